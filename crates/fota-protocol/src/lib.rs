@@ -1,0 +1,45 @@
+//! The FOTA wire protocol, shared by the device agent, the browser and the command line.
+//!
+//! Every function of the original `fota` module (get_record, set_record,
+//! find_bytecode_slot, find_vm_slot, erase_slot, write_slot, checksum_slot, restart,
+//! accept, attempt) is one [`Request`] with one [`Reply`], plus a `Hello`/[`Info`]
+//! exchange and a baud-rate switch.
+//!
+//! On the wire a message is `0x00 COBS(id:u16 | op:u8 | body | crc32:u32) 0x00`, all
+//! integers little-endian. The byte-exact description, with golden frames, is
+//! `docs/PROTOCOL.md`; the tests in `tests/golden.rs` check the same frames.
+//!
+//! `no_std`, no `alloc`, and no input can make it panic: decoding only ever returns an
+//! error.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod frame;
+mod message;
+mod wire;
+
+pub use frame::{
+    Event, Frame, FrameError, FrameReader, encode_reply, encode_request, frame_len, is_text,
+};
+pub use message::{
+    DecodeError, ErrorCode, Info, MAX_NAME, MAX_SLOTS, Op, Record, RecordUpdate, Reply, Request,
+    SlotDesc, SlotKind,
+};
+
+/// Version of this protocol. A `Hello` with another version gets
+/// [`ErrorCode::VersionMismatch`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Bytes of a frame's payload besides the body: id (2), op (1) and CRC-32 (4).
+pub const FRAME_OVERHEAD: usize = 7;
+
+/// Header bytes of a `WriteSlot` body before the data: the address.
+pub const WRITE_HEADER: usize = 4;
+
+/// The largest payload (id + op + body + CRC, before COBS) any side may send.
+/// An agent advertises its own, usually smaller, limit in [`Info::max_write`].
+pub const MAX_PAYLOAD: usize = 4096 + WRITE_HEADER + FRAME_OVERHEAD;
+
+/// The baud rate every agent answers at after reset; faster rates are negotiated.
+pub const DEFAULT_BAUD: u32 = 115_200;

@@ -1,0 +1,697 @@
+//! Requests, replies and their bodies.
+
+use crate::wire::{Reader, Sink};
+
+/// Most slots a layout may describe in [`Info`].
+pub const MAX_SLOTS: usize = 8;
+/// Longest agent name, in bytes of UTF-8.
+pub const MAX_NAME: usize = 32;
+
+/// Operation codes. A reply to a request carries the request's code with bit 7 set;
+/// [`Op::Progress`] and [`Op::Error`] may answer any request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// Protocol version check and agent description.
+    Hello = 0x01,
+    /// `get_record()`.
+    GetRecord = 0x02,
+    /// `set_record(newfota)`.
+    SetRecord = 0x03,
+    /// `find_bytecode_slot()`.
+    FindBytecodeSlot = 0x04,
+    /// `find_vm_slot()`.
+    FindVmSlot = 0x05,
+    /// `erase_slot(addr, size)`.
+    EraseSlot = 0x06,
+    /// `write_slot(addr, block)`.
+    WriteSlot = 0x07,
+    /// `checksum_slot(addr, size)`.
+    ChecksumSlot = 0x08,
+    /// `restart()`.
+    Restart = 0x09,
+    /// `accept()`.
+    Accept = 0x0A,
+    /// `attempt(bcslot, vmslot)`.
+    Attempt = 0x0B,
+    /// Switch the link to another baud rate.
+    SetBaud = 0x0C,
+    /// Progress of a long operation (a reply, with the id of the request it concerns).
+    Progress = 0xFE,
+    /// The request failed (a reply).
+    Error = 0xFF,
+}
+
+impl Op {
+    /// The code a reply to this request carries.
+    pub const fn reply(self) -> u8 {
+        match self {
+            Op::Progress | Op::Error => self as u8,
+            _ => self as u8 | 0x80,
+        }
+    }
+
+    /// The request operation for a code, if it is one.
+    pub const fn from_request(code: u8) -> Option<Op> {
+        Some(match code {
+            0x01 => Op::Hello,
+            0x02 => Op::GetRecord,
+            0x03 => Op::SetRecord,
+            0x04 => Op::FindBytecodeSlot,
+            0x05 => Op::FindVmSlot,
+            0x06 => Op::EraseSlot,
+            0x07 => Op::WriteSlot,
+            0x08 => Op::ChecksumSlot,
+            0x09 => Op::Restart,
+            0x0A => Op::Accept,
+            0x0B => Op::Attempt,
+            0x0C => Op::SetBaud,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a frame's body could not be understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The body ended before a field did.
+    Truncated,
+    /// Bytes were left after the last field.
+    TrailingBytes,
+    /// The operation code is not one this protocol version knows.
+    UnknownOp(u8),
+    /// A field held a value outside its range (an unknown error code, slot kind, bad
+    /// UTF-8 in a name, too many slots).
+    BadValue,
+}
+
+/// What a device may refuse, as sent in an [`Op::Error`] reply.
+///
+/// Every refusal leaves flash and record exactly as they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// The firmware has no FOTA support (the seed's `UnsupportedError`).
+    Unsupported = 1,
+    /// The address range is not inside one slot. Detail: the first bad address.
+    OutOfSlot = 2,
+    /// The slot holds the current or the last working firmware. Detail: slot address.
+    SlotInUse = 3,
+    /// A length or size is zero, too large or runs past the slot end. Detail: the length.
+    BadLength = 4,
+    /// The address or length is not a multiple of the write granularity. Detail: address.
+    Misaligned = 5,
+    /// The flash reported a failure. Detail: the address.
+    FlashFailure = 6,
+    /// A frame failed its COBS decoding or CRC check; the request is lost, send it again.
+    BadFrame = 7,
+    /// The operation code is unknown to this agent. Detail: the code.
+    UnknownCommand = 8,
+    /// The host speaks another protocol version. Detail: the agent's version.
+    VersionMismatch = 9,
+    /// The agent cannot take this request now (too many in flight); retry later.
+    Busy = 10,
+    /// No slot is free: a trial is running on a two-slot layout. Accept or revert first.
+    NoFreeSlot = 11,
+    /// The target bytes are neither erased nor equal to the data. Detail: the address.
+    NotErased = 12,
+    /// A slot index does not exist in this layout (attempt / set_record). Detail: index.
+    BadSlotIndex = 13,
+    /// The range touches the FOTA record area. Detail: the address.
+    RecordArea = 14,
+    /// The frame is longer than the agent can receive. Detail: the agent's limit.
+    FrameTooLong = 15,
+    /// The baud rate is not supported. Detail: the fastest rate supported.
+    BadBaud = 16,
+    /// The request was well framed but its body was malformed. Detail: the op code.
+    BadRequest = 17,
+}
+
+impl ErrorCode {
+    /// Every code, for tests and documentation.
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::Unsupported,
+        ErrorCode::OutOfSlot,
+        ErrorCode::SlotInUse,
+        ErrorCode::BadLength,
+        ErrorCode::Misaligned,
+        ErrorCode::FlashFailure,
+        ErrorCode::BadFrame,
+        ErrorCode::UnknownCommand,
+        ErrorCode::VersionMismatch,
+        ErrorCode::Busy,
+        ErrorCode::NoFreeSlot,
+        ErrorCode::NotErased,
+        ErrorCode::BadSlotIndex,
+        ErrorCode::RecordArea,
+        ErrorCode::FrameTooLong,
+        ErrorCode::BadBaud,
+        ErrorCode::BadRequest,
+    ];
+
+    /// The code for a byte, if it is one.
+    pub fn from_u8(v: u8) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| *c as u8 == v)
+    }
+
+    /// One line saying what went wrong.
+    pub const fn message(self) -> &'static str {
+        match self {
+            ErrorCode::Unsupported => "the firmware on the device has no FOTA support",
+            ErrorCode::OutOfSlot => "the address range is not inside a single slot",
+            ErrorCode::SlotInUse => "the slot holds the current or the last working firmware",
+            ErrorCode::BadLength => "the length is zero, too large, or runs past the slot end",
+            ErrorCode::Misaligned => "the address or length is not aligned to the write size",
+            ErrorCode::FlashFailure => "the flash reported a failure",
+            ErrorCode::BadFrame => "a frame was damaged on the link",
+            ErrorCode::UnknownCommand => "the agent does not know this command",
+            ErrorCode::VersionMismatch => "the agent speaks another protocol version",
+            ErrorCode::Busy => "the agent is busy",
+            ErrorCode::NoFreeSlot => "no slot is free: a trial configuration is running",
+            ErrorCode::NotErased => "the target is not erased (erase the slot first)",
+            ErrorCode::BadSlotIndex => "no slot with that index in this layout",
+            ErrorCode::RecordArea => "the range touches the FOTA record area",
+            ErrorCode::FrameTooLong => "the frame is longer than the agent accepts",
+            ErrorCode::BadBaud => "the baud rate is not supported by the device",
+            ErrorCode::BadRequest => "the request body is malformed",
+        }
+    }
+}
+
+/// The kind of firmware a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SlotKind {
+    /// A virtual machine (the firmware proper).
+    Vm = 0,
+    /// Bytecode run by a VM.
+    Bytecode = 1,
+}
+
+/// One slot of the flash layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotDesc {
+    /// VM or bytecode.
+    pub kind: SlotKind,
+    /// Index among the slots of its kind, from 0 (the seed's slot numbers).
+    pub index: u8,
+    /// First flash address.
+    pub addr: u32,
+    /// Size in bytes (a whole number of erase sectors).
+    pub size: u32,
+}
+
+impl SlotDesc {
+    /// Whether `addr` lies inside this slot.
+    pub const fn contains(&self, addr: u32) -> bool {
+        addr >= self.addr && (addr - self.addr) < self.size
+    }
+}
+
+/// The agent's description of itself, the answer to `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// The agent's protocol version.
+    pub protocol_version: u16,
+    /// Agent version, major.minor.patch.
+    pub agent_version: [u8; 3],
+    /// Agent name (UTF-8, at most [`MAX_NAME`] bytes).
+    pub name: heapless::String<MAX_NAME>,
+    /// False where the firmware has no FOTA support: every other request then gets
+    /// [`ErrorCode::Unsupported`].
+    pub fota_supported: bool,
+    /// Erase sector size in bytes.
+    pub sector_size: u32,
+    /// Writes must start at and be a multiple of this many bytes.
+    pub write_granularity: u16,
+    /// Most data bytes in one `WriteSlot`.
+    pub max_write: u16,
+    /// How many requests the agent can hold in flight (its receive buffer holds this many
+    /// full frames).
+    pub max_in_flight: u8,
+    /// The fastest baud rate the agent can switch to.
+    pub max_baud: u32,
+    /// First address of the FOTA record area.
+    pub record_addr: u32,
+    /// Size of the FOTA record area.
+    pub record_size: u32,
+    /// The slots, in address order.
+    pub slots: heapless::Vec<SlotDesc, MAX_SLOTS>,
+}
+
+impl Info {
+    /// The slot of `kind` with `index`.
+    pub fn slot(&self, kind: SlotKind, index: u32) -> Option<&SlotDesc> {
+        self.slots
+            .iter()
+            .find(|s| s.kind == kind && u32::from(s.index) == index)
+    }
+
+    /// The slot containing `addr`.
+    pub fn slot_at(&self, addr: u32) -> Option<&SlotDesc> {
+        self.slots.iter().find(|s| s.contains(addr))
+    }
+
+    /// How many slots of `kind` the layout has.
+    pub fn count(&self, kind: SlotKind) -> usize {
+        self.slots.iter().filter(|s| s.kind == kind).count()
+    }
+}
+
+/// The FOTA record, the 9 integers of the seed's `get_record()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Record {
+    /// fota\[0\]: 0 if the record is not valid.
+    pub valid: u32,
+    /// fota\[1\]: index of the VM slot running now (the FOTA VM).
+    pub vm_index: u32,
+    /// fota\[2\]: slot of the current VM.
+    pub vm_current: u32,
+    /// fota\[3\]: slot of the last working VM.
+    pub vm_last: u32,
+    /// fota\[4\]: slot of the current bytecode.
+    pub bc_current: u32,
+    /// fota\[5\]: slot of the last working bytecode.
+    pub bc_last: u32,
+    /// fota\[6\]: flash address of the current bytecode.
+    pub bc_addr: u32,
+    /// fota\[7\]: flash address of the current VM.
+    pub vm_addr: u32,
+    /// fota\[8\]: the OTA chunk: the preferred `write_slot` block size.
+    pub chunk: u32,
+}
+
+impl Record {
+    /// As the seed's tuple.
+    pub const fn to_array(&self) -> [u32; 9] {
+        [
+            self.valid,
+            self.vm_index,
+            self.vm_current,
+            self.vm_last,
+            self.bc_current,
+            self.bc_last,
+            self.bc_addr,
+            self.vm_addr,
+            self.chunk,
+        ]
+    }
+
+    /// From the seed's tuple.
+    pub const fn from_array(a: [u32; 9]) -> Record {
+        Record {
+            valid: a[0],
+            vm_index: a[1],
+            vm_current: a[2],
+            vm_last: a[3],
+            bc_current: a[4],
+            bc_last: a[5],
+            bc_addr: a[6],
+            vm_addr: a[7],
+            chunk: a[8],
+        }
+    }
+
+    /// Whether the running configuration is on trial (not yet accepted).
+    pub const fn on_trial(&self) -> bool {
+        self.vm_current != self.vm_last || self.bc_current != self.bc_last
+    }
+}
+
+/// The seed's `set_record(newfota)` argument: the four fields a program may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordUpdate {
+    /// fota\[2\]: the VM slot for the next restart.
+    pub vm_current: u32,
+    /// fota\[3\]: the last working VM slot.
+    pub vm_last: u32,
+    /// fota\[4\]: the bytecode slot for the next restart.
+    pub bc_current: u32,
+    /// fota\[5\]: the last working bytecode slot.
+    pub bc_last: u32,
+}
+
+/// A request from host to agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Check the protocol version; the agent answers [`Reply::Info`].
+    Hello {
+        /// The host's [`crate::PROTOCOL_VERSION`].
+        version: u16,
+    },
+    /// `get_record()`.
+    GetRecord,
+    /// `set_record(newfota)`.
+    SetRecord(RecordUpdate),
+    /// `find_bytecode_slot()`.
+    FindBytecodeSlot,
+    /// `find_vm_slot()`.
+    FindVmSlot,
+    /// `erase_slot(addr, size)`: erases whole sectors covering `size` bytes from `addr`.
+    EraseSlot {
+        /// First address; must start an erase sector.
+        addr: u32,
+        /// Bytes to erase, rounded up to whole sectors.
+        size: u32,
+    },
+    /// `write_slot(addr, block)`.
+    WriteSlot {
+        /// Where the block goes.
+        addr: u32,
+        /// The block.
+        data: &'a [u8],
+    },
+    /// `checksum_slot(addr, size)`: MD5 of `size` bytes from `addr`.
+    ChecksumSlot {
+        /// First address.
+        addr: u32,
+        /// Bytes to hash.
+        size: u32,
+    },
+    /// `restart()`: the agent replies, then resets.
+    Restart,
+    /// `accept()`.
+    Accept,
+    /// `attempt(bcslot, vmslot)`.
+    Attempt {
+        /// Bytecode slot index to try at the next restart.
+        bc_slot: u32,
+        /// VM slot index to try at the next restart.
+        vm_slot: u32,
+    },
+    /// Switch baud rate: the agent replies at the old rate, then switches. It goes back to
+    /// the old rate unless a valid frame arrives at the new one within one second.
+    SetBaud {
+        /// The new rate.
+        baud: u32,
+    },
+}
+
+/// A reply from agent to host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Answer to `Hello`.
+    Info(Info),
+    /// Answer to `GetRecord`.
+    Record(Record),
+    /// `SetRecord` done.
+    RecordSet,
+    /// Answer to `FindBytecodeSlot`: a slot address.
+    BytecodeSlot(u32),
+    /// Answer to `FindVmSlot`: a slot address.
+    VmSlot(u32),
+    /// `EraseSlot` done: what was erased (whole sectors).
+    Erased {
+        /// First erased address.
+        addr: u32,
+        /// Bytes erased.
+        size: u32,
+    },
+    /// `WriteSlot` done (or the bytes were already there).
+    Written {
+        /// Address of the block.
+        addr: u32,
+        /// Its length.
+        len: u32,
+    },
+    /// Answer to `ChecksumSlot`: the MD5.
+    Checksum([u8; 16]),
+    /// `Restart` accepted: the device resets after this frame.
+    Restarting,
+    /// `Accept` done.
+    Accepted,
+    /// `Attempt` done.
+    Attempted,
+    /// `SetBaud` accepted: the rate the agent switches to after this frame.
+    BaudSet(u32),
+    /// A long operation goes on: `done` of `total` units (bytes).
+    Progress {
+        /// Units done.
+        done: u32,
+        /// Units in all.
+        total: u32,
+    },
+    /// The request failed; nothing was changed.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// A value that says where (see each [`ErrorCode`]).
+        detail: u32,
+    },
+}
+
+impl Request<'_> {
+    /// The operation code.
+    pub const fn op(&self) -> Op {
+        match self {
+            Request::Hello { .. } => Op::Hello,
+            Request::GetRecord => Op::GetRecord,
+            Request::SetRecord(_) => Op::SetRecord,
+            Request::FindBytecodeSlot => Op::FindBytecodeSlot,
+            Request::FindVmSlot => Op::FindVmSlot,
+            Request::EraseSlot { .. } => Op::EraseSlot,
+            Request::WriteSlot { .. } => Op::WriteSlot,
+            Request::ChecksumSlot { .. } => Op::ChecksumSlot,
+            Request::Restart => Op::Restart,
+            Request::Accept => Op::Accept,
+            Request::Attempt { .. } => Op::Attempt,
+            Request::SetBaud { .. } => Op::SetBaud,
+        }
+    }
+
+    pub(crate) fn write_body(&self, s: &mut impl Sink) {
+        match *self {
+            Request::Hello { version } => s.u16(version),
+            Request::SetRecord(u) => {
+                s.u32(u.vm_current);
+                s.u32(u.vm_last);
+                s.u32(u.bc_current);
+                s.u32(u.bc_last);
+            }
+            Request::EraseSlot { addr, size } | Request::ChecksumSlot { addr, size } => {
+                s.u32(addr);
+                s.u32(size);
+            }
+            Request::WriteSlot { addr, data } => {
+                s.u32(addr);
+                s.put(data);
+            }
+            Request::Attempt { bc_slot, vm_slot } => {
+                s.u32(bc_slot);
+                s.u32(vm_slot);
+            }
+            Request::SetBaud { baud } => s.u32(baud),
+            Request::GetRecord
+            | Request::FindBytecodeSlot
+            | Request::FindVmSlot
+            | Request::Restart
+            | Request::Accept => {}
+        }
+    }
+
+    /// Parse a request body for operation code `op`.
+    pub fn parse(op: u8, body: &[u8]) -> Result<Request<'_>, DecodeError> {
+        let mut r = Reader::new(body);
+        let req = match Op::from_request(op).ok_or(DecodeError::UnknownOp(op))? {
+            Op::Hello => Request::Hello { version: r.u16()? },
+            Op::GetRecord => Request::GetRecord,
+            Op::SetRecord => Request::SetRecord(RecordUpdate {
+                vm_current: r.u32()?,
+                vm_last: r.u32()?,
+                bc_current: r.u32()?,
+                bc_last: r.u32()?,
+            }),
+            Op::FindBytecodeSlot => Request::FindBytecodeSlot,
+            Op::FindVmSlot => Request::FindVmSlot,
+            Op::EraseSlot => Request::EraseSlot {
+                addr: r.u32()?,
+                size: r.u32()?,
+            },
+            Op::WriteSlot => Request::WriteSlot {
+                addr: r.u32()?,
+                data: r.rest(),
+            },
+            Op::ChecksumSlot => Request::ChecksumSlot {
+                addr: r.u32()?,
+                size: r.u32()?,
+            },
+            Op::Restart => Request::Restart,
+            Op::Accept => Request::Accept,
+            Op::Attempt => Request::Attempt {
+                bc_slot: r.u32()?,
+                vm_slot: r.u32()?,
+            },
+            Op::SetBaud => Request::SetBaud { baud: r.u32()? },
+            Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
+        };
+        r.end()?;
+        Ok(req)
+    }
+}
+
+impl Reply {
+    /// The operation code this reply carries.
+    pub const fn op(&self) -> u8 {
+        match self {
+            Reply::Info(_) => Op::Hello.reply(),
+            Reply::Record(_) => Op::GetRecord.reply(),
+            Reply::RecordSet => Op::SetRecord.reply(),
+            Reply::BytecodeSlot(_) => Op::FindBytecodeSlot.reply(),
+            Reply::VmSlot(_) => Op::FindVmSlot.reply(),
+            Reply::Erased { .. } => Op::EraseSlot.reply(),
+            Reply::Written { .. } => Op::WriteSlot.reply(),
+            Reply::Checksum(_) => Op::ChecksumSlot.reply(),
+            Reply::Restarting => Op::Restart.reply(),
+            Reply::Accepted => Op::Accept.reply(),
+            Reply::Attempted => Op::Attempt.reply(),
+            Reply::BaudSet(_) => Op::SetBaud.reply(),
+            Reply::Progress { .. } => Op::Progress.reply(),
+            Reply::Error { .. } => Op::Error.reply(),
+        }
+    }
+
+    pub(crate) fn write_body(&self, s: &mut impl Sink) {
+        match self {
+            Reply::Info(i) => {
+                s.u16(i.protocol_version);
+                s.put(&i.agent_version);
+                s.u8(u8::from(i.fota_supported));
+                s.u32(i.sector_size);
+                s.u16(i.write_granularity);
+                s.u16(i.max_write);
+                s.u8(i.max_in_flight);
+                s.u32(i.max_baud);
+                s.u32(i.record_addr);
+                s.u32(i.record_size);
+                // Both lengths fit a byte: MAX_SLOTS and MAX_NAME are below 256.
+                s.u8(i.slots.len() as u8);
+                for slot in &i.slots {
+                    s.u8(slot.kind as u8);
+                    s.u8(slot.index);
+                    s.u32(slot.addr);
+                    s.u32(slot.size);
+                }
+                s.u8(i.name.len() as u8);
+                s.put(i.name.as_bytes());
+            }
+            Reply::Record(rec) => {
+                for v in rec.to_array() {
+                    s.u32(v);
+                }
+            }
+            Reply::BytecodeSlot(a) | Reply::VmSlot(a) | Reply::BaudSet(a) => s.u32(*a),
+            Reply::Erased { addr, size } => {
+                s.u32(*addr);
+                s.u32(*size);
+            }
+            Reply::Written { addr, len } => {
+                s.u32(*addr);
+                s.u32(*len);
+            }
+            Reply::Checksum(md5) => s.put(md5),
+            Reply::Progress { done, total } => {
+                s.u32(*done);
+                s.u32(*total);
+            }
+            Reply::Error { code, detail } => {
+                s.u8(*code as u8);
+                s.u32(*detail);
+            }
+            Reply::RecordSet
+            | Reply::Restarting
+            | Reply::Accepted
+            | Reply::Attempted => {}
+        }
+    }
+
+    /// Parse a reply body for operation code `op`.
+    pub fn parse(op: u8, body: &[u8]) -> Result<Reply, DecodeError> {
+        let mut r = Reader::new(body);
+        let reply = match op {
+            0xFE => Reply::Progress {
+                done: r.u32()?,
+                total: r.u32()?,
+            },
+            0xFF => Reply::Error {
+                code: ErrorCode::from_u8(r.u8()?).ok_or(DecodeError::BadValue)?,
+                detail: r.u32()?,
+            },
+            _ if op & 0x80 == 0 => return Err(DecodeError::UnknownOp(op)),
+            _ => match Op::from_request(op & 0x7F).ok_or(DecodeError::UnknownOp(op))? {
+                Op::Hello => Reply::Info(parse_info(&mut r)?),
+                Op::GetRecord => {
+                    let mut a = [0u32; 9];
+                    for v in &mut a {
+                        *v = r.u32()?;
+                    }
+                    Reply::Record(Record::from_array(a))
+                }
+                Op::SetRecord => Reply::RecordSet,
+                Op::FindBytecodeSlot => Reply::BytecodeSlot(r.u32()?),
+                Op::FindVmSlot => Reply::VmSlot(r.u32()?),
+                Op::EraseSlot => Reply::Erased {
+                    addr: r.u32()?,
+                    size: r.u32()?,
+                },
+                Op::WriteSlot => Reply::Written {
+                    addr: r.u32()?,
+                    len: r.u32()?,
+                },
+                Op::ChecksumSlot => Reply::Checksum(r.array()?),
+                Op::Restart => Reply::Restarting,
+                Op::Accept => Reply::Accepted,
+                Op::Attempt => Reply::Attempted,
+                Op::SetBaud => Reply::BaudSet(r.u32()?),
+                Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
+            },
+        };
+        r.end()?;
+        Ok(reply)
+    }
+}
+
+fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
+    let protocol_version = r.u16()?;
+    let agent_version = r.array()?;
+    let fota_supported = r.u8()? & 1 == 1;
+    let sector_size = r.u32()?;
+    let write_granularity = r.u16()?;
+    let max_write = r.u16()?;
+    let max_in_flight = r.u8()?;
+    let max_baud = r.u32()?;
+    let record_addr = r.u32()?;
+    let record_size = r.u32()?;
+    let n = r.u8()?;
+    let mut slots = heapless::Vec::new();
+    for _ in 0..n {
+        let kind = match r.u8()? {
+            0 => SlotKind::Vm,
+            1 => SlotKind::Bytecode,
+            _ => return Err(DecodeError::BadValue),
+        };
+        let slot = SlotDesc {
+            kind,
+            index: r.u8()?,
+            addr: r.u32()?,
+            size: r.u32()?,
+        };
+        slots.push(slot).map_err(|_| DecodeError::BadValue)?;
+    }
+    let len = r.u8()? as usize;
+    let name = core::str::from_utf8(r.bytes(len)?).map_err(|_| DecodeError::BadValue)?;
+    let name = heapless::String::try_from(name).map_err(|_| DecodeError::BadValue)?;
+    Ok(Info {
+        protocol_version,
+        agent_version,
+        name,
+        fota_supported,
+        sector_size,
+        write_granularity,
+        max_write,
+        max_in_flight,
+        max_baud,
+        record_addr,
+        record_size,
+        slots,
+    })
+}

@@ -4,9 +4,9 @@
 //! noise), so a frame always starts clean; the trailing zero ends the frame. Empty
 //! chunks between two zeros are ignored.
 
+use crate::FRAME_OVERHEAD;
 use crate::message::{DecodeError, Reply, Request};
 use crate::wire::Sink;
-use crate::FRAME_OVERHEAD;
 
 /// CRC-32/ISO-HDLC (the zlib / Ethernet CRC): poly 0x04C11DB7 reflected, init and final
 /// XOR 0xFFFFFFFF. `CRC("123456789") == 0xCBF43926`.

@@ -597,10 +597,7 @@ impl Reply {
                 s.u8(*code as u8);
                 s.u32(*detail);
             }
-            Reply::RecordSet
-            | Reply::Restarting
-            | Reply::Accepted
-            | Reply::Attempted => {}
+            Reply::RecordSet | Reply::Restarting | Reply::Accepted | Reply::Attempted => {}
         }
     }
 

@@ -1,0 +1,209 @@
+//! Golden frames, the same bytes as in docs/PROTOCOL.md, checked in both directions:
+//! encoding a message gives exactly these bytes, and reading these bytes gives back
+//! exactly the message.
+
+use fota_protocol::{
+    ErrorCode, Event, FrameReader, Info, Record, Reply, Request, SlotDesc, SlotKind, encode_reply,
+    encode_request,
+};
+
+fn read_one(bytes: &[u8]) -> (u16, u8, Vec<u8>) {
+    let mut reader = FrameReader::<256>::new();
+    let (used, event) = reader.feed(bytes);
+    // The leading zero is skipped, the frame ends at the trailing zero: all consumed.
+    assert_eq!(used, bytes.len());
+    match event {
+        Some(Event::Frame(f)) => (f.id, f.op, f.body.to_vec()),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
+    vec![
+        (
+            1,
+            Request::Hello { version: 1 },
+            &[
+                0x00, 0x02, 0x01, 0x03, 0x01, 0x01, 0x05, 0xDB, 0x85, 0x9B, 0xE3, 0x00,
+            ],
+        ),
+        (
+            2,
+            Request::GetRecord,
+            &[0x00, 0x02, 0x02, 0x06, 0x02, 0x50, 0x6C, 0xCB, 0x12, 0x00],
+        ),
+        (
+            3,
+            Request::EraseSlot {
+                addr: 0x0001_0000,
+                size: 0x8000,
+            },
+            &[
+                0x00, 0x02, 0x03, 0x02, 0x06, 0x01, 0x02, 0x01, 0x01, 0x02, 0x80, 0x01, 0x05, 0x42,
+                0x66, 0x16, 0xAB, 0x00,
+            ],
+        ),
+        (
+            4,
+            Request::WriteSlot {
+                addr: 0x0001_0000,
+                data: &[0xDE, 0xAD, 0x00, 0xEF],
+            },
+            &[
+                0x00, 0x02, 0x04, 0x02, 0x07, 0x01, 0x02, 0x01, 0x03, 0xDE, 0xAD, 0x06, 0xEF, 0x72,
+                0x83, 0xFD, 0x53, 0x00,
+            ],
+        ),
+        (
+            5,
+            Request::Attempt {
+                bc_slot: 1,
+                vm_slot: 0,
+            },
+            &[
+                0x00, 0x02, 0x05, 0x03, 0x0B, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x05, 0xED,
+                0x83, 0x2F, 0x54, 0x00,
+            ],
+        ),
+    ]
+}
+
+fn sample_info() -> Info {
+    let mut slots = heapless::Vec::new();
+    for (kind, index, addr) in [
+        (SlotKind::Vm, 0, 0),
+        (SlotKind::Bytecode, 0, 0x8000),
+        (SlotKind::Bytecode, 1, 0x10000),
+    ] {
+        slots
+            .push(SlotDesc {
+                kind,
+                index,
+                addr,
+                size: 0x8000,
+            })
+            .expect("three slots fit");
+    }
+    Info {
+        protocol_version: 1,
+        agent_version: [0, 1, 0],
+        name: heapless::String::try_from("sim").expect("short name"),
+        fota_supported: true,
+        sector_size: 4096,
+        write_granularity: 4,
+        max_write: 1024,
+        max_in_flight: 4,
+        max_baud: 921_600,
+        record_addr: 0x18000,
+        record_size: 0x2000,
+        slots,
+    }
+}
+
+fn reply_golden() -> Vec<(u16, Reply, &'static [u8])> {
+    vec![
+        (
+            2,
+            Reply::Record(Record::from_array([1, 0, 0, 0, 1, 0, 0x18000, 0, 1024])),
+            &[
+                0x00, 0x02, 0x02, 0x03, 0x82, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+                0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+                0x01, 0x03, 0x80, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x04, 0x01, 0x05, 0xC9,
+                0x3B, 0x4C, 0x0F, 0x00,
+            ],
+        ),
+        (
+            6,
+            // MD5 of the empty string.
+            Reply::Checksum([
+                0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8,
+                0x42, 0x7e,
+            ]),
+            &[
+                0x00, 0x02, 0x06, 0x07, 0x88, 0xD4, 0x1D, 0x8C, 0xD9, 0x8F, 0x0F, 0xB2, 0x04, 0xE9,
+                0x80, 0x09, 0x98, 0xEC, 0xF8, 0x42, 0x7E, 0x73, 0x1A, 0x82, 0x21, 0x00,
+            ],
+        ),
+        (
+            7,
+            Reply::Error {
+                code: ErrorCode::SlotInUse,
+                detail: 0x8000,
+            },
+            &[
+                0x00, 0x02, 0x07, 0x03, 0xFF, 0x03, 0x02, 0x80, 0x01, 0x05, 0xEC, 0x1C, 0xB6, 0x2D,
+                0x00,
+            ],
+        ),
+        (
+            3,
+            Reply::Progress {
+                done: 4096,
+                total: 32768,
+            },
+            &[
+                0x00, 0x02, 0x03, 0x02, 0xFE, 0x02, 0x10, 0x01, 0x01, 0x02, 0x80, 0x01, 0x05, 0xAB,
+                0x48, 0xBA, 0x2A, 0x00,
+            ],
+        ),
+        (
+            1,
+            Reply::Info(sample_info()),
+            &[
+                0x00, 0x02, 0x01, 0x03, 0x81, 0x01, 0x01, 0x02, 0x01, 0x02, 0x01, 0x02, 0x10, 0x01,
+                0x02, 0x04, 0x01, 0x03, 0x04, 0x04, 0x03, 0x10, 0x0E, 0x01, 0x03, 0x80, 0x01, 0x01,
+                0x02, 0x20, 0x01, 0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x80, 0x01,
+                0x02, 0x01, 0x01, 0x02, 0x80, 0x01, 0x01, 0x02, 0x80, 0x01, 0x03, 0x01, 0x01, 0x01,
+                0x02, 0x01, 0x01, 0x02, 0x80, 0x01, 0x09, 0x03, 0x73, 0x69, 0x6D, 0xE7, 0xA7, 0xAB,
+                0x0D, 0x00,
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn requests_encode_to_golden_bytes() {
+    for (id, req, golden) in request_golden() {
+        let mut out = [0u8; 64];
+        let n = encode_request(id, &req, &mut out).expect("fits");
+        assert_eq!(&out[..n], golden, "encoding {req:?}");
+    }
+}
+
+#[test]
+fn golden_bytes_decode_to_requests() {
+    for (id, req, golden) in request_golden() {
+        let (got_id, op, body) = read_one(golden);
+        assert_eq!(got_id, id);
+        assert_eq!(Request::parse(op, &body).expect("valid body"), req);
+    }
+}
+
+#[test]
+fn replies_encode_to_golden_bytes() {
+    for (id, reply, golden) in reply_golden() {
+        let mut out = [0u8; 128];
+        let n = encode_reply(id, &reply, &mut out).expect("fits");
+        assert_eq!(&out[..n], golden, "encoding {reply:?}");
+    }
+}
+
+#[test]
+fn golden_bytes_decode_to_replies() {
+    for (id, reply, golden) in reply_golden() {
+        let (got_id, op, body) = read_one(golden);
+        assert_eq!(got_id, id);
+        assert_eq!(Reply::parse(op, &body).expect("valid body"), reply);
+    }
+}
+
+#[test]
+fn crc_is_the_zlib_crc32() {
+    // The Hello frame's payload is 01 00 01 01 00; zlib.crc32 of it is 0xE39B85DB, sent
+    // little-endian as DB 85 9B E3 (the four bytes before the final zero).
+    let golden = request_golden()[0].2;
+    assert_eq!(
+        &golden[golden.len() - 5..golden.len() - 1],
+        &[0xDB, 0x85, 0x9B, 0xE3]
+    );
+}

@@ -1,0 +1,154 @@
+//! No input makes the protocol panic, and every message survives a round trip.
+
+use fota_protocol::{
+    ErrorCode, Event, FrameReader, Record, RecordUpdate, Reply, Request, encode_reply,
+    encode_request, frame_len,
+};
+use proptest::prelude::*;
+
+fn any_request(data: &'static [u8]) -> impl Strategy<Value = Request<'static>> {
+    prop_oneof![
+        any::<u16>().prop_map(|version| Request::Hello { version }),
+        Just(Request::GetRecord),
+        any::<[u32; 4]>().prop_map(|a| Request::SetRecord(RecordUpdate {
+            vm_current: a[0],
+            vm_last: a[1],
+            bc_current: a[2],
+            bc_last: a[3],
+        })),
+        Just(Request::FindBytecodeSlot),
+        Just(Request::FindVmSlot),
+        any::<(u32, u32)>().prop_map(|(addr, size)| Request::EraseSlot { addr, size }),
+        (any::<u32>(), 0..=data.len()).prop_map(move |(addr, n)| Request::WriteSlot {
+            addr,
+            data: &data[..n]
+        }),
+        any::<(u32, u32)>().prop_map(|(addr, size)| Request::ChecksumSlot { addr, size }),
+        Just(Request::Restart),
+        Just(Request::Accept),
+        any::<(u32, u32)>().prop_map(|(bc_slot, vm_slot)| Request::Attempt { bc_slot, vm_slot }),
+        any::<u32>().prop_map(|baud| Request::SetBaud { baud }),
+    ]
+}
+
+fn any_reply() -> impl Strategy<Value = Reply> {
+    prop_oneof![
+        any::<[u32; 9]>().prop_map(|a| Reply::Record(Record::from_array(a))),
+        Just(Reply::RecordSet),
+        any::<u32>().prop_map(Reply::BytecodeSlot),
+        any::<u32>().prop_map(Reply::VmSlot),
+        any::<(u32, u32)>().prop_map(|(addr, size)| Reply::Erased { addr, size }),
+        any::<(u32, u32)>().prop_map(|(addr, len)| Reply::Written { addr, len }),
+        any::<[u8; 16]>().prop_map(Reply::Checksum),
+        Just(Reply::Restarting),
+        Just(Reply::Accepted),
+        Just(Reply::Attempted),
+        any::<u32>().prop_map(Reply::BaudSet),
+        any::<(u32, u32)>().prop_map(|(done, total)| Reply::Progress { done, total }),
+        (0..ErrorCode::ALL.len(), any::<u32>()).prop_map(|(i, detail)| Reply::Error {
+            code: ErrorCode::ALL[i],
+            detail
+        }),
+    ]
+}
+
+static DATA: [u8; 1024] = {
+    let mut d = [0u8; 1024];
+    let mut i = 0;
+    while i < 1024 {
+        d[i] = (i * 7 % 5) as u8;
+        i += 1;
+    }
+    d
+};
+
+proptest! {
+    #[test]
+    fn every_request_round_trips(id: u16, req in any_request(&DATA)) {
+        let mut out = vec![0u8; frame_len(1024 + 16)];
+        let n = encode_request(id, &req, &mut out).expect("fits");
+        prop_assert!(n <= out.len());
+        let mut reader = FrameReader::<2048>::new();
+        let (used, ev) = reader.feed(&out[..n]);
+        prop_assert_eq!(used, n);
+        match ev {
+            Some(Event::Frame(f)) => {
+                prop_assert_eq!(f.id, id);
+                prop_assert_eq!(f.request().expect("parses"), req);
+            }
+            other => prop_assert!(false, "not a frame: {:?}", other),
+        }
+    }
+
+    #[test]
+    fn every_reply_round_trips(id: u16, reply in any_reply()) {
+        let mut out = [0u8; 128];
+        let n = encode_reply(id, &reply, &mut out).expect("fits");
+        let mut reader = FrameReader::<128>::new();
+        match reader.feed(&out[..n]).1 {
+            Some(Event::Frame(f)) => {
+                prop_assert_eq!(f.id, id);
+                prop_assert_eq!(f.reply().expect("parses"), reply);
+            }
+            other => prop_assert!(false, "not a frame: {:?}", other),
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let mut reader = FrameReader::<128>::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let (used, ev) = reader.feed(rest);
+            if let Some(Event::Frame(f)) = ev {
+                let _ = f.request();
+                let _ = f.reply();
+            }
+            prop_assert!(used <= rest.len());
+            rest = &rest[used..];
+        }
+        let _ = reader.flush_text();
+    }
+
+    #[test]
+    fn arbitrary_bodies_never_panic(op: u8, body in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = Request::parse(op, &body);
+        let _ = Reply::parse(op, &body);
+    }
+
+    #[test]
+    fn a_too_small_buffer_is_refused_not_overrun(len in 0usize..40) {
+        let mut out = vec![0u8; len];
+        let r = encode_request(1, &Request::EraseSlot { addr: 1, size: 2 }, &mut out);
+        // The frame is 18 bytes: anything shorter must be refused.
+        prop_assert_eq!(r.is_some(), len >= 18);
+    }
+}
+
+#[test]
+fn frame_len_bounds_the_worst_case() {
+    // All-nonzero data is the COBS worst case (one extra byte per 254).
+    let data = [0xAAu8; 1024];
+    let mut out = vec![0u8; frame_len(1024 + 4 + 7)];
+    let n = encode_request(
+        0xFFFF,
+        &Request::WriteSlot {
+            addr: 0x0101_0101,
+            data: &data,
+        },
+        &mut out,
+    );
+    assert!(n.is_some());
+}
+
+#[test]
+fn truncated_and_overlong_bodies_are_refused() {
+    assert!(Request::parse(0x06, &[1, 2, 3, 4, 5, 6, 7]).is_err());
+    assert!(Request::parse(0x06, &[0; 9]).is_err());
+    assert!(Request::parse(0x02, &[0]).is_err());
+    assert!(Request::parse(0x7F, &[]).is_err());
+    assert!(
+        Reply::parse(0xFF, &[200, 0, 0, 0, 0]).is_err(),
+        "unknown error code"
+    );
+}

@@ -1,0 +1,585 @@
+//! A connection to one device: requests with ids, replies matched to them, timeouts
+//! that tell a dead device from a slow one, and windowed pipelines.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use fota_protocol::{
+    DEFAULT_BAUD, ErrorCode, Event, FrameReader, Info, Op, PROTOCOL_VERSION, Record, RecordUpdate,
+    Reply, Request, encode_request, frame_len,
+};
+
+use crate::{CancelToken, HostError, Observer, Transport};
+
+/// Largest frame the host reads: any agent reply, and long log lines in pieces.
+const READER_LEN: usize = 8 * 1024;
+
+/// How long to wait for what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Silence after which a request is sent again. Any frame of progress from the
+    /// device restarts it, so a slow erase never times out while the device works.
+    pub reply: Duration,
+    /// Sends of one request before the device counts as gone.
+    pub attempts: u32,
+    /// How long a device may take to come back after a restart.
+    pub reboot: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            reply: Duration::from_millis(1500),
+            attempts: 4,
+            reboot: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Counters of one connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes sent on the link.
+    pub bytes_sent: u64,
+    /// Bytes received from the link.
+    pub bytes_received: u64,
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// Frames sent again (lost or damaged on the way).
+    pub resent: u64,
+    /// Damaged frames received, or reported by the device.
+    pub bad_frames: u64,
+    /// Image bytes carried by write requests (resends included).
+    pub write_bytes: u64,
+}
+
+/// A connection to a device through a [`Transport`].
+pub struct Device<T: Transport> {
+    link: T,
+    observer: Box<dyn Observer>,
+    reader: Box<FrameReader<READER_LEN>>,
+    pending: Vec<u8>,
+    pending_at: usize,
+    next_id: u16,
+    info: Option<Info>,
+    cancel: CancelToken,
+    /// Timeouts in force.
+    pub timeouts: Timeouts,
+    stats: Stats,
+    out: Vec<u8>,
+}
+
+impl<T: Transport> Device<T> {
+    /// A connection over `link`; nothing is sent until the first request.
+    pub fn new(link: T, observer: Box<dyn Observer>) -> Self {
+        Device {
+            link,
+            observer,
+            reader: Box::new(FrameReader::new()),
+            pending: Vec::new(),
+            pending_at: 0,
+            next_id: 1,
+            info: None,
+            cancel: CancelToken::new(),
+            timeouts: Timeouts::default(),
+            stats: Stats::default(),
+            out: vec![0; frame_len(fota_protocol::MAX_PAYLOAD)],
+        }
+    }
+
+    /// Use `token` to stop long operations (see [`CancelToken`]).
+    pub fn set_cancel(&mut self, token: CancelToken) {
+        self.cancel = token;
+    }
+
+    /// The cancel token in force.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// The observer, to report steps.
+    pub fn observer(&mut self) -> &mut dyn Observer {
+        self.observer.as_mut()
+    }
+
+    /// The link.
+    pub fn link(&mut self) -> &mut T {
+        &mut self.link
+    }
+
+    /// Give the link back.
+    pub fn into_link(self) -> T {
+        self.link
+    }
+
+    /// The agent's info from the last [`Device::hello`].
+    pub fn info(&self) -> Option<&Info> {
+        self.info.as_ref()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The link's clock.
+    pub fn now(&self) -> Duration {
+        self.link.now()
+    }
+
+    fn check_cancel(&self) -> Result<(), HostError> {
+        if self.cancel.is_cancelled() {
+            Err(HostError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take_id(&mut self) -> u16 {
+        let id = self.next_id;
+        // 0xFFFF is what the agent uses for a damaged frame it cannot attribute.
+        self.next_id = if id >= 0xFFFE { 1 } else { id + 1 };
+        id
+    }
+
+    async fn send_request(&mut self, id: u16, req: &Request<'_>) -> Result<(), HostError> {
+        let n = encode_request(id, req, &mut self.out)
+            .ok_or_else(|| HostError::Protocol("request too large to encode".into()))?;
+        self.link.send(&self.out[..n]).await?;
+        self.stats.bytes_sent += n as u64;
+        self.stats.frames_sent += 1;
+        if let Request::WriteSlot { data, .. } = req {
+            self.stats.write_bytes += data.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// The time a frame of `len` bytes takes on the line, both ways, plus margin.
+    fn line_time(&self, len: usize) -> Duration {
+        let baud = self.link.baud().unwrap_or(DEFAULT_BAUD).max(1200);
+        Duration::from_micros((len as u64 * 10 * 1_000_000) / u64::from(baud))
+    }
+
+    /// The next reply frame, or `None` when `deadline` passes first. Log text goes to
+    /// the observer; damaged frames are counted and dropped.
+    async fn next_reply(&mut self, deadline: Duration) -> Result<Option<(u16, Reply)>, HostError> {
+        let mut buf = [0u8; 4096];
+        loop {
+            while self.pending_at < self.pending.len() {
+                let (used, event) = self.reader.feed(&self.pending[self.pending_at..]);
+                self.pending_at += used;
+                match event {
+                    Some(Event::Frame(frame)) => match frame.reply() {
+                        Ok(reply) => return Ok(Some((frame.id, reply))),
+                        Err(e) => self.observer.event(&format!("unreadable reply: {e:?}")),
+                    },
+                    Some(Event::Text(text)) => {
+                        let line = String::from_utf8_lossy(text);
+                        for l in line.split_terminator('\n') {
+                            self.observer.device_log(l.trim_end_matches('\r'));
+                        }
+                    }
+                    Some(Event::Error(e)) => {
+                        self.stats.bad_frames += 1;
+                        self.observer.event(&format!("damaged frame from device: {e:?}"));
+                    }
+                    None => {}
+                }
+            }
+            self.pending.clear();
+            self.pending_at = 0;
+            let now = self.link.now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            // Wait in short slices so that a quiet log line is shown promptly.
+            let slice = (deadline - now).min(Duration::from_millis(50));
+            let n = self.link.recv(&mut buf, slice).await?;
+            if n == 0 {
+                if let Some(text) = self.reader.flush_text() {
+                    let line = String::from_utf8_lossy(text).into_owned();
+                    for l in line.split_terminator('\n') {
+                        self.observer.device_log(l.trim_end_matches('\r'));
+                    }
+                }
+                continue;
+            }
+            self.stats.bytes_received += n as u64;
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Send one request and wait for its reply, sending it again after silence. Progress
+    /// frames keep it waiting and go to `on_progress`. `retry: false` sends once (for
+    /// requests that must not run twice, like restart).
+    async fn call_with(
+        &mut self,
+        req: &Request<'_>,
+        retry: bool,
+        on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
+    ) -> Result<Reply, HostError> {
+        let attempts = if retry { self.timeouts.attempts.max(1) } else { 1 };
+        for attempt in 0..attempts {
+            self.check_cancel()?;
+            let id = self.take_id();
+            if attempt > 0 {
+                self.stats.resent += 1;
+                self.observer
+                    .event(&format!("no answer to {:?}, sending it again", req.op()));
+            }
+            self.send_request(id, req).await?;
+            let mut deadline = self.link.now() + self.timeouts.reply + self.line_time(1100);
+            while let Some((rid, reply)) = self.next_reply(deadline).await? {
+                if rid == 0xFFFF {
+                    // The device saw a damaged frame: ours, most likely. Send again.
+                    self.stats.bad_frames += 1;
+                    break;
+                }
+                if rid != id {
+                    continue; // a late answer to an earlier try
+                }
+                match reply {
+                    Reply::Progress { done, total } => {
+                        let now = self.link.now();
+                        on_progress(self.observer.as_mut(), now, done, total);
+                        deadline = self.link.now() + self.timeouts.reply;
+                    }
+                    Reply::Error { code, detail } => {
+                        return Err(refusal(req.op(), code, detail));
+                    }
+                    reply => return Ok(reply),
+                }
+            }
+        }
+        Err(HostError::NoAnswer)
+    }
+
+    async fn call(&mut self, req: &Request<'_>) -> Result<Reply, HostError> {
+        self.call_with(req, true, &mut |_, _, _, _| {}).await
+    }
+
+    /// Check the protocol version and read the agent's description.
+    pub async fn hello(&mut self) -> Result<Info, HostError> {
+        let reply = self
+            .call(&Request::Hello { version: PROTOCOL_VERSION })
+            .await;
+        let info = match reply {
+            Ok(Reply::Info(info)) => info,
+            Err(HostError::Refused { code: ErrorCode::VersionMismatch, detail, .. }) => {
+                return Err(HostError::VersionMismatch {
+                    device: u16::try_from(detail).unwrap_or(u16::MAX),
+                    host: PROTOCOL_VERSION,
+                });
+            }
+            Err(e) => return Err(e),
+            Ok(other) => return Err(unexpected(&other)),
+        };
+        self.info = Some(info.clone());
+        Ok(info)
+    }
+
+    /// The agent's info, asking for it if not known yet.
+    pub async fn ensure_info(&mut self) -> Result<Info, HostError> {
+        match &self.info {
+            Some(info) => Ok(info.clone()),
+            None => self.hello().await,
+        }
+    }
+
+    /// `get_record()`.
+    pub async fn get_record(&mut self) -> Result<Record, HostError> {
+        match self.call(&Request::GetRecord).await? {
+            Reply::Record(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `set_record(newfota)`.
+    pub async fn set_record(&mut self, update: RecordUpdate) -> Result<(), HostError> {
+        match self.call(&Request::SetRecord(update)).await? {
+            Reply::RecordSet => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `find_bytecode_slot()`: the address of a free bytecode slot.
+    pub async fn find_bytecode_slot(&mut self) -> Result<u32, HostError> {
+        match self.call(&Request::FindBytecodeSlot).await {
+            Ok(Reply::BytecodeSlot(a)) => Ok(a),
+            Err(HostError::Refused { code: ErrorCode::NoFreeSlot, .. }) => {
+                Err(HostError::NoFreeSlot)
+            }
+            Err(e) => Err(e),
+            Ok(other) => Err(unexpected(&other)),
+        }
+    }
+
+    /// `find_vm_slot()`: the address of a free VM slot (the current VM's address where
+    /// the layout has one VM slot).
+    pub async fn find_vm_slot(&mut self) -> Result<u32, HostError> {
+        match self.call(&Request::FindVmSlot).await {
+            Ok(Reply::VmSlot(a)) => Ok(a),
+            Err(HostError::Refused { code: ErrorCode::NoFreeSlot, .. }) => {
+                Err(HostError::NoFreeSlot)
+            }
+            Err(e) => Err(e),
+            Ok(other) => Err(unexpected(&other)),
+        }
+    }
+
+    /// `erase_slot(addr, size)`, reporting the device's progress to `on_progress`.
+    pub async fn erase_slot(
+        &mut self,
+        addr: u32,
+        size: u32,
+        on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
+    ) -> Result<(u32, u32), HostError> {
+        match self
+            .call_with(&Request::EraseSlot { addr, size }, true, on_progress)
+            .await?
+        {
+            Reply::Erased { addr, size } => Ok((addr, size)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `write_slot(addr, block)` for one block.
+    pub async fn write_slot(&mut self, addr: u32, block: &[u8]) -> Result<(), HostError> {
+        match self.call(&Request::WriteSlot { addr, data: block }).await? {
+            Reply::Written { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `checksum_slot(addr, size)`: the device's MD5.
+    pub async fn checksum_slot(
+        &mut self,
+        addr: u32,
+        size: u32,
+        on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
+    ) -> Result<[u8; 16], HostError> {
+        match self
+            .call_with(&Request::ChecksumSlot { addr, size }, true, on_progress)
+            .await?
+        {
+            Reply::Checksum(md5) => Ok(md5),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `attempt(bcslot, vmslot)`.
+    pub async fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
+        match self.call(&Request::Attempt { bc_slot, vm_slot }).await? {
+            Reply::Attempted => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `accept()`.
+    pub async fn accept(&mut self) -> Result<(), HostError> {
+        match self.call(&Request::Accept).await? {
+            Reply::Accepted => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `restart()`. Sent once: a second restart before the first boot finished would
+    /// count as a failed trial. A lost answer is not an error; the caller reconnects and
+    /// reads the record to see what runs.
+    pub async fn restart(&mut self) -> Result<(), HostError> {
+        match self.call_with(&Request::Restart, false, &mut |_, _, _, _| {}).await {
+            Ok(Reply::Restarting) | Err(HostError::NoAnswer) => {}
+            Ok(other) => return Err(unexpected(&other)),
+            Err(e) => return Err(e),
+        }
+        self.info = None;
+        self.reader.reset();
+        Ok(())
+    }
+
+    /// Wait for the device to come back after a restart: reopen the link and say hello
+    /// until it answers or [`Timeouts::reboot`] passes.
+    pub async fn wait_for_device(&mut self) -> Result<Info, HostError> {
+        let deadline = self.link.now() + self.timeouts.reboot;
+        let saved = self.timeouts;
+        self.timeouts.attempts = 1;
+        self.timeouts.reply = Duration::from_millis(400);
+        let result = loop {
+            self.check_cancel()?;
+            match self.link.reconnect().await {
+                Ok(()) => match self.hello().await {
+                    Ok(info) => break Ok(info),
+                    Err(HostError::NoAnswer | HostError::Link(_)) => {}
+                    Err(e) => break Err(e),
+                },
+                Err(_) => {
+                    // The port is not back yet: wait a little (reading whatever comes).
+                    let until = self.link.now() + Duration::from_millis(200);
+                    let _ = self.next_reply(until).await;
+                }
+            }
+            if self.link.now() >= deadline {
+                break Err(HostError::NoAnswer);
+            }
+        };
+        self.timeouts = saved;
+        result
+    }
+
+    /// Switch to the fastest baud rate both sides support, from `candidates` (fastest
+    /// first), confirming each with a round trip; falls back to the rate in use when a
+    /// confirmation fails. Returns the rate in force.
+    pub async fn negotiate_baud(&mut self, candidates: &[u32]) -> Result<u32, HostError> {
+        let info = self.ensure_info().await?;
+        let current = self.link.baud().unwrap_or(DEFAULT_BAUD);
+        for &baud in candidates {
+            if baud <= current || baud > info.max_baud {
+                continue;
+            }
+            match self
+                .call_with(&Request::SetBaud { baud }, false, &mut |_, _, _, _| {})
+                .await
+            {
+                Ok(Reply::BaudSet(b)) if b == baud => {}
+                Ok(_) | Err(HostError::Refused { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            self.link.set_baud(baud).await?;
+            self.reader.reset();
+            let saved = self.timeouts;
+            self.timeouts.reply = Duration::from_millis(300);
+            self.timeouts.attempts = 2;
+            let confirmed = self.hello().await;
+            self.timeouts = saved;
+            match confirmed {
+                Ok(_) => {
+                    self.observer.event(&format!("link switched to {baud} baud"));
+                    return Ok(baud);
+                }
+                Err(HostError::NoAnswer) => {
+                    // The agent goes back to the old rate by itself after a second without
+                    // a valid frame at the new one.
+                    self.observer
+                        .event(&format!("{baud} baud did not work, back to {current}"));
+                    self.link.set_baud(current).await?;
+                    self.reader.reset();
+                    let until = self.link.now() + Duration::from_millis(1200);
+                    let _ = self.next_reply(until).await;
+                    self.hello().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(current)
+    }
+
+    /// Send a run of requests with up to the agent's `max_in_flight` of them unanswered
+    /// at once, calling `on_reply(index, reply)` as answers come. A request whose answer does
+    /// not come is sent again (every request used here is idempotent on the agent).
+    pub(crate) async fn pipeline<'r>(
+        &mut self,
+        count: usize,
+        make: &dyn Fn(usize) -> Request<'r>,
+        on_reply: &mut dyn FnMut(&mut dyn Observer, Duration, usize, Reply) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
+        let info = self.ensure_info().await?;
+        let window = usize::from(info.max_in_flight.max(1));
+        // (index, id, sends so far)
+        let mut in_flight: VecDeque<(usize, u16, u32)> = VecDeque::new();
+        let mut next = 0usize;
+        let mut silent_rounds = 0u32;
+        while next < count || !in_flight.is_empty() {
+            self.check_cancel()?;
+            while in_flight.len() < window && next < count {
+                let id = self.take_id();
+                self.send_request(id, &make(next)).await?;
+                in_flight.push_back((next, id, 1));
+                next += 1;
+            }
+            let frame = self.line_time(usize::from(info.max_write) + 32);
+            let deadline = self.link.now()
+                + self.timeouts.reply
+                + frame * u32::try_from(window).unwrap_or(u32::MAX);
+            match self.next_reply(deadline).await? {
+                Some((rid, reply)) => {
+                    if rid == 0xFFFF {
+                        // A request arrived damaged; the agent could not say which. The
+                        // requests after it are still answered, so the gap shows it.
+                        self.stats.bad_frames += 1;
+                        continue;
+                    }
+                    let Some(pos) = in_flight.iter().position(|&(_, id, _)| id == rid) else {
+                        continue; // a duplicate or late answer
+                    };
+                    silent_rounds = 0;
+                    if let Reply::Error { code, detail } = reply {
+                        let op = make(in_flight[pos].0).op();
+                        return Err(refusal(op, code, detail));
+                    }
+                    // The agent answers in order: anything older than this answer was lost.
+                    let lost: Vec<(usize, u16, u32)> = in_flight.drain(..pos).collect();
+                    let Some((index, _, _)) = in_flight.pop_front() else {
+                        continue;
+                    };
+                    let now = self.link.now();
+                    on_reply(self.observer.as_mut(), now, index, reply)?;
+                    for (index, _, sends) in lost {
+                        self.resend(&mut in_flight, index, sends, make).await?;
+                    }
+                }
+                None => {
+                    silent_rounds += 1;
+                    if silent_rounds >= self.timeouts.attempts.max(1) {
+                        return Err(HostError::NoAnswer);
+                    }
+                    self.observer.event("no answer in time, sending the window again");
+                    let all: Vec<(usize, u16, u32)> = in_flight.drain(..).collect();
+                    for (index, _, sends) in all {
+                        self.resend(&mut in_flight, index, sends, make).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn resend<'r>(
+        &mut self,
+        in_flight: &mut VecDeque<(usize, u16, u32)>,
+        index: usize,
+        sends: u32,
+        make: &dyn Fn(usize) -> Request<'r>,
+    ) -> Result<(), HostError> {
+        if sends > self.timeouts.attempts.max(1) + 8 {
+            return Err(HostError::NoAnswer);
+        }
+        let id = self.take_id();
+        self.stats.resent += 1;
+        self.send_request(id, &make(index)).await?;
+        in_flight.push_back((index, id, sends + 1));
+        Ok(())
+    }
+
+    /// Read and drop what the device sends for `how_long` (log lines still reach the
+    /// observer). Used to wait without a runtime's sleep.
+    pub async fn idle(&mut self, how_long: Duration) -> Result<(), HostError> {
+        let until = self.link.now() + how_long;
+        while self.link.now() < until {
+            if self.next_reply(until).await?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refusal(op: Op, code: ErrorCode, detail: u32) -> HostError {
+    match code {
+        ErrorCode::Unsupported => HostError::Unsupported,
+        code => HostError::Refused { op, code, detail },
+    }
+}
+
+fn unexpected(reply: &Reply) -> HostError {
+    HostError::Protocol(format!("{reply:?}"))
+}

@@ -1,0 +1,154 @@
+use fota_protocol::{ErrorCode, Op};
+
+/// A failure of the byte link itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// The device went away (unplugged, reset, the WebSocket closed).
+    #[error("the connection to the device was lost: {0}")]
+    Disconnected(String),
+    /// Anything else the port reported.
+    #[error("the port failed: {0}")]
+    Io(String),
+}
+
+/// Why an update (or a single command) stopped. Every variant has a [`HostError::help`]
+/// that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The link failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Nothing that looks like an agent answered.
+    #[error("no answer from the device")]
+    NoAnswer,
+    /// The device refused a request; nothing was changed on it.
+    #[error("the device refused {op:?}: {} (detail {detail:#x})", code.message())]
+    Refused {
+        /// The request.
+        op: Op,
+        /// Why.
+        code: ErrorCode,
+        /// Where (see [`ErrorCode`]).
+        detail: u32,
+    },
+    /// The device answered something that does not fit the request.
+    #[error("unexpected answer from the device: {0}")]
+    Protocol(String),
+    /// The firmware on the device has no FOTA support.
+    #[error("the firmware on this device has no FOTA support")]
+    Unsupported,
+    /// The agent speaks another protocol version.
+    #[error("the device speaks protocol version {device}, this tool version {host}")]
+    VersionMismatch {
+        /// The agent's version.
+        device: u16,
+        /// Ours.
+        host: u16,
+    },
+    /// The record on the device is not valid.
+    #[error("the FOTA record on the device is not valid")]
+    InvalidRecord,
+    /// The image file is empty.
+    #[error("the image {0} is empty")]
+    EmptyImage(String),
+    /// The image does not fit the slot.
+    #[error("the image {name} is {size} bytes, larger than the {slot_size}-byte slot")]
+    ImageTooLarge {
+        /// The image's name.
+        name: String,
+        /// Its size.
+        size: usize,
+        /// The slot's size.
+        slot_size: u32,
+    },
+    /// The slot asked for is not one the image may go to.
+    #[error("slot {index} cannot take this image: {why}")]
+    BadSlot {
+        /// The slot index asked for.
+        index: u32,
+        /// Why not.
+        why: String,
+    },
+    /// No slot is free: a trial configuration is running or pending.
+    #[error("no slot is free: a new configuration is on trial")]
+    NoFreeSlot,
+    /// The device's MD5 of the written slot is not the image's.
+    #[error("the checksum of the written slot does not match the image")]
+    ChecksumMismatch {
+        /// MD5 of the image.
+        expected: [u8; 16],
+        /// MD5 the device computed.
+        device: [u8; 16],
+    },
+    /// The user cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl HostError {
+    /// What the user should do about it.
+    pub fn help(&self) -> String {
+        match self {
+            HostError::Link(LinkError::Disconnected(_)) => {
+                "Check the cable and that the device is powered, then connect again. \
+                 Flashing the same image again resumes where it stopped."
+                    .into()
+            }
+            HostError::Link(LinkError::Io(_)) => {
+                "Close other programs that use the port (serial monitors, other browser \
+                 tabs) and try again."
+                    .into()
+            }
+            HostError::NoAnswer => "Check the baud rate (the agent starts at 115200) and that \
+                 the firmware on the device runs the FOTA agent. Resetting the device can help."
+                .into(),
+            HostError::Refused { code, .. } => match code {
+                ErrorCode::SlotInUse => {
+                    "Choose another slot: the current and last working slots are protected."
+                        .into()
+                }
+                ErrorCode::NoFreeSlot => {
+                    "Accept the running trial (fota accept) or restart to revert, then try again."
+                        .into()
+                }
+                ErrorCode::NotErased => "Erase the slot first (flashing does this).".into(),
+                ErrorCode::BadFrame => {
+                    "The link damaged data; a lower baud rate or a better cable helps.".into()
+                }
+                ErrorCode::Unsupported => "Flash a firmware built with FOTA support.".into(),
+                _ => "This is a bug in the tool or the agent; please report it with the log."
+                    .into(),
+            },
+            HostError::Protocol(_) => {
+                "Update the tool and the agent to matching versions; save the log and report it."
+                    .into()
+            }
+            HostError::Unsupported => "Flash a firmware built with FOTA support (over the \
+                 vendor's wired tool) before updating over the air."
+                .into(),
+            HostError::VersionMismatch { .. } => {
+                "Use the tool version that matches the agent on the device.".into()
+            }
+            HostError::InvalidRecord => "The device cannot tell which firmware is current. \
+                 Restart it: the agent rebuilds the record at boot."
+                .into(),
+            HostError::EmptyImage(_) => "Choose the built image file (.bin), not an empty file."
+                .into(),
+            HostError::ImageTooLarge { .. } => "Build a smaller image, or link it for a layout \
+                 with larger slots."
+                .into(),
+            HostError::BadSlot { .. } => {
+                "Leave the slot to the tool (automatic), or name a free slot.".into()
+            }
+            HostError::NoFreeSlot => "A new configuration is on trial: accept it (fota accept) \
+                 or restart the device to revert, then update again."
+                .into(),
+            HostError::ChecksumMismatch { .. } => "Nothing was switched: the device still runs \
+                 its current firmware. Flash again; if it repeats, lower the baud rate."
+                .into(),
+            HostError::Cancelled => "Nothing was switched: the device still runs its current \
+                 firmware. Flashing the same image again resumes the transfer."
+                .into(),
+        }
+    }
+}

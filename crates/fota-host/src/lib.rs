@@ -1,0 +1,31 @@
+//! The host side of a FOTA update, shared by the web app and the `fota` command line.
+//!
+//! [`Device`] speaks the protocol over any [`Transport`] (a serial port, a WebSocket,
+//! Web Serial, an in-process simulated device); [`update`] drives the seed's update
+//! process on top of it, step by step, reporting to an [`Observer`]:
+//!
+//! 1. record check, 2. slot choice, 3. erase, 4. stream (windowed), 5. checksum (the
+//!    device's MD5 against ours: a mismatch never reaches attempt), 6. attempt and restart,
+//! 7. outcome (on trial, accepted, or reverted).
+//!
+//! Everything is async but tied to no runtime: the transport supplies waiting and time,
+//! so the same code runs under tokio, in the browser, and in virtual time against the
+//! simulator.
+
+mod device;
+mod error;
+mod image;
+mod observer;
+#[cfg(feature = "sim")]
+pub mod sim;
+mod transport;
+pub mod update;
+
+pub use device::{Device, Stats, Timeouts};
+pub use error::{HostError, LinkError};
+pub use image::Image;
+pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
+pub use transport::Transport;
+pub use update::{Outcome, Plan, SlotChoice, update};
+
+pub use fota_protocol as protocol;

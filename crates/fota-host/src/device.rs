@@ -67,6 +67,9 @@ pub struct Device<T: Transport> {
     pub timeouts: Timeouts,
     stats: Stats,
     out: Vec<u8>,
+    /// The rate the link was at before a negotiated switch: a device comes back from
+    /// reset at this rate.
+    base_baud: Option<u32>,
 }
 
 impl<T: Transport> Device<T> {
@@ -84,6 +87,7 @@ impl<T: Transport> Device<T> {
             timeouts: Timeouts::default(),
             stats: Stats::default(),
             out: vec![0; frame_len(fota_protocol::MAX_PAYLOAD)],
+            base_baud: None,
         }
     }
 
@@ -181,7 +185,8 @@ impl<T: Transport> Device<T> {
                     }
                     Some(Event::Error(e)) => {
                         self.stats.bad_frames += 1;
-                        self.observer.event(&format!("damaged frame from device: {e:?}"));
+                        self.observer
+                            .event(&format!("damaged frame from device: {e:?}"));
                     }
                     None => {}
                 }
@@ -218,7 +223,11 @@ impl<T: Transport> Device<T> {
         retry: bool,
         on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
     ) -> Result<Reply, HostError> {
-        let attempts = if retry { self.timeouts.attempts.max(1) } else { 1 };
+        let attempts = if retry {
+            self.timeouts.attempts.max(1)
+        } else {
+            1
+        };
         for attempt in 0..attempts {
             self.check_cancel()?;
             let id = self.take_id();
@@ -261,11 +270,17 @@ impl<T: Transport> Device<T> {
     /// Check the protocol version and read the agent's description.
     pub async fn hello(&mut self) -> Result<Info, HostError> {
         let reply = self
-            .call(&Request::Hello { version: PROTOCOL_VERSION })
+            .call(&Request::Hello {
+                version: PROTOCOL_VERSION,
+            })
             .await;
         let info = match reply {
             Ok(Reply::Info(info)) => info,
-            Err(HostError::Refused { code: ErrorCode::VersionMismatch, detail, .. }) => {
+            Err(HostError::Refused {
+                code: ErrorCode::VersionMismatch,
+                detail,
+                ..
+            }) => {
                 return Err(HostError::VersionMismatch {
                     device: u16::try_from(detail).unwrap_or(u16::MAX),
                     host: PROTOCOL_VERSION,
@@ -306,9 +321,10 @@ impl<T: Transport> Device<T> {
     pub async fn find_bytecode_slot(&mut self) -> Result<u32, HostError> {
         match self.call(&Request::FindBytecodeSlot).await {
             Ok(Reply::BytecodeSlot(a)) => Ok(a),
-            Err(HostError::Refused { code: ErrorCode::NoFreeSlot, .. }) => {
-                Err(HostError::NoFreeSlot)
-            }
+            Err(HostError::Refused {
+                code: ErrorCode::NoFreeSlot,
+                ..
+            }) => Err(HostError::NoFreeSlot),
             Err(e) => Err(e),
             Ok(other) => Err(unexpected(&other)),
         }
@@ -319,9 +335,10 @@ impl<T: Transport> Device<T> {
     pub async fn find_vm_slot(&mut self) -> Result<u32, HostError> {
         match self.call(&Request::FindVmSlot).await {
             Ok(Reply::VmSlot(a)) => Ok(a),
-            Err(HostError::Refused { code: ErrorCode::NoFreeSlot, .. }) => {
-                Err(HostError::NoFreeSlot)
-            }
+            Err(HostError::Refused {
+                code: ErrorCode::NoFreeSlot,
+                ..
+            }) => Err(HostError::NoFreeSlot),
             Err(e) => Err(e),
             Ok(other) => Err(unexpected(&other)),
         }
@@ -387,13 +404,20 @@ impl<T: Transport> Device<T> {
     /// count as a failed trial. A lost answer is not an error; the caller reconnects and
     /// reads the record to see what runs.
     pub async fn restart(&mut self) -> Result<(), HostError> {
-        match self.call_with(&Request::Restart, false, &mut |_, _, _, _| {}).await {
+        match self
+            .call_with(&Request::Restart, false, &mut |_, _, _, _| {})
+            .await
+        {
             Ok(Reply::Restarting) | Err(HostError::NoAnswer) => {}
             Ok(other) => return Err(unexpected(&other)),
             Err(e) => return Err(e),
         }
         self.info = None;
         self.reader.reset();
+        // The agent comes back from reset at its base rate.
+        if let Some(base) = self.base_baud.take() {
+            self.link.set_baud(base).await?;
+        }
         Ok(())
     }
 
@@ -409,7 +433,14 @@ impl<T: Transport> Device<T> {
             match self.link.reconnect().await {
                 Ok(()) => match self.hello().await {
                     Ok(info) => break Ok(info),
-                    Err(HostError::NoAnswer | HostError::Link(_)) => {}
+                    Err(HostError::NoAnswer | HostError::Link(_)) => {
+                        // A device that reset by itself (a watchdog) is back at its base
+                        // rate.
+                        if let Some(base) = self.base_baud.take() {
+                            self.link.set_baud(base).await?;
+                            self.reader.reset();
+                        }
+                    }
                     Err(e) => break Err(e),
                 },
                 Err(_) => {
@@ -446,6 +477,7 @@ impl<T: Transport> Device<T> {
             }
             self.link.set_baud(baud).await?;
             self.reader.reset();
+            self.base_baud.get_or_insert(current);
             let saved = self.timeouts;
             self.timeouts.reply = Duration::from_millis(300);
             self.timeouts.attempts = 2;
@@ -453,7 +485,8 @@ impl<T: Transport> Device<T> {
             self.timeouts = saved;
             match confirmed {
                 Ok(_) => {
-                    self.observer.event(&format!("link switched to {baud} baud"));
+                    self.observer
+                        .event(&format!("link switched to {baud} baud"));
                     return Ok(baud);
                 }
                 Err(HostError::NoAnswer) => {
@@ -463,6 +496,9 @@ impl<T: Transport> Device<T> {
                         .event(&format!("{baud} baud did not work, back to {current}"));
                     self.link.set_baud(current).await?;
                     self.reader.reset();
+                    if self.base_baud == Some(current) {
+                        self.base_baud = None;
+                    }
                     let until = self.link.now() + Duration::from_millis(1200);
                     let _ = self.next_reply(until).await;
                     self.hello().await?;
@@ -480,7 +516,12 @@ impl<T: Transport> Device<T> {
         &mut self,
         count: usize,
         make: &dyn Fn(usize) -> Request<'r>,
-        on_reply: &mut dyn FnMut(&mut dyn Observer, Duration, usize, Reply) -> Result<(), HostError>,
+        on_reply: &mut dyn FnMut(
+            &mut dyn Observer,
+            Duration,
+            usize,
+            Reply,
+        ) -> Result<(), HostError>,
     ) -> Result<(), HostError> {
         let info = self.ensure_info().await?;
         let window = usize::from(info.max_in_flight.max(1));
@@ -532,7 +573,8 @@ impl<T: Transport> Device<T> {
                     if silent_rounds >= self.timeouts.attempts.max(1) {
                         return Err(HostError::NoAnswer);
                     }
-                    self.observer.event("no answer in time, sending the window again");
+                    self.observer
+                        .event("no answer in time, sending the window again");
                     let all: Vec<(usize, u16, u32)> = in_flight.drain(..).collect();
                     for (index, _, sends) in all {
                         self.resend(&mut in_flight, index, sends, make).await?;

@@ -104,8 +104,7 @@ impl HostError {
                 .into(),
             HostError::Refused { code, .. } => match code {
                 ErrorCode::SlotInUse => {
-                    "Choose another slot: the current and last working slots are protected."
-                        .into()
+                    "Choose another slot: the current and last working slots are protected.".into()
                 }
                 ErrorCode::NoFreeSlot => {
                     "Accept the running trial (fota accept) or restart to revert, then try again."
@@ -116,8 +115,9 @@ impl HostError {
                     "The link damaged data; a lower baud rate or a better cable helps.".into()
                 }
                 ErrorCode::Unsupported => "Flash a firmware built with FOTA support.".into(),
-                _ => "This is a bug in the tool or the agent; please report it with the log."
-                    .into(),
+                _ => {
+                    "This is a bug in the tool or the agent; please report it with the log.".into()
+                }
             },
             HostError::Protocol(_) => {
                 "Update the tool and the agent to matching versions; save the log and report it."
@@ -132,8 +132,9 @@ impl HostError {
             HostError::InvalidRecord => "The device cannot tell which firmware is current. \
                  Restart it: the agent rebuilds the record at boot."
                 .into(),
-            HostError::EmptyImage(_) => "Choose the built image file (.bin), not an empty file."
-                .into(),
+            HostError::EmptyImage(_) => {
+                "Choose the built image file (.bin), not an empty file.".into()
+            }
             HostError::ImageTooLarge { .. } => "Build a smaller image, or link it for a layout \
                  with larger slots."
                 .into(),

@@ -143,7 +143,8 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     };
 
     // 1. Record check.
-    dev.observer().step(Step::RecordCheck, "Reading the device's FOTA record");
+    dev.observer()
+        .step(Step::RecordCheck, "Reading the device's FOTA record");
     let info = dev.hello().await?;
     if !info.fota_supported {
         return Err(HostError::Unsupported);
@@ -163,7 +164,8 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     );
 
     // 2. Slot choice.
-    dev.observer().step(Step::SlotChoice, "Choosing the slots for the new firmware");
+    dev.observer()
+        .step(Step::SlotChoice, "Choosing the slots for the new firmware");
     let bc_slot = choose_slot(dev, &info, &before, SlotKind::Bytecode, plan.bytecode_slot).await?;
     check_fits(&plan.bytecode, &bc_slot)?;
     let mut jobs = vec![(bc_slot, &plan.bytecode)];
@@ -182,7 +184,10 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         jobs.push((vm_slot, vm));
     }
     for (slot, image) in &jobs {
-        report.targets.push(Target { slot: *slot, len: image_len(image)? });
+        report.targets.push(Target {
+            slot: *slot,
+            len: image_len(image)?,
+        });
         dev.observer().step(
             Step::SlotChoice,
             &format!(
@@ -242,13 +247,18 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         undo_attempt(dev, &before).await;
         return Err(HostError::Cancelled);
     }
-    dev.observer().step(Step::Restart, "Restarting the device into the new firmware");
+    dev.observer()
+        .step(Step::Restart, "Restarting the device into the new firmware");
     dev.restart().await?;
     dev.wait_for_device().await?;
 
     // 7. Outcome.
-    dev.observer().step(Step::Outcome, "Waiting for the new firmware to confirm itself");
-    let (outcome, record) = watch_outcome(dev, &before, bc_index, vm_index, plan.wait_accept).await?;
+    dev.observer().step(
+        Step::Outcome,
+        "Waiting for the new firmware to confirm itself",
+    );
+    let (outcome, record) =
+        watch_outcome(dev, &before, bc_index, vm_index, plan.wait_accept).await?;
     dev.observer().step(Step::Outcome, outcome.describe());
     report.outcome = outcome;
     report.record = record;
@@ -267,8 +277,9 @@ async fn undo_attempt<T: Transport>(dev: &mut Device<T>, before: &Record) {
         bc_last: before.bc_last,
     };
     if let Err(e) = dev.set_record(undo).await {
-        dev.observer()
-            .event(&format!("could not undo the attempt ({e}); it runs at the next restart"));
+        dev.observer().event(&format!(
+            "could not undo the attempt ({e}); it runs at the next restart"
+        ));
     }
     cancel.cancel();
 }
@@ -375,7 +386,11 @@ async fn choose_slot<T: Transport>(
                     index,
                     why: format!(
                         "it holds the {} {}",
-                        if index == current { "current" } else { "last working" },
+                        if index == current {
+                            "current"
+                        } else {
+                            "last working"
+                        },
                         kind_name(kind)
                     ),
                 });
@@ -394,7 +409,13 @@ fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration) -> Progres
     let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
     let eta = (per_second > 0.0)
         .then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / per_second));
-    Progress { phase, done, total, per_second, eta }
+    Progress {
+        phase,
+        done,
+        total,
+        per_second,
+        eta,
+    }
 }
 
 /// Erase and write one image into one slot, skipping sectors that already hold it.
@@ -417,16 +438,26 @@ async fn transfer<T: Transport>(
         let t = dev.now();
         dev.observer().step(
             Step::Erase,
-            &format!("Comparing {} sectors of the slot with {}", sectors.len(), image.name),
+            &format!(
+                "Comparing {} sectors of the slot with {}",
+                sectors.len(),
+                image.name
+            ),
         );
         let erased = md5_of(&vec![0xFF; sector]);
         let erased_tail = md5_of(&vec![0xFF; image.len() - sectors.last().map_or(0, |s| s.0)]);
-        let wanted: Vec<[u8; 16]> = sectors.iter().map(|&(a, b)| md5_of(&image.data[a..b])).collect();
+        let wanted: Vec<[u8; 16]> = sectors
+            .iter()
+            .map(|&(a, b)| md5_of(&image.data[a..b]))
+            .collect();
         let slot_addr = slot.addr;
         let ranges = sectors.clone();
         let make = move |i: usize| {
             let (a, b) = ranges[i];
-            Request::ChecksumSlot { addr: slot_addr + a as u32, size: (b - a) as u32 }
+            Request::ChecksumSlot {
+                addr: slot_addr + a as u32,
+                size: (b - a) as u32,
+            }
         };
         let count = sectors.len();
         let last = count.saturating_sub(1);
@@ -478,7 +509,12 @@ async fn transfer<T: Transport>(
     let erase_total: u64 = runs.iter().map(|r| ((r.1 - r.0) * sector) as u64).sum();
     dev.observer().step(
         Step::Erase,
-        &format!("Erasing {} KiB of {} slot {}", erase_total / 1024, kind_name(slot.kind), slot.index),
+        &format!(
+            "Erasing {} KiB of {} slot {}",
+            erase_total / 1024,
+            kind_name(slot.kind),
+            slot.index
+        ),
     );
     let mut erased_before = 0u64;
     for (a, b) in runs {
@@ -486,7 +522,12 @@ async fn transfer<T: Transport>(
         let size = ((b - a) * sector) as u32;
         let base = erased_before;
         dev.erase_slot(addr, size, &mut |obs, now, done, _| {
-            obs.progress(&progress64(Phase::Erase, base + u64::from(done), erase_total, now - t))
+            obs.progress(&progress64(
+                Phase::Erase,
+                base + u64::from(done),
+                erase_total,
+                now - t,
+            ))
         })
         .await?;
         erased_before += u64::from(size);
@@ -525,7 +566,10 @@ async fn transfer<T: Transport>(
         .collect();
     let slot_addr = slot.addr;
     let starts: Vec<u32> = blocks.iter().map(|&(a, _)| slot_addr + a as u32).collect();
-    let make = |i: usize| Request::WriteSlot { addr: starts[i], data: &padded[i] };
+    let make = |i: usize| Request::WriteSlot {
+        addr: starts[i],
+        data: &padded[i],
+    };
     let t = dev.now();
     let sent_before = dev.stats().write_bytes;
     let mut done = 0u64;

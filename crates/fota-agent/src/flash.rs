@@ -1,0 +1,47 @@
+//! Small helpers over `ReadNorFlash`: reads at any offset and length, erased checks.
+
+use embedded_storage::nor_flash::ReadNorFlash;
+
+use crate::config::MAX_READ_UNIT;
+
+/// What an erased byte reads as.
+pub(crate) const ERASED: u8 = 0xFF;
+
+/// Whether every byte reads as erased.
+pub(crate) fn is_erased(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == ERASED)
+}
+
+/// Read `out.len()` bytes from flash offset `offset`, whatever `F::READ_SIZE` is
+/// (configuration validation keeps it a power of two up to [`MAX_READ_UNIT`]).
+///
+/// On failure returns the offset that could not be read.
+pub(crate) fn read<F: ReadNorFlash>(flash: &mut F, offset: u32, out: &mut [u8]) -> Result<(), u32> {
+    let unit = F::READ_SIZE;
+    let aligned =
+        unit <= 1 || ((offset as usize).is_multiple_of(unit) && out.len().is_multiple_of(unit));
+    if aligned {
+        return flash.read(offset, out).map_err(|_| offset);
+    }
+    // Unaligned: go through one read unit at a time.
+    let mut scratch = [0u8; MAX_READ_UNIT];
+    let window = scratch.get_mut(..unit).ok_or(offset)?;
+    let mut done = 0usize;
+    while done < out.len() {
+        let pos = u32::try_from(done)
+            .ok()
+            .and_then(|d| offset.checked_add(d))
+            .ok_or(offset)?;
+        let skip = pos as usize % unit;
+        // `skip < unit`, so this cannot underflow.
+        let start = pos - skip as u32;
+        flash.read(start, window).map_err(|_| pos)?;
+        let take = (unit - skip).min(out.len() - done);
+        let src = window.get(skip..skip + take).ok_or(pos)?;
+        out.get_mut(done..done + take)
+            .ok_or(pos)?
+            .copy_from_slice(src);
+        done += take;
+    }
+    Ok(())
+}

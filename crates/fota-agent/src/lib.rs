@@ -1,0 +1,108 @@
+//! The device side of FOTA: the ten functions of the original `fota` module over an
+//! `embedded-storage` NorFlash, a record that survives power loss at any instant, and a
+//! link that answers wire-protocol frames.
+//!
+//! - [`AgentConfig`]: the flash layout (VM and bytecode slots, record area) and limits.
+//! - [`Agent`]: boot decision plus `get_record`, `set_record`, `find_bytecode_slot`,
+//!   `find_vm_slot`, `erase_slot`, `write_slot`, `checksum_slot`, `accept`, `attempt`
+//!   (`restart` is the platform's: the link returns [`Action::Restart`]).
+//! - [`AgentLink`]: bytes in, reply frames out, one frame at a time if wished.
+//!
+//! `no_std`, no `alloc`, no `unsafe`, and no input (request or flash content) makes it
+//! panic: every refusal is an [`ErrorCode`](fota_protocol::ErrorCode) and changes nothing.
+//!
+//! # Slots in use
+//!
+//! A slot is *in use* when the record names it as current or last working, or this boot
+//! runs from it. Slots in use are never erased or written; `find_*_slot` returns a slot
+//! that is not in use, or `NoFreeSlot` (on a two-slot layout while an attempt is pending
+//! or on trial: accept or revert first).
+//!
+//! # The boot decision
+//!
+//! "The previous VM behaves as a bootloader passing control to the new VM": whatever runs
+//! first after reset calls [`Agent::boot`], which reads the record and says what to run
+//! ([`Boot`]). The record holds an explicit [`RecordState`]:
+//!
+//! ```text
+//!   attempt() / set_record()          boot                   boot (no accept)
+//! Confirmed ------------------> Pending -------> Trial ----------------------> Confirmed
+//!     ^                                           |     runs the new one       (current :=
+//!     |               accept()                    |                             last working,
+//!     +-------------------------------------------+                             runs it)
+//! ```
+//!
+//! - `Confirmed`: run current (= last working).
+//! - `Pending`: write `Trial`, then run current (the trial boot).
+//! - `Trial`: the trial boot ended without `accept()`: write current := last working,
+//!   `Confirmed`, and run it ([`Boot::reverted`]).
+//! - no valid record (blank flash): write the factory record, slot 0 of each kind,
+//!   `Confirmed`.
+//!
+//! # The record on flash
+//!
+//! The record area is a ring of two or more erase sectors holding a log of fixed-size
+//! entries ([`record::LogEntry`], 20 bytes rounded up to the write size):
+//! `magic "FOTA" | seq u32 | state | vm_current | vm_last | bc_current | bc_last | 3
+//! reserved | CRC-32`. The entry in force is the valid one (magic, CRC, consistent state,
+//! slot indexes that exist in the layout) with the highest `seq`.
+//!
+//! An update appends an entry with `seq + 1` in the first fully erased entry slot after
+//! the newest entry of its sector. A slot that is not erased (a write torn by a power
+//! cut) is skipped, never programmed over. When the sector has no erased slot left, the
+//! next sector of the ring (which holds only older entries) is erased and the entry goes
+//! to its first slot. The entry is read back after writing. Boot scans every slot of
+//! every sector, skipping bad ones without stopping, so all state comes from flash alone.
+//!
+//! What a power cut leaves, at each point of an update:
+//!
+//! | cut ...                                   | at next boot                                 |
+//! |-------------------------------------------|----------------------------------------------|
+//! | before the entry write starts             | the previous entry is in force               |
+//! | during the entry write (torn)             | its CRC fails: the previous entry is in force; the next update skips that slot |
+//! | after the entry write, before it returns  | the new entry is in force (the update happened) |
+//! | while erasing the next sector             | the newest entry is still in the full sector: in force; the next update erases again |
+//! | after that erase, before the write        | same                                         |
+//!
+//! And in the boot decision itself:
+//!
+//! | cut while writing ...   | at next boot                                                |
+//! |-------------------------|-------------------------------------------------------------|
+//! | the factory record      | still blank: factory record again                           |
+//! | `Pending` -> `Trial`    | `Pending` again: the trial boot starts over (new firmware has not run yet) |
+//! | `Trial` -> `Confirmed`  | `Trial` again: reverts again                                 |
+//!
+//! If a record write fails during boot the agent runs the last working configuration,
+//! never a trial it could not record ([`Boot::record_write_failed`]).
+//!
+//! # RAM
+//!
+//! [`AgentLink`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
+//! ([`TX_FRAME`] = 151 bytes), counters and the agent: 1432 bytes on `thumbv7em` with a
+//! zero-sized flash driver. Handling a request takes under 1 KiB of stack. The platform's
+//! receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes) comes on top: with the
+//! default of 4 the whole link stays under 6 KiB.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod agent;
+mod config;
+mod flash;
+mod link;
+pub mod record;
+
+pub use agent::{Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, Refusal};
+pub use config::{AgentConfig, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT};
+pub use link::{
+    Action, AgentLink, BAUD_RATES, Handled, LinkStats, NO_ID, Received, Step, TX_FRAME,
+};
+pub use record::RecordState;
+
+/// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).
+pub const MAX_WRITE: usize = 1024;
+
+/// The longest request frame the agent receives: a `WriteSlot` of [`MAX_WRITE`] bytes.
+pub const RX_FRAME: usize = fota_protocol::frame_len(
+    MAX_WRITE + fota_protocol::WRITE_HEADER + fota_protocol::FRAME_OVERHEAD,
+);

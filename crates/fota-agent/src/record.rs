@@ -1,0 +1,322 @@
+//! The persistent FOTA record: an append-only log of fixed-size entries in the record
+//! area, which is a ring of erase sectors. See the crate documentation for the scheme and
+//! what each power cut leaves behind.
+
+use core::num::NonZeroU32;
+
+use embedded_storage::nor_flash::NorFlash;
+
+use crate::config::MAX_WRITE_UNIT;
+use crate::flash::{self, ERASED};
+
+/// First four bytes of every entry: `"FOTA"`.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"FOTA");
+
+/// Bytes of an encoded entry. On flash each entry takes [`ENTRY_LEN`] rounded up to the
+/// flash write size; the padding stays erased.
+pub const ENTRY_LEN: usize = 20;
+
+/// CRC-32/ISO-HDLC, the same CRC as the wire protocol.
+static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Where the update process stands, as stored in the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordState {
+    /// The current configuration is the last working one: nothing to try.
+    Confirmed = b'C',
+    /// `attempt()` (or `set_record()`) chose a new configuration that has not booted yet.
+    /// The next boot runs it and writes [`RecordState::Trial`].
+    Pending = b'P',
+    /// The new configuration booted once and was not accepted yet. The next boot reverts
+    /// to the last working configuration unless `accept()` comes first.
+    Trial = b'T',
+}
+
+impl RecordState {
+    fn from_u8(v: u8) -> Option<RecordState> {
+        [
+            RecordState::Confirmed,
+            RecordState::Pending,
+            RecordState::Trial,
+        ]
+        .into_iter()
+        .find(|s| *s as u8 == v)
+    }
+}
+
+/// One entry of the record log: the seed's fota\[2\]..fota\[5\] plus the state.
+///
+/// Layout, little-endian:
+///
+/// | bytes  | field                                   |
+/// |--------|-----------------------------------------|
+/// | 0..4   | [`MAGIC`]                               |
+/// | 4..8   | `seq`: one more than the previous entry |
+/// | 8      | `state` (`'C'`, `'P'` or `'T'`)         |
+/// | 9..13  | vm_current, vm_last, bc_current, bc_last|
+/// | 13..16 | reserved, `0xFF`                        |
+/// | 16..20 | CRC-32 of bytes 0..16                   |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Sequence number: the valid entry with the highest one is in force.
+    pub seq: u32,
+    /// Where the update process stands.
+    pub state: RecordState,
+    /// VM slot for the next boot (fota\[2\]).
+    pub vm_current: u8,
+    /// Last working VM slot (fota\[3\]).
+    pub vm_last: u8,
+    /// Bytecode slot for the next boot (fota\[4\]).
+    pub bc_current: u8,
+    /// Last working bytecode slot (fota\[5\]).
+    pub bc_last: u8,
+}
+
+impl LogEntry {
+    /// The record of a blank device: slot 0 of each kind, confirmed.
+    pub const fn factory() -> LogEntry {
+        LogEntry {
+            seq: 0,
+            state: RecordState::Confirmed,
+            vm_current: 0,
+            vm_last: 0,
+            bc_current: 0,
+            bc_last: 0,
+        }
+    }
+
+    /// An entry for these slots: `Pending` if current differs from last working,
+    /// `Confirmed` otherwise (`seq` is set when it is appended).
+    pub const fn with_slots(vm_current: u8, vm_last: u8, bc_current: u8, bc_last: u8) -> LogEntry {
+        let state = if vm_current != vm_last || bc_current != bc_last {
+            RecordState::Pending
+        } else {
+            RecordState::Confirmed
+        };
+        LogEntry {
+            seq: 0,
+            state,
+            vm_current,
+            vm_last,
+            bc_current,
+            bc_last,
+        }
+    }
+
+    /// Whether the current configuration differs from the last working one.
+    pub const fn differs(&self) -> bool {
+        self.vm_current != self.vm_last || self.bc_current != self.bc_last
+    }
+
+    /// Same content, ignoring `seq`.
+    pub fn same_content(&self, other: &LogEntry) -> bool {
+        LogEntry { seq: 0, ..*self } == LogEntry { seq: 0, ..*other }
+    }
+
+    /// The bytes on flash.
+    pub fn encode(&self) -> [u8; ENTRY_LEN] {
+        let mut b = [ERASED; ENTRY_LEN];
+        let mut head = [ERASED; 16];
+        head[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        head[4..8].copy_from_slice(&self.seq.to_le_bytes());
+        head[8] = self.state as u8;
+        head[9] = self.vm_current;
+        head[10] = self.vm_last;
+        head[11] = self.bc_current;
+        head[12] = self.bc_last;
+        b[..16].copy_from_slice(&head);
+        b[16..].copy_from_slice(&CRC32.checksum(&head).to_le_bytes());
+        b
+    }
+
+    /// The entry in `bytes`, if they hold a whole, consistent one: magic, CRC, a known
+    /// state, and `Confirmed` exactly when current equals last working.
+    pub fn decode(bytes: &[u8]) -> Option<LogEntry> {
+        let b: &[u8; ENTRY_LEN] = bytes.get(..ENTRY_LEN)?.try_into().ok()?;
+        let [
+            m0,
+            m1,
+            m2,
+            m3,
+            s0,
+            s1,
+            s2,
+            s3,
+            state,
+            vc,
+            vl,
+            bc,
+            bl,
+            _,
+            _,
+            _,
+            c0,
+            c1,
+            c2,
+            c3,
+        ] = *b;
+        if u32::from_le_bytes([m0, m1, m2, m3]) != MAGIC {
+            return None;
+        }
+        let head = b.get(..16)?;
+        if CRC32.checksum(head) != u32::from_le_bytes([c0, c1, c2, c3]) {
+            return None;
+        }
+        let e = LogEntry {
+            seq: u32::from_le_bytes([s0, s1, s2, s3]),
+            state: RecordState::from_u8(state)?,
+            vm_current: vc,
+            vm_last: vl,
+            bc_current: bc,
+            bc_last: bl,
+        };
+        let consistent = (e.state == RecordState::Confirmed) != e.differs();
+        consistent.then_some(e)
+    }
+}
+
+/// Flash bytes one entry takes: [`ENTRY_LEN`] rounded up to the write size.
+pub(crate) fn stride(write: NonZeroU32) -> NonZeroU32 {
+    let w = write.get();
+    let units = (ENTRY_LEN as u32).div_ceil(w);
+    // At least one unit of a nonzero size: never zero; fall back to `write` regardless.
+    NonZeroU32::new(units.saturating_mul(w)).unwrap_or(write)
+}
+
+/// A position in the log: sector of the record area, entry slot in that sector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pos {
+    pub(crate) sector: u32,
+    pub(crate) slot: u32,
+}
+
+/// The log's place on flash and where its newest entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Log {
+    /// Flash offset of the record area.
+    offset: u32,
+    sectors: u32,
+    sector: NonZeroU32,
+    stride: NonZeroU32,
+    per_sector: u32,
+    /// The newest entry with a good CRC (whether or not it fits the layout): the next
+    /// entry goes after it and takes its `seq + 1`.
+    newest: Option<(Pos, u32)>,
+}
+
+impl Log {
+    pub(crate) fn new(offset: u32, size: u32, sector: NonZeroU32, stride: NonZeroU32) -> Log {
+        Log {
+            offset,
+            sectors: size / sector,
+            sector,
+            stride,
+            per_sector: sector.get() / stride,
+            newest: None,
+        }
+    }
+
+    fn entry_offset(&self, pos: Pos) -> Option<u32> {
+        self.offset
+            .checked_add(pos.sector.checked_mul(self.sector.get())?)?
+            .checked_add(pos.slot.checked_mul(self.stride.get())?)
+    }
+
+    /// Read every entry slot; remember the newest good entry and return the newest one
+    /// `fits` accepts (the record in force). Errors carry the flash offset.
+    pub(crate) fn scan<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        fits: impl Fn(&LogEntry) -> bool,
+    ) -> Result<Option<LogEntry>, u32> {
+        self.newest = None;
+        let mut best: Option<LogEntry> = None;
+        for sector in 0..self.sectors {
+            // Never stop at a bad slot: a torn write leaves one in the middle.
+            for slot in 0..self.per_sector {
+                let pos = Pos { sector, slot };
+                let off = self.entry_offset(pos).ok_or(self.offset)?;
+                let mut buf = [0u8; ENTRY_LEN];
+                flash::read(flash, off, &mut buf)?;
+                let Some(e) = LogEntry::decode(&buf) else {
+                    continue;
+                };
+                if self.newest.is_none_or(|(_, seq)| e.seq > seq) {
+                    self.newest = Some((pos, e.seq));
+                }
+                if fits(&e) && best.is_none_or(|b| e.seq > b.seq) {
+                    best = Some(e);
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// Append `entry` (its `seq` is replaced) after the newest one; returns what was
+    /// written. Never programs a slot that is not fully erased: a slot left half
+    /// programmed by a power cut is skipped. When the sector has no erased slot left, the
+    /// next sector of the ring is erased and the entry goes to its start.
+    ///
+    /// On error (the flash offset) the caller must [`Log::scan`] again: the flash may hold
+    /// more than this `Log` knows.
+    pub(crate) fn append<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        entry: LogEntry,
+    ) -> Result<LogEntry, u32> {
+        let seq = match self.newest {
+            // Four billion updates wear any flash out first; refuse rather than wrap.
+            Some((_, seq)) => seq.checked_add(1).ok_or(self.offset)?,
+            None => 1,
+        };
+        let entry = LogEntry { seq, ..entry };
+        let mut buf = [ERASED; MAX_WRITE_UNIT];
+        let stride = self.stride.get() as usize;
+        let unit = buf.get_mut(..stride).ok_or(self.offset)?;
+
+        let (sector, first) = match self.newest {
+            Some((p, _)) => (p.sector, p.slot.saturating_add(1)),
+            None => (0, 0),
+        };
+        let mut target = None;
+        for slot in first..self.per_sector {
+            let pos = Pos { sector, slot };
+            let off = self.entry_offset(pos).ok_or(self.offset)?;
+            flash::read(flash, off, unit)?;
+            if flash::is_erased(unit) {
+                target = Some(pos);
+                break;
+            }
+        }
+        let pos = match target {
+            Some(p) => p,
+            None => {
+                // Full: the next sector only holds older entries; start it afresh.
+                let next = (sector + 1) % self.sectors.max(1);
+                let pos = Pos {
+                    sector: next,
+                    slot: 0,
+                };
+                let from = self.entry_offset(pos).ok_or(self.offset)?;
+                let to = from.checked_add(self.sector.get()).ok_or(from)?;
+                flash.erase(from, to).map_err(|_| from)?;
+                pos
+            }
+        };
+        let off = self.entry_offset(pos).ok_or(self.offset)?;
+        unit.fill(ERASED);
+        unit.get_mut(..ENTRY_LEN)
+            .ok_or(off)?
+            .copy_from_slice(&entry.encode());
+        flash.write(off, unit).map_err(|_| off)?;
+        // Read back: a write that did not stick must not count as done.
+        let mut check = [0u8; ENTRY_LEN];
+        flash::read(flash, off, &mut check)?;
+        if LogEntry::decode(&check) != Some(entry) {
+            return Err(off);
+        }
+        self.newest = Some((pos, seq));
+        Ok(entry)
+    }
+}

@@ -1,0 +1,190 @@
+//! The seed's whole update process against the simulated device, through the protocol,
+//! in virtual time.
+
+use std::time::Duration;
+
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::{Outcome, Plan, SlotChoice};
+use fota_host::{Device, HostError, Image, NullObserver, update};
+use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+use fota_sim::images;
+use futures::executor::block_on;
+
+fn device(layout: LayoutKind) -> Device<SimTransport<Virtual>> {
+    let sim = SimDevice::new(DeviceConfig::new(layout));
+    Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver))
+}
+
+fn image(bytes: Vec<u8>) -> Image {
+    Image::new("test.bin", bytes).expect("not empty")
+}
+
+#[test]
+fn bytecode_update_is_accepted_and_survives_a_second_restart() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let plan = Plan::new(image(images::blink_v2()));
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    let r = report.record;
+    assert_eq!((r.bc_current, r.bc_last), (1, 1), "{r:?}");
+    // A second restart after accept keeps the new configuration.
+    block_on(dev.restart()).expect("restart");
+    block_on(dev.wait_for_device()).expect("back");
+    let r = block_on(dev.get_record()).expect("record");
+    assert_eq!((r.bc_current, r.bc_last, r.valid), (1, 1, 1));
+    let boots = dev.link().device().boots();
+    assert_eq!(boots.last().map(|b| b.boot.bc_slot), Some(1));
+}
+
+#[test]
+fn a_faulty_bytecode_is_reverted() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let plan = Plan::new(image(images::blink_v3_broken()));
+    let report = block_on(update(&mut dev, &plan)).expect("update runs");
+    assert_eq!(report.outcome, Outcome::Reverted);
+    assert_eq!((report.record.bc_current, report.record.bc_last), (0, 0));
+    let boots = dev.link().device().boots();
+    assert!(boots.iter().any(|b| b.boot.trial && b.boot.bc_slot == 1));
+    assert!(
+        boots
+            .last()
+            .is_some_and(|b| b.boot.reverted && b.boot.bc_slot == 0)
+    );
+}
+
+#[test]
+fn vm_and_bytecode_update_is_accepted() {
+    let mut dev = device(LayoutKind::VmAndBytecode);
+    let mut plan = Plan::new(image(images::blink_v2()));
+    plan.vm = Some(image(images::vm_v2()));
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    let r = report.record;
+    assert_eq!(
+        (r.vm_current, r.vm_last, r.bc_current, r.bc_last),
+        (1, 1, 1, 1),
+        "{r:?}"
+    );
+    assert_eq!(r.vm_index, 1, "the new VM runs");
+    let cfg = dev.link().device().agent_config().clone();
+    assert_eq!(
+        r.vm_addr,
+        cfg.slot(fota_host::protocol::SlotKind::Vm, 1)
+            .expect("vm1")
+            .addr
+    );
+}
+
+#[test]
+fn vm_layout_reverts_both_when_the_bytecode_is_faulty() {
+    let mut dev = device(LayoutKind::VmAndBytecode);
+    let mut plan = Plan::new(image(images::blink_v3_broken()));
+    plan.vm = Some(image(images::vm_v2()));
+    let report = block_on(update(&mut dev, &plan)).expect("update runs");
+    assert_eq!(report.outcome, Outcome::Reverted);
+    let r = report.record;
+    assert_eq!((r.vm_current, r.bc_current), (0, 0));
+}
+
+#[test]
+fn no_restart_leaves_the_attempt_pending_for_the_next_restart() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let mut plan = Plan::new(image(images::blink_v2()));
+    plan.restart = false;
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Attempted);
+    assert_eq!((report.record.bc_current, report.record.bc_last), (1, 0));
+    // The device still runs slot 0 until it restarts.
+    assert_eq!(
+        dev.link().device().current_boot().map(|b| b.bc_slot),
+        Some(0)
+    );
+}
+
+#[test]
+fn the_current_slot_is_refused_and_nothing_changes() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let before = dev.link().device().flash_bytes().to_vec();
+    let mut plan = Plan::new(image(images::blink_v2()));
+    plan.bytecode_slot = SlotChoice::Index(0);
+    let err = block_on(update(&mut dev, &plan)).expect_err("slot 0 is current");
+    assert!(
+        matches!(err, HostError::BadSlot { index: 0, .. }),
+        "{err:?}"
+    );
+    assert_eq!(dev.link().device().flash_bytes(), &before[..]);
+}
+
+#[test]
+fn an_image_larger_than_the_slot_is_refused_before_anything_is_written() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let before = dev.link().device().flash_bytes().to_vec();
+    let plan = Plan::new(image(vec![0x42; 256 * 1024 + 1]));
+    let err = block_on(update(&mut dev, &plan)).expect_err("too large");
+    assert!(matches!(err, HostError::ImageTooLarge { .. }), "{err:?}");
+    assert_eq!(dev.link().device().flash_bytes(), &before[..]);
+}
+
+#[test]
+fn an_empty_image_cannot_be_made() {
+    assert!(matches!(
+        Image::new("empty.bin", vec![]),
+        Err(HostError::EmptyImage(_))
+    ));
+}
+
+#[test]
+fn a_device_without_fota_support_is_reported() {
+    let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+    cfg.fota_supported = false;
+    let mut dev = Device::new(
+        SimTransport::new(SimDevice::new(cfg), Virtual),
+        Box::new(NullObserver),
+    );
+    let err =
+        block_on(update(&mut dev, &Plan::new(image(images::blink_v2())))).expect_err("no fota");
+    assert_eq!(err, HostError::Unsupported);
+}
+
+#[test]
+fn a_second_update_while_on_trial_says_no_slot_is_free() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let mut plan = Plan::new(image(images::blink_v2()));
+    plan.restart = false;
+    block_on(update(&mut dev, &plan)).expect("first");
+    let err = block_on(update(&mut dev, &plan)).expect_err("no free slot");
+    assert_eq!(err, HostError::NoFreeSlot);
+}
+
+#[test]
+fn flashing_the_same_image_again_sends_nothing() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let mut plan = Plan::new(image(images::blink_v2()));
+    plan.restart = false;
+    let first = block_on(update(&mut dev, &plan)).expect("first");
+    assert!(first.sent_bytes >= images::blink_v2().len() as u64);
+    // Undo the attempt so slot 1 is free again, then flash the same image.
+    block_on(dev.set_record(fota_host::protocol::RecordUpdate {
+        vm_current: 0,
+        vm_last: 0,
+        bc_current: 0,
+        bc_last: 0,
+    }))
+    .expect("undo");
+    let second = block_on(update(&mut dev, &plan)).expect("second");
+    assert_eq!(second.sent_bytes, 0, "{second:?}");
+    assert_eq!(second.skipped_bytes, images::blink_v2().len() as u64);
+}
+
+#[test]
+fn negotiated_baud_is_used_and_restored_after_restart() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let baud = block_on(dev.negotiate_baud(&[921_600, 460_800])).expect("negotiate");
+    assert_eq!(baud, 921_600);
+    assert_eq!(dev.link().device().device_baud(), 921_600);
+    let report = block_on(update(&mut dev, &Plan::new(image(images::blink_v2())))).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    // After the restart both ends are back at 115200.
+    assert_eq!(dev.link().device().host_baud(), 115_200);
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,811 @@
+//! A whole simulated device: the agent on a [`SimFlash`], behind a UART with a bounded
+//! receive buffer, booting through the boot decision and running a simulated firmware.
+//!
+//! The firmware looks at the images it booted ([`crate::images`]): a healthy one passes
+//! its self-test and calls `accept()` shortly after boot; a faulty one hangs, and the
+//! watchdog resets the device, so the boot decision brings back the last working
+//! configuration, as on a real part.
+//!
+//! Everything runs in simulated time: the host side calls [`SimDevice::host_send`],
+//! [`SimDevice::run_until`] and [`SimDevice::host_take`]; [`SimDevice::next_event`]
+//! tells when something happens next so a host in virtual time can jump there.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
+use fota_agent::{Action, AgentConfig, AgentLink, Boot};
+use fota_protocol::{Record, SlotKind};
+
+use crate::flash::{FlashError, FlashTiming, SimFlash};
+use crate::images::{self, ImageHealth};
+use crate::link::{Faults, Line};
+
+/// The flash of the simulated device: 4-byte writes, 4 KiB sectors.
+pub type DeviceFlash = SimFlash<4, 4096>;
+
+/// Sector size of the simulated flash.
+pub const SECTOR: u32 = 4096;
+
+/// Processing time of one frame by the device's CPU, besides flash time.
+const CPU_FRAME_NS: u64 = 20_000;
+
+/// Which of the seed's two layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutKind {
+    /// `VM | BC0 | BC1 | record`: bytecode updates only.
+    BytecodeOnly,
+    /// `VM0 | BC0 | VM1 | BC1 | record`: VM and bytecode updates.
+    VmAndBytecode,
+}
+
+/// How the simulated device is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceConfig {
+    /// The layout.
+    pub layout: LayoutKind,
+    /// Size of each VM slot (a multiple of [`SECTOR`]).
+    pub vm_slot_size: u32,
+    /// Size of each bytecode slot (a multiple of [`SECTOR`]).
+    pub bc_slot_size: u32,
+    /// Baud rate after reset (both ends start here).
+    pub baud: u32,
+    /// One-way latency of the line (a USB-serial adapter adds 1 to 16 ms).
+    pub latency_ns: u64,
+    /// Fastest rate the agent may switch to.
+    pub max_baud: u32,
+    /// Requests the agent takes in flight; the UART receive buffer holds this many frames.
+    pub max_in_flight: u8,
+    /// False for a firmware without FOTA support.
+    pub fota_supported: bool,
+    /// Flash timing.
+    pub timing: FlashTiming,
+    /// Time from reset to the agent answering.
+    pub boot_ns: u64,
+    /// Time a healthy firmware takes to pass its self-test and accept.
+    pub accept_after_ns: u64,
+    /// Time after which the watchdog resets a hung (faulty) firmware.
+    pub watchdog_ns: u64,
+    /// Faults on the host-to-device direction.
+    pub faults_to_device: Faults,
+    /// Faults on the device-to-host direction.
+    pub faults_to_host: Faults,
+}
+
+impl DeviceConfig {
+    /// A device of `layout` with 64 KiB VM slots and 256 KiB bytecode slots, at 115200
+    /// baud with 1 ms latency and the timing of a W25Q128JV.
+    pub fn new(layout: LayoutKind) -> DeviceConfig {
+        DeviceConfig {
+            layout,
+            vm_slot_size: 64 * 1024,
+            bc_slot_size: 256 * 1024,
+            baud: fota_protocol::DEFAULT_BAUD,
+            latency_ns: 1_000_000,
+            max_baud: 921_600,
+            max_in_flight: 4,
+            fota_supported: true,
+            timing: FlashTiming::W25Q128JV,
+            boot_ns: 200_000_000,
+            accept_after_ns: 300_000_000,
+            watchdog_ns: 1_500_000_000,
+            faults_to_device: Faults::NONE,
+            faults_to_host: Faults::NONE,
+        }
+    }
+
+    /// The agent's configuration for this device.
+    pub fn agent_config(&self) -> AgentConfig {
+        let mut cfg = match self.layout {
+            LayoutKind::BytecodeOnly => {
+                AgentConfig::bytecode_only(0, self.vm_slot_size, self.bc_slot_size, SECTOR)
+            }
+            LayoutKind::VmAndBytecode => {
+                AgentConfig::vm_and_bytecode(0, self.vm_slot_size, self.bc_slot_size, SECTOR)
+            }
+        }
+        .named("fota-sim");
+        cfg.max_in_flight = self.max_in_flight;
+        cfg.max_baud = self.max_baud;
+        if !self.fota_supported {
+            cfg = cfg.unsupported();
+        }
+        cfg
+    }
+
+    /// Bytes of flash the layout needs.
+    pub fn flash_size(&self) -> usize {
+        let cfg = self.agent_config();
+        (cfg.record_addr + cfg.record_size) as usize
+    }
+
+    /// Bytes of the device's UART receive buffer.
+    pub fn rx_buffer(&self) -> usize {
+        usize::from(self.max_in_flight.max(1)) * fota_agent::RX_FRAME
+    }
+}
+
+/// A [`SimFlash`] that reports its busy time to the device as each operation ends, so
+/// that replies sent during a long erase (progress) leave at the right time.
+#[derive(Debug)]
+pub struct TimedFlash {
+    inner: DeviceFlash,
+    busy: Arc<AtomicU64>,
+}
+
+impl TimedFlash {
+    fn account(&mut self) {
+        let ns = self.inner.take_busy_ns();
+        self.busy.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The flash model.
+    pub fn sim(&self) -> &DeviceFlash {
+        &self.inner
+    }
+
+    /// The flash model, to arm a power cut.
+    pub fn sim_mut(&mut self) -> &mut DeviceFlash {
+        &mut self.inner
+    }
+}
+
+impl ErrorType for TimedFlash {
+    type Error = FlashError;
+}
+
+impl ReadNorFlash for TimedFlash {
+    const READ_SIZE: usize = DeviceFlash::READ_SIZE;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        let r = self.inner.read(offset, bytes);
+        self.account();
+        r
+    }
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+}
+
+impl NorFlash for TimedFlash {
+    const WRITE_SIZE: usize = DeviceFlash::WRITE_SIZE;
+    const ERASE_SIZE: usize = DeviceFlash::ERASE_SIZE;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        let r = self.inner.erase(from, to);
+        self.account();
+        r
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        let r = self.inner.write(offset, bytes);
+        self.account();
+        r
+    }
+}
+
+/// What the device is doing.
+enum Run {
+    /// Running the agent and the firmware.
+    Up(Box<Running>),
+    /// Resetting: the agent answers from `until` on.
+    Booting { until: u64, flash: TimedFlash },
+    /// Power is off (after a cut): nothing happens until [`SimDevice::power_on`].
+    Off { flash: TimedFlash },
+    /// Only while switching states.
+    Gone,
+}
+
+struct Running {
+    link: AgentLink<TimedFlash>,
+    boot: Boot,
+    accept_at: Option<u64>,
+    watchdog_at: Option<u64>,
+}
+
+/// One boot of the device, for tests and the demo's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootRecord {
+    /// When it booted.
+    pub at_ns: u64,
+    /// The boot decision's outcome.
+    pub boot: Boot,
+    /// Whether the firmware it runs accepts itself.
+    pub health: ImageHealth,
+}
+
+/// A simulated device.
+pub struct SimDevice {
+    cfg: DeviceConfig,
+    agent_cfg: AgentConfig,
+    now: u64,
+    to_device: Line,
+    to_host: Line,
+    rx: VecDeque<u8>,
+    rx_cap: usize,
+    overruns: u64,
+    busy_until: u64,
+    busy: Arc<AtomicU64>,
+    run: Run,
+    host_baud: u32,
+    device_baud: u32,
+    reset_at: Option<u64>,
+    baud_switch: Option<(u64, u32)>,
+    baud_watch: Option<(u64, u32, u32)>,
+    boots: Vec<BootRecord>,
+    /// Bytes still in flight that were sent at an earlier rate: (last arrival, rate).
+    epochs_to_device: VecDeque<(u64, u32)>,
+    epochs_to_host: VecDeque<(u64, u32)>,
+}
+
+impl SimDevice {
+    /// A factory-fresh device: VM "zvm" 1.0 in VM slot 0, bytecode "blink" v1 in
+    /// bytecode slot 0, booted and running.
+    pub fn new(cfg: DeviceConfig) -> SimDevice {
+        let mut flash =
+            DeviceFlash::new(cfg.flash_size().div_ceil(SECTOR as usize) * SECTOR as usize)
+                .with_timing(FlashTiming::INSTANT);
+        let agent_cfg = cfg.agent_config();
+        let factory = [
+            (
+                SlotKind::Vm,
+                images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 16 * 1024),
+            ),
+            (SlotKind::Bytecode, images::blink_v1()),
+        ];
+        for (kind, image) in factory {
+            if let Some(slot) = agent_cfg.slot(kind, 0) {
+                let len = image.len().min(slot.size as usize);
+                let padded = len.div_ceil(4) * 4;
+                let mut data = image;
+                data.resize(padded, 0xFF);
+                // Factory programming of a fresh flash cannot fail: the slot is erased
+                // and the image fits.
+                let _ = flash.write(slot.addr, &data[..padded.min(slot.size as usize)]);
+            }
+        }
+        flash.set_timing(cfg.timing);
+        Self::from_flash(cfg, flash)
+    }
+
+    /// A device whose flash holds `flash` (a saved state): boots it.
+    pub fn from_flash(cfg: DeviceConfig, flash: DeviceFlash) -> SimDevice {
+        let busy = Arc::new(AtomicU64::new(0));
+        let agent_cfg = cfg.agent_config();
+        let mut dev = SimDevice {
+            now: 0,
+            to_device: Line::new(cfg.baud, cfg.latency_ns).with_faults(cfg.faults_to_device),
+            to_host: Line::new(cfg.baud, cfg.latency_ns).with_faults(cfg.faults_to_host),
+            rx: VecDeque::new(),
+            rx_cap: cfg.rx_buffer(),
+            overruns: 0,
+            busy_until: 0,
+            busy: busy.clone(),
+            run: Run::Booting {
+                until: 0,
+                flash: TimedFlash { inner: flash, busy },
+            },
+            host_baud: cfg.baud,
+            device_baud: cfg.baud,
+            reset_at: None,
+            baud_switch: None,
+            baud_watch: None,
+            boots: Vec::new(),
+            epochs_to_device: VecDeque::new(),
+            epochs_to_host: VecDeque::new(),
+            agent_cfg,
+            cfg,
+        };
+        dev.finish_boot();
+        dev
+    }
+
+    /// A device restored from a saved flash image (see [`SimDevice::flash_bytes`]).
+    pub fn from_image(cfg: DeviceConfig, bytes: Vec<u8>) -> Result<SimDevice, FlashError> {
+        let mut flash = DeviceFlash::from_image(bytes)?;
+        flash.set_timing(cfg.timing);
+        Ok(Self::from_flash(cfg, flash))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DeviceConfig {
+        &self.cfg
+    }
+
+    /// The agent's configuration (layout, record area).
+    pub fn agent_config(&self) -> &AgentConfig {
+        &self.agent_cfg
+    }
+
+    /// Simulated time, in nanoseconds.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The flash model.
+    pub fn flash(&self) -> &DeviceFlash {
+        match &self.run {
+            Run::Up(r) => r.link.agent().flash().sim(),
+            Run::Booting { flash, .. } | Run::Off { flash } => flash.sim(),
+            Run::Gone => unreachable_flash(),
+        }
+    }
+
+    /// The flash model, to arm a power cut.
+    pub fn flash_mut(&mut self) -> &mut DeviceFlash {
+        match &mut self.run {
+            Run::Up(r) => r.link.agent_mut().flash_mut().sim_mut(),
+            Run::Booting { flash, .. } | Run::Off { flash } => flash.sim_mut(),
+            Run::Gone => unreachable_flash_mut(),
+        }
+    }
+
+    /// The flash contents (to save a state).
+    pub fn flash_bytes(&self) -> &[u8] {
+        self.flash().as_bytes()
+    }
+
+    /// The record as the running agent sees it (`None` while not running).
+    pub fn record(&self) -> Option<Record> {
+        match &self.run {
+            Run::Up(r) => r.link.agent().get_record().ok(),
+            _ => None,
+        }
+    }
+
+    /// What the running firmware booted (`None` while not running).
+    pub fn current_boot(&self) -> Option<Boot> {
+        match &self.run {
+            Run::Up(r) => Some(r.boot),
+            _ => None,
+        }
+    }
+
+    /// Whether the agent is up (not resetting, not powered off).
+    pub fn is_running(&self) -> bool {
+        matches!(self.run, Run::Up(_))
+    }
+
+    /// Whether power is off after a cut.
+    pub fn is_off(&self) -> bool {
+        matches!(self.run, Run::Off { .. })
+    }
+
+    /// Every boot so far.
+    pub fn boots(&self) -> &[BootRecord] {
+        &self.boots
+    }
+
+    /// Bytes lost because the receive buffer was full.
+    pub fn overruns(&self) -> u64 {
+        self.overruns
+    }
+
+    /// The device's UART rate now.
+    pub fn device_baud(&self) -> u32 {
+        self.device_baud
+    }
+
+    /// The host's UART rate now.
+    pub fn host_baud(&self) -> u32 {
+        self.host_baud
+    }
+
+    /// Set the host's UART rate (bytes between ends at different rates are garbled).
+    pub fn set_host_baud(&mut self, baud: u32) {
+        if baud != self.host_baud {
+            let last = self.to_device.idle_at() + self.to_device.latency_ns();
+            self.epochs_to_device.push_back((last, self.host_baud));
+        }
+        self.host_baud = baud;
+        self.to_device.set_baud(baud);
+    }
+
+    fn set_device_baud(&mut self, baud: u32) {
+        if baud != self.device_baud {
+            let last = self.to_host.idle_at() + self.to_host.latency_ns();
+            self.epochs_to_host.push_back((last, self.device_baud));
+        }
+        self.device_baud = baud;
+        self.to_host.set_baud(baud);
+    }
+
+    /// Set the line latency.
+    pub fn set_latency_ns(&mut self, ns: u64) {
+        self.to_device.set_latency_ns(ns);
+        self.to_host.set_latency_ns(ns);
+    }
+
+    /// Set the faults on both directions.
+    pub fn set_faults(&mut self, to_device: Faults, to_host: Faults) {
+        self.to_device.set_faults(to_device);
+        self.to_host.set_faults(to_host);
+    }
+
+    /// The host sends bytes now.
+    pub fn host_send(&mut self, bytes: &[u8]) {
+        self.to_device.send(self.now, bytes);
+    }
+
+    /// Bytes that have reached the host by now.
+    pub fn host_take(&mut self) -> Vec<u8> {
+        take_line(
+            &mut self.to_host,
+            &mut self.epochs_to_host,
+            self.device_baud,
+            self.host_baud,
+            self.now,
+        )
+    }
+
+    /// Whether bytes for the host have arrived by now.
+    pub fn host_has_data(&self) -> bool {
+        self.to_host.next_arrival().is_some_and(|t| t <= self.now)
+    }
+
+    /// Cut the power now: RAM is lost, flash keeps what it holds.
+    pub fn cut_power(&mut self) {
+        let flash = match std::mem::replace(&mut self.run, Run::Gone) {
+            Run::Up(r) => r.link.into_flash(),
+            Run::Booting { flash, .. } | Run::Off { flash } => flash,
+            Run::Gone => return,
+        };
+        self.rx.clear();
+        self.to_device.clear();
+        self.to_host.clear();
+        self.epochs_to_device.clear();
+        self.epochs_to_host.clear();
+        self.reset_at = None;
+        self.baud_switch = None;
+        self.baud_watch = None;
+        self.run = Run::Off { flash };
+    }
+
+    /// Power on after a cut: the device boots from what flash holds.
+    pub fn power_on(&mut self) {
+        if let Run::Off { mut flash } = std::mem::replace(&mut self.run, Run::Gone) {
+            flash.inner.power_on();
+            self.set_device_baud(self.cfg.baud);
+            self.run = Run::Booting {
+                until: self.now + self.cfg.boot_ns,
+                flash,
+            };
+        }
+    }
+
+    /// Reset now (as the reset button would).
+    pub fn reset(&mut self) {
+        self.reset_at = Some(self.now);
+        self.run_until(self.now, false);
+    }
+
+    fn finish_boot(&mut self) {
+        let Run::Booting { flash, .. } = std::mem::replace(&mut self.run, Run::Gone) else {
+            return;
+        };
+        match AgentLink::boot(flash, self.agent_cfg.clone()) {
+            Ok((mut link, boot)) => {
+                let health = self.health(&mut link, &boot);
+                self.boots.push(BootRecord {
+                    at_ns: self.now,
+                    boot,
+                    health,
+                });
+                let (accept_at, watchdog_at) = match health {
+                    ImageHealth::Healthy => (
+                        boot.trial.then_some(self.now + self.cfg.accept_after_ns),
+                        None,
+                    ),
+                    _ => (None, Some(self.now + self.cfg.watchdog_ns)),
+                };
+                let mut log = format!(
+                    "boot: VM slot {} @{:#x}, bytecode slot {} @{:#x}{}{}\r\n",
+                    boot.vm_slot,
+                    boot.vm_addr,
+                    boot.bc_slot,
+                    boot.bc_addr,
+                    if boot.trial { ", on trial" } else { "" },
+                    if boot.reverted {
+                        ", reverted to the last working configuration"
+                    } else {
+                        ""
+                    },
+                );
+                log.push_str(match health {
+                    ImageHealth::Healthy if boot.trial => "app: running, self-test in progress\r\n",
+                    ImageHealth::Healthy => "app: running\r\n",
+                    ImageHealth::Faulty => "app: self-test failed, hanging\r\n",
+                    ImageHealth::NotAnImage => "app: no valid firmware in the slot, hanging\r\n",
+                });
+                self.to_host.send(self.now, log.as_bytes());
+                self.run = Run::Up(Box::new(Running {
+                    link,
+                    boot,
+                    accept_at,
+                    watchdog_at,
+                }));
+            }
+            Err(_) => {
+                // A boot that cannot read its record area: an unrecoverable flash fault in
+                // this model. Stay off; a test will see it.
+                self.run = Run::Off {
+                    flash: TimedFlash {
+                        inner: DeviceFlash::new(SECTOR as usize),
+                        busy: self.busy.clone(),
+                    },
+                };
+            }
+        }
+    }
+
+    fn health(&self, link: &mut AgentLink<TimedFlash>, boot: &Boot) -> ImageHealth {
+        let flash = link.agent().flash().sim().as_bytes();
+        let region = |addr: u32, kind: SlotKind| {
+            let size = self
+                .agent_cfg
+                .slot_at(addr)
+                .filter(|s| s.kind == kind)
+                .map_or(0, |s| s.size as usize);
+            let start = addr as usize;
+            flash.get(start..start + size).unwrap_or(&[])
+        };
+        let bc = images::image_health(region(boot.bc_addr, SlotKind::Bytecode));
+        let vm = images::image_health(region(boot.vm_addr, SlotKind::Vm));
+        if !self.cfg.fota_supported {
+            return ImageHealth::Healthy;
+        }
+        match (vm, bc) {
+            (ImageHealth::Healthy, ImageHealth::Healthy) => ImageHealth::Healthy,
+            (ImageHealth::NotAnImage, _) | (_, ImageHealth::NotAnImage) => ImageHealth::NotAnImage,
+            _ => ImageHealth::Faulty,
+        }
+    }
+
+    /// When something happens next (a byte arrives, the device finishes a frame, a timer
+    /// fires), if anything is scheduled.
+    pub fn next_event(&self) -> Option<u64> {
+        let mut next: Option<u64> = None;
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: u64| n.min(t)));
+            }
+        };
+        consider(self.to_device.next_arrival());
+        consider(self.to_host.next_arrival());
+        consider(self.reset_at);
+        consider(self.baud_switch.map(|b| b.0));
+        consider(self.baud_watch.map(|b| b.0));
+        match &self.run {
+            Run::Up(r) => {
+                if !self.rx.is_empty() {
+                    consider(Some(self.busy_until.max(self.now)));
+                }
+                consider(r.accept_at);
+                consider(r.watchdog_at);
+            }
+            Run::Booting { until, .. } => consider(Some(*until)),
+            Run::Off { .. } | Run::Gone => {}
+        }
+        next
+    }
+
+    /// Run the device until `until_ns`; with `stop_on_output`, stop as soon as bytes for
+    /// the host have arrived. Returns the time reached.
+    pub fn run_until(&mut self, until_ns: u64, stop_on_output: bool) -> u64 {
+        loop {
+            self.process_now();
+            if stop_on_output && self.host_has_data() {
+                return self.now;
+            }
+            match self.next_event() {
+                Some(t) if t <= until_ns => {
+                    // Progress is guaranteed: every event at `now` was handled above.
+                    self.now = t.max(self.now);
+                }
+                _ => {
+                    self.now = self.now.max(until_ns);
+                    self.process_now();
+                    return self.now;
+                }
+            }
+        }
+    }
+
+    /// Handle everything due at `now`.
+    fn process_now(&mut self) {
+        loop {
+            let mut did = false;
+            // Bytes reaching the device's UART.
+            let arrived = take_line(
+                &mut self.to_device,
+                &mut self.epochs_to_device,
+                self.host_baud,
+                self.device_baud,
+                self.now,
+            );
+            if !arrived.is_empty() {
+                did = true;
+                if matches!(self.run, Run::Up(_)) {
+                    for b in arrived {
+                        if self.rx.len() < self.rx_cap {
+                            self.rx.push_back(b);
+                        } else {
+                            self.overruns += 1;
+                        }
+                    }
+                }
+            }
+            if self.reset_at.is_some_and(|t| t <= self.now) {
+                self.reset_at = None;
+                self.restart_now();
+                did = true;
+            }
+            if let Some((t, baud)) = self.baud_switch
+                && t <= self.now
+            {
+                self.baud_switch = None;
+                let requests = match &self.run {
+                    Run::Up(r) => r.link.stats().requests,
+                    _ => 0,
+                };
+                self.baud_watch = Some((self.now + 1_000_000_000, self.device_baud, requests));
+                self.set_device_baud(baud);
+                did = true;
+            }
+            if let Some((t, old, requests)) = self.baud_watch
+                && t <= self.now
+            {
+                self.baud_watch = None;
+                let now_requests = match &self.run {
+                    Run::Up(r) => r.link.stats().requests,
+                    _ => requests,
+                };
+                if now_requests == requests {
+                    // No valid frame at the new rate within a second: go back.
+                    self.set_device_baud(old);
+                }
+                did = true;
+            }
+            if let Run::Booting { until, .. } = &self.run
+                && *until <= self.now
+            {
+                self.finish_boot();
+                did = true;
+            }
+            did |= self.firmware_timers();
+            did |= self.agent_step();
+            if !did {
+                return;
+            }
+        }
+    }
+
+    fn firmware_timers(&mut self) -> bool {
+        let now = self.now;
+        let Run::Up(r) = &mut self.run else {
+            return false;
+        };
+        if r.accept_at.is_some_and(|t| t <= now) && now >= self.busy_until {
+            r.accept_at = None;
+            let ok = r.link.agent_mut().accept().is_ok();
+            let line: &[u8] = if ok {
+                b"app: self-test passed, accept()\r\n"
+            } else {
+                b"app: accept() failed\r\n"
+            };
+            self.to_host.send(now, line);
+            return true;
+        }
+        if r.watchdog_at.is_some_and(|t| t <= now) {
+            r.watchdog_at = None;
+            self.to_host
+                .send(now, b"watchdog: firmware hung, resetting\r\n");
+            self.reset_at = Some(now);
+            return true;
+        }
+        false
+    }
+
+    fn agent_step(&mut self) -> bool {
+        let now = self.now;
+        if self.rx.is_empty() || self.busy_until > now {
+            return false;
+        }
+        let Run::Up(r) = &mut self.run else {
+            return false;
+        };
+        self.busy.store(0, Ordering::Relaxed);
+        let busy = self.busy.clone();
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+        let bytes = self.rx.make_contiguous();
+        let step = r.link.step(bytes, &mut |frame| {
+            out.push((busy.load(Ordering::Relaxed), frame.to_vec()))
+        });
+        self.rx.drain(..step.consumed.min(self.rx.len()));
+        let spent = self.busy.load(Ordering::Relaxed) + CPU_FRAME_NS;
+        for (at, frame) in out {
+            self.to_host.send(now + at + CPU_FRAME_NS, &frame);
+        }
+        self.busy_until = now + spent;
+        if !r.link.agent().flash().sim().is_powered() {
+            // The flash lost power in this operation: the whole device is off.
+            self.cut_power();
+            return true;
+        }
+        match step.action {
+            Some(Action::Restart) => {
+                self.reset_at = Some(self.to_host.idle_at().max(self.busy_until))
+            }
+            Some(Action::SetBaud(b)) => {
+                self.baud_switch = Some((self.to_host.idle_at().max(self.busy_until), b));
+            }
+            None => {}
+        }
+        true
+    }
+
+    fn restart_now(&mut self) {
+        let flash = match std::mem::replace(&mut self.run, Run::Gone) {
+            Run::Up(r) => r.link.into_flash(),
+            Run::Booting { flash, .. } => flash,
+            Run::Off { flash } => {
+                self.run = Run::Off { flash };
+                return;
+            }
+            Run::Gone => return,
+        };
+        self.rx.clear();
+        self.baud_switch = None;
+        self.baud_watch = None;
+        self.set_device_baud(self.cfg.baud);
+        self.busy_until = self.now;
+        self.run = Run::Booting {
+            until: self.now + self.cfg.boot_ns,
+            flash,
+        };
+    }
+}
+
+/// Bytes that reached the far end of `line` by `now`, garbled where they were sent at a
+/// rate other than the receiver's.
+fn take_line(
+    line: &mut Line,
+    epochs: &mut VecDeque<(u64, u32)>,
+    send_baud: u32,
+    recv_baud: u32,
+    now: u64,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(&(end, baud)) = epochs.front() {
+        let mut seg = line.deliver(now.min(end));
+        if baud != recv_baud {
+            garble(&mut seg);
+        }
+        out.extend(seg);
+        if end > now {
+            return out;
+        }
+        epochs.pop_front();
+    }
+    let mut seg = line.deliver(now);
+    if send_baud != recv_baud {
+        garble(&mut seg);
+    }
+    out.extend(seg);
+    out
+}
+
+/// What a byte sent at one baud rate looks like when read at another: noise.
+fn garble(bytes: &mut [u8]) {
+    for b in bytes {
+        *b = b.rotate_left(3) ^ 0x5A;
+    }
+}
+
+// `Run::Gone` exists only inside a method that replaces it before returning.
+fn unreachable_flash() -> &'static DeviceFlash {
+    static EMPTY: std::sync::OnceLock<DeviceFlash> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| DeviceFlash::new(SECTOR as usize))
+}
+
+fn unreachable_flash_mut() -> &'static mut DeviceFlash {
+    Box::leak(Box::new(DeviceFlash::new(SECTOR as usize)))
+}

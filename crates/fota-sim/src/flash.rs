@@ -1,0 +1,967 @@
+//! A NOR flash model that enforces the rules of real parts and can lose power at any byte.
+//!
+//! [`SimFlash`] is a byte array at base address 0 that implements the `embedded-storage`
+//! [`ReadNorFlash`] and [`NorFlash`] traits, so update code generic over those traits runs
+//! on it unchanged. It is deliberately strict, because a lenient RAM flash hides the bugs
+//! that brick devices:
+//!
+//! * erase works on whole aligned sectors and sets them to `0xFF`;
+//! * a program needs an offset and length aligned to the write size and may only go over
+//!   erased (`0xFF`) bytes; anything else fails and changes nothing (there is no
+//!   `MultiwriteNorFlash`: programming a word twice is a bug here, as on many MCUs);
+//! * every operation costs simulated time ([`FlashTiming`]), collected with
+//!   [`SimFlash::take_busy_ns`].
+//!
+//! # Power cuts
+//!
+//! Every programmed byte is one *step*, and erasing a sector is `SECTOR` steps (one per
+//! byte, from the start of the sector). [`SimFlash::arm_power_cut`]`(k)` lets `k` more
+//! steps complete; then:
+//!
+//! * a program has written the bytes before the cut, the byte at the cut is *torn* (some of
+//!   its bits cleared toward the new value: `old & (new | random)`), the rest is untouched;
+//! * an erase has set the bytes before the cut to `0xFF`, the byte at the cut is torn
+//!   toward `0xFF` (`old | random`), the rest of the sector is unchanged;
+//! * if the budget runs out exactly at the end of an operation, the data is complete but
+//!   the call still returns [`FlashError::PowerLoss`]: the cut came after the operation
+//!   finished but before the caller learnt it (a case MCUboot's simulator never tried).
+//!
+//! After a cut every operation fails with [`FlashError::PowerLoss`] until
+//! [`SimFlash::power_on`]. The flash keeps only its bytes; a device model must rebuild all
+//! of its RAM state from them on power-on, which is the point of the exercise.
+//!
+//! A test counts the steps of an operation sequence with [`SimFlash::step_count`] on a
+//! run without a cut, then re-runs it once per cut point with [`for_each_cut`].
+//!
+//! Real parts erase a sector all at once and a cut leaves cells half-erased anywhere in
+//! it; the byte-by-byte model gives the same outcomes that matter to update code (some
+//! bytes erased, some not, one in between) while staying reproducible.
+
+use std::fmt;
+
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+/// Errors of [`SimFlash`]. Every error but [`FlashError::PowerLoss`] leaves the flash
+/// unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlashError {
+    /// The range leaves the flash, or an erase's `from` is after its `to`.
+    OutOfBounds,
+    /// The offset or length is not a multiple of the write size (program) or of the
+    /// sector size (erase).
+    NotAligned,
+    /// A program would go over a byte that is not erased; nothing was written.
+    NotErased {
+        /// Address of the first byte in the range that is not `0xFF`.
+        offset: u32,
+    },
+    /// Power failed during or right after this operation, or is still off. The flash may
+    /// hold a partly done operation; call [`SimFlash::power_on`] and rebuild state from
+    /// the flash contents.
+    PowerLoss,
+    /// [`SimFlash::from_image`] got a length that is not a whole number of sectors.
+    BadImageLength {
+        /// The length given.
+        len: usize,
+    },
+}
+
+impl fmt::Display for FlashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlashError::OutOfBounds => f.write_str("flash range out of bounds"),
+            FlashError::NotAligned => f.write_str("flash range not aligned"),
+            FlashError::NotErased { offset } => {
+                write!(f, "program over a byte that is not erased at {offset:#x}")
+            }
+            FlashError::PowerLoss => f.write_str("power lost"),
+            FlashError::BadImageLength { len } => {
+                write!(
+                    f,
+                    "flash image of {len} bytes is not a whole number of sectors"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FlashError {}
+
+impl NorFlashError for FlashError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            FlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
+            FlashError::NotAligned => NorFlashErrorKind::NotAligned,
+            _ => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+/// How long flash operations take, in nanoseconds of simulated time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlashTiming {
+    /// Erasing one sector.
+    pub sector_erase_ns: u64,
+    /// Bytes of a program page: a program is issued one page at a time.
+    pub page_size: u32,
+    /// Programming a full page; a partial page costs its share (rounded up).
+    pub page_program_ns: u64,
+    /// Fixed cost of each read (command, address and dummy bytes on the bus).
+    pub read_setup_ns: u64,
+    /// Each byte read.
+    pub read_ns_per_byte: u64,
+}
+
+impl FlashTiming {
+    /// Typical figures of a Winbond W25Q128JV SPI NOR flash: 4 KiB sector erase 45 ms
+    /// (tSE), 256-byte page program 0.7 ms (tPP), and Fast Read on a 50 MHz single-bit
+    /// SPI bus (160 ns a byte, plus 5 bytes of command, address and dummy cycles).
+    pub const W25Q128JV: FlashTiming = FlashTiming {
+        sector_erase_ns: 45_000_000,
+        page_size: 256,
+        page_program_ns: 700_000,
+        read_setup_ns: 800,
+        read_ns_per_byte: 160,
+    };
+
+    /// Everything takes no time (for tests about contents only).
+    pub const INSTANT: FlashTiming = FlashTiming {
+        sector_erase_ns: 0,
+        page_size: 256,
+        page_program_ns: 0,
+        read_setup_ns: 0,
+        read_ns_per_byte: 0,
+    };
+
+    /// Time to program `len` bytes from `offset`, split at page boundaries as a driver
+    /// must (a page program wraps within its page on real parts).
+    pub fn program_ns(&self, offset: u32, len: usize) -> u64 {
+        let page = u64::from(self.page_size.max(1));
+        let mut at = u64::from(offset);
+        let end = at + len as u64;
+        let mut total = 0u64;
+        while at < end {
+            let chunk = (page - at % page).min(end - at);
+            total += (self.page_program_ns * chunk).div_ceil(page);
+            at += chunk;
+        }
+        total
+    }
+
+    /// Time to read `len` bytes in one command.
+    pub fn read_ns(&self, len: usize) -> u64 {
+        self.read_setup_ns + self.read_ns_per_byte * len as u64
+    }
+}
+
+impl Default for FlashTiming {
+    fn default() -> Self {
+        FlashTiming::W25Q128JV
+    }
+}
+
+/// Seed of the torn-bit generator unless [`SimFlash::set_seed`] says otherwise.
+pub const DEFAULT_SEED: u64 = 0x5EED_F1A5;
+
+/// A NOR flash of `WRITE`-byte program granularity and `SECTOR`-byte erase sectors.
+///
+/// The sizes are const generics because `NorFlash` needs them as associated consts. The
+/// defaults model a 4 KiB-sector SPI NOR (W25Q series) driven in 4-byte words, as MCU
+/// internal flashes require, so alignment bugs show up; use `SimFlash<1, 4096>` for a part
+/// that programs single bytes, or `SimFlash<8, 2048>` for an STM32G4-like internal flash.
+///
+/// See the [module docs](self) for the rules and the power-cut model.
+#[derive(Clone)]
+pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
+    mem: Vec<u8>,
+    timing: FlashTiming,
+    erase_counts: Vec<u32>,
+    bytes_programmed: u64,
+    busy_ns: u64,
+    steps: u64,
+    /// Steps left before the cut, if one is armed.
+    cut_after: Option<u64>,
+    powered: bool,
+    seed: u64,
+    rng: ChaCha8Rng,
+}
+
+/// What an armed cut allows of an operation of `n` steps.
+enum Allowance {
+    /// All steps; power stays on.
+    All,
+    /// All steps, then power fails before the call returns.
+    AllThenCut,
+    /// This many steps complete, the next one is torn, power fails.
+    Partial(usize),
+}
+
+impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
+    /// Compile-time checks of the geometry; referenced from every constructor.
+    const GEOMETRY_OK: () = {
+        assert!(WRITE > 0, "write size must be at least 1");
+        assert!(SECTOR > 0, "sector size must be at least 1");
+        assert!(
+            SECTOR.is_multiple_of(WRITE),
+            "sector size must be a multiple of the write size"
+        );
+    };
+
+    /// An erased flash (all `0xFF`) of `capacity` bytes with the W25Q128JV timing.
+    ///
+    /// # Panics
+    /// If `capacity` is not a whole number of sectors or exceeds the 32-bit address space:
+    /// that is a bug in the caller's layout, not a runtime condition.
+    pub fn new(capacity: usize) -> Self {
+        assert!(
+            capacity.is_multiple_of(SECTOR),
+            "capacity {capacity} is not a multiple of the {SECTOR}-byte sector"
+        );
+        Self::build(vec![0xFF; capacity])
+    }
+
+    /// A flash holding `image` (for instance a [`snapshot`](Self::snapshot) or a file a
+    /// CLI saved), powered on, with fresh statistics.
+    pub fn from_image(image: Vec<u8>) -> Result<Self, FlashError> {
+        if !image.len().is_multiple_of(SECTOR) || u32::try_from(image.len()).is_err() {
+            return Err(FlashError::BadImageLength { len: image.len() });
+        }
+        Ok(Self::build(image))
+    }
+
+    fn build(mem: Vec<u8>) -> Self {
+        let () = Self::GEOMETRY_OK;
+        // The trait API takes u32 offsets; a larger flash could not be addressed.
+        assert!(u32::try_from(mem.len()).is_ok(), "flash larger than 4 GiB");
+        let sectors = mem.len() / SECTOR;
+        SimFlash {
+            mem,
+            timing: FlashTiming::default(),
+            erase_counts: vec![0; sectors],
+            bytes_programmed: 0,
+            busy_ns: 0,
+            steps: 0,
+            cut_after: None,
+            powered: true,
+            seed: DEFAULT_SEED,
+            rng: ChaCha8Rng::seed_from_u64(DEFAULT_SEED),
+        }
+    }
+
+    /// Replaces the timing model (builder style).
+    pub fn with_timing(mut self, timing: FlashTiming) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// The timing model.
+    pub fn timing(&self) -> FlashTiming {
+        self.timing
+    }
+
+    /// Replaces the timing model.
+    pub fn set_timing(&mut self, timing: FlashTiming) {
+        self.timing = timing;
+    }
+
+    /// Reseeds the generator of torn bits, so a run is reproducible whatever came before.
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    /// The seed last given to [`set_seed`](Self::set_seed) (or [`DEFAULT_SEED`]).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Capacity in bytes.
+    pub fn len(&self) -> usize {
+        self.mem.len()
+    }
+
+    /// Whether the flash has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.mem.is_empty()
+    }
+
+    /// Number of erase sectors.
+    pub fn sector_count(&self) -> usize {
+        self.erase_counts.len()
+    }
+
+    /// The contents, read without cost and even with the power off (a probe on the chip).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.mem
+    }
+
+    /// A copy of the contents, to persist or to build another flash with
+    /// [`from_image`](Self::from_image).
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.mem.clone()
+    }
+
+    // ---- power ----
+
+    /// Lets `after_steps` more steps complete, then cuts the power (see the
+    /// [module docs](self)). Replaces any cut already armed.
+    pub fn arm_power_cut(&mut self, after_steps: u64) {
+        self.cut_after = Some(after_steps);
+    }
+
+    /// Cancels an armed cut that has not happened yet.
+    pub fn disarm_power_cut(&mut self) {
+        self.cut_after = None;
+    }
+
+    /// Steps left before an armed cut, if any.
+    pub fn power_cut_armed(&self) -> Option<u64> {
+        self.cut_after
+    }
+
+    /// Cuts the power now, between operations (nothing is torn).
+    pub fn cut_power(&mut self) {
+        self.powered = false;
+        self.cut_after = None;
+    }
+
+    /// Restores power after a cut. The contents stay as the cut left them.
+    pub fn power_on(&mut self) {
+        self.powered = true;
+    }
+
+    /// Whether operations can run.
+    pub fn is_powered(&self) -> bool {
+        self.powered
+    }
+
+    /// Steps (programmed bytes, erased bytes) completed since creation or
+    /// [`reset_steps`](Self::reset_steps). A torn byte is not counted.
+    pub fn step_count(&self) -> u64 {
+        self.steps
+    }
+
+    /// Restarts [`step_count`](Self::step_count) from 0.
+    pub fn reset_steps(&mut self) {
+        self.steps = 0;
+    }
+
+    // ---- statistics ----
+
+    /// Busy time accumulated since the last call, which a device model adds to its clock.
+    pub fn take_busy_ns(&mut self) -> u64 {
+        core::mem::take(&mut self.busy_ns)
+    }
+
+    /// Busy time accumulated and not yet taken.
+    pub fn busy_ns(&self) -> u64 {
+        self.busy_ns
+    }
+
+    /// How many times each sector has been erased (a cut erase counts: its cells wore).
+    pub fn erase_counts(&self) -> &[u32] {
+        &self.erase_counts
+    }
+
+    /// How many times the sector holding `offset` has been erased (0 if out of range).
+    pub fn erase_count_at(&self, offset: u32) -> u32 {
+        self.erase_counts
+            .get(offset as usize / SECTOR)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sector erases in total.
+    pub fn total_erases(&self) -> u64 {
+        self.erase_counts.iter().map(|&c| u64::from(c)).sum()
+    }
+
+    /// Bytes programmed in total (torn bytes not counted).
+    pub fn bytes_programmed(&self) -> u64 {
+        self.bytes_programmed
+    }
+
+    // ---- internals ----
+
+    fn check_power(&self) -> Result<(), FlashError> {
+        if self.powered {
+            Ok(())
+        } else {
+            Err(FlashError::PowerLoss)
+        }
+    }
+
+    /// `offset..offset+len` as a checked index range.
+    fn range(&self, offset: u32, len: usize) -> Result<core::ops::Range<usize>, FlashError> {
+        let start = offset as usize;
+        match start.checked_add(len) {
+            Some(end) if end <= self.mem.len() => Ok(start..end),
+            _ => Err(FlashError::OutOfBounds),
+        }
+    }
+
+    /// Consumes the budget of an operation of `n` steps (`n > 0`).
+    fn allow(&mut self, n: usize) -> Allowance {
+        let Some(left) = self.cut_after else {
+            return Allowance::All;
+        };
+        let n64 = n as u64;
+        if left > n64 {
+            self.cut_after = Some(left - n64);
+            return Allowance::All;
+        }
+        self.cut_after = None;
+        self.powered = false;
+        if left == n64 {
+            Allowance::AllThenCut
+        } else {
+            // left < n, which fits in usize.
+            Allowance::Partial(left as usize)
+        }
+    }
+
+    fn random_byte(&mut self) -> u8 {
+        self.rng.next_u32() as u8
+    }
+
+    fn program(&mut self, offset: u32, data: &[u8]) -> Result<(), FlashError> {
+        self.check_power()?;
+        let range = self.range(offset, data.len())?;
+        if !(offset as usize).is_multiple_of(WRITE) || !data.len().is_multiple_of(WRITE) {
+            return Err(FlashError::NotAligned);
+        }
+        if let Some(i) = self.mem[range.clone()].iter().position(|&b| b != 0xFF) {
+            // i < data.len() and the range is in bounds, so this fits in u32.
+            return Err(FlashError::NotErased {
+                offset: offset + i as u32,
+            });
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let done = match self.allow(data.len()) {
+            Allowance::All | Allowance::AllThenCut => data.len(),
+            Allowance::Partial(k) => k,
+        };
+        let start = range.start;
+        self.mem[start..start + done].copy_from_slice(&data[..done]);
+        if done < data.len() {
+            // Some bits of the byte at the cut reached their new value, some did not.
+            let mask = self.random_byte();
+            let old = self.mem[start + done];
+            self.mem[start + done] = old & (data[done] | mask);
+        }
+        self.steps += done as u64;
+        self.bytes_programmed += done as u64;
+        self.busy_ns += self.timing.program_ns(offset, done);
+        self.check_power()
+    }
+
+    fn erase_range(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        self.check_power()?;
+        let (from, to) = (from as usize, to as usize);
+        if from > to || to > self.mem.len() {
+            return Err(FlashError::OutOfBounds);
+        }
+        if !from.is_multiple_of(SECTOR) || !to.is_multiple_of(SECTOR) {
+            return Err(FlashError::NotAligned);
+        }
+        for start in (from..to).step_by(SECTOR) {
+            self.erase_counts[start / SECTOR] += 1;
+            let done = match self.allow(SECTOR) {
+                Allowance::All | Allowance::AllThenCut => SECTOR,
+                Allowance::Partial(k) => k,
+            };
+            self.mem[start..start + done].fill(0xFF);
+            if done < SECTOR {
+                // Erasing sets bits: some bits of the byte at the cut got there.
+                let mask = self.random_byte();
+                self.mem[start + done] |= mask;
+            }
+            self.steps += done as u64;
+            self.busy_ns += (self.timing.sector_erase_ns * done as u64).div_ceil(SECTOR as u64);
+            self.check_power()?;
+        }
+        Ok(())
+    }
+
+    fn read_into(&mut self, offset: u32, out: &mut [u8]) -> Result<(), FlashError> {
+        self.check_power()?;
+        let range = self.range(offset, out.len())?;
+        out.copy_from_slice(&self.mem[range]);
+        self.busy_ns += self.timing.read_ns(out.len());
+        Ok(())
+    }
+}
+
+impl<const WRITE: usize, const SECTOR: usize> fmt::Debug for SimFlash<WRITE, SECTOR> {
+    // The contents would drown any log; show the geometry and state instead.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimFlash")
+            .field("capacity", &self.mem.len())
+            .field("write_size", &WRITE)
+            .field("sector_size", &SECTOR)
+            .field("powered", &self.powered)
+            .field("cut_after", &self.cut_after)
+            .field("steps", &self.steps)
+            .field("total_erases", &self.total_erases())
+            .field("bytes_programmed", &self.bytes_programmed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const WRITE: usize, const SECTOR: usize> ErrorType for SimFlash<WRITE, SECTOR> {
+    type Error = FlashError;
+}
+
+impl<const WRITE: usize, const SECTOR: usize> ReadNorFlash for SimFlash<WRITE, SECTOR> {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        self.read_into(offset, bytes)
+    }
+
+    fn capacity(&self) -> usize {
+        self.mem.len()
+    }
+}
+
+impl<const WRITE: usize, const SECTOR: usize> NorFlash for SimFlash<WRITE, SECTOR> {
+    const WRITE_SIZE: usize = WRITE;
+    const ERASE_SIZE: usize = SECTOR;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        self.erase_range(from, to)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        self.program(offset, bytes)
+    }
+}
+
+/// Calls `run(cut_at)` for every cut point `0..=steps_total`: `steps_total` is the
+/// [`SimFlash::step_count`] of a run without a cut, and `cut_at == steps_total` is the
+/// cut right after the last operation completed, before it returned.
+///
+/// ```
+/// use embedded_storage::nor_flash::NorFlash;
+/// use fota_sim::flash::{for_each_cut, SimFlash};
+///
+/// let run = |flash: &mut SimFlash| flash.write(0, &[1, 2, 3, 4]);
+/// let mut probe = SimFlash::new(4096);
+/// run(&mut probe).unwrap();
+/// for_each_cut(probe.step_count(), |cut_at| {
+///     let mut flash = SimFlash::new(4096);
+///     flash.arm_power_cut(cut_at);
+///     assert!(run(&mut flash).is_err());
+///     flash.power_on();
+///     // ...reboot from `flash.as_bytes()` and check the invariants here.
+/// });
+/// ```
+pub fn for_each_cut(steps_total: u64, mut run: impl FnMut(u64)) {
+    for cut_at in 0..=steps_total {
+        run(cut_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Flash = SimFlash<4, 4096>;
+
+    fn flash(sectors: usize) -> Flash {
+        Flash::new(sectors * 4096)
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        // No 0xFF bytes, so "written" and "erased" are always distinguishable.
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn new_flash_is_erased() {
+        let f = flash(2);
+        assert_eq!(f.len(), 8192);
+        assert!(f.as_bytes().iter().all(|&b| b == 0xFF));
+        assert_eq!(f.sector_count(), 2);
+    }
+
+    #[test]
+    fn write_then_read_back() {
+        let mut f = flash(1);
+        f.write(8, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        let mut buf = [0u8; 10];
+        f.read(6, &mut buf).unwrap();
+        assert_eq!(buf, [0xFF, 0xFF, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(f.bytes_programmed(), 8);
+        assert_eq!(f.step_count(), 8);
+    }
+
+    #[test]
+    fn program_over_non_erased_fails_and_changes_nothing() {
+        let mut f = flash(1);
+        f.write(4, &[0, 0, 0, 0]).unwrap();
+        let before = f.snapshot();
+        // The range starts on erased bytes and runs into the programmed word.
+        assert_eq!(
+            f.write(0, &[9; 8]),
+            Err(FlashError::NotErased { offset: 4 })
+        );
+        assert_eq!(f.snapshot(), before);
+        // Even rewriting the same value or 0xFF counts as programming twice.
+        assert_eq!(
+            f.write(4, &[0, 0, 0, 0]),
+            Err(FlashError::NotErased { offset: 4 })
+        );
+        assert_eq!(f.snapshot(), before);
+        assert_eq!(f.step_count(), 4);
+        assert_eq!(
+            f.write(4, &[0, 0, 0, 0]).unwrap_err().kind(),
+            NorFlashErrorKind::Other
+        );
+    }
+
+    #[test]
+    fn misaligned_program_fails() {
+        let mut f = flash(1);
+        assert_eq!(f.write(2, &[0; 4]), Err(FlashError::NotAligned));
+        assert_eq!(f.write(0, &[0; 3]), Err(FlashError::NotAligned));
+        assert_eq!(
+            f.write(2, &[0; 4]).unwrap_err().kind(),
+            NorFlashErrorKind::NotAligned
+        );
+        assert!(f.as_bytes().iter().all(|&b| b == 0xFF));
+        assert_eq!(f.step_count(), 0);
+    }
+
+    #[test]
+    fn out_of_bounds_fails() {
+        let mut f = flash(1);
+        assert_eq!(f.write(4096, &[0; 4]), Err(FlashError::OutOfBounds));
+        assert_eq!(f.write(4092, &[0; 8]), Err(FlashError::OutOfBounds));
+        assert_eq!(f.write(u32::MAX - 3, &[0; 8]), Err(FlashError::OutOfBounds));
+        assert_eq!(f.read(4090, &mut [0; 8]), Err(FlashError::OutOfBounds));
+        assert_eq!(f.erase(0, 8192), Err(FlashError::OutOfBounds));
+        assert_eq!(f.erase(4096, 0), Err(FlashError::OutOfBounds));
+        assert_eq!(
+            f.erase(0, 8192).unwrap_err().kind(),
+            NorFlashErrorKind::OutOfBounds
+        );
+    }
+
+    #[test]
+    fn misaligned_erase_fails() {
+        let mut f = flash(2);
+        f.write(0, &[0; 4]).unwrap();
+        assert_eq!(f.erase(0, 100), Err(FlashError::NotAligned));
+        assert_eq!(f.erase(100, 4096), Err(FlashError::NotAligned));
+        assert_eq!(f.as_bytes()[0], 0);
+        assert_eq!(f.total_erases(), 0);
+    }
+
+    #[test]
+    fn erase_sets_sectors_to_ff_and_counts() {
+        let mut f = flash(3);
+        let data = pattern(3 * 4096);
+        f.write(0, &data).unwrap();
+        f.erase(4096, 3 * 4096).unwrap();
+        assert_eq!(&f.as_bytes()[..4096], &data[..4096]);
+        assert!(f.as_bytes()[4096..].iter().all(|&b| b == 0xFF));
+        assert_eq!(f.erase_counts(), &[0, 1, 1]);
+        assert_eq!(f.erase_count_at(5000), 1);
+        assert_eq!(f.total_erases(), 2);
+        // An erased word can be programmed again.
+        f.write(4096, &[1, 2, 3, 4]).unwrap();
+        // Empty erase is allowed and does nothing.
+        f.erase(4096, 4096).unwrap();
+        assert_eq!(f.total_erases(), 2);
+    }
+
+    #[test]
+    fn steps_count_programmed_and_erased_bytes() {
+        let mut f = flash(2);
+        f.write(0, &[0; 16]).unwrap();
+        f.erase(0, 8192).unwrap();
+        assert_eq!(f.step_count(), 16 + 8192);
+        f.reset_steps();
+        assert_eq!(f.step_count(), 0);
+    }
+
+    #[test]
+    fn cut_at_every_step_of_a_program() {
+        let data = pattern(64);
+        for cut in 0..data.len() as u64 {
+            let mut f = flash(1);
+            f.set_seed(cut);
+            f.arm_power_cut(cut);
+            assert_eq!(f.write(32, &data), Err(FlashError::PowerLoss), "cut {cut}");
+            let mem = f.as_bytes();
+            let k = cut as usize;
+            assert_eq!(&mem[32..32 + k], &data[..k], "prefix written, cut {cut}");
+            let torn = mem[32 + k];
+            // Only bits that the new value clears can have been cleared.
+            assert_eq!(torn & data[k], data[k], "torn byte keeps new-value 1s");
+            assert!(
+                mem[32 + k + 1..].iter().all(|&b| b == 0xFF),
+                "rest untouched"
+            );
+            assert!(mem[..32].iter().all(|&b| b == 0xFF));
+            assert_eq!(f.step_count(), cut);
+            assert!(!f.is_powered());
+        }
+    }
+
+    #[test]
+    fn torn_program_bytes_vary_with_seed() {
+        // Torn bytes are somewhere between old and new, not always one of them.
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..64 {
+            let mut f = flash(1);
+            f.set_seed(seed);
+            f.arm_power_cut(0);
+            let _ = f.write(0, &[0, 0, 0, 0]);
+            seen.insert(f.as_bytes()[0]);
+        }
+        assert!(seen.len() > 8, "only {} torn values", seen.len());
+    }
+
+    #[test]
+    fn cut_at_every_step_of_an_erase() {
+        // A small sector keeps the test fast while still cutting at every byte.
+        type Small = SimFlash<4, 64>;
+        let data: Vec<u8> = pattern(128);
+        for cut in 0..64u64 {
+            let mut f = Small::new(128);
+            f.write(0, &data).unwrap();
+            f.set_seed(cut);
+            f.reset_steps();
+            f.arm_power_cut(cut);
+            assert_eq!(f.erase(0, 64), Err(FlashError::PowerLoss));
+            let mem = f.as_bytes();
+            let k = cut as usize;
+            assert!(
+                mem[..k].iter().all(|&b| b == 0xFF),
+                "prefix erased, cut {cut}"
+            );
+            // Erasing only sets bits.
+            assert_eq!(mem[k] & data[k], data[k], "torn byte keeps old 1s");
+            assert_eq!(
+                &mem[k + 1..64],
+                &data[k + 1..64],
+                "rest of sector unchanged"
+            );
+            assert_eq!(&mem[64..], &data[64..], "other sector untouched");
+            assert_eq!(f.step_count(), cut);
+            assert_eq!(f.erase_counts(), &[1, 0]);
+        }
+    }
+
+    #[test]
+    fn cut_in_second_sector_of_a_multi_sector_erase() {
+        type Small = SimFlash<4, 64>;
+        let data = pattern(192);
+        let mut f = Small::new(192);
+        f.write(0, &data).unwrap();
+        f.arm_power_cut(64 + 10);
+        assert_eq!(f.erase(0, 192), Err(FlashError::PowerLoss));
+        let mem = f.as_bytes();
+        assert!(mem[..74].iter().all(|&b| b == 0xFF));
+        assert_eq!(&mem[75..128], &data[75..128]);
+        assert_eq!(&mem[128..], &data[128..], "third sector never started");
+        assert_eq!(f.erase_counts(), &[1, 1, 0]);
+    }
+
+    #[test]
+    fn cut_exactly_at_end_completes_but_reports_power_loss() {
+        let data = pattern(16);
+        let mut f = flash(1);
+        f.arm_power_cut(16);
+        assert_eq!(f.write(0, &data), Err(FlashError::PowerLoss));
+        assert_eq!(&f.as_bytes()[..16], &data[..]);
+        assert!(f.as_bytes()[16..].iter().all(|&b| b == 0xFF));
+
+        type Small = SimFlash<4, 64>;
+        let mut f = Small::new(64);
+        f.write(0, &pattern(64)).unwrap();
+        f.arm_power_cut(64);
+        assert_eq!(f.erase(0, 64), Err(FlashError::PowerLoss));
+        assert!(f.as_bytes().iter().all(|&b| b == 0xFF));
+    }
+
+    #[test]
+    fn cut_spans_operations() {
+        let mut f = flash(1);
+        f.arm_power_cut(10);
+        f.write(0, &[0; 8]).unwrap();
+        assert_eq!(f.power_cut_armed(), Some(2));
+        assert_eq!(f.write(8, &pattern(8)), Err(FlashError::PowerLoss));
+        assert_eq!(&f.as_bytes()[8..10], &pattern(8)[..2]);
+        assert_eq!(f.step_count(), 10);
+    }
+
+    #[test]
+    fn after_a_cut_everything_fails_until_power_on() {
+        let mut f = flash(2);
+        f.arm_power_cut(0);
+        assert_eq!(f.write(0, &[0; 4]), Err(FlashError::PowerLoss));
+        let after_cut = f.snapshot();
+        assert_eq!(f.write(4096, &[0; 4]), Err(FlashError::PowerLoss));
+        assert_eq!(f.erase(4096, 8192), Err(FlashError::PowerLoss));
+        assert_eq!(f.read(0, &mut [0; 4]), Err(FlashError::PowerLoss));
+        // Even bad arguments report the power loss first.
+        assert_eq!(f.write(1, &[0; 3]), Err(FlashError::PowerLoss));
+        assert_eq!(f.snapshot(), after_cut);
+        assert_eq!(f.erase_counts(), &[0, 0]);
+        f.power_on();
+        f.write(4096, &[0; 4]).unwrap();
+        let mut buf = [0xAA; 4];
+        f.read(4096, &mut buf).unwrap();
+        assert_eq!(buf, [0; 4]);
+        // The cut fired once; it does not fire again.
+        assert_eq!(f.power_cut_armed(), None);
+    }
+
+    #[test]
+    fn cut_power_between_operations_tears_nothing() {
+        let mut f = flash(1);
+        f.write(0, &[1, 2, 3, 4]).unwrap();
+        let before = f.snapshot();
+        f.cut_power();
+        assert_eq!(f.write(4, &[0; 4]), Err(FlashError::PowerLoss));
+        assert_eq!(f.snapshot(), before);
+    }
+
+    #[test]
+    fn disarm_cancels_a_cut() {
+        let mut f = flash(1);
+        f.arm_power_cut(2);
+        f.disarm_power_cut();
+        f.write(0, &[0; 8]).unwrap();
+        assert!(f.is_powered());
+    }
+
+    #[test]
+    fn zero_length_operations_take_no_step_and_trigger_no_cut() {
+        let mut f = flash(1);
+        f.arm_power_cut(0);
+        f.write(0, &[]).unwrap();
+        f.erase(0, 0).unwrap();
+        assert!(f.is_powered());
+        assert_eq!(f.power_cut_armed(), Some(0));
+    }
+
+    #[test]
+    fn busy_time_follows_the_timing_model() {
+        let mut f = flash(2);
+        assert_eq!(f.timing(), FlashTiming::W25Q128JV);
+        f.erase(0, 8192).unwrap();
+        assert_eq!(f.take_busy_ns(), 2 * 45_000_000);
+        assert_eq!(f.take_busy_ns(), 0, "taking resets");
+        f.write(0, &[0; 256]).unwrap();
+        assert_eq!(f.take_busy_ns(), 700_000);
+        // 8 bytes across a page boundary: two page programs of 4 bytes each.
+        f.write(252 + 256, &[0; 8]).unwrap();
+        assert_eq!(f.take_busy_ns(), 2 * (700_000 * 4_u64).div_ceil(256));
+        f.read(0, &mut [0; 1000]).unwrap();
+        assert_eq!(f.take_busy_ns(), 800 + 160 * 1000);
+        // A failed call costs nothing.
+        let _ = f.write(0, &[0; 4]);
+        assert_eq!(f.busy_ns(), 0);
+    }
+
+    #[test]
+    fn busy_time_of_a_cut_operation_is_the_part_done() {
+        let mut f = flash(1);
+        f.arm_power_cut(2048);
+        let _ = f.erase(0, 4096);
+        assert_eq!(f.take_busy_ns(), 45_000_000 / 2);
+    }
+
+    #[test]
+    fn instant_timing_costs_nothing() {
+        let mut f = flash(1).with_timing(FlashTiming::INSTANT);
+        f.erase(0, 4096).unwrap();
+        f.write(0, &[0; 64]).unwrap();
+        f.read(0, &mut [0; 64]).unwrap();
+        assert_eq!(f.take_busy_ns(), 0);
+    }
+
+    #[test]
+    fn snapshot_round_trip() {
+        let mut f = flash(2);
+        f.write(100, &pattern(40)).unwrap();
+        let image = f.snapshot();
+        let g = Flash::from_image(image.clone()).unwrap();
+        assert_eq!(g.as_bytes(), &image[..]);
+        assert!(g.is_powered());
+        assert_eq!(g.step_count(), 0);
+        assert_eq!(
+            Flash::from_image(vec![0xFF; 100]).unwrap_err(),
+            FlashError::BadImageLength { len: 100 }
+        );
+    }
+
+    #[test]
+    fn same_seed_same_tears() {
+        let run = |seed| {
+            let mut f = flash(1);
+            f.set_seed(seed);
+            f.arm_power_cut(3);
+            let _ = f.write(0, &[0; 8]);
+            f.snapshot()
+        };
+        assert_eq!(run(7), run(7));
+    }
+
+    #[test]
+    fn for_each_cut_visits_every_point() {
+        let mut seen = Vec::new();
+        for_each_cut(3, |c| seen.push(c));
+        assert_eq!(seen, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn sequence_cut_at_every_step_leaves_old_or_new_or_torn() {
+        // Erase a sector then program it, cutting at every step of the sequence: the
+        // invariant a device relies on is that bytes before the cut are final.
+        type Small = SimFlash<4, 64>;
+        let old = pattern(64);
+        let new: Vec<u8> = old.iter().map(|b| b ^ 0x55).collect();
+        let run = |f: &mut Small| -> Result<(), FlashError> {
+            f.erase(0, 64)?;
+            f.write(0, &new)
+        };
+        let mut probe = Small::new(64);
+        probe.write(0, &old).unwrap();
+        probe.reset_steps();
+        run(&mut probe).unwrap();
+        let total = probe.step_count();
+        assert_eq!(total, 128);
+        for_each_cut(total, |cut| {
+            let mut f = Small::new(64);
+            f.write(0, &old).unwrap();
+            f.reset_steps();
+            f.arm_power_cut(cut);
+            assert_eq!(run(&mut f), Err(FlashError::PowerLoss));
+            f.power_on();
+            let mem = f.as_bytes();
+            if cut == total {
+                assert_eq!(mem, &new[..]);
+            } else if cut >= 64 {
+                let k = (cut - 64) as usize;
+                assert_eq!(&mem[..k], &new[..k]);
+                assert!(mem[k + 1..].iter().all(|&b| b == 0xFF));
+            } else {
+                let k = cut as usize;
+                assert!(mem[..k].iter().all(|&b| b == 0xFF));
+                assert_eq!(&mem[k + 1..], &old[k + 1..]);
+            }
+        });
+    }
+}

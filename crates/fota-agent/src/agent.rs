@@ -102,8 +102,8 @@ pub struct Agent<F> {
     boot: Boot,
 }
 
-/// Result of a request.
-pub type Result<T> = core::result::Result<T, Refusal>;
+/// What a seed function returns: its value, or why it was refused.
+pub type RequestResult<T> = Result<T, Refusal>;
 
 impl<F: NorFlash> Agent<F> {
     /// Start the agent after a reset: check `config`, read the record and take the boot
@@ -118,10 +118,7 @@ impl<F: NorFlash> Agent<F> {
     ///
     /// With `fota_supported == false` the flash is not touched and slot 0 of each kind
     /// runs.
-    pub fn boot(
-        flash: F,
-        config: AgentConfig,
-    ) -> core::result::Result<(Agent<F>, Boot), AgentError> {
+    pub fn boot(flash: F, config: AgentConfig) -> Result<(Agent<F>, Boot), AgentError> {
         Self::boot_or_return(flash, config).map_err(|(e, _)| e)
     }
 
@@ -129,7 +126,7 @@ impl<F: NorFlash> Agent<F> {
     pub fn boot_or_return(
         flash: F,
         config: AgentConfig,
-    ) -> core::result::Result<(Agent<F>, Boot), (AgentError, F)> {
+    ) -> Result<(Agent<F>, Boot), (AgentError, F)> {
         let geo = match FlashGeometry::of(&flash).and_then(|g| {
             if config.fota_supported {
                 config.checked_geometry(&g)
@@ -174,7 +171,7 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// The boot decision. Errors: the address of a failed read.
-    fn decide(&mut self) -> core::result::Result<(), u32> {
+    fn decide(&mut self) -> Result<(), u32> {
         let found = self.scan()?;
         let Some(entry) = found else {
             self.entry = LogEntry::factory();
@@ -232,7 +229,7 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// Read the log; the newest entry that fits this layout is in force.
-    fn scan(&mut self) -> core::result::Result<Option<LogEntry>, u32> {
+    fn scan(&mut self) -> Result<Option<LogEntry>, u32> {
         let config = &self.config;
         let fits = |e: &LogEntry| {
             let vm = |i: u8| config.slot(SlotKind::Vm, u32::from(i)).is_some();
@@ -247,7 +244,7 @@ impl<F: NorFlash> Agent<F> {
 
     /// Append an entry and make it the record in force. On failure the log is read again
     /// so that RAM matches flash (a failed write may have landed after all).
-    fn append(&mut self, entry: LogEntry) -> core::result::Result<(), u32> {
+    fn append(&mut self, entry: LogEntry) -> Result<(), u32> {
         let base = self.config.flash_base;
         match self.log.append(&mut self.flash, entry) {
             Ok(written) => {
@@ -264,7 +261,7 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// Write `entry` unless the record already says the same.
-    fn update(&mut self, entry: LogEntry) -> Result<()> {
+    fn update(&mut self, entry: LogEntry) -> RequestResult<()> {
         if entry.same_content(&self.entry) {
             return Ok(());
         }
@@ -272,7 +269,7 @@ impl<F: NorFlash> Agent<F> {
             .map_err(|addr| Refusal::new(ErrorCode::FlashFailure, addr))
     }
 
-    fn supported(&self) -> Result<()> {
+    fn supported(&self) -> RequestResult<()> {
         if self.config.fota_supported {
             Ok(())
         } else {
@@ -283,7 +280,7 @@ impl<F: NorFlash> Agent<F> {
     // ---- the seed's functions ------------------------------------------------------
 
     /// `get_record()`: the seed's nine integers.
-    pub fn get_record(&self) -> Result<Record> {
+    pub fn get_record(&self) -> RequestResult<Record> {
         self.supported()?;
         let e = &self.entry;
         Ok(Record {
@@ -303,7 +300,7 @@ impl<F: NorFlash> Agent<F> {
     /// current differs from last working (the next boot tries it), `Confirmed`
     /// otherwise. Refused with `BadSlotIndex` (detail: the index) if a slot does not
     /// exist.
-    pub fn set_record(&mut self, u: RecordUpdate) -> Result<()> {
+    pub fn set_record(&mut self, u: RecordUpdate) -> RequestResult<()> {
         self.supported()?;
         let vm_current = self.index(SlotKind::Vm, u.vm_current)?;
         let vm_last = self.index(SlotKind::Vm, u.vm_last)?;
@@ -317,7 +314,7 @@ impl<F: NorFlash> Agent<F> {
     /// `find_bytecode_slot()`: the address of a bytecode slot that holds neither the
     /// current, the last working nor the running bytecode. `NoFreeSlot` (detail: the
     /// current slot index) when a trial occupies the second slot: accept or revert first.
-    pub fn find_bytecode_slot(&self) -> Result<u32> {
+    pub fn find_bytecode_slot(&self) -> RequestResult<u32> {
         self.supported()?;
         self.free_slot(SlotKind::Bytecode)
     }
@@ -325,7 +322,7 @@ impl<F: NorFlash> Agent<F> {
     /// `find_vm_slot()`: like [`Agent::find_bytecode_slot`] for VMs. Where the layout
     /// has a single VM slot it returns the current VM's address (fota\[7\]): as the seed
     /// says, that means this device cannot update its VM.
-    pub fn find_vm_slot(&self) -> Result<u32> {
+    pub fn find_vm_slot(&self) -> RequestResult<u32> {
         self.supported()?;
         if self.config.count(SlotKind::Vm) == 1 {
             return Ok(self.slot_addr(SlotKind::Vm, self.entry.vm_current));
@@ -345,7 +342,7 @@ impl<F: NorFlash> Agent<F> {
         addr: u32,
         size: u32,
         progress: &mut dyn FnMut(u32, u32),
-    ) -> Result<(u32, u32)> {
+    ) -> RequestResult<(u32, u32)> {
         self.supported()?;
         if size == 0 {
             return Err(Refusal::new(ErrorCode::BadLength, 0));
@@ -385,7 +382,7 @@ impl<F: NorFlash> Agent<F> {
     /// with `NotErased` (detail: its address) before a single byte is programmed.
     ///
     /// Power loss: the units programmed so far stay; resending the block completes it.
-    pub fn write_slot(&mut self, addr: u32, data: &[u8]) -> Result<()> {
+    pub fn write_slot(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
         self.supported()?;
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         if data.is_empty() || data.len() > MAX_WRITE {
@@ -456,7 +453,7 @@ impl<F: NorFlash> Agent<F> {
         addr: u32,
         size: u32,
         progress: &mut dyn FnMut(u32, u32),
-    ) -> Result<[u8; 16]> {
+    ) -> RequestResult<[u8; 16]> {
         self.supported()?;
         if size == 0 {
             return Err(Refusal::new(ErrorCode::BadLength, 0));
@@ -492,7 +489,7 @@ impl<F: NorFlash> Agent<F> {
     ///   (If the running configuration was itself an unaccepted trial when the new attempt
     ///   was made, it is not accepted now: only a configuration that is current when
     ///   accept() runs can become the last working one.)
-    pub fn accept(&mut self) -> Result<()> {
+    pub fn accept(&mut self) -> RequestResult<()> {
         self.supported()?;
         let e = self.entry;
         let running_is_current =
@@ -514,7 +511,7 @@ impl<F: NorFlash> Agent<F> {
     /// Attempting the last working configuration itself means "stay there"
     /// (`Confirmed`, no trial). `BadSlotIndex` (detail: the index) if either slot does
     /// not exist (a VM index other than 0 on a single-VM layout, say).
-    pub fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> Result<()> {
+    pub fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> RequestResult<()> {
         self.supported()?;
         let bc = self.index(SlotKind::Bytecode, bc_slot)?;
         let vm = self.index(SlotKind::Vm, vm_slot)?;
@@ -583,7 +580,7 @@ impl<F: NorFlash> Agent<F> {
 
     // ---- guards ----------------------------------------------------------------------
 
-    fn index(&self, kind: SlotKind, index: u32) -> Result<u8> {
+    fn index(&self, kind: SlotKind, index: u32) -> RequestResult<u8> {
         self.config
             .slot(kind, index)
             .map(|s| s.index)
@@ -600,7 +597,7 @@ impl<F: NorFlash> Agent<F> {
         used.contains(&slot.index)
     }
 
-    fn free_slot(&self, kind: SlotKind) -> Result<u32> {
+    fn free_slot(&self, kind: SlotKind) -> RequestResult<u32> {
         let mut slots = self.config.slots.clone();
         slots.sort_unstable_by_key(|s| s.index);
         slots
@@ -618,7 +615,7 @@ impl<F: NorFlash> Agent<F> {
 
     /// `[addr, end)` must avoid the record area and lie in one slot. `len` is the
     /// detail of `BadLength`.
-    fn slot_range(&self, addr: u32, end: u64, len: u32) -> Result<SlotDesc> {
+    fn slot_range(&self, addr: u32, end: u64, len: u32) -> RequestResult<SlotDesc> {
         if self.config.touches_record(addr, end) {
             return Err(Refusal::new(
                 ErrorCode::RecordArea,
@@ -636,7 +633,7 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// [`Agent::slot_range`], and the slot must be in use by no configuration.
-    fn free_range(&self, addr: u32, end: u64, len: u32) -> Result<SlotDesc> {
+    fn free_range(&self, addr: u32, end: u64, len: u32) -> RequestResult<SlotDesc> {
         let slot = self.slot_range(addr, end, len)?;
         if self.in_use(&slot) {
             return Err(Refusal::new(ErrorCode::SlotInUse, slot.addr));
@@ -645,13 +642,13 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// Flash offset of an address already checked to be inside a slot.
-    fn offset(&self, addr: u32) -> Result<u32> {
+    fn offset(&self, addr: u32) -> RequestResult<u32> {
         addr.checked_sub(self.config.flash_base)
             .ok_or(Refusal::new(ErrorCode::OutOfSlot, addr))
     }
 
     /// Read `out.len()` bytes at `addr + pos`.
-    fn read(&mut self, addr: u32, pos: usize, out: &mut [u8]) -> Result<()> {
+    fn read(&mut self, addr: u32, pos: usize, out: &mut [u8]) -> RequestResult<()> {
         let at = u32::try_from(pos)
             .ok()
             .and_then(|p| addr.checked_add(p))
@@ -664,10 +661,7 @@ impl<F: NorFlash> Agent<F> {
 }
 
 /// For firmware without FOTA support: only the flash geometry is needed (for `Info`).
-fn unsupported_geometry(
-    config: &AgentConfig,
-    g: &FlashGeometry,
-) -> core::result::Result<Geometry, ConfigError> {
+fn unsupported_geometry(config: &AgentConfig, g: &FlashGeometry) -> Result<Geometry, ConfigError> {
     use core::num::NonZeroU32;
     if config.name.len() > fota_protocol::MAX_NAME {
         return Err(ConfigError::NameTooLong);

@@ -92,7 +92,7 @@ mod flash;
 mod link;
 pub mod record;
 
-pub use agent::{Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, Refusal};
+pub use agent::{Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, Refusal, RequestResult};
 pub use config::{AgentConfig, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT};
 pub use link::{
     Action, AgentLink, BAUD_RATES, Handled, LinkStats, NO_ID, Received, Step, TX_FRAME,

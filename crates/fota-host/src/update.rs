@@ -461,7 +461,9 @@ async fn transfer<T: Transport>(
         };
         let count = sectors.len();
         let last = count.saturating_sub(1);
-        let mut done = 0u32;
+        let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
+        let total_len = image.len() as u64;
+        let mut done = 0u64;
         dev.pipeline(count, &make, &mut |obs, now, i, reply| {
             let Reply::Checksum(md5) = reply else {
                 return Err(HostError::Protocol(format!("{reply:?} to a checksum")));
@@ -474,8 +476,8 @@ async fn transfer<T: Transport>(
             } else {
                 SectorState::Dirty
             };
-            done += 1;
-            obs.progress(&progress(Phase::Compare, done, count as u32, now - t));
+            done += (ranges_len[i]) as u64;
+            obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
             Ok(())
         })
         .await?;

@@ -234,6 +234,7 @@ pub struct SimDevice {
     /// Bytes still in flight that were sent at an earlier rate: (last arrival, rate).
     epochs_to_device: VecDeque<(u64, u32)>,
     epochs_to_host: VecDeque<(u64, u32)>,
+    garble_mismatch: bool,
 }
 
 impl SimDevice {
@@ -291,6 +292,7 @@ impl SimDevice {
             boots: Vec::new(),
             epochs_to_device: VecDeque::new(),
             epochs_to_host: VecDeque::new(),
+            garble_mismatch: true,
             agent_cfg,
             cfg,
         };
@@ -408,6 +410,13 @@ impl SimDevice {
         self.to_host.set_baud(baud);
     }
 
+    /// Whether bytes between ends at different rates arrive as noise (true, as on a
+    /// UART), or intact (a pseudo-terminal or a WebSocket, where the host end has no
+    /// rate and simply follows the agent's).
+    pub fn set_garble_mismatch(&mut self, garble: bool) {
+        self.garble_mismatch = garble;
+    }
+
     /// Set the line latency.
     pub fn set_latency_ns(&mut self, ns: u64) {
         self.to_device.set_latency_ns(ns);
@@ -433,6 +442,7 @@ impl SimDevice {
             self.device_baud,
             self.host_baud,
             self.now,
+            self.garble_mismatch,
         )
     }
 
@@ -569,7 +579,8 @@ impl SimDevice {
             }
         };
         consider(self.to_device.next_arrival());
-        consider(self.to_host.next_arrival());
+        // Bytes already at the host wait for it to take them: not an event.
+        consider(self.to_host.next_arrival().filter(|&t| t > self.now));
         consider(self.reset_at);
         consider(self.baud_switch.map(|b| b.0));
         consider(self.baud_watch.map(|b| b.0));
@@ -578,7 +589,7 @@ impl SimDevice {
                 if !self.rx.is_empty() {
                     consider(Some(self.busy_until.max(self.now)));
                 }
-                consider(r.accept_at);
+                consider(r.accept_at.map(|t| t.max(self.busy_until)));
                 consider(r.watchdog_at);
             }
             Run::Booting { until, .. } => consider(Some(*until)),
@@ -596,10 +607,8 @@ impl SimDevice {
                 return self.now;
             }
             match self.next_event() {
-                Some(t) if t <= until_ns => {
-                    // Progress is guaranteed: every event at `now` was handled above.
-                    self.now = t.max(self.now);
-                }
+                // Every event due at `now` was handled above, so the next one is later.
+                Some(t) if t <= until_ns && t > self.now => self.now = t,
                 _ => {
                     self.now = self.now.max(until_ns);
                     self.process_now();
@@ -620,6 +629,7 @@ impl SimDevice {
                 self.host_baud,
                 self.device_baud,
                 self.now,
+                self.garble_mismatch,
             );
             if !arrived.is_empty() {
                 did = true;
@@ -772,11 +782,12 @@ fn take_line(
     send_baud: u32,
     recv_baud: u32,
     now: u64,
+    garble_mismatch: bool,
 ) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(&(end, baud)) = epochs.front() {
         let mut seg = line.deliver(now.min(end));
-        if baud != recv_baud {
+        if garble_mismatch && baud != recv_baud {
             garble(&mut seg);
         }
         out.extend(seg);
@@ -786,7 +797,7 @@ fn take_line(
         epochs.pop_front();
     }
     let mut seg = line.deliver(now);
-    if send_baud != recv_baud {
+    if garble_mismatch && send_baud != recv_baud {
         garble(&mut seg);
     }
     out.extend(seg);

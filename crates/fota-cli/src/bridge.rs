@@ -1,0 +1,117 @@
+//! `fota bridge`: a serial port exposed on a loopback WebSocket, for browsers without Web
+//! Serial. Raw bytes both ways, one client at a time. The bridge follows the agent's
+//! baud-rate switches by watching its replies.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use fota_protocol::{Event, FrameReader, Reply};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Parse a listen address and refuse anything but loopback: the bridge gives full
+/// control of a device to whoever connects.
+pub fn loopback_addr(addr: &str) -> Result<SocketAddr, String> {
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr} is not an address like 127.0.0.1:9000"))?;
+    if !parsed.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: use 127.0.0.1 or [::1] (anyone who can \
+             reach the socket controls the device)"
+        ));
+    }
+    Ok(parsed)
+}
+
+pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), String> {
+    let addr = loopback_addr(ws)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let serial = serialport::new(port, baud)
+        .timeout(Duration::from_millis(20))
+        .open()
+        .map_err(|e| format!("{port}: {e}"))?;
+    eprintln!("bridging {port} at {baud} baud to ws://{addr}");
+    let mut writer = serial.try_clone().map_err(|e| format!("{port}: {e}"))?;
+    let mut control = serial.try_clone().map_err(|e| format!("{port}: {e}"))?;
+    let (from_dev_tx, mut from_dev) = mpsc::unbounded_channel::<Vec<u8>>();
+    let mut reader = serial;
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    if from_dev_tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let mut frames = Box::new(FrameReader::<4096>::new());
+    loop {
+        let (stream, peer) = listener
+            .accept()
+            .await
+            .map_err(|e| format!("accept failed: {e}"))?;
+        let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+            continue;
+        };
+        eprintln!("client {peer} connected");
+        let (mut sink, mut source) = ws.split();
+        loop {
+            tokio::select! {
+                msg = source.next() => match msg {
+                    Some(Ok(Message::Binary(b))) => {
+                        if writer.write_all(&b).is_err() {
+                            return Err(format!("{port}: the device went away"));
+                        }
+                        let _ = writer.flush();
+                    }
+                    Some(Ok(Message::Text(t))) => {
+                        let _ = writer.write_all(t.as_bytes());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+                bytes = from_dev.recv() => {
+                    let Some(bytes) = bytes else {
+                        return Err(format!("{port}: the device went away"));
+                    };
+                    let mut rest = &bytes[..];
+                    let mut switch = None;
+                    while !rest.is_empty() {
+                        let (used, ev) = frames.feed(rest);
+                        if let Some(Event::Frame(f)) = ev
+                            && let Ok(Reply::BaudSet(b)) = f.reply()
+                        {
+                            switch = Some(b);
+                        }
+                        rest = &rest[used..];
+                    }
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        break;
+                    }
+                    if let Some(b) = switch {
+                        // The agent switches right after this reply: follow it.
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        if control.set_baud_rate(b).is_ok() {
+                            eprintln!("switched {port} to {b} baud");
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("client {peer} left");
+        frames.reset();
+        let _ = control.set_baud_rate(baud);
+    }
+}

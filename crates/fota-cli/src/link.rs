@@ -1,0 +1,358 @@
+//! The transports of the command line: a serial port, or a WebSocket (`ws://`).
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use fota_host::{LinkError, Transport};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Why a port could not be opened, with what to do about it.
+#[derive(Debug)]
+pub struct OpenError {
+    pub message: String,
+    pub help: String,
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Open `port`: a `ws://` URL or a serial device path.
+pub async fn open(port: &str, baud: u32) -> Result<Link, OpenError> {
+    if port.starts_with("ws://") || port.starts_with("wss://") {
+        Ok(Link::Ws(WsLink::connect(port).await?))
+    } else {
+        Ok(Link::Serial(SerialLink::open(port, baud)?))
+    }
+}
+
+/// One of the transports.
+pub enum Link {
+    Serial(SerialLink),
+    Ws(WsLink),
+}
+
+impl Transport for Link {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        match self {
+            Link::Serial(l) => l.send(bytes),
+            Link::Ws(l) => l.send(bytes).await,
+        }
+    }
+
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        match self {
+            Link::Serial(l) => l.recv(buf, timeout).await,
+            Link::Ws(l) => l.recv(buf, timeout).await,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        match self {
+            Link::Serial(l) => l.start.elapsed(),
+            Link::Ws(l) => l.start.elapsed(),
+        }
+    }
+
+    async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        match self {
+            Link::Serial(l) => l.set_baud(baud),
+            // The far end of a WebSocket (the bridge or the simulator) follows the
+            // agent's SetBaud by itself.
+            Link::Ws(l) => {
+                l.baud = baud;
+                Ok(())
+            }
+        }
+    }
+
+    fn baud(&self) -> Option<u32> {
+        match self {
+            Link::Serial(l) => Some(l.baud),
+            Link::Ws(l) => Some(l.baud),
+        }
+    }
+
+    async fn reconnect(&mut self) -> Result<(), LinkError> {
+        match self {
+            Link::Serial(l) => l.reconnect(),
+            Link::Ws(l) => l.reconnect().await,
+        }
+    }
+}
+
+/// A serial port, read by a thread that hands chunks to the async side.
+pub struct SerialLink {
+    path: String,
+    baud: u32,
+    port: Box<dyn serialport::SerialPort>,
+    rx: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
+    held: Vec<u8>,
+    start: Instant,
+    broken: bool,
+}
+
+fn open_error(path: &str, e: &serialport::Error) -> OpenError {
+    use serialport::ErrorKind;
+    let (message, help) = match e.kind() {
+        ErrorKind::NoDevice if e.description.contains("exclusive") => busy(path),
+        ErrorKind::NoDevice => (
+            format!("{path}: no such serial port"),
+            "Check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM* on Linux, \
+             /dev/cu.* on macOS, COMn on Windows)."
+                .to_string(),
+        ),
+        ErrorKind::Io(std::io::ErrorKind::PermissionDenied) => (
+            format!("{path}: permission denied"),
+            "On Linux add yourself to the dialout group (sudo usermod -aG dialout $USER), \
+             then log out and in again."
+                .to_string(),
+        ),
+        ErrorKind::Io(std::io::ErrorKind::NotFound) => (
+            format!("{path}: no such serial port"),
+            "Check the cable and the port name.".to_string(),
+        ),
+        _ if e.description.contains("busy")
+            || e.description.contains("Busy")
+            || e.description.contains("exclusive") =>
+        {
+            busy(path)
+        }
+        _ => (
+            format!("{path}: {e}"),
+            "Check that the device is connected and no other program uses the port.".to_string(),
+        ),
+    };
+    OpenError { message, help }
+}
+
+fn busy(path: &str) -> (String, String) {
+    (
+        format!("{path}: the port is busy: another program has it open"),
+        "Close the other program (a serial monitor, another fota, a browser tab using Web \
+         Serial), then try again."
+            .to_string(),
+    )
+}
+
+impl SerialLink {
+    pub fn open(path: &str, baud: u32) -> Result<SerialLink, OpenError> {
+        // serialport opens the port exclusively (TIOCEXCL and an exclusive flock), so a
+        // second program gets a clear "busy" instead of a garbled transfer.
+        let port = serialport::new(path, baud)
+            .timeout(Duration::from_millis(20))
+            .open()
+            .map_err(|e| open_error(path, &e))?;
+        let rx = spawn_reader(&*port).map_err(|e| open_error(path, &e))?;
+        Ok(SerialLink {
+            path: path.to_string(),
+            baud,
+            port,
+            rx,
+            held: Vec::new(),
+            start: Instant::now(),
+            broken: false,
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        self.port
+            .write_all(bytes)
+            .and_then(|()| self.port.flush())
+            .map_err(|e| {
+                self.broken = true;
+                LinkError::Disconnected(e.to_string())
+            })
+    }
+
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        if self.held.is_empty() {
+            match tokio::time::timeout(timeout, self.rx.recv()).await {
+                Err(_) => return Ok(0),
+                Ok(None) => {
+                    self.broken = true;
+                    return Err(LinkError::Disconnected("the port closed".into()));
+                }
+                Ok(Some(Err(e))) => {
+                    self.broken = true;
+                    return Err(LinkError::Disconnected(e));
+                }
+                Ok(Some(Ok(chunk))) => self.held = chunk,
+            }
+        }
+        let n = self.held.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.held[..n]);
+        self.held.drain(..n);
+        Ok(n)
+    }
+
+    fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        self.port
+            .set_baud_rate(baud)
+            .map_err(|e| LinkError::Io(e.to_string()))?;
+        self.baud = baud;
+        Ok(())
+    }
+
+    fn reconnect(&mut self) -> Result<(), LinkError> {
+        if !self.broken {
+            return Ok(());
+        }
+        // A USB device that restarted comes back under the same name: open it again.
+        let port = serialport::new(&self.path, self.baud)
+            .timeout(Duration::from_millis(20))
+            .open()
+            .map_err(|e| LinkError::Disconnected(e.to_string()))?;
+        self.rx = spawn_reader(&*port).map_err(|e| LinkError::Disconnected(e.to_string()))?;
+        self.port = port;
+        self.held.clear();
+        self.broken = false;
+        Ok(())
+    }
+}
+
+fn spawn_reader(
+    port: &dyn serialport::SerialPort,
+) -> Result<mpsc::UnboundedReceiver<Result<Vec<u8>, String>>, serialport::Error> {
+    let mut reader = port.try_clone()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// A WebSocket carrying raw bytes as binary messages (to `fota sim --ws` or `fota bridge`).
+pub struct WsLink {
+    url: String,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    rx: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
+    held: Vec<u8>,
+    start: Instant,
+    baud: u32,
+    broken: bool,
+}
+
+impl WsLink {
+    pub async fn connect(url: &str) -> Result<WsLink, OpenError> {
+        let (out, rx) = ws_connect(url).await.map_err(|e| OpenError {
+            message: format!("{url}: cannot connect: {e}"),
+            help: "Start the other end first (fota sim --ws ADDR, or fota bridge --ws ADDR \
+                   --port PORT) and check the address."
+                .into(),
+        })?;
+        Ok(WsLink {
+            url: url.to_string(),
+            out,
+            rx,
+            held: Vec::new(),
+            start: Instant::now(),
+            baud: fota_protocol::DEFAULT_BAUD,
+            broken: false,
+        })
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        self.out.send(bytes.to_vec()).map_err(|_| {
+            self.broken = true;
+            LinkError::Disconnected("the WebSocket closed".into())
+        })
+    }
+
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        if self.held.is_empty() {
+            match tokio::time::timeout(timeout, self.rx.recv()).await {
+                Err(_) => return Ok(0),
+                Ok(None) => {
+                    self.broken = true;
+                    return Err(LinkError::Disconnected("the WebSocket closed".into()));
+                }
+                Ok(Some(Err(e))) => {
+                    self.broken = true;
+                    return Err(LinkError::Disconnected(e));
+                }
+                Ok(Some(Ok(chunk))) => self.held = chunk,
+            }
+        }
+        let n = self.held.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.held[..n]);
+        self.held.drain(..n);
+        Ok(n)
+    }
+
+    async fn reconnect(&mut self) -> Result<(), LinkError> {
+        if !self.broken {
+            return Ok(());
+        }
+        let (out, rx) = ws_connect(&self.url)
+            .await
+            .map_err(LinkError::Disconnected)?;
+        self.out = out;
+        self.rx = rx;
+        self.held.clear();
+        self.broken = false;
+        Ok(())
+    }
+}
+
+type WsPair = (
+    mpsc::UnboundedSender<Vec<u8>>,
+    mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
+);
+
+async fn ws_connect(url: &str) -> Result<WsPair, String> {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    tokio::spawn(async move {
+        while let Some(msg) = stream.next().await {
+            let item = match msg {
+                Ok(Message::Binary(b)) => Ok(b.to_vec()),
+                Ok(Message::Text(t)) => Ok(t.as_bytes().to_vec()),
+                Ok(Message::Close(_)) => break,
+                Ok(_) => continue,
+                Err(e) => Err(e.to_string()),
+            };
+            let stop = item.is_err();
+            if in_tx.send(item).is_err() || stop {
+                return;
+            }
+        }
+    });
+    Ok((out_tx, in_rx))
+}

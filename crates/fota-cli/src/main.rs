@@ -1,0 +1,575 @@
+//! `fota`: update a device's firmware over a serial port or a WebSocket, serve a
+//! simulated device, or bridge a serial port to a browser.
+
+mod bridge;
+mod link;
+mod render;
+mod sim_server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fota_host::protocol::{Info, Record, SlotKind};
+use fota_host::update::{Outcome, Plan, SlotChoice};
+use fota_host::{CancelToken, Device, HostError, Image};
+use serde_json::json;
+
+use render::{Printer, Style, human_bytes, json_line};
+
+#[derive(Parser)]
+#[command(
+    name = "fota",
+    version,
+    about = "Firmware over the air: update a device's firmware safely over a serial port or a WebSocket"
+)]
+struct Cli {
+    /// The device: a serial port (/dev/ttyUSB0, COM3) or a WebSocket URL (ws://127.0.0.1:9000).
+    #[arg(long, short, global = true, env = "FOTA_PORT")]
+    port: Option<String>,
+    /// Baud rate to connect at (the agent starts at 115200).
+    #[arg(long, global = true, default_value_t = 115_200)]
+    baud: u32,
+    /// Stay at the connect baud rate instead of switching to the fastest both sides support.
+    #[arg(long, global = true)]
+    no_negotiate: bool,
+    /// Print JSON lines (one per event, and a result line) for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show link events (retries, baud changes).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LayoutArg {
+    /// VM | bytecode 0 | bytecode 1 | record
+    Bytecode,
+    /// VM 0 | bytecode 0 | VM 1 | bytecode 1 | record
+    Vm,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SampleArg {
+    /// A bytecode that confirms itself (accept) after booting.
+    Healthy,
+    /// A bytecode that never confirms itself: the device reverts.
+    Faulty,
+    /// A VM image (for the VM + bytecode layout).
+    Vm,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a simulated device on a pseudo-terminal and/or a WebSocket.
+    Sim {
+        #[arg(long, value_enum, default_value = "bytecode")]
+        layout: LayoutArg,
+        /// Serve on a pseudo-terminal and print its path.
+        #[arg(long)]
+        pty: bool,
+        /// Serve on a WebSocket at this loopback address (127.0.0.1:9000).
+        #[arg(long)]
+        ws: Option<String>,
+        /// Keep the flash in this file: a killed simulator comes back as it was.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The modelled line's baud rate at start.
+        #[arg(long = "line-baud", default_value_t = 115_200)]
+        line_baud: u32,
+        /// One-way latency of the modelled line, in milliseconds.
+        #[arg(long, default_value_t = 1.0)]
+        latency_ms: f64,
+        /// Model a firmware without FOTA support.
+        #[arg(long)]
+        unsupported: bool,
+        /// Run as fast as possible instead of at the modelled line rate.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Show the agent and the flash layout.
+    Info,
+    /// Show the FOTA record.
+    Record {
+        /// Keep watching and print every change (across restarts).
+        #[arg(long)]
+        watch: bool,
+        /// Stop watching after this many seconds.
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Update the firmware: erase, stream, checksum, attempt, restart, outcome.
+    Flash {
+        /// The new bytecode image.
+        image: PathBuf,
+        /// A new VM image too (layouts with two VM slots).
+        #[arg(long)]
+        vm: Option<PathBuf>,
+        /// Bytecode slot index (default: the agent's choice).
+        #[arg(long)]
+        slot: Option<u32>,
+        /// VM slot index (default: the agent's choice).
+        #[arg(long)]
+        vm_slot: Option<u32>,
+        /// Attempt but do not restart: the new firmware runs from the next restart.
+        #[arg(long)]
+        no_restart: bool,
+        /// Send every sector even if the slot already holds part of the image.
+        #[arg(long)]
+        no_resume: bool,
+        /// Seconds to wait for the new firmware to confirm itself.
+        #[arg(long, default_value_t = 15.0)]
+        wait: f64,
+    },
+    /// Print the device's MD5 of a slot (and compare it with an image).
+    Checksum {
+        /// Bytecode slot index (default: the current one).
+        #[arg(long)]
+        slot: Option<u32>,
+        /// A VM slot instead of a bytecode slot.
+        #[arg(long)]
+        vm: bool,
+        /// Compare with this image (hashes the image's length of the slot).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Bytes to hash (default: the image's size, else the whole slot).
+        #[arg(long)]
+        size: Option<u32>,
+    },
+    /// Make (bytecode slot, VM slot) the configuration tried at the next restart.
+    Attempt {
+        #[arg(long)]
+        bc: u32,
+        /// VM slot (default: the current one).
+        #[arg(long)]
+        vm: Option<u32>,
+    },
+    /// Make the running configuration the last working one.
+    Accept,
+    /// Restart the device.
+    Restart,
+    /// Expose the serial port to a browser on a loopback WebSocket.
+    Bridge {
+        /// Address to listen on, e.g. 127.0.0.1:9000.
+        #[arg(long)]
+        ws: String,
+    },
+    /// Write a sample image to try the tool with `fota sim`.
+    Sample {
+        #[arg(value_enum)]
+        which: SampleArg,
+        /// Where to write it.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// An error for the user: what happened and what to do.
+struct Failure {
+    message: String,
+    help: String,
+    code: u8,
+}
+
+impl From<HostError> for Failure {
+    fn from(e: HostError) -> Self {
+        Failure {
+            message: e.to_string(),
+            help: e.help(),
+            code: 1,
+        }
+    }
+}
+
+impl From<link::OpenError> for Failure {
+    fn from(e: link::OpenError) -> Self {
+        Failure {
+            message: e.message,
+            help: e.help,
+            code: 1,
+        }
+    }
+}
+
+fn failure(message: impl Into<String>, help: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        help: help.into(),
+        code: 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                json_line(json!({"event": "error", "message": f.message, "help": f.help}));
+            }
+            eprintln!("error: {}", f.message);
+            if !f.help.is_empty() {
+                eprintln!("  help: {}", f.help);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let style = Style::pick(cli.json);
+    match &cli.command {
+        Command::Sim {
+            layout,
+            pty,
+            ws,
+            state,
+            line_baud,
+            latency_ms,
+            unsupported,
+            fast,
+        } => {
+            let opts = sim_server::SimOptions {
+                layout: match layout {
+                    LayoutArg::Bytecode => fota_sim::device::LayoutKind::BytecodeOnly,
+                    LayoutArg::Vm => fota_sim::device::LayoutKind::VmAndBytecode,
+                },
+                pty: *pty,
+                ws: ws.clone(),
+                state: state.clone(),
+                baud: *line_baud,
+                latency: Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
+                unsupported: *unsupported,
+                fast: *fast,
+            };
+            return sim_server::run(opts).await.map_err(|e| failure(e, ""));
+        }
+        Command::Sample { which, out } => {
+            let bytes = match which {
+                SampleArg::Healthy => fota_sim::images::blink_v2(),
+                SampleArg::Faulty => fota_sim::images::blink_v3_broken(),
+                SampleArg::Vm => fota_sim::images::vm_v2(),
+            };
+            std::fs::write(out, &bytes).map_err(|e| {
+                failure(
+                    format!("cannot write {}: {e}", out.display()),
+                    "Check the path.",
+                )
+            })?;
+            eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let Some(port) = cli.port.clone() else {
+        return Err(failure(
+            "no device given",
+            "Name the device with --port (a serial port like /dev/ttyUSB0, or ws://HOST:PORT); \
+             try `fota sim --pty` for a simulated one.",
+        ));
+    };
+    if let Command::Bridge { ws } = &cli.command {
+        return bridge::run(&port, cli.baud, ws)
+            .await
+            .map_err(|e| failure(e, ""));
+    }
+    let link = link::open(&port, cli.baud).await?;
+    let mut dev = Device::new(link, Box::new(Printer::new(style, cli.verbose)));
+    let cancel = CancelToken::new();
+    dev.set_cancel(cancel.clone());
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ncancelling at the next safe point (Ctrl-C again to quit now)");
+                cancel.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+    let info = dev.hello().await?;
+    if !info.fota_supported {
+        return Err(HostError::Unsupported.into());
+    }
+    match &cli.command {
+        Command::Info => print_info(&info, cli.json),
+        Command::Record { watch, timeout } => {
+            let record = dev.get_record().await?;
+            print_record(&record, cli.json);
+            if *watch {
+                watch_record(&mut dev, record, *timeout, cli.json).await?;
+            }
+        }
+        Command::Flash {
+            image,
+            vm,
+            slot,
+            vm_slot,
+            no_restart,
+            no_resume,
+            wait,
+        } => {
+            let bytecode = read_image(image)?;
+            let vm = vm.as_ref().map(|p| read_image(p)).transpose()?;
+            let mut plan = Plan::new(bytecode);
+            plan.vm = vm;
+            plan.bytecode_slot = slot.map_or(SlotChoice::Auto, SlotChoice::Index);
+            plan.vm_slot = vm_slot.map_or(SlotChoice::Auto, SlotChoice::Index);
+            plan.restart = !no_restart;
+            plan.resume = !no_resume;
+            plan.wait_accept = Duration::from_secs_f64(wait.max(0.0));
+            if !cli.no_negotiate {
+                dev.negotiate_baud(&[921_600, 460_800, 230_400]).await?;
+            }
+            let report = fota_host::update(&mut dev, &plan).await?;
+            let secs = report.stream_time.as_secs_f64();
+            let rate = if secs > 0.0 {
+                report.sent_bytes as f64 / secs
+            } else {
+                0.0
+            };
+            if cli.json {
+                json_line(json!({
+                    "event": "result",
+                    "outcome": format!("{:?}", report.outcome),
+                    "record": report.record.to_array(),
+                    "sent_bytes": report.sent_bytes,
+                    "skipped_bytes": report.skipped_bytes,
+                    "stream_seconds": secs,
+                    "total_seconds": report.total_time.as_secs_f64(),
+                }));
+            } else {
+                eprintln!(
+                    "sent {} in {:.2} s ({}/s), {} already on the device; total {:.2} s",
+                    human_bytes(report.sent_bytes as f64),
+                    secs,
+                    human_bytes(rate),
+                    human_bytes(report.skipped_bytes as f64),
+                    report.total_time.as_secs_f64()
+                );
+                println!("{}", report.outcome.describe());
+            }
+            if report.outcome == Outcome::Reverted {
+                return Err(Failure {
+                    message: "the new firmware did not confirm itself: the device reverted".into(),
+                    help: "The previous firmware runs. Check the new firmware calls accept() \
+                           after its self-test."
+                        .into(),
+                    code: 3,
+                });
+            }
+        }
+        Command::Checksum {
+            slot,
+            vm,
+            image,
+            size,
+        } => {
+            let record = dev.get_record().await?;
+            let kind = if *vm {
+                SlotKind::Vm
+            } else {
+                SlotKind::Bytecode
+            };
+            let index = slot.unwrap_or(if *vm {
+                record.vm_current
+            } else {
+                record.bc_current
+            });
+            let Some(desc) = info.slot(kind, index).copied() else {
+                return Err(failure(
+                    format!("no {kind:?} slot {index} in this layout"),
+                    "`fota info` lists the slots.",
+                ));
+            };
+            let image = image.as_ref().map(|p| read_image(p)).transpose()?;
+            let size = match (size, &image) {
+                (Some(s), _) => *s,
+                (None, Some(img)) => img.len() as u32,
+                (None, None) => desc.size,
+            };
+            let md5 = dev
+                .checksum_slot(desc.addr, size, &mut |_, _, _, _| {})
+                .await?;
+            let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+            let matches = image.as_ref().map(|img| img.md5() == md5);
+            if cli.json {
+                json_line(
+                    json!({"event": "result", "addr": desc.addr, "size": size, "md5": hex, "matches": matches}),
+                );
+            } else {
+                println!(
+                    "{hex}  {kind:?} slot {index} @ {:#x}, {size} bytes",
+                    desc.addr
+                );
+            }
+            if matches == Some(false) {
+                return Err(failure(
+                    "the slot does not hold this image",
+                    "Flash the image (fota flash), which sends only what differs.",
+                ));
+            }
+        }
+        Command::Attempt { bc, vm } => {
+            let record = dev.get_record().await?;
+            dev.attempt(*bc, vm.unwrap_or(record.vm_current)).await?;
+            print_record(&dev.get_record().await?, cli.json);
+        }
+        Command::Accept => {
+            dev.accept().await?;
+            print_record(&dev.get_record().await?, cli.json);
+        }
+        Command::Restart => {
+            dev.restart().await?;
+            dev.wait_for_device().await?;
+            print_record(&dev.get_record().await?, cli.json);
+        }
+        Command::Sim { .. } | Command::Sample { .. } | Command::Bridge { .. } => {}
+    }
+    Ok(())
+}
+
+fn read_image(path: &std::path::Path) -> Result<Image, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        failure(
+            format!("cannot read {}: {e}", path.display()),
+            "Check the path of the image file.",
+        )
+    })?;
+    Ok(Image::new(path.display().to_string(), bytes)?)
+}
+
+fn print_info(info: &Info, json: bool) {
+    if json {
+        let slots: Vec<_> = info
+            .slots
+            .iter()
+            .map(|s| json!({"kind": format!("{:?}", s.kind), "index": s.index, "addr": s.addr, "size": s.size}))
+            .collect();
+        json_line(json!({
+            "event": "result", "name": info.name.as_str(), "version": info.agent_version,
+            "protocol": info.protocol_version, "fota": info.fota_supported,
+            "sector_size": info.sector_size, "write_granularity": info.write_granularity,
+            "max_write": info.max_write, "max_in_flight": info.max_in_flight,
+            "max_baud": info.max_baud, "record_addr": info.record_addr,
+            "record_size": info.record_size, "slots": slots,
+        }));
+        return;
+    }
+    let v = info.agent_version;
+    println!(
+        "agent        {} {}.{}.{} (protocol {})",
+        info.name, v[0], v[1], v[2], info.protocol_version
+    );
+    println!(
+        "flash        sector {} B, write unit {} B",
+        info.sector_size, info.write_granularity
+    );
+    println!(
+        "link         {} B per write, {} in flight, up to {} baud",
+        info.max_write, info.max_in_flight, info.max_baud
+    );
+    for s in &info.slots {
+        let kind = match s.kind {
+            SlotKind::Vm => "VM",
+            SlotKind::Bytecode => "bytecode",
+        };
+        println!(
+            "slot         {kind:<8} {}  {:#010x}  {}",
+            s.index,
+            s.addr,
+            human_bytes(f64::from(s.size))
+        );
+    }
+    println!(
+        "record       {:#010x}  {}",
+        info.record_addr,
+        human_bytes(f64::from(info.record_size))
+    );
+}
+
+const FIELDS: [&str; 9] = [
+    "valid",
+    "FOTA VM index",
+    "current VM slot",
+    "last working VM slot",
+    "current bytecode slot",
+    "last working bytecode slot",
+    "bytecode address",
+    "VM address",
+    "chunk",
+];
+
+fn print_record(record: &Record, json: bool) {
+    if json {
+        json_line(
+            json!({"event": "record", "record": record.to_array(), "on_trial": record.on_trial()}),
+        );
+        return;
+    }
+    for (i, (name, v)) in FIELDS.iter().zip(record.to_array()).enumerate() {
+        if i >= 6 && i <= 7 {
+            println!("fota[{i}] {name:<27} {v:#x}");
+        } else {
+            println!("fota[{i}] {name:<27} {v}");
+        }
+    }
+    println!(
+        "state    {}",
+        if record.valid == 0 {
+            "record not valid"
+        } else if record.on_trial() {
+            "new configuration on trial (not accepted)"
+        } else {
+            "accepted"
+        }
+    );
+}
+
+async fn watch_record(
+    dev: &mut Device<link::Link>,
+    mut last: Record,
+    timeout: Option<f64>,
+    json: bool,
+) -> Result<(), Failure> {
+    let deadline = timeout.map(|t| dev.now() + Duration::from_secs_f64(t.max(0.0)));
+    loop {
+        if deadline.is_some_and(|d| dev.now() >= d) {
+            return Ok(());
+        }
+        dev.idle(Duration::from_millis(300)).await?;
+        let record = match dev.get_record().await {
+            Ok(r) => r,
+            Err(HostError::NoAnswer | HostError::Link(_)) => {
+                // Restarting: wait for it to come back.
+                dev.wait_for_device().await?;
+                continue;
+            }
+            Err(HostError::Cancelled) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if record != last {
+            if !json {
+                println!("--");
+            }
+            print_record(&record, json);
+            last = record;
+        }
+    }
+}

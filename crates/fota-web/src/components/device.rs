@@ -1,0 +1,270 @@
+//! The device as it is now: the FOTA record's nine fields, decoded, and the flash layout
+//! drawn to scale.
+
+use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};
+use yew::prelude::*;
+
+use crate::state::size;
+
+#[derive(Properties, PartialEq)]
+pub struct DeviceProps {
+    pub info: Option<Info>,
+    pub link: Option<AttrValue>,
+    pub baud: Option<u32>,
+    pub record: Option<Record>,
+    pub stale: bool,
+    /// Slots the update writes (drawn as "being written" while it runs).
+    pub writing: Vec<SlotDesc>,
+    /// Slots the chosen images will go to.
+    pub targets: Vec<SlotDesc>,
+    pub busy: bool,
+    pub on_refresh: Callback<()>,
+    pub on_accept: Callback<()>,
+    pub on_restart: Callback<()>,
+}
+
+fn slot_name(s: &SlotDesc) -> String {
+    match s.kind {
+        SlotKind::Vm => format!("VM {}", s.index),
+        SlotKind::Bytecode => format!("Bytecode {}", s.index),
+    }
+}
+
+fn addr(a: u32) -> String {
+    format!("0x{a:08X}")
+}
+
+#[function_component(DevicePanel)]
+pub fn device_panel(props: &DeviceProps) -> Html {
+    let Some(info) = &props.info else {
+        return html! {
+            <section class="card device" aria-labelledby="device-title">
+                <div class="card-head"><h2 id="device-title">{"Device"}</h2></div>
+                <p class="muted">{"Not connected. Once connected, the FOTA record and the flash layout appear here and stay up to date."}</p>
+            </section>
+        };
+    };
+    let v = info.agent_version;
+    let on_refresh = props.on_refresh.reform(|_: MouseEvent| ());
+    let on_accept = props.on_accept.reform(|_: MouseEvent| ());
+    let on_restart = props.on_restart.reform(|_: MouseEvent| ());
+    html! {
+        <section class="card device" aria-labelledby="device-title">
+            <div class="card-head">
+                <h2 id="device-title">{"Device"}</h2>
+                if props.stale { <span class="badge warn">{"not answering"}</span> }
+                <div class="spacer"></div>
+                <button type="button" class="btn small ghost" onclick={on_refresh} disabled={props.busy}
+                        title="Read the record again">{"Refresh"}</button>
+            </div>
+            <dl class="facts">
+                <div><dt>{"Agent"}</dt><dd>{ format!("{} v{}.{}.{}", info.name, v[0], v[1], v[2]) }</dd></div>
+                <div><dt>{"Link"}</dt><dd>{ props.link.clone().unwrap_or_default() }
+                    { props.baud.map(|b| format!(", {b} baud")).unwrap_or_default() }</dd></div>
+                <div><dt>{"Flash"}</dt><dd>{ format!("{} sectors, writes of up to {} in {} at once",
+                    size(u64::from(info.sector_size)), size(u64::from(info.max_write)), info.max_in_flight) }</dd></div>
+                if !info.fota_supported {
+                    <div><dt>{"FOTA"}</dt><dd class="bad">{"not supported by this firmware"}</dd></div>
+                }
+            </dl>
+            <FlashMap info={info.clone()} record={props.record} writing={props.writing.clone()} targets={props.targets.clone()} />
+            { match props.record {
+                Some(r) => html! {
+                    <>
+                    <TrialBanner record={r} busy={props.busy} {on_accept} {on_restart} />
+                    <RecordTable record={r} info={info.clone()} />
+                    </>
+                },
+                None => html! { <p class="muted">{"Reading the record…"}</p> },
+            } }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct TrialProps {
+    record: Record,
+    busy: bool,
+    on_accept: Callback<MouseEvent>,
+    on_restart: Callback<MouseEvent>,
+}
+
+#[function_component(TrialBanner)]
+fn trial_banner(props: &TrialProps) -> Html {
+    let r = props.record;
+    if r.valid == 0 {
+        return html! { <p class="status bad">{"The record is not valid: restart the device so the agent rebuilds it."}</p> };
+    }
+    html! {
+        <div class={classes!("status", if r.on_trial() { "warn" } else { "good" })} data-testid="record-status">
+            if r.on_trial() {
+                <p><strong>{"On trial: "}</strong>{ format!(
+                    "bytecode slot {} with VM slot {} runs but has not confirmed itself. A restart brings back bytecode slot {} with VM slot {}.",
+                    r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>
+                <div class="actions">
+                    <button type="button" class="btn small" onclick={props.on_accept.clone()} disabled={props.busy}>{"Accept it (accept())"}</button>
+                    <button type="button" class="btn small" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart (reverts)"}</button>
+                </div>
+            } else {
+                <p><strong>{"Working configuration: "}</strong>{ format!(
+                    "bytecode slot {} with VM slot {}, confirmed.", r.bc_current, r.vm_current) }</p>
+                <div class="actions">
+                    <button type="button" class="btn small ghost" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart device"}</button>
+                </div>
+            }
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct RecordProps {
+    record: Record,
+    info: Info,
+}
+
+#[function_component(RecordTable)]
+fn record_table(props: &RecordProps) -> Html {
+    let r = props.record;
+    let info = &props.info;
+    let slot_at = |a: u32| info.slot_at(a).map(slot_name).unwrap_or_else(|| "outside every slot".into());
+    let rows: [(&str, String, String); 9] = [
+        ("valid", r.valid.to_string(),
+            if r.valid == 0 { "the record is not valid".into() } else { "the record is valid".into() }),
+        ("FOTA VM index", r.vm_index.to_string(), format!("the VM running now is in VM slot {}", r.vm_index)),
+        ("current VM slot", r.vm_current.to_string(), "the VM started at the next restart".into()),
+        ("last working VM slot", r.vm_last.to_string(), "the VM to fall back to".into()),
+        ("current bytecode slot", r.bc_current.to_string(), "the bytecode started at the next restart".into()),
+        ("last working bytecode slot", r.bc_last.to_string(), "the bytecode to fall back to".into()),
+        ("bytecode address", addr(r.bc_addr), format!("flash address of the current bytecode ({})", slot_at(r.bc_addr))),
+        ("VM address", addr(r.vm_addr), format!("flash address of the current VM ({})", slot_at(r.vm_addr))),
+        ("chunk", r.chunk.to_string(), format!("the OTA chunk: preferred write block ({})", size(u64::from(r.chunk)))),
+    ];
+    html! {
+        <table class="record" data-testid="record">
+            <caption>{"FOTA record (get_record())"}</caption>
+            <thead><tr><th scope="col">{"#"}</th><th scope="col">{"Field"}</th><th scope="col">{"Value"}</th><th scope="col">{"Meaning"}</th></tr></thead>
+            <tbody>
+            { for rows.iter().enumerate().map(|(i, (name, value, meaning))| {
+                let changed = match i { 3 => r.vm_last != r.vm_current, 5 => r.bc_last != r.bc_current, _ => false };
+                html! {
+                    <tr class={classes!(changed.then_some("differs"))} data-field={*name}>
+                        <td class="idx">{ format!("fota[{i}]") }</td>
+                        <th scope="row">{ *name }</th>
+                        <td class="val">{ value }</td>
+                        <td class="meaning">{ meaning }</td>
+                    </tr>
+                }
+            }) }
+            </tbody>
+        </table>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct MapProps {
+    pub info: Info,
+    pub record: Option<Record>,
+    pub writing: Vec<SlotDesc>,
+    pub targets: Vec<SlotDesc>,
+}
+
+/// One piece of the map: a slot, the record area, or space the layout does not use.
+enum Piece {
+    Slot(SlotDesc),
+    Record(u32, u32),
+    Other(u32, u32),
+}
+
+/// The flash from the first slot to the end of the record area, slots drawn to scale.
+#[function_component(FlashMap)]
+pub fn flash_map(props: &MapProps) -> Html {
+    let info = &props.info;
+    let mut slots: Vec<SlotDesc> = info.slots.iter().copied().collect();
+    slots.sort_by_key(|s| s.addr);
+    let mut pieces = Vec::new();
+    let start = slots.first().map_or(info.record_addr, |s| s.addr).min(info.record_addr);
+    let mut at = start;
+    let push_gap = |pieces: &mut Vec<Piece>, at: u32, to: u32| {
+        if to > at {
+            pieces.push(Piece::Other(at, to - at));
+        }
+    };
+    for s in &slots {
+        push_gap(&mut pieces, at, s.addr);
+        pieces.push(Piece::Slot(*s));
+        at = at.max(s.addr + s.size);
+    }
+    push_gap(&mut pieces, at, info.record_addr);
+    pieces.push(Piece::Record(info.record_addr, info.record_size));
+    let end = at.max(info.record_addr + info.record_size);
+    let total = f64::from((end - start).max(1));
+
+    let record = props.record;
+    let marks = |s: &SlotDesc| -> Vec<(&'static str, &'static str)> {
+        let mut m = Vec::new();
+        if props.writing.iter().any(|w| w.addr == s.addr) {
+            m.push(("writing", "being written"));
+        } else if props.targets.iter().any(|w| w.addr == s.addr) {
+            m.push(("target", "new image goes here"));
+        }
+        if let Some(r) = record {
+            let i = u32::from(s.index);
+            let (cur, last) = match s.kind {
+                SlotKind::Vm => (r.vm_current, r.vm_last),
+                SlotKind::Bytecode => (r.bc_current, r.bc_last),
+            };
+            let runs = s.kind == SlotKind::Vm && i == r.vm_index;
+            if runs {
+                m.push(("running", "running"));
+            }
+            if i == cur && !runs {
+                m.push(if s.kind == SlotKind::Vm && i != r.vm_index {
+                    ("next", "starts at next restart")
+                } else if r.on_trial() && cur != last {
+                    ("trial", "current, on trial")
+                } else {
+                    ("running", "current")
+                });
+            }
+            if i == last {
+                m.push(("last", "last working"));
+            }
+            if i != cur && i != last && !runs && m.is_empty() {
+                m.push(("free", "free"));
+            }
+        }
+        m
+    };
+    html! {
+        <figure class="flash-map" data-testid="flash-map">
+            <figcaption>{ format!("Flash layout, {} from {} to {}", size(u64::from(end - start)), addr(start), addr(end)) }</figcaption>
+            <ul class="segments" aria-label="Flash layout, to scale">
+            { for pieces.iter().map(|p| {
+                let (class, name, a, len, marks) = match p {
+                    Piece::Slot(s) => (
+                        if s.kind == SlotKind::Vm { "vm" } else { "bc" },
+                        slot_name(s), s.addr, s.size, marks(s)),
+                    Piece::Record(a, l) => ("rec", "Record".to_string(), *a, *l, vec![]),
+                    Piece::Other(a, l) => ("other", "Other".to_string(), *a, *l, vec![]),
+                };
+                let share = f64::from(len) / total * 100.0;
+                let label = format!("{name}: {} at {}{}", size(u64::from(len)), addr(a),
+                    if marks.is_empty() { String::new() } else {
+                        format!(", {}", marks.iter().map(|m| m.1).collect::<Vec<_>>().join(", "))
+                    });
+                html! {
+                    <li class={classes!("seg", class, marks.iter().map(|m| m.0).collect::<Vec<_>>())}
+                        style={format!("flex-grow: {share:.3}")} title={label.clone()} aria-label={label}>
+                        <span class="seg-name">{ name }</span>
+                        <span class="seg-size">{ size(u64::from(len)) }</span>
+                        <span class="seg-marks">
+                            { for marks.iter().map(|m| html!{ <span class={classes!("mark", m.0)}>{ m.1 }</span> }) }
+                        </span>
+                    </li>
+                }
+            }) }
+            </ul>
+            <div class="axis" aria-hidden="true"><span>{ addr(start) }</span><span>{ addr(end) }</span></div>
+        </figure>
+    }
+}

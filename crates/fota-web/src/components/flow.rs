@@ -1,0 +1,360 @@
+//! The main card: what the user does at each stage of the guided update.
+
+use fota_host::protocol::SlotKind;
+use fota_host::{Outcome, SlotChoice, Step};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use super::connect::ConnectPanel;
+use super::images::ImageCard;
+use super::progress::{ProgressView, duration};
+use super::{ProblemBox, images::Sample};
+use crate::app::{self, Handle};
+use crate::session::Command;
+use crate::state::{Action, Conn, Finish, Stage, hex, kind_name, size};
+
+#[derive(Properties, PartialEq)]
+pub struct FlowProps {
+    pub state: Handle,
+}
+
+#[function_component(Flow)]
+pub fn flow(props: &FlowProps) -> Html {
+    let state = &props.state;
+    if state.running() {
+        return running(state);
+    }
+    match state.stage {
+        Stage::Connect => connect(state),
+        Stage::Record => record(state),
+        Stage::Image => images(state),
+        Stage::Slot | Stage::Transfer | Stage::Checksum | Stage::Attempt => slot(state),
+        Stage::Outcome => outcome(state),
+    }
+}
+
+fn goto(state: &Handle, stage: Stage) -> Callback<MouseEvent> {
+    let dispatch = state.dispatcher();
+    Callback::from(move |_| dispatch.dispatch(Action::Goto(stage)))
+}
+
+fn disconnect_button(state: &Handle) -> Html {
+    let s = state.clone();
+    let onclick = Callback::from(move |_: MouseEvent| app::send(&s, Command::Disconnect));
+    html! { <button type="button" class="btn ghost" {onclick}>{"Disconnect"}</button> }
+}
+
+fn connect(state: &Handle) -> Html {
+    let on_change = { let d = state.dispatcher(); Callback::from(move |s| d.dispatch(Action::Settings(s))) };
+    let on_connect = {
+        let s = state.clone();
+        Callback::from(move |_| app::connect(&s))
+    };
+    let lost = matches!(state.finish, Some(Finish::Failed(_)));
+    let on_factory_reset = {
+        let d = state.dispatcher();
+        Callback::from(move |_| {
+            crate::transport::sim::factory_reset();
+            d.dispatch(Action::Log(crate::state::LogKind::App, "simulated device reset to its factory firmware".into()));
+        })
+    };
+    let sim_parked = crate::transport::sim::has_parked(state.settings.layout);
+    html! {
+        <>
+        if let Some(p) = &state.problem {
+            <ProblemBox problem={p.clone()} title={if lost { "The update stopped" } else { "Could not connect" }} />
+        }
+        <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
+            opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {sim_parked} {on_factory_reset} />
+        </>
+    }
+}
+
+fn record(state: &Handle) -> Html {
+    let Some(c) = state.connection() else { return connect(state) };
+    let info = &c.info;
+    let record = state.record;
+    let resume = {
+        let s = state.clone();
+        Callback::from(move |_: MouseEvent| app::start_update(&s))
+    };
+    let can_resume = matches!(state.finish, Some(Finish::Failed(_))) && state.ready_to_flash();
+    let verdict = match record {
+        None => html! { <p class="muted">{"Reading the FOTA record…"}</p> },
+        Some(r) if r.valid == 0 => html! {
+            <p class="status bad">{"The FOTA record is not valid: the device cannot tell which firmware is current. Restart it: the agent rebuilds the record at boot."}</p>
+        },
+        Some(r) if r.on_trial() => html! {
+            <p class="status warn">{ format!("A new configuration is on trial (bytecode slot {}, VM slot {}). Accept it or restart the device to revert (buttons beside), then update.", r.bc_current, r.vm_current) }</p>
+        },
+        Some(r) => html! {
+            <p class="status good" data-testid="record-ok">{ format!("The record is valid and the running configuration is confirmed: bytecode slot {} with VM slot {}. The device is ready for an update.", r.bc_current, r.vm_current) }</p>
+        },
+    };
+    html! {
+        <>
+        <h2>{"Record check"}</h2>
+        if !info.fota_supported {
+            <ProblemBox problem={crate::state::Problem::from(&fota_host::HostError::Unsupported)} title="This device cannot be updated" />
+        }
+        <p>{ format!("Connected to {} over {}. Its flash has {} bytecode slot{} and {} VM slot{}.",
+            info.name, c.link,
+            info.count(SlotKind::Bytecode), if info.count(SlotKind::Bytecode) == 1 { "" } else { "s" },
+            info.count(SlotKind::Vm), if info.count(SlotKind::Vm) == 1 { "" } else { "s" }) }</p>
+        { verdict }
+        if can_resume {
+            <div class="notice">
+                <p>{"The last update stopped before it finished. Flashing the same image again sends only what is not on the device yet."}</p>
+                <button type="button" class="btn primary" onclick={resume}>{"Resume the update"}</button>
+            </div>
+        }
+        <div class="actions">
+            { disconnect_button(state) }
+            <div class="spacer"></div>
+            <button type="button" class="btn primary" onclick={goto(state, Stage::Image)}
+                    disabled={record.is_none_or(|r| r.valid == 0) || !info.fota_supported}>{"Continue: choose the image"}</button>
+        </div>
+        </>
+    }
+}
+
+fn images(state: &Handle) -> Html {
+    let dispatch = state.dispatcher();
+    let on_file = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |(kind, file)| app::load_file(dispatch.clone(), kind, file))
+    };
+    let on_sample = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |s: Sample| app::load_sample(&dispatch, s))
+    };
+    let on_clear = { let d = dispatch.clone(); Callback::from(move |k| d.dispatch(Action::ClearImage(k))) };
+    let card = |kind: SlotKind| {
+        let image = state.image(kind).cloned();
+        let refusal = image.as_ref().and_then(|i| state.refusal(kind, i)).map(|p| format!("{} {}", p.message, p.help));
+        html! {
+            <ImageCard {kind} {image} target={state.target(kind)} {refusal}
+                on_file={on_file.clone()} on_sample={on_sample.clone()} on_clear={on_clear.clone()} />
+        }
+    };
+    html! {
+        <>
+        <h2>{"Choose the image"}</h2>
+        <p class="muted">{"Drop a file anywhere on the page, choose one, or load a built-in sample."}</p>
+        if let Some(p) = &state.image_problem {
+            <ProblemBox problem={p.clone()} title="This image cannot be used" />
+        }
+        <div class="image-cards">
+            { card(SlotKind::Bytecode) }
+            if state.takes_vm() { { card(SlotKind::Vm) } }
+        </div>
+        if !state.takes_vm() && state.connection().is_some() {
+            <p class="muted small">{"This device's layout has one VM slot: only the bytecode can be updated."}</p>
+        }
+        <div class="actions">
+            <button type="button" class="btn ghost" onclick={goto(state, Stage::Record)}>{"Back"}</button>
+            <div class="spacer"></div>
+            <button type="button" class="btn primary" onclick={goto(state, Stage::Slot)}
+                    disabled={!state.ready_to_flash()}>{"Continue: check the slot"}</button>
+        </div>
+        </>
+    }
+}
+
+fn slot(state: &Handle) -> Html {
+    let Some(info) = state.info() else { return connect(state) };
+    let dispatch = state.dispatcher();
+    let record = state.record.unwrap_or_default();
+    let start = {
+        let s = state.clone();
+        Callback::from(move |_: MouseEvent| app::start_update(&s))
+    };
+    let check = |action: fn(bool) -> Action| {
+        let dispatch = dispatch.clone();
+        Callback::from(move |e: Event| dispatch.dispatch(action(e.target_unchecked_into::<HtmlInputElement>().checked())))
+    };
+    let kinds: Vec<SlotKind> = [SlotKind::Bytecode, SlotKind::Vm].into_iter().filter(|k| state.image(*k).is_some()).collect();
+    let rows = kinds.iter().map(|&kind| {
+        let img = state.image(kind).cloned().unwrap_or_else(|| Sample::Healthy.image());
+        let target = state.target(kind);
+        let (current, last) = match kind {
+            SlotKind::Vm => (record.vm_current, record.vm_last),
+            SlotKind::Bytecode => (record.bc_current, record.bc_last),
+        };
+        let choice = if kind == SlotKind::Vm { state.vm_slot } else { state.bc_slot };
+        let on_choice = {
+            let dispatch = dispatch.clone();
+            Callback::from(move |e: Event| {
+                let v = e.target_unchecked_into::<HtmlSelectElement>().value();
+                let c = v.parse().map(SlotChoice::Index).unwrap_or(SlotChoice::Auto);
+                dispatch.dispatch(Action::SlotChoice(kind, c))
+            })
+        };
+        let select_id = format!("slot-{}", kind_name(kind).to_lowercase());
+        let refusal = state.refusal(kind, &img);
+        html! {
+            <tr>
+                <th scope="row">{ kind_name(kind) }<br/><span class="muted small">{ &img.name }</span></th>
+                <td>{ size(img.data.len() as u64) }</td>
+                <td>
+                    <label class="sr-only" for={select_id.clone()}>{ format!("{} slot", kind_name(kind)) }</label>
+                    <select id={select_id} onchange={on_choice}>
+                        <option value="auto" selected={choice == SlotChoice::Auto}>{"Automatic (the free slot)"}</option>
+                        { for info.slots.iter().filter(|s| s.kind == kind).map(|s| {
+                            let i = u32::from(s.index);
+                            let why = if i == current { " (current: protected)" } else if i == last { " (last working: protected)" } else { "" };
+                            html! { <option value={i.to_string()} disabled={!why.is_empty()} selected={choice == SlotChoice::Index(i)}>{ format!("Slot {i}{why}") }</option> }
+                        }) }
+                    </select>
+                    { target.map(|t| html!{ <div class="muted small">{ format!("slot {} at 0x{:08X}, {}", t.index, t.addr, size(u64::from(t.size))) }</div> }).unwrap_or_default() }
+                </td>
+                <td>{ match refusal {
+                    None => html!{ <span class="badge good">{"fits"}</span> },
+                    Some(p) => html!{ <span class="badge bad" title={p.help}>{ p.message }</span> },
+                } }</td>
+                <td><code class="md5 small">{ hex(&img.md5) }</code></td>
+            </tr>
+        }
+    });
+    html! {
+        <>
+        <h2>{"Check the slot"}</h2>
+        <p>{"The new firmware goes to a free slot; the running and the last working firmware are never touched, so the device always has something to fall back to."}</p>
+        <table class="plan">
+            <thead><tr><th scope="col">{"Image"}</th><th scope="col">{"Size"}</th><th scope="col">{"Slot"}</th><th scope="col">{"Fits?"}</th><th scope="col">{"MD5"}</th></tr></thead>
+            <tbody>{ for rows }</tbody>
+        </table>
+        <fieldset class="options">
+            <legend>{"Options"}</legend>
+            <label class="check"><input type="checkbox" checked={state.resume} onchange={check(Action::SetResume)} />
+                {"Resume: compare the slot with the image first and send only the sectors that differ"}</label>
+            <label class="check"><input type="checkbox" checked={state.restart} onchange={check(Action::SetRestart)} />
+                {"Restart into the new firmware when it is written and verified"}</label>
+        </fieldset>
+        <p class="muted small">{"The device's MD5 of the written slot must match the image before the new firmware is attempted. If the new firmware does not confirm itself after the restart, the device goes back to the one running now."}</p>
+        <div class="actions">
+            <button type="button" class="btn ghost" onclick={goto(state, Stage::Image)}>{"Back"}</button>
+            <div class="spacer"></div>
+            <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
+        </div>
+        </>
+    }
+}
+
+fn running(state: &Handle) -> Html {
+    let Some(run) = &state.run else { return html! {} };
+    let cancel = {
+        let s = state.clone();
+        Callback::from(move |_: MouseEvent| app::cancel_update(&s))
+    };
+    let cancellable = run.step < Step::Restart && !run.cancelling;
+    let sim = state.connection().is_some_and(|c| c.kind == crate::state::TransportKind::Sim);
+    let unplug = Callback::from(|_: MouseEvent| crate::transport::sim::unplug());
+    let elapsed = (crate::transport::now_ms() as u64).saturating_sub(run.started_ms);
+    let md5s: Vec<String> = [SlotKind::Bytecode, SlotKind::Vm]
+        .into_iter()
+        .filter_map(|k| state.image(k).map(|i| format!("{}: {}", kind_name(k), hex(&i.md5))))
+        .collect();
+    html! {
+        <div class="running" data-testid="running">
+            <h2>{ run.step.label() }</h2>
+            <p class="detail" data-testid="step-detail">{ &run.detail }</p>
+            if matches!(run.step, Step::Erase | Step::Stream | Step::Checksum | Step::RecordCheck | Step::SlotChoice) {
+                <ProgressView progress={run.progress} />
+            }
+            if let Some(r) = &run.resumed {
+                <p class="status good" data-testid="resumed">{ format!("Resuming: {r}.") }</p>
+            }
+            <div class={classes!("verify", run.verified.then_some("ok"))} data-testid="verify">
+                if run.verified {
+                    <p><span aria-hidden="true">{"✓ "}</span><strong>{"MD5 on the device matches the image"}</strong></p>
+                } else {
+                    <p><strong>{"Verification: "}</strong>{"the device's MD5 of the slot must match before the new firmware is attempted."}</p>
+                }
+                <ul class="md5-list">{ for md5s.iter().map(|m| html!{ <li><code class="md5">{ m }</code></li> }) }</ul>
+            </div>
+            if run.step >= Step::Restart {
+                <p class="muted">{"The device restarts into the new firmware; waiting for it to come back and confirm itself."}</p>
+            }
+            <div class="actions">
+                <span class="muted small">{ format!("{} elapsed", duration(elapsed as f64 / 1000.0)) }</span>
+                <div class="spacer"></div>
+                if sim && run.step <= Step::Checksum {
+                    <button type="button" class="btn ghost" onclick={unplug}
+                        title="Interrupt the transfer as if the USB cable were pulled, to see the next update resume">{"Pull the simulated cable"}</button>
+                }
+                <button type="button" class="btn danger" onclick={cancel} disabled={!cancellable}>
+                    { if run.cancelling { "Cancelling…" } else { "Cancel" } }
+                </button>
+            </div>
+        </div>
+    }
+}
+
+fn outcome(state: &Handle) -> Html {
+    let again = goto(state, Stage::Image);
+    match &state.finish {
+        Some(Finish::Done(report)) => {
+            let (class, title, icon) = match report.outcome {
+                Outcome::Accepted => ("good", "Accepted", "✓"),
+                Outcome::Reverted => ("warn", "Reverted", "↺"),
+                Outcome::OnTrial => ("warn", "Running on trial", "…"),
+                Outcome::Attempted => ("info", "Written and verified", "✓"),
+            };
+            let total: u64 = report.targets.iter().map(|t| u64::from(t.len)).sum();
+            let speed = if report.stream_time.as_secs_f64() > 0.0 {
+                format!("{}/s", size((report.sent_bytes as f64 / report.stream_time.as_secs_f64()) as u64))
+            } else {
+                "—".into()
+            };
+            html! {
+                <div class={classes!("outcome", class)} data-testid="outcome" data-outcome={format!("{:?}", report.outcome).to_lowercase()}>
+                    <div class="outcome-head">
+                        <span class="outcome-icon" aria-hidden="true">{ icon }</span>
+                        <h2>{ title }</h2>
+                    </div>
+                    <p class="describe">{ report.outcome.describe() }</p>
+                    <p>{ format!("The device now runs bytecode slot {} with VM slot {}{}.",
+                        report.record.bc_current, report.record.vm_current,
+                        if report.record.on_trial() { " (on trial)" } else { "" }) }</p>
+                    <dl class="facts">
+                        { for report.targets.iter().map(|t| html!{
+                            <div><dt>{ format!("{} slot {}", kind_name(t.slot.kind), t.slot.index) }</dt>
+                                 <dd>{ format!("{} written at 0x{:08X}", size(u64::from(t.len)), t.slot.addr) }</dd></div>
+                        }) }
+                        <div><dt>{"Sent"}</dt><dd>{ format!("{} of {} at {}", size(report.sent_bytes), size(total), speed) }</dd></div>
+                        if report.skipped_bytes > 0 {
+                            <div><dt>{"Resumed"}</dt><dd data-testid="skipped">{ format!("{} bytes were already on the device and were not sent again", report.skipped_bytes) }</dd></div>
+                        }
+                        <div><dt>{"Verified"}</dt><dd>{"MD5 on the device matched the image"}</dd></div>
+                        <div><dt>{"Time"}</dt><dd>{ format!("{} (erase {}, stream {}, checksum {})",
+                            duration(report.total_time.as_secs_f64()), duration(report.erase_time.as_secs_f64()),
+                            duration(report.stream_time.as_secs_f64()), duration(report.checksum_time.as_secs_f64())) }</dd></div>
+                    </dl>
+                    <div class="actions">
+                        <div class="spacer"></div>
+                        <button type="button" class="btn primary" onclick={again}>{"Update again"}</button>
+                    </div>
+                </div>
+            }
+        }
+        Some(Finish::Failed(p)) => {
+            let retry = {
+                let s = state.clone();
+                Callback::from(move |_: MouseEvent| app::start_update(&s))
+            };
+            html! {
+                <div class="outcome bad" data-testid="outcome" data-outcome="failed">
+                    <ProblemBox problem={p.clone()} title="The update stopped" />
+                    <p class="muted">{"The record beside shows what the device runs now."}</p>
+                    <div class="actions">
+                        <button type="button" class="btn ghost" onclick={again}>{"Back to the images"}</button>
+                        <div class="spacer"></div>
+                        <button type="button" class="btn primary" onclick={retry} disabled={!state.ready_to_flash()}>{"Try again (resumes)"}</button>
+                    </div>
+                </div>
+            }
+        }
+        None => images(state),
+    }
+}

@@ -1,0 +1,660 @@
+//! Everything the page shows, changed only through [`Action`]s.
+
+use std::rc::Rc;
+
+use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};
+use fota_host::update::Report;
+use fota_host::{CancelToken, HostError, Phase, Progress, SlotChoice, Step};
+use fota_sim::images::ImageInfo;
+use md5::Digest;
+use yew::Reducible;
+
+use crate::session::Session;
+use crate::transport::OpenError;
+use crate::transport::sim::SimLayout;
+
+/// The baud rates a serial port can be opened at; the agent answers at 115200 after a
+/// reset and faster rates are negotiated from there.
+pub const BAUD_RATES: [u32; 6] = [9600, 57600, 115_200, 230_400, 460_800, 921_600];
+/// Rates tried by baud negotiation, fastest first.
+pub const NEGOTIATE: [u32; 3] = [921_600, 460_800, 230_400];
+/// Most log lines kept (the oldest go first).
+const LOG_LIMIT: usize = 5000;
+
+/// How the page reaches the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The simulated device inside the page.
+    Sim,
+    /// A serial port through Web Serial.
+    Serial,
+    /// A WebSocket to `fota bridge --ws` or `fota sim --ws`.
+    WebSocket,
+}
+
+impl TransportKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            TransportKind::Sim => "sim",
+            TransportKind::Serial => "serial",
+            TransportKind::WebSocket => "ws",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<TransportKind> {
+        match key {
+            "sim" => Some(TransportKind::Sim),
+            "serial" => Some(TransportKind::Serial),
+            "ws" => Some(TransportKind::WebSocket),
+            _ => None,
+        }
+    }
+}
+
+/// The connection form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub transport: TransportKind,
+    pub layout: SimLayout,
+    pub baud: u32,
+    pub negotiate: bool,
+    pub ws_url: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            transport: TransportKind::Sim,
+            layout: SimLayout::BytecodeOnly,
+            baud: 115_200,
+            negotiate: true,
+            ws_url: "ws://127.0.0.1:9000".into(),
+        }
+    }
+}
+
+/// The guided update's stages, as the stepper shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Stage {
+    #[default]
+    Connect,
+    Record,
+    Image,
+    Slot,
+    Transfer,
+    Checksum,
+    Attempt,
+    Outcome,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 8] = [
+        Stage::Connect,
+        Stage::Record,
+        Stage::Image,
+        Stage::Slot,
+        Stage::Transfer,
+        Stage::Checksum,
+        Stage::Attempt,
+        Stage::Outcome,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Connect => "Connect",
+            Stage::Record => "Record check",
+            Stage::Image => "Image",
+            Stage::Slot => "Slot",
+            Stage::Transfer => "Erase & stream",
+            Stage::Checksum => "Checksum",
+            Stage::Attempt => "Attempt & restart",
+            Stage::Outcome => "Outcome",
+        }
+    }
+
+    /// The stage a step of fota-host's update belongs to.
+    pub fn of_step(step: Step) -> Stage {
+        match step {
+            Step::RecordCheck => Stage::Record,
+            Step::SlotChoice => Stage::Slot,
+            Step::Erase | Step::Stream => Stage::Transfer,
+            Step::Checksum => Stage::Checksum,
+            Step::Attempt | Step::Restart => Stage::Attempt,
+            Step::Outcome => Stage::Outcome,
+        }
+    }
+}
+
+/// Something went wrong: what, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub help: String,
+}
+
+impl From<&HostError> for Problem {
+    fn from(e: &HostError) -> Self {
+        let mut message = e.to_string();
+        if let Some(first) = message.get(..1) {
+            message = first.to_uppercase() + &message[1..];
+        }
+        if !message.ends_with('.') {
+            message.push('.');
+        }
+        Problem { message, help: e.help() }
+    }
+}
+
+impl From<OpenError> for Problem {
+    fn from(e: OpenError) -> Self {
+        Problem { message: e.message, help: e.help }
+    }
+}
+
+/// A cancel token that compares by identity, so it can live in the state.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Rc<CancelToken>);
+
+impl Cancel {
+    pub fn token(&self) -> CancelToken {
+        (*self.0).clone()
+    }
+}
+
+impl PartialEq for Cancel {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The connected device.
+#[derive(Clone, PartialEq)]
+pub struct Connection {
+    pub kind: TransportKind,
+    pub info: Info,
+    pub link: String,
+    pub baud: Option<u32>,
+    pub session: Session,
+}
+
+/// The connection's state.
+#[derive(Clone, PartialEq, Default)]
+pub enum Conn {
+    #[default]
+    Closed,
+    Opening,
+    Open(Box<Connection>),
+}
+
+/// A firmware image chosen by the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    pub name: String,
+    pub data: Rc<Vec<u8>>,
+    pub md5: [u8; 16],
+    /// The sample header, for the simulator's images.
+    pub header: Option<ImageInfo>,
+}
+
+impl ImageFile {
+    pub fn new(name: String, data: Vec<u8>) -> ImageFile {
+        let md5: [u8; 16] = md5::Md5::digest(&data).into();
+        let header = fota_sim::images::parse_image(&data);
+        ImageFile { name, data: Rc::new(data), md5, header }
+    }
+}
+
+/// The update in progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub step: Step,
+    pub detail: String,
+    pub progress: Option<Progress>,
+    /// Every image's MD5 on the device matched (reached attempt).
+    pub verified: bool,
+    pub cancel: Cancel,
+    pub cancelling: bool,
+    /// Bytes found on the device already (resume).
+    pub resumed: Option<String>,
+    pub started_ms: u64,
+}
+
+/// The end of the last update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    Done(Box<Report>),
+    Failed(Problem),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// What the firmware printed.
+    Device,
+    /// A protocol event (retries, baud changes, resume).
+    Event,
+    /// A step of the update.
+    Step,
+    /// The page's own notes.
+    App,
+    /// An error.
+    Error,
+}
+
+impl LogKind {
+    pub fn tag(self) -> &'static str {
+        match self {
+            LogKind::Device => "device",
+            LogKind::Event => "event",
+            LogKind::Step => "step",
+            LogKind::App => "app",
+            LogKind::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub at_ms: u64,
+    pub kind: LogKind,
+    pub text: String,
+}
+
+#[derive(Clone, PartialEq, Default)]
+pub struct AppState {
+    pub settings: Settings,
+    pub web_serial: bool,
+    pub conn: Conn,
+    pub record: Option<Record>,
+    /// The record could not be read at the last try.
+    pub record_stale: bool,
+    pub stage: Stage,
+    pub bytecode: Option<ImageFile>,
+    pub vm: Option<ImageFile>,
+    pub bc_slot: SlotChoice,
+    pub vm_slot: SlotChoice,
+    pub restart: bool,
+    pub resume: bool,
+    pub image_problem: Option<Problem>,
+    pub problem: Option<Problem>,
+    pub run: Option<Run>,
+    pub finish: Option<Finish>,
+    pub log: Rc<Vec<LogLine>>,
+    /// Text for the screen-reader live region.
+    pub announce: String,
+    pub dragging: bool,
+}
+
+
+pub enum Action {
+    Settings(Settings),
+    Connecting,
+    Connected(Box<Connection>),
+    ConnectFailed(Problem),
+    BaudChanged(u32),
+    /// The link went away while connected.
+    Lost(Problem),
+    Disconnected,
+    Record(Record),
+    RecordStale,
+    Goto(Stage),
+    ImageLoaded(SlotKind, ImageFile),
+    ImageRefused(Problem),
+    ClearImage(SlotKind),
+    SlotChoice(SlotKind, SlotChoice),
+    SetRestart(bool),
+    SetResume(bool),
+    UpdateStarted(Cancel),
+    Step(Step, String),
+    Progress(Progress),
+    Cancelling,
+    UpdateDone(Result<Box<Report>, (Problem, bool)>),
+    Log(LogKind, String),
+    ClearLog,
+    Dragging(bool),
+}
+
+impl AppState {
+    pub fn new(settings: Settings, web_serial: bool) -> AppState {
+        AppState { settings, web_serial, restart: true, resume: true, ..AppState::default() }
+    }
+
+    pub fn connection(&self) -> Option<&Connection> {
+        match &self.conn {
+            Conn::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn info(&self) -> Option<&Info> {
+        self.connection().map(|c| &c.info)
+    }
+
+    pub fn image(&self, kind: SlotKind) -> Option<&ImageFile> {
+        match kind {
+            SlotKind::Bytecode => self.bytecode.as_ref(),
+            SlotKind::Vm => self.vm.as_ref(),
+        }
+    }
+
+    fn choice(&self, kind: SlotKind) -> SlotChoice {
+        match kind {
+            SlotKind::Bytecode => self.bc_slot,
+            SlotKind::Vm => self.vm_slot,
+        }
+    }
+
+    /// Whether the device's layout can take a VM image (two VM slots or more).
+    pub fn takes_vm(&self) -> bool {
+        self.info().is_some_and(|i| i.count(SlotKind::Vm) >= 2)
+    }
+
+    /// The slot an image of `kind` will go to, as far as the page can tell before the
+    /// agent is asked: the chosen one, or the first that is neither current nor last
+    /// working (what find_bytecode_slot / find_vm_slot answer).
+    pub fn target(&self, kind: SlotKind) -> Option<SlotDesc> {
+        let info = self.info()?;
+        let record = self.record?;
+        let (current, last) = match kind {
+            SlotKind::Vm => (record.vm_current, record.vm_last),
+            SlotKind::Bytecode => (record.bc_current, record.bc_last),
+        };
+        match self.choice(kind) {
+            SlotChoice::Index(i) => info.slot(kind, i).copied(),
+            SlotChoice::Auto => info
+                .slots
+                .iter()
+                .find(|s| {
+                    s.kind == kind && u32::from(s.index) != current && u32::from(s.index) != last
+                })
+                .copied(),
+        }
+    }
+
+    /// Why `image` cannot go to the device as `kind`, if it cannot.
+    pub fn refusal(&self, kind: SlotKind, image: &ImageFile) -> Option<Problem> {
+        if image.data.is_empty() {
+            return Some((&HostError::EmptyImage(image.name.clone())).into());
+        }
+        let info = self.info()?;
+        if kind == SlotKind::Vm && info.count(SlotKind::Vm) < 2 {
+            return Some(Problem {
+                message: format!(
+                    "{} is a VM image, but this device's layout has a single VM slot.",
+                    image.name
+                ),
+                help: "Only the bytecode can be updated on this device: choose a bytecode \
+                       image (.bin) instead."
+                    .into(),
+            });
+        }
+        let size = self
+            .target(kind)
+            .map(|s| s.size)
+            .or_else(|| info.slots.iter().filter(|s| s.kind == kind).map(|s| s.size).max())?;
+        if image.data.len() > size as usize {
+            return Some(
+                (&HostError::ImageTooLarge {
+                    name: image.name.clone(),
+                    size: image.data.len(),
+                    slot_size: size,
+                })
+                    .into(),
+            );
+        }
+        None
+    }
+
+    /// Whether the images chosen can be flashed now.
+    pub fn ready_to_flash(&self) -> bool {
+        let Some(bc) = &self.bytecode else { return false };
+        self.connection().is_some()
+            && self.refusal(SlotKind::Bytecode, bc).is_none()
+            && self.vm.as_ref().is_none_or(|vm| self.refusal(SlotKind::Vm, vm).is_none())
+    }
+
+    pub fn running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    fn log(&mut self, kind: LogKind, text: String) {
+        let log = Rc::make_mut(&mut self.log);
+        if log.len() >= LOG_LIMIT {
+            log.drain(..LOG_LIMIT / 10);
+        }
+        log.push(LogLine { at_ms: crate::transport::now_ms() as u64, kind, text });
+    }
+}
+
+impl Reducible for AppState {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut s = Rc::unwrap_or_clone(self);
+        match action {
+            Action::Settings(settings) => s.settings = settings,
+            Action::Connecting => {
+                s.conn = Conn::Opening;
+                s.problem = None;
+                s.announce = "Connecting…".into();
+            }
+            Action::Connected(c) => {
+                s.log(
+                    LogKind::App,
+                    format!(
+                        "connected to {} over {}: agent {} v{}.{}.{}",
+                        c.info.name,
+                        c.link,
+                        c.info.name,
+                        c.info.agent_version[0],
+                        c.info.agent_version[1],
+                        c.info.agent_version[2]
+                    ),
+                );
+                s.announce = format!("Connected to {}.", c.info.name);
+                s.conn = Conn::Open(c);
+                s.problem = None;
+                s.record = None;
+                s.stage = Stage::Record;
+                s.image_problem = None;
+            }
+            Action::ConnectFailed(p) => {
+                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                s.announce = p.message.clone();
+                s.conn = Conn::Closed;
+                s.problem = Some(p);
+                s.stage = Stage::Connect;
+            }
+            Action::BaudChanged(baud) => {
+                if let Conn::Open(c) = &mut s.conn {
+                    c.baud = Some(baud);
+                }
+            }
+            Action::Lost(p) => {
+                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                s.announce = p.message.clone();
+                s.conn = Conn::Closed;
+                s.run = None;
+                s.problem = Some(p);
+                s.stage = Stage::Connect;
+                s.record_stale = true;
+            }
+            Action::Disconnected => {
+                s.log(LogKind::App, "disconnected".into());
+                s.announce = "Disconnected.".into();
+                s.conn = Conn::Closed;
+                s.run = None;
+                s.record = None;
+                s.stage = Stage::Connect;
+            }
+            Action::Record(r) => {
+                s.record = Some(r);
+                s.record_stale = false;
+            }
+            Action::RecordStale => s.record_stale = true,
+            Action::Goto(stage) => {
+                if !s.running() {
+                    s.stage = stage;
+                    s.problem = None;
+                    if stage <= Stage::Image {
+                        s.finish = None;
+                    }
+                }
+            }
+            Action::ImageLoaded(kind, image) => {
+                if let Some(p) = s.refusal(kind, &image) {
+                    s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                    s.announce = p.message.clone();
+                    s.image_problem = Some(p);
+                } else {
+                    s.log(
+                        LogKind::App,
+                        format!(
+                            "{} image {}: {} bytes, MD5 {}",
+                            kind_name(kind),
+                            image.name,
+                            image.data.len(),
+                            hex(&image.md5)
+                        ),
+                    );
+                    s.announce = format!("{} image {} loaded.", kind_name(kind), image.name);
+                    s.image_problem = None;
+                    match kind {
+                        SlotKind::Bytecode => s.bytecode = Some(image),
+                        SlotKind::Vm => s.vm = Some(image),
+                    }
+                    if s.connection().is_some() && !s.running() && s.stage != Stage::Image {
+                        s.stage = Stage::Image;
+                        s.finish = None;
+                    }
+                }
+            }
+            Action::ImageRefused(p) => {
+                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                s.announce = p.message.clone();
+                s.image_problem = Some(p);
+            }
+            Action::ClearImage(kind) => match kind {
+                SlotKind::Bytecode => s.bytecode = None,
+                SlotKind::Vm => s.vm = None,
+            },
+            Action::SlotChoice(kind, choice) => match kind {
+                SlotKind::Bytecode => s.bc_slot = choice,
+                SlotKind::Vm => s.vm_slot = choice,
+            },
+            Action::SetRestart(v) => s.restart = v,
+            Action::SetResume(v) => s.resume = v,
+            Action::UpdateStarted(cancel) => {
+                s.problem = None;
+                s.finish = None;
+                s.stage = Stage::Record;
+                s.run = Some(Run {
+                    step: Step::RecordCheck,
+                    detail: "Starting".into(),
+                    progress: None,
+                    verified: false,
+                    cancel,
+                    cancelling: false,
+                    resumed: None,
+                    started_ms: crate::transport::now_ms() as u64,
+                });
+                s.announce = "Update started.".into();
+            }
+            Action::Step(step, detail) => {
+                s.log(LogKind::Step, format!("{}: {}", step.label(), detail));
+                if let Some(run) = &mut s.run {
+                    if step != run.step {
+                        run.progress = None;
+                        s.announce = format!("{}: {}", step.label(), detail);
+                    }
+                    if step >= Step::Attempt {
+                        run.verified = true;
+                    }
+                    run.step = step;
+                    run.detail = detail;
+                    s.stage = Stage::of_step(step);
+                }
+            }
+            Action::Progress(p) => {
+                if let Some(run) = &mut s.run {
+                    let before = run.progress.map_or(0, |old| {
+                        if old.phase == p.phase { (old.fraction() * 4.0) as u32 } else { 0 }
+                    });
+                    let now = (p.fraction() * 4.0) as u32;
+                    if now > before && p.phase == Phase::Stream {
+                        s.announce = format!("Sending: {} percent.", now * 25);
+                    }
+                    run.progress = Some(p);
+                }
+            }
+            Action::Cancelling => {
+                if let Some(run) = &mut s.run {
+                    run.cancelling = true;
+                    run.cancel.token().cancel();
+                    s.log(LogKind::App, "cancel asked: stopping at the next safe point".into());
+                }
+            }
+            Action::UpdateDone(result) => {
+                s.run = None;
+                match result {
+                    Ok(report) => {
+                        s.log(
+                            LogKind::App,
+                            format!("update finished: {:?}. {}", report.outcome, report.outcome.describe()),
+                        );
+                        s.announce = format!("Update finished. {}", report.outcome.describe());
+                        s.record = Some(report.record);
+                        s.stage = Stage::Outcome;
+                        s.finish = Some(Finish::Done(report));
+                    }
+                    Err((p, lost)) => {
+                        s.log(LogKind::Error, format!("update stopped: {} {}", p.message, p.help));
+                        s.announce = format!("Update stopped. {} {}", p.message, p.help);
+                        s.finish = Some(Finish::Failed(p.clone()));
+                        if lost {
+                            s.conn = Conn::Closed;
+                            s.stage = Stage::Connect;
+                            s.problem = Some(p);
+                        } else {
+                            s.stage = Stage::Outcome;
+                        }
+                    }
+                }
+            }
+            Action::Log(kind, text) => {
+                if kind == LogKind::Event && text.contains("already on the device") {
+                    if let Some(run) = &mut s.run {
+                        run.resumed = Some(text.clone());
+                    }
+                }
+                s.log(kind, text);
+            }
+            Action::ClearLog => s.log = Rc::new(Vec::new()),
+            Action::Dragging(v) => s.dragging = v,
+        }
+        Rc::new(s)
+    }
+}
+
+pub fn kind_name(kind: SlotKind) -> &'static str {
+    match kind {
+        SlotKind::Vm => "VM",
+        SlotKind::Bytecode => "Bytecode",
+    }
+}
+
+/// `1.5 KiB`, `32 KiB`, `1.0 MiB`.
+pub fn size(bytes: u64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if bytes < 1024 * 1024 {
+        let k = bytes as f64 / 1024.0;
+        if k < 10.0 { format!("{k:.1} KiB") } else { format!("{k:.0} KiB") }
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,199 @@
+//! A WebSocket to `fota bridge --ws` (a serial port on another computer, or a browser
+//! without Web Serial) or `fota sim --ws` (a simulated device): raw bytes as binary
+//! messages, both ways.
+
+use core::time::Duration;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use fota_host::LinkError;
+use futures::channel::oneshot;
+use js_sys::{ArrayBuffer, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+
+use super::{Inbox, OpenError, sleep};
+
+/// Sending pauses while the browser holds more than this many unsent bytes.
+const HIGH_WATER: u32 = 256 * 1024;
+
+struct Handlers {
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(CloseEvent)>,
+    _open: Closure<dyn FnMut(Event)>,
+    _error: Closure<dyn FnMut(Event)>,
+}
+
+/// An open WebSocket to a device.
+pub struct WsLink {
+    url: String,
+    ws: WebSocket,
+    inbox: Inbox,
+    _handlers: Handlers,
+}
+
+impl WsLink {
+    /// Connect to `url` (ws:// or wss://).
+    pub async fn connect(url: &str) -> Result<WsLink, OpenError> {
+        let url = url.trim();
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(OpenError::new(
+                format!("\"{url}\" is not a WebSocket address."),
+                "Write it as ws://HOST:PORT, for example ws://127.0.0.1:9000 for \
+                 `fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0`.",
+            ));
+        }
+        Self::open(url).await.map_err(|why| {
+            OpenError::new(
+                format!("No WebSocket bridge answered at {url} ({why})."),
+                "Start the bridge on the computer the device is plugged into: \
+                 `fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0` (or `fota sim --ws \
+                 127.0.0.1:9000` for a simulated device), then connect again. A page served \
+                 over https can only reach wss:// addresses.",
+            )
+        })
+    }
+
+    async fn open(url: &str) -> Result<WsLink, String> {
+        let ws = WebSocket::new(url).map_err(|e| super::js_error(&e).1)?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let inbox = Inbox::new();
+        let (tx, rx) = oneshot::channel::<Result<(), String>>();
+        let tx = Rc::new(RefCell::new(Some(tx)));
+
+        let on_message = {
+            let inbox = inbox.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+                let data = ev.data();
+                if data.is_instance_of::<ArrayBuffer>() {
+                    inbox.push(&Uint8Array::new(&data).to_vec());
+                } else if let Some(text) = data.as_string() {
+                    // A bridge may send its own notices as text.
+                    inbox.push(text.as_bytes());
+                }
+            })
+        };
+        let on_close = {
+            let inbox = inbox.clone();
+            let tx = tx.clone();
+            Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
+                let why = if ev.reason().is_empty() {
+                    format!("the WebSocket closed (code {})", ev.code())
+                } else {
+                    format!("the WebSocket closed: {}", ev.reason())
+                };
+                if let Some(tx) = tx.borrow_mut().take() {
+                    let _ = tx.send(Err(why.clone()));
+                }
+                inbox.close(LinkError::Disconnected(why));
+            })
+        };
+        let on_open = {
+            let tx = tx.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_| {
+                if let Some(tx) = tx.borrow_mut().take() {
+                    let _ = tx.send(Ok(()));
+                }
+            })
+        };
+        let on_error = {
+            let tx = tx.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_| {
+                if let Some(tx) = tx.borrow_mut().take() {
+                    let _ = tx.send(Err("connection refused or failed".into()));
+                }
+            })
+        };
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let link = WsLink {
+            url: url.to_string(),
+            ws,
+            inbox,
+            _handlers: Handlers {
+                _message: on_message,
+                _close: on_close,
+                _open: on_open,
+                _error: on_error,
+            },
+        };
+        match rx.await {
+            Ok(Ok(())) => Ok(link),
+            Ok(Err(why)) => {
+                link.close();
+                Err(why)
+            }
+            Err(_) => Err("the WebSocket went away".into()),
+        }
+    }
+
+    /// What the link is, for the status line.
+    pub fn label(&self) -> String {
+        format!("WebSocket {}", self.url)
+    }
+
+    /// Close the socket.
+    pub fn close(&self) {
+        self.ws.set_onclose(None);
+        self.ws.set_onmessage(None);
+        let _ = self.ws.close();
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        if let Some(why) = self.inbox.closed_reason() {
+            return Err(why);
+        }
+        if self.ws.ready_state() != WebSocket::OPEN {
+            return Err(LinkError::Disconnected("the WebSocket is not open".into()));
+        }
+        while self.ws.buffered_amount() > HIGH_WATER {
+            sleep(Duration::from_millis(5)).await;
+        }
+        self.ws
+            .send_with_u8_array(bytes)
+            .map_err(|e| LinkError::Io(super::js_error(&e).1))
+    }
+
+    pub async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.inbox.recv(buf, timeout).await
+    }
+
+    /// The bridge owns the serial line's rate; nothing to switch here.
+    pub async fn set_baud(&mut self, _baud: u32) -> Result<(), LinkError> {
+        Ok(())
+    }
+
+    pub fn baud(&self) -> Option<u32> {
+        None
+    }
+
+    /// Open the socket again if it closed (the bridge restarted, the device reset).
+    pub async fn reconnect(&mut self) -> Result<(), LinkError> {
+        if !self.inbox.is_closed() {
+            return Ok(());
+        }
+        match Self::open(&self.url).await {
+            Ok(fresh) => {
+                self.close();
+                *self = fresh;
+                Ok(())
+            }
+            Err(why) => {
+                sleep(Duration::from_millis(250)).await;
+                Err(LinkError::Disconnected(why))
+            }
+        }
+    }
+}
+
+impl Drop for WsLink {
+    fn drop(&mut self) {
+        // Handlers die with the link: make sure the socket no longer calls them.
+        self.ws.set_onopen(None);
+        self.ws.set_onerror(None);
+        self.close();
+    }
+}

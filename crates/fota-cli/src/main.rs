@@ -86,9 +86,12 @@ enum Command {
         /// Model a firmware without FOTA support.
         #[arg(long)]
         unsupported: bool,
-        /// Run as fast as possible instead of at the modelled line rate.
+        /// Run the simulation 20 times faster than real time.
         #[arg(long)]
         fast: bool,
+        /// Milliseconds a healthy new firmware takes to pass its self-test and accept.
+        #[arg(long, default_value_t = 300)]
+        accept_after_ms: u64,
     },
     /// Show the agent and the flash layout.
     Info,
@@ -242,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             latency_ms,
             unsupported,
             fast,
+            accept_after_ms,
         } => {
             let opts = sim_server::SimOptions {
                 layout: match layout {
@@ -255,6 +259,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 latency: Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
                 unsupported: *unsupported,
                 fast: *fast,
+                accept_after: Duration::from_millis(*accept_after_ms),
             };
             return sim_server::run(opts).await.map_err(|e| failure(e, ""));
         }

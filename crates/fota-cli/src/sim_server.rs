@@ -23,6 +23,7 @@ pub struct SimOptions {
     pub latency: Duration,
     pub unsupported: bool,
     pub fast: bool,
+    pub accept_after: Duration,
 }
 
 /// The flash file: written sector by sector as sectors change.
@@ -91,6 +92,7 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     cfg.baud = opts.baud;
     cfg.latency_ns = u64::try_from(opts.latency.as_nanos()).unwrap_or(u64::MAX);
     cfg.fota_supported = !opts.unsupported;
+    cfg.accept_after_ns = u64::try_from(opts.accept_after.as_nanos()).unwrap_or(u64::MAX);
     let (mut state, mut dev) = match &opts.state {
         Some(path) => {
             let (s, d) = StateFile::open(path, &cfg)?;

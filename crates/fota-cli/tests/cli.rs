@@ -1,0 +1,495 @@
+//! The `fota` command line against `fota sim`, over real pseudo-terminals and WebSockets,
+//! with real process kills for power cuts and interrupted transfers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const FOTA: &str = env!("CARGO_BIN_EXE_fota");
+
+/// A running `fota sim`, killed when dropped.
+struct Sim {
+    child: Child,
+    pty: Option<String>,
+    ws: Option<String>,
+}
+
+impl Sim {
+    fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new(FOTA)
+            .arg("sim")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fota sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut pty, mut ws) = (None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            if let Some(p) = line.strip_prefix("pty: ") {
+                pty = Some(p.to_string());
+            } else if let Some(w) = line.strip_prefix("ws: ") {
+                ws = Some(w.to_string());
+            } else if line.starts_with("simulated device ready") {
+                break;
+            }
+        }
+        // Keep draining stdout so the simulator never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Sim { child, pty, ws }
+    }
+
+    fn port(&self) -> &str {
+        self.pty.as_deref().or(self.ws.as_deref()).expect("a port")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: a real power cut for the simulated device
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    drop(l);
+    addr
+}
+
+fn fota(port: &str, args: &[&str]) -> Output {
+    Command::new(FOTA)
+        .arg("--port")
+        .arg(port)
+        .args(args)
+        .output()
+        .expect("run fota")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write");
+    p
+}
+
+fn sample(dir: &Path, which: &str) -> PathBuf {
+    let p = dir.join(format!("{which}.bin"));
+    let o = Command::new(FOTA)
+        .args(["sample", which, "-o"])
+        .arg(&p)
+        .output()
+        .expect("fota sample");
+    assert!(o.status.success(), "{}", text(&o));
+    p
+}
+
+fn big_image(dir: &Path, kib: usize) -> PathBuf {
+    let bytes = fota_sim::images::sample_image(
+        fota_protocol::SlotKind::Bytecode,
+        "big",
+        "9",
+        true,
+        kib * 1024,
+    );
+    write_file(dir, "big.bin", &bytes)
+}
+
+/// Every JSON line of an output.
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn record(port: &str) -> Vec<u64> {
+    let o = fota(port, &["--json", "record"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rec = json_lines(&o)
+        .into_iter()
+        .find(|v| v["event"] == "record")
+        .expect("a record line");
+    rec["record"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_u64().expect("number"))
+        .collect()
+}
+
+fn result(o: &Output) -> Value {
+    json_lines(o)
+        .into_iter()
+        .find(|v| v["event"] == "result")
+        .unwrap_or_else(|| panic!("no result line in: {}", text(o)))
+}
+
+#[test]
+fn pty_bytecode_update_is_accepted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty"]);
+    let image = sample(dir.path(), "healthy");
+    let o = fota(sim.port(), &["flash", image.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("has confirmed itself"), "{}", text(&o));
+    let r = record(sim.port());
+    assert_eq!(
+        (r[0], r[4], r[5]),
+        (1, 1, 1),
+        "valid, current and last working bytecode: {r:?}"
+    );
+}
+
+#[test]
+fn pty_faulty_bytecode_is_reverted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty"]);
+    let image = sample(dir.path(), "faulty");
+    let o = fota(sim.port(), &["flash", image.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("went back to the previous firmware"),
+        "{}",
+        text(&o)
+    );
+    let r = record(sim.port());
+    assert_eq!((r[4], r[5]), (0, 0), "{r:?}");
+}
+
+#[test]
+fn ws_vm_and_bytecode_update_is_accepted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = free_addr();
+    let sim = Sim::start(&["--layout", "vm", "--ws", &addr]);
+    let bc = sample(dir.path(), "healthy");
+    let vm = sample(dir.path(), "vm");
+    let o = fota(
+        sim.port(),
+        &[
+            "--json",
+            "flash",
+            bc.to_str().expect("p"),
+            "--vm",
+            vm.to_str().expect("p"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(result(&o)["outcome"], "Accepted");
+    let r = record(sim.port());
+    assert_eq!((r[1], r[2], r[3], r[4], r[5]), (1, 1, 1, 1, 1), "{r:?}");
+}
+
+#[test]
+fn ws_faulty_update_on_the_vm_layout_is_reverted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = free_addr();
+    let sim = Sim::start(&["--layout", "vm", "--ws", &addr]);
+    let bc = sample(dir.path(), "faulty");
+    let vm = sample(dir.path(), "vm");
+    let o = fota(
+        sim.port(),
+        &[
+            "flash",
+            bc.to_str().expect("p"),
+            "--vm",
+            vm.to_str().expect("p"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let r = record(sim.port());
+    assert_eq!((r[2], r[4]), (0, 0), "back on VM 0 and bytecode 0: {r:?}");
+}
+
+#[test]
+fn record_watch_sees_the_accept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty", "--accept-after-ms", "2500"]);
+    let image = sample(dir.path(), "healthy");
+    let o = fota(
+        sim.port(),
+        &["flash", "--no-restart", image.to_str().expect("p")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fota(sim.port(), &["--json", "restart"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let on_trial = json_lines(&o)
+        .into_iter()
+        .find(|v| v["event"] == "record")
+        .expect("record");
+    assert_eq!(on_trial["on_trial"], true, "{on_trial}");
+    let o = fota(
+        sim.port(),
+        &["--json", "record", "--watch", "--timeout", "6"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let records: Vec<Value> = json_lines(&o)
+        .into_iter()
+        .filter(|v| v["event"] == "record")
+        .collect();
+    assert!(records.len() >= 2, "the watch saw no change: {records:?}");
+    assert_eq!(records[0]["on_trial"], true);
+    let last = records.last().expect("last");
+    assert_eq!(last["on_trial"], false);
+    assert_eq!(last["record"][4], 1);
+    assert_eq!(last["record"][5], 1);
+}
+
+/// Run `fota --json flash` and kill it (SIGKILL) once the stream passed `fraction`.
+fn flash_and_kill_host_at(port: &str, image: &Path, fraction: f64) {
+    let mut child = Command::new(FOTA)
+        .args(["--port", port, "--json", "flash"])
+        .arg(image)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flash");
+    let stdout = child.stdout.take().expect("stdout");
+    for line in BufReader::new(stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(&line.expect("line")) else {
+            continue;
+        };
+        if v["event"] == "progress" && v["phase"] == "stream" {
+            let done = v["done"].as_f64().unwrap_or(0.0);
+            let total = v["total"].as_f64().unwrap_or(1.0);
+            if done / total >= fraction {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_transfer_killed_half_way_resumes_with_only_the_missing_part() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty"]);
+    let image = big_image(dir.path(), 200);
+    let len = std::fs::metadata(&image).expect("meta").len();
+    flash_and_kill_host_at(sim.port(), &image, 0.5);
+    let o = fota(sim.port(), &["--json", "flash", image.to_str().expect("p")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = result(&o);
+    let sent = r["sent_bytes"].as_u64().expect("sent");
+    let skipped = r["skipped_bytes"].as_u64().expect("skipped");
+    assert_eq!(r["outcome"], "Accepted");
+    assert!(
+        skipped >= len * 4 / 10,
+        "only {skipped} of {len} bytes were kept"
+    );
+    assert!(
+        sent <= len * 6 / 10 + 8192,
+        "sent {sent} of {len}: not a resume"
+    );
+    eprintln!("resume: {skipped} bytes kept, {sent} sent of {len}");
+}
+
+/// Kill the simulator (a power cut) once `flash` reports `trigger`, start it again on the
+/// same flash file, check it boots a complete configuration, and finish the update.
+fn power_cut_case(trigger: &dyn Fn(&Value) -> bool, sim_args: &[&str], case: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("flash.state");
+    let state_s = state.to_str().expect("p");
+    let mut args = vec!["--pty", "--state", state_s];
+    args.extend_from_slice(sim_args);
+    let mut sim = Sim::start(&args);
+    let image = big_image(dir.path(), 96);
+    let mut child = Command::new(FOTA)
+        .args(["--port", sim.port(), "--json", "flash"])
+        .arg(&image)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flash");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut hit = false;
+    for line in BufReader::new(stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(&line.expect("line")) else {
+            continue;
+        };
+        if trigger(&v) {
+            hit = true;
+            break;
+        }
+    }
+    assert!(hit, "{case}: the flash never reached the cut point");
+    sim.kill();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let sim = Sim::start(&args);
+    let r = record(sim.port());
+    assert_eq!(r[0], 1, "{case}: record not valid after the cut: {r:?}");
+    assert!(r[4] <= 1 && r[5] <= 1, "{case}: {r:?}");
+    // The configuration that boots is complete: the bytecode it runs passes its check.
+    let o = fota(sim.port(), &["--json", "checksum"]);
+    assert!(o.status.success(), "{case}: {}", text(&o));
+    let o = fota(
+        sim.port(),
+        &[
+            "--json",
+            "flash",
+            image.to_str().expect("p"),
+            "--wait",
+            "20",
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "{case}: the update could not be finished: {}",
+        text(&o)
+    );
+    assert_eq!(result(&o)["outcome"], "Accepted", "{case}");
+}
+
+#[test]
+fn power_cut_in_the_middle_of_the_stream() {
+    power_cut_case(
+        &|v| {
+            v["event"] == "progress"
+                && v["phase"] == "stream"
+                && v["done"].as_f64().unwrap_or(0.0) >= 0.5 * v["total"].as_f64().unwrap_or(1.0)
+        },
+        &[],
+        "stream",
+    );
+}
+
+#[test]
+fn power_cut_at_attempt() {
+    power_cut_case(
+        &|v| v["event"] == "step" && v["step"] == "Attempt",
+        &[],
+        "attempt",
+    );
+}
+
+#[test]
+fn power_cut_while_the_trial_runs_before_accept() {
+    power_cut_case(
+        &|v| v["event"] == "step" && v["step"] == "Outcome",
+        &["--accept-after-ms", "3000"],
+        "trial",
+    );
+}
+
+#[test]
+fn error_port_busy() {
+    let sim = Sim::start(&["--pty"]);
+    let mut holder = Command::new(FOTA)
+        .args(["--port", sim.port(), "record", "--watch", "--timeout", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("holder");
+    std::thread::sleep(Duration::from_millis(700));
+    let o = fota(sim.port(), &["info"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("busy") && t.contains("another program"), "{t}");
+}
+
+#[test]
+fn error_permission_denied() {
+    // Root may open any terminal: drop to an unprivileged user to meet the real error.
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let runuser = Path::new("/usr/sbin/runuser").exists() || Path::new("/sbin/runuser").exists();
+    if !is_root || !runuser {
+        eprintln!("skipped: needs root and runuser to run as an unprivileged user");
+        return;
+    }
+    let sim = Sim::start(&["--pty"]);
+    let o = Command::new("runuser")
+        .args(["-u", "nobody", "--", FOTA, "--port", sim.port(), "info"])
+        .output()
+        .expect("runuser");
+    let t = text(&o);
+    if t.contains("Permission denied") && t.contains(FOTA) {
+        eprintln!("skipped: the test binary is not reachable by the unprivileged user: {t}");
+        return;
+    }
+    assert!(!o.status.success());
+    assert!(
+        t.contains("permission denied") && t.contains("dialout"),
+        "{t}"
+    );
+}
+
+#[test]
+fn error_no_answer() {
+    // A terminal with nothing behind it: no agent answers.
+    let (master, slave) = serialport::TTYPort::pair().expect("pty");
+    let name = serialport::SerialPort::name(&slave).expect("name");
+    drop(slave);
+    let start = Instant::now();
+    let o = fota(&name, &["info"]);
+    drop(master);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("no answer") && t.contains("baud rate"), "{t}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn error_fota_unsupported() {
+    let sim = Sim::start(&["--pty", "--unsupported"]);
+    let o = fota(sim.port(), &["info"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("no FOTA support") && t.contains("help:"), "{t}");
+}
+
+#[test]
+fn error_image_larger_than_the_slot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty"]);
+    let image = write_file(dir.path(), "huge.bin", &vec![0x5A; 300 * 1024]);
+    let before = record(sim.port());
+    let o = fota(sim.port(), &["flash", image.to_str().expect("p")]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("larger than the 262144-byte slot"), "{t}");
+    assert_eq!(record(sim.port()), before);
+}
+
+#[test]
+fn error_empty_image() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty"]);
+    let image = write_file(dir.path(), "empty.bin", &[]);
+    let o = fota(sim.port(), &["flash", image.to_str().expect("p")]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("is empty") && t.contains("help:"), "{t}");
+}
+
+#[test]
+fn error_no_such_port() {
+    let o = fota("/dev/ttyNOSUCHPORT0", &["info"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no such serial port"), "{}", text(&o));
+}

@@ -529,7 +529,7 @@ fn print_record(record: &Record, json: bool) {
         return;
     }
     for (i, (name, v)) in FIELDS.iter().zip(record.to_array()).enumerate() {
-        if i >= 6 && i <= 7 {
+        if (6..=7).contains(&i) {
             println!("fota[{i}] {name:<27} {v:#x}");
         } else {
             println!("fota[{i}] {name:<27} {v}");

@@ -36,6 +36,11 @@ impl Default for Timeouts {
     }
 }
 
+/// What [`Device::pipeline`] calls with each answer: the observer, the time, the
+/// request's index and the reply.
+pub(crate) type OnReply<'a> =
+    dyn FnMut(&mut dyn Observer, Duration, usize, Reply) -> Result<(), HostError> + 'a;
+
 /// Counters of one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -516,12 +521,7 @@ impl<T: Transport> Device<T> {
         &mut self,
         count: usize,
         make: &dyn Fn(usize) -> Request<'r>,
-        on_reply: &mut dyn FnMut(
-            &mut dyn Observer,
-            Duration,
-            usize,
-            Reply,
-        ) -> Result<(), HostError>,
+        on_reply: &mut OnReply<'_>,
     ) -> Result<(), HostError> {
         let info = self.ensure_info().await?;
         let window = usize::from(info.max_in_flight.max(1));

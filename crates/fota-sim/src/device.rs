@@ -327,7 +327,7 @@ impl SimDevice {
         match &self.run {
             Run::Up(r) => r.link.agent().flash().sim(),
             Run::Booting { flash, .. } | Run::Off { flash } => flash.sim(),
-            Run::Gone => unreachable_flash(),
+            Run::Gone => unreachable!("the device is between two states only inside a method"),
         }
     }
 
@@ -336,7 +336,7 @@ impl SimDevice {
         match &mut self.run {
             Run::Up(r) => r.link.agent_mut().flash_mut().sim_mut(),
             Run::Booting { flash, .. } | Run::Off { flash } => flash.sim_mut(),
-            Run::Gone => unreachable_flash_mut(),
+            Run::Gone => unreachable!("the device is between two states only inside a method"),
         }
     }
 
@@ -809,14 +809,4 @@ fn garble(bytes: &mut [u8]) {
     for b in bytes {
         *b = b.rotate_left(3) ^ 0x5A;
     }
-}
-
-// `Run::Gone` exists only inside a method that replaces it before returning.
-fn unreachable_flash() -> &'static DeviceFlash {
-    static EMPTY: std::sync::OnceLock<DeviceFlash> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| DeviceFlash::new(SECTOR as usize))
-}
-
-fn unreachable_flash_mut() -> &'static mut DeviceFlash {
-    Box::leak(Box::new(DeviceFlash::new(SECTOR as usize)))
 }

@@ -188,3 +188,103 @@ fn negotiated_baud_is_used_and_restored_after_restart() {
     assert_eq!(dev.link().device().host_baud(), 115_200);
     let _ = Duration::ZERO;
 }
+
+/// Cancels the update once the stream passed half way.
+struct CancelHalfWay(fota_host::CancelToken);
+
+impl fota_host::Observer for CancelHalfWay {
+    fn progress(&mut self, p: &fota_host::Progress) {
+        if p.phase == fota_host::Phase::Stream && p.fraction() >= 0.5 {
+            self.0.cancel();
+        }
+    }
+}
+
+#[test]
+fn cancel_in_the_stream_leaves_the_current_firmware_and_the_next_flash_resumes() {
+    let token = fota_host::CancelToken::new();
+    let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
+    let mut dev = Device::new(
+        SimTransport::new(sim, Virtual),
+        Box::new(CancelHalfWay(token.clone())),
+    );
+    dev.set_cancel(token.clone());
+    let before = dev.link().device().record().expect("running");
+    let big = images::sample_image(
+        fota_host::protocol::SlotKind::Bytecode,
+        "big",
+        "2",
+        true,
+        128 * 1024,
+    );
+    let plan = Plan::new(image(big.clone()));
+    let err = block_on(update(&mut dev, &plan)).expect_err("cancelled");
+    assert_eq!(err, HostError::Cancelled);
+    assert!(!err.help().is_empty());
+    // Still running the old firmware, record untouched and valid.
+    assert_eq!(dev.link().device().record(), Some(before));
+    assert_eq!(
+        dev.link().device().current_boot().map(|b| b.bc_slot),
+        Some(0)
+    );
+    // Flash again: only the missing part is sent.
+    token.reset();
+    let mut dev = Device::new(dev.into_link(), Box::new(NullObserver));
+    let report = block_on(update(&mut dev, &plan)).expect("resumed");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    assert!(report.skipped_bytes >= 48 * 1024, "{report:?}");
+    assert!(report.sent_bytes <= 80 * 1024, "{report:?}");
+}
+
+#[test]
+fn cancel_after_attempt_undoes_the_attempt() {
+    struct CancelAtAttempt(fota_host::CancelToken);
+    impl fota_host::Observer for CancelAtAttempt {
+        fn step(&mut self, step: fota_host::Step, _detail: &str) {
+            if step == fota_host::Step::Attempt {
+                self.0.cancel();
+            }
+        }
+    }
+    let token = fota_host::CancelToken::new();
+    let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
+    let mut dev = Device::new(
+        SimTransport::new(sim, Virtual),
+        Box::new(CancelAtAttempt(token.clone())),
+    );
+    dev.set_cancel(token.clone());
+    let err =
+        block_on(update(&mut dev, &Plan::new(image(images::blink_v2())))).expect_err("cancelled");
+    assert_eq!(err, HostError::Cancelled);
+    let r = dev.link().device().record().expect("running");
+    assert_eq!(
+        (r.bc_current, r.bc_last, r.valid),
+        (0, 0, 1),
+        "attempt undone: {r:?}"
+    );
+}
+
+#[test]
+fn a_long_erase_is_slow_not_dead_and_a_dead_device_is_reported() {
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    block_on(dev.hello()).expect("hello");
+    let slot = dev
+        .link()
+        .device()
+        .agent_config()
+        .slot(fota_host::protocol::SlotKind::Bytecode, 1)
+        .copied()
+        .expect("slot 1");
+    let t0 = dev.now();
+    // 64 sectors of 45 ms: far longer than the reply timeout, but the device reports progress.
+    let mut progress_frames = 0;
+    block_on(dev.erase_slot(slot.addr, slot.size, &mut |_, _, _, _| progress_frames += 1))
+        .expect("erase");
+    let took = dev.now() - t0;
+    assert!(took > dev.timeouts.reply, "the erase took {took:?}");
+    assert!(progress_frames >= 32, "{progress_frames} progress frames");
+    // Power off: no answer, after the retries.
+    dev.link().device_mut().cut_power();
+    let err = block_on(dev.get_record()).expect_err("dead");
+    assert_eq!(err, HostError::NoAnswer);
+}

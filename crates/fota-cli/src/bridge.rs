@@ -67,6 +67,8 @@ pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), String> {
         };
         eprintln!("client {peer} connected");
         let (mut sink, mut source) = ws.split();
+        let mut current = baud;
+        let mut switched_at: Option<(std::time::Instant, u32)> = None;
         loop {
             tokio::select! {
                 msg = source.next() => match msg {
@@ -90,10 +92,17 @@ pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), String> {
                     let mut switch = None;
                     while !rest.is_empty() {
                         let (used, ev) = frames.feed(rest);
-                        if let Some(Event::Frame(f)) = ev
-                            && let Ok(Reply::BaudSet(b)) = f.reply()
-                        {
-                            switch = Some(b);
+                        if let Some(Event::Frame(f)) = ev {
+                            match f.reply() {
+                                Ok(Reply::BaudSet(b)) => switch = Some(b),
+                                // The agent comes back from a reset at its base rate.
+                                Ok(Reply::Restarting) => switch = Some(baud),
+                                _ => {}
+                            }
+                            // A valid frame at the new rate: the switch held.
+                            if switched_at.is_some() && switch.is_none() {
+                                switched_at = None;
+                            }
                         }
                         rest = &rest[used..];
                     }
@@ -105,6 +114,21 @@ pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), String> {
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         if control.set_baud_rate(b).is_ok() {
                             eprintln!("switched {port} to {b} baud");
+                            switched_at = (b != baud).then(|| (std::time::Instant::now(), current));
+                            current = b;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(250)), if switched_at.is_some() => {
+                    // The agent goes back to the old rate when no valid frame arrives at the
+                    // new one within a second: follow it.
+                    if let Some((at, old)) = switched_at
+                        && at.elapsed() > Duration::from_millis(1100)
+                    {
+                        switched_at = None;
+                        if control.set_baud_rate(old).is_ok() {
+                            eprintln!("no frame at {current} baud: back to {old}");
+                            current = old;
                         }
                     }
                 }

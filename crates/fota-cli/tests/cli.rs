@@ -493,3 +493,40 @@ fn error_no_such_port() {
     assert!(!o.status.success());
     assert!(text(&o).contains("no such serial port"), "{}", text(&o));
 }
+
+#[test]
+fn bridge_carries_a_whole_update_from_a_websocket_to_a_serial_port() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty"]);
+    let addr = free_addr();
+    let mut bridge = Command::new(FOTA)
+        .args(["--port", sim.port(), "bridge", "--ws", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bridge");
+    // Wait until it listens.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the bridge did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let image = sample(dir.path(), "healthy");
+    let url = format!("ws://{addr}");
+    let o = fota(&url, &["--json", "flash", image.to_str().expect("p")]);
+    let _ = bridge.kill();
+    let _ = bridge.wait();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(result(&o)["outcome"], "Accepted");
+}
+
+#[test]
+fn bridge_refuses_a_non_loopback_address() {
+    let o = fota("/dev/null", &["bridge", "--ws", "0.0.0.0:9000"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not a loopback address"), "{}", text(&o));
+}

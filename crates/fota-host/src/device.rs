@@ -163,7 +163,7 @@ impl<T: Transport> Device<T> {
         Ok(())
     }
 
-    /// The time a frame of `len` bytes takes on the line, both ways, plus margin.
+    /// The time a frame of `len` bytes takes on the line, one way.
     fn line_time(&self, len: usize) -> Duration {
         let baud = self.link.baud().unwrap_or(DEFAULT_BAUD).max(1200);
         Duration::from_micros((len as u64 * 10 * 1_000_000) / u64::from(baud))
@@ -478,6 +478,17 @@ impl<T: Transport> Device<T> {
             {
                 Ok(Reply::BaudSet(b)) if b == baud => {}
                 Ok(_) | Err(HostError::Refused { .. }) => continue,
+                Err(HostError::NoAnswer) => {
+                    // The answer was lost: the agent may have switched. It comes back to
+                    // this rate by itself after a second without a frame at the new one.
+                    self.observer.event(&format!(
+                        "no answer to the switch to {baud} baud, staying at {current}"
+                    ));
+                    self.idle(Duration::from_millis(1200)).await?;
+                    self.reader.reset();
+                    self.hello().await?;
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
             self.link.set_baud(baud).await?;
@@ -553,6 +564,10 @@ impl<T: Transport> Device<T> {
                         continue; // a duplicate or late answer
                     };
                     silent_rounds = 0;
+                    if matches!(reply, Reply::Progress { .. }) {
+                        // A long request (a checksum of a large sector) is under way.
+                        continue;
+                    }
                     if let Reply::Error { code, detail } = reply {
                         let op = make(in_flight[pos].0).op();
                         return Err(refusal(op, code, detail));

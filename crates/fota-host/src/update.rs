@@ -156,10 +156,14 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     dev.observer().step(
         Step::RecordCheck,
         &format!(
-            "Running VM slot {} and bytecode slot {}{}",
+            "Record valid: current VM slot {}, bytecode slot {}{}",
             before.vm_current,
             before.bc_current,
-            if before.on_trial() { " (on trial)" } else { "" }
+            if before.on_trial() {
+                " (a new configuration is on trial or pending)"
+            } else {
+                " (accepted)"
+            }
         ),
     );
 

@@ -513,15 +513,21 @@ async fn transfer<T: Transport>(
         }
     }
     let erase_total: u64 = runs.iter().map(|r| ((r.1 - r.0) * sector) as u64).sum();
-    dev.observer().step(
-        Step::Erase,
-        &format!(
+    let what = if erase_total == 0 {
+        format!(
+            "Nothing to erase in {} slot {}: it is ready",
+            kind_name(slot.kind),
+            slot.index
+        )
+    } else {
+        format!(
             "Erasing {} KiB of {} slot {}",
             erase_total / 1024,
             kind_name(slot.kind),
             slot.index
-        ),
-    );
+        )
+    };
+    dev.observer().step(Step::Erase, &what);
     let mut erased_before = 0u64;
     for (a, b) in runs {
         let addr = slot.addr + (a * sector) as u32;

@@ -13,7 +13,9 @@ use crate::components::images::Sample;
 use crate::components::log::LogPanel;
 use crate::components::stepper::Stepper;
 use crate::session::{self, Command};
-use crate::state::{Action, AppState, Cancel, Conn, Finish, ImageFile, Problem, Settings, TransportKind};
+use crate::state::{
+    Action, AppState, Cancel, Conn, Finish, ImageFile, Problem, Settings, TransportKind,
+};
 use crate::transport::serial::web_serial;
 use crate::transport::sim::SimLayout;
 
@@ -105,7 +107,9 @@ fn load_settings() -> Settings {
         return s;
     };
     for part in saved.split('\n') {
-        let Some((k, v)) = part.split_once('=') else { continue };
+        let Some((k, v)) = part.split_once('=') else {
+            continue;
+        };
         match k {
             "transport" => s.transport = TransportKind::from_key(v).unwrap_or(s.transport),
             "layout" => s.layout = SimLayout::from_key(v),
@@ -155,7 +159,7 @@ pub fn app() -> Html {
             let _ = root.set_attribute("data-ready", "1");
         }
     });
-    use_effect_with(state.settings.clone(), |s| save_settings(s));
+    use_effect_with(state.settings.clone(), save_settings);
 
     let dispatch = state.dispatcher();
     let on_drag_over = {
@@ -182,9 +186,15 @@ pub fn app() -> Html {
     let on_drop = {
         let dispatch = dispatch.clone();
         Callback::from(move |e: DragEvent| {
+            let taken = e.default_prevented(); // an image card took the file
             e.prevent_default();
             dispatch.dispatch(Action::Dragging(false));
-            let Some(list) = e.data_transfer().and_then(|d| d.files()) else { return };
+            if taken {
+                return;
+            }
+            let Some(list) = e.data_transfer().and_then(|d| d.files()) else {
+                return;
+            };
             for i in 0..list.length() {
                 if let Some(f) = list.get(i) {
                     load_file(dispatch.clone(), None, f);
@@ -204,7 +214,10 @@ pub fn app() -> Html {
     } else {
         vec![]
     };
-    let targets: Vec<_> = if !busy && state.stage >= crate::state::Stage::Image && state.stage <= crate::state::Stage::Slot {
+    let targets: Vec<_> = if !busy
+        && state.stage >= crate::state::Stage::Image
+        && state.stage <= crate::state::Stage::Slot
+    {
         [SlotKind::Bytecode, SlotKind::Vm]
             .into_iter()
             .filter(|k| state.image(*k).is_some())
@@ -219,15 +232,27 @@ pub fn app() -> Html {
     };
     let failed = matches!(state.finish, Some(Finish::Failed(_))) && !busy;
     let finished = matches!(state.finish, Some(Finish::Done(_))) && !busy;
+    let disconnect = {
+        let state = state.clone();
+        Callback::from(move |_: MouseEvent| send(&state, Command::Disconnect))
+    };
     let status = match &state.conn {
         Conn::Open(c) => html! {
-            <span class="pill good" data-testid="conn-status">
-                <span class="dot" aria-hidden="true"></span>
-                { format!("Connected: {}{}", c.link, c.baud.map(|b| format!(" · {b} baud")).unwrap_or_default()) }
-            </span>
+            <div class="conn">
+                <span class="pill good" data-testid="conn-status">
+                    <span class="dot" aria-hidden="true"></span>
+                    { format!("Connected: {}{}", c.link, c.baud.map(|b| format!(" · {b} baud")).unwrap_or_default()) }
+                </span>
+                <button type="button" class="btn small ghost" onclick={disconnect} disabled={busy}
+                        aria-label="Disconnect from the device">{"Disconnect"}</button>
+            </div>
         },
-        Conn::Opening => html! { <span class="pill" data-testid="conn-status">{"Connecting…"}</span> },
-        Conn::Closed => html! { <span class="pill off" data-testid="conn-status">{"Not connected"}</span> },
+        Conn::Opening => {
+            html! { <span class="pill" data-testid="conn-status">{"Connecting…"}</span> }
+        }
+        Conn::Closed => {
+            html! { <span class="pill off" data-testid="conn-status">{"Not connected"}</span> }
+        }
     };
 
     html! {

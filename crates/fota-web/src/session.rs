@@ -10,7 +10,9 @@ use fota_host::{Device, HostError, Observer, Plan, Progress, Step, Transport};
 use futures::channel::mpsc;
 use yew::UseReducerDispatcher;
 
-use crate::state::{Action, AppState, Connection, LogKind, NEGOTIATE, Problem, Settings, TransportKind};
+use crate::state::{
+    Action, AppState, Connection, LogKind, NEGOTIATE, Problem, Settings, TransportKind,
+};
 use crate::transport::serial::SerialLink;
 use crate::transport::sim::SimLink;
 use crate::transport::ws::WsLink;
@@ -61,7 +63,8 @@ struct UiObserver {
 
 impl Observer for UiObserver {
     fn step(&mut self, step: Step, detail: &str) {
-        self.dispatch.dispatch(Action::Step(step, detail.to_string()));
+        self.dispatch
+            .dispatch(Action::Step(step, detail.to_string()));
     }
 
     fn progress(&mut self, p: &Progress) {
@@ -74,11 +77,13 @@ impl Observer for UiObserver {
     }
 
     fn device_log(&mut self, line: &str) {
-        self.dispatch.dispatch(Action::Log(LogKind::Device, line.to_string()));
+        self.dispatch
+            .dispatch(Action::Log(LogKind::Device, line.to_string()));
     }
 
     fn event(&mut self, line: &str) {
-        self.dispatch.dispatch(Action::Log(LogKind::Event, line.to_string()));
+        self.dispatch
+            .dispatch(Action::Log(LogKind::Event, line.to_string()));
     }
 }
 
@@ -86,7 +91,7 @@ impl Observer for UiObserver {
 pub async fn connect(settings: Settings, dispatch: Dispatch) {
     dispatch.dispatch(Action::Connecting);
     let opened = match settings.transport {
-        TransportKind::Sim => Ok(Link::Sim(SimLink::new(settings.layout))),
+        TransportKind::Sim => Ok(Link::Sim(Box::new(SimLink::new(settings.layout)))),
         TransportKind::Serial => SerialLink::request(settings.baud).await.map(Link::Serial),
         TransportKind::WebSocket => WsLink::connect(&settings.ws_url).await.map(Link::Ws),
     };
@@ -98,9 +103,15 @@ pub async fn connect(settings: Settings, dispatch: Dispatch) {
         }
     };
     let label = link.label();
-    let negotiate = settings.negotiate && link.has_baud();
-    dispatch.dispatch(Action::Log(LogKind::App, format!("opened {label}, saying hello")));
-    let observer = UiObserver { dispatch: dispatch.clone(), last_progress: 0.0 };
+    let negotiate = settings.negotiate;
+    dispatch.dispatch(Action::Log(
+        LogKind::App,
+        format!("opened {label}, saying hello"),
+    ));
+    let observer = UiObserver {
+        dispatch: dispatch.clone(),
+        last_progress: 0.0,
+    };
     let mut dev = Device::new(link, Box::new(observer));
     let info = match dev.hello().await {
         Ok(info) => info,
@@ -119,16 +130,13 @@ pub async fn connect(settings: Settings, dispatch: Dispatch) {
         baud,
         session: Session(Rc::new(tx)),
     })));
-    if negotiate {
-        match dev.negotiate_baud(&NEGOTIATE).await {
-            Ok(b) => dispatch.dispatch(Action::BaudChanged(b)),
-            Err(e) => dispatch.dispatch(Action::Log(
-                LogKind::Event,
-                format!("baud negotiation failed ({e}); staying at {}", baud.unwrap_or(DEFAULT_BAUD)),
-            )),
-        }
-    }
-    serve(dev, rx, dispatch).await;
+    let mut session = Serving {
+        dev,
+        dispatch,
+        negotiate,
+    };
+    session.raise_baud().await;
+    session.serve(rx).await;
 }
 
 /// Why the serving loop stopped.
@@ -149,99 +157,157 @@ enum Next {
     Gone,
 }
 
-async fn serve(mut dev: Device<Link>, mut rx: mpsc::UnboundedReceiver<Command>, dispatch: Dispatch) {
-    let mut last_refresh: Option<Duration> = None;
-    let stop = 'serve: loop {
-        loop {
-            let command = match rx.try_recv() {
-                Ok(c) => c,
-                Err(mpsc::TryRecvError::Closed) => break 'serve Stop::Asked, // the page let go
-                Err(mpsc::TryRecvError::Empty) => break,
-            };
-            match run(&mut dev, command, &dispatch).await {
-                Ok(Next::Serve) => {}
-                Ok(Next::Disconnect) => break 'serve Stop::Asked,
-                Ok(Next::Gone) => break 'serve Stop::Reported,
-                Err(e) => break 'serve Stop::Lost(e),
+/// The connection task's state.
+struct Serving {
+    dev: Device<Link>,
+    dispatch: Dispatch,
+    /// Raise the baud rate after connecting and after every restart (the agent starts
+    /// again at its base rate).
+    negotiate: bool,
+}
+
+impl Serving {
+    async fn raise_baud(&mut self) {
+        if self.negotiate {
+            let before = self.dev.link().baud().unwrap_or(DEFAULT_BAUD);
+            if let Err(e) = self.dev.negotiate_baud(&NEGOTIATE).await {
+                self.log(
+                    LogKind::Event,
+                    format!("baud negotiation failed ({e}); staying at {before}"),
+                );
             }
-            last_refresh = Some(dev.now());
         }
-        let due = last_refresh.is_none_or(|t| dev.now().saturating_sub(t) >= REFRESH);
-        if due {
-            last_refresh = Some(dev.now());
-            if let Err(e) = refresh(&mut dev, &dispatch).await {
+        if let Some(b) = self.dev.link().baud() {
+            self.dispatch.dispatch(Action::BaudChanged(b));
+        }
+    }
+
+    fn log(&self, kind: LogKind, text: String) {
+        self.dispatch.dispatch(Action::Log(kind, text));
+    }
+
+    async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let mut last_refresh: Option<Duration> = None;
+        let mut silent = 0u32;
+        let stop = 'serve: loop {
+            loop {
+                let command = match rx.try_recv() {
+                    Ok(c) => c,
+                    Err(mpsc::TryRecvError::Closed) => break 'serve Stop::Asked, // the page let go
+                    Err(mpsc::TryRecvError::Empty) => break,
+                };
+                match self.run(command).await {
+                    Ok(Next::Serve) => {}
+                    Ok(Next::Disconnect) => break 'serve Stop::Asked,
+                    Ok(Next::Gone) => break 'serve Stop::Reported,
+                    Err(e) => break 'serve Stop::Lost(e),
+                }
+                last_refresh = Some(self.dev.now());
+            }
+            let now = self.dev.now();
+            if last_refresh.is_none_or(|t| now.saturating_sub(t) >= REFRESH) {
+                last_refresh = Some(now);
+                match self.refresh().await {
+                    Ok(true) => silent = 0,
+                    Ok(false) => silent += 1,
+                    Err(e) => break Stop::Lost(e),
+                }
+                if silent >= 2 {
+                    // It restarted by itself (a watchdog): wait for it, at its base rate.
+                    silent = 0;
+                    self.log(
+                        LogKind::Event,
+                        "the device does not answer; waiting for it".into(),
+                    );
+                    match self.dev.wait_for_device().await {
+                        Ok(_) => {
+                            self.raise_baud().await;
+                            if let Err(e) = self.refresh().await {
+                                break Stop::Lost(e);
+                            }
+                        }
+                        Err(e @ HostError::Link(_)) => break Stop::Lost(e),
+                        Err(_) => {}
+                    }
+                }
+            }
+            if let Err(e) = self.dev.idle(IDLE_SLICE).await {
                 break Stop::Lost(e);
             }
+        };
+        self.dev.link().close().await;
+        match stop {
+            Stop::Asked => self.dispatch.dispatch(Action::Disconnected),
+            Stop::Lost(e) => self.dispatch.dispatch(Action::Lost((&e).into())),
+            Stop::Reported => {}
         }
-        if let Err(e) = dev.idle(IDLE_SLICE).await {
-            break Stop::Lost(e);
-        }
-    };
-    dev.link().close().await;
-    match stop {
-        Stop::Asked => dispatch.dispatch(Action::Disconnected),
-        Stop::Lost(e) => dispatch.dispatch(Action::Lost((&e).into())),
-        Stop::Reported => {}
     }
-}
 
-/// Read the record. A device that does not answer (rebooting) only marks the record
-/// stale; a lost link ends the session.
-async fn refresh(dev: &mut Device<Link>, dispatch: &Dispatch) -> Result<(), HostError> {
-    match dev.get_record().await {
-        Ok(r) => {
-            dispatch.dispatch(Action::Record(r));
-            Ok(())
-        }
-        Err(e @ HostError::Link(_)) => Err(e),
-        Err(e) => {
-            dispatch.dispatch(Action::RecordStale);
-            dispatch.dispatch(Action::Log(LogKind::Event, format!("record not read: {e}")));
-            Ok(())
+    /// Read the record: `Ok(false)` if the device does not answer (rebooting), which
+    /// only marks the record stale; `Err` when the link is gone.
+    async fn refresh(&mut self) -> Result<bool, HostError> {
+        match self.dev.get_record().await {
+            Ok(r) => {
+                self.dispatch.dispatch(Action::Record(r));
+                Ok(true)
+            }
+            Err(e @ HostError::Link(_)) => Err(e),
+            Err(e) => {
+                self.dispatch.dispatch(Action::RecordStale);
+                self.log(LogKind::Event, format!("record not read: {e}"));
+                Ok(false)
+            }
         }
     }
-}
 
-/// Run one command; `Err` means the link is gone.
-async fn run(dev: &mut Device<Link>, command: Command, dispatch: &Dispatch) -> Result<Next, HostError> {
-    match command {
-        Command::Refresh => refresh(dev, dispatch).await?,
-        Command::Disconnect => return Ok(Next::Disconnect),
-        Command::Update(plan, cancel) => {
-            cancel.reset();
-            dev.set_cancel(cancel);
-            let result = fota_host::update(dev, &plan).await;
-            let lost = matches!(result, Err(HostError::Link(_)));
-            dispatch.dispatch(Action::UpdateDone(
-                result.map(Box::new).map_err(|e| (Problem::from(&e), lost)),
-            ));
-            if lost {
-                return Ok(Next::Gone);
+    /// Run one command; `Err` means the link is gone.
+    async fn run(&mut self, command: Command) -> Result<Next, HostError> {
+        match command {
+            Command::Refresh => {
+                self.refresh().await?;
             }
-            dev.set_cancel(fota_host::CancelToken::new());
-            refresh(dev, dispatch).await?;
+            Command::Disconnect => return Ok(Next::Disconnect),
+            Command::Update(plan, cancel) => {
+                cancel.reset();
+                self.dev.set_cancel(cancel);
+                let result = fota_host::update(&mut self.dev, &plan).await;
+                let lost = matches!(result, Err(HostError::Link(_)));
+                let restarted = result
+                    .as_ref()
+                    .is_ok_and(|r| r.outcome != fota_host::Outcome::Attempted);
+                self.dispatch.dispatch(Action::UpdateDone(
+                    result.map(Box::new).map_err(|e| (Problem::from(&e), lost)),
+                ));
+                if lost {
+                    return Ok(Next::Gone);
+                }
+                self.dev.set_cancel(fota_host::CancelToken::new());
+                if restarted {
+                    self.raise_baud().await;
+                }
+                self.refresh().await?;
+            }
+            Command::Accept => {
+                match self.dev.accept().await {
+                    Ok(()) => self.log(LogKind::App, "accepted the running configuration".into()),
+                    Err(e @ HostError::Link(_)) => return Err(e),
+                    Err(e) => self.log(LogKind::Error, format!("accept failed: {e}. {}", e.help())),
+                }
+                self.refresh().await?;
+            }
+            Command::Restart => {
+                self.log(LogKind::App, "restarting the device".into());
+                match self.dev.restart().await {
+                    Ok(()) => {}
+                    Err(e @ HostError::Link(_)) => return Err(e),
+                    Err(e) => self.log(LogKind::Error, format!("restart failed: {e}")),
+                }
+                self.dev.wait_for_device().await?;
+                self.log(LogKind::App, "the device is back".into());
+                self.raise_baud().await;
+                self.refresh().await?;
+            }
         }
-        Command::Accept => {
-            match dev.accept().await {
-                Ok(()) => dispatch.dispatch(Action::Log(LogKind::App, "accepted the running configuration".into())),
-                Err(e @ HostError::Link(_)) => return Err(e),
-                Err(e) => dispatch.dispatch(Action::Log(LogKind::Error, format!("accept failed: {e}. {}", e.help()))),
-            }
-            refresh(dev, dispatch).await?;
-        }
-        Command::Restart => {
-            dispatch.dispatch(Action::Log(LogKind::App, "restarting the device".into()));
-            match dev.restart().await {
-                Ok(()) => {}
-                Err(e @ HostError::Link(_)) => return Err(e),
-                Err(e) => dispatch.dispatch(Action::Log(LogKind::Error, format!("restart failed: {e}"))),
-            }
-            match dev.wait_for_device().await {
-                Ok(_) => dispatch.dispatch(Action::Log(LogKind::App, "the device is back".into())),
-                Err(e) => return Err(e),
-            }
-            refresh(dev, dispatch).await?;
-        }
+        Ok(Next::Serve)
     }
-    Ok(Next::Serve)
 }

@@ -134,6 +134,12 @@ pub struct Problem {
 
 impl From<&HostError> for Problem {
     fn from(e: &HostError) -> Self {
+        if *e == HostError::Cancelled {
+            return Problem {
+                message: "The update was cancelled.".into(),
+                help: e.help(),
+            };
+        }
         let mut message = e.to_string();
         if let Some(first) = message.get(..1) {
             message = first.to_uppercase() + &message[1..];
@@ -141,13 +147,19 @@ impl From<&HostError> for Problem {
         if !message.ends_with('.') {
             message.push('.');
         }
-        Problem { message, help: e.help() }
+        Problem {
+            message,
+            help: e.help(),
+        }
     }
 }
 
 impl From<OpenError> for Problem {
     fn from(e: OpenError) -> Self {
-        Problem { message: e.message, help: e.help }
+        Problem {
+            message: e.message,
+            help: e.help,
+        }
     }
 }
 
@@ -200,7 +212,12 @@ impl ImageFile {
     pub fn new(name: String, data: Vec<u8>) -> ImageFile {
         let md5: [u8; 16] = md5::Md5::digest(&data).into();
         let header = fota_sim::images::parse_image(&data);
-        ImageFile { name, data: Rc::new(data), md5, header }
+        ImageFile {
+            name,
+            data: Rc::new(data),
+            md5,
+            header,
+        }
     }
 }
 
@@ -276,6 +293,8 @@ pub struct AppState {
     pub resume: bool,
     pub image_problem: Option<Problem>,
     pub problem: Option<Problem>,
+    /// The heading of `problem`.
+    pub problem_title: &'static str,
     pub run: Option<Run>,
     pub finish: Option<Finish>,
     pub log: Rc<Vec<LogLine>>,
@@ -283,7 +302,6 @@ pub struct AppState {
     pub announce: String,
     pub dragging: bool,
 }
-
 
 pub enum Action {
     Settings(Settings),
@@ -315,7 +333,13 @@ pub enum Action {
 
 impl AppState {
     pub fn new(settings: Settings, web_serial: bool) -> AppState {
-        AppState { settings, web_serial, restart: true, resume: true, ..AppState::default() }
+        AppState {
+            settings,
+            web_serial,
+            restart: true,
+            resume: true,
+            ..AppState::default()
+        }
     }
 
     pub fn connection(&self) -> Option<&Connection> {
@@ -387,10 +411,13 @@ impl AppState {
                     .into(),
             });
         }
-        let size = self
-            .target(kind)
-            .map(|s| s.size)
-            .or_else(|| info.slots.iter().filter(|s| s.kind == kind).map(|s| s.size).max())?;
+        let size = self.target(kind).map(|s| s.size).or_else(|| {
+            info.slots
+                .iter()
+                .filter(|s| s.kind == kind)
+                .map(|s| s.size)
+                .max()
+        })?;
         if image.data.len() > size as usize {
             return Some(
                 (&HostError::ImageTooLarge {
@@ -406,10 +433,15 @@ impl AppState {
 
     /// Whether the images chosen can be flashed now.
     pub fn ready_to_flash(&self) -> bool {
-        let Some(bc) = &self.bytecode else { return false };
+        let Some(bc) = &self.bytecode else {
+            return false;
+        };
         self.connection().is_some()
             && self.refusal(SlotKind::Bytecode, bc).is_none()
-            && self.vm.as_ref().is_none_or(|vm| self.refusal(SlotKind::Vm, vm).is_none())
+            && self
+                .vm
+                .as_ref()
+                .is_none_or(|vm| self.refusal(SlotKind::Vm, vm).is_none())
     }
 
     pub fn running(&self) -> bool {
@@ -421,7 +453,11 @@ impl AppState {
         if log.len() >= LOG_LIMIT {
             log.drain(..LOG_LIMIT / 10);
         }
-        log.push(LogLine { at_ms: crate::transport::now_ms() as u64, kind, text });
+        log.push(LogLine {
+            at_ms: crate::transport::now_ms() as u64,
+            kind,
+            text,
+        });
     }
 }
 
@@ -462,6 +498,7 @@ impl Reducible for AppState {
                 s.announce = p.message.clone();
                 s.conn = Conn::Closed;
                 s.problem = Some(p);
+                s.problem_title = "Could not connect";
                 s.stage = Stage::Connect;
             }
             Action::BaudChanged(baud) => {
@@ -475,6 +512,7 @@ impl Reducible for AppState {
                 s.conn = Conn::Closed;
                 s.run = None;
                 s.problem = Some(p);
+                s.problem_title = "The connection was lost";
                 s.stage = Stage::Connect;
                 s.record_stale = true;
             }
@@ -577,7 +615,11 @@ impl Reducible for AppState {
             Action::Progress(p) => {
                 if let Some(run) = &mut s.run {
                     let before = run.progress.map_or(0, |old| {
-                        if old.phase == p.phase { (old.fraction() * 4.0) as u32 } else { 0 }
+                        if old.phase == p.phase {
+                            (old.fraction() * 4.0) as u32
+                        } else {
+                            0
+                        }
                     });
                     let now = (p.fraction() * 4.0) as u32;
                     if now > before && p.phase == Phase::Stream {
@@ -590,7 +632,10 @@ impl Reducible for AppState {
                 if let Some(run) = &mut s.run {
                     run.cancelling = true;
                     run.cancel.token().cancel();
-                    s.log(LogKind::App, "cancel asked: stopping at the next safe point".into());
+                    s.log(
+                        LogKind::App,
+                        "cancel asked: stopping at the next safe point".into(),
+                    );
                 }
             }
             Action::UpdateDone(result) => {
@@ -599,7 +644,11 @@ impl Reducible for AppState {
                     Ok(report) => {
                         s.log(
                             LogKind::App,
-                            format!("update finished: {:?}. {}", report.outcome, report.outcome.describe()),
+                            format!(
+                                "update finished: {:?}. {}",
+                                report.outcome,
+                                report.outcome.describe()
+                            ),
                         );
                         s.announce = format!("Update finished. {}", report.outcome.describe());
                         s.record = Some(report.record);
@@ -607,13 +656,17 @@ impl Reducible for AppState {
                         s.finish = Some(Finish::Done(report));
                     }
                     Err((p, lost)) => {
-                        s.log(LogKind::Error, format!("update stopped: {} {}", p.message, p.help));
+                        s.log(
+                            LogKind::Error,
+                            format!("update stopped: {} {}", p.message, p.help),
+                        );
                         s.announce = format!("Update stopped. {} {}", p.message, p.help);
                         s.finish = Some(Finish::Failed(p.clone()));
                         if lost {
                             s.conn = Conn::Closed;
                             s.stage = Stage::Connect;
                             s.problem = Some(p);
+                            s.problem_title = "The update stopped";
                         } else {
                             s.stage = Stage::Outcome;
                         }
@@ -621,10 +674,11 @@ impl Reducible for AppState {
                 }
             }
             Action::Log(kind, text) => {
-                if kind == LogKind::Event && text.contains("already on the device") {
-                    if let Some(run) = &mut s.run {
-                        run.resumed = Some(text.clone());
-                    }
+                if kind == LogKind::Event
+                    && text.contains("already on the device")
+                    && let Some(run) = &mut s.run
+                {
+                    run.resumed = Some(text.clone());
                 }
                 s.log(kind, text);
             }
@@ -648,7 +702,11 @@ pub fn size(bytes: u64) -> String {
         format!("{bytes} B")
     } else if bytes < 1024 * 1024 {
         let k = bytes as f64 / 1024.0;
-        if k < 10.0 { format!("{k:.1} KiB") } else { format!("{k:.0} KiB") }
+        if k < 10.0 {
+            format!("{k:.1} KiB")
+        } else {
+            format!("{k:.0} KiB")
+        }
     } else {
         format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
     }

@@ -83,7 +83,9 @@ pub fn connect_panel(props: &ConnectProps) -> Html {
     };
     let on_url = {
         let f = set(|s, v| s.ws_url = v);
-        Callback::from(move |e: InputEvent| f(e.target_unchecked_into::<HtmlInputElement>().value()))
+        Callback::from(move |e: InputEvent| {
+            f(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
     };
     let on_submit = {
         let cb = props.on_connect.clone();

@@ -126,32 +126,80 @@ struct RecordProps {
 fn record_table(props: &RecordProps) -> Html {
     let r = props.record;
     let info = &props.info;
-    let slot_at = |a: u32| info.slot_at(a).map(slot_name).unwrap_or_else(|| "outside every slot".into());
+    let slot_at = |a: u32| {
+        info.slot_at(a)
+            .map(slot_name)
+            .unwrap_or_else(|| "outside every slot".into())
+    };
     let rows: [(&str, String, String); 9] = [
-        ("valid", r.valid.to_string(),
-            if r.valid == 0 { "the record is not valid".into() } else { "the record is valid".into() }),
-        ("FOTA VM index", r.vm_index.to_string(), format!("the VM running now is in VM slot {}", r.vm_index)),
-        ("current VM slot", r.vm_current.to_string(), "the VM started at the next restart".into()),
-        ("last working VM slot", r.vm_last.to_string(), "the VM to fall back to".into()),
-        ("current bytecode slot", r.bc_current.to_string(), "the bytecode started at the next restart".into()),
-        ("last working bytecode slot", r.bc_last.to_string(), "the bytecode to fall back to".into()),
-        ("bytecode address", addr(r.bc_addr), format!("flash address of the current bytecode ({})", slot_at(r.bc_addr))),
-        ("VM address", addr(r.vm_addr), format!("flash address of the current VM ({})", slot_at(r.vm_addr))),
-        ("chunk", r.chunk.to_string(), format!("the OTA chunk: preferred write block ({})", size(u64::from(r.chunk)))),
+        (
+            "valid",
+            r.valid.to_string(),
+            if r.valid == 0 {
+                "the record is not valid".into()
+            } else {
+                "the record is valid".into()
+            },
+        ),
+        (
+            "FOTA VM index",
+            r.vm_index.to_string(),
+            format!("the VM running now is in VM slot {}", r.vm_index),
+        ),
+        (
+            "current VM slot",
+            r.vm_current.to_string(),
+            "the VM started at the next restart".into(),
+        ),
+        (
+            "last working VM slot",
+            r.vm_last.to_string(),
+            "the VM to fall back to".into(),
+        ),
+        (
+            "current bytecode slot",
+            r.bc_current.to_string(),
+            "the bytecode started at the next restart".into(),
+        ),
+        (
+            "last working bytecode slot",
+            r.bc_last.to_string(),
+            "the bytecode to fall back to".into(),
+        ),
+        (
+            "bytecode address",
+            addr(r.bc_addr),
+            format!(
+                "flash address of the current bytecode ({})",
+                slot_at(r.bc_addr)
+            ),
+        ),
+        (
+            "VM address",
+            addr(r.vm_addr),
+            format!("flash address of the current VM ({})", slot_at(r.vm_addr)),
+        ),
+        (
+            "chunk",
+            r.chunk.to_string(),
+            format!(
+                "the OTA chunk: preferred write block ({})",
+                size(u64::from(r.chunk))
+            ),
+        ),
     ];
     html! {
         <table class="record" data-testid="record">
             <caption>{"FOTA record (get_record())"}</caption>
-            <thead><tr><th scope="col">{"#"}</th><th scope="col">{"Field"}</th><th scope="col">{"Value"}</th><th scope="col">{"Meaning"}</th></tr></thead>
+            <thead><tr><th scope="col">{"#"}</th><th scope="col">{"Field and meaning"}</th><th scope="col" class="val">{"Value"}</th></tr></thead>
             <tbody>
             { for rows.iter().enumerate().map(|(i, (name, value, meaning))| {
                 let changed = match i { 3 => r.vm_last != r.vm_current, 5 => r.bc_last != r.bc_current, _ => false };
                 html! {
                     <tr class={classes!(changed.then_some("differs"))} data-field={*name}>
                         <td class="idx">{ format!("fota[{i}]") }</td>
-                        <th scope="row">{ *name }</th>
+                        <th scope="row"><span class="rec-field">{ *name }</span><span class="rec-meaning">{ meaning }</span></th>
                         <td class="val">{ value }</td>
-                        <td class="meaning">{ meaning }</td>
                     </tr>
                 }
             }) }
@@ -182,7 +230,10 @@ pub fn flash_map(props: &MapProps) -> Html {
     let mut slots: Vec<SlotDesc> = info.slots.iter().copied().collect();
     slots.sort_by_key(|s| s.addr);
     let mut pieces = Vec::new();
-    let start = slots.first().map_or(info.record_addr, |s| s.addr).min(info.record_addr);
+    let start = slots
+        .first()
+        .map_or(info.record_addr, |s| s.addr)
+        .min(info.record_addr);
     let mut at = start;
     let push_gap = |pieces: &mut Vec<Piece>, at: u32, to: u32| {
         if to > at {
@@ -203,9 +254,9 @@ pub fn flash_map(props: &MapProps) -> Html {
     let marks = |s: &SlotDesc| -> Vec<(&'static str, &'static str)> {
         let mut m = Vec::new();
         if props.writing.iter().any(|w| w.addr == s.addr) {
-            m.push(("writing", "being written"));
+            m.push(("writing", "writing"));
         } else if props.targets.iter().any(|w| w.addr == s.addr) {
-            m.push(("target", "new image goes here"));
+            m.push(("target", "new image"));
         }
         if let Some(r) = record {
             let i = u32::from(s.index);
@@ -235,36 +286,60 @@ pub fn flash_map(props: &MapProps) -> Html {
         }
         m
     };
+    let described: Vec<_> = pieces
+        .iter()
+        .map(|p| {
+            let (class, name, a, len, marks) = match p {
+                Piece::Slot(s) => (
+                    if s.kind == SlotKind::Vm { "vm" } else { "bc" },
+                    slot_name(s),
+                    s.addr,
+                    s.size,
+                    marks(s),
+                ),
+                Piece::Record(a, l) => ("rec", "Record".to_string(), *a, *l, vec![]),
+                Piece::Other(a, l) => ("other", "Other".to_string(), *a, *l, vec![]),
+            };
+            let label = format!(
+                "{name}: {} at {}{}",
+                size(u64::from(len)),
+                addr(a),
+                if marks.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {}",
+                        marks.iter().map(|m| m.1).collect::<Vec<_>>().join(", ")
+                    )
+                }
+            );
+            (class, name, a, len, marks, label)
+        })
+        .collect();
     html! {
         <figure class="flash-map" data-testid="flash-map">
-            <figcaption>{ format!("Flash layout, {} from {} to {}", size(u64::from(end - start)), addr(start), addr(end)) }</figcaption>
-            <ul class="segments" aria-label="Flash layout, to scale">
-            { for pieces.iter().map(|p| {
-                let (class, name, a, len, marks) = match p {
-                    Piece::Slot(s) => (
-                        if s.kind == SlotKind::Vm { "vm" } else { "bc" },
-                        slot_name(s), s.addr, s.size, marks(s)),
-                    Piece::Record(a, l) => ("rec", "Record".to_string(), *a, *l, vec![]),
-                    Piece::Other(a, l) => ("other", "Other".to_string(), *a, *l, vec![]),
-                };
-                let share = f64::from(len) / total * 100.0;
-                let label = format!("{name}: {} at {}{}", size(u64::from(len)), addr(a),
-                    if marks.is_empty() { String::new() } else {
-                        format!(", {}", marks.iter().map(|m| m.1).collect::<Vec<_>>().join(", "))
-                    });
-                html! {
-                    <li class={classes!("seg", class, marks.iter().map(|m| m.0).collect::<Vec<_>>())}
-                        style={format!("flex-grow: {share:.3}")} title={label.clone()} aria-label={label}>
-                        <span class="seg-name">{ name }</span>
-                        <span class="seg-size">{ size(u64::from(len)) }</span>
-                        <span class="seg-marks">
-                            { for marks.iter().map(|m| html!{ <span class={classes!("mark", m.0)}>{ m.1 }</span> }) }
-                        </span>
-                    </li>
-                }
+            <figcaption>{ format!("Flash layout to scale: {} from {} to {}", size(u64::from(end - start)), addr(start), addr(end)) }</figcaption>
+            // The strip is exactly to scale; the cards below carry the words.
+            <div class="strip" aria-hidden="true">
+            { for described.iter().map(|(class, name, _, len, marks, label)| html! {
+                <div class={classes!("seg", *class, marks.iter().map(|m| m.0).collect::<Vec<_>>())}
+                     style={format!("flex-grow: {:.4}", f64::from(*len) / total)} title={label.clone()}>
+                    <span class="seg-name">{ name }</span>
+                </div>
+            }) }
+            </div>
+            <div class="axis" aria-hidden="true"><span>{ addr(start) }</span><span>{ addr(end) }</span></div>
+            <ul class="segments" aria-label="Flash layout">
+            { for described.iter().map(|(class, name, a, len, marks, label)| html! {
+                <li class={classes!("seg-card", *class, marks.iter().map(|m| m.0).collect::<Vec<_>>())} aria-label={label.clone()}>
+                    <span class="seg-name">{ name }</span>
+                    <span class="seg-size">{ format!("{} at {}", size(u64::from(*len)), addr(*a)) }</span>
+                    <span class="seg-marks">
+                        { for marks.iter().map(|m| html!{ <span class={classes!("mark", m.0)}>{ m.1 }</span> }) }
+                    </span>
+                </li>
             }) }
             </ul>
-            <div class="axis" aria-hidden="true"><span>{ addr(start) }</span><span>{ addr(end) }</span></div>
         </figure>
     }
 }

@@ -45,24 +45,29 @@ fn disconnect_button(state: &Handle) -> Html {
 }
 
 fn connect(state: &Handle) -> Html {
-    let on_change = { let d = state.dispatcher(); Callback::from(move |s| d.dispatch(Action::Settings(s))) };
+    let on_change = {
+        let d = state.dispatcher();
+        Callback::from(move |s| d.dispatch(Action::Settings(s)))
+    };
     let on_connect = {
         let s = state.clone();
         Callback::from(move |_| app::connect(&s))
     };
-    let lost = matches!(state.finish, Some(Finish::Failed(_)));
     let on_factory_reset = {
         let d = state.dispatcher();
         Callback::from(move |_| {
             crate::transport::sim::factory_reset();
-            d.dispatch(Action::Log(crate::state::LogKind::App, "simulated device reset to its factory firmware".into()));
+            d.dispatch(Action::Log(
+                crate::state::LogKind::App,
+                "simulated device reset to its factory firmware".into(),
+            ));
         })
     };
     let sim_parked = crate::transport::sim::has_parked(state.settings.layout);
     html! {
         <>
         if let Some(p) = &state.problem {
-            <ProblemBox problem={p.clone()} title={if lost { "The update stopped" } else { "Could not connect" }} />
+            <ProblemBox problem={p.clone()} title={state.problem_title} />
         }
         <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
             opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {sim_parked} {on_factory_reset} />
@@ -71,7 +76,9 @@ fn connect(state: &Handle) -> Html {
 }
 
 fn record(state: &Handle) -> Html {
-    let Some(c) = state.connection() else { return connect(state) };
+    let Some(c) = state.connection() else {
+        return connect(state);
+    };
     let info = &c.info;
     let record = state.record;
     let resume = {
@@ -128,10 +135,16 @@ fn images(state: &Handle) -> Html {
         let dispatch = dispatch.clone();
         Callback::from(move |s: Sample| app::load_sample(&dispatch, s))
     };
-    let on_clear = { let d = dispatch.clone(); Callback::from(move |k| d.dispatch(Action::ClearImage(k))) };
+    let on_clear = {
+        let d = dispatch.clone();
+        Callback::from(move |k| d.dispatch(Action::ClearImage(k)))
+    };
     let card = |kind: SlotKind| {
         let image = state.image(kind).cloned();
-        let refusal = image.as_ref().and_then(|i| state.refusal(kind, i)).map(|p| format!("{} {}", p.message, p.help));
+        let refusal = image
+            .as_ref()
+            .and_then(|i| state.refusal(kind, i))
+            .map(|p| format!("{} {}", p.message, p.help));
         html! {
             <ImageCard {kind} {image} target={state.target(kind)} {refusal}
                 on_file={on_file.clone()} on_sample={on_sample.clone()} on_clear={on_clear.clone()} />
@@ -162,7 +175,9 @@ fn images(state: &Handle) -> Html {
 }
 
 fn slot(state: &Handle) -> Html {
-    let Some(info) = state.info() else { return connect(state) };
+    let Some(info) = state.info() else {
+        return connect(state);
+    };
     let dispatch = state.dispatcher();
     let record = state.record.unwrap_or_default();
     let start = {
@@ -171,9 +186,16 @@ fn slot(state: &Handle) -> Html {
     };
     let check = |action: fn(bool) -> Action| {
         let dispatch = dispatch.clone();
-        Callback::from(move |e: Event| dispatch.dispatch(action(e.target_unchecked_into::<HtmlInputElement>().checked())))
+        Callback::from(move |e: Event| {
+            dispatch.dispatch(action(
+                e.target_unchecked_into::<HtmlInputElement>().checked(),
+            ))
+        })
     };
-    let kinds: Vec<SlotKind> = [SlotKind::Bytecode, SlotKind::Vm].into_iter().filter(|k| state.image(*k).is_some()).collect();
+    let kinds: Vec<SlotKind> = [SlotKind::Bytecode, SlotKind::Vm]
+        .into_iter()
+        .filter(|k| state.image(*k).is_some())
+        .collect();
     let rows = kinds.iter().map(|&kind| {
         let img = state.image(kind).cloned().unwrap_or_else(|| Sample::Healthy.image());
         let target = state.target(kind);
@@ -194,8 +216,9 @@ fn slot(state: &Handle) -> Html {
         let refusal = state.refusal(kind, &img);
         html! {
             <tr>
-                <th scope="row">{ kind_name(kind) }<br/><span class="muted small">{ &img.name }</span></th>
-                <td>{ size(img.data.len() as u64) }</td>
+                <th scope="row">{ kind_name(kind) }
+                    <span class="plan-file">{ format!("{}, {}", img.name, size(img.data.len() as u64)) }</span>
+                    <code class="md5 plan-md5" title="MD5 of the image">{ hex(&img.md5) }</code></th>
                 <td>
                     <label class="sr-only" for={select_id.clone()}>{ format!("{} slot", kind_name(kind)) }</label>
                     <select id={select_id} onchange={on_choice}>
@@ -212,7 +235,6 @@ fn slot(state: &Handle) -> Html {
                     None => html!{ <span class="badge good">{"fits"}</span> },
                     Some(p) => html!{ <span class="badge bad" title={p.help}>{ p.message }</span> },
                 } }</td>
-                <td><code class="md5 small">{ hex(&img.md5) }</code></td>
             </tr>
         }
     });
@@ -221,7 +243,7 @@ fn slot(state: &Handle) -> Html {
         <h2>{"Check the slot"}</h2>
         <p>{"The new firmware goes to a free slot; the running and the last working firmware are never touched, so the device always has something to fall back to."}</p>
         <table class="plan">
-            <thead><tr><th scope="col">{"Image"}</th><th scope="col">{"Size"}</th><th scope="col">{"Slot"}</th><th scope="col">{"Fits?"}</th><th scope="col">{"MD5"}</th></tr></thead>
+            <thead><tr><th scope="col">{"Image"}</th><th scope="col">{"Slot"}</th><th scope="col">{"Fits?"}</th></tr></thead>
             <tbody>{ for rows }</tbody>
         </table>
         <fieldset class="options">
@@ -242,18 +264,26 @@ fn slot(state: &Handle) -> Html {
 }
 
 fn running(state: &Handle) -> Html {
-    let Some(run) = &state.run else { return html! {} };
+    let Some(run) = &state.run else {
+        return html! {};
+    };
     let cancel = {
         let s = state.clone();
         Callback::from(move |_: MouseEvent| app::cancel_update(&s))
     };
     let cancellable = run.step < Step::Restart && !run.cancelling;
-    let sim = state.connection().is_some_and(|c| c.kind == crate::state::TransportKind::Sim);
+    let sim = state
+        .connection()
+        .is_some_and(|c| c.kind == crate::state::TransportKind::Sim);
     let unplug = Callback::from(|_: MouseEvent| crate::transport::sim::unplug());
     let elapsed = (crate::transport::now_ms() as u64).saturating_sub(run.started_ms);
     let md5s: Vec<String> = [SlotKind::Bytecode, SlotKind::Vm]
         .into_iter()
-        .filter_map(|k| state.image(k).map(|i| format!("{}: {}", kind_name(k), hex(&i.md5))))
+        .filter_map(|k| {
+            state
+                .image(k)
+                .map(|i| format!("{}: {}", kind_name(k), hex(&i.md5)))
+        })
         .collect();
     html! {
         <div class="running" data-testid="running">
@@ -303,7 +333,10 @@ fn outcome(state: &Handle) -> Html {
             };
             let total: u64 = report.targets.iter().map(|t| u64::from(t.len)).sum();
             let speed = if report.stream_time.as_secs_f64() > 0.0 {
-                format!("{}/s", size((report.sent_bytes as f64 / report.stream_time.as_secs_f64()) as u64))
+                format!(
+                    "{}/s",
+                    size((report.sent_bytes as f64 / report.stream_time.as_secs_f64()) as u64)
+                )
             } else {
                 "—".into()
             };

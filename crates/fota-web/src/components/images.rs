@@ -19,7 +19,11 @@ pub enum Sample {
 
 impl Sample {
     pub fn kind(self) -> SlotKind {
-        if self == Sample::Vm { SlotKind::Vm } else { SlotKind::Bytecode }
+        if self == Sample::Vm {
+            SlotKind::Vm
+        } else {
+            SlotKind::Bytecode
+        }
     }
 
     pub fn image(self) -> ImageFile {
@@ -46,7 +50,9 @@ pub struct ImageCardProps {
 }
 
 fn files(e: &DragEvent) -> Vec<File> {
-    let Some(list) = e.data_transfer().and_then(|d| d.files()) else { return vec![] };
+    let Some(list) = e.data_transfer().and_then(|d| d.files()) else {
+        return vec![];
+    };
     (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
 
@@ -55,7 +61,11 @@ pub fn image_card(props: &ImageCardProps) -> Html {
     let input = use_node_ref();
     let over = use_state(|| false);
     let kind = props.kind;
-    let id = if kind == SlotKind::Vm { "vm" } else { "bytecode" };
+    let id = if kind == SlotKind::Vm {
+        "vm"
+    } else {
+        "bytecode"
+    };
 
     let on_pick = {
         let input = input.clone();
@@ -92,8 +102,8 @@ pub fn image_card(props: &ImageCardProps) -> Html {
         let over = over.clone();
         let on_file = props.on_file.clone();
         Callback::from(move |e: DragEvent| {
+            // The page's handler sees the default prevented and only ends the drag.
             e.prevent_default();
-            e.stop_propagation();
             over.set(false);
             if let Some(f) = files(&e).into_iter().next() {
                 on_file.emit((Some(kind), f));
@@ -138,7 +148,7 @@ pub fn image_card(props: &ImageCardProps) -> Html {
             }
             <div class="actions wrap">
                 <input type="file" ref={input} class="file-input" id={format!("file-{id}")}
-                       accept=".bin,.vbo,.hex,application/octet-stream" onchange={on_change} tabindex="-1" aria-hidden="true" />
+                       accept=".bin,.vbo,application/octet-stream" onchange={on_change} tabindex="-1" aria-hidden="true" />
                 <button type="button" class="btn" onclick={on_pick}>
                     { if props.image.is_some() { "Choose another file…" } else { "Choose file…" } }
                 </button>

@@ -25,7 +25,12 @@ fn stamp(ms: u64) -> String {
 pub fn as_text(log: &[LogLine]) -> String {
     let mut out = String::from("FOTA web updater log\n");
     for l in log {
-        out.push_str(&format!("[{}] {:<6} {}\n", stamp(l.at_ms), l.kind.tag(), l.text));
+        out.push_str(&format!(
+            "[{}] {:<6} {}\n",
+            stamp(l.at_ms),
+            l.kind.tag(),
+            l.text
+        ));
     }
     out
 }
@@ -34,8 +39,12 @@ fn download(name: &str, text: &str) {
     let parts = js_sys::Array::of1(&text.into());
     let opts = BlobPropertyBag::new();
     opts.set_type("text/plain;charset=utf-8");
-    let Ok(blob) = Blob::new_with_str_sequence_and_options(&parts, &opts) else { return };
-    let Ok(url) = Url::create_object_url_with_blob(&blob) else { return };
+    let Ok(blob) = Blob::new_with_str_sequence_and_options(&parts, &opts) else {
+        return;
+    };
+    let Ok(url) = Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
     let doc = gloo::utils::document();
     if let Ok(a) = doc.create_element("a") {
         let a: HtmlAnchorElement = a.unchecked_into();
@@ -43,7 +52,11 @@ fn download(name: &str, text: &str) {
         a.set_download(name);
         a.click();
     }
-    let _ = Url::revoke_object_url(&url);
+    // The download starts after this returns: free the blob a little later.
+    gloo::timers::callback::Timeout::new(30_000, move || {
+        let _ = Url::revoke_object_url(&url);
+    })
+    .forget();
 }
 
 #[function_component(LogPanel)]
@@ -82,7 +95,7 @@ pub fn log_panel(props: &LogProps) -> Html {
                     <p class="muted">{ format!("… {hidden} earlier lines (in the download)") }</p>
                 }
                 { for props.log.iter().skip(hidden).map(|l| html! {
-                    <div class={classes!("line", l.kind.tag())}>
+                    <div class={classes!("line", format!("log-{}", l.kind.tag()))}>
                         <span class="t">{ stamp(l.at_ms) }</span>
                         <span class="k">{ l.kind.tag() }</span>
                         <span class="x">{ &l.text }</span>

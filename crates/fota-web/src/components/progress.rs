@@ -22,7 +22,11 @@ pub fn phase_label(phase: Phase) -> &'static str {
 /// `1 min 05 s`, `12 s`.
 pub fn duration(secs: f64) -> String {
     let s = secs.round() as u64;
-    if s >= 60 { format!("{} min {:02} s", s / 60, s % 60) } else { format!("{s} s") }
+    if s >= 60 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
 }
 
 #[function_component(ProgressView)]
@@ -48,15 +52,21 @@ pub fn progress_view(props: &ProgressProps) -> Html {
         String::new()
     };
     let eta = match p.eta {
+        Some(d) if p.done < p.total && d.as_secs_f64() < 1.0 => "less than a second left".into(),
         Some(d) if p.done < p.total => format!("{} left", duration(d.as_secs_f64())),
         _ if p.done >= p.total => "done".into(),
         _ => String::new(),
     };
-    let text = [phase_label(p.phase).to_string(), amount.clone(), speed.clone(), eta.clone()]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let text = [
+        phase_label(p.phase).to_string(),
+        amount.clone(),
+        speed.clone(),
+        eta.clone(),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect::<Vec<_>>()
+    .join(", ");
     html! {
         <div class="progress">
             <div class="progress-head">

@@ -33,7 +33,7 @@ pub async fn sleep(d: Duration) {
 /// a trait object: an enum dispatches instead.
 pub enum Link {
     /// The simulated device running in this page.
-    Sim(sim::SimLink),
+    Sim(Box<sim::SimLink>),
     /// A serial port through Web Serial.
     Serial(serial::SerialLink),
     /// A WebSocket to `fota bridge --ws` or `fota sim --ws`.
@@ -48,11 +48,6 @@ impl Link {
             Link::Serial(l) => l.label(),
             Link::Ws(l) => l.label(),
         }
-    }
-
-    /// Whether a faster baud rate is worth negotiating on this link.
-    pub fn has_baud(&self) -> bool {
-        !matches!(self, Link::Ws(_))
     }
 
     /// Let go of the port or socket (locks released first).
@@ -125,7 +120,10 @@ pub struct OpenError {
 
 impl OpenError {
     pub fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
-        OpenError { message: message.into(), help: help.into() }
+        OpenError {
+            message: message.into(),
+            help: help.into(),
+        }
     }
 }
 

@@ -128,7 +128,11 @@ impl SerialLink {
         self.inbox = Inbox::new();
         let writable = self.port.writable();
         self.writer = Some(writable.get_writer()?);
-        spawn_local(read_loop(self.port.clone(), self.inbox.clone(), self.reader.clone()));
+        spawn_local(read_loop(
+            self.port.clone(),
+            self.inbox.clone(),
+            self.reader.clone(),
+        ));
         Ok(())
     }
 
@@ -217,7 +221,9 @@ impl SerialLink {
                 Err(_) => self.port = old,
             }
         }
-        Err(LinkError::Disconnected("the port has not come back yet".into()))
+        Err(LinkError::Disconnected(
+            "the port has not come back yet".into(),
+        ))
     }
 }
 
@@ -269,7 +275,10 @@ async fn read_loop(
             }
         };
         reader.release_lock();
-        let mine = slot.borrow().as_ref().is_some_and(|r| js_sys::Object::is(r, &reader));
+        let mine = slot
+            .borrow()
+            .as_ref()
+            .is_some_and(|r| js_sys::Object::is(r, &reader));
         if mine {
             *slot.borrow_mut() = None;
         }

@@ -43,7 +43,11 @@ impl SimLayout {
 
     /// From [`SimLayout::key`].
     pub fn from_key(key: &str) -> SimLayout {
-        if key == "vm" { SimLayout::VmAndBytecode } else { SimLayout::BytecodeOnly }
+        if key == "vm" {
+            SimLayout::VmAndBytecode
+        } else {
+            SimLayout::BytecodeOnly
+        }
     }
 }
 
@@ -92,7 +96,10 @@ impl SimLink {
                 SimDevice::new(DeviceConfig::new(kind))
             }
         };
-        SimLink { inner: Some(SimTransport::new(device, BrowserPacer)), layout }
+        SimLink {
+            inner: Some(SimTransport::new(device, BrowserPacer)),
+            layout,
+        }
     }
 
     fn link(&mut self) -> Result<&mut SimTransport<BrowserPacer>, LinkError> {

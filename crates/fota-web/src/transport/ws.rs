@@ -28,6 +28,9 @@ struct Handlers {
 /// An open WebSocket to a device.
 pub struct WsLink {
     url: String,
+    /// The agent's line rate, as far as we know: the bridge (and `fota sim`) follow the
+    /// agent's baud switches by themselves, so negotiation works through a WebSocket too.
+    baud: u32,
     ws: WebSocket,
     inbox: Inbox,
     _handlers: Handlers,
@@ -111,6 +114,7 @@ impl WsLink {
         ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         let link = WsLink {
             url: url.to_string(),
+            baud: fota_host::protocol::DEFAULT_BAUD,
             ws,
             inbox,
             _handlers: Handlers {
@@ -161,13 +165,15 @@ impl WsLink {
         self.inbox.recv(buf, timeout).await
     }
 
-    /// The bridge owns the serial line's rate; nothing to switch here.
-    pub async fn set_baud(&mut self, _baud: u32) -> Result<(), LinkError> {
+    /// The far end follows the agent's switch by itself: only remember the rate (it
+    /// sizes fota-host's timeouts).
+    pub async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        self.baud = baud;
         Ok(())
     }
 
     pub fn baud(&self) -> Option<u32> {
-        None
+        Some(self.baud)
     }
 
     /// Open the socket again if it closed (the bridge restarted, the device reset).
@@ -176,8 +182,9 @@ impl WsLink {
             return Ok(());
         }
         match Self::open(&self.url).await {
-            Ok(fresh) => {
+            Ok(mut fresh) => {
                 self.close();
+                fresh.baud = self.baud;
                 *self = fresh;
                 Ok(())
             }

@@ -1,0 +1,93 @@
+// The WebSocket bridge path (to `fota sim --ws`, as to `fota bridge --ws`), the help for
+// browsers without Web Serial, and the dark theme.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { serve, launch, openApp, shot, startSimServer } from '../helpers.js';
+
+let server, browser, sim;
+before(async () => {
+  server = await serve();
+  browser = await launch();
+  sim = await startSimServer(['--layout', 'vm']);
+});
+after(async () => { await browser?.close(); await server?.close(); sim?.stop(); });
+
+test('websocket bridge: a healthy image is accepted', async () => {
+  const page = await openApp(browser, server.url, { colorScheme: 'dark' });
+  await page.getByRole('radio', { name: /WebSocket bridge/ }).check();
+  await page.getByLabel('Bridge address').fill(sim.url);
+  await shot(page, '40-websocket-connect-dark');
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  assert.match(await page.locator('[data-testid=conn-status]').textContent(), /WebSocket ws:\/\/127\.0\.0\.1/);
+  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+  await page.getByRole('button', { name: 'Healthy blink v2' }).click();
+  await page.getByRole('button', { name: 'Continue: check the slot' }).click();
+  await page.getByRole('button', { name: 'Start the update' }).click();
+  await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
+  assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
+  await shot(page, '41-websocket-accepted-dark');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('websocket bridge: nothing listening gives a clear message', async () => {
+  const page = await openApp(browser, server.url);
+  await page.getByRole('radio', { name: /WebSocket bridge/ }).check();
+  await page.getByLabel('Bridge address').fill('ws://127.0.0.1:9');
+  await page.getByRole('button', { name: 'Connect' }).click();
+  const problem = page.locator('.problem');
+  await problem.waitFor({ timeout: 15000 });
+  assert.match(await problem.textContent(), /No WebSocket bridge answered at ws:\/\/127\.0\.0\.1:9/);
+  assert.match(await problem.textContent(), /fota bridge --ws 127\.0\.0\.1:9000 --port \/dev\/ttyUSB0/);
+  await page.context().close();
+});
+
+test('a browser without Web Serial gets a helpful panel', async () => {
+  const page = await openApp(browser, server.url, {
+    init: { script: () => { delete Navigator.prototype.serial; }, arg: undefined },
+  });
+  assert.ok(await page.getByRole('radio', { name: /Simulated device/ }).isChecked());
+  await page.getByRole('radio', { name: /USB serial/ }).check();
+  const panel = page.locator('[data-testid=no-web-serial]');
+  await panel.waitFor();
+  assert.match(await panel.textContent(), /Chrome, Edge and Opera/);
+  assert.match(await panel.textContent(), /fota bridge --ws 127\.0\.0\.1:9000 --port \/dev\/ttyUSB0/);
+  assert.ok(await page.getByRole('button', { name: 'Connect' }).isDisabled());
+  await shot(page, '42-no-web-serial');
+  await page.context().close();
+});
+
+test('the whole update works from the keyboard alone', async () => {
+  const page = await openApp(browser, server.url);
+  // Tab to a control whose accessible text matches `name` and press Enter.
+  async function tabTo(name) {
+    for (let i = 0; i < 60; i++) {
+      await page.keyboard.press('Tab');
+      const text = await page.evaluate(() => {
+        const el = document.activeElement;
+        return el ? `${el.tagName} ${el.textContent.trim()}` : '';
+      });
+      if (text.startsWith('BUTTON') && text.includes(name)) {
+        // The focused control shows a focus ring.
+        const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+        assert.notEqual(outline, 'none', `visible focus on ${name}`);
+        await page.keyboard.press('Enter');
+        return;
+      }
+    }
+    throw new Error(`no focusable button "${name}"`);
+  }
+  await tabTo('Connect');
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await tabTo('Continue: choose the image');
+  await tabTo('Healthy blink v2');
+  await page.locator('[data-testid=image-bytecode] .md5').waitFor();
+  await tabTo('Continue: check the slot');
+  await tabTo('Start the update');
+  await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
+  assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
+  // The screen-reader live region said how it ended.
+  assert.match(await page.locator('[data-testid=announce]').textContent(), /Update finished\. The new firmware is running/);
+  await page.context().close();
+});

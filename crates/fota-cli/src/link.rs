@@ -58,6 +58,10 @@ impl Transport for Link {
         }
     }
 
+    async fn sleep(&mut self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
     async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
         match self {
             Link::Serial(l) => l.set_baud(baud),

@@ -448,11 +448,8 @@ impl<T: Transport> Device<T> {
                     }
                     Err(e) => break Err(e),
                 },
-                Err(_) => {
-                    // The port is not back yet: wait a little (reading whatever comes).
-                    let until = self.link.now() + Duration::from_millis(200);
-                    let _ = self.next_reply(until).await;
-                }
+                // The port is not back yet (a USB device re-enumerating): wait a little.
+                Err(_) => self.link.sleep(Duration::from_millis(200)).await,
             }
             if self.link.now() >= deadline {
                 break Err(HostError::NoAnswer);

@@ -23,9 +23,9 @@ pub mod update;
 
 pub use device::{Device, Stats, Timeouts};
 pub use error::{HostError, LinkError};
-pub use image::Image;
+pub use image::{Image, hex, md5_of};
 pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
 pub use transport::Transport;
-pub use update::{Outcome, Plan, SlotChoice, update};
+pub use update::{Outcome, Plan, Report, SlotChoice, update};
 
 pub use fota_protocol as protocol;

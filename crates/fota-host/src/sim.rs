@@ -140,6 +140,18 @@ impl<P: Pacer> Transport for SimTransport<P> {
         Duration::from_nanos(self.device.now())
     }
 
+    async fn sleep(&mut self, d: Duration) {
+        let d_ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        if self.pacer.is_virtual() {
+            let until = self.device.now().saturating_add(d_ns);
+            self.device.run_until(until, false);
+        } else {
+            self.pacer.sleep(d).await;
+            let t = self.wall_ns();
+            self.device.run_until(t, false);
+        }
+    }
+
     async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
         self.check()?;
         self.device.set_host_baud(baud);

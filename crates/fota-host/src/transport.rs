@@ -16,6 +16,10 @@ pub trait Transport {
     /// Monotonic time since some fixed instant.
     fn now(&self) -> Duration;
 
+    /// Wait `d` by this link's clock, reading nothing (between two reconnect tries, when
+    /// the link is down and `recv` would fail at once).
+    async fn sleep(&mut self, d: Duration);
+
     /// Switch the line to another baud rate. Links without one ignore it.
     async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
         let _ = baud;

@@ -84,6 +84,10 @@ impl Transport for Link {
         }
     }
 
+    async fn sleep(&mut self, d: Duration) {
+        sleep(d).await;
+    }
+
     async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
         match self {
             Link::Sim(l) => l.set_baud(baud).await,

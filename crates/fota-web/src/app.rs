@@ -17,7 +17,6 @@ use crate::state::{
     Action, AppState, Cancel, Conn, Finish, ImageFile, Problem, Settings, TransportKind,
 };
 use crate::transport::serial::web_serial;
-use crate::transport::sim::SimLayout;
 
 pub type Handle = UseReducerHandle<AppState>;
 
@@ -98,40 +97,28 @@ pub fn cancel_update(state: &Handle) {
 
 const SETTINGS_KEY: &str = "fota-web.settings";
 
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+/// The settings saved by the last visit; defaults for anything missing or unreadable.
 fn load_settings() -> Settings {
-    let mut s = Settings::default();
-    let Some(saved) = web_sys::window()
-        .and_then(|w| w.local_storage().ok().flatten())
+    storage()
         .and_then(|st| st.get_item(SETTINGS_KEY).ok().flatten())
-    else {
-        return s;
-    };
-    for part in saved.split('\n') {
-        let Some((k, v)) = part.split_once('=') else {
-            continue;
-        };
-        match k {
-            "transport" => s.transport = TransportKind::from_key(v).unwrap_or(s.transport),
-            "layout" => s.layout = SimLayout::from_key(v),
-            "baud" => s.baud = v.parse().unwrap_or(s.baud),
-            "negotiate" => s.negotiate = v == "1",
-            "ws" => s.ws_url = v.to_string(),
-            _ => {}
-        }
-    }
-    s
+        .and_then(|text| js_sys::JSON::parse(&text).ok())
+        .and_then(|value| serde_wasm_bindgen::from_value(value).ok())
+        .unwrap_or_default()
 }
 
 fn save_settings(s: &Settings) {
-    let text = format!(
-        "transport={}\nlayout={}\nbaud={}\nnegotiate={}\nws={}",
-        s.transport.key(),
-        s.layout.key(),
-        s.baud,
-        u8::from(s.negotiate),
-        s.ws_url
-    );
-    if let Some(st) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+    let Some(text) = serde_wasm_bindgen::to_value(s)
+        .ok()
+        .and_then(|value| js_sys::JSON::stringify(&value).ok())
+        .and_then(|text| text.as_string())
+    else {
+        return;
+    };
+    if let Some(st) = storage() {
         let _ = st.set_item(SETTINGS_KEY, &text);
     }
 }

@@ -22,13 +22,16 @@ pub const NEGOTIATE: [u32; 3] = [921_600, 460_800, 230_400];
 const LOG_LIMIT: usize = 5000;
 
 /// How the page reaches the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TransportKind {
     /// The simulated device inside the page.
+    #[serde(rename = "sim")]
     Sim,
     /// A serial port through Web Serial.
+    #[serde(rename = "serial")]
     Serial,
     /// A WebSocket to `fota bridge --ws` or `fota sim --ws`.
+    #[serde(rename = "ws")]
     WebSocket,
 }
 
@@ -51,8 +54,9 @@ impl TransportKind {
     }
 }
 
-/// The connection form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The connection form (kept in local storage).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Settings {
     pub transport: TransportKind,
     pub layout: SimLayout,

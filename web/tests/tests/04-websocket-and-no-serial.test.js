@@ -91,3 +91,28 @@ test('the whole update works from the keyboard alone', async () => {
   assert.match(await page.locator('[data-testid=announce]').textContent(), /Update finished\. The new firmware is running/);
   await page.context().close();
 });
+
+test('the connection settings are remembered across visits', async () => {
+  const page = await openApp(browser, server.url);
+  await page.locator('input[name=layout][value=vm]').check();
+  await page.getByRole('radio', { name: /WebSocket/ }).check();
+  await page.locator('#ws-url').fill('ws://127.0.0.1:9321');
+  const saved = await page.evaluate(() => JSON.parse(localStorage.getItem('fota-web.settings')));
+  assert.equal(saved.layout, 'vm');
+  assert.equal(saved.transport, 'ws');
+  assert.equal(saved.ws_url, 'ws://127.0.0.1:9321');
+  await page.reload();
+  await page.waitForSelector('html[data-ready]');
+  assert.ok(await page.getByRole('radio', { name: /WebSocket/ }).isChecked());
+  assert.equal(await page.locator('#ws-url').inputValue(), 'ws://127.0.0.1:9321');
+  await page.getByRole('radio', { name: /Simulated device/ }).check();
+  assert.ok(await page.locator('input[name=layout][value=vm]').isChecked());
+  // A damaged entry falls back to the defaults instead of breaking the page.
+  await page.evaluate(() => localStorage.setItem('fota-web.settings', '{"layout": 42'));
+  await page.reload();
+  await page.waitForSelector('html[data-ready]');
+  assert.ok(await page.getByRole('radio', { name: /Simulated device/ }).isChecked());
+  assert.ok(await page.locator('input[name=layout][value=bytecode]').isChecked());
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

@@ -24,24 +24,18 @@ impl Pacer for BrowserPacer {
 }
 
 /// Which flash layout the simulated device has (the seed's two layouts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SimLayout {
     /// VM | bytecode 0 | bytecode 1 | record.
+    #[serde(rename = "bytecode")]
     BytecodeOnly,
     /// VM 0 | bytecode 0 | VM 1 | bytecode 1 | record.
+    #[serde(rename = "vm")]
     VmAndBytecode,
 }
 
 impl SimLayout {
-    /// For the settings form and local storage.
-    pub fn key(self) -> &'static str {
-        match self {
-            SimLayout::BytecodeOnly => "bytecode",
-            SimLayout::VmAndBytecode => "vm",
-        }
-    }
-
-    /// From [`SimLayout::key`].
+    /// From the layout selector's value (`vm` or `bytecode`).
     pub fn from_key(key: &str) -> SimLayout {
         if key == "vm" {
             SimLayout::VmAndBytecode

@@ -1,6 +1,7 @@
 //! The seed's ten functions over a NorFlash.
 
 use embedded_storage::nor_flash::NorFlash;
+use fota_protocol::Layout as _;
 use fota_protocol::{
     ErrorCode, Info, PROTOCOL_VERSION, Record, RecordUpdate, Reply, SlotDesc, SlotKind,
 };

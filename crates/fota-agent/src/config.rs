@@ -1,6 +1,7 @@
 //! The flash layout and limits of one device: which slots exist, where the record lives.
 
 use core::num::NonZeroU32;
+use fota_protocol::Layout as _;
 
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::{MAX_NAME, MAX_SLOTS, SlotDesc, SlotKind};
@@ -216,23 +217,6 @@ impl AgentConfig {
         self
     }
 
-    /// The slot of `kind` with `index`.
-    pub fn slot(&self, kind: SlotKind, index: u32) -> Option<&SlotDesc> {
-        self.slots
-            .iter()
-            .find(|s| s.kind == kind && u32::from(s.index) == index)
-    }
-
-    /// The slot containing `addr`.
-    pub fn slot_at(&self, addr: u32) -> Option<&SlotDesc> {
-        self.slots.iter().find(|s| s.contains(addr))
-    }
-
-    /// How many slots of `kind` the layout has.
-    pub fn count(&self, kind: SlotKind) -> usize {
-        self.slots.iter().filter(|s| s.kind == kind).count()
-    }
-
     /// Whether `[addr, end)` touches the record area.
     pub(crate) fn touches_record(&self, addr: u32, end: u64) -> bool {
         let rec = u64::from(self.record_addr);
@@ -344,4 +328,10 @@ impl AgentConfig {
 fn overlap(a: u32, a_size: u32, b: u32, b_size: u32) -> bool {
     let (a, b) = (u64::from(a), u64::from(b));
     a < b + u64::from(b_size) && b < a + u64::from(a_size)
+}
+
+impl fota_protocol::Layout for AgentConfig {
+    fn slots(&self) -> &[SlotDesc] {
+        &self.slots
+    }
 }

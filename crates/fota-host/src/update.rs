@@ -1,6 +1,7 @@
 //! The seed's update process, step by step.
 
 use core::time::Duration;
+use fota_protocol::Layout as _;
 
 use fota_protocol::{Info, Record, RecordUpdate, Reply, Request, SlotDesc, SlotKind};
 

@@ -1,6 +1,7 @@
 //! The seed's whole update process against the simulated device, through the protocol,
 //! in virtual time.
 
+use fota_host::protocol::Layout as _;
 use std::time::Duration;
 
 use fota_host::sim::{SimTransport, Virtual};

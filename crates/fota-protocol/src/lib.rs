@@ -23,8 +23,8 @@ pub use frame::{
     Event, Frame, FrameError, FrameReader, encode_reply, encode_request, frame_len, is_text,
 };
 pub use message::{
-    DecodeError, ErrorCode, Info, MAX_NAME, MAX_SLOTS, Op, Record, RecordUpdate, Reply, Request,
-    SlotDesc, SlotKind,
+    DecodeError, ErrorCode, Info, Layout, MAX_NAME, MAX_SLOTS, Op, Record, RecordUpdate, Reply,
+    Request, SlotDesc, SlotKind,
 };
 
 /// Version of this protocol. A `Hello` with another version gets

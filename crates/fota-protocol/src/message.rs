@@ -239,22 +239,33 @@ pub struct Info {
     pub slots: heapless::Vec<SlotDesc, MAX_SLOTS>,
 }
 
-impl Info {
+/// Look-ups in a list of slots (a layout), shared by the agent's configuration and
+/// [`Info`].
+pub trait Layout {
+    /// The slots.
+    fn slots(&self) -> &[SlotDesc];
+
     /// The slot of `kind` with `index`.
-    pub fn slot(&self, kind: SlotKind, index: u32) -> Option<&SlotDesc> {
-        self.slots
+    fn slot(&self, kind: SlotKind, index: u32) -> Option<&SlotDesc> {
+        self.slots()
             .iter()
             .find(|s| s.kind == kind && u32::from(s.index) == index)
     }
 
     /// The slot containing `addr`.
-    pub fn slot_at(&self, addr: u32) -> Option<&SlotDesc> {
-        self.slots.iter().find(|s| s.contains(addr))
+    fn slot_at(&self, addr: u32) -> Option<&SlotDesc> {
+        self.slots().iter().find(|s| s.contains(addr))
     }
 
     /// How many slots of `kind` the layout has.
-    pub fn count(&self, kind: SlotKind) -> usize {
-        self.slots.iter().filter(|s| s.kind == kind).count()
+    fn count(&self, kind: SlotKind) -> usize {
+        self.slots().iter().filter(|s| s.kind == kind).count()
+    }
+}
+
+impl Layout for Info {
+    fn slots(&self) -> &[SlotDesc] {
+        &self.slots
     }
 }
 

@@ -10,6 +10,7 @@
 //! [`SimDevice::run_until`] and [`SimDevice::host_take`]; [`SimDevice::next_event`]
 //! tells when something happens next so a host in virtual time can jump there.
 
+use fota_protocol::Layout as _;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

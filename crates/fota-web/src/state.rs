@@ -1,5 +1,6 @@
 //! Everything the page shows, changed only through [`Action`]s.
 
+use fota_host::protocol::Layout as _;
 use std::rc::Rc;
 
 use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};

@@ -5,6 +5,7 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use fota_agent::{Agent, AgentConfig, Boot};
+use fota_protocol::Layout as _;
 
 pub const BASE: u32 = 0x0800_0000;
 pub const SECTOR: u32 = 4096;

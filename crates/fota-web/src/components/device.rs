@@ -1,6 +1,7 @@
 //! The device as it is now: the FOTA record's nine fields, decoded, and the flash layout
 //! drawn to scale.
 
+use fota_host::protocol::Layout as _;
 use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};
 use yew::prelude::*;
 

@@ -1,5 +1,6 @@
 //! The main card: what the user does at each stage of the guided update.
 
+use fota_host::protocol::Layout as _;
 use fota_host::protocol::SlotKind;
 use fota_host::{Outcome, SlotChoice, Step};
 use web_sys::{HtmlInputElement, HtmlSelectElement};

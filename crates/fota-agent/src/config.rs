@@ -200,7 +200,7 @@ impl AgentConfig {
             slots: slot_list(slots),
             record_addr,
             record_size,
-            max_in_flight: 4,
+            max_in_flight: 5,
             max_baud: 921_600,
         }
     }

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use fota_agent::{Agent, RecordState};
+use fota_protocol::Layout as _;
 use fota_protocol::SlotKind;
 
 #[test]

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use fota_agent::{MAX_WRITE, RecordState};
+use fota_protocol::Layout as _;
 use fota_protocol::{ErrorCode, RecordUpdate, SlotKind};
 use md5::{Digest, Md5};
 

@@ -1,11 +1,14 @@
 //! `fota`: update a device's firmware over a serial port or a WebSocket, serve a
 //! simulated device, or bridge a serial port to a browser.
 
+mod bench;
 mod bridge;
 mod link;
+mod relay;
 mod render;
 mod sim_server;
 
+use fota_host::protocol::Layout as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -160,6 +163,8 @@ enum Command {
         #[arg(long)]
         ws: String,
     },
+    /// Measure updates against the physical limit and lrzsz over a modelled serial link.
+    Bench(bench::BenchArgs),
     /// Write a sample image to try the tool with `fota sim`.
     Sample {
         #[arg(value_enum)]
@@ -262,6 +267,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 accept_after: Duration::from_millis(*accept_after_ms),
             };
             return sim_server::run(opts).await.map_err(|e| failure(e, ""));
+        }
+        Command::Bench(args) => {
+            return bench::run(args, cli.json).await.map_err(|e| failure(e, ""));
         }
         Command::Sample { which, out } => {
             let bytes = match which {
@@ -445,7 +453,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             dev.wait_for_device().await?;
             print_record(&dev.get_record().await?, cli.json);
         }
-        Command::Sim { .. } | Command::Sample { .. } | Command::Bridge { .. } => {}
+        Command::Sim { .. }
+        | Command::Sample { .. }
+        | Command::Bridge { .. }
+        | Command::Bench(_) => {}
     }
     Ok(())
 }

@@ -85,7 +85,7 @@ impl DeviceConfig {
             baud: fota_protocol::DEFAULT_BAUD,
             latency_ns: 1_000_000,
             max_baud: 921_600,
-            max_in_flight: 4,
+            max_in_flight: 5,
             fota_supported: true,
             timing: FlashTiming::W25Q128JV,
             boot_ns: 200_000_000,

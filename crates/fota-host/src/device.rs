@@ -151,7 +151,8 @@ impl<T: Transport> Device<T> {
         id
     }
 
-    async fn send_request(&mut self, id: u16, req: &Request<'_>) -> Result<(), HostError> {
+    /// Encode and send one request; returns the frame's length on the wire.
+    async fn send_request(&mut self, id: u16, req: &Request<'_>) -> Result<usize, HostError> {
         let n = encode_request(id, req, &mut self.out)
             .ok_or_else(|| HostError::Protocol("request too large to encode".into()))?;
         self.link.send(&self.out[..n]).await?;
@@ -160,7 +161,7 @@ impl<T: Transport> Device<T> {
         if let Request::WriteSlot { data, .. } = req {
             self.stats.write_bytes += data.len() as u64;
         }
-        Ok(())
+        Ok(n)
     }
 
     /// The time a frame of `len` bytes takes on the line, one way.
@@ -241,9 +242,20 @@ impl<T: Transport> Device<T> {
                 self.observer
                     .event(&format!("no answer to {:?}, sending it again", req.op()));
             }
-            self.send_request(id, req).await?;
+            let sent = self.send_request(id, req).await?;
             let mut deadline = self.link.now() + self.timeouts.reply + self.line_time(1100);
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
+                if let Reply::Error {
+                    code: ErrorCode::FrameTooLong,
+                    detail,
+                } = reply
+                    && rid == 0xFFFF
+                    && sent.saturating_sub(2) > detail as usize
+                {
+                    // Not damage: our frame is longer than the agent takes (`detail`
+                    // bytes between the delimiters). Sending it again cannot help.
+                    return Err(refusal(req.op(), ErrorCode::FrameTooLong, detail));
+                }
                 if rid == 0xFFFF {
                     // The device saw a damaged frame: ours, most likely. Send again.
                     self.stats.bad_frames += 1;
@@ -409,13 +421,51 @@ impl<T: Transport> Device<T> {
     /// count as a failed trial. A lost answer is not an error; the caller reconnects and
     /// reads the record to see what runs.
     pub async fn restart(&mut self) -> Result<(), HostError> {
-        match self
-            .call_with(&Request::Restart, false, &mut |_, _, _, _| {})
-            .await
-        {
-            Ok(Reply::Restarting) | Err(HostError::NoAnswer) => {}
-            Ok(other) => return Err(unexpected(&other)),
-            Err(e) => return Err(e),
+        // Sent again only when the device said it received a damaged frame and no
+        // answer to this one came: a damaged frame never runs, so this cannot restart
+        // twice. Silence is taken as a lost answer (the device may be resetting).
+        for attempt in 0..self.timeouts.attempts.max(1) {
+            self.check_cancel()?;
+            let id = self.take_id();
+            if attempt > 0 {
+                self.stats.resent += 1;
+                self.observer
+                    .event("the device received Restart damaged, sending it again");
+            }
+            let sent = self.send_request(id, &Request::Restart).await?;
+            let deadline = self.link.now() + self.timeouts.reply + self.line_time(sent);
+            let mut damaged = false;
+            let mut answered = false;
+            while let Some((rid, reply)) = self.next_reply(deadline).await? {
+                if rid == 0xFFFF {
+                    self.stats.bad_frames += 1;
+                    damaged |= matches!(
+                        reply,
+                        Reply::Error {
+                            code: ErrorCode::BadFrame,
+                            ..
+                        }
+                    );
+                    continue;
+                }
+                if rid != id {
+                    continue;
+                }
+                match reply {
+                    Reply::Restarting => {
+                        answered = true;
+                        break;
+                    }
+                    Reply::Progress { .. } => {}
+                    Reply::Error { code, detail } => {
+                        return Err(refusal(Op::Restart, code, detail));
+                    }
+                    other => return Err(unexpected(&other)),
+                }
+            }
+            if answered || !damaged {
+                break;
+            }
         }
         self.info = None;
         self.reader.reset();

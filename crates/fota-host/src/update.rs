@@ -168,6 +168,12 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         ),
     );
 
+    // An earlier run of this plan stopped after its attempt (a lost restart, a pulled
+    // cable): the attempted slots hold the images. Finish it instead of refusing.
+    if before.on_trial() && attempted_holds(dev, &info, &before, plan).await? {
+        return finish_attempt(dev, &info, &before, plan, report, start).await;
+    }
+
     // 2. Slot choice.
     dev.observer()
         .step(Step::SlotChoice, "Choosing the slots for the new firmware");
@@ -449,14 +455,20 @@ async fn transfer<T: Transport>(
                 image.name
             ),
         );
+        // The stream pads the last block with erased bytes up to the write granularity:
+        // compare what it writes, padding included. (A cut while erasing can leave the
+        // image's last bytes erased but not the padding after them.)
+        let gran = usize::from(info.write_granularity.max(1));
+        let mut padded = image.data.clone();
+        padded.resize(image.len().div_ceil(gran) * gran, 0xFF);
+        let mut ranges = sectors.clone();
+        if let Some(last) = ranges.last_mut() {
+            last.1 = padded.len();
+        }
         let erased = md5_of(&vec![0xFF; sector]);
-        let erased_tail = md5_of(&vec![0xFF; image.len() - sectors.last().map_or(0, |s| s.0)]);
-        let wanted: Vec<[u8; 16]> = sectors
-            .iter()
-            .map(|&(a, b)| md5_of(&image.data[a..b]))
-            .collect();
+        let erased_tail = md5_of(&vec![0xFF; padded.len() - ranges.last().map_or(0, |s| s.0)]);
+        let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| md5_of(&padded[a..b])).collect();
         let slot_addr = slot.addr;
-        let ranges = sectors.clone();
         let make = move |i: usize| {
             let (a, b) = ranges[i];
             Request::ChecksumSlot {
@@ -609,4 +621,104 @@ enum SectorState {
     Erased,
     /// Must be erased and written.
     Dirty,
+}
+
+/// Whether the record's current slots are a new configuration holding `plan`'s images.
+async fn attempted_holds<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    before: &Record,
+    plan: &Plan,
+) -> Result<bool, HostError> {
+    let vm_new = before.vm_current != before.vm_last;
+    let chosen = |choice: SlotChoice, index: u32| match choice {
+        SlotChoice::Auto => true,
+        SlotChoice::Index(i) => i == index,
+    };
+    if before.bc_current == before.bc_last
+        || vm_new != plan.vm.is_some()
+        || !chosen(plan.bytecode_slot, before.bc_current)
+        || (vm_new && !chosen(plan.vm_slot, before.vm_current))
+    {
+        return Ok(false);
+    }
+    let mut jobs = vec![(SlotKind::Bytecode, before.bc_current, &plan.bytecode)];
+    if let Some(vm) = &plan.vm {
+        jobs.push((SlotKind::Vm, before.vm_current, vm));
+    }
+    for (kind, index, image) in jobs {
+        let Some(slot) = info.slot(kind, index) else {
+            return Ok(false);
+        };
+        if image.len() > slot.size as usize {
+            return Ok(false);
+        }
+        let md5 = dev
+            .checksum_slot(slot.addr, image_len(image)?, &mut |_, _, _, _| {})
+            .await?;
+        if md5 != image.md5() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Restart into an attempt that is already recorded, unless it runs already, and report
+/// its outcome.
+async fn finish_attempt<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    before: &Record,
+    plan: &Plan,
+    mut report: Report,
+    start: Duration,
+) -> Result<Report, HostError> {
+    dev.observer().step(
+        Step::Attempt,
+        "The new firmware is already written, verified and attempted",
+    );
+    for (kind, index, image) in [
+        (SlotKind::Bytecode, before.bc_current, Some(&plan.bytecode)),
+        (SlotKind::Vm, before.vm_current, plan.vm.as_ref()),
+    ] {
+        if let (Some(image), Some(slot)) = (image, info.slot(kind, index)) {
+            report.targets.push(Target {
+                slot: *slot,
+                len: image_len(image)?,
+            });
+        }
+    }
+    if !plan.restart {
+        report.record = *before;
+        report.total_time = dev.now() - start;
+        return Ok(report);
+    }
+    // It may run on trial already (and accept soon), or wait for a restart.
+    let (mut outcome, mut record) = watch_outcome(
+        dev,
+        before,
+        before.bc_current,
+        before.vm_current,
+        plan.wait_accept,
+    )
+    .await?;
+    if outcome == Outcome::OnTrial {
+        dev.observer()
+            .step(Step::Restart, "Restarting the device into the new firmware");
+        dev.restart().await?;
+        dev.wait_for_device().await?;
+        (outcome, record) = watch_outcome(
+            dev,
+            before,
+            before.bc_current,
+            before.vm_current,
+            plan.wait_accept,
+        )
+        .await?;
+    }
+    dev.observer().step(Step::Outcome, outcome.describe());
+    report.outcome = outcome;
+    report.record = record;
+    report.total_time = dev.now() - start;
+    Ok(report)
 }

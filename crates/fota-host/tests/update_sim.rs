@@ -153,8 +153,14 @@ fn a_second_update_while_on_trial_says_no_slot_is_free() {
     let mut plan = Plan::new(image(images::blink_v2()));
     plan.restart = false;
     block_on(update(&mut dev, &plan)).expect("first");
-    let err = block_on(update(&mut dev, &plan)).expect_err("no free slot");
+    // Another image: the same one again would finish the pending attempt instead.
+    let mut other = Plan::new(image(images::blink_v3_broken()));
+    other.restart = false;
+    let err = block_on(update(&mut dev, &other)).expect_err("no free slot");
     assert_eq!(err, HostError::NoFreeSlot);
+    // The same image again resumes: the attempt is already recorded.
+    let again = block_on(update(&mut dev, &plan)).expect("resume");
+    assert_eq!(again.outcome, Outcome::Attempted);
 }
 
 #[test]

@@ -493,6 +493,12 @@ impl SimDevice {
             return;
         };
         match AgentLink::boot(flash, self.agent_cfg.clone()) {
+            Ok((link, _)) if !link.agent().flash().sim().is_powered() => {
+                // Power failed during the boot decision's record write: the device is off.
+                self.run = Run::Off {
+                    flash: link.into_flash(),
+                };
+            }
             Ok((mut link, boot)) => {
                 let health = self.health(&mut link, &boot);
                 self.boots.push(BootRecord {
@@ -697,6 +703,11 @@ impl SimDevice {
         if r.accept_at.is_some_and(|t| t <= now) && now >= self.busy_until {
             r.accept_at = None;
             let ok = r.link.agent_mut().accept().is_ok();
+            if !r.link.agent().flash().sim().is_powered() {
+                // Power failed while accept() wrote the record: the device is off.
+                self.cut_power();
+                return true;
+            }
             let line: &[u8] = if ok {
                 b"app: self-test passed, accept()\r\n"
             } else {

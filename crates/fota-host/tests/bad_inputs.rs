@@ -1,0 +1,895 @@
+//! The bad-input catalogue (`docs/BAD_INPUTS.md`): each test feeds one bad input and
+//! asserts both what the user gets (the error, its message and help, or the device's
+//! `ErrorCode`) and that flash and record are as they were, but for what the request was
+//! allowed to touch.
+
+use fota_host::protocol::Layout as _;
+use std::time::Duration;
+
+use fota_host::protocol::{
+    ErrorCode, Event, FrameReader, Op, Record, RecordUpdate, Reply, Request, SlotKind,
+    encode_request, frame_len,
+};
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::{Outcome, Plan, SlotChoice};
+use fota_host::{Device, HostError, Image, LinkError, NullObserver, Transport, update};
+use fota_sim::device::{DeviceConfig, DeviceFlash, LayoutKind, SimDevice};
+use fota_sim::flash::FlashTiming;
+use fota_sim::images;
+use futures::executor::block_on;
+
+const VM_SLOT: u32 = 8 * 1024;
+const BC_SLOT: u32 = 12 * 1024;
+/// The agent's longest request frame (`fota_agent::RX_FRAME`).
+const RX_FRAME: u32 = 1042;
+
+fn config(layout: LayoutKind) -> DeviceConfig {
+    let mut cfg = DeviceConfig::new(layout);
+    cfg.vm_slot_size = VM_SLOT;
+    cfg.bc_slot_size = BC_SLOT;
+    cfg
+}
+
+/// A device with small slots: VM "zvm" 1.0 and bytecode "blink" 1 in slot 0, a stale
+/// image over the first 6 KiB of bytecode slot 1 (so an update must erase), booted.
+fn sim(cfg: DeviceConfig) -> SimDevice {
+    let agent = cfg.agent_config();
+    let mut bytes = vec![0xFF; cfg.flash_size()];
+    let stale = images::sample_image(SlotKind::Bytecode, "blink", "0", true, 6000);
+    let at = agent.slot(SlotKind::Bytecode, 1).expect("slot 1").addr as usize;
+    bytes[at..at + stale.len()].copy_from_slice(&stale);
+    for (kind, image) in [
+        (
+            SlotKind::Vm,
+            images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000),
+        ),
+        (
+            SlotKind::Bytecode,
+            images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500),
+        ),
+    ] {
+        let at = agent.slot(kind, 0).expect("slot 0").addr as usize;
+        bytes[at..at + image.len()].copy_from_slice(&image);
+    }
+    let flash = DeviceFlash::from_image(bytes)
+        .expect("whole sectors")
+        .with_timing(FlashTiming::INSTANT);
+    SimDevice::from_flash(cfg, flash)
+}
+
+type Host = Device<SimTransport<Virtual>>;
+
+fn host() -> Host {
+    host_for(config(LayoutKind::BytecodeOnly))
+}
+
+fn host_for(cfg: DeviceConfig) -> Host {
+    Device::new(SimTransport::new(sim(cfg), Virtual), Box::new(NullObserver))
+}
+
+fn new_image() -> Image {
+    let bytes = images::sample_image(SlotKind::Bytecode, "blink", "2", true, 6000);
+    Image::new("blink-2.bin", bytes).expect("not empty")
+}
+
+/// Another image than [`new_image`] (a second update, not a resend of the first).
+fn other_image() -> Image {
+    let bytes = images::sample_image(SlotKind::Bytecode, "blink", "3", true, 5000);
+    Image::new("blink-3.bin", bytes).expect("not empty")
+}
+
+/// Flash bytes and the record, to compare before and after.
+#[derive(Debug, Clone, PartialEq)]
+struct State {
+    flash: Vec<u8>,
+    record: Option<Record>,
+}
+
+fn state<T: Transport>(dev: &mut Device<T>, sim: impl Fn(&mut T) -> &SimDevice) -> State {
+    let s = sim(dev.link());
+    State {
+        flash: s.flash_bytes().to_vec(),
+        record: s.record(),
+    }
+}
+
+fn snap(dev: &mut Host) -> State {
+    state(dev, |l| l.device())
+}
+
+fn addr(dev: &mut Host, kind: SlotKind, index: u32) -> u32 {
+    dev.link()
+        .device()
+        .agent_config()
+        .slot(kind, index)
+        .expect("slot")
+        .addr
+}
+
+/// Asserts the two states are equal outside `allowed` (flash offsets) and the record
+/// is the same.
+fn assert_same_outside(before: &State, after: &State, allowed: core::ops::Range<usize>) {
+    assert_eq!(before.record, after.record, "the record changed");
+    for (i, (a, b)) in before.flash.iter().zip(&after.flash).enumerate() {
+        assert!(a == b || allowed.contains(&i), "flash changed at {i:#x}");
+    }
+}
+
+/// The user-facing text of an error: message and help, both non-empty.
+fn texts(e: &HostError) -> (String, String) {
+    let (msg, help) = (e.to_string(), e.help());
+    assert!(!msg.is_empty() && !help.is_empty(), "{e:?}");
+    println!("{e:?}\n  message: {msg}\n  help: {help}");
+    (msg, help)
+}
+
+/// Asserts a refusal with `code` for `op`, and returns it.
+fn refused(result: Result<impl std::fmt::Debug, HostError>, op: Op, code: ErrorCode) -> u32 {
+    match result {
+        Err(HostError::Refused {
+            op: o,
+            code: c,
+            detail,
+        }) if o == op && c == code => {
+            let e = HostError::Refused { op, code, detail };
+            let (msg, _) = texts(&e);
+            assert!(msg.contains(code.message()), "{msg}");
+            detail
+        }
+        other => panic!("expected {op:?} refused with {code:?}, got {other:?}"),
+    }
+}
+
+/// Sends raw bytes and collects the reply frames the device sends within `wait`.
+fn raw(dev: &mut Host, bytes: &[u8], wait: Duration) -> Vec<(u16, Reply)> {
+    let link = dev.link();
+    block_on(link.send(bytes)).expect("send");
+    let mut reader = FrameReader::<8192>::new();
+    let mut replies = Vec::new();
+    let until = link.now() + wait;
+    let mut buf = [0u8; 4096];
+    while link.now() < until {
+        let n = block_on(link.recv(&mut buf, Duration::from_millis(50))).expect("recv");
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let (used, ev) = reader.feed(rest);
+            rest = &rest[used..];
+            if let Some(Event::Frame(f)) = ev {
+                replies.push((f.id, f.reply().expect("a reply")));
+            }
+        }
+    }
+    replies
+}
+
+fn frame(id: u16, req: &Request<'_>) -> Vec<u8> {
+    let mut out = vec![0u8; frame_len(4096)];
+    let n = encode_request(id, req, &mut out).expect("fits");
+    out.truncate(n);
+    out
+}
+
+/// A frame with any op and body and a correct CRC (COBS by hand).
+fn raw_frame(id: u16, op: u8, body: &[u8]) -> Vec<u8> {
+    static CRC: crc_free::Crc = crc_free::Crc;
+    let mut payload = id.to_le_bytes().to_vec();
+    payload.push(op);
+    payload.extend_from_slice(body);
+    let crc = CRC.checksum(&payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    let mut out = vec![0u8];
+    out.extend(cobs_encode(&payload));
+    out.push(0);
+    out
+}
+
+/// CRC-32/ISO-HDLC by hand (`crc` is not a dependency of this crate's tests).
+mod crc_free {
+    pub struct Crc;
+    impl Crc {
+        pub fn checksum(&self, bytes: &[u8]) -> u32 {
+            let mut crc = 0xFFFF_FFFFu32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 != 0 {
+                        (crc >> 1) ^ 0xEDB8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+    }
+}
+
+fn cobs_encode(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    let mut code_at = 0;
+    let mut code = 1u8;
+    for &b in data {
+        if b == 0 {
+            out[code_at] = code;
+            code_at = out.len();
+            out.push(0);
+            code = 1;
+        } else {
+            out.push(b);
+            code += 1;
+            if code == 0xFF {
+                out[code_at] = code;
+                code_at = out.len();
+                out.push(0);
+                code = 1;
+            }
+        }
+    }
+    out[code_at] = code;
+    out
+}
+
+// ---- the catalogue -------------------------------------------------------------------------
+
+#[test]
+fn empty_image() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let err = Image::new("empty.bin", Vec::new()).expect_err("an empty image is refused");
+    assert_eq!(err, HostError::EmptyImage("empty.bin".into()));
+    let (msg, help) = texts(&err);
+    assert_eq!(msg, "the image empty.bin is empty");
+    assert!(help.contains("not an empty file"), "{help}");
+    // Refused before the device is contacted.
+    assert_eq!(dev.stats().frames_sent, 0);
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn image_larger_than_the_slot() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let big = Image::new("big.bin", vec![0x42; BC_SLOT as usize + 1]).expect("image");
+    let err = block_on(update(&mut dev, &Plan::new(big))).expect_err("too large");
+    assert_eq!(
+        err,
+        HostError::ImageTooLarge {
+            name: "big.bin".into(),
+            size: BC_SLOT as usize + 1,
+            slot_size: BC_SLOT,
+        }
+    );
+    let (msg, help) = texts(&err);
+    assert!(
+        msg.contains("12289 bytes, larger than the 12288-byte slot"),
+        "{msg}"
+    );
+    assert!(help.contains("smaller image"), "{help}");
+    assert_eq!(snap(&mut dev), before);
+    // The device refuses the same on its own: an erase past the slot end. Bytecode slot
+    // 1 is the last slot, so past its end is the record area.
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let record = dev.link().device().agent_config().record_addr;
+    let detail = refused(
+        block_on(dev.erase_slot(bc1, BC_SLOT + 1, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::RecordArea,
+    );
+    assert_eq!(detail, record);
+    assert_eq!(snap(&mut dev), before);
+    // On the VM+bytecode layout, VM slot 1 is followed by bytecode slot 1: BadLength.
+    let mut dev = host_for(config(LayoutKind::VmAndBytecode));
+    let before = snap(&mut dev);
+    let vm1 = addr(&mut dev, SlotKind::Vm, 1);
+    let detail = refused(
+        block_on(dev.erase_slot(vm1, VM_SLOT + 1, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::BadLength,
+    );
+    assert_eq!(detail, VM_SLOT + 1);
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn current_or_last_working_slot() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    // The current slot, chosen by the user.
+    let mut plan = Plan::new(new_image());
+    plan.bytecode_slot = SlotChoice::Index(0);
+    let err = block_on(update(&mut dev, &plan)).expect_err("slot 0 is current");
+    assert!(
+        matches!(err, HostError::BadSlot { index: 0, .. }),
+        "{err:?}"
+    );
+    let (msg, help) = texts(&err);
+    assert!(msg.contains("it holds the current bytecode"), "{msg}");
+    assert!(help.contains("name a free slot"), "{help}");
+    assert_eq!(snap(&mut dev), before);
+    // The device refuses to erase or write it, whatever the host says.
+    let bc0 = addr(&mut dev, SlotKind::Bytecode, 0);
+    let detail = refused(
+        block_on(dev.erase_slot(bc0, 4096, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::SlotInUse,
+    );
+    assert_eq!(detail, bc0);
+    refused(
+        block_on(dev.write_slot(bc0 + 8192, &[0; 16])),
+        Op::WriteSlot,
+        ErrorCode::SlotInUse,
+    );
+    let e = HostError::Refused {
+        op: Op::EraseSlot,
+        code: ErrorCode::SlotInUse,
+        detail,
+    };
+    assert!(
+        e.help()
+            .contains("current and last working slots are protected")
+    );
+    assert_eq!(snap(&mut dev), before);
+
+    // The last working slot: after an attempt of slot 1 (not restarted), slot 0 is the
+    // last working one.
+    let mut plan = Plan::new(new_image());
+    plan.restart = false;
+    let report = block_on(update(&mut dev, &plan)).expect("attempt");
+    assert_eq!(report.outcome, Outcome::Attempted);
+    let before = snap(&mut dev);
+    let mut plan = Plan::new(other_image());
+    plan.bytecode_slot = SlotChoice::Index(0);
+    let err = block_on(update(&mut dev, &plan)).expect_err("slot 0 is last working");
+    let (msg, _) = texts(&err);
+    assert!(msg.contains("it holds the last working bytecode"), "{msg}");
+    refused(
+        block_on(dev.erase_slot(bc0, 4096, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::SlotInUse,
+    );
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn write_into_the_record_area_or_across_a_slot_end() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let record = dev.link().device().agent_config().record_addr;
+    let detail = refused(
+        block_on(dev.write_slot(record, &[0; 4])),
+        Op::WriteSlot,
+        ErrorCode::RecordArea,
+    );
+    assert_eq!(detail, record);
+    refused(
+        block_on(dev.erase_slot(record, 4096, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::RecordArea,
+    );
+    // The last bytecode slot ends where the record area starts: a write across its end
+    // touches the record area.
+    refused(
+        block_on(dev.write_slot(record - 4, &[0; 8])),
+        Op::WriteSlot,
+        ErrorCode::RecordArea,
+    );
+    // Across the end of a slot into the next slot.
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let detail = refused(
+        block_on(dev.write_slot(bc1 - 4, &[0; 8])),
+        Op::WriteSlot,
+        ErrorCode::BadLength,
+    );
+    assert_eq!(detail, 8);
+    let e = HostError::Refused {
+        op: Op::WriteSlot,
+        code: ErrorCode::BadLength,
+        detail,
+    };
+    assert!(e.help().contains("bug in the tool"), "{}", e.help());
+    // Outside every slot: past the end of the layout.
+    let end = record + dev.link().device().agent_config().record_size;
+    refused(
+        block_on(dev.write_slot(end, &[0; 4])),
+        Op::WriteSlot,
+        ErrorCode::OutOfSlot,
+    );
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn misaligned_write() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let detail = refused(
+        block_on(dev.write_slot(bc1 + 2, &[0; 4])),
+        Op::WriteSlot,
+        ErrorCode::Misaligned,
+    );
+    assert_eq!(detail, bc1 + 2);
+    refused(
+        block_on(dev.write_slot(bc1, &[0; 3])),
+        Op::WriteSlot,
+        ErrorCode::Misaligned,
+    );
+    refused(
+        block_on(dev.erase_slot(bc1 + 4, 4096, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::Misaligned,
+    );
+    // A write longer than the agent's block (max_write) but within the frame limit is
+    // not possible: 1024 bytes of data is the most a frame carries. An empty one:
+    refused(
+        block_on(dev.write_slot(bc1, &[])),
+        Op::WriteSlot,
+        ErrorCode::BadLength,
+    );
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn unknown_command() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let replies = raw(
+        &mut dev,
+        &raw_frame(0x7001, 0x42, &[1, 2, 3]),
+        Duration::from_millis(300),
+    );
+    assert_eq!(
+        replies,
+        [(
+            0x7001,
+            Reply::Error {
+                code: ErrorCode::UnknownCommand,
+                detail: 0x42
+            }
+        )]
+    );
+    assert_eq!(
+        ErrorCode::UnknownCommand.message(),
+        "the agent does not know this command"
+    );
+    // A known command with a body that does not parse: BadRequest.
+    let replies = raw(
+        &mut dev,
+        &raw_frame(0x7002, Op::EraseSlot as u8, &[1, 2, 3]),
+        Duration::from_millis(300),
+    );
+    assert_eq!(
+        replies,
+        [(
+            0x7002,
+            Reply::Error {
+                code: ErrorCode::BadRequest,
+                detail: Op::EraseSlot as u32
+            }
+        )]
+    );
+    assert_eq!(snap(&mut dev), before);
+    // The link still works.
+    block_on(dev.get_record()).expect("record");
+}
+
+/// A frame longer than the agent's receive buffer: the agent drops it and answers
+/// `FrameTooLong` (detail: its limit) under id 0xFFFF, as it cannot read the id.
+#[test]
+fn oversize_frame() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let data = vec![0x11; 2048];
+    let bytes = frame(
+        0x7003,
+        &Request::WriteSlot {
+            addr: bc1,
+            data: &data,
+        },
+    );
+    let replies = raw(&mut dev, &bytes, Duration::from_millis(500));
+    assert_eq!(
+        replies,
+        [(
+            0xFFFF,
+            Reply::Error {
+                code: ErrorCode::FrameTooLong,
+                detail: RX_FRAME
+            }
+        )]
+    );
+    assert_eq!(snap(&mut dev), before);
+    block_on(dev.get_record()).expect("the link still works");
+}
+
+/// The same through the host API: a block larger than the agent takes must end in a
+/// clear refusal (`FrameTooLong`, whose detail says the limit), not in a retry loop that
+/// ends `NoAnswer` ("check the baud rate").
+#[test]
+fn oversize_frame_through_the_host_api_is_refused_clearly() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let result = block_on(dev.write_slot(bc1, &[0x11; 2048]));
+    assert_eq!(snap(&mut dev), before);
+    let detail = refused(result, Op::WriteSlot, ErrorCode::FrameTooLong);
+    assert_eq!(detail, RX_FRAME);
+}
+
+#[test]
+fn bad_crc() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    // An erase of a free slot, with its CRC damaged: it must not run.
+    let mut bytes = frame(
+        0x7004,
+        &Request::EraseSlot {
+            addr: bc1,
+            size: 4096,
+        },
+    );
+    let n = bytes.len();
+    bytes[n - 2] ^= 0x01; // inside the CRC, before the closing zero
+    let replies = raw(&mut dev, &bytes, Duration::from_millis(300));
+    assert_eq!(
+        replies,
+        [(
+            0xFFFF,
+            Reply::Error {
+                code: ErrorCode::BadFrame,
+                detail: 3
+            }
+        )]
+    );
+    assert_eq!(snap(&mut dev), before);
+    let e = HostError::Refused {
+        op: Op::EraseSlot,
+        code: ErrorCode::BadFrame,
+        detail: 3,
+    };
+    assert!(e.help().contains("lower baud rate or a better cable"));
+}
+
+#[test]
+fn garbage_and_text_between_frames() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    // Log text, noise with and without zeros, a lone delimiter, a half frame.
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let half = frame(
+        0x7005,
+        &Request::EraseSlot {
+            addr: bc1,
+            size: 4096,
+        },
+    );
+    let mut junk = b"boot: hello from the firmware\r\n".to_vec();
+    junk.extend([0x00, 0x13, 0x37, 0xFF, 0x00, 0x00, 0x02, 0x01]);
+    junk.extend_from_slice(&half[..half.len() / 2]);
+    junk.extend((0..300u32).map(|i| (i * 7 + 3) as u8));
+    let replies = raw(&mut dev, &junk, Duration::from_millis(500));
+    // Damaged chunks are answered as such; nothing else happens.
+    assert!(
+        replies.iter().all(|(id, r)| *id == 0xFFFF
+            && matches!(
+                r,
+                Reply::Error {
+                    code: ErrorCode::BadFrame | ErrorCode::FrameTooLong,
+                    ..
+                }
+            )),
+        "{replies:?}"
+    );
+    assert_eq!(snap(&mut dev), before);
+    // Then a whole update goes through.
+    let report = block_on(update(&mut dev, &Plan::new(new_image()))).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+}
+
+/// A transport that unplugs the cable right after sending a request of one kind, or
+/// resets the device after the n-th request of one kind.
+struct Trip {
+    inner: SimTransport<Virtual>,
+    op: u8,
+    nth: u32,
+    seen: u32,
+    reset_instead: bool,
+}
+
+fn op_of(bytes: &[u8]) -> Option<u8> {
+    let mut reader = FrameReader::<4096>::new();
+    let (_, ev) = reader.feed(bytes);
+    match ev {
+        Some(Event::Frame(f)) => Some(f.op),
+        _ => None,
+    }
+}
+
+impl Transport for Trip {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        self.inner.send(bytes).await?;
+        if op_of(bytes) == Some(self.op) {
+            self.seen += 1;
+            if self.seen == self.nth {
+                if self.reset_instead {
+                    self.inner.device_mut().reset();
+                } else {
+                    self.inner.disconnect();
+                }
+            }
+        }
+        Ok(())
+    }
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.inner.recv(buf, timeout).await
+    }
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+    async fn sleep(&mut self, d: Duration) {
+        self.inner.sleep(d).await;
+    }
+    async fn reconnect(&mut self) -> Result<(), LinkError> {
+        self.inner.reconnect().await
+    }
+}
+
+fn trip_host(op: Op, nth: u32, reset_instead: bool) -> Device<Trip> {
+    let link = Trip {
+        inner: SimTransport::new(sim(config(LayoutKind::BytecodeOnly)), Virtual),
+        op: op as u8,
+        nth,
+        seen: 0,
+        reset_instead,
+    };
+    Device::new(link, Box::new(NullObserver))
+}
+
+fn trip_state(dev: &mut Device<Trip>) -> State {
+    state(dev, |l| l.inner.device())
+}
+
+#[test]
+fn disconnect_during_erase() {
+    let mut dev = trip_host(Op::EraseSlot, 1, false);
+    let before = trip_state(&mut dev);
+    let plan = Plan::new(new_image());
+    let err = block_on(update(&mut dev, &plan)).expect_err("the cable is pulled");
+    assert!(
+        matches!(err, HostError::Link(LinkError::Disconnected(_))),
+        "{err:?}"
+    );
+    let (msg, help) = texts(&err);
+    assert!(msg.contains("connection to the device was lost"), "{msg}");
+    assert!(help.contains("resumes where it stopped"), "{help}");
+    // Only the target slot may have been erased; the record is untouched.
+    let slot = *dev
+        .link()
+        .inner
+        .device()
+        .agent_config()
+        .slot(SlotKind::Bytecode, 1)
+        .expect("slot 1");
+    let after = trip_state(&mut dev);
+    let range = slot.addr as usize..(slot.addr + slot.size) as usize;
+    assert_same_outside(&before, &after, range);
+    // Reconnect and flash again: it finishes.
+    block_on(dev.link().reconnect()).expect("reconnect");
+    let report = block_on(update(&mut dev, &plan)).expect("update again");
+    assert_eq!(report.outcome, Outcome::Accepted);
+}
+
+#[test]
+fn device_restarting_during_the_stream() {
+    // The device resets right after the third block arrives (a watchdog, a brown-out):
+    // the blocks in flight are lost, the device boots the same configuration again, and
+    // the host's resends find the slot as they left it (writes are idempotent).
+    let mut dev = trip_host(Op::WriteSlot, 3, true);
+    let before = trip_state(&mut dev);
+    let plan = Plan::new(new_image());
+    let report = block_on(update(&mut dev, &plan)).expect("the update goes through");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    assert!(dev.stats().resent > 0, "{:?}", dev.stats());
+    let sim = dev.link().inner.device();
+    // Boots: factory, the reset during the stream, the trial.
+    assert!(sim.boots().len() >= 3, "{:?}", sim.boots());
+    let bc1 = sim
+        .agent_config()
+        .slot(SlotKind::Bytecode, 1)
+        .expect("slot")
+        .addr as usize;
+    assert_eq!(
+        &sim.flash_bytes()[bc1..bc1 + plan.bytecode.len()],
+        &plan.bytecode.data[..]
+    );
+    // Everything but slot 1 and the record is as it was.
+    let after = trip_state(&mut dev);
+    let record = {
+        let c = dev.link().inner.device().agent_config();
+        (c.record_addr as usize)..(c.record_addr + c.record_size) as usize
+    };
+    for (i, (a, b)) in before.flash.iter().zip(&after.flash).enumerate() {
+        assert!(
+            a == b || (bc1..bc1 + BC_SLOT as usize).contains(&i) || record.contains(&i),
+            "changed at {i:#x}"
+        );
+    }
+}
+
+#[test]
+fn device_without_fota_support() {
+    let mut cfg = config(LayoutKind::BytecodeOnly);
+    cfg.fota_supported = false;
+    let mut dev = host_for(cfg);
+    let before = snap(&mut dev);
+    let err = block_on(update(&mut dev, &Plan::new(new_image()))).expect_err("no FOTA");
+    assert_eq!(err, HostError::Unsupported);
+    let (msg, help) = texts(&err);
+    assert_eq!(msg, "the firmware on this device has no FOTA support");
+    assert!(help.contains("built with FOTA support"), "{help}");
+    // Requests sent anyway are refused with Unsupported, and change nothing.
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let r = block_on(dev.erase_slot(bc1, 4096, &mut |_, _, _, _| {}));
+    assert_eq!(r, Err(HostError::Unsupported));
+    let r = block_on(dev.write_slot(bc1, &[0; 4]));
+    assert_eq!(r, Err(HostError::Unsupported));
+    let r = block_on(dev.set_record(RecordUpdate {
+        vm_current: 0,
+        vm_last: 0,
+        bc_current: 1,
+        bc_last: 1,
+    }));
+    assert_eq!(r, Err(HostError::Unsupported));
+    assert_eq!(snap(&mut dev), before);
+}
+
+// ---- more rows: refusals a host can meet --------------------------------------------------
+
+#[test]
+fn slot_index_that_does_not_exist() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let detail = refused(
+        block_on(dev.attempt(5, 0)),
+        Op::Attempt,
+        ErrorCode::BadSlotIndex,
+    );
+    assert_eq!(detail, 5);
+    // On the bytecode-only layout there is one VM slot: VM index 1 does not exist.
+    refused(
+        block_on(dev.attempt(1, 1)),
+        Op::Attempt,
+        ErrorCode::BadSlotIndex,
+    );
+    let mut plan = Plan::new(new_image());
+    plan.bytecode_slot = SlotChoice::Index(7);
+    let err = block_on(update(&mut dev, &plan)).expect_err("no slot 7");
+    let (msg, _) = texts(&err);
+    assert!(msg.contains("slot 7 cannot take this image"), "{msg}");
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn write_over_bytes_that_are_not_erased() {
+    let mut dev = host();
+    // The third sector of slot 1 is erased.
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1) + 8192;
+    block_on(dev.write_slot(bc1, &[1, 2, 3, 4, 5, 6, 7, 8])).expect("write");
+    let before = snap(&mut dev);
+    // The same bytes again: idempotent, accepted, nothing changes.
+    block_on(dev.write_slot(bc1, &[1, 2, 3, 4, 5, 6, 7, 8])).expect("resend");
+    // Other bytes: refused before a single byte is programmed.
+    let detail = refused(
+        block_on(dev.write_slot(bc1, &[1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9])),
+        Op::WriteSlot,
+        ErrorCode::NotErased,
+    );
+    assert_eq!(detail, bc1 + 4);
+    let e = HostError::Refused {
+        op: Op::WriteSlot,
+        code: ErrorCode::NotErased,
+        detail,
+    };
+    assert!(e.help().contains("Erase the slot first"));
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn update_while_an_attempt_is_pending() {
+    let mut dev = host();
+    let mut plan = Plan::new(new_image());
+    plan.restart = false;
+    block_on(update(&mut dev, &plan)).expect("attempt");
+    let before = snap(&mut dev);
+    let err = block_on(update(&mut dev, &Plan::new(other_image()))).expect_err("no free slot");
+    assert_eq!(err, HostError::NoFreeSlot);
+    let (_, help) = texts(&err);
+    assert!(help.contains("accept it"), "{help}");
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn protocol_version_mismatch() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let replies = raw(
+        &mut dev,
+        &frame(0x7006, &Request::Hello { version: 99 }),
+        Duration::from_millis(300),
+    );
+    assert_eq!(
+        replies,
+        [(
+            0x7006,
+            Reply::Error {
+                code: ErrorCode::VersionMismatch,
+                detail: 1
+            }
+        )]
+    );
+    let e = HostError::VersionMismatch {
+        device: 1,
+        host: 99,
+    };
+    let (msg, help) = texts(&e);
+    assert!(msg.contains("protocol version 1"), "{msg}");
+    assert!(help.contains("tool version that matches"), "{help}");
+    assert_eq!(snap(&mut dev), before);
+}
+
+#[test]
+fn unsupported_baud_rate() {
+    let mut dev = host();
+    let before = snap(&mut dev);
+    let replies = raw(
+        &mut dev,
+        &frame(0x7007, &Request::SetBaud { baud: 12_345 }),
+        Duration::from_millis(300),
+    );
+    assert_eq!(
+        replies,
+        [(
+            0x7007,
+            Reply::Error {
+                code: ErrorCode::BadBaud,
+                detail: 921_600
+            }
+        )]
+    );
+    assert_eq!(snap(&mut dev), before);
+    // The host's negotiation skips what the device cannot do and stays where it is.
+    let baud = block_on(dev.negotiate_baud(&[2_000_000])).expect("negotiate");
+    assert_eq!(baud, 115_200);
+}
+
+/// Every test above is a row of `docs/BAD_INPUTS.md`, and every row names a test here.
+#[test]
+fn the_catalogue_names_these_tests() {
+    let doc = include_str!("../../../docs/BAD_INPUTS.md");
+    let source = include_str!("bad_inputs.rs");
+    let tests: Vec<&str> = source
+        .split("#[test]\nfn ")
+        .skip(1)
+        .filter_map(|s| s.split('(').next())
+        .filter(|name| *name != "the_catalogue_names_these_tests")
+        .collect();
+    assert!(tests.len() >= 12, "{tests:?}");
+    for name in &tests {
+        assert!(
+            doc.contains(&format!("`bad_inputs.rs::{name}`")),
+            "the catalogue lacks {name}"
+        );
+    }
+    for line in doc.lines().filter(|l| l.contains("bad_inputs.rs::")) {
+        let name = line
+            .split("bad_inputs.rs::")
+            .nth(1)
+            .and_then(|s| s.split('`').next())
+            .unwrap_or_default();
+        assert!(
+            tests.contains(&name),
+            "the catalogue names {name}, which is no test"
+        );
+    }
+}

@@ -1,0 +1,1037 @@
+//! Power cuts at every flash step of a whole update cycle, on both layouts.
+//!
+//! The cycle is the seed's update process as the host drives it, plus what the device does
+//! by itself: find the free slot(s), erase, stream, checksum, attempt, restart (the boot
+//! decision writes `Trial`), and the new firmware's `accept()` (`Confirmed`).
+//!
+//! For each scenario the cycle first runs without a cut and [`SimFlash::step_count`] gives
+//! its number of steps `N` (one per programmed byte, one per erased byte). Then the same
+//! cycle runs again from the same starting flash once per cut point `k` in `0..=N`: `k`
+//! steps complete, the byte at the cut is torn, and `k == N` is the cut right after the
+//! last operation completed but before it returned. When the power goes, the device is
+//! powered on again with nothing but its flash (the agent is rebuilt by `Agent::boot`),
+//! and for every seventh point a second cut hits that recovery (boot decision or the
+//! firmware's accept). After each point:
+//!
+//! - the device boots a complete configuration, the old one or the new one: every slot
+//!   it runs, and every slot the record names as last working, holds byte for byte the
+//!   image that was written there (the images themselves pass `parse_image`: header,
+//!   length and payload MD5);
+//! - the record is valid (`get_record().valid == 1`), was never lost (no factory boot),
+//!   and is `Confirmed` once the firmware has run;
+//! - the host can finish: if the old configuration runs, the whole update is redone
+//!   without a cut and must end with the new configuration accepted.
+//!
+//! The bulk of the points drive `fota_agent::Agent` over a `SimFlash` directly (no serial
+//! line): that is the same code the device runs, minus the frame decoder. A smaller set of
+//! points runs the real host (`fota_host::update`) over `SimTransport` against a
+//! `SimDevice`, with a second `update` after power-on that must end `Accepted`.
+//!
+//! Coverage: the "fresh" scenarios are exhaustive over every step (every byte of every
+//! erase and every write, torn bytes included). The "ring" scenarios start with the record
+//! sector almost full so that the update also erases a record sector; their record
+//! writes and the record-sector erase are exhaustive, while their slot erase/stream
+//! points (the same operations the fresh scenarios sweep exhaustively) are sampled.
+//! `FOTA_LONG_SWEEP=1` makes every scenario exhaustive and runs far more host-driven
+//! points. `FOTA_CUT=<scenario>:<k>[:<k2>]` replays one point with a trace.
+
+use fota_protocol::Layout as _;
+use std::time::Instant;
+
+use embedded_storage::nor_flash::NorFlash;
+use fota_agent::{Agent, AgentConfig, Boot, RecordState};
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::{Outcome, Plan};
+use fota_host::{Device, Image, NullObserver, update};
+use fota_protocol::{RecordUpdate, SlotKind};
+use fota_sim::device::{DeviceConfig, DeviceFlash, LayoutKind, SimDevice};
+use fota_sim::flash::FlashTiming;
+use fota_sim::images::{self, ImageHealth};
+use futures::executor::block_on;
+
+type Flash = DeviceFlash;
+
+/// Small slots: two 4 KiB sectors each.
+const SLOT: u32 = 8 * 1024;
+/// The host's block size (the agent's `max_write`).
+const BLOCK: usize = fota_agent::MAX_WRITE;
+/// Recovery budgets of the second cut: inside a record entry write (20 bytes), at its
+/// end, after it, and inside / at the end of a record-sector erase (4096 + 20).
+const SECOND: [u64; 16] = [
+    0, 1, 3, 10, 19, 20, 21, 30, 40, 41, 2048, 4095, 4096, 4100, 4115, 4116,
+];
+
+fn long_sweep() -> bool {
+    std::env::var_os("FOTA_LONG_SWEEP").is_some_and(|v| v != "0")
+}
+
+// ---- scenarios ---------------------------------------------------------------------------
+
+/// A configuration: which VM and bytecode slots run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Conf {
+    vm: u8,
+    bc: u8,
+}
+
+struct Scenario {
+    name: String,
+    dev_cfg: DeviceConfig,
+    cfg: AgentConfig,
+    /// The flash before the update: old images in the old slots, stale data in the
+    /// target slots, a `Confirmed` record of the old configuration.
+    start: Vec<u8>,
+    old: Conf,
+    new: Conf,
+    /// What each slot of either configuration must hold: (kind, index, image).
+    expect: Vec<(SlotKind, u8, Vec<u8>)>,
+    /// Images the host writes, in its order: bytecode first, then the VM.
+    jobs: Vec<(SlotKind, Vec<u8>)>,
+    /// Whether the slot erase/stream points are swept exhaustively.
+    exhaustive_slots: bool,
+}
+
+impl Scenario {
+    fn new(layout: LayoutKind, ring: bool) -> Scenario {
+        let mut dev_cfg = DeviceConfig::new(layout);
+        dev_cfg.vm_slot_size = SLOT;
+        dev_cfg.bc_slot_size = SLOT;
+        let cfg = dev_cfg.agent_config();
+        let two_vms = layout == LayoutKind::VmAndBytecode;
+
+        let old_vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
+        let old_bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+        // Two sectors, and a length that is not a multiple of the write size, so the last
+        // block is padded with erased bytes.
+        let new_bc = images::sample_image(SlotKind::Bytecode, "blink", "2", true, 4617);
+        let new_vm = images::sample_image(SlotKind::Vm, "zvm", "2.0", true, 1501);
+        // What the target slots held before: a stale image over both sectors.
+        let stale_bc = images::sample_image(SlotKind::Bytecode, "blink", "0", true, 7000);
+        let stale_vm = images::sample_image(SlotKind::Vm, "zvm", "0.9", true, 7500);
+        for img in [&old_vm, &old_bc, &new_bc, &new_vm] {
+            assert!(images::parse_image(img).is_some_and(|i| i.healthy));
+        }
+
+        let mut flash = Flash::new(dev_cfg.flash_size()).with_timing(FlashTiming::INSTANT);
+        let put = |flash: &mut Flash, kind: SlotKind, index: u32, image: &[u8]| {
+            let slot = cfg.slot(kind, index).expect("slot");
+            let mut data = image.to_vec();
+            data.resize(image.len().div_ceil(4) * 4, 0xFF);
+            flash.write(slot.addr, &data).expect("factory write");
+        };
+        put(&mut flash, SlotKind::Vm, 0, &old_vm);
+        put(&mut flash, SlotKind::Bytecode, 0, &old_bc);
+        put(&mut flash, SlotKind::Bytecode, 1, &stale_bc);
+        if two_vms {
+            put(&mut flash, SlotKind::Vm, 1, &stale_vm);
+        }
+        // The first boot writes the factory record (slot 0 of each kind).
+        let (mut agent, boot) = Agent::boot(flash, cfg.clone()).expect("first boot");
+        assert!(boot.factory);
+        if ring {
+            fill_ring(&mut agent, &cfg);
+        }
+        let start = agent.into_flash().snapshot();
+
+        let old = Conf { vm: 0, bc: 0 };
+        let new = Conf {
+            vm: u8::from(two_vms),
+            bc: 1,
+        };
+        let mut expect = vec![
+            (SlotKind::Vm, 0, old_vm),
+            (SlotKind::Bytecode, 0, old_bc),
+            (SlotKind::Bytecode, 1, new_bc.clone()),
+        ];
+        let mut jobs = vec![(SlotKind::Bytecode, new_bc)];
+        if two_vms {
+            expect.push((SlotKind::Vm, 1, new_vm.clone()));
+            jobs.push((SlotKind::Vm, new_vm));
+        }
+        let name = format!(
+            "{}/{}",
+            match layout {
+                LayoutKind::BytecodeOnly => "bytecode-only",
+                LayoutKind::VmAndBytecode => "vm+bytecode",
+            },
+            if ring { "ring" } else { "fresh" }
+        );
+        Scenario {
+            name,
+            dev_cfg,
+            cfg,
+            start,
+            old,
+            new,
+            expect,
+            jobs,
+            exhaustive_slots: !ring || long_sweep(),
+        }
+    }
+
+    fn all() -> Vec<Scenario> {
+        let mut v = Vec::new();
+        for layout in [LayoutKind::BytecodeOnly, LayoutKind::VmAndBytecode] {
+            for ring in [false, true] {
+                v.push(Scenario::new(layout, ring));
+            }
+        }
+        v
+    }
+
+    fn start_flash(&self) -> Flash {
+        Flash::from_image(self.start.clone())
+            .expect("snapshot")
+            .with_timing(FlashTiming::INSTANT)
+    }
+
+    fn slot_addr(&self, kind: SlotKind, index: u8) -> u32 {
+        self.cfg.slot(kind, u32::from(index)).expect("slot").addr
+    }
+
+    fn expected(&self, kind: SlotKind, index: u8) -> &[u8] {
+        self.expect
+            .iter()
+            .find(|(k, i, _)| *k == kind && *i == index)
+            .map(|(_, _, img)| img.as_slice())
+            .expect("an expected image for every slot of both configurations")
+    }
+
+    /// Whether the slots of `conf` hold their images byte for byte.
+    fn check_slots(&self, bytes: &[u8], conf: Conf, what: &str) -> Result<(), String> {
+        for (kind, index) in [(SlotKind::Vm, conf.vm), (SlotKind::Bytecode, conf.bc)] {
+            let want = self.expected(kind, index);
+            let at = self.slot_addr(kind, index) as usize;
+            let have = &bytes[at..at + want.len()];
+            if have != want {
+                let first = have.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+                return Err(format!(
+                    "{what}: {kind:?} slot {index} does not hold its image (first \
+                     difference at +{first:#x}; health {:?})",
+                    images::image_health(&bytes[at..at + SLOT as usize])
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Append record entries until the newest is in slot 202 of the second record sector,
+/// with the first sector full of older entries: the update's attempt then fills the last
+/// slot and the boot decision erases the first sector to write `Trial`.
+fn fill_ring(agent: &mut Agent<Flash>, cfg: &AgentConfig) {
+    let per_sector = 4096 / 20;
+    // The factory record is entry 1 (sector 0, slot 0).
+    let target = per_sector + 203;
+    let other = RecordUpdate {
+        vm_current: 0,
+        vm_last: 0,
+        bc_current: 1,
+        bc_last: 1,
+    };
+    let home = RecordUpdate {
+        bc_current: 0,
+        bc_last: 0,
+        ..other
+    };
+    for i in 1..target {
+        let u = if i % 2 == 1 { other } else { home };
+        agent.set_record(u).expect("set_record");
+    }
+    let e = agent.record_entry();
+    assert_eq!((e.bc_current, e.state), (0, RecordState::Confirmed));
+    assert_eq!(e.seq as usize, target);
+    let rec = cfg.record_addr as usize;
+    let bytes = agent.flash().as_bytes();
+    let slot = |sector: usize, i: usize| &bytes[rec + sector * 4096 + i * 20..][..20];
+    assert!(slot(1, 202).iter().any(|&b| b != 0xFF));
+    assert!(slot(1, 203).iter().all(|&b| b == 0xFF));
+}
+
+// ---- the cycle, on the agent directly -------------------------------------------------------
+
+/// One flash-changing operation of the uncut cycle: its steps are `from..to`.
+#[derive(Debug, Clone)]
+struct Span {
+    label: String,
+    from: u64,
+    to: u64,
+    /// Record writes and erases: always swept exhaustively.
+    record: bool,
+}
+
+/// Where cut point `k` lands.
+fn locate(spans: &[Span], k: u64) -> String {
+    match spans.iter().find(|s| k >= s.from && k < s.to) {
+        Some(s) if k == s.from => format!("{} (first step)", s.label),
+        Some(s) => format!("{} + {} of {}", s.label, k - s.from, s.to - s.from),
+        None => match spans.iter().rev().find(|s| s.to == k) {
+            Some(s) => format!("right after {} completed", s.label),
+            None => "after every operation (no cut)".into(),
+        },
+    }
+}
+
+/// Runs an operation on the agent; on a power loss, hands the flash back.
+macro_rules! step {
+    ($agent:ident, $spans:ident, $label:expr, $record:expr, $op:expr) => {{
+        let from = $agent.flash().step_count();
+        let r = $op;
+        let to = $agent.flash().step_count();
+        if let Some(spans) = $spans.as_deref_mut() {
+            if to > from {
+                spans.push(Span {
+                    label: $label,
+                    from,
+                    to,
+                    record: $record,
+                });
+            }
+        }
+        if !$agent.flash().is_powered() {
+            return Err(Box::new($agent.into_flash()));
+        }
+        r
+    }};
+}
+
+/// The simulated firmware after a boot: healthy images accept (the sample images used
+/// here are all healthy, so "healthy" is "holds its image byte for byte").
+fn firmware_accepts(sc: &Scenario, agent: &Agent<Flash>, boot: &Boot) -> bool {
+    let conf = Conf {
+        vm: boot.vm_slot,
+        bc: boot.bc_slot,
+    };
+    boot.trial && sc.check_slots(agent.flash().as_bytes(), conf, "").is_ok()
+}
+
+/// The whole update cycle from `flash`, as the host and then the device run it. Returns
+/// the agent after the new firmware accepted, or the flash when power was lost (boxed:
+/// it is large).
+fn cycle(
+    sc: &Scenario,
+    flash: Flash,
+    mut spans: Option<&mut Vec<Span>>,
+) -> Result<(Agent<Flash>, Boot), Box<Flash>> {
+    let (mut agent, boot) = Agent::boot(flash, sc.cfg.clone()).expect("boot");
+    assert!(
+        agent.flash().is_powered(),
+        "the starting state must not write at boot"
+    );
+    assert_eq!(
+        (boot.vm_slot, boot.bc_slot),
+        (sc.old.vm, sc.old.bc),
+        "starting configuration"
+    );
+    let mut targets = Vec::new();
+    for (kind, image) in &sc.jobs {
+        let addr = match kind {
+            SlotKind::Bytecode => agent.find_bytecode_slot(),
+            SlotKind::Vm => agent.find_vm_slot(),
+        }
+        .expect("a free slot");
+        let slot = *sc.cfg.slot_at(addr).expect("a slot");
+        let len = image.len() as u32;
+        let label = format!("erase_slot({kind:?} {})", slot.index);
+        step!(
+            agent,
+            spans,
+            label,
+            false,
+            agent.erase_slot(addr, len, &mut |_, _| {})
+        )
+        .expect("erase");
+        for (i, block) in image.chunks(BLOCK).enumerate() {
+            let mut data = block.to_vec();
+            data.resize(block.len().div_ceil(4) * 4, 0xFF);
+            let at = addr + (i * BLOCK) as u32;
+            let label = format!("write_slot({kind:?} {} +{:#x})", slot.index, i * BLOCK);
+            step!(agent, spans, label, false, agent.write_slot(at, &data)).expect("write");
+        }
+        targets.push((slot, image));
+    }
+    for (slot, image) in &targets {
+        let md5 = agent
+            .checksum_slot(slot.addr, image.len() as u32, &mut |_, _| {})
+            .expect("checksum");
+        assert_eq!(md5, fota_sim_md5(image), "checksum of the written slot");
+    }
+    let bc = targets[0].0.index;
+    let vm = targets.get(1).map_or(sc.old.vm, |t| t.0.index);
+    step!(
+        agent,
+        spans,
+        "attempt (record entry)".into(),
+        true,
+        agent.attempt(u32::from(bc), u32::from(vm))
+    )
+    .expect("attempt");
+
+    // restart(): the boot decision writes Trial (and may erase a record sector).
+    let flash = agent.into_flash();
+    let from = flash.step_count();
+    let (mut agent, boot) = Agent::boot(flash, sc.cfg.clone()).expect("boot");
+    if let Some(spans) = spans.as_deref_mut() {
+        let to = agent.flash().step_count();
+        spans.push(Span {
+            label: if to - from > 20 {
+                "restart: boot decision (record sector erase, Trial entry)".into()
+            } else {
+                "restart: boot decision (Trial entry)".into()
+            },
+            from,
+            to,
+            record: true,
+        });
+    }
+    if !agent.flash().is_powered() {
+        return Err(Box::new(agent.into_flash()));
+    }
+    assert!(boot.trial, "the restart after attempt is a trial boot");
+    assert!(firmware_accepts(sc, &agent, &boot), "the new firmware runs");
+    step!(
+        agent,
+        spans,
+        "accept (record entry)".into(),
+        true,
+        agent.accept()
+    )
+    .expect("accept");
+    Ok((agent, boot))
+}
+
+fn fota_sim_md5(bytes: &[u8]) -> [u8; 16] {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes).into()
+}
+
+/// Power on after a cut, with only the flash: boot, and let the firmware run (a trial of
+/// a healthy image accepts). `second` arms one more cut for this recovery. Returns the
+/// agent, its boot, and how many more cuts happened.
+fn recover(sc: &Scenario, mut flash: Flash, mut second: Option<u64>) -> (Agent<Flash>, Boot, u32) {
+    let mut cuts = 0;
+    loop {
+        flash.power_on();
+        if let Some(k2) = second.take() {
+            flash.arm_power_cut(k2);
+        }
+        let (mut agent, boot) = match Agent::boot(flash, sc.cfg.clone()) {
+            Ok(x) => x,
+            Err(e) => panic!("{}: boot failed after a power cut: {e:?}", sc.name),
+        };
+        if !agent.flash().is_powered() {
+            cuts += 1;
+            flash = agent.into_flash();
+            continue;
+        }
+        if firmware_accepts(sc, &agent, &boot) {
+            let _ = agent.accept();
+            if !agent.flash().is_powered() {
+                cuts += 1;
+                flash = agent.into_flash();
+                continue;
+            }
+        }
+        agent.flash_mut().disarm_power_cut();
+        return (agent, boot, cuts);
+    }
+}
+
+/// The invariants after a recovery; then the host redoes the update if needed.
+fn check_recovered(sc: &Scenario, agent: Agent<Flash>, boot: &Boot) -> Result<(), String> {
+    if boot.factory {
+        return Err("the record was lost: the device booted the factory record".into());
+    }
+    let running = Conf {
+        vm: boot.vm_slot,
+        bc: boot.bc_slot,
+    };
+    if running != sc.old && running != sc.new {
+        return Err(format!("boots {running:?}, neither old nor new"));
+    }
+    let bytes = agent.flash().as_bytes();
+    sc.check_slots(bytes, running, "the booted configuration")?;
+    let rec = agent
+        .get_record()
+        .map_err(|r| format!("get_record: {r:?}"))?;
+    if rec.valid != 1 {
+        return Err(format!("invalid record {rec:?}"));
+    }
+    let e = agent.record_entry();
+    if e.state != RecordState::Confirmed {
+        return Err(format!(
+            "record {e:?} is not Confirmed after the firmware ran"
+        ));
+    }
+    let current = Conf {
+        vm: e.vm_current,
+        bc: e.bc_current,
+    };
+    let last = Conf {
+        vm: e.vm_last,
+        bc: e.bc_last,
+    };
+    if current != running {
+        return Err(format!(
+            "record {e:?} does not name what runs ({running:?})"
+        ));
+    }
+    sc.check_slots(bytes, last, "the last working configuration")?;
+    // A fresh boot of the same flash agrees with the agent's RAM.
+    let copy = Flash::from_image(bytes.to_vec()).expect("copy");
+    let (again, _) = Agent::boot(copy, sc.cfg.clone()).map_err(|e| format!("{e:?}"))?;
+    if again.record_entry() != e {
+        return Err(format!(
+            "RAM record {e:?} differs from flash {:?}",
+            again.record_entry()
+        ));
+    }
+    if running == sc.new {
+        return Ok(());
+    }
+    // The host redoes the whole update, without a cut.
+    let flash = agent.into_flash();
+    let (agent, _) = cycle(sc, flash, None).map_err(|_| "power lost with no cut armed")?;
+    let e = agent.record_entry();
+    let now = Conf {
+        vm: e.vm_current,
+        bc: e.bc_current,
+    };
+    if now != sc.new || e.state != RecordState::Confirmed {
+        return Err(format!("redoing the update left {e:?}"));
+    }
+    sc.check_slots(agent.flash().as_bytes(), sc.new, "after the redo")
+}
+
+/// One cut point: the cycle with a cut after `k` steps (and `second` during recovery).
+/// Returns whether a second cut happened, or the failure.
+fn run_point(sc: &Scenario, k: u64, second: Option<u64>) -> Result<bool, String> {
+    let mut flash = sc.start_flash();
+    flash.set_seed(k ^ 0x5EED);
+    flash.arm_power_cut(k);
+    match cycle(sc, flash, None) {
+        Ok((agent, boot)) => {
+            // The budget outlasted the cycle: nothing was cut.
+            check_recovered(sc, agent, &boot).map(|()| false)
+        }
+        Err(flash) => {
+            let (agent, boot, cuts) = recover(sc, *flash, second);
+            check_recovered(sc, agent, &boot).map(|()| cuts > 0)
+        }
+    }
+}
+
+/// The uncut run: its spans and step count.
+fn probe(sc: &Scenario) -> (Vec<Span>, u64) {
+    let mut spans = Vec::new();
+    let Ok((agent, _)) = cycle(sc, sc.start_flash(), Some(&mut spans)) else {
+        panic!("{}: power lost without a cut", sc.name);
+    };
+    let e = agent.record_entry();
+    assert_eq!((e.vm_current, e.bc_current), (sc.new.vm, sc.new.bc));
+    assert_eq!(e.state, RecordState::Confirmed);
+    (spans, agent.flash().step_count())
+}
+
+/// The cut points of a scenario: every point, or every record point and a sample of the
+/// slot erase/stream points (both ends of every operation and of every write unit run
+/// boundary kept).
+fn points(sc: &Scenario, spans: &[Span], total: u64) -> Vec<u64> {
+    let mut v = Vec::new();
+    for k in 0..=total {
+        let keep = sc.exhaustive_slots
+            || match spans.iter().find(|s| k >= s.from && k < s.to) {
+                None => true,
+                Some(s) if s.record => true,
+                Some(s) => k - s.from < 8 || s.to - k <= 8 || (k - s.from) % 97 == 0,
+            };
+        if keep {
+            v.push(k);
+        }
+    }
+    v
+}
+
+#[derive(Default)]
+struct Tally {
+    points: u64,
+    second_cuts: u64,
+    failures: Vec<String>,
+}
+
+fn sweep(sc: &Scenario, tally: &mut Tally) {
+    let (spans, total) = probe(sc);
+    let pts = points(sc, &spans, total);
+    let t = Instant::now();
+    for &k in &pts {
+        let second = (k % 7 == 0).then(|| SECOND[(k / 7) as usize % SECOND.len()]);
+        match run_point(sc, k, second) {
+            Ok(cut_again) => tally.second_cuts += u64::from(cut_again),
+            Err(e) => {
+                if tally.failures.len() < 20 {
+                    tally.failures.push(format!(
+                        "{} cut step {k}{} ({}): {e}\n    reproduce: FOTA_CUT={}:{k}{} \
+                         cargo test -p fota-sim --test powercut replay_one_point -- --nocapture",
+                        sc.name,
+                        second.map_or(String::new(), |s| format!(", second cut {s}")),
+                        locate(&spans, k),
+                        sc.name,
+                        second.map_or(String::new(), |s| format!(":{s}")),
+                    ));
+                }
+            }
+        }
+    }
+    tally.points += pts.len() as u64;
+    println!(
+        "{:<20} {:>6} steps, {:>6} cut points ({}), {} ops, {:.1?}",
+        sc.name,
+        total,
+        pts.len(),
+        if sc.exhaustive_slots {
+            "exhaustive"
+        } else {
+            "record exhaustive, slots sampled"
+        },
+        spans.len(),
+        t.elapsed()
+    );
+}
+
+#[test]
+fn power_cut_at_every_step_of_the_update_cycle() {
+    let t = Instant::now();
+    let mut tally = Tally::default();
+    for sc in Scenario::all() {
+        sweep(&sc, &mut tally);
+    }
+    println!(
+        "power cuts: {} cut points run, {} of them cut again during recovery, {:.1?}",
+        tally.points,
+        tally.second_cuts,
+        t.elapsed()
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} failing cut points:\n{}",
+        tally.failures.len(),
+        tally.failures.join("\n")
+    );
+    // The floor keeps the sweep from shrinking unnoticed (measured: see the output).
+    assert!(tally.points >= 35_000, "only {} cut points", tally.points);
+    assert!(
+        tally.second_cuts >= 800,
+        "only {} second cuts",
+        tally.second_cuts
+    );
+}
+
+/// Every cut point names its operation, and the first and last points are the
+/// boundaries: nothing done, and everything done but not reported.
+#[test]
+fn cut_points_cover_every_operation_of_the_cycle() {
+    for sc in Scenario::all() {
+        let (spans, total) = probe(&sc);
+        let labels: Vec<&str> = spans.iter().map(|s| s.label.as_str()).collect();
+        let has = |p: &str| labels.iter().any(|l| l.starts_with(p));
+        assert!(has("erase_slot(Bytecode 1)"), "{labels:?}");
+        assert!(has("write_slot(Bytecode 1"), "{labels:?}");
+        assert!(has("attempt"), "{labels:?}");
+        assert!(has("restart: boot decision"), "{labels:?}");
+        assert!(has("accept"), "{labels:?}");
+        if sc.jobs.len() == 2 {
+            assert!(has("erase_slot(Vm 1)") && has("write_slot(Vm 1"));
+        }
+        // Spans tile 0..total with no gap.
+        let mut at = 0;
+        for s in &spans {
+            assert_eq!(s.from, at, "{}: gap before {}", sc.name, s.label);
+            at = s.to;
+        }
+        assert_eq!(at, total);
+        // The ring scenario's boot decision erases a record sector (4096 + one entry).
+        let boot = spans
+            .iter()
+            .find(|s| s.label.starts_with("restart"))
+            .unwrap();
+        let expected = if sc.name.ends_with("ring") {
+            4096 + 20
+        } else {
+            20
+        };
+        assert_eq!(boot.to - boot.from, expected, "{}", sc.name);
+        assert_eq!(
+            locate(&spans, total),
+            "right after accept (record entry) completed"
+        );
+        assert!(locate(&spans, 0).starts_with("erase_slot(Bytecode 1) (first step)"));
+    }
+}
+
+/// Replays one point given by `FOTA_CUT=<scenario>:<k>[:<k2>]` with a trace (a no-op
+/// without it).
+#[test]
+fn replay_one_point() {
+    let Some(spec) = std::env::var_os("FOTA_CUT") else {
+        return;
+    };
+    let spec = spec.to_string_lossy().into_owned();
+    let mut parts = spec.split(':');
+    let name = parts.next().unwrap_or_default();
+    let k: u64 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("FOTA_CUT=name:k[:k2]");
+    let second: Option<u64> = parts.next().and_then(|s| s.parse().ok());
+    let sc = Scenario::all()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("scenario name, e.g. bytecode-only/fresh");
+    let (spans, total) = probe(&sc);
+    println!(
+        "{name}: {total} steps; cut {k} lands at {}",
+        locate(&spans, k)
+    );
+    for s in &spans {
+        println!("  {:>6}..{:<6} {}", s.from, s.to, s.label);
+    }
+    let result = run_point(&sc, k, second);
+    println!("result: {result:?}");
+    assert!(result.is_ok(), "{result:?}");
+}
+
+// ---- host-driven points -------------------------------------------------------------------
+
+type Host = Device<SimTransport<Virtual>>;
+
+fn host_plan(sc: &Scenario) -> Plan {
+    let image = |kind: SlotKind| {
+        let (_, bytes) = sc.jobs.iter().find(|(k, _)| *k == kind)?;
+        Image::new(format!("{kind:?}.bin"), bytes.clone()).ok()
+    };
+    let mut plan = Plan::new(image(SlotKind::Bytecode).expect("bytecode image"));
+    plan.vm = image(SlotKind::Vm);
+    plan
+}
+
+fn sim_device(sc: &Scenario) -> SimDevice {
+    SimDevice::from_image(sc.dev_cfg.clone(), sc.start.clone()).expect("device")
+}
+
+/// The device whose flash lost power is off (see `sim_device_turns_off_*` below for the
+/// two places where `SimDevice` itself does not notice yet).
+fn settle_power(sim: &mut SimDevice) -> bool {
+    if !sim.is_off() && !sim.flash().is_powered() {
+        sim.cut_power();
+    }
+    sim.is_off()
+}
+
+/// Run the device until its firmware has settled after a boot (accept or watchdog).
+fn run_a_while(sim: &mut SimDevice) {
+    let cfg = sim.config().clone();
+    let until = sim.now() + cfg.boot_ns + cfg.accept_after_ns + 100_000_000;
+    sim.run_until(until, false);
+}
+
+/// How a host-driven point went, for the summary.
+#[derive(Default)]
+struct HostTally {
+    points: u64,
+    second_cuts: u64,
+    /// How the interrupted `update` ended: error kind or outcome, and how often.
+    first: std::collections::BTreeMap<String, u64>,
+    failures: Vec<String>,
+}
+
+fn ended(r: &Result<fota_host::update::Report, fota_host::HostError>) -> String {
+    match r {
+        Ok(report) => format!("Ok({:?})", report.outcome),
+        Err(e) => {
+            let s = format!("{e:?}");
+            s.split(['(', ' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    }
+}
+
+/// One host-driven point: `update` with a cut after `k` steps, power on (a second cut
+/// `second` during that boot), check what boots, then a new host connection runs
+/// `update` again, which must end `Accepted`. Returns whether the second cut happened.
+fn host_point(
+    sc: &Scenario,
+    k: u64,
+    second: Option<u64>,
+    first_ends: &mut std::collections::BTreeMap<String, u64>,
+) -> Result<bool, String> {
+    let mut sim = sim_device(sc);
+    sim.flash_mut().set_seed(k);
+    sim.flash_mut().arm_power_cut(k);
+    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    let first = block_on(update(&mut host, &host_plan(sc)));
+    *first_ends.entry(ended(&first)).or_default() += 1;
+    let mut sim = host.into_link().into_device();
+    if sim.flash().power_cut_armed().is_some() {
+        // The cut never came: the update must have gone through.
+        sim.flash_mut().disarm_power_cut();
+        return match first {
+            Ok(r) if r.outcome == Outcome::Accepted => Ok(false),
+            other => Err(format!("no cut, yet {other:?}")),
+        };
+    }
+    let mut second = second;
+    let mut cut_again = false;
+    for round in 0..4 {
+        if !settle_power(&mut sim) {
+            break;
+        }
+        cut_again |= round > 0;
+        sim.power_on();
+        if let Some(k2) = second.take() {
+            sim.flash_mut().arm_power_cut(k2);
+        }
+        run_a_while(&mut sim);
+    }
+    sim.flash_mut().disarm_power_cut();
+    if !sim.is_running() {
+        return Err("the device does not run after power-on".into());
+    }
+    let boot = sim.boots().last().copied().ok_or("no boot")?;
+    let running = Conf {
+        vm: boot.boot.vm_slot,
+        bc: boot.boot.bc_slot,
+    };
+    if boot.boot.factory {
+        return Err("the record was lost: factory boot".into());
+    }
+    if running != sc.old && running != sc.new {
+        return Err(format!("boots {running:?}"));
+    }
+    if boot.health != ImageHealth::Healthy {
+        return Err(format!("booted {running:?} with health {:?}", boot.health));
+    }
+    sc.check_slots(sim.flash_bytes(), running, "after power-on")?;
+    let rec = sim.record().ok_or("no record")?;
+    if rec.valid != 1 {
+        return Err(format!("record {rec:?}"));
+    }
+    // Reconnect: a new host connection over the same device.
+    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    let again = block_on(update(&mut host, &host_plan(sc)));
+    let sim = host.into_link().into_device();
+    let report = match again {
+        Ok(r) if r.outcome == Outcome::Accepted => r,
+        other => return Err(format!("the second update ended {other:?}")),
+    };
+    if report.record.valid != 1 || report.record.on_trial() {
+        return Err(format!("record after the redo: {:?}", report.record));
+    }
+    let b = sim.boots().last().copied().ok_or("no boot")?;
+    let conf = Conf {
+        vm: b.boot.vm_slot,
+        bc: b.boot.bc_slot,
+    };
+    // The redo may have gone to the other slots: they hold the new images now.
+    for (kind, index) in [(SlotKind::Vm, conf.vm), (SlotKind::Bytecode, conf.bc)] {
+        let at = sc.slot_addr(kind, index) as usize;
+        let info = images::parse_image(&sim.flash_bytes()[at..at + SLOT as usize])
+            .ok_or("the redo boots a slot that holds no valid image")?;
+        let want = sc
+            .jobs
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .and_then(|(_, img)| images::parse_image(img));
+        if let Some(want) = want
+            && info != want
+        {
+            return Err(format!("after the redo {kind:?} runs {info:?}"));
+        }
+    }
+    Ok(cut_again)
+}
+
+/// The host-driven run without a cut: its step count.
+fn host_probe(sc: &Scenario) -> u64 {
+    let sim = sim_device(sc);
+    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    let report = block_on(update(&mut host, &host_plan(sc))).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    host.link().device().flash().step_count()
+}
+
+/// Where each erase of the cycle passes the end of the image it makes room for: the
+/// cut points around it leave the image's last bytes erased but not the write unit that
+/// pads it (see `host_resumes_after_a_cut_just_past_the_image_end_of_an_erase`).
+fn image_ends(sc: &Scenario, spans: &[Span]) -> Vec<u64> {
+    spans
+        .iter()
+        .filter_map(|s| {
+            let kind = if s.label.starts_with("erase_slot(Bytecode") {
+                SlotKind::Bytecode
+            } else if s.label.starts_with("erase_slot(Vm") {
+                SlotKind::Vm
+            } else {
+                return None;
+            };
+            let (_, image) = sc.jobs.iter().find(|(k, _)| *k == kind)?;
+            Some(s.from + image.len() as u64)
+        })
+        .collect()
+}
+
+/// Host-driven cut points: every byte of every record entry write, both ends of every
+/// operation, the steps around the image's end in every erase, and a spread over the
+/// slot erase / stream and record-sector erase steps.
+fn host_points(sc: &Scenario, spans: &[Span], total: u64) -> Vec<u64> {
+    let stride = if long_sweep() { 7 } else { 53 };
+    let ends = image_ends(sc, spans);
+    (0..=total)
+        .filter(|&k| match spans.iter().find(|s| k >= s.from && k < s.to) {
+            None => true,
+            Some(s) => {
+                let (into, left) = (k - s.from, s.to - k);
+                into < 4
+                    || left <= 4
+                    || (s.record && s.to - s.from <= 20)
+                    || (s.record && left <= 24)
+                    || ends.iter().any(|&e| k + 4 >= e && k <= e + 4)
+                    || into % stride == 0
+            }
+        })
+        .collect()
+}
+
+/// A cut in an erase just past the end of the image (its last bytes erased, the write
+/// unit that pads it not): the host's resume compares only the image's bytes, finds them
+/// erased, skips the erase, and its padded last block is refused with `NotErased` on
+/// every later try, so the slot can never be updated with that image again.
+#[test]
+fn host_resumes_after_a_cut_just_past_the_image_end_of_an_erase() {
+    let mut failures = Vec::new();
+    for sc in Scenario::all()
+        .into_iter()
+        .filter(|s| s.name.ends_with("fresh"))
+    {
+        let (spans, _) = probe(&sc);
+        for end in image_ends(&sc, &spans) {
+            for k in end..end + 3 {
+                if let Err(e) = host_point(&sc, k, None, &mut Default::default()) {
+                    failures.push(format!(
+                        "{} cut step {k} ({}): {e}",
+                        sc.name,
+                        locate(&spans, k)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn power_cuts_during_a_host_driven_update_then_the_host_finishes() {
+    let t = Instant::now();
+    let mut tally = HostTally::default();
+    for sc in Scenario::all() {
+        let (spans, total) = probe(&sc);
+        // The host does the same flash operations as the agent-level cycle.
+        assert_eq!(host_probe(&sc), total, "{}", sc.name);
+        let pts = host_points(&sc, &spans, total);
+        let t0 = Instant::now();
+        for (i, &k) in pts.iter().enumerate() {
+            let second = (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()]);
+            match host_point(&sc, k, second, &mut tally.first) {
+                Ok(again) => tally.second_cuts += u64::from(again),
+                Err(e) => tally.failures.push(format!(
+                    "{} host-driven cut step {k}{} ({}): {e}",
+                    sc.name,
+                    second.map_or(String::new(), |s| format!(", second cut {s}")),
+                    locate(&spans, k)
+                )),
+            }
+        }
+        tally.points += pts.len() as u64;
+        println!(
+            "{:<20} host-driven: {total} steps, {} cut points, {:.1?}",
+            sc.name,
+            pts.len(),
+            t0.elapsed()
+        );
+    }
+    println!(
+        "host-driven power cuts: {} cut points, {} cut again during recovery, {:.1?}; \
+         the interrupted update ended: {:?}",
+        tally.points,
+        tally.second_cuts,
+        t.elapsed(),
+        tally.first
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} failing points:\n{}",
+        tally.failures.len(),
+        tally.failures.join("\n")
+    );
+    assert!(
+        tally.points >= 1_500,
+        "only {} host-driven cut points",
+        tally.points
+    );
+    assert!(
+        tally.second_cuts >= 20,
+        "only {} second cuts",
+        tally.second_cuts
+    );
+}
+
+// ---- SimDevice: a cut that hits the boot decision or the firmware's accept -----------------
+
+/// Runs `update` up to its attempt (no restart), so the next boot writes `Trial`.
+fn attempted_device(sc: &Scenario) -> SimDevice {
+    let sim = sim_device(sc);
+    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    let mut plan = host_plan(sc);
+    plan.restart = false;
+    let report = block_on(update(&mut host, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Attempted);
+    host.into_link().into_device()
+}
+
+/// A cut during the boot decision's record write must leave the device off, as a cut
+/// during a request does. (Today `SimDevice::finish_boot` keeps it running on a flash
+/// without power: it answers from RAM and fails every flash request.)
+#[test]
+fn sim_device_turns_off_when_a_cut_hits_the_boot_decision() {
+    let sc = Scenario::new(LayoutKind::BytecodeOnly, false);
+    let mut sim = attempted_device(&sc);
+    sim.flash_mut().arm_power_cut(5);
+    sim.reset();
+    run_a_while(&mut sim);
+    assert!(!sim.flash().is_powered(), "the cut happened in the boot");
+    assert!(
+        sim.is_off(),
+        "power was lost during the boot decision, yet the device runs (boot {:?})",
+        sim.current_boot()
+    );
+}
+
+/// Same for the firmware's own `accept()` after a trial boot.
+#[test]
+fn sim_device_turns_off_when_a_cut_hits_the_firmware_accept() {
+    let sc = Scenario::new(LayoutKind::BytecodeOnly, false);
+    let mut sim = attempted_device(&sc);
+    sim.reset();
+    // Let the boot decision write Trial, then cut inside the accept's entry.
+    let until = sim.now() + sim.config().boot_ns + 1_000_000;
+    sim.run_until(until, false);
+    assert!(sim.current_boot().is_some_and(|b| b.trial));
+    sim.flash_mut().arm_power_cut(7);
+    run_a_while(&mut sim);
+    assert!(!sim.flash().is_powered(), "the cut happened in accept");
+    assert!(
+        sim.is_off(),
+        "power was lost during accept(), yet the device runs"
+    );
+}

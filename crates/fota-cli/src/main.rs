@@ -31,7 +31,8 @@ struct Cli {
     /// The device: a serial port (/dev/ttyUSB0, COM3) or a WebSocket URL (ws://127.0.0.1:9000).
     #[arg(long, short, global = true, env = "FOTA_PORT")]
     port: Option<String>,
-    /// Baud rate to connect at (the agent starts at 115200).
+    /// Baud rate to connect at (the agent starts at 115200); with `sim`, the rate the
+    /// simulated agent starts at.
     #[arg(long, global = true, default_value_t = 115_200)]
     baud: u32,
     /// Stay at the connect baud rate instead of switching to the fastest both sides support.
@@ -80,9 +81,6 @@ enum Command {
         /// Keep the flash in this file: a killed simulator comes back as it was.
         #[arg(long)]
         state: Option<PathBuf>,
-        /// The modelled line's baud rate at start.
-        #[arg(long = "line-baud", default_value_t = 115_200)]
-        line_baud: u32,
         /// One-way latency of the modelled line, in milliseconds.
         #[arg(long, default_value_t = 1.0)]
         latency_ms: f64,
@@ -246,7 +244,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             pty,
             ws,
             state,
-            line_baud,
             latency_ms,
             unsupported,
             fast,
@@ -260,7 +257,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 pty: *pty,
                 ws: ws.clone(),
                 state: state.clone(),
-                baud: *line_baud,
+                // `--baud`: the rate the simulated agent starts at.
+                baud: cli.baud,
                 latency: Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
                 unsupported: *unsupported,
                 fast: *fast,

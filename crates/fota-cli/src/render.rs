@@ -158,6 +158,25 @@ impl Observer for Printer {
         }
     }
 
+    fn verified(&mut self, image: &str, md5: &[u8; 16]) {
+        if self.style == Style::Json {
+            json_line(serde_json::json!({
+                "event": "verified", "image": image, "md5": fota_host::hex(md5)
+            }));
+        }
+    }
+
+    fn resumed(&mut self, image: &str, kept: u64, total: u64) {
+        match self.style {
+            Style::Json => json_line(serde_json::json!({
+                "event": "resumed", "image": image, "kept": kept, "total": total
+            })),
+            _ => self.line(&format!(
+                "  {kept} of {total} bytes of {image} are already on the device: not sent again"
+            )),
+        }
+    }
+
     fn device_log(&mut self, line: &str) {
         match self.style {
             Style::Json => json_line(serde_json::json!({"event": "device", "line": line})),

@@ -101,6 +101,16 @@ pub trait Observer {
     fn progress(&mut self, progress: &Progress) {
         let _ = progress;
     }
+    /// The device's MD5 of the written slot matched the image's (`md5`): only now may
+    /// the new configuration be attempted.
+    fn verified(&mut self, image: &str, md5: &[u8; 16]) {
+        let _ = (image, md5);
+    }
+    /// `kept` of the image's `total` bytes were already on the device (an interrupted
+    /// transfer of the same image): they are not sent again.
+    fn resumed(&mut self, image: &str, kept: u64, total: u64) {
+        let _ = (image, kept, total);
+    }
     /// A line of text the firmware printed.
     fn device_log(&mut self, line: &str) {
         let _ = line;

@@ -239,6 +239,7 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
             Step::Checksum,
             &format!("MD5 {} matches", crate::image::hex(&expected)),
         );
+        dev.observer().verified(&image.name, &expected);
     }
     report.checksum_time = dev.now() - t;
 
@@ -508,10 +509,8 @@ async fn transfer<T: Transport>(
         .sum();
     report.skipped_bytes += skipped as u64;
     if skipped > 0 {
-        dev.observer().event(&format!(
-            "{skipped} of {} bytes are already on the device and are not sent again",
-            image.len()
-        ));
+        dev.observer()
+            .resumed(&image.name, skipped as u64, image.len() as u64);
     }
 
     // Erase runs of dirty sectors, one request a run.
@@ -686,6 +685,8 @@ async fn finish_attempt<T: Transport>(
                 slot: *slot,
                 len: image_len(image)?,
             });
+            // `attempted_holds` compared the device's MD5 of the slot with the image.
+            dev.observer().verified(&image.name, &image.md5());
         }
     }
     if !plan.restart {

@@ -295,3 +295,63 @@ fn a_long_erase_is_slow_not_dead_and_a_dead_device_is_reported() {
     let err = block_on(dev.get_record()).expect_err("dead");
     assert_eq!(err, HostError::NoAnswer);
 }
+
+/// Records the order of what the observer hears.
+struct Trace(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+impl fota_host::Observer for Trace {
+    fn step(&mut self, step: fota_host::Step, _detail: &str) {
+        self.0.borrow_mut().push(format!("{step:?}"));
+    }
+    fn verified(&mut self, _image: &str, md5: &[u8; 16]) {
+        self.0
+            .borrow_mut()
+            .push(format!("verified {}", fota_host::hex(md5)));
+    }
+    fn resumed(&mut self, _image: &str, kept: u64, total: u64) {
+        self.0.borrow_mut().push(format!("resumed {kept}/{total}"));
+    }
+}
+
+#[test]
+fn the_observer_hears_verified_before_attempt_and_resumed_on_a_resume() {
+    let trace = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
+    let mut dev = Device::new(
+        SimTransport::new(sim, Virtual),
+        Box::new(Trace(trace.clone())),
+    );
+    let img = image(images::blink_v2());
+    let mut plan = Plan::new(img.clone());
+    plan.restart = false;
+    block_on(update(&mut dev, &plan)).expect("first");
+    let seen = trace.borrow().clone();
+    let verified = seen
+        .iter()
+        .position(|s| s.starts_with("verified"))
+        .expect("verified");
+    let attempt = seen.iter().position(|s| s == "Attempt").expect("attempt");
+    assert!(verified < attempt, "{seen:?}");
+    assert!(seen[verified].ends_with(&fota_host::hex(&img.md5())));
+    assert!(
+        !seen.iter().any(|s| s.starts_with("resumed")),
+        "nothing was on the device: {seen:?}"
+    );
+
+    // Undo the attempt and flash again: all of it is on the device already.
+    block_on(dev.set_record(fota_host::protocol::RecordUpdate {
+        vm_current: 0,
+        vm_last: 0,
+        bc_current: 0,
+        bc_last: 0,
+    }))
+    .expect("undo");
+    trace.borrow_mut().clear();
+    block_on(update(&mut dev, &plan)).expect("second");
+    let len = img.len();
+    assert!(
+        trace.borrow().contains(&format!("resumed {len}/{len}")),
+        "{:?}",
+        trace.borrow()
+    );
+}

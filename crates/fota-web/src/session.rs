@@ -76,6 +76,14 @@ impl Observer for UiObserver {
         }
     }
 
+    fn verified(&mut self, _image: &str, _md5: &[u8; 16]) {
+        self.dispatch.dispatch(Action::Verified);
+    }
+
+    fn resumed(&mut self, _image: &str, kept: u64, total: u64) {
+        self.dispatch.dispatch(Action::Resumed(kept, total));
+    }
+
     fn device_log(&mut self, line: &str) {
         self.dispatch
             .dispatch(Action::Log(LogKind::Device, line.to_string()));

@@ -331,6 +331,10 @@ pub enum Action {
     Progress(Progress),
     Cancelling,
     UpdateDone(Result<Box<Report>, (Problem, bool)>),
+    /// The device's MD5 of the written slot matched the image.
+    Verified,
+    /// Bytes of the image already on the device, of all.
+    Resumed(u64, u64),
     Log(LogKind, String),
     ClearLog,
     Dragging(bool),
@@ -609,9 +613,6 @@ impl Reducible for AppState {
                         run.progress = None;
                         s.announce = format!("{}: {}", step.label(), detail);
                     }
-                    if step >= Step::Attempt {
-                        run.verified = true;
-                    }
                     run.step = step;
                     run.detail = detail;
                     s.stage = Stage::of_step(step);
@@ -678,15 +679,21 @@ impl Reducible for AppState {
                     }
                 }
             }
-            Action::Log(kind, text) => {
-                if kind == LogKind::Event
-                    && text.contains("already on the device")
-                    && let Some(run) = &mut s.run
-                {
+            Action::Verified => {
+                if let Some(run) = &mut s.run {
+                    run.verified = true;
+                }
+            }
+            Action::Resumed(kept, total) => {
+                let text = format!(
+                    "{kept} of {total} bytes are already on the device and are not sent again"
+                );
+                if let Some(run) = &mut s.run {
                     run.resumed = Some(text.clone());
                 }
-                s.log(kind, text);
+                s.log(LogKind::Event, text);
             }
+            Action::Log(kind, text) => s.log(kind, text),
             Action::ClearLog => s.log = Rc::new(Vec::new()),
             Action::Dragging(v) => s.dragging = v,
         }

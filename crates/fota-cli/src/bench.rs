@@ -358,7 +358,7 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
         Err("lrzsz not installed".to_string())
     };
     let timing = device_config(&settings[0], args.window).timing;
-    let quiet = Duration::from_secs_f64(args.quiet_ms.clamp(0.2, 100.0) / 1000.0);
+    let quiet = crate::secs("quiet-ms", args.quiet_ms.clamp(0.2, 100.0) / 1000.0)?;
 
     let mut rows = Vec::new();
     for s in &settings {

@@ -200,6 +200,13 @@ impl From<link::OpenError> for Failure {
     }
 }
 
+/// A number of seconds typed by the user as a `Duration`; a negative, infinite or
+/// not-a-number value is an error, not a crash.
+pub(crate) fn secs(flag: &str, seconds: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("--{flag}: {seconds} is not a usable number of seconds"))
+}
+
 fn failure(message: impl Into<String>, help: impl Into<String>) -> Failure {
     Failure {
         message: message.into(),
@@ -259,7 +266,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 state: state.clone(),
                 // `--baud`: the rate the simulated agent starts at.
                 baud: cli.baud,
-                latency: Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
+                latency: secs("latency-ms", latency_ms / 1000.0)
+                    .map_err(|e| failure(e, "Give the latency in milliseconds, like 1 or 16."))?,
                 unsupported: *unsupported,
                 fast: *fast,
                 accept_after: Duration::from_millis(*accept_after_ms),
@@ -344,7 +352,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             plan.vm_slot = vm_slot.map_or(SlotChoice::Auto, SlotChoice::Index);
             plan.restart = !no_restart;
             plan.resume = !no_resume;
-            plan.wait_accept = Duration::from_secs_f64(wait.max(0.0));
+            plan.wait_accept = secs("wait", *wait)
+                .map_err(|e| failure(e, "Give the wait in seconds, like 15."))?;
             if !cli.no_negotiate {
                 dev.negotiate_baud(&[921_600, 460_800, 230_400]).await?;
             }
@@ -562,7 +571,13 @@ async fn watch_record(
     timeout: Option<f64>,
     json: bool,
 ) -> Result<(), Failure> {
-    let deadline = timeout.map(|t| dev.now() + Duration::from_secs_f64(t.max(0.0)));
+    let deadline = match timeout {
+        Some(t) => Some(
+            dev.now()
+                + secs("timeout", t).map_err(|e| failure(e, "Give the timeout in seconds."))?,
+        ),
+        None => None,
+    };
     loop {
         if deadline.is_some_and(|d| dev.now() >= d) {
             return Ok(());

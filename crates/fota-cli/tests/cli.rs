@@ -530,3 +530,20 @@ fn bridge_refuses_a_non_loopback_address() {
     assert!(!o.status.success());
     assert!(text(&o).contains("not a loopback address"), "{}", text(&o));
 }
+
+#[test]
+fn an_unusable_number_is_an_error_not_a_crash() {
+    for args in [
+        &["sim", "--pty", "--latency-ms", "inf"][..],
+        &["sim", "--pty", "--latency-ms", "NaN"][..],
+    ] {
+        let o = Command::new(FOTA).args(args).output().expect("run");
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(text(&o).contains("not a usable number"), "{}", text(&o));
+    }
+    let o = fota(
+        "/dev/ttyNOSUCHPORT0",
+        &["record", "--watch", "--timeout", "-1"],
+    );
+    assert!(!o.status.success());
+}

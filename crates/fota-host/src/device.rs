@@ -306,6 +306,7 @@ impl<T: Transport> Device<T> {
             Err(e) => return Err(e),
             Ok(other) => return Err(unexpected(&other)),
         };
+        check_info(&info)?;
         self.info = Some(info.clone());
         Ok(info)
     }
@@ -675,6 +676,40 @@ impl<T: Transport> Device<T> {
         }
         Ok(())
     }
+}
+
+/// Check the agent's description once, so that everything after it may trust the
+/// geometry: sizes that are powers of two and fit, slots on sector boundaries that do
+/// not wrap around the address space.
+fn check_info(i: &Info) -> Result<(), HostError> {
+    let bad = |what: &str| {
+        Err(HostError::Protocol(format!(
+            "the device describes itself wrongly: {what}"
+        )))
+    };
+    let (sector, gran) = (i.sector_size, u32::from(i.write_granularity));
+    if !sector.is_power_of_two() || sector > 1 << 20 {
+        return bad("sector size");
+    }
+    if !gran.is_power_of_two() || sector % gran != 0 {
+        return bad("write granularity");
+    }
+    if i.max_write == 0 || u32::from(i.max_write) % gran != 0 {
+        return bad("largest write");
+    }
+    if i.max_in_flight == 0 {
+        return bad("requests in flight");
+    }
+    for s in &i.slots {
+        if s.addr % sector != 0
+            || s.size == 0
+            || s.size % sector != 0
+            || s.addr.checked_add(s.size).is_none()
+        {
+            return bad("a slot");
+        }
+    }
+    Ok(())
 }
 
 fn refusal(op: Op, code: ErrorCode, detail: u32) -> HostError {

@@ -355,3 +355,84 @@ fn the_observer_hears_verified_before_attempt_and_resumed_on_a_resume() {
         trace.borrow()
     );
 }
+
+/// A device that answers every Hello with the given Info.
+struct Liar {
+    info: fota_host::protocol::Info,
+    out: Vec<u8>,
+    now: Duration,
+}
+
+impl fota_host::Transport for Liar {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), fota_host::LinkError> {
+        let mut reader = fota_host::protocol::FrameReader::<256>::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, ev) = reader.feed(rest);
+            if let Some(fota_host::protocol::Event::Frame(f)) = ev {
+                let mut buf = [0u8; 256];
+                let reply = fota_host::protocol::Reply::Info(self.info.clone());
+                let n = fota_host::protocol::encode_reply(f.id, &reply, &mut buf).expect("fits");
+                self.out.extend_from_slice(&buf[..n]);
+            }
+            rest = &rest[used..];
+        }
+        Ok(())
+    }
+    async fn recv(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, fota_host::LinkError> {
+        if self.out.is_empty() {
+            self.now += timeout;
+            return Ok(0);
+        }
+        let n = self.out.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.out[..n]);
+        self.out.drain(..n);
+        Ok(n)
+    }
+    fn now(&self) -> Duration {
+        self.now
+    }
+    async fn sleep(&mut self, d: Duration) {
+        self.now += d;
+    }
+}
+
+#[test]
+fn a_device_that_describes_itself_wrongly_is_refused_before_anything_is_sent() {
+    let good = {
+        let mut dev = device(LayoutKind::BytecodeOnly);
+        block_on(dev.hello()).expect("info")
+    };
+    let lies: Vec<(&str, Box<dyn Fn(&mut fota_host::protocol::Info)>)> = vec![
+        ("sector size", Box::new(|i| i.sector_size = 0xFFFF_FFFF)),
+        ("sector size", Box::new(|i| i.sector_size = 3000)),
+        ("write granularity", Box::new(|i| i.write_granularity = 3)),
+        ("largest write", Box::new(|i| i.max_write = 1023)),
+        ("requests in flight", Box::new(|i| i.max_in_flight = 0)),
+        ("a slot", Box::new(|i| i.slots[1].addr = 0xFFFF_F000)),
+        ("a slot", Box::new(|i| i.slots[2].size = 100)),
+    ];
+    for (what, lie) in lies {
+        let mut info = good.clone();
+        lie(&mut info);
+        let mut dev = Device::new(
+            Liar {
+                info,
+                out: Vec::new(),
+                now: Duration::ZERO,
+            },
+            Box::new(NullObserver),
+        );
+        let err =
+            block_on(update(&mut dev, &Plan::new(image(images::blink_v2())))).expect_err(what);
+        assert!(
+            matches!(&err, HostError::Protocol(m) if m.contains(what)),
+            "{what}: {err:?}"
+        );
+        assert_eq!(dev.stats().frames_sent, 1, "only the hello was sent");
+    }
+}

@@ -2,15 +2,23 @@
 //! Serial. Raw bytes both ways, one client at a time. The bridge follows the agent's
 //! baud-rate switches by watching its replies.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use fota_protocol::{Event, FrameReader, Reply};
+
+use crate::link::OpenError;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+
+fn device_gone(port: &str) -> OpenError {
+    OpenError {
+        message: format!("{port}: the device went away"),
+        help: "Check the cable, then start the bridge again.".into(),
+    }
+}
 
 /// Parse a listen address and refuse anything but loopback: the bridge gives full
 /// control of a device to whoever connects.
@@ -27,41 +35,29 @@ pub fn loopback_addr(addr: &str) -> Result<SocketAddr, String> {
     Ok(parsed)
 }
 
-pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), String> {
-    let addr = loopback_addr(ws)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let serial = serialport::new(port, baud)
-        .timeout(Duration::from_millis(20))
-        .open()
-        .map_err(|e| format!("{port}: {e}"))?;
+pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), OpenError> {
+    let plain = |message: String| OpenError {
+        message,
+        help: String::new(),
+    };
+    let addr = loopback_addr(ws).map_err(plain)?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| OpenError {
+        message: format!("cannot listen on {addr}: {e}"),
+        help: "Choose another port: something else listens there.".into(),
+    })?;
+    // The same opening, errors and help as every other command.
+    let serial = crate::link::open_port(port, baud)?;
+    let gone = |e: serialport::Error| crate::link::open_error(port, &e);
+    let mut writer = serial.try_clone().map_err(gone)?;
+    let mut control = serial.try_clone().map_err(gone)?;
+    let mut from_dev = crate::link::spawn_reader(&*serial).map_err(gone)?;
     eprintln!("bridging {port} at {baud} baud to ws://{addr}");
-    let mut writer = serial.try_clone().map_err(|e| format!("{port}: {e}"))?;
-    let mut control = serial.try_clone().map_err(|e| format!("{port}: {e}"))?;
-    let (from_dev_tx, mut from_dev) = mpsc::unbounded_channel::<Vec<u8>>();
-    let mut reader = serial;
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(n) if n > 0 => {
-                    if from_dev_tx.send(buf[..n].to_vec()).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return,
-            }
-        }
-    });
     let mut frames = Box::new(FrameReader::<4096>::new());
     loop {
         let (stream, peer) = listener
             .accept()
             .await
-            .map_err(|e| format!("accept failed: {e}"))?;
+            .map_err(|e| plain(format!("accept failed: {e}")))?;
         let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
             continue;
         };
@@ -74,7 +70,7 @@ pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), String> {
                 msg = source.next() => match msg {
                     Some(Ok(Message::Binary(b))) => {
                         if writer.write_all(&b).is_err() {
-                            return Err(format!("{port}: the device went away"));
+                            return Err(device_gone(port));
                         }
                         let _ = writer.flush();
                     }
@@ -85,8 +81,8 @@ pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), String> {
                     Some(Err(_)) | None => break,
                 },
                 bytes = from_dev.recv() => {
-                    let Some(bytes) = bytes else {
-                        return Err(format!("{port}: the device went away"));
+                    let Some(Ok(bytes)) = bytes else {
+                        return Err(device_gone(port));
                     };
                     let mut rest = &bytes[..];
                     let mut switch = None;

@@ -100,11 +100,11 @@ pub struct SerialLink {
     broken: bool,
 }
 
-fn open_error(path: &str, e: &serialport::Error) -> OpenError {
+pub(crate) fn open_error(path: &str, e: &serialport::Error) -> OpenError {
     use serialport::ErrorKind;
     let (message, help) = match e.kind() {
         ErrorKind::NoDevice if e.description.contains("exclusive") => busy(path),
-        ErrorKind::NoDevice => (
+        ErrorKind::NoDevice | ErrorKind::Io(std::io::ErrorKind::NotFound) => (
             format!("{path}: no such serial port"),
             "Check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM* on Linux, \
              /dev/cu.* on macOS, COMn on Windows)."
@@ -116,10 +116,7 @@ fn open_error(path: &str, e: &serialport::Error) -> OpenError {
              then log out and in again."
                 .to_string(),
         ),
-        ErrorKind::Io(std::io::ErrorKind::NotFound) => (
-            format!("{path}: no such serial port"),
-            "Check the cable and the port name.".to_string(),
-        ),
+
         _ if e.description.contains("busy")
             || e.description.contains("Busy")
             || e.description.contains("exclusive") =>
@@ -143,14 +140,23 @@ fn busy(path: &str) -> (String, String) {
     )
 }
 
+/// Open a serial port for exclusive use, with reads that time out so a reader thread
+/// can notice the other side went away.
+pub(crate) fn open_port(
+    path: &str,
+    baud: u32,
+) -> Result<Box<dyn serialport::SerialPort>, OpenError> {
+    serialport::new(path, baud)
+        .timeout(Duration::from_millis(20))
+        .open()
+        .map_err(|e| open_error(path, &e))
+}
+
 impl SerialLink {
     pub fn open(path: &str, baud: u32) -> Result<SerialLink, OpenError> {
         // serialport opens the port exclusively (TIOCEXCL and an exclusive flock), so a
         // second program gets a clear "busy" instead of a garbled transfer.
-        let port = serialport::new(path, baud)
-            .timeout(Duration::from_millis(20))
-            .open()
-            .map_err(|e| open_error(path, &e))?;
+        let port = open_port(path, baud)?;
         let rx = spawn_reader(&*port).map_err(|e| open_error(path, &e))?;
         Ok(SerialLink {
             path: path.to_string(),
@@ -219,7 +225,7 @@ impl SerialLink {
     }
 }
 
-fn spawn_reader(
+pub(crate) fn spawn_reader(
     port: &dyn serialport::SerialPort,
 ) -> Result<mpsc::UnboundedReceiver<Result<Vec<u8>, String>>, serialport::Error> {
     let mut reader = port.try_clone()?;

@@ -304,7 +304,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Bridge { ws } = &cli.command {
         return bridge::run(&port, cli.baud, ws)
             .await
-            .map_err(|e| failure(e, ""));
+            .map_err(Failure::from);
     }
     let link = link::open(&port, cli.baud).await?;
     let mut dev = Device::new(link, Box::new(Printer::new(style, cli.verbose)));

@@ -170,6 +170,7 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     );
     let _ = std::io::stdout().flush();
 
+    let mut saved_generation = (dev.flash().bytes_programmed(), dev.flash().total_erases());
     let speed: u64 = if opts.fast { 20 } else { 1 };
     let start = Instant::now();
     let base = dev.now();
@@ -193,8 +194,13 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
                 let _ = o.send(out.clone());
             }
         }
-        if let Some(state) = &mut state {
+        // Compare and save only after the flash changed (a program or an erase).
+        let generation = (dev.flash().bytes_programmed(), dev.flash().total_erases());
+        if let Some(state) = &mut state
+            && generation != saved_generation
+        {
             state.sync(dev.flash_bytes())?;
+            saved_generation = generation;
         }
         let next = dev.next_event().unwrap_or(now + 5_000_000);
         let wait = (next.saturating_sub(now) / speed).clamp(100_000, 5_000_000);

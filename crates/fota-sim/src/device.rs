@@ -492,7 +492,9 @@ impl SimDevice {
         let Run::Booting { flash, .. } = std::mem::replace(&mut self.run, Run::Gone) else {
             return;
         };
-        match AgentLink::boot(flash, self.agent_cfg.clone()) {
+        match fota_agent::Agent::boot_or_return(flash, self.agent_cfg.clone())
+            .map(|(agent, boot)| (AgentLink::new(agent), boot))
+        {
             Ok((link, _)) if !link.agent().flash().sim().is_powered() => {
                 // Power failed during the boot decision's record write: the device is off.
                 self.run = Run::Off {
@@ -540,16 +542,9 @@ impl SimDevice {
                     watchdog_at,
                 }));
             }
-            Err(_) => {
-                // A boot that cannot read its record area: an unrecoverable flash fault in
-                // this model. Stay off; a test will see it.
-                self.run = Run::Off {
-                    flash: TimedFlash {
-                        inner: DeviceFlash::new(SECTOR as usize),
-                        busy: self.busy.clone(),
-                    },
-                };
-            }
+            // A boot that cannot read its record area (power failed while reading it): the
+            // device stays off with its flash as it is, until powered on again.
+            Err((_, flash)) => self.run = Run::Off { flash },
         }
     }
 

@@ -144,12 +144,23 @@ enum Command {
         size: Option<u32>,
     },
     /// Make (bytecode slot, VM slot) the configuration tried at the next restart.
+    /// The device's MD5 of each slot is compared with the image first (`--image`,
+    /// `--vm-image`); `--force` attempts unchecked.
     Attempt {
         #[arg(long)]
         bc: u32,
         /// VM slot (default: the current one).
         #[arg(long)]
         vm: Option<u32>,
+        /// The bytecode image the slot must hold.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// The VM image the VM slot must hold.
+        #[arg(long)]
+        vm_image: Option<PathBuf>,
+        /// Attempt without comparing the slots with images.
+        #[arg(long)]
+        force: bool,
     },
     /// Make the running configuration the last working one.
     Accept,
@@ -446,9 +457,49 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 ));
             }
         }
-        Command::Attempt { bc, vm } => {
+        Command::Attempt {
+            bc,
+            vm,
+            image,
+            vm_image,
+            force,
+        } => {
             let record = dev.get_record().await?;
-            dev.attempt(*bc, vm.unwrap_or(record.vm_current)).await?;
+            let vm = vm.unwrap_or(record.vm_current);
+            if image.is_none() && !force {
+                return Err(failure(
+                    "attempt needs the image the slot should hold",
+                    "Give --image FILE (and --vm-image FILE for a new VM) so the device's MD5 \
+                     of the slot is compared first, or --force to attempt unchecked.",
+                ));
+            }
+            for (kind, index, path) in [
+                (SlotKind::Bytecode, *bc, image),
+                (SlotKind::Vm, vm, vm_image),
+            ] {
+                let Some(path) = path else { continue };
+                let img = read_image(path)?;
+                let Some(slot) = info.slot(kind, index).copied() else {
+                    return Err(failure(
+                        format!("no {kind:?} slot {index} in this layout"),
+                        "`fota info` lists the slots.",
+                    ));
+                };
+                let len = u32::try_from(img.len()).unwrap_or(u32::MAX).min(slot.size);
+                let md5 = dev
+                    .checksum_slot(slot.addr, len, &mut |_, _, _, _| {})
+                    .await?;
+                if img.len() > slot.size as usize || md5 != img.md5() {
+                    return Err(failure(
+                        format!(
+                            "{kind:?} slot {index} does not hold {}: nothing was attempted",
+                            img.name
+                        ),
+                        "Flash the image (fota flash), which checks and attempts it.",
+                    ));
+                }
+            }
+            dev.attempt(*bc, vm).await?;
             print_record(&dev.get_record().await?, cli.json);
         }
         Command::Accept => {

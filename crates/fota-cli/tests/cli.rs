@@ -547,3 +547,60 @@ fn an_unusable_number_is_an_error_not_a_crash() {
     );
     assert!(!o.status.success());
 }
+
+#[test]
+fn attempt_checks_the_slot_against_the_image_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty"]);
+    let healthy = sample(dir.path(), "healthy");
+    let faulty = sample(dir.path(), "faulty");
+    let o = fota(
+        sim.port(),
+        &["flash", "--no-restart", healthy.to_str().expect("p")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // Undo the attempt (unchecked: the current configuration), then try the checks.
+    let o = fota(sim.port(), &["attempt", "--bc", "0", "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = record(sim.port());
+    let o = fota(sim.port(), &["attempt", "--bc", "1"]);
+    assert!(
+        !o.status.success() && text(&o).contains("--image FILE"),
+        "{}",
+        text(&o)
+    );
+    let o = fota(
+        sim.port(),
+        &[
+            "attempt",
+            "--bc",
+            "1",
+            "--image",
+            faulty.to_str().expect("p"),
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("nothing was attempted"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        record(sim.port()),
+        before,
+        "a refused attempt changes nothing"
+    );
+    let o = fota(
+        sim.port(),
+        &[
+            "--json",
+            "attempt",
+            "--bc",
+            "1",
+            "--image",
+            healthy.to_str().expect("p"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = record(sim.port());
+    assert_eq!((r[4], r[5]), (1, 0), "slot 1 is attempted: {r:?}");
+}

@@ -407,7 +407,8 @@ fn a_device_that_describes_itself_wrongly_is_refused_before_anything_is_sent() {
         let mut dev = device(LayoutKind::BytecodeOnly);
         block_on(dev.hello()).expect("info")
     };
-    let lies: Vec<(&str, Box<dyn Fn(&mut fota_host::protocol::Info)>)> = vec![
+    type Lie = Box<dyn Fn(&mut fota_host::protocol::Info)>;
+    let lies: Vec<(&str, Lie)> = vec![
         ("sector size", Box::new(|i| i.sector_size = 0xFFFF_FFFF)),
         ("sector size", Box::new(|i| i.sector_size = 3000)),
         ("write granularity", Box::new(|i| i.write_granularity = 3)),

@@ -106,10 +106,7 @@ impl HostError {
                 ErrorCode::SlotInUse => {
                     "Choose another slot: the current and last working slots are protected.".into()
                 }
-                ErrorCode::NoFreeSlot => {
-                    "Accept the running trial (fota accept) or restart to revert, then try again."
-                        .into()
-                }
+                ErrorCode::NoFreeSlot => HostError::NoFreeSlot.help(),
                 ErrorCode::NotErased => "Erase the slot first (flashing does this).".into(),
                 ErrorCode::BadFrame => {
                     "The link damaged data; a lower baud rate or a better cable helps.".into()
@@ -141,9 +138,12 @@ impl HostError {
             HostError::BadSlot { .. } => {
                 "Leave the slot to the tool (automatic), or name a free slot.".into()
             }
-            HostError::NoFreeSlot => "A new configuration is on trial: accept it (fota accept) \
-                 or restart the device to revert, then update again."
-                .into(),
+            HostError::NoFreeSlot => {
+                "A new configuration is attempted and not accepted yet. Flashing the same \
+                 image again finishes that update; once it runs, fota accept confirms it, and \
+                 a restart while it runs on trial brings back the previous firmware."
+                    .into()
+            }
             HostError::ChecksumMismatch { .. } => "Nothing was switched: the device still runs \
                  its current firmware. Flash again; if it repeats, lower the baud rate."
                 .into(),

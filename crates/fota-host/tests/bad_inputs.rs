@@ -805,7 +805,10 @@ fn update_while_an_attempt_is_pending() {
     let err = block_on(update(&mut dev, &Plan::new(other_image()))).expect_err("no free slot");
     assert_eq!(err, HostError::NoFreeSlot);
     let (_, help) = texts(&err);
-    assert!(help.contains("fota accept") && help.contains("same image again"), "{help}");
+    assert!(
+        help.contains("fota accept") && help.contains("same image again"),
+        "{help}"
+    );
     assert_eq!(snap(&mut dev), before);
 }
 

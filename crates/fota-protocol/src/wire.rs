@@ -6,7 +6,7 @@
 
 use crate::message::DecodeError;
 
-/// Where encoded bytes go: a length counter or a COBS+CRC frame.
+/// Where encoded bytes go (the COBS + CRC frame writer).
 pub(crate) trait Sink {
     fn put(&mut self, bytes: &[u8]);
     fn u8(&mut self, v: u8) {

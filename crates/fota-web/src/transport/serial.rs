@@ -171,9 +171,27 @@ impl SerialLink {
     }
 
     /// Web Serial cannot change the rate of an open port: close it and open it again.
+    ///
+    /// A port that went away keeps the new rate for [`reconnect`](Self::reconnect): a
+    /// device that re-enumerates when it resets kills its port right after its answer to
+    /// Restart, just when fota-host switches back to the base rate, and the port found
+    /// again with `getPorts()` must be opened at that rate.
     pub async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        let gone = self.inbox.is_closed();
         self.close().await;
-        self.start(baud).await.map_err(|e| link_error(&e))
+        match self.start(baud).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let why = link_error(&e);
+                if gone || js_error(&e).0 == "NetworkError" {
+                    self.baud = baud;
+                    self.inbox.close(why);
+                    Ok(())
+                } else {
+                    Err(why)
+                }
+            }
+        }
     }
 
     pub fn baud(&self) -> Option<u32> {

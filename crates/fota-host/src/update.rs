@@ -439,7 +439,15 @@ async fn transfer<T: Transport>(
     resume: bool,
     report: &mut Report,
 ) -> Result<(), HostError> {
-    let sector = info.sector_size.max(1) as usize;
+    // `Device::hello` checked the geometry: sizes are non-zero powers of two, the largest
+    // write is a multiple of the write granularity.
+    let sector = info.sector_size as usize;
+    let gran = usize::from(info.write_granularity);
+    // What the stream writes: the image padded with erased bytes (0xFF) to the write
+    // granularity. Resume compares the same bytes (a cut while erasing can leave the
+    // image's last bytes erased but not the padding after them).
+    let mut padded = image.data.clone();
+    padded.resize(image.len().next_multiple_of(gran), 0xFF);
     let sectors: Vec<(usize, usize)> = (0..image.len())
         .step_by(sector)
         .map(|s| (s, (s + sector).min(image.len())))
@@ -456,12 +464,6 @@ async fn transfer<T: Transport>(
                 image.name
             ),
         );
-        // The stream pads the last block with erased bytes up to the write granularity:
-        // compare what it writes, padding included. (A cut while erasing can leave the
-        // image's last bytes erased but not the padding after them.)
-        let gran = usize::from(info.write_granularity.max(1));
-        let mut padded = image.data.clone();
-        padded.resize(image.len().div_ceil(gran) * gran, 0xFF);
         let mut ranges = sectors.clone();
         if let Some(last) = ranges.last_mut() {
             last.1 = padded.len();
@@ -561,8 +563,7 @@ async fn transfer<T: Transport>(
     report.erase_time += dev.now() - t;
 
     // Stream the sectors that are not done, in blocks of the agent's chunk.
-    let chunk = usize::from(info.max_write).clamp(1, 4096);
-    let gran = usize::from(info.write_granularity.max(1));
+    let chunk = usize::from(info.max_write);
     let mut blocks: Vec<(usize, usize)> = Vec::new();
     for (&(a, b), s) in sectors.iter().zip(&state) {
         if *s != SectorState::Done {
@@ -579,30 +580,22 @@ async fn transfer<T: Transport>(
         Step::Stream,
         &format!("Sending {} KiB of {}", total.div_ceil(1024), image.name),
     );
-    // Blocks padded to the write granularity with erased bytes (0xFF).
-    let padded: Vec<Vec<u8>> = blocks
-        .iter()
-        .map(|&(a, b)| {
-            let mut v = image.data[a..b].to_vec();
-            v.resize((b - a).div_ceil(gran) * gran, 0xFF);
-            v
-        })
-        .collect();
     let slot_addr = slot.addr;
-    let starts: Vec<u32> = blocks.iter().map(|&(a, _)| slot_addr + a as u32).collect();
-    let make = |i: usize| Request::WriteSlot {
-        addr: starts[i],
-        data: &padded[i],
+    let make = |i: usize| {
+        let (a, b) = blocks[i];
+        Request::WriteSlot {
+            addr: slot_addr + a as u32,
+            data: &padded[a..b.next_multiple_of(gran)],
+        }
     };
     let t = dev.now();
     let sent_before = dev.stats().write_bytes;
     let mut done = 0u64;
-    let lens: Vec<u64> = blocks.iter().map(|&(a, b)| (b - a) as u64).collect();
     dev.pipeline(blocks.len(), &make, &mut |obs, now, i, reply| {
         if !matches!(reply, Reply::Written { .. }) {
             return Err(HostError::Protocol(format!("{reply:?} to a write")));
         }
-        done += lens[i];
+        done += (blocks[i].1 - blocks[i].0) as u64;
         obs.progress(&progress64(Phase::Stream, done, total, now - t));
         Ok(())
     })

@@ -89,13 +89,52 @@ impl Transport for Link {
     }
 }
 
+/// Chunks from a reader task, handed out as `recv` asks for them.
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
+    held: Vec<u8>,
+    at: usize,
+}
+
+impl Inbox {
+    fn new(rx: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>) -> Inbox {
+        Inbox {
+            rx,
+            held: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// Bytes within `timeout` (`Ok(0)`: none came); `closed` names what ended when the
+    /// reader task is gone.
+    async fn recv(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+        closed: &str,
+    ) -> Result<usize, LinkError> {
+        if self.at >= self.held.len() {
+            match tokio::time::timeout(timeout, self.rx.recv()).await {
+                Err(_) => return Ok(0),
+                Ok(None) => return Err(LinkError::Disconnected(closed.into())),
+                Ok(Some(Err(e))) => return Err(LinkError::Disconnected(e)),
+                Ok(Some(Ok(chunk))) => (self.held, self.at) = (chunk, 0),
+            }
+        }
+        let rest = &self.held[self.at..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// A serial port, read by a thread that hands chunks to the async side.
 pub struct SerialLink {
     path: String,
     baud: u32,
     port: Box<dyn serialport::SerialPort>,
-    rx: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
-    held: Vec<u8>,
+    inbox: Inbox,
     start: Instant,
     broken: bool,
 }
@@ -162,8 +201,7 @@ impl SerialLink {
             path: path.to_string(),
             baud,
             port,
-            rx,
-            held: Vec::new(),
+            inbox: Inbox::new(rx),
             start: Instant::now(),
             broken: false,
         })
@@ -180,24 +218,9 @@ impl SerialLink {
     }
 
     async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
-        if self.held.is_empty() {
-            match tokio::time::timeout(timeout, self.rx.recv()).await {
-                Err(_) => return Ok(0),
-                Ok(None) => {
-                    self.broken = true;
-                    return Err(LinkError::Disconnected("the port closed".into()));
-                }
-                Ok(Some(Err(e))) => {
-                    self.broken = true;
-                    return Err(LinkError::Disconnected(e));
-                }
-                Ok(Some(Ok(chunk))) => self.held = chunk,
-            }
-        }
-        let n = self.held.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.held[..n]);
-        self.held.drain(..n);
-        Ok(n)
+        let got = self.inbox.recv(buf, timeout, "the port closed").await;
+        self.broken |= got.is_err();
+        got
     }
 
     fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
@@ -217,9 +240,9 @@ impl SerialLink {
             .timeout(Duration::from_millis(20))
             .open()
             .map_err(|e| LinkError::Disconnected(e.to_string()))?;
-        self.rx = spawn_reader(&*port).map_err(|e| LinkError::Disconnected(e.to_string()))?;
+        self.inbox =
+            Inbox::new(spawn_reader(&*port).map_err(|e| LinkError::Disconnected(e.to_string()))?);
         self.port = port;
-        self.held.clear();
         self.broken = false;
         Ok(())
     }
@@ -260,8 +283,7 @@ pub(crate) fn spawn_reader(
 pub struct WsLink {
     url: String,
     out: mpsc::UnboundedSender<Vec<u8>>,
-    rx: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
-    held: Vec<u8>,
+    inbox: Inbox,
     start: Instant,
     baud: u32,
     broken: bool,
@@ -278,8 +300,7 @@ impl WsLink {
         Ok(WsLink {
             url: url.to_string(),
             out,
-            rx,
-            held: Vec::new(),
+            inbox: Inbox::new(rx),
             start: Instant::now(),
             baud: fota_protocol::DEFAULT_BAUD,
             broken: false,
@@ -294,24 +315,9 @@ impl WsLink {
     }
 
     async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
-        if self.held.is_empty() {
-            match tokio::time::timeout(timeout, self.rx.recv()).await {
-                Err(_) => return Ok(0),
-                Ok(None) => {
-                    self.broken = true;
-                    return Err(LinkError::Disconnected("the WebSocket closed".into()));
-                }
-                Ok(Some(Err(e))) => {
-                    self.broken = true;
-                    return Err(LinkError::Disconnected(e));
-                }
-                Ok(Some(Ok(chunk))) => self.held = chunk,
-            }
-        }
-        let n = self.held.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.held[..n]);
-        self.held.drain(..n);
-        Ok(n)
+        let got = self.inbox.recv(buf, timeout, "the WebSocket closed").await;
+        self.broken |= got.is_err();
+        got
     }
 
     async fn reconnect(&mut self) -> Result<(), LinkError> {
@@ -322,8 +328,7 @@ impl WsLink {
             .await
             .map_err(LinkError::Disconnected)?;
         self.out = out;
-        self.rx = rx;
-        self.held.clear();
+        self.inbox = Inbox::new(rx);
         self.broken = false;
         Ok(())
     }

@@ -480,15 +480,25 @@ impl<T: Transport> Device<T> {
     /// Wait for the device to come back after a restart: reopen the link and say hello
     /// until it answers or [`Timeouts::reboot`] passes.
     pub async fn wait_for_device(&mut self) -> Result<Info, HostError> {
-        let deadline = self.link.now() + self.timeouts.reboot;
+        let start = self.link.now();
+        let deadline = start + self.timeouts.reboot;
         let saved = self.timeouts;
         self.timeouts.attempts = 1;
         self.timeouts.reply = Duration::from_millis(400);
+        let mut port_lost = false;
         let result = loop {
             self.check_cancel()?;
             match self.link.reconnect().await {
                 Ok(()) => match self.hello().await {
-                    Ok(info) => break Ok(info),
+                    Ok(info) => {
+                        let secs = (self.link.now() - start).as_secs_f64();
+                        self.observer.event(&if port_lost {
+                            format!("the port came back and the device answers ({secs:.1} s)")
+                        } else {
+                            format!("the device answers again ({secs:.1} s)")
+                        });
+                        break Ok(info);
+                    }
                     Err(HostError::NoAnswer | HostError::Link(_)) => {
                         // A device that reset by itself (a watchdog) is back at its base
                         // rate.
@@ -500,7 +510,10 @@ impl<T: Transport> Device<T> {
                     Err(e) => break Err(e),
                 },
                 // The port is not back yet (a USB device re-enumerating): wait a little.
-                Err(_) => self.link.sleep(Duration::from_millis(200)).await,
+                Err(_) => {
+                    port_lost = true;
+                    self.link.sleep(Duration::from_millis(200)).await;
+                }
             }
             if self.link.now() >= deadline {
                 break Err(HostError::NoAnswer);

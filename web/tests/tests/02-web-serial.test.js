@@ -1,7 +1,9 @@
 // The Web Serial code path end to end: navigator.serial is replaced by a spec-shaped fake
 // port whose bytes travel over a WebSocket to a real simulated device (`fota sim --ws`).
-// Also: the chooser dismissed, the port busy, and a cable pulled in the middle of the
-// stream, after which flashing again resumes.
+// Also: the chooser dismissed, the port busy, a cable pulled in the middle of the
+// stream, after which flashing again resumes, and a device that re-enumerates when it
+// restarts (a new SerialPort object, found again with getPorts()).
+import fs from 'node:fs';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serve, launch, openApp, shot, startSimServer } from '../helpers.js';
@@ -15,8 +17,8 @@ before(async () => {
 });
 after(async () => { await browser?.close(); await server?.close(); sim?.stop(); });
 
-async function openWithFake(device = sim) {
-  const page = await openApp(browser, server.url, { init: { script: installFakeSerial, arg: { wsUrl: device.url } } });
+async function openWithFake(device = sim, options = {}) {
+  const page = await openApp(browser, server.url, { init: { script: installFakeSerial, arg: { wsUrl: device.url, ...options } } });
   await page.getByRole('radio', { name: /USB serial \(Web Serial\)/ }).check();
   return page;
 }
@@ -111,6 +113,87 @@ test('web serial: cable pulled mid-stream, then flashing again resumes', async (
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
   assert.match(await page.locator('[data-testid=skipped]').textContent(), new RegExp(`${already} bytes were already on the device`));
   await shot(page, '17-serial-resumed-accepted');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('web serial: the device re-enumerates when it restarts, the same port is found again with getPorts()', async (t) => {
+  // A native-USB device: its reset kills the SerialPort object, and a new one with the
+  // same USB ids appears 300 ms later. A device of its own, so the flash is known.
+  const device = await startSimServer(['--layout', 'bytecode']);
+  t.after(() => device.stop());
+  const page = await openWithFake(device, { reenumerateOnRestart: true, reenumerateDelayMs: 300 });
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid=conn-status]').textContent.includes('921600'), null, { timeout: 10000 });
+  let hooks = await page.evaluate(() => window.__fakeSerial);
+  assert.deepEqual(hooks.reenumerations, [], 'no restart yet');
+  const getPortsBefore = hooks.getPortsCalls;
+
+  await flash(page, 'Healthy blink v2');
+  // The outcome, or the problem that stopped the update (the port not found again).
+  await page.locator('[data-testid=outcome], .problem').first().waitFor({ timeout: 60000 });
+  if (await page.locator('.problem').count()) assert.fail(await page.locator('.problem').textContent());
+  assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
+  await shot(page, '18-serial-reenumerated-accepted');
+
+  hooks = await page.evaluate(() => window.__fakeSerial);
+  console.log(`re-enumeration: ${JSON.stringify({ reenumerations: hooks.reenumerations, events: hooks.events, getPortsCalls: hooks.getPortsCalls, opens: hooks.opens.map((o) => `port ${o.port} at ${o.baudRate}`) })}`);
+  // The port object the update started on died at the restart (after its Restarting
+  // reply), and the one that replaced it was found with getPorts() and opened.
+  assert.deepEqual(hooks.reenumerations, [{ port: 0, why: 'restart' }]);
+  assert.deepEqual(hooks.events.map((e) => `${e.type} ${e.port}`), ['disconnect 0', 'connect 1']);
+  assert.ok(hooks.getPortsCalls > getPortsBefore, `getPorts() called (${getPortsBefore} -> ${hooks.getPortsCalls})`);
+  const reopened = hooks.opens.filter((o) => o.port === 1);
+  assert.ok(reopened.length > 0, 'the new port object was opened');
+  assert.equal(reopened[0].baudRate, 115200, 'the device came back at its base rate');
+  assert.ok(reopened[0].bufferSize >= 65536, `bufferSize ${reopened[0].bufferSize}`);
+  assert.equal(hooks.opens.at(-1).port, 1);
+  assert.equal(hooks.opens.at(-1).baudRate, 921600, 'the rate raised again on the new port');
+  assert.equal(hooks.lockedCloses, 0, 'locks are released before close()');
+  assert.match(await page.locator('[data-testid=conn-status]').textContent(), /921600/);
+  const live = await page.evaluate(async () => {
+    const ports = await navigator.serial.getPorts();
+    return ports.map((p) => ({ id: p.id, open: p._open, connected: p.connected, info: p.getInfo() }));
+  });
+  assert.deepEqual(live, [{ id: 1, open: true, connected: true, info: { usbVendorId: 0x1209, usbProductId: 0xf07a } }]);
+
+  // The log: the restart, then the device answering through the new port, whose
+  // output (the firmware confirming itself) only the new port object could carry.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download .txt' }).click(),
+  ]);
+  const log = fs.readFileSync(await download.path(), 'utf8');
+  const restartAt = log.search(/step +Restart: Restarting the device into the new firmware/);
+  assert.ok(restartAt >= 0, log);
+  // After the restart: the device answered again (the outcome step), and its output came
+  // through the new port object (the old one died before the firmware booted).
+  assert.match(log.slice(restartAt), /step +Outcome: Waiting for the new firmware to confirm itself[^]*device +app: self-test passed, accept\(\)[^]*step +Outcome: The new firmware is running and has confirmed itself/);
+  console.log(log.slice(log.lastIndexOf('\n', restartAt) + 1).trimEnd());
+
+  // Still usable afterwards: the record, read through the new port, has the new firmware
+  // confirmed.
+  await page.getByRole('button', { name: 'Update again' }).click();
+  await page.getByRole('button', { name: 'Back' }).click();
+  await page.locator('[data-testid=record-ok]', { hasText: 'bytecode slot 1 with VM slot 0' }).waitFor({ timeout: 10000 });
+
+  // Faulty firmware: the port dies at the restart, and again when the watchdog resets the
+  // hung firmware (seen by its boot banner); the revert is still seen, on a third new port.
+  await flash(page, 'Faulty blink v3');
+  await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
+  assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'reverted');
+  await shot(page, '19-serial-reenumerated-reverted');
+  hooks = await page.evaluate(() => window.__fakeSerial);
+  assert.deepEqual(hooks.reenumerations, [{ port: 0, why: 'restart' }, { port: 1, why: 'restart' }, { port: 2, why: 'boot' }]);
+  assert.equal(hooks.opens.at(-1).port, 3);
+  assert.equal(hooks.lockedCloses, 0);
+  await page.getByRole('button', { name: 'Update again' }).click();
+  await page.getByRole('button', { name: 'Back' }).click();
+  await page.locator('[data-testid=record-ok]', { hasText: 'bytecode slot 1 with VM slot 0' }).waitFor({ timeout: 10000 });
+  await page.getByRole('button', { name: 'Disconnect from the device' }).click();
+  await page.locator('[data-testid=conn-status]', { hasText: 'Not connected' }).waitFor();
+  assert.equal((await page.evaluate(() => window.__fakeSerial)).lockedCloses, 0);
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

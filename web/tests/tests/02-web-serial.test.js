@@ -119,8 +119,10 @@ test('web serial: cable pulled mid-stream, then flashing again resumes', async (
 
 test('web serial: the device re-enumerates when it restarts, the same port is found again with getPorts()', async (t) => {
   // A native-USB device: its reset kills the SerialPort object, and a new one with the
-  // same USB ids appears 300 ms later. A device of its own, so the flash is known.
-  const device = await startSimServer(['--layout', 'bytecode']);
+  // same USB ids appears 300 ms later. A device of its own, so the flash is known. The
+  // new firmware confirms itself 2 s after boot, after the port is surely back, so its
+  // log line can only reach the page through the new port.
+  const device = await startSimServer(['--layout', 'bytecode', '--accept-after-ms', '2000']);
   t.after(() => device.stop());
   const page = await openWithFake(device, { reenumerateOnRestart: true, reenumerateDelayMs: 300 });
   await page.getByRole('button', { name: 'Connect' }).click();

@@ -192,26 +192,19 @@ pub fn app() -> Html {
 
     let conn = state.connection();
     let busy = state.running();
-    let writing: Vec<_> = if busy {
-        [SlotKind::Bytecode, SlotKind::Vm]
-            .into_iter()
-            .filter(|k| state.image(*k).is_some())
-            .filter_map(|k| state.target(k))
-            .collect()
-    } else {
-        vec![]
-    };
-    let targets: Vec<_> = if !busy
-        && state.stage >= crate::state::Stage::Image
-        && state.stage <= crate::state::Stage::Slot
-    {
-        [SlotKind::Bytecode, SlotKind::Vm]
-            .into_iter()
-            .filter(|k| state.image(*k).is_some())
-            .filter_map(|k| state.target(k))
-            .collect()
-    } else {
-        vec![]
+    // The slots the chosen images go to: drawn as "being written" while an update runs,
+    // as "new image" while the user picks images and slots.
+    let chosen: Vec<_> = [SlotKind::Bytecode, SlotKind::Vm]
+        .into_iter()
+        .filter(|k| state.image(*k).is_some())
+        .filter_map(|k| state.target(k))
+        .collect();
+    let choosing =
+        state.stage >= crate::state::Stage::Image && state.stage <= crate::state::Stage::Slot;
+    let (writing, targets) = match (busy, choosing) {
+        (true, _) => (chosen, vec![]),
+        (false, true) => (vec![], chosen),
+        (false, false) => (vec![], vec![]),
     };
     let cmd = |c: fn() -> Command| {
         let state = state.clone();

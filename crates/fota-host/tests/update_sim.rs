@@ -437,3 +437,53 @@ fn a_device_that_describes_itself_wrongly_is_refused_before_anything_is_sent() {
         assert_eq!(dev.stats().frames_sent, 1, "only the hello was sent");
     }
 }
+
+/// Collects the device's log lines.
+struct DeviceLog(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+impl fota_host::Observer for DeviceLog {
+    fn device_log(&mut self, line: &str) {
+        self.0.borrow_mut().push(line.to_string());
+    }
+}
+
+#[test]
+fn text_the_firmware_prints_between_frames_reaches_the_observer_as_lines() {
+    let lines = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
+    let mut dev = Device::new(
+        SimTransport::new(sim, Virtual),
+        Box::new(DeviceLog(lines.clone())),
+    );
+    let report = block_on(update(
+        &mut dev,
+        &Plan::new(image(images::blink_v3_broken())),
+    ))
+    .expect("update");
+    assert_eq!(report.outcome, Outcome::Reverted);
+    let lines = lines.borrow();
+    // Whole lines, in order, without their line ends, between the protocol's frames.
+    let expect = [
+        "boot: VM slot 0 @0x0, bytecode slot 1 @0x50000, on trial",
+        "app: self-test failed, hanging",
+        "watchdog: firmware hung, resetting",
+        "boot: VM slot 0 @0x0, bytecode slot 0 @0x10000, reverted to the last working configuration",
+        "app: running",
+    ];
+    let mut at = 0;
+    for line in lines.iter() {
+        assert!(
+            !line.contains('\r') && !line.contains('\n') && !line.contains('\0'),
+            "{line:?}"
+        );
+        if at < expect.len() && line == expect[at] {
+            at += 1;
+        }
+    }
+    assert_eq!(
+        at,
+        expect.len(),
+        "missing {:?} in {lines:?}",
+        expect.get(at)
+    );
+}

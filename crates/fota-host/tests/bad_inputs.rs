@@ -33,24 +33,14 @@ fn config(layout: LayoutKind) -> DeviceConfig {
 /// A device with small slots: VM "zvm" 1.0 and bytecode "blink" 1 in slot 0, a stale
 /// image over the first 6 KiB of bytecode slot 1 (so an update must erase), booted.
 fn sim(cfg: DeviceConfig) -> SimDevice {
-    let agent = cfg.agent_config();
-    let mut bytes = vec![0xFF; cfg.flash_size()];
     let stale = images::sample_image(SlotKind::Bytecode, "blink", "0", true, 6000);
-    let at = agent.slot(SlotKind::Bytecode, 1).expect("slot 1").addr as usize;
-    bytes[at..at + stale.len()].copy_from_slice(&stale);
-    for (kind, image) in [
-        (
-            SlotKind::Vm,
-            images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000),
-        ),
-        (
-            SlotKind::Bytecode,
-            images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500),
-        ),
-    ] {
-        let at = agent.slot(kind, 0).expect("slot 0").addr as usize;
-        bytes[at..at + image.len()].copy_from_slice(&image);
-    }
+    let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
+    let bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+    let bytes = cfg.flash_with(&[
+        (SlotKind::Vm, 0, &vm),
+        (SlotKind::Bytecode, 0, &bc),
+        (SlotKind::Bytecode, 1, &stale),
+    ]);
     let flash = DeviceFlash::from_image(bytes)
         .expect("whole sectors")
         .with_timing(FlashTiming::INSTANT);

@@ -68,21 +68,9 @@ fn config(layout: LayoutKind) -> DeviceConfig {
 /// of each kind (the sample images of `SimDevice::new` do not fit these small slots).
 fn factory(layout: LayoutKind) -> Vec<u8> {
     let cfg = config(layout);
-    let agent = cfg.agent_config();
-    let mut bytes = vec![0xFF; cfg.flash_size()];
-    for (kind, image) in [
-        (
-            SlotKind::Vm,
-            images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000),
-        ),
-        (
-            SlotKind::Bytecode,
-            images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500),
-        ),
-    ] {
-        let at = agent.slot(kind, 0).expect("slot 0").addr as usize;
-        bytes[at..at + image.len()].copy_from_slice(&image);
-    }
+    let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
+    let bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+    let bytes = cfg.flash_with(&[(SlotKind::Vm, 0, &vm), (SlotKind::Bytecode, 0, &bc)]);
     // Boot once so the factory record is on flash, then keep the bytes.
     let flash = DeviceFlash::from_image(bytes)
         .expect("whole sectors")

@@ -121,6 +121,25 @@ impl DeviceConfig {
         (cfg.record_addr + cfg.record_size) as usize
     }
 
+    /// The contents of an erased flash for this layout, in whole sectors, with `images`
+    /// factory-programmed at the start of their slots `(kind, index, bytes)`; an image
+    /// longer than its slot is cut, one for a slot the layout lacks is left out.
+    pub fn flash_with(&self, images: &[(SlotKind, u32, &[u8])]) -> Vec<u8> {
+        let agent = self.agent_config();
+        let mut bytes = vec![0xFF; self.flash_size().next_multiple_of(SECTOR as usize)];
+        for &(kind, index, image) in images {
+            let Some(slot) = agent.slot(kind, index) else {
+                continue;
+            };
+            let at = slot.addr as usize;
+            let len = image.len().min(slot.size as usize);
+            if let Some(dst) = bytes.get_mut(at..at + len) {
+                dst.copy_from_slice(&image[..len]);
+            }
+        }
+        bytes
+    }
+
     /// Bytes of the device's UART receive buffer.
     pub fn rx_buffer(&self) -> usize {
         usize::from(self.max_in_flight.max(1)) * fota_agent::RX_FRAME
@@ -242,29 +261,13 @@ impl SimDevice {
     /// A factory-fresh device: VM "zvm" 1.0 in VM slot 0, bytecode "blink" v1 in
     /// bytecode slot 0, booted and running.
     pub fn new(cfg: DeviceConfig) -> SimDevice {
-        let mut flash =
-            DeviceFlash::new(cfg.flash_size().div_ceil(SECTOR as usize) * SECTOR as usize)
-                .with_timing(FlashTiming::INSTANT);
-        let agent_cfg = cfg.agent_config();
-        let factory = [
-            (
-                SlotKind::Vm,
-                images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 16 * 1024),
-            ),
-            (SlotKind::Bytecode, images::blink_v1()),
-        ];
-        for (kind, image) in factory {
-            if let Some(slot) = agent_cfg.slot(kind, 0) {
-                let len = image.len().min(slot.size as usize);
-                let padded = len.div_ceil(4) * 4;
-                let mut data = image;
-                data.resize(padded, 0xFF);
-                // Factory programming of a fresh flash cannot fail: the slot is erased
-                // and the image fits.
-                let _ = flash.write(slot.addr, &data[..padded.min(slot.size as usize)]);
-            }
-        }
-        flash.set_timing(cfg.timing);
+        let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 16 * 1024);
+        let bc = images::blink_v1();
+        let bytes = cfg.flash_with(&[(SlotKind::Vm, 0, &vm), (SlotKind::Bytecode, 0, &bc)]);
+        // `flash_with` sizes the flash in whole sectors, which is all `from_image` checks.
+        let flash = DeviceFlash::from_image(bytes)
+            .expect("flash_with returns whole sectors")
+            .with_timing(cfg.timing);
         Self::from_flash(cfg, flash)
     }
 

@@ -1,0 +1,56 @@
+//! Real firmware for the tests and the measuring tool (testdata/README.md says where each
+//! file comes from; testdata/fetch.sh fetches them, and .ci/tools.sh runs it).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// micro:bit flash: everything below 256 KiB (the HEX files also hold UICR words).
+pub const MICROBIT_FLASH: u32 = 0x4_0000;
+
+/// Debian's firmware-microbit-micropython (MicroPython 1.0.1 for the BBC micro:bit).
+pub const DEBIAN_HEX: &str = "/usr/share/firmware-microbit-micropython/firmware.hex";
+
+pub fn testdata_dir() -> PathBuf {
+    match std::env::var_os("FOTA_TESTDATA") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/testdata"),
+    }
+}
+
+/// A firmware the caller needs. Missing: `None` with a message on a developer's machine,
+/// a failure in CI (where `.ci/tools.sh` must have fetched it).
+fn need(what: &str, found: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    if found.is_none() {
+        let msg =
+            format!("{what} is missing: run crates/fota-codec/testdata/fetch.sh (or .ci/tools.sh)");
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    found
+}
+
+/// MicroPython 1.0.1 for the BBC micro:bit, as Debian builds it (238 KiB).
+pub fn debian_micropython() -> Option<Vec<u8>> {
+    let image = std::fs::read_to_string(DEBIAN_HEX).ok().map(|text| {
+        fota_codec::hex::to_image(&text, 0, MICROBIT_FLASH).expect("Debian's HEX file reads")
+    });
+    need("Debian's firmware-microbit-micropython", image)
+}
+
+/// The MicroPython runtime that uflash `version` embeds (1.2.2: MicroPython 1.0.0-rc.3,
+/// 1.2.3: 1.0.0, 1.2.4: 1.0.1).
+pub fn uflash_runtime(version: &str) -> Option<Vec<u8>> {
+    let path = testdata_dir().join(format!("uflash-{version}.py"));
+    let image = std::fs::read_to_string(&path).ok().map(|src| {
+        let start = src
+            .find("_RUNTIME = \"\"\"")
+            .expect("uflash.py has _RUNTIME")
+            + 14;
+        let len = src[start..].find("\"\"\"").expect("_RUNTIME ends");
+        fota_codec::hex::to_image(&src[start..start + len], 0, MICROBIT_FLASH)
+            .expect("uflash's runtime HEX reads")
+    });
+    need(&format!("uflash {version}'s runtime"), image)
+}

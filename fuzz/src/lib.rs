@@ -2,3 +2,4 @@
 //! proptest suite (`crates/fota-agent/tests/properties.rs`) includes too.
 
 pub mod harness;
+pub mod codec_harness;

@@ -27,11 +27,10 @@ impl std::fmt::Display for HexError {
 
 impl std::error::Error for HexError {}
 
-/// The bytes a HEX file places in `[start, end)`, from `start` to its last byte there;
-/// gaps read as erased flash (0xFF). Records elsewhere (a chip's configuration words, for
-/// example) are left out. Blank lines are skipped.
-pub fn to_image(text: &str, start: u32, end: u32) -> Result<Vec<u8>, HexError> {
-    let mut image: Vec<u8> = Vec::new();
+/// Every data byte of a HEX file, as runs of consecutive addresses in address order
+/// (a later record wins where two overlap). Blank lines are skipped.
+pub fn regions(text: &str) -> Result<Vec<(u32, Vec<u8>)>, HexError> {
+    let mut bytes = std::collections::BTreeMap::<u32, u8>::new();
     let mut upper = 0u32;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -44,16 +43,9 @@ pub fn to_image(text: &str, start: u32, end: u32) -> Result<Vec<u8>, HexError> {
         })?;
         match record {
             Record::Data { offset, value } => {
-                let addr = u64::from(upper) + u64::from(offset);
+                let addr = upper.wrapping_add(u32::from(offset));
                 for (k, b) in value.into_iter().enumerate() {
-                    let a = addr + k as u64;
-                    if a >= u64::from(start) && a < u64::from(end) {
-                        let at = (a - u64::from(start)) as usize;
-                        if image.len() <= at {
-                            image.resize(at + 1, 0xFF);
-                        }
-                        image[at] = b;
-                    }
+                    bytes.insert(addr.wrapping_add(k as u32), b);
                 }
             }
             Record::ExtendedLinearAddress(hi) => upper = u32::from(hi) << 16,
@@ -62,8 +54,54 @@ pub fn to_image(text: &str, start: u32, end: u32) -> Result<Vec<u8>, HexError> {
             Record::StartSegmentAddress { .. } | Record::StartLinearAddress(_) => {}
         }
     }
+    let mut runs: Vec<(u32, Vec<u8>)> = Vec::new();
+    for (addr, b) in bytes {
+        match runs.last_mut() {
+            Some((start, run)) if u64::from(*start) + run.len() as u64 == u64::from(addr) => {
+                run.push(b)
+            }
+            _ => runs.push((addr, vec![b])),
+        }
+    }
+    Ok(runs)
+}
+
+/// The bytes a HEX file places in `[start, end)`, from `start` to its last byte there;
+/// gaps read as erased flash (0xFF). Records elsewhere (a chip's configuration words, for
+/// example) are left out.
+pub fn to_image(text: &str, start: u32, end: u32) -> Result<Vec<u8>, HexError> {
+    let mut image: Vec<u8> = Vec::new();
+    for (addr, run) in regions(text)? {
+        for (k, b) in run.into_iter().enumerate() {
+            let a = u64::from(addr) + k as u64;
+            if a >= u64::from(start) && a < u64::from(end) {
+                let at = (a - u64::from(start)) as usize;
+                if image.len() <= at {
+                    image.resize(at + 1, 0xFF);
+                }
+                image[at] = b;
+            }
+        }
+    }
     if image.is_empty() {
         return Err(HexError::NoData);
     }
     Ok(image)
+}
+
+/// The main flash image of a HEX file: from its lowest address, every run that follows
+/// with gaps of at most `max_gap` bytes (so a chip's configuration words far above the
+/// program are left out).
+pub fn main_image(text: &str, max_gap: u32) -> Result<(u32, Vec<u8>), HexError> {
+    let runs = regions(text)?;
+    let start = runs.first().ok_or(HexError::NoData)?.0;
+    let mut end = u64::from(start);
+    for (addr, run) in &runs {
+        if u64::from(*addr) > end + u64::from(max_gap) {
+            break;
+        }
+        end = u64::from(*addr) + run.len() as u64;
+    }
+    let end = u32::try_from(end).unwrap_or(u32::MAX);
+    Ok((start, to_image(text, start, end)?))
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there:
-# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz and the
-# browser tests' npm packages (playwright-core, binaryen's wasm-opt).
+# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz, the
+# codec tests' real firmware and the browser tests' npm packages (playwright-core,
+# binaryen's wasm-opt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,9 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v sz >/dev/null || need_apt+=(lrzsz)
 if [ "${#need_apt[@]}" -gt 0 ]; then say "apt-get install ${need_apt[*]}"; apt_install "${need_apt[@]}"; fi
+
+# Real firmware for the codec tests (Debian's and PyPI's MicroPython for the micro:bit).
+crates/fota-codec/testdata/fetch.sh
 
 BROWSER_DIR=web/tests
 if [ ! -x "$BROWSER_DIR/node_modules/.bin/wasm-opt" ] || [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then

@@ -594,7 +594,6 @@ impl Core {
         }
     }
 
-    #[inline(always)]
     fn bit(&mut self, cur: &mut Cursor, i: usize) -> u32 {
         let Some(p) = self.probs.get_mut(i) else {
             // Indices are computed from bounded values and always in range; a bit that

@@ -120,6 +120,13 @@ fn builtin() {
             delta(name, &old, &new);
         }
     }
+    if let Some((old, new)) = common::one_function_change() {
+        delta(
+            "one-function change of a small Cortex-M4 program (size/, the fota decoder)",
+            &old,
+            &new,
+        );
+    }
 }
 
 fn ours(o: &Options) -> String {

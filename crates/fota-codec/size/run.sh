@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 size_of() {
     cargo build -q --release --target thumbv7em-none-eabihf --target-dir target ${1:+--features "$1"}
-    llvm-size -A target/thumbv7em-none-eabihf/release/fota-codec-size | awk '$1 == ".text" { print $2 }'
+    size -A target/thumbv7em-none-eabihf/release/fota-codec-size | awk '$1 == ".text" { print $2 }'
 }
 base=$(size_of "")
 printf '| decoder | code (.text, bytes) |\n|---|---|\n'

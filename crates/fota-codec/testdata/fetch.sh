@@ -40,3 +40,14 @@ fetch_uflash 1.2.3 e8aa905d233711a216955024af926ad629c3d68284f4086f825a3494ed471
     9db737e9dfd850a7f00d2109de02b33e06c823c21c93f8642654e36c38068a92
 fetch_uflash 1.2.4 92f7f51e00e9f48cf818226e375017b103715511e27817c80943f747a5ebecd8 \
     a700120c335dd464f087510372c38ce8bf67d6a4e5344a020c2cf04ec9ec10da
+
+# Two builds of a small program of this project's own (the fota decoder in a minimal
+# Cortex-M4 firmware) that differ in one function: the "one-function change" delta.
+size_dir="$root/crates/fota-codec/size"
+for variant in a b; do
+    features=fota
+    [ "$variant" = b ] && features=fota,changed
+    cargo build -q --release --manifest-path "$size_dir/Cargo.toml" --target-dir "$dir/size-target" \
+        --target thumbv7em-none-eabihf --features "$features"
+    cp "$dir/size-target/thumbv7em-none-eabihf/release/fota-codec-size" "$dir/onefn-$variant.elf"
+done

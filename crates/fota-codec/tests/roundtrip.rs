@@ -111,3 +111,19 @@ fn edge_cases() {
     let same = check_delta(&text, &text, &o);
     assert!(same * 50 < text.len(), "{same}");
 }
+
+#[test]
+fn one_function_change_delta() {
+    let Some((old, new)) = common::one_function_change() else {
+        return;
+    };
+    assert!(new.len() > 8000, "{}", new.len());
+    assert_ne!(old, new);
+    let n = check_delta(&old, &new, &DEFAULT_OPTIONS);
+    // The target: at least 10x faster than the uncompressed image.
+    assert!(
+        n * 10 < new.len(),
+        "one-function change: {n} bytes for {}",
+        new.len()
+    );
+}

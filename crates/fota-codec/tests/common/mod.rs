@@ -19,7 +19,7 @@ pub fn testdata_dir() -> PathBuf {
 
 /// A firmware the caller needs. Missing: `None` with a message on a developer's machine,
 /// a failure in CI (where `.ci/tools.sh` must have fetched it).
-fn need(what: &str, found: Option<Vec<u8>>) -> Option<Vec<u8>> {
+fn need<T>(what: &str, found: Option<T>) -> Option<T> {
     if found.is_none() {
         let msg =
             format!("{what} is missing: run crates/fota-codec/testdata/fetch.sh (or .ci/tools.sh)");
@@ -53,4 +53,42 @@ pub fn uflash_runtime(version: &str) -> Option<Vec<u8>> {
             .expect("uflash's runtime HEX reads")
     });
     need(&format!("uflash {version}'s runtime"), image)
+}
+
+/// The "one-function change" pair: two builds of `size/` (a minimal Cortex-M4 firmware
+/// holding the fota decoder) that differ in one function, as flash images (the loadable
+/// sections in address order, packed as a linker script for flash would place them).
+pub fn one_function_change() -> Option<(Vec<u8>, Vec<u8>)> {
+    let load = |v: &str| {
+        let bytes = std::fs::read(testdata_dir().join(format!("onefn-{v}.elf"))).ok()?;
+        Some(elf_image(&bytes))
+    };
+    let pair = load("a").zip(load("b"));
+    need(
+        "the one-function-change builds",
+        pair.as_ref().map(|p| p.0.clone()),
+    )?;
+    pair
+}
+
+fn elf_image(elf: &[u8]) -> Vec<u8> {
+    use object::{Object, ObjectSection, SectionKind};
+    let file = object::File::parse(elf).expect("an ELF file");
+    let mut sections: Vec<_> = file
+        .sections()
+        .filter(|s| {
+            matches!(
+                s.kind(),
+                SectionKind::Text
+                    | SectionKind::Data
+                    | SectionKind::ReadOnlyData
+                    | SectionKind::ReadOnlyString
+            )
+        })
+        .collect();
+    sections.sort_by_key(|s| s.address());
+    sections
+        .iter()
+        .flat_map(|s| s.data().expect("section data").to_vec())
+        .collect()
 }

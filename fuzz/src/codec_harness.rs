@@ -240,6 +240,9 @@ pub fn mutated(data: &[u8]) -> Result<(), Error<Violation>> {
     };
     let mut stream = src.clone();
     for op in data.get(1..).unwrap_or(&[]).chunks(4) {
+        if stream.is_empty() {
+            break;
+        }
         let [a, b, c, d] = [0, 1, 2, 3].map(|i| op.get(i).copied().unwrap_or(0));
         let at = (usize::from(a) << 8 | usize::from(b)) * 7 % stream.len().max(1);
         match c % 4 {

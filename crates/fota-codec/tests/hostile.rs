@@ -234,3 +234,16 @@ fn resume_with_a_subset_of_blocks() {
         assert_eq!(&flash.target[..s.image.len()], &s.image[..]);
     }
 }
+
+/// Found by fuzzing (in the harness): mutations that remove the whole stream.
+#[test]
+fn mutations_that_remove_the_whole_stream() {
+    let mut data = vec![0u8];
+    for _ in 0..2000 {
+        data.extend_from_slice(&[0, 0, 2, 15]);
+    }
+    assert_eq!(
+        codec_harness::mutated(&data),
+        Err(fota_codec::Error::Truncated)
+    );
+}

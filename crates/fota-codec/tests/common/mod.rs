@@ -22,7 +22,7 @@ pub fn testdata_dir() -> PathBuf {
 fn need<T>(what: &str, found: Option<T>) -> Option<T> {
     if found.is_none() {
         let msg =
-            format!("{what} is missing: run crates/fota-codec/testdata/fetch.sh (or .ci/tools.sh)");
+            format!("{what}: not found; run crates/fota-codec/testdata/fetch.sh (or .ci/tools.sh)");
         if std::env::var_os("CI").is_some() {
             panic!("{msg}");
         }

@@ -32,12 +32,16 @@ impl Verdict {
     }
 }
 
-struct Virtual {
+struct Virtual<'a> {
+    image: &'a [u8],
     now: u32,
     accepted: bool,
 }
 
-impl Host for Virtual {
+impl Host for Virtual<'_> {
+    fn fetch(&mut self, offset: u32, buf: &mut [u8]) -> bool {
+        crate::Source::read(&mut self.image, offset, buf)
+    }
     fn now_ms(&mut self) -> u32 {
         self.now
     }
@@ -62,11 +66,12 @@ pub fn dry_run(image: &[u8], limit_ms: u32) -> Verdict {
     let mut m = Machine::new(header);
     // Starts at 1 so that `check clock` after a sleep sees time pass.
     let mut host = Virtual {
+        image,
         now: 1,
         accepted: false,
     };
     while host.now < limit_ms {
-        let state = m.step(&mut src, &mut host, 1000);
+        let state = m.step(&mut host, 1000);
         if host.accepted {
             return Verdict::Accepts {
                 after_ms: host.now - 1,

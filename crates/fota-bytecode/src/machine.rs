@@ -1,11 +1,14 @@
 //! The interpreter: runs a checked program a bounded number of instructions at a time,
 //! so the firmware's main loop can serve the update link in between.
 
-use crate::image::{HEADER_LEN, Header, Source};
+use crate::image::{HEADER_LEN, Header};
 use crate::insn::{Check, DecodeError, Insn, MAX_INSN, decode};
 
 /// What the program asks of the device.
 pub trait Host {
+    /// Fill `buf` from byte `offset` of the program image (header included); false if
+    /// it cannot be read.
+    fn fetch(&mut self, offset: u32, buf: &mut [u8]) -> bool;
     /// Milliseconds since some fixed instant (wraps).
     fn now_ms(&mut self) -> u32;
     /// Print one line: the parts, then a line end.
@@ -111,13 +114,8 @@ impl Machine {
     }
 
     /// Run at most `budget` instructions, stopping early when the program sleeps, ends,
-    /// fails or hangs. `src` reads the image (header included) the program came from.
-    pub fn step<S: Source + ?Sized, H: Host + ?Sized>(
-        &mut self,
-        src: &mut S,
-        host: &mut H,
-        budget: u32,
-    ) -> State {
+    /// fails or hangs.
+    pub fn step<H: Host + ?Sized>(&mut self, host: &mut H, budget: u32) -> State {
         let now = host.now_ms();
         let started = *self.started.get_or_insert(now);
         if let State::Sleeping(until) = self.state {
@@ -131,14 +129,13 @@ impl Machine {
             if self.state != State::Running {
                 break;
             }
-            self.state = self.one(src, host, &mut buf, started);
+            self.state = self.one(host, &mut buf, started);
         }
         self.state
     }
 
-    fn one<S: Source + ?Sized, H: Host + ?Sized>(
+    fn one<H: Host + ?Sized>(
         &mut self,
-        src: &mut S,
         host: &mut H,
         buf: &mut [u8; MAX_INSN],
         started: u32,
@@ -150,7 +147,7 @@ impl Machine {
         }
         let n = (len - pc).min(MAX_INSN as u32) as usize;
         let bytes = &mut buf[..n];
-        if !src.read(HEADER_LEN as u32 + pc, bytes) {
+        if !host.fetch(HEADER_LEN as u32 + pc, bytes) {
             return State::Failed(Fault::Read(pc));
         }
         let (insn, size) = match decode(bytes) {

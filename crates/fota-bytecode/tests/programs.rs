@@ -7,6 +7,7 @@ use fota_bytecode::{Check, Fault, Host, Machine, State, Verdict, assemble, dry_r
 /// pass unless listed.
 #[derive(Default)]
 struct Bench {
+    image: Vec<u8>,
     now: u32,
     lines: Vec<String>,
     accepted: u32,
@@ -14,6 +15,9 @@ struct Bench {
 }
 
 impl Host for Bench {
+    fn fetch(&mut self, offset: u32, buf: &mut [u8]) -> bool {
+        fota_bytecode::Source::read(&mut &self.image[..], offset, buf)
+    }
     fn now_ms(&mut self) -> u32 {
         self.now
     }
@@ -109,9 +113,11 @@ fn healthy_of_size_makes_the_size_asked_for() {
 fn runs_a_bounded_number_of_instructions_per_step() {
     let img = assemble("spin: jump spin").unwrap();
     let mut m = machine(&img);
-    let mut host = Bench::default();
-    let mut src = &img[..];
-    assert_eq!(m.step(&mut src, &mut host, 100), State::Running);
+    let mut host = Bench {
+        image: img.clone(),
+        ..Bench::default()
+    };
+    assert_eq!(m.step(&mut host, 100), State::Running);
     assert_eq!(m.pc(), 0);
 }
 
@@ -122,17 +128,19 @@ fn sleeps_ticks_and_loops_on_the_clock() {
     )
     .unwrap();
     let mut m = machine(&img);
-    let mut host = Bench::default();
-    let mut src = &img[..];
-    assert_eq!(m.step(&mut src, &mut host, 50), State::Sleeping(100));
+    let mut host = Bench {
+        image: img.clone(),
+        ..Bench::default()
+    };
+    assert_eq!(m.step(&mut host, 50), State::Sleeping(100));
     assert_eq!(host.lines, ["t 9: tick 1"]);
     host.now = 99;
-    assert_eq!(m.step(&mut src, &mut host, 50), State::Sleeping(100));
+    assert_eq!(m.step(&mut host, 50), State::Sleeping(100));
     assert_eq!(m.idle_for(99), Some(1));
     host.now = 100;
-    assert_eq!(m.step(&mut src, &mut host, 50), State::Sleeping(200));
+    assert_eq!(m.step(&mut host, 50), State::Sleeping(200));
     host.now = 250;
-    assert_eq!(m.step(&mut src, &mut host, 50), State::Ended);
+    assert_eq!(m.step(&mut host, 50), State::Ended);
     assert_eq!(host.lines, ["t 9: tick 1", "t 9: tick 2", "done"]);
     assert_eq!(m.idle_for(250), None);
 }
@@ -142,17 +150,14 @@ fn a_failed_check_fails_the_program_before_accept() {
     let img = assemble(samples::BLINK_V2).unwrap();
     let mut m = machine(&img);
     let mut host = Bench {
+        image: img.clone(),
         failing: vec![Check::Ram],
         ..Bench::default()
     };
-    let mut src = &img[..];
-    assert!(matches!(
-        m.step(&mut src, &mut host, 100),
-        State::Sleeping(_)
-    ));
+    assert!(matches!(m.step(&mut host, 100), State::Sleeping(_)));
     host.now = 30;
     assert_eq!(
-        m.step(&mut src, &mut host, 100),
+        m.step(&mut host, 100),
         State::Failed(Fault::Check(Check::Ram))
     );
     assert_eq!(host.accepted, 0);
@@ -162,10 +167,12 @@ fn a_failed_check_fails_the_program_before_accept() {
 fn check_clock_fails_when_time_does_not_pass() {
     let img = assemble("check clock\naccept\nend").unwrap();
     let mut m = machine(&img);
-    let mut host = Bench::default();
-    let mut src = &img[..];
+    let mut host = Bench {
+        image: img.clone(),
+        ..Bench::default()
+    };
     assert_eq!(
-        m.step(&mut src, &mut host, 10),
+        m.step(&mut host, 10),
         State::Failed(Fault::Check(Check::Clock))
     );
 }
@@ -199,9 +206,11 @@ fn assembler_errors_name_the_line_and_the_fix() {
 fn comments_and_escapes() {
     let img = assemble("print \"a;b \\\"q\\\"\" ; a comment\nend").unwrap();
     let mut m = machine(&img);
-    let mut host = Bench::default();
-    let mut src = &img[..];
-    m.step(&mut src, &mut host, 10);
+    let mut host = Bench {
+        image: img.clone(),
+        ..Bench::default()
+    };
+    m.step(&mut host, 10);
     assert_eq!(host.lines, ["a;b \"q\""]);
 }
 
@@ -212,11 +221,10 @@ proptest::proptest! {
     fn random_code_never_panics(code in proptest::collection::vec(proptest::num::u8::ANY, 1..600)) {
         let img = image::build("x", "1", &code).unwrap();
         let mut m = machine(&img);
-        let mut host = Bench::default();
-        let mut src = &img[..];
-        for t in 0..20 {
+        let mut host = Bench { image: img.clone(), ..Bench::default() };
+                for t in 0..20 {
             host.now = t * 1000;
-            m.step(&mut src, &mut host, 200);
+            m.step(&mut host, 200);
             proptest::prop_assert!(m.pc() <= code.len() as u32);
         }
     }

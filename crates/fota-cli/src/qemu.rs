@@ -188,21 +188,33 @@ pub fn flash_image(elf: &Path) -> Result<(u64, Vec<u8>), QemuError> {
     Ok((start, image))
 }
 
-/// Write the VM images a user flashes (`fota flash --vm`) next to the ELF files; returns
-/// (VM slot, path) pairs.
-fn vm_images(fw: &Firmware, vm_layout: bool) -> Result<Vec<(u32, PathBuf)>, QemuError> {
-    let names: &[(u32, &str)] = if vm_layout {
-        &[(0, "vm-vm-slot0"), (1, "vm-vm-slot1")]
+/// A VM image for `fota flash --vm`.
+struct VmImage {
+    /// The VM slot it is linked for.
+    slot: u32,
+    path: PathBuf,
+    /// A VM that crashes at start (to see a faulty VM reverted).
+    faulty: bool,
+}
+
+/// Write the VM images a user flashes (`fota flash --vm`) next to the ELF files.
+fn vm_images(fw: &Firmware, vm_layout: bool) -> Result<Vec<VmImage>, QemuError> {
+    let names: &[(u32, &str, bool)] = if vm_layout {
+        &[
+            (0, "vm-vm-slot0", false),
+            (1, "vm-vm-slot1", false),
+            (1, "vm-vm-slot1-crash", true),
+        ]
     } else {
-        &[(0, "vm-bytecode-slot0")]
+        &[(0, "vm-bytecode-slot0", false)]
     };
     let mut out = Vec::new();
-    for &(slot, name) in names {
+    for &(slot, name, faulty) in names {
         let (_, image) = flash_image(&fw.elf(name))?;
         let path = fw.dir.join(format!("{name}.bin"));
         std::fs::write(&path, image)
             .map_err(|e| err(format!("cannot write {}: {e}", path.display()), ""))?;
-        out.push((slot, path));
+        out.push(VmImage { slot, path, faulty });
     }
     Ok(out)
 }
@@ -396,7 +408,10 @@ pub async fn run(opts: QemuOptions) -> Result<(), QemuError> {
         crate::render::json_line(serde_json::json!({
             "event": "qemu", "pty": pty, "pid": qemu.pid(), "layout": layout,
             "flash": flash, "fresh": fresh, "debug_log": debug_log,
-            "vm_images": vm_images.iter().map(|(s, p)| serde_json::json!({"slot": s, "path": p})).collect::<Vec<_>>(),
+            "vm_images": vm_images
+                .iter()
+                .map(|v| serde_json::json!({"slot": v.slot, "path": v.path, "faulty": v.faulty}))
+                .collect::<Vec<_>>(),
         }));
     } else {
         println!("pty: {pty}");
@@ -411,8 +426,17 @@ pub async fn run(opts: QemuOptions) -> Result<(), QemuError> {
             }
         );
         println!("debug console: {}", debug_log.display());
-        for (slot, path) in &vm_images {
-            println!("VM image linked for VM slot {slot}: {}", path.display());
+        for v in &vm_images {
+            println!(
+                "{} linked for VM slot {}: {}",
+                if v.faulty {
+                    "faulty VM (crashes at start)"
+                } else {
+                    "VM image"
+                },
+                v.slot,
+                v.path.display()
+            );
         }
     }
     let outcome = serve(&mut qemu, &pty, opts.ws.as_deref()).await;

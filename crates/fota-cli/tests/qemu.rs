@@ -446,7 +446,10 @@ fn the_program_keeps_ticking_while_an_update_streams() {
         .iter()
         .map(|t| t.as_millis() as i64 - s0.as_millis() as i64)
         .collect();
-    println!("ticks at (ms from the stream's first progress): {rel:?}; stream ends at {} ms", (s1 - s0).as_millis());
+    println!(
+        "ticks at (ms from the stream's first progress): {rel:?}; stream ends at {} ms",
+        (s1 - s0).as_millis()
+    );
     let stream_s = result["stream_seconds"].as_f64().unwrap();
     let sent = result["sent_bytes"].as_f64().unwrap();
     println!(
@@ -463,7 +466,7 @@ fn the_program_keeps_ticking_while_an_update_streams() {
         "the program stopped ticking during the stream: {ticks:?} ({s0:?}..{s1:?})"
     );
     let debug = std::fs::read_to_string(&dev.debug_log).unwrap_or_default();
-    if let Some(line) = debug.lines().filter(|l| l.starts_with("stats:")).last() {
+    if let Some(line) = debug.lines().rfind(|l| l.starts_with("stats:")) {
         println!("device debug console: {line}");
     }
 }

@@ -208,6 +208,10 @@ enum Command {
         /// Where to write it.
         #[arg(long, short)]
         out: PathBuf,
+        /// For `healthy`: make the program this many bytes (it carries data), to
+        /// measure updates of a given size.
+        #[arg(long)]
+        size: Option<usize>,
     },
 }
 
@@ -335,14 +339,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
                 .map_err(|e| failure(e.message, e.help));
         }
-        Command::Sample { which, out } => {
+        Command::Sample { which, out, size } => {
             let program =
                 |src: &str| fota_bytecode::assemble(src).map_err(|e| failure(e.to_string(), ""));
-            let bytes = match which {
-                SampleArg::Healthy => program(fota_bytecode::samples::BLINK_V2)?,
-                SampleArg::Faulty => program(fota_bytecode::samples::BLINK_V3_BROKEN)?,
-                SampleArg::Failing => program(fota_bytecode::samples::BLINK_V4_FAILING)?,
-                SampleArg::Vm => fota_sim::images::vm_v2(),
+            let bytes = match (which, size) {
+                (SampleArg::Healthy, Some(n)) if *n >= 128 => {
+                    program(&fota_bytecode::samples::healthy_of_size("2", *n))?
+                }
+                (_, Some(_)) => {
+                    return Err(failure(
+                        "--size works for `healthy` only, from 128 bytes",
+                        "Write `fota sample healthy --size 65536 -o big.bin`.",
+                    ));
+                }
+                (SampleArg::Healthy, None) => program(fota_bytecode::samples::BLINK_V2)?,
+                (SampleArg::Faulty, None) => program(fota_bytecode::samples::BLINK_V3_BROKEN)?,
+                (SampleArg::Failing, None) => program(fota_bytecode::samples::BLINK_V4_FAILING)?,
+                (SampleArg::Vm, None) => fota_sim::images::vm_v2(),
             };
             std::fs::write(out, &bytes).map_err(|e| {
                 failure(

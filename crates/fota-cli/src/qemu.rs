@@ -123,6 +123,8 @@ pub fn firmware(given: Option<&Path>, quiet: bool) -> Result<Firmware, QemuError
             "--quiet",
             "--target",
             TARGET,
+            "-p",
+            "fota-board-mps2-an386",
             "--target-dir",
         ])
         .arg(boards.join("target"))

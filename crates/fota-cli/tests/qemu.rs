@@ -470,3 +470,35 @@ fn the_program_keeps_ticking_while_an_update_streams() {
         println!("device debug console: {line}");
     }
 }
+
+/// The sizes of the firmware images (release, opt-level "s", LTO), printed; what a port
+/// budgets for. The test checks each image fits its slot.
+#[test]
+fn firmware_sizes() {
+    use object::{Object, ObjectSection};
+    let dir = tempfile::tempdir().unwrap();
+    // `fota qemu` builds the firmware; its VM images sit beside the ELF files.
+    let dev = Device::start("vm", &dir.path().join("flash"));
+    let elf_dir = dev.vm_image(0, false).parent().unwrap().to_path_buf();
+    drop(dev);
+    for (name, limit) in [
+        ("boot-bytecode", 64 * 1024),
+        ("vm-bytecode-slot0", 128 * 1024),
+        ("vm-vm-slot1", 128 * 1024),
+    ] {
+        let bytes = std::fs::read(elf_dir.join(name)).expect("the firmware ELF");
+        let file = object::File::parse(&*bytes).expect("an ELF file");
+        let (mut text, mut data, mut bss) = (0u64, 0u64, 0u64);
+        for s in file.sections() {
+            // cortex-m-rt's sections, as `size` counts them.
+            match s.name().unwrap_or("") {
+                ".vector_table" | ".text" | ".rodata" => text += s.size(),
+                ".data" => data += s.size(),
+                ".bss" | ".uninit" => bss += s.size(),
+                _ => {}
+            }
+        }
+        println!("{name}: text+rodata {text} B, data {data} B, bss {bss} B (slot {limit} B)");
+        assert!(text + data <= limit, "{name} does not fit its slot");
+    }
+}

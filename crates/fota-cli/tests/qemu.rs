@@ -502,3 +502,49 @@ fn firmware_sizes() {
         assert!(text + data <= limit, "{name} does not fit its slot");
     }
 }
+
+#[test]
+fn a_damaged_program_is_never_run_and_its_trial_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start("bytecode", &dir.path().join("flash"));
+    let mut bytes = fota_bytecode::assemble(fota_bytecode::samples::BLINK_V2).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40; // in its data: the CRC no longer matches
+    let damaged = dir.path().join("damaged.bin");
+    std::fs::write(&damaged, bytes).unwrap();
+    let out = flash(&dev, &[damaged.to_str().unwrap()]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(log.contains("no program to run: damaged (CRC)"), "{log}");
+    assert!(log.contains("giving the trial up"), "{log}");
+    assert!(!log.contains("blink 2: self-test"), "it ran:\n{log}");
+    assert_eq!(dev.slots(), (0, 0, 0, 0, false));
+}
+
+#[test]
+fn a_state_file_for_another_layout_or_no_flash_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("flash");
+    drop(Device::start("bytecode", &state));
+    let qemu = |layout: &str, path: &Path| {
+        Command::new(FOTA)
+            .args(["qemu", "--layout", layout, "--state"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let out = qemu("vm", &state);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("is not a flash file for this layout"), "{log}");
+    assert!(log.contains("Use the --layout it was made with"), "{log}");
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"not a flash").unwrap();
+    let out = qemu("bytecode", &junk);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(&junk).unwrap(),
+        b"not a flash",
+        "left as it was"
+    );
+}

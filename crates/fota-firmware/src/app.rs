@@ -116,6 +116,15 @@ impl App {
                     _ => line.s("unreadable or unknown format"),
                 }
                 .send(board);
+                if boot.trial {
+                    // A trial that cannot run cannot accept: give it up now rather than
+                    // wait for a restart.
+                    Line::new()
+                        .s("app: giving the trial up: restarting into the last working firmware")
+                        .send(board);
+                    board.flush();
+                    board.reset(ResetCause::Restart);
+                }
             }
         }
         app

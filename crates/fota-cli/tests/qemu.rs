@@ -466,9 +466,13 @@ fn the_program_keeps_ticking_while_an_update_streams() {
         "the program stopped ticking during the stream: {ticks:?} ({s0:?}..{s1:?})"
     );
     let debug = std::fs::read_to_string(&dev.debug_log).unwrap_or_default();
-    if let Some(line) = debug.lines().rfind(|l| l.starts_with("stats:")) {
-        println!("device debug console: {line}");
-    }
+    let stats = debug
+        .lines()
+        .rfind(|l| l.starts_with("stats:"))
+        .expect("the firmware's debug console reports its stats");
+    println!("device debug console: {stats}");
+    // The UART reported no lost byte.
+    assert!(stats.ends_with("overruns 0"), "{stats}");
 }
 
 /// The sizes of the firmware images (release, opt-level "s", LTO), printed; what a port

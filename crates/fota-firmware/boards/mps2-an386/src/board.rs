@@ -54,8 +54,13 @@ pub fn config(layout: Layout) -> AgentConfig {
         Layout::Bytecode => AgentConfig::bytecode_only(FLASH_BASE, VM_SLOT, BC_SLOT, SECTOR),
         Layout::Vm => AgentConfig::vm_and_bytecode(FLASH_BASE, VM_SLOT, BC_SLOT, SECTOR),
     };
-    c.named("qemu-mps2-an386")
+    let mut c = c.named("qemu-mps2-an386");
+    c.max_in_flight = MAX_IN_FLIGHT;
+    c
 }
+
+/// Requests the host may have in flight: Info announces it, the receive ring holds it.
+pub const MAX_IN_FLIGHT: u8 = 5;
 
 // ---- registers ------------------------------------------------------------------------
 
@@ -132,7 +137,7 @@ fn retained_write(r: Retained) {
 /// without flow control loses nothing while the agent is busy with one request. QEMU
 /// also pushes back (it takes the next byte from the host only once DATA was read), so
 /// here a full ring pauses the line instead of losing bytes.
-pub const RX_RING: usize = 5 * fota_agent::RX_FRAME;
+pub const RX_RING: usize = MAX_IN_FLIGHT as usize * fota_agent::RX_FRAME;
 
 struct Ring {
     buf: core::cell::UnsafeCell<[u8; RX_RING]>,

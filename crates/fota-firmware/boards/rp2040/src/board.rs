@@ -68,14 +68,18 @@ pub fn config() -> AgentConfig {
     .named("rp2040-pico");
     // CDC-ACM has no line rate: nothing to negotiate.
     c.max_baud = fota_protocol::DEFAULT_BAUD;
+    c.max_in_flight = MAX_IN_FLIGHT;
     c
 }
+
+/// Requests the host may have in flight: Info announces it, the receive pipe holds it.
+pub const MAX_IN_FLIGHT: u8 = 5;
 
 // ---- USB CDC-ACM: an interrupt executor moves bytes between USB and two pipes -----------
 
 /// The window Info announces (max_in_flight frames of the largest request). When it is
 /// full the USB task stops reading packets and USB itself holds the host back.
-const RX_WINDOW: usize = 5 * fota_agent::RX_FRAME;
+const RX_WINDOW: usize = MAX_IN_FLIGHT as usize * fota_agent::RX_FRAME;
 static RX: Pipe<CriticalSectionRawMutex, RX_WINDOW> = Pipe::new();
 static TX: Pipe<CriticalSectionRawMutex, 512> = Pipe::new();
 /// A host has the port open (DTR): otherwise output is dropped, as a UART with nobody

@@ -552,3 +552,54 @@ fn a_state_file_for_another_layout_or_no_flash_file_is_refused() {
         "left as it was"
     );
 }
+
+#[test]
+fn vm_layout_power_cut_while_the_new_vm_streams_then_the_next_flash_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("flash");
+    let healthy = sample(dir.path(), "healthy");
+    let dev = Device::start("vm", &state);
+    let vm1 = dev.vm_image(1, false);
+    // The program streams first, then the VM: cut when the VM is half sent.
+    let vm_len = std::fs::metadata(&vm1).unwrap().len() as f64;
+    let mut cut = false;
+    let mut child = flash_watching(
+        &dev,
+        &["--vm", vm1.to_str().unwrap(), healthy.to_str().unwrap()],
+        |v, _| {
+            cut = streamed_fraction(v).is_some_and(|f| f >= 0.5)
+                && v["total"].as_f64() == Some(vm_len);
+            cut
+        },
+    );
+    assert!(cut, "the VM never streamed");
+    dev.power_cut();
+    let _ = child.wait();
+
+    let dev = Device::start("vm", &state);
+    assert_eq!(
+        dev.slots(),
+        (0, 0, 0, 0, false),
+        "the old VM and program run"
+    );
+    let out = dev.fota(&[
+        "--json",
+        "flash",
+        "--vm",
+        vm1.to_str().unwrap(),
+        healthy.to_str().unwrap(),
+    ]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("passes control to VM slot 1"), "{log}");
+    let result: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &Value| v["event"] == "result")
+        .expect("a result line");
+    assert!(
+        result["skipped_bytes"].as_u64().unwrap() > 0,
+        "resumed:\n{log}"
+    );
+    assert_eq!(dev.slots(), (1, 1, 1, 1, false));
+}

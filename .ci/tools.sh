@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there:
-# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz, the
-# codec tests' real firmware and the browser tests' npm packages (playwright-core,
-# binaryen's wasm-opt).
+# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz, QEMU (for
+# the firmware on an emulated Cortex-M4), the codec tests' real firmware and the browser
+# tests' npm packages (playwright-core, binaryen's wasm-opt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +24,8 @@ apt_install() {
 }
 
 installed_targets=$(rustup target list --installed)
-for t in thumbv7em-none-eabihf wasm32-unknown-unknown; do
+# thumbv6m: the RP2040 port of the firmware (built, not run).
+for t in thumbv7em-none-eabihf thumbv6m-none-eabi wasm32-unknown-unknown; do
     grep -qx "$t" <<<"$installed_targets" || { say "rustup target add $t"; rustup target add "$t"; }
 done
 for c in rustfmt clippy; do
@@ -45,6 +46,10 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v sz >/dev/null || need_apt+=(lrzsz)
 if [ "${#need_apt[@]}" -gt 0 ]; then say "apt-get install ${need_apt[*]}"; apt_install "${need_apt[@]}"; fi
+if ! command -v qemu-system-arm >/dev/null; then
+    say "apt-get install qemu-system-arm (the firmware's tests run on its mps2-an386)"
+    apt_install --no-install-recommends qemu-system-arm
+fi
 
 # Real firmware for the codec tests (Debian's and PyPI's MicroPython for the micro:bit).
 crates/fota-codec/testdata/fetch.sh

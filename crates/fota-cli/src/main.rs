@@ -4,6 +4,7 @@
 mod bench;
 mod bridge;
 mod link;
+mod qemu;
 mod relay;
 mod render;
 mod sim_server;
@@ -58,10 +59,14 @@ enum LayoutArg {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum SampleArg {
-    /// A bytecode that confirms itself (accept) after booting.
+    /// A bytecode program that tests itself and confirms itself (accept).
     Healthy,
-    /// A bytecode that never confirms itself: the device reverts.
+    /// A bytecode program that hangs before it confirms itself: the watchdog resets the
+    /// device and it reverts.
     Faulty,
+    /// A bytecode program whose self-test fails: it gives its trial up and the device
+    /// reverts.
+    Failing,
     /// A VM image (for the VM + bytecode layout).
     Vm,
 }
@@ -172,6 +177,28 @@ enum Command {
         #[arg(long)]
         ws: String,
     },
+    /// Run the real firmware on an emulated Cortex-M4 (QEMU mps2-an386) and print its
+    /// serial port.
+    Qemu {
+        #[arg(long, value_enum, default_value = "bytecode")]
+        layout: LayoutArg,
+        /// Keep the flash in this file (QEMU's file-backed RAM): killing QEMU is a power
+        /// cut, and the next start boots from what the file holds.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Serve on a pseudo-terminal and print its path (the default).
+        #[arg(long)]
+        pty: bool,
+        /// Serve on a WebSocket at this loopback address too (as `fota bridge` does).
+        #[arg(long)]
+        ws: Option<String>,
+        /// A directory with the built firmware, instead of building it.
+        #[arg(long)]
+        firmware: Option<PathBuf>,
+        /// Where the firmware's debug console (UART1) goes.
+        #[arg(long)]
+        debug_log: Option<PathBuf>,
+    },
     /// Measure updates against the physical limit and lrzsz over a modelled serial link.
     Bench(bench::BenchArgs),
     /// Write a sample image to try the tool with `fota sim`.
@@ -181,6 +208,10 @@ enum Command {
         /// Where to write it.
         #[arg(long, short)]
         out: PathBuf,
+        /// For `healthy`: make the program this many bytes (it carries data), to
+        /// measure updates of a given size.
+        #[arg(long)]
+        size: Option<usize>,
     },
 }
 
@@ -288,11 +319,43 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => {
             return bench::run(args, cli.json).await.map_err(|e| failure(e, ""));
         }
-        Command::Sample { which, out } => {
-            let bytes = match which {
-                SampleArg::Healthy => fota_sim::images::blink_v2(),
-                SampleArg::Faulty => fota_sim::images::blink_v3_broken(),
-                SampleArg::Vm => fota_sim::images::vm_v2(),
+        Command::Qemu {
+            layout,
+            state,
+            pty: _,
+            ws,
+            firmware,
+            debug_log,
+        } => {
+            let opts = qemu::QemuOptions {
+                vm_layout: matches!(layout, LayoutArg::Vm),
+                state: state.clone(),
+                ws: ws.clone(),
+                firmware: firmware.clone(),
+                debug_log: debug_log.clone(),
+                json: cli.json,
+            };
+            return qemu::run(opts)
+                .await
+                .map_err(|e| failure(e.message, e.help));
+        }
+        Command::Sample { which, out, size } => {
+            let program =
+                |src: &str| fota_bytecode::assemble(src).map_err(|e| failure(e.to_string(), ""));
+            let bytes = match (which, size) {
+                (SampleArg::Healthy, Some(n)) if *n >= 128 => {
+                    program(&fota_bytecode::samples::healthy_of_size("2", *n))?
+                }
+                (_, Some(_)) => {
+                    return Err(failure(
+                        "--size works for `healthy` only, from 128 bytes",
+                        "Write `fota sample healthy --size 65536 -o big.bin`.",
+                    ));
+                }
+                (SampleArg::Healthy, None) => program(fota_bytecode::samples::BLINK_V2)?,
+                (SampleArg::Faulty, None) => program(fota_bytecode::samples::BLINK_V3_BROKEN)?,
+                (SampleArg::Failing, None) => program(fota_bytecode::samples::BLINK_V4_FAILING)?,
+                (SampleArg::Vm, None) => fota_sim::images::vm_v2(),
             };
             std::fs::write(out, &bytes).map_err(|e| {
                 failure(
@@ -512,6 +575,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print_record(&dev.get_record().await?, cli.json);
         }
         Command::Sim { .. }
+        | Command::Qemu { .. }
         | Command::Sample { .. }
         | Command::Bridge { .. }
         | Command::Bench(_) => {}

@@ -26,6 +26,10 @@
 //! An image whose header or payload does not check out (garbage, erased flash, a torn or
 //! half-written update) is [`ImageHealth::NotAnImage`], which the simulated firmware
 //! treats like a faulty one.
+//!
+//! A bytecode program (`fota_bytecode`, `docs/BYTECODE.md`), which the QEMU firmware
+//! really runs, is an image too: the simulated firmware runs it dry, and it is healthy
+//! when it calls `accept` within [`PROGRAM_ACCEPT_LIMIT_MS`].
 
 use md5::{Digest, Md5};
 use rand_chacha::ChaCha8Rng;
@@ -73,9 +77,14 @@ impl ImageHealth {
     }
 }
 
+/// A program that has not accepted after this long (virtual time) counts as faulty.
+pub const PROGRAM_ACCEPT_LIMIT_MS: u32 = 60_000;
+
 /// The header of a valid image, as [`parse_image`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
+    /// Header bytes before the payload ([`HEADER_LEN`], or a program's 64).
+    pub header_len: usize,
     /// VM or bytecode.
     pub kind: SlotKind,
     /// Whether the firmware accepts itself once booted.
@@ -93,7 +102,7 @@ pub struct ImageInfo {
 impl ImageInfo {
     /// Header plus payload: the bytes an update must write.
     pub fn total_len(&self) -> usize {
-        HEADER_LEN + self.payload_len as usize
+        self.header_len + self.payload_len as usize
     }
 
     /// [`ImageHealth::Healthy`] or [`ImageHealth::Faulty`].
@@ -146,6 +155,9 @@ pub fn sample_image(
 /// whole slot does). `None` if anything is wrong: magic, header fields, a truncated or
 /// damaged payload.
 pub fn parse_image(bytes: &[u8]) -> Option<ImageInfo> {
+    if bytes.starts_with(&fota_bytecode::image::MAGIC) {
+        return parse_program(bytes);
+    }
     let header = bytes.get(..HEADER_LEN)?;
     if &header[..MAGIC.len()] != MAGIC || header[OFF_HEADER_VERSION] != HEADER_VERSION {
         return None;
@@ -171,12 +183,32 @@ pub fn parse_image(bytes: &[u8]) -> Option<ImageInfo> {
         return None;
     }
     Some(ImageInfo {
+        header_len: HEADER_LEN,
         kind,
         healthy,
         version,
         name,
         payload_len,
         md5,
+    })
+}
+
+/// A bytecode program: checked, then run dry to see whether it accepts.
+fn parse_program(bytes: &[u8]) -> Option<ImageInfo> {
+    let mut src = bytes;
+    let max = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    let header = fota_bytecode::check(&mut src, max).ok()?;
+    let len = usize::try_from(header.image_len()).ok()?;
+    let image = bytes.get(..len)?;
+    let code = image.get(fota_bytecode::image::HEADER_LEN..)?;
+    Some(ImageInfo {
+        header_len: fota_bytecode::image::HEADER_LEN,
+        kind: SlotKind::Bytecode,
+        healthy: fota_bytecode::dry_run(image, PROGRAM_ACCEPT_LIMIT_MS).accepts(),
+        version: header.version().to_owned(),
+        name: header.name().to_owned(),
+        payload_len: header.code_len,
+        md5: Md5::digest(code).into(),
     })
 }
 
@@ -399,6 +431,25 @@ mod tests {
         let info = parse_image(&img).unwrap();
         assert_eq!(info.name, "é".repeat(16));
         assert_eq!(info.version, "1.2.3-beta.4+bui");
+    }
+
+    #[test]
+    fn bytecode_programs_are_images_that_run_dry() {
+        use fota_bytecode::{assemble, samples};
+        let healthy = assemble(samples::BLINK_V2).unwrap();
+        let info = parse_image(&healthy).unwrap();
+        assert_eq!((info.name.as_str(), info.version.as_str()), ("blink", "2"));
+        assert_eq!(info.total_len(), healthy.len());
+        assert_eq!(image_health(&healthy), ImageHealth::Healthy);
+        let mut slot = healthy.clone();
+        slot.resize(64 * 1024, 0xFF);
+        assert_eq!(image_health(&slot), ImageHealth::Healthy);
+        for src in [samples::BLINK_V3_BROKEN, samples::BLINK_V4_FAILING] {
+            assert_eq!(image_health(&assemble(src).unwrap()), ImageHealth::Faulty);
+        }
+        let mut torn = healthy.clone();
+        torn[healthy.len() / 2] ^= 4;
+        assert_eq!(image_health(&torn), ImageHealth::NotAnImage);
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! The VM for the bytecode layout, linked for its slot (see build.rs).
+#![no_std]
+#![no_main]
+
+#[path = "../board.rs"]
+mod board;
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let mut qemu = board::Qemu::init(true);
+    let own = board::Qemu::own_address();
+    fota_firmware::vm::run(&mut qemu, board::config(board::Layout::Bytecode), own)
+}

@@ -32,6 +32,10 @@ pub const SECTOR: u32 = 4096;
 /// Processing time of one frame by the device's CPU, besides flash time.
 const CPU_FRAME_NS: u64 = 20_000;
 
+/// Period of the simulated firmware's own work: its main loop ticks this often while the
+/// agent leaves it the CPU.
+pub const TICK_NS: u64 = 1_000_000;
+
 /// Which of the seed's two layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutKind {
@@ -255,6 +259,45 @@ pub struct SimDevice {
     epochs_to_device: VecDeque<(u64, u32)>,
     epochs_to_host: VecDeque<(u64, u32)>,
     garble_mismatch: bool,
+    ticks: FirmwareTicks,
+}
+
+/// The simulated firmware's main loop: it ticks every [`TICK_NS`] while the CPU is free,
+/// and once right after each piece of agent work (the loop alternates between its own work
+/// and the agent's). The longest gap between two ticks is how long an update stopped the
+/// running firmware.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FirmwareTicks {
+    /// Ticks since power-on.
+    pub count: u64,
+    /// When the last tick happened.
+    pub last_ns: u64,
+    /// The longest gap between two ticks within one boot.
+    pub longest_gap_ns: u64,
+}
+
+impl FirmwareTicks {
+    /// The loop ran freely up to `now`.
+    fn run_to(&mut self, now: u64) {
+        if now >= self.last_ns + TICK_NS {
+            let n = (now - self.last_ns) / TICK_NS;
+            self.count += n;
+            self.last_ns += n * TICK_NS;
+        }
+    }
+
+    /// The agent held the CPU from `from` to `to`; the loop ticks right after.
+    fn held(&mut self, from: u64, to: u64) {
+        self.run_to(from);
+        self.longest_gap_ns = self.longest_gap_ns.max(to - self.last_ns);
+        self.count += 1;
+        self.last_ns = to;
+    }
+
+    /// A new boot: the firmware starts ticking now.
+    fn boot(&mut self, now: u64) {
+        self.last_ns = now;
+    }
 }
 
 impl SimDevice {
@@ -297,6 +340,7 @@ impl SimDevice {
             epochs_to_device: VecDeque::new(),
             epochs_to_host: VecDeque::new(),
             garble_mismatch: true,
+            ticks: FirmwareTicks::default(),
             agent_cfg,
             cfg,
         };
@@ -378,6 +422,21 @@ impl SimDevice {
     /// Every boot so far.
     pub fn boots(&self) -> &[BootRecord] {
         &self.boots
+    }
+
+    /// The simulated firmware's tick counter and the longest gap between its ticks.
+    pub fn firmware_ticks(&self) -> FirmwareTicks {
+        let mut t = self.ticks;
+        if self.is_running() {
+            t.run_to(self.now.max(self.busy_until));
+        }
+        t
+    }
+
+    /// Start measuring the longest gap between firmware ticks afresh from now.
+    pub fn reset_tick_gap(&mut self) {
+        self.ticks.longest_gap_ns = 0;
+        self.ticks.run_to(self.now);
     }
 
     /// Bytes lost because the receive buffer was full.
@@ -538,6 +597,7 @@ impl SimDevice {
                     ImageHealth::NotAnImage => "app: no valid firmware in the slot, hanging\r\n",
                 });
                 self.to_host.send(self.now, log.as_bytes());
+                self.ticks.boot(self.now);
                 self.run = Run::Up(Box::new(Running {
                     link,
                     boot,
@@ -700,7 +760,11 @@ impl SimDevice {
         };
         if r.accept_at.is_some_and(|t| t <= now) && now >= self.busy_until {
             r.accept_at = None;
+            self.busy.store(0, Ordering::Relaxed);
             let ok = r.link.agent_mut().accept().is_ok();
+            // The record write keeps the CPU: the firmware's own call, its own stall.
+            self.busy_until = now + self.busy.load(Ordering::Relaxed);
+            self.ticks.held(now, self.busy_until);
             if !r.link.agent().flash().sim().is_powered() {
                 // Power failed while accept() wrote the record: the device is off.
                 self.cut_power();
@@ -745,6 +809,7 @@ impl SimDevice {
             self.to_host.send(now + at + CPU_FRAME_NS, &frame);
         }
         self.busy_until = now + spent;
+        self.ticks.held(now, self.busy_until);
         if !r.link.agent().flash().sim().is_powered() {
             // The flash lost power in this operation: the whole device is off.
             self.cut_power();

@@ -94,11 +94,14 @@ mod flash;
 mod link;
 pub mod record;
 
-pub use agent::{Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, Refusal, RequestResult};
-pub use config::{AgentConfig, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT};
-pub use link::{
-    Action, AgentLink, BAUD_RATES, Handled, LinkStats, NO_ID, Received, Step, TX_FRAME,
+pub use agent::{
+    Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp, Refusal,
+    RequestResult, Unit,
 };
+pub use config::{
+    AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT,
+};
+pub use link::{Action, AgentLink, Handled, LinkStats, NO_ID, Received, Step, TX_FRAME};
 pub use record::RecordState;
 
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).

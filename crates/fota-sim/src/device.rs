@@ -76,6 +76,11 @@ pub struct DeviceConfig {
     pub faults_to_device: Faults,
     /// Faults on the device-to-host direction.
     pub faults_to_host: Faults,
+    /// The VM slot the part always starts, if any (the boot stage, never erased or
+    /// written).
+    pub boot_stage: Option<u8>,
+    /// ECC flash: a word a power cut tore reads as an error (see [`SimFlash::with_ecc`]).
+    pub ecc: bool,
 }
 
 impl DeviceConfig {
@@ -97,6 +102,8 @@ impl DeviceConfig {
             watchdog_ns: 1_500_000_000,
             faults_to_device: Faults::NONE,
             faults_to_host: Faults::NONE,
+            boot_stage: None,
+            ecc: false,
         }
     }
 
@@ -113,6 +120,10 @@ impl DeviceConfig {
         .named("fota-sim");
         cfg.max_in_flight = self.max_in_flight;
         cfg.max_baud = self.max_baud;
+        cfg.boot_stage = self.boot_stage;
+        // The modelled part's worst case is its typical erase time.
+        cfg.sector_erase_ms =
+            u32::try_from(self.timing.sector_erase_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX);
         if !self.fota_supported {
             cfg = cfg.unsupported();
         }
@@ -314,8 +325,12 @@ impl SimDevice {
         Self::from_flash(cfg, flash)
     }
 
-    /// A device whose flash holds `flash` (a saved state): boots it.
-    pub fn from_flash(cfg: DeviceConfig, flash: DeviceFlash) -> SimDevice {
+    /// A device whose flash holds `flash` (a saved state): boots it. `cfg.ecc` turns the
+    /// flash's ECC mode on.
+    pub fn from_flash(cfg: DeviceConfig, mut flash: DeviceFlash) -> SimDevice {
+        if cfg.ecc {
+            flash.set_ecc(true);
+        }
         let busy = Arc::new(AtomicU64::new(0));
         let agent_cfg = cfg.agent_config();
         let mut dev = SimDevice {
@@ -651,7 +666,7 @@ impl SimDevice {
         consider(self.baud_watch.map(|b| b.0));
         match &self.run {
             Run::Up(r) => {
-                if !self.rx.is_empty() {
+                if !self.rx.is_empty() || r.link.is_busy() {
                     consider(Some(self.busy_until.max(self.now)));
                 }
                 consider(r.accept_at.map(|t| t.max(self.busy_until)));
@@ -788,14 +803,19 @@ impl SimDevice {
         false
     }
 
+    /// One step of the agent, as the firmware's main loop calls it: one frame handled,
+    /// or one unit (a sector erase, a block hashed) of a long request.
     fn agent_step(&mut self) -> bool {
         let now = self.now;
-        if self.rx.is_empty() || self.busy_until > now {
+        if self.busy_until > now {
             return false;
         }
         let Run::Up(r) = &mut self.run else {
             return false;
         };
+        if self.rx.is_empty() && !r.link.is_busy() {
+            return false;
+        }
         self.busy.store(0, Ordering::Relaxed);
         let busy = self.busy.clone();
         let mut out: Vec<(u64, Vec<u8>)> = Vec::new();

@@ -297,7 +297,9 @@ impl Serving {
             }
             Command::Accept => {
                 match self.dev.accept().await {
-                    Ok(()) => self.log(LogKind::App, "accepted the running configuration".into()),
+                    Ok(outcome) => {
+                        self.log(LogKind::App, format!("accept(): {}", outcome.describe()))
+                    }
                     Err(e @ HostError::Link(_)) => return Err(e),
                     Err(e) => self.log(LogKind::Error, format!("accept failed: {e}. {}", e.help())),
                 }

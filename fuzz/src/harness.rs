@@ -16,7 +16,7 @@
 #![allow(dead_code)]
 
 use fota_agent::record::LogEntry;
-use fota_agent::{Action, AgentConfig, AgentLink, Handled, RX_FRAME, RecordState};
+use fota_agent::{Action, AgentConfig, AgentLink, Handled, RX_FRAME, RX_PAYLOAD, RecordState};
 use fota_protocol::Layout as _; // the slot look-ups of `AgentConfig`
 use fota_protocol::{
     Event, FrameError, FrameReader, Reply, Request, SlotKind, encode_reply, encode_request,
@@ -467,7 +467,13 @@ impl World {
             // What the link is about to see, decoded by a reader of its own.
             let (m_used, m_event) = self.mirror.feed(rest);
             let frame = match m_event {
-                Some(Event::Frame(f)) => Some((f.id, f.op, f.body.to_vec())),
+                // A request longer than the agent takes is answered as too long, whatever
+                // its bytes.
+                Some(Event::Frame(f))
+                    if fota_protocol::FRAME_OVERHEAD + f.body.len() <= RX_PAYLOAD =>
+                {
+                    Some((f.id, f.op, f.body.to_vec()))
+                }
                 _ => None,
             };
             let request = frame

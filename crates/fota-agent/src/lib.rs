@@ -107,7 +107,13 @@ pub use record::RecordState;
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).
 pub const MAX_WRITE: usize = 1024;
 
-/// The longest request frame the agent receives: a `WriteSlot` of [`MAX_WRITE`] bytes.
-pub const RX_FRAME: usize = fota_protocol::frame_len(
-    MAX_WRITE + fota_protocol::WRITE_HEADER + fota_protocol::FRAME_OVERHEAD,
-);
+/// The longest request payload (id, op, body, CRC) the agent takes: a `WriteSlot` of
+/// [`MAX_WRITE`] bytes. A longer one is answered `FrameTooLong` (detail: this) under id
+/// [`NO_ID`], whatever its bytes.
+pub const RX_PAYLOAD: usize =
+    MAX_WRITE + fota_protocol::WRITE_HEADER + fota_protocol::FRAME_OVERHEAD;
+
+/// The receive buffer of the frame reader: [`RX_PAYLOAD`] bytes COBS-encoded in the worst
+/// case, plus the two delimiters (`frame_len`). Every request of up to [`RX_PAYLOAD`]
+/// bytes fits, whatever its bytes.
+pub const RX_FRAME: usize = fota_protocol::frame_len(RX_PAYLOAD);

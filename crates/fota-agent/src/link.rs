@@ -6,11 +6,11 @@ use fota_protocol::{
     MAX_NAME, MAX_SLOTS, Op, PROTOCOL_VERSION, Reply, Request, encode_reply, frame_len,
 };
 
-use crate::RX_FRAME;
 use crate::agent::{
     Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, ChecksumOp, EraseOp, Refusal, Unit,
 };
 use crate::config::AgentConfig;
+use crate::{RX_FRAME, RX_PAYLOAD};
 
 /// Body bytes of the largest `Info` reply: the fixed fields, [`MAX_SLOTS`] slots of 10
 /// bytes, a [`MAX_NAME`]-byte name, and the extensions (boot stage 3 bytes, sector erase
@@ -253,17 +253,16 @@ impl<F: NorFlash> AgentLink<F> {
             }
             Some(Event::Error(e)) => {
                 out.stats.bad_frames = out.stats.bad_frames.wrapping_add(1);
-                let refusal = match e {
-                    FrameError::TooLong => Refusal {
-                        code: ErrorCode::FrameTooLong,
-                        detail: RX_FRAME as u32,
-                    },
-                    FrameError::Cobs => bad_frame(1),
-                    FrameError::TooShort => bad_frame(2),
-                    FrameError::Crc => bad_frame(3),
-                };
-                out.send(NO_ID, &refusal.reply());
+                out.send(NO_ID, &frame_refusal(e).reply());
                 (Handled::BadFrame(e), None)
+            }
+            // Longer than any request the agent takes, though it fit the buffer: the same
+            // answer as a frame that did not fit, so that it never depends on the bytes
+            // (COBS makes a frame's length on the wire depend on its zeros).
+            Some(Event::Frame(f)) if FRAME_OVERHEAD + f.body.len() > RX_PAYLOAD => {
+                out.stats.bad_frames = out.stats.bad_frames.wrapping_add(1);
+                out.send(NO_ID, &frame_refusal(FrameError::TooLong).reply());
+                (Handled::BadFrame(FrameError::TooLong), None)
             }
             Some(Event::Frame(f)) => {
                 out.stats.requests = out.stats.requests.wrapping_add(1);
@@ -368,11 +367,15 @@ impl<F: NorFlash> AgentLink<F> {
     }
 }
 
-const fn bad_frame(kind: u32) -> Refusal {
-    Refusal {
-        code: ErrorCode::BadFrame,
-        detail: kind,
-    }
+/// The answer to a chunk that is not a request frame.
+const fn frame_refusal(e: FrameError) -> Refusal {
+    let (code, detail) = match e {
+        FrameError::TooLong => (ErrorCode::FrameTooLong, RX_PAYLOAD as u32),
+        FrameError::Cobs => (ErrorCode::BadFrame, 1),
+        FrameError::TooShort => (ErrorCode::BadFrame, 2),
+        FrameError::Crc => (ErrorCode::BadFrame, 3),
+    };
+    Refusal { code, detail }
 }
 
 /// Where replies go.

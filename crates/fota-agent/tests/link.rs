@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use fota_agent::{Action, AgentLink, Handled, MAX_WRITE, NO_ID, RX_FRAME, TX_FRAME};
+use fota_agent::{Action, AgentLink, Handled, MAX_WRITE, NO_ID, RX_FRAME, RX_PAYLOAD, TX_FRAME};
 use fota_protocol::{
     ErrorCode, Event, FrameReader, Info, MAX_NAME, MAX_PAYLOAD, MAX_SLOTS, PROTOCOL_VERSION, Reply,
     Request, SlotDesc, SlotKind, encode_reply, encode_request, frame_len,
@@ -396,22 +396,43 @@ fn oversized_frames_are_refused() {
     );
     assert_eq!(
         replies,
-        [(NO_ID, error(ErrorCode::FrameTooLong, RX_FRAME as u32))]
+        [(NO_ID, error(ErrorCode::FrameTooLong, RX_PAYLOAD as u32))]
     );
-    // Just over MAX_WRITE, zeros (so the frame still fits the buffer): BadLength.
-    let zeros = vec![0u8; MAX_WRITE + 4];
-    let f = req(
-        6,
-        &Request::WriteSlot {
-            addr: vm1,
-            data: &zeros,
-        },
-    );
-    assert!(f.len() <= RX_FRAME);
-    assert_eq!(
-        exchange(&mut l, &f).0,
-        [(6, error(ErrorCode::BadLength, MAX_WRITE as u32 + 4))]
-    );
+    // Just over MAX_WRITE: the same answer whatever the bytes, though zeros make a frame
+    // that fits the buffer (COBS) and 0x55s one that does not.
+    for n in MAX_WRITE + 1..=MAX_WRITE + 8 {
+        for fill in [0x00u8, 0x55] {
+            let data = vec![fill; n];
+            let f = req(
+                6,
+                &Request::WriteSlot {
+                    addr: vm1,
+                    data: &data,
+                },
+            );
+            assert_eq!(
+                exchange(&mut l, &f).0,
+                [(NO_ID, error(ErrorCode::FrameTooLong, RX_PAYLOAD as u32))],
+                "{n} bytes of {fill:#04x} ({} on the wire)",
+                f.len()
+            );
+        }
+    }
+    // The largest write the agent takes fits whatever its bytes.
+    for (k, fill) in [0x00u8, 0x55].into_iter().enumerate() {
+        let f = req(
+            7,
+            &Request::WriteSlot {
+                addr: vm1 + 4096 * k as u32,
+                data: &[fill; MAX_WRITE],
+            },
+        );
+        assert!(f.len() <= RX_FRAME);
+        assert!(matches!(
+            exchange(&mut l, &f).0[..],
+            [(7, Reply::Written { .. })]
+        ));
+    }
     // The reader recovered: the next frame works.
     assert!(matches!(
         call(&mut l, 7, &Request::GetRecord),

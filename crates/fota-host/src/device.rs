@@ -242,7 +242,7 @@ impl<T: Transport> Device<T> {
                 self.observer
                     .event(&format!("no answer to {:?}, sending it again", req.op()));
             }
-            let sent = self.send_request(id, req).await?;
+            self.send_request(id, req).await?;
             let mut deadline = self.link.now() + self.timeouts.reply + self.line_time(1100);
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
                 if let Reply::Error {
@@ -250,10 +250,10 @@ impl<T: Transport> Device<T> {
                     detail,
                 } = reply
                     && rid == 0xFFFF
-                    && sent.saturating_sub(2) > detail as usize
+                    && req.payload_len() > detail as usize
                 {
-                    // Not damage: our frame is longer than the agent takes (`detail`
-                    // bytes between the delimiters). Sending it again cannot help.
+                    // Not damage: our request is longer than the agent takes (`detail`
+                    // bytes of payload). Sending it again cannot help.
                     return Err(refusal(req.op(), ErrorCode::FrameTooLong, detail));
                 }
                 if rid == 0xFFFF {

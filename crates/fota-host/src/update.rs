@@ -386,22 +386,15 @@ fn slots_of(record: &Record, kind: SlotKind) -> (u32, u32, u32) {
     }
 }
 
-/// The slot the agent's `find_bytecode_slot` / `find_vm_slot` will answer, worked out
-/// from `Info` and the record alone (for a preview before asking): the lowest-index slot
-/// of `kind` that holds neither the current, the last working nor the running firmware
-/// and is not the boot stage. `None` if there is none (or, for VMs, if the layout cannot
-/// update its VM).
+/// The slot an update of `kind` will go to when the agent chooses (`find_bytecode_slot`
+/// / `find_vm_slot`), worked out from `Info` and the record alone, for a preview before
+/// asking: the lowest-index slot of `kind` that may take an image ([`slot_role`]).
+/// `None` if there is none.
 pub fn free_slot(info: &Info, record: &Record, kind: SlotKind) -> Option<SlotDesc> {
-    let (current, last, running) = slots_of(record, kind);
-    let boot_stage =
-        |s: &SlotDesc| s.kind == SlotKind::Vm && info.boot_stage.is_some_and(|b| b == s.index);
     let mut free: Vec<SlotDesc> = info
         .slots
         .iter()
-        .filter(|s| {
-            let i = u32::from(s.index);
-            s.kind == kind && i != current && i != last && i != running && !boot_stage(s)
-        })
+        .filter(|s| s.kind == kind && slot_role(info, record, kind, u32::from(s.index)).is_none())
         .copied()
         .collect();
     free.sort_by_key(|s| s.index);
@@ -447,12 +440,6 @@ fn check_vm_updatable(info: &Info) -> Result<(), HostError> {
 /// Whether `plan` can go ahead once the pending attempt of `record` is replaced (the
 /// record back at its last working configuration), checked before anything changes.
 fn check_plan_after_replacing(info: &Info, record: &Record, plan: &Plan) -> Result<(), HostError> {
-    let replaced = Record {
-        vm_current: record.vm_last,
-        bc_current: record.bc_last,
-        state: RecordState::Confirmed,
-        ..*record
-    };
     let mut jobs = vec![(SlotKind::Bytecode, plan.bytecode_slot, &plan.bytecode)];
     if let Some(vm) = &plan.vm {
         check_vm_updatable(info)?;
@@ -460,26 +447,65 @@ fn check_plan_after_replacing(info: &Info, record: &Record, plan: &Plan) -> Resu
     }
     for (kind, choice, image) in jobs {
         let slot = match choice {
-            // Named against the record as the user sees it; the pending slot is freed.
-            SlotChoice::Index(index) => check_index(info, record, kind, index, true)?,
-            SlotChoice::Auto => free_slot(info, &replaced, kind).ok_or(HostError::NoFreeSlot)?,
+            SlotChoice::Index(index) => check_index(info, record, kind, index)?,
+            SlotChoice::Auto => free_slot(info, record, kind).ok_or(HostError::NoFreeSlot)?,
         };
         check_fits(image, &slot)?;
     }
     Ok(())
 }
 
-/// Slot `index` of `kind`, unless the layout lacks it or it may not take an image: the
-/// boot stage, or a slot holding the current, last working or running firmware (the
-/// current one allowed when `current_freed`: a pending attempt about to be replaced).
+/// Why a slot may not take a new image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRole {
+    /// The VM slot the part always starts: never erased or written.
+    BootStage,
+    /// The record's current slot (confirmed or on trial).
+    Current,
+    /// The last working slot.
+    LastWorking,
+    /// The slot running now.
+    Running,
+}
+
+impl SlotRole {
+    /// In plain words, for "slot N cannot take this image: ...".
+    pub fn describe(self, kind: SlotKind) -> String {
+        match self {
+            SlotRole::BootStage => "it is the boot stage, which is never erased or written".into(),
+            SlotRole::Current => format!("it holds the current {}", kind_name(kind)),
+            SlotRole::LastWorking => format!("it holds the last working {}", kind_name(kind)),
+            SlotRole::Running => format!("it holds the running {}", kind_name(kind)),
+        }
+    }
+}
+
+/// Why slot `index` of `kind` may not take a new image, if it may not: the boot stage, or
+/// a slot that holds the current, the last working or the running firmware. The current
+/// slot of a *pending* attempt is free: it never ran, and an update replaces it.
+pub fn slot_role(info: &Info, record: &Record, kind: SlotKind, index: u32) -> Option<SlotRole> {
+    let (current, last, running) = slots_of(record, kind);
+    if kind == SlotKind::Vm && info.boot_stage.is_some_and(|b| u32::from(b) == index) {
+        Some(SlotRole::BootStage)
+    } else if index == current && record.state != RecordState::Pending {
+        Some(SlotRole::Current)
+    } else if index == last {
+        Some(SlotRole::LastWorking)
+    } else if index == running {
+        Some(SlotRole::Running)
+    } else {
+        None
+    }
+}
+
+/// Slot `index` of `kind`, unless the layout lacks it or it may not take an image
+/// ([`slot_role`]).
 fn check_index(
     info: &Info,
     record: &Record,
     kind: SlotKind,
     index: u32,
-    current_freed: bool,
 ) -> Result<SlotDesc, HostError> {
-    let (current, last, running) = slots_of(record, kind);
     let Some(slot) = info.slot(kind, index) else {
         return Err(HostError::BadSlot {
             index,
@@ -491,25 +517,10 @@ fn check_index(
             ),
         });
     };
-    if kind == SlotKind::Vm && info.boot_stage.is_some_and(|b| u32::from(b) == index) {
+    if let Some(role) = slot_role(info, record, kind, index) {
         return Err(HostError::BadSlot {
             index,
-            why: "it is the boot stage, which is never erased or written".into(),
-        });
-    }
-    let role = if index == current && !current_freed {
-        Some("current")
-    } else if index == last {
-        Some("last working")
-    } else if index == running {
-        Some("running")
-    } else {
-        None
-    };
-    if let Some(role) = role {
-        return Err(HostError::BadSlot {
-            index,
-            why: format!("it holds the {role} {}", kind_name(kind)),
+            why: role.describe(kind),
         });
     }
     Ok(*slot)
@@ -536,7 +547,7 @@ async fn choose_slot<T: Transport>(
                 ))),
             }
         }
-        SlotChoice::Index(index) => check_index(info, record, kind, index, false),
+        SlotChoice::Index(index) => check_index(info, record, kind, index),
     }
 }
 

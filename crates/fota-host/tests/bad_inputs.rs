@@ -20,8 +20,9 @@ use futures::executor::block_on;
 
 const VM_SLOT: u32 = 8 * 1024;
 const BC_SLOT: u32 = 12 * 1024;
-/// The agent's longest request frame (`fota_agent::RX_FRAME`).
-const RX_FRAME: u32 = 1042;
+/// The agent's longest request payload (`fota_agent::RX_PAYLOAD`): 1 024 data bytes of a
+/// write, its address, and the id, op and CRC.
+const RX_PAYLOAD: u32 = 1035;
 
 fn config(layout: LayoutKind) -> DeviceConfig {
     let mut cfg = DeviceConfig::new(layout);
@@ -464,8 +465,9 @@ fn unknown_command() {
     block_on(dev.get_record()).expect("record");
 }
 
-/// A frame longer than the agent's receive buffer: the agent drops it and answers
-/// `FrameTooLong` (detail: its limit) under id 0xFFFF, as it cannot read the id.
+/// A request longer than the agent takes: the agent drops it and answers `FrameTooLong`
+/// (detail: its limit) under id 0xFFFF, whatever the bytes (a frame longer than its
+/// receive buffer gives it no id to answer under).
 #[test]
 fn oversize_frame() {
     let mut dev = host();
@@ -486,7 +488,7 @@ fn oversize_frame() {
             0xFFFF,
             Reply::Error {
                 code: ErrorCode::FrameTooLong,
-                detail: RX_FRAME
+                detail: RX_PAYLOAD
             }
         )]
     );
@@ -505,7 +507,7 @@ fn oversize_frame_through_the_host_api_is_refused_clearly() {
     let result = block_on(dev.write_slot(bc1, &[0x11; 2048]));
     assert_eq!(snap(&mut dev), before);
     let detail = refused(result, Op::WriteSlot, ErrorCode::FrameTooLong);
-    assert_eq!(detail, RX_FRAME);
+    assert_eq!(detail, RX_PAYLOAD);
 }
 
 #[test]

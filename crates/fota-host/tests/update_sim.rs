@@ -562,3 +562,42 @@ fn an_update_never_stops_the_running_firmware_for_longer_than_one_sector_erase()
         );
     }
 }
+
+/// Bytes that follow a `Restart` frame are dropped: the agent handles nothing after it
+/// (the device resets once the reply has left), so a `GetRecord` sent in the same write
+/// is not answered; after the reset the agent answers again.
+#[test]
+fn bytes_after_a_restart_frame_are_dropped() {
+    use fota_host::Transport;
+    use fota_host::protocol::{Event, FrameReader, Reply, Request, encode_request};
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let mut bytes = vec![0u8; 64];
+    let n = encode_request(1, &Request::Restart, &mut bytes).expect("fits");
+    let mut out = bytes[..n].to_vec();
+    let m = encode_request(2, &Request::GetRecord, &mut bytes).expect("fits");
+    out.extend_from_slice(&bytes[..m]);
+    let link = dev.link();
+    block_on(link.send(&out)).expect("send");
+    let mut reader = FrameReader::<512>::new();
+    let mut ids = Vec::new();
+    let mut buf = [0u8; 512];
+    let until = link.now() + Duration::from_secs(2);
+    while link.now() < until {
+        let n = block_on(link.recv(&mut buf, Duration::from_millis(50))).expect("recv");
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let (used, ev) = reader.feed(rest);
+            if let Some(Event::Frame(f)) = ev {
+                ids.push((f.id, f.reply().expect("reply")));
+            }
+            rest = &rest[used..];
+        }
+    }
+    assert_eq!(
+        ids,
+        [(1, Reply::Restarting)],
+        "only the Restart is answered"
+    );
+    assert!(block_on(dev.wait_for_device()).is_ok());
+    block_on(dev.get_record()).expect("answers after the reset");
+}

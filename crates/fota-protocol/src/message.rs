@@ -596,6 +596,19 @@ impl Request<'_> {
         }
     }
 
+    /// Bytes of this request's payload: id, op, body and CRC (before COBS).
+    pub fn payload_len(&self) -> usize {
+        struct Count(usize);
+        impl Sink for Count {
+            fn put(&mut self, bytes: &[u8]) {
+                self.0 += bytes.len();
+            }
+        }
+        let mut c = Count(0);
+        self.write_body(&mut c);
+        c.0 + crate::FRAME_OVERHEAD
+    }
+
     pub(crate) fn write_body(&self, s: &mut impl Sink) {
         match *self {
             Request::Hello { version } => s.u16(version),

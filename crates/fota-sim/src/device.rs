@@ -816,6 +816,11 @@ impl SimDevice {
         if self.rx.is_empty() && !r.link.is_busy() {
             return false;
         }
+        if self.reset_at.is_some() {
+            // After a Restart frame the agent handles nothing: the device resets as soon
+            // as the reply has left, and what arrived meanwhile is lost.
+            return false;
+        }
         self.busy.store(0, Ordering::Relaxed);
         let busy = self.busy.clone();
         let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -837,7 +842,8 @@ impl SimDevice {
         }
         match step.action {
             Some(Action::Restart) => {
-                self.reset_at = Some(self.to_host.idle_at().max(self.busy_until))
+                self.rx.clear();
+                self.reset_at = Some(self.to_host.idle_at().max(self.busy_until));
             }
             Some(Action::SetBaud(b)) => {
                 self.baud_switch = Some((self.to_host.idle_at().max(self.busy_until), b));

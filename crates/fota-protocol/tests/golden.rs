@@ -66,6 +66,13 @@ fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
                 0x83, 0x2F, 0x54, 0x00,
             ],
         ),
+        (
+            16,
+            Request::SetBaud { baud: 921_600 },
+            &[
+                0x00, 0x02, 0x10, 0x02, 0x0C, 0x03, 0x10, 0x0E, 0x05, 0x4F, 0x20, 0xE7, 0xBD, 0x00,
+            ],
+        ),
     ]
 }
 
@@ -186,6 +193,13 @@ fn reply_golden() -> Vec<(u16, Reply, &'static [u8])> {
             ],
         ),
         (
+            16,
+            Reply::BaudSet(921_600),
+            &[
+                0x00, 0x02, 0x10, 0x02, 0x8C, 0x03, 0x10, 0x0E, 0x05, 0xDD, 0x90, 0x01, 0x0C, 0x00,
+            ],
+        ),
+        (
             7,
             Reply::Error {
                 code: ErrorCode::BootStage,
@@ -284,4 +298,42 @@ fn info_extensions_unknown_tags_are_skipped() {
     let mut cut = body[..fixed].to_vec();
     cut.extend_from_slice(&[0x40, 9, 1]);
     assert!(Reply::parse(op, &cut).is_err());
+}
+
+/// Every `Wire` cell of docs/PROTOCOL.md section 10 is one of the golden frames above, so
+/// the page and the code cannot drift apart.
+#[test]
+fn the_protocol_page_shows_these_frames() {
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    let table = doc
+        .split("\n## 10. Golden frames")
+        .nth(1)
+        .and_then(|s| s.split("\n## 11.").next())
+        .expect("section 10");
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut golden: Vec<String> = request_golden().iter().map(|g| hex(g.2)).collect();
+    golden.extend(reply_golden().iter().map(|g| hex(g.2)));
+    let mut rows = 0;
+    for line in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("`00 "))
+    {
+        let wire = line
+            .trim_end_matches(" |")
+            .rsplit("| `")
+            .next()
+            .expect("a wire cell")
+            .trim_end_matches('`');
+        assert!(
+            golden.contains(&wire.to_string()),
+            "not a golden frame: {wire}"
+        );
+        rows += 1;
+    }
+    assert_eq!(rows, golden.len(), "one row per golden frame");
 }

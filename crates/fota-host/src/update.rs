@@ -270,8 +270,9 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         &format!("Trying bytecode slot {bc_index} with VM slot {vm_index} at the next restart"),
     );
     dev.attempt(bc_index, vm_index).await?;
+    // Read back: the record is Pending now (and an observer shows it before the restart).
+    report.record = dev.get_record().await?;
     if !plan.restart {
-        report.record = dev.get_record().await?;
         report.total_time = dev.now() - start;
         return Ok(report);
     }

@@ -601,3 +601,53 @@ fn bytes_after_a_restart_frame_are_dropped() {
     assert!(block_on(dev.wait_for_device()).is_ok());
     block_on(dev.get_record()).expect("answers after the reset");
 }
+
+/// The observer hears every record the update reads, so a view of the record (the web
+/// app's panel and flash map) follows it live: Confirmed at the record check, Pending
+/// after attempt, Trial after the restart, then Confirmed on the new slot (accepted) or
+/// back on the old one (reverted).
+#[test]
+fn the_observer_follows_the_record_through_attempt_trial_and_accept_or_revert() {
+    use fota_host::protocol::{Record, RecordState};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    #[derive(Clone, Default)]
+    struct Records(Rc<RefCell<Vec<Record>>>);
+    impl fota_host::Observer for Records {
+        fn record(&mut self, r: &Record) {
+            self.0.borrow_mut().push(*r);
+        }
+    }
+    for (bytes, accepted) in [
+        (images::blink_v2(), true),
+        (images::blink_v3_broken(), false),
+    ] {
+        let seen = Records::default();
+        let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+        // A self-test that takes two seconds, so that the trial is seen before it ends.
+        cfg.accept_after_ns = 2_000_000_000;
+        let sim = SimDevice::new(cfg);
+        let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(seen.clone()));
+        block_on(update(&mut dev, &Plan::new(image(bytes)))).expect("update");
+        // What the panel shows, step by step (repeats of the same record dropped).
+        let mut states: Vec<(RecordState, u32, u32)> = Vec::new();
+        for r in seen.0.borrow().iter() {
+            let s = (r.state, r.bc_current, r.running_bc);
+            if states.last() != Some(&s) {
+                states.push(s);
+            }
+        }
+        let end = if accepted {
+            (RecordState::Confirmed, 1, 1)
+        } else {
+            (RecordState::Confirmed, 0, 0)
+        };
+        let expected = [
+            (RecordState::Confirmed, 0, 0),
+            (RecordState::Pending, 1, 0),
+            (RecordState::Trial, 1, 1),
+            end,
+        ];
+        assert_eq!(states, expected, "accepted: {accepted}");
+    }
+}

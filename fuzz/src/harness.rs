@@ -6,15 +6,17 @@
 //!   zeros is classified exactly as a reference decoder (COBS, length, CRC-32, text)
 //!   says; every frame's request and reply parse round-trips through the encoder.
 //! - [`agent_requests`]: arbitrary request frames (and noise, damaged frames, power cuts
-//!   and restarts) into an `AgentLink` over a `SimFlash`; after every request: no panic,
-//!   no byte changed outside what the request named (the slot it addressed, and only a
-//!   slot in use by no configuration; the record area only for set_record, attempt,
-//!   accept and boot), a refusal changes nothing, the record in RAM is the one on flash,
-//!   and the record is never lost.
+//!   and restarts) into an `AgentLink` over a `SimFlash`, long requests driven one
+//!   bounded step at a time; after every request: no panic, no byte changed outside what
+//!   the request named (the slot it addressed, and only a slot in use by no configuration
+//!   and not the boot stage; the partial write unit an earlier write left; the record
+//!   area only for set_record, attempt, accept and boot), a refusal changes nothing, the
+//!   record in RAM is the one on flash, a trial is never turned back into a pending
+//!   attempt, and the record is never lost.
 #![allow(dead_code)]
 
 use fota_agent::record::LogEntry;
-use fota_agent::{Action, AgentConfig, AgentLink, Handled, RX_FRAME, RecordState};
+use fota_agent::{Action, AgentConfig, AgentLink, Handled, RX_FRAME, RX_PAYLOAD, RecordState};
 use fota_protocol::Layout as _; // the slot look-ups of `AgentConfig`
 use fota_protocol::{
     Event, FrameError, FrameReader, Reply, Request, SlotKind, encode_reply, encode_request,
@@ -258,7 +260,10 @@ pub type Flash = SimFlash<4, 256>;
 /// and one spare sector after it that belongs to nothing.
 pub fn layout(vm_and_bytecode: bool) -> (AgentConfig, usize) {
     let cfg = if vm_and_bytecode {
-        AgentConfig::vm_and_bytecode(BASE, 2 * SECTOR, 3 * SECTOR, SECTOR)
+        // VM slot 0 is the boot stage: nothing may ever erase or write it.
+        let mut cfg = AgentConfig::vm_and_bytecode(BASE, 2 * SECTOR, 3 * SECTOR, SECTOR);
+        cfg.boot_stage = Some(0);
+        cfg
     } else {
         AgentConfig::bytecode_only(BASE, 2 * SECTOR, 3 * SECTOR, SECTOR)
     };
@@ -407,8 +412,10 @@ impl World {
         );
     }
 
-    /// Which flash offsets `req` may change, given the state before it.
-    fn allowed(&self, req: &Request<'_>) -> (Option<core::ops::Range<usize>>, bool) {
+    /// Which flash offsets `req` may change, given the state before it: the range it
+    /// names, and the partial write unit an earlier write left (programmed when a request
+    /// needs the flash settled); and whether it may change the record area.
+    fn allowed(&self, req: &Request<'_>) -> (Vec<core::ops::Range<usize>>, bool) {
         let agent = self.link().agent();
         let e = agent.record_entry();
         let booted = agent.booted();
@@ -418,7 +425,19 @@ impl World {
                 SlotKind::Vm => [e.vm_current, e.vm_last, booted.vm_slot],
                 SlotKind::Bytecode => [e.bc_current, e.bc_last, booted.bc_slot],
             };
-            (!used.contains(&slot.index)).then_some(*slot)
+            let boot_stage = slot.kind == SlotKind::Vm && self.cfg.boot_stage == Some(slot.index);
+            (!used.contains(&slot.index) && !boot_stage).then_some(*slot)
+        };
+        let held: Vec<core::ops::Range<usize>> = agent
+            .held_write()
+            .map(|(addr, _)| {
+                let at = (addr - BASE) as usize;
+                at..at + 4
+            })
+            .into_iter()
+            .collect();
+        let with_held = |r: Option<core::ops::Range<usize>>| -> Vec<core::ops::Range<usize>> {
+            r.into_iter().chain(held.iter().cloned()).collect()
         };
         let clip = |addr: u32, len: u64| {
             let slot = free(addr)?;
@@ -427,13 +446,15 @@ impl World {
             Some((from - u64::from(BASE)) as usize..(to - u64::from(BASE)) as usize)
         };
         match *req {
-            Request::WriteSlot { addr, data } => (clip(addr, data.len() as u64), false),
+            Request::WriteSlot { addr, data } => (with_held(clip(addr, data.len() as u64)), false),
             Request::EraseSlot { addr, size } => {
                 let len = u64::from(size).div_ceil(u64::from(SECTOR)) * u64::from(SECTOR);
-                (clip(addr, len), false)
+                (with_held(clip(addr, len)), false)
             }
-            Request::SetRecord(_) | Request::Attempt { .. } | Request::Accept => (None, true),
-            _ => (None, false),
+            Request::SetRecord(_) | Request::Attempt { .. } | Request::Accept => {
+                (with_held(None), true)
+            }
+            _ => (with_held(None), false),
         }
     }
 
@@ -446,7 +467,13 @@ impl World {
             // What the link is about to see, decoded by a reader of its own.
             let (m_used, m_event) = self.mirror.feed(rest);
             let frame = match m_event {
-                Some(Event::Frame(f)) => Some((f.id, f.op, f.body.to_vec())),
+                // A request longer than the agent takes is answered as too long, whatever
+                // its bytes.
+                Some(Event::Frame(f))
+                    if fota_protocol::FRAME_OVERHEAD + f.body.len() <= RX_PAYLOAD =>
+                {
+                    Some((f.id, f.op, f.body.to_vec()))
+                }
                 _ => None,
             };
             let request = frame
@@ -465,22 +492,36 @@ impl World {
                 .step(rest, &mut |f| replies.push(f.to_vec()));
             assert_eq!(step.consumed, m_used, "the link and a reader disagree");
             rest = &rest[step.consumed..];
+            // A long request: drive it one bounded unit at a time to its reply.
+            let mut handled = step.handled;
+            let mut units = 0u32;
+            while let Handled::Started { .. } | Handled::Working { .. } = handled {
+                assert!(self.link().is_busy(), "{parsed_text}: started but not busy");
+                let unit = self
+                    .link_mut()
+                    .step(&[0x41, 0], &mut |f| replies.push(f.to_vec()));
+                assert_eq!(unit.consumed, 0, "a busy link took input");
+                handled = unit.handled;
+                units += 1;
+                assert!(units < 10_000, "{parsed_text}: never finished");
+            }
+            assert!(!self.link().is_busy());
             let powered = self.flash().is_powered();
             let after = self.flash().snapshot();
             let after = &after[..];
             let record = self.record_range();
-            match step.handled {
+            match handled {
                 Handled::Request { id, op, refused } => {
                     self.requests += 1;
                     let (rid, rop, _) = request.expect("the mirror saw a frame");
                     let parsed = &parsed_text;
                     assert_eq!((id, op), (rid, rop));
-                    let (range, record_ok) = allowed.unwrap_or((None, false));
+                    let (range, record_ok) = allowed.unwrap_or((Vec::new(), false));
                     for (i, (a, b)) in before.iter().zip(after).enumerate() {
                         if a == b {
                             continue;
                         }
-                        let ok = range.as_ref().is_some_and(|r| r.contains(&i))
+                        let ok = range.iter().any(|r| r.contains(&i))
                             || (record_ok && record.contains(&i));
                         assert!(
                             ok,
@@ -534,11 +575,19 @@ impl World {
                     }
                     if powered {
                         self.check_record(&format!("after {parsed}"));
+                        // A configuration on trial is never armed for another trial boot.
+                        let now = self.link().agent().record_entry();
+                        if entry.state == RecordState::Trial && now.same_slots(&entry) {
+                            assert_eq!(now.state, RecordState::Trial, "{parsed} re-armed a trial");
+                        }
                     }
                 }
                 Handled::BadFrame(_) | Handled::Text | Handled::Nothing => {
-                    assert!(before == after, "{:?} changed flash", step.handled);
+                    assert!(before == after, "{handled:?} changed flash");
                     assert!(request.is_none(), "the mirror saw a frame the link did not");
+                }
+                Handled::Started { .. } | Handled::Working { .. } => {
+                    unreachable!("driven to its reply above")
                 }
             }
             if !powered {
@@ -615,7 +664,11 @@ fn command(input: &mut Input<'_>, cfg: &AgentConfig, id: u16, data: &mut Vec<u8>
     let tag = input.u8();
     let request = match tag % 16 {
         0 => Request::Hello {
-            version: if tag & 0x80 != 0 { input.u16() } else { 1 },
+            version: if tag & 0x80 != 0 {
+                input.u16()
+            } else {
+                fota_protocol::PROTOCOL_VERSION
+            },
         },
         1 => Request::GetRecord,
         2 => Request::SetRecord(fota_protocol::RecordUpdate {
@@ -633,7 +686,9 @@ fn command(input: &mut Input<'_>, cfg: &AgentConfig, id: u16, data: &mut Vec<u8>
         7..=9 => {
             let addr = address(input, cfg);
             let len = match input.u8() {
-                0..=200 => usize::from(input.u8()) * 4,
+                0..=150 => usize::from(input.u8()) * 4,
+                // Any length: the agent holds a partial write unit until the next write.
+                151..=200 => usize::from(input.u8()) + usize::from(input.u8() % 4),
                 201..=250 => 1024,
                 _ => usize::from(input.u16() % 1100),
             };

@@ -3,7 +3,8 @@
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::Layout as _;
 use fota_protocol::{
-    ErrorCode, Info, PROTOCOL_VERSION, Record, RecordUpdate, Reply, SlotDesc, SlotKind,
+    AcceptOutcome, DEFAULT_BAUD, ErrorCode, Info, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
+    SlotDesc, SlotKind,
 };
 use md5::{Digest, Md5};
 
@@ -17,6 +18,11 @@ const CHUNK: usize = 256;
 
 /// `checksum_slot` reports progress after each this many bytes.
 pub const CHECKSUM_PROGRESS_STEP: u32 = 64 * 1024;
+
+/// Bytes one unit of a checksum hashes ([`Agent::checksum_unit`]): the bound on how long
+/// the agent keeps the CPU from the firmware while hashing (4 KiB: about 1 ms of MD5 on a
+/// Cortex-M4 at 64 MHz, plus the flash reads).
+pub const CHECKSUM_UNIT: u32 = 4096;
 
 /// A refused or failed request: what the wire protocol sends as `Reply::Error`.
 ///
@@ -99,12 +105,96 @@ pub struct Agent<F> {
     log: Log,
     /// The record in force (as on flash).
     entry: LogEntry,
+    /// The record in force was read from flash or written to it: fota\[0\]. False while
+    /// it lives in RAM only (a factory record that could not be written, say).
+    committed: bool,
     /// What this boot runs.
     boot: Boot,
+    /// The partial write unit of a `write_slot` whose end was not on a unit boundary.
+    held: Option<Held>,
+    /// Called after every unit of a long operation (a platform's watchdog kick).
+    hook: Option<fn()>,
+}
+
+/// The start of a write unit that a `write_slot` left incomplete: kept in RAM until the
+/// next write continues it, or programmed with the erased value after it
+/// ([`Agent::flush_write`]).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// Address of the write unit.
+    addr: u32,
+    /// Bytes of it written so far (less than a unit).
+    len: usize,
+    bytes: [u8; MAX_WRITE_UNIT],
+}
+
+impl Held {
+    /// The address after the last byte held.
+    fn end(&self) -> u32 {
+        // len < unit, and the unit lies inside a slot: no overflow.
+        self.addr.saturating_add(self.len as u32)
+    }
 }
 
 /// What a seed function returns: its value, or why it was refused.
 pub type RequestResult<T> = Result<T, Refusal>;
+
+/// An `erase_slot` in progress: [`Agent::begin_erase`] checks the request,
+/// [`Agent::erase_unit`] erases one sector at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EraseOp {
+    addr: u32,
+    total: u32,
+    done: u32,
+}
+
+impl EraseOp {
+    /// Bytes erased so far.
+    pub fn done(&self) -> u32 {
+        self.done
+    }
+
+    /// Bytes to erase in all (whole sectors).
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+}
+
+/// A `checksum_slot` in progress: [`Agent::begin_checksum`] checks the request,
+/// [`Agent::checksum_unit`] hashes [`CHECKSUM_UNIT`] bytes at a time.
+#[derive(Debug, Clone)]
+pub struct ChecksumOp {
+    addr: u32,
+    size: u32,
+    done: u32,
+    md5: Md5,
+}
+
+impl ChecksumOp {
+    /// Bytes hashed so far.
+    pub fn done(&self) -> u32 {
+        self.done
+    }
+
+    /// Bytes to hash in all.
+    pub fn total(&self) -> u32 {
+        self.size
+    }
+}
+
+/// What one unit of a long operation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit<T> {
+    /// More units follow: `done` of `total` bytes.
+    More {
+        /// Bytes done.
+        done: u32,
+        /// Bytes in all.
+        total: u32,
+    },
+    /// The operation is complete; its result.
+    Done(T),
+}
 
 impl<F: NorFlash> Agent<F> {
     /// Start the agent after a reset: check `config`, read the record and take the boot
@@ -145,6 +235,9 @@ impl<F: NorFlash> Agent<F> {
             geo,
             log,
             entry: LogEntry::factory(),
+            committed: false,
+            held: None,
+            hook: None,
             boot: Boot {
                 vm_slot: 0,
                 vm_addr: 0,
@@ -176,12 +269,14 @@ impl<F: NorFlash> Agent<F> {
         let found = self.scan()?;
         let Some(entry) = found else {
             self.entry = LogEntry::factory();
+            self.committed = false;
             self.boot.factory = true;
             self.boot.record_write_failed = self.append(LogEntry::factory()).is_err();
             self.set_running(0, 0);
             return Ok(());
         };
         self.entry = entry;
+        self.committed = true;
         match entry.state {
             RecordState::Confirmed => self.set_running(entry.vm_current, entry.bc_current),
             RecordState::Pending => {
@@ -244,26 +339,35 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// Append an entry and make it the record in force. On failure the log is read again
-    /// so that RAM matches flash (a failed write may have landed after all).
+    /// so that RAM matches flash (a failed write may have landed after all); when that
+    /// finds no record either, the one in RAM is not on flash: fota\[0\] becomes 0.
     fn append(&mut self, entry: LogEntry) -> Result<(), u32> {
         let base = self.config.flash_base;
         match self.log.append(&mut self.flash, entry) {
             Ok(written) => {
                 self.entry = written;
+                self.committed = true;
                 Ok(())
             }
             Err(off) => {
-                if let Ok(Some(e)) = self.scan() {
-                    self.entry = e;
+                match self.scan() {
+                    Ok(Some(e)) => {
+                        self.entry = e;
+                        self.committed = true;
+                    }
+                    _ => self.committed = false,
                 }
                 Err(base.wrapping_add(off))
             }
         }
     }
 
-    /// Write `entry` unless the record already says the same.
+    /// Write `entry` unless the record already names the same slots. The state is not
+    /// compared: a configuration on trial is never turned back into a pending one (that
+    /// would let it run again after its trial boot), so once it has booted, the next
+    /// restart without `accept()` reverts, whatever was asked meanwhile.
     fn update(&mut self, entry: LogEntry) -> RequestResult<()> {
-        if entry.same_content(&self.entry) {
+        if entry.same_slots(&self.entry) {
             return Ok(());
         }
         self.append(entry)
@@ -285,7 +389,10 @@ impl<F: NorFlash> Agent<F> {
         self.supported()?;
         let e = &self.entry;
         Ok(Record {
-            valid: 1,
+            valid: u32::from(self.committed),
+            state: e.state,
+            running_vm: u32::from(self.boot.vm_slot),
+            running_bc: u32::from(self.boot.bc_slot),
             vm_index: u32::from(self.boot.vm_slot),
             vm_current: u32::from(e.vm_current),
             vm_last: u32::from(e.vm_last),
@@ -301,12 +408,17 @@ impl<F: NorFlash> Agent<F> {
     /// current differs from last working (the next boot tries it), `Confirmed`
     /// otherwise. Refused with `BadSlotIndex` (detail: the index) if a slot does not
     /// exist.
+    ///
+    /// Setting the values the record already holds writes nothing (a trial stays a
+    /// trial). No slot content is checked: `set_record` can make an erased slot current,
+    /// as the seed's can; `attempt` after a verified write is the safe path.
     pub fn set_record(&mut self, u: RecordUpdate) -> RequestResult<()> {
         self.supported()?;
         let vm_current = self.index(SlotKind::Vm, u.vm_current)?;
         let vm_last = self.index(SlotKind::Vm, u.vm_last)?;
         let bc_current = self.index(SlotKind::Bytecode, u.bc_current)?;
         let bc_last = self.index(SlotKind::Bytecode, u.bc_last)?;
+        self.flush_write()?;
         self.update(LogEntry::with_slots(
             vm_current, vm_last, bc_current, bc_last,
         ))
@@ -320,12 +432,19 @@ impl<F: NorFlash> Agent<F> {
         self.free_slot(SlotKind::Bytecode)
     }
 
-    /// `find_vm_slot()`: like [`Agent::find_bytecode_slot`] for VMs. Where the layout
-    /// has a single VM slot it returns the current VM's address (fota\[7\]): as the seed
-    /// says, that means this device cannot update its VM.
+    /// `find_vm_slot()`: like [`Agent::find_bytecode_slot`] for VMs, never the boot
+    /// stage. Where the layout has no VM slot besides the boot stage (a single VM slot,
+    /// say) it returns the current VM's address (fota\[7\]): as the seed says, that
+    /// means this device cannot update its VM.
     pub fn find_vm_slot(&self) -> RequestResult<u32> {
         self.supported()?;
-        if self.config.count(SlotKind::Vm) == 1 {
+        let updatable = self
+            .config
+            .slots
+            .iter()
+            .filter(|s| s.kind == SlotKind::Vm && !self.is_boot_stage(s))
+            .count();
+        if self.config.count(SlotKind::Vm) == 1 || updatable == 0 {
             return Ok(self.slot_addr(SlotKind::Vm, self.entry.vm_current));
         }
         self.free_slot(SlotKind::Vm)
@@ -333,8 +452,12 @@ impl<F: NorFlash> Agent<F> {
 
     /// `erase_slot(addr, size)`: erase whole sectors from `addr` (a sector start) covering
     /// `size` bytes; returns the erased `(addr, size)`. The range must lie in one slot
-    /// that is in use by no configuration (current, last working, running). `progress`
-    /// gets `(bytes done, bytes in all)` between sectors.
+    /// that is in use by no configuration (current, last working, running) and is not the
+    /// boot stage. `progress` gets `(bytes done, bytes in all)` between sectors.
+    ///
+    /// This runs the whole erase before it returns; a firmware that must keep running
+    /// drives [`Agent::begin_erase`] and [`Agent::erase_unit`] from its main loop instead
+    /// (the link does).
     ///
     /// Power loss: the sectors erased so far stay erased; the slot is unused, so nothing
     /// that runs is affected. Erase again.
@@ -344,6 +467,18 @@ impl<F: NorFlash> Agent<F> {
         size: u32,
         progress: &mut dyn FnMut(u32, u32),
     ) -> RequestResult<(u32, u32)> {
+        let mut op = self.begin_erase(addr, size)?;
+        loop {
+            match self.erase_unit(&mut op)? {
+                Unit::More { done, total } => progress(done, total),
+                Unit::Done(erased) => return Ok(erased),
+            }
+        }
+    }
+
+    /// Check an `erase_slot(addr, size)` request and start it; nothing is erased yet.
+    /// Refusals are those of [`Agent::erase_slot`].
+    pub fn begin_erase(&mut self, addr: u32, size: u32) -> RequestResult<EraseOp> {
         self.supported()?;
         if size == 0 {
             return Err(Refusal::new(ErrorCode::BadLength, 0));
@@ -357,61 +492,301 @@ impl<F: NorFlash> Agent<F> {
         self.free_range(addr, end, size)?;
         // `end` is inside the slot, so `total` fits a u32.
         let total = u32::try_from(total).map_err(|_| Refusal::new(ErrorCode::BadLength, size))?;
-        let mut done = 0u32;
-        while done < total {
-            let at = addr.saturating_add(done);
-            let off = self.offset(at)?;
-            let to = off
-                .checked_add(sector)
-                .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
-            self.flash
-                .erase(off, to)
-                .map_err(|_| Refusal::new(ErrorCode::FlashFailure, at))?;
-            done = done.saturating_add(sector);
-            if done < total {
-                progress(done, total);
-            }
+        // A partial write unit held in the range is erased with it; one elsewhere is
+        // completed first.
+        match self.held {
+            Some(h) if h.addr >= addr && u64::from(h.addr) < end => self.held = None,
+            _ => self.flush_write()?,
         }
-        Ok((addr, total))
+        Ok(EraseOp {
+            addr,
+            total,
+            done: 0,
+        })
     }
 
-    /// `write_slot(addr, block)`: program 1..=[`MAX_WRITE`] bytes at `addr`; address and
-    /// length multiples of the flash write size, inside one unused slot.
+    /// Erase the next sector of `op`: one bounded unit of work (one sector erase time).
+    /// The range is checked again first, so a record change between units (a local
+    /// `attempt()`) can never let it erase a slot in use.
+    pub fn erase_unit(&mut self, op: &mut EraseOp) -> RequestResult<Unit<(u32, u32)>> {
+        self.supported()?;
+        if op.done >= op.total {
+            return Ok(Unit::Done((op.addr, op.total)));
+        }
+        let end = u64::from(op.addr) + u64::from(op.total);
+        self.free_range(op.addr, end, op.total)?;
+        let sector = self.geo.sector.get();
+        let at = op.addr.saturating_add(op.done);
+        let off = self.offset(at)?;
+        let to = off
+            .checked_add(sector)
+            .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
+        let erased = self.flash.erase(off, to);
+        self.unit_done();
+        erased.map_err(|_| Refusal::new(ErrorCode::FlashFailure, at))?;
+        op.done = op.done.saturating_add(sector);
+        Ok(if op.done < op.total {
+            Unit::More {
+                done: op.done,
+                total: op.total,
+            }
+        } else {
+            Unit::Done((op.addr, op.total))
+        })
+    }
+
+    /// `write_slot(addr, block)`: program 1..=[`MAX_WRITE`] bytes at `addr`, inside one
+    /// unused slot that is not the boot stage.
+    ///
+    /// Blocks of any length written in order make the slot hold exactly their
+    /// concatenation. A block that does not end on a write unit boundary leaves that unit
+    /// partly written: the agent holds its bytes in RAM until the next block continues it
+    /// (a block that starts where this one ended), or, before any request that reads or
+    /// changes the flash otherwise (checksum, erase, attempt, set_record, accept, restart)
+    /// or a block that leaves another unit partly written, programs it with the erased
+    /// value (0xFF) in the rest of the unit ([`Agent::flush_write`]). A block must start
+    /// on a write unit boundary or where the held bytes end; otherwise only a repeat of
+    /// bytes already written is accepted (`Misaligned`).
     ///
     /// Idempotent, so a host may resend after a lost reply: a write unit that already
     /// holds the data is skipped, an erased one is programmed, anything else is refused
     /// with `NotErased` (detail: its address) before a single byte is programmed.
     ///
-    /// Power loss: the units programmed so far stay; resending the block completes it.
+    /// Power loss: the units programmed so far stay, held bytes are lost; resending the
+    /// blocks from the last unit boundary completes the image.
     pub fn write_slot(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
         self.supported()?;
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         if data.is_empty() || data.len() > MAX_WRITE {
             return Err(Refusal::new(ErrorCode::BadLength, len));
         }
-        if addr % self.geo.write != 0 || len % self.geo.write != 0 {
-            return Err(Refusal::new(ErrorCode::Misaligned, addr));
-        }
         let end = u64::from(addr) + u64::from(len);
         self.free_range(addr, end, len)?;
-        let unit = self.geo.write.get() as usize;
-        let flash_failure =
-            |at: usize| Refusal::new(ErrorCode::FlashFailure, addr.saturating_add(at as u32));
+        let unit = self.geo.write.get();
+        let first = addr - addr % unit;
+        let continues = self.held.filter(|h| h.addr == first && addr <= h.end());
+        if !addr.is_multiple_of(unit) && continues.is_none() {
+            // Neither on a unit boundary nor continuing the held bytes: only a repeat of
+            // bytes already written (a resend after a lost reply) is accepted.
+            return if self.holds(addr, data) {
+                Ok(())
+            } else {
+                Err(Refusal::new(ErrorCode::Misaligned, addr))
+            };
+        }
+        // The write in three parts: the held unit it continues (`head`), whole units
+        // (`body`), and a unit it leaves partly written (`last`).
+        let head_len = if addr.is_multiple_of(unit) {
+            0
+        } else {
+            ((first + unit - addr) as usize).min(data.len())
+        };
+        let (head, rest) = data.split_at(head_len);
+        let body_addr = addr.saturating_add(head_len as u32);
+        let body_len = rest.len() - rest.len() % unit as usize;
+        let (body, last) = rest.split_at(body_len);
+        let last_addr = body_addr.saturating_add(body_len as u32);
 
-        // Pass 1: every unit must be equal or erased, else nothing is programmed.
+        // Checks first, so that a refusal programs nothing.
+        let head_plan = match continues {
+            Some(h) => Some(self.plan_held(h, addr, head)?),
+            None => None,
+        };
+        self.check_body(body_addr, body)?;
+        let last_plan = if last.is_empty() {
+            None
+        } else {
+            self.plan_last(last_addr, last)?
+        };
+
+        // A new partial unit elsewhere: complete the one held before it.
+        let keeps_held =
+            |p: &Option<Held>| p.is_some_and(|p| self.held.is_some_and(|h| h.addr == p.addr));
+        let new_partial = match (&head_plan, &last_plan) {
+            (_, Some(p)) => Some(*p),
+            (Some(PlanHeld::Hold(p)), None) => Some(*p),
+            _ => None,
+        };
+        let consumed = matches!(head_plan, Some(PlanHeld::Complete(_)))
+            || self.body_covers_held(body_addr, body.len());
+        if new_partial.is_some() && !keeps_held(&new_partial) && !consumed {
+            self.flush_write()?;
+        }
+        if let Some(PlanHeld::Complete(h)) = head_plan {
+            self.held = None;
+            self.program_unit(h.addr, h.bytes.get(..unit as usize).unwrap_or(&[]))?;
+        }
+        if self.body_covers_held(body_addr, body.len()) {
+            self.held = None;
+        }
+        self.program_body(body_addr, body)?;
+        if let Some(p) = new_partial {
+            self.held = Some(p);
+        }
+        Ok(())
+    }
+
+    /// The partial write unit held in RAM, if any: its address and how many of its bytes
+    /// are written.
+    pub fn held_write(&self) -> Option<(u32, usize)> {
+        self.held.map(|h| (h.addr, h.len))
+    }
+
+    /// Program the partial write unit held in RAM (see [`Agent::write_slot`]), with the
+    /// erased value in the rest of the unit. Nothing to do if none is held. On failure
+    /// the held bytes are dropped (as a power cut would): the slot's checksum shows it.
+    pub fn flush_write(&mut self) -> RequestResult<()> {
+        let Some(mut h) = self.held.take() else {
+            return Ok(());
+        };
+        let unit = self.geo.write.get() as usize;
+        let bytes = h.bytes.get_mut(..unit).unwrap_or(&mut []);
+        if let Some(rest) = bytes.get_mut(h.len..) {
+            rest.fill(ERASED);
+        }
+        if flash::is_erased(bytes) {
+            return Ok(()); // nothing to program: the unit stays erased
+        }
+        let copy = h;
+        self.program_unit(copy.addr, copy.bytes.get(..unit).unwrap_or(&[]))
+    }
+
+    /// Whether `[addr, addr + data.len())` already holds `data` (flash, and the held
+    /// bytes over it).
+    fn holds(&mut self, addr: u32, data: &[u8]) -> bool {
         let mut buf = [0u8; CHUNK];
         for (i, want) in data.chunks(CHUNK).enumerate() {
             let pos = i * CHUNK;
-            let have = buf.get_mut(..want.len()).ok_or(flash_failure(pos))?;
-            self.read(addr, pos, have)?;
-            for (j, (w, h)) in want.chunks(unit).zip(have.chunks(unit)).enumerate() {
-                if w != h && !flash::is_erased(h) {
-                    let at = addr.saturating_add((pos + j * unit) as u32);
+            let Some(have) = buf.get_mut(..want.len()) else {
+                return false;
+            };
+            if self.read(addr, pos, have).is_err() {
+                return false;
+            }
+            let at = addr.saturating_add(pos as u32);
+            if let Some(h) = self.held {
+                overlay_held(&h, at, have);
+            }
+            if want != &*have {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The held unit `h`, continued by `data` from `addr`: complete, or held longer.
+    fn plan_held(&mut self, h: Held, addr: u32, data: &[u8]) -> RequestResult<PlanHeld> {
+        let unit = self.geo.write.get() as usize;
+        let mut raw = [0u8; MAX_WRITE_UNIT];
+        let raw = raw.get_mut(..unit).unwrap_or(&mut []);
+        if self.read(h.addr, 0, raw).is_err() || !flash::is_erased(raw) {
+            // The unit was programmed behind the agent's back (or cannot be read).
+            return Err(Refusal::new(ErrorCode::NotErased, h.addr));
+        }
+        let mut next = h;
+        let from = (addr - h.addr) as usize;
+        for (k, &b) in data.iter().enumerate() {
+            let p = from + k;
+            if p < h.len && h.bytes.get(p) != Some(&b) {
+                // Differs from bytes already written.
+                return Err(Refusal::new(ErrorCode::NotErased, h.addr));
+            }
+            if let Some(slot) = next.bytes.get_mut(p) {
+                *slot = b;
+            }
+        }
+        next.len = h.len.max(from + data.len());
+        Ok(if next.len >= unit {
+            PlanHeld::Complete(next)
+        } else {
+            PlanHeld::Hold(next)
+        })
+    }
+
+    /// A write's last unit, only partly covered by `data` from its start `addr`: held if
+    /// the unit is erased, nothing to do if it already holds `data`.
+    fn plan_last(&mut self, addr: u32, data: &[u8]) -> RequestResult<Option<Held>> {
+        let unit = self.geo.write.get() as usize;
+        let mut raw = [0u8; MAX_WRITE_UNIT];
+        let raw = raw.get_mut(..unit).unwrap_or(&mut []);
+        if self.read(addr, 0, raw).is_err() {
+            return Err(Refusal::new(ErrorCode::NotErased, addr));
+        }
+        if !flash::is_erased(raw) {
+            // Programmed already: only the same bytes are a success (a resend).
+            return if raw.get(..data.len()) == Some(data) {
+                Ok(None)
+            } else {
+                Err(Refusal::new(ErrorCode::NotErased, addr))
+            };
+        }
+        let mut h = Held {
+            addr,
+            len: data.len(),
+            bytes: [ERASED; MAX_WRITE_UNIT],
+        };
+        if let Some(old) = self.held.filter(|o| o.addr == addr) {
+            // A resend that starts at the held unit: it must agree with what is held.
+            let n = old.len.min(data.len());
+            if old.bytes.get(..n) != data.get(..n) {
+                return Err(Refusal::new(ErrorCode::NotErased, addr));
+            }
+            h = old;
+            h.len = old.len.max(data.len());
+        }
+        if let Some(dst) = h.bytes.get_mut(..data.len()) {
+            dst.copy_from_slice(data);
+        }
+        Ok(Some(h))
+    }
+
+    /// Whether the held unit lies inside whole units `[addr, addr + len)` of a write.
+    fn body_covers_held(&self, addr: u32, len: usize) -> bool {
+        self.held
+            .is_some_and(|h| h.addr >= addr && u64::from(h.addr) < u64::from(addr) + len as u64)
+    }
+
+    /// Every whole unit of `data` at `addr` must be equal or erased (and agree with held
+    /// bytes), else nothing is programmed.
+    fn check_body(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
+        let unit = self.geo.write.get() as usize;
+        let mut buf = [0u8; CHUNK];
+        for (i, want) in data.chunks(CHUNK).enumerate() {
+            let pos = i * CHUNK;
+            let have = buf
+                .get_mut(..want.len())
+                .ok_or(Refusal::new(ErrorCode::FlashFailure, addr))?;
+            let chunk_read = self.read(addr, pos, have).is_ok();
+            for (j, w) in want.chunks(unit).enumerate() {
+                let at = addr.saturating_add((pos + j * unit) as u32);
+                let h = have
+                    .get_mut(j * unit..j * unit + w.len())
+                    .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
+                // A chunk that cannot be read is looked at unit by unit, so that the
+                // refusal names the unit that cannot be read (a torn word on ECC flash).
+                if !chunk_read && self.read(at, 0, h).is_err() {
+                    return Err(Refusal::new(ErrorCode::NotErased, at));
+                }
+                if let Some(held) = self.held.filter(|x| x.addr == at)
+                    && held.bytes.get(..held.len) != w.get(..held.len)
+                {
+                    return Err(Refusal::new(ErrorCode::NotErased, at));
+                }
+                if w != &*h && !flash::is_erased(h) {
                     return Err(Refusal::new(ErrorCode::NotErased, at));
                 }
             }
         }
-        // Pass 2: program the erased units that differ, a run of units per write.
+        Ok(())
+    }
+
+    /// Program the whole units of `data` at `addr` that differ (a run of units per write),
+    /// then read everything back.
+    fn program_body(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
+        let unit = self.geo.write.get() as usize;
+        let flash_failure =
+            |at: usize| Refusal::new(ErrorCode::FlashFailure, addr.saturating_add(at as u32));
+        let mut buf = [0u8; CHUNK];
         for (i, want) in data.chunks(CHUNK).enumerate() {
             let pos = i * CHUNK;
             let have = buf.get_mut(..want.len()).ok_or(flash_failure(pos))?;
@@ -446,64 +821,134 @@ impl<F: NorFlash> Agent<F> {
         Ok(())
     }
 
+    /// Program one whole unit at `addr` (erased, checked by the caller) and read it back.
+    fn program_unit(&mut self, addr: u32, bytes: &[u8]) -> RequestResult<()> {
+        let fail = Refusal::new(ErrorCode::FlashFailure, addr);
+        if flash::is_erased(bytes) {
+            return Ok(());
+        }
+        let off = self.offset(addr)?;
+        self.flash.write(off, bytes).map_err(|_| fail)?;
+        let mut back = [0u8; MAX_WRITE_UNIT];
+        let back = back.get_mut(..bytes.len()).ok_or(fail)?;
+        self.read(addr, 0, back)?;
+        if back != bytes {
+            return Err(fail);
+        }
+        Ok(())
+    }
+
     /// `checksum_slot(addr, size)`: MD5 of `size` bytes from `addr`, inside one slot (any
     /// slot, in use or not; never the record area). `progress` gets `(bytes done, bytes
-    /// in all)` every [`CHECKSUM_PROGRESS_STEP`] bytes. Reads only.
+    /// in all)` every [`CHECKSUM_PROGRESS_STEP`] bytes. Reads only (a partial write unit
+    /// held in RAM is programmed first, see [`Agent::write_slot`]).
+    ///
+    /// This hashes everything before it returns; a firmware that must keep running drives
+    /// [`Agent::begin_checksum`] and [`Agent::checksum_unit`] from its main loop instead.
     pub fn checksum_slot(
         &mut self,
         addr: u32,
         size: u32,
         progress: &mut dyn FnMut(u32, u32),
     ) -> RequestResult<[u8; 16]> {
+        let mut op = self.begin_checksum(addr, size)?;
+        let mut reported = 0;
+        loop {
+            match self.checksum_unit(&mut op)? {
+                Unit::More { done, total } => {
+                    if reported / CHECKSUM_PROGRESS_STEP != done / CHECKSUM_PROGRESS_STEP {
+                        progress(done, total);
+                    }
+                    reported = done;
+                }
+                Unit::Done(md5) => return Ok(md5),
+            }
+        }
+    }
+
+    /// Check a `checksum_slot(addr, size)` request and start it; nothing is hashed yet.
+    pub fn begin_checksum(&mut self, addr: u32, size: u32) -> RequestResult<ChecksumOp> {
         self.supported()?;
         if size == 0 {
             return Err(Refusal::new(ErrorCode::BadLength, 0));
         }
         let end = u64::from(addr) + u64::from(size);
         self.slot_range(addr, end, size)?;
-        let mut md5 = Md5::new();
+        self.flush_write()?;
+        Ok(ChecksumOp {
+            addr,
+            size,
+            done: 0,
+            md5: Md5::new(),
+        })
+    }
+
+    /// Hash the next [`CHECKSUM_UNIT`] bytes of `op` (fewer at the end): one bounded unit.
+    pub fn checksum_unit(&mut self, op: &mut ChecksumOp) -> RequestResult<Unit<[u8; 16]>> {
+        self.supported()?;
         let mut buf = [0u8; CHUNK];
-        let mut done = 0u32;
-        while done < size {
-            let n = (size - done).min(CHUNK as u32);
-            let chunk = buf
-                .get_mut(..n as usize)
-                .ok_or(Refusal::new(ErrorCode::FlashFailure, addr))?;
-            self.read(addr, done as usize, chunk)?;
-            md5.update(&*chunk);
-            let before = done;
-            done += n;
-            if done < size && before / CHECKSUM_PROGRESS_STEP != done / CHECKSUM_PROGRESS_STEP {
-                progress(done, size);
+        let stop = op.size.min(op.done.saturating_add(CHECKSUM_UNIT));
+        let mut result = Ok(());
+        while op.done < stop {
+            let n = (stop - op.done).min(CHUNK as u32);
+            let Some(chunk) = buf.get_mut(..n as usize) else {
+                break;
+            };
+            if let Err(r) = self.read(op.addr, op.done as usize, chunk) {
+                result = Err(r);
+                break;
             }
+            op.md5.update(&*chunk);
+            op.done += n;
         }
-        Ok(md5.finalize().into())
+        self.unit_done();
+        result?;
+        Ok(if op.done < op.size {
+            Unit::More {
+                done: op.done,
+                total: op.size,
+            }
+        } else {
+            Unit::Done(core::mem::take(&mut op.md5).finalize().into())
+        })
     }
 
     /// `accept()`: end a trial by making the running configuration the last working one
-    /// (`Trial` becomes `Confirmed` with last := current).
+    /// (`Trial` becomes `Confirmed` with last := current). Says what it did:
     ///
-    /// In any other state it changes nothing and succeeds:
-    /// - `Confirmed`: the running configuration already is the last working one.
-    /// - `Pending` (an attempt that has not booted yet): the running configuration is the
-    ///   last working one and the attempt stays pending: the next restart still tries it.
-    ///   (If the running configuration was itself an unaccepted trial when the new attempt
-    ///   was made, it is not accepted now: only a configuration that is current when
-    ///   accept() runs can become the last working one.)
-    pub fn accept(&mut self) -> RequestResult<()> {
+    /// - [`AcceptOutcome::Accepted`]: the record was on `Trial` and its configuration
+    ///   runs: it is now the last working one.
+    /// - [`AcceptOutcome::AlreadyConfirmed`]: `Confirmed`, and what runs is current:
+    ///   nothing to accept.
+    /// - [`AcceptOutcome::NotRestarted`]: `Pending` (an attempt that has not booted yet):
+    ///   the attempt stays pending, the next restart still tries it. (If the running
+    ///   configuration was itself an unaccepted trial when the new attempt was made, it is
+    ///   not accepted now: only a configuration that is current when accept() runs can
+    ///   become the last working one.)
+    /// - [`AcceptOutcome::NotRunning`]: what runs is not the record's current
+    ///   configuration (a trial cancelled meanwhile, or one whose trial boot could not be
+    ///   recorded): nothing is written.
+    pub fn accept(&mut self) -> RequestResult<AcceptOutcome> {
         self.supported()?;
         let e = self.entry;
         let running_is_current =
             e.vm_current == self.boot.vm_slot && e.bc_current == self.boot.bc_slot;
-        if e.state != RecordState::Trial || !running_is_current {
-            return Ok(());
+        let outcome = match e.state {
+            RecordState::Pending => AcceptOutcome::NotRestarted,
+            _ if !running_is_current => AcceptOutcome::NotRunning,
+            RecordState::Confirmed => AcceptOutcome::AlreadyConfirmed,
+            RecordState::Trial => AcceptOutcome::Accepted,
+        };
+        if outcome == AcceptOutcome::Accepted {
+            self.flush_write()?;
+            self.update(LogEntry::with_slots(
+                e.vm_current,
+                e.vm_current,
+                e.bc_current,
+                e.bc_current,
+            ))?;
         }
-        self.update(LogEntry::with_slots(
-            e.vm_current,
-            e.vm_current,
-            e.bc_current,
-            e.bc_current,
-        ))
+        Ok(outcome)
     }
 
     /// `attempt(bcslot, vmslot)`: try bytecode slot `bc_slot` with VM slot `vm_slot` at the
@@ -512,12 +957,30 @@ impl<F: NorFlash> Agent<F> {
     /// Attempting the last working configuration itself means "stay there"
     /// (`Confirmed`, no trial). `BadSlotIndex` (detail: the index) if either slot does
     /// not exist (a VM index other than 0 on a single-VM layout, say).
+    ///
+    /// Attempting the configuration the record already names writes nothing: in
+    /// particular a configuration on trial stays on trial (the next restart without
+    /// `accept()` reverts it; it is never armed for another trial boot).
     pub fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> RequestResult<()> {
         self.supported()?;
         let bc = self.index(SlotKind::Bytecode, bc_slot)?;
         let vm = self.index(SlotKind::Vm, vm_slot)?;
+        self.flush_write()?;
         let e = self.entry;
         self.update(LogEntry::with_slots(vm, e.vm_last, bc, e.bc_last))
+    }
+
+    /// Call `hook` after every unit of a long operation (each sector erased, each
+    /// [`CHECKSUM_UNIT`] hashed), for instance to kick a watchdog during a blocking
+    /// [`Agent::erase_slot`]. It must return quickly and must not call into the agent.
+    pub fn set_unit_hook(&mut self, hook: fn()) {
+        self.hook = Some(hook);
+    }
+
+    fn unit_done(&self) {
+        if let Some(hook) = self.hook {
+            hook();
+        }
     }
 
     // ---- other accessors -----------------------------------------------------------
@@ -526,7 +989,17 @@ impl<F: NorFlash> Agent<F> {
     pub fn info(&self) -> Info {
         let mut slots = self.config.slots.clone();
         slots.sort_unstable_by_key(|s| s.addr);
+        let mut baud_rates = heapless::Vec::new();
+        for b in self.config.offered_baud_rates() {
+            // Validation keeps the list within MAX_BAUD_RATES.
+            let _ = baud_rates.push(b);
+        }
         Info {
+            max_baud: baud_rates.last().copied().unwrap_or(DEFAULT_BAUD),
+            baud_rates,
+            boot_stage: self.config.boot_stage,
+            sector_erase_ms: (self.config.sector_erase_ms != 0)
+                .then_some(self.config.sector_erase_ms),
             protocol_version: PROTOCOL_VERSION,
             agent_version: self.config.version,
             // Validation keeps the name within MAX_NAME; an empty name otherwise.
@@ -536,7 +1009,6 @@ impl<F: NorFlash> Agent<F> {
             write_granularity: u16::try_from(self.geo.write.get()).unwrap_or(u16::MAX),
             max_write: MAX_WRITE as u16,
             max_in_flight: self.config.max_in_flight,
-            max_baud: self.config.max_baud,
             record_addr: self.config.record_addr,
             record_size: self.config.record_size,
             slots,
@@ -561,6 +1033,11 @@ impl<F: NorFlash> Agent<F> {
     /// The record entry in force, as on flash.
     pub fn record_entry(&self) -> LogEntry {
         self.entry
+    }
+
+    /// Whether the record in force was read from flash or written to it (fota\[0\]).
+    pub fn record_committed(&self) -> bool {
+        self.committed
     }
 
     /// The flash.
@@ -598,12 +1075,16 @@ impl<F: NorFlash> Agent<F> {
         used.contains(&slot.index)
     }
 
+    fn is_boot_stage(&self, slot: &SlotDesc) -> bool {
+        slot.kind == SlotKind::Vm && self.config.boot_stage == Some(slot.index)
+    }
+
     fn free_slot(&self, kind: SlotKind) -> RequestResult<u32> {
         let mut slots = self.config.slots.clone();
         slots.sort_unstable_by_key(|s| s.index);
         slots
             .iter()
-            .find(|s| s.kind == kind && !self.in_use(s))
+            .find(|s| s.kind == kind && !self.in_use(s) && !self.is_boot_stage(s))
             .map(|s| s.addr)
             .ok_or_else(|| {
                 let current = match kind {
@@ -633,9 +1114,13 @@ impl<F: NorFlash> Agent<F> {
         Ok(slot)
     }
 
-    /// [`Agent::slot_range`], and the slot must be in use by no configuration.
+    /// [`Agent::slot_range`], and the slot must be in use by no configuration and not
+    /// be the boot stage.
     fn free_range(&self, addr: u32, end: u64, len: u32) -> RequestResult<SlotDesc> {
         let slot = self.slot_range(addr, end, len)?;
+        if self.is_boot_stage(&slot) {
+            return Err(Refusal::new(ErrorCode::BootStage, slot.addr));
+        }
         if self.in_use(&slot) {
             return Err(Refusal::new(ErrorCode::SlotInUse, slot.addr));
         }
@@ -674,6 +1159,28 @@ fn unsupported_geometry(config: &AgentConfig, g: &FlashGeometry) -> Result<Geome
         write,
         stride: crate::record::stride(write),
     })
+}
+
+/// What continuing a held unit does to it.
+#[derive(Debug, Clone, Copy)]
+enum PlanHeld {
+    /// The unit is complete: program it.
+    Complete(Held),
+    /// Still partly written: hold it longer.
+    Hold(Held),
+}
+
+/// Put the held bytes of `h` over `buf`, which holds flash from `at`.
+fn overlay_held(h: &Held, at: u32, buf: &mut [u8]) {
+    for (k, &b) in h.bytes.iter().take(h.len).enumerate() {
+        let p = u64::from(h.addr) + k as u64;
+        if let Some(slot) = p
+            .checked_sub(u64::from(at))
+            .and_then(|i| buf.get_mut(usize::try_from(i).ok()?))
+        {
+            *slot = b;
+        }
+    }
 }
 
 // Chunks and blocks hold whole write units of any supported size.

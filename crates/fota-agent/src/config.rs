@@ -4,7 +4,7 @@ use core::num::NonZeroU32;
 use fota_protocol::Layout as _;
 
 use embedded_storage::nor_flash::NorFlash;
-use fota_protocol::{MAX_NAME, MAX_SLOTS, SlotDesc, SlotKind};
+use fota_protocol::{MAX_BAUD_RATES, MAX_NAME, MAX_SLOTS, SlotDesc, SlotKind};
 
 use crate::record;
 
@@ -14,6 +14,11 @@ pub const MAX_WRITE_UNIT: usize = 256;
 
 /// The largest flash read unit (`ReadNorFlash::READ_SIZE`) the agent supports.
 pub const MAX_READ_UNIT: usize = 64;
+
+/// The usual UART rates, the default of [`AgentConfig::baud_rates`].
+pub const BAUD_RATES: [u32; 7] = [
+    115_200, 230_400, 460_800, 921_600, 1_000_000, 1_500_000, 2_000_000,
+];
 
 /// The layout and limits of a device.
 ///
@@ -44,8 +49,20 @@ pub struct AgentConfig {
     /// must hold this many full frames ([`crate::RX_FRAME`] bytes each) while the agent is
     /// busy erasing.
     pub max_in_flight: u8,
-    /// The fastest baud rate the platform's UART can switch to.
+    /// The fastest baud rate the platform's UART can switch to: rates of
+    /// [`AgentConfig::baud_rates`] above it are not offered.
     pub max_baud: u32,
+    /// The rates the platform's UART can make (within its tolerance), ascending, at most
+    /// [`MAX_BAUD_RATES`]. `SetBaud` accepts these (up to `max_baud`) and no other; `Info`
+    /// lists them.
+    pub baud_rates: &'static [u32],
+    /// The VM slot the part always starts (no remap), if any: the boot stage, which passes
+    /// control to the VM the record names. It is never offered by `find_vm_slot`, erased
+    /// or written. `None` where the boot picks any VM slot (the seed's layouts).
+    pub boot_stage: Option<u8>,
+    /// The worst-case time to erase one sector, in milliseconds, from the part's data
+    /// sheet; hosts size their timeouts from it. 0: not declared (left out of `Info`).
+    pub sector_erase_ms: u32,
 }
 
 /// Why a configuration cannot be used with a flash.
@@ -84,6 +101,11 @@ pub enum ConfigError {
     /// `flash_base` is not a multiple of the sector size (so absolute addresses and flash
     /// offsets would disagree on alignment).
     FlashBaseMisaligned,
+    /// The boot stage is not a VM slot of the layout. Field: the index.
+    BadBootStage(u8),
+    /// The baud rates are not ascending, include zero, or are more than
+    /// [`MAX_BAUD_RATES`].
+    BadBaudRates,
 }
 
 /// The geometry of a flash, as the configuration is checked against it.
@@ -202,7 +224,16 @@ impl AgentConfig {
             record_size,
             max_in_flight: 5,
             max_baud: 921_600,
+            baud_rates: &BAUD_RATES,
+            boot_stage: None,
+            sector_erase_ms: 0,
         }
+    }
+
+    /// The rates `SetBaud` accepts: [`AgentConfig::baud_rates`] up to `max_baud`.
+    pub fn offered_baud_rates(&self) -> impl Iterator<Item = u32> + '_ {
+        let max = self.max_baud;
+        self.baud_rates.iter().copied().filter(move |&b| b <= max)
     }
 
     /// Same configuration with another name.
@@ -243,6 +274,12 @@ impl AgentConfig {
         if self.max_in_flight == 0 {
             return Err(E::NoInFlight);
         }
+        if self.baud_rates.len() > MAX_BAUD_RATES
+            || self.baud_rates.first() == Some(&0)
+            || self.baud_rates.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(E::BadBaudRates);
+        }
         let unit_ok = |v: u32, max: usize| v.is_power_of_two() && v as usize <= max;
         let sector = NonZeroU32::new(g.sector).ok_or(E::UnsupportedFlash)?;
         let write = NonZeroU32::new(g.write_size).ok_or(E::UnsupportedFlash)?;
@@ -282,6 +319,11 @@ impl AgentConfig {
                     return Err(E::BadSlotIndexes(kind));
                 }
             }
+        }
+        if let Some(vm) = self.boot_stage
+            && self.slot(SlotKind::Vm, u32::from(vm)).is_none()
+        {
+            return Err(E::BadBootStage(vm));
         }
         for s in &self.slots {
             if s.size == 0 {

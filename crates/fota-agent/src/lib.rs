@@ -6,17 +6,62 @@
 //! - [`Agent`]: boot decision plus `get_record`, `set_record`, `find_bytecode_slot`,
 //!   `find_vm_slot`, `erase_slot`, `write_slot`, `checksum_slot`, `accept`, `attempt`
 //!   (`restart` is the platform's: the link returns [`Action::Restart`]).
-//! - [`AgentLink`]: bytes in, reply frames out, one frame at a time if wished.
+//! - [`AgentLink`]: bytes in, reply frames out, in bounded steps that the firmware's main
+//!   loop drives (see below).
 //!
 //! `no_std`, no `alloc`, no `unsafe`, and no input (request or flash content) makes it
 //! panic: every refusal is an [`ErrorCode`](fota_protocol::ErrorCode) and changes nothing.
 //!
-//! # Slots in use
+//! # Running it in a firmware
+//!
+//! ```ignore
+//! // At reset, before anything else runs: the boot decision.
+//! let (agent, boot) = Agent::boot(flash, config)?;      // or AgentLink::boot
+//! start_vm_and_bytecode(boot.vm_addr, boot.bc_addr);    // the platform's own
+//! static mut LINK: MaybeUninit<AgentLink<MyFlash>> = MaybeUninit::uninit();
+//! let link = LINK.write(AgentLink::new(agent));         // in .bss, not on the stack
+//! link.set_unit_hook(kick_watchdog);                     // optional
+//!
+//! // The firmware's main loop: its own work, then one bounded step of the agent.
+//! loop {
+//!     app.tick();
+//!     let step = link.step(uart.received(), &mut |frame| uart.send(frame));
+//!     uart.consume(step.consumed);         // 0 while a long request runs: keep the bytes
+//!     match step.action {
+//!         Some(Action::Restart) => { uart.drain(); reset() }
+//!         Some(Action::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader() }
+//!         None => {}
+//!     }
+//!     if boot.trial && app.self_test_passed() { link.agent_mut().accept()?; }
+//! }
+//! ```
+//!
+//! Each [`AgentLink::step`] handles one frame (a short request, answered at once) or one
+//! *unit* of a long request: one sector of an `EraseSlot` ([`Agent::erase_unit`]), or
+//! [`CHECKSUM_UNIT`] bytes of a `ChecksumSlot` ([`Agent::checksum_unit`]). So the longest
+//! the firmware's own work waits is one sector erase, or the handling of one frame (a
+//! [`MAX_WRITE`]-byte write programmed and read back): an update never stops the running
+//! firmware. [`AgentLink::set_unit_hook`] (or [`Agent::set_unit_hook`]) installs a
+//! function called after every unit, for platforms that must act between units even when
+//! they call the blocking [`AgentLink::receive`] or [`Agent::erase_slot`] (a watchdog
+//! kick). The platform keeps a receive queue of `max_in_flight` × [`RX_FRAME`] bytes: the
+//! next requests wait there while a long one runs, as the host pipelines them.
+//!
+//! # Slots in use, the boot stage
 //!
 //! A slot is *in use* when the record names it as current or last working, or this boot
 //! runs from it. Slots in use are never erased or written; `find_*_slot` returns a slot
 //! that is not in use, or `NoFreeSlot` (on a two-slot layout while an attempt is pending
-//! or on trial: accept or revert first).
+//! or on trial: accept or revert first). On parts that always start the same VM slot
+//! (no remap), [`AgentConfig::boot_stage`] names it: it is never offered, erased or
+//! written (`BootStage`), and `Info` says which it is.
+//!
+//! # Writes of any length
+//!
+//! `write_slot` takes blocks of any length written in order; the slot holds exactly their
+//! concatenation. The agent holds a write unit the last block left incomplete in RAM until
+//! the next block continues it, or programs it with the erased value before any request
+//! that reads or changes flash otherwise ([`Agent::write_slot`], [`Agent::flush_write`]).
 //!
 //! # The boot decision
 //!
@@ -73,15 +118,30 @@
 //! | `Trial` -> `Confirmed`  | `Trial` again: reverts again                                 |
 //!
 //! If a record write fails during boot the agent runs the last working configuration,
-//! never a trial it could not record ([`Boot::record_write_failed`]).
+//! never a trial it could not record ([`Boot::record_write_failed`]); if that was the
+//! factory record, the record lives in RAM only and `get_record()` reports fota\[0\] = 0
+//! (hosts then refuse to update).
+//!
+//! Equal sequence numbers (an append that failed and was retried in the next position):
+//! the later position in the ring wins. On ECC flash, where a word a power cut tore
+//! reads back as an error, an unreadable entry is skipped like one with a bad CRC, at
+//! boot and when appending; only a record area where nothing can be read stops the boot
+//! ([`AgentError::Flash`]).
+//!
+//! A configuration on trial is never armed for another trial: `attempt` or `set_record`
+//! of the slots the record already names writes nothing, so after a trial boot a restart
+//! without `accept()` always reverts. `accept()` says what it did
+//! ([`AcceptOutcome`](fota_protocol::AcceptOutcome)).
 //!
 //! # RAM
 //!
 //! [`AgentLink`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 151 bytes), counters and the agent: 1432 bytes on `thumbv7em` with a
-//! zero-sized flash driver. Handling a request takes under 1 KiB of stack. The platform's
-//! receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes) comes on top: with the
-//! default of 5 the whole link needs about 6.5 KiB. Five requests in flight keep a
+//! ([`TX_FRAME`] = 194 bytes), the counters, the long request in progress (an MD5 state)
+//! and the agent (with a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes): 1888
+//! bytes on `thumbv7em` with a zero-sized flash driver (`size_of`, measured with a
+//! `thumbv7em-none-eabihf` build). Handling a request takes under 1 KiB of stack. The
+//! platform's receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes) comes on top:
+//! with the default of 5 the whole link needs about 7 KiB. Five requests in flight keep a
 //! 921600-baud line busy with 16 ms of adapter latency each way (a window must cover one
 //! frame, two latencies, the page programs and the reply).
 #![no_std]
@@ -94,17 +154,26 @@ mod flash;
 mod link;
 pub mod record;
 
-pub use agent::{Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, Refusal, RequestResult};
-pub use config::{AgentConfig, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT};
-pub use link::{
-    Action, AgentLink, BAUD_RATES, Handled, LinkStats, NO_ID, Received, Step, TX_FRAME,
+pub use agent::{
+    Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp, Refusal,
+    RequestResult, Unit,
 };
+pub use config::{
+    AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT,
+};
+pub use link::{Action, AgentLink, Handled, LinkStats, NO_ID, Received, Step, TX_FRAME};
 pub use record::RecordState;
 
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).
 pub const MAX_WRITE: usize = 1024;
 
-/// The longest request frame the agent receives: a `WriteSlot` of [`MAX_WRITE`] bytes.
-pub const RX_FRAME: usize = fota_protocol::frame_len(
-    MAX_WRITE + fota_protocol::WRITE_HEADER + fota_protocol::FRAME_OVERHEAD,
-);
+/// The longest request payload (id, op, body, CRC) the agent takes: a `WriteSlot` of
+/// [`MAX_WRITE`] bytes. A longer one is answered `FrameTooLong` (detail: this) under id
+/// [`NO_ID`], whatever its bytes.
+pub const RX_PAYLOAD: usize =
+    MAX_WRITE + fota_protocol::WRITE_HEADER + fota_protocol::FRAME_OVERHEAD;
+
+/// The receive buffer of the frame reader: [`RX_PAYLOAD`] bytes COBS-encoded in the worst
+/// case, plus the two delimiters (`frame_len`). Every request of up to [`RX_PAYLOAD`]
+/// bytes fits, whatever its bytes.
+pub const RX_FRAME: usize = fota_protocol::frame_len(RX_PAYLOAD);

@@ -1,30 +1,44 @@
-//! Frames in, frames out: the agent behind the wire protocol.
+//! Frames in, frames out: the agent behind the wire protocol, in bounded steps.
 
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::{
-    DecodeError, ErrorCode, Event, FRAME_OVERHEAD, FrameError, FrameReader, MAX_NAME, MAX_SLOTS,
-    PROTOCOL_VERSION, Reply, Request, encode_reply, frame_len,
+    DecodeError, ErrorCode, Event, FRAME_OVERHEAD, FrameError, FrameReader, MAX_BAUD_RATES,
+    MAX_NAME, MAX_SLOTS, Op, PROTOCOL_VERSION, Reply, Request, encode_reply, frame_len,
 };
 
-use crate::RX_FRAME;
-use crate::agent::{Agent, AgentError, Boot, Refusal};
+use crate::agent::{
+    Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, ChecksumOp, EraseOp, Refusal, Unit,
+};
 use crate::config::AgentConfig;
+use crate::{RX_FRAME, RX_PAYLOAD};
 
 /// Body bytes of the largest `Info` reply: the fixed fields, [`MAX_SLOTS`] slots of 10
-/// bytes and a [`MAX_NAME`]-byte name.
-const INFO_BODY_MAX: usize =
-    2 + 3 + 1 + 4 + 2 + 2 + 1 + 4 + 4 + 4 + 1 + MAX_SLOTS * 10 + 1 + MAX_NAME;
+/// bytes, a [`MAX_NAME`]-byte name, and the extensions (boot stage 3 bytes, sector erase
+/// time 6, [`MAX_BAUD_RATES`] rates 2 + 4 each).
+const INFO_BODY_MAX: usize = 2
+    + 3
+    + 1
+    + 4
+    + 2
+    + 2
+    + 1
+    + 4
+    + 4
+    + 4
+    + 1
+    + MAX_SLOTS * 10
+    + 1
+    + MAX_NAME
+    + 3
+    + 6
+    + 2
+    + MAX_BAUD_RATES * 4;
 
 /// The longest reply frame the agent sends (the largest `Info`), delimiters included.
 pub const TX_FRAME: usize = frame_len(INFO_BODY_MAX + FRAME_OVERHEAD);
 
 /// The request id of replies to frames that could not be decoded.
 pub const NO_ID: u16 = 0xFFFF;
-
-/// The baud rates `SetBaud` may ask for (up to the configured `max_baud`).
-pub const BAUD_RATES: [u32; 7] = [
-    115_200, 230_400, 460_800, 921_600, 1_000_000, 1_500_000, 2_000_000,
-];
 
 /// What the platform must do after a frame was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +57,8 @@ pub enum Action {
 pub enum Handled {
     /// The input ran out inside a frame: nothing handled yet.
     Nothing,
-    /// A request frame was handled and answered.
+    /// A request frame was handled and answered (for a long request: its last unit was
+    /// done and the final reply sent).
     Request {
         /// Its id.
         id: u16,
@@ -51,6 +66,24 @@ pub enum Handled {
         op: u8,
         /// The error code it was answered with, if it was refused.
         refused: Option<ErrorCode>,
+    },
+    /// A long request (`EraseSlot`, `ChecksumSlot`) was checked and started; nothing of
+    /// it is done yet. The next steps do it, one unit each.
+    Started {
+        /// Its id.
+        id: u16,
+        /// Its operation code.
+        op: u8,
+    },
+    /// One unit of the long request in progress was done (one sector erased, or
+    /// [`crate::CHECKSUM_UNIT`] bytes hashed); more follow.
+    Working {
+        /// The request's id.
+        id: u16,
+        /// Bytes done.
+        done: u32,
+        /// Bytes in all.
+        total: u32,
     },
     /// A damaged or oversized frame, answered with an error under id [`NO_ID`].
     BadFrame(FrameError),
@@ -61,7 +94,8 @@ pub enum Handled {
 /// The result of [`AgentLink::step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
-    /// Input bytes consumed.
+    /// Input bytes consumed. Zero while a long request is in progress: the bytes wait
+    /// (keep them and pass them again).
     pub consumed: usize,
     /// What was handled.
     pub handled: Handled,
@@ -95,20 +129,73 @@ pub struct LinkStats {
     pub progress_sent: u32,
 }
 
-/// The agent behind a byte stream: decodes request frames, runs them, encodes replies.
+/// The long request in progress.
+#[derive(Debug, Clone)]
+struct Job {
+    id: u16,
+    work: Work,
+}
+
+#[derive(Debug, Clone)]
+enum Work {
+    Erase(EraseOp),
+    Checksum(ChecksumOp),
+}
+
+/// The agent behind a byte stream: decodes request frames, runs them, encodes replies,
+/// in steps that each take a bounded time, so that the firmware keeps running during an
+/// update ("without stopping the current firmware execution until the very end").
+///
+/// # Driving it from the firmware's main loop
+///
+/// Each [`AgentLink::step`] does one bounded piece of work and returns:
+///
+/// - with no long request in progress, it takes received bytes until one frame is
+///   complete and handles it: a short request (everything but `EraseSlot` and
+///   `ChecksumSlot`, a `WriteSlot` of up to [`crate::MAX_WRITE`] bytes included) is
+///   answered at once; a long one is checked and started ([`Handled::Started`]);
+/// - while a long request is in progress, it does one unit of it (one sector erase, or
+///   [`crate::CHECKSUM_UNIT`] bytes hashed), sends a `Progress` frame where the protocol
+///   says so, and after the last unit the final reply. It consumes no input meanwhile
+///   (`consumed == 0`): keep the bytes and pass them again.
+///
+/// So the longest a step keeps the CPU is one sector erase or the handling of one frame,
+/// and the firmware runs its own work between steps:
+///
+/// ```ignore
+/// loop {
+///     app.tick();                          // the firmware's own work
+///     watchdog.kick();
+///     let step = link.step(uart.received(), &mut |frame| uart.send(frame));
+///     uart.consume(step.consumed);         // unconsumed bytes stay queued
+///     match step.action {
+///         Some(Action::Restart) => { uart.drain(); reset(); }
+///         Some(Action::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader(); }
+///         None => {}
+///     }
+/// }
+/// ```
+///
+/// [`AgentLink::is_busy`] says whether a long request is in progress (a firmware may then
+/// call `step` again sooner). [`AgentLink::set_unit_hook`] installs a function called
+/// after every unit, for a platform that must act between units even when the agent is
+/// driven by the blocking [`AgentLink::receive`] (a watchdog kick, say). Requests are
+/// still handled strictly one at a time in arrival order: bytes of the next request wait
+/// in the platform's receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes) while a
+/// long one runs.
 ///
 /// RAM: the frame reader ([`RX_FRAME`] bytes plus two words), one reply buffer
-/// ([`TX_FRAME`] bytes), the counters and the [`Agent`] (configuration and record, well
-/// under 300 bytes besides the flash driver): 1432 bytes on `thumbv7em`, the flash driver
-/// not counted. Request handling needs under 1 KiB of stack (a 256-byte read buffer, the MD5
-/// state, an `Info`). The platform's receive queue (`max_in_flight` frames of
-/// [`RX_FRAME`] bytes) comes on top.
+/// ([`TX_FRAME`] bytes), the counters, the long request in progress (an MD5 state) and
+/// the [`Agent`] (configuration, record, a held partial write unit of up to
+/// [`crate::MAX_WRITE_UNIT`] bytes): see the crate documentation for the figure. Request
+/// handling needs under 1 KiB of stack (a 256-byte read buffer, an `Info`).
 #[derive(Debug)]
 pub struct AgentLink<F> {
     agent: Agent<F>,
     reader: FrameReader<RX_FRAME>,
     tx_buf: [u8; TX_FRAME],
     stats: LinkStats,
+    job: Option<Job>,
 }
 
 impl<F: NorFlash> AgentLink<F> {
@@ -119,6 +206,7 @@ impl<F: NorFlash> AgentLink<F> {
             reader: FrameReader::new(),
             tx_buf: [0; TX_FRAME],
             stats: LinkStats::default(),
+            job: None,
         }
     }
 
@@ -128,22 +216,35 @@ impl<F: NorFlash> AgentLink<F> {
         Ok((AgentLink::new(agent), boot))
     }
 
-    /// Take bytes until one event (a frame, a damaged frame or a text chunk) has been
-    /// handled, or the input runs out. Replies go to `tx`, one frame per call, progress
-    /// frames first. Call again with `&bytes[step.consumed..]`.
+    /// Do one bounded piece of work (see the type's documentation): one unit of the long
+    /// request in progress, or else take bytes until one event (a frame, a damaged frame
+    /// or a text chunk) has been handled, or the input runs out. Replies go to `tx`, one
+    /// frame per call. Call again with `&bytes[step.consumed..]`.
     pub fn step(&mut self, bytes: &[u8], tx: &mut dyn FnMut(&[u8])) -> Step {
         let AgentLink {
             agent,
             reader,
             tx_buf,
             stats,
+            job,
         } = self;
-        let (consumed, event) = reader.feed(bytes);
         let mut out = Out {
             buf: tx_buf,
             tx,
             stats,
         };
+        if let Some(j) = job {
+            let handled = work_unit(agent, &mut out, j);
+            if matches!(handled, Handled::Request { .. }) {
+                *job = None;
+            }
+            return Step {
+                consumed: 0,
+                handled,
+                action: None,
+            };
+        }
+        let (consumed, event) = reader.feed(bytes);
         let (handled, action) = match event {
             None => (Handled::Nothing, None),
             Some(Event::Text(_)) => {
@@ -152,36 +253,34 @@ impl<F: NorFlash> AgentLink<F> {
             }
             Some(Event::Error(e)) => {
                 out.stats.bad_frames = out.stats.bad_frames.wrapping_add(1);
-                let refusal = match e {
-                    FrameError::TooLong => Refusal {
-                        code: ErrorCode::FrameTooLong,
-                        detail: RX_FRAME as u32,
-                    },
-                    FrameError::Cobs => bad_frame(1),
-                    FrameError::TooShort => bad_frame(2),
-                    FrameError::Crc => bad_frame(3),
-                };
-                out.send(NO_ID, &refusal.reply());
+                out.send(NO_ID, &frame_refusal(e).reply());
                 (Handled::BadFrame(e), None)
+            }
+            // Longer than any request the agent takes, though it fit the buffer: the same
+            // answer as a frame that did not fit, so that it never depends on the bytes
+            // (COBS makes a frame's length on the wire depend on its zeros).
+            Some(Event::Frame(f)) if FRAME_OVERHEAD + f.body.len() > RX_PAYLOAD => {
+                out.stats.bad_frames = out.stats.bad_frames.wrapping_add(1);
+                out.send(NO_ID, &frame_refusal(FrameError::TooLong).reply());
+                (Handled::BadFrame(FrameError::TooLong), None)
             }
             Some(Event::Frame(f)) => {
                 out.stats.requests = out.stats.requests.wrapping_add(1);
-                let (result, action) = handle(agent, &mut out, f.id, f.op, f.body);
-                let refused = match &result {
-                    Ok(_) => None,
-                    Err(r) => {
-                        out.stats.refused = out.stats.refused.wrapping_add(1);
-                        Some(r.code)
+                match handle(agent, f.op, f.body) {
+                    Handling::Long(work) => {
+                        *job = Some(Job { id: f.id, work });
+                        (Handled::Started { id: f.id, op: f.op }, None)
                     }
-                };
-                let reply = result.unwrap_or_else(|r| r.reply());
-                out.send(f.id, &reply);
-                let handled = Handled::Request {
-                    id: f.id,
-                    op: f.op,
-                    refused,
-                };
-                (handled, action)
+                    Handling::Now(result, action) => {
+                        let refused = out.finish(f.id, result);
+                        let handled = Handled::Request {
+                            id: f.id,
+                            op: f.op,
+                            refused,
+                        };
+                        (handled, action)
+                    }
+                }
             }
         };
         Step {
@@ -191,12 +290,15 @@ impl<F: NorFlash> AgentLink<F> {
         }
     }
 
-    /// Handle all of `bytes`, stopping early only for an action (the bytes after it belong
-    /// to the time after the restart or baud switch).
+    /// Handle all of `bytes`, long requests to the end, stopping early only for an
+    /// action (the bytes after it belong to the time after the restart or baud switch).
+    /// This keeps the CPU for as long as the work takes; a firmware that must keep
+    /// running calls [`AgentLink::step`] from its main loop instead.
     pub fn receive(&mut self, bytes: &[u8], tx: &mut dyn FnMut(&[u8])) -> Received {
         let mut consumed = 0;
-        while let Some(rest) = bytes.get(consumed..) {
-            if rest.is_empty() {
+        loop {
+            let rest = bytes.get(consumed..).unwrap_or(&[]);
+            if rest.is_empty() && !self.is_busy() {
                 break;
             }
             let step = self.step(rest, tx);
@@ -207,7 +309,7 @@ impl<F: NorFlash> AgentLink<F> {
                     action: step.action,
                 };
             }
-            if step.consumed == 0 {
+            if step.consumed == 0 && !self.is_busy() && step.handled == Handled::Nothing {
                 // The reader always takes at least one byte; stay safe anyway.
                 break;
             }
@@ -216,6 +318,17 @@ impl<F: NorFlash> AgentLink<F> {
             consumed,
             action: None,
         }
+    }
+
+    /// Whether a long request (`EraseSlot`, `ChecksumSlot`) is in progress: the next
+    /// [`AgentLink::step`] works on it.
+    pub fn is_busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Call `hook` after every unit of a long request (see [`Agent::set_unit_hook`]).
+    pub fn set_unit_hook(&mut self, hook: fn()) {
+        self.agent.set_unit_hook(hook);
     }
 
     /// Forget a partly received frame (after a baud switch or a reconnect).
@@ -254,11 +367,15 @@ impl<F: NorFlash> AgentLink<F> {
     }
 }
 
-const fn bad_frame(kind: u32) -> Refusal {
-    Refusal {
-        code: ErrorCode::BadFrame,
-        detail: kind,
-    }
+/// The answer to a chunk that is not a request frame.
+const fn frame_refusal(e: FrameError) -> Refusal {
+    let (code, detail) = match e {
+        FrameError::TooLong => (ErrorCode::FrameTooLong, RX_PAYLOAD as u32),
+        FrameError::Cobs => (ErrorCode::BadFrame, 1),
+        FrameError::TooShort => (ErrorCode::BadFrame, 2),
+        FrameError::Crc => (ErrorCode::BadFrame, 3),
+    };
+    Refusal { code, detail }
 }
 
 /// Where replies go.
@@ -282,24 +399,91 @@ impl Out<'_> {
             }
         }
     }
+
+    /// Send the final reply of request `id`; returns the refusal's code, if refused.
+    fn finish(&mut self, id: u16, result: Result<Reply, Refusal>) -> Option<ErrorCode> {
+        let refused = match &result {
+            Ok(_) => None,
+            Err(r) => {
+                self.stats.refused = self.stats.refused.wrapping_add(1);
+                Some(r.code)
+            }
+        };
+        let reply = result.unwrap_or_else(|r| r.reply());
+        self.send(id, &reply);
+        refused
+    }
 }
 
-/// Run one request; returns the reply (or refusal) and the action for the platform.
-fn handle<F: NorFlash>(
-    agent: &mut Agent<F>,
-    out: &mut Out<'_>,
-    id: u16,
-    op: u8,
-    body: &[u8],
-) -> (Result<Reply, Refusal>, Option<Action>) {
+/// One unit of the long request `job`: progress where the protocol says so, the final
+/// reply after the last unit.
+fn work_unit<F: NorFlash>(agent: &mut Agent<F>, out: &mut Out<'_>, job: &mut Job) -> Handled {
+    let (op, result) = match &mut job.work {
+        Work::Erase(e) => {
+            let r = agent.erase_unit(e).map(|u| match u {
+                // After each sector but the last.
+                Unit::More { done, total } => Err((done, total, true)),
+                Unit::Done((addr, size)) => Ok(Reply::Erased { addr, size }),
+            });
+            (Op::EraseSlot, r)
+        }
+        Work::Checksum(c) => {
+            let before = c.done();
+            let r = agent.checksum_unit(c).map(|u| match u {
+                // Each time `done` crosses a multiple of CHECKSUM_PROGRESS_STEP.
+                Unit::More { done, total } => Err((
+                    done,
+                    total,
+                    before / CHECKSUM_PROGRESS_STEP != done / CHECKSUM_PROGRESS_STEP,
+                )),
+                Unit::Done(md5) => Ok(Reply::Checksum(md5)),
+            });
+            (Op::ChecksumSlot, r)
+        }
+    };
+    match result {
+        Ok(Err((done, total, report))) => {
+            if report {
+                out.send(job.id, &Reply::Progress { done, total });
+            }
+            Handled::Working {
+                id: job.id,
+                done,
+                total,
+            }
+        }
+        Ok(Ok(reply)) => Handled::Request {
+            id: job.id,
+            op: op as u8,
+            refused: out.finish(job.id, Ok(reply)),
+        },
+        Err(refusal) => Handled::Request {
+            id: job.id,
+            op: op as u8,
+            refused: out.finish(job.id, Err(refusal)),
+        },
+    }
+}
+
+/// How a request is handled.
+enum Handling {
+    /// Answered now: the reply (or refusal) and the action for the platform.
+    Now(Result<Reply, Refusal>, Option<Action>),
+    /// A long request, checked and started.
+    Long(Work),
+}
+
+/// Run one short request, or check and start a long one.
+fn handle<F: NorFlash>(agent: &mut Agent<F>, op: u8, body: &[u8]) -> Handling {
     let request = match Request::parse(op, body) {
         Ok(r) => r,
         Err(DecodeError::UnknownOp(op)) => {
-            return (Err(refuse(ErrorCode::UnknownCommand, u32::from(op))), None);
+            return Handling::Now(Err(refuse(ErrorCode::UnknownCommand, u32::from(op))), None);
         }
-        Err(_) => return (Err(refuse(ErrorCode::BadRequest, u32::from(op))), None),
+        Err(_) => {
+            return Handling::Now(Err(refuse(ErrorCode::BadRequest, u32::from(op))), None);
+        }
     };
-    let mut progress = |done: u32, total: u32| out.send(id, &Reply::Progress { done, total });
     let supported = agent.config().fota_supported;
     let result = match request {
         Request::Hello { version } if version == PROTOCOL_VERSION => Ok(Reply::Info(agent.info())),
@@ -311,9 +495,10 @@ fn handle<F: NorFlash>(
         Request::SetRecord(u) => agent.set_record(u).map(|()| Reply::RecordSet),
         Request::FindBytecodeSlot => agent.find_bytecode_slot().map(Reply::BytecodeSlot),
         Request::FindVmSlot => agent.find_vm_slot().map(Reply::VmSlot),
-        Request::EraseSlot { addr, size } => agent
-            .erase_slot(addr, size, &mut progress)
-            .map(|(addr, size)| Reply::Erased { addr, size }),
+        Request::EraseSlot { addr, size } => match agent.begin_erase(addr, size) {
+            Ok(e) => return Handling::Long(Work::Erase(e)),
+            Err(r) => Err(r),
+        },
         Request::WriteSlot { addr, data } => {
             agent.write_slot(addr, data).map(|()| Reply::Written {
                 addr,
@@ -321,25 +506,32 @@ fn handle<F: NorFlash>(
                 len: data.len() as u32,
             })
         }
-        Request::ChecksumSlot { addr, size } => agent
-            .checksum_slot(addr, size, &mut progress)
-            .map(Reply::Checksum),
-        Request::Accept => agent.accept().map(|()| Reply::Accepted),
+        Request::ChecksumSlot { addr, size } => match agent.begin_checksum(addr, size) {
+            Ok(c) => return Handling::Long(Work::Checksum(c)),
+            Err(r) => Err(r),
+        },
+        Request::Accept => agent.accept().map(Reply::Accepted),
         Request::Attempt { bc_slot, vm_slot } => {
             agent.attempt(bc_slot, vm_slot).map(|()| Reply::Attempted)
         }
-        Request::Restart if supported => return (Ok(Reply::Restarting), Some(Action::Restart)),
+        Request::Restart if supported => {
+            // A partial write unit held in RAM would be lost in the reset: program it
+            // (a failure here loses it, as a power cut would; the reset goes ahead).
+            let _ = agent.flush_write();
+            return Handling::Now(Ok(Reply::Restarting), Some(Action::Restart));
+        }
         Request::SetBaud { baud } if supported => {
-            let max = agent.config().max_baud;
-            return if baud <= max && BAUD_RATES.contains(&baud) {
-                (Ok(Reply::BaudSet(baud)), Some(Action::SetBaud(baud)))
+            let offered = agent.config().offered_baud_rates().any(|b| b == baud);
+            return if offered {
+                Handling::Now(Ok(Reply::BaudSet(baud)), Some(Action::SetBaud(baud)))
             } else {
-                (Err(refuse(ErrorCode::BadBaud, max)), None)
+                let max = agent.info().max_baud;
+                Handling::Now(Err(refuse(ErrorCode::BadBaud, max)), None)
             };
         }
         Request::Restart | Request::SetBaud { .. } => Err(refuse(ErrorCode::Unsupported, 0)),
     };
-    (result, None)
+    Handling::Now(result, None)
 }
 
 const fn refuse(code: ErrorCode, detail: u32) -> Refusal {

@@ -19,31 +19,9 @@ pub const ENTRY_LEN: usize = 20;
 /// CRC-32/ISO-HDLC, the same CRC as the wire protocol.
 static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
-/// Where the update process stands, as stored in the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RecordState {
-    /// The current configuration is the last working one: nothing to try.
-    Confirmed = b'C',
-    /// `attempt()` (or `set_record()`) chose a new configuration that has not booted yet.
-    /// The next boot runs it and writes [`RecordState::Trial`].
-    Pending = b'P',
-    /// The new configuration booted once and was not accepted yet. The next boot reverts
-    /// to the last working configuration unless `accept()` comes first.
-    Trial = b'T',
-}
-
-impl RecordState {
-    fn from_u8(v: u8) -> Option<RecordState> {
-        [
-            RecordState::Confirmed,
-            RecordState::Pending,
-            RecordState::Trial,
-        ]
-        .into_iter()
-        .find(|s| *s as u8 == v)
-    }
-}
+/// Where the update process stands, as stored in the record: the protocol's own type
+/// (the `Record` reply carries the same byte).
+pub use fota_protocol::RecordState;
 
 /// One entry of the record log: the seed's fota\[2\]..fota\[5\] plus the state.
 ///
@@ -112,6 +90,17 @@ impl LogEntry {
     /// Same content, ignoring `seq`.
     pub fn same_content(&self, other: &LogEntry) -> bool {
         LogEntry { seq: 0, ..*self } == LogEntry { seq: 0, ..*other }
+    }
+
+    /// Same four slot indexes, whatever the state and `seq`.
+    pub fn same_slots(&self, other: &LogEntry) -> bool {
+        (self.vm_current, self.vm_last, self.bc_current, self.bc_last)
+            == (
+                other.vm_current,
+                other.vm_last,
+                other.bc_current,
+                other.bc_last,
+            )
     }
 
     /// The bytes on flash.
@@ -224,33 +213,87 @@ impl Log {
     }
 
     /// Read every entry slot; remember the newest good entry and return the newest one
-    /// `fits` accepts (the record in force). Errors carry the flash offset.
+    /// `fits` accepts (the record in force).
+    ///
+    /// An entry slot that cannot be read (ECC flash reports a torn word as a read error)
+    /// is skipped like one with a bad CRC. Only when no entry slot at all can be read is
+    /// it an error (the flash offset): that is a flash fault, not a blank record area,
+    /// and writing a factory record over it could lose the history.
     pub(crate) fn scan<F: NorFlash>(
         &mut self,
         flash: &mut F,
         fits: impl Fn(&LogEntry) -> bool,
     ) -> Result<Option<LogEntry>, u32> {
         self.newest = None;
-        let mut best: Option<LogEntry> = None;
+        let mut best: Option<(LogEntry, Pos)> = None;
+        let mut unreadable: Option<u32> = None;
+        let mut readable = false;
         for sector in 0..self.sectors {
             // Never stop at a bad slot: a torn write leaves one in the middle.
             for slot in 0..self.per_sector {
                 let pos = Pos { sector, slot };
                 let off = self.entry_offset(pos).ok_or(self.offset)?;
                 let mut buf = [0u8; ENTRY_LEN];
-                flash::read(flash, off, &mut buf)?;
+                if let Err(at) = flash::read(flash, off, &mut buf) {
+                    unreadable.get_or_insert(at);
+                    continue;
+                }
+                readable = true;
                 let Some(e) = LogEntry::decode(&buf) else {
                     continue;
                 };
-                if self.newest.is_none_or(|(_, seq)| e.seq > seq) {
+                let newer = match self.newest {
+                    None => true,
+                    Some((p, seq)) => self.later(flash, (e.seq, pos), (seq, p)),
+                };
+                if newer {
                     self.newest = Some((pos, e.seq));
                 }
-                if fits(&e) && best.is_none_or(|b| e.seq > b.seq) {
-                    best = Some(e);
+                let better = match best {
+                    None => true,
+                    Some((b, p)) => self.later(flash, (e.seq, pos), (b.seq, p)),
+                };
+                if fits(&e) && better {
+                    best = Some((e, pos));
                 }
             }
         }
-        Ok(best)
+        if !readable {
+            return Err(unreadable.unwrap_or(self.offset));
+        }
+        Ok(best.map(|(e, _)| e))
+    }
+
+    /// Whether entry `a` (its `seq` and position) was written after entry `b`. A higher
+    /// `seq` is later. Equal numbers come from an append that failed and was retried in
+    /// the next position: the later position in the ring wins. In one sector that is the
+    /// higher slot; across sectors it is the sector erased more recently, the one whose
+    /// oldest valid entry is the newer (the ring fills a sector before it moves on).
+    fn later<F: NorFlash>(&self, flash: &mut F, a: (u32, Pos), b: (u32, Pos)) -> bool {
+        if a.0 != b.0 {
+            return a.0 > b.0;
+        }
+        if a.1.sector == b.1.sector {
+            return a.1.slot > b.1.slot;
+        }
+        self.oldest_seq(flash, a.1.sector) >= self.oldest_seq(flash, b.1.sector)
+    }
+
+    /// The lowest `seq` of the valid entries in `sector` (`u32::MAX` if none).
+    fn oldest_seq<F: NorFlash>(&self, flash: &mut F, sector: u32) -> u32 {
+        let mut oldest = u32::MAX;
+        for slot in 0..self.per_sector {
+            let Some(off) = self.entry_offset(Pos { sector, slot }) else {
+                continue;
+            };
+            let mut buf = [0u8; ENTRY_LEN];
+            if flash::read(flash, off, &mut buf).is_ok()
+                && let Some(e) = LogEntry::decode(&buf)
+            {
+                oldest = oldest.min(e.seq);
+            }
+        }
+        oldest
     }
 
     /// Append `entry` (its `seq` is replaced) after the newest one; returns what was
@@ -283,8 +326,8 @@ impl Log {
         for slot in first..self.per_sector {
             let pos = Pos { sector, slot };
             let off = self.entry_offset(pos).ok_or(self.offset)?;
-            flash::read(flash, off, unit)?;
-            if flash::is_erased(unit) {
+            // A slot that cannot be read (a torn word on ECC flash) is not erased: skip it.
+            if flash::read(flash, off, unit).is_ok() && flash::is_erased(unit) {
                 target = Some(pos);
                 break;
             }

@@ -277,3 +277,95 @@ fn unsupported_firmware_boots_slot_zero_without_touching_flash() {
     assert_eq!((boot.vm_slot, boot.bc_slot), (0, 0));
     assert_eq!(agent.flash(), &blank());
 }
+
+/// A trial is never re-armed: attempting the configuration that runs on trial (or
+/// setting the record to the values it holds) changes nothing, so the next restart still
+/// reverts. (The reproduction: `fota flash --no-restart`, `fota restart`,
+/// `fota attempt --bc 1 --force`, `fota restart` used to leave bytecode slot 1 current.)
+#[test]
+fn a_trial_is_never_re_armed_by_attempt_or_set_record() {
+    for (name, config) in layouts() {
+        let vm = if config.count(SlotKind::Vm) == 2 {
+            1
+        } else {
+            0
+        };
+        for how in ["attempt", "set_record"] {
+            let (mut agent, _) = boot(blank(), &config);
+            agent.attempt(1, vm).unwrap();
+            let (mut agent, trial) = restart(agent, &config);
+            assert!(trial.trial, "{name}");
+            let before = agent.flash().clone();
+            match how {
+                "attempt" => agent.attempt(1, vm).unwrap(),
+                _ => agent
+                    .set_record(fota_protocol::RecordUpdate {
+                        vm_current: vm,
+                        vm_last: 0,
+                        bc_current: 1,
+                        bc_last: 0,
+                    })
+                    .unwrap(),
+            }
+            assert_eq!(
+                agent.record_state(),
+                RecordState::Trial,
+                "{name}: {how} during the trial turned it back into Pending"
+            );
+            assert_eq!(agent.flash(), &before, "{name}: {how} wrote the record");
+            let (agent, back) = restart(agent, &config);
+            assert!(
+                back.reverted && !back.trial,
+                "{name}: after {how}, the restart did not revert: {back:?}"
+            );
+            assert_eq!((back.vm_slot, back.bc_slot), (0, 0), "{name}");
+            let r = agent.get_record().unwrap();
+            assert_eq!((r.bc_current, r.bc_last), (0, 0), "{name}: {how}");
+        }
+    }
+}
+
+/// fota[0] is 0 while the record in force is only in RAM: the factory record could not
+/// be written on a blank flash.
+#[test]
+fn the_record_is_not_valid_when_the_factory_record_could_not_be_written() {
+    let config = bc_only();
+    let mut flash = blank();
+    flash.fail_after = Some(0);
+    let (agent, boot) = boot(flash, &config);
+    assert!(boot.factory && boot.record_write_failed);
+    let r = agent.get_record().unwrap();
+    assert_eq!(
+        r.valid, 0,
+        "a record that is on no flash was reported valid"
+    );
+    // Once the write works, the next boot writes it and the record is valid.
+    let mut flash = agent.into_flash();
+    flash.fail_after = None;
+    let (agent, boot) = common::boot(flash, &config);
+    assert!(boot.factory && !boot.record_write_failed);
+    assert_eq!(agent.get_record().unwrap().valid, 1);
+}
+
+/// `accept()` says what it did: accepted, or nothing to accept and why.
+#[test]
+fn accept_says_what_happened() {
+    use fota_protocol::AcceptOutcome::*;
+    let config = bc_only();
+    let (mut agent, _) = boot(blank(), &config);
+    assert_eq!(agent.accept().unwrap(), AlreadyConfirmed);
+    agent.attempt(1, 0).unwrap();
+    assert_eq!(agent.accept().unwrap(), NotRestarted);
+    let (mut agent, _) = restart(agent, &config);
+    assert_eq!(agent.accept().unwrap(), Accepted);
+    assert_eq!(agent.accept().unwrap(), AlreadyConfirmed);
+    // A trial cancelled while it runs: the record is Confirmed on slot 0, slot 1 runs.
+    let (mut agent, _) = boot(blank(), &config);
+    agent.attempt(1, 0).unwrap();
+    let (mut agent, boot) = restart(agent, &config);
+    assert!(boot.trial);
+    agent.attempt(0, 0).unwrap();
+    let before = agent.flash().clone();
+    assert_eq!(agent.accept().unwrap(), NotRunning);
+    assert_eq!(agent.flash(), &before, "nothing written");
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use fota_agent::{Action, AgentLink, Handled, MAX_WRITE, NO_ID, RX_FRAME, TX_FRAME};
+use fota_agent::{Action, AgentLink, Handled, MAX_WRITE, NO_ID, RX_FRAME, RX_PAYLOAD, TX_FRAME};
 use fota_protocol::{
     ErrorCode, Event, FrameReader, Info, MAX_NAME, MAX_PAYLOAD, MAX_SLOTS, PROTOCOL_VERSION, Reply,
     Request, SlotDesc, SlotKind, encode_reply, encode_request, frame_len,
@@ -198,7 +198,10 @@ fn the_whole_update_over_the_link() {
         let (mut l, boot) = AgentLink::boot(l.into_flash(), config.clone()).unwrap();
         assert!(boot.trial);
         assert_eq!(boot.bc_addr, addr);
-        assert_eq!(call(&mut l, 1, &Request::Accept), Reply::Accepted);
+        assert_eq!(
+            call(&mut l, 1, &Request::Accept),
+            Reply::Accepted(fota_protocol::AcceptOutcome::Accepted)
+        );
         let Reply::Record(rec) = call(&mut l, 2, &Request::GetRecord) else {
             panic!()
         };
@@ -282,9 +285,31 @@ fn byte_by_byte_steps_report_what_they_consumed() {
     let mut sent = Vec::new();
     let mut requests = 0;
     for (i, b) in stream.iter().enumerate() {
-        let step = l.step(std::slice::from_ref(b), &mut |f| sent.extend_from_slice(f));
+        let mut step = l.step(std::slice::from_ref(b), &mut |f| sent.extend_from_slice(f));
+        // A long request runs one unit per step, taking no input meanwhile.
+        let mut units = 0;
+        while step.consumed == 0 {
+            assert!(
+                matches!(
+                    step.handled,
+                    Handled::Working { .. } | Handled::Request { .. }
+                ),
+                "byte {i}: nothing consumed and nothing done"
+            );
+            if let Handled::Request { .. } = step.handled {
+                requests += 1;
+            }
+            step = l.step(std::slice::from_ref(b), &mut |f| sent.extend_from_slice(f));
+            units += 1;
+            assert!(units < 100, "byte {i}");
+        }
         assert_eq!(step.consumed, 1, "byte {i}");
         if let Handled::Request { .. } = step.handled {
+            requests += 1;
+        }
+    }
+    while l.is_busy() {
+        if let Handled::Request { .. } = l.step(&[], &mut |f| sent.extend_from_slice(f)).handled {
             requests += 1;
         }
     }
@@ -371,22 +396,43 @@ fn oversized_frames_are_refused() {
     );
     assert_eq!(
         replies,
-        [(NO_ID, error(ErrorCode::FrameTooLong, RX_FRAME as u32))]
+        [(NO_ID, error(ErrorCode::FrameTooLong, RX_PAYLOAD as u32))]
     );
-    // Just over MAX_WRITE, zeros (so the frame still fits the buffer): BadLength.
-    let zeros = vec![0u8; MAX_WRITE + 4];
-    let f = req(
-        6,
-        &Request::WriteSlot {
-            addr: vm1,
-            data: &zeros,
-        },
-    );
-    assert!(f.len() <= RX_FRAME);
-    assert_eq!(
-        exchange(&mut l, &f).0,
-        [(6, error(ErrorCode::BadLength, MAX_WRITE as u32 + 4))]
-    );
+    // Just over MAX_WRITE: the same answer whatever the bytes, though zeros make a frame
+    // that fits the buffer (COBS) and 0x55s one that does not.
+    for n in MAX_WRITE + 1..=MAX_WRITE + 8 {
+        for fill in [0x00u8, 0x55] {
+            let data = vec![fill; n];
+            let f = req(
+                6,
+                &Request::WriteSlot {
+                    addr: vm1,
+                    data: &data,
+                },
+            );
+            assert_eq!(
+                exchange(&mut l, &f).0,
+                [(NO_ID, error(ErrorCode::FrameTooLong, RX_PAYLOAD as u32))],
+                "{n} bytes of {fill:#04x} ({} on the wire)",
+                f.len()
+            );
+        }
+    }
+    // The largest write the agent takes fits whatever its bytes.
+    for (k, fill) in [0x00u8, 0x55].into_iter().enumerate() {
+        let f = req(
+            7,
+            &Request::WriteSlot {
+                addr: vm1 + 4096 * k as u32,
+                data: &[fill; MAX_WRITE],
+            },
+        );
+        assert!(f.len() <= RX_FRAME);
+        assert!(matches!(
+            exchange(&mut l, &f).0[..],
+            [(7, Reply::Written { .. })]
+        ));
+    }
     // The reader recovered: the next frame works.
     assert!(matches!(
         call(&mut l, 7, &Request::GetRecord),
@@ -542,6 +588,9 @@ fn the_largest_reply_fits_the_tx_buffer() {
         record_addr: u32::MAX,
         record_size: u32::MAX,
         slots: std::iter::repeat_n(slot, MAX_SLOTS).collect(),
+        boot_stage: Some(255),
+        sector_erase_ms: Some(u32::MAX),
+        baud_rates: std::iter::repeat_n(u32::MAX, fota_protocol::MAX_BAUD_RATES).collect(),
     };
     let mut buf = [0u8; TX_FRAME];
     assert!(encode_reply(u16::MAX, &Reply::Info(info), &mut buf).is_some());
@@ -554,9 +603,116 @@ fn the_link_fits_the_ram_budget() {
     println!("AgentLink state: {size} bytes (RX_FRAME {RX_FRAME}, TX_FRAME {TX_FRAME})");
     assert!(size <= 2 * 1024, "{size} bytes");
     // The numbers the crate documentation gives.
-    assert_eq!((RX_FRAME, TX_FRAME), (1042, 151));
+    assert_eq!((RX_FRAME, TX_FRAME), (1042, 194));
     assert!(
         size + 3 * RX_FRAME <= 8 * 1024,
         "with a 3-frame receive queue"
     );
+}
+
+/// A long request runs in bounded steps: one sector erased, or CHECKSUM_UNIT bytes hashed,
+/// per step; progress frames between, the final reply after the last unit; the next
+/// request waits.
+#[test]
+fn long_requests_run_one_bounded_unit_per_step() {
+    static UNITS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let config = bc_only();
+    let mut l = link(&config);
+    l.set_unit_hook(|| {
+        UNITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let bc1 = slot_addr(&config, SlotKind::Bytecode, 1);
+    let stream = [
+        req(
+            1,
+            &Request::EraseSlot {
+                addr: bc1,
+                size: 3 * SECTOR,
+            },
+        ),
+        req(2, &Request::GetRecord),
+    ]
+    .concat();
+    let mut sent = Vec::new();
+    let first = l.step(&stream, &mut |f| sent.extend_from_slice(f));
+    assert_eq!(first.handled, Handled::Started { id: 1, op: 0x06 });
+    assert!(l.is_busy() && sent.is_empty());
+    assert_eq!(l.agent().flash().erases, 0, "nothing erased when it starts");
+    let rest = &stream[first.consumed..];
+    for k in 1..=3u32 {
+        let step = l.step(rest, &mut |f| sent.extend_from_slice(f));
+        assert_eq!(step.consumed, 0, "the next request waits");
+        assert_eq!(l.agent().flash().erases, k as usize, "one sector a step");
+        if k < 3 {
+            assert_eq!(
+                step.handled,
+                Handled::Working {
+                    id: 1,
+                    done: k * SECTOR,
+                    total: 3 * SECTOR
+                }
+            );
+        } else {
+            assert_eq!(
+                step.handled,
+                Handled::Request {
+                    id: 1,
+                    op: 0x06,
+                    refused: None
+                }
+            );
+        }
+    }
+    assert!(!l.is_busy());
+    assert_eq!(UNITS.load(std::sync::atomic::Ordering::Relaxed), 3);
+    let step = l.step(rest, &mut |f| sent.extend_from_slice(f));
+    assert!(matches!(step.handled, Handled::Request { id: 2, .. }));
+    let replies = decode(&sent);
+    assert_eq!(
+        replies[..3],
+        [
+            (
+                1,
+                Reply::Progress {
+                    done: SECTOR,
+                    total: 3 * SECTOR
+                }
+            ),
+            (
+                1,
+                Reply::Progress {
+                    done: 2 * SECTOR,
+                    total: 3 * SECTOR
+                }
+            ),
+            (
+                1,
+                Reply::Erased {
+                    addr: bc1,
+                    size: 3 * SECTOR
+                }
+            ),
+        ]
+    );
+    assert!(matches!(replies[3], (2, Reply::Record(_))));
+
+    // A checksum of a whole slot: one step per CHECKSUM_UNIT bytes.
+    let mut sent = Vec::new();
+    let bytes = req(
+        3,
+        &Request::ChecksumSlot {
+            addr: bc1,
+            size: SLOT,
+        },
+    );
+    let s = l.step(&bytes, &mut |f| sent.extend_from_slice(f));
+    assert!(matches!(s.handled, Handled::Started { id: 3, .. }));
+    let mut steps = 0;
+    while l.is_busy() {
+        l.step(&[], &mut |f| sent.extend_from_slice(f));
+        steps += 1;
+    }
+    assert_eq!(steps, SLOT / fota_agent::CHECKSUM_UNIT);
+    let want: [u8; 16] = Md5::digest(vec![0xFFu8; SLOT as usize]).into();
+    assert_eq!(decode(&sent).last(), Some(&(3, Reply::Checksum(want))));
 }

@@ -328,3 +328,64 @@ fn every_single_bit_flip_of_an_entry_is_caught() {
         assert_eq!(LogEntry::decode(&b), None, "bit {bit}");
     }
 }
+
+/// Two valid entries with the same sequence number (an append that failed and was
+/// retried in the next position): the later position in the ring wins, in the same
+/// sector and across sectors.
+#[test]
+fn equal_sequence_numbers_the_later_position_wins() {
+    let config = small_config();
+    let rec = config.record_addr;
+    let first = LogEntry {
+        seq: 5,
+        ..LogEntry::with_slots(0, 0, 0, 0)
+    };
+    let retried = LogEntry {
+        seq: 5,
+        ..LogEntry::with_slots(0, 0, 1, 1)
+    };
+    // Same sector: slot 3 after slot 2.
+    let mut flash = Small::new(CAPACITY);
+    flash.poke(rec + 2 * 20, &first.encode());
+    flash.poke(rec + 3 * 20, &retried.encode());
+    let (a, b) = boot(flash, &config);
+    assert_eq!(b.bc_slot, 1, "same sector: the later slot wins");
+    assert_eq!(a.record_entry(), retried);
+
+    // Across sectors: the first copy filled the last slot of sector 1, the retry went to
+    // slot 0 of sector 0 (the ring wrapped), after older entries in sector 1.
+    let mut flash = Small::new(CAPACITY);
+    let per_sector = 1024 / 20;
+    flash.poke(
+        rec + 1024,
+        &LogEntry {
+            seq: 4,
+            ..LogEntry::with_slots(1, 1, 0, 0)
+        }
+        .encode(),
+    );
+    flash.poke(rec + 1024 + (per_sector - 1) * 20, &first.encode());
+    flash.poke(rec, &retried.encode());
+    let (mut a, b) = boot(flash, &config);
+    assert_eq!(b.bc_slot, 1, "across the wrap: the retry in sector 0 wins");
+    // The next entry goes after the winner.
+    a.attempt(0, 1).unwrap();
+    assert_eq!(a.record_entry().seq, 6);
+    assert!(LogEntry::decode(a.flash().at(rec + 20, ENTRY_LEN)).is_some());
+
+    // And the other way round: the retry in sector 1 after the first copy filled sector 0.
+    let mut flash = Small::new(CAPACITY);
+    flash.poke(
+        rec,
+        &LogEntry {
+            seq: 4,
+            ..LogEntry::with_slots(1, 1, 0, 0)
+        }
+        .encode(),
+    );
+    flash.poke(rec + (per_sector - 1) * 20, &first.encode());
+    flash.poke(rec + 1024, &retried.encode());
+    let (a, b) = boot(flash, &config);
+    assert_eq!(b.bc_slot, 1, "the retry in sector 1 wins");
+    assert_eq!(a.record_entry(), retried);
+}

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use fota_host::protocol::{Info, Record, SlotKind};
+use fota_host::protocol::{AcceptOutcome, Info, Record, RecordState, SlotKind};
 use fota_host::update::{Outcome, Plan, SlotChoice};
 use fota_host::{CancelToken, Device, HostError, Image};
 use serde_json::json;
@@ -566,7 +566,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print_record(&dev.get_record().await?, cli.json);
         }
         Command::Accept => {
-            dev.accept().await?;
+            let outcome = dev.accept().await?;
+            if cli.json {
+                json_line(json!({
+                    "event": "accept",
+                    "outcome": format!("{outcome:?}"),
+                    "accepted": outcome == AcceptOutcome::Accepted,
+                    "detail": outcome.describe(),
+                }));
+            } else {
+                println!("accept(): {}", outcome.describe());
+            }
             print_record(&dev.get_record().await?, cli.json);
         }
         Command::Restart => {
@@ -607,6 +617,8 @@ fn print_info(info: &Info, json: bool) {
             "max_write": info.max_write, "max_in_flight": info.max_in_flight,
             "max_baud": info.max_baud, "record_addr": info.record_addr,
             "record_size": info.record_size, "slots": slots,
+            "boot_stage": info.boot_stage, "sector_erase_ms": info.sector_erase_ms,
+            "baud_rates": info.baud_rates.as_slice(),
         }));
         return;
     }
@@ -619,17 +631,29 @@ fn print_info(info: &Info, json: bool) {
         "flash        sector {} B, write unit {} B",
         info.sector_size, info.write_granularity
     );
+    if let Some(ms) = info.sector_erase_ms {
+        println!("erase        a sector in {ms} ms at worst");
+    }
     println!(
         "link         {} B per write, {} in flight, up to {} baud",
         info.max_write, info.max_in_flight, info.max_baud
     );
+    if !info.baud_rates.is_empty() {
+        let rates: Vec<String> = info.baud_rates.iter().map(u32::to_string).collect();
+        println!("baud rates   {}", rates.join(", "));
+    }
     for s in &info.slots {
         let kind = match s.kind {
             SlotKind::Vm => "VM",
             SlotKind::Bytecode => "bytecode",
         };
+        let boot_stage = if s.kind == SlotKind::Vm && info.boot_stage == Some(s.index) {
+            "  boot stage (never erased or written)"
+        } else {
+            ""
+        };
         println!(
-            "slot         {kind:<8} {}  {:#010x}  {}",
+            "slot         {kind:<8} {}  {:#010x}  {}{boot_stage}",
             s.index,
             s.addr,
             human_bytes(f64::from(s.size))
@@ -654,11 +678,25 @@ const FIELDS: [&str; 9] = [
     "chunk",
 ];
 
+fn state_name(state: RecordState) -> &'static str {
+    match state {
+        RecordState::Confirmed => "Confirmed",
+        RecordState::Pending => "Pending",
+        RecordState::Trial => "Trial",
+    }
+}
+
 fn print_record(record: &Record, json: bool) {
     if json {
-        json_line(
-            json!({"event": "record", "record": record.to_array(), "on_trial": record.on_trial()}),
-        );
+        json_line(json!({
+            "event": "record",
+            "record": record.to_array(),
+            "valid": record.valid != 0,
+            "state": state_name(record.state),
+            "on_trial": record.on_trial(),
+            "running": {"vm": record.running_vm, "bytecode": record.running_bc},
+            "describe": fota_host::update::describe(record),
+        }));
         return;
     }
     for (i, (name, v)) in FIELDS.iter().zip(record.to_array()).enumerate() {
@@ -668,16 +706,33 @@ fn print_record(record: &Record, json: bool) {
             println!("fota[{i}] {name:<27} {v}");
         }
     }
+    let state = match record.state {
+        RecordState::Confirmed => "Confirmed: the current configuration is the last working one",
+        RecordState::Pending => {
+            "Pending: the current configuration is tried at the next restart (it has never run)"
+        }
+        RecordState::Trial => {
+            "Trial: the current configuration runs on trial; a restart without accept() goes \
+             back to the last working one"
+        }
+    };
+    println!("state    {state}");
     println!(
-        "state    {}",
-        if record.valid == 0 {
-            "record not valid"
-        } else if record.on_trial() {
-            "new configuration on trial (not accepted)"
+        "running  VM slot {}, bytecode slot {}{}",
+        record.running_vm,
+        record.running_bc,
+        if record.runs_current() {
+            " (the current configuration)"
         } else {
-            "accepted"
+            " (not the current configuration: it changes at the next restart)"
         }
     );
+    if record.valid == 0 {
+        println!(
+            "warning  fota[0] is 0: the record is not valid (the device could not store it in \
+             flash); no update is possible until it is"
+        );
+    }
 }
 
 async fn watch_record(

@@ -252,6 +252,66 @@ fn record_watch_sees_the_accept() {
     assert_eq!(last["record"][5], 1);
 }
 
+/// The `--json` record line of a command's output.
+fn record_line(o: &Output) -> Value {
+    json_lines(o)
+        .into_iter()
+        .find(|v| v["event"] == "record")
+        .unwrap_or_else(|| panic!("no record line in: {}", text(o)))
+}
+
+/// Tried as a new user would: `fota flash --no-restart`, `fota restart`,
+/// `fota attempt --bc 1 --force`, `fota restart`. The attempt of the configuration on
+/// trial must not arm it for another trial: the second restart brings back slot 0. Along
+/// the way `fota record` shows the state and the running slots, and `fota accept` says
+/// why there was nothing to accept.
+#[test]
+fn a_trial_is_never_re_armed_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // The new firmware takes a minute to confirm itself: it stays on trial here.
+    let sim = Sim::start(&["--pty", "--accept-after-ms", "60000"]);
+    let image = sample(dir.path(), "healthy");
+    let port = sim.port();
+    let o = fota(port, &["flash", "--no-restart", image.to_str().expect("p")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let pending = record_line(&fota(port, &["--json", "record"]));
+    assert_eq!(pending["state"], "Pending", "{pending}");
+    assert_eq!(pending["running"]["bytecode"], 0, "{pending}");
+    let o = fota(port, &["--json", "accept"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let acc = json_lines(&o)
+        .into_iter()
+        .find(|v| v["event"] == "accept")
+        .expect("accept line");
+    assert_eq!(acc["outcome"], "NotRestarted", "{acc}");
+    let trial = record_line(&fota(port, &["--json", "restart"]));
+    assert_eq!(trial["state"], "Trial", "{trial}");
+    assert_eq!(
+        (&trial["running"]["bytecode"], &trial["record"][4]),
+        (&Value::from(1), &Value::from(1)),
+        "{trial}"
+    );
+    let o = fota(port, &["--json", "attempt", "--bc", "1", "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(record_line(&o)["state"], "Trial", "the trial was re-armed");
+    let back = record_line(&fota(port, &["--json", "restart"]));
+    assert_eq!(back["state"], "Confirmed", "{back}");
+    assert_eq!(back["record"][4], 0, "the restart did not revert: {back}");
+    assert_eq!(back["running"]["bytecode"], 0, "{back}");
+    // Plain text: the state and what runs, and accept's answer.
+    let o = fota(port, &["record"]);
+    let t = text(&o);
+    assert!(
+        t.contains("state    Confirmed") && t.contains("running  VM slot 0, bytecode slot 0"),
+        "{t}"
+    );
+    let t = text(&fota(port, &["accept"]));
+    assert!(
+        t.contains("nothing to accept: the running configuration already is the last working one"),
+        "{t}"
+    );
+}
+
 /// Run `fota --json flash` and kill it (SIGKILL) once the stream passed `fraction`.
 fn flash_and_kill_host_at(port: &str, image: &Path, fraction: f64) {
     let mut child = Command::new(FOTA)

@@ -5,8 +5,8 @@ use core::time::Duration;
 use std::collections::VecDeque;
 
 use fota_protocol::{
-    DEFAULT_BAUD, ErrorCode, Event, FrameReader, Info, Op, PROTOCOL_VERSION, Record, RecordUpdate,
-    Reply, Request, encode_request, frame_len,
+    AcceptOutcome, DEFAULT_BAUD, ErrorCode, Event, FrameReader, Info, Layout as _, Op,
+    PROTOCOL_VERSION, Record, RecordUpdate, Reply, Request, SlotKind, encode_request, frame_len,
 };
 
 use crate::{CancelToken, HostError, Observer, Transport};
@@ -242,7 +242,7 @@ impl<T: Transport> Device<T> {
                 self.observer
                     .event(&format!("no answer to {:?}, sending it again", req.op()));
             }
-            let sent = self.send_request(id, req).await?;
+            self.send_request(id, req).await?;
             let mut deadline = self.link.now() + self.timeouts.reply + self.line_time(1100);
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
                 if let Reply::Error {
@@ -250,10 +250,10 @@ impl<T: Transport> Device<T> {
                     detail,
                 } = reply
                     && rid == 0xFFFF
-                    && sent.saturating_sub(2) > detail as usize
+                    && req.payload_len() > detail as usize
                 {
-                    // Not damage: our frame is longer than the agent takes (`detail`
-                    // bytes between the delimiters). Sending it again cannot help.
+                    // Not damage: our request is longer than the agent takes (`detail`
+                    // bytes of payload). Sending it again cannot help.
                     return Err(refusal(req.op(), ErrorCode::FrameTooLong, detail));
                 }
                 if rid == 0xFFFF {
@@ -319,10 +319,13 @@ impl<T: Transport> Device<T> {
         }
     }
 
-    /// `get_record()`.
+    /// `get_record()`. The observer hears every record read ([`Observer::record`]).
     pub async fn get_record(&mut self) -> Result<Record, HostError> {
         match self.call(&Request::GetRecord).await? {
-            Reply::Record(r) => Ok(r),
+            Reply::Record(r) => {
+                self.observer.record(&r);
+                Ok(r)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -410,10 +413,10 @@ impl<T: Transport> Device<T> {
         }
     }
 
-    /// `accept()`.
-    pub async fn accept(&mut self) -> Result<(), HostError> {
+    /// `accept()`: what the device did (accepted, or nothing to accept and why).
+    pub async fn accept(&mut self) -> Result<AcceptOutcome, HostError> {
         match self.call(&Request::Accept).await? {
-            Reply::Accepted => Ok(()),
+            Reply::Accepted(outcome) => Ok(outcome),
             other => Err(unexpected(&other)),
         }
     }
@@ -530,7 +533,9 @@ impl<T: Transport> Device<T> {
         let info = self.ensure_info().await?;
         let current = self.link.baud().unwrap_or(DEFAULT_BAUD);
         for &baud in candidates {
-            if baud <= current || baud > info.max_baud {
+            // The agent lists the rates its UART can make; it offers no other.
+            let listed = info.baud_rates.is_empty() || info.baud_rates.contains(&baud);
+            if baud <= current || baud > info.max_baud || !listed {
                 continue;
             }
             match self
@@ -587,8 +592,9 @@ impl<T: Transport> Device<T> {
     }
 
     /// Send a run of requests with up to the agent's `max_in_flight` of them unanswered
-    /// at once, calling `on_reply(index, reply)` as answers come. A request whose answer does
-    /// not come is sent again (every request used here is idempotent on the agent).
+    /// at once, calling `on_reply(index, reply)` as answers come, error replies included
+    /// (return [`refused`]'s error to stop there). A request whose answer does not come is
+    /// sent again (every request used here is idempotent on the agent).
     pub(crate) async fn pipeline<'r>(
         &mut self,
         count: usize,
@@ -629,11 +635,9 @@ impl<T: Transport> Device<T> {
                         // A long request (a checksum of a large sector) is under way.
                         continue;
                     }
-                    if let Reply::Error { code, detail } = reply {
-                        let op = make(in_flight[pos].0).op();
-                        return Err(refusal(op, code, detail));
-                    }
                     // The agent answers in order: anything older than this answer was lost.
+                    // An error reply goes to `on_reply` too, which decides whether it
+                    // stops the pipeline (see `refused`).
                     let lost: Vec<(usize, u16, u32)> = in_flight.drain(..pos).collect();
                     let Some((index, _, _)) = in_flight.pop_front() else {
                         continue;
@@ -722,13 +726,27 @@ fn check_info(i: &Info) -> Result<(), HostError> {
             return bad("a slot");
         }
     }
+    if let Some(vm) = i.boot_stage
+        && i.slot(SlotKind::Vm, u32::from(vm)).is_none()
+    {
+        return bad("the boot stage");
+    }
     Ok(())
 }
 
-fn refusal(op: Op, code: ErrorCode, detail: u32) -> HostError {
+pub(crate) fn refusal(op: Op, code: ErrorCode, detail: u32) -> HostError {
     match code {
         ErrorCode::Unsupported => HostError::Unsupported,
         code => HostError::Refused { op, code, detail },
+    }
+}
+
+/// The error for an `Error` reply to `op`, or a protocol error for any other unexpected
+/// reply.
+pub(crate) fn refused(op: Op, reply: &Reply) -> HostError {
+    match *reply {
+        Reply::Error { code, detail } => refusal(op, code, detail),
+        ref other => unexpected(other),
     }
 }
 

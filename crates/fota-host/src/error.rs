@@ -45,9 +45,25 @@ pub enum HostError {
         /// Ours.
         host: u16,
     },
-    /// The record on the device is not valid.
-    #[error("the FOTA record on the device is not valid")]
+    /// The record on the device is not valid (fota\[0\] = 0): the device could not read
+    /// it from flash or write it there, so it cannot record an update safely.
+    #[error(
+        "the FOTA record on the device is not valid: the device could not store it in flash, \
+         so it cannot record an update safely; nothing was changed"
+    )]
     InvalidRecord,
+    /// A new configuration runs on trial and the image is not that configuration's: a
+    /// trial is never overwritten.
+    #[error(
+        "a new configuration runs on trial (bytecode slot {bc_slot}, VM slot {vm_slot}) and \
+         has not confirmed itself yet; it is not overwritten"
+    )]
+    TrialRunning {
+        /// Its bytecode slot.
+        bc_slot: u32,
+        /// Its VM slot.
+        vm_slot: u32,
+    },
     /// The image file is empty.
     #[error("the image {0} is empty")]
     EmptyImage(String),
@@ -69,8 +85,12 @@ pub enum HostError {
         /// Why not.
         why: String,
     },
-    /// No slot is free: a trial configuration is running or pending.
-    #[error("no slot is free: a new configuration is on trial")]
+    /// No slot of the kind is free: each holds the current, the last working or the
+    /// running firmware, or is the boot stage.
+    #[error(
+        "no slot is free for the new firmware: each one holds the current, the last working \
+         or the running firmware (or is the boot stage)"
+    )]
     NoFreeSlot,
     /// The device's MD5 of the written slot is not the image's.
     #[error("the checksum of the written slot does not match the image")]
@@ -112,6 +132,9 @@ impl HostError {
                     "The link damaged data; a lower baud rate or a better cable helps.".into()
                 }
                 ErrorCode::Unsupported => "Flash a firmware built with FOTA support.".into(),
+                ErrorCode::BootStage => "The boot stage is never erased or written: leave \
+                     the slot to the tool (automatic), or name another slot."
+                    .into(),
                 _ => {
                     "This is a bug in the tool or the agent; please report it with the log.".into()
                 }
@@ -126,8 +149,16 @@ impl HostError {
             HostError::VersionMismatch { .. } => {
                 "Use the tool version that matches the agent on the device.".into()
             }
-            HostError::InvalidRecord => "The device cannot tell which firmware is current. \
-                 Restart it: the agent rebuilds the record at boot."
+            HostError::InvalidRecord => "Restart the device: the agent reads the record \
+                 again at boot and writes it if it can. If fota[0] stays 0 (fota record), the \
+                 record area of the flash is worn or protected: the device keeps running its \
+                 current firmware, but it must be serviced with the vendor's wired tool (erase \
+                 the record area) before it can be updated over the air."
+                .into(),
+            HostError::TrialRunning { .. } => "Let the new firmware confirm itself, or accept \
+                 it (fota accept, or Accept in the web app) if it works; or restart the device \
+                 to go back to the previous firmware. Then flash again. Flashing the same image \
+                 as the one on trial waits for its outcome instead."
                 .into(),
             HostError::EmptyImage(_) => {
                 "Choose the built image file (.bin), not an empty file.".into()
@@ -138,12 +169,12 @@ impl HostError {
             HostError::BadSlot { .. } => {
                 "Leave the slot to the tool (automatic), or name a free slot.".into()
             }
-            HostError::NoFreeSlot => {
-                "A new configuration is attempted and not accepted yet. Flashing the same \
-                 image again finishes that update; once it runs, fota accept confirms it, and \
-                 a restart while it runs on trial brings back the previous firmware."
-                    .into()
-            }
+            HostError::NoFreeSlot => "fota record shows which slots are in use. If the \
+                 device runs a configuration the record no longer names (a trial cancelled \
+                 while it ran), restart it first; if a new configuration is on trial, accept it \
+                 (fota accept) or restart to go back, then flash again. Where VM slot 0 is the \
+                 boot stage and the other VM slot runs, attempt VM 0 again before updating the VM."
+                .into(),
             HostError::ChecksumMismatch { .. } => "Nothing was switched: the device still runs \
                  its current firmware. Flash again; if it repeats, lower the baud rate."
                 .into(),

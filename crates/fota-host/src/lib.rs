@@ -26,6 +26,6 @@ pub use error::{HostError, LinkError};
 pub use image::{Image, hex, md5_of};
 pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
 pub use transport::Transport;
-pub use update::{Outcome, Plan, Report, SlotChoice, update};
+pub use update::{Outcome, Plan, Report, SlotChoice, SlotRole, free_slot, slot_role, update};
 
 pub use fota_protocol as protocol;

@@ -111,6 +111,11 @@ pub trait Observer {
     fn resumed(&mut self, image: &str, kept: u64, total: u64) {
         let _ = (image, kept, total);
     }
+    /// The device's FOTA record as just read (record check, after attempt, while
+    /// waiting for the outcome), so that a view of it follows the update live.
+    fn record(&mut self, record: &fota_protocol::Record) {
+        let _ = record;
+    }
     /// A line of text the firmware printed.
     fn device_log(&mut self, line: &str) {
         let _ = line;

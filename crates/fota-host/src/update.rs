@@ -3,8 +3,11 @@
 use core::time::Duration;
 use fota_protocol::Layout as _;
 
-use fota_protocol::{Info, Record, RecordUpdate, Reply, Request, SlotDesc, SlotKind};
+use fota_protocol::{
+    ErrorCode, Info, Op, Record, RecordState, RecordUpdate, Reply, Request, SlotDesc, SlotKind,
+};
 
+use crate::device::refused;
 use crate::image::md5_of;
 use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
 
@@ -150,28 +153,51 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     if !info.fota_supported {
         return Err(HostError::Unsupported);
     }
-    let before = dev.get_record().await?;
+    let mut before = dev.get_record().await?;
     if before.valid == 0 {
         return Err(HostError::InvalidRecord);
     }
     dev.observer().step(
         Step::RecordCheck,
-        &format!(
-            "Record valid: current VM slot {}, bytecode slot {}{}",
-            before.vm_current,
-            before.bc_current,
-            if before.on_trial() {
-                " (a new configuration is on trial or pending)"
-            } else {
-                " (accepted)"
-            }
-        ),
+        &format!("Record valid: {}", describe(&before)),
     );
 
-    // An earlier run of this plan stopped after its attempt (a lost restart, a pulled
-    // cable): the attempted slots hold the images. Finish it instead of refusing.
-    if before.on_trial() && attempted_holds(dev, &info, &before, plan).await? {
-        return finish_attempt(dev, &info, &before, plan, report, start).await;
+    match before.state {
+        RecordState::Confirmed => {}
+        // An earlier run of this plan stopped after its attempt (a lost restart, a pulled
+        // cable), or its trial runs: the attempted slots hold the images. Finish it
+        // instead of starting over.
+        _ if attempted_holds(dev, &info, &before, plan).await? => {
+            return finish_attempt(dev, &info, &before, plan, report, start).await;
+        }
+        RecordState::Pending => {
+            // Never run: nothing is lost by going back to the last working configuration,
+            // which frees the attempted slots for this image. Check first that the plan
+            // can go ahead then, so that a plan that cannot changes nothing.
+            check_plan_after_replacing(&info, &before, plan)?;
+            dev.observer().step(
+                Step::RecordCheck,
+                &format!(
+                    "An attempt of bytecode slot {} with VM slot {} is pending and has never \
+                     run; {} replaces it",
+                    before.bc_current, before.vm_current, plan.bytecode.name
+                ),
+            );
+            dev.set_record(RecordUpdate {
+                vm_current: before.vm_last,
+                vm_last: before.vm_last,
+                bc_current: before.bc_last,
+                bc_last: before.bc_last,
+            })
+            .await?;
+            before = dev.get_record().await?;
+        }
+        RecordState::Trial => {
+            return Err(HostError::TrialRunning {
+                bc_slot: before.bc_current,
+                vm_slot: before.vm_current,
+            });
+        }
     }
 
     // 2. Slot choice.
@@ -182,13 +208,7 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     let mut jobs = vec![(bc_slot, &plan.bytecode)];
     let mut vm_index = before.vm_current;
     if let Some(vm) = &plan.vm {
-        if info.count(SlotKind::Vm) < 2 {
-            return Err(HostError::BadSlot {
-                index: 1,
-                why: "this device's layout has a single VM slot, so the VM cannot be updated"
-                    .into(),
-            });
-        }
+        check_vm_updatable(&info)?;
         let vm_slot = choose_slot(dev, &info, &before, SlotKind::Vm, plan.vm_slot).await?;
         check_fits(vm, &vm_slot)?;
         vm_index = u32::from(vm_slot.index);
@@ -250,8 +270,9 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         &format!("Trying bytecode slot {bc_index} with VM slot {vm_index} at the next restart"),
     );
     dev.attempt(bc_index, vm_index).await?;
+    // Read back: the record is Pending now (and an observer shows it before the restart).
+    report.record = dev.get_record().await?;
     if !plan.restart {
-        report.record = dev.get_record().await?;
         report.total_time = dev.now() - start;
         return Ok(report);
     }
@@ -330,6 +351,57 @@ pub async fn watch_outcome<T: Transport>(
     }
 }
 
+/// The record in a line: the configuration, its state, what runs.
+pub fn describe(r: &Record) -> String {
+    let state = match r.state {
+        RecordState::Confirmed => "confirmed".to_string(),
+        RecordState::Pending => format!(
+            "pending: tried at the next restart, bytecode slot {} and VM slot {} are the last \
+             working ones",
+            r.bc_last, r.vm_last
+        ),
+        RecordState::Trial => format!(
+            "on trial: not accepted yet, a restart goes back to bytecode slot {} with VM slot {}",
+            r.bc_last, r.vm_last
+        ),
+    };
+    let runs = if r.runs_current() {
+        String::new()
+    } else {
+        format!(
+            "; running now: bytecode slot {} with VM slot {}",
+            r.running_bc, r.running_vm
+        )
+    };
+    format!(
+        "bytecode slot {} with VM slot {}, {state}{runs}",
+        r.bc_current, r.vm_current
+    )
+}
+
+/// (current, last working, running) slot of `kind`.
+fn slots_of(record: &Record, kind: SlotKind) -> (u32, u32, u32) {
+    match kind {
+        SlotKind::Vm => (record.vm_current, record.vm_last, record.running_vm),
+        SlotKind::Bytecode => (record.bc_current, record.bc_last, record.running_bc),
+    }
+}
+
+/// The slot an update of `kind` will go to when the agent chooses (`find_bytecode_slot`
+/// / `find_vm_slot`), worked out from `Info` and the record alone, for a preview before
+/// asking: the lowest-index slot of `kind` that may take an image ([`slot_role`]).
+/// `None` if there is none.
+pub fn free_slot(info: &Info, record: &Record, kind: SlotKind) -> Option<SlotDesc> {
+    let mut free: Vec<SlotDesc> = info
+        .slots
+        .iter()
+        .filter(|s| s.kind == kind && slot_role(info, record, kind, u32::from(s.index)).is_none())
+        .copied()
+        .collect();
+    free.sort_by_key(|s| s.index);
+    free.first().copied()
+}
+
 fn kind_name(kind: SlotKind) -> &'static str {
     match kind {
         SlotKind::Vm => "VM",
@@ -356,6 +428,105 @@ fn check_fits(image: &Image, slot: &SlotDesc) -> Result<(), HostError> {
     Ok(())
 }
 
+fn check_vm_updatable(info: &Info) -> Result<(), HostError> {
+    if info.count(SlotKind::Vm) < 2 {
+        return Err(HostError::BadSlot {
+            index: 1,
+            why: "this device's layout has a single VM slot, so the VM cannot be updated".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `plan` can go ahead once the pending attempt of `record` is replaced (the
+/// record back at its last working configuration), checked before anything changes.
+fn check_plan_after_replacing(info: &Info, record: &Record, plan: &Plan) -> Result<(), HostError> {
+    let mut jobs = vec![(SlotKind::Bytecode, plan.bytecode_slot, &plan.bytecode)];
+    if let Some(vm) = &plan.vm {
+        check_vm_updatable(info)?;
+        jobs.push((SlotKind::Vm, plan.vm_slot, vm));
+    }
+    for (kind, choice, image) in jobs {
+        let slot = match choice {
+            SlotChoice::Index(index) => check_index(info, record, kind, index)?,
+            SlotChoice::Auto => free_slot(info, record, kind).ok_or(HostError::NoFreeSlot)?,
+        };
+        check_fits(image, &slot)?;
+    }
+    Ok(())
+}
+
+/// Why a slot may not take a new image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRole {
+    /// The VM slot the part always starts: never erased or written.
+    BootStage,
+    /// The record's current slot (confirmed or on trial).
+    Current,
+    /// The last working slot.
+    LastWorking,
+    /// The slot running now.
+    Running,
+}
+
+impl SlotRole {
+    /// In plain words, for "slot N cannot take this image: ...".
+    pub fn describe(self, kind: SlotKind) -> String {
+        match self {
+            SlotRole::BootStage => "it is the boot stage, which is never erased or written".into(),
+            SlotRole::Current => format!("it holds the current {}", kind_name(kind)),
+            SlotRole::LastWorking => format!("it holds the last working {}", kind_name(kind)),
+            SlotRole::Running => format!("it holds the running {}", kind_name(kind)),
+        }
+    }
+}
+
+/// Why slot `index` of `kind` may not take a new image, if it may not: the boot stage, or
+/// a slot that holds the current, the last working or the running firmware. The current
+/// slot of a *pending* attempt is free: it never ran, and an update replaces it.
+pub fn slot_role(info: &Info, record: &Record, kind: SlotKind, index: u32) -> Option<SlotRole> {
+    let (current, last, running) = slots_of(record, kind);
+    if kind == SlotKind::Vm && info.boot_stage.is_some_and(|b| u32::from(b) == index) {
+        Some(SlotRole::BootStage)
+    } else if index == current && record.state != RecordState::Pending {
+        Some(SlotRole::Current)
+    } else if index == last {
+        Some(SlotRole::LastWorking)
+    } else if index == running {
+        Some(SlotRole::Running)
+    } else {
+        None
+    }
+}
+
+/// Slot `index` of `kind`, unless the layout lacks it or it may not take an image
+/// ([`slot_role`]).
+fn check_index(
+    info: &Info,
+    record: &Record,
+    kind: SlotKind,
+    index: u32,
+) -> Result<SlotDesc, HostError> {
+    let Some(slot) = info.slot(kind, index) else {
+        return Err(HostError::BadSlot {
+            index,
+            why: format!(
+                "the layout has {} {} slots (0 to {})",
+                info.count(kind),
+                kind_name(kind),
+                info.count(kind).saturating_sub(1)
+            ),
+        });
+    };
+    if let Some(role) = slot_role(info, record, kind, index) {
+        return Err(HostError::BadSlot {
+            index,
+            why: role.describe(kind),
+        });
+    }
+    Ok(*slot)
+}
+
 async fn choose_slot<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -363,10 +534,6 @@ async fn choose_slot<T: Transport>(
     kind: SlotKind,
     choice: SlotChoice,
 ) -> Result<SlotDesc, HostError> {
-    let (current, last) = match kind {
-        SlotKind::Vm => (record.vm_current, record.vm_last),
-        SlotKind::Bytecode => (record.bc_current, record.bc_last),
-    };
     match choice {
         SlotChoice::Auto => {
             let addr = match kind {
@@ -381,34 +548,7 @@ async fn choose_slot<T: Transport>(
                 ))),
             }
         }
-        SlotChoice::Index(index) => {
-            let Some(slot) = info.slot(kind, index) else {
-                return Err(HostError::BadSlot {
-                    index,
-                    why: format!(
-                        "the layout has {} {} slots (0 to {})",
-                        info.count(kind),
-                        kind_name(kind),
-                        info.count(kind).saturating_sub(1)
-                    ),
-                });
-            };
-            if index == current || index == last {
-                return Err(HostError::BadSlot {
-                    index,
-                    why: format!(
-                        "it holds the {} {}",
-                        if index == current {
-                            "current"
-                        } else {
-                            "last working"
-                        },
-                        kind_name(kind)
-                    ),
-                });
-            }
-            Ok(*slot)
-        }
+        SlotChoice::Index(index) => check_index(info, record, kind, index),
     }
 }
 
@@ -485,16 +625,19 @@ async fn transfer<T: Transport>(
         let total_len = image.len() as u64;
         let mut done = 0u64;
         dev.pipeline(count, &make, &mut |obs, now, i, reply| {
-            let Reply::Checksum(md5) = reply else {
-                return Err(HostError::Protocol(format!("{reply:?} to a checksum")));
-            };
-            let blank = if i == last { erased_tail } else { erased };
-            state[i] = if md5 == wanted[i] {
-                SectorState::Done
-            } else if md5 == blank {
-                SectorState::Erased
-            } else {
-                SectorState::Dirty
+            state[i] = match reply {
+                Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
+                Reply::Checksum(md5) if md5 == if i == last { erased_tail } else { erased } => {
+                    SectorState::Erased
+                }
+                Reply::Checksum(_) => SectorState::Dirty,
+                // A sector the device cannot read (ECC flash: a word a power cut tore):
+                // erasing it makes it readable again.
+                Reply::Error {
+                    code: ErrorCode::FlashFailure,
+                    ..
+                } => SectorState::Dirty,
+                other => return Err(refused(Op::ChecksumSlot, &other)),
             };
             done += (ranges_len[i]) as u64;
             obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
@@ -593,7 +736,7 @@ async fn transfer<T: Transport>(
     let mut done = 0u64;
     dev.pipeline(blocks.len(), &make, &mut |obs, now, i, reply| {
         if !matches!(reply, Reply::Written { .. }) {
-            return Err(HostError::Protocol(format!("{reply:?} to a write")));
+            return Err(refused(Op::WriteSlot, &reply));
         }
         done += (blocks[i].1 - blocks[i].0) as u64;
         obs.progress(&progress64(Phase::Stream, done, total, now - t));
@@ -682,13 +825,24 @@ async fn finish_attempt<T: Transport>(
             dev.observer().verified(&image.name, &image.md5());
         }
     }
-    if !plan.restart {
+    if !plan.restart && before.state == RecordState::Pending {
         report.record = *before;
         report.total_time = dev.now() - start;
         return Ok(report);
     }
-    // It may run on trial already (and accept soon), or wait for a restart.
-    let (mut outcome, mut record) = watch_outcome(
+    // Pending: it has never run, restart into it. On trial: it runs; a restart now would
+    // revert it, so only wait for it to confirm itself.
+    if before.state == RecordState::Pending {
+        dev.observer()
+            .step(Step::Restart, "Restarting the device into the new firmware");
+        dev.restart().await?;
+        dev.wait_for_device().await?;
+    }
+    dev.observer().step(
+        Step::Outcome,
+        "Waiting for the new firmware to confirm itself",
+    );
+    let (outcome, record) = watch_outcome(
         dev,
         before,
         before.bc_current,
@@ -696,20 +850,6 @@ async fn finish_attempt<T: Transport>(
         plan.wait_accept,
     )
     .await?;
-    if outcome == Outcome::OnTrial {
-        dev.observer()
-            .step(Step::Restart, "Restarting the device into the new firmware");
-        dev.restart().await?;
-        dev.wait_for_device().await?;
-        (outcome, record) = watch_outcome(
-            dev,
-            before,
-            before.bc_current,
-            before.vm_current,
-            plan.wait_accept,
-        )
-        .await?;
-    }
     dev.observer().step(Step::Outcome, outcome.describe());
     report.outcome = outcome;
     report.record = record;

@@ -20,8 +20,9 @@ use futures::executor::block_on;
 
 const VM_SLOT: u32 = 8 * 1024;
 const BC_SLOT: u32 = 12 * 1024;
-/// The agent's longest request frame (`fota_agent::RX_FRAME`).
-const RX_FRAME: u32 = 1042;
+/// The agent's longest request payload (`fota_agent::RX_PAYLOAD`): 1 024 data bytes of a
+/// write, its address, and the id, op and CRC.
+const RX_PAYLOAD: u32 = 1035;
 
 fn config(layout: LayoutKind) -> DeviceConfig {
     let mut cfg = DeviceConfig::new(layout);
@@ -398,8 +399,10 @@ fn misaligned_write() {
         ErrorCode::Misaligned,
     );
     assert_eq!(detail, bc1 + 2);
+    // Any length is a valid write (the agent holds a partial unit until the next write);
+    // a start inside a unit that no earlier write left partly written is not.
     refused(
-        block_on(dev.write_slot(bc1, &[0; 3])),
+        block_on(dev.write_slot(bc1 + 6, &[0; 3])),
         Op::WriteSlot,
         ErrorCode::Misaligned,
     );
@@ -462,8 +465,9 @@ fn unknown_command() {
     block_on(dev.get_record()).expect("record");
 }
 
-/// A frame longer than the agent's receive buffer: the agent drops it and answers
-/// `FrameTooLong` (detail: its limit) under id 0xFFFF, as it cannot read the id.
+/// A request longer than the agent takes: the agent drops it and answers `FrameTooLong`
+/// (detail: its limit) under id 0xFFFF, whatever the bytes (a frame longer than its
+/// receive buffer gives it no id to answer under).
 #[test]
 fn oversize_frame() {
     let mut dev = host();
@@ -484,7 +488,7 @@ fn oversize_frame() {
             0xFFFF,
             Reply::Error {
                 code: ErrorCode::FrameTooLong,
-                detail: RX_FRAME
+                detail: RX_PAYLOAD
             }
         )]
     );
@@ -503,7 +507,7 @@ fn oversize_frame_through_the_host_api_is_refused_clearly() {
     let result = block_on(dev.write_slot(bc1, &[0x11; 2048]));
     assert_eq!(snap(&mut dev), before);
     let detail = refused(result, Op::WriteSlot, ErrorCode::FrameTooLong);
-    assert_eq!(detail, RX_FRAME);
+    assert_eq!(detail, RX_PAYLOAD);
 }
 
 #[test]
@@ -785,21 +789,187 @@ fn write_over_bytes_that_are_not_erased() {
     assert_eq!(snap(&mut dev), before);
 }
 
+/// An attempt that is pending and has never run is replaced by another image: the host
+/// says so first, and only the target slot and the record change.
 #[test]
 fn update_while_an_attempt_is_pending() {
-    let mut dev = host();
+    #[derive(Default, Clone)]
+    struct Steps(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+    impl fota_host::Observer for Steps {
+        fn step(&mut self, _: fota_host::Step, detail: &str) {
+            self.0.borrow_mut().push(detail.to_string());
+        }
+    }
+    let steps = Steps::default();
+    let mut dev: Host = Device::new(
+        SimTransport::new(sim(config(LayoutKind::BytecodeOnly)), Virtual),
+        Box::new(steps.clone()),
+    );
     let mut plan = Plan::new(new_image());
     plan.restart = false;
     block_on(update(&mut dev, &plan)).expect("attempt");
-    let before = snap(&mut dev);
-    let err = block_on(update(&mut dev, &Plan::new(other_image()))).expect_err("no free slot");
-    assert_eq!(err, HostError::NoFreeSlot);
-    let (_, help) = texts(&err);
+    let pending = block_on(dev.get_record()).expect("record");
+    assert_eq!(pending.state, fota_host::protocol::RecordState::Pending);
+    steps.0.borrow_mut().clear();
+    let report = block_on(update(&mut dev, &Plan::new(other_image()))).expect("replaced");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    let said = steps.0.borrow().clone();
+    let replaced = said
+        .iter()
+        .position(|s| s.contains("is pending and has never run; blink-3.bin replaces it"))
+        .unwrap_or_else(|| panic!("not said: {said:?}"));
+    let erase = said
+        .iter()
+        .position(|s| s.starts_with("Erasing"))
+        .expect("erase");
     assert!(
-        help.contains("fota accept") && help.contains("same image again"),
+        replaced < erase,
+        "said before anything was erased: {said:?}"
+    );
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let len = other_image().len() as u32;
+    let md5 = block_on(dev.checksum_slot(bc1, len, &mut |_, _, _, _| {})).expect("md5");
+    assert_eq!(md5, other_image().md5());
+}
+
+/// A new configuration on trial is never overwritten: another image is refused, saying
+/// what to do, and nothing changes.
+#[test]
+fn update_while_a_trial_runs() {
+    let mut dev = host_for(DeviceConfig {
+        // Long enough that the trial is still running when the second update comes.
+        accept_after_ns: 60_000_000_000,
+        ..config(LayoutKind::BytecodeOnly)
+    });
+    let mut plan = Plan::new(new_image());
+    plan.wait_accept = Duration::from_secs(1);
+    let first = block_on(update(&mut dev, &plan)).expect("first");
+    assert_eq!(first.outcome, Outcome::OnTrial);
+    let before = snap(&mut dev);
+    let err = block_on(update(&mut dev, &Plan::new(other_image()))).expect_err("on trial");
+    assert_eq!(
+        err,
+        HostError::TrialRunning {
+            bc_slot: 1,
+            vm_slot: 0
+        }
+    );
+    let (msg, help) = texts(&err);
+    assert!(msg.contains("runs on trial"), "{msg}");
+    assert!(
+        help.contains("fota accept") && help.contains("restart the device"),
         "{help}"
     );
     assert_eq!(snap(&mut dev), before);
+    // The same image as the one on trial waits for its outcome, and never restarts it.
+    let boots = dev.link().device().boots().len();
+    let again = block_on(update(&mut dev, &plan)).expect("same image");
+    assert_eq!(again.outcome, Outcome::OnTrial);
+    assert_eq!(
+        dev.link().device().boots().len(),
+        boots,
+        "a restart would revert it"
+    );
+}
+
+/// A record area the flash cannot write (worn out or write-protected): the factory
+/// record stays in RAM, fota[0] is 0, and the host refuses to update, saying why.
+#[test]
+fn a_device_whose_record_is_not_valid() {
+    let cfg = config(LayoutKind::BytecodeOnly);
+    let agent = cfg.agent_config();
+    let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
+    let bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+    let mut flash = DeviceFlash::from_image(
+        cfg.flash_with(&[(SlotKind::Vm, 0, &vm), (SlotKind::Bytecode, 0, &bc)]),
+    )
+    .expect("whole sectors")
+    .with_timing(FlashTiming::INSTANT);
+    flash.wear_out(agent.record_addr, agent.record_size as usize);
+    let mut dev: Host = Device::new(
+        SimTransport::new(SimDevice::from_flash(cfg, flash), Virtual),
+        Box::new(NullObserver),
+    );
+    let record = block_on(dev.get_record()).expect("record");
+    assert_eq!(record.valid, 0, "{record:?}");
+    let before = snap(&mut dev);
+    let err = block_on(update(&mut dev, &Plan::new(new_image()))).expect_err("invalid");
+    assert_eq!(err, HostError::InvalidRecord);
+    let (msg, help) = texts(&err);
+    assert!(msg.contains("could not store it in flash"), "{msg}");
+    assert!(
+        help.contains("Restart the device") && help.contains("record area"),
+        "{help}"
+    );
+    assert_eq!(snap(&mut dev), before);
+}
+
+/// The boot stage (a part that always starts VM slot 0): the tool never offers it and
+/// the agent refuses to erase or write it.
+#[test]
+fn the_boot_stage() {
+    let mut cfg = config(LayoutKind::VmAndBytecode);
+    cfg.boot_stage = Some(0);
+    let mut dev = host_for(cfg);
+    let info = block_on(dev.hello()).expect("hello");
+    assert_eq!(info.boot_stage, Some(0));
+    let before = snap(&mut dev);
+    let vm0 = addr(&mut dev, SlotKind::Vm, 0);
+    let detail = refused(
+        block_on(dev.erase_slot(vm0, 4096, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::BootStage,
+    );
+    assert_eq!(detail, vm0);
+    refused(
+        block_on(dev.write_slot(vm0 + 4096, &[1, 2, 3, 4])),
+        Op::WriteSlot,
+        ErrorCode::BootStage,
+    );
+    let e = HostError::Refused {
+        op: Op::EraseSlot,
+        code: ErrorCode::BootStage,
+        detail,
+    };
+    let (msg, help) = texts(&e);
+    assert!(
+        msg.contains("boot stage") && help.contains("boot stage"),
+        "{msg} {help}"
+    );
+    let mut plan = Plan::new(new_image());
+    let vm = images::sample_image(SlotKind::Vm, "zvm", "2.0", true, 3000);
+    plan.vm = Some(Image::new("zvm-2.bin", vm).expect("vm"));
+    plan.vm_slot = SlotChoice::Index(0);
+    let err = block_on(update(&mut dev, &plan)).expect_err("boot stage");
+    let (msg, _) = texts(&err);
+    assert!(msg.contains("it is the boot stage"), "{msg}");
+    assert_eq!(snap(&mut dev), before);
+    // Left to the tool, the VM goes to VM slot 1.
+    plan.vm_slot = SlotChoice::Auto;
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    assert_eq!((report.record.vm_current, report.record.running_vm), (1, 1));
+}
+
+/// ECC flash: a word of the target slot that a power cut tore cannot be read. The
+/// device's checksum of it is a `FlashFailure`; the update's comparison takes that
+/// sector as one to erase, and the update goes through.
+#[test]
+fn a_slot_sector_the_flash_cannot_read() {
+    let mut cfg = config(LayoutKind::BytecodeOnly);
+    cfg.ecc = true;
+    let mut dev = host_for(cfg);
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    dev.link().device_mut().flash_mut().tear_word(bc1 + 4100);
+    let detail = refused(
+        block_on(dev.checksum_slot(bc1, 8192, &mut |_, _, _, _| {})),
+        Op::ChecksumSlot,
+        ErrorCode::FlashFailure,
+    );
+    assert_eq!(detail, bc1 + 4096, "the block that could not be read");
+    let report = block_on(update(&mut dev, &Plan::new(new_image()))).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    assert!(dev.link().device().flash().torn_words().is_empty());
 }
 
 #[test]
@@ -817,7 +987,7 @@ fn protocol_version_mismatch() {
             0x7006,
             Reply::Error {
                 code: ErrorCode::VersionMismatch,
-                detail: 1
+                detail: u32::from(fota_host::protocol::PROTOCOL_VERSION)
             }
         )]
     );

@@ -4,6 +4,7 @@
 use fota_host::protocol::Layout as _;
 use std::time::Duration;
 
+use fota_host::protocol::RecordState;
 use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::{Outcome, Plan, SlotChoice};
 use fota_host::{Device, HostError, Image, NullObserver, update};
@@ -148,19 +149,29 @@ fn a_device_without_fota_support_is_reported() {
 }
 
 #[test]
-fn a_second_update_while_on_trial_says_no_slot_is_free() {
+fn a_second_update_while_an_attempt_is_pending_replaces_it() {
     let mut dev = device(LayoutKind::BytecodeOnly);
     let mut plan = Plan::new(image(images::blink_v2()));
     plan.restart = false;
     block_on(update(&mut dev, &plan)).expect("first");
-    // Another image: the same one again would finish the pending attempt instead.
+    // Another image: the pending attempt never ran, so it is replaced.
     let mut other = Plan::new(image(images::blink_v3_broken()));
     other.restart = false;
-    let err = block_on(update(&mut dev, &other)).expect_err("no free slot");
-    assert_eq!(err, HostError::NoFreeSlot);
-    // The same image again resumes: the attempt is already recorded.
-    let again = block_on(update(&mut dev, &plan)).expect("resume");
+    let report = block_on(update(&mut dev, &other)).expect("replaced");
+    assert_eq!(report.outcome, Outcome::Attempted);
+    let r = report.record;
+    assert_eq!(
+        (r.bc_current, r.bc_last, r.state),
+        (1, 0, RecordState::Pending)
+    );
+    let slot = report.targets[0].slot.addr;
+    let md5 = block_on(dev.checksum_slot(slot, report.targets[0].len, &mut |_, _, _, _| {}))
+        .expect("md5");
+    assert_eq!(md5, fota_host::md5_of(&images::blink_v3_broken()));
+    // The same image again finishes the recorded attempt: nothing is sent.
+    let again = block_on(update(&mut dev, &other)).expect("resume");
     assert_eq!(again.outcome, Outcome::Attempted);
+    assert_eq!(again.sent_bytes, 0);
 }
 
 #[test]
@@ -486,4 +497,157 @@ fn text_the_firmware_prints_between_frames_reaches_the_observer_as_lines() {
         "missing {:?} in {lines:?}",
         expect.get(at)
     );
+}
+
+/// "The FOTA process can be performed WITHOUT stopping the current firmware execution
+/// until the very end": the simulated firmware ticks every millisecond while the agent
+/// leaves it the CPU. Over whole updates into dirty slots (erase, stream, checksum,
+/// attempt, restart, outcome), the longest gap between two ticks of the running firmware
+/// stays within one sector erase plus the handling of one frame.
+#[test]
+fn an_update_never_stops_the_running_firmware_for_longer_than_one_sector_erase() {
+    use fota_host::protocol::SlotKind;
+    for layout in [LayoutKind::BytecodeOnly, LayoutKind::VmAndBytecode] {
+        let mut dev = device(layout);
+        let big = |kind: SlotKind, v: &str, len: usize| {
+            image(images::sample_image(kind, "big", v, true, len))
+        };
+        let plan = |v: &str| {
+            let mut p = Plan::new(big(SlotKind::Bytecode, v, 200 * 1024));
+            if layout == LayoutKind::VmAndBytecode {
+                p.vm = Some(big(SlotKind::Vm, v, 40 * 1024));
+            }
+            p
+        };
+        // Two updates first, so that the next one goes to a slot full of old data.
+        block_on(update(&mut dev, &plan("2"))).expect("first");
+        block_on(update(&mut dev, &plan("3"))).expect("second");
+        dev.link().device_mut().reset_tick_gap();
+        let t0 = dev.link().device().firmware_ticks();
+        let report = block_on(update(&mut dev, &plan("4"))).expect("update");
+        assert_eq!(report.outcome, Outcome::Accepted);
+        assert!(report.erase_time > Duration::from_secs(2), "{report:?}");
+        let t = dev.link().device().firmware_ticks();
+        let timing = dev.link().device().config().timing;
+        // One frame: the largest write programmed and read back three times, plus the
+        // firmware's own tick.
+        let max_write = usize::from(block_on(dev.hello()).expect("info").max_write);
+        let frame = timing.program_ns(0, max_write)
+            + 3 * timing.read_ns(max_write)
+            + fota_sim::device::TICK_NS;
+        let bound = timing.sector_erase_ns + frame;
+        println!(
+            "{layout:?}: {} firmware ticks over {:.2} s of update; longest stall {:.1} ms \
+             (bound {:.1} ms: a sector erase {:.1} ms + one frame {:.1} ms); erase {:.2} s",
+            t.count - t0.count,
+            report.total_time.as_secs_f64(),
+            t.longest_gap_ns as f64 / 1e6,
+            bound as f64 / 1e6,
+            timing.sector_erase_ns as f64 / 1e6,
+            frame as f64 / 1e6,
+            report.erase_time.as_secs_f64(),
+        );
+        assert!(
+            t.longest_gap_ns <= bound,
+            "{layout:?}: the firmware stopped for {} ms",
+            t.longest_gap_ns / 1_000_000
+        );
+        // It really ran meanwhile: about one tick a millisecond of the update (the reboot
+        // into the new firmware excepted).
+        let busy_ms = report.total_time.as_millis() as u64;
+        assert!(
+            t.count - t0.count > busy_ms / 2,
+            "{} ticks",
+            t.count - t0.count
+        );
+    }
+}
+
+/// Bytes that follow a `Restart` frame are dropped: the agent handles nothing after it
+/// (the device resets once the reply has left), so a `GetRecord` sent in the same write
+/// is not answered; after the reset the agent answers again.
+#[test]
+fn bytes_after_a_restart_frame_are_dropped() {
+    use fota_host::Transport;
+    use fota_host::protocol::{Event, FrameReader, Reply, Request, encode_request};
+    let mut dev = device(LayoutKind::BytecodeOnly);
+    let mut bytes = vec![0u8; 64];
+    let n = encode_request(1, &Request::Restart, &mut bytes).expect("fits");
+    let mut out = bytes[..n].to_vec();
+    let m = encode_request(2, &Request::GetRecord, &mut bytes).expect("fits");
+    out.extend_from_slice(&bytes[..m]);
+    let link = dev.link();
+    block_on(link.send(&out)).expect("send");
+    let mut reader = FrameReader::<512>::new();
+    let mut ids = Vec::new();
+    let mut buf = [0u8; 512];
+    let until = link.now() + Duration::from_secs(2);
+    while link.now() < until {
+        let n = block_on(link.recv(&mut buf, Duration::from_millis(50))).expect("recv");
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let (used, ev) = reader.feed(rest);
+            if let Some(Event::Frame(f)) = ev {
+                ids.push((f.id, f.reply().expect("reply")));
+            }
+            rest = &rest[used..];
+        }
+    }
+    assert_eq!(
+        ids,
+        [(1, Reply::Restarting)],
+        "only the Restart is answered"
+    );
+    assert!(block_on(dev.wait_for_device()).is_ok());
+    block_on(dev.get_record()).expect("answers after the reset");
+}
+
+/// The observer hears every record the update reads, so a view of the record (the web
+/// app's panel and flash map) follows it live: Confirmed at the record check, Pending
+/// after attempt, Trial after the restart, then Confirmed on the new slot (accepted) or
+/// back on the old one (reverted).
+#[test]
+fn the_observer_follows_the_record_through_attempt_trial_and_accept_or_revert() {
+    use fota_host::protocol::{Record, RecordState};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    #[derive(Clone, Default)]
+    struct Records(Rc<RefCell<Vec<Record>>>);
+    impl fota_host::Observer for Records {
+        fn record(&mut self, r: &Record) {
+            self.0.borrow_mut().push(*r);
+        }
+    }
+    for (bytes, accepted) in [
+        (images::blink_v2(), true),
+        (images::blink_v3_broken(), false),
+    ] {
+        let seen = Records::default();
+        let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+        // A self-test that takes two seconds, so that the trial is seen before it ends.
+        cfg.accept_after_ns = 2_000_000_000;
+        let sim = SimDevice::new(cfg);
+        let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(seen.clone()));
+        block_on(update(&mut dev, &Plan::new(image(bytes)))).expect("update");
+        // What the panel shows, step by step (repeats of the same record dropped).
+        let mut states: Vec<(RecordState, u32, u32)> = Vec::new();
+        for r in seen.0.borrow().iter() {
+            let s = (r.state, r.bc_current, r.running_bc);
+            if states.last() != Some(&s) {
+                states.push(s);
+            }
+        }
+        let end = if accepted {
+            (RecordState::Confirmed, 1, 1)
+        } else {
+            (RecordState::Confirmed, 0, 0)
+        };
+        let expected = [
+            (RecordState::Confirmed, 0, 0),
+            (RecordState::Pending, 1, 0),
+            (RecordState::Trial, 1, 1),
+            end,
+        ];
+        assert_eq!(states, expected, "accepted: {accepted}");
+    }
 }

@@ -23,13 +23,18 @@ pub use frame::{
     Event, Frame, FrameError, FrameReader, encode_reply, encode_request, frame_len, is_text,
 };
 pub use message::{
-    DecodeError, ErrorCode, Info, Layout, MAX_NAME, MAX_SLOTS, Op, Record, RecordUpdate, Reply,
-    Request, SlotDesc, SlotKind,
+    AcceptOutcome, DecodeError, ErrorCode, Info, Layout, MAX_BAUD_RATES, MAX_NAME, MAX_SLOTS, Op,
+    Record, RecordState, RecordUpdate, Reply, Request, SlotDesc, SlotKind, info_tag,
 };
 
 /// Version of this protocol. A `Hello` with another version gets
 /// [`ErrorCode::VersionMismatch`].
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added the record's state and the running slots to the `Record` reply, the
+/// outcome to the `Accept` reply, the `BootStage` error, and extension fields to `Info`
+/// (boot stage, sector erase time, baud rates); later fields are added as extensions,
+/// which a reader skips when it does not know them, without a new version.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of a frame's payload besides the body: id (2), op (1) and CRC-32 (4).
 pub const FRAME_OVERHEAD: usize = 7;

@@ -6,6 +6,19 @@ use crate::wire::{Reader, Sink};
 pub const MAX_SLOTS: usize = 8;
 /// Longest agent name, in bytes of UTF-8.
 pub const MAX_NAME: usize = 32;
+/// Most baud rates an agent lists in [`Info::baud_rates`].
+pub const MAX_BAUD_RATES: usize = 8;
+
+/// Tags of the extension fields that follow the fixed fields of an `Info` body
+/// (docs/PROTOCOL.md, 3.3). A reader skips tags it does not know.
+pub mod info_tag {
+    /// `u8`: the VM slot that is the boot stage (never erased or written).
+    pub const BOOT_STAGE: u8 = 1;
+    /// `u32`: the worst-case time to erase one sector, in milliseconds.
+    pub const SECTOR_ERASE_MS: u8 = 2;
+    /// `u32` each, ascending: the baud rates `SetBaud` accepts.
+    pub const BAUD_RATES: u8 = 3;
+}
 
 /// Operation codes. A reply to a request carries the request's code with bit 7 set;
 /// [`Op::Progress`] and [`Op::Error`] may answer any request.
@@ -125,11 +138,14 @@ pub enum ErrorCode {
     BadBaud = 16,
     /// The request was well framed but its body was malformed. Detail: the op code.
     BadRequest = 17,
+    /// The slot is the boot stage (the VM slot the part always starts), which is never
+    /// erased or written. Detail: the slot address.
+    BootStage = 18,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::Unsupported,
         ErrorCode::OutOfSlot,
         ErrorCode::SlotInUse,
@@ -147,6 +163,7 @@ impl ErrorCode {
         ErrorCode::FrameTooLong,
         ErrorCode::BadBaud,
         ErrorCode::BadRequest,
+        ErrorCode::BootStage,
     ];
 
     /// The code for a byte, if it is one.
@@ -174,6 +191,7 @@ impl ErrorCode {
             ErrorCode::FrameTooLong => "the frame is longer than the agent accepts",
             ErrorCode::BadBaud => "the baud rate is not supported by the device",
             ErrorCode::BadRequest => "the request body is malformed",
+            ErrorCode::BootStage => "the slot is the boot stage, which is never erased or written",
         }
     }
 }
@@ -237,6 +255,14 @@ pub struct Info {
     pub record_size: u32,
     /// The slots, in address order.
     pub slots: heapless::Vec<SlotDesc, MAX_SLOTS>,
+    /// The VM slot the part always starts (no remap): the boot stage, which passes
+    /// control to the VM the record names. It is never offered, erased or written.
+    /// `None`: any VM slot can be updated.
+    pub boot_stage: Option<u8>,
+    /// The worst-case time to erase one sector, in milliseconds, if the agent declares it.
+    pub sector_erase_ms: Option<u32>,
+    /// The baud rates `SetBaud` accepts, ascending (the agent never offers others).
+    pub baud_rates: heapless::Vec<u32, MAX_BAUD_RATES>,
 }
 
 /// Look-ups in a list of slots (a layout), shared by the agent's configuration and
@@ -269,7 +295,85 @@ impl Layout for Info {
     }
 }
 
-/// The FOTA record, the 9 integers of the seed's `get_record()`.
+/// Where the update process stands, as the record stores it (and, from protocol 2, as
+/// the `Record` reply says). The byte values are those of the record on flash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum RecordState {
+    /// The current configuration is the last working one: nothing to try.
+    #[default]
+    Confirmed = b'C',
+    /// `attempt()` (or `set_record()`) chose a new configuration that has not booted yet.
+    /// The next boot runs it and writes [`RecordState::Trial`].
+    Pending = b'P',
+    /// The new configuration booted once and was not accepted yet. The next boot reverts
+    /// to the last working configuration unless `accept()` comes first.
+    Trial = b'T',
+}
+
+impl RecordState {
+    /// The state for a byte, if it is one.
+    pub fn from_u8(v: u8) -> Option<RecordState> {
+        [
+            RecordState::Confirmed,
+            RecordState::Pending,
+            RecordState::Trial,
+        ]
+        .into_iter()
+        .find(|s| *s as u8 == v)
+    }
+}
+
+/// What `accept()` did: the `Accept` reply says it, from protocol 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AcceptOutcome {
+    /// The configuration on trial, which runs, became the last working one.
+    Accepted = 0,
+    /// Nothing to accept: the running configuration already is the last working one.
+    AlreadyConfirmed = 1,
+    /// Nothing to accept: an attempt is pending and the device has not restarted into it
+    /// yet (the next restart tries it).
+    NotRestarted = 2,
+    /// Nothing to accept: the record's trial is not what runs (its trial boot could not
+    /// be recorded); the next restart goes back to the last working configuration.
+    NotRunning = 3,
+}
+
+impl AcceptOutcome {
+    /// The outcome for a byte, if it is one.
+    pub fn from_u8(v: u8) -> Option<AcceptOutcome> {
+        [
+            AcceptOutcome::Accepted,
+            AcceptOutcome::AlreadyConfirmed,
+            AcceptOutcome::NotRestarted,
+            AcceptOutcome::NotRunning,
+        ]
+        .into_iter()
+        .find(|s| *s as u8 == v)
+    }
+
+    /// In plain words.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            AcceptOutcome::Accepted => {
+                "accepted: the running configuration is now the last working one"
+            }
+            AcceptOutcome::AlreadyConfirmed => {
+                "nothing to accept: the running configuration already is the last working one"
+            }
+            AcceptOutcome::NotRestarted => {
+                "nothing to accept: the attempt has not been restarted into yet"
+            }
+            AcceptOutcome::NotRunning => {
+                "nothing to accept: the configuration on trial is not the one running"
+            }
+        }
+    }
+}
+
+/// The FOTA record: the 9 integers of the seed's `get_record()`, and from protocol 2 the
+/// record's state and the slots running now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Record {
     /// fota\[0\]: 0 if the record is not valid.
@@ -290,6 +394,12 @@ pub struct Record {
     pub vm_addr: u32,
     /// fota\[8\]: the OTA chunk: the preferred `write_slot` block size.
     pub chunk: u32,
+    /// Where the update process stands.
+    pub state: RecordState,
+    /// The VM slot running now (equal to fota\[1\]).
+    pub running_vm: u32,
+    /// The bytecode slot running now.
+    pub running_bc: u32,
 }
 
 impl Record {
@@ -308,9 +418,19 @@ impl Record {
         ]
     }
 
-    /// From the seed's tuple.
+    /// From the seed's tuple alone (what a protocol 1 agent sent): the state follows the
+    /// slots (`Confirmed` when current equals last working, else `Pending`), the running
+    /// slots are fota\[1\] and the current bytecode.
     pub const fn from_array(a: [u32; 9]) -> Record {
+        let state = if a[2] != a[3] || a[4] != a[5] {
+            RecordState::Pending
+        } else {
+            RecordState::Confirmed
+        };
         Record {
+            state,
+            running_vm: a[1],
+            running_bc: a[4],
             valid: a[0],
             vm_index: a[1],
             vm_current: a[2],
@@ -323,9 +443,15 @@ impl Record {
         }
     }
 
-    /// Whether the running configuration is on trial (not yet accepted).
+    /// Whether a new configuration is pending or on trial (current is not the last
+    /// working configuration).
     pub const fn on_trial(&self) -> bool {
         self.vm_current != self.vm_last || self.bc_current != self.bc_last
+    }
+
+    /// Whether the configuration the record names as current is running now.
+    pub const fn runs_current(&self) -> bool {
+        self.running_vm == self.vm_current && self.running_bc == self.bc_current
     }
 }
 
@@ -429,8 +555,8 @@ pub enum Reply {
     Checksum([u8; 16]),
     /// `Restart` accepted: the device resets after this frame.
     Restarting,
-    /// `Accept` done.
-    Accepted,
+    /// `Accept` done: what it did.
+    Accepted(AcceptOutcome),
     /// `Attempt` done.
     Attempted,
     /// `SetBaud` accepted: the rate the agent switches to after this frame.
@@ -468,6 +594,19 @@ impl Request<'_> {
             Request::Attempt { .. } => Op::Attempt,
             Request::SetBaud { .. } => Op::SetBaud,
         }
+    }
+
+    /// Bytes of this request's payload: id, op, body and CRC (before COBS).
+    pub fn payload_len(&self) -> usize {
+        struct Count(usize);
+        impl Sink for Count {
+            fn put(&mut self, bytes: &[u8]) {
+                self.0 += bytes.len();
+            }
+        }
+        let mut c = Count(0);
+        self.write_body(&mut c);
+        c.0 + crate::FRAME_OVERHEAD
     }
 
     pub(crate) fn write_body(&self, s: &mut impl Sink) {
@@ -553,7 +692,7 @@ impl Reply {
             Reply::Written { .. } => Op::WriteSlot.reply(),
             Reply::Checksum(_) => Op::ChecksumSlot.reply(),
             Reply::Restarting => Op::Restart.reply(),
-            Reply::Accepted => Op::Accept.reply(),
+            Reply::Accepted(_) => Op::Accept.reply(),
             Reply::Attempted => Op::Attempt.reply(),
             Reply::BaudSet(_) => Op::SetBaud.reply(),
             Reply::Progress { .. } => Op::Progress.reply(),
@@ -584,12 +723,35 @@ impl Reply {
                 }
                 s.u8(i.name.len() as u8);
                 s.put(i.name.as_bytes());
+                // Extensions: tag, length, value.
+                if let Some(vm) = i.boot_stage {
+                    s.u8(info_tag::BOOT_STAGE);
+                    s.u8(1);
+                    s.u8(vm);
+                }
+                if let Some(ms) = i.sector_erase_ms {
+                    s.u8(info_tag::SECTOR_ERASE_MS);
+                    s.u8(4);
+                    s.u32(ms);
+                }
+                if !i.baud_rates.is_empty() {
+                    s.u8(info_tag::BAUD_RATES);
+                    // At most MAX_BAUD_RATES (8) rates: 32 bytes.
+                    s.u8((i.baud_rates.len() * 4) as u8);
+                    for &b in &i.baud_rates {
+                        s.u32(b);
+                    }
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
                     s.u32(v);
                 }
+                s.u8(rec.state as u8);
+                s.u32(rec.running_vm);
+                s.u32(rec.running_bc);
             }
+            Reply::Accepted(outcome) => s.u8(*outcome as u8),
             Reply::BytecodeSlot(a) | Reply::VmSlot(a) | Reply::BaudSet(a) => s.u32(*a),
             Reply::Erased { addr, size } => {
                 s.u32(*addr);
@@ -608,7 +770,7 @@ impl Reply {
                 s.u8(*code as u8);
                 s.u32(*detail);
             }
-            Reply::RecordSet | Reply::Restarting | Reply::Accepted | Reply::Attempted => {}
+            Reply::RecordSet | Reply::Restarting | Reply::Attempted => {}
         }
     }
 
@@ -632,7 +794,16 @@ impl Reply {
                     for v in &mut a {
                         *v = r.u32()?;
                     }
-                    Reply::Record(Record::from_array(a))
+                    let state = RecordState::from_u8(r.u8()?).ok_or(DecodeError::BadValue)?;
+                    let record = Record {
+                        state,
+                        running_vm: r.u32()?,
+                        running_bc: r.u32()?,
+                        ..Record::from_array(a)
+                    };
+                    // No extension is defined for the record yet: skip any.
+                    r.extensions(|_, _| Ok(()))?;
+                    Reply::Record(record)
                 }
                 Op::SetRecord => Reply::RecordSet,
                 Op::FindBytecodeSlot => Reply::BytecodeSlot(r.u32()?),
@@ -647,7 +818,9 @@ impl Reply {
                 },
                 Op::ChecksumSlot => Reply::Checksum(r.array()?),
                 Op::Restart => Reply::Restarting,
-                Op::Accept => Reply::Accepted,
+                Op::Accept => {
+                    Reply::Accepted(AcceptOutcome::from_u8(r.u8()?).ok_or(DecodeError::BadValue)?)
+                }
                 Op::Attempt => Reply::Attempted,
                 Op::SetBaud => Reply::BaudSet(r.u32()?),
                 Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
@@ -688,7 +861,31 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let len = r.u8()? as usize;
     let name = core::str::from_utf8(r.bytes(len)?).map_err(|_| DecodeError::BadValue)?;
     let name = heapless::String::try_from(name).map_err(|_| DecodeError::BadValue)?;
+    let mut boot_stage = None;
+    let mut sector_erase_ms = None;
+    let mut baud_rates = heapless::Vec::new();
+    r.extensions(|tag, value| {
+        let mut v = Reader::new(value);
+        match tag {
+            info_tag::BOOT_STAGE => boot_stage = Some(v.u8()?),
+            info_tag::SECTOR_ERASE_MS => sector_erase_ms = Some(v.u32()?),
+            info_tag::BAUD_RATES => {
+                baud_rates.clear();
+                while !v.is_empty() {
+                    baud_rates
+                        .push(v.u32()?)
+                        .map_err(|_| DecodeError::BadValue)?;
+                }
+            }
+            _ => return Ok(()), // a later protocol's field: skipped
+        }
+        // A known field of the wrong length is malformed.
+        v.end().map_err(|_| DecodeError::BadValue)
+    })?;
     Ok(Info {
+        boot_stage,
+        sector_erase_ms,
+        baud_rates,
         protocol_version,
         agent_version,
         name,

@@ -57,6 +57,26 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
+    /// Whether every byte was read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The extension fields that end a body: `tag:u8 len:u8 value[len]` up to the end.
+    /// `each(tag, value)` sees every one, in order; a field that runs past the end of the
+    /// body makes it malformed.
+    pub(crate) fn extensions(
+        &mut self,
+        mut each: impl FnMut(u8, &'a [u8]) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        while !self.buf.is_empty() {
+            let tag = self.u8()?;
+            let len = usize::from(self.u8()?);
+            each(tag, self.bytes(len)?)?;
+        }
+        Ok(())
+    }
+
     /// Everything left.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         core::mem::take(&mut self.buf)

@@ -1,10 +1,11 @@
 //! Golden frames, the same bytes as in docs/PROTOCOL.md, checked in both directions:
 //! encoding a message gives exactly these bytes, and reading these bytes gives back
-//! exactly the message.
+//! exactly the message. (The bytes were computed apart from this crate, with Python's
+//! `zlib.crc32` and a COBS encoder written from the page.)
 
 use fota_protocol::{
-    ErrorCode, Event, FrameReader, Info, Record, Reply, Request, SlotDesc, SlotKind, encode_reply,
-    encode_request,
+    AcceptOutcome, ErrorCode, Event, FrameReader, Info, Record, RecordState, Reply, Request,
+    SlotDesc, SlotKind, encode_reply, encode_request,
 };
 
 fn read_one(bytes: &[u8]) -> (u16, u8, Vec<u8>) {
@@ -22,9 +23,9 @@ fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
     vec![
         (
             1,
-            Request::Hello { version: 1 },
+            Request::Hello { version: 2 },
             &[
-                0x00, 0x02, 0x01, 0x03, 0x01, 0x01, 0x05, 0xDB, 0x85, 0x9B, 0xE3, 0x00,
+                0x00, 0x02, 0x01, 0x03, 0x01, 0x02, 0x05, 0x18, 0xD6, 0xB6, 0xC8, 0x00,
             ],
         ),
         (
@@ -65,6 +66,13 @@ fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
                 0x83, 0x2F, 0x54, 0x00,
             ],
         ),
+        (
+            16,
+            Request::SetBaud { baud: 921_600 },
+            &[
+                0x00, 0x02, 0x10, 0x02, 0x0C, 0x03, 0x10, 0x0E, 0x05, 0x4F, 0x20, 0xE7, 0xBD, 0x00,
+            ],
+        ),
     ]
 }
 
@@ -85,7 +93,7 @@ fn sample_info() -> Info {
             .expect("three slots fit");
     }
     Info {
-        protocol_version: 1,
+        protocol_version: 2,
         agent_version: [0, 1, 0],
         name: heapless::String::try_from("sim").expect("short name"),
         fota_supported: true,
@@ -97,6 +105,10 @@ fn sample_info() -> Info {
         record_addr: 0x18000,
         record_size: 0x2000,
         slots,
+        boot_stage: None,
+        sector_erase_ms: Some(45),
+        baud_rates: heapless::Vec::from_slice(&[115_200, 230_400, 460_800, 921_600])
+            .expect("four rates fit"),
     }
 }
 
@@ -104,12 +116,19 @@ fn reply_golden() -> Vec<(u16, Reply, &'static [u8])> {
     vec![
         (
             2,
-            Reply::Record(Record::from_array([1, 0, 0, 0, 1, 0, 0x18000, 0, 1024])),
+            // The record of the section 9 session after the restart: bytecode slot 1 on
+            // trial, VM 0 and bytecode 1 running.
+            Reply::Record(Record {
+                state: RecordState::Trial,
+                running_vm: 0,
+                running_bc: 1,
+                ..Record::from_array([1, 0, 0, 0, 1, 0, 0x10000, 0, 1024])
+            }),
             &[
                 0x00, 0x02, 0x02, 0x03, 0x82, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
                 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
-                0x01, 0x03, 0x80, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x04, 0x01, 0x05, 0xC9,
-                0x3B, 0x4C, 0x0F, 0x00,
+                0x01, 0x01, 0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x04, 0x01, 0x02, 0x54,
+                0x01, 0x01, 0x01, 0x02, 0x01, 0x01, 0x01, 0x05, 0x7D, 0x74, 0xC4, 0xA4, 0x00,
             ],
         ),
         (
@@ -150,12 +169,45 @@ fn reply_golden() -> Vec<(u16, Reply, &'static [u8])> {
             1,
             Reply::Info(sample_info()),
             &[
-                0x00, 0x02, 0x01, 0x03, 0x81, 0x01, 0x01, 0x02, 0x01, 0x02, 0x01, 0x02, 0x10, 0x01,
+                0x00, 0x02, 0x01, 0x03, 0x81, 0x02, 0x01, 0x02, 0x01, 0x02, 0x01, 0x02, 0x10, 0x01,
                 0x02, 0x04, 0x01, 0x03, 0x04, 0x04, 0x03, 0x10, 0x0E, 0x01, 0x03, 0x80, 0x01, 0x01,
                 0x02, 0x20, 0x01, 0x02, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x80, 0x01,
                 0x02, 0x01, 0x01, 0x02, 0x80, 0x01, 0x01, 0x02, 0x80, 0x01, 0x03, 0x01, 0x01, 0x01,
-                0x02, 0x01, 0x01, 0x02, 0x80, 0x01, 0x09, 0x03, 0x73, 0x69, 0x6D, 0xE7, 0xA7, 0xAB,
-                0x0D, 0x00,
+                0x02, 0x01, 0x01, 0x02, 0x80, 0x01, 0x08, 0x03, 0x73, 0x69, 0x6D, 0x02, 0x04, 0x2D,
+                0x01, 0x01, 0x03, 0x03, 0x10, 0x03, 0xC2, 0x01, 0x01, 0x03, 0x84, 0x03, 0x01, 0x03,
+                0x08, 0x07, 0x01, 0x03, 0x10, 0x0E, 0x05, 0xDA, 0x90, 0xC7, 0x8C, 0x00,
+            ],
+        ),
+        (
+            12,
+            Reply::Accepted(AcceptOutcome::Accepted),
+            &[
+                0x00, 0x02, 0x0C, 0x02, 0x8A, 0x05, 0x65, 0x10, 0xFE, 0xAA, 0x00,
+            ],
+        ),
+        (
+            12,
+            Reply::Accepted(AcceptOutcome::NotRestarted),
+            &[
+                0x00, 0x02, 0x0C, 0x07, 0x8A, 0x02, 0x49, 0x71, 0xF0, 0x44, 0x00,
+            ],
+        ),
+        (
+            16,
+            Reply::BaudSet(921_600),
+            &[
+                0x00, 0x02, 0x10, 0x02, 0x8C, 0x03, 0x10, 0x0E, 0x05, 0xDD, 0x90, 0x01, 0x0C, 0x00,
+            ],
+        ),
+        (
+            7,
+            Reply::Error {
+                code: ErrorCode::BootStage,
+                detail: 0,
+            },
+            &[
+                0x00, 0x02, 0x07, 0x03, 0xFF, 0x12, 0x01, 0x01, 0x01, 0x05, 0x5E, 0xB9, 0x03, 0x91,
+                0x00,
             ],
         ),
     ]
@@ -199,11 +251,89 @@ fn golden_bytes_decode_to_replies() {
 
 #[test]
 fn crc_is_the_zlib_crc32() {
-    // The Hello frame's payload is 01 00 01 01 00; zlib.crc32 of it is 0xE39B85DB, sent
-    // little-endian as DB 85 9B E3 (the four bytes before the final zero).
+    // The Hello frame's payload is 01 00 01 02 00; zlib.crc32 of it is 0xC8B6D618, sent
+    // little-endian as 18 D6 B6 C8 (the four bytes before the final zero).
     let golden = request_golden()[0].2;
     assert_eq!(
         &golden[golden.len() - 5..golden.len() - 1],
-        &[0xDB, 0x85, 0x9B, 0xE3]
+        &[0x18, 0xD6, 0xB6, 0xC8]
     );
+}
+
+/// Extension fields a reader does not know are skipped; a known one of the wrong length,
+/// or one that runs past the body, makes the body malformed.
+#[test]
+fn info_extensions_unknown_tags_are_skipped() {
+    let mut out = [0u8; 256];
+    let n = encode_reply(1, &Reply::Info(sample_info()), &mut out).expect("fits");
+    let (_, op, body) = read_one(&out[..n]);
+    // A later protocol's field (tag 0x40, 3 bytes) between two known ones, and one at the end.
+    let fixed = body.len() - (6 + 18);
+    let mut longer = body[..fixed].to_vec();
+    longer.extend_from_slice(&body[fixed..fixed + 6]);
+    longer.extend_from_slice(&[0x40, 3, 1, 2, 3]);
+    longer.extend_from_slice(&body[fixed + 6..]);
+    longer.extend_from_slice(&[0xEE, 0]);
+    assert_eq!(
+        Reply::parse(op, &longer).expect("unknown tags skipped"),
+        Reply::Info(sample_info())
+    );
+    // Without extensions: none of the optional fields.
+    let Reply::Info(bare) = Reply::parse(op, &body[..fixed]).expect("fixed part alone") else {
+        panic!("not an Info");
+    };
+    assert_eq!((bare.boot_stage, bare.sector_erase_ms), (None, None));
+    assert!(bare.baud_rates.is_empty());
+    // The boot stage is tag 1, one byte.
+    let mut staged = body.clone();
+    staged.extend_from_slice(&[1, 1, 0]);
+    let Reply::Info(i) = Reply::parse(op, &staged).expect("boot stage") else {
+        panic!("not an Info");
+    };
+    assert_eq!(i.boot_stage, Some(0));
+    // Wrong length of a known field, and a field cut short: malformed.
+    let mut wrong = body[..fixed].to_vec();
+    wrong.extend_from_slice(&[2, 2, 45, 0]);
+    assert!(Reply::parse(op, &wrong).is_err());
+    let mut cut = body[..fixed].to_vec();
+    cut.extend_from_slice(&[0x40, 9, 1]);
+    assert!(Reply::parse(op, &cut).is_err());
+}
+
+/// Every `Wire` cell of docs/PROTOCOL.md section 10 is one of the golden frames above, so
+/// the page and the code cannot drift apart.
+#[test]
+fn the_protocol_page_shows_these_frames() {
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    let table = doc
+        .split("\n## 10. Golden frames")
+        .nth(1)
+        .and_then(|s| s.split("\n## 11.").next())
+        .expect("section 10");
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut golden: Vec<String> = request_golden().iter().map(|g| hex(g.2)).collect();
+    golden.extend(reply_golden().iter().map(|g| hex(g.2)));
+    let mut rows = 0;
+    for line in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("`00 "))
+    {
+        let wire = line
+            .trim_end_matches(" |")
+            .rsplit("| `")
+            .next()
+            .expect("a wire cell")
+            .trim_end_matches('`');
+        assert!(
+            golden.contains(&wire.to_string()),
+            "not a golden frame: {wire}"
+        );
+        rows += 1;
+    }
+    assert_eq!(rows, golden.len(), "one row per golden frame");
 }

@@ -1,8 +1,9 @@
 //! No input makes the protocol panic, and every message survives a round trip.
 
 use fota_protocol::{
-    ErrorCode, Event, FrameReader, Record, RecordUpdate, Reply, Request, encode_reply,
-    encode_request, frame_len,
+    AcceptOutcome, ErrorCode, Event, FrameReader, Info, MAX_BAUD_RATES, MAX_SLOTS, Record,
+    RecordState, RecordUpdate, Reply, Request, SlotDesc, SlotKind, encode_reply, encode_request,
+    frame_len,
 };
 use proptest::prelude::*;
 
@@ -33,7 +34,19 @@ fn any_request(data: &'static [u8]) -> impl Strategy<Value = Request<'static>> {
 
 fn any_reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
-        any::<[u32; 9]>().prop_map(|a| Reply::Record(Record::from_array(a))),
+        (any::<[u32; 9]>(), 0..3usize, any::<(u32, u32)>()).prop_map(|(a, s, (vm, bc))| {
+            Reply::Record(Record {
+                state: [
+                    RecordState::Confirmed,
+                    RecordState::Pending,
+                    RecordState::Trial,
+                ][s],
+                running_vm: vm,
+                running_bc: bc,
+                ..Record::from_array(a)
+            })
+        }),
+        any_info().prop_map(Reply::Info),
         Just(Reply::RecordSet),
         any::<u32>().prop_map(Reply::BytecodeSlot),
         any::<u32>().prop_map(Reply::VmSlot),
@@ -41,7 +54,7 @@ fn any_reply() -> impl Strategy<Value = Reply> {
         any::<(u32, u32)>().prop_map(|(addr, len)| Reply::Written { addr, len }),
         any::<[u8; 16]>().prop_map(Reply::Checksum),
         Just(Reply::Restarting),
-        Just(Reply::Accepted),
+        (0..4u8).prop_map(|o| Reply::Accepted(AcceptOutcome::from_u8(o).expect("0..4"))),
         Just(Reply::Attempted),
         any::<u32>().prop_map(Reply::BaudSet),
         any::<(u32, u32)>().prop_map(|(done, total)| Reply::Progress { done, total }),
@@ -50,6 +63,45 @@ fn any_reply() -> impl Strategy<Value = Reply> {
             detail
         }),
     ]
+}
+
+fn any_info() -> impl Strategy<Value = Info> {
+    (
+        any::<(u16, [u8; 3], bool, u32, u16, u16, u8, u32, u32, u32)>(),
+        proptest::collection::vec(
+            (any::<bool>(), any::<u8>(), any::<(u32, u32)>()),
+            0..=MAX_SLOTS,
+        ),
+        "[a-z0-9-]{0,32}",
+        proptest::option::of(any::<u8>()),
+        proptest::option::of(any::<u32>()),
+        proptest::collection::vec(any::<u32>(), 0..=MAX_BAUD_RATES),
+    )
+        .prop_map(|(f, slots, name, boot_stage, erase, bauds)| Info {
+            protocol_version: f.0,
+            agent_version: f.1,
+            fota_supported: f.2,
+            sector_size: f.3,
+            write_granularity: f.4,
+            max_write: f.5,
+            max_in_flight: f.6,
+            max_baud: f.7,
+            record_addr: f.8,
+            record_size: f.9,
+            name: heapless::String::try_from(name.as_str()).expect("32 bytes at most"),
+            slots: slots
+                .into_iter()
+                .map(|(vm, index, (addr, size))| SlotDesc {
+                    kind: if vm { SlotKind::Vm } else { SlotKind::Bytecode },
+                    index,
+                    addr,
+                    size,
+                })
+                .collect(),
+            boot_stage,
+            sector_erase_ms: erase,
+            baud_rates: bauds.into_iter().collect(),
+        })
 }
 
 static DATA: [u8; 1024] = {
@@ -82,9 +134,10 @@ proptest! {
 
     #[test]
     fn every_reply_round_trips(id: u16, reply in any_reply()) {
-        let mut out = [0u8; 128];
+        // The largest Info (8 slots, a 32-byte name, every extension) included.
+        let mut out = [0u8; 256];
         let n = encode_reply(id, &reply, &mut out).expect("fits");
-        let mut reader = FrameReader::<128>::new();
+        let mut reader = FrameReader::<256>::new();
         match reader.feed(&out[..n]).1 {
             Some(Event::Frame(f)) => {
                 prop_assert_eq!(f.id, id);

@@ -44,7 +44,12 @@ fn stream() -> Vec<u8> {
     .expect("fits");
     bytes.extend_from_slice(&buf[..n]);
     bytes.extend_from_slice(b"boot: running bytecode slot 1\r\n");
-    let n = encode_reply(10, &Reply::Accepted, &mut buf).expect("fits");
+    let n = encode_reply(
+        10,
+        &Reply::Accepted(fota_protocol::AcceptOutcome::Accepted),
+        &mut buf,
+    )
+    .expect("fits");
     bytes.extend_from_slice(&buf[..n]);
     let n = encode_request(11, &Request::GetRecord, &mut buf).expect("fits");
     bytes.extend_from_slice(&buf[..n]);
@@ -60,7 +65,7 @@ fn a_stream_splits_into_frames_and_text() {
         seen[1],
         Seen::Text(b"boot: running bytecode slot 1\r\n".to_vec())
     );
-    assert_eq!(seen[2], Seen::Frame(10, 0x8A, vec![]));
+    assert_eq!(seen[2], Seen::Frame(10, 0x8A, vec![0]));
     assert_eq!(seen[3], Seen::Frame(11, 0x02, vec![]));
 }
 

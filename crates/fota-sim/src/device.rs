@@ -32,6 +32,10 @@ pub const SECTOR: u32 = 4096;
 /// Processing time of one frame by the device's CPU, besides flash time.
 const CPU_FRAME_NS: u64 = 20_000;
 
+/// Period of the simulated firmware's own work: its main loop ticks this often while the
+/// agent leaves it the CPU.
+pub const TICK_NS: u64 = 1_000_000;
+
 /// Which of the seed's two layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutKind {
@@ -72,6 +76,11 @@ pub struct DeviceConfig {
     pub faults_to_device: Faults,
     /// Faults on the device-to-host direction.
     pub faults_to_host: Faults,
+    /// The VM slot the part always starts, if any (the boot stage, never erased or
+    /// written).
+    pub boot_stage: Option<u8>,
+    /// ECC flash: a word a power cut tore reads as an error (see [`SimFlash::with_ecc`]).
+    pub ecc: bool,
 }
 
 impl DeviceConfig {
@@ -93,6 +102,8 @@ impl DeviceConfig {
             watchdog_ns: 1_500_000_000,
             faults_to_device: Faults::NONE,
             faults_to_host: Faults::NONE,
+            boot_stage: None,
+            ecc: false,
         }
     }
 
@@ -109,6 +120,10 @@ impl DeviceConfig {
         .named("fota-sim");
         cfg.max_in_flight = self.max_in_flight;
         cfg.max_baud = self.max_baud;
+        cfg.boot_stage = self.boot_stage;
+        // The modelled part's worst case is its typical erase time.
+        cfg.sector_erase_ms =
+            u32::try_from(self.timing.sector_erase_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX);
         if !self.fota_supported {
             cfg = cfg.unsupported();
         }
@@ -255,6 +270,45 @@ pub struct SimDevice {
     epochs_to_device: VecDeque<(u64, u32)>,
     epochs_to_host: VecDeque<(u64, u32)>,
     garble_mismatch: bool,
+    ticks: FirmwareTicks,
+}
+
+/// The simulated firmware's main loop: it ticks every [`TICK_NS`] while the CPU is free,
+/// and once right after each piece of agent work (the loop alternates between its own work
+/// and the agent's). The longest gap between two ticks is how long an update stopped the
+/// running firmware.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FirmwareTicks {
+    /// Ticks since power-on.
+    pub count: u64,
+    /// When the last tick happened.
+    pub last_ns: u64,
+    /// The longest gap between two ticks within one boot.
+    pub longest_gap_ns: u64,
+}
+
+impl FirmwareTicks {
+    /// The loop ran freely up to `now`.
+    fn run_to(&mut self, now: u64) {
+        if now >= self.last_ns + TICK_NS {
+            let n = (now - self.last_ns) / TICK_NS;
+            self.count += n;
+            self.last_ns += n * TICK_NS;
+        }
+    }
+
+    /// The agent held the CPU from `from` to `to`; the loop ticks right after.
+    fn held(&mut self, from: u64, to: u64) {
+        self.run_to(from);
+        self.longest_gap_ns = self.longest_gap_ns.max(to - self.last_ns);
+        self.count += 1;
+        self.last_ns = to;
+    }
+
+    /// A new boot: the firmware starts ticking now.
+    fn boot(&mut self, now: u64) {
+        self.last_ns = now;
+    }
 }
 
 impl SimDevice {
@@ -271,8 +325,12 @@ impl SimDevice {
         Self::from_flash(cfg, flash)
     }
 
-    /// A device whose flash holds `flash` (a saved state): boots it.
-    pub fn from_flash(cfg: DeviceConfig, flash: DeviceFlash) -> SimDevice {
+    /// A device whose flash holds `flash` (a saved state): boots it. `cfg.ecc` turns the
+    /// flash's ECC mode on.
+    pub fn from_flash(cfg: DeviceConfig, mut flash: DeviceFlash) -> SimDevice {
+        if cfg.ecc {
+            flash.set_ecc(true);
+        }
         let busy = Arc::new(AtomicU64::new(0));
         let agent_cfg = cfg.agent_config();
         let mut dev = SimDevice {
@@ -297,6 +355,7 @@ impl SimDevice {
             epochs_to_device: VecDeque::new(),
             epochs_to_host: VecDeque::new(),
             garble_mismatch: true,
+            ticks: FirmwareTicks::default(),
             agent_cfg,
             cfg,
         };
@@ -378,6 +437,21 @@ impl SimDevice {
     /// Every boot so far.
     pub fn boots(&self) -> &[BootRecord] {
         &self.boots
+    }
+
+    /// The simulated firmware's tick counter and the longest gap between its ticks.
+    pub fn firmware_ticks(&self) -> FirmwareTicks {
+        let mut t = self.ticks;
+        if self.is_running() {
+            t.run_to(self.now.max(self.busy_until));
+        }
+        t
+    }
+
+    /// Start measuring the longest gap between firmware ticks afresh from now.
+    pub fn reset_tick_gap(&mut self) {
+        self.ticks.longest_gap_ns = 0;
+        self.ticks.run_to(self.now);
     }
 
     /// Bytes lost because the receive buffer was full.
@@ -538,6 +612,7 @@ impl SimDevice {
                     ImageHealth::NotAnImage => "app: no valid firmware in the slot, hanging\r\n",
                 });
                 self.to_host.send(self.now, log.as_bytes());
+                self.ticks.boot(self.now);
                 self.run = Run::Up(Box::new(Running {
                     link,
                     boot,
@@ -591,7 +666,7 @@ impl SimDevice {
         consider(self.baud_watch.map(|b| b.0));
         match &self.run {
             Run::Up(r) => {
-                if !self.rx.is_empty() {
+                if !self.rx.is_empty() || r.link.is_busy() {
                     consider(Some(self.busy_until.max(self.now)));
                 }
                 consider(r.accept_at.map(|t| t.max(self.busy_until)));
@@ -700,7 +775,11 @@ impl SimDevice {
         };
         if r.accept_at.is_some_and(|t| t <= now) && now >= self.busy_until {
             r.accept_at = None;
+            self.busy.store(0, Ordering::Relaxed);
             let ok = r.link.agent_mut().accept().is_ok();
+            // The record write keeps the CPU: the firmware's own call, its own stall.
+            self.busy_until = now + self.busy.load(Ordering::Relaxed);
+            self.ticks.held(now, self.busy_until);
             if !r.link.agent().flash().sim().is_powered() {
                 // Power failed while accept() wrote the record: the device is off.
                 self.cut_power();
@@ -724,14 +803,24 @@ impl SimDevice {
         false
     }
 
+    /// One step of the agent, as the firmware's main loop calls it: one frame handled,
+    /// or one unit (a sector erase, a block hashed) of a long request.
     fn agent_step(&mut self) -> bool {
         let now = self.now;
-        if self.rx.is_empty() || self.busy_until > now {
+        if self.busy_until > now {
             return false;
         }
         let Run::Up(r) = &mut self.run else {
             return false;
         };
+        if self.rx.is_empty() && !r.link.is_busy() {
+            return false;
+        }
+        if self.reset_at.is_some() {
+            // After a Restart frame the agent handles nothing: the device resets as soon
+            // as the reply has left, and what arrived meanwhile is lost.
+            return false;
+        }
         self.busy.store(0, Ordering::Relaxed);
         let busy = self.busy.clone();
         let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -745,6 +834,7 @@ impl SimDevice {
             self.to_host.send(now + at + CPU_FRAME_NS, &frame);
         }
         self.busy_until = now + spent;
+        self.ticks.held(now, self.busy_until);
         if !r.link.agent().flash().sim().is_powered() {
             // The flash lost power in this operation: the whole device is off.
             self.cut_power();
@@ -752,7 +842,8 @@ impl SimDevice {
         }
         match step.action {
             Some(Action::Restart) => {
-                self.reset_at = Some(self.to_host.idle_at().max(self.busy_until))
+                self.rx.clear();
+                self.reset_at = Some(self.to_host.idle_at().max(self.busy_until));
             }
             Some(Action::SetBaud(b)) => {
                 self.baud_switch = Some((self.to_host.idle_at().max(self.busy_until), b));

@@ -36,7 +36,24 @@
 //! Real parts erase a sector all at once and a cut leaves cells half-erased anywhere in
 //! it; the byte-by-byte model gives the same outcomes that matter to update code (some
 //! bytes erased, some not, one in between) while staying reproducible.
+//!
+//! # ECC flash
+//!
+//! Many MCU flashes (STM32L4, G4, H7 and others) store an error-correcting code with each
+//! program word and report a read error, instead of data, for a word whose program or
+//! erase was interrupted. [`SimFlash::with_ecc`] models that: the word (`WRITE` bytes)
+//! holding the byte a cut tore, in a program or in an erase, is *torn*; reading any byte
+//! of it fails with [`FlashError::Ecc`], and programming it fails with
+//! [`FlashError::NotErased`], until an erase of its sector completes. Words a cut did not
+//! reach read normally. Torn words are kept in RAM only: [`SimFlash::snapshot`] holds the
+//! bytes, not the torn marks (a clone keeps both).
+//!
+//! # Worn flash
+//!
+//! [`SimFlash::wear_out`] makes a range fail every program and erase that touches it
+//! (the call fails and changes nothing), as a worn-out or write-protected region does.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use embedded_storage::nor_flash::{
@@ -64,6 +81,17 @@ pub enum FlashError {
     /// hold a partly done operation; call [`SimFlash::power_on`] and rebuild state from
     /// the flash contents.
     PowerLoss,
+    /// ECC mode: the word holding this byte was torn by a cut (a program or an erase that
+    /// did not complete); it cannot be read until its sector is erased.
+    Ecc {
+        /// Address of the first unreadable byte of the range.
+        offset: u32,
+    },
+    /// The range touches a region [`SimFlash::wear_out`] made fail; nothing was changed.
+    Worn {
+        /// Address of the first worn byte of the range.
+        offset: u32,
+    },
     /// [`SimFlash::from_image`] got a length that is not a whole number of sectors.
     BadImageLength {
         /// The length given.
@@ -80,6 +108,10 @@ impl fmt::Display for FlashError {
                 write!(f, "program over a byte that is not erased at {offset:#x}")
             }
             FlashError::PowerLoss => f.write_str("power lost"),
+            FlashError::Ecc { offset } => {
+                write!(f, "uncorrectable ECC error (torn word) at {offset:#x}")
+            }
+            FlashError::Worn { offset } => write!(f, "worn flash at {offset:#x}"),
             FlashError::BadImageLength { len } => {
                 write!(
                     f,
@@ -189,6 +221,12 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     powered: bool,
     seed: u64,
     rng: ChaCha8Rng,
+    /// ECC mode: reading a torn word fails.
+    ecc: bool,
+    /// Indexes (offset / `WRITE`) of the words a cut tore, in ECC mode.
+    torn: BTreeSet<usize>,
+    /// Ranges where every program and erase fails.
+    worn: Vec<core::ops::Range<usize>>,
 }
 
 /// What an armed cut allows of an operation of `n` steps.
@@ -250,7 +288,69 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             powered: true,
             seed: DEFAULT_SEED,
             rng: ChaCha8Rng::seed_from_u64(DEFAULT_SEED),
+            ecc: false,
+            torn: BTreeSet::new(),
+            worn: Vec::new(),
         }
+    }
+
+    /// The same flash in ECC mode (builder style): see the [module docs](self).
+    pub fn with_ecc(mut self) -> Self {
+        self.ecc = true;
+        self
+    }
+
+    /// Turns ECC mode on or off. Off forgets the torn words.
+    pub fn set_ecc(&mut self, ecc: bool) {
+        self.ecc = ecc;
+        if !ecc {
+            self.torn.clear();
+        }
+    }
+
+    /// Whether reading a torn word fails.
+    pub fn ecc(&self) -> bool {
+        self.ecc
+    }
+
+    /// Addresses of the words a cut tore (ECC mode), lowest first.
+    pub fn torn_words(&self) -> Vec<u32> {
+        self.torn.iter().map(|&w| (w * WRITE) as u32).collect()
+    }
+
+    /// Tear the word holding `offset` by hand (ECC mode), as a cut would have.
+    pub fn tear_word(&mut self, offset: u32) {
+        if self.ecc {
+            self.torn.insert(offset as usize / WRITE);
+        }
+    }
+
+    /// Make every program and erase touching `offset..offset + len` fail from now on.
+    pub fn wear_out(&mut self, offset: u32, len: usize) {
+        let start = offset as usize;
+        self.worn.push(start..start.saturating_add(len));
+    }
+
+    /// The first worn byte of `range`, if any.
+    fn worn_in(&self, range: &core::ops::Range<usize>) -> Option<u32> {
+        self.worn
+            .iter()
+            .filter(|w| w.start < range.end && range.start < w.end)
+            .map(|w| w.start.max(range.start) as u32)
+            .min()
+    }
+
+    /// The first torn word overlapping `range` (ECC mode), as a byte address.
+    fn torn_in(&self, range: &core::ops::Range<usize>) -> Option<u32> {
+        if !self.ecc || range.is_empty() {
+            return None;
+        }
+        let first = range.start / WRITE;
+        let last = (range.end - 1) / WRITE;
+        self.torn
+            .range(first..=last)
+            .next()
+            .map(|&w| ((w * WRITE).max(range.start)) as u32)
     }
 
     /// Replaces the timing model (builder style).
@@ -441,8 +541,16 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
                 offset: offset + i as u32,
             });
         }
+        // A torn word's code bits are partly programmed: the part refuses it as it
+        // refuses a word that is not erased.
+        if let Some(at) = self.torn_in(&range) {
+            return Err(FlashError::NotErased { offset: at });
+        }
         if data.is_empty() {
             return Ok(());
+        }
+        if let Some(at) = self.worn_in(&range) {
+            return Err(FlashError::Worn { offset: at });
         }
         let done = match self.allow(data.len()) {
             Allowance::All | Allowance::AllThenCut => data.len(),
@@ -455,6 +563,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             let mask = self.random_byte();
             let old = self.mem[start + done];
             self.mem[start + done] = old & (data[done] | mask);
+            if self.ecc {
+                self.torn.insert((start + done) / WRITE);
+            }
         }
         self.steps += done as u64;
         self.bytes_programmed += done as u64;
@@ -471,6 +582,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         if !from.is_multiple_of(SECTOR) || !to.is_multiple_of(SECTOR) {
             return Err(FlashError::NotAligned);
         }
+        if let Some(at) = self.worn_in(&(from..to)) {
+            return Err(FlashError::Worn { offset: at });
+        }
         for start in (from..to).step_by(SECTOR) {
             self.erase_counts[start / SECTOR] += 1;
             let done = match self.allow(SECTOR) {
@@ -478,10 +592,18 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
                 Allowance::Partial(k) => k,
             };
             self.mem[start..start + done].fill(0xFF);
+            if self.ecc {
+                // Words wholly erased read again; the one at the cut is torn.
+                let erased = start / WRITE..(start + done) / WRITE;
+                self.torn.retain(|w| !erased.contains(w));
+            }
             if done < SECTOR {
                 // Erasing sets bits: some bits of the byte at the cut got there.
                 let mask = self.random_byte();
                 self.mem[start + done] |= mask;
+                if self.ecc {
+                    self.torn.insert((start + done) / WRITE);
+                }
             }
             self.steps += done as u64;
             self.busy_ns += (self.timing.sector_erase_ns * done as u64).div_ceil(SECTOR as u64);
@@ -493,6 +615,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
     fn read_into(&mut self, offset: u32, out: &mut [u8]) -> Result<(), FlashError> {
         self.check_power()?;
         let range = self.range(offset, out.len())?;
+        if let Some(at) = self.torn_in(&range) {
+            return Err(FlashError::Ecc { offset: at });
+        }
         out.copy_from_slice(&self.mem[range]);
         self.busy_ns += self.timing.read_ns(out.len());
         Ok(())
@@ -511,6 +636,8 @@ impl<const WRITE: usize, const SECTOR: usize> fmt::Debug for SimFlash<WRITE, SEC
             .field("steps", &self.steps)
             .field("total_erases", &self.total_erases())
             .field("bytes_programmed", &self.bytes_programmed)
+            .field("ecc", &self.ecc)
+            .field("torn_words", &self.torn.len())
             .finish_non_exhaustive()
     }
 }
@@ -917,6 +1044,85 @@ mod tests {
             f.snapshot()
         };
         assert_eq!(run(7), run(7));
+    }
+
+    #[test]
+    fn ecc_a_cut_program_tears_its_word_until_the_sector_is_erased() {
+        for cut in 0..12u64 {
+            let mut f = flash(2).with_ecc();
+            f.set_seed(cut);
+            f.arm_power_cut(cut);
+            assert_eq!(f.write(8, &pattern(12)), Err(FlashError::PowerLoss));
+            f.power_on();
+            let word = 8 + (cut as u32 / 4) * 4;
+            assert_eq!(f.torn_words(), [word], "cut {cut}");
+            // The words before it were written whole and read back.
+            let mut done = vec![0u8; (word - 8) as usize];
+            f.read(8, &mut done).unwrap();
+            assert_eq!(done, pattern(12)[..done.len()]);
+            // Any read that touches the torn word fails, programming it fails.
+            assert_eq!(
+                f.read(word + 3, &mut [0; 1]),
+                Err(FlashError::Ecc { offset: word + 3 })
+            );
+            assert_eq!(
+                f.read(0, &mut [0; 64]),
+                Err(FlashError::Ecc { offset: word })
+            );
+            assert!(matches!(
+                f.write(word, &[0; 4]),
+                Err(FlashError::NotErased { .. })
+            ));
+            // The other sector is not affected.
+            f.read(4096, &mut [0; 64]).unwrap();
+            f.erase(0, 4096).unwrap();
+            assert!(f.torn_words().is_empty());
+            f.read(0, &mut [0; 64]).unwrap();
+        }
+    }
+
+    #[test]
+    fn ecc_a_cut_erase_tears_the_word_at_the_cut_only() {
+        type Small = SimFlash<4, 64>;
+        for cut in [0u64, 1, 13, 40, 63] {
+            let mut f = Small::new(128).with_ecc();
+            f.write(0, &pattern(128)).unwrap();
+            f.arm_power_cut(cut);
+            assert_eq!(f.erase(0, 64), Err(FlashError::PowerLoss));
+            f.power_on();
+            let word = (cut as u32 / 4) * 4;
+            assert_eq!(f.torn_words(), [word], "cut {cut}");
+            if word > 0 {
+                f.read(0, &mut vec![0; word as usize]).unwrap();
+            }
+            f.read(word + 4, &mut vec![0; (124 - word) as usize])
+                .unwrap();
+            assert!(f.read(word, &mut [0; 4]).is_err());
+        }
+        // Without ECC nothing is torn: the torn byte reads as whatever it holds.
+        let mut f = Small::new(128);
+        f.arm_power_cut(5);
+        let _ = f.write(0, &pattern(16));
+        f.power_on();
+        assert!(f.torn_words().is_empty());
+        f.read(0, &mut [0; 16]).unwrap();
+    }
+
+    #[test]
+    fn a_worn_range_refuses_programs_and_erases_and_changes_nothing() {
+        let mut f = flash(3);
+        f.wear_out(4096, 4096);
+        let before = f.snapshot();
+        assert_eq!(
+            f.write(4092, &[0; 8]),
+            Err(FlashError::Worn { offset: 4096 })
+        );
+        assert_eq!(f.erase(0, 8192), Err(FlashError::Worn { offset: 4096 }));
+        assert_eq!(f.snapshot(), before);
+        assert_eq!(f.step_count(), 0);
+        f.write(0, &[1; 4]).unwrap();
+        f.erase(8192, 12288).unwrap();
+        f.read(4096, &mut [0; 16]).unwrap();
     }
 
     #[test]

@@ -84,6 +84,12 @@ impl Observer for UiObserver {
         self.dispatch.dispatch(Action::Resumed(kept, total));
     }
 
+    fn record(&mut self, record: &fota_host::protocol::Record) {
+        // The record panel and the flash map follow attempt, restart, trial, accept and
+        // revert as the update reads the record.
+        self.dispatch.dispatch(Action::Record(*record));
+    }
+
     fn device_log(&mut self, line: &str) {
         self.dispatch
             .dispatch(Action::Log(LogKind::Device, line.to_string()));
@@ -297,7 +303,9 @@ impl Serving {
             }
             Command::Accept => {
                 match self.dev.accept().await {
-                    Ok(()) => self.log(LogKind::App, "accepted the running configuration".into()),
+                    Ok(outcome) => {
+                        self.log(LogKind::App, format!("accept(): {}", outcome.describe()))
+                    }
                     Err(e @ HostError::Link(_)) => return Err(e),
                     Err(e) => self.log(LogKind::Error, format!("accept failed: {e}. {}", e.help())),
                 }

@@ -382,24 +382,14 @@ impl AppState {
     }
 
     /// The slot an image of `kind` will go to, as far as the page can tell before the
-    /// agent is asked: the chosen one, or the first that is neither current nor last
-    /// working (what find_bytecode_slot / find_vm_slot answer).
+    /// agent is asked: the chosen one, or the one the agent will offer (the host's rule,
+    /// [`fota_host::free_slot`]).
     pub fn target(&self, kind: SlotKind) -> Option<SlotDesc> {
         let info = self.info()?;
         let record = self.record?;
-        let (current, last) = match kind {
-            SlotKind::Vm => (record.vm_current, record.vm_last),
-            SlotKind::Bytecode => (record.bc_current, record.bc_last),
-        };
         match self.choice(kind) {
             SlotChoice::Index(i) => info.slot(kind, i).copied(),
-            SlotChoice::Auto => info
-                .slots
-                .iter()
-                .find(|s| {
-                    s.kind == kind && u32::from(s.index) != current && u32::from(s.index) != last
-                })
-                .copied(),
+            SlotChoice::Auto => fota_host::free_slot(info, &record, kind),
         }
     }
 

@@ -2,7 +2,7 @@
 //! drawn to scale.
 
 use fota_host::protocol::Layout as _;
-use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};
+use fota_host::protocol::{Info, Record, RecordState, SlotDesc, SlotKind};
 use yew::prelude::*;
 
 use crate::state::size;
@@ -64,6 +64,12 @@ pub fn device_panel(props: &DeviceProps) -> Html {
                     { props.baud.map(|b| format!(", {b} baud")).unwrap_or_default() }</dd></div>
                 <div><dt>{"Flash"}</dt><dd>{ format!("{} sectors, writes of up to {} in {} at once",
                     size(u64::from(info.sector_size)), size(u64::from(info.max_write)), info.max_in_flight) }</dd></div>
+                if let Some(ms) = info.sector_erase_ms {
+                    <div><dt>{"Erase"}</dt><dd>{ format!("a sector in {ms} ms at worst") }</dd></div>
+                }
+                if let Some(vm) = info.boot_stage {
+                    <div><dt>{"Boot stage"}</dt><dd>{ format!("VM slot {vm}: the part always starts it; it is never erased or written") }</dd></div>
+                }
                 if !info.fota_supported {
                     <div><dt>{"FOTA"}</dt><dd class="bad">{"not supported by this firmware"}</dd></div>
                 }
@@ -73,6 +79,7 @@ pub fn device_panel(props: &DeviceProps) -> Html {
                 Some(r) => html! {
                     <>
                     <TrialBanner record={r} busy={props.busy} {on_accept} {on_restart} />
+                    <RecordFacts record={r} />
                     <RecordTable record={r} info={info.clone()} />
                     </>
                 },
@@ -94,26 +101,81 @@ struct TrialProps {
 fn trial_banner(props: &TrialProps) -> Html {
     let r = props.record;
     if r.valid == 0 {
-        return html! { <p class="status bad">{"The record is not valid: restart the device so the agent rebuilds it."}</p> };
+        return html! { <p class="status bad" data-testid="record-status">{"The record is not valid (fota[0] = 0): the device could not store it in flash, so it cannot be updated. Restart it; if that does not help, its record area needs service."}</p> };
     }
+    let class = if r.state == RecordState::Confirmed && r.runs_current() {
+        "good"
+    } else {
+        "warn"
+    };
     html! {
-        <div class={classes!("status", if r.on_trial() { "warn" } else { "good" })} data-testid="record-status">
-            if r.on_trial() {
-                <p><strong>{"On trial: "}</strong>{ format!(
-                    "bytecode slot {} with VM slot {} runs but has not confirmed itself. A restart brings back bytecode slot {} with VM slot {}.",
-                    r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>
-                <div class="actions">
-                    <button type="button" class="btn small" onclick={props.on_accept.clone()} disabled={props.busy}>{"Accept it (accept())"}</button>
-                    <button type="button" class="btn small" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart (reverts)"}</button>
-                </div>
-            } else {
-                <p><strong>{"Working configuration: "}</strong>{ format!(
-                    "bytecode slot {} with VM slot {}, confirmed.", r.bc_current, r.vm_current) }</p>
-                <div class="actions">
-                    <button type="button" class="btn small ghost" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart device"}</button>
-                </div>
-            }
+        <div class={classes!("status", class)} data-testid="record-status" data-state={state_name(r.state)}>
+            { match r.state {
+                RecordState::Trial => html! {
+                    <>
+                    <p><strong>{"On trial: "}</strong>{ format!(
+                        "bytecode slot {} with VM slot {} runs but has not confirmed itself. A restart brings back bytecode slot {} with VM slot {}.",
+                        r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>
+                    <div class="actions">
+                        <button type="button" class="btn small" onclick={props.on_accept.clone()} disabled={props.busy || !r.runs_current()}>{"Accept it (accept())"}</button>
+                        <button type="button" class="btn small" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart (reverts)"}</button>
+                    </div>
+                    </>
+                },
+                RecordState::Pending => html! {
+                    <>
+                    <p><strong>{"Pending: "}</strong>{ format!(
+                        "bytecode slot {} with VM slot {} is tried at the next restart (it has never run). Without accept() after that restart, the device comes back to bytecode slot {} with VM slot {}.",
+                        r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>
+                    <div class="actions">
+                        <button type="button" class="btn small" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart (tries it)"}</button>
+                    </div>
+                    </>
+                },
+                RecordState::Confirmed => html! {
+                    <>
+                    <p><strong>{"Working configuration: "}</strong>{ format!(
+                        "bytecode slot {} with VM slot {}, confirmed.", r.bc_current, r.vm_current) }</p>
+                    <div class="actions">
+                        <button type="button" class="btn small ghost" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart device"}</button>
+                    </div>
+                    </>
+                },
+            } }
         </div>
+    }
+}
+
+fn state_name(state: RecordState) -> &'static str {
+    match state {
+        RecordState::Confirmed => "confirmed",
+        RecordState::Pending => "pending",
+        RecordState::Trial => "trial",
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct StateProps {
+    record: Record,
+}
+
+/// What protocol 2 adds to the seed's nine fields: the record's state and the slots that
+/// run now.
+#[function_component(RecordFacts)]
+fn record_state(props: &StateProps) -> Html {
+    let r = props.record;
+    let state = match r.state {
+        RecordState::Confirmed => "Confirmed: current is the last working configuration",
+        RecordState::Pending => "Pending: current is tried at the next restart",
+        RecordState::Trial => "Trial: current runs, not accepted yet",
+    };
+    html! {
+        <dl class="facts record-state" data-testid="record-state">
+            <div><dt>{"State"}</dt><dd data-state={state_name(r.state)}>{ state }</dd></div>
+            <div><dt>{"Running now"}</dt><dd data-testid="running">{ format!("VM slot {}, bytecode slot {}{}",
+                r.running_vm, r.running_bc,
+                if r.runs_current() { "" } else { " (the record's current configuration starts at the next restart)" }) }</dd></div>
+        </dl>
     }
 }
 
@@ -259,29 +321,34 @@ pub fn flash_map(props: &MapProps) -> Html {
         } else if props.targets.iter().any(|w| w.addr == s.addr) {
             m.push(("target", "new image"));
         }
+        if s.kind == SlotKind::Vm && info.boot_stage == Some(s.index) {
+            m.push(("boot", "boot stage"));
+        }
         if let Some(r) = record {
             let i = u32::from(s.index);
-            let (cur, last) = match s.kind {
-                SlotKind::Vm => (r.vm_current, r.vm_last),
-                SlotKind::Bytecode => (r.bc_current, r.bc_last),
+            let (cur, last, run) = match s.kind {
+                SlotKind::Vm => (r.vm_current, r.vm_last, r.running_vm),
+                SlotKind::Bytecode => (r.bc_current, r.bc_last, r.running_bc),
             };
-            let runs = s.kind == SlotKind::Vm && i == r.vm_index;
-            if runs {
-                m.push(("running", "running"));
-            }
-            if i == cur && !runs {
-                m.push(if s.kind == SlotKind::Vm && i != r.vm_index {
-                    ("next", "starts at next restart")
-                } else if r.on_trial() && cur != last {
-                    ("trial", "current, on trial")
+            let differs = cur != last;
+            if i == run {
+                m.push(if r.state == RecordState::Trial && i == cur && differs {
+                    ("trial", "running, on trial")
                 } else {
-                    ("running", "current")
+                    ("running", "running")
+                });
+            }
+            if i == cur && i != run {
+                m.push(if r.state == RecordState::Pending {
+                    ("next", "pending: tried at the next restart")
+                } else {
+                    ("next", "starts at the next restart")
                 });
             }
             if i == last {
                 m.push(("last", "last working"));
             }
-            if i != cur && i != last && !runs && m.is_empty() {
+            if i != cur && i != last && i != run && m.is_empty() {
                 m.push(("free", "free"));
             }
         }

@@ -1,8 +1,8 @@
 //! The main card: what the user does at each stage of the guided update.
 
 use fota_host::protocol::Layout as _;
-use fota_host::protocol::SlotKind;
-use fota_host::{Outcome, SlotChoice, Step};
+use fota_host::protocol::{RecordState, SlotKind};
+use fota_host::{Outcome, SlotChoice, SlotRole, Step};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
@@ -90,10 +90,17 @@ fn record(state: &Handle) -> Html {
     let verdict = match record {
         None => html! { <p class="muted">{"Reading the FOTA record…"}</p> },
         Some(r) if r.valid == 0 => html! {
-            <p class="status bad">{"The FOTA record is not valid: the device cannot tell which firmware is current. Restart it: the agent rebuilds the record at boot."}</p>
+            <p class="status bad" data-testid="record-invalid">{ format!("{} {}",
+                fota_host::HostError::InvalidRecord, fota_host::HostError::InvalidRecord.help()) }</p>
         },
-        Some(r) if r.on_trial() => html! {
-            <p class="status warn">{ format!("A new configuration is on trial (bytecode slot {}, VM slot {}). Accept it or restart the device to revert (buttons beside), then update.", r.bc_current, r.vm_current) }</p>
+        Some(r) if r.state == RecordState::Pending => html! {
+            <p class="status warn" data-testid="record-pending">{ format!("An attempt of bytecode slot {} with VM slot {} is pending: it has never run and is tried at the next restart. Flashing another image replaces it; flashing the same image finishes that update.", r.bc_current, r.vm_current) }</p>
+        },
+        Some(r) if r.state == RecordState::Trial => html! {
+            <p class="status warn" data-testid="record-trial">{ format!("A new configuration runs on trial (bytecode slot {}, VM slot {}) and is never overwritten. Accept it or restart the device to go back (buttons beside), then update; the same image only waits for its outcome.", r.bc_current, r.vm_current) }</p>
+        },
+        Some(r) if !r.runs_current() => html! {
+            <p class="status warn" data-testid="record-not-running">{ format!("The record names bytecode slot {} with VM slot {}, which starts at the next restart; bytecode slot {} with VM slot {} runs now. Restart the device before updating.", r.bc_current, r.vm_current, r.running_bc, r.running_vm) }</p>
         },
         Some(r) => html! {
             <p class="status good" data-testid="record-ok">{ format!("The record is valid and the running configuration is confirmed: bytecode slot {} with VM slot {}. The device is ready for an update.", r.bc_current, r.vm_current) }</p>
@@ -200,10 +207,6 @@ fn slot(state: &Handle) -> Html {
     let rows = kinds.iter().map(|&kind| {
         let img = state.image(kind).cloned().unwrap_or_else(|| Sample::Healthy.image());
         let target = state.target(kind);
-        let (current, last) = match kind {
-            SlotKind::Vm => (record.vm_current, record.vm_last),
-            SlotKind::Bytecode => (record.bc_current, record.bc_last),
-        };
         let choice = if kind == SlotKind::Vm { state.vm_slot } else { state.bc_slot };
         let on_choice = {
             let dispatch = dispatch.clone();
@@ -226,7 +229,13 @@ fn slot(state: &Handle) -> Html {
                         <option value="auto" selected={choice == SlotChoice::Auto}>{"Automatic (the free slot)"}</option>
                         { for info.slots.iter().filter(|s| s.kind == kind).map(|s| {
                             let i = u32::from(s.index);
-                            let why = if i == current { " (current: protected)" } else if i == last { " (last working: protected)" } else { "" };
+                            let why = match fota_host::slot_role(info, &record, kind, i) {
+                                Some(SlotRole::BootStage) => " (boot stage: never written)",
+                                Some(SlotRole::Current) => " (current: protected)",
+                                Some(SlotRole::LastWorking) => " (last working: protected)",
+                                Some(SlotRole::Running) => " (running: protected)",
+                                None => "",
+                            };
                             html! { <option value={i.to_string()} disabled={!why.is_empty()} selected={choice == SlotChoice::Index(i)}>{ format!("Slot {i}{why}") }</option> }
                         }) }
                     </select>
@@ -349,8 +358,12 @@ fn outcome(state: &Handle) -> Html {
                     </div>
                     <p class="describe">{ report.outcome.describe() }</p>
                     <p>{ format!("The device now runs bytecode slot {} with VM slot {}{}.",
-                        report.record.bc_current, report.record.vm_current,
-                        if report.record.on_trial() { " (on trial)" } else { "" }) }</p>
+                        report.record.running_bc, report.record.running_vm,
+                        match report.record.state {
+                            RecordState::Trial => " (on trial)",
+                            RecordState::Pending => " (the new firmware is tried at the next restart)",
+                            RecordState::Confirmed => "",
+                        }) }</p>
                     <dl class="facts">
                         { for report.targets.iter().map(|t| html!{
                             <div><dt>{ format!("{} slot {}", kind_name(t.slot.kind), t.slot.index) }</dt>

@@ -1,0 +1,32 @@
+//! FOTA firmware images: the firmware exactly as linked, followed by a trailer that
+//! names its kind, the slot it is linked for, its version and name, its SHA-256, and
+//! zero or more Ed25519 signatures. The byte-exact format is `docs/IMAGE.md`.
+//!
+//! Without features (`default-features = false`) the crate is `no_std`, without `alloc`,
+//! and no input makes it panic: a device parses trailers and verifies a slot with
+//! [`Verifier`], a bounded step at a time, through a [`SlotReader`] over its flash.
+//!
+//! With `std` (the default) it also reads what builds produce (raw binaries, Intel HEX,
+//! ELF, UF2) into the bytes of a slot of a layout, signs, packs and inspects images: see
+//! [`host`].
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod format;
+mod verify;
+
+#[cfg(feature = "std")]
+pub mod host;
+
+pub use error::{ImageError, VerifyError};
+pub use format::{
+    ANY_SLOT, BadVersion, FIXED_LEN, FORMAT_VERSION, HASHED_HEADER_LEN, Header, ImageRef, KeyId,
+    Kind, MAGIC, MAX_SIGNATURES, MAX_TRAILER_LEN, NAME_LEN, SIGNATURE_ENTRY_LEN, SIGNED_LEN,
+    SignatureEntry, Trailer, Version, encode_fixed, find_image,
+};
+pub use verify::{
+    MIN_BUFFER, Policy, SliceReader, Slot, SlotReader, Step, TrustedKey, Verified, Verifier,
+    signature_valid, verify_bytes, verify_slot,
+};

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there:
-# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz and the
-# browser tests' npm packages (playwright-core, binaryen's wasm-opt).
+# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz, the
+# micro:bit MicroPython firmware (a real HEX file for tests) and the browser tests' npm
+# packages (playwright-core, binaryen's wasm-opt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,8 @@ fi
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v sz >/dev/null || need_apt+=(lrzsz)
+# Real firmware for the image readers' tests (MicroPython for the BBC micro:bit, Intel HEX).
+[ -f /usr/share/firmware-microbit-micropython/firmware.hex ] || need_apt+=(firmware-microbit-micropython)
 if [ "${#need_apt[@]}" -gt 0 ]; then say "apt-get install ${need_apt[*]}"; apt_install "${need_apt[@]}"; fi
 
 BROWSER_DIR=web/tests

@@ -6,19 +6,19 @@ use ihex::{ReaderError, Record};
 use super::Error;
 use super::input::{Firmware, Format, Segment, first_overlap, merge};
 
-/// Whether the bytes look like Intel HEX: text whose first line is a record.
+/// Whether the bytes look like Intel HEX: text whose first line starts a record (even
+/// a damaged one, so that its error is reported rather than the file taken as raw).
 pub(crate) fn looks_like_hex(bytes: &[u8]) -> bool {
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let head = &text[..text.len().min(4096)];
+    let ascii = head
+        .iter()
+        .all(|&b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7E));
     let first = text
         .split(|&b| b == b'\n')
         .map(|l| l.trim_ascii())
         .find(|l| !l.is_empty());
-    match first {
-        Some(line) => {
-            line.len() >= 11 && line[0] == b':' && line[1..].iter().all(u8::is_ascii_hexdigit)
-        }
-        None => false,
-    }
+    ascii && first.is_some_and(|line| line.first() == Some(&b':'))
 }
 
 pub(crate) fn read(name: &str, bytes: &[u8]) -> Result<Firmware, Error> {

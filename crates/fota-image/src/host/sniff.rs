@@ -5,17 +5,22 @@
 pub(crate) fn not_firmware(bytes: &[u8]) -> Option<String> {
     if let Some(kind) = infer::get(bytes) {
         use infer::MatcherType as M;
-        let what = match kind.matcher_type() {
-            M::Image => "a picture",
-            M::Archive => "an archive (compressed or bundled files)",
-            M::Doc => "a document",
-            M::Book => "an e-book",
-            M::Audio => "a sound file",
-            M::Video => "a video",
-            M::Font => "a font",
-            M::Text => "a text file",
-            M::App => "a program for a computer",
-            M::Custom => return None,
+        let what = match kind.extension() {
+            "pdf" | "ps" | "rtf" | "doc" | "docx" | "odt" | "xls" | "xlsx" | "ppt" | "pptx" => {
+                "a document"
+            }
+            _ => match kind.matcher_type() {
+                M::Image => "a picture",
+                M::Archive => "an archive (compressed or bundled files)",
+                M::Doc => "a document",
+                M::Book => "an e-book",
+                M::Audio => "a sound file",
+                M::Video => "a video",
+                M::Font => "a font",
+                M::Text => "a text file",
+                M::App => "a program for a computer",
+                M::Custom => return None,
+            },
         };
         return Some(format!(
             "this looks like {what} ({}, .{}), not firmware",

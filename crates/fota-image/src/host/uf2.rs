@@ -158,23 +158,28 @@ pub(crate) fn read(name: &str, bytes: &[u8], expected: Option<u32>) -> Result<Fi
     blocks.retain(|b| b.family.is_none() || b.family == chosen);
     // Every block of the image must be there, once: a cut-off download loses the last.
     let total = blocks.first().map_or(0, |b| b.total);
-    let mut seen = vec![false; blocks.len()];
+    if let Some(b) = blocks.iter().find(|b| b.total != total) {
+        return Err(malformed(format!(
+            "block {} says the image has {} blocks, block {} says {total}",
+            b.index, b.total, blocks[0].index
+        )));
+    }
+    if blocks.len() < total as usize {
+        return Err(malformed(format!(
+            "{} of its {total} blocks are there: the file is incomplete",
+            blocks.len()
+        )));
+    }
+    let mut seen = vec![false; total as usize];
     for b in &blocks {
         let n = b.number as usize;
-        if b.total != total || n >= seen.len() || seen[n] {
+        if n >= seen.len() || seen[n] {
             return Err(malformed(format!(
-                "block {} is number {} of {}, which does not fit the other blocks",
-                b.index, b.number, b.total
+                "block {} is number {} of {total}: out of range or repeated",
+                b.index, b.number
             )));
         }
         seen[n] = true;
-    }
-    if blocks.len() != total as usize {
-        return Err(malformed(format!(
-            "{} of its {} blocks are there: the file is incomplete",
-            blocks.len(),
-            total
-        )));
     }
     let mut spans = Vec::new();
     let mut pieces = Vec::new();

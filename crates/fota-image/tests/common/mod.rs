@@ -38,9 +38,10 @@ pub fn noise(len: usize, seed: u32) -> Vec<u8> {
 /// A VM payload linked at `addr`: a vector table (initial SP, reset vector in the
 /// image) followed by code-like bytes.
 pub fn vm_payload(addr: u32, len: usize) -> Vec<u8> {
-    let mut p = noise(len, addr ^ len as u32);
+    let mut p = noise(len.max(8), addr ^ len as u32);
     p[..4].copy_from_slice(&0x2000_8000u32.to_le_bytes());
     p[4..8].copy_from_slice(&(addr + 0x101).to_le_bytes());
+    p.truncate(len);
     p
 }
 

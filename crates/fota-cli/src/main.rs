@@ -3,6 +3,7 @@
 
 mod bench;
 mod bridge;
+mod image_cmd;
 mod link;
 mod relay;
 mod render;
@@ -174,6 +175,8 @@ enum Command {
     },
     /// Measure updates against the physical limit and lrzsz over a modelled serial link.
     Bench(bench::BenchArgs),
+    /// Make, sign, inspect and check firmware images (no device needed).
+    Image(image_cmd::ImageArgs),
     /// Write a sample image to try the tool with `fota sim`.
     Sample {
         #[arg(value_enum)]
@@ -288,6 +291,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => {
             return bench::run(args, cli.json).await.map_err(|e| failure(e, ""));
         }
+        Command::Image(args) => return image_cmd::run(args, cli.json),
         Command::Sample { which, out } => {
             let bytes = match which {
                 SampleArg::Healthy => fota_sim::images::blink_v2(),
@@ -514,7 +518,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sim { .. }
         | Command::Sample { .. }
         | Command::Bridge { .. }
-        | Command::Bench(_) => {}
+        | Command::Bench(_)
+        | Command::Image(_) => {}
     }
     Ok(())
 }

@@ -114,7 +114,7 @@ pub enum Error {
     },
     /// The data spans more address space than any firmware could.
     #[error(
-        "{name} spans {span} bytes of address space ({lo:#010x}..{hi:#012x}): more than any slot"
+        "{name} spans {span} bytes of address space ({lo:#010x}..{hi:#010x}): more than any slot"
     )]
     TooSparse {
         /// The file.

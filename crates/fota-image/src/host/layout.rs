@@ -335,6 +335,29 @@ pub fn place(
     })
 }
 
+/// Like [`place`] for describing a file: never fails. When the file cannot be placed,
+/// the bytes are those of its lowest segment (where an image and its trailer are) and
+/// the error comes along to be shown.
+pub fn place_or_describe(
+    fw: &Firmware,
+    layout: Option<&Layout>,
+    drop_outside: bool,
+) -> (Placed, Option<Error>) {
+    match place(fw, layout, None, drop_outside) {
+        Ok(p) => (p, None),
+        Err(e) => {
+            let first = fw.segments.first();
+            let placed = Placed {
+                slot: None,
+                base: first.map_or(0, |s| s.addr),
+                bytes: first.map_or_else(Vec::new, |s| s.data.clone()),
+                warnings: vec![],
+            };
+            (placed, Some(e))
+        }
+    }
+}
+
 fn fits_text(layout: &Layout, needed: u64) -> String {
     let fits = layout.fitting(needed);
     if fits.is_empty() {

@@ -14,8 +14,8 @@ pub mod uf2;
 pub use error::{Error, image_help};
 pub use input::{Arch, Firmware, Format, ReadOptions, Segment, detect, read_firmware};
 pub use keys::{PublicKey, SigningKey};
-pub use layout::{Layout, MAX_SPAN, Placed, parse_size, parse_slot_name, place};
+pub use layout::{Layout, MAX_SPAN, Placed, parse_size, parse_slot_name, place, place_or_describe};
 pub use pack::{
-    Inspection, PackOptions, SignatureReport, TrailerReport, hex, human_size, inspect, name_field,
-    pack, sign,
+    Inspection, PackOptions, SignatureReport, TrailerReport, hex, human_size, inspect,
+    inspect_placed, name_field, pack, sign,
 };

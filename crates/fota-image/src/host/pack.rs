@@ -168,10 +168,22 @@ pub struct Inspection {
     pub trailer: Result<TrailerReport, ImageError>,
     /// Warnings from reading and placing.
     pub warnings: Vec<String>,
+    /// Why the file cannot go into the layout, if it cannot (with its help text).
+    pub placement: Option<(String, String)>,
 }
 
 /// Describes a file read and placed, checking signatures against `keys`.
 pub fn inspect(fw: &Firmware, placed: &Placed, keys: &[PublicKey]) -> Inspection {
+    inspect_placed(fw, placed, None, keys)
+}
+
+/// [`inspect`] with the error [`super::place_or_describe`] gave, if any.
+pub fn inspect_placed(
+    fw: &Firmware,
+    placed: &Placed,
+    placement: Option<&Error>,
+    keys: &[PublicKey],
+) -> Inspection {
     let trailer = find_image(&placed.bytes).map(|img: ImageRef<'_>| {
         let header = img.trailer.header;
         TrailerReport {
@@ -208,6 +220,7 @@ pub fn inspect(fw: &Firmware, placed: &Placed, keys: &[PublicKey]) -> Inspection
         slot_bytes: placed.bytes.len(),
         trailer,
         warnings,
+        placement: placement.map(|e| (e.to_string(), e.help())),
     }
 }
 
@@ -256,16 +269,31 @@ impl Inspection {
         if let Some(e) = self.entry {
             line("entry", format!("{e:#010x}"));
         }
+        let linked = self
+            .trailer
+            .as_ref()
+            .ok()
+            .map(|t| (t.header.kind, t.header.slot_addr));
         line(
             "slot",
-            match self.slot {
-                Some(s) => s.to_string(),
-                None if self.format == Format::Raw => {
+            match (self.slot, &self.placement, linked) {
+                (Some(s), _, _) => s.to_string(),
+                (None, Some((e, _)), _) => format!("none: {e}"),
+                (None, None, Some((kind, ANY_SLOT))) => {
+                    format!("any {kind} slot (from the trailer)")
+                }
+                (None, None, Some((kind, addr))) => {
+                    format!("the {kind} slot at {addr:#010x} (from the trailer)")
+                }
+                (None, None, None) if self.format == Format::Raw => {
                     "any free one (a raw file has no address)".into()
                 }
-                None => "unknown (give --layout to check the addresses)".into(),
+                (None, None, None) => "unknown (give --layout to check the addresses)".into(),
             },
         );
+        if let Some((_, help)) = &self.placement {
+            line("", format!("help: {help}"));
+        }
         match &self.trailer {
             Err(ImageError::NoTrailer) => line(
                 "image",

@@ -12,6 +12,7 @@ mod image_harness;
 fuzz_target!(|data: &[u8]| {
     image_harness::image_parser(data);
     if data.len() < 4096 {
-        image_harness::pack_round_trip(data, data.first().is_some_and(|b| b & 1 == 1));
+        // Signing costs milliseconds: sign one input in 16.
+        image_harness::pack_round_trip(data, data.first().is_some_and(|b| b & 15 == 1));
     }
 });

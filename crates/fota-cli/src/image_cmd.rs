@@ -86,8 +86,8 @@ enum ImageCommand {
         /// VM or bytecode (default: the slot's kind; a raw file without a slot: bytecode).
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
-        /// The slot it is for: vm0, bc1... (in --layout), or `any` for position-
-        /// independent firmware that runs from any slot of its kind.
+        /// The slot it is for: vm0, bc1... (in --layout), or `any` for
+        /// position-independent firmware that runs from any slot of its kind.
         #[arg(long)]
         slot: Option<String>,
         /// The slot address it is linked for, when no layout is given.

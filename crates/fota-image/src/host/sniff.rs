@@ -9,6 +9,7 @@ pub(crate) fn not_firmware(bytes: &[u8]) -> Option<String> {
             "pdf" | "ps" | "rtf" | "doc" | "docx" | "odt" | "xls" | "xlsx" | "ppt" | "pptx" => {
                 "a document"
             }
+            "pem" | "crt" | "der" | "cer" | "p12" => "a key or a certificate",
             _ => match kind.matcher_type() {
                 M::Image => "a picture",
                 M::Archive => "an archive (compressed or bundled files)",

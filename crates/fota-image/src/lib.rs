@@ -8,7 +8,8 @@
 //!
 //! With `std` (the default) it also reads what builds produce (raw binaries, Intel HEX,
 //! ELF, UF2) into the bytes of a slot of a layout, signs, packs and inspects images: see
-//! [`host`].
+//! [`host`]. It builds for wasm32 too (the web app). `keygen` adds key generation from the
+//! operating system's random number generator.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -25,6 +25,7 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// A new key from the operating system's random number generator.
+    #[cfg(feature = "keygen")]
     pub fn generate() -> Result<SigningKey, Error> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| Error::Key {

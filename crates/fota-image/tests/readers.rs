@@ -377,6 +377,17 @@ fn files_that_are_not_firmware_get_a_warning_saying_why() {
             .warnings
             .is_empty()
     );
+    // Nor a packed image whose payload is text (a script).
+    let script = b"from microbit import *\nwhile True:\n    display.scroll('Hi')\n";
+    let opts = fota_image::host::PackOptions {
+        kind: Kind::Bytecode,
+        slot_addr: fota_image::ANY_SLOT,
+        version: fota_image::Version::new(1, 0, 0),
+        name: "hello".into(),
+    };
+    let packed = fota_image::host::pack("hello.py", script, &opts, &[]).unwrap();
+    assert!(read("hello.img", &packed).unwrap().warnings.is_empty());
+    assert!(!read("hello.py", script).unwrap().warnings.is_empty());
     // A name that disagrees with the content.
     let fw = read("fw.hex", &common::vm_payload(0, 5000)).unwrap();
     assert!(

@@ -139,7 +139,12 @@ pub fn read_firmware(name: &str, bytes: &[u8], opts: &ReadOptions) -> Result<Fir
             }],
             entry: None,
             notes: vec![],
-            warnings: sniff::not_firmware(bytes).into_iter().collect(),
+            // A packed image is firmware whatever its payload looks like (bytecode may
+            // well be text).
+            warnings: match crate::find_image(bytes) {
+                Ok(_) => vec![],
+                Err(_) => sniff::not_firmware(bytes).into_iter().collect(),
+            },
         },
     };
     if let Some(w) = extension_mismatch(name, format) {

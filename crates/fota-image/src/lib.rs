@@ -6,6 +6,28 @@
 //! and no input makes it panic: a device parses trailers and verifies a slot with
 //! [`Verifier`], a bounded step at a time, through a [`SlotReader`] over its flash.
 //!
+//! ```
+//! use fota_image::{ImageError, Kind, Policy, SliceReader, Slot, Step, Verifier, VerifyError};
+//!
+//! // A device reads its flash; here the slot is in memory, erased.
+//! let flash = [0xFFu8; 4096];
+//! let slot = Slot { kind: Kind::Bytecode, index: 0, addr: 0x1_0000, size: 4096 };
+//! let mut verifier = Verifier::new(slot);
+//! let mut buf = [0u8; 256];
+//! let result = loop {
+//!     match verifier.step(&mut SliceReader(&flash), &mut buf, &Policy::OPEN) {
+//!         Ok(Step::Pending(_read)) => { /* the firmware's own work between steps */ }
+//!         Ok(Step::Done(verified)) => break Ok(verified),
+//!         Err(e) => break Err(e),
+//!     }
+//! };
+//! assert_eq!(result, Err(VerifyError::Image(ImageError::NoTrailer)));
+//! ```
+//!
+//! Over an `embedded-storage` flash the reader is a few lines: `read(offset, buf)` is
+//! `flash.read(slot_offset + offset, buf)` (for a flash whose `READ_SIZE` is 1; else read
+//! aligned and copy).
+//!
 //! With `std` (the default) it also reads what builds produce (raw binaries, Intel HEX,
 //! ELF, UF2) into the bytes of a slot of a layout, signs, packs and inspects images: see
 //! [`host`]. It builds for wasm32 too (the web app). `keygen` adds key generation from the

@@ -4,11 +4,11 @@
 //! file and runs them under proptest in the normal test suite.
 
 use fota_image::host::{
-    Arch, Layout, PackOptions, ReadOptions, SigningKey, inspect, pack, place, read_firmware,
+    Arch, Error, Layout, PackOptions, ReadOptions, SigningKey, inspect, pack, place, read_firmware,
 };
 use fota_image::{
-    ANY_SLOT, FIXED_LEN, ImageError, Kind, MIN_BUFFER, Policy, SliceReader, Slot, Step, TrustedKey,
-    Verifier, Version, encode_fixed, find_image, verify_bytes,
+    ANY_SLOT, FIXED_LEN, ImageError, Kind, MAGIC, MIN_BUFFER, Policy, SliceReader, Slot, Step,
+    TrustedKey, Verifier, Version, encode_fixed, find_image, verify_bytes,
 };
 
 /// The simulator's VM + bytecode layout.
@@ -130,9 +130,17 @@ pub fn pack_round_trip(payload: &[u8], signed: bool) {
     let keys: Vec<&SigningKey> = if signed { vec![k] } else { vec![] };
     let image = match pack("p", payload, &opts, &keys) {
         Ok(i) => i,
-        // Empty, or a payload that holds a trailer of its own.
-        Err(_) => {
-            assert!(payload.is_empty() || find_image(payload).is_ok());
+        // Empty, or a payload that holds a trailer (or bytes that would read as the
+        // start of one): refused, never packed into an image a device would misread.
+        Err(e) => {
+            match e {
+                Error::Empty(_) => assert!(payload.is_empty()),
+                Error::AlreadyPacked(_) => assert!(find_image(payload).is_ok()),
+                Error::TrailerLookalike { offset, .. } => {
+                    assert_eq!(payload.get(offset..offset + 8), Some(&MAGIC[..]), "{e}")
+                }
+                other => panic!("pack refused for another reason: {other}"),
+            }
             return;
         }
     };

@@ -448,7 +448,12 @@ pub fn find_image(bytes: &[u8]) -> Result<ImageRef<'_>, ImageError> {
     })
 }
 
-/// The offset of the trailer in `bytes`.
+/// The offset of the trailer in `bytes`: the first magic followed by its own offset as
+/// payload length (whether the trailer there is valid or not).
+pub fn locate_trailer(bytes: &[u8]) -> Result<usize, ImageError> {
+    locate(bytes)
+}
+
 fn locate(bytes: &[u8]) -> Result<usize, ImageError> {
     let mut from = 0;
     while let Some(i) = bytes.get(from..).and_then(find_magic) {

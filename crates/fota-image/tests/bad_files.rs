@@ -406,6 +406,28 @@ fn packing_an_image_again() {
 }
 
 #[test]
+fn firmware_holding_a_damaged_trailer() {
+    // The start of a trailer (magic, its own offset as length) with a bad count.
+    let mut payload = common::noise(400, 8);
+    payload[300..308].copy_from_slice(&fota_image::MAGIC);
+    payload[308] = 1;
+    payload[312..316].copy_from_slice(&300u32.to_le_bytes());
+    payload[392..396].copy_from_slice(&99u32.to_le_bytes());
+    let opts = PackOptions {
+        kind: Kind::Bytecode,
+        slot_addr: ANY_SLOT,
+        version: Version::default(),
+        name: String::new(),
+    };
+    let err = pack("fw.bin", &payload, &opts, &[]).unwrap_err();
+    check(
+        err,
+        "fw.bin holds bytes at offset 300 that read as the start of an image trailer: a device would stop there",
+        "The firmware carries a FOTA image (or a damaged one) inside it as data",
+    );
+}
+
+#[test]
 fn the_catalogue_names_these_tests() {
     let doc = include_str!("../../../docs/BAD_INPUTS.md");
     let source = include_str!("bad_files.rs");

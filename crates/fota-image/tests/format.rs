@@ -213,6 +213,33 @@ fn a_magic_inside_the_payload_is_not_a_trailer() {
 }
 
 #[test]
+fn a_payload_holding_a_damaged_trailer_is_not_packed() {
+    // Found by fuzzing: a payload with a magic followed by its own offset and a
+    // garbage signature count. A device stops at the first such place, so packing it
+    // would make an image that never verifies.
+    let mut payload = common::noise(400, 8);
+    payload[300..308].copy_from_slice(&MAGIC);
+    payload[308] = 1;
+    payload[312..316].copy_from_slice(&300u32.to_le_bytes());
+    payload[392..396].copy_from_slice(&0x5f5f_5f5fu32.to_le_bytes());
+    let opts = PackOptions {
+        kind: Kind::Bytecode,
+        slot_addr: ANY_SLOT,
+        version: Version::default(),
+        name: "x".into(),
+    };
+    let err = pack("fw.bin", &payload, &opts, &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "fw.bin holds bytes at offset 300 that read as the start of an image trailer: a \
+         device would stop there"
+    );
+    // A magic followed by another length is payload, and packs.
+    payload[312..316].copy_from_slice(&7u32.to_le_bytes());
+    assert!(pack("fw.bin", &payload, &opts, &[]).is_ok());
+}
+
+#[test]
 fn versions_parse_and_order() {
     let v: Version = "1.2.3".parse().unwrap();
     assert_eq!(v, Version::new(1, 2, 3));

@@ -185,6 +185,16 @@ pub enum Error {
     /// The file already is a packed image.
     #[error("{0} is already a packed image (it has a trailer)")]
     AlreadyPacked(String),
+    /// The firmware holds bytes that a device would take for the start of the trailer.
+    #[error(
+        "{name} holds bytes at offset {offset} that read as the start of an image trailer: a device would stop there"
+    )]
+    TrailerLookalike {
+        /// The file.
+        name: String,
+        /// Where, from the payload's first byte.
+        offset: usize,
+    },
     /// A key file that cannot be used.
     #[error("key {path}: {why}")]
     Key {
@@ -253,6 +263,10 @@ impl Error {
             Error::Image { error, .. } => image_help(error).into(),
             Error::AlreadyPacked(_) => "Sign it with `fota image sign`, or pack the original \
                  firmware file."
+                .into(),
+            Error::TrailerLookalike { .. } => "The firmware carries a FOTA image (or a \
+                 damaged one) inside it as data. Store that image elsewhere (a separate \
+                 slot or file), or pack the firmware that contains it."
                 .into(),
             Error::Key { .. } => "Give the private key `fota image keygen` wrote (PKCS#8 PEM, \
                  as `openssl genpkey -algorithm ed25519` writes too), or for checks a public key \

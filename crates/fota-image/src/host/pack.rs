@@ -45,9 +45,19 @@ pub fn pack(
     if payload.is_empty() {
         return Err(Error::Empty(name.into()));
     }
-    // The device takes the first trailer it finds: a payload must not hold one.
-    if find_image(payload).is_ok() {
-        return Err(Error::AlreadyPacked(name.into()));
+    // The device takes the first trailer it finds: a payload must not hold one, valid
+    // or not.
+    match find_image(payload) {
+        Ok(_) => return Err(Error::AlreadyPacked(name.into())),
+        // A magic in the last bytes: whether it reads as a trailer once the real one
+        // follows is checked on the packed image below.
+        Err(ImageError::NoTrailer | ImageError::Truncated) => {}
+        Err(_) => {
+            return Err(Error::TrailerLookalike {
+                name: name.into(),
+                offset: crate::locate_trailer(payload).unwrap_or(0),
+            });
+        }
     }
     if keys.len() > MAX_SIGNATURES {
         return Err(Error::Usage(format!(
@@ -71,6 +81,21 @@ pub fn pack(
     let mut out = Vec::with_capacity(payload.len() + 96 + keys.len() * SIGNATURE_ENTRY_LEN);
     out.extend_from_slice(payload);
     out.extend_from_slice(&encode_fixed(&header, 0));
+    match crate::locate_trailer(&out) {
+        Ok(at) if at == payload.len() => {}
+        Ok(at) => {
+            return Err(Error::TrailerLookalike {
+                name: name.into(),
+                offset: at,
+            });
+        }
+        Err(_) => {
+            return Err(Error::TrailerLookalike {
+                name: name.into(),
+                offset: payload.len(),
+            });
+        }
+    }
     for key in keys {
         out = sign(name, &out, key)?.0;
     }

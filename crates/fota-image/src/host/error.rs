@@ -265,8 +265,8 @@ impl Error {
                  firmware file."
                 .into(),
             Error::TrailerLookalike { .. } => "The firmware carries a FOTA image (or a \
-                 damaged one) inside it as data. Store that image elsewhere (a separate \
-                 slot or file), or pack the firmware that contains it."
+                 damaged one) inside it as data, which a device would take for this image's \
+                 trailer. Keep that image in a slot or file of its own."
                 .into(),
             Error::Key { .. } => "Give the private key `fota image keygen` wrote (PKCS#8 PEM, \
                  as `openssl genpkey -algorithm ed25519` writes too), or for checks a public key \

@@ -280,13 +280,14 @@ impl Verifier {
         at: u32,
     ) -> Result<Step, VerifyError<R::Error>> {
         let size = u64::from(self.slot.size);
-        if u64::from(at) + FIXED_LEN as u64 > size {
-            return Err(ImageError::Truncated.into());
-        }
+        // The checks in the order `Trailer::parse` makes them, so that a slot and the
+        // same bytes in a file get the same answer.
+        let avail = (size - u64::from(at)).min(FIXED_LEN as u64) as usize;
         let mut fixed = [0u8; FIXED_LEN];
-        reader.read(at, &mut fixed).map_err(VerifyError::Read)?;
-        let header = Header::decode(&fixed)?;
-        let count = check_count(signature_count(&fixed).unwrap_or(0))?;
+        let fixed = &mut fixed[..avail];
+        reader.read(at, fixed).map_err(VerifyError::Read)?;
+        let header = Header::decode(fixed)?;
+        let count = check_count(signature_count(fixed).ok_or(ImageError::Truncated)?)?;
         let end = u64::from(at) + (FIXED_LEN + count * SIGNATURE_ENTRY_LEN) as u64;
         if end > size {
             return Err(ImageError::Truncated.into());

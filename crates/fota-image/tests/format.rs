@@ -240,6 +240,27 @@ fn a_payload_holding_a_damaged_trailer_is_not_packed() {
 }
 
 #[test]
+fn a_file_and_a_slot_cut_inside_the_header_get_the_same_error() {
+    // Found by fuzzing: the parser found an unknown format version where the verifier
+    // said "truncated" first. Both check in the same order now.
+    let mut image = golden_image();
+    image[24] = 0; // format version 0
+    for cut in 16 + 8..image.len() {
+        let bytes = &image[..cut];
+        let slot = fota_image::Slot {
+            kind: Kind::Vm,
+            index: 0,
+            addr: 0x0001_0000,
+            size: cut as u32,
+        };
+        let parsed = find_image(bytes).unwrap_err();
+        let verified =
+            fota_image::verify_bytes(bytes, slot, &fota_image::Policy::OPEN).unwrap_err();
+        assert_eq!(parsed, verified, "cut at {cut}");
+    }
+}
+
+#[test]
 fn versions_parse_and_order() {
     let v: Version = "1.2.3".parse().unwrap();
     assert_eq!(v, Version::new(1, 2, 3));

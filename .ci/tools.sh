@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there:
 # Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz, QEMU (for
-# the firmware on an emulated Cortex-M4), the codec tests' real firmware and the browser
-# tests' npm packages (playwright-core, binaryen's wasm-opt).
+# the firmware on an emulated Cortex-M4), real firmware for tests (the micro:bit
+# MicroPython HEX and its earlier releases) and the browser tests' npm packages
+# (playwright-core, binaryen's wasm-opt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,8 @@ fi
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v sz >/dev/null || need_apt+=(lrzsz)
+# Real firmware for the image readers' tests (MicroPython for the BBC micro:bit, Intel HEX).
+[ -f /usr/share/firmware-microbit-micropython/firmware.hex ] || need_apt+=(firmware-microbit-micropython)
 if [ "${#need_apt[@]}" -gt 0 ]; then say "apt-get install ${need_apt[*]}"; apt_install "${need_apt[@]}"; fi
 if ! command -v qemu-system-arm >/dev/null; then
     say "apt-get install qemu-system-arm (the firmware's tests run on its mps2-an386)"

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bridge;
+mod image_cmd;
 mod link;
 mod qemu;
 mod relay;
@@ -201,6 +202,8 @@ enum Command {
     },
     /// Measure updates against the physical limit and lrzsz over a modelled serial link.
     Bench(bench::BenchArgs),
+    /// Make, sign, inspect and check firmware images (no device needed).
+    Image(image_cmd::ImageArgs),
     /// Write a sample image to try the tool with `fota sim`.
     Sample {
         #[arg(value_enum)]
@@ -339,6 +342,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
                 .map_err(|e| failure(e.message, e.help));
         }
+        Command::Image(args) => return image_cmd::run(args, cli.json),
         Command::Sample { which, out, size } => {
             let program =
                 |src: &str| fota_bytecode::assemble(src).map_err(|e| failure(e.to_string(), ""));
@@ -588,7 +592,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Qemu { .. }
         | Command::Sample { .. }
         | Command::Bridge { .. }
-        | Command::Bench(_) => {}
+        | Command::Bench(_)
+        | Command::Image(_) => {}
     }
     Ok(())
 }

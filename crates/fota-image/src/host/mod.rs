@@ -1,0 +1,21 @@
+//! The host side (feature `std`): reading firmware files into slots, keys, packing,
+//! signing, inspecting, and errors with help texts.
+
+mod elf;
+mod error;
+mod hex;
+mod input;
+mod keys;
+mod layout;
+mod pack;
+mod sniff;
+pub mod uf2;
+
+pub use error::{Error, image_help};
+pub use input::{Arch, Firmware, Format, ReadOptions, Segment, detect, read_firmware};
+pub use keys::{PublicKey, SigningKey};
+pub use layout::{Layout, MAX_SPAN, Placed, parse_size, parse_slot_name, place, place_or_describe};
+pub use pack::{
+    Inspection, PackOptions, SignatureReport, TrailerReport, hex, human_size, inspect,
+    inspect_placed, name_field, pack, sign,
+};

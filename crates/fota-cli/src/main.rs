@@ -210,6 +210,11 @@ enum Command {
         /// Where the firmware's debug console (UART1) goes.
         #[arg(long)]
         debug_log: Option<PathBuf>,
+        /// Make each sector erase take this many milliseconds (slow flash, like an
+        /// STM32F4's 128 KiB sectors at 1,000 to 2,000); the watchdog's period grows to
+        /// stay longer than one erase.
+        #[arg(long, default_value_t = 0)]
+        erase_ms: u32,
     },
     /// Measure updates against the physical limit and lrzsz over a modelled serial link.
     Bench(bench::BenchArgs),
@@ -343,8 +348,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             ws,
             firmware,
             debug_log,
+            erase_ms,
         } => {
             let opts = qemu::QemuOptions {
+                erase_ms: *erase_ms,
                 vm_layout: matches!(layout, LayoutArg::Vm),
                 state: state.clone(),
                 ws: ws.clone(),

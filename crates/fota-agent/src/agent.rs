@@ -114,6 +114,97 @@ pub struct Agent<F> {
     held: Option<Held>,
     /// Called after every unit of a long operation (a platform's watchdog kick).
     hook: Option<fn()>,
+    /// What changed flash since boot, for the link's cache of recent replies.
+    changes: Changes,
+}
+
+/// Counters of what changed the flash: a cached reply is valid only while they stand
+/// still (or, for a write's reply, while nothing was erased).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Erases and record entries written.
+    pub(crate) erased: u32,
+    /// Program operations on a slot.
+    pub(crate) programmed: u32,
+}
+
+/// What the boot decision does with the record in force: one pure function, so the
+/// read-only plan ([`Agent::plan`]) and the real boot ([`Agent::boot`]) cannot disagree.
+struct Decision {
+    /// The entry the boot appends, if any.
+    write: Option<LogEntry>,
+    /// The VM and bytecode slots that run when that write succeeds (or none is needed).
+    run: (u8, u8),
+    /// The slots that run when the write fails: the last working configuration, never
+    /// a trial that could not be recorded.
+    fallback: (u8, u8),
+    trial: bool,
+    reverted: bool,
+    factory: bool,
+}
+
+fn decision(found: Option<LogEntry>) -> Decision {
+    let Some(e) = found else {
+        return Decision {
+            write: Some(LogEntry::factory()),
+            run: (0, 0),
+            fallback: (0, 0),
+            trial: false,
+            reverted: false,
+            factory: true,
+        };
+    };
+    let current = (e.vm_current, e.bc_current);
+    let last = (e.vm_last, e.bc_last);
+    match e.state {
+        RecordState::Confirmed => Decision {
+            write: None,
+            run: current,
+            fallback: current,
+            trial: false,
+            reverted: false,
+            factory: false,
+        },
+        // The trial boot: without a Trial on flash a crash would retry the new firmware
+        // forever, so a failed write runs the last working one and decides again.
+        RecordState::Pending => Decision {
+            write: Some(LogEntry {
+                state: RecordState::Trial,
+                ..e
+            }),
+            run: current,
+            fallback: last,
+            trial: true,
+            reverted: false,
+            factory: false,
+        },
+        // The trial boot ended without accept(): back to the last working one.
+        RecordState::Trial => Decision {
+            write: Some(LogEntry::with_slots(
+                e.vm_last, e.vm_last, e.bc_last, e.bc_last,
+            )),
+            run: last,
+            fallback: last,
+            trial: false,
+            reverted: true,
+            factory: false,
+        },
+    }
+}
+
+/// What the boot decision would do now, read from flash without writing anything
+/// ([`Agent::plan`]). A boot stage, or a VM acting as bootloader, learns from it which VM
+/// to start; only the firmware that runs takes the decision for real ([`Agent::boot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootPlan {
+    /// What [`Agent::boot`] would return if its record write succeeds
+    /// (`record_write_failed` is false).
+    pub boot: Boot,
+    /// The record entry in force after the decision: the one the boot would write, or
+    /// the one on flash (its `seq` is not meaningful).
+    pub record: LogEntry,
+    /// The decision writes a record entry (factory record, trial boot, revert).
+    pub writes: bool,
 }
 
 /// The start of a write unit that a `write_slot` left incomplete: kept in RAM until the
@@ -228,8 +319,7 @@ impl<F: NorFlash> Agent<F> {
             Ok(g) => g,
             Err(e) => return Err((AgentError::Config(e), flash)),
         };
-        let log_offset = config.record_addr.wrapping_sub(config.flash_base);
-        let log = Log::new(log_offset, config.record_size, geo.sector, geo.stride);
+        let log = record_log(&config, &geo);
         let mut agent = Agent {
             flash,
             geo,
@@ -238,6 +328,7 @@ impl<F: NorFlash> Agent<F> {
             committed: false,
             held: None,
             hook: None,
+            changes: Changes::default(),
             boot: Boot {
                 vm_slot: 0,
                 vm_addr: 0,
@@ -264,48 +355,67 @@ impl<F: NorFlash> Agent<F> {
         }
     }
 
-    /// The boot decision. Errors: the address of a failed read.
+    /// What the boot decision would do now, without writing anything: the record is
+    /// read (never written), nothing is kept. The same checks and the same decision as
+    /// [`Agent::boot`], which a boot stage can take without building an agent.
+    pub fn plan(flash: &mut F, config: &AgentConfig) -> Result<BootPlan, AgentError> {
+        let g = FlashGeometry::of(flash)?;
+        let slots = |vm: u8, bc: u8, boot: &mut Boot| {
+            boot.vm_slot = vm;
+            boot.bc_slot = bc;
+            boot.vm_addr = slot_addr(config, SlotKind::Vm, vm);
+            boot.bc_addr = slot_addr(config, SlotKind::Bytecode, bc);
+        };
+        let mut boot = Boot {
+            vm_slot: 0,
+            vm_addr: 0,
+            bc_slot: 0,
+            bc_addr: 0,
+            trial: false,
+            reverted: false,
+            factory: false,
+            record_write_failed: false,
+        };
+        if !config.fota_supported {
+            unsupported_geometry(config, &g)?;
+            slots(0, 0, &mut boot);
+            return Ok(BootPlan {
+                boot,
+                record: LogEntry::factory(),
+                writes: false,
+            });
+        }
+        let geo = config.checked_geometry(&g)?;
+        let mut log = record_log(config, &geo);
+        let found = scan_log(&mut log, flash, config).map_err(AgentError::Flash)?;
+        let d = decision(found);
+        slots(d.run.0, d.run.1, &mut boot);
+        boot.trial = d.trial;
+        boot.reverted = d.reverted;
+        boot.factory = d.factory;
+        Ok(BootPlan {
+            boot,
+            record: d.write.or(found).unwrap_or(LogEntry::factory()),
+            writes: d.write.is_some(),
+        })
+    }
+
+    /// The boot decision (see [`decision`]). Errors: the address of a failed read.
     fn decide(&mut self) -> Result<(), u32> {
         let found = self.scan()?;
-        let Some(entry) = found else {
-            self.entry = LogEntry::factory();
-            self.committed = false;
-            self.boot.factory = true;
-            self.boot.record_write_failed = self.append(LogEntry::factory()).is_err();
-            self.set_running(0, 0);
-            return Ok(());
+        let d = decision(found);
+        self.entry = found.unwrap_or(LogEntry::factory());
+        self.committed = found.is_some();
+        self.boot.factory = d.factory;
+        self.boot.reverted = d.reverted;
+        let written = match d.write {
+            Some(e) => self.append(e).is_ok(),
+            None => true,
         };
-        self.entry = entry;
-        self.committed = true;
-        match entry.state {
-            RecordState::Confirmed => self.set_running(entry.vm_current, entry.bc_current),
-            RecordState::Pending => {
-                let trial = LogEntry {
-                    state: RecordState::Trial,
-                    ..entry
-                };
-                if self.append(trial).is_ok() {
-                    self.boot.trial = true;
-                    self.set_running(entry.vm_current, entry.bc_current);
-                } else {
-                    // Without a Trial on flash a crash would retry the new firmware
-                    // forever: run the last working one and decide again next boot.
-                    self.boot.record_write_failed = true;
-                    self.set_running(entry.vm_last, entry.bc_last);
-                }
-            }
-            RecordState::Trial => {
-                let back = LogEntry::with_slots(
-                    entry.vm_last,
-                    entry.vm_last,
-                    entry.bc_last,
-                    entry.bc_last,
-                );
-                self.boot.reverted = true;
-                self.boot.record_write_failed = self.append(back).is_err();
-                self.set_running(entry.vm_last, entry.bc_last);
-            }
-        }
+        self.boot.record_write_failed = !written;
+        self.boot.trial = d.trial && written;
+        let (vm, bc) = if written { d.run } else { d.fallback };
+        self.set_running(vm, bc);
         Ok(())
     }
 
@@ -317,25 +427,12 @@ impl<F: NorFlash> Agent<F> {
     }
 
     fn slot_addr(&self, kind: SlotKind, index: u8) -> u32 {
-        // Indexes come from validated entries; 0 only for a layout without the slot,
-        // which validation rejects.
-        self.config
-            .slot(kind, u32::from(index))
-            .map_or(0, |s| s.addr)
+        slot_addr(&self.config, kind, index)
     }
 
     /// Read the log; the newest entry that fits this layout is in force.
     fn scan(&mut self) -> Result<Option<LogEntry>, u32> {
-        let config = &self.config;
-        let fits = |e: &LogEntry| {
-            let vm = |i: u8| config.slot(SlotKind::Vm, u32::from(i)).is_some();
-            let bc = |i: u8| config.slot(SlotKind::Bytecode, u32::from(i)).is_some();
-            vm(e.vm_current) && vm(e.vm_last) && bc(e.bc_current) && bc(e.bc_last)
-        };
-        let base = self.config.flash_base;
-        self.log
-            .scan(&mut self.flash, fits)
-            .map_err(|off| base.wrapping_add(off))
+        scan_log(&mut self.log, &mut self.flash, &self.config)
     }
 
     /// Append an entry and make it the record in force. On failure the log is read again
@@ -343,7 +440,11 @@ impl<F: NorFlash> Agent<F> {
     /// finds no record either, the one in RAM is not on flash: fota\[0\] becomes 0.
     fn append(&mut self, entry: LogEntry) -> Result<(), u32> {
         let base = self.config.flash_base;
-        match self.log.append(&mut self.flash, entry) {
+        let appended = self.log.append(&mut self.flash, entry);
+        self.changes.erased = self.changes.erased.wrapping_add(1);
+        // An append may erase a record sector: as long as a slot's, on some parts.
+        self.unit_done();
+        match appended {
             Ok(written) => {
                 self.entry = written;
                 self.committed = true;
@@ -483,15 +584,21 @@ impl<F: NorFlash> Agent<F> {
         if size == 0 {
             return Err(Refusal::new(ErrorCode::BadLength, 0));
         }
-        if addr % self.geo.sector != 0 {
+        if self.sector_at(addr).0 != addr {
             return Err(Refusal::new(ErrorCode::Misaligned, addr));
         }
-        let sector = self.geo.sector.get();
-        let total = u64::from(size).div_ceil(u64::from(sector)) * u64::from(sector);
-        let end = u64::from(addr) + total;
-        self.free_range(addr, end, size)?;
-        // `end` is inside the slot, so `total` fits a u32.
-        let total = u32::try_from(total).map_err(|_| Refusal::new(ErrorCode::BadLength, size))?;
+        // Slots and the record area start and end on sector boundaries, so the range and
+        // the whole sectors it touches lie in the same slot and miss the record alike.
+        let want = u64::from(addr) + u64::from(size);
+        self.free_range(addr, want, size)?;
+        // The end of the last sector the range touches (inside the slot: no overflow).
+        let mut end = u64::from(addr);
+        while end < want {
+            let (start, len) = self.sector_at(u32::try_from(end).unwrap_or(u32::MAX));
+            end = u64::from(start) + u64::from(len);
+        }
+        let total = u32::try_from(end - u64::from(addr))
+            .map_err(|_| Refusal::new(ErrorCode::BadLength, size))?;
         // A partial write unit held in the range is erased with it; one elsewhere is
         // completed first.
         match self.held {
@@ -515,13 +622,14 @@ impl<F: NorFlash> Agent<F> {
         }
         let end = u64::from(op.addr) + u64::from(op.total);
         self.free_range(op.addr, end, op.total)?;
-        let sector = self.geo.sector.get();
         let at = op.addr.saturating_add(op.done);
+        let (_, sector) = self.sector_at(at);
         let off = self.offset(at)?;
         let to = off
             .checked_add(sector)
             .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
         let erased = self.flash.erase(off, to);
+        self.changes.erased = self.changes.erased.wrapping_add(1);
         self.unit_done();
         erased.map_err(|_| Refusal::new(ErrorCode::FlashFailure, at))?;
         op.done = op.done.saturating_add(sector);
@@ -804,6 +912,7 @@ impl<F: NorFlash> Agent<F> {
                 }
                 let run = want.get(start..j).ok_or(flash_failure(pos + start))?;
                 let off = self.offset(addr.saturating_add((pos + start) as u32))?;
+                self.changes.programmed = self.changes.programmed.wrapping_add(1);
                 self.flash
                     .write(off, run)
                     .map_err(|_| flash_failure(pos + start))?;
@@ -828,6 +937,7 @@ impl<F: NorFlash> Agent<F> {
             return Ok(());
         }
         let off = self.offset(addr)?;
+        self.changes.programmed = self.changes.programmed.wrapping_add(1);
         self.flash.write(off, bytes).map_err(|_| fail)?;
         let mut back = [0u8; MAX_WRITE_UNIT];
         let back = back.get_mut(..bytes.len()).ok_or(fail)?;
@@ -987,8 +1097,22 @@ impl<F: NorFlash> Agent<F> {
 
     /// The agent's description for `Hello`.
     pub fn info(&self) -> Info {
-        let mut slots = self.config.slots.clone();
-        slots.sort_unstable_by_key(|s| s.addr);
+        // In address order: at most eight slots with distinct addresses, picked one by
+        // one (a sort would pull in core's sort code, kilobytes for eight items).
+        let mut slots = heapless::Vec::new();
+        let mut after = None;
+        for _ in 0..self.config.slots.len() {
+            let next = self
+                .config
+                .slots
+                .iter()
+                .filter(|s| after.is_none_or(|a| s.addr > a))
+                .min_by_key(|s| s.addr);
+            if let Some(s) = next {
+                let _ = slots.push(*s);
+                after = Some(s.addr);
+            }
+        }
         let mut baud_rates = heapless::Vec::new();
         for b in self.config.offered_baud_rates() {
             // Validation keeps the list within MAX_BAUD_RATES.
@@ -1012,6 +1136,7 @@ impl<F: NorFlash> Agent<F> {
             record_addr: self.config.record_addr,
             record_size: self.config.record_size,
             slots,
+            sectors: self.config.sectors.clone(),
         }
     }
 
@@ -1080,11 +1205,10 @@ impl<F: NorFlash> Agent<F> {
     }
 
     fn free_slot(&self, kind: SlotKind) -> RequestResult<u32> {
-        let mut slots = self.config.slots.clone();
-        slots.sort_unstable_by_key(|s| s.index);
-        slots
-            .iter()
-            .find(|s| s.kind == kind && !self.in_use(s) && !self.is_boot_stage(s))
+        // Lowest index first: validation keeps the indexes of a kind 0, 1, 2, ...
+        (0..self.config.count(kind) as u32)
+            .filter_map(|i| self.config.slot(kind, i))
+            .find(|s| !self.in_use(s) && !self.is_boot_stage(s))
             .map(|s| s.addr)
             .ok_or_else(|| {
                 let current = match kind {
@@ -1127,6 +1251,16 @@ impl<F: NorFlash> Agent<F> {
         Ok(slot)
     }
 
+    /// The erase sector holding `addr`: `(first address, size)`.
+    fn sector_at(&self, addr: u32) -> (u32, u32) {
+        self.config.sector_at(self.geo.sector.get(), addr)
+    }
+
+    /// What changed the flash so far (for the link's cache of replies).
+    pub(crate) fn changes(&self) -> Changes {
+        self.changes
+    }
+
     /// Flash offset of an address already checked to be inside a slot.
     fn offset(&self, addr: u32) -> RequestResult<u32> {
         addr.checked_sub(self.config.flash_base)
@@ -1146,6 +1280,34 @@ impl<F: NorFlash> Agent<F> {
     }
 }
 
+/// The record log of a checked configuration.
+fn record_log(config: &AgentConfig, geo: &Geometry) -> Log {
+    let offset = config.record_addr.wrapping_sub(config.flash_base);
+    Log::new(offset, config.record_size, geo.record_sector, geo.stride)
+}
+
+/// Read the log; the newest entry that fits `config`'s layout is in force. Errors: the
+/// address of a failed read.
+fn scan_log<F: NorFlash>(
+    log: &mut Log,
+    flash: &mut F,
+    config: &AgentConfig,
+) -> Result<Option<LogEntry>, u32> {
+    let fits = |e: &LogEntry| {
+        let vm = |i: u8| config.slot(SlotKind::Vm, u32::from(i)).is_some();
+        let bc = |i: u8| config.slot(SlotKind::Bytecode, u32::from(i)).is_some();
+        vm(e.vm_current) && vm(e.vm_last) && bc(e.bc_current) && bc(e.bc_last)
+    };
+    let base = config.flash_base;
+    log.scan(flash, fits).map_err(|off| base.wrapping_add(off))
+}
+
+/// The address of slot `index` of `kind`. Indexes come from validated entries; 0 only
+/// for a layout without the slot, which validation rejects.
+fn slot_addr(config: &AgentConfig, kind: SlotKind, index: u8) -> u32 {
+    config.slot(kind, u32::from(index)).map_or(0, |s| s.addr)
+}
+
 /// For firmware without FOTA support: only the flash geometry is needed (for `Info`).
 fn unsupported_geometry(config: &AgentConfig, g: &FlashGeometry) -> Result<Geometry, ConfigError> {
     use core::num::NonZeroU32;
@@ -1156,6 +1318,7 @@ fn unsupported_geometry(config: &AgentConfig, g: &FlashGeometry) -> Result<Geome
     let write = NonZeroU32::new(g.write_size).ok_or(ConfigError::UnsupportedFlash)?;
     Ok(Geometry {
         sector,
+        record_sector: sector,
         write,
         stride: crate::record::stride(write),
     })

@@ -4,7 +4,10 @@ use core::num::NonZeroU32;
 use fota_protocol::Layout as _;
 
 use embedded_storage::nor_flash::NorFlash;
-use fota_protocol::{MAX_BAUD_RATES, MAX_NAME, MAX_SLOTS, SlotDesc, SlotKind};
+use fota_protocol::{
+    DEFAULT_BAUD, MAX_BAUD_RATES, MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, SectorRun, SlotDesc,
+    SlotKind,
+};
 
 use crate::record;
 
@@ -54,14 +57,23 @@ pub struct AgentConfig {
     pub max_baud: u32,
     /// The rates the platform's UART can make (within its tolerance), ascending, at most
     /// [`MAX_BAUD_RATES`]. `SetBaud` accepts these (up to `max_baud`) and no other; `Info`
-    /// lists them.
-    pub baud_rates: &'static [u32],
+    /// lists them. [`UartClock::rates`] computes them from the UART's clock and divider.
+    pub baud_rates: heapless::Vec<u32, MAX_BAUD_RATES>,
+    /// The rate the UART runs at after reset, and goes back to after a `Goodbye` or
+    /// [`crate::BAUD_IDLE_MS`] without a request at another rate.
+    pub base_baud: u32,
+    /// Runs of erase sectors that are not `NorFlash::ERASE_SIZE` bytes, ascending (a flash
+    /// with mixed sector sizes, like an STM32F4's 16, 64 and 128 KiB). Empty: every sector
+    /// is `ERASE_SIZE` bytes. The flash driver erases a range of whole sectors of either
+    /// kind; the agent erases one sector per unit.
+    pub sectors: heapless::Vec<SectorRun, MAX_SECTOR_RUNS>,
     /// The VM slot the part always starts (no remap), if any: the boot stage, which passes
     /// control to the VM the record names. It is never offered by `find_vm_slot`, erased
     /// or written. `None` where the boot picks any VM slot (the seed's layouts).
     pub boot_stage: Option<u8>,
-    /// The worst-case time to erase one sector, in milliseconds, from the part's data
-    /// sheet; hosts size their timeouts from it. 0: not declared (left out of `Info`).
+    /// The worst-case time to erase one sector (the largest, on a flash with mixed
+    /// sector sizes), in milliseconds, from the part's data sheet; hosts size their
+    /// timeouts from it. 0: not declared (left out of `Info`).
     pub sector_erase_ms: u32,
 }
 
@@ -88,7 +100,8 @@ pub enum ConfigError {
     SlotOutsideFlash(u32),
     /// Two slots overlap. Field: the address of the later one.
     SlotsOverlap(u32),
-    /// The record area does not start or end on a sector boundary.
+    /// The record area does not start or end on a sector boundary, or its sectors are not
+    /// all the same size.
     RecordMisaligned,
     /// The record area is smaller than two sectors.
     RecordTooSmall,
@@ -106,6 +119,9 @@ pub enum ConfigError {
     /// The baud rates are not ascending, include zero, or are more than
     /// [`MAX_BAUD_RATES`].
     BadBaudRates,
+    /// The sector runs are not ascending, overlap, leave the flash, or are not whole
+    /// numbers of `ERASE_SIZE` units aligned to it.
+    BadSectors,
 }
 
 /// The geometry of a flash, as the configuration is checked against it.
@@ -137,7 +153,10 @@ impl FlashGeometry {
 /// The checked geometry the agent works with: divisors that cannot be zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
+    /// The driver's erase unit (`ERASE_SIZE`); sectors outside the configured runs.
     pub(crate) sector: NonZeroU32,
+    /// The sectors of the record area.
+    pub(crate) record_sector: NonZeroU32,
     pub(crate) write: NonZeroU32,
     pub(crate) stride: NonZeroU32,
 }
@@ -224,7 +243,9 @@ impl AgentConfig {
             record_size,
             max_in_flight: 5,
             max_baud: 921_600,
-            baud_rates: &BAUD_RATES,
+            baud_rates: heapless::Vec::from_array(BAUD_RATES),
+            base_baud: DEFAULT_BAUD,
+            sectors: heapless::Vec::new(),
             boot_stage: None,
             sector_erase_ms: 0,
         }
@@ -246,6 +267,12 @@ impl AgentConfig {
     pub fn unsupported(mut self) -> Self {
         self.fota_supported = false;
         self
+    }
+
+    /// The erase sector holding `addr`, `(first address, size)`, on a flash whose erase
+    /// unit is `erase_size` (its `NorFlash::ERASE_SIZE`).
+    pub fn sector_at(&self, erase_size: u32, addr: u32) -> (u32, u32) {
+        fota_protocol::sector_at(&self.sectors, erase_size, addr)
     }
 
     /// Whether `[addr, end)` touches the record area.
@@ -293,6 +320,9 @@ impl AgentConfig {
         if stride.get() > g.sector {
             return Err(E::UnsupportedFlash);
         }
+        if self.base_baud == 0 {
+            return Err(E::BadBaudRates);
+        }
         if self.flash_base % sector != 0 {
             return Err(E::FlashBaseMisaligned);
         }
@@ -300,7 +330,21 @@ impl AgentConfig {
         let inside = |addr: u32, size: u32| {
             addr >= self.flash_base && u64::from(addr) + u64::from(size) <= flash_end
         };
-        let aligned = |v: u32| v % sector == 0;
+        if !fota_protocol::sector_runs_valid(&self.sectors, sector.get())
+            || self
+                .sectors
+                .iter()
+                .any(|r| r.addr < self.flash_base || r.end() > flash_end)
+        {
+            return Err(E::BadSectors);
+        }
+        // A sector boundary: where a sector starts, or the end of the flash.
+        let boundary = |v: u64| {
+            v == flash_end || u32::try_from(v).is_ok_and(|v| self.sector_at(sector.get(), v).0 == v)
+        };
+        let aligned = |addr: u32, size: u32| {
+            boundary(u64::from(addr)) && boundary(u64::from(addr) + u64::from(size))
+        };
 
         for kind in [SlotKind::Vm, SlotKind::Bytecode] {
             let n = self.count(kind);
@@ -329,7 +373,7 @@ impl AgentConfig {
             if s.size == 0 {
                 return Err(E::EmptySlot(s.addr));
             }
-            if !aligned(s.addr) || !aligned(s.size) {
+            if !aligned(s.addr, s.size) {
                 return Err(E::SlotMisaligned(s.addr));
             }
             if !inside(s.addr, s.size) {
@@ -343,14 +387,27 @@ impl AgentConfig {
                 }
             }
         }
-        if !aligned(self.record_addr) || !aligned(self.record_size) {
-            return Err(E::RecordMisaligned);
-        }
-        if self.record_size / sector < 2 {
-            return Err(E::RecordTooSmall);
-        }
         if !inside(self.record_addr, self.record_size) {
             return Err(E::RecordOutsideFlash);
+        }
+        if !aligned(self.record_addr, self.record_size) {
+            return Err(E::RecordMisaligned);
+        }
+        // The log is a ring of equal sectors.
+        let (_, rec_sector) = self.sector_at(sector.get(), self.record_addr);
+        let record_sector = NonZeroU32::new(rec_sector).ok_or(E::RecordMisaligned)?;
+        if self.record_size % record_sector != 0 {
+            return Err(E::RecordMisaligned);
+        }
+        let record_sectors = self.record_size / record_sector;
+        for k in 0..record_sectors {
+            let at = self.record_addr + k * rec_sector;
+            if self.sector_at(sector.get(), at) != (at, rec_sector) {
+                return Err(E::RecordMisaligned);
+            }
+        }
+        if record_sectors < 2 {
+            return Err(E::RecordTooSmall);
         }
         if let Some(s) = self
             .slots
@@ -361,9 +418,73 @@ impl AgentConfig {
         }
         Ok(Geometry {
             sector,
+            record_sector,
             write,
             stride,
         })
+    }
+}
+
+/// How a UART makes its rate: `clock_hz / (oversampling x divisor)`, where the divisor
+/// is a whole number of `1 / 2^fraction_bits` steps, at least `min_divisor` steps. The
+/// agent offers only the rates the UART makes within a tolerance ([`UartClock::rates`]):
+/// both ends of a line may be off by about 1.5 % each before 8N1 framing fails.
+///
+/// | UART | `oversampling` | `fraction_bits` | `min_divisor` |
+/// |------|----------------|-----------------|---------------|
+/// | ARM CMSDK APB UART (`BAUDDIV`, at least 16) | 1 | 0 | 16 |
+/// | ARM PL011 (RP2040: `IBRD` + 6-bit `FBRD`) | 16 | 6 | 64 |
+/// | STM32 USART, 16x oversampling (`BRR`, 4-bit fraction) | 16 | 4 | 16 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UartClock {
+    /// The UART's input clock.
+    pub clock_hz: u32,
+    /// Samples per bit the divided clock is taken over.
+    pub oversampling: u32,
+    /// Fractional bits of the divisor.
+    pub fraction_bits: u32,
+    /// The smallest divisor the UART takes, in `1 / 2^fraction_bits` steps.
+    pub min_divisor: u32,
+}
+
+impl UartClock {
+    /// The tolerance [`UartClock::rates`] offers within: 1.5 %, in parts per million.
+    pub const TOLERANCE_PPM: u32 = 15_000;
+
+    /// The rate the UART makes when asked for `baud` (the nearest divisor), or `None` if
+    /// no divisor it takes comes near.
+    pub fn actual(&self, baud: u32) -> Option<u32> {
+        let scale = 1u64 << self.fraction_bits.min(16);
+        let denom = u64::from(self.oversampling.max(1)) * u64::from(baud);
+        if denom == 0 {
+            return None;
+        }
+        let num = u64::from(self.clock_hz) * scale;
+        let div = (num + denom / 2) / denom;
+        if div < u64::from(self.min_divisor.max(1)) {
+            return None;
+        }
+        u32::try_from(num / (u64::from(self.oversampling.max(1)) * div)).ok()
+    }
+
+    /// Whether the UART makes `baud` within `tolerance_ppm`.
+    pub fn makes(&self, baud: u32, tolerance_ppm: u32) -> bool {
+        self.actual(baud).is_some_and(|a| {
+            u64::from(a.abs_diff(baud)) * 1_000_000 <= u64::from(baud) * u64::from(tolerance_ppm)
+        })
+    }
+
+    /// The rates of `candidates` (ascending) the UART makes within
+    /// [`UartClock::TOLERANCE_PPM`], for [`AgentConfig::baud_rates`].
+    pub fn rates(&self, candidates: &[u32]) -> heapless::Vec<u32, MAX_BAUD_RATES> {
+        let mut out = heapless::Vec::new();
+        for &b in candidates {
+            if self.makes(b, Self::TOLERANCE_PPM) {
+                // More candidates than MAX_BAUD_RATES: the slowest ones are kept.
+                let _ = out.push(b);
+            }
+        }
+        out
     }
 }
 

@@ -155,13 +155,16 @@ mod link;
 pub mod record;
 
 pub use agent::{
-    Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp, Refusal,
-    RequestResult, Unit,
+    Agent, AgentError, Boot, BootPlan, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp,
+    Refusal, RequestResult, Unit,
 };
 pub use config::{
-    AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT,
+    AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT, UartClock,
 };
-pub use link::{Action, AgentLink, Handled, LinkStats, NO_ID, Received, Step, TX_FRAME};
+pub use link::{
+    Action, AgentLink, BAUD_CONFIRM_MS, BAUD_IDLE_MS, Handled, LinkState, LinkStats, NO_ID,
+    REPLY_CACHE, Received, Step, TX_FRAME,
+};
 pub use record::RecordState;
 
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).

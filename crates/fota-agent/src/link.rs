@@ -1,20 +1,24 @@
 //! Frames in, frames out: the agent behind the wire protocol, in bounded steps.
 
+use core::borrow::BorrowMut;
+
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::{
-    DecodeError, ErrorCode, Event, FRAME_OVERHEAD, FrameError, FrameReader, MAX_BAUD_RATES,
-    MAX_NAME, MAX_SLOTS, Op, PROTOCOL_VERSION, Reply, Request, encode_reply, frame_len,
+    AcceptOutcome, DecodeError, ErrorCode, Event, FRAME_OVERHEAD, FrameError, FrameReader,
+    MAX_BAUD_RATES, MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, Op, PROTOCOL_VERSION, Reply, Request,
+    encode_reply, frame_len,
 };
 
 use crate::agent::{
-    Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, ChecksumOp, EraseOp, Refusal, Unit,
+    Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, Changes, ChecksumOp, EraseOp, Refusal, Unit,
 };
 use crate::config::AgentConfig;
 use crate::{RX_FRAME, RX_PAYLOAD};
 
 /// Body bytes of the largest `Info` reply: the fixed fields, [`MAX_SLOTS`] slots of 10
 /// bytes, a [`MAX_NAME`]-byte name, and the extensions (boot stage 3 bytes, sector erase
-/// time 6, [`MAX_BAUD_RATES`] rates 2 + 4 each).
+/// time 6, [`MAX_BAUD_RATES`] rates 2 + 4 each, [`MAX_SECTOR_RUNS`] sector runs 2 + 12
+/// each).
 const INFO_BODY_MAX: usize = 2
     + 3
     + 1
@@ -32,7 +36,9 @@ const INFO_BODY_MAX: usize = 2
     + 3
     + 6
     + 2
-    + MAX_BAUD_RATES * 4;
+    + MAX_BAUD_RATES * 4
+    + 2
+    + MAX_SECTOR_RUNS * 12;
 
 /// The longest reply frame the agent sends (the largest `Info`), delimiters included.
 pub const TX_FRAME: usize = frame_len(INFO_BODY_MAX + FRAME_OVERHEAD);
@@ -40,15 +46,30 @@ pub const TX_FRAME: usize = frame_len(INFO_BODY_MAX + FRAME_OVERHEAD);
 /// The request id of replies to frames that could not be decoded.
 pub const NO_ID: u16 = 0xFFFF;
 
+/// How long a new baud rate has to prove itself: without a request frame with a good CRC
+/// within this time of a `SetBaud`, the agent goes back to the rate before.
+pub const BAUD_CONFIRM_MS: u32 = 1000;
+
+/// How long the agent stays at a negotiated rate without a request: then it goes back to
+/// its base rate ([`crate::AgentConfig::base_baud`]), where a host that starts afresh
+/// says hello. A host that stopped without `Goodbye` (killed, unplugged) finds the agent
+/// at the base rate after this long.
+pub const BAUD_IDLE_MS: u32 = 10_000;
+
+/// Recent replies the agent keeps to answer a resent request without running it again.
+pub const REPLY_CACHE: usize = 6;
+
 /// What the platform must do after a frame was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// `restart()`: the `Restarting` reply has been handed to `tx`. Let it drain, then reset
     /// the device (and boot the agent again).
     Restart,
-    /// The `BaudSet` reply has been handed to `tx` at the old rate. Let it drain, switch
-    /// the UART to this rate, and go back to the old rate unless a valid frame arrives
-    /// within one second (watch [`LinkStats::requests`]).
+    /// Switch the UART to this rate: let what was sent drain first (a `BaudSet` or
+    /// `Goodbye` reply goes out at the old rate), then switch and call
+    /// [`AgentLink::reset_reader`]. [`AgentLink::step`] returns it after `SetBaud` and
+    /// `Goodbye`; [`AgentLink::tick`] when a new rate was not confirmed within
+    /// [`BAUD_CONFIRM_MS`], or after [`BAUD_IDLE_MS`] without a request.
     SetBaud(u32),
 }
 
@@ -127,6 +148,21 @@ pub struct LinkStats {
     pub frames_sent: u32,
     /// Progress frames handed to `tx`.
     pub progress_sent: u32,
+    /// Resent requests answered from the cache of recent replies, without running them
+    /// again.
+    pub repeats: u32,
+}
+
+impl LinkStats {
+    const ZERO: LinkStats = LinkStats {
+        requests: 0,
+        refused: 0,
+        bad_frames: 0,
+        text_chunks: 0,
+        frames_sent: 0,
+        progress_sent: 0,
+        repeats: 0,
+    };
 }
 
 /// The long request in progress.
@@ -134,12 +170,64 @@ pub struct LinkStats {
 struct Job {
     id: u16,
     work: Work,
+    /// Its key in the cache of replies.
+    key: Key,
 }
 
 #[derive(Debug, Clone)]
 enum Work {
     Erase(EraseOp),
     Checksum(ChecksumOp),
+}
+
+/// Everything the link keeps besides the agent: the frame reader ([`RX_FRAME`] bytes),
+/// the reply buffer ([`TX_FRAME`] bytes), the long request in progress (an MD5 state),
+/// the cache of recent replies, the baud-rate timers and the counters.
+///
+/// [`LinkState::new`] is a `const fn`, so a firmware can keep it in a `static` (in
+/// `.bss`, built by the startup code, never on the stack) and give the link a
+/// `&'static mut` to it ([`AgentLink::with_state`]): only the [`Agent`] is moved into
+/// the link. [`AgentLink::new`] keeps a `LinkState` inside the link instead.
+#[derive(Debug)]
+pub struct LinkState {
+    reader: FrameReader<RX_FRAME>,
+    tx_buf: [u8; TX_FRAME],
+    stats: LinkStats,
+    job: Option<Job>,
+    cache: ReplyCache,
+    baud: BaudState,
+}
+
+impl Default for LinkState {
+    fn default() -> Self {
+        LinkState::new()
+    }
+}
+
+impl LinkState {
+    /// An empty state.
+    pub const fn new() -> LinkState {
+        LinkState {
+            reader: FrameReader::new(),
+            tx_buf: [0; TX_FRAME],
+            stats: LinkStats::ZERO,
+            job: None,
+            cache: ReplyCache::EMPTY,
+            baud: BaudState::START,
+        }
+    }
+
+    /// Make it as new (a state reused for another link), without building a new one.
+    fn clear(&mut self, base_baud: u32) {
+        self.reader.reset();
+        self.stats = LinkStats::ZERO;
+        self.job = None;
+        self.cache = ReplyCache::EMPTY;
+        self.baud = BaudState {
+            current: base_baud,
+            ..BaudState::START
+        };
+    }
 }
 
 /// The agent behind a byte stream: decodes request frames, runs them, encodes replies,
@@ -157,7 +245,8 @@ enum Work {
 /// - while a long request is in progress, it does one unit of it (one sector erase, or
 ///   [`crate::CHECKSUM_UNIT`] bytes hashed), sends a `Progress` frame where the protocol
 ///   says so, and after the last unit the final reply. It consumes no input meanwhile
-///   (`consumed == 0`): keep the bytes and pass them again.
+///   (`consumed == 0`): keep the bytes and pass them again. Call `step` while
+///   [`AgentLink::is_busy`], even with no new input.
 ///
 /// So the longest a step keeps the CPU is one sector erase or the handling of one frame,
 /// and the firmware runs its own work between steps:
@@ -168,7 +257,8 @@ enum Work {
 ///     watchdog.kick();
 ///     let step = link.step(uart.received(), &mut |frame| uart.send(frame));
 ///     uart.consume(step.consumed);         // unconsumed bytes stay queued
-///     match step.action {
+///     let action = step.action.or(link.tick(clock.now_ms()));
+///     match action {
 ///         Some(Action::Restart) => { uart.drain(); reset(); }
 ///         Some(Action::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader(); }
 ///         None => {}
@@ -176,38 +266,46 @@ enum Work {
 /// }
 /// ```
 ///
-/// [`AgentLink::is_busy`] says whether a long request is in progress (a firmware may then
-/// call `step` again sooner). [`AgentLink::set_unit_hook`] installs a function called
-/// after every unit, for a platform that must act between units even when the agent is
-/// driven by the blocking [`AgentLink::receive`] (a watchdog kick, say). Requests are
+/// [`AgentLink::set_unit_hook`] installs a function called after every unit (each sector
+/// erased, each block hashed, each record entry written), where a platform kicks its
+/// watchdog: the main loop's own kick then only has to cover one unit. Requests are
 /// still handled strictly one at a time in arrival order: bytes of the next request wait
 /// in the platform's receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes) while a
 /// long one runs.
 ///
-/// RAM: the frame reader ([`RX_FRAME`] bytes plus two words), one reply buffer
-/// ([`TX_FRAME`] bytes), the counters, the long request in progress (an MD5 state) and
-/// the [`Agent`] (configuration, record, a held partial write unit of up to
-/// [`crate::MAX_WRITE_UNIT`] bytes): see the crate documentation for the figure. Request
-/// handling needs under 1 KiB of stack (a 256-byte read buffer, an `Info`).
+/// # Resent requests
+///
+/// A host resends a request whose reply it did not get in time (a slow erase, a reply
+/// lost on the line). The link keeps the replies of the last [`REPLY_CACHE`] requests
+/// that changed flash or the record, or read a checksum (`EraseSlot`, `WriteSlot`,
+/// `ChecksumSlot`, `SetRecord`, `Attempt`, `Accept`), keyed by operation and body (not
+/// by id): the same request again, under any id, is answered with the same reply and not
+/// run again, as long as nothing changed the flash since (for a `WriteSlot`: nothing was
+/// erased since). A resend that arrives while the first copy still runs waits in the
+/// receive queue and is answered from the cache when it is done. Refusals are not kept
+/// (a `FlashFailure` can be retried). `Hello` and `Goodbye` forget the cache.
+///
+/// # Baud rate
+///
+/// [`AgentLink::tick`], called from the main loop with a millisecond clock, goes back to
+/// the previous rate when a `SetBaud` was not confirmed by a request within
+/// [`BAUD_CONFIRM_MS`], and to the base rate after [`BAUD_IDLE_MS`] without a request at
+/// another rate; `Goodbye` goes back at once.
+///
+/// RAM: the [`LinkState`] and the [`Agent`] (configuration, record, a held partial write
+/// unit of up to [`crate::MAX_WRITE_UNIT`] bytes): see the crate documentation for the
+/// figures. Request handling needs under 1 KiB of stack (a 256-byte read buffer, an
+/// `Info`).
 #[derive(Debug)]
-pub struct AgentLink<F> {
+pub struct AgentLink<F, S = LinkState> {
     agent: Agent<F>,
-    reader: FrameReader<RX_FRAME>,
-    tx_buf: [u8; TX_FRAME],
-    stats: LinkStats,
-    job: Option<Job>,
+    state: S,
 }
 
 impl<F: NorFlash> AgentLink<F> {
-    /// A link around a booted agent.
+    /// A link around a booted agent, its state inside it.
     pub fn new(agent: Agent<F>) -> Self {
-        AgentLink {
-            agent,
-            reader: FrameReader::new(),
-            tx_buf: [0; TX_FRAME],
-            stats: LinkStats::default(),
-            job: None,
-        }
+        AgentLink::with_state(agent, LinkState::new())
     }
 
     /// Boot an agent ([`Agent::boot`]) and put a link around it.
@@ -215,26 +313,41 @@ impl<F: NorFlash> AgentLink<F> {
         let (agent, boot) = Agent::boot(flash, config)?;
         Ok((AgentLink::new(agent), boot))
     }
+}
+
+impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
+    /// A link around a booted agent, its state in `state` (a `&'static mut LinkState` the
+    /// firmware keeps in a `static`, say); the state is reset first.
+    pub fn with_state(agent: Agent<F>, mut state: S) -> Self {
+        let base = agent.config().base_baud;
+        state.borrow_mut().clear(base);
+        AgentLink { agent, state }
+    }
 
     /// Do one bounded piece of work (see the type's documentation): one unit of the long
     /// request in progress, or else take bytes until one event (a frame, a damaged frame
     /// or a text chunk) has been handled, or the input runs out. Replies go to `tx`, one
     /// frame per call. Call again with `&bytes[step.consumed..]`.
     pub fn step(&mut self, bytes: &[u8], tx: &mut dyn FnMut(&[u8])) -> Step {
-        let AgentLink {
-            agent,
+        let agent = &mut self.agent;
+        let LinkState {
             reader,
             tx_buf,
             stats,
             job,
-        } = self;
+            cache,
+            baud,
+        } = self.state.borrow_mut();
         let mut out = Out {
             buf: tx_buf,
             tx,
             stats,
         };
         if let Some(j) = job {
-            let handled = work_unit(agent, &mut out, j);
+            let (handled, done) = work_unit(agent, &mut out, j);
+            if let Some(reply) = done {
+                cache.keep_reply(j.key, &reply, agent.changes());
+            }
             if matches!(handled, Handled::Request { .. }) {
                 *job = None;
             }
@@ -266,12 +379,39 @@ impl<F: NorFlash> AgentLink<F> {
             }
             Some(Event::Frame(f)) => {
                 out.stats.requests = out.stats.requests.wrapping_add(1);
-                match handle(agent, f.op, f.body) {
+                let key = Key::of(f.op, f.body);
+                if let Some(reply) = cache.find(key, agent.changes()) {
+                    // A resend of a request just done: the same answer, nothing run.
+                    out.stats.repeats = out.stats.repeats.wrapping_add(1);
+                    out.send(f.id, &reply);
+                    let handled = Handled::Request {
+                        id: f.id,
+                        op: f.op,
+                        refused: None,
+                    };
+                    return Step {
+                        consumed,
+                        handled,
+                        action: None,
+                    };
+                }
+                if f.op == Op::Hello as u8 || f.op == Op::Goodbye as u8 {
+                    // A new session, or the end of one: no resend can follow.
+                    *cache = ReplyCache::EMPTY;
+                }
+                match handle(agent, baud, out.stats.requests, f.op, f.body) {
                     Handling::Long(work) => {
-                        *job = Some(Job { id: f.id, work });
+                        *job = Some(Job {
+                            id: f.id,
+                            work,
+                            key,
+                        });
                         (Handled::Started { id: f.id, op: f.op }, None)
                     }
                     Handling::Now(result, action) => {
+                        if let Ok(reply) = &result {
+                            cache.keep_reply(key, reply, agent.changes());
+                        }
                         let refused = out.finish(f.id, result);
                         let handled = Handled::Request {
                             id: f.id,
@@ -288,6 +428,26 @@ impl<F: NorFlash> AgentLink<F> {
             handled,
             action,
         }
+    }
+
+    /// The baud-rate timers, from the firmware's main loop with a millisecond clock
+    /// (it may wrap). Returns [`Action::SetBaud`] when the link must go back to another
+    /// rate: the previous one when a `SetBaud` was not confirmed by a request with a good
+    /// CRC within [`BAUD_CONFIRM_MS`], the base rate after [`BAUD_IDLE_MS`] without a
+    /// request (a long request in progress counts as activity). Call it every pass; a
+    /// coarse clock (10 ms) is enough.
+    pub fn tick(&mut self, now_ms: u32) -> Option<Action> {
+        let base = self.agent.config().base_baud;
+        let LinkState {
+            stats, job, baud, ..
+        } = self.state.borrow_mut();
+        baud.tick(now_ms, base, stats.requests, job.is_some())
+    }
+
+    /// The rate the link runs at, as far as the agent knows (the base rate until a
+    /// `SetBaud`).
+    pub fn baud(&self) -> u32 {
+        self.state.borrow().baud.current
     }
 
     /// Handle all of `bytes`, long requests to the end, stopping early only for an
@@ -321,29 +481,30 @@ impl<F: NorFlash> AgentLink<F> {
     }
 
     /// Whether a long request (`EraseSlot`, `ChecksumSlot`) is in progress: the next
-    /// [`AgentLink::step`] works on it.
+    /// [`AgentLink::step`] works on it, whatever the input.
     pub fn is_busy(&self) -> bool {
-        self.job.is_some()
+        self.state.borrow().job.is_some()
     }
 
-    /// Call `hook` after every unit of a long request (see [`Agent::set_unit_hook`]).
+    /// Call `hook` after every unit of a long request and every record entry written
+    /// (see [`Agent::set_unit_hook`]): where a platform kicks its watchdog.
     pub fn set_unit_hook(&mut self, hook: fn()) {
         self.agent.set_unit_hook(hook);
     }
 
     /// Forget a partly received frame (after a baud switch or a reconnect).
     pub fn reset_reader(&mut self) {
-        self.reader.reset();
+        self.state.borrow_mut().reader.reset();
     }
 
     /// Bytes of a frame received so far, not yet ended.
     pub fn pending(&self) -> usize {
-        self.reader.pending()
+        self.state.borrow().reader.pending()
     }
 
     /// The counters.
     pub fn stats(&self) -> LinkStats {
-        self.stats
+        self.state.borrow().stats
     }
 
     /// The agent.
@@ -351,7 +512,8 @@ impl<F: NorFlash> AgentLink<F> {
         &self.agent
     }
 
-    /// The agent, mutably.
+    /// The agent, mutably (the firmware's own `accept()`, say). The cache of replies
+    /// notices what it changes on flash.
     pub fn agent_mut(&mut self) -> &mut Agent<F> {
         &mut self.agent
     }
@@ -364,6 +526,178 @@ impl<F: NorFlash> AgentLink<F> {
     /// The flash (to boot again, as after a reset).
     pub fn into_flash(self) -> F {
         self.agent.into_flash()
+    }
+}
+
+/// The baud rate as the agent sees it, and its two timers.
+#[derive(Debug, Clone, Copy)]
+struct BaudState {
+    /// The rate now (0 until the link knows its base rate).
+    current: u32,
+    /// A `SetBaud` not confirmed yet: the rate before, the request count after it, and
+    /// the deadline once a tick has seen it.
+    trial: Option<(u32, u32, Option<u32>)>,
+    /// The last tick that saw activity, and the counters then.
+    active_at: Option<u32>,
+    requests_seen: u32,
+}
+
+impl BaudState {
+    const START: BaudState = BaudState {
+        current: 0,
+        trial: None,
+        active_at: None,
+        requests_seen: 0,
+    };
+
+    fn tick(&mut self, now: u32, base: u32, requests: u32, busy: bool) -> Option<Action> {
+        let due = |deadline: u32| (now.wrapping_sub(deadline) as i32) >= 0;
+        if requests != self.requests_seen || busy || self.active_at.is_none() {
+            self.requests_seen = requests;
+            self.active_at = Some(now);
+        }
+        if let Some((old, at_switch, deadline)) = &mut self.trial {
+            if requests != *at_switch {
+                self.trial = None; // a request at the new rate: it works
+            } else {
+                let deadline = *deadline.get_or_insert(now.wrapping_add(BAUD_CONFIRM_MS));
+                if !due(deadline) {
+                    return None;
+                }
+                let old = *old;
+                self.trial = None;
+                self.current = old;
+                self.active_at = Some(now);
+                return Some(Action::SetBaud(old));
+            }
+        }
+        let since = self.active_at.unwrap_or(now);
+        if self.current != base && self.current != 0 && due(since.wrapping_add(BAUD_IDLE_MS)) {
+            self.current = base;
+            return Some(Action::SetBaud(base));
+        }
+        None
+    }
+}
+
+/// The cache key of a request: its operation, body length and body CRC. Only requests
+/// worth answering again without running them have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    op: u8,
+    len: u16,
+    crc: u32,
+}
+
+impl Key {
+    fn of(op: u8, body: &[u8]) -> Key {
+        let cached = matches!(
+            Op::from_request(op),
+            Some(
+                Op::EraseSlot
+                    | Op::WriteSlot
+                    | Op::ChecksumSlot
+                    | Op::SetRecord
+                    | Op::Attempt
+                    | Op::Accept
+            )
+        );
+        if !cached {
+            return Key::NONE;
+        }
+        Key {
+            op,
+            // The link refuses bodies longer than RX_PAYLOAD: fits a u16.
+            len: u16::try_from(body.len()).unwrap_or(u16::MAX),
+            crc: fota_protocol::crc32(body),
+        }
+    }
+
+    /// Not cached (op 0 is no request).
+    const NONE: Key = Key {
+        op: 0,
+        len: 0,
+        crc: 0,
+    };
+}
+
+/// A reply worth keeping, in few bytes (an `Info` is never kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Erased(u32, u32),
+    Written(u32, u32),
+    Checksum([u8; 16]),
+    RecordSet,
+    Attempted,
+    Accepted(AcceptOutcome),
+}
+
+impl Kept {
+    fn of(reply: &Reply) -> Option<Kept> {
+        Some(match *reply {
+            Reply::Erased { addr, size } => Kept::Erased(addr, size),
+            Reply::Written { addr, len } => Kept::Written(addr, len),
+            Reply::Checksum(md5) => Kept::Checksum(md5),
+            Reply::RecordSet => Kept::RecordSet,
+            Reply::Attempted => Kept::Attempted,
+            Reply::Accepted(o) => Kept::Accepted(o),
+            _ => return None,
+        })
+    }
+
+    fn reply(self) -> Reply {
+        match self {
+            Kept::Erased(addr, size) => Reply::Erased { addr, size },
+            Kept::Written(addr, len) => Reply::Written { addr, len },
+            Kept::Checksum(md5) => Reply::Checksum(md5),
+            Kept::RecordSet => Reply::RecordSet,
+            Kept::Attempted => Reply::Attempted,
+            Kept::Accepted(o) => Reply::Accepted(o),
+        }
+    }
+}
+
+/// The replies of the last [`REPLY_CACHE`] requests that have a [`Key`], with what the
+/// flash had seen when each was done.
+#[derive(Debug, Clone, Copy)]
+struct ReplyCache {
+    entries: [Option<(Key, Changes, Kept)>; REPLY_CACHE],
+    next: usize,
+}
+
+impl ReplyCache {
+    const EMPTY: ReplyCache = ReplyCache {
+        entries: [None; REPLY_CACHE],
+        next: 0,
+    };
+
+    /// The reply to `key`, if it was done and nothing it depends on changed since: for a
+    /// write, nothing erased (other writes do not undo it); for the rest, no change at
+    /// all (a checksum or an erase is stale after any write, a record reply after any
+    /// record change).
+    fn find(&self, key: Key, now: Changes) -> Option<Reply> {
+        if key == Key::NONE {
+            return None;
+        }
+        self.entries.iter().flatten().find_map(|&(k, then, kept)| {
+            let fresh = match kept {
+                Kept::Written(..) => then.erased == now.erased,
+                _ => then == now,
+            };
+            (k == key && fresh).then(|| kept.reply())
+        })
+    }
+
+    fn keep_reply(&mut self, key: Key, reply: &Reply, now: Changes) {
+        if key == Key::NONE {
+            return;
+        }
+        if let Some(kept) = Kept::of(reply) {
+            if let Some(slot) = self.entries.get_mut(self.next % REPLY_CACHE) {
+                *slot = Some((key, now, kept));
+            }
+            self.next = (self.next + 1) % REPLY_CACHE;
+        }
     }
 }
 
@@ -416,8 +750,12 @@ impl Out<'_> {
 }
 
 /// One unit of the long request `job`: progress where the protocol says so, the final
-/// reply after the last unit.
-fn work_unit<F: NorFlash>(agent: &mut Agent<F>, out: &mut Out<'_>, job: &mut Job) -> Handled {
+/// reply after the last unit (also returned when it is a success, for the cache).
+fn work_unit<F: NorFlash>(
+    agent: &mut Agent<F>,
+    out: &mut Out<'_>,
+    job: &mut Job,
+) -> (Handled, Option<Reply>) {
     let (op, result) = match &mut job.work {
         Work::Erase(e) => {
             let r = agent.erase_unit(e).map(|u| match u {
@@ -446,22 +784,30 @@ fn work_unit<F: NorFlash>(agent: &mut Agent<F>, out: &mut Out<'_>, job: &mut Job
             if report {
                 out.send(job.id, &Reply::Progress { done, total });
             }
-            Handled::Working {
+            let handled = Handled::Working {
                 id: job.id,
                 done,
                 total,
-            }
+            };
+            (handled, None)
         }
-        Ok(Ok(reply)) => Handled::Request {
-            id: job.id,
-            op: op as u8,
-            refused: out.finish(job.id, Ok(reply)),
-        },
-        Err(refusal) => Handled::Request {
-            id: job.id,
-            op: op as u8,
-            refused: out.finish(job.id, Err(refusal)),
-        },
+        Ok(Ok(reply)) => {
+            out.send(job.id, &reply);
+            let handled = Handled::Request {
+                id: job.id,
+                op: op as u8,
+                refused: None,
+            };
+            (handled, Some(reply))
+        }
+        Err(refusal) => {
+            let handled = Handled::Request {
+                id: job.id,
+                op: op as u8,
+                refused: out.finish(job.id, Err(refusal)),
+            };
+            (handled, None)
+        }
     }
 }
 
@@ -473,8 +819,15 @@ enum Handling {
     Long(Work),
 }
 
-/// Run one short request, or check and start a long one.
-fn handle<F: NorFlash>(agent: &mut Agent<F>, op: u8, body: &[u8]) -> Handling {
+/// Run one short request, or check and start a long one. `requests`: the request
+/// counter after this one (a `SetBaud` waits for it to move).
+fn handle<F: NorFlash>(
+    agent: &mut Agent<F>,
+    baud: &mut BaudState,
+    requests: u32,
+    op: u8,
+    body: &[u8],
+) -> Handling {
     let request = match Request::parse(op, body) {
         Ok(r) => r,
         Err(DecodeError::UnknownOp(op)) => {
@@ -520,16 +873,39 @@ fn handle<F: NorFlash>(agent: &mut Agent<F>, op: u8, body: &[u8]) -> Handling {
             let _ = agent.flush_write();
             return Handling::Now(Ok(Reply::Restarting), Some(Action::Restart));
         }
-        Request::SetBaud { baud } if supported => {
-            let offered = agent.config().offered_baud_rates().any(|b| b == baud);
+        Request::SetBaud { baud: rate } if supported => {
+            let offered = agent.config().offered_baud_rates().any(|b| b == rate);
             return if offered {
-                Handling::Now(Ok(Reply::BaudSet(baud)), Some(Action::SetBaud(baud)))
+                let old = if baud.current == 0 {
+                    agent.config().base_baud
+                } else {
+                    baud.current
+                };
+                baud.trial = Some((old, requests, None));
+                baud.current = rate;
+                Handling::Now(Ok(Reply::BaudSet(rate)), Some(Action::SetBaud(rate)))
             } else {
-                let max = agent.info().max_baud;
+                let max = agent
+                    .config()
+                    .offered_baud_rates()
+                    .last()
+                    .unwrap_or(fota_protocol::DEFAULT_BAUD);
                 Handling::Now(Err(refuse(ErrorCode::BadBaud, max)), None)
             };
         }
         Request::Restart | Request::SetBaud { .. } => Err(refuse(ErrorCode::Unsupported, 0)),
+        Request::Goodbye => {
+            // Nothing is left half done for the next host: a held unit is programmed.
+            let _ = agent.flush_write();
+            let base = agent.config().base_baud;
+            let switch = baud.current != base && baud.current != 0;
+            baud.current = base;
+            baud.trial = None;
+            return Handling::Now(
+                Ok(Reply::Goodbye(base)),
+                switch.then_some(Action::SetBaud(base)),
+            );
+        }
     };
     Handling::Now(result, None)
 }

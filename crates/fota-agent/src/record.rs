@@ -16,9 +16,6 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"FOTA");
 /// flash write size; the padding stays erased.
 pub const ENTRY_LEN: usize = 20;
 
-/// CRC-32/ISO-HDLC, the same CRC as the wire protocol.
-static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 /// Where the update process stands, as stored in the record: the protocol's own type
 /// (the `Record` reply carries the same byte).
 pub use fota_protocol::RecordState;
@@ -115,7 +112,8 @@ impl LogEntry {
         head[11] = self.bc_current;
         head[12] = self.bc_last;
         b[..16].copy_from_slice(&head);
-        b[16..].copy_from_slice(&CRC32.checksum(&head).to_le_bytes());
+        // The wire protocol's CRC-32, through its function: one table in the image.
+        b[16..].copy_from_slice(&fota_protocol::crc32(&head).to_le_bytes());
         b
     }
 
@@ -149,7 +147,7 @@ impl LogEntry {
             return None;
         }
         let head = b.get(..16)?;
-        if CRC32.checksum(head) != u32::from_le_bytes([c0, c1, c2, c3]) {
+        if fota_protocol::crc32(head) != u32::from_le_bytes([c0, c1, c2, c3]) {
             return None;
         }
         let e = LogEntry {

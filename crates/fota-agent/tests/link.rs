@@ -591,6 +591,15 @@ fn the_largest_reply_fits_the_tx_buffer() {
         boot_stage: Some(255),
         sector_erase_ms: Some(u32::MAX),
         baud_rates: std::iter::repeat_n(u32::MAX, fota_protocol::MAX_BAUD_RATES).collect(),
+        sectors: std::iter::repeat_n(
+            fota_protocol::SectorRun {
+                addr: u32::MAX,
+                size: u32::MAX,
+                count: u32::MAX,
+            },
+            fota_protocol::MAX_SECTOR_RUNS,
+        )
+        .collect(),
     };
     let mut buf = [0u8; TX_FRAME];
     assert!(encode_reply(u16::MAX, &Reply::Info(info), &mut buf).is_some());
@@ -600,10 +609,17 @@ fn the_largest_reply_fits_the_tx_buffer() {
 fn the_link_fits_the_ram_budget() {
     // The flash driver here is a reference: what remains is the link's own state.
     let size = std::mem::size_of::<AgentLink<&mut Flash>>();
-    println!("AgentLink state: {size} bytes (RX_FRAME {RX_FRAME}, TX_FRAME {TX_FRAME})");
-    assert!(size <= 2 * 1024, "{size} bytes");
+    let state = std::mem::size_of::<fota_agent::LinkState>();
+    let borrowed = std::mem::size_of::<AgentLink<&mut Flash, &mut fota_agent::LinkState>>();
+    println!(
+        "AgentLink {size} bytes: LinkState {state} (RX_FRAME {RX_FRAME}, TX_FRAME {TX_FRAME}), \
+         the rest {borrowed} with the state borrowed"
+    );
+    assert!(size <= 2560, "{size} bytes");
+    // With its state in a static, the link itself is the agent and a pointer.
+    assert!(borrowed <= 800, "{borrowed} bytes");
     // The numbers the crate documentation gives.
-    assert_eq!((RX_FRAME, TX_FRAME), (1042, 194));
+    assert_eq!((RX_FRAME, TX_FRAME), (1042, 244));
     assert!(
         size + 3 * RX_FRAME <= 8 * 1024,
         "with a 3-frame receive queue"

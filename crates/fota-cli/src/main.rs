@@ -1,6 +1,7 @@
 //! `fota`: update a device's firmware over a serial port or a WebSocket, serve a
 //! simulated device, or bridge a serial port to a browser.
 
+mod baud_memo;
 mod bench;
 mod bridge;
 mod image_cmd;
@@ -59,6 +60,14 @@ enum LayoutArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum FlashArg {
+    /// A W25Q128JV SPI NOR flash: 4 KiB sectors, 45 ms to erase one.
+    W25q128jv,
+    /// An STM32F4's internal flash: 16, 64 and 128 KiB sectors, up to 2 s to erase one.
+    Stm32f4,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum SampleArg {
     /// A bytecode program that tests itself and confirms itself (accept).
     Healthy,
@@ -78,6 +87,9 @@ enum Command {
     Sim {
         #[arg(long, value_enum, default_value = "bytecode")]
         layout: LayoutArg,
+        /// The flash part: its sector sizes and erase times.
+        #[arg(long, value_enum, default_value = "w25q128jv")]
+        flash: FlashArg,
         /// Serve on a pseudo-terminal and print its path.
         #[arg(long)]
         pty: bool,
@@ -199,6 +211,11 @@ enum Command {
         /// Where the firmware's debug console (UART1) goes.
         #[arg(long)]
         debug_log: Option<PathBuf>,
+        /// Make each sector erase take this many milliseconds (slow flash, like an
+        /// STM32F4's 128 KiB sectors at 1,000 to 2,000); the watchdog's period grows to
+        /// stay longer than one erase.
+        #[arg(long, default_value_t = 0)]
+        erase_ms: u32,
     },
     /// Measure updates against the physical limit and lrzsz over a modelled serial link.
     Bench(bench::BenchArgs),
@@ -293,6 +310,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Sim {
             layout,
+            flash,
             pty,
             ws,
             state,
@@ -305,6 +323,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 layout: match layout {
                     LayoutArg::Bytecode => fota_sim::device::LayoutKind::BytecodeOnly,
                     LayoutArg::Vm => fota_sim::device::LayoutKind::VmAndBytecode,
+                },
+                flash: match flash {
+                    FlashArg::W25q128jv => fota_sim::device::FlashKind::W25q128jv,
+                    FlashArg::Stm32f4 => fota_sim::device::FlashKind::Stm32f4,
                 },
                 pty: *pty,
                 ws: ws.clone(),
@@ -329,8 +351,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             ws,
             firmware,
             debug_log,
+            erase_ms,
         } => {
             let opts = qemu::QemuOptions {
+                erase_ms: *erase_ms,
                 vm_layout: matches!(layout, LayoutArg::Vm),
                 state: state.clone(),
                 ws: ws.clone(),
@@ -400,7 +424,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         });
     }
-    let info = dev.hello().await?;
+    // A device an earlier session left at a negotiated rate (killed, or its cable
+    // pulled before it said goodbye) answers there until its idle time runs out.
+    let memo = baud_memo::Memo::open();
+    let others = [memo.get(&port).unwrap_or(NEGOTIATE[0])];
+    let info = dev.connect(&others).await?;
+    let result = session(&cli, &mut dev, &info, &port, &memo).await;
+    // The agent goes back to its base rate at once, ready for the next command.
+    let _ = dev.goodbye().await;
+    result
+}
+
+/// The rates `fota` raises the link to, fastest first.
+const NEGOTIATE: [u32; 3] = [921_600, 460_800, 230_400];
+
+/// What a command does once the device answered.
+async fn session(
+    cli: &Cli,
+    dev: &mut Device<link::Link>,
+    info: &Info,
+    port: &str,
+    memo: &baud_memo::Memo,
+) -> Result<(), Failure> {
+    let info = info.clone();
+    let dev = &mut *dev;
     if !info.fota_supported {
         return Err(HostError::Unsupported.into());
     }
@@ -410,7 +457,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let record = dev.get_record().await?;
             print_record(&record, cli.json);
             if *watch {
-                watch_record(&mut dev, record, *timeout, cli.json).await?;
+                watch_record(dev, record, *timeout, cli.json).await?;
             }
         }
         Command::Flash {
@@ -433,9 +480,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             plan.wait_accept = secs("wait", *wait)
                 .map_err(|e| failure(e, "Give the wait in seconds, like 15."))?;
             if !cli.no_negotiate {
-                dev.negotiate_baud(&[921_600, 460_800, 230_400]).await?;
+                let rate = dev.negotiate_baud(&NEGOTIATE).await?;
+                if rate != cli.baud {
+                    memo.set(port, rate);
+                }
             }
-            let report = fota_host::update(&mut dev, &plan).await?;
+            let report = fota_host::update(dev, &plan).await?;
             let secs = report.stream_time.as_secs_f64();
             let rate = if secs > 0.0 {
                 report.sent_bytes as f64 / secs
@@ -624,6 +674,7 @@ fn print_info(info: &Info, json: bool) {
             "record_size": info.record_size, "slots": slots,
             "boot_stage": info.boot_stage, "sector_erase_ms": info.sector_erase_ms,
             "baud_rates": info.baud_rates.as_slice(),
+            "sectors": info.sectors.iter().map(|r| json!({"addr": r.addr, "size": r.size, "count": r.count})).collect::<Vec<_>>(),
         }));
         return;
     }
@@ -636,6 +687,14 @@ fn print_info(info: &Info, json: bool) {
         "flash        sector {} B, write unit {} B",
         info.sector_size, info.write_granularity
     );
+    for r in &info.sectors {
+        println!(
+            "sectors      {} x {} from {:#010x}",
+            r.count,
+            human_bytes(f64::from(r.size)),
+            r.addr
+        );
+    }
     if let Some(ms) = info.sector_erase_ms {
         println!("erase        a sector in {ms} ms at worst");
     }

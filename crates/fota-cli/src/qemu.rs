@@ -23,6 +23,8 @@ pub struct QemuOptions {
     pub debug_log: Option<PathBuf>,
     /// Print JSON lines.
     pub json: bool,
+    /// Milliseconds each sector erase takes (0: as fast as RAM), to model slow flash.
+    pub erase_ms: u32,
 }
 
 /// An error for the user, with what to do.
@@ -47,6 +49,10 @@ const VM0_OFFSET: usize = 0;
 const BC0_OFFSET: usize = 128 * 1024;
 /// A tag past the flash saying which layout the file was made for.
 const TAG_OFFSET: usize = 0xF0_0000;
+/// Options the firmware reads at start (the board's `OPTIONS`): a magic word, then the
+/// sector erase time in milliseconds.
+const OPTIONS_OFFSET: usize = TAG_OFFSET + 0x100;
+const OPTIONS_MAGIC: u32 = 0x4F50_5453;
 const FLASH_BASE: u64 = 0x2100_0000;
 
 const TARGET: &str = "thumbv7em-none-eabihf";
@@ -273,6 +279,19 @@ pub fn prepare_flash(path: &Path, fw: &Firmware, vm_layout: bool) -> Result<bool
     Ok(true)
 }
 
+/// Write the options the firmware reads at start into the flash file (past the flash).
+fn set_options(path: &Path, erase_ms: u32) -> Result<(), QemuError> {
+    use std::os::unix::fs::FileExt;
+    let mut words = [0u8; 8];
+    words[..4].copy_from_slice(&OPTIONS_MAGIC.to_le_bytes());
+    words[4..].copy_from_slice(&erase_ms.to_le_bytes());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.write_all_at(&words, OPTIONS_OFFSET as u64))
+        .map_err(|e| err(format!("cannot write {}: {e}", path.display()), ""))
+}
+
 /// A QEMU child that is killed when this process dies, however it dies.
 struct Qemu {
     child: Child,
@@ -400,6 +419,7 @@ pub async fn run(opts: QemuOptions) -> Result<(), QemuError> {
         let _ = std::fs::remove_file(&flash);
     }
     let fresh = prepare_flash(&flash, &fw, opts.vm_layout)?;
+    set_options(&flash, opts.erase_ms)?;
     let debug_log = opts
         .debug_log
         .clone()
@@ -418,6 +438,9 @@ pub async fn run(opts: QemuOptions) -> Result<(), QemuError> {
     } else {
         println!("pty: {pty}");
         println!("qemu: pid {}, mps2-an386, {layout} layout", qemu.pid());
+        if opts.erase_ms > 0 {
+            println!("flash: {} ms a sector erase", opts.erase_ms);
+        }
         println!(
             "flash: {}{}",
             flash.display(),

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fota_sim::device::{DeviceConfig, LayoutKind, SECTOR, SimDevice};
+use fota_sim::device::{DeviceConfig, FlashKind, LayoutKind, SECTOR, SimDevice};
 use futures_util::{SinkExt, StreamExt};
 use serialport::SerialPort;
 use tokio::net::TcpListener;
@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub struct SimOptions {
     pub layout: LayoutKind,
+    pub flash: FlashKind,
     pub pty: bool,
     pub ws: Option<String>,
     pub state: Option<PathBuf>,
@@ -88,7 +89,7 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     if !opts.pty && opts.ws.is_none() {
         return Err("say where to serve the device: --pty and/or --ws 127.0.0.1:PORT".into());
     }
-    let mut cfg = DeviceConfig::new(opts.layout);
+    let mut cfg = DeviceConfig::new(opts.layout).with_flash(opts.flash);
     cfg.baud = opts.baud;
     cfg.latency_ns = u64::try_from(opts.latency.as_nanos()).unwrap_or(u64::MAX);
     cfg.fota_supported = !opts.unsupported;

@@ -67,8 +67,14 @@ fn free_addr() -> String {
     addr
 }
 
+/// Where `fota` keeps the rate it negotiated on each port: the tests' own directory.
+fn state_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("fota-state")
+}
+
 fn fota(port: &str, args: &[&str]) -> Output {
     Command::new(FOTA)
+        .env("FOTA_STATE_DIR", state_dir())
         .arg("--port")
         .arg(port)
         .args(args)
@@ -448,6 +454,47 @@ fn power_cut_while_the_trial_runs_before_accept() {
         &|v| v["event"] == "step" && v["step"] == "Outcome",
         &["--accept-after-ms", "3000"],
         "trial",
+    );
+}
+
+/// `fota sim --flash stm32f4`: 16, 64 and 128 KiB sectors, 2 s to erase a bytecode
+/// sector. `fota info` shows them, and a 200 KiB program (two 128 KiB sectors, erased
+/// in real time) goes in without a request sent twice.
+#[test]
+fn an_update_on_stm32f4_sectors_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(&["--pty", "--flash", "stm32f4"]);
+    let port = sim.port();
+    let t = text(&fota(port, &["info"]));
+    assert!(
+        t.contains("sectors      7 x 128.0 KiB from 0x00020000"),
+        "{t}"
+    );
+    assert!(
+        t.contains("erase        a sector in 2000 ms at worst"),
+        "{t}"
+    );
+    let image = dir.path().join("big.bin");
+    let o = Command::new(FOTA)
+        .args(["sample", "healthy", "--size", "204800", "-o"])
+        .arg(&image)
+        .output()
+        .expect("fota sample");
+    assert!(o.status.success(), "{}", text(&o));
+    // A used slot 1 first (a reverted program), so that the update must erase.
+    let broken = sample(dir.path(), "faulty");
+    let o = fota(port, &["flash", broken.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let start = Instant::now();
+    let o = fota(port, &["-v", "flash", image.to_str().expect("utf-8")]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(!t.contains("sending it again"), "{t}");
+    assert!(t.contains("Erasing 128 KiB"), "{t}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
     );
 }
 

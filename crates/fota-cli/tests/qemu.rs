@@ -71,6 +71,10 @@ impl Device {
 
     fn fota(&self, args: &[&str]) -> Output {
         Command::new(FOTA)
+            .env(
+                "FOTA_STATE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("fota-state"),
+            )
             .args(["--port", &self.pty])
             .args(args)
             .output()

@@ -1,6 +1,7 @@
 //! What a port implements: one [`Board`] per chip. `docs/PORTING.md` walks through it.
 
 use embedded_storage::nor_flash::NorFlash;
+use fota_agent::LinkState;
 
 /// Why the device last reset, as kept in RAM that survives a reset (most chips also
 /// have a reset-cause register; QEMU has none).
@@ -83,6 +84,12 @@ pub trait Board {
     fn now_ms(&mut self) -> u32;
     /// Reload the watchdog. The main loop calls it between bounded steps.
     fn kick_watchdog(&mut self);
+    /// A plain function that reloads the watchdog, which the agent calls after every unit
+    /// of a long request (a sector erased, 4 KiB hashed) and every record entry written.
+    /// The watchdog's period must exceed the slowest unit (the longest sector erase) plus
+    /// one pass of the main loop. `None`: the main loop's kick is enough (units far
+    /// shorter than the period).
+    fn unit_hook(&self) -> Option<fn()>;
     /// Nothing to do for up to `ms` milliseconds: sleep until an interrupt (a received
     /// byte, the tick), or return at once.
     fn idle(&mut self, ms: u32);
@@ -105,4 +112,8 @@ pub trait Board {
     fn ram(&self) -> (u32, u32);
     /// The flash, by value (the agent owns it from boot on).
     fn take_flash(&mut self) -> Option<Self::Flash>;
+    /// The agent link's state (frame buffers, reply cache: about 1.7 KiB), in a `static`
+    /// built at compile time (`LinkState::new` is a `const fn`), so that it is never
+    /// built or moved on the stack. Asked for once, by the VM that serves.
+    fn link_state(&mut self) -> Option<&'static mut LinkState>;
 }

@@ -1,14 +1,14 @@
-//! The boot stage and the checks every stage shares: the agent's boot decision run dry,
-//! and a VM slot's vector table.
+//! The boot stage and the checks every stage shares: the agent's boot decision read
+//! only ([`Agent::plan`]), and a VM slot's vector table.
 //!
 //! Who decides what, after any reset:
 //!
-//! 1. The boot stage (at the chip's boot address, never updated) runs the decision dry
-//!    and starts the **last working VM** (the one a Confirmed record names; during an
+//! 1. The boot stage (at the chip's boot address, never updated) plans the decision
+//!    (reads the record, writes nothing) and starts the **last working VM** (the one a Confirmed record names; during an
 //!    attempt, the previous VM). If its vector table is not valid it tries the VM the
 //!    decision chose, then every other VM slot; with none valid it stops and says so:
 //!    never a reset loop.
-//! 2. That VM runs the decision dry again. If the decision starts another VM (the trial
+//! 2. That VM plans the decision again. If the decision starts another VM (the trial
 //!    of a new VM), it behaves as a bootloader: it checks the new VM's vector table and
 //!    passes control to it; if the table is not valid it takes the decision for real,
 //!    which records the trial, and at once again, which reverts it, and runs itself.
@@ -18,28 +18,17 @@
 //! Only the VM that runs writes the record, so a decision is taken once per reset.
 
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
-use fota_agent::record::LogEntry;
-use fota_agent::{Agent, AgentConfig, Boot};
+use fota_agent::{Agent, AgentConfig, BootPlan};
 use fota_protocol::{Layout as _, MAX_SLOTS, SlotKind};
 
 use crate::board::{Board, ResetCause};
-use crate::shadow::ShadowFlash;
 use crate::text::Line;
 
-/// The decision the agent would take now, and the record entry in force after it;
-/// `None` if the agent cannot start (a configuration that does not fit the flash, or an
-/// unreadable record area). Writes nothing.
-pub fn dry_decide<F: NorFlash, const W: usize>(
-    flash: ShadowFlash<F, W>,
-    config: &AgentConfig,
-) -> (ShadowFlash<F, W>, Option<(Boot, LogEntry)>) {
-    match Agent::boot_or_return(flash.dry(), config.clone()) {
-        Ok((agent, boot)) => {
-            let entry = agent.record_entry();
-            (agent.into_flash().real(), Some((boot, entry)))
-        }
-        Err((_, flash)) => (flash.real(), None),
-    }
+/// The decision the agent would take now ([`Agent::plan`]): what it runs, and the record
+/// entry in force after it; `None` if the agent cannot start (a configuration that does
+/// not fit the flash, or an unreadable record area). Reads only.
+pub fn plan<F: NorFlash>(flash: &mut F, config: &AgentConfig) -> Option<BootPlan> {
+    Agent::plan(flash, config).ok()
 }
 
 /// Why a VM slot cannot be started.
@@ -111,16 +100,16 @@ pub(crate) fn report_bad<B: Board + ?Sized>(board: &mut B, who: &str, index: u8,
     .send(board);
 }
 
-/// The boot stage: decide dry, start the last working VM (or the first VM that can be
+/// The boot stage: plan the decision, start the last working VM (or the first VM that can be
 /// started). Never returns; with no VM to start it waits, saying so once.
 pub fn boot_stage<B: Board>(board: &mut B, config: &AgentConfig) -> ! {
     let cause = ResetCause::from_word(board.retained().cause);
     Line::new().s("boot: reset by ").s(cause.name()).send(board);
-    let Some(flash) = board.take_flash() else {
+    let Some(mut flash) = board.take_flash() else {
         Line::new().s("boot: no flash").send(board);
         wait_forever(board);
     };
-    let (mut flash, decided) = dry_decide(ShadowFlash::<_>::new(flash), config);
+    let decided = plan(&mut flash, config);
     // Candidates in order: last working, the decision's, then every VM slot by index.
     let mut order = [u8::MAX; MAX_SLOTS + 2];
     let mut n = 0;
@@ -133,9 +122,9 @@ pub fn boot_stage<B: Board>(board: &mut B, config: &AgentConfig) -> ! {
         }
     };
     match decided {
-        Some((boot, entry)) => {
-            push(entry.vm_last);
-            push(boot.vm_slot);
+        Some(p) => {
+            push(p.record.vm_last);
+            push(p.boot.vm_slot);
         }
         None => Line::new()
             .s("boot: the record cannot be read; trying every VM slot")

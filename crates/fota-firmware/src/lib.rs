@@ -3,14 +3,14 @@
 //! trait a port implements. `docs/PORTING.md` is the guide; `boards/` holds the ports
 //! (QEMU's mps2-an386, RP2040).
 //!
-//! - [`boot::boot_stage`]: at the chip's boot address; runs the agent's boot decision
-//!   dry and starts the last working VM, checking its vector table first.
+//! - [`boot::boot_stage`]: at the chip's boot address; plans the agent's boot decision
+//!   (reads the record, writes nothing) and starts the last working VM, checking its
+//!   vector table first.
 //! - [`vm::run`]: the VM, linked for each VM slot. It passes control to a new VM on
 //!   trial (bootloader role), or takes the decision for real and serves.
 //! - [`link::Link`]: the glue between the main loop and `fota_agent::AgentLink`.
 //! - [`app::App`]: the program in the bytecode slot, run a bounded number of
 //!   instructions per pass, so the program keeps running while an update streams.
-//! - [`shadow::ShadowFlash`]: the flash wrapper that lets a decision run dry.
 //!
 //! `no_std`, no `alloc`, no `unsafe`: the board does the unsafe parts.
 #![no_std]
@@ -21,7 +21,6 @@ pub mod app;
 pub mod board;
 pub mod boot;
 pub mod link;
-pub mod shadow;
 pub mod text;
 pub mod vm;
 

@@ -1,46 +1,39 @@
 //! The one place where the main loop meets the agent: bytes from the board's serial line
 //! into `AgentLink`, replies out, and the actions (restart, baud switch) carried out.
-//! Each `poll` handles at most one request, so the program runs between requests.
+//! Each `poll` handles at most one request, or one unit of a long one (a sector erased,
+//! 4 KiB hashed), so the program runs between them.
 
 use embedded_storage::nor_flash::NorFlash;
-use fota_agent::{Action, Agent, AgentLink, Handled};
+use fota_agent::{Action, Agent, AgentLink, Handled, LinkState};
 
 use crate::board::{Board, ResetCause};
 
 /// Bytes taken from the board per read: the agent copies them into its frame buffer.
 const CHUNK: usize = 128;
 
-/// How long a new baud rate has to prove itself with a valid frame.
-const BAUD_TRIAL_MS: u32 = 1000;
-
-/// A baud switch waiting for its first valid frame.
-#[derive(Debug, Clone, Copy)]
-struct BaudTrial {
-    deadline: u32,
-    requests: u32,
-    old: u32,
-}
-
-/// The agent behind the board's serial line.
+/// The agent behind the board's serial line. Its state (frame buffers, the long request
+/// in progress, the cache of replies) lives in the board's `static`
+/// ([`Board::link_state`]), so only the agent sits in the main loop's frame.
 pub struct Link<F> {
-    link: AgentLink<F>,
+    link: AgentLink<F, &'static mut LinkState>,
     buf: [u8; CHUNK],
     start: usize,
     end: usize,
-    baud: u32,
-    trial: Option<BaudTrial>,
 }
 
 impl<F: NorFlash> Link<F> {
-    /// A link around a booted agent; the line runs at `baud`.
-    pub fn new(agent: Agent<F>, baud: u32) -> Self {
+    /// A link around a booted agent, its state in `state`. `unit_hook` runs after every
+    /// sector erased, block hashed and record entry written: the board's watchdog kick.
+    pub fn new(agent: Agent<F>, state: &'static mut LinkState, unit_hook: Option<fn()>) -> Self {
+        let mut link = AgentLink::with_state(agent, state);
+        if let Some(hook) = unit_hook {
+            link.set_unit_hook(hook);
+        }
         Link {
-            link: AgentLink::new(agent),
+            link,
             buf: [0; CHUNK],
             start: 0,
             end: 0,
-            baud,
-            trial: None,
         }
     }
 
@@ -49,69 +42,60 @@ impl<F: NorFlash> Link<F> {
         self.link.agent_mut()
     }
 
-    /// Serve what has arrived: at most one request. Returns whether anything was done.
-    /// A `restart` resets the device from here.
+    /// Serve what has arrived: at most one request, or one unit of the long request in
+    /// progress. Returns whether anything was done (a long request in progress always
+    /// has work: call again soon). A `restart` resets the device from here.
+    ///
+    /// While a long request runs no byte is read from the board: the next requests wait
+    /// in its receive ring, which holds the window `Info` announces, and the ring's
+    /// backpressure (or its size) keeps them.
     pub fn poll<B: Board>(&mut self, board: &mut B) -> bool {
-        let mut busy = false;
+        let mut did = false;
         loop {
-            if self.start == self.end {
+            let busy = self.link.is_busy();
+            if self.start == self.end && !busy {
                 self.start = 0;
                 self.end = board.read(&mut self.buf);
-                if self.end == 0 {
-                    break;
-                }
             }
-            busy = true;
-            let Some(input) = self.buf.get(self.start..self.end) else {
-                self.start = self.end;
-                continue;
-            };
-            let step = self.link.step(input, &mut |frame: &[u8]| {
-                board.write(frame);
-                // Between sectors of a long erase and blocks of a checksum, progress
-                // frames come out: proof the agent is not stuck.
-                board.kick_watchdog();
-            });
-            self.start = (self.start + step.consumed).min(self.end);
-            match step.action {
-                Some(Action::Restart) => {
-                    board.flush();
-                    board.reset(ResetCause::Restart);
-                }
-                Some(Action::SetBaud(b)) => {
-                    board.flush();
-                    board.set_baud(b);
-                    self.trial = Some(BaudTrial {
-                        deadline: board.now_ms().wrapping_add(BAUD_TRIAL_MS),
-                        requests: self.link.stats().requests,
-                        old: self.baud,
-                    });
-                    self.baud = b;
-                    self.link.reset_reader();
-                    // Bytes after the switch were sent at the new rate: keep them.
-                }
-                None => {}
-            }
-            if matches!(step.handled, Handled::Request { .. } | Handled::BadFrame(_))
-                || step.consumed == 0
-            {
+            let input = self.buf.get(self.start..self.end).unwrap_or(&[]);
+            if input.is_empty() && !busy {
                 break;
             }
+            did = true;
+            let step = self
+                .link
+                .step(input, &mut |frame: &[u8]| board.write(frame));
+            self.start = (self.start + step.consumed).min(self.end);
+            if let Some(action) = step.action {
+                self.act(board, action);
+            }
+            match step.handled {
+                // One request, or one unit of a long one, per pass.
+                Handled::Request { .. }
+                | Handled::Started { .. }
+                | Handled::Working { .. }
+                | Handled::BadFrame(_) => break,
+                Handled::Text | Handled::Nothing => {}
+            }
         }
-        self.watch_baud(board);
-        busy
+        if let Some(action) = self.link.tick(board.now_ms()) {
+            self.act(board, action);
+        }
+        did || self.link.is_busy()
     }
 
-    /// Go back to the old rate unless a valid frame came at the new one in time.
-    fn watch_baud<B: Board>(&mut self, board: &mut B) {
-        let Some(t) = self.trial else { return };
-        if self.link.stats().requests != t.requests {
-            self.trial = None;
-        } else if (board.now_ms().wrapping_sub(t.deadline) as i32) >= 0 {
-            board.set_baud(t.old);
-            self.baud = t.old;
-            self.link.reset_reader();
-            self.trial = None;
+    fn act<B: Board>(&mut self, board: &mut B, action: Action) {
+        match action {
+            Action::Restart => {
+                board.flush();
+                board.reset(ResetCause::Restart);
+            }
+            Action::SetBaud(b) => {
+                // The reply went out at the old rate: let it leave first.
+                board.flush();
+                board.set_baud(b);
+                self.link.reset_reader();
+            }
         }
     }
 }

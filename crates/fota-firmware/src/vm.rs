@@ -4,13 +4,12 @@
 //! serves updates and runs the bytecode, both from one main loop.
 
 use fota_agent::{Agent, AgentConfig, Boot};
-use fota_protocol::{DEFAULT_BAUD, Layout as _, SlotKind};
+use fota_protocol::{Layout as _, SlotKind};
 
 use crate::app::App;
 use crate::board::{Board, HANDOFF, ResetCause, Retained};
-use crate::boot::{check_vm, dry_decide, report_bad};
+use crate::boot::{check_vm, plan, report_bad};
 use crate::link::Link;
-use crate::shadow::ShadowFlash;
 use crate::text::Line;
 
 /// Watchdog resets in a row, in a configuration the boot decision kept, after which the
@@ -20,7 +19,7 @@ use crate::text::Line;
 pub const SAFE_MODE_AFTER: u32 = 3;
 
 /// The flash type the agent runs on.
-pub type Flash<B> = ShadowFlash<<B as Board>::Flash>;
+pub type Flash<B> = <B as Board>::Flash;
 
 /// Run the VM that sits in the VM slot starting at `own_addr`. Never returns.
 pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
@@ -36,16 +35,16 @@ pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
             .send(board);
         halt(board);
     };
-    let Some(flash) = board.take_flash() else {
+    let Some(mut flash) = board.take_flash() else {
         Line::new().s("vm: no flash").send(board);
         halt(board);
     };
     let who = "vm";
-    let (mut flash, decided) = dry_decide(ShadowFlash::<_>::new(flash), &config);
+    let decided = plan(&mut flash, &config).map(|p| p.boot);
 
     // Bootloader role: the decision starts another VM.
     let retained = board.retained();
-    if let Some((dry, _)) = decided
+    if let Some(dry) = decided
         && dry.vm_slot != me
     {
         let handoff = HANDOFF | u32::from(dry.vm_slot);
@@ -175,7 +174,12 @@ fn decide<B: Board>(
 
 /// The main loop: serve the link, run the program, sleep when neither has work.
 fn serve<B: Board>(board: &mut B, agent: Agent<Flash<B>>, boot: Boot, run_app: bool) -> ! {
-    let mut link = Link::new(agent, DEFAULT_BAUD);
+    let Some(state) = board.link_state() else {
+        Line::new().s("vm: no link state").send(board);
+        halt(board);
+    };
+    let hook = board.unit_hook();
+    let mut link = Link::new(agent, state, hook);
     let mut app = App::start(board, link.agent_mut(), boot, run_app);
     loop {
         board.kick_watchdog();

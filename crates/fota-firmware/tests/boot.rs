@@ -1,9 +1,8 @@
-//! The boot stage's pieces on the host: the dry decision changes nothing on flash and
-//! says what the real one does; the vector-table check.
+//! The boot stage's pieces on the host: the planned decision changes nothing on flash
+//! and says what the real one does; the vector-table check.
 
 use fota_agent::{Agent, AgentConfig};
-use fota_firmware::boot::{BadVm, check_vm, dry_decide};
-use fota_firmware::shadow::ShadowFlash;
+use fota_firmware::boot::{BadVm, check_vm, plan};
 use fota_protocol::RecordUpdate;
 use fota_sim::flash::SimFlash;
 
@@ -39,26 +38,22 @@ fn attempted(flash: SimFlash) -> SimFlash {
 }
 
 #[test]
-fn the_dry_decision_writes_nothing_and_predicts_the_real_one() {
-    for flash in [flash(), attempted(flash())] {
+fn the_planned_decision_writes_nothing_and_predicts_the_real_one() {
+    for mut flash in [flash(), attempted(flash())] {
         let before = flash.snapshot();
-        let (shadow, dry) = dry_decide(ShadowFlash::<_>::new(flash), &config());
-        let (dry_boot, _) = dry.expect("a decision");
-        // Reads through the shadow see the flash as it is again.
-        let mut flash = shadow;
-        let after = flash.inner_mut().snapshot();
-        assert_eq!(before, after, "the dry run changed the flash");
+        let planned = plan(&mut flash, &config()).expect("a decision");
+        assert_eq!(before, flash.snapshot(), "the plan changed the flash");
         let (_, real) = Agent::boot(flash, config()).unwrap();
-        assert_eq!(dry_boot, real);
+        assert_eq!(planned.boot, real);
     }
 }
 
 #[test]
-fn the_dry_decision_of_a_trial_names_the_old_vm_as_last_working() {
-    let (_, dry) = dry_decide(ShadowFlash::<_>::new(attempted(flash())), &config());
-    let (boot, entry) = dry.unwrap();
-    assert!(boot.trial);
-    assert_eq!((boot.vm_slot, entry.vm_last), (1, 0));
+fn the_planned_decision_of_a_trial_names_the_old_vm_as_last_working() {
+    let mut flash = attempted(flash());
+    let p = plan(&mut flash, &config()).unwrap();
+    assert!(p.boot.trial);
+    assert_eq!((p.boot.vm_slot, p.record.vm_last), (1, 0));
 }
 
 #[test]

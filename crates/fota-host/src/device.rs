@@ -17,8 +17,10 @@ const READER_LEN: usize = 8 * 1024;
 /// How long to wait for what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// Silence after which a request is sent again. Any frame of progress from the
-    /// device restarts it, so a slow erase never times out while the device works.
+    /// Silence after which a request is sent again, on top of the device's worst-case
+    /// sector erase time when its `Info` declares one (see [`Device::reply_timeout`]).
+    /// Any frame of progress from the device restarts it, so a slow erase never times
+    /// out while the device works.
     pub reply: Duration,
     /// Sends of one request before the device counts as gone.
     pub attempts: u32,
@@ -75,6 +77,12 @@ pub struct Device<T: Transport> {
     /// The rate the link was at before a negotiated switch: a device comes back from
     /// reset at this rate.
     base_baud: Option<u32>,
+    /// The rates the last negotiation chose from (fastest first), to negotiate again
+    /// after the device went back to its base rate.
+    candidates: Vec<u32>,
+    /// Switching rates (negotiation, reconnection): a silent device must not start
+    /// another switch.
+    switching: bool,
 }
 
 impl<T: Transport> Device<T> {
@@ -93,7 +101,28 @@ impl<T: Transport> Device<T> {
             stats: Stats::default(),
             out: vec![0; frame_len(fota_protocol::MAX_PAYLOAD)],
             base_baud: None,
+            candidates: Vec::new(),
+            switching: false,
         }
+    }
+
+    /// The silence after which a request is sent again: [`Timeouts::reply`] plus the
+    /// device's worst-case sector erase time (`Info` tag 2), since one step of the agent
+    /// may take that long before it can send anything (one sector of an erase, a record
+    /// entry written into a sector it first erases).
+    pub fn reply_timeout(&self) -> Duration {
+        let erase = self
+            .info
+            .as_ref()
+            .and_then(|i| i.sector_erase_ms)
+            .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::from(ms)));
+        self.timeouts.reply + erase
+    }
+
+    /// The rate the device comes back at after a reset, when the link was switched to
+    /// another one (`None`: the link is at the rate it started at).
+    pub fn base_baud(&self) -> Option<u32> {
+        self.base_baud
     }
 
     /// Use `token` to stop long operations (see [`CancelToken`]).
@@ -222,8 +251,54 @@ impl<T: Transport> Device<T> {
 
     /// Send one request and wait for its reply, sending it again after silence. Progress
     /// frames keep it waiting and go to `on_progress`. `retry: false` sends once (for
-    /// requests that must not run twice, like restart).
+    /// requests that must not run twice, like restart). A device that stops answering
+    /// at a negotiated rate is looked for at its base rate (it goes back there after
+    /// some idle time), and the request sent there.
     async fn call_with(
+        &mut self,
+        req: &Request<'_>,
+        retry: bool,
+        on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
+    ) -> Result<Reply, HostError> {
+        match self.call_attempts(req, retry, on_progress).await {
+            Err(HostError::NoAnswer) if retry && self.may_recover() => {
+                // Boxed: finding the device again sends requests itself (a recursion).
+                Box::pin(self.back_to_base()).await?;
+                self.call_attempts(req, retry, on_progress).await
+            }
+            other => other,
+        }
+    }
+
+    fn may_recover(&self) -> bool {
+        self.base_baud.is_some() && !self.switching
+    }
+
+    /// The device stopped answering at the negotiated rate: it went back to its base rate
+    /// (after some idle time, or a reset the host did not see). Say hello there and
+    /// negotiate again.
+    async fn back_to_base(&mut self) -> Result<(), HostError> {
+        let Some(base) = self.base_baud.take() else {
+            return Ok(());
+        };
+        let was = self.link.baud().unwrap_or(DEFAULT_BAUD);
+        self.observer.event(&format!(
+            "no answer at {was} baud: looking for the device at its base rate, {base}"
+        ));
+        self.link.set_baud(base).await?;
+        self.reader.reset();
+        self.switching = true;
+        let found = self.hello().await;
+        self.switching = false;
+        found?;
+        let candidates = self.candidates.clone();
+        if !candidates.is_empty() {
+            self.negotiate_baud(&candidates).await?;
+        }
+        Ok(())
+    }
+
+    async fn call_attempts(
         &mut self,
         req: &Request<'_>,
         retry: bool,
@@ -243,7 +318,7 @@ impl<T: Transport> Device<T> {
                     .event(&format!("no answer to {:?}, sending it again", req.op()));
             }
             self.send_request(id, req).await?;
-            let mut deadline = self.link.now() + self.timeouts.reply + self.line_time(1100);
+            let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
                 if let Reply::Error {
                     code: ErrorCode::FrameTooLong,
@@ -268,7 +343,7 @@ impl<T: Transport> Device<T> {
                     Reply::Progress { done, total } => {
                         let now = self.link.now();
                         on_progress(self.observer.as_mut(), now, done, total);
-                        deadline = self.link.now() + self.timeouts.reply;
+                        deadline = self.link.now() + self.reply_timeout();
                     }
                     Reply::Error { code, detail } => {
                         return Err(refusal(req.op(), code, detail));
@@ -309,6 +384,89 @@ impl<T: Transport> Device<T> {
         check_info(&info)?;
         self.info = Some(info.clone());
         Ok(info)
+    }
+
+    /// Say hello at the link's rate and, if the device does not answer, at each of
+    /// `other_rates` too (the rate the last session negotiated: a device whose host went
+    /// away without [`Device::goodbye`] stays there until its idle time runs out), then
+    /// at the link's rate again. Found at another rate, the link stays there, and the
+    /// rate it started at is the one the device comes back at after a reset.
+    pub async fn connect(&mut self, other_rates: &[u32]) -> Result<Info, HostError> {
+        let start = self.link.baud().unwrap_or(DEFAULT_BAUD);
+        let others: Vec<u32> = other_rates
+            .iter()
+            .copied()
+            .filter(|&r| r != start)
+            .collect();
+        if others.is_empty() || self.link.baud().is_none() {
+            return self.hello().await;
+        }
+        let saved = self.timeouts;
+        self.switching = true;
+        // Half the tries at the start rate, a quick probe at each other rate, then the
+        // rest at the start rate (a device still busy with a long request answers late).
+        let first = (saved.attempts / 2).max(1);
+        self.timeouts.attempts = first;
+        let mut found = self.hello().await;
+        if matches!(found, Err(HostError::NoAnswer)) {
+            self.timeouts.reply = Duration::from_millis(300);
+            self.timeouts.attempts = 2;
+            for rate in others {
+                self.link.set_baud(rate).await?;
+                self.reader.reset();
+                found = self.hello().await;
+                if found.is_ok() {
+                    self.observer.event(&format!(
+                        "the device answers at {rate} baud, where an earlier session left it"
+                    ));
+                    self.base_baud = Some(start);
+                    break;
+                }
+                if !matches!(found, Err(HostError::NoAnswer)) {
+                    break;
+                }
+            }
+            if matches!(found, Err(HostError::NoAnswer)) {
+                self.link.set_baud(start).await?;
+                self.reader.reset();
+                self.timeouts = saved;
+                self.timeouts.attempts = saved.attempts.saturating_sub(first).max(1);
+                found = self.hello().await;
+            }
+        }
+        self.timeouts = saved;
+        self.switching = false;
+        found
+    }
+
+    /// End the session: the agent forgets it (its cache of replies), programs a partial
+    /// write unit it held, and goes back to its base rate, where the next host says hello.
+    /// The reply comes at the current rate; the link then follows the agent. An agent
+    /// without `Goodbye` (an older firmware) refuses it and nothing changes; a silent one
+    /// goes back by itself after its idle time. Only a link error fails.
+    pub async fn goodbye(&mut self) -> Result<(), HostError> {
+        for _ in 0..2 {
+            let id = self.take_id();
+            let sent = self.send_request(id, &Request::Goodbye).await?;
+            let deadline = self.link.now() + Duration::from_millis(300) + self.line_time(sent + 32);
+            while let Some((rid, reply)) = self.next_reply(deadline).await? {
+                if rid != id {
+                    continue;
+                }
+                if let Reply::Goodbye(base) = reply {
+                    // The reply left at the old rate; the agent switches after it.
+                    if self.link.baud().is_some_and(|b| b != base) {
+                        self.link.set_baud(base).await?;
+                    }
+                    self.reader.reset();
+                    self.base_baud = None;
+                }
+                self.info = None;
+                return Ok(());
+            }
+        }
+        self.info = None;
+        Ok(())
     }
 
     /// The agent's info, asking for it if not known yet.
@@ -437,7 +595,7 @@ impl<T: Transport> Device<T> {
                     .event("the device received Restart damaged, sending it again");
             }
             let sent = self.send_request(id, &Request::Restart).await?;
-            let deadline = self.link.now() + self.timeouts.reply + self.line_time(sent);
+            let deadline = self.link.now() + self.reply_timeout() + self.line_time(sent);
             let mut damaged = false;
             let mut answered = false;
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
@@ -488,6 +646,7 @@ impl<T: Transport> Device<T> {
         let saved = self.timeouts;
         self.timeouts.attempts = 1;
         self.timeouts.reply = Duration::from_millis(400);
+        self.switching = true;
         let mut port_lost = false;
         let result = loop {
             self.check_cancel()?;
@@ -523,6 +682,7 @@ impl<T: Transport> Device<T> {
             }
         };
         self.timeouts = saved;
+        self.switching = false;
         result
     }
 
@@ -530,6 +690,14 @@ impl<T: Transport> Device<T> {
     /// first), confirming each with a round trip; falls back to the rate in use when a
     /// confirmation fails. Returns the rate in force.
     pub async fn negotiate_baud(&mut self, candidates: &[u32]) -> Result<u32, HostError> {
+        self.candidates = candidates.to_vec();
+        self.switching = true;
+        let r = self.negotiate(candidates).await;
+        self.switching = false;
+        r
+    }
+
+    async fn negotiate(&mut self, candidates: &[u32]) -> Result<u32, HostError> {
         let info = self.ensure_info().await?;
         let current = self.link.baud().unwrap_or(DEFAULT_BAUD);
         for &baud in candidates {
@@ -617,7 +785,7 @@ impl<T: Transport> Device<T> {
             }
             let frame = self.line_time(usize::from(info.max_write) + 32);
             let deadline = self.link.now()
-                + self.timeouts.reply
+                + self.reply_timeout()
                 + frame * u32::try_from(window).unwrap_or(u32::MAX);
             match self.next_reply(deadline).await? {
                 Some((rid, reply)) => {
@@ -651,7 +819,12 @@ impl<T: Transport> Device<T> {
                 None => {
                     silent_rounds += 1;
                     if silent_rounds >= self.timeouts.attempts.max(1) {
-                        return Err(HostError::NoAnswer);
+                        if !self.may_recover() {
+                            return Err(HostError::NoAnswer);
+                        }
+                        // Gone back to its base rate: find it there, then resend all.
+                        Box::pin(self.back_to_base()).await?;
+                        silent_rounds = 0;
                     }
                     self.observer
                         .event("no answer in time, sending the window again");
@@ -708,6 +881,11 @@ fn check_info(i: &Info) -> Result<(), HostError> {
     if !sector.is_power_of_two() || sector > 1 << 20 {
         return bad("sector size");
     }
+    if !fota_protocol::sector_runs_valid(&i.sectors, sector)
+        || i.sectors.iter().any(|r| r.size > 1 << 24)
+    {
+        return bad("sector runs");
+    }
     if !gran.is_power_of_two() || sector % gran != 0 {
         return bad("write granularity");
     }
@@ -717,12 +895,11 @@ fn check_info(i: &Info) -> Result<(), HostError> {
     if i.max_in_flight == 0 {
         return bad("requests in flight");
     }
+    // Slots start and end on sector boundaries (of whatever size the sector there is).
+    let boundary = |addr: u64| u32::try_from(addr).is_ok_and(|a| i.sector_at(a).0 == a);
     for s in &i.slots {
-        if s.addr % sector != 0
-            || s.size == 0
-            || s.size % sector != 0
-            || s.addr.checked_add(s.size).is_none()
-        {
+        let end = u64::from(s.addr) + u64::from(s.size);
+        if s.size == 0 || !boundary(u64::from(s.addr)) || !boundary(end) {
             return bad("a slot");
         }
     }

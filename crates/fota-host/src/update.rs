@@ -579,19 +579,29 @@ async fn transfer<T: Transport>(
     resume: bool,
     report: &mut Report,
 ) -> Result<(), HostError> {
-    // `Device::hello` checked the geometry: sizes are non-zero powers of two, the largest
-    // write is a multiple of the write granularity.
-    let sector = info.sector_size as usize;
+    // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
+    // a write granularity that is a power of two dividing the largest write.
     let gran = usize::from(info.write_granularity);
     // What the stream writes: the image padded with erased bytes (0xFF) to the write
     // granularity. Resume compares the same bytes (a cut while erasing can leave the
     // image's last bytes erased but not the padding after them).
     let mut padded = image.data.clone();
     padded.resize(image.len().next_multiple_of(gran), 0xFF);
-    let sectors: Vec<(usize, usize)> = (0..image.len())
-        .step_by(sector)
-        .map(|s| (s, (s + sector).min(image.len())))
-        .collect();
+    // The slot's erase sectors the image touches, as offsets in the image: (start, end
+    // of the image's part, end of the sector). Their sizes may differ (an STM32F4).
+    let mut sectors: Vec<(usize, usize)> = Vec::new();
+    let mut sector_ends: Vec<usize> = Vec::new();
+    let mut at = 0usize;
+    while at < image.len() {
+        let addr = slot
+            .addr
+            .saturating_add(u32::try_from(at).unwrap_or(u32::MAX));
+        let (start, size) = info.sector_at(addr);
+        let end = (start as usize - slot.addr as usize) + size as usize;
+        sectors.push((at, end.min(image.len())));
+        sector_ends.push(end);
+        at = end;
+    }
     // Per sector: does it hold the image already, is it erased?
     let mut state = vec![SectorState::Dirty; sectors.len()];
     if resume {
@@ -608,8 +618,10 @@ async fn transfer<T: Transport>(
         if let Some(last) = ranges.last_mut() {
             last.1 = padded.len();
         }
-        let erased = md5_of(&vec![0xFF; sector]);
-        let erased_tail = md5_of(&vec![0xFF; padded.len() - ranges.last().map_or(0, |s| s.0)]);
+        let erased: Vec<[u8; 16]> = ranges
+            .iter()
+            .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
+            .collect();
         let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| md5_of(&padded[a..b])).collect();
         let slot_addr = slot.addr;
         let make = move |i: usize| {
@@ -620,16 +632,13 @@ async fn transfer<T: Transport>(
             }
         };
         let count = sectors.len();
-        let last = count.saturating_sub(1);
         let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
         let total_len = image.len() as u64;
         let mut done = 0u64;
         dev.pipeline(count, &make, &mut |obs, now, i, reply| {
             state[i] = match reply {
                 Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
-                Reply::Checksum(md5) if md5 == if i == last { erased_tail } else { erased } => {
-                    SectorState::Erased
-                }
+                Reply::Checksum(md5) if md5 == erased[i] => SectorState::Erased,
                 Reply::Checksum(_) => SectorState::Dirty,
                 // A sector the device cannot read (ECC flash: a word a power cut tore):
                 // erasing it makes it readable again.
@@ -669,7 +678,15 @@ async fn transfer<T: Transport>(
             }
         }
     }
-    let erase_total: u64 = runs.iter().map(|r| ((r.1 - r.0) * sector) as u64).sum();
+    // A run erases whole sectors: from its first sector's start to its last one's end.
+    let run_span = |&(a, b): &(usize, usize)| (sectors[a].0, sector_ends[b - 1]);
+    let erase_total: u64 = runs
+        .iter()
+        .map(|r| {
+            let (from, to) = run_span(r);
+            (to - from) as u64
+        })
+        .sum();
     let what = if erase_total == 0 {
         format!(
             "Nothing to erase in {} slot {}: it is ready",
@@ -686,9 +703,10 @@ async fn transfer<T: Transport>(
     };
     dev.observer().step(Step::Erase, &what);
     let mut erased_before = 0u64;
-    for (a, b) in runs {
-        let addr = slot.addr + (a * sector) as u32;
-        let size = ((b - a) * sector) as u32;
+    for run in &runs {
+        let (from, to) = run_span(run);
+        let addr = slot.addr + from as u32;
+        let size = (to - from) as u32;
         let base = erased_before;
         dev.erase_slot(addr, size, &mut |obs, now, done, _| {
             obs.progress(&progress64(

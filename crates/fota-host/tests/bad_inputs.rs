@@ -1026,6 +1026,26 @@ fn unsupported_baud_rate() {
     assert_eq!(baud, 115_200);
 }
 
+#[test]
+fn an_erase_inside_a_larger_sector() {
+    // An STM32F4: bytecode slots in 128 KiB sectors.
+    let sim = SimDevice::new(DeviceConfig::stm32f4(LayoutKind::BytecodeOnly));
+    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    let before = snap(&mut dev);
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    // A multiple of the 4 KiB erase unit, but inside the first 128 KiB sector.
+    let detail = refused(
+        block_on(dev.erase_slot(bc1 + 0x4000, 0x4000, &mut |_, _, _, _| {})),
+        Op::EraseSlot,
+        ErrorCode::Misaligned,
+    );
+    assert_eq!(detail, bc1 + 0x4000);
+    assert_eq!(snap(&mut dev), before);
+    // From the sector's start: the whole sector, whatever the size asked.
+    let erased = block_on(dev.erase_slot(bc1, 1, &mut |_, _, _, _| {})).expect("erase");
+    assert_eq!(erased, (bc1, 128 * 1024));
+}
+
 /// Every test above is a row of `docs/BAD_INPUTS.md`, and every row names a test here.
 #[test]
 fn the_catalogue_names_these_tests() {

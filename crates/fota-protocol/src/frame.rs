@@ -10,7 +10,14 @@ use crate::wire::Sink;
 
 /// CRC-32/ISO-HDLC (the zlib / Ethernet CRC): poly 0x04C11DB7 reflected, init and final
 /// XOR 0xFFFFFFFF. `CRC("123456789") == 0xCBF43926`.
+/// One table for the whole image: the agent's record log uses it too ([`crc32`]).
 static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// CRC-32/ISO-HDLC of `bytes`: the frames' CRC, shared so that a firmware holds one table
+/// (the agent's record entries use the same CRC).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    CRC32.checksum(bytes)
+}
 
 /// The largest number of bytes a frame with a `payload_len`-byte payload (id, op, body
 /// and CRC) takes on the wire, both zero delimiters included.

@@ -8,6 +8,9 @@ pub const MAX_SLOTS: usize = 8;
 pub const MAX_NAME: usize = 32;
 /// Most baud rates an agent lists in [`Info::baud_rates`].
 pub const MAX_BAUD_RATES: usize = 8;
+/// Most runs of sectors of another size an agent lists in [`Info::sectors`] (an
+/// STM32F4's flash needs three: 16, 64 and 128 KiB sectors).
+pub const MAX_SECTOR_RUNS: usize = 4;
 
 /// Tags of the extension fields that follow the fixed fields of an `Info` body
 /// (docs/PROTOCOL.md, 3.3). A reader skips tags it does not know.
@@ -18,6 +21,9 @@ pub mod info_tag {
     pub const SECTOR_ERASE_MS: u8 = 2;
     /// `u32` each, ascending: the baud rates `SetBaud` accepts.
     pub const BAUD_RATES: u8 = 3;
+    /// `addr:u32, size:u32, count:u32` each, ascending: runs of erase sectors whose size
+    /// is not `sector_size` (a flash with mixed sector sizes).
+    pub const SECTORS: u8 = 4;
 }
 
 /// Operation codes. A reply to a request carries the request's code with bit 7 set;
@@ -49,6 +55,8 @@ pub enum Op {
     Attempt = 0x0B,
     /// Switch the link to another baud rate.
     SetBaud = 0x0C,
+    /// The host is done: the agent forgets the session and goes back to its base rate.
+    Goodbye = 0x0D,
     /// Progress of a long operation (a reply, with the id of the request it concerns).
     Progress = 0xFE,
     /// The request failed (a reply).
@@ -79,6 +87,7 @@ impl Op {
             0x0A => Op::Accept,
             0x0B => Op::Attempt,
             0x0C => Op::SetBaud,
+            0x0D => Op::Goodbye,
             _ => return None,
         })
     }
@@ -226,6 +235,61 @@ impl SlotDesc {
     }
 }
 
+/// `count` erase sectors of `size` bytes from `addr`: a part of a flash whose sectors
+/// are not all alike (an STM32F4 has 16, 64 and 128 KiB sectors). Elsewhere the sectors
+/// are `sector_size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectorRun {
+    /// First address of the first sector.
+    pub addr: u32,
+    /// Bytes of each sector.
+    pub size: u32,
+    /// Sectors in the run.
+    pub count: u32,
+}
+
+impl SectorRun {
+    /// The address after the last sector.
+    pub const fn end(&self) -> u64 {
+        self.addr as u64 + self.size as u64 * self.count as u64
+    }
+}
+
+/// The erase sector holding `addr`, as `(first address, size)`: from `runs` (ascending,
+/// see [`sector_runs_valid`]) where one covers `addr`, otherwise the `sector`-byte sector
+/// aligned to `sector`. `sector` must not be zero (it is taken as 1 then).
+pub fn sector_at(runs: &[SectorRun], sector: u32, addr: u32) -> (u32, u32) {
+    for r in runs {
+        if u64::from(addr) >= u64::from(r.addr) && u64::from(addr) < r.end() && r.size > 0 {
+            let start = addr - (addr - r.addr) % r.size;
+            return (start, r.size);
+        }
+    }
+    let sector = sector.max(1);
+    (addr - addr % sector, sector)
+}
+
+/// Whether `runs` describe sectors a reader can trust: each a whole number of
+/// `sector`-byte units, aligned to `sector`, at least one sector long, inside the 32-bit
+/// address space, ascending and not overlapping.
+pub fn sector_runs_valid(runs: &[SectorRun], sector: u32) -> bool {
+    let mut prev_end = 0u64;
+    for r in runs {
+        let ok = sector != 0
+            && r.size != 0
+            && r.count != 0
+            && r.size % sector == 0
+            && r.addr % sector == 0
+            && u64::from(r.addr) >= prev_end
+            && r.end() <= 1 << 32;
+        if !ok {
+            return false;
+        }
+        prev_end = r.end();
+    }
+    true
+}
+
 /// The agent's description of itself, the answer to `Hello`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
@@ -263,6 +327,24 @@ pub struct Info {
     pub sector_erase_ms: Option<u32>,
     /// The baud rates `SetBaud` accepts, ascending (the agent never offers others).
     pub baud_rates: heapless::Vec<u32, MAX_BAUD_RATES>,
+    /// Runs of erase sectors whose size is not [`Info::sector_size`], ascending (empty
+    /// when every sector is alike).
+    pub sectors: heapless::Vec<SectorRun, MAX_SECTOR_RUNS>,
+}
+
+impl Info {
+    /// The erase sector holding `addr`: `(first address, size)`.
+    pub fn sector_at(&self, addr: u32) -> (u32, u32) {
+        sector_at(&self.sectors, self.sector_size, addr)
+    }
+
+    /// The largest erase sector of the flash.
+    pub fn largest_sector(&self) -> u32 {
+        self.sectors
+            .iter()
+            .map(|r| r.size)
+            .fold(self.sector_size, u32::max)
+    }
 }
 
 /// Look-ups in a list of slots (a layout), shared by the agent's configuration and
@@ -522,9 +604,15 @@ pub enum Request<'a> {
         /// The new rate.
         baud: u32,
     },
+    /// The host is done with the device: the agent forgets the session (its cache of
+    /// recent replies), programs a held partial write unit, and goes back to its base
+    /// baud rate after the reply.
+    Goodbye,
 }
 
 /// A reply from agent to host.
+// `Info` is inline: without an allocator there is nothing to box it in.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Answer to `Hello`.
@@ -561,6 +649,8 @@ pub enum Reply {
     Attempted,
     /// `SetBaud` accepted: the rate the agent switches to after this frame.
     BaudSet(u32),
+    /// `Goodbye` done: the rate the agent is at after this frame (its base rate).
+    Goodbye(u32),
     /// A long operation goes on: `done` of `total` units (bytes).
     Progress {
         /// Units done.
@@ -593,6 +683,7 @@ impl Request<'_> {
             Request::Accept => Op::Accept,
             Request::Attempt { .. } => Op::Attempt,
             Request::SetBaud { .. } => Op::SetBaud,
+            Request::Goodbye => Op::Goodbye,
         }
     }
 
@@ -635,7 +726,8 @@ impl Request<'_> {
             | Request::FindBytecodeSlot
             | Request::FindVmSlot
             | Request::Restart
-            | Request::Accept => {}
+            | Request::Accept
+            | Request::Goodbye => {}
         }
     }
 
@@ -672,6 +764,7 @@ impl Request<'_> {
                 vm_slot: r.u32()?,
             },
             Op::SetBaud => Request::SetBaud { baud: r.u32()? },
+            Op::Goodbye => Request::Goodbye,
             Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
         };
         r.end()?;
@@ -695,6 +788,7 @@ impl Reply {
             Reply::Accepted(_) => Op::Accept.reply(),
             Reply::Attempted => Op::Attempt.reply(),
             Reply::BaudSet(_) => Op::SetBaud.reply(),
+            Reply::Goodbye(_) => Op::Goodbye.reply(),
             Reply::Progress { .. } => Op::Progress.reply(),
             Reply::Error { .. } => Op::Error.reply(),
         }
@@ -742,6 +836,16 @@ impl Reply {
                         s.u32(b);
                     }
                 }
+                if !i.sectors.is_empty() {
+                    s.u8(info_tag::SECTORS);
+                    // At most MAX_SECTOR_RUNS (4) runs: 48 bytes.
+                    s.u8((i.sectors.len() * 12) as u8);
+                    for r in &i.sectors {
+                        s.u32(r.addr);
+                        s.u32(r.size);
+                        s.u32(r.count);
+                    }
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -752,7 +856,9 @@ impl Reply {
                 s.u32(rec.running_bc);
             }
             Reply::Accepted(outcome) => s.u8(*outcome as u8),
-            Reply::BytecodeSlot(a) | Reply::VmSlot(a) | Reply::BaudSet(a) => s.u32(*a),
+            Reply::BytecodeSlot(a) | Reply::VmSlot(a) | Reply::BaudSet(a) | Reply::Goodbye(a) => {
+                s.u32(*a)
+            }
             Reply::Erased { addr, size } => {
                 s.u32(*addr);
                 s.u32(*size);
@@ -823,6 +929,7 @@ impl Reply {
                 }
                 Op::Attempt => Reply::Attempted,
                 Op::SetBaud => Reply::BaudSet(r.u32()?),
+                Op::Goodbye => Reply::Goodbye(r.u32()?),
                 Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
             },
         };
@@ -864,6 +971,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut boot_stage = None;
     let mut sector_erase_ms = None;
     let mut baud_rates = heapless::Vec::new();
+    let mut sectors = heapless::Vec::new();
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -877,6 +985,17 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
                         .map_err(|_| DecodeError::BadValue)?;
                 }
             }
+            info_tag::SECTORS => {
+                sectors.clear();
+                while !v.is_empty() {
+                    let run = SectorRun {
+                        addr: v.u32()?,
+                        size: v.u32()?,
+                        count: v.u32()?,
+                    };
+                    sectors.push(run).map_err(|_| DecodeError::BadValue)?;
+                }
+            }
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
@@ -886,6 +1005,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
         boot_stage,
         sector_erase_ms,
         baud_rates,
+        sectors,
         protocol_version,
         agent_version,
         name,

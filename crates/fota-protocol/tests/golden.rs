@@ -73,6 +73,11 @@ fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
                 0x00, 0x02, 0x10, 0x02, 0x0C, 0x03, 0x10, 0x0E, 0x05, 0x4F, 0x20, 0xE7, 0xBD, 0x00,
             ],
         ),
+        (
+            17,
+            Request::Goodbye,
+            &[0x00, 0x02, 0x11, 0x06, 0x0D, 0xE8, 0x6C, 0x14, 0x9C, 0x00],
+        ),
     ]
 }
 
@@ -109,6 +114,7 @@ fn sample_info() -> Info {
         sector_erase_ms: Some(45),
         baud_rates: heapless::Vec::from_slice(&[115_200, 230_400, 460_800, 921_600])
             .expect("four rates fit"),
+        sectors: heapless::Vec::new(),
     }
 }
 
@@ -210,6 +216,13 @@ fn reply_golden() -> Vec<(u16, Reply, &'static [u8])> {
                 0x00,
             ],
         ),
+        (
+            17,
+            Reply::Goodbye(115_200),
+            &[
+                0x00, 0x02, 0x11, 0x02, 0x8D, 0x03, 0xC2, 0x01, 0x05, 0x48, 0x4F, 0x83, 0x9E, 0x00,
+            ],
+        ),
     ]
 }
 
@@ -291,6 +304,31 @@ fn info_extensions_unknown_tags_are_skipped() {
         panic!("not an Info");
     };
     assert_eq!(i.boot_stage, Some(0));
+    // Sector runs are tag 4, 12 bytes a run: STM32F4's 16, 64 and 128 KiB sectors.
+    let mut mixed = body.clone();
+    mixed.extend_from_slice(&[4, 36]);
+    for (addr, size, count) in [
+        (0u32, 0x4000u32, 4u32),
+        (0x1_0000, 0x1_0000, 1),
+        (0x2_0000, 0x2_0000, 7),
+    ] {
+        for v in [addr, size, count] {
+            mixed.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let Reply::Info(i) = Reply::parse(op, &mixed).expect("sector runs") else {
+        panic!("not an Info");
+    };
+    assert_eq!(i.sectors.len(), 3);
+    assert_eq!(i.sector_at(0x2_4000), (0x2_0000, 0x2_0000));
+    assert_eq!(i.sector_at(0x1_2345), (0x1_0000, 0x1_0000));
+    assert_eq!(i.sector_at(0x7FFF), (0x4000, 0x4000));
+    // Past the runs, the fixed field's sector size.
+    assert_eq!(i.sector_at(0x10_1234), (0x10_1000, 4096));
+    assert_eq!(i.largest_sector(), 0x2_0000);
+    let mut odd = body.clone();
+    odd.extend_from_slice(&[4, 8, 0, 0, 0, 0, 0, 0x40, 0, 0]);
+    assert!(Reply::parse(op, &odd).is_err(), "a run is 12 bytes");
     // Wrong length of a known field, and a field cut short: malformed.
     let mut wrong = body[..fixed].to_vec();
     wrong.extend_from_slice(&[2, 2, 45, 0]);

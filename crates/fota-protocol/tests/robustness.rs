@@ -1,9 +1,9 @@
 //! No input makes the protocol panic, and every message survives a round trip.
 
 use fota_protocol::{
-    AcceptOutcome, ErrorCode, Event, FrameReader, Info, MAX_BAUD_RATES, MAX_SLOTS, Record,
-    RecordState, RecordUpdate, Reply, Request, SlotDesc, SlotKind, encode_reply, encode_request,
-    frame_len,
+    AcceptOutcome, ErrorCode, Event, FrameReader, Info, MAX_BAUD_RATES, MAX_SECTOR_RUNS, MAX_SLOTS,
+    Record, RecordState, RecordUpdate, Reply, Request, SectorRun, SlotDesc, SlotKind, encode_reply,
+    encode_request, frame_len,
 };
 use proptest::prelude::*;
 
@@ -29,6 +29,7 @@ fn any_request(data: &'static [u8]) -> impl Strategy<Value = Request<'static>> {
         Just(Request::Accept),
         any::<(u32, u32)>().prop_map(|(bc_slot, vm_slot)| Request::Attempt { bc_slot, vm_slot }),
         any::<u32>().prop_map(|baud| Request::SetBaud { baud }),
+        Just(Request::Goodbye),
     ]
 }
 
@@ -57,6 +58,7 @@ fn any_reply() -> impl Strategy<Value = Reply> {
         (0..4u8).prop_map(|o| Reply::Accepted(AcceptOutcome::from_u8(o).expect("0..4"))),
         Just(Reply::Attempted),
         any::<u32>().prop_map(Reply::BaudSet),
+        any::<u32>().prop_map(Reply::Goodbye),
         any::<(u32, u32)>().prop_map(|(done, total)| Reply::Progress { done, total }),
         (0..ErrorCode::ALL.len(), any::<u32>()).prop_map(|(i, detail)| Reply::Error {
             code: ErrorCode::ALL[i],
@@ -76,8 +78,9 @@ fn any_info() -> impl Strategy<Value = Info> {
         proptest::option::of(any::<u8>()),
         proptest::option::of(any::<u32>()),
         proptest::collection::vec(any::<u32>(), 0..=MAX_BAUD_RATES),
+        proptest::collection::vec(any::<(u32, u32, u32)>(), 0..=MAX_SECTOR_RUNS),
     )
-        .prop_map(|(f, slots, name, boot_stage, erase, bauds)| Info {
+        .prop_map(|(f, slots, name, boot_stage, erase, bauds, runs)| Info {
             protocol_version: f.0,
             agent_version: f.1,
             fota_supported: f.2,
@@ -101,6 +104,10 @@ fn any_info() -> impl Strategy<Value = Info> {
             boot_stage,
             sector_erase_ms: erase,
             baud_rates: bauds.into_iter().collect(),
+            sectors: runs
+                .into_iter()
+                .map(|(addr, size, count)| SectorRun { addr, size, count })
+                .collect(),
         })
 }
 
@@ -204,4 +211,26 @@ fn truncated_and_overlong_bodies_are_refused() {
         Reply::parse(0xFF, &[200, 0, 0, 0, 0]).is_err(),
         "unknown error code"
     );
+}
+
+proptest! {
+    /// Whatever the runs (even ones a reader would refuse), the sector look-up never
+    /// panics, and for valid runs the sector it names holds the address.
+    #[test]
+    fn sector_at_holds_the_address(
+        runs in proptest::collection::vec(any::<(u32, u32, u32)>(), 0..=MAX_SECTOR_RUNS),
+        sector in any::<u32>(),
+        addr: u32,
+    ) {
+        let runs: Vec<SectorRun> = runs
+            .into_iter()
+            .map(|(addr, size, count)| SectorRun { addr, size, count })
+            .collect();
+        let (start, size) = fota_protocol::sector_at(&runs, sector, addr);
+        if fota_protocol::sector_runs_valid(&runs, sector) {
+            prop_assert!(size > 0);
+            prop_assert!(start <= addr);
+            prop_assert!(u64::from(addr) < u64::from(start) + u64::from(size));
+        }
+    }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use fota_agent::{Action, AgentConfig, AgentLink, Boot};
-use fota_protocol::{Record, SlotKind};
+use fota_protocol::{Record, SectorRun, SlotDesc, SlotKind};
 
 use crate::flash::{FlashError, FlashTiming, SimFlash};
 use crate::images::{self, ImageHealth};
@@ -35,6 +35,52 @@ const CPU_FRAME_NS: u64 = 20_000;
 /// Period of the simulated firmware's own work: its main loop ticks this often while the
 /// agent leaves it the CPU.
 pub const TICK_NS: u64 = 1_000_000;
+
+/// How often the firmware gives the link its clock while the line runs at a negotiated
+/// rate.
+pub const LINK_TICK_NS: u64 = 10_000_000;
+
+/// The flash part the simulated device has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlashKind {
+    /// A Winbond W25Q128JV SPI NOR flash: 4 KiB sectors, 45 ms to erase one; the slots
+    /// are [`DeviceConfig::vm_slot_size`] and [`DeviceConfig::bc_slot_size`] bytes.
+    #[default]
+    W25q128jv,
+    /// An STM32F4's 1 MiB internal flash: four 16 KiB sectors, one of 64 KiB and seven of
+    /// 128 KiB, erased in up to 0.5, 1.1 and 2 s (the data sheet's maxima, x32
+    /// parallelism), words programmed in 16 us. Its layout is fixed (see
+    /// [`DeviceConfig::stm32f4`]).
+    Stm32f4,
+}
+
+/// The STM32F4's sectors: (run, erase time in ns).
+pub const STM32F4_SECTORS: [(SectorRun, u64); 3] = [
+    (
+        SectorRun {
+            addr: 0,
+            size: 16 * 1024,
+            count: 4,
+        },
+        500_000_000,
+    ),
+    (
+        SectorRun {
+            addr: 0x1_0000,
+            size: 64 * 1024,
+            count: 1,
+        },
+        1_100_000_000,
+    ),
+    (
+        SectorRun {
+            addr: 0x2_0000,
+            size: 128 * 1024,
+            count: 7,
+        },
+        2_000_000_000,
+    ),
+];
 
 /// Which of the seed's two layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +127,14 @@ pub struct DeviceConfig {
     pub boot_stage: Option<u8>,
     /// ECC flash: a word a power cut tore reads as an error (see [`SimFlash::with_ecc`]).
     pub ecc: bool,
+    /// The flash part (and with it the layout's sector sizes).
+    pub flash: FlashKind,
+    /// Bytes of the UART receive buffer, if not the window the agent announces
+    /// (`max_in_flight` x `RX_FRAME`): to see what a smaller one loses.
+    pub rx_buffer_bytes: Option<usize>,
+    /// Whether `Info` declares the worst-case sector erase time (tag 2). False models an
+    /// agent that does not, whose host cannot size its timeouts from it.
+    pub announce_erase_time: bool,
 }
 
 impl DeviceConfig {
@@ -104,36 +158,112 @@ impl DeviceConfig {
             faults_to_host: Faults::NONE,
             boot_stage: None,
             ecc: false,
+            flash: FlashKind::W25q128jv,
+            rx_buffer_bytes: None,
+            announce_erase_time: true,
+        }
+    }
+
+    /// A device of `layout` on an STM32F4's internal flash, whose sectors are 16, 64 and
+    /// 128 KiB: VM 0 in sectors 0-1 (32 KiB), the record in sectors 2-3 (two 16 KiB
+    /// sectors), VM 1 in sector 4 (64 KiB, VM layout only), bytecode 0 in sectors 5-6 and
+    /// bytecode 1 in sectors 7-8 (256 KiB each). Erasing a bytecode sector takes 2 s.
+    pub fn stm32f4(layout: LayoutKind) -> DeviceConfig {
+        DeviceConfig::new(layout).with_flash(FlashKind::Stm32f4)
+    }
+
+    /// The same device on another flash part ([`DeviceConfig::stm32f4`] for
+    /// [`FlashKind::Stm32f4`]).
+    pub fn with_flash(self, flash: FlashKind) -> DeviceConfig {
+        match flash {
+            FlashKind::W25q128jv => DeviceConfig {
+                flash,
+                timing: FlashTiming::W25Q128JV,
+                ..self
+            },
+            FlashKind::Stm32f4 => DeviceConfig {
+                flash,
+                timing: FlashTiming::STM32F4,
+                ..self
+            },
+        }
+    }
+
+    /// The runs of sectors larger than [`SECTOR`], with their erase times (ns).
+    pub fn sector_runs(&self) -> &'static [(SectorRun, u64)] {
+        match self.flash {
+            FlashKind::W25q128jv => &[],
+            FlashKind::Stm32f4 => &STM32F4_SECTORS,
         }
     }
 
     /// The agent's configuration for this device.
     pub fn agent_config(&self) -> AgentConfig {
-        let mut cfg = match self.layout {
-            LayoutKind::BytecodeOnly => {
+        let mut cfg = match (self.flash, self.layout) {
+            (FlashKind::W25q128jv, LayoutKind::BytecodeOnly) => {
                 AgentConfig::bytecode_only(0, self.vm_slot_size, self.bc_slot_size, SECTOR)
             }
-            LayoutKind::VmAndBytecode => {
+            (FlashKind::W25q128jv, LayoutKind::VmAndBytecode) => {
                 AgentConfig::vm_and_bytecode(0, self.vm_slot_size, self.bc_slot_size, SECTOR)
+            }
+            (FlashKind::Stm32f4, layout) => {
+                let slot = |kind, index, addr, size| SlotDesc {
+                    kind,
+                    index,
+                    addr,
+                    size,
+                };
+                let mut slots = vec![slot(SlotKind::Vm, 0, 0, 0x8000)];
+                if layout == LayoutKind::VmAndBytecode {
+                    slots.push(slot(SlotKind::Vm, 1, 0x1_0000, 0x1_0000));
+                }
+                slots.push(slot(SlotKind::Bytecode, 0, 0x2_0000, 0x4_0000));
+                slots.push(slot(SlotKind::Bytecode, 1, 0x6_0000, 0x4_0000));
+                let mut cfg = AgentConfig::with_slots(0, &slots, 0x8000, 0x8000);
+                for (run, _) in STM32F4_SECTORS {
+                    // Three runs; MAX_SECTOR_RUNS is four.
+                    let _ = cfg.sectors.push(run);
+                }
+                cfg
             }
         }
         .named("fota-sim");
         cfg.max_in_flight = self.max_in_flight;
         cfg.max_baud = self.max_baud;
+        cfg.base_baud = self.baud;
         cfg.boot_stage = self.boot_stage;
-        // The modelled part's worst case is its typical erase time.
-        cfg.sector_erase_ms =
-            u32::try_from(self.timing.sector_erase_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX);
+        // The modelled part's worst case: its slowest sector.
+        let slowest = self
+            .sector_runs()
+            .iter()
+            .map(|r| r.1)
+            .fold(self.timing.sector_erase_ns, u64::max);
+        if self.announce_erase_time {
+            cfg.sector_erase_ms = u32::try_from(slowest.div_ceil(1_000_000)).unwrap_or(u32::MAX);
+        }
         if !self.fota_supported {
             cfg = cfg.unsupported();
         }
         cfg
     }
 
-    /// Bytes of flash the layout needs.
+    /// Bytes of flash the layout needs (the whole part, where its sectors are mapped).
     pub fn flash_size(&self) -> usize {
         let cfg = self.agent_config();
-        (cfg.record_addr + cfg.record_size) as usize
+        let runs_end = self
+            .sector_runs()
+            .iter()
+            .map(|r| r.0.end())
+            .max()
+            .unwrap_or(0);
+        let slots_end = cfg
+            .slots
+            .iter()
+            .map(|s| u64::from(s.addr) + u64::from(s.size))
+            .max()
+            .unwrap_or(0);
+        let record_end = u64::from(cfg.record_addr) + u64::from(cfg.record_size);
+        runs_end.max(slots_end).max(record_end) as usize
     }
 
     /// The contents of an erased flash for this layout, in whole sectors, with `images`
@@ -155,9 +285,12 @@ impl DeviceConfig {
         bytes
     }
 
-    /// Bytes of the device's UART receive buffer.
+    /// Bytes of the device's UART receive buffer: the window the agent announces
+    /// (`max_in_flight` frames of `RX_FRAME` bytes) unless [`DeviceConfig::rx_buffer_bytes`]
+    /// says otherwise.
     pub fn rx_buffer(&self) -> usize {
-        usize::from(self.max_in_flight.max(1)) * fota_agent::RX_FRAME
+        self.rx_buffer_bytes
+            .unwrap_or(usize::from(self.max_in_flight.max(1)) * fota_agent::RX_FRAME)
     }
 }
 
@@ -264,7 +397,8 @@ pub struct SimDevice {
     device_baud: u32,
     reset_at: Option<u64>,
     baud_switch: Option<(u64, u32)>,
-    baud_watch: Option<(u64, u32, u32)>,
+    /// When the firmware next gives the link its clock ([`AgentLink::tick`]).
+    tick_at: u64,
     boots: Vec<BootRecord>,
     /// Bytes still in flight that were sent at an earlier rate: (last arrival, rate).
     epochs_to_device: VecDeque<(u64, u32)>,
@@ -331,6 +465,7 @@ impl SimDevice {
         if cfg.ecc {
             flash.set_ecc(true);
         }
+        flash.set_sectors(cfg.sector_runs());
         let busy = Arc::new(AtomicU64::new(0));
         let agent_cfg = cfg.agent_config();
         let mut dev = SimDevice {
@@ -350,7 +485,7 @@ impl SimDevice {
             device_baud: cfg.baud,
             reset_at: None,
             baud_switch: None,
-            baud_watch: None,
+            tick_at: 0,
             boots: Vec::new(),
             epochs_to_device: VecDeque::new(),
             epochs_to_host: VecDeque::new(),
@@ -454,6 +589,14 @@ impl SimDevice {
         self.ticks.run_to(self.now);
     }
 
+    /// The agent link's counters for this boot (`None` while not running).
+    pub fn link_stats(&self) -> Option<fota_agent::LinkStats> {
+        match &self.run {
+            Run::Up(r) => Some(r.link.stats()),
+            _ => None,
+        }
+    }
+
     /// Bytes lost because the receive buffer was full.
     pub fn overruns(&self) -> u64 {
         self.overruns
@@ -543,7 +686,6 @@ impl SimDevice {
         self.epochs_to_host.clear();
         self.reset_at = None;
         self.baud_switch = None;
-        self.baud_watch = None;
         self.run = Run::Off { flash };
     }
 
@@ -663,7 +805,6 @@ impl SimDevice {
         consider(self.to_host.next_arrival().filter(|&t| t > self.now));
         consider(self.reset_at);
         consider(self.baud_switch.map(|b| b.0));
-        consider(self.baud_watch.map(|b| b.0));
         match &self.run {
             Run::Up(r) => {
                 if !self.rx.is_empty() || r.link.is_busy() {
@@ -671,6 +812,11 @@ impl SimDevice {
                 }
                 consider(r.accept_at.map(|t| t.max(self.busy_until)));
                 consider(r.watchdog_at);
+                // At a negotiated rate the link's timers run: the main loop gives it the
+                // clock every few milliseconds.
+                if r.link.baud() != self.cfg.baud {
+                    consider(Some(self.tick_at.max(self.now)));
+                }
             }
             Run::Booting { until, .. } => consider(Some(*until)),
             Run::Off { .. } | Run::Gone => {}
@@ -732,28 +878,13 @@ impl SimDevice {
                 && t <= self.now
             {
                 self.baud_switch = None;
-                let requests = match &self.run {
-                    Run::Up(r) => r.link.stats().requests,
-                    _ => 0,
-                };
-                self.baud_watch = Some((self.now + 1_000_000_000, self.device_baud, requests));
                 self.set_device_baud(baud);
-                did = true;
-            }
-            if let Some((t, old, requests)) = self.baud_watch
-                && t <= self.now
-            {
-                self.baud_watch = None;
-                let now_requests = match &self.run {
-                    Run::Up(r) => r.link.stats().requests,
-                    _ => requests,
-                };
-                if now_requests == requests {
-                    // No valid frame at the new rate within a second: go back.
-                    self.set_device_baud(old);
+                if let Run::Up(r) = &mut self.run {
+                    r.link.reset_reader();
                 }
                 did = true;
             }
+            did |= self.link_tick();
             if let Run::Booting { until, .. } = &self.run
                 && *until <= self.now
             {
@@ -801,6 +932,27 @@ impl SimDevice {
             return true;
         }
         false
+    }
+
+    /// The link's clock, from the main loop every [`LINK_TICK_NS`]: it may go back to
+    /// another rate (a `SetBaud` not confirmed, or no request for `BAUD_IDLE_MS`).
+    fn link_tick(&mut self) -> bool {
+        if self.now < self.tick_at || self.baud_switch.is_some() {
+            return false;
+        }
+        self.tick_at = self.now + LINK_TICK_NS;
+        let Run::Up(r) = &mut self.run else {
+            return false;
+        };
+        // The agent's millisecond clock (it wraps, as a firmware's does).
+        let ms = (self.now / 1_000_000) as u32;
+        match r.link.tick(ms) {
+            Some(Action::SetBaud(b)) => {
+                self.baud_switch = Some((self.to_host.idle_at().max(self.busy_until), b));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// One step of the agent, as the firmware's main loop calls it: one frame handled,
@@ -865,7 +1017,6 @@ impl SimDevice {
         };
         self.rx.clear();
         self.baud_switch = None;
-        self.baud_watch = None;
         self.set_device_baud(self.cfg.baud);
         self.busy_until = self.now;
         self.run = Run::Booting {

@@ -48,6 +48,13 @@
 //! reach read normally. Torn words are kept in RAM only: [`SimFlash::snapshot`] holds the
 //! bytes, not the torn marks (a clone keeps both).
 //!
+//! # Mixed sector sizes
+//!
+//! [`SimFlash::with_sectors`] makes runs of the flash erase in larger sectors, each with
+//! its own erase time, like an STM32F4's 16, 64 and 128 KiB sectors (0.5 to 2 s each).
+//! `SECTOR` is then the smallest erase unit (`NorFlash::ERASE_SIZE`); an erase must start
+//! and end on the boundaries of the real sectors, and erases them whole.
+//!
 //! # Worn flash
 //!
 //! [`SimFlash::wear_out`] makes a range fail every program and erase that touches it
@@ -59,6 +66,7 @@ use std::fmt;
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
+use fota_protocol::SectorRun;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -161,6 +169,18 @@ impl FlashTiming {
         read_ns_per_byte: 160,
     };
 
+    /// An STM32F4's internal flash (x32 parallelism): a 32-bit word programmed in 16 us
+    /// (typical), reads at the core's speed (about 5 ns a byte). Its sectors' erase times
+    /// depend on their size: see [`SimFlash::with_sectors`]; `sector_erase_ns` is the
+    /// 16 KiB sector's maximum (0.5 s).
+    pub const STM32F4: FlashTiming = FlashTiming {
+        sector_erase_ns: 500_000_000,
+        page_size: 4,
+        page_program_ns: 16_000,
+        read_setup_ns: 0,
+        read_ns_per_byte: 5,
+    };
+
     /// Everything takes no time (for tests about contents only).
     pub const INSTANT: FlashTiming = FlashTiming {
         sector_erase_ns: 0,
@@ -227,6 +247,10 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     torn: BTreeSet<usize>,
     /// Ranges where every program and erase fails.
     worn: Vec<core::ops::Range<usize>>,
+    /// Runs of sectors larger than `SECTOR`, each with its erase time in nanoseconds.
+    big: Vec<(SectorRun, u64)>,
+    /// Sector erases begun (a sector of a run counts once).
+    erases: u64,
 }
 
 /// What an armed cut allows of an operation of `n` steps.
@@ -291,7 +315,45 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             ecc: false,
             torn: BTreeSet::new(),
             worn: Vec::new(),
+            big: Vec::new(),
+            erases: 0,
         }
+    }
+
+    /// The same flash with runs of larger sectors (builder style): see
+    /// [`SimFlash::set_sectors`].
+    pub fn with_sectors(mut self, runs: &[(SectorRun, u64)]) -> Self {
+        self.set_sectors(runs);
+        self
+    }
+
+    /// Make each run erase in sectors of its own size, taking its own time (nanoseconds a
+    /// sector). Runs must be ascending, whole multiples of `SECTOR` and not overlap
+    /// (`fota_protocol::sector_runs_valid`); others are dropped.
+    pub fn set_sectors(&mut self, runs: &[(SectorRun, u64)]) {
+        let only: Vec<SectorRun> = runs.iter().map(|r| r.0).collect();
+        self.big = if fota_protocol::sector_runs_valid(&only, SECTOR as u32) {
+            runs.to_vec()
+        } else {
+            Vec::new()
+        };
+    }
+
+    /// The runs of larger sectors and their erase times.
+    pub fn sector_runs(&self) -> &[(SectorRun, u64)] {
+        &self.big
+    }
+
+    /// The erase sector holding `offset` (`start`, `size`) and its erase time.
+    pub fn sector_at(&self, offset: u32) -> (u32, u32, u64) {
+        let runs: Vec<SectorRun> = self.big.iter().map(|r| r.0).collect();
+        let (start, size) = fota_protocol::sector_at(&runs, SECTOR as u32, offset);
+        let ns = self
+            .big
+            .iter()
+            .find(|(r, _)| r.size == size && u64::from(offset) < r.end() && offset >= r.addr)
+            .map_or(self.timing.sector_erase_ns, |r| r.1);
+        (start, size, ns)
     }
 
     /// The same flash in ECC mode (builder style): see the [module docs](self).
@@ -463,7 +525,8 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         self.busy_ns
     }
 
-    /// How many times each sector has been erased (a cut erase counts: its cells wore).
+    /// How many times each `SECTOR`-byte unit has been erased (a cut erase counts: its
+    /// cells wore). A larger sector counts once in each of its units.
     pub fn erase_counts(&self) -> &[u32] {
         &self.erase_counts
     }
@@ -476,9 +539,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             .unwrap_or(0)
     }
 
-    /// Sector erases in total.
+    /// Sector erases in total (a larger sector counts once; a cut one counts).
     pub fn total_erases(&self) -> u64 {
-        self.erase_counts.iter().map(|&c| u64::from(c)).sum()
+        self.erases
     }
 
     /// Bytes programmed in total (torn bytes not counted).
@@ -575,20 +638,30 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
 
     fn erase_range(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         self.check_power()?;
-        let (from, to) = (from as usize, to as usize);
-        if from > to || to > self.mem.len() {
+        if from > to || to as usize > self.mem.len() {
             return Err(FlashError::OutOfBounds);
         }
-        if !from.is_multiple_of(SECTOR) || !to.is_multiple_of(SECTOR) {
-            return Err(FlashError::NotAligned);
+        // The real sectors the range covers, each whole.
+        let mut sectors = Vec::new();
+        let mut at = from;
+        while at < to {
+            let (start, size, ns) = self.sector_at(at);
+            if start != at || u64::from(at) + u64::from(size) > u64::from(to) {
+                return Err(FlashError::NotAligned);
+            }
+            sectors.push((at as usize, size as usize, ns));
+            at += size;
         }
-        if let Some(at) = self.worn_in(&(from..to)) {
+        if let Some(at) = self.worn_in(&(from as usize..to as usize)) {
             return Err(FlashError::Worn { offset: at });
         }
-        for start in (from..to).step_by(SECTOR) {
-            self.erase_counts[start / SECTOR] += 1;
-            let done = match self.allow(SECTOR) {
-                Allowance::All | Allowance::AllThenCut => SECTOR,
+        for (start, size, ns) in sectors {
+            self.erases += 1;
+            for c in &mut self.erase_counts[start / SECTOR..(start + size) / SECTOR] {
+                *c += 1;
+            }
+            let done = match self.allow(size) {
+                Allowance::All | Allowance::AllThenCut => size,
                 Allowance::Partial(k) => k,
             };
             self.mem[start..start + done].fill(0xFF);
@@ -597,7 +670,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
                 let erased = start / WRITE..(start + done) / WRITE;
                 self.torn.retain(|w| !erased.contains(w));
             }
-            if done < SECTOR {
+            if done < size {
                 // Erasing sets bits: some bits of the byte at the cut got there.
                 let mask = self.random_byte();
                 self.mem[start + done] |= mask;
@@ -606,7 +679,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
                 }
             }
             self.steps += done as u64;
-            self.busy_ns += (self.timing.sector_erase_ns * done as u64).div_ceil(SECTOR as u64);
+            self.busy_ns += (ns * done as u64).div_ceil(size as u64);
             self.check_power()?;
         }
         Ok(())

@@ -249,6 +249,10 @@ impl Serving {
                 break Stop::Lost(e);
             }
         };
+        if matches!(stop, Stop::Asked) {
+            // The agent goes back to its base rate at once, for the next connection.
+            let _ = self.dev.goodbye().await;
+        }
         self.dev.link().close().await;
         match stop {
             Stop::Asked => self.dispatch.dispatch(Action::Disconnected),

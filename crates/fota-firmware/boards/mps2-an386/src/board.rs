@@ -8,7 +8,8 @@
 //! | flash (slots, record)| PSRAM at 0x2100_0000, 1 MiB used: QEMU's main RAM, file-backed |
 //! | update link          | UART0 (0x4000_4000), RX interrupt 0, 115200 baud nominal    |
 //! | debug console        | UART1 (0x4000_5000): stack high-water mark and counters     |
-//! | watchdog             | CMSDK at 0x4000_8000: NMI after 1 s, reset after 2 s        |
+//! | watchdog             | CMSDK at 0x4000_8000: NMI after 1 s, reset after 2 s (longer with a slow erase) |
+//! | options              | PSRAM 0x21F0_0100: a sector erase time `fota qemu --erase-ms` sets |
 
 #![allow(dead_code)]
 
@@ -20,7 +21,7 @@ use cortex_m_rt::exception;
 use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
-use fota_agent::AgentConfig;
+use fota_agent::{AgentConfig, BAUD_RATES, LinkState, UartClock};
 use fota_firmware::{Board, ResetCause, Retained};
 
 // ---- layout ------------------------------------------------------------------------
@@ -47,6 +48,15 @@ pub enum Layout {
     Vm,
 }
 
+/// UART0's divider: the CMSDK APB UART divides its 25 MHz clock by a whole number, at
+/// least 16.
+pub const UART_CLOCK: UartClock = UartClock {
+    clock_hz: SYSCLK_HZ,
+    oversampling: 1,
+    fraction_bits: 0,
+    min_divisor: 16,
+};
+
 /// The agent's configuration for a layout. VM slot 1 of the VM layout starts at
 /// 0x2106_0000 (build.rs links `vm-vm-slot1` there).
 pub fn config(layout: Layout) -> AgentConfig {
@@ -56,7 +66,26 @@ pub fn config(layout: Layout) -> AgentConfig {
     };
     let mut c = c.named("qemu-mps2-an386");
     c.max_in_flight = MAX_IN_FLIGHT;
+    // Only the rates the divider makes within 1.5 %: 1.5 and 2 Mbaud are not among them.
+    c.baud_rates = UART_CLOCK.rates(&BAUD_RATES);
+    c.max_baud = 2_000_000;
+    // PSRAM erases at once unless a slow sector is modelled; say 1 ms then.
+    c.sector_erase_ms = erase_ms().max(1);
     c
+}
+
+// ---- options `fota qemu` leaves in the flash file, past the flash --------------------
+
+const OPTIONS: usize = 0x21F0_0100;
+const OPTIONS_MAGIC: u32 = 0x4F50_5453; // "STPO"
+
+/// The modelled sector erase time, in milliseconds (0: as fast as RAM).
+pub fn erase_ms() -> u32 {
+    if rd(OPTIONS) == OPTIONS_MAGIC {
+        rd(OPTIONS + 4).min(60_000)
+    } else {
+        0
+    }
 }
 
 /// Requests the host may have in flight: Info announces it, the receive ring holds it.
@@ -238,9 +267,16 @@ fn SysTick() {
 
 // ---- watchdog: the first expiry raises the NMI, the second resets ---------------------
 
+/// The watchdog's period: 1 s, or longer than the slowest unit of the agent (a sector
+/// erase), which the agent's unit hook kicks only after.
+fn watchdog_secs() -> u32 {
+    1 + erase_ms().div_ceil(1000)
+}
+
 fn watchdog_arm() {
     wr(WD_LOCK, 0x1ACC_E551);
-    wr(WD_LOAD, SYSCLK_HZ); // 1 s to the NMI, 1 s more to the reset
+    // The period to the NMI, as much again to the reset.
+    wr(WD_LOAD, SYSCLK_HZ.saturating_mul(watchdog_secs()));
     wr(WD_CTRL, 3);
     // Left unlocked: a locked CMSDK watchdog ignores the kick too.
 }
@@ -289,6 +325,21 @@ unsafe extern "C" {
     static _stack_start: u32;
     static _stack_end: u32;
 }
+
+/// The agent's unit hook: reload the watchdog (a plain function, no board).
+fn kick() {
+    wr(WD_INTCLR, 1);
+}
+
+// ---- the agent link's state: in .data, built by the startup code ---------------------
+
+struct LinkCell(core::cell::UnsafeCell<LinkState>);
+
+// SAFETY: handed out once, to the main loop (`LINK_TAKEN`); no interrupt touches it.
+unsafe impl Sync for LinkCell {}
+
+static LINK_STATE: LinkCell = LinkCell(core::cell::UnsafeCell::new(LinkState::new()));
+static LINK_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Bytes of stack used so far (deepest point), and the stack's size.
 fn stack_use() -> (u32, u32) {
@@ -355,7 +406,9 @@ impl NorFlashError for NorError {
 /// NOR flash over the PSRAM region. QEMU's RAM takes any write, so the rules of a real
 /// part are enforced here: erase whole sectors to 0xFF, program whole 4-byte units and
 /// only clear bits (a program that would set one is refused before anything changes,
-/// where a real part would silently corrupt).
+/// where a real part would silently corrupt). With `fota qemu --erase-ms N` each sector
+/// erase takes N ms, the CPU busy (as on a part whose flash stalls it), interrupts
+/// still served.
 pub struct PsramFlash(());
 
 impl PsramFlash {
@@ -397,6 +450,15 @@ impl NorFlash for PsramFlash {
             return Err(NorError::Align);
         }
         let a = Self::addr(from, (to - from) as usize)?;
+        let ms = erase_ms();
+        if ms > 0 {
+            for _ in 0..(to - from) / SECTOR {
+                let start = MILLIS.load(Ordering::Relaxed);
+                while MILLIS.load(Ordering::Relaxed).wrapping_sub(start) < ms {
+                    cortex_m::asm::nop();
+                }
+            }
+        }
         for w in 0..(to - from) as usize / 4 {
             // SAFETY: inside the region.
             unsafe { write_volatile((a + 4 * w) as *mut u32, u32::MAX) };
@@ -433,6 +495,9 @@ pub struct Qemu {
     /// Debug stats printed when the stack high-water mark grows.
     last_stack: u32,
     last_stats: u32,
+    /// The VM's stack peak up to its first idle pass (the boot decision and the
+    /// program's start) was printed.
+    boot_reported: bool,
 }
 
 impl Qemu {
@@ -466,6 +531,7 @@ impl Qemu {
             flash: Some(PsramFlash(())),
             last_stack: 0,
             last_stats: 0,
+            boot_reported: false,
         }
     }
 
@@ -507,6 +573,12 @@ impl Board for Qemu {
     }
 
     fn idle(&mut self, _ms: u32) {
+        if !self.boot_reported {
+            self.boot_reported = true;
+            let (used, _) = stack_use();
+            debug_num(b"stack: vm until it serves ", used);
+            uart_write(U1, b" B\n");
+        }
         // The 1 ms tick or a received byte wakes the core.
         cortex_m::asm::wfi();
         let now = MILLIS.load(Ordering::Relaxed);
@@ -538,6 +610,9 @@ impl Board for Qemu {
     }
 
     fn start_vm(&mut self, addr: u32) -> ! {
+        let (used, _) = stack_use();
+        debug_num(b"stack: before passing control on ", used);
+        uart_write(U1, b" B\n");
         cortex_m::interrupt::disable();
         // SAFETY: interrupts are off; nothing else touches these registers now.
         unsafe {
@@ -576,5 +651,17 @@ impl Board for Qemu {
 
     fn take_flash(&mut self) -> Option<PsramFlash> {
         self.flash.take()
+    }
+
+    fn unit_hook(&self) -> Option<fn()> {
+        Some(kick)
+    }
+
+    fn link_state(&mut self) -> Option<&'static mut LinkState> {
+        if LINK_TAKEN.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: handed out once (the flag above), to the main loop only.
+        Some(unsafe { &mut *LINK_STATE.0.get() })
     }
 }

@@ -30,7 +30,7 @@ use embassy_sync::pipe::Pipe;
 use embassy_time::{Duration, Instant};
 use embassy_usb::UsbDevice;
 use embassy_usb::class::cdc_acm::{CdcAcmClass, Receiver, Sender, State};
-use fota_agent::AgentConfig;
+use fota_agent::{AgentConfig, LinkState};
 use fota_firmware::{Board, ResetCause, Retained};
 use fota_protocol::{Layout as _, SlotDesc, SlotKind};
 use static_cell::StaticCell;
@@ -194,6 +194,27 @@ const MAGIC: u32 = 0x5245_544E;
 const JUMP_MAGIC: u32 = 0x4A55_4D50;
 
 const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The agent's unit hook: reload the watchdog by its register (a plain function cannot
+/// reach the `Watchdog`). `LOAD` counts microsecond ticks, twice per tick on the RP2040
+/// (erratum RP2040-E1, which embassy-rp's `feed` also allows for).
+fn kick() {
+    const WATCHDOG_LOAD: usize = 0x4005_8000 + 0x04;
+    let ticks = WATCHDOG_TIMEOUT.as_micros() as u32 * 2;
+    // SAFETY: the watchdog's LOAD register; writing it only reloads the counter.
+    unsafe { core::ptr::write_volatile(WATCHDOG_LOAD as *mut u32, ticks) };
+}
+
+// ---- the agent link's state: in .data, built by the startup code ---------------------
+
+struct LinkCell(core::cell::UnsafeCell<LinkState>);
+
+// SAFETY: handed out once, to the main loop (`LINK_TAKEN`); no interrupt touches it.
+unsafe impl Sync for LinkCell {}
+
+static LINK_STATE: LinkCell = LinkCell(core::cell::UnsafeCell::new(LinkState::new()));
+/// Only the main loop asks (no compare-and-swap on thumbv6m, none needed).
+static LINK_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The Pico.
 pub struct Pico {
@@ -373,6 +394,19 @@ impl Board for Pico {
 
     fn take_flash(&mut self) -> Option<Self::Flash> {
         self.flash.take()
+    }
+
+    fn unit_hook(&self) -> Option<fn()> {
+        self.serving.then_some(kick as fn())
+    }
+
+    fn link_state(&mut self) -> Option<&'static mut LinkState> {
+        if LINK_TAKEN.load(Ordering::Acquire) {
+            return None;
+        }
+        LINK_TAKEN.store(true, Ordering::Release);
+        // SAFETY: handed out once (the flag above), to the main loop only.
+        Some(unsafe { &mut *LINK_STATE.0.get() })
     }
 }
 

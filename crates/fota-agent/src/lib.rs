@@ -152,6 +152,7 @@ mod agent;
 mod config;
 mod flash;
 mod link;
+mod md5;
 pub mod record;
 
 pub use agent::{

@@ -174,6 +174,15 @@ struct Job {
     key: Key,
 }
 
+impl Job {
+    /// No request (all zeros).
+    const IDLE: Job = Job {
+        id: 0,
+        work: Work::Erase(EraseOp::EMPTY),
+        key: Key::NONE,
+    };
+}
+
 #[derive(Debug, Clone)]
 enum Work {
     Erase(EraseOp),
@@ -193,7 +202,10 @@ pub struct LinkState {
     reader: FrameReader<RX_FRAME>,
     tx_buf: [u8; TX_FRAME],
     stats: LinkStats,
-    job: Option<Job>,
+    /// The long request in progress, when `busy`. (A flag, not an `Option`: so that a new
+    /// state is all zeros and a `static` of it lands in `.bss`, not in flash.)
+    job: Job,
+    busy: bool,
     cache: ReplyCache,
     baud: BaudState,
 }
@@ -211,7 +223,8 @@ impl LinkState {
             reader: FrameReader::new(),
             tx_buf: [0; TX_FRAME],
             stats: LinkStats::ZERO,
-            job: None,
+            job: Job::IDLE,
+            busy: false,
             cache: ReplyCache::EMPTY,
             baud: BaudState::START,
         }
@@ -221,7 +234,7 @@ impl LinkState {
     fn clear(&mut self, base_baud: u32) {
         self.reader.reset();
         self.stats = LinkStats::ZERO;
-        self.job = None;
+        self.busy = false;
         self.cache = ReplyCache::EMPTY;
         self.baud = BaudState {
             current: base_baud,
@@ -335,6 +348,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             tx_buf,
             stats,
             job,
+            busy,
             cache,
             baud,
         } = self.state.borrow_mut();
@@ -343,13 +357,13 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             tx,
             stats,
         };
-        if let Some(j) = job {
-            let (handled, done) = work_unit(agent, &mut out, j);
+        if *busy {
+            let (handled, done) = work_unit(agent, &mut out, job);
             if let Some(reply) = done {
-                cache.keep_reply(j.key, &reply, agent.changes());
+                cache.keep_reply(job.key, &reply, agent.changes());
             }
             if matches!(handled, Handled::Request { .. }) {
-                *job = None;
+                *busy = false;
             }
             return Step {
                 consumed: 0,
@@ -401,11 +415,12 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                 }
                 match handle(agent, baud, out.stats.requests, f.op, f.body) {
                     Handling::Long(work) => {
-                        *job = Some(Job {
+                        *job = Job {
                             id: f.id,
                             work,
                             key,
-                        });
+                        };
+                        *busy = true;
                         (Handled::Started { id: f.id, op: f.op }, None)
                     }
                     Handling::Now(result, action) => {
@@ -439,9 +454,9 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     pub fn tick(&mut self, now_ms: u32) -> Option<Action> {
         let base = self.agent.config().base_baud;
         let LinkState {
-            stats, job, baud, ..
+            stats, busy, baud, ..
         } = self.state.borrow_mut();
-        baud.tick(now_ms, base, stats.requests, job.is_some())
+        baud.tick(now_ms, base, stats.requests, *busy)
     }
 
     /// The rate the link runs at, as far as the agent knows (the base rate until a
@@ -483,7 +498,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     /// Whether a long request (`EraseSlot`, `ChecksumSlot`) is in progress: the next
     /// [`AgentLink::step`] works on it, whatever the input.
     pub fn is_busy(&self) -> bool {
-        self.state.borrow().job.is_some()
+        self.state.borrow().busy
     }
 
     /// Call `hook` after every unit of a long request and every record entry written
@@ -534,9 +549,11 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
 struct BaudState {
     /// The rate now (0 until the link knows its base rate).
     current: u32,
-    /// A `SetBaud` not confirmed yet: the rate before, the request count after it, and
-    /// the deadline once a tick has seen it.
-    trial: Option<(u32, u32, Option<u32>)>,
+    /// A `SetBaud` not confirmed yet: the rate before (0: none), the request count after
+    /// it, and the deadline once a tick has seen it.
+    trial_old: u32,
+    trial_requests: u32,
+    trial_deadline: Option<u32>,
     /// The last tick that saw activity, and the counters then.
     active_at: Option<u32>,
     requests_seen: u32,
@@ -545,7 +562,9 @@ struct BaudState {
 impl BaudState {
     const START: BaudState = BaudState {
         current: 0,
-        trial: None,
+        trial_old: 0,
+        trial_requests: 0,
+        trial_deadline: None,
         active_at: None,
         requests_seen: 0,
     };
@@ -556,16 +575,18 @@ impl BaudState {
             self.requests_seen = requests;
             self.active_at = Some(now);
         }
-        if let Some((old, at_switch, deadline)) = &mut self.trial {
-            if requests != *at_switch {
-                self.trial = None; // a request at the new rate: it works
+        if self.trial_old != 0 {
+            if requests != self.trial_requests {
+                self.trial_old = 0; // a request at the new rate: it works
             } else {
-                let deadline = *deadline.get_or_insert(now.wrapping_add(BAUD_CONFIRM_MS));
+                let deadline = *self
+                    .trial_deadline
+                    .get_or_insert(now.wrapping_add(BAUD_CONFIRM_MS));
                 if !due(deadline) {
                     return None;
                 }
-                let old = *old;
-                self.trial = None;
+                let old = self.trial_old;
+                self.trial_old = 0;
                 self.current = old;
                 self.active_at = Some(now);
                 return Some(Action::SetBaud(old));
@@ -661,13 +682,14 @@ impl Kept {
 /// flash had seen when each was done.
 #[derive(Debug, Clone, Copy)]
 struct ReplyCache {
-    entries: [Option<(Key, Changes, Kept)>; REPLY_CACHE],
+    /// An entry whose key is `Key::NONE` is empty (so that a new cache is all zeros).
+    entries: [(Key, Changes, Kept); REPLY_CACHE],
     next: usize,
 }
 
 impl ReplyCache {
     const EMPTY: ReplyCache = ReplyCache {
-        entries: [None; REPLY_CACHE],
+        entries: [(Key::NONE, Changes::NONE, Kept::Erased(0, 0)); REPLY_CACHE],
         next: 0,
     };
 
@@ -679,7 +701,7 @@ impl ReplyCache {
         if key == Key::NONE {
             return None;
         }
-        self.entries.iter().flatten().find_map(|&(k, then, kept)| {
+        self.entries.iter().find_map(|&(k, then, kept)| {
             let fresh = match kept {
                 Kept::Written(..) => then.erased == now.erased,
                 _ => then == now,
@@ -694,7 +716,7 @@ impl ReplyCache {
         }
         if let Some(kept) = Kept::of(reply) {
             if let Some(slot) = self.entries.get_mut(self.next % REPLY_CACHE) {
-                *slot = Some((key, now, kept));
+                *slot = (key, now, kept);
             }
             self.next = (self.next + 1) % REPLY_CACHE;
         }
@@ -881,7 +903,9 @@ fn handle<F: NorFlash>(
                 } else {
                     baud.current
                 };
-                baud.trial = Some((old, requests, None));
+                baud.trial_old = old;
+                baud.trial_requests = requests;
+                baud.trial_deadline = None;
                 baud.current = rate;
                 Handling::Now(Ok(Reply::BaudSet(rate)), Some(Action::SetBaud(rate)))
             } else {
@@ -900,7 +924,7 @@ fn handle<F: NorFlash>(
             let base = agent.config().base_baud;
             let switch = baud.current != base && baud.current != 0;
             baud.current = base;
-            baud.trial = None;
+            baud.trial_old = 0;
             return Handling::Now(
                 Ok(Reply::Goodbye(base)),
                 switch.then_some(Action::SetBaud(base)),

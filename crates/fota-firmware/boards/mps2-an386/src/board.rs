@@ -57,6 +57,9 @@ pub const UART_CLOCK: UartClock = UartClock {
     min_divisor: 16,
 };
 
+/// The rates UART0 makes, worked out when the firmware is built.
+const UART_RATES: ([u32; fota_protocol::MAX_BAUD_RATES], usize) = UART_CLOCK.rate_list(&BAUD_RATES);
+
 /// The agent's configuration for a layout. VM slot 1 of the VM layout starts at
 /// 0x2106_0000 (build.rs links `vm-vm-slot1` there).
 pub fn config(layout: Layout) -> AgentConfig {
@@ -67,7 +70,7 @@ pub fn config(layout: Layout) -> AgentConfig {
     let mut c = c.named("qemu-mps2-an386");
     c.max_in_flight = MAX_IN_FLIGHT;
     // Only the rates the divider makes within 1.5 %: 1.5 and 2 Mbaud are not among them.
-    c.baud_rates = UART_CLOCK.rates(&BAUD_RATES);
+    c.baud_rates = heapless::Vec::from_slice(&UART_RATES.0[..UART_RATES.1]).unwrap_or_default();
     c.max_baud = 2_000_000;
     // PSRAM erases at once unless a slow sector is modelled; say 1 ms then.
     c.sector_erase_ms = erase_ms().max(1);

@@ -6,11 +6,11 @@ use fota_protocol::{
     AcceptOutcome, DEFAULT_BAUD, ErrorCode, Info, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
     SlotDesc, SlotKind,
 };
-use md5::{Digest, Md5};
 
 use crate::MAX_WRITE;
 use crate::config::{AgentConfig, ConfigError, FlashGeometry, Geometry, MAX_WRITE_UNIT};
 use crate::flash::{self, ERASED};
+use crate::md5::Md5;
 use crate::record::{Log, LogEntry, RecordState};
 
 /// Bytes read from flash at a time by `write_slot` and `checksum_slot`.
@@ -128,6 +128,13 @@ pub(crate) struct Changes {
     pub(crate) programmed: u32,
 }
 
+impl Changes {
+    pub(crate) const NONE: Changes = Changes {
+        erased: 0,
+        programmed: 0,
+    };
+}
+
 /// What the boot decision does with the record in force: one pure function, so the
 /// read-only plan ([`Agent::plan`]) and the real boot ([`Agent::boot`]) cannot disagree.
 struct Decision {
@@ -240,6 +247,13 @@ pub struct EraseOp {
 }
 
 impl EraseOp {
+    /// Nothing to erase.
+    pub(crate) const EMPTY: EraseOp = EraseOp {
+        addr: 0,
+        total: 0,
+        done: 0,
+    };
+
     /// Bytes erased so far.
     pub fn done(&self) -> u32 {
         self.done
@@ -1019,7 +1033,7 @@ impl<F: NorFlash> Agent<F> {
                 total: op.size,
             }
         } else {
-            Unit::Done(core::mem::take(&mut op.md5).finalize().into())
+            Unit::Done(core::mem::replace(&mut op.md5, Md5::new()).finalize())
         })
     }
 
@@ -1267,7 +1281,8 @@ impl<F: NorFlash> Agent<F> {
             .ok_or(Refusal::new(ErrorCode::OutOfSlot, addr))
     }
 
-    /// Read `out.len()` bytes at `addr + pos`.
+    /// Read `out.len()` bytes at `addr + pos`. (Not inlined: a dozen callers.)
+    #[inline(never)]
     fn read(&mut self, addr: u32, pos: usize, out: &mut [u8]) -> RequestResult<()> {
         let at = u32::try_from(pos)
             .ok()

@@ -270,7 +270,8 @@ impl AgentConfig {
     }
 
     /// The erase sector holding `addr`, `(first address, size)`, on a flash whose erase
-    /// unit is `erase_size` (its `NorFlash::ERASE_SIZE`).
+    /// unit is `erase_size` (its `NorFlash::ERASE_SIZE`). (Not inlined: several callers.)
+    #[inline(never)]
     pub fn sector_at(&self, erase_size: u32, addr: u32) -> (u32, u32) {
         fota_protocol::sector_at(&self.sectors, erase_size, addr)
     }
@@ -452,39 +453,72 @@ impl UartClock {
     pub const TOLERANCE_PPM: u32 = 15_000;
 
     /// The rate the UART makes when asked for `baud` (the nearest divisor), or `None` if
-    /// no divisor it takes comes near.
-    pub fn actual(&self, baud: u32) -> Option<u32> {
-        let scale = 1u64 << self.fraction_bits.min(16);
-        let denom = u64::from(self.oversampling.max(1)) * u64::from(baud);
-        if denom == 0 {
+    /// no divisor it takes comes near. 32-bit arithmetic only (a 64-bit division would
+    /// pull a kilobyte of run-time support into the firmware); `fraction_bits` up to 6.
+    pub const fn actual(&self, baud: u32) -> Option<u32> {
+        let f = if self.fraction_bits < 6 {
+            self.fraction_bits
+        } else {
+            6
+        };
+        let os = if self.oversampling == 0 {
+            1
+        } else {
+            self.oversampling
+        };
+        let Some(per) = os.checked_mul(baud) else {
+            return None;
+        };
+        if per == 0 {
             return None;
         }
-        let num = u64::from(self.clock_hz) * scale;
-        let div = (num + denom / 2) / denom;
-        if div < u64::from(self.min_divisor.max(1)) {
+        // D = round(clock * 2^f / per), without forming clock * 2^f.
+        let (q, r) = (self.clock_hz / per, self.clock_hz % per);
+        let Some(div) = (q << f).checked_add(((r << f) + per / 2) / per) else {
+            return None;
+        };
+        if div == 0 || div < self.min_divisor {
             return None;
         }
-        u32::try_from(num / (u64::from(self.oversampling.max(1)) * div)).ok()
+        // actual = clock * 2^f / (oversampling * D), the same way.
+        let Some(den) = os.checked_mul(div) else {
+            return None;
+        };
+        let (q, r) = (self.clock_hz / den, self.clock_hz % den);
+        (q << f).checked_add((r << f) / den)
     }
 
-    /// Whether the UART makes `baud` within `tolerance_ppm`.
-    pub fn makes(&self, baud: u32, tolerance_ppm: u32) -> bool {
-        self.actual(baud).is_some_and(|a| {
-            u64::from(a.abs_diff(baud)) * 1_000_000 <= u64::from(baud) * u64::from(tolerance_ppm)
-        })
+    /// Whether the UART makes `baud` within `tolerance_ppm` parts per million.
+    pub const fn makes(&self, baud: u32, tolerance_ppm: u32) -> bool {
+        match self.actual(baud) {
+            Some(a) => {
+                a.abs_diff(baud).saturating_mul(1000) <= (baud / 1000).saturating_mul(tolerance_ppm)
+            }
+            None => false,
+        }
     }
 
     /// The rates of `candidates` (ascending) the UART makes within
-    /// [`UartClock::TOLERANCE_PPM`], for [`AgentConfig::baud_rates`].
-    pub fn rates(&self, candidates: &[u32]) -> heapless::Vec<u32, MAX_BAUD_RATES> {
-        let mut out = heapless::Vec::new();
-        for &b in candidates {
-            if self.makes(b, Self::TOLERANCE_PPM) {
-                // More candidates than MAX_BAUD_RATES: the slowest ones are kept.
-                let _ = out.push(b);
+    /// [`UartClock::TOLERANCE_PPM`], and how many: a `const fn`, so that a board
+    /// computes its list when it is built, not in the firmware
+    /// (`AgentConfig::baud_rates = Vec::from_slice(&list[..n])`).
+    pub const fn rate_list(&self, candidates: &[u32]) -> ([u32; MAX_BAUD_RATES], usize) {
+        let mut out = [0u32; MAX_BAUD_RATES];
+        let (mut i, mut n) = (0, 0);
+        while i < candidates.len() && n < MAX_BAUD_RATES {
+            if self.makes(candidates[i], Self::TOLERANCE_PPM) {
+                out[n] = candidates[i];
+                n += 1;
             }
+            i += 1;
         }
-        out
+        (out, n)
+    }
+
+    /// [`UartClock::rate_list`] as [`AgentConfig::baud_rates`] takes it.
+    pub fn rates(&self, candidates: &[u32]) -> heapless::Vec<u32, MAX_BAUD_RATES> {
+        let (list, n) = self.rate_list(candidates);
+        heapless::Vec::from_slice(list.get(..n).unwrap_or(&[])).unwrap_or_default()
     }
 }
 

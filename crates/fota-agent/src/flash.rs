@@ -15,7 +15,9 @@ pub(crate) fn is_erased(bytes: &[u8]) -> bool {
 /// Read `out.len()` bytes from flash offset `offset`, whatever `F::READ_SIZE` is
 /// (configuration validation keeps it a power of two up to [`MAX_READ_UNIT`]).
 ///
-/// On failure returns the offset that could not be read.
+/// On failure returns the offset that could not be read. Not inlined: the agent reads
+/// from a dozen places, and one copy keeps the firmware small.
+#[inline(never)]
 pub(crate) fn read<F: ReadNorFlash>(flash: &mut F, offset: u32, out: &mut [u8]) -> Result<(), u32> {
     let unit = F::READ_SIZE;
     let aligned =

@@ -15,19 +15,25 @@
 //! # Running it in a firmware
 //!
 //! ```ignore
-//! // At reset, before anything else runs: the boot decision.
-//! let (agent, boot) = Agent::boot(flash, config)?;      // or AgentLink::boot
+//! // The link's buffers: built at compile time (a const fn, all zeros: .bss), never on
+//! // the stack. Hand out a `&'static mut` to it once.
+//! static LINK_STATE: StaticCell<LinkState> = StaticCell::new(LinkState::new());
+//!
+//! // At reset, before anything else runs: the boot decision. (A boot stage that only
+//! // passes control on takes it read-only: `Agent::plan(&mut flash, &config)`.)
+//! let (agent, boot) = Agent::boot(flash, config)?;
 //! start_vm_and_bytecode(boot.vm_addr, boot.bc_addr);    // the platform's own
-//! static mut LINK: MaybeUninit<AgentLink<MyFlash>> = MaybeUninit::uninit();
-//! let link = LINK.write(AgentLink::new(agent));         // in .bss, not on the stack
-//! link.set_unit_hook(kick_watchdog);                     // optional
+//! let mut link = AgentLink::with_state(agent, LINK_STATE.take());
+//! link.set_unit_hook(kick_watchdog);                     // after every sector, 4 KiB hashed
 //!
 //! // The firmware's main loop: its own work, then one bounded step of the agent.
 //! loop {
 //!     app.tick();
+//!     kick_watchdog();
+//!     // Step while bytes wait or a long request runs (it needs no input to go on).
 //!     let step = link.step(uart.received(), &mut |frame| uart.send(frame));
 //!     uart.consume(step.consumed);         // 0 while a long request runs: keep the bytes
-//!     match step.action {
+//!     match step.action.or(link.tick(clock.now_ms())) {
 //!         Some(Action::Restart) => { uart.drain(); reset() }
 //!         Some(Action::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader() }
 //!         None => {}
@@ -42,10 +48,18 @@
 //! the firmware's own work waits is one sector erase, or the handling of one frame (a
 //! [`MAX_WRITE`]-byte write programmed and read back): an update never stops the running
 //! firmware. [`AgentLink::set_unit_hook`] (or [`Agent::set_unit_hook`]) installs a
-//! function called after every unit, for platforms that must act between units even when
-//! they call the blocking [`AgentLink::receive`] or [`Agent::erase_slot`] (a watchdog
-//! kick). The platform keeps a receive queue of `max_in_flight` × [`RX_FRAME`] bytes: the
-//! next requests wait there while a long one runs, as the host pipelines them.
+//! function called after every unit (and every record entry written), where the platform
+//! kicks its watchdog: the watchdog's period must then exceed the slowest unit (a sector
+//! erase) plus one pass of the main loop. The platform keeps a receive queue of
+//! `max_in_flight` × [`RX_FRAME`] bytes at most: the next requests wait there while a
+//! long one runs (docs/PORTING.md says what smaller rings lose).
+//!
+//! [`AgentLink::tick`] gives the link a millisecond clock: an unconfirmed baud switch
+//! falls back after [`BAUD_CONFIRM_MS`], and a link left at a negotiated rate goes back to
+//! the base rate after [`BAUD_IDLE_MS`] without a request (and at once on `Goodbye`). A
+//! request sent again (its reply was late or lost) is answered from a cache of the last
+//! [`REPLY_CACHE`] replies and not run twice. Flashes with sectors of several sizes are
+//! described by [`AgentConfig::sectors`]; the rates a UART can make by [`UartClock`].
 //!
 //! # Slots in use, the boot stage
 //!
@@ -135,15 +149,17 @@
 //!
 //! # RAM
 //!
-//! [`AgentLink`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 194 bytes), the counters, the long request in progress (an MD5 state)
-//! and the agent (with a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes): 1888
-//! bytes on `thumbv7em` with a zero-sized flash driver (`size_of`, measured with a
-//! `thumbv7em-none-eabihf` build). Handling a request takes under 1 KiB of stack. The
-//! platform's receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes) comes on top:
-//! with the default of 5 the whole link needs about 7 KiB. Five requests in flight keep a
-//! 921600-baud line busy with 16 ms of adapter latency each way (a window must cover one
-//! frame, two latencies, the page programs and the reply).
+//! [`LinkState`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
+//! ([`TX_FRAME`] = 244 bytes), the counters, the long request in progress (an MD5 state),
+//! the cache of replies and the baud timers: 1,704 bytes on `thumbv7em`; the [`Agent`]
+//! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)
+//! 592 bytes with a zero-sized flash driver (`size_of`, measured with a
+//! `thumbv7em-none-eabihf` build). Serving a request takes about 2 KiB of stack below the
+//! main loop (docs/PORTING.md has the firmware's figures). The platform's receive queue
+//! (`max_in_flight` frames of [`RX_FRAME`] bytes at most) comes on top: with the default
+//! of 5 the whole link needs about 7.5 KiB. Five requests in flight keep a 921600-baud
+//! line busy with 16 ms of adapter latency each way (a window must cover one frame, two
+//! latencies, the page programs and the reply).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -152,6 +168,7 @@ mod agent;
 mod config;
 mod flash;
 mod link;
+mod md5;
 pub mod record;
 
 pub use agent::{

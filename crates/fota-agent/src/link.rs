@@ -174,6 +174,15 @@ struct Job {
     key: Key,
 }
 
+impl Job {
+    /// No request (all zeros).
+    const IDLE: Job = Job {
+        id: 0,
+        work: Work::Erase(EraseOp::EMPTY),
+        key: Key::NONE,
+    };
+}
+
 #[derive(Debug, Clone)]
 enum Work {
     Erase(EraseOp),
@@ -193,7 +202,10 @@ pub struct LinkState {
     reader: FrameReader<RX_FRAME>,
     tx_buf: [u8; TX_FRAME],
     stats: LinkStats,
-    job: Option<Job>,
+    /// The long request in progress, when `busy`. (A flag, not an `Option`: so that a new
+    /// state is all zeros and a `static` of it lands in `.bss`, not in flash.)
+    job: Job,
+    busy: bool,
     cache: ReplyCache,
     baud: BaudState,
 }
@@ -211,7 +223,8 @@ impl LinkState {
             reader: FrameReader::new(),
             tx_buf: [0; TX_FRAME],
             stats: LinkStats::ZERO,
-            job: None,
+            job: Job::IDLE,
+            busy: false,
             cache: ReplyCache::EMPTY,
             baud: BaudState::START,
         }
@@ -221,7 +234,7 @@ impl LinkState {
     fn clear(&mut self, base_baud: u32) {
         self.reader.reset();
         self.stats = LinkStats::ZERO;
-        self.job = None;
+        self.busy = false;
         self.cache = ReplyCache::EMPTY;
         self.baud = BaudState {
             current: base_baud,
@@ -328,6 +341,10 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     /// request in progress, or else take bytes until one event (a frame, a damaged frame
     /// or a text chunk) has been handled, or the input runs out. Replies go to `tx`, one
     /// frame per call. Call again with `&bytes[step.consumed..]`.
+    ///
+    /// Never inlined: a request's temporaries (an `Info`, a reply, the checksum state)
+    /// then live in this call's frame while it runs, not for ever in the main loop's.
+    #[inline(never)]
     pub fn step(&mut self, bytes: &[u8], tx: &mut dyn FnMut(&[u8])) -> Step {
         let agent = &mut self.agent;
         let LinkState {
@@ -335,6 +352,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             tx_buf,
             stats,
             job,
+            busy,
             cache,
             baud,
         } = self.state.borrow_mut();
@@ -343,13 +361,13 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             tx,
             stats,
         };
-        if let Some(j) = job {
-            let (handled, done) = work_unit(agent, &mut out, j);
-            if let Some(reply) = done {
-                cache.keep_reply(j.key, &reply, agent.changes());
+        if *busy {
+            let (handled, done) = work_unit(agent, &mut out, job);
+            if let Some(answer) = done {
+                cache.keep(job.key, answer, agent.changes());
             }
             if matches!(handled, Handled::Request { .. }) {
-                *job = None;
+                *busy = false;
             }
             return Step {
                 consumed: 0,
@@ -366,7 +384,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             }
             Some(Event::Error(e)) => {
                 out.stats.bad_frames = out.stats.bad_frames.wrapping_add(1);
-                out.send(NO_ID, &frame_refusal(e).reply());
+                out.send(agent, NO_ID, Answer::Error(frame_refusal(e)));
                 (Handled::BadFrame(e), None)
             }
             // Longer than any request the agent takes, though it fit the buffer: the same
@@ -374,16 +392,20 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             // (COBS makes a frame's length on the wire depend on its zeros).
             Some(Event::Frame(f)) if FRAME_OVERHEAD + f.body.len() > RX_PAYLOAD => {
                 out.stats.bad_frames = out.stats.bad_frames.wrapping_add(1);
-                out.send(NO_ID, &frame_refusal(FrameError::TooLong).reply());
+                out.send(
+                    agent,
+                    NO_ID,
+                    Answer::Error(frame_refusal(FrameError::TooLong)),
+                );
                 (Handled::BadFrame(FrameError::TooLong), None)
             }
             Some(Event::Frame(f)) => {
                 out.stats.requests = out.stats.requests.wrapping_add(1);
                 let key = Key::of(f.op, f.body);
-                if let Some(reply) = cache.find(key, agent.changes()) {
+                if let Some(answer) = cache.find(key, agent.changes()) {
                     // A resend of a request just done: the same answer, nothing run.
                     out.stats.repeats = out.stats.repeats.wrapping_add(1);
-                    out.send(f.id, &reply);
+                    out.send(agent, f.id, answer);
                     let handled = Handled::Request {
                         id: f.id,
                         op: f.op,
@@ -401,18 +423,19 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                 }
                 match handle(agent, baud, out.stats.requests, f.op, f.body) {
                     Handling::Long(work) => {
-                        *job = Some(Job {
+                        *job = Job {
                             id: f.id,
                             work,
                             key,
-                        });
+                        };
+                        *busy = true;
                         (Handled::Started { id: f.id, op: f.op }, None)
                     }
                     Handling::Now(result, action) => {
-                        if let Ok(reply) = &result {
-                            cache.keep_reply(key, reply, agent.changes());
+                        if let Ok(answer) = result {
+                            cache.keep(key, answer, agent.changes());
                         }
-                        let refused = out.finish(f.id, result);
+                        let refused = out.finish(agent, f.id, result);
                         let handled = Handled::Request {
                             id: f.id,
                             op: f.op,
@@ -439,9 +462,9 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     pub fn tick(&mut self, now_ms: u32) -> Option<Action> {
         let base = self.agent.config().base_baud;
         let LinkState {
-            stats, job, baud, ..
+            stats, busy, baud, ..
         } = self.state.borrow_mut();
-        baud.tick(now_ms, base, stats.requests, job.is_some())
+        baud.tick(now_ms, base, stats.requests, *busy)
     }
 
     /// The rate the link runs at, as far as the agent knows (the base rate until a
@@ -483,7 +506,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     /// Whether a long request (`EraseSlot`, `ChecksumSlot`) is in progress: the next
     /// [`AgentLink::step`] works on it, whatever the input.
     pub fn is_busy(&self) -> bool {
-        self.state.borrow().job.is_some()
+        self.state.borrow().busy
     }
 
     /// Call `hook` after every unit of a long request and every record entry written
@@ -534,9 +557,11 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
 struct BaudState {
     /// The rate now (0 until the link knows its base rate).
     current: u32,
-    /// A `SetBaud` not confirmed yet: the rate before, the request count after it, and
-    /// the deadline once a tick has seen it.
-    trial: Option<(u32, u32, Option<u32>)>,
+    /// A `SetBaud` not confirmed yet: the rate before (0: none), the request count after
+    /// it, and the deadline once a tick has seen it.
+    trial_old: u32,
+    trial_requests: u32,
+    trial_deadline: Option<u32>,
     /// The last tick that saw activity, and the counters then.
     active_at: Option<u32>,
     requests_seen: u32,
@@ -545,7 +570,9 @@ struct BaudState {
 impl BaudState {
     const START: BaudState = BaudState {
         current: 0,
-        trial: None,
+        trial_old: 0,
+        trial_requests: 0,
+        trial_deadline: None,
         active_at: None,
         requests_seen: 0,
     };
@@ -556,16 +583,18 @@ impl BaudState {
             self.requests_seen = requests;
             self.active_at = Some(now);
         }
-        if let Some((old, at_switch, deadline)) = &mut self.trial {
-            if requests != *at_switch {
-                self.trial = None; // a request at the new rate: it works
+        if self.trial_old != 0 {
+            if requests != self.trial_requests {
+                self.trial_old = 0; // a request at the new rate: it works
             } else {
-                let deadline = *deadline.get_or_insert(now.wrapping_add(BAUD_CONFIRM_MS));
+                let deadline = *self
+                    .trial_deadline
+                    .get_or_insert(now.wrapping_add(BAUD_CONFIRM_MS));
                 if !due(deadline) {
                     return None;
                 }
-                let old = *old;
-                self.trial = None;
+                let old = self.trial_old;
+                self.trial_old = 0;
                 self.current = old;
                 self.active_at = Some(now);
                 return Some(Action::SetBaud(old));
@@ -621,53 +650,45 @@ impl Key {
     };
 }
 
-/// A reply worth keeping, in few bytes (an `Info` is never kept).
+/// A reply as the link handles it: every `Reply`, but an `Info`'s or a `Record`'s body is
+/// made from the agent only when the frame is encoded (an `Info` is some 280 bytes): the
+/// handling path's frames stay small, and the cache keeps answers as they are.
+/// `Erased` comes first: an empty cache entry holds `Erased { 0, 0 }`, all zeros.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kept {
-    Erased(u32, u32),
-    Written(u32, u32),
-    Checksum([u8; 16]),
+enum Answer {
+    Erased { addr: u32, size: u32 },
+    Info,
+    Record,
     RecordSet,
-    Attempted,
+    BytecodeSlot(u32),
+    VmSlot(u32),
+    Written { addr: u32, len: u32 },
+    Checksum([u8; 16]),
+    Restarting,
     Accepted(AcceptOutcome),
-}
-
-impl Kept {
-    fn of(reply: &Reply) -> Option<Kept> {
-        Some(match *reply {
-            Reply::Erased { addr, size } => Kept::Erased(addr, size),
-            Reply::Written { addr, len } => Kept::Written(addr, len),
-            Reply::Checksum(md5) => Kept::Checksum(md5),
-            Reply::RecordSet => Kept::RecordSet,
-            Reply::Attempted => Kept::Attempted,
-            Reply::Accepted(o) => Kept::Accepted(o),
-            _ => return None,
-        })
-    }
-
-    fn reply(self) -> Reply {
-        match self {
-            Kept::Erased(addr, size) => Reply::Erased { addr, size },
-            Kept::Written(addr, len) => Reply::Written { addr, len },
-            Kept::Checksum(md5) => Reply::Checksum(md5),
-            Kept::RecordSet => Reply::RecordSet,
-            Kept::Attempted => Reply::Attempted,
-            Kept::Accepted(o) => Reply::Accepted(o),
-        }
-    }
+    Attempted,
+    BaudSet(u32),
+    Goodbye(u32),
+    Progress { done: u32, total: u32 },
+    Error(Refusal),
 }
 
 /// The replies of the last [`REPLY_CACHE`] requests that have a [`Key`], with what the
 /// flash had seen when each was done.
 #[derive(Debug, Clone, Copy)]
 struct ReplyCache {
-    entries: [Option<(Key, Changes, Kept)>; REPLY_CACHE],
+    /// An entry whose key is `Key::NONE` is empty (so that a new cache is all zeros).
+    entries: [(Key, Changes, Answer); REPLY_CACHE],
     next: usize,
 }
 
 impl ReplyCache {
     const EMPTY: ReplyCache = ReplyCache {
-        entries: [None; REPLY_CACHE],
+        entries: [(
+            Key::NONE,
+            Changes::NONE,
+            Answer::Erased { addr: 0, size: 0 },
+        ); REPLY_CACHE],
         next: 0,
     };
 
@@ -675,29 +696,28 @@ impl ReplyCache {
     /// write, nothing erased (other writes do not undo it); for the rest, no change at
     /// all (a checksum or an erase is stale after any write, a record reply after any
     /// record change).
-    fn find(&self, key: Key, now: Changes) -> Option<Reply> {
+    fn find(&self, key: Key, now: Changes) -> Option<Answer> {
         if key == Key::NONE {
             return None;
         }
-        self.entries.iter().flatten().find_map(|&(k, then, kept)| {
-            let fresh = match kept {
-                Kept::Written(..) => then.erased == now.erased,
+        self.entries.iter().find_map(|&(k, then, answer)| {
+            let fresh = match answer {
+                Answer::Written { .. } => then.erased == now.erased,
                 _ => then == now,
             };
-            (k == key && fresh).then(|| kept.reply())
+            (k == key && fresh).then_some(answer)
         })
     }
 
-    fn keep_reply(&mut self, key: Key, reply: &Reply, now: Changes) {
+    fn keep(&mut self, key: Key, answer: Answer, now: Changes) {
         if key == Key::NONE {
             return;
         }
-        if let Some(kept) = Kept::of(reply) {
-            if let Some(slot) = self.entries.get_mut(self.next % REPLY_CACHE) {
-                *slot = Some((key, now, kept));
-            }
-            self.next = (self.next + 1) % REPLY_CACHE;
+        // Only requests with a key get here, and their successes are small answers.
+        if let Some(slot) = self.entries.get_mut(self.next % REPLY_CACHE) {
+            *slot = (key, now, answer);
         }
+        self.next = (self.next + 1) % REPLY_CACHE;
     }
 }
 
@@ -720,48 +740,76 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn send(&mut self, id: u16, reply: &Reply) {
+    /// Encode and send one frame. Not inlined: the `Reply` (and an `Info`) it builds
+    /// lives in this frame only while it is encoded.
+    #[inline(never)]
+    fn send<F: NorFlash>(&mut self, agent: &Agent<F>, id: u16, answer: Answer) {
+        let reply = match answer {
+            Answer::Info => Reply::Info(agent.info()),
+            Answer::Record => match agent.get_record() {
+                Ok(r) => Reply::Record(r),
+                Err(e) => e.reply(),
+            },
+            Answer::RecordSet => Reply::RecordSet,
+            Answer::BytecodeSlot(a) => Reply::BytecodeSlot(a),
+            Answer::VmSlot(a) => Reply::VmSlot(a),
+            Answer::Erased { addr, size } => Reply::Erased { addr, size },
+            Answer::Written { addr, len } => Reply::Written { addr, len },
+            Answer::Checksum(md5) => Reply::Checksum(md5),
+            Answer::Restarting => Reply::Restarting,
+            Answer::Accepted(o) => Reply::Accepted(o),
+            Answer::Attempted => Reply::Attempted,
+            Answer::BaudSet(b) => Reply::BaudSet(b),
+            Answer::Goodbye(b) => Reply::Goodbye(b),
+            Answer::Progress { done, total } => Reply::Progress { done, total },
+            Answer::Error(r) => r.reply(),
+        };
         // TX_FRAME holds the largest reply; a test encodes it.
-        let Some(n) = encode_reply(id, reply, self.buf.as_mut_slice()) else {
+        let Some(n) = encode_reply(id, &reply, self.buf.as_mut_slice()) else {
             return;
         };
         if let Some(frame) = self.buf.get(..n) {
             (self.tx)(frame);
             self.stats.frames_sent = self.stats.frames_sent.wrapping_add(1);
-            if matches!(reply, Reply::Progress { .. }) {
+            if matches!(answer, Answer::Progress { .. }) {
                 self.stats.progress_sent = self.stats.progress_sent.wrapping_add(1);
             }
         }
     }
 
     /// Send the final reply of request `id`; returns the refusal's code, if refused.
-    fn finish(&mut self, id: u16, result: Result<Reply, Refusal>) -> Option<ErrorCode> {
-        let refused = match &result {
-            Ok(_) => None,
+    fn finish<F: NorFlash>(
+        &mut self,
+        agent: &Agent<F>,
+        id: u16,
+        result: Result<Answer, Refusal>,
+    ) -> Option<ErrorCode> {
+        let (answer, refused) = match result {
+            Ok(a) => (a, None),
             Err(r) => {
                 self.stats.refused = self.stats.refused.wrapping_add(1);
-                Some(r.code)
+                (Answer::Error(r), Some(r.code))
             }
         };
-        let reply = result.unwrap_or_else(|r| r.reply());
-        self.send(id, &reply);
+        self.send(agent, id, answer);
         refused
     }
 }
 
 /// One unit of the long request `job`: progress where the protocol says so, the final
 /// reply after the last unit (also returned when it is a success, for the cache).
+#[inline(never)]
 fn work_unit<F: NorFlash>(
     agent: &mut Agent<F>,
     out: &mut Out<'_>,
     job: &mut Job,
-) -> (Handled, Option<Reply>) {
+) -> (Handled, Option<Answer>) {
     let (op, result) = match &mut job.work {
         Work::Erase(e) => {
             let r = agent.erase_unit(e).map(|u| match u {
                 // After each sector but the last.
                 Unit::More { done, total } => Err((done, total, true)),
-                Unit::Done((addr, size)) => Ok(Reply::Erased { addr, size }),
+                Unit::Done((addr, size)) => Ok(Answer::Erased { addr, size }),
             });
             (Op::EraseSlot, r)
         }
@@ -774,7 +822,7 @@ fn work_unit<F: NorFlash>(
                     total,
                     before / CHECKSUM_PROGRESS_STEP != done / CHECKSUM_PROGRESS_STEP,
                 )),
-                Unit::Done(md5) => Ok(Reply::Checksum(md5)),
+                Unit::Done(md5) => Ok(Answer::Checksum(md5)),
             });
             (Op::ChecksumSlot, r)
         }
@@ -782,7 +830,7 @@ fn work_unit<F: NorFlash>(
     match result {
         Ok(Err((done, total, report))) => {
             if report {
-                out.send(job.id, &Reply::Progress { done, total });
+                out.send(agent, job.id, Answer::Progress { done, total });
             }
             let handled = Handled::Working {
                 id: job.id,
@@ -791,20 +839,20 @@ fn work_unit<F: NorFlash>(
             };
             (handled, None)
         }
-        Ok(Ok(reply)) => {
-            out.send(job.id, &reply);
+        Ok(Ok(answer)) => {
+            out.send(agent, job.id, answer);
             let handled = Handled::Request {
                 id: job.id,
                 op: op as u8,
                 refused: None,
             };
-            (handled, Some(reply))
+            (handled, Some(answer))
         }
         Err(refusal) => {
             let handled = Handled::Request {
                 id: job.id,
                 op: op as u8,
-                refused: out.finish(job.id, Err(refusal)),
+                refused: out.finish(agent, job.id, Err(refusal)),
             };
             (handled, None)
         }
@@ -814,13 +862,15 @@ fn work_unit<F: NorFlash>(
 /// How a request is handled.
 enum Handling {
     /// Answered now: the reply (or refusal) and the action for the platform.
-    Now(Result<Reply, Refusal>, Option<Action>),
+    Now(Result<Answer, Refusal>, Option<Action>),
     /// A long request, checked and started.
     Long(Work),
 }
 
 /// Run one short request, or check and start a long one. `requests`: the request
-/// counter after this one (a `SetBaud` waits for it to move).
+/// counter after this one (a `SetBaud` waits for it to move). Not inlined: its frame
+/// (a write's buffers) is gone before the reply is encoded, so the two never add up.
+#[inline(never)]
 fn handle<F: NorFlash>(
     agent: &mut Agent<F>,
     baud: &mut BaudState,
@@ -839,21 +889,21 @@ fn handle<F: NorFlash>(
     };
     let supported = agent.config().fota_supported;
     let result = match request {
-        Request::Hello { version } if version == PROTOCOL_VERSION => Ok(Reply::Info(agent.info())),
+        Request::Hello { version } if version == PROTOCOL_VERSION => Ok(Answer::Info),
         Request::Hello { .. } => Err(refuse(
             ErrorCode::VersionMismatch,
             u32::from(PROTOCOL_VERSION),
         )),
-        Request::GetRecord => agent.get_record().map(Reply::Record),
-        Request::SetRecord(u) => agent.set_record(u).map(|()| Reply::RecordSet),
-        Request::FindBytecodeSlot => agent.find_bytecode_slot().map(Reply::BytecodeSlot),
-        Request::FindVmSlot => agent.find_vm_slot().map(Reply::VmSlot),
+        Request::GetRecord => agent.get_record().map(|_| Answer::Record),
+        Request::SetRecord(u) => agent.set_record(u).map(|()| Answer::RecordSet),
+        Request::FindBytecodeSlot => agent.find_bytecode_slot().map(Answer::BytecodeSlot),
+        Request::FindVmSlot => agent.find_vm_slot().map(Answer::VmSlot),
         Request::EraseSlot { addr, size } => match agent.begin_erase(addr, size) {
             Ok(e) => return Handling::Long(Work::Erase(e)),
             Err(r) => Err(r),
         },
         Request::WriteSlot { addr, data } => {
-            agent.write_slot(addr, data).map(|()| Reply::Written {
+            agent.write_slot(addr, data).map(|()| Answer::Written {
                 addr,
                 // write_slot refuses anything longer than MAX_WRITE.
                 len: data.len() as u32,
@@ -863,15 +913,15 @@ fn handle<F: NorFlash>(
             Ok(c) => return Handling::Long(Work::Checksum(c)),
             Err(r) => Err(r),
         },
-        Request::Accept => agent.accept().map(Reply::Accepted),
+        Request::Accept => agent.accept().map(Answer::Accepted),
         Request::Attempt { bc_slot, vm_slot } => {
-            agent.attempt(bc_slot, vm_slot).map(|()| Reply::Attempted)
+            agent.attempt(bc_slot, vm_slot).map(|()| Answer::Attempted)
         }
         Request::Restart if supported => {
             // A partial write unit held in RAM would be lost in the reset: program it
             // (a failure here loses it, as a power cut would; the reset goes ahead).
             let _ = agent.flush_write();
-            return Handling::Now(Ok(Reply::Restarting), Some(Action::Restart));
+            return Handling::Now(Ok(Answer::Restarting), Some(Action::Restart));
         }
         Request::SetBaud { baud: rate } if supported => {
             let offered = agent.config().offered_baud_rates().any(|b| b == rate);
@@ -881,9 +931,11 @@ fn handle<F: NorFlash>(
                 } else {
                     baud.current
                 };
-                baud.trial = Some((old, requests, None));
+                baud.trial_old = old;
+                baud.trial_requests = requests;
+                baud.trial_deadline = None;
                 baud.current = rate;
-                Handling::Now(Ok(Reply::BaudSet(rate)), Some(Action::SetBaud(rate)))
+                Handling::Now(Ok(Answer::BaudSet(rate)), Some(Action::SetBaud(rate)))
             } else {
                 let max = agent
                     .config()
@@ -900,9 +952,9 @@ fn handle<F: NorFlash>(
             let base = agent.config().base_baud;
             let switch = baud.current != base && baud.current != 0;
             baud.current = base;
-            baud.trial = None;
+            baud.trial_old = 0;
             return Handling::Now(
-                Ok(Reply::Goodbye(base)),
+                Ok(Answer::Goodbye(base)),
                 switch.then_some(Action::SetBaud(base)),
             );
         }

@@ -496,6 +496,10 @@ fn an_update_on_stm32f4_sectors_from_the_command_line() {
         "{:?}",
         start.elapsed()
     );
+    // The rate it negotiated is remembered for this port: the next run tries it when the
+    // base rate gets no answer.
+    let memo = std::fs::read_to_string(state_dir().join("baud")).expect("the rate memo");
+    assert!(memo.contains(&format!("{port}\t921600")), "{memo}");
 }
 
 #[test]

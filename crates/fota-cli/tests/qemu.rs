@@ -26,9 +26,14 @@ struct Device {
 
 impl Device {
     fn start(layout: &str, state: &Path) -> Device {
+        Device::start_with(layout, state, &[])
+    }
+
+    fn start_with(layout: &str, state: &Path, extra: &[&str]) -> Device {
         let mut child = Command::new(FOTA)
             .args(["--json", "qemu", "--layout", layout, "--state"])
             .arg(state)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -477,6 +482,106 @@ fn the_program_keeps_ticking_while_an_update_streams() {
     println!("device debug console: {stats}");
     // The UART reported no lost byte.
     assert!(stats.ends_with("overruns 0"), "{stats}");
+    // Stack peaks (painted stack, release build), against docs/PORTING.md's budget.
+    let number = |line: &str, after: &str| -> u64 {
+        line.split(after)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no figure in {line}"))
+    };
+    let last = |prefix: &str| {
+        debug
+            .lines()
+            .rfind(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("the debug console lacks {prefix}"))
+    };
+    let boot_stage = number(last("stack: before passing control on"), " on ");
+    let vm_boot = number(last("stack: vm until it serves"), " serves ");
+    let serving = number(stats, "high-water mark ");
+    println!(
+        "stack peaks: boot stage {boot_stage} B, VM until it serves {vm_boot} B, serving a \
+         64 KiB update {serving} B"
+    );
+    let doc = include_str!("../../../docs/PORTING.md");
+    let budget = doc
+        .lines()
+        .find_map(|l| l.strip_prefix("| stack budget, any stage | "))
+        .and_then(|r| {
+            r.trim_end_matches(" |")
+                .replace(',', "")
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("docs/PORTING.md states the stack budget");
+    for (what, used) in [
+        ("the boot stage", boot_stage),
+        ("the VM's boot", vm_boot),
+        ("serving", serving),
+    ] {
+        assert!(
+            used <= budget,
+            "{what} used {used} B of stack, over {budget} B"
+        );
+    }
+}
+
+/// Slow flash: every sector erase takes 1.6 s (an STM32F4's 128 KiB sector takes 1 to
+/// 2 s), the CPU busy meanwhile. Info says so, the host waits through it without sending
+/// anything again, and the watchdog (its period longer than one erase, kicked by the
+/// agent's unit hook after each) never fires during the update.
+#[test]
+fn slow_sector_erases_are_waited_on_and_the_watchdog_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start_with(
+        "bytecode",
+        &dir.path().join("flash"),
+        &["--erase-ms", "1600"],
+    );
+    let info = text(&dev.fota(&["--no-negotiate", "info"]));
+    assert!(
+        info.contains("erase        a sector in 1600 ms at worst"),
+        "{info}"
+    );
+    // A program that is reverted leaves bytecode slot 1 to erase before the next update.
+    let faulty = sample(dir.path(), "faulty");
+    let out = flash(&dev, &[faulty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let nmi_before = std::fs::read_to_string(&dev.debug_log)
+        .unwrap_or_default()
+        .matches("NMI: watchdog expired")
+        .count();
+    let big = dir.path().join("big.bin");
+    let made = Command::new(FOTA)
+        .args(["sample", "healthy", "--size", "12000", "-o"])
+        .arg(&big)
+        .output()
+        .expect("fota sample");
+    assert!(made.status.success(), "{}", text(&made));
+    let t0 = Instant::now();
+    let out = flash(&dev, &["-v", big.to_str().unwrap()]);
+    let took = t0.elapsed();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("Erasing 12 KiB"), "{log}");
+    assert!(
+        !log.contains("sending it again") && !log.contains("no answer"),
+        "{log}"
+    );
+    // Three sectors of 1.6 s, erased one per step.
+    assert!(took >= Duration::from_millis(4800), "{took:?}");
+    let nmi_after = std::fs::read_to_string(&dev.debug_log)
+        .unwrap_or_default()
+        .matches("NMI: watchdog expired")
+        .count();
+    assert_eq!(
+        nmi_after, nmi_before,
+        "the watchdog fired during the update"
+    );
+    println!(
+        "update with 1.6 s sector erases over QEMU: {:.1} s",
+        took.as_secs_f64()
+    );
 }
 
 /// The sizes of the firmware images (release, opt-level "s", LTO), printed; what a port

@@ -69,7 +69,9 @@ pub struct App {
 
 impl App {
     /// Check the program in the bytecode slot `boot` names and get it ready, or say why
-    /// it cannot run. `run` false: safe mode, the program is not started.
+    /// it cannot run. `run` false: safe mode, the program is not started. (Not inlined:
+    /// its log lines stay out of the main loop's frame.)
+    #[inline(never)]
     pub fn start<B: Board, F: NorFlash>(
         board: &mut B,
         agent: &mut Agent<F>,
@@ -94,9 +96,8 @@ impl App {
             flash: agent.flash_mut(),
             off,
         };
-        let line = Line::new()
-            .s("app: bytecode slot ")
-            .u(u32::from(boot.bc_slot));
+        let mut text = Line::new();
+        let line = text.s("app: bytecode slot ").u(u32::from(boot.bc_slot));
         match fota_bytecode::check(&mut src, size) {
             Ok(header) => {
                 line.s(": ")
@@ -132,7 +133,9 @@ impl App {
 
     /// Run the program a little. Returns how long it can wait (ms) before it needs the
     /// CPU again, `None` once it stopped. A program that fails on trial restarts the
-    /// device (the boot then reverts); one that hangs hangs the device.
+    /// device (the boot then reverts); one that hangs hangs the device. (Not inlined: see
+    /// [`App::start`].)
+    #[inline(never)]
     pub fn poll<B: Board, F: NorFlash>(
         &mut self,
         board: &mut B,
@@ -195,7 +198,7 @@ impl App {
     }
 }
 
-fn describe(line: Line, fault: Fault) -> Line {
+fn describe(line: &mut Line, fault: Fault) -> &mut Line {
     match fault {
         Fault::Code(c) => line.s("fail ").u(u32::from(c)),
         Fault::Check(c) => line.s("check ").s(c.name()).s(" did not pass"),
@@ -229,16 +232,18 @@ impl<B: Board, F: NorFlash> Host for AppHost<'_, B, F> {
     }
 
     fn print(&mut self, parts: &[&[u8]]) {
-        let mut line = Line::new().s("app: ");
+        let mut line = Line::new();
+        line.s("app: ");
         for p in parts {
-            line = line.bytes(p);
+            line.bytes(p);
         }
         line.send(self.board);
     }
 
     fn accept(&mut self) -> bool {
         let ok = self.agent.accept().is_ok();
-        let line = Line::new().s("app: accept()");
+        let mut text = Line::new();
+        let line = text.s("app: accept()");
         if ok {
             line.s(if self.boot.trial {
                 ": the new firmware is confirmed"

@@ -46,7 +46,7 @@ pub enum BadVm {
 }
 
 impl BadVm {
-    fn describe(self, line: Line) -> Line {
+    fn describe(self, line: &mut Line) -> &mut Line {
         match self {
             BadVm::NoSlot => line.s("no such slot"),
             BadVm::Unreadable => line.s("cannot be read"),

@@ -1,5 +1,7 @@
 //! Log lines on the update link without `core::fmt` (which would cost several KiB of
 //! code): text, decimals and hex into a fixed buffer, sent as one line between frames.
+//! The builder works through `&mut`: a line is never copied (by value, each step of a
+//! chain copied its 124 bytes, and a function that logs a lot kept a slot for each).
 
 use crate::board::Board;
 
@@ -22,7 +24,7 @@ impl Line {
 
     /// Append bytes; anything that is not printable ASCII becomes `?` (a 0x00 would
     /// end a frame on the host's side).
-    pub fn bytes(mut self, b: &[u8]) -> Line {
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Line {
         for &c in b {
             if let Some(x) = self.buf.get_mut(self.len) {
                 *x = if (0x20..0x7F).contains(&c) { c } else { b'?' };
@@ -33,12 +35,12 @@ impl Line {
     }
 
     /// Append text.
-    pub fn s(self, s: &str) -> Line {
+    pub fn s(&mut self, s: &str) -> &mut Line {
         self.bytes(s.as_bytes())
     }
 
     /// Append a decimal number.
-    pub fn u(self, mut v: u32) -> Line {
+    pub fn u(&mut self, mut v: u32) -> &mut Line {
         let mut d = [0u8; 10];
         let mut i = d.len();
         loop {
@@ -53,7 +55,7 @@ impl Line {
     }
 
     /// Append `0x` and eight hex digits.
-    pub fn hex(self, v: u32) -> Line {
+    pub fn hex(&mut self, v: u32) -> &mut Line {
         let mut d = *b"0x00000000";
         for (i, x) in d[2..].iter_mut().enumerate() {
             let nib = (v >> (28 - 4 * i)) & 0xF;
@@ -63,7 +65,7 @@ impl Line {
     }
 
     /// Send it with a line end.
-    pub fn send<B: Board + ?Sized>(self, board: &mut B) {
+    pub fn send<B: Board + ?Sized>(&mut self, board: &mut B) {
         board.write(&self.buf[..self.len]);
         board.write(b"\r\n");
     }

@@ -23,6 +23,20 @@ pub type Flash<B> = <B as Board>::Flash;
 
 /// Run the VM that sits in the VM slot starting at `own_addr`. Never returns.
 pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
+    let started = start(board, &config, own_addr);
+    serve(board, started)
+}
+
+/// Everything before the main loop: the bootloader role, the decision, the reset
+/// bookkeeping. Returns the agent, what this boot runs, and whether the program starts.
+/// Not inlined: its log lines and each decision's agent live in this frame only until
+/// the main loop starts, not under it for as long as the device runs.
+#[inline(never)]
+fn start<B: Board>(
+    board: &mut B,
+    config: &AgentConfig,
+    own_addr: u32,
+) -> (Agent<Flash<B>>, Boot, bool) {
     let me = config
         .slot_at(own_addr)
         .filter(|s| s.kind == SlotKind::Vm && s.addr == own_addr)
@@ -40,7 +54,7 @@ pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
         halt(board);
     };
     let who = "vm";
-    let decided = plan(&mut flash, &config).map(|p| p.boot);
+    let decided = plan(&mut flash, config).map(|p| p.boot);
 
     // Bootloader role: the decision starts another VM.
     let retained = board.retained();
@@ -48,7 +62,7 @@ pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
         && dry.vm_slot != me
     {
         let handoff = HANDOFF | u32::from(dry.vm_slot);
-        match check_vm(&mut flash, &config, dry.vm_slot, board.ram()) {
+        match check_vm(&mut flash, config, dry.vm_slot, board.ram()) {
             // Passed to it before, and it reset before recording its trial: it cannot
             // start, so do not pass again (that would loop).
             Ok(_) if retained.handoff == handoff => {
@@ -80,19 +94,19 @@ pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
 
     // The decision, for real: it runs this VM, or one that cannot start (then the trial
     // is over at once: deciding again reverts it).
-    let (mut agent, mut boot) = decide(board, flash, &config);
+    let (mut agent, mut boot) = decide(board, flash, config);
     if boot.vm_slot != me && boot.trial {
         Line::new()
             .s("vm: the trial cannot start: back to the last working configuration")
             .send(board);
         let flash = agent.into_flash();
-        (agent, boot) = decide(board, flash, &config);
+        (agent, boot) = decide(board, flash, config);
     }
     if boot.vm_slot != me {
         let mut flash = agent.into_flash();
         // Not after a failed record write: that VM would decide the same and come back.
         if !boot.record_write_failed
-            && let Ok(addr) = check_vm(&mut flash, &config, boot.vm_slot, board.ram())
+            && let Ok(addr) = check_vm(&mut flash, config, boot.vm_slot, board.ram())
         {
             board.flush();
             board.start_vm(addr);
@@ -102,8 +116,8 @@ pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
             .u(u32::from(boot.vm_slot))
             .s(", which cannot start; serving updates only")
             .send(board);
-        (agent, boot) = decide(board, flash, &config);
-        serve(board, agent, boot, false);
+        (agent, boot) = decide(board, flash, config);
+        return (agent, boot, false);
     }
 
     // Reset bookkeeping: a hang that the decision did not revert counts toward safe mode.
@@ -119,22 +133,22 @@ pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
         watchdog_streak: streak,
         handoff: 0,
     });
-    let mut line = Line::new()
-        .s("vm: VM slot ")
+    let mut line = Line::new();
+    line.s("vm: VM slot ")
         .u(u32::from(me))
         .s(", bytecode slot ")
         .u(u32::from(boot.bc_slot));
     if boot.trial {
-        line = line.s(", trial: the new firmware must accept");
+        line.s(", trial: the new firmware must accept");
     }
     if boot.reverted {
-        line = line.s(", reverted: the last trial was not accepted");
+        line.s(", reverted: the last trial was not accepted");
     }
     if boot.factory {
-        line = line.s(", factory record written");
+        line.s(", factory record written");
     }
     if boot.record_write_failed {
-        line = line.s(", the record could not be written");
+        line.s(", the record could not be written");
     }
     line.send(board);
     let run_app = streak < SAFE_MODE_AFTER;
@@ -145,7 +159,7 @@ pub fn run<B: Board>(board: &mut B, config: AgentConfig, own_addr: u32) -> ! {
             .s(" times in a row; it does not start until an update or a power cycle")
             .send(board);
     }
-    serve(board, agent, boot, run_app)
+    (agent, boot, run_app)
 }
 
 /// Take the boot decision for real; on an agent that cannot start, say why and wait for
@@ -158,7 +172,8 @@ fn decide<B: Board>(
     match Agent::boot(flash, config.clone()) {
         Ok(x) => x,
         Err(e) => {
-            let line = Line::new().s("vm: the agent cannot start: ");
+            let mut line = Line::new();
+            line.s("vm: the agent cannot start: ");
             match e {
                 fota_agent::AgentError::Flash(addr) => {
                     line.s("record unreadable at ").hex(addr).send(board);
@@ -172,8 +187,11 @@ fn decide<B: Board>(
     }
 }
 
-/// The main loop: serve the link, run the program, sleep when neither has work.
-fn serve<B: Board>(board: &mut B, agent: Agent<Flash<B>>, boot: Boot, run_app: bool) -> ! {
+/// The main loop: serve the link, run the program, sleep when neither has work. Not
+/// inlined, and neither is the program's part: each keeps its own frame small.
+#[inline(never)]
+fn serve<B: Board>(board: &mut B, started: (Agent<Flash<B>>, Boot, bool)) -> ! {
+    let (agent, boot, run_app) = started;
     let Some(state) = board.link_state() else {
         Line::new().s("vm: no link state").send(board);
         halt(board);

@@ -353,7 +353,9 @@ pub trait Layout {
     /// The slots.
     fn slots(&self) -> &[SlotDesc];
 
-    /// The slot of `kind` with `index`.
+    /// The slot of `kind` with `index`. (Not inlined: the agent looks slots up in many
+    /// places, and one copy keeps its firmware small.)
+    #[inline(never)]
     fn slot(&self, kind: SlotKind, index: u32) -> Option<&SlotDesc> {
         self.slots()
             .iter()
@@ -361,6 +363,7 @@ pub trait Layout {
     }
 
     /// The slot containing `addr`.
+    #[inline(never)]
     fn slot_at(&self, addr: u32) -> Option<&SlotDesc> {
         self.slots().iter().find(|s| s.contains(addr))
     }

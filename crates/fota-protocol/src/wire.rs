@@ -7,14 +7,19 @@
 use crate::message::DecodeError;
 
 /// Where encoded bytes go (the COBS + CRC frame writer).
+/// The field writers are never inlined: an `Info` alone writes some fifty fields, and a
+/// call is a third of an inlined `put` in a firmware's flash.
 pub(crate) trait Sink {
     fn put(&mut self, bytes: &[u8]);
+    #[inline(never)]
     fn u8(&mut self, v: u8) {
         self.put(&[v]);
     }
+    #[inline(never)]
     fn u16(&mut self, v: u16) {
         self.put(&v.to_le_bytes());
     }
+    #[inline(never)]
     fn u32(&mut self, v: u32) {
         self.put(&v.to_le_bytes());
     }

@@ -127,7 +127,9 @@ pub async fn connect(settings: Settings, dispatch: Dispatch) {
         last_progress: 0.0,
     };
     let mut dev = Device::new(link, Box::new(observer));
-    let info = match dev.hello().await {
+    // A device a host left at the fast rate without saying goodbye answers there for a
+    // while: try it too when the base rate gets no answer (serial links only).
+    let info = match dev.connect(&NEGOTIATE[..1]).await {
         Ok(info) => info,
         Err(e) => {
             dispatch.dispatch(Action::ConnectFailed((&e).into()));

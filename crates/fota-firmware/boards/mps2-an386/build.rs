@@ -21,6 +21,7 @@ fn main() {
         ("vm-vm-slot0", 0x2100_0000, 0x2_0000),
         ("vm-vm-slot1", 0x2106_0000, 0x2_0000),
         ("vm-vm-slot1-crash", 0x2106_0000, 0x2_0000),
+        ("agent-size", 0x0000_0000, 0x1_0000),
     ];
     for (bin, origin, len) in images {
         let script = format!(

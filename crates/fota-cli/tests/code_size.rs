@@ -1,0 +1,319 @@
+//! The agent's code size, part by part, from the firmware built for QEMU's Cortex-M4
+//! (release: opt-level "s", LTO, one codegen unit). `agent-size` is the agent alone
+//! (boot decision, link, flash driver, UART; no VM role, no bytecode interpreter).
+//!
+//! Each byte of `.text` is given to the crate whose source its line-table row names, so
+//! code inlined into another function still counts for the crate it came from; `.rodata`
+//! goes by symbol (the CRC table, say). The budget is in docs/PORTING.md ("Code size");
+//! the test prints the table and fails above it.
+//!
+//! `FOTA_SIZE_ELF=path` measures another ELF instead (printed only; `FOTA_SIZE_BOARD`
+//! names its board.rs, for the flash driver's lines).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use object::{Object, ObjectSection, ObjectSymbol};
+
+const TARGET: &str = "thumbv7em-none-eabihf";
+
+fn boards() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fota-firmware/boards")
+}
+
+/// Build the QEMU board's binaries (cargo does nothing when they are up to date).
+fn build() -> PathBuf {
+    let boards = boards();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            TARGET,
+            "-p",
+            "fota-board-mps2-an386",
+            "--target-dir",
+        ])
+        .arg(boards.join("target"))
+        .current_dir(&boards)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the firmware failed");
+    boards.join("target").join(TARGET).join("release")
+}
+
+/// Which part a source file (and line) belongs to.
+fn part(path: &str, line: u64, flash_lines: (u64, u64)) -> &'static str {
+    let has = |s: &str| path.contains(s);
+    if has("fota-agent/src/md5.rs") {
+        "MD5"
+    } else if has("fota-agent/") {
+        "agent"
+    } else if has("fota-protocol/") {
+        "protocol"
+    } else if has("/md-5-") || has("/digest-") || has("/block-buffer-") {
+        "MD5"
+    } else if has("/cobs-") {
+        "COBS"
+    } else if has("/crc-") {
+        "CRC"
+    } else if has("/heapless-") {
+        "heapless"
+    } else if has("boards/mps2-an386/src/board.rs") {
+        if line >= flash_lines.0 && line < flash_lines.1 {
+            "flash driver"
+        } else {
+            "board: UART, clock, watchdog"
+        }
+    } else if has("mps2-an386/src/bin/") || has("fota-firmware/src/link.rs") {
+        "main-loop glue"
+    } else if has("fota-firmware/") || has("fota-bytecode/") {
+        "VM and bytecode"
+    } else if has("/cortex-m") {
+        "cortex-m runtime"
+    } else if has("compiler_builtins") || has("compiler-builtins") {
+        "compiler builtins"
+    } else {
+        CORE
+    }
+}
+
+/// core's code, where no other part inlined it (a function of its own).
+const CORE: &str = "core";
+
+/// The parts of a crate named by a mangled symbol (legacy mangling: `_ZN` + segments).
+fn symbol_part(name: &str) -> &'static str {
+    let first = name
+        .strip_prefix("_ZN")
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let n: usize = digits.parse().ok()?;
+            rest.get(digits.len()..digits.len() + n)
+        })
+        .unwrap_or(name);
+    let first = first.trim_start_matches("_$LT$");
+    let krate = first.split("..").next().unwrap_or(first);
+    match krate {
+        // The CRC table is a static of the protocol crate, MD5's constants the agent's.
+        "fota_protocol" if name.contains("CRC32") => "CRC",
+        "fota_agent" if name.contains("md5") => "MD5",
+        "fota_agent" => "agent",
+        "fota_protocol" => "protocol",
+        "md5" | "digest" | "block_buffer" => "MD5",
+        "cobs" => "COBS",
+        "crc" | "crc_catalog" => "CRC",
+        "heapless" => "heapless",
+        "fota_firmware" | "fota_bytecode" => "VM and bytecode",
+        "cortex_m_rt" | "cortex_m" => "cortex-m runtime",
+        "__INTERRUPTS" | "__RESET_VECTOR" | "__EXCEPTIONS" => "cortex-m runtime",
+        k if k.starts_with("agent_size") || k.starts_with("vm_") => "board: UART, clock, watchdog",
+        _ => "constants (unattributed)",
+    }
+}
+
+/// Lines of board.rs that are the flash driver: from its section marker to the next.
+fn flash_driver_lines() -> (u64, u64) {
+    let board = std::env::var_os("FOTA_SIZE_BOARD")
+        .map_or_else(|| boards().join("mps2-an386/src/board.rs"), PathBuf::from);
+    let src = std::fs::read_to_string(board).expect("board.rs");
+    let at = |marker: &str| {
+        src.lines()
+            .position(|l| l.starts_with(marker))
+            .map(|i| i as u64 + 1)
+            .unwrap_or_else(|| panic!("board.rs lacks {marker}"))
+    };
+    (at("// ---- flash:"), at("// ---- the board"))
+}
+
+/// Bytes of `.text` by part (line tables) and of `.rodata` by part (symbols).
+fn measure(elf: &Path) -> BTreeMap<&'static str, u64> {
+    let bytes = std::fs::read(elf).expect("read the ELF");
+    let file = object::File::parse(&*bytes).expect("an ELF");
+    let flash_lines = flash_driver_lines();
+    let text = file.section_by_name(".text").expect(".text");
+    let (text_start, text_end) = (text.address(), text.address() + text.size());
+    let load = |id: gimli::SectionId| -> Result<gimli::EndianSlice<'_, gimli::LittleEndian>, gimli::Error> {
+        let data = file
+            .section_by_name(id.name())
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        Ok(gimli::EndianSlice::new(data, gimli::LittleEndian))
+    };
+    let dwarf = gimli::Dwarf::load(load).expect("DWARF");
+    // (start, end, part) for every row of every line program.
+    let mut ranges: Vec<(u64, u64, &'static str)> = Vec::new();
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else {
+            continue;
+        };
+        let Some(program) = unit.line_program.clone() else {
+            continue;
+        };
+        let mut rows = program.rows();
+        let mut prev: Option<(u64, &'static str)> = None;
+        let mut carry: Option<&'static str> = None;
+        while let Ok(Some((header, row))) = rows.next_row() {
+            let addr = row.address();
+            if let Some((start, p)) = prev.take()
+                && addr > start
+            {
+                ranges.push((start, addr, p));
+            }
+            if row.end_sequence() {
+                carry = None;
+                continue;
+            }
+            let path = row
+                .file(header)
+                .map(|f| {
+                    let mut p = String::new();
+                    if let Some(dir) = f.directory(header)
+                        && let Ok(d) = dwarf.attr_string(&unit, dir)
+                    {
+                        let d = d.to_string_lossy();
+                        // A relative directory is relative to the unit's crate.
+                        if !d.starts_with('/')
+                            && let Some(comp) = unit.comp_dir
+                        {
+                            p.push_str(&comp.to_string_lossy());
+                            p.push('/');
+                        }
+                        p.push_str(&d);
+                        p.push('/');
+                    }
+                    if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
+                        p.push_str(&n.to_string_lossy());
+                    }
+                    // Each binary includes the board as `#[path = "../board.rs"]`.
+                    p.replace("/bin/../", "/")
+                })
+                .unwrap_or_default();
+            let line = row.line().map_or(0, |l| l.get());
+            if std::env::var_os("FOTA_SIZE_PATHS").is_some() {
+                eprintln!("{addr:#x} {path}:{line}");
+            }
+            // core's generic code (iterators, integer and slice methods) inlined into a
+            // function is that function's code: it goes to the part before it.
+            let mut p = part(&path, line, flash_lines);
+            if p == CORE {
+                p = carry.unwrap_or(CORE);
+            } else {
+                carry = Some(p);
+            }
+            prev = Some((addr, p));
+        }
+    }
+    ranges.sort_by_key(|r| r.0);
+    let mut parts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // Walk .text once: covered bytes by their rows, the rest unattributed.
+    let mut at = text_start;
+    for (start, end, p) in ranges {
+        let (start, end) = (start.max(at), end.min(text_end));
+        if start >= end {
+            continue;
+        }
+        if start > at {
+            *parts.entry("no line info (builtins, padding)").or_default() += start - at;
+        }
+        *parts.entry(p).or_default() += end - start;
+        at = end;
+    }
+    if at < text_end {
+        *parts.entry("no line info (builtins, padding)").or_default() += text_end - at;
+    }
+    // Read-only data and the vector table, by symbol.
+    for sym in file.symbols() {
+        let Some(index) = sym.section_index() else {
+            continue;
+        };
+        let Ok(section) = file.section_by_index(index) else {
+            continue;
+        };
+        let name = section.name().unwrap_or("");
+        // Initialised data is in flash too (its first value).
+        if matches!(name, ".rodata" | ".vector_table" | ".data") && sym.size() > 0 {
+            *parts
+                .entry(symbol_part(sym.name().unwrap_or("")))
+                .or_default() += sym.size();
+        }
+    }
+    parts
+}
+
+/// The agent's own parts: what the 16 KB target counts.
+const AGENT_PARTS: [&str; 7] = [
+    "agent",
+    "protocol",
+    "MD5",
+    "COBS",
+    "CRC",
+    "heapless",
+    "flash driver",
+];
+
+fn print(parts: &BTreeMap<&'static str, u64>) -> u64 {
+    let total: u64 = parts.values().sum();
+    let mut rows: Vec<_> = parts.iter().collect();
+    rows.sort_by_key(|(_, v)| std::cmp::Reverse(**v));
+    for (k, v) in rows {
+        println!("| {k} | {v} |");
+    }
+    let agent: u64 = AGENT_PARTS.iter().filter_map(|p| parts.get(p)).sum();
+    println!("| agent with protocol, MD5, COBS, CRC and flash driver | {agent} |");
+    println!("| everything in flash (.text, .rodata, vectors, .data) | {total} |");
+    agent
+}
+
+/// The budget line of docs/PORTING.md: "| budget | N |" in the code-size section.
+fn budget() -> u64 {
+    let doc = include_str!("../../../docs/PORTING.md");
+    let section = doc
+        .split("\n## Code size")
+        .nth(1)
+        .expect("docs/PORTING.md has a Code size section");
+    section
+        .lines()
+        .find_map(|l| {
+            let l = l.strip_prefix(
+                "| budget: agent with protocol, MD5, COBS, CRC and flash driver | ",
+            )?;
+            l.trim_end_matches(" |").replace(',', "").parse().ok()
+        })
+        .expect("a budget row")
+}
+
+#[test]
+fn the_agent_fits_its_code_budget() {
+    if let Some(elf) = std::env::var_os("FOTA_SIZE_ELF") {
+        print(&measure(Path::new(&elf)));
+        return;
+    }
+    let dir = build();
+    let parts = measure(&dir.join("agent-size"));
+    println!("agent-size (the agent alone), bytes:");
+    let agent = print(&parts);
+    let limit = budget();
+    assert!(
+        agent <= limit,
+        "the agent's code grew to {agent} bytes, over the {limit}-byte budget"
+    );
+    // Nothing the agent keeps starts non-zero: its link state is .bss, not a copy in
+    // flash (a state that is not all zeros when new would cost 1.7 KB of flash here).
+    let bytes = std::fs::read(dir.join("agent-size")).expect("ELF");
+    let elf = object::File::parse(&*bytes).expect("ELF");
+    let data = elf.section_by_name(".data").map_or(0, |s| s.size());
+    assert_eq!(data, 0, "initialised data in the agent's image");
+    // Each part is there: a misattribution would make the budget meaningless.
+    for p in AGENT_PARTS {
+        assert!(parts.get(p).is_some_and(|&v| v > 0), "no bytes for {p}");
+    }
+    println!("vm-bytecode-slot0 (the whole VM), bytes:");
+    print(&measure(&dir.join("vm-bytecode-slot0")));
+}

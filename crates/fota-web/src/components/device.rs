@@ -172,7 +172,7 @@ fn record_state(props: &StateProps) -> Html {
     html! {
         <dl class="facts record-state" data-testid="record-state">
             <div><dt>{"State"}</dt><dd data-state={state_name(r.state)}>{ state }</dd></div>
-            <div><dt>{"Running now"}</dt><dd data-testid="running">{ format!("VM slot {}, bytecode slot {}{}",
+            <div><dt>{"Running now"}</dt><dd data-testid="record-running">{ format!("VM slot {}, bytecode slot {}{}",
                 r.running_vm, r.running_bc,
                 if r.runs_current() { "" } else { " (the record's current configuration starts at the next restart)" }) }</dd></div>
         </dl>

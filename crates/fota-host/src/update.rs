@@ -309,7 +309,12 @@ pub async fn watch_outcome<T: Transport>(
     loop {
         let record = match dev.get_record().await {
             Ok(r) => r,
-            Err(HostError::NoAnswer | HostError::Link(_)) => {
+            Err(e @ (HostError::NoAnswer | HostError::Link(_))) => {
+                // A device that says hello but never gives its record must not keep the
+                // host here for ever: past the wait and a reboot's time, say so.
+                if dev.now() >= deadline + dev.timeouts.reboot {
+                    return Err(e);
+                }
                 dev.wait_for_device().await?;
                 continue;
             }
@@ -550,7 +555,8 @@ async fn transfer<T: Transport>(
         dev.erase_slot(addr, size, &mut |obs, now, done, _| {
             obs.progress(&progress64(
                 Phase::Erase,
-                base + u64::from(done),
+                // Within this run, whatever total the device names.
+                base + u64::from(done.min(size)),
                 erase_total,
                 now - t,
             ))

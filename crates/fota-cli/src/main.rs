@@ -6,7 +6,9 @@ mod bridge;
 mod link;
 mod relay;
 mod render;
+mod serve;
 mod sim_server;
+mod ws_access;
 
 use fota_host::protocol::Layout as _;
 use std::path::PathBuf;
@@ -75,9 +77,13 @@ enum Command {
         /// Serve on a pseudo-terminal and print its path.
         #[arg(long)]
         pty: bool,
-        /// Serve on a WebSocket at this loopback address (127.0.0.1:9000).
+        /// Serve on a WebSocket at this loopback address (127.0.0.1:9000). Programs connect
+        /// with the printed URL (it carries this run's token); web pages only from the
+        /// allowed origins.
         #[arg(long)]
         ws: Option<String>,
+        #[command(flatten)]
+        access: ws_access::AccessArgs,
         /// Keep the flash in this file: a killed simulator comes back as it was.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -167,10 +173,28 @@ enum Command {
     /// Restart the device.
     Restart,
     /// Expose the serial port to a browser on a loopback WebSocket.
+    /// Programs connect with the printed URL (it carries this run's token); web pages only
+    /// from the allowed origins.
     Bridge {
         /// Address to listen on, e.g. 127.0.0.1:9000.
         #[arg(long)]
         ws: String,
+        #[command(flatten)]
+        access: ws_access::AccessArgs,
+    },
+    /// Serve the web app (a `trunk build` directory) with its Content-Security-Policy.
+    Serve {
+        /// The built web app.
+        #[arg(default_value = "dist")]
+        dir: PathBuf,
+        /// Address to listen on (port 0: any free port, printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Also let the page connect here (a WebSocket bridge on another computer, a
+        /// firmware manifest's origin): a connect-src source like wss://bridge.example:9000.
+        /// Repeatable.
+        #[arg(long, value_name = "SOURCE")]
+        connect_src: Vec<String>,
     },
     /// Measure updates against the physical limit and lrzsz over a modelled serial link.
     Bench(bench::BenchArgs),
@@ -266,6 +290,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             unsupported,
             fast,
             accept_after_ms,
+            access,
         } => {
             let opts = sim_server::SimOptions {
                 layout: match layout {
@@ -282,8 +307,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 unsupported: *unsupported,
                 fast: *fast,
                 accept_after: Duration::from_millis(*accept_after_ms),
+                access: access.clone(),
             };
             return sim_server::run(opts).await.map_err(|e| failure(e, ""));
+        }
+        Command::Serve {
+            dir,
+            addr,
+            connect_src,
+        } => {
+            let opts = serve::ServeOptions {
+                dir: dir.clone(),
+                addr: *addr,
+                connect_src: connect_src.clone(),
+            };
+            return serve::run(opts).await.map_err(|e| failure(e, ""));
         }
         Command::Bench(args) => {
             return bench::run(args, cli.json).await.map_err(|e| failure(e, ""));
@@ -312,8 +350,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
              try `fota sim --pty` for a simulated one.",
         ));
     };
-    if let Command::Bridge { ws } = &cli.command {
-        return bridge::run(&port, cli.baud, ws)
+    if let Command::Bridge { ws, access } = &cli.command {
+        return bridge::run(&port, cli.baud, ws, access)
             .await
             .map_err(Failure::from);
     }
@@ -514,6 +552,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sim { .. }
         | Command::Sample { .. }
         | Command::Bridge { .. }
+        | Command::Serve { .. }
         | Command::Bench(_) => {}
     }
     Ok(())

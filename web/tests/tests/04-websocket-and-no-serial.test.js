@@ -15,11 +15,15 @@ after(async () => { await browser?.close(); await server?.close(); sim?.stop(); 
 test('websocket bridge: a healthy image is accepted', async () => {
   const page = await openApp(browser, server.url, { colorScheme: 'dark' });
   await page.getByRole('radio', { name: /WebSocket bridge/ }).check();
-  await page.getByLabel('Bridge address').fill(sim.url);
+  // The address as the simulator printed it, token and all: the form takes it.
+  assert.match(sim.tokenUrl, /\/\?token=[0-9a-f]{32}$/);
+  await page.getByLabel('Bridge address').fill(sim.tokenUrl);
   await shot(page, '40-websocket-connect-dark');
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
-  assert.match(await page.locator('[data-testid=conn-status]').textContent(), /WebSocket ws:\/\/127\.0\.0\.1/);
+  const status = await page.locator('[data-testid=conn-status]').textContent();
+  assert.match(status, /WebSocket ws:\/\/127\.0\.0\.1:\d+\/\?token=…/);
+  assert.ok(!status.includes(sim.tokenUrl.split('token=')[1]), `the token stays off the screen: ${status}`);
   await page.getByRole('button', { name: 'Continue: choose the image' }).click();
   await page.getByRole('button', { name: 'Healthy blink v2' }).click();
   await page.getByRole('button', { name: 'Continue: check the slot' }).click();

@@ -118,3 +118,28 @@ export async function startSimServer(args = [], { allowOrigin = servedOrigin } =
   const [, tokenUrl] = await waitForLine(proc, /^ws: (\S+)$/m, 'fota sim');
   return { port, url: `ws://127.0.0.1:${port}`, tokenUrl, output: () => output, stop: () => { proc.kill(); } };
 }
+
+/**
+ * A serial device behind `fota bridge`: `fota sim --pty` (a simulated device on a
+ * pseudo-terminal) bridged by `fota bridge --ws 127.0.0.1:PORT`, which lets pages from
+ * `allowOrigin` (by default the origin `serve()` last served) in.
+ */
+export async function startBridge(simArgs = [], { allowOrigin = servedOrigin } = {}) {
+  const cli = fotaCli();
+  if (!cli) throw new Error('the fota CLI is not built: cargo build -p fota-cli');
+  const sim = spawn(cli, ['sim', '--pty', ...simArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [, pty] = await waitForLine(sim, /^pty: (\S+)$/m, 'fota sim --pty');
+  const port = await freePort();
+  const allow = allowOrigin ? ['--allow-origin', allowOrigin] : [];
+  const bridge = spawn(cli, ['--port', pty, 'bridge', '--ws', `127.0.0.1:${port}`, ...allow], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  bridge.stdout.on('data', (d) => { output += d; });
+  bridge.stderr.on('data', (d) => { output += d; });
+  const [, tokenUrl] = await waitForLine(bridge, /^ws: (\S+)$/m, 'fota bridge');
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    tokenUrl,
+    output: () => output,
+    stop: () => { bridge.kill(); sim.kill(); },
+  };
+}

@@ -91,14 +91,15 @@ impl Refusal {
     fn body(&self) -> String {
         match self {
             Refusal::Origin(origin) => format!(
-                "origin {origin} is not allowed: start the bridge with --allow-origin {origin}\n"
+                "origin {origin} is not allowed: start fota bridge (or fota sim) with \
+                 --allow-origin {origin} to allow it\n"
             ),
-            Refusal::NoToken => {
-                "a token is needed: use the URL the bridge printed (ws://.../?token=...)\n".into()
-            }
-            Refusal::WrongToken => {
-                "wrong token: use the URL the bridge printed (ws://.../?token=...)\n".into()
-            }
+            Refusal::NoToken => "a token is needed: use the URL fota bridge (or fota sim) printed \
+                 (ws://.../?token=...)\n"
+                .into(),
+            Refusal::WrongToken => "wrong token: use the URL fota bridge (or fota sim) printed \
+                 (ws://.../?token=...)\n"
+                .into(),
         }
     }
 }

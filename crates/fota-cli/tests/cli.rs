@@ -865,3 +865,110 @@ fn the_catalogue_names_the_handshake_tests() {
         assert!(named.contains(&test), "docs/BAD_INPUTS.md lacks {test}");
     }
 }
+
+/// A raw HTTP GET to `addr`: the status line and the headers (lowercase names), the body.
+fn http_get(addr: &str, path: &str, extra: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let split = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header");
+    let head = String::from_utf8_lossy(&got[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, got[split + 4..].to_vec())
+}
+
+#[test]
+fn serve_sends_the_policy_and_precompressed_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_file(dir.path(), "index.html", b"<!doctype html><p>app</p>");
+    write_file(dir.path(), "app.js", b"plain");
+    write_file(dir.path(), "app.js.gz", b"gzipped");
+    let mut child = Command::new(FOTA)
+        .args([
+            "serve",
+            dir.path().to_str().expect("p"),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--connect-src", "wss://bridge.example:9000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fota serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("web app: ").map(str::to_string))
+        .expect("a web app: line");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let page = http_get(&addr, "/", "");
+    let gz = http_get(&addr, "/app.js", "Accept-Encoding: gzip\r\n");
+    let plain = http_get(&addr, "/app.js", "");
+    let missing = http_get(&addr, "/../etc/passwd", "");
+    let _ = child.kill();
+    let _ = child.wait();
+    let header = |r: &(String, Vec<(String, String)>, Vec<u8>), name: &str| {
+        r.1.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(page.0.contains("200"), "{}", page.0);
+    assert_eq!(page.2, b"<!doctype html><p>app</p>");
+    let csp = header(&page, "content-security-policy");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self' 'wasm-unsafe-eval';"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(
+            "connect-src 'self' ws://127.0.0.1:* ws://localhost:* wss://bridge.example:9000;"
+        ),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header(&page, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&gz, "content-encoding"), "gzip");
+    assert_eq!(gz.2, b"gzipped");
+    assert_eq!(header(&gz, "content-security-policy"), csp);
+    assert_eq!(plain.2, b"plain");
+    assert!(!missing.0.contains("200"), "{}", missing.0);
+}
+
+#[test]
+fn serve_refuses_a_source_that_would_add_a_directive() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_file(dir.path(), "index.html", b"x");
+    let o = Command::new(FOTA)
+        .args([
+            "serve",
+            dir.path().to_str().expect("p"),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--connect-src", "https://a; script-src *"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not a source like"), "{}", text(&o));
+}

@@ -70,19 +70,29 @@ impl WsLink {
             let origin = web_sys::window()
                 .and_then(|w| w.location().origin().ok())
                 .unwrap_or_default();
-            let allow = if DEFAULT_ORIGINS.contains(&origin.as_str()) {
-                String::new()
+            let (message, allow) = if DEFAULT_ORIGINS.contains(&origin.as_str()) {
+                (
+                    format!(
+                        "No WebSocket bridge answered at {} ({why}).",
+                        redact_token(url)
+                    ),
+                    String::new(),
+                )
             } else {
-                format!(
-                    " If the bridge runs, it may have refused this page: its terminal says so; \
-                     start it with --allow-origin {origin}."
+                (
+                    format!(
+                        "No WebSocket bridge answered at {}, or it refused this page's origin \
+                         {origin} ({why}).",
+                        redact_token(url)
+                    ),
+                    format!(
+                        " If the bridge runs, its terminal says whether it refused this page; \
+                         then start it with --allow-origin {origin}."
+                    ),
                 )
             };
             OpenError::new(
-                format!(
-                    "No WebSocket bridge answered at {} ({why}).",
-                    redact_token(url)
-                ),
+                message,
                 format!(
                     "Start the bridge on the computer the device is plugged into: \
                      `fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0` (or `fota sim --ws \

@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 static METER: hostile::Meter = hostile::Meter;
 
 /// The most a run may hold at once (the simulated device, the images, the host).
-const MEMORY_LIMIT: usize = 8 * 1024 * 1024;
+const MEMORY_LIMIT: usize = 2 * 1024 * 1024;
 
 fuzz_target!(|data: &[u8]| {
     let (_, peak) = hostile::peak_during(|| hostile::host_against_device(data));

@@ -20,7 +20,7 @@ static METER: hostile::Meter = hostile::Meter;
 
 /// The most a run may hold at once: the simulated device (its flash, its lines), the
 /// images, and the host. Nothing the device sends may make it grow.
-const MEMORY_LIMIT: usize = 8 * 1024 * 1024;
+const MEMORY_LIMIT: usize = 2 * 1024 * 1024;
 
 fn config(default_cases: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")

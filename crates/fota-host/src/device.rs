@@ -491,6 +491,7 @@ impl<T: Transport> Device<T> {
         let mut port_lost = false;
         let result = loop {
             self.check_cancel()?;
+            let tried = self.link.now();
             match self.link.reconnect().await {
                 Ok(()) => match self.hello().await {
                     Ok(info) => {
@@ -508,6 +509,14 @@ impl<T: Transport> Device<T> {
                         if let Some(base) = self.base_baud.take() {
                             self.link.set_baud(base).await?;
                             self.reader.reset();
+                        }
+                        // A hello that failed at once (the device said "damaged frame",
+                        // the link dropped) is not sent again at once: one every 400 ms
+                        // at most, so a confused device is not flooded with requests.
+                        let next = tried + Duration::from_millis(400);
+                        let now = self.link.now();
+                        if now < next {
+                            self.link.sleep(next - now).await;
                         }
                     }
                     Err(e) => break Err(e),

@@ -6,6 +6,8 @@
 //! - progress without end held a request, and a pipeline, open for ever;
 //! - frames that answer nothing in flight restarted a pipeline's timeout for ever;
 //! - a device that says hello but never gives its record kept the outcome check looping;
+//! - a device that answers "damaged frame" to everything was sent requests as fast as
+//!   the line goes while the host waited for it to come back;
 //! - progress past its total reached the screen;
 //! - device text reached the terminal with its escape sequences, unbounded.
 
@@ -34,6 +36,8 @@ struct Scripted {
     answer: Answer,
     beat: Option<(Duration, Duration, Beat)>,
     last_id: u16,
+    /// Requests received.
+    asked: u32,
 }
 
 impl Scripted {
@@ -45,6 +49,7 @@ impl Scripted {
             answer,
             beat: None,
             last_id: 0,
+            asked: 0,
         }
     }
 
@@ -64,6 +69,7 @@ impl Transport for Scripted {
                 && let Ok(req) = f.request()
             {
                 self.last_id = f.id;
+                self.asked += 1;
                 let out = (self.answer)(f.id, &req);
                 self.queue.extend(out);
             }
@@ -317,4 +323,26 @@ fn device_text_is_shown_escaped_and_bounded() {
     assert!(long.starts_with(&"A".repeat(512)), "{long}");
     assert!(long.ends_with("… (5488 more characters)"), "{long}");
     assert!(seen.lines.iter().all(|l| !l.contains('\u{1b}')));
+}
+
+#[test]
+fn a_device_that_calls_every_request_damaged_is_not_flooded_with_requests() {
+    let link = Scripted::new(Box::new(|_, _| {
+        reply(
+            0xFFFF,
+            &Reply::Error {
+                code: ErrorCode::BadFrame,
+                detail: 3,
+            },
+        )
+    }));
+    let mut dev = Device::new(link, Box::new(NullObserver));
+    let start = dev.now();
+    let got = block_on(dev.wait_for_device());
+    let took = dev.now() - start;
+    assert_eq!(got, Err(HostError::NoAnswer));
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    // 15 s of waiting, a hello every 400 ms at most.
+    let asked = dev.link().asked;
+    assert!(asked <= 40, "{asked} requests in {took:?}");
 }

@@ -170,7 +170,7 @@ impl Evidence {
         self.checksums.contains(&(len, *md5))
     }
 
-    /// A reply frame the device sends to the host.
+    /// A frame the host was handed.
     fn sent(&mut self, id: u16, op: u8, body: &[u8]) {
         let Ok(reply) = Reply::parse(op, body) else {
             return;
@@ -349,6 +349,8 @@ pub struct HostileLink {
     /// Raw device: these bytes, over and over (`None`: the simulated device).
     raw: Option<(Vec<u8>, usize)>,
     from_dev: Box<FrameReader<2048>>,
+    /// Reads what the host is handed, for the evidence.
+    seen: Box<FrameReader<8192>>,
     to_dev: Box<FrameReader<{ fota_host::protocol::MAX_PAYLOAD + 64 }>>,
     queue: VecDeque<u8>,
     start: u64,
@@ -393,20 +395,28 @@ impl HostileLink {
     }
 
     fn push_frame(&mut self, id: u16, op: u8, body: &[u8]) {
-        self.evidence.borrow_mut().sent(id, op, body);
         self.queue.extend(raw_frame(id, op, body));
     }
 
     fn push_reply(&mut self, id: u16, reply: &Reply) {
         let mut buf = [0u8; 512];
         if let Some(n) = encode_reply(id, reply, &mut buf) {
-            // Decode what was encoded, so the evidence is what the host can read.
-            let mut reader = FrameReader::<512>::new();
-            if let (_, Some(Event::Frame(f))) = reader.feed(&buf[..n]) {
-                let (fid, op, body) = (f.id, f.op, f.body.to_vec());
-                self.evidence.borrow_mut().sent(fid, op, &body);
-            }
             self.queue.extend(&buf[..n]);
+        }
+    }
+
+    /// What the host is handed, read as the host reads it: every frame in it is
+    /// something the device said (whatever path put it there: a reply, text that holds a
+    /// valid frame, raw bytes).
+    fn witness(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, event) = self.seen.feed(rest);
+            rest = &rest[used..];
+            if let Some(Event::Frame(f)) = event {
+                let (id, op, body) = (f.id, f.op, f.body.to_vec());
+                self.evidence.borrow_mut().sent(id, op, &body);
+            }
         }
     }
 
@@ -500,11 +510,14 @@ impl HostileLink {
                 let mut raw = raw_frame(id, op, &body);
                 let len = raw.len();
                 if len > 2 {
+                    // Another byte, never a zero (that would split the frame instead).
                     let i = 1 + at % (len - 2);
-                    raw[i] ^= x;
-                    if raw[i] == 0 {
-                        raw[i] = 1;
-                    }
+                    let old = raw[i];
+                    raw[i] = match old ^ x {
+                        0 if old == 1 => 2,
+                        0 => 1,
+                        new => new,
+                    };
                 }
                 self.queue.extend(raw);
             }
@@ -627,6 +640,7 @@ impl Transport for HostileLink {
                 for (slot, b) in buf.iter_mut().zip(self.queue.drain(..n)) {
                     *slot = b;
                 }
+                self.witness(&buf[..n]);
                 // The bytes take their time on the line.
                 let t = self.dev.now() + self.line_ns(n);
                 self.advance(t, false);
@@ -832,6 +846,7 @@ pub fn host_against_device(data: &[u8]) -> Option<Result<Outcome, HostError>> {
         script: s,
         raw: raw_bytes,
         from_dev: Box::new(FrameReader::new()),
+        seen: Box::new(FrameReader::new()),
         to_dev: Box::new(FrameReader::new()),
         queue: VecDeque::new(),
         start,

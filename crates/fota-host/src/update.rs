@@ -307,31 +307,36 @@ pub async fn watch_outcome<T: Transport>(
 ) -> Result<(Outcome, Record), HostError> {
     let deadline = dev.now() + wait;
     loop {
-        let record = match dev.get_record().await {
-            Ok(r) => r,
-            Err(e @ (HostError::NoAnswer | HostError::Link(_))) => {
-                // A device that says hello but never gives its record must not keep the
-                // host here for ever: past the wait and a reboot's time, say so.
-                if dev.now() >= deadline + dev.timeouts.reboot {
-                    return Err(e);
+        let lost = match dev.get_record().await {
+            Ok(record) => {
+                let runs_new = record.bc_current == bc_index && record.vm_current == vm_index;
+                let was_trial = bc_index != before.bc_last || vm_index != before.vm_last;
+                if runs_new && !record.on_trial() {
+                    return Ok((Outcome::Accepted, record));
                 }
-                dev.wait_for_device().await?;
-                continue;
+                if !runs_new && !record.on_trial() && was_trial {
+                    return Ok((Outcome::Reverted, record));
+                }
+                if dev.now() >= deadline {
+                    return Ok((Outcome::OnTrial, record));
+                }
+                // The device may reset between two reads too (a watchdog): the same as
+                // a read that fails.
+                match dev.idle(Duration::from_millis(250)).await {
+                    Ok(()) => continue,
+                    Err(e @ (HostError::NoAnswer | HostError::Link(_))) => e,
+                    Err(e) => return Err(e),
+                }
             }
+            Err(e @ (HostError::NoAnswer | HostError::Link(_))) => e,
             Err(e) => return Err(e),
         };
-        let runs_new = record.bc_current == bc_index && record.vm_current == vm_index;
-        let was_trial = bc_index != before.bc_last || vm_index != before.vm_last;
-        if runs_new && !record.on_trial() {
-            return Ok((Outcome::Accepted, record));
+        // A device that says hello but never gives its record must not keep the host
+        // here for ever: past the wait and a reboot's time, say so.
+        if dev.now() >= deadline + dev.timeouts.reboot {
+            return Err(lost);
         }
-        if !runs_new && !record.on_trial() && was_trial {
-            return Ok((Outcome::Reverted, record));
-        }
-        if dev.now() >= deadline {
-            return Ok((Outcome::OnTrial, record));
-        }
-        dev.idle(Duration::from_millis(250)).await?;
+        dev.wait_for_device().await?;
     }
 }
 

@@ -8,6 +8,8 @@
 //! - a device that says hello but never gives its record kept the outcome check looping;
 //! - a device that answers "damaged frame" to everything was sent requests as fast as
 //!   the line goes while the host waited for it to come back;
+//! - a device that reset while the host waited between two reads of the record ended
+//!   the update with "connection lost" instead of being waited for;
 //! - progress past its total reached the screen;
 //! - device text reached the terminal with its escape sequences, unbounded.
 
@@ -38,6 +40,8 @@ struct Scripted {
     last_id: u16,
     /// Requests received.
     asked: u32,
+    /// The link fails once when the clock passes this.
+    fail_at: Option<Duration>,
 }
 
 impl Scripted {
@@ -50,6 +54,7 @@ impl Scripted {
             beat: None,
             last_id: 0,
             asked: 0,
+            fail_at: None,
         }
     }
 
@@ -83,6 +88,11 @@ impl Transport for Scripted {
             self.now < Duration::from_secs(3600),
             "the host still waits after an hour of device time"
         );
+        if self.fail_at.is_some_and(|t| self.now >= t) {
+            self.fail_at = None;
+            self.queue.clear();
+            return Err(LinkError::Disconnected("the device reset".into()));
+        }
         if self.queue.is_empty() {
             let until = self.now + timeout;
             match &mut self.beat {
@@ -345,4 +355,43 @@ fn a_device_that_calls_every_request_damaged_is_not_flooded_with_requests() {
     // 15 s of waiting, a hello every 400 ms at most.
     let asked = dev.link().asked;
     assert!(asked <= 40, "{asked} requests in {took:?}");
+}
+
+#[test]
+fn a_device_that_resets_between_two_record_reads_is_waited_for() {
+    // On trial at first; the firmware hangs, the watchdog resets the device while the
+    // host waits between two reads, and it comes back reverted.
+    let (info, before) = real_agent();
+    let mut trial = before;
+    trial.bc_current = 1;
+    let mut reverted = before;
+    reverted.bc_current = 0;
+    let reads = Rc::new(RefCell::new(0u32));
+    let answer: Answer = {
+        let reads = reads.clone();
+        Box::new(move |id, req| match req {
+            Request::Hello { .. } => reply(id, &Reply::Info(info.clone())),
+            Request::GetRecord => {
+                *reads.borrow_mut() += 1;
+                let r = if *reads.borrow() == 1 {
+                    trial
+                } else {
+                    reverted
+                };
+                reply(id, &Reply::Record(r))
+            }
+            _ => Vec::new(),
+        })
+    };
+    let mut link = Scripted::new(answer);
+    link.fail_at = Some(Duration::from_millis(100));
+    let mut dev = Device::new(link, Box::new(NullObserver));
+    let got = block_on(fota_host::update::watch_outcome(
+        &mut dev,
+        &before,
+        1,
+        0,
+        Duration::from_secs(10),
+    ));
+    assert_eq!(got.map(|(o, _)| o), Ok(fota_host::Outcome::Reverted));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there:
-# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, Chromium, lrzsz, QEMU (for
-# the firmware on an emulated Cortex-M4), real firmware for tests (the micro:bit
+# Rust targets, the wasm-bindgen CLI matching Cargo.lock, Trunk, cargo-deny, Chromium, lrzsz,
+# QEMU (for the firmware on an emulated Cortex-M4), real firmware for tests (the micro:bit
 # MicroPython HEX and its earlier releases) and the browser tests' npm packages
 # (playwright-core, binaryen's wasm-opt).
 set -euo pipefail
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130
 TRUNK_VERSION=0.21.14
+CARGO_DENY_VERSION=0.20.2
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -41,6 +42,11 @@ fi
 if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
     say "cargo install trunk $TRUNK_VERSION (about 6 minutes)"
     cargo install trunk --version "$TRUNK_VERSION" --locked --force
+fi
+
+if [ "$(cargo deny --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DENY_VERSION" ]; then
+    say "cargo install cargo-deny $CARGO_DENY_VERSION (about 8 minutes)"
+    cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked --force
 fi
 
 need_apt=()

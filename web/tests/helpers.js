@@ -1,6 +1,6 @@
-// Shared pieces of the browser tests: a static server for dist/, Debian's Chromium driven
-// by playwright-core, screenshots, and the `fota sim --ws` device server.
-import http from 'node:http';
+// Shared pieces of the browser tests: dist/ served by `fota serve` (with the page's
+// Content-Security-Policy, as .ci/serve serves it), Debian's Chromium driven by
+// playwright-core, screenshots, and the `fota sim --ws` device server.
 import fs from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
@@ -13,36 +13,44 @@ export const root = path.resolve(here, '../..');
 export const dist = process.env.FOTA_DIST ? path.resolve(process.env.FOTA_DIST) : path.join(root, 'dist');
 export const shots = path.join(here, 'screenshots');
 
-const types = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript',
-  '.wasm': 'application/wasm',
-  '.css': 'text/css',
-  '.svg': 'image/svg+xml',
-};
+/** Lines of a child's stdout until one matches `re`; resolves to the match. */
+function waitForLine(proc, re, what, timeoutMs = 20000) {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => { proc.kill(); reject(new Error(`${what} did not start: ${output}`)); }, timeoutMs);
+    const onData = (d) => {
+      output += d;
+      const m = re.exec(output);
+      if (m) { clearTimeout(timer); resolve(m); }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', (d) => { output += d; });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited (${code}): ${output}`)); });
+  });
+}
 
-/** Serve `dir` on 127.0.0.1 at a free port. Resolves to { url, close }. */
-export function serve(dir = dist) {
+/** The origin of the page last served by `serve()`: what `startSimServer` allows by default. */
+let servedOrigin = null;
+
+/**
+ * Serve `dir` with `fota serve` (as .ci/serve does: the Content-Security-Policy and the
+ * other headers) on 127.0.0.1 at a free port. Resolves to { url, origin, close }.
+ */
+export async function serve(dir = dist) {
   if (!fs.existsSync(path.join(dir, 'index.html'))) {
     throw new Error(`no web app build in ${dir}: run web/tests/run.sh (it builds it)`);
   }
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    let file = path.normalize(path.join(dir, decodeURIComponent(url.pathname)));
-    if (!file.startsWith(dir)) { res.writeHead(403).end(); return; }
-    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    fs.readFile(file, (err, data) => {
-      if (err) { res.writeHead(404).end('not found'); return; }
-      res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
-      res.end(data);
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({ url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => server.close(r)) });
-    });
-  });
+  const cli = fotaCli();
+  if (!cli) throw new Error('the fota CLI is not built: cargo build -p fota-cli');
+  const proc = spawn(cli, ['serve', dir, '--addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [, url] = await waitForLine(proc, /^web app: (\S+)$/m, 'fota serve');
+  const origin = new URL(url).origin;
+  servedOrigin = origin;
+  return {
+    url,
+    origin,
+    close: () => new Promise((r) => { if (proc.exitCode !== null) r(); else { proc.once('exit', () => r()); proc.kill(); } }),
+  };
 }
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -93,25 +101,45 @@ export function fotaCli() {
   return null;
 }
 
-/** Start `fota sim --ws 127.0.0.1:PORT` and wait until it accepts connections. */
-export async function startSimServer(args = []) {
+/**
+ * Start `fota sim --ws 127.0.0.1:PORT` and wait until it listens. Pages from `allowOrigin`
+ * (by default the origin `serve()` last served) may connect; `url` is the plain address a
+ * page uses, `tokenUrl` the one the simulator printed for programs (with its token).
+ */
+export async function startSimServer(args = [], { allowOrigin = servedOrigin } = {}) {
   const cli = fotaCli();
   if (!cli) throw new Error('the fota CLI is not built: cargo build -p fota-cli');
   const port = await freePort();
-  const proc = spawn(cli, ['sim', '--ws', `127.0.0.1:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const allow = allowOrigin ? ['--allow-origin', allowOrigin] : [];
+  const proc = spawn(cli, ['sim', '--ws', `127.0.0.1:${port}`, ...allow, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });
   proc.stderr.on('data', (d) => { output += d; });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`fota sim exited: ${output}`);
-    const ok = await new Promise((r) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
-      c.on('error', () => r(false));
-    });
-    if (ok) break;
-    if (Date.now() > deadline) { proc.kill(); throw new Error(`fota sim did not start: ${output}`); }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { port, url: `ws://127.0.0.1:${port}`, output: () => output, stop: () => { proc.kill(); } };
+  const [, tokenUrl] = await waitForLine(proc, /^ws: (\S+)$/m, 'fota sim');
+  return { port, url: `ws://127.0.0.1:${port}`, tokenUrl, output: () => output, stop: () => { proc.kill(); } };
+}
+
+/**
+ * A serial device behind `fota bridge`: `fota sim --pty` (a simulated device on a
+ * pseudo-terminal) bridged by `fota bridge --ws 127.0.0.1:PORT`, which lets pages from
+ * `allowOrigin` (by default the origin `serve()` last served) in.
+ */
+export async function startBridge(simArgs = [], { allowOrigin = servedOrigin } = {}) {
+  const cli = fotaCli();
+  if (!cli) throw new Error('the fota CLI is not built: cargo build -p fota-cli');
+  const sim = spawn(cli, ['sim', '--pty', ...simArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [, pty] = await waitForLine(sim, /^pty: (\S+)$/m, 'fota sim --pty');
+  const port = await freePort();
+  const allow = allowOrigin ? ['--allow-origin', allowOrigin] : [];
+  const bridge = spawn(cli, ['--port', pty, 'bridge', '--ws', `127.0.0.1:${port}`, ...allow], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  bridge.stdout.on('data', (d) => { output += d; });
+  bridge.stderr.on('data', (d) => { output += d; });
+  const [, tokenUrl] = await waitForLine(bridge, /^ws: (\S+)$/m, 'fota bridge');
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    tokenUrl,
+    output: () => output,
+    stop: () => { bridge.kill(); sim.kill(); },
+  };
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use fota_protocol::{Event, FrameReader, Reply};
 
 use crate::link::OpenError;
+use crate::ws_access::Access;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -35,12 +36,18 @@ pub fn loopback_addr(addr: &str) -> Result<SocketAddr, String> {
     Ok(parsed)
 }
 
-pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), OpenError> {
+pub async fn run(
+    port: &str,
+    baud: u32,
+    ws: &str,
+    access: &crate::ws_access::AccessArgs,
+) -> Result<(), OpenError> {
     let plain = |message: String| OpenError {
         message,
         help: String::new(),
     };
     let addr = loopback_addr(ws).map_err(plain)?;
+    let access = Access::new(access).map_err(plain)?;
     let listener = TcpListener::bind(addr).await.map_err(|e| OpenError {
         message: format!("cannot listen on {addr}: {e}"),
         help: "Choose another port: something else listens there.".into(),
@@ -51,14 +58,21 @@ pub async fn run(port: &str, baud: u32, ws: &str) -> Result<(), OpenError> {
     let mut writer = serial.try_clone().map_err(gone)?;
     let mut control = serial.try_clone().map_err(gone)?;
     let mut from_dev = crate::link::spawn_reader(&*serial).map_err(gone)?;
+    // Programs connect with this URL (the token in it); browsers need no token.
+    println!("ws: {}", access.url(addr));
+    let _ = std::io::stdout().flush();
     eprintln!("bridging {port} at {baud} baud to ws://{addr}");
+    eprintln!("{}", access.describe());
+    if let Some(warning) = access.warning() {
+        eprintln!("{warning}");
+    }
     let mut frames = Box::new(FrameReader::<4096>::new());
     loop {
         let (stream, peer) = listener
             .accept()
             .await
             .map_err(|e| plain(format!("accept failed: {e}")))?;
-        let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        let Some(ws) = access.accept(stream, peer).await else {
             continue;
         };
         eprintln!("client {peer} connected");

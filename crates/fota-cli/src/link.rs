@@ -291,12 +291,7 @@ pub struct WsLink {
 
 impl WsLink {
     pub async fn connect(url: &str) -> Result<WsLink, OpenError> {
-        let (out, rx) = ws_connect(url).await.map_err(|e| OpenError {
-            message: format!("{url}: cannot connect: {e}"),
-            help: "Start the other end first (fota sim --ws ADDR, or fota bridge --ws ADDR \
-                   --port PORT) and check the address."
-                .into(),
-        })?;
+        let (out, rx) = ws_connect(url).await.map_err(|e| e.open_error(url))?;
         Ok(WsLink {
             url: url.to_string(),
             out,
@@ -326,7 +321,7 @@ impl WsLink {
         }
         let (out, rx) = ws_connect(&self.url)
             .await
-            .map_err(LinkError::Disconnected)?;
+            .map_err(|e| LinkError::Disconnected(e.open_error(&self.url).message))?;
         self.out = out;
         self.inbox = Inbox::new(rx);
         self.broken = false;
@@ -339,10 +334,67 @@ type WsPair = (
     mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
 );
 
-async fn ws_connect(url: &str) -> Result<WsPair, String> {
+/// Why a WebSocket did not open.
+enum WsRefused {
+    /// The server wants this run's token (HTTP 401).
+    Token,
+    /// The server refused our origin (HTTP 403).
+    Origin,
+    /// Anything else: nothing listens, not a WebSocket, ...
+    Other(String),
+}
+
+impl WsRefused {
+    fn open_error(&self, url: &str) -> OpenError {
+        let shown = redact_token(url);
+        match self {
+            WsRefused::Token => OpenError {
+                message: if url.contains("token=") {
+                    format!("{shown}: the bridge refused the token")
+                } else {
+                    format!("{shown}: the bridge wants a token")
+                },
+                help: "Use the whole URL the bridge or simulator printed when it started \
+                       (ws://127.0.0.1:PORT/?token=...): each run has a new token."
+                    .into(),
+            },
+            WsRefused::Origin => OpenError {
+                message: format!("{shown}: the bridge refused this client's origin"),
+                help: "Connect from a program that sends no Origin header, or start the \
+                       bridge with --allow-origin for it."
+                    .into(),
+            },
+            WsRefused::Other(e) => OpenError {
+                message: format!("{shown}: cannot connect: {e}"),
+                help: "Start the other end first (fota sim --ws ADDR, or fota bridge --ws ADDR \
+                       --port PORT) and check the address."
+                    .into(),
+            },
+        }
+    }
+}
+
+/// `url` with its token hidden, for messages that may end up in a log or a bug report.
+pub fn redact_token(url: &str) -> String {
+    match url.find("token=") {
+        Some(at) => {
+            let start = at + "token=".len();
+            let end = url[start..].find('&').map_or(url.len(), |e| start + e);
+            format!("{}...{}", &url[..start], &url[end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+async fn ws_connect(url: &str) -> Result<WsPair, WsRefused> {
+    use tokio_tungstenite::tungstenite::Error;
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            Error::Http(resp) if resp.status().as_u16() == 401 => WsRefused::Token,
+            Error::Http(resp) if resp.status().as_u16() == 403 => WsRefused::Origin,
+            e => WsRefused::Other(e.to_string()),
+        })?;
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -370,4 +422,22 @@ async fn ws_connect(url: &str) -> Result<WsPair, String> {
         }
     });
     Ok((out_tx, in_rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_token;
+
+    #[test]
+    fn messages_hide_the_token() {
+        assert_eq!(
+            redact_token("ws://127.0.0.1:9000/?token=0123abcd"),
+            "ws://127.0.0.1:9000/?token=..."
+        );
+        assert_eq!(
+            redact_token("ws://h:1/?token=abc&x=1"),
+            "ws://h:1/?token=...&x=1"
+        );
+        assert_eq!(redact_token("ws://h:1"), "ws://h:1");
+    }
 }

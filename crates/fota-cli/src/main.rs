@@ -9,7 +9,9 @@ mod link;
 mod qemu;
 mod relay;
 mod render;
+mod serve;
 mod sim_server;
+mod ws_access;
 
 use fota_host::protocol::Layout as _;
 use std::path::PathBuf;
@@ -93,9 +95,13 @@ enum Command {
         /// Serve on a pseudo-terminal and print its path.
         #[arg(long)]
         pty: bool,
-        /// Serve on a WebSocket at this loopback address (127.0.0.1:9000).
+        /// Serve on a WebSocket at this loopback address (127.0.0.1:9000). Programs connect
+        /// with the printed URL (it carries this run's token); web pages only from the
+        /// allowed origins.
         #[arg(long)]
         ws: Option<String>,
+        #[command(flatten)]
+        access: ws_access::AccessArgs,
         /// Keep the flash in this file: a killed simulator comes back as it was.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -185,10 +191,28 @@ enum Command {
     /// Restart the device.
     Restart,
     /// Expose the serial port to a browser on a loopback WebSocket.
+    /// Programs connect with the printed URL (it carries this run's token); web pages only
+    /// from the allowed origins.
     Bridge {
         /// Address to listen on, e.g. 127.0.0.1:9000.
         #[arg(long)]
         ws: String,
+        #[command(flatten)]
+        access: ws_access::AccessArgs,
+    },
+    /// Serve the web app (a `trunk build` directory) with its Content-Security-Policy.
+    Serve {
+        /// The built web app.
+        #[arg(default_value = "dist")]
+        dir: PathBuf,
+        /// Address to listen on (port 0: any free port, printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Also let the page connect here (a WebSocket bridge on another computer, a
+        /// firmware manifest's origin): a connect-src source like wss://bridge.example:9000.
+        /// Repeatable.
+        #[arg(long, value_name = "SOURCE")]
+        connect_src: Vec<String>,
     },
     /// Run the real firmware on an emulated Cortex-M4 (QEMU mps2-an386) and print its
     /// serial port.
@@ -202,9 +226,12 @@ enum Command {
         /// Serve on a pseudo-terminal and print its path (the default).
         #[arg(long)]
         pty: bool,
-        /// Serve on a WebSocket at this loopback address too (as `fota bridge` does).
+        /// Serve on a WebSocket at this loopback address too (as `fota bridge` does, with
+        /// its origin check and token).
         #[arg(long)]
         ws: Option<String>,
+        #[command(flatten)]
+        access: ws_access::AccessArgs,
         /// A directory with the built firmware, instead of building it.
         #[arg(long)]
         firmware: Option<PathBuf>,
@@ -318,6 +345,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             unsupported,
             fast,
             accept_after_ms,
+            access,
         } => {
             let opts = sim_server::SimOptions {
                 layout: match layout {
@@ -338,8 +366,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 unsupported: *unsupported,
                 fast: *fast,
                 accept_after: Duration::from_millis(*accept_after_ms),
+                access: access.clone(),
             };
             return sim_server::run(opts).await.map_err(|e| failure(e, ""));
+        }
+        Command::Serve {
+            dir,
+            addr,
+            connect_src,
+        } => {
+            let opts = serve::ServeOptions {
+                dir: dir.clone(),
+                addr: *addr,
+                connect_src: connect_src.clone(),
+            };
+            return serve::run(opts).await.map_err(|e| failure(e, ""));
         }
         Command::Bench(args) => {
             return bench::run(args, cli.json).await.map_err(|e| failure(e, ""));
@@ -349,6 +390,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             state,
             pty: _,
             ws,
+            access,
             firmware,
             debug_log,
             erase_ms,
@@ -358,6 +400,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 vm_layout: matches!(layout, LayoutArg::Vm),
                 state: state.clone(),
                 ws: ws.clone(),
+                access: access.clone(),
                 firmware: firmware.clone(),
                 debug_log: debug_log.clone(),
                 json: cli.json,
@@ -403,8 +446,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
              try `fota sim --pty` for a simulated one.",
         ));
     };
-    if let Command::Bridge { ws } = &cli.command {
-        return bridge::run(&port, cli.baud, ws)
+    if let Command::Bridge { ws, access } = &cli.command {
+        return bridge::run(&port, cli.baud, ws, access)
             .await
             .map_err(Failure::from);
     }
@@ -642,6 +685,7 @@ async fn session(
         | Command::Qemu { .. }
         | Command::Sample { .. }
         | Command::Bridge { .. }
+        | Command::Serve { .. }
         | Command::Bench(_)
         | Command::Image(_) => {}
     }

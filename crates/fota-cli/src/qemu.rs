@@ -17,6 +17,8 @@ pub struct QemuOptions {
     pub state: Option<PathBuf>,
     /// Serve on a WebSocket at this loopback address (through `fota bridge`).
     pub ws: Option<String>,
+    /// Who the WebSocket accepts (origins, token).
+    pub access: crate::ws_access::AccessArgs,
     /// Use these firmware ELF files instead of building them.
     pub firmware: Option<PathBuf>,
     /// Where UART1 (the firmware's debug console) goes.
@@ -464,7 +466,7 @@ pub async fn run(opts: QemuOptions) -> Result<(), QemuError> {
             );
         }
     }
-    let outcome = serve(&mut qemu, &pty, opts.ws.as_deref()).await;
+    let outcome = serve(&mut qemu, &pty, opts.ws.as_deref(), &opts.access).await;
     qemu.kill();
     if temp {
         let _ = std::fs::remove_file(&flash);
@@ -473,7 +475,12 @@ pub async fn run(opts: QemuOptions) -> Result<(), QemuError> {
     outcome
 }
 
-async fn serve(qemu: &mut Qemu, pty: &str, ws: Option<&str>) -> Result<(), QemuError> {
+async fn serve(
+    qemu: &mut Qemu,
+    pty: &str,
+    ws: Option<&str>,
+    access: &crate::ws_access::AccessArgs,
+) -> Result<(), QemuError> {
     let pid = qemu.pid();
     let exited = async {
         loop {
@@ -486,7 +493,7 @@ async fn serve(qemu: &mut Qemu, pty: &str, ws: Option<&str>) -> Result<(), QemuE
     };
     let bridge = async {
         match ws {
-            Some(addr) => crate::bridge::run(pty, fota_protocol::DEFAULT_BAUD, addr).await,
+            Some(addr) => crate::bridge::run(pty, fota_protocol::DEFAULT_BAUD, addr, access).await,
             None => std::future::pending().await,
         }
     };

@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::ws_access::Access;
+
 pub struct SimOptions {
     pub layout: LayoutKind,
     pub flash: FlashKind,
@@ -25,6 +27,8 @@ pub struct SimOptions {
     pub unsupported: bool,
     pub fast: bool,
     pub accept_after: Duration,
+    /// Who may open the WebSocket.
+    pub access: crate::ws_access::AccessArgs,
 }
 
 /// The flash file: written sector by sector as sectors change.
@@ -89,6 +93,8 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     if !opts.pty && opts.ws.is_none() {
         return Err("say where to serve the device: --pty and/or --ws 127.0.0.1:PORT".into());
     }
+    // Flags checked before anything is served.
+    let access = Access::new(&opts.access)?;
     let mut cfg = DeviceConfig::new(opts.layout).with_flash(opts.flash);
     cfg.baud = opts.baud;
     cfg.latency_ns = u64::try_from(opts.latency.as_nanos()).unwrap_or(u64::MAX);
@@ -151,10 +157,15 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        println!("ws: ws://{addr}");
+        // Programs connect with this URL (the token in it); browsers need no token.
+        println!("ws: {}", access.url(addr));
+        println!("{}", access.describe());
+        if let Some(warning) = access.warning() {
+            eprintln!("{warning}");
+        }
         let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         outputs.push(out_tx);
-        tokio::spawn(serve_ws(listener, in_tx.clone(), out_rx));
+        tokio::spawn(serve_ws(listener, access.clone(), in_tx.clone(), out_rx));
     }
     println!(
         "simulated device ready: {} layout, {} baud, {:.1} ms latency{}",
@@ -219,14 +230,15 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
 
 async fn serve_ws(
     listener: TcpListener,
+    access: Access,
     to_device: mpsc::UnboundedSender<Vec<u8>>,
     mut from_device: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
-        let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        let Some(ws) = access.accept(stream, peer).await else {
             continue;
         };
         let (mut sink, mut source) = ws.split();

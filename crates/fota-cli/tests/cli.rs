@@ -612,27 +612,262 @@ fn bridge_carries_a_whole_update_from_a_websocket_to_a_serial_port() {
     let addr = free_addr();
     let mut bridge = Command::new(FOTA)
         .args(["--port", sim.port(), "bridge", "--ws", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("bridge");
-    // Wait until it listens.
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the bridge did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    // It prints the URL programs connect with (the token in it) once it listens.
+    let url = printed_url(&mut bridge);
     let image = sample(dir.path(), "healthy");
-    let url = format!("ws://{addr}");
     let o = fota(&url, &["--json", "flash", image.to_str().expect("p")]);
     let _ = bridge.kill();
     let _ = bridge.wait();
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(result(&o)["outcome"], "Accepted");
+}
+
+/// The `ws: URL` line a `fota sim --ws` or `fota bridge` prints on its stdout.
+fn printed_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("ws: ").map(str::to_string))
+        .expect("a ws: line");
+    std::thread::spawn(move || for _ in lines {});
+    url
+}
+
+/// The status line a WebSocket handshake to `addr` gets, sent byte for byte as a browser
+/// (with `origin`) or a program (without) sends it.
+fn handshake(addr: &str, path: &str, origin: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+    )
+    .expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A `fota sim --ws` with its stderr collected, and the URL it printed.
+fn sim_ws(extra: &[&str]) -> (Child, String, std::sync::Arc<std::sync::Mutex<String>>) {
+    let addr = free_addr();
+    let mut child = Command::new(FOTA)
+        .args(["sim", "--ws", &addr])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fota sim");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                l.push_str(&line);
+                l.push('\n');
+            }
+        }
+    });
+    let url = printed_url(&mut child);
+    (child, url, log)
+}
+
+fn wait_for_log(log: &std::sync::Mutex<String>, what: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let text = log.lock().map(|l| l.clone()).unwrap_or_default();
+        if text.contains(what) || start.elapsed() > Duration::from_secs(10) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn handshake_from_a_foreign_origin_is_refused() {
+    let (mut child, url, log) = sim_ws(&[]);
+    let addr = url_addr(&url);
+    let status = handshake(&addr, "/", Some("https://evil.example"));
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    // Even with the right token: a page's origin decides.
+    let status = handshake(&addr, &url_path(&url), Some("https://evil.example"));
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    let log = wait_for_log(&log, "--allow-origin https://evil.example");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        log.contains("a page from https://evil.example is not an allowed origin")
+            && log.contains("start again with --allow-origin https://evil.example"),
+        "{log}"
+    );
+}
+
+#[test]
+fn handshake_without_a_token_is_refused() {
+    let (mut child, url, log) = sim_ws(&[]);
+    let status = handshake(&url_addr(&url), "/", None);
+    let log = wait_for_log(&log, "no token");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert!(
+        log.contains("refused a WebSocket") && log.contains("no token"),
+        "{log}"
+    );
+}
+
+#[test]
+fn handshake_with_a_wrong_token_is_refused() {
+    let (mut child, url, log) = sim_ws(&[]);
+    let status = handshake(
+        &url_addr(&url),
+        "/?token=0123456789abcdef0123456789abcdef",
+        None,
+    );
+    let log = wait_for_log(&log, "wrong token");
+    // And the CLI says what to do.
+    let wrong = format!(
+        "ws://{}/?token=0123456789abcdef0123456789abcdef",
+        url_addr(&url)
+    );
+    let o = fota(&wrong, &["info"]);
+    let none = fota(&format!("ws://{}", url_addr(&url)), &["info"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert!(log.contains("wrong token"), "{log}");
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("the bridge refused the token") && text(&o).contains("?token="),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !text(&o).contains("0123456789abcdef"),
+        "the token stays out of messages: {}",
+        text(&o)
+    );
+    assert!(
+        text(&none).contains("the bridge wants a token"),
+        "{}",
+        text(&none)
+    );
+}
+
+#[test]
+fn handshake_from_the_web_app_origin_or_with_the_token_is_accepted() {
+    let (mut child, url, _log) = sim_ws(&["--allow-origin", "https://FOTA.example.com:443/"]);
+    let addr = url_addr(&url);
+    assert!(url.contains("/?token="), "{url}");
+    let results: Vec<String> = [
+        handshake(&addr, "/", Some("http://127.0.0.1:8080")),
+        handshake(&addr, "/", Some("http://localhost:8080")),
+        handshake(&addr, "/", Some("https://fota.example.com")),
+        handshake(&addr, &url_path(&url), None),
+    ]
+    .into();
+    let o = fota(&url, &["--json", "info"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    for status in &results {
+        assert!(status.starts_with("HTTP/1.1 101"), "{results:?}");
+    }
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn no_token_opens_the_socket_to_programs_but_not_to_foreign_pages() {
+    let (mut child, url, log) = sim_ws(&["--no-token"]);
+    let addr = url_addr(&url);
+    let program = handshake(&addr, "/", None);
+    let page = handshake(&addr, "/", Some("https://evil.example"));
+    let log = wait_for_log(&log, "evil");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(url, format!("ws://{addr}"));
+    assert!(program.starts_with("HTTP/1.1 101"), "{program}");
+    assert!(page.starts_with("HTTP/1.1 403"), "{page}");
+    assert!(log.contains("warning: --no-token"), "{log}");
+}
+
+#[test]
+fn the_bridge_refuses_foreign_origins_and_programs_without_the_token() {
+    let sim = Sim::start(&["--pty"]);
+    let addr = free_addr();
+    let mut bridge = Command::new(FOTA)
+        .args(["--port", sim.port(), "bridge", "--ws", &addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bridge");
+    let url = printed_url(&mut bridge);
+    let foreign = handshake(&addr, "/", Some("https://evil.example"));
+    let program = handshake(&addr, "/", None);
+    let ours = handshake(&addr, "/", Some("http://127.0.0.1:8080"));
+    let _ = bridge.kill();
+    let mut err = String::new();
+    if let Some(mut e) = bridge.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = bridge.wait();
+    assert!(url.starts_with(&format!("ws://{addr}/?token=")), "{url}");
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    assert!(program.starts_with("HTTP/1.1 401"), "{program}");
+    assert!(ours.starts_with("HTTP/1.1 101"), "{ours}");
+    assert!(err.contains("--allow-origin https://evil.example"), "{err}");
+}
+
+#[test]
+fn an_origin_that_is_not_one_is_refused_at_start() {
+    let o = Command::new(FOTA)
+        .args([
+            "sim",
+            "--ws",
+            "127.0.0.1:0",
+            "--allow-origin",
+            "fota.example.com",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("an origin starts with http:// or https://"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn url_addr(url: &str) -> String {
+    let rest = url.strip_prefix("ws://").expect("ws://");
+    rest.split('/').next().expect("addr").to_string()
+}
+
+fn url_path(url: &str) -> String {
+    let rest = url.strip_prefix("ws://").expect("ws://");
+    rest.find('/')
+        .map_or("/".to_string(), |i| rest[i..].to_string())
 }
 
 #[test]
@@ -714,4 +949,137 @@ fn attempt_checks_the_slot_against_the_image_first() {
     assert!(o.status.success(), "{}", text(&o));
     let r = record(sim.port());
     assert_eq!((r[4], r[5]), (1, 0), "slot 1 is attempted: {r:?}");
+}
+
+#[test]
+fn the_catalogue_names_the_handshake_tests() {
+    let doc = include_str!("../../../docs/BAD_INPUTS.md");
+    let source = include_str!("cli.rs");
+    let named: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.split("`cli.rs::").nth(1))
+        .filter_map(|s| s.split('`').next())
+        .collect();
+    assert!(named.len() >= 4, "{named:?}");
+    for name in &named {
+        assert!(
+            source.contains(&format!("#[test]\nfn {name}()")),
+            "docs/BAD_INPUTS.md names {name}, which is no test in cli.rs"
+        );
+    }
+    for test in [
+        "handshake_from_a_foreign_origin_is_refused",
+        "handshake_without_a_token_is_refused",
+        "handshake_with_a_wrong_token_is_refused",
+        "an_origin_that_is_not_one_is_refused_at_start",
+    ] {
+        assert!(named.contains(&test), "docs/BAD_INPUTS.md lacks {test}");
+    }
+}
+
+/// A raw HTTP GET to `addr`: the status line and the headers (lowercase names), the body.
+fn http_get(addr: &str, path: &str, extra: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let split = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header");
+    let head = String::from_utf8_lossy(&got[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, got[split + 4..].to_vec())
+}
+
+#[test]
+fn serve_sends_the_policy_and_precompressed_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_file(dir.path(), "index.html", b"<!doctype html><p>app</p>");
+    write_file(dir.path(), "app.js", b"plain");
+    write_file(dir.path(), "app.js.gz", b"gzipped");
+    let mut child = Command::new(FOTA)
+        .args([
+            "serve",
+            dir.path().to_str().expect("p"),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--connect-src", "wss://bridge.example:9000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fota serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("web app: ").map(str::to_string))
+        .expect("a web app: line");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let page = http_get(&addr, "/", "");
+    let gz = http_get(&addr, "/app.js", "Accept-Encoding: gzip\r\n");
+    let plain = http_get(&addr, "/app.js", "");
+    let missing = http_get(&addr, "/../etc/passwd", "");
+    let _ = child.kill();
+    let _ = child.wait();
+    let header = |r: &(String, Vec<(String, String)>, Vec<u8>), name: &str| {
+        r.1.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(page.0.contains("200"), "{}", page.0);
+    assert_eq!(page.2, b"<!doctype html><p>app</p>");
+    let csp = header(&page, "content-security-policy");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self' 'wasm-unsafe-eval';"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(
+            "connect-src 'self' ws://127.0.0.1:* ws://localhost:* wss://bridge.example:9000;"
+        ),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header(&page, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&gz, "content-encoding"), "gzip");
+    assert_eq!(gz.2, b"gzipped");
+    assert_eq!(header(&gz, "content-security-policy"), csp);
+    assert_eq!(plain.2, b"plain");
+    assert!(!missing.0.contains("200"), "{}", missing.0);
+}
+
+#[test]
+fn serve_refuses_a_source_that_would_add_a_directive() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_file(dir.path(), "index.html", b"x");
+    let o = Command::new(FOTA)
+        .args([
+            "serve",
+            dir.path().to_str().expect("p"),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--connect-src", "https://a; script-src *"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not a source like"), "{}", text(&o));
 }

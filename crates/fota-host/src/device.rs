@@ -212,12 +212,7 @@ impl<T: Transport> Device<T> {
                         Ok(reply) => return Ok(Some((frame.id, reply))),
                         Err(e) => self.observer.event(&format!("unreadable reply: {e:?}")),
                     },
-                    Some(Event::Text(text)) => {
-                        let line = String::from_utf8_lossy(text);
-                        for l in line.split_terminator('\n') {
-                            self.observer.device_log(l.trim_end_matches('\r'));
-                        }
-                    }
+                    Some(Event::Text(text)) => crate::text::log_lines(self.observer.as_mut(), text),
                     Some(Event::Error(e)) => {
                         self.stats.bad_frames += 1;
                         self.observer
@@ -237,10 +232,7 @@ impl<T: Transport> Device<T> {
             let n = self.link.recv(&mut buf, slice).await?;
             if n == 0 {
                 if let Some(text) = self.reader.flush_text() {
-                    let line = String::from_utf8_lossy(text).into_owned();
-                    for l in line.split_terminator('\n') {
-                        self.observer.device_log(l.trim_end_matches('\r'));
-                    }
+                    crate::text::log_lines(self.observer.as_mut(), text);
                 }
                 continue;
             }
@@ -319,6 +311,8 @@ impl<T: Transport> Device<T> {
             }
             self.send_request(id, req).await?;
             let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
+            let cap = deadline + progress_allowance(req);
+            let mut last_done = None;
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
                 if let Reply::Error {
                     code: ErrorCode::FrameTooLong,
@@ -341,9 +335,15 @@ impl<T: Transport> Device<T> {
                 }
                 match reply {
                     Reply::Progress { done, total } => {
-                        let now = self.link.now();
-                        on_progress(self.observer.as_mut(), now, done, total);
-                        deadline = self.link.now() + self.reply_timeout();
+                        // Only progress that advances within its total keeps the request
+                        // alive, and never past what the request can take: a device that
+                        // keeps sending progress cannot keep the host waiting for ever.
+                        if advances(last_done, done, total) {
+                            last_done = Some(done);
+                            let now = self.link.now();
+                            on_progress(self.observer.as_mut(), now, done, total);
+                            deadline = (now + self.reply_timeout()).min(cap);
+                        }
                     }
                     Reply::Error { code, detail } => {
                         return Err(refusal(req.op(), code, detail));
@@ -382,6 +382,9 @@ impl<T: Transport> Device<T> {
             Ok(other) => return Err(unexpected(&other)),
         };
         check_info(&info)?;
+        // The name is shown in terminals and pages: printable only.
+        let mut info = info;
+        info.name = crate::text::printable_name(&info.name);
         self.info = Some(info.clone());
         Ok(info)
     }
@@ -650,6 +653,7 @@ impl<T: Transport> Device<T> {
         let mut port_lost = false;
         let result = loop {
             self.check_cancel()?;
+            let tried = self.link.now();
             match self.link.reconnect().await {
                 Ok(()) => match self.hello().await {
                     Ok(info) => {
@@ -667,6 +671,14 @@ impl<T: Transport> Device<T> {
                         if let Some(base) = self.base_baud.take() {
                             self.link.set_baud(base).await?;
                             self.reader.reset();
+                        }
+                        // A hello that failed at once (the device said "damaged frame",
+                        // the link dropped) is not sent again at once: one every 400 ms
+                        // at most, so a confused device is not flooded with requests.
+                        let next = tried + Duration::from_millis(400);
+                        let now = self.link.now();
+                        if now < next {
+                            self.link.sleep(next - now).await;
                         }
                     }
                     Err(e) => break Err(e),
@@ -771,23 +783,28 @@ impl<T: Transport> Device<T> {
     ) -> Result<(), HostError> {
         let info = self.ensure_info().await?;
         let window = usize::from(info.max_in_flight.max(1));
-        // (index, id, sends so far)
-        let mut in_flight: VecDeque<(usize, u16, u32)> = VecDeque::new();
+        let frame = self.line_time(usize::from(info.max_write) + 32);
+        let wait = self.reply_timeout() + frame * u32::try_from(window).unwrap_or(u32::MAX);
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut next = 0usize;
         let mut silent_rounds = 0u32;
+        // Set when something is sent or answered; frames that answer nothing in flight
+        // (late, duplicated, damaged) do not move it, so a device sending only those
+        // cannot keep the host waiting.
+        let mut deadline: Option<Duration> = None;
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
             while in_flight.len() < window && next < count {
                 let id = self.take_id();
-                self.send_request(id, &make(next)).await?;
-                in_flight.push_back((next, id, 1));
+                let req = make(next);
+                self.send_request(id, &req).await?;
+                let cap = self.link.now() + wait + progress_allowance(&req);
+                in_flight.push_back(InFlight::new(next, id, 1, cap));
                 next += 1;
+                deadline = None;
             }
-            let frame = self.line_time(usize::from(info.max_write) + 32);
-            let deadline = self.link.now()
-                + self.reply_timeout()
-                + frame * u32::try_from(window).unwrap_or(u32::MAX);
-            match self.next_reply(deadline).await? {
+            let until = *deadline.get_or_insert_with(|| self.link.now() + wait);
+            match self.next_reply(until).await? {
                 Some((rid, reply)) => {
                     if rid == 0xFFFF {
                         // A request arrived damaged; the agent could not say which. The
@@ -795,29 +812,38 @@ impl<T: Transport> Device<T> {
                         self.stats.bad_frames += 1;
                         continue;
                     }
-                    let Some(pos) = in_flight.iter().position(|&(_, id, _)| id == rid) else {
+                    let Some(pos) = in_flight.iter().position(|f| f.id == rid) else {
                         continue; // a duplicate or late answer
                     };
-                    silent_rounds = 0;
-                    if matches!(reply, Reply::Progress { .. }) {
-                        // A long request (a checksum of a large sector) is under way.
+                    if let Reply::Progress { done, total } = reply {
+                        // A long request (a checksum of a large sector) is under way: wait
+                        // on while its progress advances, up to what it can take.
+                        let f = &mut in_flight[pos];
+                        if advances(f.last_done, done, total) {
+                            f.last_done = Some(done);
+                            deadline = Some((self.link.now() + wait).min(f.cap));
+                        }
                         continue;
                     }
+                    silent_rounds = 0;
+                    deadline = None;
                     // The agent answers in order: anything older than this answer was lost.
                     // An error reply goes to `on_reply` too, which decides whether it
                     // stops the pipeline (see `refused`).
-                    let lost: Vec<(usize, u16, u32)> = in_flight.drain(..pos).collect();
-                    let Some((index, _, _)) = in_flight.pop_front() else {
+                    let lost: Vec<InFlight> = in_flight.drain(..pos).collect();
+                    let Some(answered) = in_flight.pop_front() else {
                         continue;
                     };
                     let now = self.link.now();
-                    on_reply(self.observer.as_mut(), now, index, reply)?;
-                    for (index, _, sends) in lost {
-                        self.resend(&mut in_flight, index, sends, make).await?;
+                    on_reply(self.observer.as_mut(), now, answered.index, reply)?;
+                    for f in lost {
+                        self.resend(&mut in_flight, f.index, f.sends, make, wait)
+                            .await?;
                     }
                 }
                 None => {
                     silent_rounds += 1;
+                    deadline = None;
                     if silent_rounds >= self.timeouts.attempts.max(1) {
                         if !self.may_recover() {
                             return Err(HostError::NoAnswer);
@@ -828,9 +854,10 @@ impl<T: Transport> Device<T> {
                     }
                     self.observer
                         .event("no answer in time, sending the window again");
-                    let all: Vec<(usize, u16, u32)> = in_flight.drain(..).collect();
-                    for (index, _, sends) in all {
-                        self.resend(&mut in_flight, index, sends, make).await?;
+                    let all: Vec<InFlight> = in_flight.drain(..).collect();
+                    for f in all {
+                        self.resend(&mut in_flight, f.index, f.sends, make, wait)
+                            .await?;
                     }
                 }
             }
@@ -840,18 +867,21 @@ impl<T: Transport> Device<T> {
 
     async fn resend<'r>(
         &mut self,
-        in_flight: &mut VecDeque<(usize, u16, u32)>,
+        in_flight: &mut VecDeque<InFlight>,
         index: usize,
         sends: u32,
         make: &dyn Fn(usize) -> Request<'r>,
+        wait: Duration,
     ) -> Result<(), HostError> {
         if sends > self.timeouts.attempts.max(1) + 8 {
             return Err(HostError::NoAnswer);
         }
         let id = self.take_id();
         self.stats.resent += 1;
-        self.send_request(id, &make(index)).await?;
-        in_flight.push_back((index, id, sends + 1));
+        let req = make(index);
+        self.send_request(id, &req).await?;
+        let cap = self.link.now() + wait + progress_allowance(&req);
+        in_flight.push_back(InFlight::new(index, id, sends + 1, cap));
         Ok(())
     }
 
@@ -909,6 +939,50 @@ fn check_info(i: &Info) -> Result<(), HostError> {
         return bad("the boot stage");
     }
     Ok(())
+}
+
+/// A request of a pipeline waiting for its answer.
+struct InFlight {
+    /// Its index in the run.
+    index: usize,
+    /// The id it was sent with.
+    id: u16,
+    /// How many times it was sent.
+    sends: u32,
+    /// The last progress it reported.
+    last_done: Option<u32>,
+    /// How long its progress may keep the pipeline waiting.
+    cap: Duration,
+}
+
+impl InFlight {
+    fn new(index: usize, id: u16, sends: u32, cap: Duration) -> Self {
+        InFlight {
+            index,
+            id,
+            sends,
+            last_done: None,
+            cap,
+        }
+    }
+}
+
+/// How much longer than the reply timeout a request's progress may keep the host
+/// waiting: 2 s per 4 KiB erased or hashed (5 times the slowest sector erase of common
+/// NOR flash, 400 ms per 4 KiB, and more than an MCU's internal flash needs); none for
+/// other requests, which send no progress.
+fn progress_allowance(req: &Request<'_>) -> Duration {
+    match req {
+        Request::EraseSlot { size, .. } | Request::ChecksumSlot { size, .. } => {
+            Duration::from_secs(2) * size.div_ceil(4096)
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+/// Whether a progress frame moves on: `done` grows and stays within `total`.
+fn advances(last_done: Option<u32>, done: u32, total: u32) -> bool {
+    done <= total && last_done.is_none_or(|d| done > d)
 }
 
 pub(crate) fn refusal(op: Op, code: ErrorCode, detail: u32) -> HostError {

@@ -18,6 +18,7 @@ mod image;
 mod observer;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod text;
 mod transport;
 pub mod update;
 

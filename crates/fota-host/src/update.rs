@@ -328,26 +328,36 @@ pub async fn watch_outcome<T: Transport>(
 ) -> Result<(Outcome, Record), HostError> {
     let deadline = dev.now() + wait;
     loop {
-        let record = match dev.get_record().await {
-            Ok(r) => r,
-            Err(HostError::NoAnswer | HostError::Link(_)) => {
-                dev.wait_for_device().await?;
-                continue;
+        let lost = match dev.get_record().await {
+            Ok(record) => {
+                let runs_new = record.bc_current == bc_index && record.vm_current == vm_index;
+                let was_trial = bc_index != before.bc_last || vm_index != before.vm_last;
+                if runs_new && !record.on_trial() {
+                    return Ok((Outcome::Accepted, record));
+                }
+                if !runs_new && !record.on_trial() && was_trial {
+                    return Ok((Outcome::Reverted, record));
+                }
+                if dev.now() >= deadline {
+                    return Ok((Outcome::OnTrial, record));
+                }
+                // The device may reset between two reads too (a watchdog): the same as
+                // a read that fails.
+                match dev.idle(Duration::from_millis(250)).await {
+                    Ok(()) => continue,
+                    Err(e @ (HostError::NoAnswer | HostError::Link(_))) => e,
+                    Err(e) => return Err(e),
+                }
             }
+            Err(e @ (HostError::NoAnswer | HostError::Link(_))) => e,
             Err(e) => return Err(e),
         };
-        let runs_new = record.bc_current == bc_index && record.vm_current == vm_index;
-        let was_trial = bc_index != before.bc_last || vm_index != before.vm_last;
-        if runs_new && !record.on_trial() {
-            return Ok((Outcome::Accepted, record));
+        // A device that says hello but never gives its record must not keep the host
+        // here for ever: past the wait and a reboot's time, say so.
+        if dev.now() >= deadline + dev.timeouts.reboot {
+            return Err(lost);
         }
-        if !runs_new && !record.on_trial() && was_trial {
-            return Ok((Outcome::Reverted, record));
-        }
-        if dev.now() >= deadline {
-            return Ok((Outcome::OnTrial, record));
-        }
-        dev.idle(Duration::from_millis(250)).await?;
+        dev.wait_for_device().await?;
     }
 }
 
@@ -711,7 +721,8 @@ async fn transfer<T: Transport>(
         dev.erase_slot(addr, size, &mut |obs, now, done, _| {
             obs.progress(&progress64(
                 Phase::Erase,
-                base + u64::from(done),
+                // Within this run, whatever total the device names.
+                base + u64::from(done.min(size)),
                 erase_total,
                 now - t,
             ))

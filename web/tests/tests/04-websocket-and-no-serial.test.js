@@ -2,7 +2,7 @@
 // browsers without Web Serial, and the dark theme.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serve, launch, openApp, shot, startSimServer } from '../helpers.js';
+import { serve, launch, openApp, shot, startSimServer, startBridge } from '../helpers.js';
 
 let server, browser, sim;
 before(async () => {
@@ -15,11 +15,15 @@ after(async () => { await browser?.close(); await server?.close(); sim?.stop(); 
 test('websocket bridge: a healthy image is accepted', async () => {
   const page = await openApp(browser, server.url, { colorScheme: 'dark' });
   await page.getByRole('radio', { name: /WebSocket bridge/ }).check();
-  await page.getByLabel('Bridge address').fill(sim.url);
+  // The address as the simulator printed it, token and all: the form takes it.
+  assert.match(sim.tokenUrl, /\/\?token=[0-9a-f]{32}$/);
+  await page.getByLabel('Bridge address').fill(sim.tokenUrl);
   await shot(page, '40-websocket-connect-dark');
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
-  assert.match(await page.locator('[data-testid=conn-status]').textContent(), /WebSocket ws:\/\/127\.0\.0\.1/);
+  const status = await page.locator('[data-testid=conn-status]').textContent();
+  assert.match(status, /WebSocket ws:\/\/127\.0\.0\.1:\d+\/\?token=…/);
+  assert.ok(!status.includes(sim.tokenUrl.split('token=')[1]), `the token stays off the screen: ${status}`);
   await page.getByRole('button', { name: 'Continue: choose the image' }).click();
   await page.getByRole('button', { name: 'Healthy blink v2' }).click();
   await page.getByRole('button', { name: 'Continue: check the slot' }).click();
@@ -27,6 +31,27 @@ test('websocket bridge: a healthy image is accepted', async () => {
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
   await shot(page, '41-websocket-accepted-dark');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('websocket bridge: through fota bridge to a serial port, a healthy image is accepted', async (t) => {
+  // The real bridge (origin check and all) in front of a simulated device on a
+  // pseudo-terminal, as in front of /dev/ttyUSB0.
+  const bridge = await startBridge(['--layout', 'bytecode']);
+  t.after(() => bridge.stop());
+  const page = await openApp(browser, server.url);
+  await page.getByRole('radio', { name: /WebSocket bridge/ }).check();
+  await page.getByLabel('Bridge address').fill(bridge.url);
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+  await page.getByRole('button', { name: 'Healthy blink v2' }).click();
+  await page.getByRole('button', { name: 'Continue: check the slot' }).click();
+  await page.getByRole('button', { name: 'Start the update' }).click();
+  await page.locator('[data-testid=outcome]').waitFor({ timeout: 90000 });
+  assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted', bridge.output());
+  assert.match(bridge.output(), /client 127\.0\.0\.1:\d+ connected/);
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

@@ -162,7 +162,10 @@ pub fn connect_panel(props: &ConnectProps) -> Html {
                                spellcheck="false" autocomplete="off" placeholder="ws://127.0.0.1:9000" />
                     </div>
                     <p class="hint">{"Start it with "}<code>{"fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0"}</code>
-                        {" (or "}<code>{"fota sim --ws 127.0.0.1:9000"}</code>{" for a simulated device)."}</p>
+                        {" (or "}<code>{"fota sim --ws 127.0.0.1:9000"}</code>{" for a simulated device), and paste the address it prints; its "}
+                        <code>{"?token=…"}</code>{" may stay. The bridge accepts this page only from its own origins ("}
+                        <code>{"http://127.0.0.1:8080"}</code>{", "}<code>{"http://localhost:8080"}</code>
+                        {") or one given with "}<code>{"--allow-origin"}</code>{"."}</p>
                     </>
                 },
             } }

@@ -5,6 +5,7 @@ use fota_host::protocol::Layout as _;
 use fota_host::protocol::{Info, Record, RecordState, SlotDesc, SlotKind};
 use yew::prelude::*;
 
+use super::StyledDiv;
 use crate::state::size;
 
 #[derive(Properties, PartialEq)]
@@ -390,10 +391,10 @@ pub fn flash_map(props: &MapProps) -> Html {
             // The strip is exactly to scale; the cards below carry the words.
             <div class="strip" aria-hidden="true">
             { for described.iter().map(|(class, name, _, len, marks, label)| html! {
-                <div class={classes!("seg", *class, marks.iter().map(|m| m.0).collect::<Vec<_>>())}
-                     style={format!("flex-grow: {:.4}", f64::from(*len) / total)} title={label.clone()}>
+                <StyledDiv class={classes!("seg", *class, marks.iter().map(|m| m.0).collect::<Vec<_>>())}
+                     property="flex-grow" value={format!("{:.4}", f64::from(*len) / total)} title={label.clone()}>
                     <span class="seg-name">{ name }</span>
-                </div>
+                </StyledDiv>
             }) }
             </div>
             <div class="axis" aria-hidden="true"><span>{ addr(start) }</span><span>{ addr(end) }</span></div>

@@ -33,3 +33,39 @@ pub fn problem_box(props: &ProblemProps) -> Html {
         </div>
     }
 }
+
+#[derive(Properties, PartialEq)]
+pub struct StyledDivProps {
+    #[prop_or_default]
+    pub class: Classes,
+    /// The CSS property set (`width`, `flex-grow`).
+    pub property: &'static str,
+    /// Its value.
+    pub value: AttrValue,
+    #[prop_or_default]
+    pub title: Option<AttrValue>,
+    #[prop_or_default]
+    pub children: Html,
+}
+
+/// A `<div>` with one computed CSS property, set through the CSSOM (`element.style`)
+/// rather than a `style` attribute: the page's Content-Security-Policy refuses inline
+/// style attributes, and allows the CSSOM.
+#[function_component(StyledDiv)]
+pub fn styled_div(props: &StyledDivProps) -> Html {
+    let node = use_node_ref();
+    {
+        let node = node.clone();
+        let property = props.property;
+        use_effect_with(props.value.clone(), move |value| {
+            if let Some(el) = node.cast::<web_sys::HtmlElement>() {
+                let _ = el.style().set_property(property, value);
+            }
+        });
+    }
+    html! {
+        <div ref={node} class={props.class.clone()} title={props.title.clone()}>
+            { props.children.clone() }
+        </div>
+    }
+}

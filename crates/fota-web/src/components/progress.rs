@@ -3,6 +3,7 @@
 use fota_host::{Phase, Progress};
 use yew::prelude::*;
 
+use super::StyledDiv;
 use crate::state::size;
 
 #[derive(Properties, PartialEq)]
@@ -76,7 +77,7 @@ pub fn progress_view(props: &ProgressProps) -> Html {
             <div class="bar" role="progressbar" aria-label={phase_label(p.phase)}
                  aria-valuemin="0" aria-valuemax="100"
                  aria-valuenow={format!("{pct:.0}")} aria-valuetext={text}>
-                <div class="fill" style={format!("width: {pct:.1}%")}></div>
+                <StyledDiv class="fill" property="width" value={format!("{pct:.1}%")} />
             </div>
             <div class="progress-stats" data-testid="progress-stats">
                 <span class="amount">{ amount }</span>

@@ -15,6 +15,22 @@ use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 use super::{Inbox, OpenError, sleep};
 
+/// The web app's own origins as `.ci/serve` serves it: `fota bridge` and `fota sim`
+/// accept these without `--allow-origin`.
+const DEFAULT_ORIGINS: [&str; 2] = ["http://127.0.0.1:8080", "http://localhost:8080"];
+
+/// `url` with the value of its `token=` hidden.
+pub fn redact_token(url: &str) -> String {
+    match url.find("token=") {
+        Some(at) => {
+            let start = at + "token=".len();
+            let end = url[start..].find('&').map_or(url.len(), |e| start + e);
+            format!("{}…{}", &url[..start], &url[end..])
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Sending pauses while the browser holds more than this many unsent bytes.
 const HIGH_WATER: u32 = 256 * 1024;
 
@@ -37,23 +53,52 @@ pub struct WsLink {
 }
 
 impl WsLink {
-    /// Connect to `url` (ws:// or wss://).
+    /// Connect to `url` (ws:// or wss://), as `fota bridge` or `fota sim` printed it (its
+    /// `?token=...` is not needed from an allowed page, and does no harm).
     pub async fn connect(url: &str) -> Result<WsLink, OpenError> {
         let url = url.trim();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(OpenError::new(
-                format!("\"{url}\" is not a WebSocket address."),
+                format!("\"{}\" is not a WebSocket address.", redact_token(url)),
                 "Write it as ws://HOST:PORT, for example ws://127.0.0.1:9000 for \
                  `fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0`.",
             ));
         }
         Self::open(url).await.map_err(|why| {
+            // The browser does not say whether nothing listens or the bridge refused this
+            // page (HTTP 403): the help covers both, naming this page's origin.
+            let origin = web_sys::window()
+                .and_then(|w| w.location().origin().ok())
+                .unwrap_or_default();
+            let (message, allow) = if DEFAULT_ORIGINS.contains(&origin.as_str()) {
+                (
+                    format!(
+                        "No WebSocket bridge answered at {} ({why}).",
+                        redact_token(url)
+                    ),
+                    String::new(),
+                )
+            } else {
+                (
+                    format!(
+                        "No WebSocket bridge answered at {}, or it refused this page's origin \
+                         {origin} ({why}).",
+                        redact_token(url)
+                    ),
+                    format!(
+                        " If the bridge runs, its terminal says whether it refused this page; \
+                         then start it with --allow-origin {origin}."
+                    ),
+                )
+            };
             OpenError::new(
-                format!("No WebSocket bridge answered at {url} ({why})."),
-                "Start the bridge on the computer the device is plugged into: \
-                 `fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0` (or `fota sim --ws \
-                 127.0.0.1:9000` for a simulated device), then connect again. A page served \
-                 over https can only reach wss:// addresses.",
+                message,
+                format!(
+                    "Start the bridge on the computer the device is plugged into: \
+                     `fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0` (or `fota sim --ws \
+                     127.0.0.1:9000` for a simulated device), then connect again. A page served \
+                     over https can only reach wss:// addresses or this computer.{allow}"
+                ),
             )
         })
     }
@@ -134,9 +179,10 @@ impl WsLink {
         }
     }
 
-    /// What the link is, for the status line.
+    /// What the link is, for the status line (without the token: it shows on screen and
+    /// in screenshots).
     pub fn label(&self) -> String {
-        format!("WebSocket {}", self.url)
+        format!("WebSocket {}", redact_token(&self.url))
     }
 
     /// Close the socket.

@@ -107,9 +107,12 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
         }
         None => (None, SimDevice::new(cfg.clone())),
     };
-    dev.set_garble_mismatch(false);
     let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let mut outputs: Vec<mpsc::UnboundedSender<Vec<u8>>> = Vec::new();
+    // The pseudo-terminal whose rate the host end takes (see `sync_host_baud`); bytes
+    // cross a WebSocket whatever the rates.
+    let mut pty_fd = None;
+    dev.set_garble_mismatch(false);
 
     if opts.pty {
         let (mut master, slave) = serialport::TTYPort::pair()
@@ -123,6 +126,10 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
         // one has it), and the reader waits while nobody has it open.
         drop(slave);
         let mut reader = master.try_clone_native().map_err(|e| format!("pty: {e}"))?;
+        if opts.ws.is_none() {
+            pty_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&master));
+        }
+        dev.set_garble_mismatch(pty_fd.is_some());
         let mut writer = master;
         let tx = in_tx.clone();
         std::thread::spawn(move || {
@@ -192,13 +199,10 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     loop {
         let now = wall(&start);
         dev.run_until(now, false);
+        sync_host_baud(&mut dev, pty_fd);
         while let Ok(bytes) = in_rx.try_recv() {
+            sync_host_baud(&mut dev, pty_fd);
             dev.host_send(&bytes);
-        }
-        // A pseudo-terminal or a WebSocket has no baud rate: the host end follows the
-        // agent's switches (and its return to the base rate after a reset).
-        if dev.host_baud() != dev.device_baud() {
-            dev.set_host_baud(dev.device_baud());
         }
         let out = dev.host_take();
         if !out.is_empty() {
@@ -221,11 +225,42 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
             bytes = in_rx.recv() => {
                 if let Some(bytes) = bytes {
                     dev.run_until(wall(&start), false);
+                    sync_host_baud(&mut dev, pty_fd);
                     dev.host_send(&bytes);
                 }
             }
         }
     }
+}
+
+/// Set the host end's rate before bytes cross. A WebSocket has no baud rate: the host end
+/// follows the agent's switches (and its return to the base rate). A pseudo-terminal has
+/// the rate its client set: a client at another rate than the agent's gets garbage, as
+/// on a real UART (a host that forgot the agent's rate is caught here, not only on
+/// hardware).
+fn sync_host_baud(dev: &mut SimDevice, pty_fd: Option<std::os::fd::RawFd>) {
+    let host_baud = pty_fd
+        .and_then(pty_baud)
+        .unwrap_or_else(|| dev.device_baud());
+    if dev.host_baud() != host_baud {
+        dev.set_host_baud(host_baud);
+    }
+}
+
+/// The output rate of the pseudo-terminal `fd` as its client set it: on Linux the master
+/// reads the terminal's settings, and `TCGETS2` gives any rate, standard or not. `None`
+/// elsewhere (the host end then follows the agent).
+#[cfg(target_os = "linux")]
+fn pty_baud(fd: std::os::fd::RawFd) -> Option<u32> {
+    // SAFETY: `termios2` is plain data, and TCGETS2 fills it from an open terminal.
+    let mut t: libc::termios2 = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(fd, libc::TCGETS2, &mut t) };
+    (r == 0 && t.c_ospeed > 0).then_some(t.c_ospeed)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pty_baud(_fd: std::os::fd::RawFd) -> Option<u32> {
+    None
 }
 
 async fn serve_ws(

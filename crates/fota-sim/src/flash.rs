@@ -269,6 +269,8 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     erases: u64,
     /// Where changes go as they are made, if anywhere.
     write_through: Option<WriteThrough>,
+    /// The last cut tore the first byte of an operation that followed a completed one.
+    first_byte_cut: bool,
 }
 
 /// What an armed cut allows of an operation of `n` steps.
@@ -328,6 +330,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             steps: 0,
             closed: false,
             write_through: None,
+            first_byte_cut: false,
             cut_after: None,
             powered: true,
             seed: DEFAULT_SEED,
@@ -494,6 +497,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
     /// [module docs](self)). Replaces any cut already armed.
     pub fn arm_power_cut(&mut self, after_steps: u64) {
         self.cut_after = Some(after_steps);
+        self.first_byte_cut = false;
     }
 
     /// Cancels an armed cut that has not happened yet.
@@ -533,6 +537,12 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
     pub fn reset_steps(&mut self) {
         self.steps = 0;
         self.closed = false;
+    }
+
+    /// Whether the last cut tore the first byte of an operation that followed a completed
+    /// one (the cut points the step between operations adds).
+    pub fn cut_tore_first_byte(&self) -> bool {
+        self.first_byte_cut
     }
 
     /// Hand every change to `sink` as it is made (`None`: stop), so that a copy kept
@@ -616,6 +626,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
     /// Consumes the budget of an operation of `n` steps (`n > 0`).
     fn allow(&mut self, n: usize) -> Allowance {
         // The step between the last completed operation and this one (see `closed`).
+        let after_op = self.closed;
         if self.closed {
             self.steps += 1;
             self.closed = false;
@@ -635,6 +646,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         if left == n64 {
             Allowance::AllThenCut
         } else {
+            self.first_byte_cut = left == 0 && after_op;
             // left < n, which fits in usize.
             Allowance::Partial(left as usize)
         }

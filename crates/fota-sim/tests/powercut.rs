@@ -275,7 +275,18 @@ struct Span {
 
 /// Where cut point `k` lands.
 fn locate(spans: &[Span], k: u64) -> String {
+    let after = |k: u64| spans.iter().rev().find(|s| s.to == k);
     match spans.iter().find(|s| k >= s.from && k < s.to) {
+        // An operation after another starts with the step that separates them.
+        Some(s) if k == s.from && after(k).is_some() => {
+            format!(
+                "right after {} completed",
+                after(k).map_or("", |p| &p.label)
+            )
+        }
+        Some(s) if k == s.from + 1 && after(s.from).is_some() => {
+            format!("{} (first byte torn)", s.label)
+        }
         Some(s) if k == s.from => format!("{} (first step)", s.label),
         Some(s) => format!("{} + {} of {}", s.label, k - s.from, s.to - s.from),
         None => match spans.iter().rev().find(|s| s.to == k) {
@@ -520,18 +531,21 @@ fn check_recovered(sc: &Scenario, agent: Agent<Flash>, boot: &Boot) -> Result<()
 
 /// One cut point: the cycle with a cut after `k` steps (and `second` during recovery).
 /// Returns whether a second cut happened, or the failure.
-fn run_point(sc: &Scenario, k: u64, second: Option<u64>) -> Result<bool, String> {
+/// Returns whether a second cut happened and whether the cut tore the first byte of a
+/// flash operation that followed a completed one, or the failure.
+fn run_point(sc: &Scenario, k: u64, second: Option<u64>) -> Result<(bool, bool), String> {
     let mut flash = sc.start_flash();
     flash.set_seed(k ^ 0x5EED);
     flash.arm_power_cut(k);
     match cycle(sc, flash, None) {
         Ok((agent, boot)) => {
             // The budget outlasted the cycle: nothing was cut.
-            check_recovered(sc, agent, &boot).map(|()| false)
+            check_recovered(sc, agent, &boot).map(|()| (false, false))
         }
         Err(flash) => {
+            let first_byte = flash.cut_tore_first_byte();
             let (agent, boot, cuts) = recover(sc, *flash, second);
-            check_recovered(sc, agent, &boot).map(|()| cuts > 0)
+            check_recovered(sc, agent, &boot).map(|()| (cuts > 0, first_byte))
         }
     }
 }
@@ -574,6 +588,8 @@ fn points(sc: &Scenario, spans: &[Span], total: u64) -> Vec<u64> {
 struct Tally {
     points: u64,
     second_cuts: u64,
+    /// Points that tore the first byte of an operation following a completed one.
+    first_bytes: u64,
     failures: Vec<String>,
 }
 
@@ -584,7 +600,10 @@ fn sweep(sc: &Scenario, tally: &mut Tally) {
     for &k in &pts {
         let second = (k % 7 == 0).then(|| SECOND[(k / 7) as usize % SECOND.len()]);
         match run_point(sc, k, second) {
-            Ok(cut_again) => tally.second_cuts += u64::from(cut_again),
+            Ok((cut_again, first_byte)) => {
+                tally.second_cuts += u64::from(cut_again);
+                tally.first_bytes += u64::from(first_byte);
+            }
             Err(e) => {
                 if tally.failures.len() < 20 {
                     tally.failures.push(format!(
@@ -624,8 +643,10 @@ fn power_cut_at_every_step_of_the_update_cycle() {
         sweep(&sc, &mut tally);
     }
     println!(
-        "power cuts: {} cut points run, {} of them cut again during recovery, {:.1?}",
+        "power cuts: {} cut points run, {} of them on the first byte of an operation that \
+         followed another, {} cut again during recovery, {:.1?}",
         tally.points,
+        tally.first_bytes,
         tally.second_cuts,
         t.elapsed()
     );
@@ -637,6 +658,13 @@ fn power_cut_at_every_step_of_the_update_cycle() {
     );
     // The floor keeps the sweep from shrinking unnoticed (measured: see the output).
     assert!(tally.points >= 50_000, "only {} cut points", tally.points);
+    // Every flash operation after the first is such a point where the sweep is
+    // exhaustive, and where it samples, at the start of each operation (measured: 115).
+    assert!(
+        tally.first_bytes >= 100,
+        "only {} first-byte cut points",
+        tally.first_bytes
+    );
     assert!(
         tally.second_cuts >= 800,
         "only {} second cuts",
@@ -667,15 +695,17 @@ fn cut_points_cover_every_operation_of_the_cycle() {
             at = s.to;
         }
         assert_eq!(at, total);
-        // The ring scenario's boot decision erases a record sector (4096 + one entry).
+        // The ring scenario's boot decision erases a record sector (4096 + one entry);
+        // each operation after the first of the run starts with the step where its first
+        // byte is torn.
         let boot = spans
             .iter()
             .find(|s| s.label.starts_with("restart"))
             .unwrap();
         let expected = if sc.name.contains("/ring") {
-            4096 + 20
+            1 + 4096 + 1 + 20
         } else {
-            20
+            1 + 20
         };
         assert_eq!(boot.to - boot.from, expected, "{}", sc.name);
         assert_eq!(

@@ -60,6 +60,8 @@ type Flash = DeviceFlash;
 const SLOT: u32 = 8 * 1024;
 /// The host's block size (the agent's `max_write`).
 const BLOCK: usize = fota_agent::MAX_WRITE;
+/// The simulated flash's sector.
+const SECTOR: usize = fota_sim::device::SECTOR as usize;
 /// Recovery budgets of the second cut: inside a record entry write (20 bytes), at its
 /// end, after it, and inside / at the end of a record-sector erase (4096 + 20).
 const SECOND: [u64; 16] = [
@@ -355,22 +357,39 @@ fn cycle(
         }
         .expect("a free slot");
         let slot = *sc.cfg.slot_at(addr).expect("a slot");
-        let len = image.len() as u32;
-        let label = format!("erase_slot({kind:?} {})", slot.index);
-        step!(
-            agent,
-            spans,
-            label,
-            false,
-            agent.erase_slot(addr, len, &mut |_, _| {})
-        )
-        .expect("erase");
-        for (i, block) in image.chunks(BLOCK).enumerate() {
-            let mut data = block.to_vec();
-            data.resize(block.len().div_ceil(4) * 4, 0xFF);
-            let at = addr + (i * BLOCK) as u32;
-            let label = format!("write_slot({kind:?} {} +{:#x})", slot.index, i * BLOCK);
-            step!(agent, spans, label, false, agent.write_slot(at, &data)).expect("write");
+        // The reference host's order (docs/PROTOCOL.md 6.7): each sector erased just
+        // ahead of the blocks of the sector before it.
+        let sectors = image.len().div_ceil(SECTOR);
+        let mut erased = 0;
+        for sector in 0..sectors {
+            while erased < sectors && erased <= sector + 1 {
+                let at = addr + (erased * SECTOR) as u32;
+                let label = format!(
+                    "erase_slot({kind:?} {} +{:#x})",
+                    slot.index,
+                    erased * SECTOR
+                );
+                step!(
+                    agent,
+                    spans,
+                    label,
+                    false,
+                    agent.erase_slot(at, SECTOR as u32, &mut |_, _| {})
+                )
+                .expect("erase");
+                erased += 1;
+            }
+            let end = ((sector + 1) * SECTOR).min(image.len());
+            let mut from = sector * SECTOR;
+            while from < end {
+                let to = (from + BLOCK).min(end);
+                let mut data = image[from..to].to_vec();
+                data.resize(data.len().div_ceil(4) * 4, 0xFF);
+                let at = addr + from as u32;
+                let label = format!("write_slot({kind:?} {} +{from:#x})", slot.index);
+                step!(agent, spans, label, false, agent.write_slot(at, &data)).expect("write");
+                from = to;
+            }
         }
         targets.push((slot, image));
     }
@@ -659,7 +678,7 @@ fn power_cut_at_every_step_of_the_update_cycle() {
     // The floor keeps the sweep from shrinking unnoticed (measured: see the output).
     assert!(tally.points >= 50_000, "only {} cut points", tally.points);
     // Every flash operation after the first is such a point where the sweep is
-    // exhaustive, and where it samples, at the start of each operation (measured: 115).
+    // exhaustive, and where it samples, at the start of each operation (measured: 121).
     assert!(
         tally.first_bytes >= 100,
         "only {} first-byte cut points",
@@ -680,13 +699,21 @@ fn cut_points_cover_every_operation_of_the_cycle() {
         let (spans, total) = probe(&sc);
         let labels: Vec<&str> = spans.iter().map(|s| s.label.as_str()).collect();
         let has = |p: &str| labels.iter().any(|l| l.starts_with(p));
-        assert!(has("erase_slot(Bytecode 1)"), "{labels:?}");
+        assert!(has("erase_slot(Bytecode 1 +0x0)"), "{labels:?}");
+        // The host's order: sector 1 is erased before the first block of sector 0.
+        let pos = |p: &str| labels.iter().position(|l| l.starts_with(p));
+        assert!(
+            pos("erase_slot(Bytecode 1 +0x1000)") < pos("write_slot(Bytecode 1 +0x0)"),
+            "{labels:?}"
+        );
+        // One image end for each image: the loops over them cannot run zero times.
+        assert_eq!(image_ends(&sc, &spans).len(), sc.jobs.len(), "{labels:?}");
         assert!(has("write_slot(Bytecode 1"), "{labels:?}");
         assert!(has("attempt"), "{labels:?}");
         assert!(has("restart: boot decision"), "{labels:?}");
         assert!(has("accept"), "{labels:?}");
         if sc.jobs.len() == 2 {
-            assert!(has("erase_slot(Vm 1)") && has("write_slot(Vm 1"));
+            assert!(has("erase_slot(Vm 1 +") && has("write_slot(Vm 1"));
         }
         // Spans tile 0..total with no gap.
         let mut at = 0;
@@ -712,7 +739,7 @@ fn cut_points_cover_every_operation_of_the_cycle() {
             locate(&spans, total),
             "right after accept (record entry) completed"
         );
-        assert!(locate(&spans, 0).starts_with("erase_slot(Bytecode 1) (first step)"));
+        assert!(locate(&spans, 0).starts_with("erase_slot(Bytecode 1 +0x0) (first step)"));
     }
 }
 
@@ -923,8 +950,18 @@ fn image_ends(sc: &Scenario, spans: &[Span]) -> Vec<u64> {
             } else {
                 return None;
             };
+            // The sector's offset in the slot: "erase_slot(Kind N +0x...)".
+            let offset = s
+                .label
+                .rsplit('+')
+                .next()
+                .and_then(|o| o.trim_end_matches(')').strip_prefix("0x"))
+                .and_then(|o| usize::from_str_radix(o, 16).ok())?;
             let (_, image) = sc.jobs.iter().find(|(k, _)| *k == kind)?;
-            Some(s.from + image.len() as u64)
+            // The sector the image ends in; after the step that starts an operation
+            // that follows another (the first erase of the cycle has none).
+            let into = image.len().checked_sub(offset).filter(|&n| n <= SECTOR)?;
+            Some(s.from + u64::from(s.from > 0) + into as u64)
         })
         .collect()
 }

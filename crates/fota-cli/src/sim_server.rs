@@ -7,7 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fota_sim::device::{DeviceConfig, FlashKind, LayoutKind, SECTOR, SimDevice};
+use fota_sim::device::{DeviceConfig, FlashKind, LayoutKind, SimDevice};
+use fota_sim::flash::WriteThrough;
 use futures_util::{SinkExt, StreamExt};
 use serialport::SerialPort;
 use tokio::net::TcpListener;
@@ -31,16 +32,19 @@ pub struct SimOptions {
     pub access: crate::ws_access::AccessArgs,
 }
 
-/// The flash file: written sector by sector as sectors change.
+/// The flash file, written through: every word the flash programs and every piece of an
+/// erase goes to the file as the flash makes it (`SimFlash::set_write_through`), so that
+/// killing the process in the middle of an operation leaves it part done in the file, as
+/// a power cut leaves it on a real part.
 struct StateFile {
-    file: std::fs::File,
-    shadow: Vec<u8>,
+    /// The first error writing the file, reported by the main loop.
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl StateFile {
     fn open(path: &PathBuf, cfg: &DeviceConfig) -> Result<(StateFile, SimDevice), String> {
         let existing = std::fs::read(path).ok().filter(|b| !b.is_empty());
-        let dev = match existing {
+        let mut dev = match existing {
             Some(bytes) => SimDevice::from_image(cfg.clone(), bytes).map_err(|e| {
                 format!(
                     "{}: not a flash image for this layout ({e}); delete it to start fresh",
@@ -56,36 +60,30 @@ impl StateFile {
             .truncate(false)
             .open(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let shadow = dev.flash_bytes().to_vec();
-        file.write_all_at(&shadow, 0)
+        file.write_all_at(dev.flash_bytes(), 0)
             .and_then(|()| file.sync_data())
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok((StateFile { file, shadow }, dev))
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let report = failed.clone();
+        let sink: WriteThrough =
+            std::sync::Arc::new(std::sync::Mutex::new(move |at: u32, bytes: &[u8]| {
+                // One write a call: the file changes in the pieces the flash does. (No
+                // fsync: the process dying is the cut modelled, not the machine.)
+                if let Err(e) = file.write_all_at(bytes, u64::from(at)) {
+                    let mut slot = report.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(format!("saving the flash: {e}"));
+                }
+            }));
+        dev.flash_mut().set_write_through(Some(sink));
+        Ok((StateFile { failed }, dev))
     }
 
-    /// Write the sectors that changed since the last call.
-    fn sync(&mut self, flash: &[u8]) -> Result<(), String> {
-        let sector = SECTOR as usize;
-        let mut changed = false;
-        for (i, (now, was)) in flash
-            .chunks(sector)
-            .zip(self.shadow.chunks_mut(sector))
-            .enumerate()
-        {
-            if now != was {
-                self.file
-                    .write_all_at(now, (i * sector) as u64)
-                    .map_err(|e| format!("saving the flash: {e}"))?;
-                was.copy_from_slice(now);
-                changed = true;
-            }
+    /// The first error writing the file, if any.
+    fn check(&self) -> Result<(), String> {
+        match self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        if changed {
-            self.file
-                .sync_data()
-                .map_err(|e| format!("saving the flash: {e}"))?;
-        }
-        Ok(())
     }
 }
 
@@ -100,7 +98,7 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     cfg.latency_ns = u64::try_from(opts.latency.as_nanos()).unwrap_or(u64::MAX);
     cfg.fota_supported = !opts.unsupported;
     cfg.accept_after_ns = u64::try_from(opts.accept_after.as_nanos()).unwrap_or(u64::MAX);
-    let (mut state, mut dev) = match &opts.state {
+    let (state, mut dev) = match &opts.state {
         Some(path) => {
             let (s, d) = StateFile::open(path, &cfg)?;
             (Some(s), d)
@@ -189,7 +187,6 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     );
     let _ = std::io::stdout().flush();
 
-    let mut saved_generation = (dev.flash().bytes_programmed(), dev.flash().total_erases());
     let speed: u64 = if opts.fast { 20 } else { 1 };
     let start = Instant::now();
     let base = dev.now();
@@ -210,13 +207,8 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
                 let _ = o.send(out.clone());
             }
         }
-        // Compare and save only after the flash changed (a program or an erase).
-        let generation = (dev.flash().bytes_programmed(), dev.flash().total_erases());
-        if let Some(state) = &mut state
-            && generation != saved_generation
-        {
-            state.sync(dev.flash_bytes())?;
-            saved_generation = generation;
+        if let Some(state) = &state {
+            state.check()?;
         }
         let next = dev.next_event().unwrap_or(now + 5_000_000);
         let wait = (next.saturating_sub(now) / speed).clamp(100_000, 5_000_000);
@@ -299,5 +291,39 @@ async fn serve_ws(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embedded_storage::nor_flash::NorFlash;
+
+    /// The file changes as the flash does, word by word, with no step of the device in
+    /// between: a kill in the middle of a program or an erase leaves it part done there.
+    #[test]
+    fn the_state_file_is_written_through_as_the_flash_changes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("flash.state");
+        let cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+        let (state, mut dev) = StateFile::open(&path, &cfg).expect("open");
+        let file = || std::fs::read(&path).expect("read the state file");
+        assert_eq!(file(), dev.flash_bytes(), "the file starts as the flash");
+        // Bytecode slot 1 of this layout starts past VM 0 and bytecode 0.
+        let at = (cfg.vm_slot_size + cfg.bc_slot_size) as usize;
+        let flash = dev.flash_mut();
+        flash.erase(at as u32, at as u32 + 4096).expect("erase");
+        assert!(file()[at..at + 4096].iter().all(|&b| b == 0xFF));
+        flash.write(at as u32, &[1, 2, 3, 4]).expect("program");
+        assert_eq!(file()[at..at + 4], [1, 2, 3, 4], "a word, at once");
+        // A cut 10 bytes into a 16-byte program: the file holds what the flash holds,
+        // the torn byte included.
+        flash.arm_power_cut(10);
+        assert!(flash.write(at as u32 + 4, &[0; 16]).is_err());
+        assert_eq!(file(), dev.flash_bytes());
+        let f = file();
+        assert_eq!(f[at + 4..at + 14], [0; 10]);
+        assert!(f[at + 15..at + 20].iter().all(|&b| b == 0xFF));
+        state.check().expect("no write failed");
     }
 }

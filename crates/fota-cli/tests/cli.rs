@@ -368,9 +368,71 @@ fn a_transfer_killed_half_way_resumes_with_only_the_missing_part() {
     eprintln!("resume: {skipped} bytes kept, {sent} sent of {len}");
 }
 
+/// The firmware a device runs after a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runs {
+    /// The factory program, byte for byte.
+    Old,
+    /// The image the update sent, byte for byte.
+    New,
+}
+
+/// Which image the running bytecode slot holds, byte for byte (the device's MD5 of the
+/// slot over each image's length, compared with the image by `fota checksum --image`).
+/// Panics if it holds neither.
+fn running_image(port: &str, old: &Path, new: &Path, case: &str) -> (Runs, Value) {
+    let o = fota(port, &["--json", "record"]);
+    assert!(o.status.success(), "{case}: {}", text(&o));
+    let rec = json_lines(&o)
+        .into_iter()
+        .find(|v| v["event"] == "record")
+        .expect("a record line");
+    let slot = rec["running"]["bytecode"]
+        .as_u64()
+        .expect("the running bytecode slot")
+        .to_string();
+    let mut found = None;
+    for (runs, image) in [(Runs::Old, old), (Runs::New, new)] {
+        let o = fota(
+            port,
+            &[
+                "--json",
+                "checksum",
+                "--slot",
+                &slot,
+                "--image",
+                image.to_str().expect("path"),
+            ],
+        );
+        let matches = json_lines(&o)
+            .into_iter()
+            .find(|v| v["event"] == "result")
+            .map(|v| v["matches"] == true);
+        assert_eq!(
+            matches.unwrap_or(false),
+            o.status.success(),
+            "{case}: fota checksum's exit status says otherwise: {}",
+            text(&o)
+        );
+        if o.status.success() {
+            found = Some(runs);
+        }
+    }
+    let runs = found.unwrap_or_else(|| {
+        panic!("{case}: bytecode slot {slot} runs, and holds neither the old nor the new image")
+    });
+    (runs, rec)
+}
+
 /// Kill the simulator (a power cut) once `flash` reports `trigger`, start it again on the
-/// same flash file, check it boots a complete configuration, and finish the update.
-fn power_cut_case(trigger: &dyn Fn(&Value) -> bool, sim_args: &[&str], case: &str) {
+/// same flash file, check the device runs the old or the new program byte for byte
+/// (`expect` says which may run), and finish the update.
+fn power_cut_case(
+    trigger: &dyn Fn(&Value) -> bool,
+    sim_args: &[&str],
+    case: &str,
+    expect: &[Runs],
+) {
     let dir = tempfile::tempdir().expect("tmp");
     let state = dir.path().join("flash.state");
     let state_s = state.to_str().expect("p");
@@ -378,6 +440,7 @@ fn power_cut_case(trigger: &dyn Fn(&Value) -> bool, sim_args: &[&str], case: &st
     args.extend_from_slice(sim_args);
     let mut sim = Sim::start(&args);
     let image = big_image(dir.path(), 96);
+    let old = write_file(dir.path(), "factory.bin", &fota_sim::images::blink_v1());
     let mut child = Command::new(FOTA)
         .args(["--port", sim.port(), "--json", "flash"])
         .arg(&image)
@@ -404,10 +467,16 @@ fn power_cut_case(trigger: &dyn Fn(&Value) -> bool, sim_args: &[&str], case: &st
     let sim = Sim::start(&args);
     let r = record(sim.port());
     assert_eq!(r[0], 1, "{case}: record not valid after the cut: {r:?}");
-    assert!(r[4] <= 1 && r[5] <= 1, "{case}: {r:?}");
-    // The configuration that boots is complete: the bytecode it runs passes its check.
-    let o = fota(sim.port(), &["--json", "checksum"]);
-    assert!(o.status.success(), "{case}: {}", text(&o));
+    let (runs, rec) = running_image(sim.port(), &old, &image, case);
+    assert!(
+        expect.contains(&runs),
+        "{case}: the device runs the {runs:?} program after the cut, expected one of \
+         {expect:?}: {rec}"
+    );
+    if runs == Runs::Old {
+        // Back on the previous firmware: confirmed, nothing on trial.
+        assert_eq!(rec["on_trial"], false, "{case}: {rec}");
+    }
     let o = fota(
         sim.port(),
         &[
@@ -424,6 +493,11 @@ fn power_cut_case(trigger: &dyn Fn(&Value) -> bool, sim_args: &[&str], case: &st
         text(&o)
     );
     assert_eq!(result(&o)["outcome"], "Accepted", "{case}");
+    assert_eq!(
+        running_image(sim.port(), &old, &image, case).0,
+        Runs::New,
+        "{case}: after the update"
+    );
 }
 
 #[test]
@@ -436,6 +510,7 @@ fn power_cut_in_the_middle_of_the_stream() {
         },
         &[],
         "stream",
+        &[Runs::Old],
     );
 }
 
@@ -445,6 +520,7 @@ fn power_cut_at_attempt() {
         &|v| v["event"] == "step" && v["step"] == "Attempt",
         &[],
         "attempt",
+        &[Runs::Old, Runs::New],
     );
 }
 
@@ -454,6 +530,8 @@ fn power_cut_while_the_trial_runs_before_accept() {
         &|v| v["event"] == "step" && v["step"] == "Outcome",
         &["--accept-after-ms", "3000"],
         "trial",
+        // A trial cut before it accepted comes back on the previous firmware.
+        &[Runs::Old],
     );
 }
 

@@ -317,3 +317,67 @@ fn the_agent_fits_its_code_budget() {
     println!("vm-bytecode-slot0 (the whole VM), bytes:");
     print(&measure(&dir.join("vm-bytecode-slot0")));
 }
+
+/// A `usize` constant `const NAME: usize = N;` in `fota bench`'s source.
+fn bench_constant(name: &str) -> u64 {
+    let src = include_str!("../src/bench/mod.rs");
+    src.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("const {name}: usize = ")))
+        .and_then(|r| r.trim_end_matches(';').replace('_', "").parse().ok())
+        .unwrap_or_else(|| panic!("fota bench lacks `const {name}: usize`"))
+}
+
+/// The agent's RAM on the Cortex-M4, read from the agent-size ELF (thumbv7em, release):
+/// its `.bss` (the UART receive ring, the link state, the board's counters; nothing in
+/// `.data`) and the agent itself, kept in `main`'s frame, whose size the build computes
+/// for this target (`AGENT_BYTES`). `fota bench` publishes these two figures; they must
+/// be what the build gives.
+#[test]
+fn the_agent_ram_on_thumbv7em_is_what_the_benchmark_publishes() {
+    let dir = build();
+    let bytes = std::fs::read(dir.join("agent-size")).expect("ELF");
+    let elf = object::File::parse(&*bytes).expect("ELF");
+    let size = |name: &str| elf.section_by_name(name).map_or(0, |s| s.size());
+    let bss = size(".bss") + size(".uninit") + size(".data");
+    let sym = |part: &str| {
+        elf.symbols()
+            .find(|s| s.name().is_ok_and(|n| n.contains(part)))
+            .unwrap_or_else(|| panic!("no symbol {part} in agent-size"))
+    };
+    let ring = sym("5board2RX17h").size();
+    let link_state = sym("5board10LINK_STATE").size();
+    let agent_sym = sym("AGENT_BYTES");
+    let agent = elf
+        .sections()
+        .find_map(|s| {
+            let (start, len) = (s.address(), s.size());
+            let at = agent_sym.address();
+            (at >= start && at + 4 <= start + len)
+                .then(|| s.data().ok())
+                .flatten()
+                .and_then(|d| d.get((at - start) as usize..(at - start) as usize + 4))
+                .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        })
+        .expect("AGENT_BYTES's value");
+    println!(
+        "agent RAM on thumbv7em: .bss {bss} B (receive ring {ring} B, link state {link_state} B, \
+         board {} B) + the agent in main's frame {agent} B = {} B",
+        bss - ring - link_state,
+        bss + agent
+    );
+    assert_eq!(
+        ring,
+        5 * fota_agent::RX_FRAME as u64,
+        "the ring holds the window"
+    );
+    assert!(link_state > 0 && agent > 0);
+    assert_eq!(
+        (bss, agent),
+        (
+            bench_constant("THUMBV7EM_BSS"),
+            bench_constant("THUMBV7EM_AGENT")
+        ),
+        "fota bench publishes other figures: put these in crates/fota-cli/src/bench/mod.rs \
+         and the README"
+    );
+}

@@ -781,6 +781,19 @@ impl<T: Transport> Device<T> {
         make: &dyn Fn(usize) -> Request<'r>,
         on_reply: &mut OnReply<'_>,
     ) -> Result<(), HostError> {
+        self.pipeline_when(count, make, &|_| true, on_reply).await
+    }
+
+    /// [`Device::pipeline`], sending request `i` only once `ready(i)` (for instance once
+    /// an earlier request it depends on was answered). `ready(i)` must hold whenever every
+    /// request before `i` has been answered.
+    pub(crate) async fn pipeline_when<'r>(
+        &mut self,
+        count: usize,
+        make: &dyn Fn(usize) -> Request<'r>,
+        ready: &dyn Fn(usize) -> bool,
+        on_reply: &mut OnReply<'_>,
+    ) -> Result<(), HostError> {
         let info = self.ensure_info().await?;
         let window = usize::from(info.max_in_flight.max(1));
         let frame = self.line_time(usize::from(info.max_write) + 32);
@@ -794,7 +807,7 @@ impl<T: Transport> Device<T> {
         let mut deadline: Option<Duration> = None;
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
-            while in_flight.len() < window && next < count {
+            while in_flight.len() < window && next < count && ready(next) {
                 let id = self.take_id();
                 let req = make(next);
                 self.send_request(id, &req).await?;
@@ -802,6 +815,13 @@ impl<T: Transport> Device<T> {
                 in_flight.push_back(InFlight::new(next, id, 1, cap));
                 next += 1;
                 deadline = None;
+            }
+            if in_flight.is_empty() && next < count {
+                // Nothing left to wait for, yet the next request is not ready: a bug of
+                // the caller's `ready`, not something more waiting would mend.
+                return Err(HostError::Protocol(format!(
+                    "request {next} of the pipeline can never be sent"
+                )));
             }
             let until = *deadline.get_or_insert_with(|| self.link.now() + wait);
             match self.next_reply(until).await? {

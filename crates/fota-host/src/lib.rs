@@ -4,7 +4,8 @@
 //! Web Serial, an in-process simulated device); [`update`] drives the seed's update
 //! process on top of it, step by step, reporting to an [`Observer`]:
 //!
-//! 1. record check, 2. slot choice, 3. erase, 4. stream (windowed), 5. checksum (the
+//! 1. record check, 2. slot choice, 3. and 4. erase and stream (windowed, each sector
+//!    erased just ahead of the stream), 5. checksum (the
 //!    device's MD5 against ours: a mismatch never reaches attempt), 6. attempt and restart,
 //! 7. outcome (on trial, accepted, or reverted).
 //!
@@ -13,6 +14,7 @@
 //! simulator.
 
 mod device;
+mod erase_ahead;
 mod error;
 mod image;
 mod observer;

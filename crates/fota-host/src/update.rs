@@ -117,9 +117,10 @@ pub struct Report {
     pub sent_bytes: u64,
     /// Time spent comparing sectors (resume).
     pub compare_time: Duration,
-    /// Time spent erasing.
+    /// Time spent erasing before the stream could start (the first sector's erase: the
+    /// others run while the stream goes on, and count in `stream_time`).
     pub erase_time: Duration,
-    /// Time spent streaming.
+    /// Time spent streaming, the erases that overlap it included.
     pub stream_time: Duration,
     /// Time spent on the final checksum.
     pub checksum_time: Duration,
@@ -566,7 +567,7 @@ fn progress(phase: Phase, done: u32, total: u32, elapsed: Duration) -> Progress 
     progress64(phase, u64::from(done), u64::from(total), elapsed)
 }
 
-fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration) -> Progress {
+pub(crate) fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration) -> Progress {
     let secs = elapsed.as_secs_f64();
     let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
     let eta = (per_second > 0.0)
@@ -677,108 +678,23 @@ async fn transfer<T: Transport>(
             .resumed(&image.name, skipped as u64, image.len() as u64);
     }
 
-    // Erase runs of dirty sectors, one request a run.
-    let t = dev.now();
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (i, s) in state.iter().enumerate() {
-        if *s == SectorState::Dirty {
-            match runs.last_mut() {
-                Some(run) if run.1 == i => run.1 = i + 1,
-                _ => runs.push((i, i + 1)),
-            }
-        }
-    }
-    // A run erases whole sectors: from its first sector's start to its last one's end.
-    let run_span = |&(a, b): &(usize, usize)| (sectors[a].0, sector_ends[b - 1]);
-    let erase_total: u64 = runs
-        .iter()
-        .map(|r| {
-            let (from, to) = run_span(r);
-            (to - from) as u64
-        })
-        .sum();
-    let what = if erase_total == 0 {
-        format!(
-            "Nothing to erase in {} slot {}: it is ready",
-            kind_name(slot.kind),
-            slot.index
-        )
-    } else {
-        format!(
-            "Erasing {} KiB of {} slot {}",
-            erase_total / 1024,
-            kind_name(slot.kind),
-            slot.index
-        )
-    };
-    dev.observer().step(Step::Erase, &what);
-    let mut erased_before = 0u64;
-    for run in &runs {
-        let (from, to) = run_span(run);
-        let addr = slot.addr + from as u32;
-        let size = (to - from) as u32;
-        let base = erased_before;
-        dev.erase_slot(addr, size, &mut |obs, now, done, _| {
-            obs.progress(&progress64(
-                Phase::Erase,
-                // Within this run, whatever total the device names.
-                base + u64::from(done.min(size)),
-                erase_total,
-                now - t,
-            ))
-        })
-        .await?;
-        erased_before += u64::from(size);
-        let p = progress64(Phase::Erase, erased_before, erase_total, dev.now() - t);
-        dev.observer().progress(&p);
-    }
-    report.erase_time += dev.now() - t;
-
-    // Stream the sectors that are not done, in blocks of the agent's chunk.
-    let chunk = usize::from(info.max_write);
-    let mut blocks: Vec<(usize, usize)> = Vec::new();
-    for (&(a, b), s) in sectors.iter().zip(&state) {
-        if *s != SectorState::Done {
-            let mut p = a;
-            while p < b {
-                let e = (p + chunk).min(b);
-                blocks.push((p, e));
-                p = e;
-            }
-        }
-    }
-    let total: u64 = blocks.iter().map(|&(a, b)| (b - a) as u64).sum();
-    dev.observer().step(
-        Step::Stream,
-        &format!("Sending {} KiB of {}", total.div_ceil(1024), image.name),
-    );
-    let slot_addr = slot.addr;
-    let make = |i: usize| {
-        let (a, b) = blocks[i];
-        Request::WriteSlot {
-            addr: slot_addr + a as u32,
-            data: &padded[a..b.next_multiple_of(gran)],
-        }
-    };
-    let t = dev.now();
-    let sent_before = dev.stats().write_bytes;
-    let mut done = 0u64;
-    dev.pipeline(blocks.len(), &make, &mut |obs, now, i, reply| {
-        if !matches!(reply, Reply::Written { .. }) {
-            return Err(refused(Op::WriteSlot, &reply));
-        }
-        done += (blocks[i].1 - blocks[i].0) as u64;
-        obs.progress(&progress64(Phase::Stream, done, total, now - t));
-        Ok(())
-    })
-    .await?;
-    report.stream_time += dev.now() - t;
-    report.sent_bytes += dev.stats().write_bytes - sent_before;
-    Ok(())
+    // Erase the dirty sectors while the others stream.
+    crate::erase_ahead::erase_and_stream(
+        dev,
+        slot,
+        &image.name,
+        &padded,
+        gran,
+        &sectors,
+        &sector_ends,
+        &state,
+        report,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SectorState {
+pub(crate) enum SectorState {
     /// Holds the image's bytes already.
     Done,
     /// Erased: only needs writing.

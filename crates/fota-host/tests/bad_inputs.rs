@@ -543,6 +543,63 @@ fn bad_crc() {
         detail: 3,
     };
     assert!(e.help().contains("lower baud rate or a better cable"));
+
+    // The host sends a request the link damaged again by itself: the erase it sends
+    // arrives with a bad CRC once, and still completes, counted as resent.
+    let mut dev = Device::new(
+        DamageOnce {
+            inner: SimTransport::new(sim(config(LayoutKind::BytecodeOnly)), Virtual),
+            armed: false,
+            damaged: 0,
+        },
+        Box::new(NullObserver),
+    );
+    block_on(dev.hello()).expect("hello");
+    let bc1 = {
+        let info = dev.info().expect("info").clone();
+        info.slot(SlotKind::Bytecode, 1).expect("slot 1").addr
+    };
+    dev.link().armed = true;
+    let erased = block_on(dev.erase_slot(bc1, 4096, &mut |_, _, _, _| {}));
+    assert_eq!(erased.expect("erase after a resend"), (bc1, 4096));
+    assert_eq!(dev.link().damaged, 1, "one frame was damaged");
+    assert_eq!(dev.stats().resent, 1, "{:?}", dev.stats());
+    assert_eq!(dev.stats().bad_frames, 1, "{:?}", dev.stats());
+}
+
+/// A link that damages the CRC of the next frame the host sends once armed.
+struct DamageOnce {
+    inner: SimTransport<Virtual>,
+    armed: bool,
+    damaged: u32,
+}
+
+impl Transport for DamageOnce {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        if std::mem::take(&mut self.armed) && bytes.len() > 2 {
+            let mut bad = bytes.to_vec();
+            let n = bad.len();
+            bad[n - 2] ^= 0x01; // inside the CRC, before the closing zero
+            self.damaged += 1;
+            return self.inner.send(&bad).await;
+        }
+        self.inner.send(bytes).await
+    }
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        self.inner.recv(buf, timeout).await
+    }
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+    async fn sleep(&mut self, d: Duration) {
+        self.inner.sleep(d).await
+    }
+    async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        self.inner.set_baud(baud).await
+    }
+    fn baud(&self) -> Option<u32> {
+        self.inner.baud()
+    }
 }
 
 #[test]
@@ -991,14 +1048,76 @@ fn protocol_version_mismatch() {
             }
         )]
     );
-    let e = HostError::VersionMismatch {
-        device: 1,
-        host: 99,
-    };
+    assert_eq!(snap(&mut dev), before);
+
+    // The host's own mapping: a device of protocol version 1 answers the host's hello
+    // with VersionMismatch (detail 1), and `Device::hello` reports that version.
+    let mut old = Device::new(OldAgent::default(), Box::new(NullObserver));
+    let e = block_on(old.hello()).expect_err("an agent of another version");
+    assert!(
+        matches!(
+            e,
+            HostError::VersionMismatch {
+                device: 1,
+                host: fota_host::protocol::PROTOCOL_VERSION
+            }
+        ),
+        "{e:?}"
+    );
     let (msg, help) = texts(&e);
     assert!(msg.contains("protocol version 1"), "{msg}");
     assert!(help.contains("tool version that matches"), "{help}");
-    assert_eq!(snap(&mut dev), before);
+    assert_eq!(old.link().hellos, 1, "asked once: a resend cannot help");
+}
+
+/// An agent of protocol version 1: every request gets `Error{VersionMismatch, 1}` under
+/// its id, in virtual time.
+#[derive(Default)]
+struct OldAgent {
+    out: Vec<u8>,
+    now: Duration,
+    hellos: u32,
+}
+
+impl Transport for OldAgent {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        let mut reader = FrameReader::<2048>::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (used, event) = reader.feed(&bytes[at..]);
+            at += used;
+            if let Some(Event::Frame(frame)) = event {
+                if matches!(frame.request(), Ok(Request::Hello { .. })) {
+                    self.hellos += 1;
+                }
+                let reply = Reply::Error {
+                    code: ErrorCode::VersionMismatch,
+                    detail: 1,
+                };
+                let mut buf = [0u8; 64];
+                let n = fota_host::protocol::encode_reply(frame.id, &reply, &mut buf)
+                    .expect("a small reply");
+                self.out.extend_from_slice(&buf[..n]);
+            }
+        }
+        Ok(())
+    }
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        let n = self.out.len().min(buf.len());
+        if n == 0 {
+            self.now += timeout;
+            return Ok(0);
+        }
+        buf[..n].copy_from_slice(&self.out[..n]);
+        self.out.drain(..n);
+        Ok(n)
+    }
+    fn now(&self) -> Duration {
+        self.now
+    }
+    async fn sleep(&mut self, d: Duration) {
+        self.now += d;
+    }
 }
 
 #[test]
@@ -1055,7 +1174,10 @@ fn the_catalogue_names_these_tests() {
         .split("#[test]\nfn ")
         .skip(1)
         .filter_map(|s| s.split('(').next())
-        .filter(|name| *name != "the_catalogue_names_these_tests")
+        .filter(|name| {
+            *name != "the_catalogue_names_these_tests"
+                && *name != "every_row_of_the_catalogue_names_tests_that_exist"
+        })
         .collect();
     assert!(tests.len() >= 12, "{tests:?}");
     for name in &tests {
@@ -1075,4 +1197,67 @@ fn the_catalogue_names_these_tests() {
             "the catalogue names {name}, which is no test"
         );
     }
+}
+
+/// Every row of every table of `docs/BAD_INPUTS.md` names at least one test, and every
+/// test named on any line (all of them, not the first one only) is a `#[test]` of the
+/// file it names.
+#[test]
+fn every_row_of_the_catalogue_names_tests_that_exist() {
+    let doc = include_str!("../../../docs/BAD_INPUTS.md");
+    let sources = [
+        ("bad_inputs.rs", include_str!("bad_inputs.rs")),
+        ("cli.rs", include_str!("../../fota-cli/tests/cli.rs")),
+        ("qemu.rs", include_str!("../../fota-cli/tests/qemu.rs")),
+        (
+            "bad_files.rs",
+            include_str!("../../fota-image/tests/bad_files.rs"),
+        ),
+        (
+            "programs.rs",
+            include_str!("../../fota-bytecode/tests/programs.rs"),
+        ),
+    ];
+    let mut rows = 0;
+    let mut references = 0;
+    for line in doc.lines() {
+        // Every `file.rs::name` on the line.
+        let named: Vec<(&str, &str)> = line
+            .split('`')
+            .filter_map(|cell| cell.split_once(".rs::"))
+            .collect();
+        for &(file, name) in &named {
+            let file = format!("{file}.rs");
+            let Some((_, source)) = sources.iter().find(|(f, _)| *f == file) else {
+                panic!("docs/BAD_INPUTS.md names {file}::{name}, a file this check does not know");
+            };
+            // A `#[test]` line, then the function (a proptest's takes arguments).
+            let lines: Vec<&str> = source.lines().map(str::trim).collect();
+            let is_test = lines
+                .windows(2)
+                .any(|w| w[0] == "#[test]" && w[1].starts_with(&format!("fn {name}(")));
+            assert!(
+                is_test,
+                "docs/BAD_INPUTS.md names {file}::{name}, which is no test there"
+            );
+            references += 1;
+        }
+        let is_row = line.starts_with("| ")
+            && !line.starts_with("| Bad input |")
+            && !line.starts_with("|---");
+        if is_row {
+            rows += 1;
+            let last = line.trim_end().trim_end_matches('|').rsplit('|').next();
+            assert!(
+                last.is_some_and(|cell| cell.contains(".rs::")),
+                "a row of docs/BAD_INPUTS.md names no test in its last cell: {line}"
+            );
+        }
+    }
+    // The tables hold over fifty rows; the check must have seen them.
+    assert!(rows >= 50, "only {rows} rows");
+    assert!(
+        references >= rows,
+        "{references} references for {rows} rows"
+    );
 }

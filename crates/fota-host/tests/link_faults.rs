@@ -612,6 +612,13 @@ fn updates_over_a_faulty_line_never_attempt_a_damaged_image() {
         assert!(injected(&tally.to_device) >= 200, "{:?}", tally.to_device);
         assert!(injected(&tally.to_host) >= 20, "{:?}", tally.to_host);
         assert!(tally.resent >= 100 && tally.unplugs >= 50);
+        // The check on every attempt ran: about one and a half a transfer (measured: 784
+        // for 500 transfers, their retries included).
+        assert!(
+            tally.attempts_checked >= count.min(500),
+            "only {} attempts checked",
+            tally.attempts_checked
+        );
     }
 }
 

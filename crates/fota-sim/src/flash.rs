@@ -15,7 +15,8 @@
 //! # Power cuts
 //!
 //! Every programmed byte is one *step*, and erasing a sector is `SECTOR` steps (one per
-//! byte, from the start of the sector). [`SimFlash::arm_power_cut`]`(k)` lets `k` more
+//! byte, from the start of the sector), and one step separates an operation that
+//! completed from the next one (below). [`SimFlash::arm_power_cut`]`(k)` lets `k` more
 //! steps complete; then:
 //!
 //! * a program has written the bytes before the cut, the byte at the cut is *torn* (some of
@@ -24,7 +25,11 @@
 //!   toward `0xFF` (`old | random`), the rest of the sector is unchanged;
 //! * if the budget runs out exactly at the end of an operation, the data is complete but
 //!   the call still returns [`FlashError::PowerLoss`]: the cut came after the operation
-//!   finished but before the caller learnt it (a case MCUboot's simulator never tried).
+//!   finished but before the caller learnt it (a case MCUboot's simulator never tried);
+//! * the step between an operation that completed (or a sector of an erase) and the
+//!   next one is the point where the next one's *first* byte is torn: without it, a cut
+//!   could land just after an operation or inside the next from its second byte on,
+//!   never on the next one's first byte.
 //!
 //! After a cut every operation fails with [`FlashError::PowerLoss`] until
 //! [`SimFlash::power_on`]. The flash keeps only its bytes; a device model must rebuild all
@@ -220,6 +225,14 @@ impl Default for FlashTiming {
 /// Seed of the torn-bit generator unless [`SimFlash::set_seed`] says otherwise.
 pub const DEFAULT_SEED: u64 = 0x5EED_F1A5;
 
+/// Receives every change of the flash as it is made, `(offset, bytes now there)`, in the
+/// order the part makes them: a program word by word, an erase [`ERASE_PIECE`] bytes at
+/// a time (see [`SimFlash::set_write_through`]).
+pub type WriteThrough = std::sync::Arc<std::sync::Mutex<dyn FnMut(u32, &[u8]) + Send>>;
+
+/// Bytes of an erase handed to a [`WriteThrough`] at a time.
+pub const ERASE_PIECE: usize = 256;
+
 /// A NOR flash of `WRITE`-byte program granularity and `SECTOR`-byte erase sectors.
 ///
 /// The sizes are const generics because `NorFlash` needs them as associated consts. The
@@ -236,6 +249,9 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     bytes_programmed: u64,
     busy_ns: u64,
     steps: u64,
+    /// An operation completed since the last [`reset_steps`](Self::reset_steps): the next
+    /// one starts with the step that separates them.
+    closed: bool,
     /// Steps left before the cut, if one is armed.
     cut_after: Option<u64>,
     powered: bool,
@@ -251,6 +267,10 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     big: Vec<(SectorRun, u64)>,
     /// Sector erases begun (a sector of a run counts once).
     erases: u64,
+    /// Where changes go as they are made, if anywhere.
+    write_through: Option<WriteThrough>,
+    /// The last cut tore the first byte of an operation that followed a completed one.
+    first_byte_cut: bool,
 }
 
 /// What an armed cut allows of an operation of `n` steps.
@@ -308,6 +328,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             bytes_programmed: 0,
             busy_ns: 0,
             steps: 0,
+            closed: false,
+            write_through: None,
+            first_byte_cut: false,
             cut_after: None,
             powered: true,
             seed: DEFAULT_SEED,
@@ -474,6 +497,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
     /// [module docs](self)). Replaces any cut already armed.
     pub fn arm_power_cut(&mut self, after_steps: u64) {
         self.cut_after = Some(after_steps);
+        self.first_byte_cut = false;
     }
 
     /// Cancels an armed cut that has not happened yet.
@@ -502,8 +526,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         self.powered
     }
 
-    /// Steps (programmed bytes, erased bytes) completed since creation or
-    /// [`reset_steps`](Self::reset_steps). A torn byte is not counted.
+    /// Steps (programmed bytes, erased bytes, and one between each completed operation
+    /// and the next) since creation or [`reset_steps`](Self::reset_steps). A torn byte
+    /// is not counted.
     pub fn step_count(&self) -> u64 {
         self.steps
     }
@@ -511,6 +536,36 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
     /// Restarts [`step_count`](Self::step_count) from 0.
     pub fn reset_steps(&mut self) {
         self.steps = 0;
+        self.closed = false;
+    }
+
+    /// Whether the last cut tore the first byte of an operation that followed a completed
+    /// one (the cut points the step between operations adds).
+    pub fn cut_tore_first_byte(&self) -> bool {
+        self.first_byte_cut
+    }
+
+    /// Hand every change to `sink` as it is made (`None`: stop), so that a copy kept
+    /// elsewhere (a file) changes as the flash does and a process killed in the middle of
+    /// an operation leaves that operation part done there, as a power cut does.
+    pub fn set_write_through(&mut self, sink: Option<WriteThrough>) {
+        self.write_through = sink;
+    }
+
+    /// Give the bytes of `range` to the write-through sink, `piece` bytes a call.
+    fn pass_through(&self, range: core::ops::Range<usize>, piece: usize) {
+        let Some(sink) = &self.write_through else {
+            return;
+        };
+        // A sink that panicked once still gets the rest: the copy stays as close as it can.
+        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = range.start;
+        while at < range.end {
+            let end = (at + piece).min(range.end);
+            // `at` is inside the flash, whose size fits in u32.
+            sink(at as u32, &self.mem[at..end]);
+            at = end;
+        }
     }
 
     // ---- statistics ----
@@ -570,12 +625,20 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
 
     /// Consumes the budget of an operation of `n` steps (`n > 0`).
     fn allow(&mut self, n: usize) -> Allowance {
+        // The step between the last completed operation and this one (see `closed`).
+        let after_op = self.closed;
+        if self.closed {
+            self.steps += 1;
+            self.closed = false;
+        }
         let Some(left) = self.cut_after else {
             return Allowance::All;
         };
         let n64 = n as u64;
         if left > n64 {
-            self.cut_after = Some(left - n64);
+            // The operation and the step that closes it: a budget left at 0 tears the
+            // first byte of the next operation.
+            self.cut_after = Some(left - n64 - 1);
             return Allowance::All;
         }
         self.cut_after = None;
@@ -583,6 +646,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         if left == n64 {
             Allowance::AllThenCut
         } else {
+            self.first_byte_cut = left == 0 && after_op;
             // left < n, which fits in usize.
             Allowance::Partial(left as usize)
         }
@@ -630,7 +694,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
                 self.torn.insert((start + done) / WRITE);
             }
         }
+        self.pass_through(start..(start + done + 1).min(range.end), WRITE);
         self.steps += done as u64;
+        self.closed = done == data.len();
         self.bytes_programmed += done as u64;
         self.busy_ns += self.timing.program_ns(offset, done);
         self.check_power()
@@ -678,7 +744,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
                     self.torn.insert((start + done) / WRITE);
                 }
             }
+            self.pass_through(start..(start + done + 1).min(start + size), ERASE_PIECE);
             self.steps += done as u64;
+            self.closed = done == size;
             self.busy_ns += (ns * done as u64).div_ceil(size as u64);
             self.check_power()?;
         }
@@ -888,7 +956,9 @@ mod tests {
         let mut f = flash(2);
         f.write(0, &[0; 16]).unwrap();
         f.erase(0, 8192).unwrap();
-        assert_eq!(f.step_count(), 16 + 8192);
+        // Each of the three operations (the write, two sector erases) after the first
+        // adds the step that separates it from the one before.
+        assert_eq!(f.step_count(), 16 + 1 + 4096 + 1 + 4096);
         f.reset_steps();
         assert_eq!(f.step_count(), 0);
     }
@@ -968,7 +1038,9 @@ mod tests {
         let data = pattern(192);
         let mut f = Small::new(192);
         f.write(0, &data).unwrap();
-        f.arm_power_cut(64 + 10);
+        f.reset_steps();
+        // The first sector, the step after it, 10 bytes of the second.
+        f.arm_power_cut(64 + 1 + 10);
         assert_eq!(f.erase(0, 192), Err(FlashError::PowerLoss));
         let mem = f.as_bytes();
         assert!(mem[..74].iter().all(|&b| b == 0xFF));
@@ -999,9 +1071,10 @@ mod tests {
         let mut f = flash(1);
         f.arm_power_cut(10);
         f.write(0, &[0; 8]).unwrap();
-        assert_eq!(f.power_cut_armed(), Some(2));
+        // 8 bytes and the step after the write.
+        assert_eq!(f.power_cut_armed(), Some(1));
         assert_eq!(f.write(8, &pattern(8)), Err(FlashError::PowerLoss));
-        assert_eq!(&f.as_bytes()[8..10], &pattern(8)[..2]);
+        assert_eq!(&f.as_bytes()[8..9], &pattern(8)[..1]);
         assert_eq!(f.step_count(), 10);
     }
 
@@ -1221,26 +1294,78 @@ mod tests {
         probe.reset_steps();
         run(&mut probe).unwrap();
         let total = probe.step_count();
-        assert_eq!(total, 128);
+        // 64 erased bytes, the step between the erase and the program, 64 programmed.
+        assert_eq!(total, 129);
+        let mut first_byte_torn = 0;
         for_each_cut(total, |cut| {
             let mut f = Small::new(64);
             f.write(0, &old).unwrap();
             f.reset_steps();
+            f.set_seed(cut);
             f.arm_power_cut(cut);
             assert_eq!(run(&mut f), Err(FlashError::PowerLoss));
             f.power_on();
             let mem = f.as_bytes();
             if cut == total {
                 assert_eq!(mem, &new[..]);
-            } else if cut >= 64 {
-                let k = (cut - 64) as usize;
+            } else if cut == 64 {
+                // Right after the erase completed.
+                assert!(mem.iter().all(|&b| b == 0xFF), "cut {cut}");
+            } else if cut > 64 {
+                let k = (cut - 65) as usize;
                 assert_eq!(&mem[..k], &new[..k]);
+                // The byte at the cut lies between erased and new (only cleared bits).
+                assert_eq!(mem[k] & new[k], new[k], "cut {cut}: only bits new clears");
                 assert!(mem[k + 1..].iter().all(|&b| b == 0xFF));
+                if k == 0 && mem[0] != 0xFF && mem[0] != new[0] {
+                    first_byte_torn += 1;
+                }
             } else {
                 let k = cut as usize;
                 assert!(mem[..k].iter().all(|&b| b == 0xFF));
                 assert_eq!(&mem[k + 1..], &old[k + 1..]);
             }
         });
+        // The program's first byte is a cut point of its own, and the cut tears it
+        // (with this seed, strictly between erased and the new value).
+        assert_eq!(
+            first_byte_torn, 1,
+            "the first programmed byte was never torn"
+        );
+    }
+
+    #[test]
+    fn write_through_follows_every_word_and_erase_piece_in_order() {
+        use std::sync::{Arc, Mutex};
+        type Calls = Vec<(u32, Vec<u8>)>;
+        let calls: Arc<Mutex<Calls>> = Arc::default();
+        let mut f = flash(2);
+        let copy = Arc::new(Mutex::new(f.snapshot()));
+        let (c, k) = (calls.clone(), copy.clone());
+        let sink: WriteThrough = Arc::new(Mutex::new(move |at: u32, bytes: &[u8]| {
+            c.lock().unwrap().push((at, bytes.to_vec()));
+            k.lock().unwrap()[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+        }));
+        f.set_write_through(Some(sink));
+        let data = pattern(64);
+        f.write(4096, &data).unwrap();
+        // A program goes word by word, in address order: a kill between two leaves
+        // the words before it written and the rest not, as a cut does.
+        let got = calls.lock().unwrap().clone();
+        assert_eq!(got.len(), 16);
+        for (i, (at, bytes)) in got.iter().enumerate() {
+            assert_eq!(*at, 4096 + 4 * i as u32);
+            assert_eq!(bytes[..], data[4 * i..4 * i + 4]);
+        }
+        calls.lock().unwrap().clear();
+        f.erase(4096, 8192).unwrap();
+        let got = calls.lock().unwrap().clone();
+        assert_eq!(got.len(), 4096 / ERASE_PIECE);
+        assert!(got.iter().all(|(_, b)| b.iter().all(|&x| x == 0xFF)));
+        // A cut mid-program: the copy holds the torn byte too.
+        f.write(0, &data).unwrap();
+        f.arm_power_cut(10);
+        assert_eq!(f.write(64, &data), Err(FlashError::PowerLoss));
+        assert_eq!(&copy.lock().unwrap()[..], f.as_bytes());
     }
 }

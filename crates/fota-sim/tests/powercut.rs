@@ -60,6 +60,8 @@ type Flash = DeviceFlash;
 const SLOT: u32 = 8 * 1024;
 /// The host's block size (the agent's `max_write`).
 const BLOCK: usize = fota_agent::MAX_WRITE;
+/// The simulated flash's sector.
+const SECTOR: usize = fota_sim::device::SECTOR as usize;
 /// Recovery budgets of the second cut: inside a record entry write (20 bytes), at its
 /// end, after it, and inside / at the end of a record-sector erase (4096 + 20).
 const SECOND: [u64; 16] = [
@@ -275,7 +277,18 @@ struct Span {
 
 /// Where cut point `k` lands.
 fn locate(spans: &[Span], k: u64) -> String {
+    let after = |k: u64| spans.iter().rev().find(|s| s.to == k);
     match spans.iter().find(|s| k >= s.from && k < s.to) {
+        // An operation after another starts with the step that separates them.
+        Some(s) if k == s.from && after(k).is_some() => {
+            format!(
+                "right after {} completed",
+                after(k).map_or("", |p| &p.label)
+            )
+        }
+        Some(s) if k == s.from + 1 && after(s.from).is_some() => {
+            format!("{} (first byte torn)", s.label)
+        }
         Some(s) if k == s.from => format!("{} (first step)", s.label),
         Some(s) => format!("{} + {} of {}", s.label, k - s.from, s.to - s.from),
         None => match spans.iter().rev().find(|s| s.to == k) {
@@ -344,22 +357,39 @@ fn cycle(
         }
         .expect("a free slot");
         let slot = *sc.cfg.slot_at(addr).expect("a slot");
-        let len = image.len() as u32;
-        let label = format!("erase_slot({kind:?} {})", slot.index);
-        step!(
-            agent,
-            spans,
-            label,
-            false,
-            agent.erase_slot(addr, len, &mut |_, _| {})
-        )
-        .expect("erase");
-        for (i, block) in image.chunks(BLOCK).enumerate() {
-            let mut data = block.to_vec();
-            data.resize(block.len().div_ceil(4) * 4, 0xFF);
-            let at = addr + (i * BLOCK) as u32;
-            let label = format!("write_slot({kind:?} {} +{:#x})", slot.index, i * BLOCK);
-            step!(agent, spans, label, false, agent.write_slot(at, &data)).expect("write");
+        // The reference host's order (docs/PROTOCOL.md 6.7): each sector erased just
+        // ahead of the blocks of the sector before it.
+        let sectors = image.len().div_ceil(SECTOR);
+        let mut erased = 0;
+        for sector in 0..sectors {
+            while erased < sectors && erased <= sector + 1 {
+                let at = addr + (erased * SECTOR) as u32;
+                let label = format!(
+                    "erase_slot({kind:?} {} +{:#x})",
+                    slot.index,
+                    erased * SECTOR
+                );
+                step!(
+                    agent,
+                    spans,
+                    label,
+                    false,
+                    agent.erase_slot(at, SECTOR as u32, &mut |_, _| {})
+                )
+                .expect("erase");
+                erased += 1;
+            }
+            let end = ((sector + 1) * SECTOR).min(image.len());
+            let mut from = sector * SECTOR;
+            while from < end {
+                let to = (from + BLOCK).min(end);
+                let mut data = image[from..to].to_vec();
+                data.resize(data.len().div_ceil(4) * 4, 0xFF);
+                let at = addr + from as u32;
+                let label = format!("write_slot({kind:?} {} +{from:#x})", slot.index);
+                step!(agent, spans, label, false, agent.write_slot(at, &data)).expect("write");
+                from = to;
+            }
         }
         targets.push((slot, image));
     }
@@ -520,18 +550,21 @@ fn check_recovered(sc: &Scenario, agent: Agent<Flash>, boot: &Boot) -> Result<()
 
 /// One cut point: the cycle with a cut after `k` steps (and `second` during recovery).
 /// Returns whether a second cut happened, or the failure.
-fn run_point(sc: &Scenario, k: u64, second: Option<u64>) -> Result<bool, String> {
+/// Returns whether a second cut happened and whether the cut tore the first byte of a
+/// flash operation that followed a completed one, or the failure.
+fn run_point(sc: &Scenario, k: u64, second: Option<u64>) -> Result<(bool, bool), String> {
     let mut flash = sc.start_flash();
     flash.set_seed(k ^ 0x5EED);
     flash.arm_power_cut(k);
     match cycle(sc, flash, None) {
         Ok((agent, boot)) => {
             // The budget outlasted the cycle: nothing was cut.
-            check_recovered(sc, agent, &boot).map(|()| false)
+            check_recovered(sc, agent, &boot).map(|()| (false, false))
         }
         Err(flash) => {
+            let first_byte = flash.cut_tore_first_byte();
             let (agent, boot, cuts) = recover(sc, *flash, second);
-            check_recovered(sc, agent, &boot).map(|()| cuts > 0)
+            check_recovered(sc, agent, &boot).map(|()| (cuts > 0, first_byte))
         }
     }
 }
@@ -574,6 +607,8 @@ fn points(sc: &Scenario, spans: &[Span], total: u64) -> Vec<u64> {
 struct Tally {
     points: u64,
     second_cuts: u64,
+    /// Points that tore the first byte of an operation following a completed one.
+    first_bytes: u64,
     failures: Vec<String>,
 }
 
@@ -584,7 +619,10 @@ fn sweep(sc: &Scenario, tally: &mut Tally) {
     for &k in &pts {
         let second = (k % 7 == 0).then(|| SECOND[(k / 7) as usize % SECOND.len()]);
         match run_point(sc, k, second) {
-            Ok(cut_again) => tally.second_cuts += u64::from(cut_again),
+            Ok((cut_again, first_byte)) => {
+                tally.second_cuts += u64::from(cut_again);
+                tally.first_bytes += u64::from(first_byte);
+            }
             Err(e) => {
                 if tally.failures.len() < 20 {
                     tally.failures.push(format!(
@@ -624,8 +662,10 @@ fn power_cut_at_every_step_of_the_update_cycle() {
         sweep(&sc, &mut tally);
     }
     println!(
-        "power cuts: {} cut points run, {} of them cut again during recovery, {:.1?}",
+        "power cuts: {} cut points run, {} of them on the first byte of an operation that \
+         followed another, {} cut again during recovery, {:.1?}",
         tally.points,
+        tally.first_bytes,
         tally.second_cuts,
         t.elapsed()
     );
@@ -637,6 +677,13 @@ fn power_cut_at_every_step_of_the_update_cycle() {
     );
     // The floor keeps the sweep from shrinking unnoticed (measured: see the output).
     assert!(tally.points >= 50_000, "only {} cut points", tally.points);
+    // Every flash operation after the first is such a point where the sweep is
+    // exhaustive, and where it samples, at the start of each operation (measured: 121).
+    assert!(
+        tally.first_bytes >= 100,
+        "only {} first-byte cut points",
+        tally.first_bytes
+    );
     assert!(
         tally.second_cuts >= 800,
         "only {} second cuts",
@@ -652,13 +699,21 @@ fn cut_points_cover_every_operation_of_the_cycle() {
         let (spans, total) = probe(&sc);
         let labels: Vec<&str> = spans.iter().map(|s| s.label.as_str()).collect();
         let has = |p: &str| labels.iter().any(|l| l.starts_with(p));
-        assert!(has("erase_slot(Bytecode 1)"), "{labels:?}");
+        assert!(has("erase_slot(Bytecode 1 +0x0)"), "{labels:?}");
+        // The host's order: sector 1 is erased before the first block of sector 0.
+        let pos = |p: &str| labels.iter().position(|l| l.starts_with(p));
+        assert!(
+            pos("erase_slot(Bytecode 1 +0x1000)") < pos("write_slot(Bytecode 1 +0x0)"),
+            "{labels:?}"
+        );
+        // One image end for each image: the loops over them cannot run zero times.
+        assert_eq!(image_ends(&sc, &spans).len(), sc.jobs.len(), "{labels:?}");
         assert!(has("write_slot(Bytecode 1"), "{labels:?}");
         assert!(has("attempt"), "{labels:?}");
         assert!(has("restart: boot decision"), "{labels:?}");
         assert!(has("accept"), "{labels:?}");
         if sc.jobs.len() == 2 {
-            assert!(has("erase_slot(Vm 1)") && has("write_slot(Vm 1"));
+            assert!(has("erase_slot(Vm 1 +") && has("write_slot(Vm 1"));
         }
         // Spans tile 0..total with no gap.
         let mut at = 0;
@@ -667,22 +722,24 @@ fn cut_points_cover_every_operation_of_the_cycle() {
             at = s.to;
         }
         assert_eq!(at, total);
-        // The ring scenario's boot decision erases a record sector (4096 + one entry).
+        // The ring scenario's boot decision erases a record sector (4096 + one entry);
+        // each operation after the first of the run starts with the step where its first
+        // byte is torn.
         let boot = spans
             .iter()
             .find(|s| s.label.starts_with("restart"))
             .unwrap();
         let expected = if sc.name.contains("/ring") {
-            4096 + 20
+            1 + 4096 + 1 + 20
         } else {
-            20
+            1 + 20
         };
         assert_eq!(boot.to - boot.from, expected, "{}", sc.name);
         assert_eq!(
             locate(&spans, total),
             "right after accept (record entry) completed"
         );
-        assert!(locate(&spans, 0).starts_with("erase_slot(Bytecode 1) (first step)"));
+        assert!(locate(&spans, 0).starts_with("erase_slot(Bytecode 1 +0x0) (first step)"));
     }
 }
 
@@ -893,8 +950,18 @@ fn image_ends(sc: &Scenario, spans: &[Span]) -> Vec<u64> {
             } else {
                 return None;
             };
+            // The sector's offset in the slot: "erase_slot(Kind N +0x...)".
+            let offset = s
+                .label
+                .rsplit('+')
+                .next()
+                .and_then(|o| o.trim_end_matches(')').strip_prefix("0x"))
+                .and_then(|o| usize::from_str_radix(o, 16).ok())?;
             let (_, image) = sc.jobs.iter().find(|(k, _)| *k == kind)?;
-            Some(s.from + image.len() as u64)
+            // The sector the image ends in; after the step that starts an operation
+            // that follows another (the first erase of the cycle has none).
+            let into = image.len().checked_sub(offset).filter(|&n| n <= SECTOR)?;
+            Some(s.from + u64::from(s.from > 0) + into as u64)
         })
         .collect()
 }

@@ -9,6 +9,13 @@ mod board;
 
 use fota_firmware::Board;
 
+/// The agent's size on this target (it lives in `main`'s frame, beside the link state and
+/// the receive ring in `.bss`): `crates/fota-cli/tests/code_size.rs` reads it from the ELF
+/// for the agent's RAM figure, which `size_of` on a 64-bit build machine would get wrong.
+#[used]
+#[unsafe(no_mangle)]
+static AGENT_BYTES: usize = core::mem::size_of::<fota_agent::Agent<board::PsramFlash>>();
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let mut qemu = board::Qemu::init(true);

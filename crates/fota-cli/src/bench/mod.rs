@@ -1,0 +1,417 @@
+//! `fota bench`: how close an update comes to the physical limit of the link and the
+//! flash, measured against real serial file-transfer peers (lrzsz's ZMODEM and
+//! YMODEM-1k) over the same modelled link in the same run.
+//!
+//! Our side runs the real host code (`fota_host::update`) against the simulated device
+//! (`fota_sim::device::SimDevice`: the agent behind a bounded UART receive buffer, a
+//! W25Q128JV flash) in virtual time. lrzsz runs as two real processes (`sz` and `rz`)
+//! connected through the same modelled link by the time-warp relay in [`crate::relay`].
+//!
+//! The device is the one a user updates: its free bytecode slot holds an older image of
+//! the same size, so every sector has to be erased and written.
+//!
+//! What is counted, per row (every time is whole: from the first byte a program sends):
+//!
+//! * **fota update**: what `fota flash` does (resume on: the slot's sectors are compared
+//!   first), from the first request to the answer that confirms the attempt: (baud
+//!   switch on negotiated rows: `SetBaud` and a hello at the new rate), hello, record,
+//!   `find_bytecode_slot`, the sector comparison, erase, stream, the device's MD5 of the
+//!   slot, `attempt`, and the record read after it. Not counted: the restart and the
+//!   wait for the new firmware to confirm itself.
+//! * **resume off**: the same update without the sector comparison (`--no-resume`).
+//! * **true limit**: what no design can beat on this link and flash: max(link time of
+//!   the image, erase + page programs of its sectors) + the first sector's erase +
+//!   the device's read of the image for its MD5 + one round trip (two latencies).
+//! * **erase-then-stream limit**: the limit of a design that erases the whole slot
+//!   before streaming: erase + max(link, page programs) + read + one round trip.
+//! * **ZMODEM / YMODEM-1k**: the virtual time of `sz` sending the image to `rz` over the
+//!   modelled link, from the start of both programs to the last byte (handshakes
+//!   included; a file transfer only, no flash).
+//! * **efficiencies**: image bytes / (time × baud / 10), for the whole update and for
+//!   the lrzsz transfers, and for our streaming phase alone (`Report::stream_time`: from
+//!   the first `write_slot` request sent to the answer to the last one).
+
+use std::time::Duration;
+
+use fota_host::protocol::SlotKind;
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::Plan;
+use fota_host::{Device, Image, NullObserver};
+use fota_sim::device::{DeviceConfig, LayoutKind, SECTOR, SimDevice};
+use fota_sim::flash::FlashTiming;
+use serde_json::{Value, json};
+
+use crate::relay;
+
+mod lrzsz;
+mod table;
+
+use lrzsz::{Peer, Proto, run_peer};
+use table::{evaluate, label, markdown, meaning, row_json, size_label};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+/// RAM the agent's link may take on a small MCU.
+const RAM_BUDGET: usize = 8 * 1024;
+/// The agent's RAM on a Cortex-M4 (thumbv7em), from the QEMU board's `agent-size` build
+/// (release, opt-level "s", LTO): its `.bss` (the UART receive ring of the window, the
+/// link state, the board's counters) and the agent itself, kept in `main`'s frame.
+/// `crates/fota-cli/tests/code_size.rs` reads both from the ELF and fails when they
+/// differ from these. (`size_of` here would measure this 64-bit build machine instead.)
+const THUMBV7EM_BSS: usize = 6952;
+/// See [`THUMBV7EM_BSS`].
+const THUMBV7EM_AGENT: usize = 592;
+/// The rate every agent answers at after reset.
+const CONNECT_BAUD: u32 = 115_200;
+
+/// Options of `fota bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// 256 KiB images only (default: 256 KiB and 1 MiB).
+    #[arg(long)]
+    pub quick: bool,
+    /// Do not run lrzsz (sz/rz) for comparison.
+    #[arg(long)]
+    pub no_lrzsz: bool,
+    /// Requests the simulated agent takes in flight (its receive buffer holds this many
+    /// frames); default: the device's default.
+    #[arg(long)]
+    pub window: Option<u8>,
+    /// Real-time quiet period (ms) after which the lrzsz relay counts both programs idle.
+    #[arg(long, default_value_t = 2.0)]
+    pub quiet_ms: f64,
+    /// Print only the Markdown table (the one the README publishes).
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// One setting of the matrix.
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    baud: u32,
+    latency_ms: u64,
+    image_len: usize,
+}
+
+impl Setting {
+    fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
+    }
+    fn bytes_per_second(&self) -> f64 {
+        f64::from(self.baud) / 10.0
+    }
+    fn negotiated(&self) -> bool {
+        self.baud != CONNECT_BAUD
+    }
+}
+
+/// Our update over the model.
+#[derive(Debug, Clone)]
+struct Ours {
+    stream: Duration,
+    efficiency: f64,
+    update: Duration,
+    /// The same update with resume off.
+    no_resume: Duration,
+    negotiate: Duration,
+    compare: Duration,
+    erase: Duration,
+    checksum: Duration,
+    sent_bytes: u64,
+    overruns: u64,
+    resent: u64,
+    bad_frames: u64,
+}
+
+/// The limits of one setting, in seconds, and their parts.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    /// Erase of every sector the image touches.
+    erase: f64,
+    /// Erase of one sector: the first write waits for it.
+    first_erase: f64,
+    /// The image's bytes at baud / 10 bytes a second.
+    link: f64,
+    /// Page programs of the image.
+    program: f64,
+    /// The device reading the image for its MD5.
+    read: f64,
+    /// Two one-way latencies.
+    round_trip: f64,
+}
+
+impl Limit {
+    fn of(s: &Setting, timing: &FlashTiming) -> Limit {
+        let len = s.image_len;
+        let sectors = len.div_ceil(SECTOR as usize) as f64;
+        let sector_erase = timing.sector_erase_ns as f64 / 1e9;
+        Limit {
+            erase: sectors * sector_erase,
+            first_erase: sector_erase,
+            link: len as f64 / s.bytes_per_second(),
+            program: timing.program_ns(0, len) as f64 / 1e9,
+            read: timing.read_ns(len) as f64 / 1e9,
+            round_trip: 2.0 * s.latency().as_secs_f64(),
+        }
+    }
+    /// Erasing overlapped with streaming: the link and the flash work at once, and only
+    /// the first sector's erase, the final read and one round trip add to the slower.
+    fn true_limit(&self) -> f64 {
+        self.link.max(self.erase + self.program) + self.first_erase + self.read + self.round_trip
+    }
+    /// Erase the slot, then stream.
+    fn erase_then_stream(&self) -> f64 {
+        self.erase + self.link.max(self.program) + self.read + self.round_trip
+    }
+}
+
+struct Row {
+    setting: Setting,
+    ours: Result<Ours, String>,
+    limit: Limit,
+    zmodem: Option<Peer>,
+    ymodem: Option<Peer>,
+}
+
+fn image_of(len: usize) -> Vec<u8> {
+    let payload = len - fota_sim::images::HEADER_LEN;
+    fota_sim::images::sample_image(SlotKind::Bytecode, "bench", "2.0", true, payload)
+}
+
+fn device_config(s: &Setting, window: Option<u8>) -> DeviceConfig {
+    let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+    cfg.bc_slot_size = (MIB + 64 * KIB) as u32;
+    cfg.baud = CONNECT_BAUD;
+    cfg.max_baud = 921_600;
+    cfg.latency_ns = s.latency_ms * 1_000_000;
+    if let Some(w) = window {
+        cfg.max_in_flight = w.max(1);
+    }
+    cfg
+}
+
+/// The device a user updates: the factory images in VM slot 0 and bytecode slot 0, and
+/// an older image of `len` bytes in bytecode slot 1, the slot the update goes to.
+fn bench_device(s: &Setting, window: Option<u8>) -> Result<SimDevice, String> {
+    let cfg = device_config(s, window);
+    let payload = s.image_len - fota_sim::images::HEADER_LEN;
+    let vm = fota_sim::images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 16 * KIB);
+    let current = fota_sim::images::blink_v1();
+    let older = fota_sim::images::sample_image(SlotKind::Bytecode, "bench", "1.0", true, payload);
+    let bytes = cfg.flash_with(&[
+        (SlotKind::Vm, 0, &vm),
+        (SlotKind::Bytecode, 0, &current),
+        (SlotKind::Bytecode, 1, &older),
+    ]);
+    SimDevice::from_image(cfg, bytes).map_err(|e| format!("the simulated flash: {e:?}"))
+}
+
+/// One update over the model: (report, time of the baud switch, device overruns, stats).
+async fn one_update(
+    s: &Setting,
+    image: &[u8],
+    window: Option<u8>,
+    resume: bool,
+) -> Result<(fota_host::update::Report, Duration, u64, fota_host::Stats), String> {
+    let device = bench_device(s, window)?;
+    let mut dev = Device::new(SimTransport::new(device, Virtual), Box::new(NullObserver));
+    let t0 = dev.now();
+    if s.negotiated() {
+        let got = dev
+            .negotiate_baud(&[s.baud])
+            .await
+            .map_err(|e| format!("baud switch: {e}"))?;
+        if got != s.baud {
+            return Err(format!("the link stayed at {got} baud"));
+        }
+    }
+    let negotiate = dev.now() - t0;
+    let image = Image::new("bench.bin", image.to_vec()).map_err(|e| e.to_string())?;
+    let mut plan = Plan::new(image);
+    plan.resume = resume;
+    plan.restart = false;
+    let report = fota_host::update(&mut dev, &plan)
+        .await
+        .map_err(|e| format!("update: {e}"))?;
+    let overruns = dev.link().device().overruns();
+    Ok((report, negotiate, overruns, dev.stats()))
+}
+
+async fn run_ours(s: &Setting, image: &[u8], window: Option<u8>) -> Result<Ours, String> {
+    let (report, negotiate, overruns, stats) = one_update(s, image, window, true).await?;
+    let (off, off_negotiate, _, _) = one_update(s, image, window, false)
+        .await
+        .map_err(|e| format!("resume off: {e}"))?;
+    if report.skipped_bytes != 0 {
+        return Err(format!(
+            "the slot held {} bytes of the image already: nothing to measure",
+            report.skipped_bytes
+        ));
+    }
+    let stream = report.stream_time;
+    let efficiency = s.image_len as f64 / (stream.as_secs_f64() * s.bytes_per_second());
+    Ok(Ours {
+        stream,
+        efficiency,
+        update: negotiate + report.total_time,
+        no_resume: off_negotiate + off.total_time,
+        negotiate,
+        compare: report.compare_time,
+        erase: report.erase_time,
+        checksum: report.checksum_time,
+        sent_bytes: report.sent_bytes,
+        overruns,
+        resent: stats.resent,
+        bad_frames: stats.bad_frames,
+    })
+}
+
+/// What each figure counts, for the JSON document.
+fn counted() -> Value {
+    json!({
+        "update": "fota flash as a user runs it (resume on: sectors compared first), first \
+                   request to the answer to the record read after attempt: baud switch \
+                   (negotiated rows), hello, record, find slot, sector comparison, erase, \
+                   stream, checksum, attempt, record; restart and outcome wait excluded",
+        "no_resume": "the same update with resume off (no sector comparison)",
+        "stream": "first write_slot request to the answer to the last one",
+        "efficiency": "image bytes / (seconds x baud / 10); update_efficiency uses the \
+                       whole update, efficiency the streaming phase",
+        "true_limit": "max(link time of the image, erase + page programs) + first sector's \
+                       erase + device read of the image + one round trip",
+        "erase_then_stream_limit": "erase (sectors x sector erase) + max(link, page \
+                                    programs) + device read of the image + one round trip",
+        "lrzsz": "virtual time from the start of sz and rz to the last byte, handshakes \
+                  included, over the same modelled link (no flash)",
+    })
+}
+
+/// Run the benchmark and print it.
+pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
+    let sizes: &[usize] = if args.quick {
+        &[256 * KIB]
+    } else {
+        &[256 * KIB, MIB]
+    };
+    let mut settings = Vec::new();
+    for &image_len in sizes {
+        for latency_ms in [1, 16] {
+            for baud in [115_200, 921_600] {
+                settings.push(Setting {
+                    baud,
+                    latency_ms,
+                    image_len,
+                });
+            }
+        }
+    }
+    let lrzsz = if args.no_lrzsz {
+        Err("skipped (--no-lrzsz)".to_string())
+    } else if relay::on_path("sz") && relay::on_path("rz") {
+        Ok(())
+    } else {
+        Err("lrzsz not installed".to_string())
+    };
+    let timing = device_config(&settings[0], args.window).timing;
+    let quiet = crate::secs("quiet-ms", args.quiet_ms.clamp(0.2, 100.0) / 1000.0)?;
+
+    let mut rows = Vec::new();
+    for s in &settings {
+        let image = image_of(s.image_len);
+        let ours = run_ours(s, &image, args.window).await;
+        rows.push(Row {
+            setting: *s,
+            ours,
+            limit: Limit::of(s, &timing),
+            zmodem: None,
+            ymodem: None,
+        });
+    }
+    if lrzsz.is_ok() {
+        for row in &mut rows {
+            let s = row.setting;
+            let image = image_of(s.image_len);
+            for proto in [Proto::Zmodem, Proto::Ymodem1k] {
+                if !json {
+                    eprintln!(
+                        "lrzsz: {} of {} at {} baud, {} ms ...",
+                        proto.name(),
+                        size_label(s.image_len),
+                        s.baud,
+                        s.latency_ms
+                    );
+                }
+                let peer = run_peer(proto, &s, &image, quiet);
+                match proto {
+                    Proto::Zmodem => row.zmodem = Some(peer),
+                    Proto::Ymodem1k => row.ymodem = Some(peer),
+                }
+            }
+        }
+    }
+
+    let cfg = device_config(&settings[0], args.window);
+    let window = usize::from(cfg.max_in_flight);
+    let rx_buffer = window * fota_agent::RX_FRAME;
+    let ram = THUMBV7EM_BSS + THUMBV7EM_AGENT;
+
+    let targets = evaluate(&rows, ram, args.quick);
+    let table = markdown(&rows, lrzsz.as_ref().err());
+    let meaning = meaning(&rows, ram, window, lrzsz.as_ref().err());
+
+    if args.markdown {
+        print!("{table}");
+        return Ok(());
+    }
+    if json {
+        let rows_json: Vec<Value> = rows.iter().map(row_json).collect();
+        let doc = json!({
+            "event": "bench",
+            "counted": counted(),
+            "lrzsz": match &lrzsz { Ok(()) => "measured".to_string(), Err(e) => e.clone() },
+            "rows": rows_json,
+            "ram": {
+                "max_in_flight": window,
+                "rx_frame": fota_agent::RX_FRAME,
+                "rx_buffer": rx_buffer,
+                "thumbv7em_bss": THUMBV7EM_BSS,
+                "thumbv7em_agent": THUMBV7EM_AGENT,
+                "total": ram,
+                "budget": RAM_BUDGET,
+                "measured": "agent-size ELF for thumbv7em-none-eabihf (release): .bss + \
+                             size_of Agent computed for that target",
+            },
+            "targets": targets.iter().map(|t| json!({"target": t.0, "met": t.1, "detail": t.2})).collect::<Vec<_>>(),
+            "table_markdown": table,
+            "meaning": meaning,
+        });
+        println!("{doc}");
+    } else {
+        println!("{table}");
+        println!(
+            "Agent RAM on a Cortex-M4 (thumbv7em, release build of the QEMU board's agent): \
+             .bss {THUMBV7EM_BSS} B (of which the receive ring, {window} x {} B = {rx_buffer} B) \
+             + the agent {THUMBV7EM_AGENT} B = {ram} B of the {RAM_BUDGET} B budget, stack \
+             aside (docs/PORTING.md).",
+            fota_agent::RX_FRAME,
+        );
+        println!();
+        println!("{meaning}");
+        println!();
+        println!("Targets:");
+        for (name, met, detail) in &targets {
+            println!("- [{}] {name}: {detail}", if *met { "x" } else { " " });
+        }
+        for row in &rows {
+            if let Err(e) = &row.ours {
+                println!("fota failed at {}: {e}", label(&row.setting));
+            }
+            for peer in [&row.zmodem, &row.ymodem].into_iter().flatten() {
+                if !peer.ok {
+                    println!("lrzsz failed at {}: {}", label(&row.setting), peer.detail);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -5,12 +5,11 @@ use std::rc::Rc;
 
 use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};
 use fota_host::update::Report;
-use fota_host::{CancelToken, HostError, Phase, Progress, SlotChoice, Step};
+use fota_host::{HostError, Outcome, Phase, Progress, SlotChoice, Step};
 use fota_sim::images::ImageInfo;
 use md5::Digest;
 use yew::Reducible;
 
-use crate::session::Session;
 use crate::transport::OpenError;
 use crate::transport::sim::SimLayout;
 
@@ -168,34 +167,17 @@ impl From<OpenError> for Problem {
     }
 }
 
-/// A cancel token that compares by identity, so it can live in the state.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Rc<CancelToken>);
-
-impl Cancel {
-    pub fn token(&self) -> CancelToken {
-        (*self.0).clone()
-    }
-}
-
-impl PartialEq for Cancel {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
-
 /// The connected device.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     pub kind: TransportKind,
     pub info: Info,
     pub link: String,
     pub baud: Option<u32>,
-    pub session: Session,
 }
 
 /// The connection's state.
-#[derive(Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Conn {
     #[default]
     Closed,
@@ -234,18 +216,62 @@ pub struct Run {
     pub progress: Option<Progress>,
     /// Every image's MD5 on the device matched (reached attempt).
     pub verified: bool,
-    pub cancel: Cancel,
     pub cancelling: bool,
-    /// Bytes found on the device already (resume).
-    pub resumed: Option<String>,
+    /// Bytes found on the device already (resume), of all.
+    pub resumed: Option<(u64, u64)>,
     pub started_ms: u64,
+    /// What the device printed since the update restarted it: why the new firmware was
+    /// reverted, if it was.
+    pub after_restart: Vec<String>,
 }
+
+/// Most device lines kept in [`Run::after_restart`].
+const AFTER_RESTART_LIMIT: usize = 50;
 
 /// The end of the last update.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finish {
-    Done(Box<Report>),
-    Failed(Problem),
+    /// It ran to its end; `why` is the device's own line that explains a revert.
+    Done {
+        report: Box<Report>,
+        why: Option<String>,
+    },
+    /// The user cancelled it during stage `at`: not an error.
+    Cancelled { at: Stage, help: String },
+    /// It stopped with an error during stage `at`.
+    Failed { problem: Problem, at: Stage },
+}
+
+/// Why an update stopped before its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    pub problem: Problem,
+    /// The link went away with it.
+    pub lost: bool,
+    /// The user asked for it.
+    pub cancelled: bool,
+}
+
+impl From<&HostError> for Stopped {
+    fn from(e: &HostError) -> Self {
+        Stopped {
+            problem: e.into(),
+            lost: matches!(e, HostError::Link(_)),
+            cancelled: *e == HostError::Cancelled,
+        }
+    }
+}
+
+/// How the stepper shows a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Done,
+    Current,
+    Todo,
+    /// The last update stopped here with an error.
+    Failed,
+    /// The user cancelled the last update here.
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,7 +307,7 @@ pub struct LogLine {
     pub text: String,
 }
 
-#[derive(Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AppState {
     pub settings: Settings,
     pub web_serial: bool,
@@ -308,6 +334,9 @@ pub struct AppState {
     pub dragging: bool,
 }
 
+/// Everything that changes the state. Effects (connecting, reading files, the update
+/// itself) happen outside and report back with these.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Settings(Settings),
     Connecting,
@@ -323,14 +352,16 @@ pub enum Action {
     ImageLoaded(SlotKind, ImageFile),
     ImageRefused(Problem),
     ClearImage(SlotKind),
+    /// Leave the images just flashed (a revert) and choose others.
+    ChooseOther,
     SlotChoice(SlotKind, SlotChoice),
     SetRestart(bool),
     SetResume(bool),
-    UpdateStarted(Cancel),
+    UpdateStarted,
     Step(Step, String),
     Progress(Progress),
     Cancelling,
-    UpdateDone(Result<Box<Report>, (Problem, bool)>),
+    UpdateDone(Result<Box<Report>, Stopped>),
     /// The device's MD5 of the written slot matched the image.
     Verified,
     /// Bytes of the image already on the device, of all.
@@ -339,6 +370,11 @@ pub enum Action {
     ClearLog,
     Dragging(bool),
 }
+
+/// An action with the time it happened (ms on the page's clock): the reducer reads no
+/// clock, so it runs the same in a native test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct At(pub u64, pub Action);
 
 impl AppState {
     pub fn new(settings: Settings, web_serial: bool) -> AppState {
@@ -447,24 +483,55 @@ impl AppState {
         self.run.is_some()
     }
 
-    fn log(&mut self, kind: LogKind, text: String) {
+    /// How the stepper shows each of [`Stage::ALL`]: only the stages that ran are done;
+    /// after a cancel or an error, the stage it stopped in says so and the later ones
+    /// stay to come.
+    pub fn marks(&self) -> [Mark; 8] {
+        let plain = |at: Stage| {
+            Stage::ALL.map(|stage| match stage.cmp(&at) {
+                core::cmp::Ordering::Less => Mark::Done,
+                core::cmp::Ordering::Equal => Mark::Current,
+                core::cmp::Ordering::Greater => Mark::Todo,
+            })
+        };
+        if let Some(run) = &self.run {
+            return plain(Stage::of_step(run.step));
+        }
+        if self.stage != Stage::Outcome {
+            return plain(self.stage);
+        }
+        let stopped = |at: Stage, mark: Mark| {
+            Stage::ALL.map(|stage| {
+                if stage == at {
+                    mark
+                } else if stage < at {
+                    Mark::Done
+                } else if stage == Stage::Outcome {
+                    Mark::Current
+                } else {
+                    Mark::Todo
+                }
+            })
+        };
+        match &self.finish {
+            Some(Finish::Done { .. }) => [Mark::Done; 8],
+            Some(Finish::Cancelled { at, .. }) => stopped(*at, Mark::Cancelled),
+            Some(Finish::Failed { at, .. }) => stopped(*at, Mark::Failed),
+            None => plain(self.stage),
+        }
+    }
+
+    fn log(&mut self, at_ms: u64, kind: LogKind, text: String) {
         let log = Rc::make_mut(&mut self.log);
         if log.len() >= LOG_LIMIT {
             log.drain(..LOG_LIMIT / 10);
         }
-        log.push(LogLine {
-            at_ms: crate::transport::now_ms() as u64,
-            kind,
-            text,
-        });
+        log.push(LogLine { at_ms, kind, text });
     }
-}
 
-impl Reducible for AppState {
-    type Action = Action;
-
-    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
-        let mut s = Rc::unwrap_or_clone(self);
+    /// The reducer: `action` happened at `now_ms`.
+    pub fn apply(&mut self, now_ms: u64, action: Action) {
+        let s = self;
         match action {
             Action::Settings(settings) => s.settings = settings,
             Action::Connecting => {
@@ -474,6 +541,7 @@ impl Reducible for AppState {
             }
             Action::Connected(c) => {
                 s.log(
+                    now_ms,
                     LogKind::App,
                     format!(
                         "connected to {} over {}: agent {} v{}.{}.{}",
@@ -493,7 +561,7 @@ impl Reducible for AppState {
                 s.image_problem = None;
             }
             Action::ConnectFailed(p) => {
-                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
                 s.announce = p.message.clone();
                 s.conn = Conn::Closed;
                 s.problem = Some(p);
@@ -506,7 +574,7 @@ impl Reducible for AppState {
                 }
             }
             Action::Lost(p) => {
-                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
                 s.announce = p.message.clone();
                 s.conn = Conn::Closed;
                 s.run = None;
@@ -516,7 +584,7 @@ impl Reducible for AppState {
                 s.record_stale = true;
             }
             Action::Disconnected => {
-                s.log(LogKind::App, "disconnected".into());
+                s.log(now_ms, LogKind::App, "disconnected".into());
                 s.announce = "Disconnected.".into();
                 s.conn = Conn::Closed;
                 s.run = None;
@@ -529,7 +597,7 @@ impl Reducible for AppState {
             }
             Action::RecordStale => s.record_stale = true,
             Action::Goto(stage) => {
-                if !s.running() {
+                if !s.running() && (stage == Stage::Connect || s.connection().is_some()) {
                     s.stage = stage;
                     s.problem = None;
                     if stage <= Stage::Image {
@@ -539,17 +607,18 @@ impl Reducible for AppState {
             }
             Action::ImageLoaded(kind, image) => {
                 if let Some(p) = s.refusal(kind, &image) {
-                    s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                    s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
                     s.announce = p.message.clone();
                     s.image_problem = Some(p);
                 } else {
                     s.log(
+                        now_ms,
                         LogKind::App,
                         format!(
-                            "{} image {}: {} bytes, MD5 {}",
+                            "{} image {}: {}, MD5 {}",
                             kind_name(kind),
                             image.name,
-                            image.data.len(),
+                            size(image.data.len() as u64),
                             hex(&image.md5)
                         ),
                     );
@@ -566,7 +635,7 @@ impl Reducible for AppState {
                 }
             }
             Action::ImageRefused(p) => {
-                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
+                s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
                 s.announce = p.message.clone();
                 s.image_problem = Some(p);
             }
@@ -574,13 +643,29 @@ impl Reducible for AppState {
                 SlotKind::Bytecode => s.bytecode = None,
                 SlotKind::Vm => s.vm = None,
             },
+            Action::ChooseOther => {
+                if !s.running() {
+                    s.bytecode = None;
+                    s.vm = None;
+                    s.finish = None;
+                    s.image_problem = None;
+                    s.stage = if s.connection().is_some() {
+                        Stage::Image
+                    } else {
+                        Stage::Connect
+                    };
+                }
+            }
             Action::SlotChoice(kind, choice) => match kind {
                 SlotKind::Bytecode => s.bc_slot = choice,
                 SlotKind::Vm => s.vm_slot = choice,
             },
             Action::SetRestart(v) => s.restart = v,
             Action::SetResume(v) => s.resume = v,
-            Action::UpdateStarted(cancel) => {
+            Action::UpdateStarted => {
+                if s.running() || !s.ready_to_flash() {
+                    return;
+                }
                 s.problem = None;
                 s.finish = None;
                 s.stage = Stage::Record;
@@ -589,15 +674,19 @@ impl Reducible for AppState {
                     detail: "Starting".into(),
                     progress: None,
                     verified: false,
-                    cancel,
                     cancelling: false,
                     resumed: None,
-                    started_ms: crate::transport::now_ms() as u64,
+                    started_ms: now_ms,
+                    after_restart: Vec::new(),
                 });
                 s.announce = "Update started.".into();
             }
             Action::Step(step, detail) => {
-                s.log(LogKind::Step, format!("{}: {}", step.label(), detail));
+                s.log(
+                    now_ms,
+                    LogKind::Step,
+                    format!("{}: {}", step.label(), detail),
+                );
                 if let Some(run) = &mut s.run {
                     if step != run.step {
                         run.progress = None;
@@ -625,20 +714,25 @@ impl Reducible for AppState {
                 }
             }
             Action::Cancelling => {
-                if let Some(run) = &mut s.run {
+                if let Some(run) = &mut s.run
+                    && !run.cancelling
+                {
                     run.cancelling = true;
-                    run.cancel.token().cancel();
+                    s.announce = "Cancelling at the next safe point.".into();
                     s.log(
+                        now_ms,
                         LogKind::App,
                         "cancel asked: stopping at the next safe point".into(),
                     );
                 }
             }
             Action::UpdateDone(result) => {
-                s.run = None;
+                let run = s.run.take();
+                let at = run.as_ref().map_or(s.stage, |r| Stage::of_step(r.step));
                 match result {
                     Ok(report) => {
                         s.log(
+                            now_ms,
                             LogKind::App,
                             format!(
                                 "update finished: {:?}. {}",
@@ -647,21 +741,42 @@ impl Reducible for AppState {
                             ),
                         );
                         s.announce = format!("Update finished. {}", report.outcome.describe());
+                        let why = (report.outcome == Outcome::Reverted)
+                            .then(|| run.as_ref().and_then(|r| why_reverted(&r.after_restart)))
+                            .flatten();
                         s.record = Some(report.record);
                         s.stage = Stage::Outcome;
-                        s.finish = Some(Finish::Done(report));
+                        s.finish = Some(Finish::Done { report, why });
                     }
-                    Err((p, lost)) => {
+                    Err(Stopped {
+                        problem,
+                        cancelled: true,
+                        lost: false,
+                    }) => {
+                        s.log(now_ms, LogKind::App, "update cancelled".into());
+                        s.announce = format!("Update cancelled. {}", problem.help);
+                        s.stage = Stage::Outcome;
+                        s.finish = Some(Finish::Cancelled {
+                            at,
+                            help: problem.help,
+                        });
+                    }
+                    Err(Stopped { problem, lost, .. }) => {
                         s.log(
+                            now_ms,
                             LogKind::Error,
-                            format!("update stopped: {} {}", p.message, p.help),
+                            format!("update stopped: {} {}", problem.message, problem.help),
                         );
-                        s.announce = format!("Update stopped. {} {}", p.message, p.help);
-                        s.finish = Some(Finish::Failed(p.clone()));
+                        s.announce =
+                            format!("Update stopped. {} {}", problem.message, problem.help);
+                        s.finish = Some(Finish::Failed {
+                            problem: problem.clone(),
+                            at,
+                        });
                         if lost {
                             s.conn = Conn::Closed;
                             s.stage = Stage::Connect;
-                            s.problem = Some(p);
+                            s.problem = Some(problem);
                             s.problem_title = "The update stopped";
                         } else {
                             s.stage = Stage::Outcome;
@@ -675,19 +790,86 @@ impl Reducible for AppState {
                 }
             }
             Action::Resumed(kept, total) => {
-                let text = format!(
-                    "{kept} of {total} bytes are already on the device and are not sent again"
-                );
                 if let Some(run) = &mut s.run {
-                    run.resumed = Some(text.clone());
+                    run.resumed = Some((kept, total));
                 }
-                s.log(LogKind::Event, text);
+                s.log(
+                    now_ms,
+                    LogKind::Event,
+                    format!("{}; {kept} of {total} bytes", resumed_text(kept, total)),
+                );
             }
-            Action::Log(kind, text) => s.log(kind, text),
+            Action::Log(kind, text) => {
+                if kind == LogKind::Device
+                    && let Some(run) = &mut s.run
+                    && run.step >= Step::Restart
+                {
+                    if run.after_restart.len() >= AFTER_RESTART_LIMIT {
+                        run.after_restart.remove(0);
+                    }
+                    run.after_restart.push(text.clone());
+                }
+                s.log(now_ms, kind, text)
+            }
             Action::ClearLog => s.log = Rc::new(Vec::new()),
             Action::Dragging(v) => s.dragging = v,
         }
+    }
+}
+
+impl Reducible for AppState {
+    type Action = At;
+
+    fn reduce(self: Rc<Self>, At(now_ms, action): At) -> Rc<Self> {
+        let mut s = Rc::unwrap_or_clone(self);
+        s.apply(now_ms, action);
         Rc::new(s)
+    }
+}
+
+/// What a reverted firmware printed about its own failure: its first lines (three at
+/// most) that speak of a failure, else its last line.
+pub fn why_reverted(lines: &[String]) -> Option<String> {
+    const WORDS: [&str; 7] = [
+        "fail", "error", "panic", "fault", "abort", "assert", "watchdog",
+    ];
+    let failing: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            WORDS.iter().any(|w| l.contains(w))
+        })
+        .take(3)
+        .collect();
+    if failing.is_empty() {
+        lines
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
+    } else {
+        Some(failing.join("\n"))
+    }
+}
+
+/// A bridge address as typed (`127.0.0.1:9000`, `localhost:9000/?token=…`) made into a
+/// WebSocket URL: `ws://` is added when no scheme is given, `http(s)://` becomes
+/// `ws(s)://`.
+pub fn ws_address(typed: &str) -> String {
+    let t = typed.trim();
+    let lower = t.to_ascii_lowercase();
+    if lower.starts_with("ws://") || lower.starts_with("wss://") {
+        t.to_string()
+    } else if let Some(rest) = lower.strip_prefix("http://").map(|_| &t[7..]) {
+        format!("ws://{rest}")
+    } else if let Some(rest) = lower.strip_prefix("https://").map(|_| &t[8..]) {
+        format!("wss://{rest}")
+    } else if t.is_empty() {
+        String::new()
+    } else {
+        format!("ws://{t}")
     }
 }
 
@@ -696,6 +878,15 @@ pub fn kind_name(kind: SlotKind) -> &'static str {
         SlotKind::Vm => "VM",
         SlotKind::Bytecode => "Bytecode",
     }
+}
+
+/// What a resume found on the device.
+pub fn resumed_text(kept: u64, total: u64) -> String {
+    format!(
+        "{} of {} are already on the device and are not sent again",
+        size(kept),
+        size(total)
+    )
 }
 
 /// `1.5 KiB`, `32 KiB`, `1.0 MiB`.
@@ -718,3 +909,6 @@ pub fn size(bytes: u64) -> String {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

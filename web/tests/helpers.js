@@ -65,8 +65,8 @@ export async function launch() {
 }
 
 /** A new page with the app loaded; collects console errors into page.errors. */
-export async function openApp(browser, url, { init, colorScheme = 'light', viewport = { width: 1360, height: 1000 }, mobile = false } = {}) {
-  const context = await browser.newContext({ viewport, colorScheme, isMobile: mobile, hasTouch: mobile, deviceScaleFactor: mobile ? 2 : 1 });
+export async function openApp(browser, url, { init, colorScheme = 'light', viewport = { width: 1360, height: 1000 }, mobile = false, bypassCSP = false } = {}) {
+  const context = await browser.newContext({ viewport, colorScheme, isMobile: mobile, hasTouch: mobile, deviceScaleFactor: mobile ? 2 : 1, bypassCSP });
   if (init) await context.addInitScript(init.script, init.arg);
   const page = await context.newPage();
   page.errors = [];
@@ -120,6 +120,25 @@ export async function overflow(page) {
       culprits: culprits.slice(0, 8),
     };
   }, w);
+}
+
+/**
+ * axe-core's serious and critical violations on the page as it is now (the page must be
+ * opened with `bypassCSP`: axe is injected as a script of its own).
+ */
+export async function axeViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) {
+    await page.addScriptTag({ path: path.join(here, 'node_modules', 'axe-core', 'axe.min.js') });
+  }
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary.split('\n').slice(1, 2).join(' ').trim()}`),
+    }));
+  });
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
 
 /** A free TCP port on 127.0.0.1. */

@@ -52,11 +52,13 @@ pub fn app() -> Html {
     // Keyboard focus follows the step: after Connect, each Continue and the end of an
     // update it goes to the new step's first control instead of the page's body.
     {
+        // Not on every step of a run: the user may be on its Cancel button.
         let key = (
-            state.stage,
-            state.running(),
+            (!state.running()).then_some(state.stage),
             state.finish.is_some(),
             matches!(state.conn, Conn::Open(_)),
+            // The record step's Continue is enabled once the record is read.
+            state.record.is_some(),
         );
         let first = use_mut_ref(|| true);
         use_effect_with(key, move |_| {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use fota_host::protocol::SlotKind;
 use fota_host::{CancelToken, Image, Plan};
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::File;
@@ -27,6 +27,8 @@ pub struct Effects {
     commands: Rc<RefCell<Option<mpsc::UnboundedSender<Command>>>>,
     /// The running update's cancel token.
     cancel: Rc<RefCell<CancelToken>>,
+    /// Stops a connection while it opens.
+    abort: Rc<RefCell<Option<oneshot::Sender<()>>>>,
 }
 
 impl PartialEq for Effects {
@@ -41,6 +43,7 @@ impl Effects {
             dispatch,
             commands: Rc::default(),
             cancel: Rc::default(),
+            abort: Rc::default(),
         }
     }
 
@@ -49,6 +52,11 @@ impl Effects {
         match intent {
             Intent::Do(action) => self.dispatch.dispatch(action),
             Intent::Connect => self.connect(state),
+            Intent::CancelConnect => {
+                if let Some(abort) = self.abort.borrow_mut().take() {
+                    let _ = abort.send(());
+                }
+            }
             Intent::Disconnect => self.send(Command::Disconnect),
             Intent::Refresh => self.send(Command::Refresh),
             Intent::Accept => self.send(Command::Accept),
@@ -81,7 +89,14 @@ impl Effects {
         let (tx, rx) = mpsc::unbounded();
         // A previous connection task sees its queue closed and ends.
         self.commands.replace(Some(tx));
-        spawn_local(session::connect(settings, self.dispatch.clone(), rx));
+        let (abort, aborted) = oneshot::channel();
+        self.abort.replace(Some(abort));
+        spawn_local(session::connect(
+            settings,
+            self.dispatch.clone(),
+            rx,
+            aborted,
+        ));
     }
 
     /// Ask the connection task to do something.
@@ -192,7 +207,8 @@ pub fn guard_unload() -> gloo::events::EventListener {
     })
 }
 
-/// Put the keyboard focus on the current step's first control, unless the user is busy
+/// Put the keyboard focus on the current step's first control (or its heading marked
+/// `data-focus`), unless the user is busy
 /// elsewhere (the log, the record panel): only when the focus fell to the page's body
 /// (its button went away) or is inside the step card already.
 pub fn focus_step() {
@@ -206,9 +222,16 @@ pub fn focus_step() {
     if !lost {
         return;
     }
+    // A heading marked for it (a running update, whose buttons must not take a stray
+    // Enter), else the first control.
     const FIRST: &str = "input:not([disabled]):not([tabindex='-1']), select:not([disabled]), \
-                         button:not([disabled]), a[href], h2[tabindex]";
-    if let Ok(Some(el)) = flow.query_selector(FIRST)
+                         button:not([disabled]), a[href]";
+    let target = flow
+        .query_selector("[data-focus]")
+        .ok()
+        .flatten()
+        .or_else(|| flow.query_selector(FIRST).ok().flatten());
+    if let Some(el) = target
         && let Some(el) = el.dyn_ref::<web_sys::HtmlElement>()
     {
         let _ = el.focus();

@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use fota_host::protocol::DEFAULT_BAUD;
 use fota_host::{Device, HostError, Observer, Plan, Progress, Step, Transport};
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use yew::UseReducerDispatcher;
 
 use crate::state::{
@@ -102,15 +102,26 @@ pub async fn connect(
     settings: Settings,
     dispatch: Dispatch,
     commands: mpsc::UnboundedReceiver<Command>,
+    abort: oneshot::Receiver<()>,
 ) {
+    // Only a real cancel aborts; a sender dropped without a word does not.
+    let abort = async move {
+        if abort.await.is_err() {
+            futures::future::pending::<()>().await;
+        }
+    };
     dispatch.dispatch(Action::Connecting);
     let opened = match settings.transport {
         TransportKind::Sim => Ok(Link::Sim(Box::new(SimLink::new(settings.layout)))),
         TransportKind::Serial => SerialLink::request(settings.baud).await.map(Link::Serial),
-        TransportKind::WebSocket => WsLink::connect(&settings.ws_url).await.map(Link::Ws),
+        TransportKind::WebSocket => WsLink::connect(&settings.ws_url, abort).await.map(Link::Ws),
     };
     let link = match opened {
         Ok(link) => link,
+        Err(e) if e.cancelled => {
+            dispatch.dispatch(Action::ConnectCancelled);
+            return;
+        }
         Err(e) => {
             dispatch.dispatch(Action::ConnectFailed(e.into()));
             return;

@@ -342,6 +342,8 @@ pub enum Action {
     Connecting,
     Connected(Box<Connection>),
     ConnectFailed(Problem),
+    /// The user stopped connecting.
+    ConnectCancelled,
     BaudChanged(u32),
     /// The link went away while connected.
     Lost(Problem),
@@ -566,6 +568,13 @@ impl AppState {
                 s.conn = Conn::Closed;
                 s.problem = Some(p);
                 s.problem_title = "Could not connect";
+                s.stage = Stage::Connect;
+            }
+            Action::ConnectCancelled => {
+                s.log(now_ms, LogKind::App, "connecting cancelled".into());
+                s.announce = "Connecting cancelled.".into();
+                s.conn = Conn::Closed;
+                s.problem = None;
                 s.stage = Stage::Connect;
             }
             Action::BaudChanged(baud) => {

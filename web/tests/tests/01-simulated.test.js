@@ -61,6 +61,9 @@ test('simulated device: healthy image is accepted, faulty image is reverted', as
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'reverted');
   assert.match(await page.locator('[data-testid=outcome] .describe').textContent(), /went back to the previous firmware/);
+  // It says why, in the device's own words, and does not offer the same image again.
+  assert.match(await page.locator('[data-testid=revert-why]').textContent(), /self-test failed, hanging/);
+  assert.equal(await page.getByRole('button', { name: 'Update again' }).count(), 0);
   await shot(page, '07-faulty-reverted');
   // The log, downloaded as text: device output and protocol events.
   const [download] = await Promise.all([
@@ -110,6 +113,11 @@ test('simulated device: cancel mid-stream keeps the running firmware, and trying
   }, null, { timeout: 30000, polling: 20 });
   // The progress bar speaks bytes, speed and time left.
   assert.match(await page.locator('[role=progressbar][aria-valuenow]').getAttribute('aria-valuetext'), /KiB of 32 KiB, .*\/s/);
+  // Leaving the page during the update: the browser asks first (the test says stay).
+  const asked = new Promise((resolve) => page.once('dialog', async (d) => { resolve(d.type()); await d.dismiss(); }));
+  await page.close({ runBeforeUnload: true });
+  assert.equal(await asked, 'beforeunload');
+  assert.ok(!page.isClosed());
   await page.getByRole('button', { name: 'Cancel' }).click();
   // A cancel is the user's own choice: no red error, and the stepper marks only the
   // stages that ran (erase & stream cancelled; checksum and attempt never ran).
@@ -124,6 +132,12 @@ test('simulated device: cancel mid-stream keeps the running firmware, and trying
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
   assert.match(await page.locator('[data-testid=skipped]').textContent(), /\d+(\.\d)? KiB were already on the device/);
   assert.deepEqual(page.errors, []);
+  // With no update running, the page leaves without asking.
+  let askedAgain = false;
+  page.once('dialog', async (d) => { askedAgain = true; await d.dismiss(); });
+  await page.close({ runBeforeUnload: true });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!askedAgain && page.isClosed(), 'no question when idle');
   await page.context().close();
 });
 

@@ -54,6 +54,7 @@ fn connect(props: &FlowProps) -> Html {
     let state = &props.state;
     let on_change = props.on.reform(|s| Intent::Do(Action::Settings(s)));
     let on_connect = props.on.reform(|_| Intent::Connect);
+    let on_cancel = props.on.reform(|_| Intent::CancelConnect);
     let on_factory_reset = props.on.reform(|_| Intent::FactoryReset);
     let sim_parked = props.sim_parked;
     html! {
@@ -62,7 +63,7 @@ fn connect(props: &FlowProps) -> Html {
             <ProblemBox problem={p.clone()} title={state.problem_title} />
         }
         <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
-            opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {sim_parked} {on_factory_reset} />
+            opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {on_cancel} {sim_parked} {on_factory_reset} />
         </>
     }
 }
@@ -272,7 +273,7 @@ fn running(props: &FlowProps) -> Html {
         .collect();
     html! {
         <div class="running" data-testid="running">
-            <h2>{ run.step.label() }</h2>
+            <h2 tabindex="-1" data-focus="">{ run.step.label() }</h2>
             <p class="detail" data-testid="step-detail">{ &run.detail }</p>
             if matches!(run.step, Step::Erase | Step::Stream | Step::Checksum | Step::RecordCheck | Step::SlotChoice) {
                 <ProgressView progress={run.progress} />
@@ -332,7 +333,7 @@ fn outcome(props: &FlowProps) -> Html {
                 <div class={classes!("outcome", class)} data-testid="outcome" data-outcome={format!("{:?}", report.outcome).to_lowercase()}>
                     <div class="outcome-head">
                         <span class="outcome-icon" aria-hidden="true">{ icon }</span>
-                        <h2 tabindex="-1">{ title }</h2>
+                        <h2 tabindex="-1" data-focus="">{ title }</h2>
                     </div>
                     <p class="describe">{ report.outcome.describe() }</p>
                     if reverted {
@@ -381,7 +382,7 @@ fn outcome(props: &FlowProps) -> Html {
             <div class="outcome info" data-testid="outcome" data-outcome="cancelled">
                 <div class="outcome-head">
                     <span class="outcome-icon" aria-hidden="true">{"■"}</span>
-                    <h2 tabindex="-1">{"Update cancelled"}</h2>
+                    <h2 tabindex="-1" data-focus="">{"Update cancelled"}</h2>
                 </div>
                 <p class="describe" data-testid="cancelled">{ format!("You cancelled the update during “{}”. {help}", at.label()) }</p>
                 <p class="muted">{"The record beside shows what the device runs now. Trying again sends only what is not on the device yet."}</p>

@@ -22,6 +22,8 @@ pub enum Intent {
     /// A change of the state only.
     Do(Action),
     Connect,
+    /// Stop connecting (a bridge that does not answer).
+    CancelConnect,
     Disconnect,
     /// Read the record now.
     Refresh,

@@ -318,9 +318,16 @@ fn connect_actions() {
         s.log.last().map(|l| (l.at_ms, l.kind)),
         Some((2, LogKind::Error))
     );
-    // A new try clears the last problem.
+    // A new try clears the last problem; cancelling it is no error.
     s.apply(3, Action::Connecting);
     assert!(s.problem.is_none());
+    s.apply(3, Action::ConnectCancelled);
+    assert_eq!(
+        (s.stage, &s.conn, &s.problem),
+        (Stage::Connect, &Conn::Closed, &None)
+    );
+    assert_eq!(s.announce, "Connecting cancelled.");
+    s.apply(3, Action::Connecting);
     let b = Bench::new(LayoutKind::BytecodeOnly);
     let info = b.state.info().cloned().expect("info");
     s.apply(4, Action::Connected(Box::new(connection(info))));

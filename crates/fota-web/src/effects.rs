@@ -114,13 +114,15 @@ impl Effects {
             let name = file.name();
             let blob = gloo::file::Blob::from(file);
             match gloo::file::futures::read_as_bytes(&blob).await {
-                Ok(bytes) => {
-                    let image = ImageFile::new(name, bytes);
-                    let kind = kind
-                        .or_else(|| image.header.as_ref().map(|h| h.kind))
-                        .unwrap_or(SlotKind::Bytecode);
-                    dispatch.dispatch(Action::ImageLoaded(kind, image));
-                }
+                Ok(bytes) => match ImageFile::read(name, bytes) {
+                    Ok(image) => {
+                        let kind = kind
+                            .or_else(|| image.header.as_ref().map(|h| h.kind))
+                            .unwrap_or(SlotKind::Bytecode);
+                        dispatch.dispatch(Action::ImageLoaded(kind, image));
+                    }
+                    Err(p) => dispatch.dispatch(Action::ImageRefused(p)),
+                },
                 Err(e) => dispatch.dispatch(Action::ImageRefused(Problem {
                     message: format!("{name} could not be read: {e}."),
                     help: "Choose the file again; if it is on a network drive or in a sync \

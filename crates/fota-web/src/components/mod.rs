@@ -17,6 +17,8 @@ use yew::prelude::*;
 use crate::state::{Action, Problem};
 
 /// What the user asked for.
+// One per user action, handed on at once and never stored: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Intent {
     /// A change of the state only.

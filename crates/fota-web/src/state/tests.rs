@@ -71,11 +71,12 @@ struct Bench {
 impl Bench {
     /// Connected to a factory-fresh simulated device, its record read.
     fn new(layout: LayoutKind) -> Bench {
+        Bench::with(DeviceConfig::new(layout))
+    }
+
+    fn with(config: DeviceConfig) -> Bench {
         let rec = Recorder::default();
-        let link = SimTransport::new(
-            SimDevice::new(DeviceConfig::new(layout)),
-            Default::default(),
-        );
+        let link = SimTransport::new(SimDevice::new(config), Default::default());
         let mut dev = Device::new(link, Box::new(rec.clone()));
         let info = block_on(dev.connect(&[])).expect("connect");
         let record = block_on(dev.get_record()).expect("record");
@@ -143,9 +144,9 @@ fn connection(info: Info) -> Connection {
 
 fn sample(healthy: bool) -> ImageFile {
     if healthy {
-        ImageFile::new("blink-v2.bin".into(), fota_sim::images::blink_v2())
+        ImageFile::raw("blink-v2.bin".into(), fota_sim::images::blink_v2())
     } else {
-        ImageFile::new(
+        ImageFile::raw(
             "blink-v3-broken.bin".into(),
             fota_sim::images::blink_v3_broken(),
         )
@@ -391,12 +392,12 @@ fn image_actions() {
     );
     b.apply(Action::ImageLoaded(
         SlotKind::Bytecode,
-        ImageFile::new("empty.bin".into(), vec![]),
+        ImageFile::raw("empty.bin".into(), vec![]),
     ));
     assert!(b.state.bytecode.is_none());
     b.apply(Action::ImageLoaded(
         SlotKind::Bytecode,
-        ImageFile::new("big.bin".into(), vec![0xA5; 16 << 20]),
+        ImageFile::raw("big.bin".into(), vec![0xA5; 16 << 20]),
     ));
     assert!(b.state.bytecode.is_none());
     let p = b.state.image_problem.clone().expect("refused");
@@ -412,7 +413,7 @@ fn a_vm_image_on_the_vm_layout() {
     assert!(b.state.takes_vm());
     b.apply(Action::ImageLoaded(
         SlotKind::Vm,
-        ImageFile::new("zvm.bin".into(), fota_sim::images::vm_v2()),
+        ImageFile::raw("zvm.bin".into(), fota_sim::images::vm_v2()),
     ));
     assert!(b.state.vm.is_some());
     assert!(b.state.target(SlotKind::Vm).is_some());
@@ -538,4 +539,177 @@ fn sizes() {
     assert_eq!(size(1536), "1.5 KiB");
     assert_eq!(size(32 * 1024), "32 KiB");
     assert_eq!(size(3 << 20), "3.0 MiB");
+}
+
+/// `data` as an Intel HEX file from `addr`.
+fn hex_file(addr: u32, data: &[u8]) -> Vec<u8> {
+    use ihex::Record;
+    let mut records = Vec::new();
+    let mut at = addr;
+    for chunk in data.chunks(16) {
+        if at & 0xFFFF == 0 || records.is_empty() {
+            records.push(Record::ExtendedLinearAddress((at >> 16) as u16));
+        }
+        records.push(Record::Data {
+            offset: (at & 0xFFFF) as u16,
+            value: chunk.to_vec(),
+        });
+        at += chunk.len() as u32;
+    }
+    records.push(Record::EndOfFile);
+    ihex::create_object_file_representation(&records)
+        .expect("hex")
+        .into_bytes()
+}
+
+fn slot_addr(b: &Bench, kind: SlotKind, index: u32) -> u32 {
+    b.state
+        .info()
+        .and_then(|i| i.slot(kind, index))
+        .expect("slot")
+        .addr
+}
+
+#[test]
+fn a_hex_file_goes_to_the_slot_its_addresses_select() {
+    let mut b = Bench::new(LayoutKind::BytecodeOnly);
+    let blink = fota_sim::images::blink_v2();
+    let at = slot_addr(&b, SlotKind::Bytecode, 1);
+    let image = ImageFile::read("blink.hex".into(), hex_file(at, &blink)).expect("reads");
+    assert_eq!(image.format, Format::IntelHex);
+    assert!(image.warnings.is_empty(), "{:?}", image.warnings);
+    b.apply(Action::Goto(Stage::Image));
+    // Dropped on the page (no zone): its addresses decide.
+    b.apply(Action::ImageLoaded(SlotKind::Vm, image));
+    assert!(
+        b.state.image_problem.is_none(),
+        "{:?}",
+        b.state.image_problem
+    );
+    let placed = b.state.bytecode.clone().expect("a bytecode image");
+    assert_eq!(
+        placed.placed.map(|s| (s.kind, s.index)),
+        Some((SlotKind::Bytecode, 1))
+    );
+    assert_eq!(*placed.data, blink);
+    assert_eq!(b.state.bc_slot, SlotChoice::Index(1));
+    assert!(
+        placed.describe().starts_with("Intel HEX, 32 KiB at 0x"),
+        "{}",
+        placed.describe()
+    );
+    assert!(b.state.ready_to_flash());
+    // A sample after it goes back to the automatic slot.
+    b.apply(Action::ImageLoaded(SlotKind::Bytecode, sample(true)));
+    assert_eq!(b.state.bc_slot, SlotChoice::Auto);
+}
+
+#[test]
+fn a_hex_file_loaded_before_connecting_is_placed_on_connect() {
+    let b = Bench::new(LayoutKind::BytecodeOnly);
+    let at = slot_addr(&b, SlotKind::Bytecode, 1);
+    let mut s = AppState::default();
+    let image = ImageFile::read(
+        "blink.hex".into(),
+        hex_file(at, &fota_sim::images::blink_v2()),
+    )
+    .expect("reads");
+    s.apply(1, Action::ImageLoaded(SlotKind::Bytecode, image));
+    assert!(s.bytecode.as_ref().is_some_and(|i| i.placed.is_none()));
+    assert!(
+        s.bytecode
+            .as_ref()
+            .is_some_and(|i| i.describe().contains("once connected"))
+    );
+    let c = b.state.connection().cloned().expect("connection");
+    s.apply(2, Action::Connected(Box::new(c)));
+    assert_eq!(
+        s.bytecode.as_ref().and_then(|i| i.placed).map(|p| p.index),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_file_across_two_slots_is_refused_with_help() {
+    let mut b = Bench::new(LayoutKind::BytecodeOnly);
+    let at = slot_addr(&b, SlotKind::Bytecode, 1) - 16;
+    let image = ImageFile::read("across.hex".into(), hex_file(at, &[0x5A; 64])).expect("reads");
+    b.apply(Action::ImageLoaded(SlotKind::Bytecode, image));
+    assert!(b.state.bytecode.is_none());
+    let p = b.state.image_problem.clone().expect("refused");
+    assert!(p.message.starts_with("across.hex"), "{p:?}");
+    assert!(!p.help.is_empty());
+}
+
+#[test]
+fn a_broken_hex_file_is_refused_with_its_line() {
+    let mut text = String::from_utf8(hex_file(0x50000, &[1, 2, 3, 4])).expect("text");
+    text = text.replacen(":04", ":05", 1);
+    let p = ImageFile::read("broken.hex".into(), text.into_bytes()).expect_err("refused");
+    assert!(p.message.starts_with("broken.hex, line 2: "), "{p:?}");
+    assert!(!p.help.is_empty());
+}
+
+#[test]
+fn a_picture_is_flagged_before_anything_is_written() {
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.resize(4096, 7);
+    let image = ImageFile::read("photo.bin".into(), png).expect("reads");
+    assert_eq!(image.format, Format::Raw);
+    assert!(
+        image.warnings.iter().any(|w| w.contains("picture")),
+        "{:?}",
+        image.warnings
+    );
+    let mut b = Bench::new(LayoutKind::BytecodeOnly);
+    b.apply(Action::ImageLoaded(SlotKind::Bytecode, image));
+    assert!(b.state.log.iter().any(|l| l.text.contains("picture")));
+}
+
+#[test]
+fn the_microbit_micropython_hex_is_read_and_placed() {
+    let Ok(src) = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/testdata/uflash-1.2.4.py"),
+    ) else {
+        eprintln!("skipped: target/testdata/uflash-1.2.4.py is not there");
+        return;
+    };
+    let start = src.find("_RUNTIME = \"\"\"").expect("_RUNTIME") + 14;
+    let len = src[start..].find("\"\"\"").expect("end");
+    let hex = src.as_bytes()[start..start + len].to_vec();
+    let image = ImageFile::read("micropython.hex".into(), hex).expect("reads");
+    assert_eq!(image.format, Format::IntelHex);
+    let fw = image.firmware.clone().expect("addresses");
+    assert_eq!(fw.span().map(|(lo, _)| lo), Some(0), "linked at 0");
+    // On the simulator's usual layout (64 KiB VM slots) it is too large: a clear refusal.
+    let mut small = Bench::new(LayoutKind::VmAndBytecode);
+    small.apply(Action::ImageLoaded(SlotKind::Bytecode, image.clone()));
+    let p = small.state.image_problem.clone().expect("refused");
+    assert!(p.message.contains("writes into several slots"), "{p:?}");
+    // On a layout whose VM slot holds it (256 KiB), it goes to VM slot 0 (its addresses),
+    // whatever zone it was dropped on; the UICR words outside every slot are left out
+    // with a warning.
+    let mut config = DeviceConfig::new(LayoutKind::VmAndBytecode);
+    config.vm_slot_size = 256 * 1024;
+    let mut b = Bench::with(config);
+    b.apply(Action::ImageLoaded(SlotKind::Bytecode, image));
+    assert!(
+        b.state.image_problem.is_none(),
+        "{:?}",
+        b.state.image_problem
+    );
+    let vm = b.state.vm.clone().expect("placed as the VM");
+    assert_eq!(
+        vm.placed.map(|s| (s.kind, s.index, s.addr)),
+        Some((SlotKind::Vm, 0, 0))
+    );
+    assert_eq!(b.state.vm_slot, SlotChoice::Index(0));
+    assert!(vm.data.len() > 200 * 1024 && vm.data.len() <= 256 * 1024);
+    assert!(
+        vm.warnings.iter().any(|w| w.contains("outside every slot")),
+        "{:?}",
+        vm.warnings
+    );
+    assert!(b.state.bytecode.is_none());
 }

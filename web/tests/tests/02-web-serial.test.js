@@ -71,7 +71,8 @@ test('web serial: healthy image accepted, faulty image reverted, through fota si
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'reverted');
   await shot(page, '14-serial-reverted');
 
-  await page.getByRole('button', { name: 'Update again' }).click();
+  // A revert offers another image, not the same faulty one again.
+  await page.getByRole('button', { name: 'Choose another image' }).click();
   await page.getByRole('button', { name: 'Back' }).click();
   await page.getByRole('button', { name: 'Disconnect from the device' }).click();
   await page.locator('[data-testid=conn-status]', { hasText: 'Not connected' }).waitFor();
@@ -193,7 +194,7 @@ test('web serial: the device re-enumerates when it restarts, the same port is fo
   assert.deepEqual(hooks.reenumerations, [{ port: 0, why: 'restart' }, { port: 1, why: 'restart' }, { port: 2, why: 'boot' }]);
   assert.equal(hooks.opens.at(-1).port, 3);
   assert.equal(hooks.lockedCloses, 0);
-  await page.getByRole('button', { name: 'Update again' }).click();
+  await page.getByRole('button', { name: 'Choose another image' }).click();
   await page.getByRole('button', { name: 'Back' }).click();
   await page.locator('[data-testid=record-ok]', { hasText: 'bytecode slot 1 with VM slot 0' }).waitFor({ timeout: 10000 });
   await page.getByRole('button', { name: 'Disconnect from the device' }).click();

@@ -27,7 +27,7 @@ pub fn no_web_serial() -> Html {
     html! {
         <div class="notice" role="note" data-testid="no-web-serial">
             <p><strong>{"This browser cannot open serial ports."}</strong>
-               {" Web Serial is available in Chrome, Edge and Opera on desktop computers; Firefox and Safari do not have it."}</p>
+               {" Web Serial is available in Chrome, Edge and Opera on desktop computers, and in Firefox from version 151; Safari and phone browsers do not have it."}</p>
             <p>{"Other ways to update your device from here:"}</p>
             <ul>
                 <li>{"Run the bridge on the computer the device is plugged into, then choose "}<em>{"WebSocket bridge"}</em>{":"}

@@ -850,6 +850,8 @@ impl AppState {
                     };
                 }
             }
+            // A file with addresses goes where they say: its slot is not a choice.
+            Action::SlotChoice(kind, _) if s.image(kind).is_some_and(|i| i.placed.is_some()) => {}
             Action::SlotChoice(kind, choice) => match kind {
                 SlotKind::Bytecode => s.bc_slot = choice,
                 SlotKind::Vm => s.vm_slot = choice,

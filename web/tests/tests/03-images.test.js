@@ -104,6 +104,7 @@ test('HEX files go to the slot their addresses select; pictures are flagged; a H
   await shot(page, '23-hex');
   await page.getByRole('button', { name: 'Continue: check the slot' }).click();
   assert.equal(await page.locator('#slot-bytecode').inputValue(), '1');
+  assert.ok(await page.locator('#slot-bytecode').isDisabled(), 'its addresses choose the slot');
   await page.getByRole('button', { name: 'Back' }).click();
 
   // A picture picked by mistake: loaded, with the warning shown before anything is written.

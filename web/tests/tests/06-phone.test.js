@@ -95,3 +95,25 @@ test('the accepted outcome in dark mode, desktop (README screenshot)', async () 
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
+
+test('the connection lost mid-stream, desktop (README screenshot)', async () => {
+  const page = await openApp(browser, server.url, { viewport: { width: 1366, height: 768 } });
+  await page.getByRole('checkbox', { name: /Raise the baud rate/ }).uncheck();
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+  await page.getByRole('button', { name: 'Healthy blink v2' }).click();
+  await page.getByRole('button', { name: 'Continue: check the slot' }).click();
+  await page.getByRole('button', { name: 'Start the update' }).click();
+  await page.waitForFunction(() => {
+    const bar = document.querySelector('[role=progressbar][aria-valuenow]');
+    return bar && bar.getAttribute('aria-label') === 'Sending' && Number(bar.getAttribute('aria-valuenow')) >= 40;
+  }, null, { timeout: 30000, polling: 20 });
+  await page.getByRole('button', { name: 'Pull the simulated cable' }).click();
+  await page.locator('.problem', { hasText: 'The update stopped' }).waitFor({ timeout: 15000 });
+  const o = await overflow(page);
+  assert.ok(o.excess <= 0, o.culprits.join(', '));
+  await docShot(page, 'connection-lost', { fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

@@ -203,7 +203,7 @@ fn slot(props: &FlowProps) -> Html {
                     <code class="md5 plan-md5" title="MD5 of the image">{ hex(&img.md5) }</code></th>
                 <td>
                     <label class="sr-only" for={select_id.clone()}>{ format!("{} slot", kind_name(kind)) }</label>
-                    <select id={select_id} onchange={on_choice}>
+                    <select id={select_id} onchange={on_choice} disabled={img.placed.is_some()}>
                         <option value="auto" selected={choice == SlotChoice::Auto}>{"Automatic (the free slot)"}</option>
                         { for info.slots.iter().filter(|s| s.kind == kind).map(|s| {
                             let i = u32::from(s.index);
@@ -218,6 +218,9 @@ fn slot(props: &FlowProps) -> Html {
                         }) }
                     </select>
                     { target.map(|t| html!{ <div class="muted small">{ format!("slot {} at 0x{:08X}, {}", t.index, t.addr, size(u64::from(t.size))) }</div> }).unwrap_or_default() }
+                    if img.placed.is_some() {
+                        <div class="muted small">{ format!("{} is linked for this slot: its addresses choose it.", img.name) }</div>
+                    }
                 </td>
                 <td>{ match refusal {
                     None => html!{ <span class="badge good">{"fits"}</span> },

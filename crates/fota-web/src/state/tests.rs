@@ -599,6 +599,9 @@ fn a_hex_file_goes_to_the_slot_its_addresses_select() {
         placed.describe()
     );
     assert!(b.state.ready_to_flash());
+    // Its addresses chose the slot: another choice would write it where it does not run.
+    b.apply(Action::SlotChoice(SlotKind::Bytecode, SlotChoice::Index(0)));
+    assert_eq!(b.state.bc_slot, SlotChoice::Index(1));
     // A sample after it goes back to the automatic slot.
     b.apply(Action::ImageLoaded(SlotKind::Bytecode, sample(true)));
     assert_eq!(b.state.bc_slot, SlotChoice::Auto);

@@ -10,6 +10,7 @@ use fota_host::sim::SimTransport;
 use fota_host::{
     CancelToken, Device, HostError, Observer, Outcome, Phase, Plan, Progress, SlotChoice, Step,
 };
+use fota_image::host::Format;
 use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use futures::executor::block_on;
 

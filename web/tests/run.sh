@@ -20,7 +20,7 @@ done
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 cd "$here"
-if [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/wasm-opt ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/axe-core ] || [ ! -x node_modules/.bin/wasm-opt ]; then
     if [ -f package-lock.json ]; then
         say "npm ci"; npm ci --no-audit --no-fund --loglevel=error
     else

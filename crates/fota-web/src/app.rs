@@ -1,138 +1,35 @@
-//! The root component, and the few things the page does that are more than an action:
-//! connecting, reading files, starting an update.
+//! The root component: it owns the state (a reducer) and the effects, draws the
+//! components with plain data, and hands what they ask for to the effects.
 
 use fota_host::protocol::SlotKind;
-use fota_host::{Image, Plan};
-use wasm_bindgen_futures::spawn_local;
-use web_sys::{DragEvent, File};
+use web_sys::DragEvent;
 use yew::prelude::*;
 
+use crate::components::Intent;
 use crate::components::device::DevicePanel;
 use crate::components::flow::Flow;
-use crate::components::images::Sample;
 use crate::components::log::LogPanel;
 use crate::components::stepper::Stepper;
-use crate::session::{self, Command};
-use crate::state::{
-    Action, AppState, Cancel, Conn, Finish, ImageFile, Problem, Settings, TransportKind,
-};
+use crate::effects::{self, Effects};
+use crate::session::Dispatch;
+use crate::state::{Action, AppState, Conn, Stage, TransportKind};
 use crate::transport::serial::web_serial;
-
-pub type Handle = UseReducerHandle<AppState>;
-
-/// Connect with the settings in force.
-pub fn connect(state: &Handle) {
-    if matches!(state.conn, Conn::Opening | Conn::Open(_)) {
-        return;
-    }
-    spawn_local(session::connect(state.settings.clone(), state.dispatcher()));
-}
-
-/// Ask the connection task to do something.
-pub fn send(state: &Handle, command: Command) {
-    if let Some(c) = state.connection() {
-        c.session.send(command);
-    }
-}
-
-/// Read a file the user picked or dropped. `kind` is the zone it went to; a file dropped
-/// elsewhere goes where its header says (a sample VM image) or to the bytecode.
-pub fn load_file(dispatch: UseReducerDispatcher<AppState>, kind: Option<SlotKind>, file: File) {
-    spawn_local(async move {
-        let name = file.name();
-        let blob = gloo::file::Blob::from(file);
-        match gloo::file::futures::read_as_bytes(&blob).await {
-            Ok(bytes) => {
-                let image = ImageFile::new(name, bytes);
-                let kind = kind
-                    .or_else(|| image.header.as_ref().map(|h| h.kind))
-                    .unwrap_or(SlotKind::Bytecode);
-                dispatch.dispatch(Action::ImageLoaded(kind, image));
-            }
-            Err(e) => dispatch.dispatch(Action::ImageRefused(Problem {
-                message: format!("{name} could not be read: {e}."),
-                help: "Choose the file again; if it is on a network drive or in a sync folder, \
-                       copy it to this computer first."
-                    .into(),
-            })),
-        }
-    });
-}
-
-pub fn load_sample(dispatch: &UseReducerDispatcher<AppState>, sample: Sample) {
-    dispatch.dispatch(Action::ImageLoaded(sample.kind(), sample.image()));
-}
-
-/// Start the update of the chosen images with the chosen options.
-pub fn start_update(state: &Handle) {
-    if !state.ready_to_flash() || state.running() {
-        return;
-    }
-    let Some(bc) = &state.bytecode else { return };
-    let image = |f: &ImageFile| Image::new(f.name.clone(), f.data.as_ref().clone());
-    let bytecode = match image(bc) {
-        Ok(i) => i,
-        Err(e) => return state.dispatch(Action::ImageRefused((&e).into())),
-    };
-    let mut plan = Plan::new(bytecode);
-    plan.vm = match state.vm.as_ref().map(image).transpose() {
-        Ok(vm) => vm,
-        Err(e) => return state.dispatch(Action::ImageRefused((&e).into())),
-    };
-    plan.bytecode_slot = state.bc_slot;
-    plan.vm_slot = state.vm_slot;
-    plan.restart = state.restart;
-    plan.resume = state.resume;
-    // Faulty firmware is restarted by its watchdog after a few seconds; give the revert
-    // time to show.
-    plan.wait_accept = core::time::Duration::from_secs(20);
-    let cancel = Cancel::default();
-    state.dispatch(Action::UpdateStarted(cancel.clone()));
-    send(state, Command::Update(Box::new(plan), cancel.token()));
-}
-
-pub fn cancel_update(state: &Handle) {
-    state.dispatch(Action::Cancelling);
-}
-
-const SETTINGS_KEY: &str = "fota-web.settings";
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
-}
-
-/// The settings saved by the last visit; defaults for anything missing or unreadable.
-fn load_settings() -> Settings {
-    storage()
-        .and_then(|st| st.get_item(SETTINGS_KEY).ok().flatten())
-        .and_then(|text| js_sys::JSON::parse(&text).ok())
-        .and_then(|value| serde_wasm_bindgen::from_value(value).ok())
-        .unwrap_or_default()
-}
-
-fn save_settings(s: &Settings) {
-    let Some(text) = serde_wasm_bindgen::to_value(s)
-        .ok()
-        .and_then(|value| js_sys::JSON::stringify(&value).ok())
-        .and_then(|text| text.as_string())
-    else {
-        return;
-    };
-    if let Some(st) = storage() {
-        let _ = st.set_item(SETTINGS_KEY, &text);
-    }
-}
+use crate::transport::{now_ms, sim};
 
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(|| {
-        let mut settings = load_settings();
+        let mut settings = effects::load_settings();
         let serial = web_serial().is_some();
         if settings.transport == TransportKind::Serial && !serial {
             settings.transport = TransportKind::Sim;
         }
         AppState::new(settings, serial)
     });
+    let fx = {
+        let dispatcher = state.dispatcher();
+        use_memo((), move |_| Effects::new(Dispatch::new(dispatcher)))
+    };
     use_effect_with((), |_| {
         // Marks the first usable screen (the tests measure it).
         if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
@@ -146,18 +43,50 @@ pub fn app() -> Html {
             let _ = root.set_attribute("data-ready", "1");
         }
     });
-    use_effect_with(state.settings.clone(), save_settings);
+    use_effect_with(state.settings.clone(), effects::save_settings);
+    // Leaving the page during an update: the browser asks first.
+    use_effect_with(state.running(), |running| {
+        let guard = running.then(effects::guard_unload);
+        move || drop(guard)
+    });
+    // Keyboard focus follows the step: after Connect, each Continue and the end of an
+    // update it goes to the new step's first control instead of the page's body.
+    {
+        // Not on every step of a run: the user may be on its Cancel button.
+        let key = (
+            (!state.running()).then_some(state.stage),
+            state.finish.is_some(),
+            matches!(state.conn, Conn::Open(_)),
+            // The record step's Continue is enabled once the record is read.
+            state.record.is_some(),
+        );
+        let first = use_mut_ref(|| true);
+        use_effect_with(key, move |_| {
+            if !std::mem::replace(&mut *first.borrow_mut(), false) {
+                effects::focus_step();
+            }
+        });
+    }
 
-    let dispatch = state.dispatcher();
-    let on_drag_over = {
+    let on = {
         let state = state.clone();
+        let fx = fx.clone();
+        Callback::from(move |intent: Intent| fx.handle(&state, intent))
+    };
+    let dispatch = {
+        let on = on.clone();
+        move |a: Action| on.emit(Intent::Do(a))
+    };
+    let on_drag_over = {
+        let dragging = state.dragging;
+        let dispatch = dispatch.clone();
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
             if let Some(dt) = e.data_transfer() {
                 dt.set_drop_effect("copy");
             }
-            if !state.dragging {
-                state.dispatch(Action::Dragging(true));
+            if !dragging {
+                dispatch(Action::Dragging(true));
             }
         })
     };
@@ -166,16 +95,16 @@ pub fn app() -> Html {
         Callback::from(move |e: DragEvent| {
             // Only when the pointer leaves the window, not when it crosses a child.
             if e.related_target().is_none() {
-                dispatch.dispatch(Action::Dragging(false));
+                dispatch(Action::Dragging(false));
             }
         })
     };
     let on_drop = {
-        let dispatch = dispatch.clone();
+        let on = on.clone();
         Callback::from(move |e: DragEvent| {
             let taken = e.default_prevented(); // an image card took the file
             e.prevent_default();
-            dispatch.dispatch(Action::Dragging(false));
+            on.emit(Intent::Do(Action::Dragging(false)));
             if taken {
                 return;
             }
@@ -184,7 +113,7 @@ pub fn app() -> Html {
             };
             for i in 0..list.length() {
                 if let Some(f) = list.get(i) {
-                    load_file(dispatch.clone(), None, f);
+                    on.emit(Intent::File(None, f));
                 }
             }
         })
@@ -199,23 +128,14 @@ pub fn app() -> Html {
         .filter(|k| state.image(*k).is_some())
         .filter_map(|k| state.target(k))
         .collect();
-    let choosing =
-        state.stage >= crate::state::Stage::Image && state.stage <= crate::state::Stage::Slot;
+    let choosing = state.stage >= Stage::Image && state.stage <= Stage::Slot;
     let (writing, targets) = match (busy, choosing) {
         (true, _) => (chosen, vec![]),
         (false, true) => (vec![], chosen),
         (false, false) => (vec![], vec![]),
     };
-    let cmd = |c: fn() -> Command| {
-        let state = state.clone();
-        Callback::from(move |_| send(&state, c()))
-    };
-    let failed = matches!(state.finish, Some(Finish::Failed(_))) && !busy;
-    let finished = matches!(state.finish, Some(Finish::Done(_))) && !busy;
-    let disconnect = {
-        let state = state.clone();
-        Callback::from(move |_: MouseEvent| send(&state, Command::Disconnect))
-    };
+    let ask = |i: fn() -> Intent| on.reform(move |_: ()| i());
+    let disconnect = on.reform(|_: MouseEvent| Intent::Disconnect);
     let status = match &state.conn {
         Conn::Open(c) => html! {
             <div class="conn">
@@ -250,10 +170,12 @@ pub fn app() -> Html {
                 { status }
             </header>
             <main>
-                <Stepper stage={state.stage} {failed} {finished} />
+                <Stepper marks={state.marks()} />
                 <div class="columns">
                     <section class="card flow" id="flow" aria-live="off">
-                        <Flow state={state.clone()} />
+                        <Flow state={(*state).clone()} on={on.clone()}
+                              sim_parked={sim::has_parked(state.settings.layout)}
+                              now_ms={now_ms() as u64} />
                     </section>
                     <aside class="side">
                         <DevicePanel
@@ -263,12 +185,12 @@ pub fn app() -> Html {
                             record={state.record}
                             stale={state.record_stale}
                             {writing} {targets} {busy}
-                            on_refresh={cmd(|| Command::Refresh)}
-                            on_accept={cmd(|| Command::Accept)}
-                            on_restart={cmd(|| Command::Restart)} />
+                            on_refresh={ask(|| Intent::Refresh)}
+                            on_accept={ask(|| Intent::Accept)}
+                            on_restart={ask(|| Intent::Restart)} />
                     </aside>
                 </div>
-                <LogPanel log={state.log.clone()} on_clear={{ let d = dispatch.clone(); Callback::from(move |_| d.dispatch(Action::ClearLog)) }} />
+                <LogPanel log={state.log.clone()} on_clear={on.reform(|_| Intent::Do(Action::ClearLog))} />
             </main>
             <footer>
                 <p>{"Runs entirely in this page: images never leave your computer. Every control works from the keyboard."}</p>

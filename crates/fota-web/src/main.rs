@@ -1,14 +1,21 @@
 //! The browser firmware update tool: a Yew app that updates a device running the FOTA
 //! agent over Web Serial, a WebSocket bridge, or a simulated device in the page.
 //!
-//! * [`state`]: everything the page shows, changed only through actions;
-//! * [`components`]: the view pieces;
-//! * [`transport`]: the byte links (Web Serial, WebSocket, in-page simulator);
+//! Data flows one way: the components draw the [`state`] and emit intents; the root
+//! ([`app`]) hands them to the [`effects`], which change the state only through actions
+//! and a pure reducer.
+//!
+//! * [`state`]: everything the page shows, its actions and the reducer (no clock, no
+//!   browser: tested natively);
+//! * [`components`]: the view pieces (props in, intents out);
+//! * [`effects`]: connecting, files, update, cancel, settings storage;
 //! * [`session`]: the task that owns the connection and runs fota-host's update;
+//! * [`transport`]: the byte links (Web Serial, WebSocket, in-page simulator);
 //! * [`app`]: the root component wiring them together.
 
 mod app;
 mod components;
+mod effects;
 mod session;
 mod state;
 mod transport;

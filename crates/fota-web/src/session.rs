@@ -3,22 +3,33 @@
 //! ~1.5 s while idle, and reports everything back through the reducer.
 
 use core::time::Duration;
-use std::rc::Rc;
 
 use fota_host::protocol::DEFAULT_BAUD;
 use fota_host::{Device, HostError, Observer, Plan, Progress, Step, Transport};
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use yew::UseReducerDispatcher;
 
 use crate::state::{
-    Action, AppState, Connection, LogKind, NEGOTIATE, Problem, Settings, TransportKind,
+    Action, AppState, At, Connection, LogKind, NEGOTIATE, Settings, Stopped, TransportKind,
 };
 use crate::transport::serial::SerialLink;
 use crate::transport::sim::SimLink;
 use crate::transport::ws::WsLink;
 use crate::transport::{Link, now_ms};
 
-type Dispatch = UseReducerDispatcher<AppState>;
+/// Sends actions to the page's reducer, each with the time it happened.
+#[derive(Clone, PartialEq)]
+pub struct Dispatch(UseReducerDispatcher<AppState>);
+
+impl Dispatch {
+    pub fn new(inner: UseReducerDispatcher<AppState>) -> Dispatch {
+        Dispatch(inner)
+    }
+
+    pub fn dispatch(&self, action: Action) {
+        self.0.dispatch(At(now_ms() as u64, action));
+    }
+}
 
 /// How often the record is read while nothing else happens.
 const REFRESH: Duration = Duration::from_millis(1500);
@@ -37,22 +48,6 @@ pub enum Command {
     Restart,
     /// Close the link.
     Disconnect,
-}
-
-/// The page's handle on the connection task. Compares by identity.
-#[derive(Clone)]
-pub struct Session(Rc<mpsc::UnboundedSender<Command>>);
-
-impl PartialEq for Session {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Session {
-    pub fn send(&self, command: Command) {
-        let _ = self.0.unbounded_send(command);
-    }
 }
 
 /// Reports fota-host's steps, progress and log lines as actions.
@@ -101,16 +96,32 @@ impl Observer for UiObserver {
     }
 }
 
-/// Open the link `settings` describe, say hello, and serve the page until disconnected.
-pub async fn connect(settings: Settings, dispatch: Dispatch) {
+/// Open the link `settings` describe, say hello, and serve the page's `commands` until
+/// disconnected.
+pub async fn connect(
+    settings: Settings,
+    dispatch: Dispatch,
+    commands: mpsc::UnboundedReceiver<Command>,
+    abort: oneshot::Receiver<()>,
+) {
+    // Only a real cancel aborts; a sender dropped without a word does not.
+    let abort = async move {
+        if abort.await.is_err() {
+            futures::future::pending::<()>().await;
+        }
+    };
     dispatch.dispatch(Action::Connecting);
     let opened = match settings.transport {
         TransportKind::Sim => Ok(Link::Sim(Box::new(SimLink::new(settings.layout)))),
         TransportKind::Serial => SerialLink::request(settings.baud).await.map(Link::Serial),
-        TransportKind::WebSocket => WsLink::connect(&settings.ws_url).await.map(Link::Ws),
+        TransportKind::WebSocket => WsLink::connect(&settings.ws_url, abort).await.map(Link::Ws),
     };
     let link = match opened {
         Ok(link) => link,
+        Err(e) if e.cancelled => {
+            dispatch.dispatch(Action::ConnectCancelled);
+            return;
+        }
         Err(e) => {
             dispatch.dispatch(Action::ConnectFailed(e.into()));
             return;
@@ -137,14 +148,12 @@ pub async fn connect(settings: Settings, dispatch: Dispatch) {
             return;
         }
     };
-    let (tx, rx) = mpsc::unbounded();
     let baud = dev.link().baud();
     dispatch.dispatch(Action::Connected(Box::new(Connection {
         kind: settings.transport,
         info,
         link: label,
         baud,
-        session: Session(Rc::new(tx)),
     })));
     let mut session = Serving {
         dev,
@@ -152,7 +161,7 @@ pub async fn connect(settings: Settings, dispatch: Dispatch) {
         negotiate,
     };
     session.raise_baud().await;
-    session.serve(rx).await;
+    session.serve(commands).await;
 }
 
 /// Why the serving loop stopped.
@@ -296,7 +305,7 @@ impl Serving {
                     .as_ref()
                     .is_ok_and(|r| r.outcome != fota_host::Outcome::Attempted);
                 self.dispatch.dispatch(Action::UpdateDone(
-                    result.map(Box::new).map_err(|e| (Problem::from(&e), lost)),
+                    result.map(Box::new).map_err(|e| Stopped::from(&e)),
                 ));
                 if lost {
                     return Ok(Next::Gone);

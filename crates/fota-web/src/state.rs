@@ -5,78 +5,23 @@ use std::rc::Rc;
 
 use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};
 use fota_host::update::Report;
-use fota_host::{CancelToken, HostError, Phase, Progress, SlotChoice, Step};
-use fota_sim::images::ImageInfo;
-use md5::Digest;
+use fota_host::{HostError, Outcome, Phase, Progress, SlotChoice, Step};
 use yew::Reducible;
 
-use crate::session::Session;
 use crate::transport::OpenError;
-use crate::transport::sim::SimLayout;
 
-/// The baud rates a serial port can be opened at; the agent answers at 115200 after a
-/// reset and faster rates are negotiated from there.
-pub const BAUD_RATES: [u32; 6] = [9600, 57600, 115_200, 230_400, 460_800, 921_600];
-/// Rates tried by baud negotiation, fastest first.
-pub const NEGOTIATE: [u32; 3] = [921_600, 460_800, 230_400];
+mod format;
+mod image;
+mod reduce;
+mod settings;
+
+use format::sentence;
+pub use format::{hex, kind_name, resumed_text, size, why_reverted};
+pub use image::ImageFile;
+pub use settings::{BAUD_RATES, NEGOTIATE, Settings, TransportKind, ws_address};
+
 /// Most log lines kept (the oldest go first).
 const LOG_LIMIT: usize = 5000;
-
-/// How the page reaches the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum TransportKind {
-    /// The simulated device inside the page.
-    #[serde(rename = "sim")]
-    Sim,
-    /// A serial port through Web Serial.
-    #[serde(rename = "serial")]
-    Serial,
-    /// A WebSocket to `fota bridge --ws` or `fota sim --ws`.
-    #[serde(rename = "ws")]
-    WebSocket,
-}
-
-impl TransportKind {
-    pub fn key(self) -> &'static str {
-        match self {
-            TransportKind::Sim => "sim",
-            TransportKind::Serial => "serial",
-            TransportKind::WebSocket => "ws",
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<TransportKind> {
-        match key {
-            "sim" => Some(TransportKind::Sim),
-            "serial" => Some(TransportKind::Serial),
-            "ws" => Some(TransportKind::WebSocket),
-            _ => None,
-        }
-    }
-}
-
-/// The connection form (kept in local storage).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    pub transport: TransportKind,
-    pub layout: SimLayout,
-    pub baud: u32,
-    pub negotiate: bool,
-    pub ws_url: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            transport: TransportKind::Sim,
-            layout: SimLayout::BytecodeOnly,
-            baud: 115_200,
-            negotiate: true,
-            ws_url: "ws://127.0.0.1:9000".into(),
-        }
-    }
-}
 
 /// The guided update's stages, as the stepper shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -145,15 +90,8 @@ impl From<&HostError> for Problem {
                 help: e.help(),
             };
         }
-        let mut message = e.to_string();
-        if let Some(first) = message.get(..1) {
-            message = first.to_uppercase() + &message[1..];
-        }
-        if !message.ends_with('.') {
-            message.push('.');
-        }
         Problem {
-            message,
+            message: sentence(e.to_string()),
             help: e.help(),
         }
     }
@@ -168,62 +106,22 @@ impl From<OpenError> for Problem {
     }
 }
 
-/// A cancel token that compares by identity, so it can live in the state.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Rc<CancelToken>);
-
-impl Cancel {
-    pub fn token(&self) -> CancelToken {
-        (*self.0).clone()
-    }
-}
-
-impl PartialEq for Cancel {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
-
 /// The connected device.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     pub kind: TransportKind,
     pub info: Info,
     pub link: String,
     pub baud: Option<u32>,
-    pub session: Session,
 }
 
 /// The connection's state.
-#[derive(Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Conn {
     #[default]
     Closed,
     Opening,
     Open(Box<Connection>),
-}
-
-/// A firmware image chosen by the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageFile {
-    pub name: String,
-    pub data: Rc<Vec<u8>>,
-    pub md5: [u8; 16],
-    /// The sample header, for the simulator's images.
-    pub header: Option<ImageInfo>,
-}
-
-impl ImageFile {
-    pub fn new(name: String, data: Vec<u8>) -> ImageFile {
-        let md5: [u8; 16] = md5::Md5::digest(&data).into();
-        let header = fota_sim::images::parse_image(&data);
-        ImageFile {
-            name,
-            data: Rc::new(data),
-            md5,
-            header,
-        }
-    }
 }
 
 /// The update in progress.
@@ -234,18 +132,62 @@ pub struct Run {
     pub progress: Option<Progress>,
     /// Every image's MD5 on the device matched (reached attempt).
     pub verified: bool,
-    pub cancel: Cancel,
     pub cancelling: bool,
-    /// Bytes found on the device already (resume).
-    pub resumed: Option<String>,
+    /// Bytes found on the device already (resume), of all.
+    pub resumed: Option<(u64, u64)>,
     pub started_ms: u64,
+    /// What the device printed since the update restarted it: why the new firmware was
+    /// reverted, if it was.
+    pub after_restart: Vec<String>,
 }
+
+/// Most device lines kept in [`Run::after_restart`].
+const AFTER_RESTART_LIMIT: usize = 50;
 
 /// The end of the last update.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finish {
-    Done(Box<Report>),
-    Failed(Problem),
+    /// It ran to its end; `why` is the device's own line that explains a revert.
+    Done {
+        report: Box<Report>,
+        why: Option<String>,
+    },
+    /// The user cancelled it during stage `at`: not an error.
+    Cancelled { at: Stage, help: String },
+    /// It stopped with an error during stage `at`.
+    Failed { problem: Problem, at: Stage },
+}
+
+/// Why an update stopped before its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    pub problem: Problem,
+    /// The link went away with it.
+    pub lost: bool,
+    /// The user asked for it.
+    pub cancelled: bool,
+}
+
+impl From<&HostError> for Stopped {
+    fn from(e: &HostError) -> Self {
+        Stopped {
+            problem: e.into(),
+            lost: matches!(e, HostError::Link(_)),
+            cancelled: *e == HostError::Cancelled,
+        }
+    }
+}
+
+/// How the stepper shows a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Done,
+    Current,
+    Todo,
+    /// The last update stopped here with an error.
+    Failed,
+    /// The user cancelled the last update here.
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,7 +223,7 @@ pub struct LogLine {
     pub text: String,
 }
 
-#[derive(Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AppState {
     pub settings: Settings,
     pub web_serial: bool,
@@ -308,11 +250,16 @@ pub struct AppState {
     pub dragging: bool,
 }
 
+/// Everything that changes the state. Effects (connecting, reading files, the update
+/// itself) happen outside and report back with these.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Settings(Settings),
     Connecting,
     Connected(Box<Connection>),
     ConnectFailed(Problem),
+    /// The user stopped connecting.
+    ConnectCancelled,
     BaudChanged(u32),
     /// The link went away while connected.
     Lost(Problem),
@@ -323,14 +270,16 @@ pub enum Action {
     ImageLoaded(SlotKind, ImageFile),
     ImageRefused(Problem),
     ClearImage(SlotKind),
+    /// Leave the images just flashed (a revert) and choose others.
+    ChooseOther,
     SlotChoice(SlotKind, SlotChoice),
     SetRestart(bool),
     SetResume(bool),
-    UpdateStarted(Cancel),
+    UpdateStarted,
     Step(Step, String),
     Progress(Progress),
     Cancelling,
-    UpdateDone(Result<Box<Report>, (Problem, bool)>),
+    UpdateDone(Result<Box<Report>, Stopped>),
     /// The device's MD5 of the written slot matched the image.
     Verified,
     /// Bytes of the image already on the device, of all.
@@ -339,6 +288,11 @@ pub enum Action {
     ClearLog,
     Dragging(bool),
 }
+
+/// An action with the time it happened (ms on the page's clock): the reducer reads no
+/// clock, so it runs the same in a native test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct At(pub u64, pub Action);
 
 impl AppState {
     pub fn new(settings: Settings, web_serial: bool) -> AppState {
@@ -447,274 +401,62 @@ impl AppState {
         self.run.is_some()
     }
 
-    fn log(&mut self, kind: LogKind, text: String) {
+    /// How the stepper shows each of [`Stage::ALL`]: only the stages that ran are done;
+    /// after a cancel or an error, the stage it stopped in says so and the later ones
+    /// stay to come.
+    pub fn marks(&self) -> [Mark; 8] {
+        let plain = |at: Stage| {
+            Stage::ALL.map(|stage| match stage.cmp(&at) {
+                core::cmp::Ordering::Less => Mark::Done,
+                core::cmp::Ordering::Equal => Mark::Current,
+                core::cmp::Ordering::Greater => Mark::Todo,
+            })
+        };
+        if let Some(run) = &self.run {
+            return plain(Stage::of_step(run.step));
+        }
+        if self.stage != Stage::Outcome {
+            return plain(self.stage);
+        }
+        let stopped = |at: Stage, mark: Mark| {
+            Stage::ALL.map(|stage| {
+                if stage == at {
+                    mark
+                } else if stage < at {
+                    Mark::Done
+                } else if stage == Stage::Outcome {
+                    Mark::Current
+                } else {
+                    Mark::Todo
+                }
+            })
+        };
+        match &self.finish {
+            Some(Finish::Done { .. }) => [Mark::Done; 8],
+            Some(Finish::Cancelled { at, .. }) => stopped(*at, Mark::Cancelled),
+            Some(Finish::Failed { at, .. }) => stopped(*at, Mark::Failed),
+            None => plain(self.stage),
+        }
+    }
+
+    fn log(&mut self, at_ms: u64, kind: LogKind, text: String) {
         let log = Rc::make_mut(&mut self.log);
         if log.len() >= LOG_LIMIT {
             log.drain(..LOG_LIMIT / 10);
         }
-        log.push(LogLine {
-            at_ms: crate::transport::now_ms() as u64,
-            kind,
-            text,
-        });
+        log.push(LogLine { at_ms, kind, text });
     }
 }
 
 impl Reducible for AppState {
-    type Action = Action;
+    type Action = At;
 
-    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+    fn reduce(self: Rc<Self>, At(now_ms, action): At) -> Rc<Self> {
         let mut s = Rc::unwrap_or_clone(self);
-        match action {
-            Action::Settings(settings) => s.settings = settings,
-            Action::Connecting => {
-                s.conn = Conn::Opening;
-                s.problem = None;
-                s.announce = "Connecting…".into();
-            }
-            Action::Connected(c) => {
-                s.log(
-                    LogKind::App,
-                    format!(
-                        "connected to {} over {}: agent {} v{}.{}.{}",
-                        c.info.name,
-                        c.link,
-                        c.info.name,
-                        c.info.agent_version[0],
-                        c.info.agent_version[1],
-                        c.info.agent_version[2]
-                    ),
-                );
-                s.announce = format!("Connected to {}.", c.info.name);
-                s.conn = Conn::Open(c);
-                s.problem = None;
-                s.record = None;
-                s.stage = Stage::Record;
-                s.image_problem = None;
-            }
-            Action::ConnectFailed(p) => {
-                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
-                s.announce = p.message.clone();
-                s.conn = Conn::Closed;
-                s.problem = Some(p);
-                s.problem_title = "Could not connect";
-                s.stage = Stage::Connect;
-            }
-            Action::BaudChanged(baud) => {
-                if let Conn::Open(c) = &mut s.conn {
-                    c.baud = Some(baud);
-                }
-            }
-            Action::Lost(p) => {
-                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
-                s.announce = p.message.clone();
-                s.conn = Conn::Closed;
-                s.run = None;
-                s.problem = Some(p);
-                s.problem_title = "The connection was lost";
-                s.stage = Stage::Connect;
-                s.record_stale = true;
-            }
-            Action::Disconnected => {
-                s.log(LogKind::App, "disconnected".into());
-                s.announce = "Disconnected.".into();
-                s.conn = Conn::Closed;
-                s.run = None;
-                s.record = None;
-                s.stage = Stage::Connect;
-            }
-            Action::Record(r) => {
-                s.record = Some(r);
-                s.record_stale = false;
-            }
-            Action::RecordStale => s.record_stale = true,
-            Action::Goto(stage) => {
-                if !s.running() {
-                    s.stage = stage;
-                    s.problem = None;
-                    if stage <= Stage::Image {
-                        s.finish = None;
-                    }
-                }
-            }
-            Action::ImageLoaded(kind, image) => {
-                if let Some(p) = s.refusal(kind, &image) {
-                    s.log(LogKind::Error, format!("{} {}", p.message, p.help));
-                    s.announce = p.message.clone();
-                    s.image_problem = Some(p);
-                } else {
-                    s.log(
-                        LogKind::App,
-                        format!(
-                            "{} image {}: {} bytes, MD5 {}",
-                            kind_name(kind),
-                            image.name,
-                            image.data.len(),
-                            hex(&image.md5)
-                        ),
-                    );
-                    s.announce = format!("{} image {} loaded.", kind_name(kind), image.name);
-                    s.image_problem = None;
-                    match kind {
-                        SlotKind::Bytecode => s.bytecode = Some(image),
-                        SlotKind::Vm => s.vm = Some(image),
-                    }
-                    if s.connection().is_some() && !s.running() && s.stage != Stage::Image {
-                        s.stage = Stage::Image;
-                        s.finish = None;
-                    }
-                }
-            }
-            Action::ImageRefused(p) => {
-                s.log(LogKind::Error, format!("{} {}", p.message, p.help));
-                s.announce = p.message.clone();
-                s.image_problem = Some(p);
-            }
-            Action::ClearImage(kind) => match kind {
-                SlotKind::Bytecode => s.bytecode = None,
-                SlotKind::Vm => s.vm = None,
-            },
-            Action::SlotChoice(kind, choice) => match kind {
-                SlotKind::Bytecode => s.bc_slot = choice,
-                SlotKind::Vm => s.vm_slot = choice,
-            },
-            Action::SetRestart(v) => s.restart = v,
-            Action::SetResume(v) => s.resume = v,
-            Action::UpdateStarted(cancel) => {
-                s.problem = None;
-                s.finish = None;
-                s.stage = Stage::Record;
-                s.run = Some(Run {
-                    step: Step::RecordCheck,
-                    detail: "Starting".into(),
-                    progress: None,
-                    verified: false,
-                    cancel,
-                    cancelling: false,
-                    resumed: None,
-                    started_ms: crate::transport::now_ms() as u64,
-                });
-                s.announce = "Update started.".into();
-            }
-            Action::Step(step, detail) => {
-                s.log(LogKind::Step, format!("{}: {}", step.label(), detail));
-                if let Some(run) = &mut s.run {
-                    if step != run.step {
-                        run.progress = None;
-                        s.announce = format!("{}: {}", step.label(), detail);
-                    }
-                    run.step = step;
-                    run.detail = detail;
-                    s.stage = Stage::of_step(step);
-                }
-            }
-            Action::Progress(p) => {
-                if let Some(run) = &mut s.run {
-                    let before = run.progress.map_or(0, |old| {
-                        if old.phase == p.phase {
-                            (old.fraction() * 4.0) as u32
-                        } else {
-                            0
-                        }
-                    });
-                    let now = (p.fraction() * 4.0) as u32;
-                    if now > before && p.phase == Phase::Stream {
-                        s.announce = format!("Sending: {} percent.", now * 25);
-                    }
-                    run.progress = Some(p);
-                }
-            }
-            Action::Cancelling => {
-                if let Some(run) = &mut s.run {
-                    run.cancelling = true;
-                    run.cancel.token().cancel();
-                    s.log(
-                        LogKind::App,
-                        "cancel asked: stopping at the next safe point".into(),
-                    );
-                }
-            }
-            Action::UpdateDone(result) => {
-                s.run = None;
-                match result {
-                    Ok(report) => {
-                        s.log(
-                            LogKind::App,
-                            format!(
-                                "update finished: {:?}. {}",
-                                report.outcome,
-                                report.outcome.describe()
-                            ),
-                        );
-                        s.announce = format!("Update finished. {}", report.outcome.describe());
-                        s.record = Some(report.record);
-                        s.stage = Stage::Outcome;
-                        s.finish = Some(Finish::Done(report));
-                    }
-                    Err((p, lost)) => {
-                        s.log(
-                            LogKind::Error,
-                            format!("update stopped: {} {}", p.message, p.help),
-                        );
-                        s.announce = format!("Update stopped. {} {}", p.message, p.help);
-                        s.finish = Some(Finish::Failed(p.clone()));
-                        if lost {
-                            s.conn = Conn::Closed;
-                            s.stage = Stage::Connect;
-                            s.problem = Some(p);
-                            s.problem_title = "The update stopped";
-                        } else {
-                            s.stage = Stage::Outcome;
-                        }
-                    }
-                }
-            }
-            Action::Verified => {
-                if let Some(run) = &mut s.run {
-                    run.verified = true;
-                }
-            }
-            Action::Resumed(kept, total) => {
-                let text = format!(
-                    "{kept} of {total} bytes are already on the device and are not sent again"
-                );
-                if let Some(run) = &mut s.run {
-                    run.resumed = Some(text.clone());
-                }
-                s.log(LogKind::Event, text);
-            }
-            Action::Log(kind, text) => s.log(kind, text),
-            Action::ClearLog => s.log = Rc::new(Vec::new()),
-            Action::Dragging(v) => s.dragging = v,
-        }
+        s.apply(now_ms, action);
         Rc::new(s)
     }
 }
 
-pub fn kind_name(kind: SlotKind) -> &'static str {
-    match kind {
-        SlotKind::Vm => "VM",
-        SlotKind::Bytecode => "Bytecode",
-    }
-}
-
-/// `1.5 KiB`, `32 KiB`, `1.0 MiB`.
-pub fn size(bytes: u64) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else if bytes < 1024 * 1024 {
-        let k = bytes as f64 / 1024.0;
-        if k < 10.0 {
-            format!("{k:.1} KiB")
-        } else {
-            format!("{k:.0} KiB")
-        }
-    } else {
-        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-    }
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+#[cfg(test)]
+mod tests;

@@ -61,6 +61,9 @@ test('simulated device: healthy image is accepted, faulty image is reverted', as
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'reverted');
   assert.match(await page.locator('[data-testid=outcome] .describe').textContent(), /went back to the previous firmware/);
+  // It says why, in the device's own words, and does not offer the same image again.
+  assert.match(await page.locator('[data-testid=revert-why]').textContent(), /self-test failed, hanging/);
+  assert.equal(await page.getByRole('button', { name: 'Update again' }).count(), 0);
   await shot(page, '07-faulty-reverted');
   // The log, downloaded as text: device output and protocol events.
   const [download] = await Promise.all([
@@ -110,15 +113,31 @@ test('simulated device: cancel mid-stream keeps the running firmware, and trying
   }, null, { timeout: 30000, polling: 20 });
   // The progress bar speaks bytes, speed and time left.
   assert.match(await page.locator('[role=progressbar][aria-valuenow]').getAttribute('aria-valuetext'), /KiB of 32 KiB, .*\/s/);
+  // Leaving the page during the update: the browser asks first (the test says stay).
+  const asked = new Promise((resolve) => page.once('dialog', async (d) => { resolve(d.type()); await d.dismiss(); }));
+  await page.close({ runBeforeUnload: true });
+  assert.equal(await asked, 'beforeunload');
+  assert.ok(!page.isClosed());
   await page.getByRole('button', { name: 'Cancel' }).click();
-  await page.locator('[data-testid=outcome][data-outcome=failed]').waitFor({ timeout: 15000 });
-  assert.match(await page.locator('.problem').textContent(), /The update was cancelled\..*Nothing was switched: the device still runs its current firmware/s);
+  // A cancel is the user's own choice: no red error, and the stepper marks only the
+  // stages that ran (erase & stream cancelled; checksum and attempt never ran).
+  await page.locator('[data-testid=outcome][data-outcome=cancelled]').waitFor({ timeout: 15000 });
+  assert.match(await page.locator('[data-testid=cancelled]').textContent(), /You cancelled the update during “Erase & stream”\..*Nothing was switched: the device still runs its current firmware/s);
+  assert.equal(await page.locator('.problem, [role=alert]').count(), 0, 'a cancel is not an error');
+  const marks = await page.locator('.stepper li').evaluateAll((els) => els.map((e) => e.dataset.mark));
+  assert.deepEqual(marks, ['done', 'done', 'done', 'done', 'cancelled', 'todo', 'todo', 'current']);
   await shot(page, '31-cancelled');
   await page.getByRole('button', { name: 'Try again (resumes)' }).click();
-  await page.locator('[data-testid=outcome]:not([data-outcome=failed])').waitFor({ timeout: 60000 });
+  await page.locator('[data-testid=outcome]:not([data-outcome=cancelled])').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
-  assert.match(await page.locator('[data-testid=skipped]').textContent(), /[1-9]\d* bytes were already on the device/);
+  assert.match(await page.locator('[data-testid=skipped]').textContent(), /\d+(\.\d)? KiB were already on the device/);
   assert.deepEqual(page.errors, []);
+  // With no update running, the page leaves without asking.
+  let askedAgain = false;
+  page.once('dialog', async (d) => { askedAgain = true; await d.dismiss(); });
+  await page.close({ runBeforeUnload: true });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!askedAgain && page.isClosed(), 'no question when idle');
   await page.context().close();
 });
 
@@ -141,7 +160,7 @@ test('simulated device: the simulated cable pulled mid-stream, then the device (
   await page.getByRole('button', { name: 'Resume the update' }).click();
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
-  assert.match(await page.locator('[data-testid=skipped]').textContent(), /[1-9]\d* bytes were already on the device/);
+  assert.match(await page.locator('[data-testid=skipped]').textContent(), /\d+(\.\d)? KiB were already on the device/);
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

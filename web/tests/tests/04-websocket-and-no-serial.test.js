@@ -68,6 +68,46 @@ test('websocket bridge: nothing listening gives a clear message', async () => {
   await page.context().close();
 });
 
+test('websocket bridge: a second tab on a busy device gets "in use", and may cancel', async () => {
+  const first = await openApp(browser, server.url);
+  await first.getByRole('radio', { name: /WebSocket bridge/ }).check();
+  // Typed without ws://: the page adds it (no "Please enter a URL" from the browser).
+  await first.getByLabel('Bridge address').fill(`127.0.0.1:${sim.port}`);
+  await first.getByRole('button', { name: 'Connect' }).click();
+  await first.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  assert.equal(await first.locator('#ws-url').count(), 0);
+  assert.match(await first.locator('[data-testid=conn-status]').textContent(), new RegExp(`WebSocket ws://127\\.0\\.0\\.1:${sim.port}`));
+
+  const second = await openApp(browser, server.url);
+  await second.getByRole('radio', { name: /WebSocket bridge/ }).check();
+  await second.getByLabel('Bridge address').fill(sim.url);
+  // The user gives up while it waits: back to the form, no error.
+  await second.getByRole('button', { name: 'Connect' }).click();
+  await second.getByRole('button', { name: 'Cancel', exact: true }).click();
+  await second.getByRole('button', { name: 'Connect', exact: true }).waitFor({ timeout: 5000 });
+  assert.equal(await second.locator('.problem').count(), 0);
+  assert.match(await second.locator('[data-testid=conn-status]').textContent(), /Not connected/);
+  // Waiting: a timeout that says the device is in use.
+  const t0 = Date.now();
+  await second.getByRole('button', { name: 'Connect' }).click();
+  const problem = second.locator('.problem');
+  await problem.waitFor({ timeout: 15000 });
+  console.log(`device in use reported after ${Date.now() - t0} ms`);
+  assert.match(await problem.textContent(), /did not take the connection within 5 s: the device is in use by another page or program/);
+  assert.match(await problem.textContent(), /Disconnect the other tab/);
+  await shot(second, '43-websocket-in-use');
+
+  // Once the first lets go, the second gets it (its given-up sockets do not hold it).
+  await first.getByRole('button', { name: 'Disconnect from the device' }).click();
+  await first.locator('[data-testid=conn-status]', { hasText: 'Not connected' }).waitFor();
+  await second.getByRole('button', { name: 'Connect' }).click();
+  await second.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  assert.deepEqual(first.errors, []);
+  assert.deepEqual(second.errors, []);
+  await first.context().close();
+  await second.context().close();
+});
+
 test('a browser without Web Serial gets a helpful panel', async () => {
   const page = await openApp(browser, server.url, {
     init: { script: () => { delete Navigator.prototype.serial; }, arg: undefined },
@@ -88,7 +128,8 @@ test('the whole update works from the keyboard alone', async () => {
   // Tab to a control whose accessible text matches `name` and press Enter.
   async function tabTo(name) {
     for (let i = 0; i < 60; i++) {
-      await page.keyboard.press('Tab');
+      // Focus moves to each step's first control: it may be there already.
+      if (i > 0 || !(await page.evaluate(() => document.activeElement?.tagName === 'BUTTON'))) await page.keyboard.press('Tab');
       const text = await page.evaluate(() => {
         const el = document.activeElement;
         return el ? `${el.tagName} ${el.textContent.trim()}` : '';

@@ -14,6 +14,8 @@ pub struct ConnectProps {
     pub opening: bool,
     pub on_change: Callback<Settings>,
     pub on_connect: Callback<()>,
+    /// Stop connecting.
+    pub on_cancel: Callback<()>,
     /// A simulated device with the chosen layout kept its flash from a past connection.
     pub sim_parked: bool,
     pub on_factory_reset: Callback<()>,
@@ -25,7 +27,7 @@ pub fn no_web_serial() -> Html {
     html! {
         <div class="notice" role="note" data-testid="no-web-serial">
             <p><strong>{"This browser cannot open serial ports."}</strong>
-               {" Web Serial is available in Chrome, Edge and Opera on desktop computers; Firefox and Safari do not have it."}</p>
+               {" Web Serial is available in Chrome, Edge and Opera on desktop computers, and in Firefox from version 151; Safari and phone browsers do not have it."}</p>
             <p>{"Other ways to update your device from here:"}</p>
             <ul>
                 <li>{"Run the bridge on the computer the device is plugged into, then choose "}<em>{"WebSocket bridge"}</em>{":"}
@@ -158,7 +160,7 @@ pub fn connect_panel(props: &ConnectProps) -> Html {
                     <>
                     <div class="field">
                         <label for="ws-url">{"Bridge address"}</label>
-                        <input id="ws-url" type="url" value={s.ws_url.clone()} oninput={on_url}
+                        <input id="ws-url" type="text" inputmode="url" value={s.ws_url.clone()} oninput={on_url}
                                spellcheck="false" autocomplete="off" placeholder="ws://127.0.0.1:9000" />
                     </div>
                     <p class="hint">{"Start it with "}<code>{"fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0"}</code>
@@ -175,6 +177,9 @@ pub fn connect_panel(props: &ConnectProps) -> Html {
                 <button type="submit" class="btn primary" disabled={props.opening || blocked}>
                     { if props.opening { "Connecting…" } else { "Connect" } }
                 </button>
+                if props.opening && s.transport == TransportKind::WebSocket {
+                    <button type="button" class="btn ghost" onclick={props.on_cancel.reform(|_: MouseEvent| ())}>{"Cancel"}</button>
+                }
             </div>
         </form>
     }

@@ -9,84 +9,77 @@ use yew::prelude::*;
 use super::connect::ConnectPanel;
 use super::images::ImageCard;
 use super::progress::{ProgressView, duration};
-use super::{ProblemBox, images::Sample};
-use crate::app::{self, Handle};
-use crate::session::Command;
-use crate::state::{Action, Conn, Finish, Stage, hex, kind_name, size};
+use super::{Intent, ProblemBox, images::Sample};
+use crate::state::{Action, AppState, Conn, Finish, Stage, hex, kind_name, resumed_text, size};
 
 #[derive(Properties, PartialEq)]
 pub struct FlowProps {
-    pub state: Handle,
+    pub state: AppState,
+    pub on: Callback<Intent>,
+    /// The simulated device with the chosen layout kept its flash from a past connection.
+    pub sim_parked: bool,
+    /// The page's clock when drawn (ms), for the time elapsed.
+    pub now_ms: u64,
 }
 
 #[function_component(Flow)]
 pub fn flow(props: &FlowProps) -> Html {
+    if props.state.running() {
+        return running(props);
+    }
+    match props.state.stage {
+        Stage::Connect => connect(props),
+        Stage::Record => record(props),
+        Stage::Image => images(props),
+        Stage::Slot | Stage::Transfer | Stage::Checksum | Stage::Attempt => slot(props),
+        Stage::Outcome => outcome(props),
+    }
+}
+
+fn goto(props: &FlowProps, stage: Stage) -> Callback<MouseEvent> {
+    act(props, Action::Goto(stage))
+}
+
+/// A button's click that dispatches `action`.
+fn act(props: &FlowProps, action: Action) -> Callback<MouseEvent> {
+    props.on.reform(move |_| Intent::Do(action.clone()))
+}
+
+/// A button's click that asks for `intent`.
+fn ask(props: &FlowProps, intent: fn() -> Intent) -> Callback<MouseEvent> {
+    props.on.reform(move |_| intent())
+}
+
+fn connect(props: &FlowProps) -> Html {
     let state = &props.state;
-    if state.running() {
-        return running(state);
-    }
-    match state.stage {
-        Stage::Connect => connect(state),
-        Stage::Record => record(state),
-        Stage::Image => images(state),
-        Stage::Slot | Stage::Transfer | Stage::Checksum | Stage::Attempt => slot(state),
-        Stage::Outcome => outcome(state),
-    }
-}
-
-fn goto(state: &Handle, stage: Stage) -> Callback<MouseEvent> {
-    let dispatch = state.dispatcher();
-    Callback::from(move |_| dispatch.dispatch(Action::Goto(stage)))
-}
-
-fn disconnect_button(state: &Handle) -> Html {
-    let s = state.clone();
-    let onclick = Callback::from(move |_: MouseEvent| app::send(&s, Command::Disconnect));
-    html! { <button type="button" class="btn ghost" {onclick}>{"Disconnect"}</button> }
-}
-
-fn connect(state: &Handle) -> Html {
-    let on_change = {
-        let d = state.dispatcher();
-        Callback::from(move |s| d.dispatch(Action::Settings(s)))
-    };
-    let on_connect = {
-        let s = state.clone();
-        Callback::from(move |_| app::connect(&s))
-    };
-    let on_factory_reset = {
-        let d = state.dispatcher();
-        Callback::from(move |_| {
-            crate::transport::sim::factory_reset();
-            d.dispatch(Action::Log(
-                crate::state::LogKind::App,
-                "simulated device reset to its factory firmware".into(),
-            ));
-        })
-    };
-    let sim_parked = crate::transport::sim::has_parked(state.settings.layout);
+    let on_change = props.on.reform(|s| Intent::Do(Action::Settings(s)));
+    let on_connect = props.on.reform(|_| Intent::Connect);
+    let on_cancel = props.on.reform(|_| Intent::CancelConnect);
+    let on_factory_reset = props.on.reform(|_| Intent::FactoryReset);
+    let sim_parked = props.sim_parked;
     html! {
         <>
         if let Some(p) = &state.problem {
             <ProblemBox problem={p.clone()} title={state.problem_title} />
         }
         <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
-            opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {sim_parked} {on_factory_reset} />
+            opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {on_cancel} {sim_parked} {on_factory_reset} />
         </>
     }
 }
 
-fn record(state: &Handle) -> Html {
+fn record(props: &FlowProps) -> Html {
+    let state = &props.state;
     let Some(c) = state.connection() else {
-        return connect(state);
+        return connect(props);
     };
     let info = &c.info;
     let record = state.record;
-    let resume = {
-        let s = state.clone();
-        Callback::from(move |_: MouseEvent| app::start_update(&s))
-    };
-    let can_resume = matches!(state.finish, Some(Finish::Failed(_))) && state.ready_to_flash();
+    let resume = ask(props, || Intent::Start);
+    let can_resume = matches!(
+        state.finish,
+        Some(Finish::Failed { .. } | Finish::Cancelled { .. })
+    ) && state.ready_to_flash();
     let verdict = match record {
         None => html! { <p class="muted">{"Reading the FOTA record…"}</p> },
         Some(r) if r.valid == 0 => html! {
@@ -124,29 +117,21 @@ fn record(state: &Handle) -> Html {
             </div>
         }
         <div class="actions">
-            { disconnect_button(state) }
             <div class="spacer"></div>
-            <button type="button" class="btn primary" onclick={goto(state, Stage::Image)}
+            <button type="button" class="btn primary" onclick={goto(props, Stage::Image)}
                     disabled={record.is_none_or(|r| r.valid == 0) || !info.fota_supported}>{"Continue: choose the image"}</button>
         </div>
         </>
     }
 }
 
-fn images(state: &Handle) -> Html {
-    let dispatch = state.dispatcher();
-    let on_file = {
-        let dispatch = dispatch.clone();
-        Callback::from(move |(kind, file)| app::load_file(dispatch.clone(), kind, file))
-    };
-    let on_sample = {
-        let dispatch = dispatch.clone();
-        Callback::from(move |s: Sample| app::load_sample(&dispatch, s))
-    };
-    let on_clear = {
-        let d = dispatch.clone();
-        Callback::from(move |k| d.dispatch(Action::ClearImage(k)))
-    };
+fn images(props: &FlowProps) -> Html {
+    let state = &props.state;
+    let on_file = props.on.reform(|(kind, file)| Intent::File(kind, file));
+    let on_sample = props
+        .on
+        .reform(|s: Sample| Intent::Do(Action::ImageLoaded(s.kind(), s.image())));
+    let on_clear = props.on.reform(|k| Intent::Do(Action::ClearImage(k)));
     let card = |kind: SlotKind| {
         let image = state.image(kind).cloned();
         let refusal = image
@@ -173,29 +158,25 @@ fn images(state: &Handle) -> Html {
             <p class="muted small">{"This device's layout has one VM slot: only the bytecode can be updated."}</p>
         }
         <div class="actions">
-            <button type="button" class="btn ghost" onclick={goto(state, Stage::Record)}>{"Back"}</button>
+            <button type="button" class="btn ghost" onclick={goto(props, Stage::Record)}>{"Back"}</button>
             <div class="spacer"></div>
-            <button type="button" class="btn primary" onclick={goto(state, Stage::Slot)}
+            <button type="button" class="btn primary" onclick={goto(props, Stage::Slot)}
                     disabled={!state.ready_to_flash()}>{"Continue: check the slot"}</button>
         </div>
         </>
     }
 }
 
-fn slot(state: &Handle) -> Html {
+fn slot(props: &FlowProps) -> Html {
+    let state = &props.state;
     let Some(info) = state.info() else {
-        return connect(state);
+        return connect(props);
     };
-    let dispatch = state.dispatcher();
     let record = state.record.unwrap_or_default();
-    let start = {
-        let s = state.clone();
-        Callback::from(move |_: MouseEvent| app::start_update(&s))
-    };
+    let start = ask(props, || Intent::Start);
     let check = |action: fn(bool) -> Action| {
-        let dispatch = dispatch.clone();
-        Callback::from(move |e: Event| {
-            dispatch.dispatch(action(
+        props.on.reform(move |e: Event| {
+            Intent::Do(action(
                 e.target_unchecked_into::<HtmlInputElement>().checked(),
             ))
         })
@@ -208,14 +189,11 @@ fn slot(state: &Handle) -> Html {
         let img = state.image(kind).cloned().unwrap_or_else(|| Sample::Healthy.image());
         let target = state.target(kind);
         let choice = if kind == SlotKind::Vm { state.vm_slot } else { state.bc_slot };
-        let on_choice = {
-            let dispatch = dispatch.clone();
-            Callback::from(move |e: Event| {
-                let v = e.target_unchecked_into::<HtmlSelectElement>().value();
-                let c = v.parse().map(SlotChoice::Index).unwrap_or(SlotChoice::Auto);
-                dispatch.dispatch(Action::SlotChoice(kind, c))
-            })
-        };
+        let on_choice = props.on.reform(move |e: Event| {
+            let v = e.target_unchecked_into::<HtmlSelectElement>().value();
+            let c = v.parse().map(SlotChoice::Index).unwrap_or(SlotChoice::Auto);
+            Intent::Do(Action::SlotChoice(kind, c))
+        });
         let select_id = format!("slot-{}", kind_name(kind).to_lowercase());
         let refusal = state.refusal(kind, &img);
         html! {
@@ -225,7 +203,7 @@ fn slot(state: &Handle) -> Html {
                     <code class="md5 plan-md5" title="MD5 of the image">{ hex(&img.md5) }</code></th>
                 <td>
                     <label class="sr-only" for={select_id.clone()}>{ format!("{} slot", kind_name(kind)) }</label>
-                    <select id={select_id} onchange={on_choice}>
+                    <select id={select_id} onchange={on_choice} disabled={img.placed.is_some()}>
                         <option value="auto" selected={choice == SlotChoice::Auto}>{"Automatic (the free slot)"}</option>
                         { for info.slots.iter().filter(|s| s.kind == kind).map(|s| {
                             let i = u32::from(s.index);
@@ -240,6 +218,9 @@ fn slot(state: &Handle) -> Html {
                         }) }
                     </select>
                     { target.map(|t| html!{ <div class="muted small">{ format!("slot {} at 0x{:08X}, {}", t.index, t.addr, size(u64::from(t.size))) }</div> }).unwrap_or_default() }
+                    if img.placed.is_some() {
+                        <div class="muted small">{ format!("{} is linked for this slot: its addresses choose it.", img.name) }</div>
+                    }
                 </td>
                 <td>{ match refusal {
                     None => html!{ <span class="badge good">{"fits"}</span> },
@@ -265,7 +246,7 @@ fn slot(state: &Handle) -> Html {
         </fieldset>
         <p class="muted small">{"The device's MD5 of the written slot must match the image before the new firmware is attempted. If the new firmware does not confirm itself after the restart, the device goes back to the one running now."}</p>
         <div class="actions">
-            <button type="button" class="btn ghost" onclick={goto(state, Stage::Image)}>{"Back"}</button>
+            <button type="button" class="btn ghost" onclick={goto(props, Stage::Image)}>{"Back"}</button>
             <div class="spacer"></div>
             <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
         </div>
@@ -273,20 +254,18 @@ fn slot(state: &Handle) -> Html {
     }
 }
 
-fn running(state: &Handle) -> Html {
+fn running(props: &FlowProps) -> Html {
+    let state = &props.state;
     let Some(run) = &state.run else {
         return html! {};
     };
-    let cancel = {
-        let s = state.clone();
-        Callback::from(move |_: MouseEvent| app::cancel_update(&s))
-    };
+    let cancel = ask(props, || Intent::Cancel);
     let cancellable = run.step < Step::Restart && !run.cancelling;
     let sim = state
         .connection()
         .is_some_and(|c| c.kind == crate::state::TransportKind::Sim);
-    let unplug = Callback::from(|_: MouseEvent| crate::transport::sim::unplug());
-    let elapsed = (crate::transport::now_ms() as u64).saturating_sub(run.started_ms);
+    let unplug = ask(props, || Intent::Unplug);
+    let elapsed = props.now_ms.saturating_sub(run.started_ms);
     let md5s: Vec<String> = [SlotKind::Bytecode, SlotKind::Vm]
         .into_iter()
         .filter_map(|k| {
@@ -297,13 +276,14 @@ fn running(state: &Handle) -> Html {
         .collect();
     html! {
         <div class="running" data-testid="running">
-            <h2>{ run.step.label() }</h2>
+            <h2 tabindex="-1" data-focus="">{ run.step.label() }</h2>
             <p class="detail" data-testid="step-detail">{ &run.detail }</p>
             if matches!(run.step, Step::Erase | Step::Stream | Step::Checksum | Step::RecordCheck | Step::SlotChoice) {
                 <ProgressView progress={run.progress} />
             }
-            if let Some(r) = &run.resumed {
-                <p class="status good" data-testid="resumed">{ format!("Resuming: {r}.") }</p>
+            if let Some((kept, total)) = run.resumed {
+                <p class="status good" data-testid="resumed" data-bytes={kept.to_string()}
+                   title={format!("{kept} of {total} bytes")}>{ format!("Resuming: {}.", resumed_text(kept, total)) }</p>
             }
             <div class={classes!("verify", run.verified.then_some("ok"))} data-testid="verify">
                 if run.verified {
@@ -331,10 +311,11 @@ fn running(state: &Handle) -> Html {
     }
 }
 
-fn outcome(state: &Handle) -> Html {
-    let again = goto(state, Stage::Image);
+fn outcome(props: &FlowProps) -> Html {
+    let state = &props.state;
+    let again = goto(props, Stage::Image);
     match &state.finish {
-        Some(Finish::Done(report)) => {
+        Some(Finish::Done { report, why }) => {
             let (class, title, icon) = match report.outcome {
                 Outcome::Accepted => ("good", "Accepted", "✓"),
                 Outcome::Reverted => ("warn", "Reverted", "↺"),
@@ -350,13 +331,24 @@ fn outcome(state: &Handle) -> Html {
             } else {
                 "—".into()
             };
+            let reverted = report.outcome == Outcome::Reverted;
             html! {
                 <div class={classes!("outcome", class)} data-testid="outcome" data-outcome={format!("{:?}", report.outcome).to_lowercase()}>
                     <div class="outcome-head">
                         <span class="outcome-icon" aria-hidden="true">{ icon }</span>
-                        <h2>{ title }</h2>
+                        <h2 tabindex="-1" data-focus="">{ title }</h2>
                     </div>
                     <p class="describe">{ report.outcome.describe() }</p>
+                    if reverted {
+                        <div class="why" data-testid="revert-why">
+                            <p><strong>{"Why: "}</strong>{ match why {
+                                Some(_) => "the new firmware did not confirm itself. Its last words before the device went back:",
+                                None => "the new firmware did not confirm itself before its deadline, and printed nothing that says why.",
+                            } }</p>
+                            if let Some(line) = why { <pre><code>{ line }</code></pre> }
+                            <p class="muted small">{"Flashing the same image again would end the same way: fix the firmware so that it calls accept() once it works, or choose another image. The whole device log is below."}</p>
+                        </div>
+                    }
                     <p>{ format!("The device now runs bytecode slot {} with VM slot {}{}.",
                         report.record.running_bc, report.record.running_vm,
                         match report.record.state {
@@ -371,7 +363,7 @@ fn outcome(state: &Handle) -> Html {
                         }) }
                         <div><dt>{"Sent"}</dt><dd>{ format!("{} of {} at {}", size(report.sent_bytes), size(total), speed) }</dd></div>
                         if report.skipped_bytes > 0 {
-                            <div><dt>{"Resumed"}</dt><dd data-testid="skipped">{ format!("{} bytes were already on the device and were not sent again", report.skipped_bytes) }</dd></div>
+                            <div><dt>{"Resumed"}</dt><dd data-testid="skipped" data-bytes={report.skipped_bytes.to_string()} title={format!("{} bytes", report.skipped_bytes)}>{ format!("{} were already on the device and were not sent again", size(report.skipped_bytes)) }</dd></div>
                         }
                         <div><dt>{"Verified"}</dt><dd>{"MD5 on the device matched the image"}</dd></div>
                         <div><dt>{"Time"}</dt><dd>{ format!("{} (erase {}, stream {}, checksum {})",
@@ -380,28 +372,41 @@ fn outcome(state: &Handle) -> Html {
                     </dl>
                     <div class="actions">
                         <div class="spacer"></div>
-                        <button type="button" class="btn primary" onclick={again}>{"Update again"}</button>
+                        if reverted {
+                            <button type="button" class="btn primary" onclick={act(props, Action::ChooseOther)}>{"Choose another image"}</button>
+                        } else {
+                            <button type="button" class="btn primary" onclick={again}>{"Update again"}</button>
+                        }
                     </div>
                 </div>
             }
         }
-        Some(Finish::Failed(p)) => {
-            let retry = {
-                let s = state.clone();
-                Callback::from(move |_: MouseEvent| app::start_update(&s))
-            };
-            html! {
-                <div class="outcome bad" data-testid="outcome" data-outcome="failed">
-                    <ProblemBox problem={p.clone()} title="The update stopped" />
-                    <p class="muted">{"The record beside shows what the device runs now."}</p>
-                    <div class="actions">
-                        <button type="button" class="btn ghost" onclick={again}>{"Back to the images"}</button>
-                        <div class="spacer"></div>
-                        <button type="button" class="btn primary" onclick={retry} disabled={!state.ready_to_flash()}>{"Try again (resumes)"}</button>
-                    </div>
+        Some(Finish::Cancelled { at, help }) => html! {
+            <div class="outcome info" data-testid="outcome" data-outcome="cancelled">
+                <div class="outcome-head">
+                    <span class="outcome-icon" aria-hidden="true">{"■"}</span>
+                    <h2 tabindex="-1" data-focus="">{"Update cancelled"}</h2>
                 </div>
-            }
-        }
-        None => images(state),
+                <p class="describe" data-testid="cancelled">{ format!("You cancelled the update during “{}”. {help}", at.label()) }</p>
+                <p class="muted">{"The record beside shows what the device runs now. Trying again sends only what is not on the device yet."}</p>
+                <div class="actions">
+                    <button type="button" class="btn ghost" onclick={again}>{"Back to the images"}</button>
+                    <div class="spacer"></div>
+                    <button type="button" class="btn primary" onclick={ask(props, || Intent::Start)} disabled={!state.ready_to_flash()}>{"Try again (resumes)"}</button>
+                </div>
+            </div>
+        },
+        Some(Finish::Failed { problem, .. }) => html! {
+            <div class="outcome bad" data-testid="outcome" data-outcome="failed">
+                <ProblemBox problem={problem.clone()} title="The update stopped" />
+                <p class="muted">{"The record beside shows what the device runs now."}</p>
+                <div class="actions">
+                    <button type="button" class="btn ghost" onclick={again}>{"Back to the images"}</button>
+                    <div class="spacer"></div>
+                    <button type="button" class="btn primary" onclick={ask(props, || Intent::Start)} disabled={!state.ready_to_flash()}>{"Try again (resumes)"}</button>
+                </div>
+            </div>
+        },
+        None => images(props),
     }
 }

@@ -33,7 +33,7 @@ impl Sample {
             Sample::Faulty => ("blink-v3-broken.bin", images::blink_v3_broken()),
             Sample::Vm => ("zvm-2.0.bin", images::vm_v2()),
         };
-        ImageFile::new(name.into(), data)
+        ImageFile::raw(name.into(), data)
     }
 }
 
@@ -124,7 +124,9 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                 <dl class="image-facts">
                     <div><dt>{"File"}</dt><dd class="name">{ &img.name }</dd></div>
                     <div><dt>{"Size"}</dt><dd>{ format!("{} ({} bytes)", size(img.data.len() as u64), img.data.len()) }</dd></div>
+                    <div><dt>{"Format"}</dt><dd data-testid="image-format">{ img.describe() }</dd></div>
                     <div><dt>{"MD5"}</dt><dd><code class="md5">{ hex(&img.md5) }</code></dd></div>
+                    { for img.notes.iter().map(|n| html! { <div><dt>{"Note"}</dt><dd>{ n }</dd></div> }) }
                     if let Some(h) = &img.header {
                         <div><dt>{"Firmware"}</dt><dd>{ format!("{} {} ", h.name, h.version) }
                             if h.healthy { <span class="badge good">{"confirms itself"}</span> }
@@ -137,18 +139,24 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                         None => "the free slot (known once connected)".into(),
                     } }</dd></div>
                 </dl>
+                if !img.warnings.is_empty() {
+                    <div class="status warn" role="status" data-testid="image-warnings">
+                        <p><strong>{"Check before writing: "}</strong>{"this file does not look quite right."}</p>
+                        <ul>{ for img.warnings.iter().map(|w| html! { <li>{ w }</li> }) }</ul>
+                    </div>
+                }
                 if let Some(why) = &props.refusal {
                     <p class="status bad" role="alert">{ why }</p>
                 }
             } else {
                 <div class="drop-hint">
                     <span class="drop-icon" aria-hidden="true">{"⇩"}</span>
-                    <p>{ format!("Drop the {} image (.bin) here or anywhere on the page", kind_name(kind).to_lowercase()) }</p>
+                    <p>{ format!("Drop the {} image (.bin, .hex, .elf or .uf2) here or anywhere on the page", kind_name(kind).to_lowercase()) }</p>
                 </div>
             }
             <div class="actions wrap">
                 <input type="file" ref={input} class="file-input" id={format!("file-{id}")}
-                       accept=".bin,.vbo,application/octet-stream" onchange={on_change} tabindex="-1" aria-hidden="true" />
+                       accept=".bin,.hex,.ihex,.ihx,.elf,.axf,.uf2,.img,.vbo,application/octet-stream" onchange={on_change} tabindex="-1" aria-hidden="true" />
                 <button type="button" class="btn" onclick={on_pick}>
                     { if props.image.is_some() { "Choose another file…" } else { "Choose file…" } }
                 </button>

@@ -1,4 +1,6 @@
-//! The pieces of the page. Each takes plain data and callbacks; none touches the state.
+//! The pieces of the page. Each takes plain data and callbacks; none touches the state
+//! or does anything itself: what the user asks comes out as an [`Intent`], which the root
+//! hands to [`crate::effects::Effects`].
 
 pub mod connect;
 pub mod device;
@@ -8,9 +10,40 @@ pub mod log;
 pub mod progress;
 pub mod stepper;
 
+use fota_host::protocol::SlotKind;
+use web_sys::File;
 use yew::prelude::*;
 
-use crate::state::Problem;
+use crate::state::{Action, Problem};
+
+/// What the user asked for.
+// One per user action, handed on at once and never stored: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Intent {
+    /// A change of the state only.
+    Do(Action),
+    Connect,
+    /// Stop connecting (a bridge that does not answer).
+    CancelConnect,
+    Disconnect,
+    /// Read the record now.
+    Refresh,
+    /// Accept the configuration on trial.
+    Accept,
+    /// Restart the device.
+    Restart,
+    /// A file picked or dropped, for a kind of image or wherever its header says.
+    File(Option<SlotKind>, File),
+    /// Start the update.
+    Start,
+    /// Cancel the update at its next safe point.
+    Cancel,
+    /// Give the simulated device its factory flash back.
+    FactoryReset,
+    /// Pull the simulated device's cable.
+    Unplug,
+}
 
 #[derive(Properties, PartialEq)]
 pub struct ProblemProps {

@@ -120,6 +120,8 @@ pub struct OpenError {
     pub message: String,
     /// What the user should do.
     pub help: String,
+    /// The user stopped it: not an error to show.
+    pub cancelled: bool,
 }
 
 impl OpenError {
@@ -127,6 +129,15 @@ impl OpenError {
         OpenError {
             message: message.into(),
             help: help.into(),
+            cancelled: false,
+        }
+    }
+
+    /// The user cancelled while the link was opening.
+    pub fn cancelled() -> Self {
+        OpenError {
+            cancelled: true,
+            ..OpenError::new("Connecting was cancelled.", "Connect again when ready.")
         }
     }
 }

@@ -31,6 +31,11 @@ pub fn redact_token(url: &str) -> String {
     }
 }
 
+/// How long a bridge may take to take the socket. `fota bridge` and `fota sim` serve one
+/// client at a time and accept the next one only when the first lets go, so a socket
+/// still opening after this long means the device is in use.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Sending pauses while the browser holds more than this many unsent bytes.
 const HIGH_WATER: u32 = 256 * 1024;
 
@@ -54,8 +59,34 @@ pub struct WsLink {
 
 impl WsLink {
     /// Connect to `url` (ws:// or wss://), as `fota bridge` or `fota sim` printed it (its
-    /// `?token=...` is not needed from an allowed page, and does no harm).
-    pub async fn connect(url: &str) -> Result<WsLink, OpenError> {
+    /// `?token=...` is not needed from an allowed page, and does no harm). Gives up after
+    /// [`OPEN_TIMEOUT`] (the device is in use), or when `abort` completes (the user
+    /// cancelled); the socket is closed then, so it does not take the device later.
+    pub async fn connect(
+        url: &str,
+        abort: impl core::future::Future<Output = ()>,
+    ) -> Result<WsLink, OpenError> {
+        use futures::future::{Either, select};
+        let url = url.trim();
+        let give_up = select(Box::pin(sleep(OPEN_TIMEOUT)), Box::pin(abort));
+        match select(Box::pin(Self::connect_now(url)), give_up).await {
+            Either::Left((opened, _)) => opened,
+            Either::Right((Either::Right(_), _)) => Err(OpenError::cancelled()),
+            Either::Right((Either::Left(_), _)) => Err(OpenError::new(
+                format!(
+                    "The bridge at {} did not take the connection within {} s: the device is \
+                     in use by another page or program.",
+                    redact_token(url),
+                    OPEN_TIMEOUT.as_secs()
+                ),
+                "The bridge serves one client at a time. Disconnect the other tab or close \
+                 the other program that uses this device, then connect again. If nothing else \
+                 uses it, the bridge's terminal shows what it is doing.",
+            )),
+        }
+    }
+
+    async fn connect_now(url: &str) -> Result<WsLink, OpenError> {
         let url = url.trim();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(OpenError::new(

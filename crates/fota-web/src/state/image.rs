@@ -1,0 +1,220 @@
+//! Firmware files as the user chose them: read with fota-image's readers (the CLI's), and
+//! placed in the slot their addresses select on the connected device's layout.
+
+use std::rc::Rc;
+
+use fota_host::SlotChoice;
+use fota_host::protocol::{SlotDesc, SlotKind};
+use fota_image::host::{Firmware, Format, Layout, ReadOptions, place, read_firmware};
+use fota_sim::images::ImageInfo;
+use md5::Digest;
+
+use super::format::{hex, kind_name, size};
+use super::{AppState, LogKind, Problem};
+
+/// A firmware image chosen by the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    pub name: String,
+    /// The bytes that go to the slot (for a file with addresses, from the slot's start,
+    /// gaps filled with 0xFF).
+    pub data: Rc<Vec<u8>>,
+    pub md5: [u8; 16],
+    /// The sample header, for the simulator's images.
+    pub header: Option<ImageInfo>,
+    /// What the file was (raw binary, Intel HEX, ELF, UF2).
+    pub format: Format,
+    /// A file with addresses (HEX, ELF, UF2), as read: placed in the slot its addresses
+    /// select once the device's layout is known.
+    pub firmware: Option<Rc<Firmware>>,
+    /// The slot its addresses selected.
+    pub placed: Option<SlotDesc>,
+    /// Facts worth showing (`UF2 family ...`, `ELF for ARM`).
+    pub notes: Vec<String>,
+    /// What looks wrong but does not stop it ("this looks like a picture, not
+    /// firmware"), shown before anything is written.
+    pub warnings: Vec<String>,
+}
+
+impl ImageFile {
+    /// Read a file as a build produced it (raw, Intel HEX, ELF or UF2, recognised from
+    /// its content): the same readers as the `fota` CLI's.
+    pub fn read(name: String, bytes: Vec<u8>) -> Result<ImageFile, Problem> {
+        if bytes.is_empty() {
+            // Refused when loaded, with the same words as every empty image.
+            return Ok(ImageFile::raw(name, bytes));
+        }
+        let fw =
+            read_firmware(&name, &bytes, &ReadOptions::default()).map_err(|e| image_problem(&e))?;
+        if fw.has_addresses() {
+            // Until it is placed: the data from its lowest address.
+            let (placed, _) = fota_image::host::place_or_describe(&fw, None, false);
+            let mut image = ImageFile::raw(name, placed.bytes);
+            image.format = fw.format;
+            image.notes = fw.notes.clone();
+            image.warnings = fw.warnings.clone();
+            image.firmware = Some(Rc::new(fw));
+            Ok(image)
+        } else {
+            let mut image = ImageFile::raw(name, bytes);
+            image.warnings = fw.warnings;
+            image.notes = fw.notes;
+            Ok(image)
+        }
+    }
+
+    /// Bytes with no address (the samples, a raw binary).
+    pub fn raw(name: String, data: Vec<u8>) -> ImageFile {
+        let md5: [u8; 16] = md5::Md5::digest(&data).into();
+        let header = fota_sim::images::parse_image(&data);
+        ImageFile {
+            name,
+            data: Rc::new(data),
+            md5,
+            header,
+            format: Format::Raw,
+            firmware: None,
+            placed: None,
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The file's format and where its addresses put it, for the image card.
+    pub fn describe(&self) -> String {
+        match (&self.firmware, self.placed) {
+            (None, _) => self.format.to_string(),
+            (Some(fw), Some(slot)) => format!(
+                "{}, {} at 0x{:08X}: {} slot {}",
+                self.format,
+                size(fw.data_len()),
+                fw.span().map_or(0, |(lo, _)| lo),
+                kind_name(slot.kind),
+                slot.index
+            ),
+            (Some(fw), None) => format!(
+                "{}, {} at 0x{:08X}: its slot is chosen by its addresses once connected",
+                self.format,
+                size(fw.data_len()),
+                fw.span().map_or(0, |(lo, _)| lo),
+            ),
+        }
+    }
+}
+
+/// A reader's or placement's error, with its help. Not capitalised: these start with
+/// the file's name.
+fn image_problem(e: &fota_image::host::Error) -> Problem {
+    let mut message = e.to_string();
+    if !message.ends_with('.') {
+        message.push('.');
+    }
+    Problem {
+        message,
+        help: e.help(),
+    }
+}
+
+impl AppState {
+    /// An image with addresses placed in the slot they select on the connected device's
+    /// layout (its kind is that slot's); anything else as it is.
+    pub fn place(
+        &self,
+        kind: SlotKind,
+        image: ImageFile,
+    ) -> Result<(SlotKind, ImageFile), Problem> {
+        let (Some(fw), Some(info)) = (image.firmware.clone(), self.info()) else {
+            return Ok((kind, image));
+        };
+        let to_image = |k: SlotKind| match k {
+            SlotKind::Vm => fota_image::Kind::Vm,
+            SlotKind::Bytecode => fota_image::Kind::Bytecode,
+        };
+        let layout = Layout::new(
+            info.slots
+                .iter()
+                .map(|s| fota_image::Slot {
+                    kind: to_image(s.kind),
+                    index: s.index,
+                    addr: s.addr,
+                    size: s.size,
+                })
+                .collect(),
+        );
+        // Data outside every slot (a micro:bit HEX's UICR configuration words) is left
+        // out with a warning, shown before anything is written.
+        let placed = place(&fw, Some(&layout), None, true).map_err(|e| image_problem(&e))?;
+        let slot = placed.slot.and_then(|p| {
+            info.slots
+                .iter()
+                .find(|s| to_image(s.kind) == p.kind && s.index == p.index)
+                .copied()
+        });
+        let Some(slot) = slot else {
+            return Ok((kind, image));
+        };
+        let mut out = ImageFile::raw(image.name.clone(), placed.bytes);
+        out.format = image.format;
+        out.firmware = Some(fw);
+        out.placed = Some(slot);
+        out.notes = image.notes;
+        out.warnings = image.warnings;
+        out.warnings.extend(placed.warnings);
+        Ok((slot.kind, out))
+    }
+
+    /// Take a loaded image: placed, checked, kept (or refused with a problem).
+    pub(super) fn take_image(&mut self, now_ms: u64, kind: SlotKind, image: ImageFile) -> bool {
+        let placed =
+            self.place(kind, image)
+                .and_then(|(kind, image)| match self.refusal(kind, &image) {
+                    Some(p) => Err(p),
+                    None => Ok((kind, image)),
+                });
+        let (kind, image) = match placed {
+            Ok(v) => v,
+            Err(p) => {
+                self.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                self.announce = p.message.clone();
+                self.image_problem = Some(p);
+                return false;
+            }
+        };
+        self.log(
+            now_ms,
+            LogKind::App,
+            format!(
+                "{} image {} ({}): {}, MD5 {}",
+                kind_name(kind),
+                image.name,
+                image.describe(),
+                size(image.data.len() as u64),
+                hex(&image.md5)
+            ),
+        );
+        for w in &image.warnings {
+            self.log(now_ms, LogKind::Event, format!("{}: {w}", image.name));
+        }
+        self.announce = format!("{} image {} loaded.", kind_name(kind), image.name);
+        self.image_problem = None;
+        // A file with addresses chooses its slot; the next file without goes back to the
+        // automatic choice.
+        let was_placed = self.image(kind).is_some_and(|i| i.placed.is_some());
+        let choice = match image.placed {
+            Some(slot) => Some(SlotChoice::Index(u32::from(slot.index))),
+            None if was_placed => Some(SlotChoice::Auto),
+            None => None,
+        };
+        if let Some(choice) = choice {
+            match kind {
+                SlotKind::Bytecode => self.bc_slot = choice,
+                SlotKind::Vm => self.vm_slot = choice,
+            }
+        }
+        match kind {
+            SlotKind::Bytecode => self.bytecode = Some(image),
+            SlotKind::Vm => self.vm = Some(image),
+        }
+        true
+    }
+}

@@ -23,12 +23,14 @@ pub const DEFAULT_CONNECT_SRC: &str = "'self' ws://127.0.0.1:* ws://localhost:*"
 ///   WebAssembly; no inline script, no `eval`;
 /// - styles: the stylesheet only (the app sets its few computed sizes through the
 ///   CSSOM, which the policy allows, not through `style` attributes);
-/// - images: the page's own files (the icon);
+/// - images: the page's own files (the icon); the app's manifest (to install it) and its
+///   service worker (the offline copy): the page's own files;
 /// - nothing may frame the page, no `<base>`, no form posts, no plugins.
 pub fn policy(connect_src: &str) -> String {
     format!(
         "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-         img-src 'self'; connect-src {connect_src}; base-uri 'none'; form-action 'none'; \
+         img-src 'self'; manifest-src 'self'; worker-src 'self'; \
+         connect-src {connect_src}; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'"
     )
 }

@@ -74,3 +74,21 @@ test('offline: after one visit the app loads and updates the in-page simulated d
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
+
+test('installable: the app manifest loads under the page policy and Chromium finds the app installable', async () => {
+  const page = await openApp(browser, server.url);
+  await page.evaluate(async () => { await navigator.serviceWorker.ready; });
+  const cdp = await page.context().newCDPSession(page);
+  const manifest = await cdp.send('Page.getAppManifest');
+  assert.match(manifest.url, /\/app\.webmanifest$/);
+  assert.deepEqual(manifest.errors, [], JSON.stringify(manifest.errors));
+  const parsed = JSON.parse(manifest.data);
+  assert.equal(parsed.name, 'FOTA web updater');
+  assert.equal(parsed.display, 'standalone');
+  const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+  assert.deepEqual(installabilityErrors, [], JSON.stringify(installabilityErrors));
+  const violations = await page.evaluate(() => window.__violations ?? []);
+  assert.deepEqual(violations, []);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

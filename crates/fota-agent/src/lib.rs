@@ -170,6 +170,7 @@ mod flash;
 mod link;
 mod md5;
 pub mod record;
+mod stream;
 
 pub use agent::{
     Agent, AgentError, Boot, BootPlan, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp,
@@ -183,6 +184,7 @@ pub use link::{
     REPLY_CACHE, Received, Step, TX_FRAME,
 };
 pub use record::RecordState;
+pub use stream::{STREAM_STEP, StreamState};
 
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).
 pub const MAX_WRITE: usize = 1024;

@@ -304,7 +304,9 @@ impl Decoder {
     pub const fn new(slot_len: u32, base_max: u32) -> Decoder {
         Decoder {
             core: Core {
-                probs: [PROB_INIT; PROBS],
+                // Set at each LZMA block's start: zero here keeps a new decoder all zeros
+                // (a `static` of it stays in `.bss`).
+                probs: [0; PROBS],
                 out: [0; WRITE_CHUNK as usize],
                 out_len: 0,
                 pos: 0,
@@ -338,6 +340,41 @@ impl Decoder {
             base_at: 0,
             base_crc: 0,
         }
+    }
+
+    /// Make the decoder as new for another stream, in place (a device keeps one decoder
+    /// in a `static` and never builds a second one on its stack). The probability model
+    /// is reset at each block's start, so it is left as it is here.
+    pub fn reset(&mut self, slot_len: u32, base_max: u32) {
+        let c = &mut self.core;
+        c.out_len = 0;
+        c.pos = 0;
+        c.block_end = 0;
+        c.base_len = 0;
+        c.base_span = 0;
+        c.props = Props {
+            lc: 0,
+            lp: 0,
+            pb: 0,
+        };
+        c.range = 0;
+        c.code = 0;
+        c.rc_ready = false;
+        c.state = 0;
+        c.reps = [0; 4];
+        self.stash_len = 0;
+        self.hdr_len = 0;
+        self.stage = Stage::Header;
+        self.header = None;
+        self.slot_len = slot_len;
+        self.base_max = base_max;
+        self.coded_unread = 0;
+        self.block_offset = 0;
+        self.previous_end = 0;
+        self.blocks = 0;
+        self.written = 0;
+        self.base_at = 0;
+        self.base_crc = 0;
     }
 
     /// The stream's header, once it was read and accepted.

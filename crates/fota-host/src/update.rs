@@ -41,6 +41,11 @@ pub struct Plan {
     /// Compare the slot's sectors with the image first and send only those that differ
     /// (resume after an interruption).
     pub resume: bool,
+    /// How to send the images: compressed or delta where the device decodes them.
+    pub codec: crate::codec::Codec,
+    /// Images the device may hold (earlier releases): a delta from the one it holds is
+    /// sent, checked first by the device's MD5 of its slot.
+    pub bases: Vec<Image>,
 }
 
 impl Plan {
@@ -54,6 +59,8 @@ impl Plan {
             restart: true,
             wait_accept: Duration::from_secs(10),
             resume: true,
+            codec: crate::codec::Codec::Auto,
+            bases: Vec::new(),
         }
     }
 }
@@ -234,7 +241,7 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
 
     // 3 and 4. Erase and stream, sending only what differs.
     for (slot, image) in &jobs {
-        transfer(dev, &info, slot, image, plan.resume, &mut report).await?;
+        transfer(dev, &info, slot, image, plan, &mut report).await?;
     }
 
     // 5. Checksum: a mismatch never reaches attempt.
@@ -586,9 +593,10 @@ async fn transfer<T: Transport>(
     info: &Info,
     slot: &SlotDesc,
     image: &Image,
-    resume: bool,
+    plan: &Plan,
     report: &mut Report,
 ) -> Result<(), HostError> {
+    let resume = plan.resume;
     // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
     // a write granularity that is a power of two dividing the largest write.
     let gran = usize::from(info.write_granularity);
@@ -733,6 +741,18 @@ async fn transfer<T: Transport>(
         dev.observer().progress(&p);
     }
     report.erase_time += dev.now() - t;
+
+    // Compressed or delta where the agent decodes it (crate::codec), else raw.
+    let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
+    let t = dev.now();
+    let (codec, bases) = (plan.codec, &plan.bases);
+    let streamed =
+        crate::codec::stream_image(dev, info, slot, image, codec, bases, &sectors, &done);
+    if let Some(sent) = streamed.await? {
+        report.stream_time += dev.now() - t;
+        report.sent_bytes += sent;
+        return Ok(());
+    }
 
     // Stream the sectors that are not done, in blocks of the agent's chunk.
     let chunk = usize::from(info.max_write);

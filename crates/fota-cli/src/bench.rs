@@ -59,6 +59,13 @@ pub struct BenchArgs {
     /// Real-time quiet period (ms) after which the lrzsz relay counts both programs idle.
     #[arg(long, default_value_t = 2.0)]
     pub quiet_ms: f64,
+    /// Measure the update of this firmware instead (.bin or Intel HEX): raw, compressed
+    /// and, with --from, delta, against esptool's method (see crate::bench_image).
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// With --image: the firmware the device runs before the update (the delta's base).
+    #[arg(long, value_name = "OLD_FILE", requires = "image")]
+    pub from: Option<PathBuf>,
 }
 
 /// One setting of the matrix.
@@ -192,6 +199,8 @@ async fn run_ours(s: &Setting, image: &[u8], window: Option<u8>) -> Result<Ours,
     let mut plan = Plan::new(image);
     plan.resume = false;
     plan.restart = false;
+    // The streaming of the image itself (random bytes do not compress anyway).
+    plan.codec = fota_host::Codec::None;
     let report = fota_host::update(&mut dev, &plan)
         .await
         .map_err(|e| format!("update: {e}"))?;
@@ -333,6 +342,9 @@ fn run_peer(proto: Proto, s: &Setting, image: &[u8], quiet: Duration) -> Peer {
 
 /// Run the benchmark and print it.
 pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
+    if let Some(image) = &args.image {
+        return crate::bench_image::run(image, args.from.as_deref(), json).await;
+    }
     let sizes: &[usize] = if args.quick {
         &[256 * KIB]
     } else {
@@ -398,7 +410,9 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
     let cfg = device_config(&settings[0], args.window);
     let window = usize::from(cfg.max_in_flight);
     let rx_buffer = window * fota_agent::RX_FRAME;
-    let state = std::mem::size_of::<fota_agent::AgentLink<NoFlash>>();
+    // An agent built without the stream decoder (what this table measures).
+    let state = std::mem::size_of::<fota_agent::AgentLink<NoFlash>>()
+        - std::mem::size_of::<fota_agent::StreamState>();
     let ram = rx_buffer + state;
 
     let targets = evaluate(&rows, ram, args.quick, lrzsz.is_ok());

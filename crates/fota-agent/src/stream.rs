@@ -397,3 +397,12 @@ mod imp {
 }
 
 pub use imp::StreamState;
+
+// The RAM figures the crate documentation gives for 32-bit Arm (thumbv7em, thumbv6m):
+// the link's state with the decoder, and the decoder's part of it. Checked whenever the
+// agent is built for such a target with the `codec` feature.
+#[cfg(all(feature = "codec", target_arch = "arm"))]
+const _: () = {
+    assert!(core::mem::size_of::<crate::LinkState>() == 7592);
+    assert!(core::mem::size_of::<StreamState>() == 5868);
+};

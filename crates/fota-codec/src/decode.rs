@@ -282,7 +282,10 @@ pub struct Decoder {
     hdr: [u8; HEADER_LEN],
     hdr_len: u8,
     stage: Stage,
-    header: Option<Header>,
+    /// The stream's header, valid when `have_header` (a flag, not an `Option`: so that a
+    /// new decoder is all zeros and a `static` holding one stays in `.bss`).
+    header: Header,
+    have_header: bool,
     slot_len: u32,
     base_max: u32,
     /// Coded bytes of the current block not received yet.
@@ -329,7 +332,14 @@ impl Decoder {
             hdr: [0; HEADER_LEN],
             hdr_len: 0,
             stage: Stage::Header,
-            header: None,
+            header: Header {
+                props: 0,
+                delta: false,
+                image_len: 0,
+                base_len: 0,
+                base_crc: 0,
+            },
+            have_header: false,
             slot_len,
             base_max,
             coded_unread: 0,
@@ -365,7 +375,7 @@ impl Decoder {
         self.stash_len = 0;
         self.hdr_len = 0;
         self.stage = Stage::Header;
-        self.header = None;
+        self.have_header = false;
         self.slot_len = slot_len;
         self.base_max = base_max;
         self.coded_unread = 0;
@@ -379,7 +389,7 @@ impl Decoder {
 
     /// The stream's header, once it was read and accepted.
     pub fn header(&self) -> Option<Header> {
-        self.header
+        self.header_opt()
     }
 
     /// Bytes written to the target so far.
@@ -438,7 +448,7 @@ impl Decoder {
 
     /// Ends the stream: an error if it stopped inside its header or a block.
     pub fn finish(&mut self) -> Res<Summary, core::convert::Infallible> {
-        match (self.stage, self.header) {
+        match (self.stage, self.header_opt()) {
             (Stage::BlockHeader, Some(header)) if self.hdr_len == 0 => Ok(Summary {
                 header,
                 blocks: self.blocks,
@@ -502,7 +512,7 @@ impl Decoder {
     /// with the header's, so that a patch for another base is refused before anything is
     /// written. Returns the bytes read.
     fn check_base<F: Flash>(&mut self, flash: &mut F, budget: u32) -> Res<u32, F::Error> {
-        let Some(h) = self.header else {
+        let Some(h) = self.header_opt() else {
             return Err(Error::Failed);
         };
         let mut read = 0u32;
@@ -527,6 +537,10 @@ impl Decoder {
             self.stage = Stage::BlockHeader;
         }
         Ok(read.max(1))
+    }
+
+    fn header_opt(&self) -> Option<Header> {
+        self.have_header.then_some(self.header)
     }
 
     fn fill_hdr<'a>(&mut self, input: &'a [u8], want: usize) -> &'a [u8] {
@@ -562,7 +576,8 @@ impl Decoder {
         })?;
         self.core.props =
             Props::from_byte(h.props).ok_or(Error::Header(HeaderError::Props(h.props)))?;
-        self.header = Some(h);
+        self.header = h;
+        self.have_header = true;
         self.hdr_len = 0;
         // A delta reads its whole base once, in bounded pieces, before any write.
         self.base_at = 0;
@@ -582,7 +597,7 @@ impl Decoder {
         }
         self.hdr_len = 0;
         let b = BlockHeader::parse(&raw);
-        let image_len = self.header.map_or(0, |h| h.image_len);
+        let image_len = self.header_opt().map_or(0, |h| h.image_len);
         let end = u64::from(b.offset) + u64::from(b.decoded_len);
         if b.decoded_len == 0 || b.decoded_len > MAX_BLOCK_LEN || end > u64::from(image_len) {
             return Err(Error::BlockOutOfRange {

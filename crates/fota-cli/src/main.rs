@@ -737,6 +737,7 @@ fn print_info(info: &Info, json: bool) {
             "record_size": info.record_size, "slots": slots,
             "boot_stage": info.boot_stage, "sector_erase_ms": info.sector_erase_ms,
             "baud_rates": info.baud_rates.as_slice(),
+            "codecs": info.codecs.iter().map(|c| json!({"id": c.id, "ram": c.ram})).collect::<Vec<_>>(),
             "sectors": info.sectors.iter().map(|r| json!({"addr": r.addr, "size": r.size, "count": r.count})).collect::<Vec<_>>(),
         }));
         return;

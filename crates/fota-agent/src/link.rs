@@ -377,7 +377,12 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             stats,
         };
         if *busy {
-            let (handled, done) = if let Work::Stream(s) = &mut job.work {
+            // (`cfg!`: an agent without the decoder carries none of this code.)
+            let stream_job = match &mut job.work {
+                Work::Stream(s) if cfg!(feature = "codec") => Some(s),
+                _ => None,
+            };
+            let (handled, done) = if let Some(s) = stream_job {
                 let body = match s {
                     StreamJob::Data { len, .. } => reader.last_body(usize::from(*len)),
                     StreamJob::Begin { .. } => None,
@@ -448,11 +453,18 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                 if f.op == Op::Hello as u8 {
                     stream.end();
                 }
-                let handling = match Request::parse(f.op, f.body) {
-                    Ok(Request::StreamBegin { addr, base, header }) => {
+                let streamed = cfg!(feature = "codec")
+                    && (f.op == Op::StreamBegin as u8 || f.op == Op::StreamData as u8);
+                let parsed = if streamed {
+                    Request::parse(f.op, f.body).ok()
+                } else {
+                    None
+                };
+                let handling = match parsed {
+                    Some(Request::StreamBegin { addr, base, header }) => {
                         stream_handling(stream.begin(agent, addr, base, header))
                     }
-                    Ok(Request::StreamData { offset, data }) => {
+                    Some(Request::StreamData { offset, data }) => {
                         stream_handling(stream.data(agent, offset, f.body.len(), data))
                     }
                     _ => handle(agent, baud, out.stats.requests, f.op, f.body),

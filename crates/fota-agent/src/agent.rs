@@ -1101,7 +1101,7 @@ impl<F: NorFlash> Agent<F> {
         self.hook = Some(hook);
     }
 
-    fn unit_done(&self) {
+    pub(crate) fn unit_done(&self) {
         if let Some(hook) = self.hook {
             hook();
         }
@@ -1151,7 +1151,45 @@ impl<F: NorFlash> Agent<F> {
             record_size: self.config.record_size,
             slots,
             sectors: self.config.sectors.clone(),
+            codecs: crate::stream::codecs(),
         }
+    }
+
+    // ---- compressed streams (crate::stream) -------------------------------------------
+
+    /// The slot a stream of `image_len` bytes may be decoded into from `addr`: the start
+    /// of a slot that `write_slot` may write, large enough.
+    #[cfg_attr(not(feature = "codec"), allow(dead_code))]
+    pub(crate) fn stream_target(&self, addr: u32, image_len: u32) -> RequestResult<SlotDesc> {
+        self.supported()?;
+        let slot = self
+            .slot_starting_at(addr)
+            .ok_or(Refusal::new(ErrorCode::OutOfSlot, addr))?;
+        if image_len > slot.size {
+            return Err(Refusal::new(ErrorCode::BadLength, image_len));
+        }
+        let end = u64::from(addr) + u64::from(image_len.max(1));
+        self.free_range(addr, end, image_len)
+    }
+
+    /// The slot that starts at `addr`, if one does (a delta's base: any slot may be read).
+    #[cfg_attr(not(feature = "codec"), allow(dead_code))]
+    pub(crate) fn slot_starting_at(&self, addr: u32) -> Option<SlotDesc> {
+        self.config
+            .slot_at(addr)
+            .filter(|s| s.addr == addr)
+            .copied()
+    }
+
+    /// Read what the flash holds at `addr`, with the partial write unit held in RAM over
+    /// it: the bytes a decoder wrote before, as its dictionary.
+    #[cfg_attr(not(feature = "codec"), allow(dead_code))]
+    pub(crate) fn read_written(&mut self, addr: u32, out: &mut [u8]) -> RequestResult<()> {
+        self.read(addr, 0, out)?;
+        if let Some(h) = self.held {
+            overlay_held(&h, addr, out);
+        }
+        Ok(())
     }
 
     /// The configuration.

@@ -160,6 +160,16 @@
 //! of 5 the whole link needs about 7.5 KiB. Five requests in flight keep a 921600-baud
 //! line busy with 16 ms of adapter latency each way (a window must cover one frame, two
 //! latencies, the page programs and the reply).
+//!
+//! With the `codec` feature (compressed and delta streams, docs/PROTOCOL.md 5.7) the
+//! [`LinkState`] also holds the stream decoder ([`StreamState`]: 5,868 bytes, the probability
+//! model, one 256-byte write chunk and a 48-byte input stash; its dictionary is the flash)
+//! and `Info` may list codecs: 7,592 bytes on `thumbv7em` (a `const` assertion checks both
+//! figures in every build for 32-bit Arm). With the agent (592 bytes) and a receive queue
+//! of 5 frames (5,210 bytes), the agent, its decoder and its receive buffer take 13,394
+//! bytes, and about 2 KiB of stack while serving: within 16 KiB. A stream step writes at
+//! most [`STREAM_STEP`] bytes of flash (plus one LZMA symbol and one write chunk): a
+//! `StreamData` frame is a long request, run one step per call of [`AgentLink::step`].
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -170,6 +180,7 @@ mod flash;
 mod link;
 mod md5;
 pub mod record;
+mod stream;
 
 pub use agent::{
     Agent, AgentError, Boot, BootPlan, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp,
@@ -183,6 +194,7 @@ pub use link::{
     REPLY_CACHE, Received, Step, TX_FRAME,
 };
 pub use record::RecordState;
+pub use stream::{STREAM_STEP, StreamState};
 
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).
 pub const MAX_WRITE: usize = 1024;

@@ -13,12 +13,13 @@ use crate::agent::{
     Agent, AgentError, Boot, CHECKSUM_PROGRESS_STEP, Changes, ChecksumOp, EraseOp, Refusal, Unit,
 };
 use crate::config::AgentConfig;
+use crate::stream::{StreamJob, StreamOutcome, StreamState};
 use crate::{RX_FRAME, RX_PAYLOAD};
 
 /// Body bytes of the largest `Info` reply: the fixed fields, [`MAX_SLOTS`] slots of 10
 /// bytes, a [`MAX_NAME`]-byte name, and the extensions (boot stage 3 bytes, sector erase
 /// time 6, [`MAX_BAUD_RATES`] rates 2 + 4 each, [`MAX_SECTOR_RUNS`] sector runs 2 + 12
-/// each).
+/// each, and with the `codec` feature the codecs).
 const INFO_BODY_MAX: usize = 2
     + 3
     + 1
@@ -38,7 +39,15 @@ const INFO_BODY_MAX: usize = 2
     + 2
     + MAX_BAUD_RATES * 4
     + 2
-    + MAX_SECTOR_RUNS * 12;
+    + MAX_SECTOR_RUNS * 12
+    + CODECS_FIELD;
+
+/// The codecs field of `Info` (tag 5): only an agent built with its decoder sends it.
+const CODECS_FIELD: usize = if cfg!(feature = "codec") {
+    2 + fota_protocol::MAX_CODECS * 5
+} else {
+    0
+};
 
 /// The longest reply frame the agent sends (the largest `Info`), delimiters included.
 pub const TX_FRAME: usize = frame_len(INFO_BODY_MAX + FRAME_OVERHEAD);
@@ -187,6 +196,7 @@ impl Job {
 enum Work {
     Erase(EraseOp),
     Checksum(ChecksumOp),
+    Stream(StreamJob),
 }
 
 /// Everything the link keeps besides the agent: the frame reader ([`RX_FRAME`] bytes),
@@ -208,6 +218,8 @@ pub struct LinkState {
     busy: bool,
     cache: ReplyCache,
     baud: BaudState,
+    /// A compressed stream in progress (empty without the `codec` feature).
+    stream: StreamState,
 }
 
 impl Default for LinkState {
@@ -227,6 +239,7 @@ impl LinkState {
             busy: false,
             cache: ReplyCache::EMPTY,
             baud: BaudState::START,
+            stream: StreamState::new(),
         }
     }
 
@@ -235,6 +248,7 @@ impl LinkState {
         self.reader.reset();
         self.stats = LinkStats::ZERO;
         self.busy = false;
+        self.stream.end();
         self.cache = ReplyCache::EMPTY;
         self.baud = BaudState {
             current: base_baud,
@@ -355,6 +369,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             busy,
             cache,
             baud,
+            stream,
         } = self.state.borrow_mut();
         let mut out = Out {
             buf: tx_buf,
@@ -362,7 +377,21 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             stats,
         };
         if *busy {
-            let (handled, done) = work_unit(agent, &mut out, job);
+            // (`cfg!`: an agent without the decoder carries none of this code.)
+            let stream_job = match &mut job.work {
+                Work::Stream(s) if cfg!(feature = "codec") => Some(s),
+                _ => None,
+            };
+            let (handled, done) = if let Some(s) = stream_job {
+                let body = match s {
+                    StreamJob::Data { len, .. } => reader.last_body(usize::from(*len)),
+                    StreamJob::Begin { .. } => None,
+                };
+                let r = stream.step(agent, s, body.unwrap_or(&[]));
+                stream_unit(agent, &mut out, job.id, r)
+            } else {
+                work_unit(agent, &mut out, job)
+            };
             if let Some(answer) = done {
                 cache.keep(job.key, answer, agent.changes());
             }
@@ -421,7 +450,26 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                     // A new session, or the end of one: no resend can follow.
                     *cache = ReplyCache::EMPTY;
                 }
-                match handle(agent, baud, out.stats.requests, f.op, f.body) {
+                if f.op == Op::Hello as u8 {
+                    stream.end();
+                }
+                let streamed = cfg!(feature = "codec")
+                    && (f.op == Op::StreamBegin as u8 || f.op == Op::StreamData as u8);
+                let parsed = if streamed {
+                    Request::parse(f.op, f.body).ok()
+                } else {
+                    None
+                };
+                let handling = match parsed {
+                    Some(Request::StreamBegin { addr, base, header }) => {
+                        stream_handling(stream.begin(agent, addr, base, header))
+                    }
+                    Some(Request::StreamData { offset, data }) => {
+                        stream_handling(stream.data(agent, offset, f.body.len(), data))
+                    }
+                    _ => handle(agent, baud, out.stats.requests, f.op, f.body),
+                };
+                match handling {
                     Handling::Long(work) => {
                         *job = Job {
                             id: f.id,
@@ -670,6 +718,8 @@ enum Answer {
     BaudSet(u32),
     Goodbye(u32),
     Progress { done: u32, total: u32 },
+    StreamBegun { image_len: u32 },
+    Streamed { received: u32, written: u32 },
     Error(Refusal),
 }
 
@@ -762,6 +812,8 @@ impl Out<'_> {
             Answer::BaudSet(b) => Reply::BaudSet(b),
             Answer::Goodbye(b) => Reply::Goodbye(b),
             Answer::Progress { done, total } => Reply::Progress { done, total },
+            Answer::StreamBegun { image_len } => Reply::StreamBegun { image_len },
+            Answer::Streamed { received, written } => Reply::Streamed { received, written },
             Answer::Error(r) => r.reply(),
         };
         // TX_FRAME holds the largest reply; a test encodes it.
@@ -826,6 +878,8 @@ fn work_unit<F: NorFlash>(
             });
             (Op::ChecksumSlot, r)
         }
+        // Run by `stream_unit` (it needs the stream state); never here.
+        Work::Stream(_) => (Op::StreamData, Err(refuse(ErrorCode::StreamGap, u32::MAX))),
     };
     match result {
         Ok(Err((done, total, report))) => {
@@ -853,6 +907,66 @@ fn work_unit<F: NorFlash>(
                 id: job.id,
                 op: op as u8,
                 refused: out.finish(agent, job.id, Err(refusal)),
+            };
+            (handled, None)
+        }
+    }
+}
+
+/// A stream request's first answer, as the link handles it.
+fn stream_handling(r: Result<(StreamOutcome, Option<StreamJob>), Refusal>) -> Handling {
+    match r {
+        Ok((_, Some(job))) => Handling::Long(Work::Stream(job)),
+        Ok((outcome, None)) => Handling::Now(Ok(stream_answer(outcome)), None),
+        Err(refusal) => Handling::Now(Err(refusal), None),
+    }
+}
+
+fn stream_answer(outcome: StreamOutcome) -> Answer {
+    match outcome {
+        StreamOutcome::Begun { image_len } => Answer::StreamBegun { image_len },
+        StreamOutcome::Streamed { received, written } => Answer::Streamed { received, written },
+        // Not an answer: callers only pass finished outcomes.
+        StreamOutcome::More => Answer::Error(refuse(ErrorCode::StreamGap, u32::MAX)),
+    }
+}
+
+/// One step of a stream request: no reply until its last step.
+fn stream_unit<F: NorFlash>(
+    agent: &mut Agent<F>,
+    out: &mut Out<'_>,
+    id: u16,
+    r: Result<StreamOutcome, Refusal>,
+) -> (Handled, Option<Answer>) {
+    let op = |o: Op| o as u8;
+    match r {
+        Ok(StreamOutcome::More) => (
+            Handled::Working {
+                id,
+                done: 0,
+                total: 0,
+            },
+            None,
+        ),
+        Ok(outcome) => {
+            let answer = stream_answer(outcome);
+            let code = match outcome {
+                StreamOutcome::Begun { .. } => op(Op::StreamBegin),
+                _ => op(Op::StreamData),
+            };
+            out.send(agent, id, answer);
+            let handled = Handled::Request {
+                id,
+                op: code,
+                refused: None,
+            };
+            (handled, None)
+        }
+        Err(refusal) => {
+            let handled = Handled::Request {
+                id,
+                op: op(Op::StreamData),
+                refused: out.finish(agent, id, Err(refusal)),
             };
             (handled, None)
         }
@@ -946,6 +1060,10 @@ fn handle<F: NorFlash>(
             };
         }
         Request::Restart | Request::SetBaud { .. } => Err(refuse(ErrorCode::Unsupported, 0)),
+        // Handled by the link before this (they need the stream state).
+        Request::StreamBegin { .. } | Request::StreamData { .. } => {
+            Err(refuse(ErrorCode::UnknownCommand, u32::from(op)))
+        }
         Request::Goodbye => {
             // Nothing is left half done for the next host: a held unit is programmed.
             let _ = agent.flush_write();

@@ -3,6 +3,7 @@
 
 mod baud_memo;
 mod bench;
+mod bench_image;
 mod bridge;
 mod image_cmd;
 mod link;
@@ -151,6 +152,17 @@ enum Command {
         /// Seconds to wait for the new firmware to confirm itself.
         #[arg(long, default_value_t = 15.0)]
         wait: f64,
+        /// How to send the image: auto (the smallest the device takes: a delta from an
+        /// image it holds, else compressed, else raw), none (raw), lzma (compressed), or
+        /// delta (from a --from image the device holds, else compressed). Devices whose
+        /// agent has no decoder always get the raw image.
+        #[arg(long, default_value = "auto", value_parser = clap::value_parser!(fota_host::Codec))]
+        codec: fota_host::Codec,
+        /// An image the device may hold (the firmware it runs, an earlier release): the
+        /// update is sent as a delta from it when the device's MD5 of one of its slots
+        /// matches it. May be given several times.
+        #[arg(long = "from", value_name = "OLD_IMAGE")]
+        from: Vec<PathBuf>,
     },
     /// Print the device's MD5 of a slot (and compare it with an image).
     Checksum {
@@ -511,6 +523,8 @@ async fn session(
             no_restart,
             no_resume,
             wait,
+            codec,
+            from,
         } => {
             let bytecode = read_image(image)?;
             let vm = vm.as_ref().map(|p| read_image(p)).transpose()?;
@@ -520,6 +534,11 @@ async fn session(
             plan.vm_slot = vm_slot.map_or(SlotChoice::Auto, SlotChoice::Index);
             plan.restart = !no_restart;
             plan.resume = !no_resume;
+            plan.codec = *codec;
+            plan.bases = from
+                .iter()
+                .map(|p| read_image(p))
+                .collect::<Result<_, _>>()?;
             plan.wait_accept = secs("wait", *wait)
                 .map_err(|e| failure(e, "Give the wait in seconds, like 15."))?;
             if !cli.no_negotiate {
@@ -718,6 +737,7 @@ fn print_info(info: &Info, json: bool) {
             "record_size": info.record_size, "slots": slots,
             "boot_stage": info.boot_stage, "sector_erase_ms": info.sector_erase_ms,
             "baud_rates": info.baud_rates.as_slice(),
+            "codecs": info.codecs.iter().map(|c| json!({"id": c.id, "ram": c.ram})).collect::<Vec<_>>(),
             "sectors": info.sectors.iter().map(|r| json!({"addr": r.addr, "size": r.size, "count": r.count})).collect::<Vec<_>>(),
         }));
         return;

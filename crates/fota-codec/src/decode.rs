@@ -214,6 +214,8 @@ pub struct Summary {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Header,
+    /// A delta's base is being read for its CRC (work without input).
+    Base,
     BlockHeader,
     Stored,
     Lzma,
@@ -280,7 +282,10 @@ pub struct Decoder {
     hdr: [u8; HEADER_LEN],
     hdr_len: u8,
     stage: Stage,
-    header: Option<Header>,
+    /// The stream's header, valid when `have_header` (a flag, not an `Option`: so that a
+    /// new decoder is all zeros and a `static` holding one stays in `.bss`).
+    header: Header,
+    have_header: bool,
     slot_len: u32,
     base_max: u32,
     /// Coded bytes of the current block not received yet.
@@ -289,6 +294,9 @@ pub struct Decoder {
     previous_end: u32,
     blocks: u32,
     written: u32,
+    /// The base's CRC check: bytes read so far, and the CRC-32 of them (finalized form).
+    base_at: u32,
+    base_crc: u32,
 }
 
 type Res<T, E> = Result<T, Error<E>>;
@@ -299,7 +307,9 @@ impl Decoder {
     pub const fn new(slot_len: u32, base_max: u32) -> Decoder {
         Decoder {
             core: Core {
-                probs: [PROB_INIT; PROBS],
+                // Set at each LZMA block's start: zero here keeps a new decoder all zeros
+                // (a `static` of it stays in `.bss`).
+                probs: [0; PROBS],
                 out: [0; WRITE_CHUNK as usize],
                 out_len: 0,
                 pos: 0,
@@ -322,7 +332,14 @@ impl Decoder {
             hdr: [0; HEADER_LEN],
             hdr_len: 0,
             stage: Stage::Header,
-            header: None,
+            header: Header {
+                props: 0,
+                delta: false,
+                image_len: 0,
+                base_len: 0,
+                base_crc: 0,
+            },
+            have_header: false,
             slot_len,
             base_max,
             coded_unread: 0,
@@ -330,12 +347,49 @@ impl Decoder {
             previous_end: 0,
             blocks: 0,
             written: 0,
+            base_at: 0,
+            base_crc: 0,
         }
+    }
+
+    /// Make the decoder as new for another stream, in place (a device keeps one decoder
+    /// in a `static` and never builds a second one on its stack). The probability model
+    /// is reset at each block's start, so it is left as it is here.
+    pub fn reset(&mut self, slot_len: u32, base_max: u32) {
+        let c = &mut self.core;
+        c.out_len = 0;
+        c.pos = 0;
+        c.block_end = 0;
+        c.base_len = 0;
+        c.base_span = 0;
+        c.props = Props {
+            lc: 0,
+            lp: 0,
+            pb: 0,
+        };
+        c.range = 0;
+        c.code = 0;
+        c.rc_ready = false;
+        c.state = 0;
+        c.reps = [0; 4];
+        self.stash_len = 0;
+        self.hdr_len = 0;
+        self.stage = Stage::Header;
+        self.have_header = false;
+        self.slot_len = slot_len;
+        self.base_max = base_max;
+        self.coded_unread = 0;
+        self.block_offset = 0;
+        self.previous_end = 0;
+        self.blocks = 0;
+        self.written = 0;
+        self.base_at = 0;
+        self.base_crc = 0;
     }
 
     /// The stream's header, once it was read and accepted.
     pub fn header(&self) -> Option<Header> {
-        self.header
+        self.header_opt()
     }
 
     /// Bytes written to the target so far.
@@ -349,19 +403,52 @@ impl Decoder {
     /// base once to check its CRC; after that each block writes at most
     /// [`MAX_BLOCK_LEN`] bytes and reads at most three bytes of flash per byte written.
     pub fn feed<F: Flash>(&mut self, flash: &mut F, input: &[u8]) -> Res<(), F::Error> {
+        let used = self.feed_bounded(flash, input, u32::MAX)?;
+        if used == input.len() {
+            Ok(())
+        } else {
+            // An unlimited budget takes every byte; stay safe anyway.
+            self.stage = Stage::Failed;
+            Err(Error::Failed)
+        }
+    }
+
+    /// Decodes from `input` until it is used up or about `budget` bytes of flash were
+    /// written (or read, for a delta's base check); returns the input bytes consumed.
+    /// Call again with the rest (and, while [`Decoder::has_work`], even with no input).
+    ///
+    /// This is how a device keeps each step of its main loop short: one call does at most
+    /// `budget` bytes of flash work, plus one LZMA symbol (273 bytes) and one write
+    /// chunk ([`WRITE_CHUNK`]) beyond it.
+    pub fn feed_bounded<F: Flash>(
+        &mut self,
+        flash: &mut F,
+        input: &[u8],
+        budget: u32,
+    ) -> Res<usize, F::Error> {
         if self.stage == Stage::Failed {
             return Err(Error::Failed);
         }
-        let r = self.feed_inner(flash, input);
+        let r = self.feed_inner(flash, input, budget.max(1));
         if r.is_err() {
             self.stage = Stage::Failed;
         }
         r
     }
 
+    /// Whether the decoder has work to do without more input: a delta's base check, or
+    /// the symbols of a block whose coded bytes have all arrived.
+    pub fn has_work(&self) -> bool {
+        match self.stage {
+            Stage::Base => true,
+            Stage::Lzma => self.coded_unread == 0,
+            _ => false,
+        }
+    }
+
     /// Ends the stream: an error if it stopped inside its header or a block.
     pub fn finish(&mut self) -> Res<Summary, core::convert::Infallible> {
-        match (self.stage, self.header) {
+        match (self.stage, self.header_opt()) {
             (Stage::BlockHeader, Some(header)) if self.hdr_len == 0 => Ok(Summary {
                 header,
                 blocks: self.blocks,
@@ -372,13 +459,27 @@ impl Decoder {
         }
     }
 
-    fn feed_inner<F: Flash>(&mut self, flash: &mut F, mut input: &[u8]) -> Res<(), F::Error> {
-        while !input.is_empty() {
+    fn feed_inner<F: Flash>(
+        &mut self,
+        flash: &mut F,
+        all: &[u8],
+        budget: u32,
+    ) -> Res<usize, F::Error> {
+        let mut input = all;
+        let mut work = 0u32;
+        while work < budget {
             match self.stage {
+                Stage::Base => work = work.saturating_add(self.check_base(flash, budget - work)?),
+                Stage::Lzma if !input.is_empty() || self.coded_unread == 0 => {
+                    let (used, wrote) = self.lzma(flash, input, budget - work)?;
+                    input = input.get(used..).unwrap_or(&[]);
+                    work = work.saturating_add(wrote);
+                }
+                _ if input.is_empty() => break,
                 Stage::Header => {
                     input = self.fill_hdr(input, HEADER_LEN);
                     if usize::from(self.hdr_len) == HEADER_LEN {
-                        self.start_stream(flash)?;
+                        self.start_stream()?;
                     }
                 }
                 Stage::BlockHeader => {
@@ -389,21 +490,57 @@ impl Decoder {
                 }
                 Stage::Stored => {
                     let left = self.core.block_end - self.core.pos;
-                    let take = input.len().min(left as usize);
+                    let take = input.len().min(left as usize).min((budget - work) as usize);
                     let (now, rest) = input.split_at_checked(take).unwrap_or((input, &[]));
                     for &b in now {
                         self.core.push(flash, b)?;
                     }
                     input = rest;
+                    work = work.saturating_add(take as u32);
                     if self.core.pos == self.core.block_end {
                         self.end_block(flash)?;
                     }
                 }
-                Stage::Lzma => input = self.lzma(flash, input)?,
+                Stage::Lzma => break,
                 Stage::Failed => return Err(Error::Failed),
             }
         }
-        Ok(())
+        Ok(all.len() - input.len())
+    }
+
+    /// Reads up to about `budget` bytes of the base for its CRC; at the end, compares it
+    /// with the header's, so that a patch for another base is refused before anything is
+    /// written. Returns the bytes read.
+    fn check_base<F: Flash>(&mut self, flash: &mut F, budget: u32) -> Res<u32, F::Error> {
+        let Some(h) = self.header_opt() else {
+            return Err(Error::Failed);
+        };
+        let mut read = 0u32;
+        while self.base_at < h.base_len && read < budget {
+            let n = (h.base_len - self.base_at).min(WRITE_CHUNK);
+            let buf = self.core.out.get_mut(..n as usize).ok_or(Error::Failed)?;
+            flash.read_base(self.base_at, buf).map_err(Error::Flash)?;
+            // The CRC resumed from its finalized value (ISO-HDLC: reflected, final XOR).
+            let mut digest = CRC32.digest_with_initial((self.base_crc ^ u32::MAX).reverse_bits());
+            digest.update(buf);
+            self.base_crc = digest.finalize();
+            self.base_at += n;
+            read += n;
+        }
+        if self.base_at >= h.base_len {
+            if self.base_crc != h.base_crc {
+                return Err(Error::BaseMismatch {
+                    expected: h.base_crc,
+                    found: self.base_crc,
+                });
+            }
+            self.stage = Stage::BlockHeader;
+        }
+        Ok(read.max(1))
+    }
+
+    fn header_opt(&self) -> Option<Header> {
+        self.have_header.then_some(self.header)
     }
 
     fn fill_hdr<'a>(&mut self, input: &'a [u8], want: usize) -> &'a [u8] {
@@ -416,7 +553,7 @@ impl Decoder {
         input.get(take..).unwrap_or(&[])
     }
 
-    fn start_stream<F: Flash>(&mut self, flash: &mut F) -> Res<(), F::Error> {
+    fn start_stream<E>(&mut self) -> Res<(), E> {
         let h = Header::parse(&self.hdr).map_err(Error::Header)?;
         if h.image_len > self.slot_len {
             return Err(Error::ImageTooLarge {
@@ -424,31 +561,11 @@ impl Decoder {
                 slot_len: self.slot_len,
             });
         }
-        if h.delta {
-            if h.base_len > self.base_max {
-                return Err(Error::BaseTooLarge {
-                    base_len: h.base_len,
-                    max: self.base_max,
-                });
-            }
-            // The one read of the whole base, so that a patch for another base is refused
-            // before anything is written.
-            let mut digest = CRC32.digest();
-            let mut at = 0u32;
-            while at < h.base_len {
-                let n = (h.base_len - at).min(WRITE_CHUNK);
-                let buf = self.core.out.get_mut(..n as usize).ok_or(Error::Failed)?;
-                flash.read_base(at, buf).map_err(Error::Flash)?;
-                digest.update(buf);
-                at += n;
-            }
-            let found = digest.finalize();
-            if found != h.base_crc {
-                return Err(Error::BaseMismatch {
-                    expected: h.base_crc,
-                    found,
-                });
-            }
+        if h.delta && h.base_len > self.base_max {
+            return Err(Error::BaseTooLarge {
+                base_len: h.base_len,
+                max: self.base_max,
+            });
         }
         let span = base_span(h.base_len);
         self.core.base_len = h.base_len;
@@ -459,9 +576,17 @@ impl Decoder {
         })?;
         self.core.props =
             Props::from_byte(h.props).ok_or(Error::Header(HeaderError::Props(h.props)))?;
-        self.header = Some(h);
+        self.header = h;
+        self.have_header = true;
         self.hdr_len = 0;
-        self.stage = Stage::BlockHeader;
+        // A delta reads its whole base once, in bounded pieces, before any write.
+        self.base_at = 0;
+        self.base_crc = 0;
+        self.stage = if h.delta {
+            Stage::Base
+        } else {
+            Stage::BlockHeader
+        };
         Ok(())
     }
 
@@ -472,7 +597,7 @@ impl Decoder {
         }
         self.hdr_len = 0;
         let b = BlockHeader::parse(&raw);
-        let image_len = self.header.map_or(0, |h| h.image_len);
+        let image_len = self.header_opt().map_or(0, |h| h.image_len);
         let end = u64::from(b.offset) + u64::from(b.decoded_len);
         if b.decoded_len == 0 || b.decoded_len > MAX_BLOCK_LEN || end > u64::from(image_len) {
             return Err(Error::BlockOutOfRange {
@@ -527,11 +652,17 @@ impl Decoder {
         Ok(())
     }
 
-    fn lzma<'a, F: Flash>(&mut self, flash: &mut F, input: &'a [u8]) -> Res<&'a [u8], F::Error> {
+    /// Decodes LZMA symbols from `input` (at most the block's coded bytes), stopping once
+    /// `budget` bytes are written. Returns the input bytes consumed and the bytes written.
+    fn lzma<F: Flash>(
+        &mut self,
+        flash: &mut F,
+        input: &[u8],
+        budget: u32,
+    ) -> Res<(usize, u32), F::Error> {
         let take = input.len().min(self.coded_unread as usize);
-        let (chunk, rest) = input.split_at_checked(take).unwrap_or((input, &[]));
-        self.coded_unread -= take as u32;
-        let last = self.coded_unread == 0;
+        let chunk = input.get(..take).unwrap_or(input);
+        let last = self.coded_unread as usize == take;
         let stash_len = usize::from(self.stash_len);
         let mut cur = Cursor {
             a: self.stash.get(..stash_len).unwrap_or(&[]),
@@ -540,7 +671,11 @@ impl Decoder {
             overrun: false,
         };
         let core = &mut self.core;
-        while core.pos < core.block_end && (last || cur.remaining() >= IN_REQUIRED) {
+        let start = core.pos;
+        while core.pos < core.block_end
+            && (last || cur.remaining() >= IN_REQUIRED)
+            && core.pos - start < budget
+        {
             if core.rc_ready {
                 core.symbol(flash, &mut cur)?;
             } else {
@@ -550,23 +685,44 @@ impl Decoder {
                 return Err(Error::Corrupt { offset: core.pos });
             }
         }
+        let wrote = core.pos - start;
         if core.pos == core.block_end {
             // The block is complete: its coded bytes must be exactly used up.
             if !last || cur.remaining() != 0 || core.code != 0 {
                 return Err(Error::Corrupt { offset: core.pos });
             }
+            self.coded_unread = 0;
             self.end_block(flash)?;
-            return Ok(rest);
+            return Ok((take, wrote));
         }
-        // Keep the bytes not used yet (fewer than IN_REQUIRED) for the next call.
         let mut keep = [0u8; IN_REQUIRED];
-        let n = cur.remaining();
-        for slot in keep.iter_mut().take(n) {
-            *slot = cur.next();
+        if !last && cur.remaining() < IN_REQUIRED {
+            // Keep the bytes not used yet (fewer than IN_REQUIRED) for the next call.
+            let n = cur.remaining();
+            for slot in keep.iter_mut().take(n) {
+                *slot = cur.next();
+            }
+            self.stash = keep;
+            self.stash_len = n as u8;
+            self.coded_unread -= take as u32;
+            return Ok((take, wrote));
         }
-        self.stash = keep;
-        self.stash_len = n as u8;
-        Ok(rest)
+        // Stopped by the budget: the stash keeps what it still holds, and the input bytes
+        // not used are handed back.
+        let used_b = if cur.pos < stash_len {
+            let n = stash_len - cur.pos;
+            for slot in keep.iter_mut().take(n) {
+                *slot = cur.next();
+            }
+            self.stash = keep;
+            self.stash_len = n as u8;
+            0
+        } else {
+            self.stash_len = 0;
+            cur.pos - stash_len
+        };
+        self.coded_unread -= used_b as u32;
+        Ok((used_b, wrote))
     }
 }
 

@@ -31,4 +31,4 @@ pub use format::{Header, HeaderError};
 
 // The RAM figure published in docs/CODECS.md, checked on every target this builds for
 // (the thumbv7em-none-eabihf build in CI included).
-const _: () = assert!(DECODER_RAM == 5844);
+const _: () = assert!(DECODER_RAM == 5852);

@@ -247,3 +247,70 @@ fn mutations_that_remove_the_whole_stream() {
         Err(fota_codec::Error::Truncated)
     );
 }
+
+/// A flash over slices that counts the bytes written and remembers the highest offset.
+struct Watch<'a> {
+    inner: fota_codec::SliceFlash<'a>,
+    written: usize,
+}
+
+impl fota_codec::Flash for Watch<'_> {
+    type Error = fota_codec::OutOfRange;
+    fn read_base(&mut self, o: u32, b: &mut [u8]) -> Result<(), Self::Error> {
+        self.inner.read_base(o, b)
+    }
+    fn read_target(&mut self, o: u32, b: &mut [u8]) -> Result<(), Self::Error> {
+        self.inner.read_target(o, b)
+    }
+    fn write_target(&mut self, o: u32, d: &[u8]) -> Result<(), Self::Error> {
+        self.written += d.len();
+        self.inner.write_target(o, d)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Damaged streams fed in bounded steps, as the agent feeds them: no panic, no write
+    /// outside the image, no step that writes more than its budget allows, and every
+    /// call either consumes input, works, or stops.
+    #[test]
+    fn damaged_streams_in_bounded_steps(
+        flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 0..6),
+        budget in 1u32..3000,
+        frame in 1usize..1100,
+        delta in any::<bool>(),
+    ) {
+        let s = sample();
+        let (mut stream, base) = if delta { (s.delta.clone(), s.base.clone()) } else { (s.full.clone(), Vec::new()) };
+        for (at, x) in flips {
+            let i = at % stream.len();
+            stream[i] ^= x;
+        }
+        let slot = s.image.len().next_multiple_of(4096);
+        let mut target = vec![0xFFu8; slot];
+        let mut d = fota_codec::Decoder::new(slot as u32, base.len() as u32);
+        let mut flash = Watch { inner: fota_codec::SliceFlash { base: &base, target: &mut target }, written: 0 };
+        'frames: for piece in stream.chunks(frame) {
+            let mut rest = piece;
+            let mut calls = 0;
+            loop {
+                let before = flash.written;
+                match d.feed_bounded(&mut flash, rest, budget) {
+                    Ok(used) => rest = &rest[used..],
+                    Err(_) => break 'frames,
+                }
+                prop_assert!(flash.written - before <= budget as usize + 273 + 256);
+                calls += 1;
+                prop_assert!(calls <= 70_000, "no progress");
+                if rest.is_empty() && !d.has_work() {
+                    break;
+                }
+            }
+        }
+        let _ = d.finish();
+        let image_len = u32::from_le_bytes(stream[8..12].try_into().unwrap()) as usize;
+        let end = image_len.min(slot);
+        prop_assert!(target[end..].iter().all(|&b| b == 0xFF), "written past the image");
+    }
+}

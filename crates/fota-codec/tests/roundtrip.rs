@@ -127,3 +127,86 @@ fn one_function_change_delta() {
         new.len()
     );
 }
+
+/// A flash over slices that counts the bytes written.
+struct Counting<'a> {
+    inner: fota_codec::SliceFlash<'a>,
+    written: usize,
+}
+
+impl fota_codec::Flash for Counting<'_> {
+    type Error = fota_codec::OutOfRange;
+    fn read_base(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+        self.inner.read_base(offset, buf)
+    }
+    fn read_target(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+        self.inner.read_target(offset, buf)
+    }
+    fn write_target(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        self.written += data.len();
+        self.inner.write_target(offset, data)
+    }
+}
+
+/// Decodes `stream` with `feed_bounded`, in frames of `frame` bytes and steps of at most
+/// `budget` bytes of flash work each, and checks what one step writes.
+fn decode_bounded(stream: &[u8], base: &[u8], slot: usize, frame: usize, budget: u32) -> Vec<u8> {
+    use fota_codec::{Decoder, SliceFlash};
+    let mut target = vec![0xFFu8; slot];
+    let mut d = Decoder::new(slot as u32, base.len() as u32);
+    let mut flash = Counting {
+        inner: SliceFlash {
+            base,
+            target: &mut target,
+        },
+        written: 0,
+    };
+    let mut worst = 0usize;
+    for piece in stream.chunks(frame) {
+        let mut rest = piece;
+        loop {
+            let before = flash.written;
+            let used = d.feed_bounded(&mut flash, rest, budget).unwrap();
+            worst = worst.max(flash.written - before);
+            rest = &rest[used..];
+            if rest.is_empty() && !d.has_work() {
+                break;
+            }
+        }
+    }
+    let summary = d.finish();
+    assert!(
+        summary.is_ok(),
+        "frame {frame}, budget {budget}: {summary:?}"
+    );
+    // One step writes at most the budget, one LZMA symbol and one write chunk more.
+    assert!(
+        worst <= budget as usize + 273 + 256,
+        "a step wrote {worst} bytes with a budget of {budget}"
+    );
+    target.truncate(stream_image_len(stream));
+    target
+}
+
+fn stream_image_len(stream: &[u8]) -> usize {
+    u32::from_le_bytes(stream[8..12].try_into().unwrap()) as usize
+}
+
+#[test]
+fn bounded_steps_decode_the_same_image() {
+    let Some(image) = common::uflash_runtime("1.2.2") else {
+        return;
+    };
+    let part = &image[..60_000];
+    let full = encode::compress(part, &DEFAULT_OPTIONS).unwrap().to_bytes();
+    for (frame, budget) in [(1024, 4096), (37, 100), (1, 1), (5000, 300)] {
+        assert_eq!(decode_bounded(&full, &[], 65_536, frame, budget), part);
+    }
+    let base = &image[1000..50_000];
+    let delta = encode::delta(base, part, &DEFAULT_OPTIONS)
+        .unwrap()
+        .to_bytes();
+    for (frame, budget) in [(1024, 4096), (64, 700)] {
+        assert_eq!(decode_bounded(&delta, base, 65_536, frame, budget), part);
+    }
+}

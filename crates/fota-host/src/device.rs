@@ -355,7 +355,7 @@ impl<T: Transport> Device<T> {
         Err(HostError::NoAnswer)
     }
 
-    async fn call(&mut self, req: &Request<'_>) -> Result<Reply, HostError> {
+    pub(crate) async fn call(&mut self, req: &Request<'_>) -> Result<Reply, HostError> {
         self.call_with(req, true, &mut |_, _, _, _| {}).await
     }
 

@@ -135,6 +135,15 @@ impl HostError {
                 ErrorCode::BootStage => "The boot stage is never erased or written: leave \
                      the slot to the tool (automatic), or name another slot."
                     .into(),
+                ErrorCode::StreamFormat => "Send the image uncompressed (--codec none), or \
+                     update the agent."
+                    .into(),
+                ErrorCode::BaseMismatch => "The device does not hold the base this delta was \
+                     made from: send the whole image (--codec lzma)."
+                    .into(),
+                ErrorCode::StreamCorrupt | ErrorCode::StreamGap => "Nothing was switched: the \
+                     device still runs its current firmware. Flash again: the transfer resumes."
+                    .into(),
                 _ => {
                     "This is a bug in the tool or the agent; please report it with the log.".into()
                 }

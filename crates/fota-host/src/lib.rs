@@ -13,6 +13,7 @@
 //! so the same code runs under tokio, in the browser, and in virtual time against the
 //! simulator.
 
+pub mod codec;
 mod device;
 mod erase_ahead;
 mod error;
@@ -24,6 +25,7 @@ pub mod text;
 mod transport;
 pub mod update;
 
+pub use codec::Codec;
 pub use device::{Device, Stats, Timeouts};
 pub use error::{HostError, LinkError};
 pub use image::{Image, hex, md5_of};

@@ -41,6 +41,11 @@ pub struct Plan {
     /// Compare the slot's sectors with the image first and send only those that differ
     /// (resume after an interruption).
     pub resume: bool,
+    /// How to send the images: compressed or delta where the device decodes them.
+    pub codec: crate::codec::Codec,
+    /// Images the device may hold (earlier releases): a delta from the one it holds is
+    /// sent, checked first by the device's MD5 of its slot.
+    pub bases: Vec<Image>,
 }
 
 impl Plan {
@@ -54,6 +59,8 @@ impl Plan {
             restart: true,
             wait_accept: Duration::from_secs(10),
             resume: true,
+            codec: crate::codec::Codec::Auto,
+            bases: Vec::new(),
         }
     }
 }
@@ -235,7 +242,7 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
 
     // 3 and 4. Erase and stream, sending only what differs.
     for (slot, image) in &jobs {
-        transfer(dev, &info, slot, image, plan.resume, &mut report).await?;
+        transfer(dev, &info, slot, image, plan, &mut report).await?;
     }
 
     // 5. Checksum: a mismatch never reaches attempt.
@@ -587,9 +594,10 @@ async fn transfer<T: Transport>(
     info: &Info,
     slot: &SlotDesc,
     image: &Image,
-    resume: bool,
+    plan: &Plan,
     report: &mut Report,
 ) -> Result<(), HostError> {
+    let resume = plan.resume;
     // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
     // a write granularity that is a power of two dividing the largest write.
     let gran = usize::from(info.write_granularity);
@@ -678,19 +686,112 @@ async fn transfer<T: Transport>(
             .resumed(&image.name, skipped as u64, image.len() as u64);
     }
 
-    // Erase the dirty sectors while the others stream.
-    crate::erase_ahead::erase_and_stream(
+    // Compressed or delta where the agent decodes it (crate::codec): the dirty sectors are
+    // erased first, then the stream is decoded into them. Raw otherwise, each dirty sector
+    // erased just ahead of its blocks while the others stream (crate::erase_ahead).
+    let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
+    let prepared = crate::codec::prepare_stream(
         dev,
+        info,
         slot,
-        &image.name,
-        &padded,
-        gran,
+        image,
+        plan.codec,
+        &plan.bases,
         &sectors,
-        &sector_ends,
-        &state,
-        report,
+        &done,
     )
-    .await
+    .await?;
+    let Some(prepared) = prepared else {
+        // Erase the dirty sectors while the others stream.
+        return crate::erase_ahead::erase_and_stream(
+            dev,
+            slot,
+            &image.name,
+            &padded,
+            gran,
+            &sectors,
+            &sector_ends,
+            &state,
+            report,
+        )
+        .await;
+    };
+    erase_dirty_runs(dev, slot, &sectors, &sector_ends, &state, report).await?;
+    let t = dev.now();
+    let sent = prepared.send(dev, info, slot, &sectors, &done).await?;
+    report.stream_time += dev.now() - t;
+    report.sent_bytes += sent;
+    Ok(())
+}
+
+/// Erase the runs of dirty sectors, one request a run, before a compressed stream is
+/// decoded into them (the decoder writes where its stream says, so every sector it may
+/// touch is erased first).
+async fn erase_dirty_runs<T: Transport>(
+    dev: &mut Device<T>,
+    slot: &SlotDesc,
+    sectors: &[(usize, usize)],
+    sector_ends: &[usize],
+    state: &[SectorState],
+    report: &mut Report,
+) -> Result<(), HostError> {
+    // Erase runs of dirty sectors, one request a run.
+    let t = dev.now();
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, s) in state.iter().enumerate() {
+        if *s == SectorState::Dirty {
+            match runs.last_mut() {
+                Some(run) if run.1 == i => run.1 = i + 1,
+                _ => runs.push((i, i + 1)),
+            }
+        }
+    }
+    // A run erases whole sectors: from its first sector's start to its last one's end.
+    let run_span = |&(a, b): &(usize, usize)| (sectors[a].0, sector_ends[b - 1]);
+    let erase_total: u64 = runs
+        .iter()
+        .map(|r| {
+            let (from, to) = run_span(r);
+            (to - from) as u64
+        })
+        .sum();
+    let what = if erase_total == 0 {
+        format!(
+            "Nothing to erase in {} slot {}: it is ready",
+            kind_name(slot.kind),
+            slot.index
+        )
+    } else {
+        format!(
+            "Erasing {} KiB of {} slot {}",
+            erase_total / 1024,
+            kind_name(slot.kind),
+            slot.index
+        )
+    };
+    dev.observer().step(Step::Erase, &what);
+    let mut erased_before = 0u64;
+    for run in &runs {
+        let (from, to) = run_span(run);
+        let addr = slot.addr + from as u32;
+        let size = (to - from) as u32;
+        let base = erased_before;
+        dev.erase_slot(addr, size, &mut |obs, now, done, _| {
+            obs.progress(&progress64(
+                Phase::Erase,
+                // Within this run, whatever total the device names.
+                base + u64::from(done.min(size)),
+                erase_total,
+                now - t,
+            ))
+        })
+        .await?;
+        erased_before += u64::from(size);
+        let p = progress64(Phase::Erase, erased_before, erase_total, dev.now() - t);
+        dev.observer().progress(&p);
+    }
+    report.erase_time += dev.now() - t;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

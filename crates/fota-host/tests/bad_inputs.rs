@@ -1261,3 +1261,113 @@ fn every_row_of_the_catalogue_names_tests_that_exist() {
         "{references} references for {rows} rows"
     );
 }
+
+/// Sends a whole stream with the host API: begin, data in `max_write` frames, end.
+fn send_stream(dev: &mut Host, addr: u32, base: u32, stream: &[u8]) -> Result<(), HostError> {
+    block_on(dev.stream_begin(addr, base, &stream[..20]))?;
+    let body = &stream[20..];
+    let mut offset = 0u32;
+    for chunk in body.chunks(1024) {
+        block_on(dev.stream_data(offset, chunk))?;
+        offset += chunk.len() as u32;
+    }
+    block_on(dev.stream_data(offset, &[])).map(|_| ())
+}
+
+/// Firmware-like bytes that compress.
+fn compressible(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| b"ldr r0, [r1]; bl memcpy; bx lr; "[(i * 7 / 5) % 32] ^ ((i / 700) as u8 & 3))
+        .collect()
+}
+
+#[test]
+fn corrupt_compressed_stream() {
+    let mut dev = host();
+    block_on(dev.hello()).expect("hello");
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let image = compressible(10_000);
+    let mut stream = fota_codec::encode::compress(&image, &fota_codec::encode::DEFAULT_OPTIONS)
+        .expect("encode")
+        .to_bytes();
+    assert!(stream.len() < 4000);
+    let last = stream.len() - 1;
+    stream[last] ^= 0xFF; // the range coder does not end where it must
+    block_on(dev.erase_slot(bc1, BC_SLOT, &mut |_, _, _, _| {})).expect("erase");
+    let before = snap(&mut dev);
+    let e = send_stream(&mut dev, bc1, fota_host::protocol::NO_BASE, &stream).unwrap_err();
+    let detail = refused(
+        Err::<(), _>(e.clone()),
+        Op::StreamData,
+        ErrorCode::StreamCorrupt,
+    );
+    assert!(detail <= 10_000, "the image offset: {detail}");
+    let (msg, help) = texts(&e);
+    assert!(msg.contains("the compressed stream is damaged"), "{msg}");
+    assert!(help.contains("Flash again"), "{help}");
+    // Only the target slot may have changed; the record did not.
+    let off = bc1 as usize;
+    let after = snap(&mut dev);
+    assert_same_outside(&before, &after, off..off + BC_SLOT as usize);
+    // The next update goes through.
+    let report = block_on(update(&mut dev, &Plan::new(new_image()))).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+}
+
+#[test]
+fn delta_for_a_base_the_device_does_not_hold() {
+    let mut dev = host();
+    block_on(dev.hello()).expect("hello");
+    let (bc0, bc1) = (
+        addr(&mut dev, SlotKind::Bytecode, 0),
+        addr(&mut dev, SlotKind::Bytecode, 1),
+    );
+    // A delta from an image bytecode slot 0 does not hold, sent straight to the agent.
+    let not_there = compressible(2500);
+    let stream = fota_codec::encode::delta(
+        &not_there,
+        &compressible(6000),
+        &fota_codec::encode::DEFAULT_OPTIONS,
+    )
+    .expect("encode")
+    .to_bytes();
+    let before = snap(&mut dev);
+    let e = send_stream(&mut dev, bc1, bc0, &stream).unwrap_err();
+    refused(
+        Err::<(), _>(e.clone()),
+        Op::StreamBegin,
+        ErrorCode::BaseMismatch,
+    );
+    let (msg, help) = texts(&e);
+    assert!(msg.contains("made for another base"), "{msg}");
+    assert!(help.contains("--codec lzma"), "{help}");
+    assert_eq!(snap(&mut dev), before, "nothing written");
+    // update() checks the base by the device's MD5 first, and sends the whole image.
+    let mut plan = Plan::new(new_image());
+    plan.codec = fota_host::Codec::Delta;
+    plan.bases = vec![Image::new("old.bin", not_there).expect("not empty")];
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+}
+
+#[test]
+fn stream_that_would_write_past_the_slot() {
+    let mut dev = host();
+    block_on(dev.hello()).expect("hello");
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    // A stream whose image is one byte longer than the slot.
+    let image = compressible(BC_SLOT as usize + 1);
+    let stream = fota_codec::encode::compress(&image, &fota_codec::encode::DEFAULT_OPTIONS)
+        .expect("encode")
+        .to_bytes();
+    let before = snap(&mut dev);
+    let e = send_stream(&mut dev, bc1, fota_host::protocol::NO_BASE, &stream).unwrap_err();
+    let detail = refused(
+        Err::<(), _>(e.clone()),
+        Op::StreamBegin,
+        ErrorCode::BadLength,
+    );
+    assert_eq!(detail, BC_SLOT + 1);
+    texts(&e);
+    assert_eq!(snap(&mut dev), before, "nothing written");
+}

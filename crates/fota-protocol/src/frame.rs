@@ -126,6 +126,13 @@ impl<const N: usize> FrameReader<N> {
         Some(held)
     }
 
+    /// The body of the frame the last [`FrameReader::feed`] returned, `len` bytes long:
+    /// it stays in the buffer until `feed` is called again (an agent works through a long
+    /// request's body in steps without a copy of it).
+    pub fn last_body(&self, len: usize) -> Option<&[u8]> {
+        self.buf.get(3..3usize.checked_add(len)?)
+    }
+
     /// Take bytes from `data` until an event; returns how many were consumed and the
     /// event, if any. Call again with the rest of `data`.
     pub fn feed(&mut self, data: &[u8]) -> (usize, Option<Event<'_>>) {

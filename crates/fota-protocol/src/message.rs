@@ -11,6 +11,27 @@ pub const MAX_BAUD_RATES: usize = 8;
 /// Most runs of sectors of another size an agent lists in [`Info::sectors`] (an
 /// STM32F4's flash needs three: 16, 64 and 128 KiB sectors).
 pub const MAX_SECTOR_RUNS: usize = 4;
+/// Most codecs an agent lists in [`Info::codecs`].
+pub const MAX_CODECS: usize = 4;
+
+/// Codecs a compressed stream may use (`Info` tag 5, `StreamBegin`): the stream format of
+/// docs/CODECS.md.
+pub mod codec {
+    /// LZMA whose dictionary is the flash already written: a compressed image.
+    pub const LZMA: u8 = 1;
+    /// The same decoder with a base image (a slot the device holds) in front of its
+    /// dictionary: a delta.
+    pub const LZMA_DELTA: u8 = 2;
+}
+
+/// A codec the agent decodes, and the RAM its decoder takes (`Info` tag 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecDesc {
+    /// Its id ([`codec`]).
+    pub id: u8,
+    /// Bytes of RAM its decoder state takes on the device.
+    pub ram: u32,
+}
 
 /// Tags of the extension fields that follow the fixed fields of an `Info` body
 /// (docs/PROTOCOL.md, 3.3). A reader skips tags it does not know.
@@ -24,6 +45,8 @@ pub mod info_tag {
     /// `addr:u32, size:u32, count:u32` each, ascending: runs of erase sectors whose size
     /// is not `sector_size` (a flash with mixed sector sizes).
     pub const SECTORS: u8 = 4;
+    /// `id:u8, ram:u32` each: the codecs `StreamBegin` accepts ([`super::codec`]).
+    pub const CODECS: u8 = 5;
 }
 
 /// Operation codes. A reply to a request carries the request's code with bit 7 set;
@@ -57,6 +80,10 @@ pub enum Op {
     SetBaud = 0x0C,
     /// The host is done: the agent forgets the session and goes back to its base rate.
     Goodbye = 0x0D,
+    /// Start a compressed or delta stream into a slot.
+    StreamBegin = 0x0E,
+    /// The next bytes of the stream (none: its end).
+    StreamData = 0x0F,
     /// Progress of a long operation (a reply, with the id of the request it concerns).
     Progress = 0xFE,
     /// The request failed (a reply).
@@ -88,6 +115,8 @@ impl Op {
             0x0B => Op::Attempt,
             0x0C => Op::SetBaud,
             0x0D => Op::Goodbye,
+            0x0E => Op::StreamBegin,
+            0x0F => Op::StreamData,
             _ => return None,
         })
     }
@@ -150,11 +179,23 @@ pub enum ErrorCode {
     /// The slot is the boot stage (the VM slot the part always starts), which is never
     /// erased or written. Detail: the slot address.
     BootStage = 18,
+    /// The agent does not decode this stream: unknown format, codec or parameters, or
+    /// no codec at all. Detail: the header byte that was refused (its offset).
+    StreamFormat = 19,
+    /// A delta whose base is not what the base slot holds (or is larger than it).
+    /// Detail: the CRC-32 of the base slot's bytes (0 when it is too large).
+    BaseMismatch = 20,
+    /// The stream is damaged or hostile (a bad block, a match out of range, a stream
+    /// that ends inside a block). Detail: the image offset being decoded.
+    StreamCorrupt = 21,
+    /// Stream data out of order, or no stream begun. Detail: the stream offset the agent
+    /// expects next (`0xFFFFFFFF`: no stream).
+    StreamGap = 22,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::Unsupported,
         ErrorCode::OutOfSlot,
         ErrorCode::SlotInUse,
@@ -173,6 +214,10 @@ impl ErrorCode {
         ErrorCode::BadBaud,
         ErrorCode::BadRequest,
         ErrorCode::BootStage,
+        ErrorCode::StreamFormat,
+        ErrorCode::BaseMismatch,
+        ErrorCode::StreamCorrupt,
+        ErrorCode::StreamGap,
     ];
 
     /// The code for a byte, if it is one.
@@ -201,6 +246,10 @@ impl ErrorCode {
             ErrorCode::BadBaud => "the baud rate is not supported by the device",
             ErrorCode::BadRequest => "the request body is malformed",
             ErrorCode::BootStage => "the slot is the boot stage, which is never erased or written",
+            ErrorCode::StreamFormat => "the agent does not decode this compressed stream",
+            ErrorCode::BaseMismatch => "the delta was made for another base than the device holds",
+            ErrorCode::StreamCorrupt => "the compressed stream is damaged",
+            ErrorCode::StreamGap => "stream data out of order, or no stream begun",
         }
     }
 }
@@ -330,9 +379,16 @@ pub struct Info {
     /// Runs of erase sectors whose size is not [`Info::sector_size`], ascending (empty
     /// when every sector is alike).
     pub sectors: heapless::Vec<SectorRun, MAX_SECTOR_RUNS>,
+    /// The codecs `StreamBegin` accepts, with their RAM (empty: send uncompressed).
+    pub codecs: heapless::Vec<CodecDesc, MAX_CODECS>,
 }
 
 impl Info {
+    /// Whether the agent decodes streams of codec `id`.
+    pub fn supports(&self, id: u8) -> bool {
+        self.codecs.iter().any(|c| c.id == id)
+    }
+
     /// The erase sector holding `addr`: `(first address, size)`.
     pub fn sector_at(&self, addr: u32) -> (u32, u32) {
         sector_at(&self.sectors, self.sector_size, addr)
@@ -611,7 +667,27 @@ pub enum Request<'a> {
     /// recent replies), programs a held partial write unit, and goes back to its base
     /// baud rate after the reply.
     Goodbye,
+    /// Start a compressed or delta stream (docs/CODECS.md) into the slot at `addr`.
+    StreamBegin {
+        /// First address of the target slot (erased beforehand where it differs).
+        addr: u32,
+        /// First address of the slot holding a delta's base; [`NO_BASE`] for none.
+        base: u32,
+        /// The stream's header (20 bytes for the format of docs/CODECS.md).
+        header: &'a [u8],
+    },
+    /// The stream's bytes after its header, from stream offset `offset`; empty `data`
+    /// ends the stream.
+    StreamData {
+        /// Offset of `data` in the stream, counted after the header.
+        offset: u32,
+        /// The bytes.
+        data: &'a [u8],
+    },
 }
+
+/// `StreamBegin`'s `base` when the stream has no base.
+pub const NO_BASE: u32 = 0xFFFF_FFFF;
 
 /// A reply from agent to host.
 // `Info` is inline: without an allocator there is nothing to box it in.
@@ -654,6 +730,18 @@ pub enum Reply {
     BaudSet(u32),
     /// `Goodbye` done: the rate the agent is at after this frame (its base rate).
     Goodbye(u32),
+    /// `StreamBegin` done: the header is accepted (and a delta's base checked).
+    StreamBegun {
+        /// Bytes of the image the stream decodes to.
+        image_len: u32,
+    },
+    /// `StreamData` done: where the stream stands.
+    Streamed {
+        /// Stream bytes (after the header) taken so far: the next `offset` expected.
+        received: u32,
+        /// Image bytes written so far.
+        written: u32,
+    },
     /// A long operation goes on: `done` of `total` units (bytes).
     Progress {
         /// Units done.
@@ -687,6 +775,8 @@ impl Request<'_> {
             Request::Attempt { .. } => Op::Attempt,
             Request::SetBaud { .. } => Op::SetBaud,
             Request::Goodbye => Op::Goodbye,
+            Request::StreamBegin { .. } => Op::StreamBegin,
+            Request::StreamData { .. } => Op::StreamData,
         }
     }
 
@@ -725,6 +815,15 @@ impl Request<'_> {
                 s.u32(vm_slot);
             }
             Request::SetBaud { baud } => s.u32(baud),
+            Request::StreamBegin { addr, base, header } => {
+                s.u32(addr);
+                s.u32(base);
+                s.put(header);
+            }
+            Request::StreamData { offset, data } => {
+                s.u32(offset);
+                s.put(data);
+            }
             Request::GetRecord
             | Request::FindBytecodeSlot
             | Request::FindVmSlot
@@ -768,6 +867,15 @@ impl Request<'_> {
             },
             Op::SetBaud => Request::SetBaud { baud: r.u32()? },
             Op::Goodbye => Request::Goodbye,
+            Op::StreamBegin => Request::StreamBegin {
+                addr: r.u32()?,
+                base: r.u32()?,
+                header: r.rest(),
+            },
+            Op::StreamData => Request::StreamData {
+                offset: r.u32()?,
+                data: r.rest(),
+            },
             Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
         };
         r.end()?;
@@ -792,6 +900,8 @@ impl Reply {
             Reply::Attempted => Op::Attempt.reply(),
             Reply::BaudSet(_) => Op::SetBaud.reply(),
             Reply::Goodbye(_) => Op::Goodbye.reply(),
+            Reply::StreamBegun { .. } => Op::StreamBegin.reply(),
+            Reply::Streamed { .. } => Op::StreamData.reply(),
             Reply::Progress { .. } => Op::Progress.reply(),
             Reply::Error { .. } => Op::Error.reply(),
         }
@@ -849,6 +959,15 @@ impl Reply {
                         s.u32(r.count);
                     }
                 }
+                if !i.codecs.is_empty() {
+                    s.u8(info_tag::CODECS);
+                    // At most MAX_CODECS (4) codecs: 20 bytes.
+                    s.u8((i.codecs.len() * 5) as u8);
+                    for c in &i.codecs {
+                        s.u8(c.id);
+                        s.u32(c.ram);
+                    }
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -871,6 +990,11 @@ impl Reply {
                 s.u32(*len);
             }
             Reply::Checksum(md5) => s.put(md5),
+            Reply::StreamBegun { image_len } => s.u32(*image_len),
+            Reply::Streamed { received, written } => {
+                s.u32(*received);
+                s.u32(*written);
+            }
             Reply::Progress { done, total } => {
                 s.u32(*done);
                 s.u32(*total);
@@ -933,6 +1057,13 @@ impl Reply {
                 Op::Attempt => Reply::Attempted,
                 Op::SetBaud => Reply::BaudSet(r.u32()?),
                 Op::Goodbye => Reply::Goodbye(r.u32()?),
+                Op::StreamBegin => Reply::StreamBegun {
+                    image_len: r.u32()?,
+                },
+                Op::StreamData => Reply::Streamed {
+                    received: r.u32()?,
+                    written: r.u32()?,
+                },
                 Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
             },
         };
@@ -975,6 +1106,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut sector_erase_ms = None;
     let mut baud_rates = heapless::Vec::new();
     let mut sectors = heapless::Vec::new();
+    let mut codecs = heapless::Vec::new();
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -999,6 +1131,16 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
                     sectors.push(run).map_err(|_| DecodeError::BadValue)?;
                 }
             }
+            info_tag::CODECS => {
+                codecs.clear();
+                while !v.is_empty() {
+                    let c = CodecDesc {
+                        id: v.u8()?,
+                        ram: v.u32()?,
+                    };
+                    codecs.push(c).map_err(|_| DecodeError::BadValue)?;
+                }
+            }
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
@@ -1009,6 +1151,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
         sector_erase_ms,
         baud_rates,
         sectors,
+        codecs,
         protocol_version,
         agent_version,
         name,

@@ -78,6 +78,45 @@ fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
             Request::Goodbye,
             &[0x00, 0x02, 0x11, 0x06, 0x0D, 0xE8, 0x6C, 0x14, 0x9C, 0x00],
         ),
+        (
+            20,
+            // A delta (lc 0, lp 1, pb 1) of 0x3000 bytes against 0x2800 bytes of the slot
+            // at 0x8000, into the slot at 0x10000.
+            Request::StreamBegin {
+                addr: 0x0001_0000,
+                base: 0x8000,
+                header: &[
+                    0x46, 0x5A, 0x01, 0x01, 0x36, 0x01, 0x00, 0x00, 0x00, 0x30, 0x00, 0x00, 0x00,
+                    0x28, 0x00, 0x00, 0x78, 0x56, 0x34, 0x12,
+                ],
+            },
+            &[
+                0x00, 0x02, 0x14, 0x02, 0x0E, 0x01, 0x02, 0x01, 0x01, 0x02, 0x80, 0x01, 0x07, 0x46,
+                0x5A, 0x01, 0x01, 0x36, 0x01, 0x01, 0x01, 0x02, 0x30, 0x01, 0x01, 0x02, 0x28, 0x01,
+                0x09, 0x78, 0x56, 0x34, 0x12, 0xD9, 0x1C, 0xCF, 0xD4, 0x00,
+            ],
+        ),
+        (
+            21,
+            Request::StreamData {
+                offset: 0x400,
+                data: &[0x01, 0x00, 0x40, 0x00, 0x00],
+            },
+            &[
+                0x00, 0x02, 0x15, 0x02, 0x0F, 0x02, 0x04, 0x01, 0x02, 0x01, 0x02, 0x40, 0x01, 0x05,
+                0x84, 0xAD, 0xD5, 0xD7, 0x00,
+            ],
+        ),
+        (
+            22,
+            Request::StreamData {
+                offset: 0x405,
+                data: &[],
+            },
+            &[
+                0x00, 0x02, 0x16, 0x04, 0x0F, 0x05, 0x04, 0x01, 0x05, 0xB5, 0xB9, 0xE5, 0x2B, 0x00,
+            ],
+        ),
     ]
 }
 
@@ -115,6 +154,7 @@ fn sample_info() -> Info {
         baud_rates: heapless::Vec::from_slice(&[115_200, 230_400, 460_800, 921_600])
             .expect("four rates fit"),
         sectors: heapless::Vec::new(),
+        codecs: heapless::Vec::new(),
     }
 }
 
@@ -223,6 +263,35 @@ fn reply_golden() -> Vec<(u16, Reply, &'static [u8])> {
                 0x00, 0x02, 0x11, 0x02, 0x8D, 0x03, 0xC2, 0x01, 0x05, 0x48, 0x4F, 0x83, 0x9E, 0x00,
             ],
         ),
+        (
+            20,
+            Reply::StreamBegun { image_len: 0x3000 },
+            &[
+                0x00, 0x02, 0x14, 0x02, 0x8E, 0x02, 0x30, 0x01, 0x05, 0xC0, 0x8C, 0x40, 0x24, 0x00,
+            ],
+        ),
+        (
+            21,
+            Reply::Streamed {
+                received: 0x405,
+                written: 0x1000,
+            },
+            &[
+                0x00, 0x02, 0x15, 0x04, 0x8F, 0x05, 0x04, 0x01, 0x01, 0x02, 0x10, 0x01, 0x05, 0xFC,
+                0x9F, 0x43, 0xAD, 0x00,
+            ],
+        ),
+        (
+            23,
+            Reply::Error {
+                code: ErrorCode::StreamGap,
+                detail: 0x400,
+            },
+            &[
+                0x00, 0x02, 0x17, 0x03, 0xFF, 0x16, 0x02, 0x04, 0x01, 0x05, 0x69, 0x86, 0x31, 0x1F,
+                0x00,
+            ],
+        ),
     ]
 }
 
@@ -326,6 +395,24 @@ fn info_extensions_unknown_tags_are_skipped() {
     // Past the runs, the fixed field's sector size.
     assert_eq!(i.sector_at(0x10_1234), (0x10_1000, 4096));
     assert_eq!(i.largest_sector(), 0x2_0000);
+    // Codecs are tag 5, 5 bytes each: id and the RAM of its decoder.
+    let mut coded = body.clone();
+    coded.extend_from_slice(&[5, 10, 1, 0xDC, 0x16, 0, 0, 2, 0xDC, 0x16, 0, 0]);
+    let Reply::Info(i) = Reply::parse(op, &coded).expect("codecs") else {
+        panic!("not an Info");
+    };
+    assert_eq!(
+        i.codecs.as_slice(),
+        [
+            fota_protocol::CodecDesc { id: 1, ram: 5852 },
+            fota_protocol::CodecDesc { id: 2, ram: 5852 }
+        ]
+    );
+    assert!(i.supports(fota_protocol::codec::LZMA_DELTA));
+    assert!(
+        !bare.supports(fota_protocol::codec::LZMA),
+        "no tag 5: uncompressed only"
+    );
     let mut odd = body.clone();
     odd.extend_from_slice(&[4, 8, 0, 0, 0, 0, 0, 0x40, 0, 0]);
     assert!(Reply::parse(op, &odd).is_err(), "a run is 12 bytes");

@@ -30,6 +30,17 @@ fn any_request(data: &'static [u8]) -> impl Strategy<Value = Request<'static>> {
         any::<(u32, u32)>().prop_map(|(bc_slot, vm_slot)| Request::Attempt { bc_slot, vm_slot }),
         any::<u32>().prop_map(|baud| Request::SetBaud { baud }),
         Just(Request::Goodbye),
+        (any::<(u32, u32)>(), 0..=20usize).prop_map(move |((addr, base), n)| {
+            Request::StreamBegin {
+                addr,
+                base,
+                header: &data[..n],
+            }
+        }),
+        (any::<u32>(), 0..=data.len()).prop_map(move |(offset, n)| Request::StreamData {
+            offset,
+            data: &data[..n]
+        }),
     ]
 }
 
@@ -60,6 +71,8 @@ fn any_reply() -> impl Strategy<Value = Reply> {
         any::<u32>().prop_map(Reply::BaudSet),
         any::<u32>().prop_map(Reply::Goodbye),
         any::<(u32, u32)>().prop_map(|(done, total)| Reply::Progress { done, total }),
+        any::<u32>().prop_map(|image_len| Reply::StreamBegun { image_len }),
+        any::<(u32, u32)>().prop_map(|(received, written)| Reply::Streamed { received, written }),
         (0..ErrorCode::ALL.len(), any::<u32>()).prop_map(|(i, detail)| Reply::Error {
             code: ErrorCode::ALL[i],
             detail
@@ -79,36 +92,43 @@ fn any_info() -> impl Strategy<Value = Info> {
         proptest::option::of(any::<u32>()),
         proptest::collection::vec(any::<u32>(), 0..=MAX_BAUD_RATES),
         proptest::collection::vec(any::<(u32, u32, u32)>(), 0..=MAX_SECTOR_RUNS),
+        proptest::collection::vec(any::<(u8, u32)>(), 0..=fota_protocol::MAX_CODECS),
     )
-        .prop_map(|(f, slots, name, boot_stage, erase, bauds, runs)| Info {
-            protocol_version: f.0,
-            agent_version: f.1,
-            fota_supported: f.2,
-            sector_size: f.3,
-            write_granularity: f.4,
-            max_write: f.5,
-            max_in_flight: f.6,
-            max_baud: f.7,
-            record_addr: f.8,
-            record_size: f.9,
-            name: heapless::String::try_from(name.as_str()).expect("32 bytes at most"),
-            slots: slots
-                .into_iter()
-                .map(|(vm, index, (addr, size))| SlotDesc {
-                    kind: if vm { SlotKind::Vm } else { SlotKind::Bytecode },
-                    index,
-                    addr,
-                    size,
-                })
-                .collect(),
-            boot_stage,
-            sector_erase_ms: erase,
-            baud_rates: bauds.into_iter().collect(),
-            sectors: runs
-                .into_iter()
-                .map(|(addr, size, count)| SectorRun { addr, size, count })
-                .collect(),
-        })
+        .prop_map(
+            |(f, slots, name, boot_stage, erase, bauds, runs, codecs)| Info {
+                protocol_version: f.0,
+                agent_version: f.1,
+                fota_supported: f.2,
+                sector_size: f.3,
+                write_granularity: f.4,
+                max_write: f.5,
+                max_in_flight: f.6,
+                max_baud: f.7,
+                record_addr: f.8,
+                record_size: f.9,
+                name: heapless::String::try_from(name.as_str()).expect("32 bytes at most"),
+                slots: slots
+                    .into_iter()
+                    .map(|(vm, index, (addr, size))| SlotDesc {
+                        kind: if vm { SlotKind::Vm } else { SlotKind::Bytecode },
+                        index,
+                        addr,
+                        size,
+                    })
+                    .collect(),
+                boot_stage,
+                sector_erase_ms: erase,
+                baud_rates: bauds.into_iter().collect(),
+                sectors: runs
+                    .into_iter()
+                    .map(|(addr, size, count)| SectorRun { addr, size, count })
+                    .collect(),
+                codecs: codecs
+                    .into_iter()
+                    .map(|(id, ram)| fota_protocol::CodecDesc { id, ram })
+                    .collect(),
+            },
+        )
 }
 
 static DATA: [u8; 1024] = {

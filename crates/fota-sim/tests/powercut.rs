@@ -98,10 +98,49 @@ struct Scenario {
     exhaustive_slots: bool,
     /// ECC flash: torn words read as errors.
     ecc: bool,
+    /// Images the host offers as delta bases (the running bytecode, for a delta).
+    bases: Vec<Vec<u8>>,
+}
+
+/// A healthy sample image whose payload is firmware-like (it compresses, as code does),
+/// `changes` bytes of it varied by `seed`.
+fn compressible_image(kind: SlotKind, name: &str, version: &str, size: usize, seed: u8) -> Vec<u8> {
+    let mut image = images::sample_image(kind, name, version, true, size);
+    let words: [&[u8]; 4] = [
+        b"ldr r0, [r1]; ",
+        b"bl memcpy; ",
+        b"push {r4, lr}; ",
+        b"bx lr; ",
+    ];
+    let mut payload = Vec::with_capacity(size);
+    let mut i = 0usize;
+    while payload.len() < size {
+        payload.extend_from_slice(words[(i * 7 + i / 11) % 4]);
+        i += 1;
+    }
+    payload.truncate(size);
+    for at in (0..size).step_by(997) {
+        payload[at] ^= seed;
+    }
+    let md5 = fota_host::md5_of(&payload);
+    let h = images::HEADER_LEN;
+    image[h - 16..h].copy_from_slice(&md5);
+    image[h..].copy_from_slice(&payload);
+    image
 }
 
 impl Scenario {
     fn new(layout: LayoutKind, ring: bool, ecc: bool) -> Scenario {
+        Scenario::build(layout, ring, ecc, None)
+    }
+
+    /// A bytecode update sent compressed (`delta` false) or as a delta from the running
+    /// bytecode (`delta` true): compressible images, the old one offered as the base.
+    fn streamed(delta: bool) -> Scenario {
+        Scenario::build(LayoutKind::BytecodeOnly, false, false, Some(delta))
+    }
+
+    fn build(layout: LayoutKind, ring: bool, ecc: bool, codec: Option<bool>) -> Scenario {
         let mut dev_cfg = DeviceConfig::new(layout);
         dev_cfg.vm_slot_size = SLOT;
         dev_cfg.bc_slot_size = SLOT;
@@ -110,10 +149,18 @@ impl Scenario {
         let two_vms = layout == LayoutKind::VmAndBytecode;
 
         let old_vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
-        let old_bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+        let mut old_bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
         // Two sectors, and a length that is not a multiple of the write size, so the last
         // block is padded with erased bytes.
-        let new_bc = images::sample_image(SlotKind::Bytecode, "blink", "2", true, 4617);
+        let mut new_bc = images::sample_image(SlotKind::Bytecode, "blink", "2", true, 4617);
+        let mut bases = Vec::new();
+        if let Some(delta) = codec {
+            old_bc = compressible_image(SlotKind::Bytecode, "blink", "1", 4000, 1);
+            new_bc = compressible_image(SlotKind::Bytecode, "blink", "2", 4617, 2);
+            if delta {
+                bases.push(old_bc.clone());
+            }
+        }
         let new_vm = images::sample_image(SlotKind::Vm, "zvm", "2.0", true, 1501);
         // What the target slots held before: a stale image over both sectors.
         let stale_bc = images::sample_image(SlotKind::Bytecode, "blink", "0", true, 7000);
@@ -165,7 +212,12 @@ impl Scenario {
                 LayoutKind::VmAndBytecode => "vm+bytecode",
             },
             if ring { "ring" } else { "fresh" },
-            if ecc { "/ecc" } else { "" }
+            match (ecc, codec) {
+                (true, _) => "/ecc",
+                (false, Some(true)) => "/delta",
+                (false, Some(false)) => "/compressed",
+                (false, None) => "",
+            }
         );
         Scenario {
             name,
@@ -178,6 +230,7 @@ impl Scenario {
             jobs,
             exhaustive_slots: (!ring && !ecc) || long_sweep(),
             ecc,
+            bases,
         }
     }
 
@@ -786,6 +839,11 @@ fn host_plan(sc: &Scenario) -> Plan {
     };
     let mut plan = Plan::new(image(SlotKind::Bytecode).expect("bytecode image"));
     plan.vm = image(SlotKind::Vm);
+    plan.bases = sc
+        .bases
+        .iter()
+        .filter_map(|b| Image::new("old.bin", b.clone()).ok())
+        .collect();
     plan
 }
 
@@ -1125,4 +1183,68 @@ fn sim_device_turns_off_when_a_cut_hits_the_firmware_accept() {
         sim.is_off(),
         "power was lost during accept(), yet the device runs"
     );
+}
+
+/// Power cuts across a compressed and a delta update driven by the real host: at every
+/// `STRIDE`th flash step of the whole cycle (every byte erased or programmed is a step,
+/// the decoder's writes included) and the last steps, a second cut during the recovery boot at every seventh
+/// point. After each, the device boots the old configuration or the new one, complete,
+/// with a valid record; then the host runs the update again (compressed or delta again,
+/// resuming over the sectors that already hold the image) and it ends `Accepted`.
+#[test]
+fn power_cuts_during_a_compressed_and_a_delta_update_then_the_host_finishes() {
+    const STRIDE: u64 = 11;
+    let t = Instant::now();
+    let mut tally = HostTally::default();
+    for sc in [Scenario::streamed(false), Scenario::streamed(true)] {
+        // The update without a cut: it streams, and sends fewer bytes than the image.
+        let sim = sim_device(&sc);
+        let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+        let report = block_on(update(&mut host, &host_plan(&sc))).expect("update");
+        assert_eq!(report.outcome, Outcome::Accepted, "{}", sc.name);
+        let image_len = sc.jobs[0].1.len() as u64;
+        assert!(
+            report.sent_bytes * 2 < image_len,
+            "{}: {} bytes sent for {image_len}",
+            sc.name,
+            report.sent_bytes
+        );
+        let total = host.link().device().flash().step_count();
+        let pts: Vec<u64> = (0..=total)
+            .filter(|&k| k % STRIDE == 0 || k + 3 >= total)
+            .collect();
+        for (i, &k) in pts.iter().enumerate() {
+            let second = (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()]);
+            match host_point(&sc, k, second, &mut tally.first) {
+                Ok(again) => tally.second_cuts += u64::from(again),
+                Err(e) => tally.failures.push(format!(
+                    "{} cut step {k}{}: {e}",
+                    sc.name,
+                    second.map_or(String::new(), |s| format!(", second cut {s}"))
+                )),
+            }
+        }
+        tally.points += pts.len() as u64;
+        println!(
+            "{:<28} {} bytes sent for {image_len}: {total} steps, {} cut points",
+            sc.name,
+            report.sent_bytes,
+            pts.len()
+        );
+    }
+    println!(
+        "compressed and delta power cuts: {} points, {} cut again during recovery, {:.1?}; \
+         the interrupted update ended: {:?}",
+        tally.points,
+        tally.second_cuts,
+        t.elapsed(),
+        tally.first
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} failing points:\n{}",
+        tally.failures.len(),
+        tally.failures.join("\n")
+    );
+    assert!(tally.points >= 500, "only {} points", tally.points);
 }

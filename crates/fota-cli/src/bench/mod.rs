@@ -31,6 +31,7 @@
 //!   the lrzsz transfers, and for our streaming phase alone (`Report::stream_time`: from
 //!   the first `write_slot` request sent to the answer to the last one).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fota_host::protocol::SlotKind;
@@ -83,6 +84,13 @@ pub struct BenchArgs {
     /// Print only the Markdown table (the one the README publishes).
     #[arg(long)]
     pub markdown: bool,
+    /// Measure the update of this firmware instead (.bin or Intel HEX): raw, compressed
+    /// and, with --from, delta, against esptool's method (see crate::bench_image).
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// With --image: the firmware the device runs before the update (the delta's base).
+    #[arg(long, value_name = "OLD_FILE", requires = "image")]
+    pub from: Option<PathBuf>,
 }
 
 /// One setting of the matrix.
@@ -230,6 +238,8 @@ async fn one_update(
     let mut plan = Plan::new(image);
     plan.resume = resume;
     plan.restart = false;
+    // The streaming of the image itself (random bytes do not compress anyway).
+    plan.codec = fota_host::Codec::None;
     let report = fota_host::update(&mut dev, &plan)
         .await
         .map_err(|e| format!("update: {e}"))?;
@@ -288,6 +298,9 @@ fn counted() -> Value {
 
 /// Run the benchmark and print it.
 pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
+    if let Some(image) = &args.image {
+        return crate::bench_image::run(image, args.from.as_deref(), json).await;
+    }
     let sizes: &[usize] = if args.quick {
         &[256 * KIB]
     } else {

@@ -1,0 +1,239 @@
+//! `fota bench --image FILE [--from OLD_FILE]`: the update of a real firmware image over
+//! the modelled link, sent raw, compressed and (with `--from`) as a delta, against
+//! esptool's method on the same image.
+//!
+//! Each row is a whole `fota_host::update` against the simulated device (W25Q128JV
+//! timing, a bounded UART receive buffer, the agent with its stream decoder) in virtual
+//! time, at 115200 baud and at 921600 (negotiated from 115200), with 1 and 16 ms of
+//! one-way latency. With `--from`, the device runs OLD_FILE from bytecode slot 0 before
+//! every row, and the host is given OLD_FILE as a possible base.
+//!
+//! What is counted:
+//!
+//! * **sent**: the bytes of image data the host sent: the raw image, or the stream
+//!   (header and blocks).
+//! * **stream**: the host's Stream step (`Report::stream_time`): for a stream, from the
+//!   delta's base check (the device's MD5 of its slot) and `StreamBegin` to the reply to
+//!   its end; for the raw image, from the first `WriteSlot` to the last reply.
+//! * **x line rate**: image bytes / (stream x baud / 10): how many times faster than
+//!   the line's raw byte rate the image arrives.
+//! * **esptool's method**: the image deflated at zlib level 9 (as esptool compresses),
+//!   sent at esptool's published wire efficiency: 98 % of the line rate at 115200 baud
+//!   and 74 % at 921600 (esptool issues 255 and 256); no latency added, so it is its
+//!   best case.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fota_host::codec::Codec;
+use fota_host::protocol::SlotKind;
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::Plan;
+use fota_host::{Device, Image, NullObserver};
+use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+use serde_json::{Value, json};
+
+const CONNECT_BAUD: u32 = 115_200;
+/// esptool's published wire efficiency (bytes on the wire / line rate) by baud rate.
+pub const ESPTOOL_EFFICIENCY: [(u32, f64); 2] = [(115_200, 0.98), (921_600, 0.74)];
+
+/// One measured update.
+struct Row {
+    baud: u32,
+    latency_ms: u64,
+    method: &'static str,
+    sent: u64,
+    stream: Duration,
+    update: Duration,
+}
+
+/// Reads a firmware file: Intel HEX (its main flash image) or raw bytes.
+pub fn read_firmware(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let is_hex = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("hex"));
+    if !is_hex {
+        return Ok(bytes);
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("{} is not text", path.display()))?;
+    fota_codec::hex::main_image(&text, 64 * 1024)
+        .map(|(_, image)| image)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn device(old: Option<&[u8]>, slot: u32, latency_ms: u64) -> Result<SimDevice, String> {
+    let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+    cfg.bc_slot_size = slot;
+    cfg.baud = CONNECT_BAUD;
+    cfg.latency_ns = latency_ms * 1_000_000;
+    // Real firmware is no program the simulated firmware runs: it would count as hung;
+    // its watchdog must not reset the device in the middle of the measurement.
+    cfg.watchdog_ns = 24 * 3600 * 1_000_000_000;
+    match old {
+        None => Ok(SimDevice::new(cfg)),
+        Some(old) => {
+            let flash = cfg.flash_with(&[(SlotKind::Bytecode, 0, old)]);
+            SimDevice::from_image(cfg, flash).map_err(|e| format!("{e:?}"))
+        }
+    }
+}
+
+async fn measure(
+    image: &Image,
+    old: Option<&Image>,
+    slot: u32,
+    baud: u32,
+    latency_ms: u64,
+    codec: Codec,
+) -> Result<(u64, Duration, Duration), String> {
+    let sim = device(old.map(|o| &o.data[..]), slot, latency_ms)?;
+    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    if baud != CONNECT_BAUD {
+        let got = dev
+            .negotiate_baud(&[baud])
+            .await
+            .map_err(|e| format!("baud switch: {e}"))?;
+        if got != baud {
+            return Err(format!("the link stayed at {got} baud"));
+        }
+    }
+    let mut plan = Plan::new(image.clone());
+    plan.resume = false;
+    plan.restart = false;
+    plan.codec = codec;
+    plan.bases = old.into_iter().cloned().collect();
+    let report = fota_host::update(&mut dev, &plan)
+        .await
+        .map_err(|e| format!("update ({codec}): {e}"))?;
+    Ok((report.sent_bytes, report.stream_time, report.total_time))
+}
+
+/// Bytes of the image deflated at zlib level 9 (esptool's compression).
+pub fn zlib9_len(image: &[u8]) -> usize {
+    miniz_oxide::deflate::compress_to_vec_zlib(image, 9).len()
+}
+
+fn x_line_rate(image_len: usize, secs: f64, baud: u32) -> f64 {
+    image_len as f64 / (secs * f64::from(baud) / 10.0)
+}
+
+/// The table the README shows, from the JSON document.
+pub fn markdown(doc: &Value) -> String {
+    let mut out = String::from(
+        "| Link (baud) | Latency | Method | Sent | Stream | x line rate |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let rows = doc["rows"].as_array().cloned().unwrap_or_default();
+    for r in &rows {
+        out.push_str(&format!(
+            "| {} | {} ms | {} | {} B | {:.2} s | {:.2} |\n",
+            r["baud"],
+            r["latency_ms"],
+            r["method"].as_str().unwrap_or("?"),
+            r["sent_bytes"],
+            r["stream_s"].as_f64().unwrap_or(0.0),
+            r["x_line_rate"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    for e in doc["esptool"].as_array().cloned().unwrap_or_default() {
+        out.push_str(&format!(
+            "| {} | (published) | esptool's method: zlib 9 at {:.0} % of the line | {} B | {:.2} s | {:.2} |\n",
+            e["baud"],
+            e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
+            e["sent_bytes"],
+            e["stream_s"].as_f64().unwrap_or(0.0),
+            e["x_line_rate"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    out
+}
+
+/// Runs the matrix and prints it (a table, or one JSON document).
+pub async fn run(image_path: &Path, from: Option<&Path>, json_out: bool) -> Result<(), String> {
+    let image = Image::new(image_path.display().to_string(), read_firmware(image_path)?)
+        .map_err(|e| e.to_string())?;
+    let old = match from {
+        Some(p) => Some(
+            Image::new(p.display().to_string(), read_firmware(p)?).map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let biggest = image.len().max(old.as_ref().map_or(0, Image::len));
+    let slot = (biggest as u32).next_multiple_of(64 * 1024).max(256 * 1024);
+    let mut methods = vec![("raw", Codec::None), ("compressed", Codec::Lzma)];
+    if old.is_some() {
+        methods.push(("delta", Codec::Delta));
+    }
+    let mut rows = Vec::new();
+    for baud in [115_200, 921_600] {
+        for latency_ms in [1, 16] {
+            for &(method, codec) in &methods {
+                let (sent, stream, update) =
+                    measure(&image, old.as_ref(), slot, baud, latency_ms, codec).await?;
+                rows.push(Row {
+                    baud,
+                    latency_ms,
+                    method,
+                    sent,
+                    stream,
+                    update,
+                });
+            }
+        }
+    }
+    let zlib = zlib9_len(&image.data);
+    let esptool: Vec<Value> = ESPTOOL_EFFICIENCY
+        .iter()
+        .map(|&(baud, eff)| {
+            let secs = zlib as f64 / (f64::from(baud) / 10.0 * eff);
+            json!({
+                "baud": baud, "wire_efficiency": eff, "sent_bytes": zlib,
+                "stream_s": secs, "x_line_rate": x_line_rate(image.len(), secs, baud),
+            })
+        })
+        .collect();
+    let rows_json: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let secs = r.stream.as_secs_f64();
+            json!({
+                "baud": r.baud, "latency_ms": r.latency_ms, "method": r.method,
+                "sent_bytes": r.sent, "stream_s": secs,
+                "x_line_rate": x_line_rate(image.len(), secs, r.baud),
+                "update_s": r.update.as_secs_f64(),
+            })
+        })
+        .collect();
+    let mut doc = json!({
+        "event": "bench_image",
+        "image": image.name, "image_bytes": image.len(),
+        "from": old.as_ref().map(|o| o.name.clone()),
+        "from_bytes": old.as_ref().map(Image::len),
+        "zlib9_bytes": zlib,
+        "rows": rows_json,
+        "esptool": esptool,
+    });
+    let table = markdown(&doc);
+    doc["table_markdown"] = Value::String(table.clone());
+    if json_out {
+        println!("{doc}");
+    } else {
+        println!(
+            "{} ({} bytes){}; zlib level 9: {zlib} bytes\n",
+            image.name,
+            image.len(),
+            old.as_ref()
+                .map(|o| format!(", delta from {} ({} bytes)", o.name, o.len()))
+                .unwrap_or_default()
+        );
+        print!("{table}");
+        println!(
+            "\nsent: image data on the wire (raw image, or stream); stream: the Stream step in \
+             the modelled link's time; x line rate: image bytes / (stream x baud/10). \
+             esptool's method: zlib level 9 at its published wire efficiency (esptool \
+             issues 255 and 256)."
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `fota flash` picks how to send and says it in one line: a delta from the firmware the
+//! device runs when given it (`--from`), and `--codec` to choose.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+const FOTA: &str = env!("CARGO_BIN_EXE_fota");
+
+struct Sim(Child, String);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sim() -> Sim {
+    let mut child = Command::new(FOTA)
+        .args(["sim", "--pty", "--fast"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fota sim");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut pty = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(p) = line.strip_prefix("pty: ") {
+            pty = p.to_string();
+        } else if line.starts_with("simulated device ready") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Sim(child, pty)
+}
+
+fn fota(dir: &std::path::Path, port: &str, args: &[&str]) -> Output {
+    Command::new(FOTA)
+        .env("FOTA_STATE_DIR", dir)
+        .arg("--port")
+        .arg(port)
+        .args(args)
+        .output()
+        .expect("run fota")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn flash_says_what_it_sends_and_takes_a_delta_from_the_running_firmware() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = sim();
+    let a = dir.path().join("a.bin");
+    let o = Command::new(FOTA)
+        .args(["sample", "healthy", "--size", "40000", "-o"])
+        .arg(&a)
+        .output()
+        .expect("fota sample");
+    assert!(o.status.success(), "{}", text(&o));
+    let a_s = a.to_str().expect("path");
+    let o = fota(dir.path(), &sim.1, &["flash", a_s, "--codec", "none"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("Sending 40 KiB for 40 KiB: uncompressed (--codec none)"),
+        "{}",
+        text(&o)
+    );
+    // The next release: a few bytes more. The device runs a.bin now.
+    let mut next = std::fs::read(&a).expect("read");
+    next.extend_from_slice(b"the next release");
+    let b = dir.path().join("b.bin");
+    std::fs::write(&b, &next).expect("write");
+    let o = fota(
+        dir.path(),
+        &sim.1,
+        &[
+            "flash",
+            b.to_str().expect("path"),
+            "--from",
+            a_s,
+            "--no-restart",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("KiB for 40 KiB"))
+        .unwrap_or_else(|| panic!("no sentence: {out}"));
+    assert!(line.contains(": delta from the running firmware"), "{line}");
+    assert!(line.contains("Sending 1 KiB"), "{line}");
+}
+
+#[test]
+fn flash_help_documents_the_codec_choice() {
+    let o = Command::new(FOTA)
+        .args(["flash", "--help"])
+        .output()
+        .expect("fota flash --help");
+    let help = text(&o);
+    for word in ["--codec", "auto", "none", "lzma", "delta", "--from"] {
+        assert!(help.contains(word), "{word}: {help}");
+    }
+}

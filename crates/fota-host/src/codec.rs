@@ -1,0 +1,481 @@
+//! Compressed and delta updates: what the host picks and how it streams it.
+//!
+//! An agent that lists codecs in `Info` (tag 5) decodes a compressed stream
+//! (docs/CODECS.md) into the slot as it arrives, its dictionary being the flash: the
+//! bytes already written and, for a delta, an image the device already holds. The host
+//! compresses by default; given images the device may hold ([`crate::Plan::bases`]) it
+//! first asks the device's MD5 of its slots to find one of them, and sends a delta from
+//! it, or a full compressed stream when none is there. Resume is kept: only the blocks
+//! that cover sectors the slot does not already hold are sent. What was picked is said
+//! in one sentence ([`Choice::sentence`]) through the observer, as the Stream step's
+//! detail and as an event line.
+
+use core::fmt;
+use core::str::FromStr;
+
+use fota_codec::encode::{self, DEFAULT_OPTIONS, Stream};
+use fota_protocol::{
+    ErrorCode, Info, NO_BASE, Op, Record, Reply, Request, SlotDesc, SlotKind, codec,
+};
+
+use crate::device::refused;
+use crate::image::md5_of;
+use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
+
+/// How to send an image: chosen by the user (`--codec`), `Auto` by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// The smallest the device can take: a delta from an image it holds, else the image
+    /// compressed, else the raw image (an agent without codecs).
+    #[default]
+    Auto,
+    /// The raw image, as `WriteSlot`s.
+    None,
+    /// The image compressed (LZMA with the flash as dictionary).
+    Lzma,
+    /// A delta from an image the device holds; a compressed image when it holds none.
+    Delta,
+}
+
+impl FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Codec, String> {
+        match s {
+            "auto" => Ok(Codec::Auto),
+            "none" | "raw" => Ok(Codec::None),
+            "lzma" => Ok(Codec::Lzma),
+            "delta" => Ok(Codec::Delta),
+            other => Err(format!(
+                "unknown codec {other:?}: use auto, none, lzma or delta"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::Auto => "auto",
+            Codec::None => "none",
+            Codec::Lzma => "lzma",
+            Codec::Delta => "delta",
+        })
+    }
+}
+
+/// The method picked for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// Raw `WriteSlot`s; the reason in words.
+    Raw(String),
+    /// A compressed stream.
+    Compressed,
+    /// A delta from the image in `slot`, described in words ("the running firmware").
+    Delta {
+        /// Where the base is.
+        slot: SlotDesc,
+        /// It in words.
+        from: String,
+        /// Its length.
+        base_len: u32,
+    },
+}
+
+/// What the host picked for one image: the method, the bytes it sends, the sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// The method.
+    pub method: Method,
+    /// Bytes that go on the wire as image data (the stream, or the raw bytes).
+    pub sent: u64,
+    /// Image bytes.
+    pub image: u64,
+    /// Image bytes already on the device (resume), not sent again.
+    pub kept: u64,
+}
+
+impl Choice {
+    /// One sentence for the user, e.g. "sending 12 KiB for 238 KiB: delta from the
+    /// running firmware".
+    pub fn sentence(&self) -> String {
+        let how = match &self.method {
+            Method::Raw(why) => format!("uncompressed ({why})"),
+            Method::Compressed => "compressed".to_string(),
+            Method::Delta { from, .. } => format!("delta from {from}"),
+        };
+        let kept = if self.kept > 0 {
+            format!(", {} KiB already on the device", kib(self.kept))
+        } else {
+            String::new()
+        };
+        format!(
+            "sending {} KiB for {} KiB: {how}{kept}",
+            kib(self.sent),
+            kib(self.image)
+        )
+    }
+}
+
+fn kib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024)
+}
+
+/// The stream picked, or why the image goes raw.
+pub(crate) enum Picked {
+    Raw(String),
+    Stream { stream: Stream, method: Method },
+}
+
+/// Pick how `image` goes to `slot`: asks the device's MD5 of candidate base slots for a
+/// delta, encodes.
+pub(crate) async fn pick<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    slot: &SlotDesc,
+    image: &Image,
+    choice: Codec,
+    bases: &[Image],
+) -> Result<Picked, HostError> {
+    if choice == Codec::None {
+        return Ok(Picked::Raw("--codec none".into()));
+    }
+    if !info.supports(codec::LZMA) {
+        return Ok(Picked::Raw("the device's agent has no decoder".into()));
+    }
+    let encoded = |r: Result<Stream, encode::EncodeError>| {
+        r.map_err(|e| HostError::Protocol(format!("compressing {}: {e}", image.name)))
+    };
+    if choice != Codec::Lzma && info.supports(codec::LZMA_DELTA) && !bases.is_empty() {
+        if let Some((base, base_slot, from)) = find_base(dev, info, slot, image, bases).await? {
+            let stream = encoded(encode::delta(&base.data, &image.data, &DEFAULT_OPTIONS))?;
+            let method = Method::Delta {
+                slot: base_slot,
+                from,
+                base_len: base.len() as u32,
+            };
+            return Ok(Picked::Stream { stream, method });
+        }
+        if choice == Codec::Delta {
+            dev.observer().event(
+                "none of the base images is on the device (checked by its MD5): sending the \
+                 whole image compressed",
+            );
+        }
+    }
+    let stream = encoded(encode::compress(&image.data, &DEFAULT_OPTIONS))?;
+    if stream.len() >= image.len() && choice == Codec::Auto {
+        return Ok(Picked::Raw("it does not compress".into()));
+    }
+    Ok(Picked::Stream {
+        stream,
+        method: Method::Compressed,
+    })
+}
+
+/// The first of `bases` that a slot of the target's kind holds (other than the target),
+/// the running slot first, checked by the device's MD5.
+async fn find_base<'b, T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    target: &SlotDesc,
+    image: &Image,
+    bases: &'b [Image],
+) -> Result<Option<(&'b Image, SlotDesc, String)>, HostError> {
+    let record: Record = dev.get_record().await?;
+    let running = match target.kind {
+        SlotKind::Vm => record.running_vm,
+        SlotKind::Bytecode => record.running_bc,
+    };
+    let mut slots: Vec<SlotDesc> = info
+        .slots
+        .iter()
+        .filter(|s| s.kind == target.kind && s.addr != target.addr)
+        .copied()
+        .collect();
+    slots.sort_by_key(|s| (u32::from(s.index) != running, s.index));
+    for s in slots {
+        for base in bases {
+            // A base equal to the image is no delta at all, and a base larger than its
+            // slot cannot be there.
+            if base.len() > s.size as usize || base.data == image.data {
+                continue;
+            }
+            let md5 = dev
+                .checksum_slot(s.addr, base.len() as u32, &mut |_, _, _, _| {})
+                .await?;
+            if md5 == md5_of(&base.data) {
+                let kind = match s.kind {
+                    SlotKind::Vm => "VM",
+                    SlotKind::Bytecode => "bytecode",
+                };
+                let from = if u32::from(s.index) == running {
+                    format!("the running firmware ({})", base.name)
+                } else {
+                    format!("{} in {kind} slot {}", base.name, s.index)
+                };
+                return Ok(Some((base, s, from)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Send `stream` into `slot`, only the blocks for which `needed(offset, len)` holds
+/// (resume), through `StreamBegin` and a window of `StreamData` frames. Returns the
+/// stream bytes sent.
+pub(crate) async fn send_stream<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    slot: &SlotDesc,
+    stream: &Stream,
+    method: &Method,
+    needed: &dyn Fn(u32, u32) -> bool,
+    total_image: u64,
+) -> Result<u64, HostError> {
+    let bytes = stream.select(needed);
+    let (header, body) = bytes.split_at(fota_codec::format::HEADER_LEN.min(bytes.len()));
+    let base = match method {
+        Method::Delta { slot, .. } => slot.addr,
+        _ => NO_BASE,
+    };
+    let begin = Request::StreamBegin {
+        addr: slot.addr,
+        base,
+        header,
+    };
+    match dev.call(&begin).await {
+        Ok(Reply::StreamBegun { .. }) => {}
+        Ok(other) => return Err(refused(Op::StreamBegin, &other)),
+        Err(e) => return Err(e),
+    }
+    let chunk = usize::from(info.max_write).max(1);
+    let t = dev.now();
+    let mut from = 0usize;
+    let mut sent = header.len() as u64;
+    // The image bytes the agent says it wrote, for progress.
+    let mut written = 0u64;
+    let mut rounds = 0u32;
+    loop {
+        let frames: Vec<(usize, usize)> = (from..body.len())
+            .step_by(chunk)
+            .map(|a| (a, (a + chunk).min(body.len())))
+            .collect();
+        let make = |i: usize| {
+            let (a, b) = frames[i];
+            Request::StreamData {
+                offset: a as u32,
+                data: &body[a..b],
+            }
+        };
+        let mut gap: Option<u32> = None;
+        let mut taken = from as u32;
+        let r = dev
+            .pipeline(
+                frames.len(),
+                &make,
+                &mut |obs, now, _i, reply| match reply {
+                    Reply::Streamed {
+                        received,
+                        written: w,
+                    } => {
+                        taken = taken.max(received);
+                        written = u64::from(w);
+                        obs.progress(&progress(written, total_image, now - t));
+                        Ok(())
+                    }
+                    Reply::Error {
+                        code: ErrorCode::StreamGap,
+                        detail,
+                    } if detail != u32::MAX => {
+                        // A frame before this one was lost: stop, go on from where the agent
+                        // stands.
+                        gap = Some(detail);
+                        Err(HostError::Cancelled)
+                    }
+                    other => Err(refused(Op::StreamData, &other)),
+                },
+            )
+            .await;
+        sent += frames.iter().map(|&(a, b)| (b - a) as u64).sum::<u64>();
+        match (r, gap) {
+            (Ok(()), _) => break,
+            (Err(_), Some(at)) if (at as usize) <= body.len() && rounds < 1000 => {
+                rounds += 1;
+                from = at as usize;
+                dev.observer()
+                    .event(&format!("stream frame lost: sending again from byte {at}"));
+            }
+            (Err(e), _) => return Err(e),
+        }
+    }
+    let end = Request::StreamData {
+        offset: body.len() as u32,
+        data: &[],
+    };
+    match dev.call(&end).await {
+        Ok(Reply::Streamed { .. }) => {}
+        Ok(other) => return Err(refused(Op::StreamData, &other)),
+        Err(e) => return Err(e),
+    }
+    let p = progress(total_image, total_image, dev.now() - t);
+    dev.observer().progress(&p);
+    Ok(sent)
+}
+
+fn progress(done: u64, total: u64, elapsed: core::time::Duration) -> Progress {
+    let secs = elapsed.as_secs_f64();
+    let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = (per_second > 0.0).then(|| {
+        core::time::Duration::from_secs_f64(total.saturating_sub(done) as f64 / per_second)
+    });
+    Progress {
+        phase: Phase::Stream,
+        done: done.min(total),
+        total,
+        per_second,
+        eta,
+    }
+}
+
+/// A compressed or delta stream picked for one image, said, ready to send.
+pub(crate) struct Prepared {
+    stream: Stream,
+    method: Method,
+    image_len: u64,
+    kept: u64,
+}
+
+/// Whether the block at `offset` of `len` image bytes is needed: unless every sector it
+/// touches already holds the image (`done[i]` for sector `i`, `sectors[i]` its image
+/// offsets).
+fn needed(sectors: &[(usize, usize)], done: &[bool], offset: u32, len: u32) -> bool {
+    let (a, b) = (offset as usize, offset as usize + len as usize);
+    sectors
+        .iter()
+        .zip(done)
+        .any(|(&(s, e), d)| !d && s < b && a < e)
+}
+
+/// The Stream step of one image, when the device takes a compressed stream: picks the
+/// method and says it. `done[i]` says whether sector `i` (`sectors[i]`: image offsets)
+/// already holds the image. `None` when the image goes raw (the caller streams it, the
+/// sentence already said) or the slot already holds all of it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn prepare_stream<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    slot: &SlotDesc,
+    image: &Image,
+    choice: Codec,
+    bases: &[Image],
+    sectors: &[(usize, usize)],
+    done: &[bool],
+) -> Result<Option<Prepared>, HostError> {
+    let kept: u64 = sectors
+        .iter()
+        .zip(done)
+        .filter(|(_, d)| **d)
+        .map(|(&(a, b), _)| (b - a) as u64)
+        .sum();
+    let image_len = image.len() as u64;
+    if kept == image_len {
+        return Ok(None); // resumed: the slot holds it all, nothing to send
+    }
+    let picked = pick(dev, info, slot, image, choice, bases).await?;
+    let (stream, method) = match picked {
+        Picked::Raw(why) => {
+            let choice = Choice {
+                method: Method::Raw(why),
+                sent: image_len - kept,
+                image: image_len,
+                kept,
+            };
+            say(dev, &choice);
+            return Ok(None);
+        }
+        Picked::Stream { stream, method } => (stream, method),
+    };
+    let to_send = stream
+        .select(|offset, len| needed(sectors, done, offset, len))
+        .len() as u64;
+    let choice = Choice {
+        method: method.clone(),
+        sent: to_send,
+        image: image_len,
+        kept,
+    };
+    say(dev, &choice);
+    Ok(Some(Prepared {
+        stream,
+        method,
+        image_len,
+        kept,
+    }))
+}
+
+impl Prepared {
+    /// Send the blocks over the sectors not done (all of them erased by now); returns the
+    /// bytes sent.
+    pub(crate) async fn send<T: Transport>(
+        &self,
+        dev: &mut Device<T>,
+        info: &Info,
+        slot: &SlotDesc,
+        sectors: &[(usize, usize)],
+        done: &[bool],
+    ) -> Result<u64, HostError> {
+        let needed = |offset: u32, len: u32| needed(sectors, done, offset, len);
+        send_stream(
+            dev,
+            info,
+            slot,
+            &self.stream,
+            &self.method,
+            &needed,
+            self.image_len - self.kept,
+        )
+        .await
+    }
+}
+
+fn say<T: Transport>(dev: &mut Device<T>, choice: &Choice) {
+    let s = choice.sentence();
+    // The step's detail is what the CLI prints and the web app's stepper shows; the
+    // event line is the log both keep.
+    let mut line = s.clone();
+    if let Some(first) = line.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    dev.observer().step(Step::Stream, &line);
+    dev.observer().event(&s);
+}
+
+impl<T: Transport> Device<T> {
+    /// `StreamBegin`: start a compressed or delta stream (its 20-byte `header`) into the
+    /// slot at `addr`, with the base in the slot at `base` ([`NO_BASE`]: none). Returns
+    /// the image length the agent accepted. (`update()` does this by itself; this is for
+    /// tools and tests that drive the protocol.)
+    pub async fn stream_begin(
+        &mut self,
+        addr: u32,
+        base: u32,
+        header: &[u8],
+    ) -> Result<u32, HostError> {
+        match self
+            .call(&Request::StreamBegin { addr, base, header })
+            .await?
+        {
+            Reply::StreamBegun { image_len } => Ok(image_len),
+            other => Err(refused(Op::StreamBegin, &other)),
+        }
+    }
+
+    /// `StreamData`: stream bytes at `offset` (after the header); empty `data` ends the
+    /// stream. Returns (stream bytes taken, image bytes written).
+    pub async fn stream_data(&mut self, offset: u32, data: &[u8]) -> Result<(u32, u32), HostError> {
+        match self.call(&Request::StreamData { offset, data }).await? {
+            Reply::Streamed { received, written } => Ok((received, written)),
+            other => Err(refused(Op::StreamData, &other)),
+        }
+    }
+}

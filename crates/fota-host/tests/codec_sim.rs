@@ -1,0 +1,153 @@
+//! Compressed and delta updates against the simulated device: the host picks the method,
+//! says it in one sentence, sends fewer bytes, and the device's MD5 gate still decides.
+
+use std::sync::{Arc, Mutex};
+
+use fota_host::codec::Codec;
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::{Outcome, Plan};
+use fota_host::{Device, Image, Observer, Step, update};
+use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+use futures::executor::block_on;
+
+/// Keeps the Stream step's details and the event lines.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Observer for Lines {
+    fn step(&mut self, step: Step, detail: &str) {
+        if step == Step::Stream {
+            self.0.lock().unwrap().push(format!("step: {detail}"));
+        }
+    }
+    fn event(&mut self, line: &str) {
+        self.0.lock().unwrap().push(format!("event: {line}"));
+    }
+}
+
+impl Lines {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+fn device(lines: &Lines) -> Device<SimTransport<Virtual>> {
+    let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
+    Device::new(SimTransport::new(sim, Virtual), Box::new(lines.clone()))
+}
+
+/// A healthy program of `size` bytes (it checks its own image and accepts itself).
+fn program(version: &str, size: usize) -> Image {
+    let src = fota_bytecode::samples::healthy_of_size(version, size);
+    let bytes = fota_bytecode::assemble(&src).expect("the sample assembles");
+    Image::new(format!("big-{version}.bin"), bytes).expect("not empty")
+}
+
+/// Firmware-like bytes (they compress as code does, not to nothing).
+fn firmware(len: usize) -> Image {
+    let words = [
+        &b"ldr r0, [r1]; "[..],
+        b"bl memcpy; ",
+        b"push {r4-r7, lr}; ",
+        b"bx lr; ",
+    ];
+    let mut bytes = Vec::new();
+    let mut i = 0usize;
+    while bytes.len() < len {
+        bytes.extend_from_slice(words[(i * 7 + i / 13) % words.len()]);
+        bytes.extend_from_slice(&(i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[..i % 3]);
+        i += 1;
+    }
+    bytes.truncate(len);
+    Image::new("app.bin", bytes).expect("not empty")
+}
+
+#[test]
+fn a_compressed_update_sends_less_and_says_so() {
+    let lines = Lines::default();
+    let mut dev = device(&lines);
+    let image = firmware(100_000);
+    let mut plan = Plan::new(image.clone());
+    // Not a program the simulated firmware runs: stop after the MD5 check and attempt.
+    plan.restart = false;
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    let said = lines.take();
+    let sentence = said
+        .iter()
+        .find(|l| l.starts_with("event: sending"))
+        .unwrap_or_else(|| panic!("no sentence: {said:?}"));
+    assert!(sentence.ends_with(": compressed"), "{sentence}");
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("step: Sending") && l.contains("KiB for 98 KiB")),
+        "{said:?}"
+    );
+    assert!(
+        report.sent_bytes * 3 < image.len() as u64,
+        "{} bytes sent for {}",
+        report.sent_bytes,
+        image.len()
+    );
+    assert_eq!(report.outcome, Outcome::Attempted);
+}
+
+#[test]
+fn a_delta_from_the_running_firmware() {
+    let lines = Lines::default();
+    let mut dev = device(&lines);
+    let v2 = program("2", 100_000);
+    block_on(update(&mut dev, &Plan::new(v2.clone()))).expect("first update");
+    lines.take();
+    // v3 differs from v2 in its version string: a delta from the running v2.
+    let v3 = program("3", 100_000);
+    let mut plan = Plan::new(v3.clone());
+    plan.bases = vec![program("1", 100_000), v2.clone()];
+    let report = block_on(update(&mut dev, &plan)).expect("delta update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    let said = lines.take();
+    let sentence = said
+        .iter()
+        .find(|l| l.starts_with("event: sending"))
+        .unwrap_or_else(|| panic!("no sentence: {said:?}"));
+    assert!(
+        sentence.contains("delta from the running firmware (big-2.bin)"),
+        "{sentence}"
+    );
+    assert!(report.sent_bytes < 2000, "{} bytes sent", report.sent_bytes);
+}
+
+#[test]
+fn a_base_the_device_does_not_hold_falls_back_to_compressed() {
+    let lines = Lines::default();
+    let mut dev = device(&lines);
+    let mut plan = Plan::new(program("3", 60_000));
+    plan.codec = Codec::Delta;
+    plan.bases = vec![program("9", 60_000)];
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    let said = lines.take();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("none of the base images is on the device")),
+        "{said:?}"
+    );
+    assert!(said.iter().any(|l| l.ends_with(": compressed")), "{said:?}");
+}
+
+#[test]
+fn codec_none_sends_raw() {
+    let lines = Lines::default();
+    let mut dev = device(&lines);
+    let image = program("2", 60_000);
+    let mut plan = Plan::new(image.clone());
+    plan.codec = "none".parse().expect("a codec");
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    assert!(report.sent_bytes >= image.len() as u64);
+    let said = lines.take();
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("event: sending 59 KiB for 59 KiB: uncompressed (--codec none)")),
+        "{said:?}"
+    );
+}

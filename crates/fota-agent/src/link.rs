@@ -18,7 +18,7 @@ use crate::{RX_FRAME, RX_PAYLOAD};
 /// Body bytes of the largest `Info` reply: the fixed fields, [`MAX_SLOTS`] slots of 10
 /// bytes, a [`MAX_NAME`]-byte name, and the extensions (boot stage 3 bytes, sector erase
 /// time 6, [`MAX_BAUD_RATES`] rates 2 + 4 each, [`MAX_SECTOR_RUNS`] sector runs 2 + 12
-/// each).
+/// each, image rules 2 + 9 + 8 per key).
 const INFO_BODY_MAX: usize = 2
     + 3
     + 1
@@ -38,7 +38,10 @@ const INFO_BODY_MAX: usize = 2
     + 2
     + MAX_BAUD_RATES * 4
     + 2
-    + MAX_SECTOR_RUNS * 12;
+    + MAX_SECTOR_RUNS * 12
+    + 2
+    + 9
+    + fota_protocol::MAX_KEYS * 8;
 
 /// The longest reply frame the agent sends (the largest `Info`), delimiters included.
 pub const TX_FRAME: usize = frame_len(INFO_BODY_MAX + FRAME_OVERHEAD);
@@ -187,6 +190,9 @@ impl Job {
 enum Work {
     Erase(EraseOp),
     Checksum(ChecksumOp),
+    /// `Attempt`, `AttemptDowngrade` or `SetRecord` while the images are verified.
+    #[cfg(feature = "images")]
+    Check(crate::images::CheckOp),
 }
 
 /// Everything the link keeps besides the agent: the frame reader ([`RX_FRAME`] bytes),
@@ -628,6 +634,7 @@ impl Key {
                     | Op::ChecksumSlot
                     | Op::SetRecord
                     | Op::Attempt
+                    | Op::AttemptDowngrade
                     | Op::Accept
             )
         );
@@ -826,6 +833,22 @@ fn work_unit<F: NorFlash>(
             });
             (Op::ChecksumSlot, r)
         }
+        #[cfg(feature = "images")]
+        Work::Check(c) => {
+            let before = c.done();
+            let r = agent.check_unit(c).map(|u| match u {
+                Unit::More { done, total } => Err((
+                    done,
+                    total,
+                    before / CHECKSUM_PROGRESS_STEP != done / CHECKSUM_PROGRESS_STEP,
+                )),
+                Unit::Done(()) => Ok(match c.op() {
+                    Op::SetRecord => Answer::RecordSet,
+                    _ => Answer::Attempted,
+                }),
+            });
+            (c.op(), r)
+        }
     };
     match result {
         Ok(Err((done, total, report))) => {
@@ -859,7 +882,9 @@ fn work_unit<F: NorFlash>(
     }
 }
 
-/// How a request is handled.
+/// How a request is handled. (Not boxed: no allocator; it lives only while a request is
+/// handled, and the work goes straight into the link's state.)
+#[allow(clippy::large_enum_variant)]
 enum Handling {
     /// Answered now: the reply (or refusal) and the action for the platform.
     Now(Result<Answer, Refusal>, Option<Action>),
@@ -895,6 +920,12 @@ fn handle<F: NorFlash>(
             u32::from(PROTOCOL_VERSION),
         )),
         Request::GetRecord => agent.get_record().map(|_| Answer::Record),
+        #[cfg(feature = "images")]
+        Request::SetRecord(u) => match agent.begin_set_record(u) {
+            Ok(c) => return Handling::Long(Work::Check(c)),
+            Err(r) => Err(r),
+        },
+        #[cfg(not(feature = "images"))]
         Request::SetRecord(u) => agent.set_record(u).map(|()| Answer::RecordSet),
         Request::FindBytecodeSlot => agent.find_bytecode_slot().map(Answer::BytecodeSlot),
         Request::FindVmSlot => agent.find_vm_slot().map(Answer::VmSlot),
@@ -914,7 +945,17 @@ fn handle<F: NorFlash>(
             Err(r) => Err(r),
         },
         Request::Accept => agent.accept().map(Answer::Accepted),
-        Request::Attempt { bc_slot, vm_slot } => {
+        #[cfg(feature = "images")]
+        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
+            let downgrade = matches!(request, Request::AttemptDowngrade { .. });
+            match agent.begin_attempt(bc_slot, vm_slot, downgrade) {
+                Ok(c) => return Handling::Long(Work::Check(c)),
+                Err(r) => Err(r),
+            }
+        }
+        // Without image checks there is no minimum version: a downgrade is an attempt.
+        #[cfg(not(feature = "images"))]
+        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
             agent.attempt(bc_slot, vm_slot).map(|()| Answer::Attempted)
         }
         Request::Restart if supported => {

@@ -21,6 +21,7 @@ pub mod sim;
 pub mod text;
 mod transport;
 pub mod update;
+pub mod vet;
 
 pub use device::{Device, Stats, Timeouts};
 pub use error::{HostError, LinkError};
@@ -28,5 +29,6 @@ pub use image::{Image, hex, md5_of};
 pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
 pub use transport::Transport;
 pub use update::{Outcome, Plan, Report, SlotChoice, SlotRole, free_slot, slot_role, update};
+pub use vet::{ImageFacts, Prepared, Vetted, describe_rules, prepare, vet};
 
 pub use fota_protocol as protocol;

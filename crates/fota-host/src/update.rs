@@ -41,6 +41,12 @@ pub struct Plan {
     /// Compare the slot's sectors with the image first and send only those that differ
     /// (resume after an interruption).
     pub resume: bool,
+    /// The user confirmed installing an image older than the device's minimum version
+    /// (where the device allows downgrades).
+    pub allow_downgrade: bool,
+    /// Stop with [`HostError::AlreadyInstalled`] when the device already runs the image
+    /// (one checksum of the running slot first; the CLI and the web app ask for it).
+    pub check_installed: bool,
 }
 
 impl Plan {
@@ -54,6 +60,8 @@ impl Plan {
             restart: true,
             wait_accept: Duration::from_secs(10),
             resume: true,
+            allow_downgrade: false,
+            check_installed: false,
         }
     }
 }
@@ -214,6 +222,8 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         vm_index = u32::from(vm_slot.index);
         jobs.push((vm_slot, vm));
     }
+    // Before anything is written: what each image is, and whether the device takes it.
+    let downgrade = crate::vet::vet_jobs(dev, &info, &before, &jobs, plan).await?;
     for (slot, image) in &jobs {
         report.targets.push(Target {
             slot: *slot,
@@ -269,7 +279,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         Step::Attempt,
         &format!("Trying bytecode slot {bc_index} with VM slot {vm_index} at the next restart"),
     );
-    dev.attempt(bc_index, vm_index).await?;
+    if downgrade {
+        dev.attempt_downgrade(bc_index, vm_index).await?;
+    } else {
+        dev.attempt(bc_index, vm_index).await?;
+    }
     // Read back: the record is Pending now (and an observer shows it before the restart).
     report.record = dev.get_record().await?;
     if !plan.restart {

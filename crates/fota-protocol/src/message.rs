@@ -24,6 +24,51 @@ pub mod info_tag {
     /// `addr:u32, size:u32, count:u32` each, ascending: runs of erase sectors whose size
     /// is not `sector_size` (a flash with mixed sector sizes).
     pub const SECTORS: u8 = 4;
+    /// What the device requires of firmware images ([`crate::ImageRules`]): `flags:u8,
+    /// vm_minimum:u32, bc_minimum:u32`, then 8-byte ids of the keys it trusts.
+    pub const IMAGES: u8 = 6;
+}
+
+/// Most trusted keys an agent lists in [`ImageRules::keys`].
+pub const MAX_KEYS: usize = 4;
+
+/// What a device requires of the firmware images it runs (`Info` tag 6; docs/IMAGE.md).
+/// An agent that sends no such field checks nothing: any image, raw or packed, any
+/// version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRules {
+    /// Images must carry a signature by one of [`ImageRules::keys`].
+    pub require_signatures: bool,
+    /// Raw images (no trailer: no hash, no version) may be attempted.
+    pub allow_raw: bool,
+    /// An older image may be attempted with `AttemptDowngrade`.
+    pub allow_downgrade: bool,
+    /// The oldest VM image version accepted, packed (see [`pack_version`]).
+    pub vm_minimum: u32,
+    /// The oldest bytecode image version accepted, packed.
+    pub bc_minimum: u32,
+    /// Ids of the trusted keys (first 8 bytes of SHA-256 of each public key).
+    pub keys: heapless::Vec<[u8; 8], MAX_KEYS>,
+}
+
+/// A version `major.minor.patch` as the record stores a minimum: `major << 24 |
+/// minor << 16 | patch`, each field saturated to its width (8, 8, 16 bits) so that the
+/// stored value never exceeds the version (a field above its width stores the largest
+/// version below it: the protection then starts a little lower, never higher).
+pub const fn pack_version(major: u16, minor: u16, patch: u32) -> u32 {
+    if major > 0xFF {
+        return u32::MAX;
+    }
+    if minor > 0xFF {
+        return (major as u32) << 24 | 0x00FF_FFFF;
+    }
+    let patch = if patch > 0xFFFF { 0xFFFF } else { patch };
+    (major as u32) << 24 | (minor as u32) << 16 | patch
+}
+
+/// The fields of a packed version: `(major, minor, patch)`.
+pub const fn unpack_version(v: u32) -> (u16, u16, u32) {
+    ((v >> 24) as u16, ((v >> 16) & 0xFF) as u16, v & 0xFFFF)
 }
 
 /// Operation codes. A reply to a request carries the request's code with bit 7 set;
@@ -57,6 +102,9 @@ pub enum Op {
     SetBaud = 0x0C,
     /// The host is done: the agent forgets the session and goes back to its base rate.
     Goodbye = 0x0D,
+    /// `attempt(bcslot, vmslot)` of an image older than the device's minimum version, on
+    /// a device whose rules allow downgrades. Answered like `Attempt` (`0x8B`).
+    AttemptDowngrade = 0x10,
     /// Progress of a long operation (a reply, with the id of the request it concerns).
     Progress = 0xFE,
     /// The request failed (a reply).
@@ -68,6 +116,8 @@ impl Op {
     pub const fn reply(self) -> u8 {
         match self {
             Op::Progress | Op::Error => self as u8,
+            // One reply for both ways of attempting.
+            Op::AttemptDowngrade => Op::Attempt as u8 | 0x80,
             _ => self as u8 | 0x80,
         }
     }
@@ -88,6 +138,7 @@ impl Op {
             0x0B => Op::Attempt,
             0x0C => Op::SetBaud,
             0x0D => Op::Goodbye,
+            0x10 => Op::AttemptDowngrade,
             _ => return None,
         })
     }
@@ -150,11 +201,27 @@ pub enum ErrorCode {
     /// The slot is the boot stage (the VM slot the part always starts), which is never
     /// erased or written. Detail: the slot address.
     BootStage = 18,
+    /// The slot's image does not verify: blank, damaged or incomplete (bad hash, cut-off
+    /// trailer), an unknown format, linked for another slot or kind, or a raw image where
+    /// the device requires packed ones. Detail: the slot address.
+    BadImage = 23,
+    /// The image is not signed and the device requires a signature. Detail: the slot
+    /// address.
+    Unsigned = 24,
+    /// The image is signed only by keys the device does not trust. Detail: the slot
+    /// address.
+    UnknownKey = 25,
+    /// A signature by a trusted key does not verify. Detail: the slot address.
+    BadSignature = 26,
+    /// The image is older than the device's minimum version (or has no version and the
+    /// device has one), and downgrades were not asked for or are not allowed. Detail: the
+    /// slot address.
+    Downgrade = 27,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::Unsupported,
         ErrorCode::OutOfSlot,
         ErrorCode::SlotInUse,
@@ -173,6 +240,11 @@ impl ErrorCode {
         ErrorCode::BadBaud,
         ErrorCode::BadRequest,
         ErrorCode::BootStage,
+        ErrorCode::BadImage,
+        ErrorCode::Unsigned,
+        ErrorCode::UnknownKey,
+        ErrorCode::BadSignature,
+        ErrorCode::Downgrade,
     ];
 
     /// The code for a byte, if it is one.
@@ -201,6 +273,13 @@ impl ErrorCode {
             ErrorCode::BadBaud => "the baud rate is not supported by the device",
             ErrorCode::BadRequest => "the request body is malformed",
             ErrorCode::BootStage => "the slot is the boot stage, which is never erased or written",
+            ErrorCode::BadImage => {
+                "the slot's image does not verify (blank, damaged or incomplete)"
+            }
+            ErrorCode::Unsigned => "the image is not signed and the device requires a signature",
+            ErrorCode::UnknownKey => "the image is signed by no key the device trusts",
+            ErrorCode::BadSignature => "a signature by a trusted key does not verify",
+            ErrorCode::Downgrade => "the image is older than the device's minimum version",
         }
     }
 }
@@ -330,6 +409,8 @@ pub struct Info {
     /// Runs of erase sectors whose size is not [`Info::sector_size`], ascending (empty
     /// when every sector is alike).
     pub sectors: heapless::Vec<SectorRun, MAX_SECTOR_RUNS>,
+    /// What the device requires of images (`None`: an agent that checks none).
+    pub images: Option<ImageRules>,
 }
 
 impl Info {
@@ -601,6 +682,14 @@ pub enum Request<'a> {
         /// VM slot index to try at the next restart.
         vm_slot: u32,
     },
+    /// `attempt(bcslot, vmslot)` that allows images older than the device's minimum
+    /// version, where the device's rules allow downgrades (the user confirmed it).
+    AttemptDowngrade {
+        /// Bytecode slot index to try at the next restart.
+        bc_slot: u32,
+        /// VM slot index to try at the next restart.
+        vm_slot: u32,
+    },
     /// Switch baud rate: the agent replies at the old rate, then switches. It goes back to
     /// the old rate unless a valid frame arrives at the new one within one second.
     SetBaud {
@@ -685,6 +774,7 @@ impl Request<'_> {
             Request::Restart => Op::Restart,
             Request::Accept => Op::Accept,
             Request::Attempt { .. } => Op::Attempt,
+            Request::AttemptDowngrade { .. } => Op::AttemptDowngrade,
             Request::SetBaud { .. } => Op::SetBaud,
             Request::Goodbye => Op::Goodbye,
         }
@@ -720,7 +810,8 @@ impl Request<'_> {
                 s.u32(addr);
                 s.put(data);
             }
-            Request::Attempt { bc_slot, vm_slot } => {
+            Request::Attempt { bc_slot, vm_slot }
+            | Request::AttemptDowngrade { bc_slot, vm_slot } => {
                 s.u32(bc_slot);
                 s.u32(vm_slot);
             }
@@ -763,6 +854,10 @@ impl Request<'_> {
             Op::Restart => Request::Restart,
             Op::Accept => Request::Accept,
             Op::Attempt => Request::Attempt {
+                bc_slot: r.u32()?,
+                vm_slot: r.u32()?,
+            },
+            Op::AttemptDowngrade => Request::AttemptDowngrade {
                 bc_slot: r.u32()?,
                 vm_slot: r.u32()?,
             },
@@ -849,6 +944,19 @@ impl Reply {
                         s.u32(r.count);
                     }
                 }
+                if let Some(rules) = &i.images {
+                    s.u8(info_tag::IMAGES);
+                    // At most MAX_KEYS (4) keys: 41 bytes.
+                    s.u8((9 + rules.keys.len() * 8) as u8);
+                    s.u8(u8::from(rules.require_signatures)
+                        | u8::from(rules.allow_raw) << 1
+                        | u8::from(rules.allow_downgrade) << 2);
+                    s.u32(rules.vm_minimum);
+                    s.u32(rules.bc_minimum);
+                    for k in &rules.keys {
+                        s.put(k);
+                    }
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -930,7 +1038,7 @@ impl Reply {
                 Op::Accept => {
                     Reply::Accepted(AcceptOutcome::from_u8(r.u8()?).ok_or(DecodeError::BadValue)?)
                 }
-                Op::Attempt => Reply::Attempted,
+                Op::Attempt | Op::AttemptDowngrade => Reply::Attempted,
                 Op::SetBaud => Reply::BaudSet(r.u32()?),
                 Op::Goodbye => Reply::Goodbye(r.u32()?),
                 Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
@@ -975,6 +1083,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut sector_erase_ms = None;
     let mut baud_rates = heapless::Vec::new();
     let mut sectors = heapless::Vec::new();
+    let mut images = None;
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -999,12 +1108,29 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
                     sectors.push(run).map_err(|_| DecodeError::BadValue)?;
                 }
             }
+            info_tag::IMAGES => {
+                let flags = v.u8()?;
+                let mut rules = ImageRules {
+                    require_signatures: flags & 1 != 0,
+                    allow_raw: flags & 2 != 0,
+                    allow_downgrade: flags & 4 != 0,
+                    vm_minimum: v.u32()?,
+                    bc_minimum: v.u32()?,
+                    keys: heapless::Vec::new(),
+                };
+                while !v.is_empty() {
+                    let id: [u8; 8] = v.array()?;
+                    rules.keys.push(id).map_err(|_| DecodeError::BadValue)?;
+                }
+                images = Some(rules);
+            }
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
         v.end().map_err(|_| DecodeError::BadValue)
     })?;
     Ok(Info {
+        images,
         boot_stage,
         sector_erase_ms,
         baud_rates,

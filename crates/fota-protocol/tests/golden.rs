@@ -115,6 +115,7 @@ fn sample_info() -> Info {
         baud_rates: heapless::Vec::from_slice(&[115_200, 230_400, 460_800, 921_600])
             .expect("four rates fit"),
         sectors: heapless::Vec::new(),
+        images: None,
     }
 }
 

@@ -79,36 +79,50 @@ fn any_info() -> impl Strategy<Value = Info> {
         proptest::option::of(any::<u32>()),
         proptest::collection::vec(any::<u32>(), 0..=MAX_BAUD_RATES),
         proptest::collection::vec(any::<(u32, u32, u32)>(), 0..=MAX_SECTOR_RUNS),
+        proptest::option::of((
+            any::<(bool, bool, bool, u32, u32)>(),
+            proptest::collection::vec(any::<[u8; 8]>(), 0..=fota_protocol::MAX_KEYS),
+        )),
     )
-        .prop_map(|(f, slots, name, boot_stage, erase, bauds, runs)| Info {
-            protocol_version: f.0,
-            agent_version: f.1,
-            fota_supported: f.2,
-            sector_size: f.3,
-            write_granularity: f.4,
-            max_write: f.5,
-            max_in_flight: f.6,
-            max_baud: f.7,
-            record_addr: f.8,
-            record_size: f.9,
-            name: heapless::String::try_from(name.as_str()).expect("32 bytes at most"),
-            slots: slots
-                .into_iter()
-                .map(|(vm, index, (addr, size))| SlotDesc {
-                    kind: if vm { SlotKind::Vm } else { SlotKind::Bytecode },
-                    index,
-                    addr,
-                    size,
-                })
-                .collect(),
-            boot_stage,
-            sector_erase_ms: erase,
-            baud_rates: bauds.into_iter().collect(),
-            sectors: runs
-                .into_iter()
-                .map(|(addr, size, count)| SectorRun { addr, size, count })
-                .collect(),
-        })
+        .prop_map(
+            |(f, slots, name, boot_stage, erase, bauds, runs, images)| Info {
+                images: images.map(|(g, keys)| fota_protocol::ImageRules {
+                    require_signatures: g.0,
+                    allow_raw: g.1,
+                    allow_downgrade: g.2,
+                    vm_minimum: g.3,
+                    bc_minimum: g.4,
+                    keys: keys.into_iter().collect(),
+                }),
+                protocol_version: f.0,
+                agent_version: f.1,
+                fota_supported: f.2,
+                sector_size: f.3,
+                write_granularity: f.4,
+                max_write: f.5,
+                max_in_flight: f.6,
+                max_baud: f.7,
+                record_addr: f.8,
+                record_size: f.9,
+                name: heapless::String::try_from(name.as_str()).expect("32 bytes at most"),
+                slots: slots
+                    .into_iter()
+                    .map(|(vm, index, (addr, size))| SlotDesc {
+                        kind: if vm { SlotKind::Vm } else { SlotKind::Bytecode },
+                        index,
+                        addr,
+                        size,
+                    })
+                    .collect(),
+                boot_stage,
+                sector_erase_ms: erase,
+                baud_rates: bauds.into_iter().collect(),
+                sectors: runs
+                    .into_iter()
+                    .map(|(addr, size, count)| SectorRun { addr, size, count })
+                    .collect(),
+            },
+        )
 }
 
 static DATA: [u8; 1024] = {

@@ -203,11 +203,11 @@ fn outcome<F: NorFlash>(
             v.header.version.minor,
             v.header.version.patch,
         ))),
-        Err(VerifyError::Read(off)) => Err(Refusal::new(
-            ErrorCode::FlashFailure,
-            config.flash_base.wrapping_add(off),
-        )),
-        Err(VerifyError::Image(ImageError::NoTrailer)) => {
+        // A word that cannot be read (ECC flash: a power cut tore it, in an erase after the
+        // image's end, say) ends what can be read of the slot: no trailer before it, so the
+        // image is taken as raw where raw images are (a raw image's bytes after its end do
+        // not matter), and refused where they are not.
+        Err(VerifyError::Read(_) | VerifyError::Image(ImageError::NoTrailer)) => {
             if policy.require_signatures {
                 return Err(refuse(ErrorCode::Unsigned));
             }

@@ -523,3 +523,24 @@ fn the_link_verifies_in_bounded_steps() {
         other => panic!("{other:?}"),
     }
 }
+
+/// On ECC flash a word a power cut tore after the image's end (an erase cut short that
+/// the host's resume does not redo) cannot be read: the image before it is taken as raw
+/// where raw images are, and refused where only packed images are.
+#[test]
+fn a_torn_word_after_a_raw_image_ends_the_scan() {
+    let c = config(ImagePolicy::OPEN);
+    let (mut a, _) = boot(flash().with_ecc(), &c);
+    let bc1 = addr(&c, SlotKind::Bytecode, 1);
+    put(&mut a, bc1, BC, &[0x5A; 3000]);
+    a.flash_mut().tear_word(bc1 + 9000);
+    a.attempt(1, 0).expect("raw image, torn word after it");
+    let strict = config(ImagePolicy {
+        allow_raw: false,
+        ..ImagePolicy::OPEN
+    });
+    let (mut a, _) = boot(flash().with_ecc(), &strict);
+    put(&mut a, bc1, BC, &[0x5A; 3000]);
+    a.flash_mut().tear_word(bc1 + 9000);
+    assert_eq!(a.attempt(1, 0), Err(refusal(ErrorCode::BadImage, bc1)));
+}

@@ -140,7 +140,10 @@ impl LogEntry {
     pub fn encode(&self) -> [u8; ENTRY_LEN] {
         let mut b = [ERASED; ENTRY_LEN];
         let mut head = [ERASED; 16];
-        if self.vm_minimum == 0 && self.bc_minimum == 0 {
+        // Without image checks nothing enforces a minimum: entries are written in format
+        // 1 and the minimums are dropped (an agent with checks starts again from 0).
+        let v1 = !cfg!(feature = "images") || (self.vm_minimum == 0 && self.bc_minimum == 0);
+        if v1 {
             head[0..4].copy_from_slice(&MAGIC.to_le_bytes());
             head[4..8].copy_from_slice(&self.seq.to_le_bytes());
             head[8] = self.state as u8;
@@ -163,71 +166,41 @@ impl LogEntry {
         b
     }
 
-    /// The entry in `bytes`, if they hold a whole, consistent one: magic, CRC, a known
-    /// state, and `Confirmed` exactly when current equals last working.
+    /// The entry in `bytes`, if they hold a whole, consistent one: magic (of either
+    /// format), CRC, a known state, and `Confirmed` exactly when current equals last
+    /// working.
     pub fn decode(bytes: &[u8]) -> Option<LogEntry> {
         let b: &[u8; ENTRY_LEN] = bytes.get(..ENTRY_LEN)?.try_into().ok()?;
-        if b[0] == MAGIC_V2 {
-            return Self::decode_v2(b);
-        }
-        let [
-            m0,
-            m1,
-            m2,
-            m3,
-            s0,
-            s1,
-            s2,
-            s3,
-            state,
-            vc,
-            vl,
-            bc,
-            bl,
-            _,
-            _,
-            _,
-            c0,
-            c1,
-            c2,
-            c3,
-        ] = *b;
-        if u32::from_le_bytes([m0, m1, m2, m3]) != MAGIC {
-            return None;
-        }
-        let head = b.get(..16)?;
-        if fota_protocol::crc32(head) != u32::from_le_bytes([c0, c1, c2, c3]) {
-            return None;
-        }
-        let e = LogEntry {
-            seq: u32::from_le_bytes([s0, s1, s2, s3]),
-            state: RecordState::from_u8(state)?,
-            vm_current: vc,
-            vm_last: vl,
-            bc_current: bc,
-            bc_last: bl,
-            vm_minimum: 0,
-            bc_minimum: 0,
-        };
-        e.consistent()
-    }
-
-    fn decode_v2(b: &[u8; ENTRY_LEN]) -> Option<LogEntry> {
         let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         if fota_protocol::crc32(&b[..16]) != word(16) {
             return None;
         }
-        LogEntry {
-            seq: word(2),
-            state: RecordState::from_u8(b[1])?,
-            vm_current: b[6] & 0x0F,
-            vm_last: b[6] >> 4,
-            bc_current: b[7] & 0x0F,
-            bc_last: b[7] >> 4,
-            vm_minimum: word(8),
-            bc_minimum: word(12),
-        }
-        .consistent()
+        let e = if b[0] == MAGIC_V2 {
+            LogEntry {
+                seq: word(2),
+                state: RecordState::from_u8(b[1])?,
+                vm_current: b[6] & 0x0F,
+                vm_last: b[6] >> 4,
+                bc_current: b[7] & 0x0F,
+                bc_last: b[7] >> 4,
+                vm_minimum: word(8),
+                bc_minimum: word(12),
+            }
+        } else if word(0) == MAGIC {
+            LogEntry {
+                seq: word(4),
+                state: RecordState::from_u8(b[8])?,
+                vm_current: b[9],
+                vm_last: b[10],
+                bc_current: b[11],
+                bc_last: b[12],
+                vm_minimum: 0,
+                bc_minimum: 0,
+            }
+        } else {
+            return None;
+        };
+        e.consistent()
     }
 
     /// `Confirmed` exactly when current equals last working.

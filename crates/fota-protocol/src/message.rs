@@ -138,6 +138,7 @@ impl Op {
             0x0B => Op::Attempt,
             0x0C => Op::SetBaud,
             0x0D => Op::Goodbye,
+            #[cfg(feature = "images")]
             0x10 => Op::AttemptDowngrade,
             _ => return None,
         })
@@ -944,6 +945,7 @@ impl Reply {
                         s.u32(r.count);
                     }
                 }
+                #[cfg(feature = "images")]
                 if let Some(rules) = &i.images {
                     s.u8(info_tag::IMAGES);
                     // At most MAX_KEYS (4) keys: 41 bytes.

@@ -86,14 +86,17 @@ fn any_info() -> impl Strategy<Value = Info> {
     )
         .prop_map(
             |(f, slots, name, boot_stage, erase, bauds, runs, images)| Info {
-                images: images.map(|(g, keys)| fota_protocol::ImageRules {
-                    require_signatures: g.0,
-                    allow_raw: g.1,
-                    allow_downgrade: g.2,
-                    vm_minimum: g.3,
-                    bc_minimum: g.4,
-                    keys: keys.into_iter().collect(),
-                }),
+                // Encoded by an agent with image checks only (the `images` feature).
+                images: images
+                    .filter(|_| cfg!(feature = "images"))
+                    .map(|(g, keys)| fota_protocol::ImageRules {
+                        require_signatures: g.0,
+                        allow_raw: g.1,
+                        allow_downgrade: g.2,
+                        vm_minimum: g.3,
+                        bc_minimum: g.4,
+                        keys: keys.into_iter().collect(),
+                    }),
                 protocol_version: f.0,
                 agent_version: f.1,
                 fota_supported: f.2,

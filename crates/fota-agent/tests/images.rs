@@ -23,6 +23,13 @@ fn config(images: ImagePolicy) -> AgentConfig {
     c
 }
 
+/// `VM | BC0 | BC1 | record`.
+fn bc_only(images: ImagePolicy) -> AgentConfig {
+    let mut c = AgentConfig::bytecode_only(0, VM, BC, 4096);
+    c.images = images;
+    c
+}
+
 fn flash() -> Flash {
     Flash::new((2 * VM + 2 * BC + 2 * 4096) as usize)
 }
@@ -303,13 +310,20 @@ fn boot_copy(bytes: Vec<u8>, c: &AgentConfig) -> (Agent<Flash>, fota_agent::Boot
 /// minimum is the old one or the accepted image's, never anything else.
 #[test]
 fn power_cuts_during_attempt_boot_and_accept_leave_a_working_configuration() {
-    let c = config(ImagePolicy::OPEN);
+    for c in [config(ImagePolicy::OPEN), bc_only(ImagePolicy::OPEN)] {
+        sweep_update(&c);
+    }
+}
+
+fn sweep_update(c: &AgentConfig) {
+    let c = c.clone();
     let image = bc_image(5, 6000, (3, 1, 4), &[]);
     let (mut a, _) = boot(flash(), &c);
     let bc1 = addr(&c, SlotKind::Bytecode, 1);
     put(&mut a, bc1, BC, &image);
     poke(&mut a, addr(&c, SlotKind::Bytecode, 0), &[0x44; 100]);
     let start = a.into_flash().snapshot();
+    let layout = c.count(SlotKind::Vm);
 
     // The update as the device lives it; a cut stops it where it falls (every later
     // operation fails), and the power comes back.
@@ -355,7 +369,8 @@ fn power_cuts_during_attempt_boot_and_accept_leave_a_working_configuration() {
         }
     }
     println!(
-        "{} cut points (bytes programmed or erased), {new_seen} after the accept",
+        "{layout} VM slot(s): {} cut points (bytes programmed or erased), {new_seen} after \
+         the accept",
         total + 1
     );
     assert!(new_seen > 0, "the sweep reached the accepted state");
@@ -413,29 +428,42 @@ impl NorFlash for ReadCut {
 #[test]
 fn a_power_cut_at_any_read_of_the_verification_leaves_the_old_configuration() {
     let signer = key(11);
-    let c = config(ImagePolicy::signed(trust(&[&signer])));
-    let unchecked = config(ImagePolicy::NONE);
+    let policy = ImagePolicy::signed(trust(&[&signer]));
+    for (c, vm) in [(config(policy), 1), (bc_only(policy), 0)] {
+        read_cuts(&c, vm, &signer);
+    }
+}
+
+/// Attempt bytecode 1 (and VM 1 where `vm` is 1), cut at every read of it.
+fn read_cuts(c: &AgentConfig, vm: u32, signer: &SigningKey) {
+    let c = c.clone();
+    let unchecked = AgentConfig {
+        images: ImagePolicy::NONE,
+        ..c.clone()
+    };
     let (mut a, _) = boot(flash(), &unchecked);
-    let vm1 = addr(&c, SlotKind::Vm, 1);
     let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-    let vm_image = pack(
-        "vm",
-        &payload,
-        &PackOptions {
-            kind: Kind::Vm,
-            slot_addr: vm1,
-            version: Version::new(1, 0, 0),
-            name: "vm".into(),
-        },
-        &[&signer],
-    )
-    .expect("packs");
-    put(&mut a, vm1, VM, &vm_image);
+    if vm == 1 {
+        let vm1 = addr(&c, SlotKind::Vm, 1);
+        let vm_image = pack(
+            "vm",
+            &payload,
+            &PackOptions {
+                kind: Kind::Vm,
+                slot_addr: vm1,
+                version: Version::new(1, 0, 0),
+                name: "vm".into(),
+            },
+            &[signer],
+        )
+        .expect("packs");
+        put(&mut a, vm1, VM, &vm_image);
+    }
     put(
         &mut a,
         addr(&c, SlotKind::Bytecode, 1),
         BC,
-        &bc_image(6, 5000, (1, 0, 0), &[&signer]),
+        &bc_image(6, 5000, (1, 0, 0), &[signer]),
     );
     let start = a.into_flash().snapshot();
     let before = boot_copy(start.clone(), &c).0.record_entry();
@@ -449,7 +477,7 @@ fn a_power_cut_at_any_read_of_the_verification_leaves_the_old_configuration() {
     };
     let (mut a, _) = Agent::boot(&mut probe, c.clone()).expect("boots");
     let boot_reads = a.flash().reads;
-    a.attempt(1, 1).expect("both images verify");
+    a.attempt(1, vm).expect("the images verify");
     // Up to the record write: the reads of the verification (and of the record's
     // append, which looks for an erased place before it programs one).
     let total = a.flash().first_write_at.expect("the record was written");
@@ -464,13 +492,18 @@ fn a_power_cut_at_any_read_of_the_verification_leaves_the_old_configuration() {
         };
         let (mut a, _) = Agent::boot(&mut f, c.clone()).expect("boots");
         a.flash_mut().reads_left = Some(cut - boot_reads);
-        assert!(a.attempt(1, 1).is_err(), "cut at read {cut}");
+        assert!(a.attempt(1, vm).is_err(), "cut at read {cut}");
         drop(a);
         f.inner.power_on();
         let (a, b) = boot_copy(f.inner.snapshot(), &c);
         assert_eq!((b.vm_slot, b.bc_slot, b.trial), (0, 0, false), "cut {cut}");
         assert_eq!(a.record_entry(), before, "cut {cut}");
     }
+    println!(
+        "{} VM slot(s): {} read cut points in the verification",
+        c.count(SlotKind::Vm),
+        total - boot_reads
+    );
 }
 
 /// Over the link an attempt is a long request: the images are verified a bounded unit

@@ -365,7 +365,8 @@ fn kind_word(k: SlotKind) -> &'static str {
 
 /// The update's check of its images before anything is written ([`crate::update`]):
 /// each image is described to the observer, refused as the device would refuse it, and
-/// refused when the device already runs it (with `plan.check_installed`). Returns whether a
+/// refused when the device already runs every one (with `plan.check_installed`; one that
+/// runs among new ones is only mentioned). Returns whether a
 /// confirmed downgrade needs `AttemptDowngrade`.
 pub(crate) async fn vet_jobs<T: crate::Transport>(
     dev: &mut crate::Device<T>,
@@ -375,6 +376,7 @@ pub(crate) async fn vet_jobs<T: crate::Transport>(
     plan: &crate::Plan,
 ) -> Result<bool, HostError> {
     let mut downgrade = false;
+    let mut installed = Vec::new();
     for (slot, image) in jobs {
         let facts = ImageFacts::of(&image.data);
         let vetted = vet(image, slot, info.images.as_ref(), plan.allow_downgrade)?;
@@ -401,13 +403,23 @@ pub(crate) async fn vet_jobs<T: crate::Transport>(
                     .checksum_slot(r.addr, image.len() as u32, &mut |_, _, _, _| {})
                     .await?;
                 if md5 == image.md5() {
-                    return Err(HostError::AlreadyInstalled {
+                    installed.push(HostError::AlreadyInstalled {
                         name: image.name.clone(),
                         kind: kind_word(slot.kind).into(),
                         index: running,
                     });
                 }
             }
+        }
+    }
+    // Nothing new to do only when every image already runs; otherwise say which do.
+    if plan.check_installed && installed.len() == jobs.len() {
+        if let Some(e) = installed.into_iter().next() {
+            return Err(e);
+        }
+    } else {
+        for e in &installed {
+            dev.observer().step(crate::Step::SlotChoice, &e.to_string());
         }
     }
     Ok(downgrade)

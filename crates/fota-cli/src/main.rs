@@ -755,14 +755,15 @@ fn read_firmware_for(
     let p = fota_host::prepare(&name, &bytes, info, kind)?;
     if json {
         json_line(json!({
-            "event": "image", "name": name, "summary": p.facts.summary(),
+            "event": "image", "name": name, "format": p.format.to_string(),
+            "summary": p.facts.summary(),
             "packed": p.facts.packed,
             "version": p.facts.version.map(|v| v.to_string()),
             "signed_by": p.facts.signed_by.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
             "slot": p.slot.map(|s| s.index), "notes": p.notes, "warnings": p.warnings,
         }));
     } else {
-        eprintln!("{name}: {}", p.facts.summary());
+        eprintln!("{name}: {}, {}", p.format, p.facts.summary());
         for n in &p.notes {
             eprintln!("  {n}");
         }

@@ -109,7 +109,9 @@ pub struct Prepared {
     pub image: Image,
     /// The slot an addressed file (HEX, ELF, UF2) is linked for; `None` for a raw file.
     pub slot: Option<SlotDesc>,
-    /// What the file is.
+    /// The file's format (raw binary, Intel HEX, ELF, UF2).
+    pub format: fota_image::host::Format,
+    /// What the image in it is.
     pub facts: ImageFacts,
     /// The format and other facts (`Intel HEX`, `UF2 family ...`).
     pub notes: Vec<String>,
@@ -173,6 +175,7 @@ pub fn prepare(
     Ok(Prepared {
         image,
         slot,
+        format: fw.format,
         facts,
         notes: fw.notes,
         warnings,

@@ -328,6 +328,75 @@ fn image_facts_say_what_a_file_is() {
     );
 }
 
+/// Intel HEX (I32HEX) of `data` at `addr`.
+fn hex(addr: u32, data: &[u8]) -> Vec<u8> {
+    fn record(kind: u8, at: u16, bytes: &[u8]) -> String {
+        let mut sum: u8 = (bytes.len() as u8)
+            .wrapping_add((at >> 8) as u8)
+            .wrapping_add(at as u8)
+            .wrapping_add(kind);
+        let mut line = format!(":{:02X}{at:04X}{kind:02X}", bytes.len());
+        for b in bytes {
+            sum = sum.wrapping_add(*b);
+            line += &format!("{b:02X}");
+        }
+        line + &format!("{:02X}\n", sum.wrapping_neg())
+    }
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(16).enumerate() {
+        let a = addr + (i * 16) as u32;
+        out += &record(4, 0, &((a >> 16) as u16).to_be_bytes());
+        out += &record(0, a as u16, chunk);
+    }
+    out += &record(1, 0, &[]);
+    out.into_bytes()
+}
+
+/// `fota flash` (and the web app) read a HEX, ELF or UF2 into the slot its addresses
+/// select: a HEX linked for bytecode slot 1 goes there and runs; the same file given as
+/// the VM, or one linked outside every slot, is refused before anything is written,
+/// saying which slot it is linked for and which would fit.
+#[test]
+fn a_firmware_file_goes_to_the_slot_it_is_linked_for() {
+    let mut dev = host_for(config(ImagePolicy::OPEN));
+    let info = block_on(dev.hello()).expect("hello");
+    let bc1 = info.slot(SlotKind::Bytecode, 1).expect("slot").addr;
+    let app = images::sample_image(SlotKind::Bytecode, "blink", "7", true, 3000);
+    let file = hex(bc1, &app);
+    let p = fota_host::prepare("app.hex", &file, &info, SlotKind::Bytecode).expect("reads");
+    assert_eq!(
+        p.slot.map(|s| (s.kind, s.index)),
+        Some((SlotKind::Bytecode, 1))
+    );
+    assert_eq!(p.image.data, app, "the slot's bytes from its start");
+    assert_eq!(p.format.to_string(), "Intel HEX");
+    let mut plan = plan(p.image);
+    plan.bytecode_slot = fota_host::update::SlotChoice::Index(1);
+    let r = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(r.outcome, Outcome::Accepted);
+
+    let before = snap(&mut dev);
+    let e = fota_host::prepare("app.hex", &file, &info, SlotKind::Vm).expect_err("not a VM");
+    assert!(
+        e.to_string().contains(&format!(
+            "linked for bytecode slot 1 at {bc1:#x}, not a VM slot"
+        )),
+        "{e}"
+    );
+    assert!(e.help().contains("bytecode image"), "{}", e.help());
+    let e = fota_host::prepare(
+        "far.hex",
+        &hex(0x0100_0000, &app),
+        &info,
+        SlotKind::Bytecode,
+    )
+    .expect_err("outside every slot");
+    assert!(matches!(e, HostError::ImageFile { .. }), "{e:?}");
+    assert!(e.to_string().contains("0x01000000"), "{e}");
+    assert!(!e.help().is_empty());
+    assert_eq!(snap(&mut dev), before, "nothing written");
+}
+
 /// Every test here is a row of `docs/BAD_INPUTS.md`, and every row naming this file
 /// names a test here.
 #[test]

@@ -1040,7 +1040,9 @@ impl Reply {
                 Op::Accept => {
                     Reply::Accepted(AcceptOutcome::from_u8(r.u8()?).ok_or(DecodeError::BadValue)?)
                 }
-                Op::Attempt | Op::AttemptDowngrade => Reply::Attempted,
+                Op::Attempt => Reply::Attempted,
+                // Answered with Attempt's code (0x8B): 0x90 is no reply.
+                Op::AttemptDowngrade => return Err(DecodeError::UnknownOp(op)),
                 Op::SetBaud => Reply::BaudSet(r.u32()?),
                 Op::Goodbye => Reply::Goodbye(r.u32()?),
                 Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),

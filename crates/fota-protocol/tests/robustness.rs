@@ -251,3 +251,16 @@ proptest! {
         }
     }
 }
+
+/// `AttemptDowngrade` (0x10) is answered with Attempt's reply code: 0x90 is no reply,
+/// and every reply that parses encodes back to its own code.
+#[test]
+fn the_downgrade_attempt_has_no_reply_code_of_its_own() {
+    assert_eq!(
+        Reply::parse(0x90, &[]),
+        Err(fota_protocol::DecodeError::UnknownOp(0x90))
+    );
+    assert_eq!(Reply::parse(0x8B, &[]), Ok(Reply::Attempted));
+    assert_eq!(Reply::Attempted.op(), 0x8B);
+    assert_eq!(fota_protocol::Op::AttemptDowngrade.reply(), 0x8B);
+}

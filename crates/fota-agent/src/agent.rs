@@ -38,7 +38,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    const fn new(code: ErrorCode, detail: u32) -> Refusal {
+    pub(crate) const fn new(code: ErrorCode, detail: u32) -> Refusal {
         Refusal { code, detail }
     }
 
@@ -116,6 +116,10 @@ pub struct Agent<F> {
     hook: Option<fn()>,
     /// What changed flash since boot, for the link's cache of recent replies.
     changes: Changes,
+    /// The packed versions of the VM and bytecode images this trial boot runs (0: raw
+    /// or not checked): `accept()` makes them the minimums.
+    #[cfg(feature = "images")]
+    trial_versions: [u32; 2],
 }
 
 /// Counters of what changed the flash: a cached reply is valid only while they stand
@@ -150,7 +154,7 @@ struct Decision {
     factory: bool,
 }
 
-fn decision(found: Option<LogEntry>) -> Decision {
+fn decision(found: Option<LogEntry>, images_ok: bool) -> Decision {
     let Some(e) = found else {
         return Decision {
             write: Some(LogEntry::factory()),
@@ -174,7 +178,7 @@ fn decision(found: Option<LogEntry>) -> Decision {
         },
         // The trial boot: without a Trial on flash a crash would retry the new firmware
         // forever, so a failed write runs the last working one and decides again.
-        RecordState::Pending => Decision {
+        RecordState::Pending if images_ok => Decision {
             write: Some(LogEntry {
                 state: RecordState::Trial,
                 ..e
@@ -185,11 +189,13 @@ fn decision(found: Option<LogEntry>) -> Decision {
             reverted: false,
             factory: false,
         },
-        // The trial boot ended without accept(): back to the last working one.
-        RecordState::Trial => Decision {
-            write: Some(LogEntry::with_slots(
-                e.vm_last, e.vm_last, e.bc_last, e.bc_last,
-            )),
+        // The trial boot ended without accept(), or the attempted images do not verify:
+        // back to the last working one.
+        RecordState::Trial | RecordState::Pending => Decision {
+            write: Some(
+                LogEntry::with_slots(e.vm_last, e.vm_last, e.bc_last, e.bc_last)
+                    .keeping_minimums(&e),
+            ),
             run: last,
             fallback: last,
             trial: false,
@@ -343,6 +349,8 @@ impl<F: NorFlash> Agent<F> {
             held: None,
             hook: None,
             changes: Changes::default(),
+            #[cfg(feature = "images")]
+            trial_versions: [0; 2],
             boot: Boot {
                 vm_slot: 0,
                 vm_addr: 0,
@@ -402,7 +410,7 @@ impl<F: NorFlash> Agent<F> {
         let geo = config.checked_geometry(&g)?;
         let mut log = record_log(config, &geo);
         let found = scan_log(&mut log, flash, config).map_err(AgentError::Flash)?;
-        let d = decision(found);
+        let d = decision(found, pending_images(flash, config, found, None).is_some());
         slots(d.run.0, d.run.1, &mut boot);
         boot.trial = d.trial;
         boot.reverted = d.reverted;
@@ -417,7 +425,12 @@ impl<F: NorFlash> Agent<F> {
     /// The boot decision (see [`decision`]). Errors: the address of a failed read.
     fn decide(&mut self) -> Result<(), u32> {
         let found = self.scan()?;
-        let d = decision(found);
+        let checked = pending_images(&mut self.flash, &self.config, found, self.hook);
+        #[cfg(feature = "images")]
+        {
+            self.trial_versions = checked.unwrap_or([0; 2]);
+        }
+        let d = decision(found, checked.is_some());
         self.entry = found.unwrap_or(LogEntry::factory());
         self.committed = found.is_some();
         self.boot.factory = d.factory;
@@ -525,18 +538,35 @@ impl<F: NorFlash> Agent<F> {
     /// exist.
     ///
     /// Setting the values the record already holds writes nothing (a trial stays a
-    /// trial). No slot content is checked: `set_record` can make an erased slot current,
-    /// as the seed's can; `attempt` after a verified write is the safe path.
+    /// trial). With the `images` feature every slot it names that the record does not
+    /// already name must hold an image that verifies (`BadImage`, `Unsigned`,
+    /// `UnknownKey`, `BadSignature`, `Downgrade`: see [`crate::ImagePolicy`]); without
+    /// it no slot content is checked, as in the seed.
     pub fn set_record(&mut self, u: RecordUpdate) -> RequestResult<()> {
+        #[cfg(feature = "images")]
+        {
+            let mut op = self.begin_set_record(u)?;
+            self.run_check(&mut op)
+        }
+        #[cfg(not(feature = "images"))]
+        {
+            let entry = self.set_record_entry(u)?;
+            self.update(entry)
+        }
+    }
+
+    /// The entry a `set_record(u)` writes, after its checks (a held write is flushed).
+    pub(crate) fn set_record_entry(&mut self, u: RecordUpdate) -> RequestResult<LogEntry> {
         self.supported()?;
         let vm_current = self.index(SlotKind::Vm, u.vm_current)?;
         let vm_last = self.index(SlotKind::Vm, u.vm_last)?;
         let bc_current = self.index(SlotKind::Bytecode, u.bc_current)?;
         let bc_last = self.index(SlotKind::Bytecode, u.bc_last)?;
         self.flush_write()?;
-        self.update(LogEntry::with_slots(
-            vm_current, vm_last, bc_current, bc_last,
-        ))
+        Ok(
+            LogEntry::with_slots(vm_current, vm_last, bc_current, bc_last)
+                .keeping_minimums(&self.entry),
+        )
     }
 
     /// `find_bytecode_slot()`: the address of a bytecode slot that holds neither the
@@ -1065,12 +1095,23 @@ impl<F: NorFlash> Agent<F> {
         };
         if outcome == AcceptOutcome::Accepted {
             self.flush_write()?;
-            self.update(LogEntry::with_slots(
-                e.vm_current,
-                e.vm_current,
-                e.bc_current,
-                e.bc_current,
-            ))?;
+            #[allow(unused_mut)]
+            let mut next =
+                LogEntry::with_slots(e.vm_current, e.vm_current, e.bc_current, e.bc_current)
+                    .keeping_minimums(&e);
+            // Anti-rollback: the accepted images' versions become the minimums (a raw
+            // image, version 0, leaves its minimum as it was).
+            #[cfg(feature = "images")]
+            {
+                let [vm, bc] = self.trial_versions;
+                if e.vm_current != e.vm_last && vm != 0 {
+                    next.vm_minimum = vm;
+                }
+                if e.bc_current != e.bc_last && bc != 0 {
+                    next.bc_minimum = bc;
+                }
+            }
+            self.update(next)?;
         }
         Ok(outcome)
     }
@@ -1085,13 +1126,54 @@ impl<F: NorFlash> Agent<F> {
     /// Attempting the configuration the record already names writes nothing: in
     /// particular a configuration on trial stays on trial (the next restart without
     /// `accept()` reverts it; it is never armed for another trial boot).
+    ///
+    /// With the `images` feature the images of the slots it makes current are verified
+    /// first, to the end (the link does it in bounded units: [`Agent::begin_attempt`]).
     pub fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> RequestResult<()> {
+        #[cfg(feature = "images")]
+        {
+            let mut op = self.begin_attempt(bc_slot, vm_slot, false)?;
+            self.run_check(&mut op)
+        }
+        #[cfg(not(feature = "images"))]
+        {
+            let entry = self.attempt_entry(bc_slot, vm_slot)?;
+            self.update(entry)
+        }
+    }
+
+    /// Run a check to its end.
+    #[cfg(feature = "images")]
+    fn run_check(&mut self, op: &mut crate::images::CheckOp) -> RequestResult<()> {
+        loop {
+            if let Unit::Done(()) = self.check_unit(op)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The entry an `attempt(bc_slot, vm_slot)` writes, after its checks.
+    pub(crate) fn attempt_entry(&mut self, bc_slot: u32, vm_slot: u32) -> RequestResult<LogEntry> {
         self.supported()?;
         let bc = self.index(SlotKind::Bytecode, bc_slot)?;
         let vm = self.index(SlotKind::Vm, vm_slot)?;
         self.flush_write()?;
         let e = self.entry;
-        self.update(LogEntry::with_slots(vm, e.vm_last, bc, e.bc_last))
+        Ok(LogEntry::with_slots(vm, e.vm_last, bc, e.bc_last).keeping_minimums(&e))
+    }
+
+    /// Write `entry` unless the record already names its slots (see `update`).
+    #[cfg(feature = "images")]
+    pub(crate) fn update_entry(&mut self, entry: LogEntry) -> RequestResult<()> {
+        self.update(entry)
+    }
+
+    /// The configuration, the flash and the unit hook, borrowed apart (image checks).
+    #[cfg(feature = "images")]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn check_parts(&mut self) -> RequestResult<(&AgentConfig, &mut F, Option<fn()>)> {
+        self.supported()?;
+        Ok((&self.config, &mut self.flash, self.hook))
     }
 
     /// Call `hook` after every unit of a long operation (each sector erased, each
@@ -1152,6 +1234,10 @@ impl<F: NorFlash> Agent<F> {
             slots,
             sectors: self.config.sectors.clone(),
             codecs: crate::stream::codecs(),
+            #[cfg(feature = "images")]
+            images: self.image_rules(),
+            #[cfg(not(feature = "images"))]
+            images: None,
         }
     }
 
@@ -1330,6 +1416,25 @@ impl<F: NorFlash> Agent<F> {
         let base = self.config.flash_base;
         flash::read(&mut self.flash, off, out)
             .map_err(|o| Refusal::new(ErrorCode::FlashFailure, base.wrapping_add(o)))
+    }
+}
+
+/// The packed versions of the images a pending record would try, or `None` when one
+/// does not verify (the boot then reverts). Without the `images` feature nothing is
+/// checked.
+#[allow(unused_variables)]
+fn pending_images<F: NorFlash>(
+    flash: &mut F,
+    config: &AgentConfig,
+    found: Option<LogEntry>,
+    hook: Option<fn()>,
+) -> Option<[u32; 2]> {
+    match found {
+        #[cfg(feature = "images")]
+        Some(e) if e.state == RecordState::Pending => {
+            crate::images::check_pending(flash, config, &e, hook)
+        }
+        _ => Some([0; 2]),
     }
 }
 

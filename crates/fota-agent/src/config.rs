@@ -75,6 +75,10 @@ pub struct AgentConfig {
     /// sector sizes), in milliseconds, from the part's data sheet; hosts size their
     /// timeouts from it. 0: not declared (left out of `Info`).
     pub sector_erase_ms: u32,
+    /// What the device requires of the images it runs (feature `images`; default
+    /// [`crate::ImagePolicy::OPEN`]).
+    #[cfg(feature = "images")]
+    pub images: crate::ImagePolicy,
 }
 
 /// Why a configuration cannot be used with a flash.
@@ -248,6 +252,8 @@ impl AgentConfig {
             sectors: heapless::Vec::new(),
             boot_stage: None,
             sector_erase_ms: 0,
+            #[cfg(feature = "images")]
+            images: crate::ImagePolicy::OPEN,
         }
     }
 

@@ -150,8 +150,9 @@
 //! # RAM
 //!
 //! [`LinkState`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 244 bytes), the counters, the long request in progress (an MD5 state),
-//! the cache of replies and the baud timers: 1,704 bytes on `thumbv7em`; the [`Agent`]
+//! ([`TX_FRAME`] = 288 bytes), the counters, the long request in progress (an MD5 state;
+//! with the `images` feature an image check, 216 bytes more), the cache of replies and
+//! the baud timers: about 1,750 bytes on `thumbv7em` without `images`; the [`Agent`]
 //! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)
 //! 592 bytes with a zero-sized flash driver (`size_of`, measured with a
 //! `thumbv7em-none-eabihf` build). Serving a request takes about 2 KiB of stack below the
@@ -177,6 +178,8 @@
 mod agent;
 mod config;
 mod flash;
+#[cfg(feature = "images")]
+mod images;
 mod link;
 mod md5;
 pub mod record;
@@ -195,6 +198,11 @@ pub use link::{
 };
 pub use record::RecordState;
 pub use stream::{STREAM_STEP, StreamState};
+
+#[cfg(feature = "images")]
+pub use fota_image::{KeyId, TrustedKey};
+#[cfg(feature = "images")]
+pub use images::{CHECK_BUFFER, CHECK_STEPS, CheckOp, ImagePolicy};
 
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).
 pub const MAX_WRITE: usize = 1024;

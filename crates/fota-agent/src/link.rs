@@ -19,7 +19,7 @@ use crate::{RX_FRAME, RX_PAYLOAD};
 /// Body bytes of the largest `Info` reply: the fixed fields, [`MAX_SLOTS`] slots of 10
 /// bytes, a [`MAX_NAME`]-byte name, and the extensions (boot stage 3 bytes, sector erase
 /// time 6, [`MAX_BAUD_RATES`] rates 2 + 4 each, [`MAX_SECTOR_RUNS`] sector runs 2 + 12
-/// each, and with the `codec` feature the codecs).
+/// each, image rules 2 + 9 + 8 per key, and with the `codec` feature the codecs).
 const INFO_BODY_MAX: usize = 2
     + 3
     + 1
@@ -40,6 +40,9 @@ const INFO_BODY_MAX: usize = 2
     + MAX_BAUD_RATES * 4
     + 2
     + MAX_SECTOR_RUNS * 12
+    + 2
+    + 9
+    + fota_protocol::MAX_KEYS * 8
     + CODECS_FIELD;
 
 /// The codecs field of `Info` (tag 5): only an agent built with its decoder sends it.
@@ -197,6 +200,9 @@ enum Work {
     Erase(EraseOp),
     Checksum(ChecksumOp),
     Stream(StreamJob),
+    /// `Attempt`, `AttemptDowngrade` or `SetRecord` while the images are verified.
+    #[cfg(feature = "images")]
+    Check(crate::images::CheckOp),
 }
 
 /// Everything the link keeps besides the agent: the frame reader ([`RX_FRAME`] bytes),
@@ -676,6 +682,7 @@ impl Key {
                     | Op::ChecksumSlot
                     | Op::SetRecord
                     | Op::Attempt
+                    | Op::AttemptDowngrade
                     | Op::Accept
             )
         );
@@ -880,6 +887,22 @@ fn work_unit<F: NorFlash>(
         }
         // Run by `stream_unit` (it needs the stream state); never here.
         Work::Stream(_) => (Op::StreamData, Err(refuse(ErrorCode::StreamGap, u32::MAX))),
+        #[cfg(feature = "images")]
+        Work::Check(c) => {
+            let before = c.done();
+            let r = agent.check_unit(c).map(|u| match u {
+                Unit::More { done, total } => Err((
+                    done,
+                    total,
+                    before / CHECKSUM_PROGRESS_STEP != done / CHECKSUM_PROGRESS_STEP,
+                )),
+                Unit::Done(()) => Ok(match c.op() {
+                    Op::SetRecord => Answer::RecordSet,
+                    _ => Answer::Attempted,
+                }),
+            });
+            (c.op(), r)
+        }
     };
     match result {
         Ok(Err((done, total, report))) => {
@@ -973,7 +996,9 @@ fn stream_unit<F: NorFlash>(
     }
 }
 
-/// How a request is handled.
+/// How a request is handled. (Not boxed: no allocator; it lives only while a request is
+/// handled, and the work goes straight into the link's state.)
+#[allow(clippy::large_enum_variant)]
 enum Handling {
     /// Answered now: the reply (or refusal) and the action for the platform.
     Now(Result<Answer, Refusal>, Option<Action>),
@@ -1009,6 +1034,12 @@ fn handle<F: NorFlash>(
             u32::from(PROTOCOL_VERSION),
         )),
         Request::GetRecord => agent.get_record().map(|_| Answer::Record),
+        #[cfg(feature = "images")]
+        Request::SetRecord(u) => match agent.begin_set_record(u) {
+            Ok(c) => return Handling::Long(Work::Check(c)),
+            Err(r) => Err(r),
+        },
+        #[cfg(not(feature = "images"))]
         Request::SetRecord(u) => agent.set_record(u).map(|()| Answer::RecordSet),
         Request::FindBytecodeSlot => agent.find_bytecode_slot().map(Answer::BytecodeSlot),
         Request::FindVmSlot => agent.find_vm_slot().map(Answer::VmSlot),
@@ -1028,7 +1059,17 @@ fn handle<F: NorFlash>(
             Err(r) => Err(r),
         },
         Request::Accept => agent.accept().map(Answer::Accepted),
-        Request::Attempt { bc_slot, vm_slot } => {
+        #[cfg(feature = "images")]
+        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
+            let downgrade = matches!(request, Request::AttemptDowngrade { .. });
+            match agent.begin_attempt(bc_slot, vm_slot, downgrade) {
+                Ok(c) => return Handling::Long(Work::Check(c)),
+                Err(r) => Err(r),
+            }
+        }
+        // Without image checks there is no minimum version: a downgrade is an attempt.
+        #[cfg(not(feature = "images"))]
+        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
             agent.attempt(bc_slot, vm_slot).map(|()| Answer::Attempted)
         }
         Request::Restart if supported => {

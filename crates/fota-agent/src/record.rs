@@ -9,8 +9,11 @@ use embedded_storage::nor_flash::NorFlash;
 use crate::config::MAX_WRITE_UNIT;
 use crate::flash::{self, ERASED};
 
-/// First four bytes of every entry: `"FOTA"`.
+/// First four bytes of an entry without minimum versions (format 1): `"FOTA"`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"FOTA");
+
+/// First byte of an entry with minimum versions (format 2): `'V'`.
+pub const MAGIC_V2: u8 = b'V';
 
 /// Bytes of an encoded entry. On flash each entry takes [`ENTRY_LEN`] rounded up to the
 /// flash write size; the padding stays erased.
@@ -20,9 +23,12 @@ pub const ENTRY_LEN: usize = 20;
 /// (the `Record` reply carries the same byte).
 pub use fota_protocol::RecordState;
 
-/// One entry of the record log: the seed's fota\[2\]..fota\[5\] plus the state.
+/// One entry of the record log: the seed's fota\[2\]..fota\[5\], the state, and the
+/// minimum image versions (anti-rollback).
 ///
-/// Layout, little-endian:
+/// Two formats of the same 20 bytes, little-endian. Format 1, written while both
+/// minimums are 0 (so a record without anti-rollback is what older agents wrote and
+/// read):
 ///
 /// | bytes  | field                                   |
 /// |--------|-----------------------------------------|
@@ -32,6 +38,19 @@ pub use fota_protocol::RecordState;
 /// | 9..13  | vm_current, vm_last, bc_current, bc_last|
 /// | 13..16 | reserved, `0xFF`                        |
 /// | 16..20 | CRC-32 of bytes 0..16                   |
+///
+/// Format 2, once a minimum version is set (slot indexes are below 8, so a nibble each):
+///
+/// | bytes  | field                                           |
+/// |--------|-------------------------------------------------|
+/// | 0      | [`MAGIC_V2`]                                    |
+/// | 1      | `state`                                         |
+/// | 2..6   | `seq`                                           |
+/// | 6      | vm_current (bits 0..4), vm_last (bits 4..8)     |
+/// | 7      | bc_current, bc_last (the same)                  |
+/// | 8..12  | VM minimum version, packed (`fota_protocol::pack_version`) |
+/// | 12..16 | bytecode minimum version, packed                |
+/// | 16..20 | CRC-32 of bytes 0..16                           |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogEntry {
     /// Sequence number: the valid entry with the highest one is in force.
@@ -46,6 +65,10 @@ pub struct LogEntry {
     pub bc_current: u8,
     /// Last working bytecode slot (fota\[5\]).
     pub bc_last: u8,
+    /// The oldest VM image version the device accepts, packed (0: any).
+    pub vm_minimum: u32,
+    /// The oldest bytecode image version the device accepts, packed (0: any).
+    pub bc_minimum: u32,
 }
 
 impl LogEntry {
@@ -58,6 +81,8 @@ impl LogEntry {
             vm_last: 0,
             bc_current: 0,
             bc_last: 0,
+            vm_minimum: 0,
+            bc_minimum: 0,
         }
     }
 
@@ -76,6 +101,17 @@ impl LogEntry {
             vm_last,
             bc_current,
             bc_last,
+            vm_minimum: 0,
+            bc_minimum: 0,
+        }
+    }
+
+    /// The same entry with the minimum versions of `other`.
+    pub const fn keeping_minimums(self, other: &LogEntry) -> LogEntry {
+        LogEntry {
+            vm_minimum: other.vm_minimum,
+            bc_minimum: other.bc_minimum,
+            ..self
         }
     }
 
@@ -104,62 +140,72 @@ impl LogEntry {
     pub fn encode(&self) -> [u8; ENTRY_LEN] {
         let mut b = [ERASED; ENTRY_LEN];
         let mut head = [ERASED; 16];
-        head[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-        head[4..8].copy_from_slice(&self.seq.to_le_bytes());
-        head[8] = self.state as u8;
-        head[9] = self.vm_current;
-        head[10] = self.vm_last;
-        head[11] = self.bc_current;
-        head[12] = self.bc_last;
+        // Without image checks nothing enforces a minimum: entries are written in format
+        // 1 and the minimums are dropped (an agent with checks starts again from 0).
+        let v1 = !cfg!(feature = "images") || (self.vm_minimum == 0 && self.bc_minimum == 0);
+        if v1 {
+            head[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+            head[4..8].copy_from_slice(&self.seq.to_le_bytes());
+            head[8] = self.state as u8;
+            head[9] = self.vm_current;
+            head[10] = self.vm_last;
+            head[11] = self.bc_current;
+            head[12] = self.bc_last;
+        } else {
+            head[0] = MAGIC_V2;
+            head[1] = self.state as u8;
+            head[2..6].copy_from_slice(&self.seq.to_le_bytes());
+            head[6] = (self.vm_current & 0x0F) | self.vm_last << 4;
+            head[7] = (self.bc_current & 0x0F) | self.bc_last << 4;
+            head[8..12].copy_from_slice(&self.vm_minimum.to_le_bytes());
+            head[12..16].copy_from_slice(&self.bc_minimum.to_le_bytes());
+        }
         b[..16].copy_from_slice(&head);
         // The wire protocol's CRC-32, through its function: one table in the image.
         b[16..].copy_from_slice(&fota_protocol::crc32(&head).to_le_bytes());
         b
     }
 
-    /// The entry in `bytes`, if they hold a whole, consistent one: magic, CRC, a known
-    /// state, and `Confirmed` exactly when current equals last working.
+    /// The entry in `bytes`, if they hold a whole, consistent one: magic (of either
+    /// format), CRC, a known state, and `Confirmed` exactly when current equals last
+    /// working.
     pub fn decode(bytes: &[u8]) -> Option<LogEntry> {
         let b: &[u8; ENTRY_LEN] = bytes.get(..ENTRY_LEN)?.try_into().ok()?;
-        let [
-            m0,
-            m1,
-            m2,
-            m3,
-            s0,
-            s1,
-            s2,
-            s3,
-            state,
-            vc,
-            vl,
-            bc,
-            bl,
-            _,
-            _,
-            _,
-            c0,
-            c1,
-            c2,
-            c3,
-        ] = *b;
-        if u32::from_le_bytes([m0, m1, m2, m3]) != MAGIC {
+        let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        if fota_protocol::crc32(&b[..16]) != word(16) {
             return None;
         }
-        let head = b.get(..16)?;
-        if fota_protocol::crc32(head) != u32::from_le_bytes([c0, c1, c2, c3]) {
+        let e = if b[0] == MAGIC_V2 {
+            LogEntry {
+                seq: word(2),
+                state: RecordState::from_u8(b[1])?,
+                vm_current: b[6] & 0x0F,
+                vm_last: b[6] >> 4,
+                bc_current: b[7] & 0x0F,
+                bc_last: b[7] >> 4,
+                vm_minimum: word(8),
+                bc_minimum: word(12),
+            }
+        } else if word(0) == MAGIC {
+            LogEntry {
+                seq: word(4),
+                state: RecordState::from_u8(b[8])?,
+                vm_current: b[9],
+                vm_last: b[10],
+                bc_current: b[11],
+                bc_last: b[12],
+                vm_minimum: 0,
+                bc_minimum: 0,
+            }
+        } else {
             return None;
-        }
-        let e = LogEntry {
-            seq: u32::from_le_bytes([s0, s1, s2, s3]),
-            state: RecordState::from_u8(state)?,
-            vm_current: vc,
-            vm_last: vl,
-            bc_current: bc,
-            bc_last: bl,
         };
-        let consistent = (e.state == RecordState::Confirmed) != e.differs();
-        consistent.then_some(e)
+        e.consistent()
+    }
+
+    /// `Confirmed` exactly when current equals last working.
+    fn consistent(self) -> Option<LogEntry> {
+        ((self.state == RecordState::Confirmed) != self.differs()).then_some(self)
     }
 }
 

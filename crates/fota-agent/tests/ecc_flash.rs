@@ -31,7 +31,12 @@ fn configs() -> Vec<(&'static str, AgentConfig)> {
                 .collect();
             (
                 name,
-                AgentConfig::with_slots(0, &slots, c.record_addr - common::BASE, c.record_size),
+                common::unchecked(AgentConfig::with_slots(
+                    0,
+                    &slots,
+                    c.record_addr - common::BASE,
+                    c.record_size,
+                )),
             )
         })
         .collect()

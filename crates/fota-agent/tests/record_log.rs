@@ -13,7 +13,7 @@ use fota_protocol::ErrorCode;
 type Small = RamFlash<4, 1024>;
 
 fn small_config() -> AgentConfig {
-    AgentConfig::vm_and_bytecode(BASE, 4 * 1024, 4 * 1024, 1024)
+    unchecked(AgentConfig::vm_and_bytecode(BASE, 4 * 1024, 4 * 1024, 1024))
 }
 
 fn expected_record<F: embedded_storage::nor_flash::NorFlash>(a: &Agent<F>) -> [u32; 4] {
@@ -279,6 +279,8 @@ fn entry_encoding_is_as_documented() {
         vm_last: 0,
         bc_current: 1,
         bc_last: 0,
+        vm_minimum: 0,
+        bc_minimum: 0,
     };
     let b = e.encode();
     assert_eq!(b[0..4], MAGIC.to_le_bytes());
@@ -292,6 +294,38 @@ fn entry_encoding_is_as_documented() {
     assert_eq!(LogEntry::decode(&b[..19]), None);
 }
 
+/// Once a minimum version is set the entry takes format 2 (docs/PROTOCOL.md), whose
+/// bytes are these; format 1 stays readable (above).
+#[test]
+fn entry_with_minimum_versions_encodes_as_documented() {
+    let e = LogEntry {
+        seq: 0x0102_0304,
+        state: RecordState::Trial,
+        vm_current: 1,
+        vm_last: 0,
+        bc_current: 3,
+        bc_last: 2,
+        vm_minimum: fota_protocol::pack_version(1, 2, 3),
+        bc_minimum: fota_protocol::pack_version(0, 9, 70_000),
+    };
+    let b = e.encode();
+    assert_eq!(b[0], b'V');
+    assert_eq!(b[1], b'T');
+    assert_eq!(b[2..6], [4, 3, 2, 1]);
+    assert_eq!(b[6..8], [0x01, 0x23]);
+    assert_eq!(b[8..12], [3, 0, 2, 1]);
+    // A patch above 16 bits is stored as 65535: never above the real version.
+    assert_eq!(b[12..16], [0xFF, 0xFF, 9, 0]);
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&b[..16]);
+    assert_eq!(b[16..20], crc.to_le_bytes());
+    assert_eq!(LogEntry::decode(&b), Some(e));
+    for bit in 0..ENTRY_LEN * 8 {
+        let mut x = b;
+        x[bit / 8] ^= 1 << (bit % 8);
+        assert_eq!(LogEntry::decode(&x), None, "bit {bit}");
+    }
+}
+
 #[test]
 fn inconsistent_entries_do_not_decode() {
     // Confirmed with current != last, and Pending with current == last.
@@ -302,6 +336,8 @@ fn inconsistent_entries_do_not_decode() {
         vm_last: 0,
         bc_current: 0,
         bc_last: 0,
+        vm_minimum: 0,
+        bc_minimum: 0,
     };
     assert_eq!(LogEntry::decode(&confirmed_trial.encode()), None);
     let pending_same = LogEntry {

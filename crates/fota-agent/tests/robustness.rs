@@ -179,7 +179,9 @@ impl Model {
 #[test]
 fn random_walk_matches_the_reference_model() {
     type Small = RamFlash<8, 1024>;
-    let config = fota_agent::AgentConfig::vm_and_bytecode(BASE, 2048, 2048, 1024);
+    let config = common::unchecked(fota_agent::AgentConfig::vm_and_bytecode(
+        BASE, 2048, 2048, 1024,
+    ));
     let (mut a, _) = boot(Small::new(CAPACITY), &config);
     let mut m = Model {
         cur: (0, 0),

@@ -301,7 +301,7 @@ fn checksum_of_a_range_inside_a_slot() {
 
 #[test]
 fn checksum_reports_progress_on_long_ranges() {
-    let config = AgentConfig::bytecode_only(BASE, SLOT, 64 * SECTOR, SECTOR);
+    let config = unchecked(AgentConfig::bytecode_only(BASE, SLOT, 64 * SECTOR, SECTOR));
     let (mut agent, _) = boot(Flash::new(1024 * 1024), &config);
     let addr = agent.find_bytecode_slot().unwrap();
     let size = 64 * SECTOR; // 256 KiB: 4 steps of 64 KiB, progress between them
@@ -426,7 +426,7 @@ fn info_describes_the_flash_and_layout() {
 fn other_flash_geometries_work() {
     // 16-byte write units, 2 KiB sectors, 4-byte reads.
     type Odd = RamFlash<16, 2048, 4>;
-    let config = AgentConfig::vm_and_bytecode(BASE, 8 * 2048, 8 * 2048, 2048);
+    let config = unchecked(AgentConfig::vm_and_bytecode(BASE, 8 * 2048, 8 * 2048, 2048));
     let (mut agent, _) = boot(Odd::new(CAPACITY), &config);
     let addr = agent.find_bytecode_slot().unwrap();
     let img = image(9, 3000);

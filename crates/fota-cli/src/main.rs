@@ -118,6 +118,20 @@ enum Command {
         /// Milliseconds a healthy new firmware takes to pass its self-test and accept.
         #[arg(long, default_value_t = 300)]
         accept_after_ms: u64,
+        /// Model a device that runs only images signed by one of these public keys
+        /// (PEM files or 64 hex digits, as `fota image keygen` writes them; repeat for
+        /// several): unsigned, raw and wrongly signed images are refused.
+        #[arg(long = "require-signatures", value_name = "PUBLIC_KEY")]
+        require_signatures: Vec<String>,
+        /// Model a device that takes packed images only (no raw ones).
+        #[arg(long)]
+        packed_only: bool,
+        /// Model a device that never takes an older version (no downgrade, even confirmed).
+        #[arg(long)]
+        no_downgrade: bool,
+        /// Model an agent without image checks (any slot content can be made current).
+        #[arg(long)]
+        no_image_checks: bool,
     },
     /// Show the agent and the flash layout.
     Info,
@@ -131,12 +145,21 @@ enum Command {
         timeout: Option<f64>,
     },
     /// Update the firmware: erase, stream, checksum, attempt, restart, outcome.
+    /// Images may be raw .bin, Intel HEX, ELF or UF2, packed (`fota image pack`) or not;
+    /// what each is, and whether the device takes it, is shown before anything is written.
     Flash {
         /// The new bytecode image.
         image: PathBuf,
         /// A new VM image too (layouts with two VM slots).
         #[arg(long)]
         vm: Option<PathBuf>,
+        /// Install an image older than the device's minimum version (a downgrade), where
+        /// the device allows it.
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Write the image even if the device already runs it.
+        #[arg(long)]
+        reinstall: bool,
         /// Bytecode slot index (default: the agent's choice).
         #[arg(long)]
         slot: Option<u32>,
@@ -358,7 +381,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             fast,
             accept_after_ms,
             access,
+            require_signatures,
+            packed_only,
+            no_downgrade,
+            no_image_checks,
         } => {
+            let images = sim_server::image_policy(
+                require_signatures,
+                *packed_only,
+                *no_downgrade,
+                *no_image_checks,
+            )
+            .map_err(|e| failure(e, "Give public key files written by fota image keygen."))?;
             let opts = sim_server::SimOptions {
                 layout: match layout {
                     LayoutArg::Bytecode => fota_sim::device::LayoutKind::BytecodeOnly,
@@ -376,6 +410,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 latency: secs("latency-ms", latency_ms / 1000.0)
                     .map_err(|e| failure(e, "Give the latency in milliseconds, like 1 or 16."))?,
                 unsupported: *unsupported,
+                images,
                 fast: *fast,
                 accept_after: Duration::from_millis(*accept_after_ms),
                 access: access.clone(),
@@ -518,6 +553,8 @@ async fn session(
         Command::Flash {
             image,
             vm,
+            allow_downgrade,
+            reinstall,
             slot,
             vm_slot,
             no_restart,
@@ -526,12 +563,19 @@ async fn session(
             codec,
             from,
         } => {
-            let bytecode = read_image(image)?;
-            let vm = vm.as_ref().map(|p| read_image(p)).transpose()?;
+            let (bytecode, bc_linked) =
+                read_firmware_for(image, &info, SlotKind::Bytecode, cli.json)?;
+            let vm = vm
+                .as_ref()
+                .map(|p| read_firmware_for(p, &info, SlotKind::Vm, cli.json))
+                .transpose()?;
             let mut plan = Plan::new(bytecode);
-            plan.vm = vm;
-            plan.bytecode_slot = slot.map_or(SlotChoice::Auto, SlotChoice::Index);
-            plan.vm_slot = vm_slot.map_or(SlotChoice::Auto, SlotChoice::Index);
+            let vm_linked = vm.as_ref().and_then(|v| v.1);
+            plan.vm = vm.map(|v| v.0);
+            plan.bytecode_slot = linked_choice(*slot, bc_linked)?;
+            plan.vm_slot = linked_choice(*vm_slot, vm_linked)?;
+            plan.allow_downgrade = *allow_downgrade;
+            plan.check_installed = !*reinstall;
             plan.restart = !no_restart;
             plan.resume = !no_resume;
             plan.codec = *codec;
@@ -711,6 +755,58 @@ async fn session(
     Ok(())
 }
 
+/// Read a firmware file of any format for a slot of `kind` of the device, and say what
+/// it is (and any warning) before anything is written. Returns the image and the slot
+/// index an addressed file is linked for.
+fn read_firmware_for(
+    path: &std::path::Path,
+    info: &Info,
+    kind: SlotKind,
+    json: bool,
+) -> Result<(Image, Option<u32>), Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        failure(
+            format!("cannot read {}: {e}", path.display()),
+            "Check the path of the image file.",
+        )
+    })?;
+    let name = path.display().to_string();
+    let p = fota_host::prepare(&name, &bytes, info, kind)?;
+    if json {
+        json_line(json!({
+            "event": "image", "name": name, "format": p.format.to_string(),
+            "summary": p.facts.summary(),
+            "packed": p.facts.packed,
+            "version": p.facts.version.map(|v| v.to_string()),
+            "signed_by": p.facts.signed_by.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            "slot": p.slot.map(|s| s.index), "notes": p.notes, "warnings": p.warnings,
+        }));
+    } else {
+        eprintln!("{name}: {}, {}", p.format, p.facts.summary());
+        for n in &p.notes {
+            eprintln!("  {n}");
+        }
+        for w in &p.warnings {
+            eprintln!("  warning: {w}");
+        }
+    }
+    Ok((p.image, p.slot.map(|s| u32::from(s.index))))
+}
+
+/// The slot choice: the one asked for, which must be the one an addressed file is linked
+/// for, else that one, else automatic.
+fn linked_choice(asked: Option<u32>, linked: Option<u32>) -> Result<SlotChoice, Failure> {
+    match (asked, linked) {
+        (Some(a), Some(l)) if a != l => Err(failure(
+            format!("the file is linked for slot {l}, not slot {a}"),
+            "Leave out the slot (the file's addresses choose it), or build the firmware for \
+             the slot you want.",
+        )),
+        (Some(a), _) | (None, Some(a)) => Ok(SlotChoice::Index(a)),
+        (None, None) => Ok(SlotChoice::Auto),
+    }
+}
+
 fn read_image(path: &std::path::Path) -> Result<Image, Failure> {
     let bytes = std::fs::read(path).map_err(|e| {
         failure(
@@ -762,6 +858,10 @@ fn print_info(info: &Info, json: bool) {
     if let Some(ms) = info.sector_erase_ms {
         println!("erase        a sector in {ms} ms at worst");
     }
+    println!(
+        "images       {}",
+        fota_host::describe_rules(info.images.as_ref())
+    );
     println!(
         "link         {} B per write, {} in flight, up to {} baud",
         info.max_write, info.max_in_flight, info.max_baud

@@ -26,6 +26,8 @@ pub struct SimOptions {
     pub baud: u32,
     pub latency: Duration,
     pub unsupported: bool,
+    /// What the simulated device requires of images.
+    pub images: fota_agent::ImagePolicy,
     pub fast: bool,
     pub accept_after: Duration,
     /// Who may open the WebSocket.
@@ -87,6 +89,38 @@ impl StateFile {
     }
 }
 
+/// The image policy of `fota sim`'s flags: the open default, or signatures required by
+/// the public keys in `keys` (files or hex), packed images only, no downgrades, no checks.
+pub fn image_policy(
+    keys: &[String],
+    packed_only: bool,
+    no_downgrade: bool,
+    no_checks: bool,
+) -> Result<fota_agent::ImagePolicy, String> {
+    use fota_agent::ImagePolicy;
+    if no_checks {
+        return Ok(ImagePolicy::NONE);
+    }
+    let mut policy = ImagePolicy::OPEN;
+    if !keys.is_empty() {
+        let mut trusted = Vec::new();
+        for k in keys {
+            let key = fota_image::host::PublicKey::read(k).map_err(|e| e.to_string())?;
+            trusted.push(key.trusted());
+        }
+        // The simulator runs for the life of the process: its keys too.
+        policy = ImagePolicy::signed(Box::leak(trusted.into_boxed_slice()));
+        policy.allow_downgrade = true;
+    }
+    if packed_only {
+        policy.allow_raw = false;
+    }
+    if no_downgrade {
+        policy.allow_downgrade = false;
+    }
+    Ok(policy)
+}
+
 pub async fn run(opts: SimOptions) -> Result<(), String> {
     if !opts.pty && opts.ws.is_none() {
         return Err("say where to serve the device: --pty and/or --ws 127.0.0.1:PORT".into());
@@ -97,6 +131,7 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     cfg.baud = opts.baud;
     cfg.latency_ns = u64::try_from(opts.latency.as_nanos()).unwrap_or(u64::MAX);
     cfg.fota_supported = !opts.unsupported;
+    cfg.images = opts.images;
     cfg.accept_after_ns = u64::try_from(opts.accept_after.as_nanos()).unwrap_or(u64::MAX);
     let (state, mut dev) = match &opts.state {
         Some(path) => {

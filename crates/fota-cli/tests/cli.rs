@@ -164,6 +164,91 @@ fn pty_bytecode_update_is_accepted() {
     );
 }
 
+/// `fota sim --require-signatures KEY`: a raw image is refused before anything is
+/// written, the same firmware packed and signed with the key is installed, the same again
+/// is "already installed", an older version is a downgrade that needs `--allow-downgrade`.
+#[test]
+fn a_device_that_requires_signatures_takes_only_signed_images() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let o = Command::new(FOTA)
+            .current_dir(d)
+            .args(args)
+            .output()
+            .expect("run fota");
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    run(&["image", "keygen", "-o", "k.pem"]);
+    let app = sample(d, "healthy");
+    let app_s = app.to_str().expect("path");
+    let pack = |version: &str, out: &str| {
+        run(&[
+            "image",
+            "pack",
+            app_s,
+            "--layout",
+            "bytecode",
+            "--version",
+            version,
+            "--key",
+            "k.pem",
+            "-o",
+            out,
+        ])
+    };
+    pack("1.0.0", "app-1.0.0.img");
+    pack("0.9.0", "app-0.9.0.img");
+    let public = d.join("k.pem.pub.pem");
+    let sim = Sim::start(&["--pty", "--require-signatures", public.to_str().expect("p")]);
+
+    let o = fota(sim.port(), &["flash", app_s]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("the device runs only signed images"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("fota image sign"), "{}", text(&o));
+    assert_eq!(record(sim.port())[4], 0, "nothing switched");
+
+    let img = |name: &str| d.join(name).to_str().expect("p").to_string();
+    let o = fota(sim.port(), &["flash", &img("app-1.0.0.img")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 1.0.0"), "{}", text(&o));
+    assert!(text(&o).contains("signed by"), "{}", text(&o));
+    let o = fota(sim.port(), &["info"]);
+    assert!(text(&o).contains("signed images only"), "{}", text(&o));
+    assert!(
+        text(&o).contains("bytecode version 1.0.0 or newer"),
+        "{}",
+        text(&o)
+    );
+
+    let o = fota(sim.port(), &["flash", &img("app-1.0.0.img")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("already installed"), "{}", text(&o));
+
+    let o = fota(sim.port(), &["flash", &img("app-0.9.0.img")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("downgrade from version 1.0.0 to 0.9.0"),
+        "{}",
+        text(&o)
+    );
+    let o = fota(
+        sim.port(),
+        &["flash", &img("app-0.9.0.img"), "--allow-downgrade"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fota(sim.port(), &["info"]);
+    assert!(
+        text(&o).contains("bytecode version 0.9.0 or newer"),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn pty_faulty_bytecode_is_reverted() {
     let dir = tempfile::tempdir().expect("tmp");

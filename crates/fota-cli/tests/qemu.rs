@@ -184,8 +184,13 @@ fn bytecode_layout_accepts_a_healthy_program_and_reverts_faulty_ones() {
     assert!(log.contains("boot: reset by restart"), "{log}");
     assert_eq!(dev.slots(), (0, 0, 1, 1, false));
 
-    // And a healthy one again, into the slot the faulty ones used.
+    // The same healthy one again is already installed (it runs from slot 1): refused
+    // before anything is written...
     let out = flash(&dev, &[healthy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("already installed"), "{}", text(&out));
+    // ...unless asked for: then into the slot the faulty ones used.
+    let out = flash(&dev, &["--reinstall", healthy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(dev.slots(), (0, 0, 0, 0, false));
 }
@@ -711,4 +716,118 @@ fn vm_layout_power_cut_while_the_new_vm_streams_then_the_next_flash_resumes() {
         "resumed:\n{log}"
     );
     assert_eq!(dev.slots(), (1, 1, 1, 1, false));
+}
+
+/// The firmware built with image checks (`--features fota-agent/images`) into this
+/// test's own directory.
+fn firmware_with_image_checks() -> PathBuf {
+    let boards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fota-firmware/boards");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fw-image-checks");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--target",
+            "thumbv7em-none-eabihf",
+            "-p",
+            "fota-board-mps2-an386",
+            "--features",
+            "fota-agent/images",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&boards)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the firmware with image checks");
+    target.join("thumbv7em-none-eabihf").join("release")
+}
+
+/// A record that makes an erased bytecode slot current (a Pending entry written into the
+/// flash behind the agent, as an agent without checks would write it on `set_record`):
+/// the firmware with image checks never starts it. Its boot decision goes back to the last
+/// working configuration at once (no trial boot of the erased slot, no reset loop), and
+/// the next boot runs it again.
+#[test]
+fn a_pending_erased_slot_is_never_started_by_a_firmware_with_image_checks() {
+    let fw = firmware_with_image_checks();
+    let fw = fw.to_str().expect("path");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("flash");
+    let dev = Device::start_with("bytecode", &state, &["--firmware", fw]);
+    assert_eq!(dev.slots(), (0, 0, 0, 0, false));
+    let out = dev.fota(&["--json", "--no-negotiate", "info"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let info: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .expect("info");
+    let record_addr = info["record_addr"].as_u64().expect("record_addr") as usize;
+    let unit = info["write_granularity"].as_u64().expect("write unit") as usize;
+    dev.power_cut();
+
+    // Append `Pending (vm 0/0, bytecode 1/0)` after the newest entry.
+    let mut flash = std::fs::read(&state).expect("state file");
+    let base = 0x2100_0000usize; // the board's FLASH_BASE: the file's first byte
+    let stride = 20usize.div_ceil(unit) * unit;
+    let at = record_addr - base;
+    let mut seq = 0;
+    let mut free = None;
+    for k in 0..4096 / stride {
+        let off = at + k * stride;
+        match fota_agent::record::LogEntry::decode(&flash[off..off + 20]) {
+            Some(e) => seq = seq.max(e.seq),
+            None if free.is_none() && flash[off..off + stride].iter().all(|&b| b == 0xFF) => {
+                free = Some(off)
+            }
+            None => {}
+        }
+    }
+    let off = free.expect("an erased entry slot");
+    let entry = fota_agent::record::LogEntry {
+        seq: seq + 1,
+        ..fota_agent::record::LogEntry::with_slots(0, 0, 1, 0)
+    };
+    flash[off..off + 20].copy_from_slice(&entry.encode());
+    std::fs::write(&state, &flash).expect("write state");
+
+    let dev = Device::start_with("bytecode", &state, &["--firmware", fw]);
+    assert_eq!(
+        dev.slots(),
+        (0, 0, 0, 0, false),
+        "back on bytecode 0, confirmed"
+    );
+    dev.power_cut();
+    // The boot decision wrote the revert at once: the next entry is Confirmed (0, 0, 0,
+    // 0); no Trial entry (the erased slot never booted on trial).
+    let flash = std::fs::read(&state).expect("state file");
+    let entries: Vec<_> = (0..4096 / stride)
+        .filter_map(|k| {
+            let off = at + k * stride;
+            fota_agent::record::LogEntry::decode(&flash[off..off + 20])
+        })
+        .filter(|e| e.seq > seq)
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.state != fota_agent::RecordState::Trial),
+        "{entries:?}"
+    );
+    let newest = entries.iter().max_by_key(|e| e.seq).expect("entries");
+    assert_eq!(
+        (newest.seq, newest.state),
+        (seq + 2, fota_agent::RecordState::Confirmed),
+        "{entries:?}"
+    );
+    assert!(newest.same_slots(&fota_agent::record::LogEntry::factory()));
+    // No loop: the next boot runs the same, with nothing to revert.
+    let dev = Device::start_with("bytecode", &state, &["--firmware", fw]);
+    assert_eq!(dev.slots(), (0, 0, 0, 0, false));
 }

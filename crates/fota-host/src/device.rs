@@ -574,6 +574,19 @@ impl<T: Transport> Device<T> {
         }
     }
 
+    /// `attempt(bcslot, vmslot)` of an image older than the device's minimum version
+    /// (`AttemptDowngrade`): only where the device allows downgrades and the user
+    /// confirmed it.
+    pub async fn attempt_downgrade(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
+        match self
+            .call(&Request::AttemptDowngrade { bc_slot, vm_slot })
+            .await?
+        {
+            Reply::Attempted => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// `accept()`: what the device did (accepted, or nothing to accept and why).
     pub async fn accept(&mut self) -> Result<AcceptOutcome, HostError> {
         match self.call(&Request::Accept).await? {

@@ -103,6 +103,51 @@ pub enum HostError {
     /// The user cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The firmware file cannot be read or placed in the device's layout (a HEX with a
+    /// bad checksum, an ELF for another processor, a file linked for no slot...).
+    #[error("{message}")]
+    ImageFile {
+        /// What is wrong, naming the file.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+    /// The device would refuse the image (checked before anything is written, as the
+    /// device checks it: `Info` tag 6).
+    #[error("{name} cannot go to this device: {why}")]
+    ImageRefused {
+        /// The image.
+        name: String,
+        /// The error code the device would answer.
+        code: ErrorCode,
+        /// Why.
+        why: String,
+    },
+    /// The image is older than the device's minimum version: a downgrade, which needs the
+    /// user's confirmation on a device that allows it.
+    #[error("{name} is a downgrade from version {minimum} to {image}")]
+    Downgrade {
+        /// The image.
+        name: String,
+        /// Its version.
+        image: String,
+        /// The oldest version the device accepts.
+        minimum: String,
+        /// Whether the device allows downgrades at all.
+        allowed: bool,
+    },
+    /// The device already runs this image (the running slot holds the same bytes).
+    #[error(
+        "{name} is already installed: {kind} slot {index}, which runs now, holds the same bytes"
+    )]
+    AlreadyInstalled {
+        /// The image.
+        name: String,
+        /// `VM` or `bytecode`.
+        kind: String,
+        /// The running slot.
+        index: u32,
+    },
 }
 
 impl HostError {
@@ -144,6 +189,11 @@ impl HostError {
                 ErrorCode::StreamCorrupt | ErrorCode::StreamGap => "Nothing was switched: the \
                      device still runs its current firmware. Flash again: the transfer resumes."
                     .into(),
+                code @ (ErrorCode::BadImage
+                | ErrorCode::Unsigned
+                | ErrorCode::UnknownKey
+                | ErrorCode::BadSignature
+                | ErrorCode::Downgrade) => image_help(*code),
                 _ => {
                     "This is a bug in the tool or the agent; please report it with the log.".into()
                 }
@@ -190,6 +240,51 @@ impl HostError {
             HostError::Cancelled => "Nothing was switched: the device still runs its current \
                  firmware. Flashing the same image again resumes the transfer."
                 .into(),
+            HostError::ImageFile { help, .. } => help.clone(),
+            HostError::ImageRefused { code, .. } => image_help(*code),
+            HostError::Downgrade {
+                minimum, allowed, ..
+            } => {
+                if *allowed {
+                    format!(
+                        "Nothing was written. To install the older version anyway, confirm the \
+                         downgrade (fota flash --allow-downgrade; the web app asks); the device \
+                         then accepts versions from the downgraded one on. Otherwise flash \
+                         version {minimum} or newer."
+                    )
+                } else {
+                    format!(
+                        "Nothing was written. This device never takes an older version: flash \
+                         version {minimum} or newer."
+                    )
+                }
+            }
+            HostError::AlreadyInstalled { .. } => "Nothing to do, nothing was written. To \
+                 write it into the other slot anyway, flash with --reinstall."
+                .into(),
         }
+    }
+}
+
+/// What to do about an image the device refuses (or would refuse).
+fn image_help(code: ErrorCode) -> String {
+    match code {
+        ErrorCode::Unsigned => "Nothing was switched. Sign the image with a key the device \
+             trusts (fota image sign --key KEY IMAGE; fota info lists the device's key ids), \
+             then flash the signed file."
+            .into(),
+        ErrorCode::UnknownKey => "Nothing was switched. Sign the image with one of the keys \
+             the device trusts (fota info lists their ids): fota image sign --key KEY IMAGE."
+            .into(),
+        ErrorCode::BadSignature => "Nothing was switched. The image was changed after it was \
+             signed: flash the file as released, or sign it again."
+            .into(),
+        ErrorCode::Downgrade => "Nothing was switched. Flash a newer version, or confirm a \
+             downgrade where the device allows it (fota flash --allow-downgrade)."
+            .into(),
+        _ => "Nothing was switched. Pack the firmware for this device (fota image pack, which \
+             checks the slot it is linked for), or take the file as released: it may be \
+             damaged or cut off."
+            .into(),
     }
 }

@@ -24,6 +24,7 @@ pub mod sim;
 pub mod text;
 mod transport;
 pub mod update;
+pub mod vet;
 
 pub use codec::Codec;
 pub use device::{Device, Stats, Timeouts};
@@ -32,5 +33,6 @@ pub use image::{Image, hex, md5_of};
 pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
 pub use transport::Transport;
 pub use update::{Outcome, Plan, Report, SlotChoice, SlotRole, free_slot, slot_role, update};
+pub use vet::{ImageFacts, Prepared, Vetted, describe_rules, prepare, vet};
 
 pub use fota_protocol as protocol;

@@ -46,6 +46,12 @@ pub struct Plan {
     /// Images the device may hold (earlier releases): a delta from the one it holds is
     /// sent, checked first by the device's MD5 of its slot.
     pub bases: Vec<Image>,
+    /// The user confirmed installing an image older than the device's minimum version
+    /// (where the device allows downgrades).
+    pub allow_downgrade: bool,
+    /// Stop with [`HostError::AlreadyInstalled`] when the device already runs the image
+    /// (one checksum of the running slot first; the CLI and the web app ask for it).
+    pub check_installed: bool,
 }
 
 impl Plan {
@@ -61,6 +67,8 @@ impl Plan {
             resume: true,
             codec: crate::codec::Codec::Auto,
             bases: Vec::new(),
+            allow_downgrade: false,
+            check_installed: false,
         }
     }
 }
@@ -222,6 +230,8 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         vm_index = u32::from(vm_slot.index);
         jobs.push((vm_slot, vm));
     }
+    // Before anything is written: what each image is, and whether the device takes it.
+    let downgrade = crate::vet::vet_jobs(dev, &info, &before, &jobs, plan).await?;
     for (slot, image) in &jobs {
         report.targets.push(Target {
             slot: *slot,
@@ -277,7 +287,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         Step::Attempt,
         &format!("Trying bytecode slot {bc_index} with VM slot {vm_index} at the next restart"),
     );
-    dev.attempt(bc_index, vm_index).await?;
+    if downgrade {
+        dev.attempt_downgrade(bc_index, vm_index).await?;
+    } else {
+        dev.attempt(bc_index, vm_index).await?;
+    }
     // Read back: the record is Pending now (and an observer shows it before the restart).
     report.record = dev.get_record().await?;
     if !plan.restart {

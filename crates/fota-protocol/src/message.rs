@@ -47,6 +47,51 @@ pub mod info_tag {
     pub const SECTORS: u8 = 4;
     /// `id:u8, ram:u32` each: the codecs `StreamBegin` accepts ([`super::codec`]).
     pub const CODECS: u8 = 5;
+    /// What the device requires of firmware images ([`crate::ImageRules`]): `flags:u8,
+    /// vm_minimum:u32, bc_minimum:u32`, then 8-byte ids of the keys it trusts.
+    pub const IMAGES: u8 = 6;
+}
+
+/// Most trusted keys an agent lists in [`ImageRules::keys`].
+pub const MAX_KEYS: usize = 4;
+
+/// What a device requires of the firmware images it runs (`Info` tag 6; docs/IMAGE.md).
+/// An agent that sends no such field checks nothing: any image, raw or packed, any
+/// version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRules {
+    /// Images must carry a signature by one of [`ImageRules::keys`].
+    pub require_signatures: bool,
+    /// Raw images (no trailer: no hash, no version) may be attempted.
+    pub allow_raw: bool,
+    /// An older image may be attempted with `AttemptDowngrade`.
+    pub allow_downgrade: bool,
+    /// The oldest VM image version accepted, packed (see [`pack_version`]).
+    pub vm_minimum: u32,
+    /// The oldest bytecode image version accepted, packed.
+    pub bc_minimum: u32,
+    /// Ids of the trusted keys (first 8 bytes of SHA-256 of each public key).
+    pub keys: heapless::Vec<[u8; 8], MAX_KEYS>,
+}
+
+/// A version `major.minor.patch` as the record stores a minimum: `major << 24 |
+/// minor << 16 | patch`, each field saturated to its width (8, 8, 16 bits) so that the
+/// stored value never exceeds the version (a field above its width stores the largest
+/// version below it: the protection then starts a little lower, never higher).
+pub const fn pack_version(major: u16, minor: u16, patch: u32) -> u32 {
+    if major > 0xFF {
+        return u32::MAX;
+    }
+    if minor > 0xFF {
+        return (major as u32) << 24 | 0x00FF_FFFF;
+    }
+    let patch = if patch > 0xFFFF { 0xFFFF } else { patch };
+    (major as u32) << 24 | (minor as u32) << 16 | patch
+}
+
+/// The fields of a packed version: `(major, minor, patch)`.
+pub const fn unpack_version(v: u32) -> (u16, u16, u32) {
+    ((v >> 24) as u16, ((v >> 16) & 0xFF) as u16, v & 0xFFFF)
 }
 
 /// Operation codes. A reply to a request carries the request's code with bit 7 set;
@@ -84,6 +129,9 @@ pub enum Op {
     StreamBegin = 0x0E,
     /// The next bytes of the stream (none: its end).
     StreamData = 0x0F,
+    /// `attempt(bcslot, vmslot)` of an image older than the device's minimum version, on
+    /// a device whose rules allow downgrades. Answered like `Attempt` (`0x8B`).
+    AttemptDowngrade = 0x10,
     /// Progress of a long operation (a reply, with the id of the request it concerns).
     Progress = 0xFE,
     /// The request failed (a reply).
@@ -95,6 +143,8 @@ impl Op {
     pub const fn reply(self) -> u8 {
         match self {
             Op::Progress | Op::Error => self as u8,
+            // One reply for both ways of attempting.
+            Op::AttemptDowngrade => Op::Attempt as u8 | 0x80,
             _ => self as u8 | 0x80,
         }
     }
@@ -117,6 +167,8 @@ impl Op {
             0x0D => Op::Goodbye,
             0x0E => Op::StreamBegin,
             0x0F => Op::StreamData,
+            #[cfg(feature = "images")]
+            0x10 => Op::AttemptDowngrade,
             _ => return None,
         })
     }
@@ -191,11 +243,27 @@ pub enum ErrorCode {
     /// Stream data out of order, or no stream begun. Detail: the stream offset the agent
     /// expects next (`0xFFFFFFFF`: no stream).
     StreamGap = 22,
+    /// The slot's image does not verify: blank, damaged or incomplete (bad hash, cut-off
+    /// trailer), an unknown format, linked for another slot or kind, or a raw image where
+    /// the device requires packed ones. Detail: the slot address.
+    BadImage = 23,
+    /// The image is not signed and the device requires a signature. Detail: the slot
+    /// address.
+    Unsigned = 24,
+    /// The image is signed only by keys the device does not trust. Detail: the slot
+    /// address.
+    UnknownKey = 25,
+    /// A signature by a trusted key does not verify. Detail: the slot address.
+    BadSignature = 26,
+    /// The image is older than the device's minimum version (or has no version and the
+    /// device has one), and downgrades were not asked for or are not allowed. Detail: the
+    /// slot address.
+    Downgrade = 27,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::Unsupported,
         ErrorCode::OutOfSlot,
         ErrorCode::SlotInUse,
@@ -218,6 +286,11 @@ impl ErrorCode {
         ErrorCode::BaseMismatch,
         ErrorCode::StreamCorrupt,
         ErrorCode::StreamGap,
+        ErrorCode::BadImage,
+        ErrorCode::Unsigned,
+        ErrorCode::UnknownKey,
+        ErrorCode::BadSignature,
+        ErrorCode::Downgrade,
     ];
 
     /// The code for a byte, if it is one.
@@ -250,6 +323,13 @@ impl ErrorCode {
             ErrorCode::BaseMismatch => "the delta was made for another base than the device holds",
             ErrorCode::StreamCorrupt => "the compressed stream is damaged",
             ErrorCode::StreamGap => "stream data out of order, or no stream begun",
+            ErrorCode::BadImage => {
+                "the slot's image does not verify (blank, damaged or incomplete)"
+            }
+            ErrorCode::Unsigned => "the image is not signed and the device requires a signature",
+            ErrorCode::UnknownKey => "the image is signed by no key the device trusts",
+            ErrorCode::BadSignature => "a signature by a trusted key does not verify",
+            ErrorCode::Downgrade => "the image is older than the device's minimum version",
         }
     }
 }
@@ -381,6 +461,8 @@ pub struct Info {
     pub sectors: heapless::Vec<SectorRun, MAX_SECTOR_RUNS>,
     /// The codecs `StreamBegin` accepts, with their RAM (empty: send uncompressed).
     pub codecs: heapless::Vec<CodecDesc, MAX_CODECS>,
+    /// What the device requires of images (`None`: an agent that checks none).
+    pub images: Option<ImageRules>,
 }
 
 impl Info {
@@ -657,6 +739,14 @@ pub enum Request<'a> {
         /// VM slot index to try at the next restart.
         vm_slot: u32,
     },
+    /// `attempt(bcslot, vmslot)` that allows images older than the device's minimum
+    /// version, where the device's rules allow downgrades (the user confirmed it).
+    AttemptDowngrade {
+        /// Bytecode slot index to try at the next restart.
+        bc_slot: u32,
+        /// VM slot index to try at the next restart.
+        vm_slot: u32,
+    },
     /// Switch baud rate: the agent replies at the old rate, then switches. It goes back to
     /// the old rate unless a valid frame arrives at the new one within one second.
     SetBaud {
@@ -773,6 +863,7 @@ impl Request<'_> {
             Request::Restart => Op::Restart,
             Request::Accept => Op::Accept,
             Request::Attempt { .. } => Op::Attempt,
+            Request::AttemptDowngrade { .. } => Op::AttemptDowngrade,
             Request::SetBaud { .. } => Op::SetBaud,
             Request::Goodbye => Op::Goodbye,
             Request::StreamBegin { .. } => Op::StreamBegin,
@@ -810,7 +901,8 @@ impl Request<'_> {
                 s.u32(addr);
                 s.put(data);
             }
-            Request::Attempt { bc_slot, vm_slot } => {
+            Request::Attempt { bc_slot, vm_slot }
+            | Request::AttemptDowngrade { bc_slot, vm_slot } => {
                 s.u32(bc_slot);
                 s.u32(vm_slot);
             }
@@ -862,6 +954,10 @@ impl Request<'_> {
             Op::Restart => Request::Restart,
             Op::Accept => Request::Accept,
             Op::Attempt => Request::Attempt {
+                bc_slot: r.u32()?,
+                vm_slot: r.u32()?,
+            },
+            Op::AttemptDowngrade => Request::AttemptDowngrade {
                 bc_slot: r.u32()?,
                 vm_slot: r.u32()?,
             },
@@ -968,6 +1064,20 @@ impl Reply {
                         s.u32(c.ram);
                     }
                 }
+                #[cfg(feature = "images")]
+                if let Some(rules) = &i.images {
+                    s.u8(info_tag::IMAGES);
+                    // At most MAX_KEYS (4) keys: 41 bytes.
+                    s.u8((9 + rules.keys.len() * 8) as u8);
+                    s.u8(u8::from(rules.require_signatures)
+                        | u8::from(rules.allow_raw) << 1
+                        | u8::from(rules.allow_downgrade) << 2);
+                    s.u32(rules.vm_minimum);
+                    s.u32(rules.bc_minimum);
+                    for k in &rules.keys {
+                        s.put(k);
+                    }
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -1055,6 +1165,8 @@ impl Reply {
                     Reply::Accepted(AcceptOutcome::from_u8(r.u8()?).ok_or(DecodeError::BadValue)?)
                 }
                 Op::Attempt => Reply::Attempted,
+                // Answered with Attempt's code (0x8B): 0x90 is no reply.
+                Op::AttemptDowngrade => return Err(DecodeError::UnknownOp(op)),
                 Op::SetBaud => Reply::BaudSet(r.u32()?),
                 Op::Goodbye => Reply::Goodbye(r.u32()?),
                 Op::StreamBegin => Reply::StreamBegun {
@@ -1107,6 +1219,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut baud_rates = heapless::Vec::new();
     let mut sectors = heapless::Vec::new();
     let mut codecs = heapless::Vec::new();
+    let mut images = None;
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -1141,12 +1254,29 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
                     codecs.push(c).map_err(|_| DecodeError::BadValue)?;
                 }
             }
+            info_tag::IMAGES => {
+                let flags = v.u8()?;
+                let mut rules = ImageRules {
+                    require_signatures: flags & 1 != 0,
+                    allow_raw: flags & 2 != 0,
+                    allow_downgrade: flags & 4 != 0,
+                    vm_minimum: v.u32()?,
+                    bc_minimum: v.u32()?,
+                    keys: heapless::Vec::new(),
+                };
+                while !v.is_empty() {
+                    let id: [u8; 8] = v.array()?;
+                    rules.keys.push(id).map_err(|_| DecodeError::BadValue)?;
+                }
+                images = Some(rules);
+            }
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
         v.end().map_err(|_| DecodeError::BadValue)
     })?;
     Ok(Info {
+        images,
         boot_stage,
         sector_erase_ms,
         baud_rates,

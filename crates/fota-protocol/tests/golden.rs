@@ -155,6 +155,7 @@ fn sample_info() -> Info {
             .expect("four rates fit"),
         sectors: heapless::Vec::new(),
         codecs: heapless::Vec::new(),
+        images: None,
     }
 }
 

@@ -93,9 +93,24 @@ fn any_info() -> impl Strategy<Value = Info> {
         proptest::collection::vec(any::<u32>(), 0..=MAX_BAUD_RATES),
         proptest::collection::vec(any::<(u32, u32, u32)>(), 0..=MAX_SECTOR_RUNS),
         proptest::collection::vec(any::<(u8, u32)>(), 0..=fota_protocol::MAX_CODECS),
+        proptest::option::of((
+            any::<(bool, bool, bool, u32, u32)>(),
+            proptest::collection::vec(any::<[u8; 8]>(), 0..=fota_protocol::MAX_KEYS),
+        )),
     )
         .prop_map(
-            |(f, slots, name, boot_stage, erase, bauds, runs, codecs)| Info {
+            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images)| Info {
+                // Encoded by an agent with image checks only (the `images` feature).
+                images: images
+                    .filter(|_| cfg!(feature = "images"))
+                    .map(|(g, keys)| fota_protocol::ImageRules {
+                        require_signatures: g.0,
+                        allow_raw: g.1,
+                        allow_downgrade: g.2,
+                        vm_minimum: g.3,
+                        bc_minimum: g.4,
+                        keys: keys.into_iter().collect(),
+                    }),
                 protocol_version: f.0,
                 agent_version: f.1,
                 fota_supported: f.2,
@@ -253,4 +268,17 @@ proptest! {
             prop_assert!(u64::from(addr) < u64::from(start) + u64::from(size));
         }
     }
+}
+
+/// `AttemptDowngrade` (0x10) is answered with Attempt's reply code: 0x90 is no reply,
+/// and every reply that parses encodes back to its own code.
+#[test]
+fn the_downgrade_attempt_has_no_reply_code_of_its_own() {
+    assert_eq!(
+        Reply::parse(0x90, &[]),
+        Err(fota_protocol::DecodeError::UnknownOp(0x90))
+    );
+    assert_eq!(Reply::parse(0x8B, &[]), Ok(Reply::Attempted));
+    assert_eq!(Reply::Attempted.op(), 0x8B);
+    assert_eq!(fota_protocol::Op::AttemptDowngrade.reply(), 0x8B);
 }

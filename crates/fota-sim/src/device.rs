@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
-use fota_agent::{Action, AgentConfig, AgentLink, Boot};
+use fota_agent::{Action, AgentConfig, AgentLink, Boot, ImagePolicy};
 use fota_protocol::{Record, SectorRun, SlotDesc, SlotKind};
 
 use crate::flash::{FlashError, FlashTiming, SimFlash};
@@ -135,6 +135,9 @@ pub struct DeviceConfig {
     /// Whether `Info` declares the worst-case sector erase time (tag 2). False models an
     /// agent that does not, whose host cannot size its timeouts from it.
     pub announce_erase_time: bool,
+    /// What the device requires of images (default: [`ImagePolicy::OPEN`], raw images
+    /// taken; [`ImagePolicy::signed`] models a device that runs only signed images).
+    pub images: ImagePolicy,
 }
 
 impl DeviceConfig {
@@ -161,6 +164,7 @@ impl DeviceConfig {
             flash: FlashKind::W25q128jv,
             rx_buffer_bytes: None,
             announce_erase_time: true,
+            images: ImagePolicy::OPEN,
         }
     }
 
@@ -232,6 +236,7 @@ impl DeviceConfig {
         cfg.max_baud = self.max_baud;
         cfg.base_baud = self.baud;
         cfg.boot_stage = self.boot_stage;
+        cfg.images = self.images;
         // The modelled part's worst case: its slowest sector.
         let slowest = self
             .sector_runs()

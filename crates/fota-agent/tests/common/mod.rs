@@ -141,14 +141,21 @@ impl<const W: usize, const E: usize, const R: usize> NorFlash for RamFlash<W, E,
 
 pub type Flash = RamFlash<4, 4096, 1>;
 
-/// `VM | BC0 | BC1 | record`.
+/// `VM | BC0 | BC1 | record`. Slot contents are not checked (these tests are about the
+/// record; tests/images.rs checks images).
 pub fn bc_only() -> AgentConfig {
-    AgentConfig::bytecode_only(BASE, SLOT, SLOT, SECTOR)
+    unchecked(AgentConfig::bytecode_only(BASE, SLOT, SLOT, SECTOR))
 }
 
-/// `VM0 | BC0 | VM1 | BC1 | record`.
+/// `VM0 | BC0 | VM1 | BC1 | record`, slot contents not checked.
 pub fn vm_and_bc() -> AgentConfig {
-    AgentConfig::vm_and_bytecode(BASE, SLOT, SLOT, SECTOR)
+    unchecked(AgentConfig::vm_and_bytecode(BASE, SLOT, SLOT, SECTOR))
+}
+
+/// `config` without image checks.
+pub fn unchecked(mut config: AgentConfig) -> AgentConfig {
+    config.images = fota_agent::ImagePolicy::NONE;
+    config
 }
 
 /// Both layouts, named for assertion messages.

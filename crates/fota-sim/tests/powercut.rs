@@ -1186,14 +1186,15 @@ fn sim_device_turns_off_when_a_cut_hits_the_firmware_accept() {
 }
 
 /// Power cuts across a compressed and a delta update driven by the real host: at every
-/// `STRIDE`th flash step of the whole cycle (every byte erased or programmed is a step,
-/// the decoder's writes included) and the last steps, a second cut during the recovery boot at every seventh
-/// point. After each, the device boots the old configuration or the new one, complete,
+/// 11th flash step of the whole cycle (every step with `FOTA_LONG_SWEEP=1`; every byte
+/// erased or programmed is a step, the decoder's writes included) and the last steps, a
+/// second cut during the recovery boot at every seventh point. After each, the device boots the old configuration or the new one, complete,
 /// with a valid record; then the host runs the update again (compressed or delta again,
 /// resuming over the sectors that already hold the image) and it ends `Accepted`.
 #[test]
 fn power_cuts_during_a_compressed_and_a_delta_update_then_the_host_finishes() {
-    const STRIDE: u64 = 11;
+    // Every 11th flash step in the normal suite; every step with FOTA_LONG_SWEEP=1.
+    let stride: u64 = if long_sweep() { 1 } else { 11 };
     let t = Instant::now();
     let mut tally = HostTally::default();
     for sc in [Scenario::streamed(false), Scenario::streamed(true)] {
@@ -1211,7 +1212,7 @@ fn power_cuts_during_a_compressed_and_a_delta_update_then_the_host_finishes() {
         );
         let total = host.link().device().flash().step_count();
         let pts: Vec<u64> = (0..=total)
-            .filter(|&k| k % STRIDE == 0 || k + 3 >= total)
+            .filter(|&k| k % stride == 0 || k + 3 >= total)
             .collect();
         for (i, &k) in pts.iter().enumerate() {
             let second = (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()]);

@@ -963,15 +963,19 @@ impl Request<'_> {
             },
             Op::SetBaud => Request::SetBaud { baud: r.u32()? },
             Op::Goodbye => Request::Goodbye,
+            #[cfg(feature = "codec")]
             Op::StreamBegin => Request::StreamBegin {
                 addr: r.u32()?,
                 base: r.u32()?,
                 header: r.rest(),
             },
+            #[cfg(feature = "codec")]
             Op::StreamData => Request::StreamData {
                 offset: r.u32()?,
                 data: r.rest(),
             },
+            #[cfg(not(feature = "codec"))]
+            Op::StreamBegin | Op::StreamData => return Err(DecodeError::UnknownOp(op)),
             Op::Progress | Op::Error => return Err(DecodeError::UnknownOp(op)),
         };
         r.end()?;
@@ -1055,6 +1059,7 @@ impl Reply {
                         s.u32(r.count);
                     }
                 }
+                #[cfg(feature = "codec")]
                 if !i.codecs.is_empty() {
                     s.u8(info_tag::CODECS);
                     // At most MAX_CODECS (4) codecs: 20 bytes.

@@ -59,9 +59,9 @@ const RAM_BUDGET: usize = 8 * 1024;
 /// link state, the board's counters) and the agent itself, kept in `main`'s frame.
 /// `crates/fota-cli/tests/code_size.rs` reads both from the ELF and fails when they
 /// differ from these. (`size_of` here would measure this 64-bit build machine instead.)
-const THUMBV7EM_BSS: usize = 6952;
+const THUMBV7EM_BSS: usize = 7000;
 /// See [`THUMBV7EM_BSS`].
-const THUMBV7EM_AGENT: usize = 592;
+const THUMBV7EM_AGENT: usize = 600;
 /// The rate every agent answers at after reset.
 const CONNECT_BAUD: u32 = 115_200;
 

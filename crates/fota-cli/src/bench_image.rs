@@ -14,9 +14,14 @@
 //!   (header and blocks).
 //! * **stream**: the host's Stream step (`Report::stream_time`): for a stream, from the
 //!   delta's base check (the device's MD5 of its slot) and `StreamBegin` to the reply to
-//!   its end; for the raw image, from the first `WriteSlot` to the last reply.
+//!   its end; for the raw image, from the first `WriteSlot` to the last reply (the
+//!   erases of all but the first sector among them).
 //! * **x line rate**: image bytes / (stream x baud / 10): how many times faster than
 //!   the line's raw byte rate the image arrives.
+//! * **whole update**: hello to the answer to `attempt` (`Report::total_time`): the
+//!   erases included. A raw image is written while the next sectors erase, so its Stream
+//!   step holds all but the first erase; a stream is decoded into sectors erased before
+//!   it, outside its Stream step.
 //! * **esptool's method**: the image deflated at zlib level 9 (as esptool compresses),
 //!   sent at esptool's published wire efficiency: 98 % of the line rate at 115200 baud
 //!   and 74 % at 921600 (esptool issues 255 and 256); no latency added, so it is its
@@ -121,24 +126,25 @@ fn x_line_rate(image_len: usize, secs: f64, baud: u32) -> f64 {
 /// The table the README shows, from the JSON document.
 pub fn markdown(doc: &Value) -> String {
     let mut out = String::from(
-        "| Link (baud) | Latency | Method | Sent | Stream | x line rate |\n\
-         |---|---|---|---|---|---|\n",
+        "| Link (baud) | Latency | Method | Sent | Stream | x line rate | Whole update |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     let rows = doc["rows"].as_array().cloned().unwrap_or_default();
     for r in &rows {
         out.push_str(&format!(
-            "| {} | {} ms | {} | {} B | {:.2} s | {:.2} |\n",
+            "| {} | {} ms | {} | {} B | {:.2} s | {:.2} | {:.2} s |\n",
             r["baud"],
             r["latency_ms"],
             r["method"].as_str().unwrap_or("?"),
             r["sent_bytes"],
             r["stream_s"].as_f64().unwrap_or(0.0),
-            r["x_line_rate"].as_f64().unwrap_or(0.0)
+            r["x_line_rate"].as_f64().unwrap_or(0.0),
+            r["update_s"].as_f64().unwrap_or(0.0)
         ));
     }
     for e in doc["esptool"].as_array().cloned().unwrap_or_default() {
         out.push_str(&format!(
-            "| {} | (published) | esptool's method: zlib 9 at {:.0} % of the line | {} B | {:.2} s | {:.2} |\n",
+            "| {} | (published) | esptool's method: zlib 9 at {:.0} % of the line | {} B | {:.2} s | {:.2} | |\n",
             e["baud"],
             e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
             e["sent_bytes"],

@@ -359,7 +359,8 @@ fn needed(sectors: &[(usize, usize)], done: &[bool], offset: u32, len: u32) -> b
 /// The Stream step of one image, when the device takes a compressed stream: picks the
 /// method and says it. `done[i]` says whether sector `i` (`sectors[i]`: image offsets)
 /// already holds the image. `None` when the image goes raw (the caller streams it, the
-/// sentence already said) or the slot already holds all of it.
+/// sentence already said) or the slot already holds all of it. `erase` is what the
+/// sectors to erase take on the device (as `Info` tag 2 says, 0 when it does not).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn prepare_stream<T: Transport>(
     dev: &mut Device<T>,
@@ -370,6 +371,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
     bases: &[Image],
     sectors: &[(usize, usize)],
     done: &[bool],
+    erase: core::time::Duration,
 ) -> Result<Option<Prepared>, HostError> {
     let kept: u64 = sectors
         .iter()
@@ -398,6 +400,26 @@ pub(crate) async fn prepare_stream<T: Transport>(
     let to_send = stream
         .select(|offset, len| needed(sectors, done, offset, len))
         .len() as u64;
+    // A raw image is written while the next sectors erase, so their erase costs time
+    // only where the flash is slower than the line; a stream is decoded into sectors
+    // erased before it. Where that makes the stream the slower of the two (a fast line,
+    // slow erases), the default sends raw.
+    let raw_time = dev.line_time((image_len - kept) as usize).max(erase);
+    let stream_time = erase + dev.line_time(to_send as usize);
+    if choice == Codec::Auto && method == Method::Compressed && stream_time >= raw_time {
+        let choice = Choice {
+            method: Method::Raw(format!(
+                "the flash sets the pace here: about {:.1} s raw, {:.1} s compressed",
+                raw_time.as_secs_f64(),
+                stream_time.as_secs_f64()
+            )),
+            sent: image_len - kept,
+            image: image_len,
+            kept,
+        };
+        say(dev, &choice);
+        return Ok(None);
+    }
     let choice = Choice {
         method: method.clone(),
         sent: to_send,

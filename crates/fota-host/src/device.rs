@@ -194,7 +194,7 @@ impl<T: Transport> Device<T> {
     }
 
     /// The time a frame of `len` bytes takes on the line, one way.
-    fn line_time(&self, len: usize) -> Duration {
+    pub(crate) fn line_time(&self, len: usize) -> Duration {
         let baud = self.link.baud().unwrap_or(DEFAULT_BAUD).max(1200);
         Duration::from_micros((len as u64 * 10 * 1_000_000) / u64::from(baud))
     }

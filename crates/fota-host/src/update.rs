@@ -704,6 +704,9 @@ async fn transfer<T: Transport>(
     // erased first, then the stream is decoded into them. Raw otherwise, each dirty sector
     // erased just ahead of its blocks while the others stream (crate::erase_ahead).
     let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
+    // What the erases take, from the device's own figure (its slowest sector's).
+    let dirty = state.iter().filter(|s| **s == SectorState::Dirty).count();
+    let erase_each = Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0)));
     let prepared = crate::codec::prepare_stream(
         dev,
         info,
@@ -713,6 +716,7 @@ async fn transfer<T: Transport>(
         &plan.bases,
         &sectors,
         &done,
+        erase_each * u32::try_from(dirty).unwrap_or(u32::MAX),
     )
     .await?;
     let Some(prepared) = prepared else {

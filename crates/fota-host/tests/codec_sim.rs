@@ -151,3 +151,54 @@ fn codec_none_sends_raw() {
         "{said:?}"
     );
 }
+
+/// The whole update of `image` at `baud` (every sector erased: resume off), with `codec`.
+fn whole_update(image: &Image, baud: u32, codec: Codec, lines: &Lines) -> std::time::Duration {
+    let mut dev = device(lines);
+    let got = block_on(dev.negotiate_baud(&[baud])).expect("baud");
+    assert_eq!(got, baud);
+    let mut plan = Plan::new(image.clone());
+    plan.restart = false;
+    plan.resume = false;
+    plan.codec = codec;
+    let report = block_on(update(&mut dev, &plan)).expect("update");
+    assert_eq!(report.outcome, Outcome::Attempted);
+    report.total_time
+}
+
+#[test]
+fn the_default_sends_raw_where_the_flash_sets_the_pace() {
+    // 200 KB to erase (45 ms a 4 KiB sector) take longer than sending them at 921600
+    // baud: a raw image written while the next sectors erase is the faster update, and
+    // the default picks it. At 115200 the line sets the pace and compression wins.
+    let image = firmware(200_000);
+    let lines = Lines::default();
+    let auto_fast = whole_update(&image, 921_600, Codec::Auto, &lines);
+    let said = lines.take();
+    let sentence = said
+        .iter()
+        .find(|l| l.starts_with("event: sending"))
+        .unwrap_or_else(|| panic!("no sentence: {said:?}"));
+    assert!(
+        sentence.contains("uncompressed (the flash sets the pace here"),
+        "{sentence}"
+    );
+    let lzma_fast = whole_update(&image, 921_600, Codec::Lzma, &lines);
+    assert!(
+        auto_fast < lzma_fast,
+        "{auto_fast:?} raw against {lzma_fast:?} compressed"
+    );
+
+    let auto_slow = whole_update(&image, 115_200, Codec::Auto, &lines);
+    let said = lines.take();
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("event: sending") && l.ends_with(": compressed")),
+        "{said:?}"
+    );
+    let raw_slow = whole_update(&image, 115_200, Codec::None, &lines);
+    assert!(
+        auto_slow < raw_slow,
+        "{auto_slow:?} compressed against {raw_slow:?} raw"
+    );
+}

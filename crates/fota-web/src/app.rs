@@ -44,6 +44,26 @@ pub fn app() -> Html {
         }
     });
     use_effect_with(state.settings.clone(), effects::save_settings);
+    // `?manifest=URL`: the firmware a site offers.
+    {
+        let fx = fx.clone();
+        use_effect_with((), move |_| {
+            if let Some(url) = effects::manifest_param() {
+                fx.load_manifest(url);
+            }
+        });
+    }
+    // Its images for the connected device's layout, fetched and checked once per layout.
+    {
+        let fx = fx.clone();
+        let st = state.clone();
+        let key = (
+            state.manifest().is_some(),
+            state.manifest_layout(),
+            state.manifest_for,
+        );
+        use_effect_with(key, move |_| fx.fetch_manifest_images(&st));
+    }
     // Leaving the page during an update: the browser asks first.
     use_effect_with(state.running(), |running| {
         let guard = running.then(effects::guard_unload);

@@ -12,12 +12,14 @@ use crate::transport::OpenError;
 
 mod format;
 mod image;
+mod manifest;
 mod reduce;
 mod settings;
 
 use format::sentence;
 pub use format::{hex, kind_name, resumed_text, size, why_reverted};
 pub use image::ImageFile;
+pub use manifest::{Manifest, ManifestDoc, ManifestLayout, ManifestState, check_image, image_from};
 pub use settings::{BAUD_RATES, NEGOTIATE, Settings, TransportKind, ws_address};
 
 /// Most log lines kept (the oldest go first).
@@ -248,6 +250,12 @@ pub struct AppState {
     /// Text for the screen-reader live region.
     pub announce: String,
     pub dragging: bool,
+    /// The firmware manifest named by `?manifest=`.
+    pub manifest: Option<ManifestState>,
+    /// The layout whose images were fetched from the manifest (once per layout).
+    pub manifest_for: Option<ManifestLayout>,
+    /// Why the manifest's images were refused (nothing was written).
+    pub manifest_problem: Option<Problem>,
 }
 
 /// Everything that changes the state. Effects (connecting, reading files, the update
@@ -287,6 +295,17 @@ pub enum Action {
     Log(LogKind, String),
     ClearLog,
     Dragging(bool),
+    /// `?manifest=URL`: loading it.
+    ManifestLoading(String),
+    ManifestLoaded(Box<Manifest>),
+    ManifestFailed(Problem),
+    /// Fetching the manifest's images for this layout.
+    ManifestFetching(ManifestLayout),
+    /// The manifest's images for the device's layout, fetched and checked against its
+    /// sizes and hashes.
+    ManifestImages(Vec<(SlotKind, ImageFile)>),
+    /// An image did not match the manifest (or could not be fetched): nothing loaded.
+    ManifestRefused(Problem),
 }
 
 /// An action with the time it happened (ms on the page's clock): the reducer reads no

@@ -10,7 +10,9 @@ use super::connect::ConnectPanel;
 use super::images::ImageCard;
 use super::progress::{ProgressView, duration};
 use super::{Intent, ProblemBox, images::Sample};
-use crate::state::{Action, AppState, Conn, Finish, Stage, hex, kind_name, resumed_text, size};
+use crate::state::{
+    Action, AppState, Conn, Finish, ManifestState, Stage, hex, kind_name, resumed_text, size,
+};
 
 #[derive(Properties, PartialEq)]
 pub struct FlowProps {
@@ -50,6 +52,66 @@ fn ask(props: &FlowProps, intent: fn() -> Intent) -> Callback<MouseEvent> {
     props.on.reform(move |_| intent())
 }
 
+/// The firmware a manifest (`?manifest=`) offers, and how its images fared.
+fn offer(state: &AppState) -> Html {
+    let Some(m) = &state.manifest else {
+        return html! {};
+    };
+    let body = match m {
+        ManifestState::Loading(url) => html! {
+            <p class="muted">{ format!("Loading the firmware manifest {url}…") }</p>
+        },
+        ManifestState::Failed(p) => html! {
+            <ProblemBox problem={p.clone()} title="The firmware manifest cannot be used" />
+        },
+        ManifestState::Loaded(m) => {
+            let layout = state.manifest_layout();
+            let mine = layout.map(|l| m.for_layout(l)).unwrap_or_default();
+            let loaded = !mine.is_empty()
+                && mine.iter().all(|e| {
+                    state
+                        .image(e.kind)
+                        .is_some_and(|i| i.manifest_sha256 == Some(e.sha256))
+                });
+            let status = match (&state.manifest_problem, layout, loaded) {
+                (Some(p), _, _) => html! {
+                    <ProblemBox problem={p.clone()} title="The firmware from the manifest was refused" />
+                },
+                (None, None, _) => html! {
+                    <p class="muted small">{ format!("Images for the {} layout{}: the one for the device is fetched and checked once it is connected.",
+                        m.layouts().join(" and "), if m.layouts().len() == 1 { "" } else { "s" }) }</p>
+                },
+                (None, Some(_), true) => html! {
+                    <p class="status good" data-testid="manifest-checked">{"Fetched and checked: the size and SHA-256 of each image match the manifest."}</p>
+                },
+                (None, Some(l), false) => html! {
+                    <p class="muted small">{ format!("Fetching the {} layout's images and checking them against the manifest…", l.name()) }</p>
+                },
+            };
+            html! {
+                <>
+                <p><strong data-testid="manifest-name">{ format!("{} {}", m.name, m.version) }</strong>
+                   <span class="muted small">{ format!(" from {}", m.url) }</span></p>
+                if let Some(d) = &m.description { <p class="muted small">{ d }</p> }
+                <ul class="offer-list">
+                    { for m.images.iter().filter(|e| layout.is_none_or(|l| l == e.layout)).map(|e| html! {
+                        <li>{ format!("{} image for the {} layout: {}, {}", kind_name(e.kind), e.layout.name(), e.file_name(), size(e.size)) }
+                            <code class="md5" title="SHA-256 given by the manifest">{ format!(" SHA-256 {}", hex(&e.sha256)) }</code></li>
+                    }) }
+                </ul>
+                { status }
+                </>
+            }
+        }
+    };
+    html! {
+        <div class="offer" data-testid="manifest">
+            <h3>{"Firmware offered"}</h3>
+            { body }
+        </div>
+    }
+}
+
 fn connect(props: &FlowProps) -> Html {
     let state = &props.state;
     let on_change = props.on.reform(|s| Intent::Do(Action::Settings(s)));
@@ -62,6 +124,7 @@ fn connect(props: &FlowProps) -> Html {
         if let Some(p) = &state.problem {
             <ProblemBox problem={p.clone()} title={state.problem_title} />
         }
+        { offer(state) }
         <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
             opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {on_cancel} {sim_parked} {on_factory_reset} />
         </>
@@ -110,6 +173,7 @@ fn record(props: &FlowProps) -> Html {
             info.count(SlotKind::Bytecode), if info.count(SlotKind::Bytecode) == 1 { "" } else { "s" },
             info.count(SlotKind::Vm), if info.count(SlotKind::Vm) == 1 { "" } else { "s" }) }</p>
         { verdict }
+        { offer(state) }
         if can_resume {
             <div class="notice">
                 <p>{"The last update stopped before it finished. Flashing the same image again sends only what is not on the device yet."}</p>
@@ -150,6 +214,7 @@ fn images(props: &FlowProps) -> Html {
         if let Some(p) = &state.image_problem {
             <ProblemBox problem={p.clone()} title="This image cannot be used" />
         }
+        { offer(state) }
         <div class="image-cards">
             { card(SlotKind::Bytecode) }
             if state.takes_vm() { { card(SlotKind::Vm) } }

@@ -294,6 +294,78 @@ impl AppState {
             }
             Action::ClearLog => s.log = Rc::new(Vec::new()),
             Action::Dragging(v) => s.dragging = v,
+            Action::ManifestLoading(url) => {
+                s.log(
+                    now_ms,
+                    LogKind::App,
+                    format!("loading the firmware manifest {url}"),
+                );
+                s.manifest = Some(ManifestState::Loading(url));
+                s.manifest_for = None;
+                s.manifest_problem = None;
+            }
+            Action::ManifestLoaded(m) => {
+                s.log(
+                    now_ms,
+                    LogKind::App,
+                    format!(
+                        "manifest: {} {}, images for the {} layout{}",
+                        m.name,
+                        m.version,
+                        m.layouts().join(" and "),
+                        if m.layouts().len() == 1 { "" } else { "s" }
+                    ),
+                );
+                s.announce = format!("Firmware {} {} offered.", m.name, m.version);
+                s.manifest = Some(ManifestState::Loaded(m));
+            }
+            Action::ManifestFailed(p) => {
+                s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                s.announce = p.message.clone();
+                s.manifest = Some(ManifestState::Failed(p));
+            }
+            Action::ManifestFetching(layout) => {
+                s.manifest_for = Some(layout);
+                s.manifest_problem = None;
+                let Some(m) = s.manifest() else { return };
+                if m.for_layout(layout).is_empty() {
+                    let p = Problem {
+                        message: format!(
+                            "{} {} has no image for this device's layout ({}): it offers the {} layout.",
+                            m.name,
+                            m.version,
+                            layout.name(),
+                            m.layouts().join(" and ")
+                        ),
+                        help: "Connect a device of a layout the manifest offers, or choose an \
+                               image file yourself."
+                            .into(),
+                    };
+                    s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                    s.manifest_problem = Some(p);
+                } else {
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        format!(
+                            "fetching the {} layout's images of the manifest",
+                            layout.name()
+                        ),
+                    );
+                }
+            }
+            Action::ManifestImages(images) => {
+                for (kind, image) in images {
+                    if !s.take_image(now_ms, kind, image) {
+                        s.manifest_problem = s.image_problem.clone();
+                    }
+                }
+            }
+            Action::ManifestRefused(p) => {
+                s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                s.announce = p.message.clone();
+                s.manifest_problem = Some(p);
+            }
         }
     }
 }

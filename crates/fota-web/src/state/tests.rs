@@ -717,3 +717,5 @@ fn the_microbit_micropython_hex_is_read_and_placed() {
     );
     assert!(b.state.bytecode.is_none());
 }
+
+mod manifests;

@@ -1,0 +1,132 @@
+// Firmware manifests (docs/MANIFEST.md): `?manifest=` loads the firmware a site offers,
+// the images for the connected device's layout are checked against the manifest's sizes
+// and SHA-256 before anything is written, and the install button of the example vendor
+// page leads to a completed update.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { dist, serve, launch, openApp, shot, docShot, startSimServer } from '../helpers.js';
+
+let server, browser, tmp;
+before(async () => {
+  // The built app, plus manifests that lie about their images (served next to the
+  // example's own), under the same policy as .ci/serve.
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fota-manifest-'));
+  fs.cpSync(dist, tmp, { recursive: true });
+  const good = JSON.parse(fs.readFileSync(path.join(tmp, 'example', 'manifest.json'), 'utf8'));
+  const bad = structuredClone(good);
+  for (const e of bad.images) if (e.kind === 'bytecode') e.sha256 = e.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+  fs.writeFileSync(path.join(tmp, 'example', 'bad-hash.json'), JSON.stringify(bad));
+  const short = structuredClone(good);
+  for (const e of short.images) if (e.kind === 'bytecode') e.size += 1;
+  fs.writeFileSync(path.join(tmp, 'example', 'bad-size.json'), JSON.stringify(short));
+  fs.writeFileSync(path.join(tmp, 'example', 'not-a-manifest.json'), JSON.stringify({ format: 1, name: 'x', version: '1', images: [{ layout: 'vm', kind: 'vm', url: 'a.bin', size: 1, sha256: 'abc' }] }));
+  server = await serve(tmp);
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** The record panel's nine fields, as shown. */
+async function recordText(page) {
+  return page.locator('[data-testid=record] tbody').textContent();
+}
+
+test('?manifest= offers the firmware, fetches the image for the device and updates it', async () => {
+  const page = await openApp(browser, `${server.url}?manifest=example/manifest.json`);
+  const offer = page.locator('[data-testid=manifest]');
+  await offer.locator('[data-testid=manifest-name]').waitFor();
+  assert.equal(await offer.locator('[data-testid=manifest-name]').textContent(), 'Blink 2.0.0');
+  assert.match(await offer.textContent(), /Bytecode image for the bytecode layout: blink-v2\.bin, 32 KiB/);
+  assert.match(await offer.textContent(), /VM image for the vm layout: zvm-2\.0\.bin/);
+  await shot(page, '100-manifest-offer');
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await page.locator('[data-testid=manifest-checked]').waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+  const card = page.locator('[data-testid=image-bytecode]');
+  assert.match(await card.textContent(), /blink-v2\.bin/);
+  assert.match(await card.textContent(), /from Blink 2\.0\.0 \(manifest\): size and SHA-256 3cb7cfcc/);
+  await page.getByRole('button', { name: 'Continue: check the slot' }).click();
+  await page.getByRole('button', { name: 'Start the update' }).click();
+  await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
+  assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+for (const [file, why] of [['bad-hash.json', /does not match the manifest: its SHA-256 is [0-9a-f]{64}, the manifest says [0-9a-f]{64}: refused/],
+  ['bad-size.json', /blink-v2\.bin is 32 KiB \(32848 bytes\), but the manifest says 32 KiB \(32849 bytes\): refused/]]) {
+  test(`a manifest whose image does not match (${file}) is refused before anything is written`, async (t) => {
+    // A device whose flash is a file: byte for byte what was written, or not.
+    const state = path.join(tmp, `flash-${file}.bin`);
+    const sim = await startSimServer(['--layout', 'bytecode', '--state', state]);
+    t.after(() => sim.stop());
+    const page = await openApp(browser, `${server.url}?manifest=example/${file}`);
+    await page.locator('[data-testid=manifest-name]').waitFor();
+    await page.getByRole('radio', { name: /WebSocket bridge/ }).check();
+    await page.getByLabel('Bridge address').fill(sim.url);
+    const flashBefore = fs.readFileSync(state);
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+    const recordBefore = await recordText(page);
+    const refusal = page.getByRole('alert').filter({ hasText: 'The firmware from the manifest was refused' });
+    await refusal.waitFor({ timeout: 20000 });
+    const text = await refusal.textContent();
+    assert.match(text, why);
+    assert.match(text, /What to do: Nothing was written to the device\. Reload the page/);
+    await shot(page, `101-manifest-refused-${file}`);
+    if (file === 'bad-hash.json') await docShot(page, 'manifest-refused', { fullPage: false });
+    // Nothing loaded: the image step has no image, so there is nothing to start.
+    await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+    assert.equal(await page.locator('[data-testid=image-bytecode] .md5').count(), 0);
+    assert.ok(await page.getByRole('button', { name: 'Continue: check the slot' }).isDisabled());
+    // And the device: its record as it was, its flash byte for byte as it was.
+    await page.waitForTimeout(2000); // a record refresh or two
+    assert.equal(await recordText(page), recordBefore);
+    assert.ok(fs.readFileSync(state).equals(flashBefore), 'the flash did not change');
+    assert.deepEqual(page.errors.filter((e) => !/Failed to load resource/.test(e)), []);
+    await page.context().close();
+  });
+}
+
+test('an invalid manifest says which field, and the app still works with a file', async () => {
+  const page = await openApp(browser, `${server.url}?manifest=example/not-a-manifest.json`);
+  const problem = page.getByRole('alert').filter({ hasText: 'The firmware manifest cannot be used' });
+  await problem.waitFor();
+  assert.match(await problem.textContent(), /image 1 \(a\.bin\): sha256 must be 64 hex digits/);
+  assert.match(await problem.textContent(), /docs\/MANIFEST\.md/);
+  const missing = await openApp(browser, `${server.url}?manifest=example/nothing-here.json`);
+  const p2 = missing.getByRole('alert').filter({ hasText: 'The firmware manifest cannot be used' });
+  await p2.waitFor();
+  assert.match(await p2.textContent(), /could not be fetched: HTTP 404/);
+  await page.context().close();
+  await missing.context().close();
+});
+
+test('the example vendor page: its install button opens the app with the manifest, and the update completes', async () => {
+  const page = await openApp(browser, server.url); // the app, for its service worker first
+  await page.goto(`${server.url}example/`);
+  const button = page.locator('fota-install-button button');
+  await page.waitForFunction(() => document.querySelector('fota-install-button button')?.textContent === 'Install Blink 2.0.0');
+  await docShot(page, 'install-button', { fullPage: false });
+  await button.click();
+  await page.waitForSelector('html[data-ready]', { timeout: 30000 });
+  assert.equal(new URL(page.url()).searchParams.get('manifest'), `${server.url}example/manifest.json`);
+  await page.locator('[data-testid=manifest-name]').waitFor();
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await page.locator('[data-testid=manifest-checked]').waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+  await page.getByRole('button', { name: 'Continue: check the slot' }).click();
+  await page.getByRole('button', { name: 'Start the update' }).click();
+  await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
+  assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

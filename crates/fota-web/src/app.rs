@@ -64,6 +64,16 @@ pub fn app() -> Html {
         );
         use_effect_with(key, move |_| fx.fetch_manifest_images(&st));
     }
+    // With them loaded and nothing to decide in the record: is it installed already?
+    {
+        let fx = fx.clone();
+        let st = state.clone();
+        use_effect_with(state.manifest_ready(), move |ready| {
+            if *ready {
+                fx.check_installed(&st);
+            }
+        });
+    }
     // Leaving the page during an update: the browser asks first.
     use_effect_with(state.running(), |running| {
         let guard = running.then(effects::guard_unload);

@@ -310,6 +310,25 @@ impl Effects {
     }
 }
 
+impl Effects {
+    /// With a manifest's images loaded and nothing to decide in the record: ask the device
+    /// whether it runs them already (the reducer then goes on to the slot by itself).
+    pub fn check_installed(&self, state: &AppState) {
+        if !state.manifest_ready() {
+            return;
+        }
+        let images: Vec<_> = [SlotKind::Bytecode, SlotKind::Vm]
+            .into_iter()
+            .filter_map(|k| {
+                let i = state.image(k)?;
+                Some((k, u32::try_from(i.data.len()).ok()?, i.md5))
+            })
+            .collect();
+        self.dispatch.dispatch(Action::InstalledAsked);
+        self.send(Command::CheckInstalled(images));
+    }
+}
+
 const SETTINGS_KEY: &str = "fota-web.settings";
 
 fn storage() -> Option<web_sys::Storage> {

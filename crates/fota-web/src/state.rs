@@ -256,6 +256,20 @@ pub struct AppState {
     pub manifest_for: Option<ManifestLayout>,
     /// Why the manifest's images were refused (nothing was written).
     pub manifest_problem: Option<Problem>,
+    /// Whether the device runs the manifest's images already.
+    pub installed: Option<Installed>,
+}
+
+/// Whether the device already runs the images a manifest offers (the device's MD5 of its
+/// running slots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// Asked; the device is hashing its running slots.
+    Asking,
+    /// The running slots hold the same images.
+    Same,
+    /// They do not (or the device could not tell): the update goes ahead.
+    Different,
 }
 
 /// Everything that changes the state. Effects (connecting, reading files, the update
@@ -306,6 +320,10 @@ pub enum Action {
     ManifestImages(Vec<(SlotKind, ImageFile)>),
     /// An image did not match the manifest (or could not be fetched): nothing loaded.
     ManifestRefused(Problem),
+    /// Asking the device whether its running slots hold the manifest's images.
+    InstalledAsked,
+    /// Its answer: `true` when they all do.
+    Installed(bool),
 }
 
 /// An action with the time it happened (ms on the page's clock): the reducer reads no

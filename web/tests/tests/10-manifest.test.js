@@ -47,15 +47,34 @@ test('?manifest= offers the firmware, fetches the image for the device and updat
   await shot(page, '100-manifest-offer');
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
-  await page.locator('[data-testid=manifest-checked]').waitFor({ timeout: 20000 });
-  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+  // Nothing to decide in the record: it goes on by itself to the slot, where the user
+  // confirms the start (the keyboard focus is on it).
+  const ready = page.locator('[data-testid=manifest-ready]');
+  await ready.waitFor({ timeout: 20000 });
+  assert.match(await ready.textContent(), /Blink 2\.0\.0: the record check passed and each image matches its manifest/);
+  assert.match(await page.locator('table.plan').textContent(), /blink-v2\.bin, 32 KiB/);
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Start the update');
+  await shot(page, '100-manifest-ready');
+  await docShot(page, 'manifest-ready', { fullPage: false });
+  // The image step shows where the image comes from and what was checked.
+  await page.getByRole('button', { name: 'Back' }).click();
   const card = page.locator('[data-testid=image-bytecode]');
-  assert.match(await card.textContent(), /blink-v2\.bin/);
-  assert.match(await card.textContent(), /from Blink 2\.0\.0 \(manifest\): size and SHA-256 3cb7cfcc/);
+  assert.match(await card.textContent(), /from Blink 2\.0\.0 \(manifest\): size and SHA-256 3cb7cfcc[0-9a-f]+ match/);
   await page.getByRole('button', { name: 'Continue: check the slot' }).click();
   await page.getByRole('button', { name: 'Start the update' }).click();
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
+  // Connected again: the device runs it already (its MD5 of the running slot), and the
+  // page says so instead of flashing it again.
+  await page.getByRole('button', { name: 'Disconnect from the device' }).click();
+  await page.getByRole('button', { name: 'Connect' }).click();
+  const same = page.locator('[data-testid=installed-same]');
+  await same.waitFor({ timeout: 20000 });
+  assert.match(await same.textContent(), /Blink 2\.0\.0 is installed already/);
+  assert.equal(await page.locator('[data-testid=manifest-ready]').count(), 0);
+  await shot(page, '102-manifest-installed-already');
+  await page.getByRole('button', { name: 'Install again anyway' }).click();
+  await page.locator('[data-testid=manifest-ready]').waitFor();
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
@@ -114,19 +133,31 @@ test('the example vendor page: its install button opens the app with the manifes
   await page.goto(`${server.url}example/`);
   const button = page.locator('fota-install-button button');
   await page.waitForFunction(() => document.querySelector('fota-install-button button')?.textContent === 'Install Blink 2.0.0');
-  await docShot(page, 'install-button', { fullPage: false });
+  await docShot(page, 'install-button', { upTo: 'main' });
   await button.click();
   await page.waitForSelector('html[data-ready]', { timeout: 30000 });
   assert.equal(new URL(page.url()).searchParams.get('manifest'), `${server.url}example/manifest.json`);
   await page.locator('[data-testid=manifest-name]').waitFor();
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
-  await page.locator('[data-testid=manifest-checked]').waitFor({ timeout: 20000 });
-  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
-  await page.getByRole('button', { name: 'Continue: check the slot' }).click();
+  await page.locator('[data-testid=manifest-ready]').waitFor({ timeout: 20000 });
   await page.getByRole('button', { name: 'Start the update' }).click();
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
   assert.deepEqual(page.errors, []);
+
+  // The same button with a manifest that lies about its image: refused, nothing loaded.
+  await page.goto(`${server.url}example/`);
+  await page.locator('fota-install-button button').waitFor();
+  await page.evaluate(() => document.querySelector('fota-install-button').setAttribute('manifest', 'bad-hash.json'));
+  await page.locator('fota-install-button button').click();
+  await page.waitForSelector('html[data-ready]', { timeout: 30000 });
+  await page.getByRole('button', { name: 'Connect' }).click();
+  const refusal = page.getByRole('alert').filter({ hasText: 'The firmware from the manifest was refused' });
+  await refusal.waitFor({ timeout: 20000 });
+  assert.match(await refusal.textContent(), /does not match the manifest/);
+  assert.equal(await page.locator('[data-testid=manifest-ready]').count(), 0);
+  await page.getByRole('button', { name: 'Continue: choose the image' }).click();
+  assert.equal(await page.locator('[data-testid=image-bytecode] .md5').count(), 0);
   await page.context().close();
 });

@@ -11,7 +11,8 @@ use super::images::ImageCard;
 use super::progress::{ProgressView, duration};
 use super::{Intent, ProblemBox, images::Sample};
 use crate::state::{
-    Action, AppState, Conn, Finish, ManifestState, Stage, hex, kind_name, resumed_text, size,
+    Action, AppState, Conn, Finish, Installed, ManifestState, Stage, hex, kind_name, resumed_text,
+    size,
 };
 
 #[derive(Properties, PartialEq)]
@@ -112,6 +113,29 @@ fn offer(state: &AppState) -> Html {
     }
 }
 
+/// Whether the device runs the manifest's firmware already, in the record step.
+fn installed(props: &FlowProps) -> Html {
+    let state = &props.state;
+    let name = state
+        .manifest()
+        .map(|m| format!("{} {}", m.name, m.version))
+        .unwrap_or_default();
+    match state.installed {
+        Some(Installed::Asking) => html! {
+            <p class="muted" data-testid="installed-asking">{ format!("Checking whether the device runs {name} already (its MD5 of the running slots)…") }</p>
+        },
+        Some(Installed::Same) => html! {
+            <div class="status good" data-testid="installed-same">
+                <p><strong>{ format!("{name} is installed already.") }</strong>{" The device's running slots hold the same images (the device's MD5 matches the manifest's images): there is nothing to update."}</p>
+                <div class="actions">
+                    <button type="button" class="btn" onclick={goto(props, Stage::Slot)}>{"Install again anyway"}</button>
+                </div>
+            </div>
+        },
+        _ => html! {},
+    }
+}
+
 fn connect(props: &FlowProps) -> Html {
     let state = &props.state;
     let on_change = props.on.reform(|s| Intent::Do(Action::Settings(s)));
@@ -174,6 +198,7 @@ fn record(props: &FlowProps) -> Html {
             info.count(SlotKind::Vm), if info.count(SlotKind::Vm) == 1 { "" } else { "s" }) }</p>
         { verdict }
         { offer(state) }
+        { installed(props) }
         if can_resume {
             <div class="notice">
                 <p>{"The last update stopped before it finished. Flashing the same image again sends only what is not on the device yet."}</p>
@@ -239,6 +264,7 @@ fn slot(props: &FlowProps) -> Html {
     };
     let record = state.record.unwrap_or_default();
     let start = ask(props, || Intent::Start);
+    let from_manifest = state.manifest_images_loaded();
     let check = |action: fn(bool) -> Action| {
         props.on.reform(move |e: Event| {
             Intent::Do(action(
@@ -297,6 +323,9 @@ fn slot(props: &FlowProps) -> Html {
     html! {
         <>
         <h2>{"Check the slot"}</h2>
+        if let (Some(m), true) = (state.manifest(), from_manifest) {
+            <p class="status good" data-testid="manifest-ready">{ format!("{} {}: the record check passed and each image matches its manifest (size and SHA-256). Start the update when ready.", m.name, m.version) }</p>
+        }
         <p>{"The new firmware goes to a free slot; the running and the last working firmware are never touched, so the device always has something to fall back to."}</p>
         <table class="plan">
             <thead><tr><th scope="col">{"Image"}</th><th scope="col">{"Slot"}</th><th scope="col">{"Fits?"}</th></tr></thead>
@@ -313,7 +342,12 @@ fn slot(props: &FlowProps) -> Html {
         <div class="actions">
             <button type="button" class="btn ghost" onclick={goto(props, Stage::Image)}>{"Back"}</button>
             <div class="spacer"></div>
-            <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
+            if from_manifest {
+                // The one decision left: the keyboard focus goes here.
+                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()} data-focus="">{"Start the update"}</button>
+            } else {
+                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
+            }
         </div>
         </>
     }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sha2::Digest;
 
 use super::format::{hex, kind_name, size};
-use super::{AppState, ImageFile, Problem};
+use super::{AppState, ImageFile, Problem, Stage};
 
 /// The manifest format this app reads.
 pub const FORMAT: u32 = 1;
@@ -347,6 +347,38 @@ impl AppState {
         } else {
             ManifestLayout::Bytecode
         })
+    }
+
+    /// Every image the manifest offers for the connected device's layout is loaded,
+    /// checked against it.
+    pub fn manifest_images_loaded(&self) -> bool {
+        let (Some(m), Some(layout)) = (self.manifest(), self.manifest_layout()) else {
+            return false;
+        };
+        let mine = m.for_layout(layout);
+        !mine.is_empty()
+            && mine.iter().all(|e| {
+                self.image(e.kind)
+                    .is_some_and(|i| i.manifest_sha256 == Some(e.sha256))
+            })
+    }
+
+    /// A manifest's images are loaded and the record leaves nothing to decide (valid,
+    /// confirmed, the current configuration runs): the record check may go on by itself,
+    /// once the device said whether it runs these images already.
+    pub fn manifest_ready(&self) -> bool {
+        self.stage == Stage::Record
+            && !self.running()
+            && self.finish.is_none()
+            && self.installed.is_none()
+            && self.info().is_some_and(|i| i.fota_supported)
+            && self.record.is_some_and(|r| {
+                r.valid != 0
+                    && r.state == fota_host::protocol::RecordState::Confirmed
+                    && r.runs_current()
+            })
+            && self.manifest_images_loaded()
+            && self.ready_to_flash()
     }
 
     /// The manifest, when loaded.

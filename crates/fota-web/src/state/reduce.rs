@@ -31,6 +31,12 @@ impl AppState {
                 s.conn = Conn::Open(c);
                 s.problem = None;
                 s.record = None;
+                s.installed = None;
+                // A finished update belongs to the last connection; a stopped one stays,
+                // for its resume.
+                if matches!(s.finish, Some(Finish::Done { .. })) {
+                    s.finish = None;
+                }
                 s.stage = Stage::Record;
                 s.image_problem = None;
                 // Files with addresses loaded before: placed on this device's layout.
@@ -87,6 +93,7 @@ impl AppState {
                 s.conn = Conn::Closed;
                 s.run = None;
                 s.record = None;
+                s.installed = None;
                 s.stage = Stage::Connect;
             }
             Action::Record(r) => {
@@ -355,9 +362,50 @@ impl AppState {
                 }
             }
             Action::ManifestImages(images) => {
+                s.installed = None;
                 for (kind, image) in images {
                     if !s.take_image(now_ms, kind, image) {
                         s.manifest_problem = s.image_problem.clone();
+                    }
+                }
+            }
+            Action::InstalledAsked => {
+                if s.manifest_ready() {
+                    s.installed = Some(Installed::Asking);
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        "asking the device whether it runs this firmware already".into(),
+                    );
+                }
+            }
+            Action::Installed(same) => {
+                if s.installed != Some(Installed::Asking) {
+                    return;
+                }
+                let name = s
+                    .manifest()
+                    .map(|m| format!("{} {}", m.name, m.version))
+                    .unwrap_or_default();
+                if same {
+                    s.installed = Some(Installed::Same);
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        format!(
+                            "{name} is installed already: the running slots hold the same images"
+                        ),
+                    );
+                    s.announce = format!("{name} is installed already.");
+                } else {
+                    s.installed = Some(Installed::Different);
+                    // Nothing to decide: on to the slot, where the user confirms the start.
+                    if s.stage == Stage::Record && !s.running() && s.finish.is_none() {
+                        s.stage = Stage::Slot;
+                        s.problem = None;
+                        s.announce = format!(
+                            "The record is valid and {name} matches its manifest: start the update when ready."
+                        );
                     }
                 }
             }

@@ -273,3 +273,135 @@ fn a_manifest_that_cannot_be_loaded_is_shown_failed() {
     assert_eq!(b.state.manifest, Some(ManifestState::Failed(p)));
     assert!(b.state.manifest().is_none());
 }
+
+/// Connected to a simulated device of `layout`, the example-like manifest loaded and its
+/// images taken, as the effects do.
+fn with_manifest(layout: LayoutKind) -> (Bench, Manifest) {
+    let bc = fota_sim::images::blink_v2();
+    let vm = fota_sim::images::vm_v2();
+    let m = manifest_for(&[
+        ("bytecode", "bytecode", "blink-v2.bin", &bc),
+        ("vm", "bytecode", "blink-v2.bin", &bc),
+        ("vm", "vm", "zvm-2.0.bin", &vm),
+    ]);
+    let mut b = Bench::new(layout);
+    b.apply(Action::ManifestLoaded(Box::new(m.clone())));
+    let l = b.state.manifest_layout().expect("connected");
+    b.apply(Action::ManifestFetching(l));
+    let images = m
+        .for_layout(l)
+        .into_iter()
+        .map(|e| {
+            let bytes = if e.kind == SlotKind::Vm {
+                vm.clone()
+            } else {
+                bc.clone()
+            };
+            (e.kind, image_from(&m, e, bytes))
+        })
+        .collect();
+    b.apply(Action::ManifestImages(images));
+    (b, m)
+}
+
+fn installed_query(state: &AppState) -> Vec<(SlotKind, u32, [u8; 16])> {
+    [SlotKind::Bytecode, SlotKind::Vm]
+        .into_iter()
+        .filter_map(|k| state.image(k).map(|i| (k, i.data.len() as u32, i.md5)))
+        .collect()
+}
+
+#[test]
+fn with_a_manifest_and_nothing_to_decide_the_record_check_goes_on_to_the_start() {
+    for layout in [LayoutKind::BytecodeOnly, LayoutKind::VmAndBytecode] {
+        let (mut b, _) = with_manifest(layout);
+        assert_eq!(b.state.stage, Stage::Record);
+        assert!(b.state.manifest_images_loaded());
+        assert!(
+            b.state.manifest_ready(),
+            "a valid, confirmed record: nothing to decide"
+        );
+        b.apply(Action::InstalledAsked);
+        assert_eq!(b.state.installed, Some(Installed::Asking));
+        assert!(!b.state.manifest_ready(), "asked once");
+        // The device's factory firmware is another program.
+        let (same, _) = block_on(crate::installed::running_slots_hold(
+            &mut b.dev,
+            &installed_query(&b.state),
+        ))
+        .expect("asked");
+        assert!(!same);
+        b.apply(Action::Installed(same));
+        assert_eq!(b.state.installed, Some(Installed::Different));
+        assert_eq!(
+            b.state.stage,
+            Stage::Slot,
+            "on to the one decision left: the start"
+        );
+        assert!(b.state.announce.contains("start the update when ready"));
+        // Back to the record: it does not move on by itself again.
+        b.apply(Action::Goto(Stage::Record));
+        assert!(!b.state.manifest_ready());
+        b.apply(Action::Installed(false));
+        assert_eq!(b.state.stage, Stage::Record);
+    }
+}
+
+#[test]
+fn already_installed_when_the_running_slots_hold_the_manifests_images() {
+    let (mut b, _) = with_manifest(LayoutKind::BytecodeOnly);
+    // Installed through the usual update, then connected again.
+    let report = b
+        .update(b.state.bytecode.clone().expect("the manifest's image"))
+        .expect("update");
+    assert_eq!(report.outcome, Outcome::Accepted);
+    let record = block_on(b.dev.get_record()).expect("record");
+    let info = b.state.info().cloned().expect("info");
+    b.apply(Action::Disconnected);
+    b.apply(Action::Connected(Box::new(connection(info))));
+    b.apply(Action::Record(record));
+    assert!(
+        b.state.manifest_ready(),
+        "the images are kept across connections"
+    );
+    b.apply(Action::InstalledAsked);
+    let (same, _) = block_on(crate::installed::running_slots_hold(
+        &mut b.dev,
+        &installed_query(&b.state),
+    ))
+    .expect("asked");
+    assert!(same, "the running slot holds the image just installed");
+    b.apply(Action::Installed(true));
+    assert_eq!(b.state.installed, Some(Installed::Same));
+    assert_eq!(b.state.stage, Stage::Record, "nothing to update: it stays");
+    assert!(b.state.announce.contains("installed already"));
+    // The user may install it again anyway.
+    b.apply(Action::Goto(Stage::Slot));
+    assert_eq!(b.state.stage, Stage::Slot);
+}
+
+#[test]
+fn a_record_with_something_to_decide_waits_for_the_user() {
+    let (mut b, _) = with_manifest(LayoutKind::BytecodeOnly);
+    let mut r = b.state.record.expect("record");
+    r.state = RecordState::Trial;
+    b.apply(Action::Record(r));
+    assert!(!b.state.manifest_ready(), "a trial: the user decides");
+    b.apply(Action::InstalledAsked);
+    assert_eq!(b.state.installed, None, "not asked");
+    b.apply(Action::Installed(false));
+    assert_eq!(
+        b.state.stage,
+        Stage::Record,
+        "an answer never asked for moves nothing"
+    );
+    let mut r = b.state.record.expect("record");
+    r.state = RecordState::Confirmed;
+    r.valid = 0;
+    b.apply(Action::Record(r));
+    assert!(!b.state.manifest_ready(), "an invalid record");
+    // Without a manifest, the record check never moves on by itself.
+    let mut plain = Bench::new(LayoutKind::BytecodeOnly);
+    plain.apply(Action::ImageLoaded(SlotKind::Bytecode, sample(true)));
+    assert!(!plain.state.manifest_ready());
+}

@@ -98,6 +98,17 @@ pub fn app() -> Html {
         });
     }
 
+    // While a configuration runs on trial, the record panel's clock moves every second.
+    let redraw = use_force_update();
+    {
+        use_effect_with(state.trial_since_ms.is_some(), move |on_trial| {
+            let interval = on_trial.then(|| {
+                gloo::timers::callback::Interval::new(1000, move || redraw.force_update())
+            });
+            move || drop(interval)
+        });
+    }
+
     let on = {
         let state = state.clone();
         let fx = fx.clone();
@@ -215,6 +226,7 @@ pub fn app() -> Html {
                             record={state.record}
                             stale={state.record_stale}
                             {writing} {targets} {busy}
+                            trial={state.trial(now_ms() as u64)}
                             on_refresh={ask(|| Intent::Refresh)}
                             on_accept={ask(|| Intent::Accept)}
                             on_restart={ask(|| Intent::Restart)} />

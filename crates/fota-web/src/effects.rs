@@ -156,9 +156,7 @@ impl Effects {
         plan.vm_slot = state.vm_slot;
         plan.restart = state.restart;
         plan.resume = state.resume;
-        // Faulty firmware is restarted by its watchdog after a few seconds; give the
-        // revert time to show.
-        plan.wait_accept = core::time::Duration::from_secs(20);
+        plan.wait_accept = core::time::Duration::from_millis(crate::state::WAIT_ACCEPT_MS);
         let cancel = CancelToken::new();
         self.cancel.replace(cancel.clone());
         self.dispatch.dispatch(Action::UpdateStarted);

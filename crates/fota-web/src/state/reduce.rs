@@ -1,5 +1,7 @@
 //! The reducer: what each action does to the state. Pure: the time comes with the action.
 
+use fota_host::protocol::RecordState;
+
 use super::*;
 
 impl AppState {
@@ -94,9 +96,16 @@ impl AppState {
                 s.run = None;
                 s.record = None;
                 s.installed = None;
+                s.trial_since_ms = None;
                 s.stage = Stage::Connect;
             }
             Action::Record(r) => {
+                let trial = r.valid != 0 && r.state == RecordState::Trial && r.runs_current();
+                s.trial_since_ms = match (trial, s.trial_since_ms) {
+                    (true, Some(t)) => Some(t),
+                    (true, None) => Some(now_ms),
+                    (false, _) => None,
+                };
                 s.record = Some(r);
                 s.record_stale = false;
             }
@@ -166,6 +175,7 @@ impl AppState {
                     resumed: None,
                     started_ms: now_ms,
                     after_restart: Vec::new(),
+                    restarted_ms: None,
                 });
                 s.announce = "Update started.".into();
             }
@@ -176,6 +186,9 @@ impl AppState {
                     format!("{}: {}", step.label(), detail),
                 );
                 if let Some(run) = &mut s.run {
+                    if step == Step::Restart && run.restarted_ms.is_none() {
+                        run.restarted_ms = Some(now_ms);
+                    }
                     if step != run.step {
                         run.progress = None;
                         s.announce = format!("{}: {}", step.label(), detail);

@@ -276,6 +276,14 @@ impl Effects {
         let manifest = m.clone();
         let dispatch = self.dispatch.clone();
         dispatch.dispatch(Action::ManifestFetching(layout));
+        // Not even fetched when it cannot fit (a large download for nothing).
+        if let Some(p) = m
+            .for_layout(layout)
+            .into_iter()
+            .find_map(|e| state.manifest_misfit(e))
+        {
+            return dispatch.dispatch(Action::ManifestRefused(p));
+        }
         spawn_local(async move {
             let mut images = Vec::new();
             for entry in manifest.for_layout(layout) {

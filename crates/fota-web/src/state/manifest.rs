@@ -381,6 +381,31 @@ impl AppState {
             && self.ready_to_flash()
     }
 
+    /// Why `entry` cannot go to the connected device, known before it is fetched: larger
+    /// than every slot of its kind (a manifest for another product, or a wrong size).
+    pub fn manifest_misfit(&self, entry: &Entry) -> Option<Problem> {
+        let info = self.info()?;
+        let largest = info
+            .slots
+            .iter()
+            .filter(|s| s.kind == entry.kind)
+            .map(|s| u64::from(s.size))
+            .max()?;
+        (entry.size > largest).then(|| Problem {
+            message: format!(
+                "The manifest's {} image {} is {}, larger than this device's {} slots ({}): not fetched.",
+                kind_name(entry.kind).to_lowercase(),
+                entry.file_name(),
+                size(entry.size),
+                kind_name(entry.kind).to_lowercase(),
+                size(largest)
+            ),
+            help: "This firmware is not for this device, or its manifest is wrong: check with \
+                   the site that offers it. Nothing was written to the device."
+                .into(),
+        })
+    }
+
     /// The manifest, when loaded.
     pub fn manifest(&self) -> Option<&Manifest> {
         match &self.manifest {

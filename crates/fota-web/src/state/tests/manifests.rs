@@ -405,3 +405,36 @@ fn a_record_with_something_to_decide_waits_for_the_user() {
     plain.apply(Action::ImageLoaded(SlotKind::Bytecode, sample(true)));
     assert!(!plain.state.manifest_ready());
 }
+
+#[test]
+fn an_image_larger_than_every_slot_of_its_kind_is_not_even_fetched() {
+    let bc = fota_sim::images::blink_v2();
+    let mut m = manifest_for(&[("bytecode", "bytecode", "blink-v2.bin", &bc)]);
+    let b = Bench::new(LayoutKind::BytecodeOnly);
+    assert_eq!(b.state.manifest_misfit(&m.images[0]), None);
+    let largest = b
+        .state
+        .info()
+        .expect("connected")
+        .slots
+        .iter()
+        .filter(|s| s.kind == SlotKind::Bytecode)
+        .map(|s| u64::from(s.size))
+        .max()
+        .expect("bytecode slots");
+    m.images[0].size = largest;
+    assert_eq!(
+        b.state.manifest_misfit(&m.images[0]),
+        None,
+        "exactly a slot fits"
+    );
+    m.images[0].size = largest + 1;
+    let p = b.state.manifest_misfit(&m.images[0]).expect("too large");
+    assert!(
+        p.message
+            .contains("larger than this device's bytecode slots"),
+        "{}",
+        p.message
+    );
+    assert!(p.help.contains("Nothing was written"));
+}

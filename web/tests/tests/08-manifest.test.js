@@ -45,8 +45,7 @@ test('?manifest= offers the firmware, fetches the image for the device and updat
   assert.match(await offer.textContent(), /Bytecode image for the bytecode layout: blink-v2\.bin, 32 KiB/);
   assert.match(await offer.textContent(), /VM image for the vm layout: zvm-2\.0\.bin/);
   await shot(page, '100-manifest-offer');
-  await page.getByRole('button', { name: 'Connect' }).click();
-  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
   // Nothing to decide in the record: it goes on by itself to the slot, where the user
   // confirms the start (the keyboard focus is on it).
   const ready = page.locator('[data-testid=manifest-ready]');
@@ -67,7 +66,8 @@ test('?manifest= offers the firmware, fetches the image for the device and updat
   // Connected again: the device runs it already (its MD5 of the running slot), and the
   // page says so instead of flashing it again.
   await page.getByRole('button', { name: 'Disconnect from the device' }).click();
-  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=conn-status]')?.textContent === 'Not connected');
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
   const same = page.locator('[data-testid=installed-same]');
   await same.waitFor({ timeout: 20000 });
   assert.match(await same.textContent(), /Blink 2\.0\.0 is installed already/);
@@ -91,7 +91,7 @@ for (const [file, why] of [['bad-hash.json', /does not match the manifest: its S
     await page.getByRole('radio', { name: /WebSocket bridge/ }).check();
     await page.getByLabel('Bridge address').fill(sim.url);
     const flashBefore = fs.readFileSync(state);
-    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
     await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
     const recordBefore = await recordText(page);
     const refusal = page.getByRole('alert').filter({ hasText: 'The firmware from the manifest was refused' });
@@ -138,8 +138,7 @@ test('the example vendor page: its install button opens the app with the manifes
   await page.waitForSelector('html[data-ready]', { timeout: 30000 });
   assert.equal(new URL(page.url()).searchParams.get('manifest'), `${server.url}example/manifest.json`);
   await page.locator('[data-testid=manifest-name]').waitFor();
-  await page.getByRole('button', { name: 'Connect' }).click();
-  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
   await page.locator('[data-testid=manifest-ready]').waitFor({ timeout: 20000 });
   await page.getByRole('button', { name: 'Start the update' }).click();
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
@@ -152,7 +151,7 @@ test('the example vendor page: its install button opens the app with the manifes
   await page.evaluate(() => document.querySelector('fota-install-button').setAttribute('manifest', 'bad-hash.json'));
   await page.locator('fota-install-button button').click();
   await page.waitForSelector('html[data-ready]', { timeout: 30000 });
-  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
   const refusal = page.getByRole('alert').filter({ hasText: 'The firmware from the manifest was refused' });
   await refusal.waitFor({ timeout: 20000 });
   assert.match(await refusal.textContent(), /does not match the manifest/);

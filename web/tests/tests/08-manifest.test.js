@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dist, serve, launch, openApp, shot, docShot, startSimServer } from '../helpers.js';
+import { dist, serve, launch, openApp, shot, docShot, startSimServer, overflow } from '../helpers.js';
 
 let server, browser, tmp;
 before(async () => {
@@ -159,4 +159,23 @@ test('the example vendor page: its install button opens the app with the manifes
   await page.getByRole('button', { name: 'Continue: choose the image' }).click();
   assert.equal(await page.locator('[data-testid=image-bytecode] .md5').count(), 0);
   await page.context().close();
+});
+
+test('on a 360 px phone: the offer, the refusal and the one confirmation fit the screen', async () => {
+  const phone = { viewport: { width: 360, height: 740 }, mobile: true };
+  const page = await openApp(browser, `${server.url}?manifest=example/manifest.json`, phone);
+  await page.locator('[data-testid=manifest-name]').waitFor();
+  assert.deepEqual(await overflow(page), { excess: 0, innerWidth: 360, culprits: [] });
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await page.locator('[data-testid=manifest-ready]').waitFor({ timeout: 20000 });
+  assert.deepEqual(await overflow(page), { excess: 0, innerWidth: 360, culprits: [] });
+  await shot(page, '103-manifest-ready-phone');
+  const bad = await openApp(browser, `${server.url}?manifest=example/bad-hash.json`, phone);
+  await bad.getByRole('button', { name: 'Connect', exact: true }).click();
+  await bad.getByRole('alert').filter({ hasText: 'The firmware from the manifest was refused' }).waitFor({ timeout: 20000 });
+  assert.deepEqual(await overflow(bad), { excess: 0, innerWidth: 360, culprits: [] });
+  await shot(bad, '104-manifest-refused-phone');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+  await bad.context().close();
 });

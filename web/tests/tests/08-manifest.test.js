@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dist, serve, launch, openApp, shot, docShot, startSimServer, overflow } from '../helpers.js';
+import { dist, serve, launch, openApp, shot, docShot, startSimServer, overflow, axeViolations } from '../helpers.js';
 
 let server, browser, tmp;
 before(async () => {
@@ -178,4 +178,29 @@ test('on a 360 px phone: the offer, the refusal and the one confirmation fit the
   assert.deepEqual(page.errors, []);
   await page.context().close();
   await bad.context().close();
+});
+
+for (const colorScheme of ['light', 'dark']) {
+  test(`axe-core: the manifest's offer, refusal and slot step have no serious violation (${colorScheme})`, async () => {
+    const page = await openApp(browser, `${server.url}?manifest=example/manifest.json`, { colorScheme, bypassCSP: true });
+    await page.locator('[data-testid=manifest-name]').waitFor();
+    assert.deepEqual(await axeViolations(page), []);
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await page.locator('[data-testid=manifest-ready]').waitFor({ timeout: 20000 });
+    assert.deepEqual(await axeViolations(page), []);
+    const bad = await openApp(browser, `${server.url}?manifest=example/bad-hash.json`, { colorScheme, bypassCSP: true });
+    await bad.getByRole('button', { name: 'Connect', exact: true }).click();
+    await bad.getByRole('alert').filter({ hasText: 'The firmware from the manifest was refused' }).waitFor({ timeout: 20000 });
+    assert.deepEqual(await axeViolations(bad), []);
+    await page.context().close();
+    await bad.context().close();
+  });
+}
+
+test('axe-core: the example vendor page has no serious violation', async () => {
+  const page = await openApp(browser, server.url, { bypassCSP: true });
+  await page.goto(`${server.url}example/`);
+  await page.waitForFunction(() => document.querySelector('fota-install-button button')?.textContent === 'Install Blink 2.0.0');
+  assert.deepEqual(await axeViolations(page), []);
+  await page.context().close();
 });

@@ -38,6 +38,11 @@ self.addEventListener('fetch', (event) => {
   const req = event.request;
   const url = new URL(req.url);
   if (req.method !== 'GET' || url.origin !== self.location.origin) return;
+  // A firmware manifest and its images (the app fetches them with cache: 'no-store'):
+  // always from the network, or a kept copy would hide a new release.
+  if (req.cache === 'no-store') return;
+  // Other pages of the site (the example vendor page): not the app, not kept.
+  if (req.mode === 'navigate' && url.pathname !== new URL(self.registration.scope).pathname) return;
   if (req.mode === 'navigate') {
     // The page: fresh when online (new builds), the kept copy when not.
     event.respondWith((async () => {

@@ -44,6 +44,36 @@ pub fn app() -> Html {
         }
     });
     use_effect_with(state.settings.clone(), effects::save_settings);
+    // `?manifest=URL`: the firmware a site offers.
+    {
+        let fx = fx.clone();
+        use_effect_with((), move |_| {
+            if let Some(url) = effects::manifest_param() {
+                fx.load_manifest(url);
+            }
+        });
+    }
+    // Its images for the connected device's layout, fetched and checked once per layout.
+    {
+        let fx = fx.clone();
+        let st = state.clone();
+        let key = (
+            state.manifest().is_some(),
+            state.manifest_layout(),
+            state.manifest_for,
+        );
+        use_effect_with(key, move |_| fx.fetch_manifest_images(&st));
+    }
+    // With them loaded and nothing to decide in the record: is it installed already?
+    {
+        let fx = fx.clone();
+        let st = state.clone();
+        use_effect_with(state.manifest_ready(), move |ready| {
+            if *ready {
+                fx.check_installed(&st);
+            }
+        });
+    }
     // Leaving the page during an update: the browser asks first.
     use_effect_with(state.running(), |running| {
         let guard = running.then(effects::guard_unload);
@@ -65,6 +95,17 @@ pub fn app() -> Html {
             if !std::mem::replace(&mut *first.borrow_mut(), false) {
                 effects::focus_step();
             }
+        });
+    }
+
+    // While a configuration runs on trial, the record panel's clock moves every second.
+    let redraw = use_force_update();
+    {
+        use_effect_with(state.trial_since_ms.is_some(), move |on_trial| {
+            let interval = on_trial.then(|| {
+                gloo::timers::callback::Interval::new(1000, move || redraw.force_update())
+            });
+            move || drop(interval)
         });
     }
 
@@ -185,6 +226,7 @@ pub fn app() -> Html {
                             record={state.record}
                             stale={state.record_stale}
                             {writing} {targets} {busy}
+                            trial={state.trial(now_ms() as u64)}
                             on_refresh={ask(|| Intent::Refresh)}
                             on_accept={ask(|| Intent::Accept)}
                             on_restart={ask(|| Intent::Restart)} />

@@ -16,7 +16,10 @@ use web_sys::File;
 
 use crate::components::Intent;
 use crate::session::{self, Command, Dispatch};
-use crate::state::{Action, AppState, Conn, ImageFile, LogKind, Problem, Settings, ws_address};
+use crate::state::{
+    Action, AppState, Conn, ImageFile, LogKind, Manifest, ManifestDoc, Problem, Settings,
+    check_image, image_from, ws_address,
+};
 use crate::transport::sim;
 
 /// The page's effects. Cloning shares the connection and the cancel token.
@@ -153,9 +156,7 @@ impl Effects {
         plan.vm_slot = state.vm_slot;
         plan.restart = state.restart;
         plan.resume = state.resume;
-        // Faulty firmware is restarted by its watchdog after a few seconds; give the
-        // revert time to show.
-        plan.wait_accept = core::time::Duration::from_secs(20);
+        plan.wait_accept = core::time::Duration::from_millis(crate::state::WAIT_ACCEPT_MS);
         let cancel = CancelToken::new();
         self.cancel.replace(cancel.clone());
         self.dispatch.dispatch(Action::UpdateStarted);
@@ -167,6 +168,170 @@ impl Effects {
             self.cancel.borrow().cancel();
             self.dispatch.dispatch(Action::Cancelling);
         }
+    }
+}
+
+/// The manifest named by the page's `?manifest=` parameter, as an absolute URL.
+pub fn manifest_param() -> Option<String> {
+    let href = gloo::utils::window().location().href().ok()?;
+    let page = web_sys::Url::new(&href).ok()?;
+    let named = page.search_params().get("manifest")?;
+    let url = web_sys::Url::new_with_base(&named, &href).ok()?;
+    Some(url.href())
+}
+
+/// Why a fetch of `url` failed, and what to do.
+fn fetch_problem(what: &str, url: &str, why: String) -> Problem {
+    let same = gloo::utils::window()
+        .location()
+        .origin()
+        .ok()
+        .zip(web_sys::Url::new(url).ok().map(|u| u.origin()))
+        .is_some_and(|(a, b)| a == b);
+    let help = if same {
+        "Check the address and that the server is up, then reload the page.".to_string()
+    } else {
+        "It is on another site: the page's Content-Security-Policy must allow that origin \
+         in connect-src (fota serve --connect-src ORIGIN) and the site must allow this one \
+         (Access-Control-Allow-Origin). Or copy the manifest and its images next to the app."
+            .to_string()
+    };
+    Problem {
+        message: format!("The {what} {url} could not be fetched: {why}."),
+        help,
+    }
+}
+
+/// GET `url`: its bytes, or why not.
+async fn fetch_bytes(what: &str, url: &str) -> Result<Vec<u8>, Problem> {
+    use wasm_bindgen_futures::JsFuture;
+    let fail = |why: String| fetch_problem(what, url, why);
+    let js_text = |e: wasm_bindgen::JsValue| {
+        e.dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .or_else(|| e.as_string())
+            .unwrap_or_else(|| "refused by the browser".into())
+    };
+    // Never from a cache (the browser's or the service worker's): a manifest may change
+    // with each release, and the images are checked against it.
+    let init = web_sys::RequestInit::new();
+    init.set_cache(web_sys::RequestCache::NoStore);
+    let response = JsFuture::from(gloo::utils::window().fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|e| fail(js_text(e)))?;
+    let response: web_sys::Response = response
+        .dyn_into()
+        .map_err(|_| fail("not an HTTP response".into()))?;
+    if !response.ok() {
+        return Err(fail(format!(
+            "HTTP {} {}",
+            response.status(),
+            response.status_text()
+        )));
+    }
+    let buffer = response.array_buffer().map_err(|e| fail(js_text(e)))?;
+    let buffer = JsFuture::from(buffer).await.map_err(|e| fail(js_text(e)))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+impl Effects {
+    /// Load the firmware manifest at `url` (`?manifest=`).
+    pub fn load_manifest(&self, url: String) {
+        let dispatch = self.dispatch.clone();
+        dispatch.dispatch(Action::ManifestLoading(url.clone()));
+        spawn_local(async move {
+            let loaded = async {
+                let bytes = fetch_bytes("firmware manifest", &url).await?;
+                let invalid = |why: String| {
+                    Problem {
+                    message: format!("The firmware manifest {url} is not valid: {why}."),
+                    help: "Tell the site that offers this firmware; its manifest must follow \
+                           the format in docs/MANIFEST.md. Meanwhile, choose an image file yourself."
+                        .into(),
+                }
+                };
+                let text =
+                    String::from_utf8(bytes).map_err(|_| invalid("not UTF-8 text".into()))?;
+                let value = js_sys::JSON::parse(&text).map_err(|_| invalid("not JSON".into()))?;
+                let doc: ManifestDoc =
+                    serde_wasm_bindgen::from_value(value).map_err(|e| invalid(e.to_string()))?;
+                Manifest::check(&url, doc)
+            };
+            match loaded.await {
+                Ok(m) => dispatch.dispatch(Action::ManifestLoaded(Box::new(m))),
+                Err(p) => dispatch.dispatch(Action::ManifestFailed(p)),
+            }
+        });
+    }
+
+    /// Fetch the manifest's images for the connected device's layout, check each against
+    /// the manifest's size and SHA-256, and load them only if all pass.
+    pub fn fetch_manifest_images(&self, state: &AppState) {
+        let (Some(m), Some(layout)) = (state.manifest(), state.manifest_layout()) else {
+            return;
+        };
+        if state.manifest_for == Some(layout) || state.running() {
+            return;
+        }
+        let manifest = m.clone();
+        let dispatch = self.dispatch.clone();
+        dispatch.dispatch(Action::ManifestFetching(layout));
+        // Not even fetched when it cannot fit (a large download for nothing).
+        if let Some(p) = m
+            .for_layout(layout)
+            .into_iter()
+            .find_map(|e| state.manifest_misfit(e))
+        {
+            return dispatch.dispatch(Action::ManifestRefused(p));
+        }
+        spawn_local(async move {
+            let mut images = Vec::new();
+            for entry in manifest.for_layout(layout) {
+                let url = match web_sys::Url::new_with_base(&entry.url, &manifest.url) {
+                    Ok(u) => u.href(),
+                    Err(_) => {
+                        return dispatch.dispatch(Action::ManifestRefused(Problem {
+                            message: format!(
+                                "The manifest's image URL {} is not valid.",
+                                entry.url
+                            ),
+                            help: "Tell the site that offers this firmware.".into(),
+                        }));
+                    }
+                };
+                let checked = async {
+                    let bytes = fetch_bytes("firmware image", &url).await?;
+                    check_image(&manifest, entry, &bytes)?;
+                    Ok::<_, Problem>(image_from(&manifest, entry, bytes))
+                };
+                match checked.await {
+                    Ok(image) => images.push((entry.kind, image)),
+                    Err(p) => return dispatch.dispatch(Action::ManifestRefused(p)),
+                }
+            }
+            if !images.is_empty() {
+                dispatch.dispatch(Action::ManifestImages(images));
+            }
+        });
+    }
+}
+
+impl Effects {
+    /// With a manifest's images loaded and nothing to decide in the record: ask the device
+    /// whether it runs them already (the reducer then goes on to the slot by itself).
+    pub fn check_installed(&self, state: &AppState) {
+        if !state.manifest_ready() {
+            return;
+        }
+        let images: Vec<_> = [SlotKind::Bytecode, SlotKind::Vm]
+            .into_iter()
+            .filter_map(|k| {
+                let i = state.image(k)?;
+                Some((k, u32::try_from(i.data.len()).ok()?, i.md5))
+            })
+            .collect();
+        self.dispatch.dispatch(Action::InstalledAsked);
+        self.send(Command::CheckInstalled(images));
     }
 }
 

@@ -9,6 +9,7 @@
 //!   browser: tested natively);
 //! * [`components`]: the view pieces (props in, intents out);
 //! * [`effects`]: connecting, files, update, cancel, settings storage;
+//! * [`installed`]: whether a device runs given images already (its MD5 of the slots);
 //! * [`session`]: the task that owns the connection and runs fota-host's update;
 //! * [`transport`]: the byte links (Web Serial, WebSocket, in-page simulator);
 //! * [`app`]: the root component wiring them together.
@@ -16,6 +17,7 @@
 mod app;
 mod components;
 mod effects;
+mod installed;
 mod session;
 mod state;
 mod transport;

@@ -4,7 +4,7 @@
 
 use core::time::Duration;
 
-use fota_host::protocol::DEFAULT_BAUD;
+use fota_host::protocol::{DEFAULT_BAUD, SlotKind};
 use fota_host::{Device, HostError, Observer, Plan, Progress, Step, Transport};
 use futures::channel::{mpsc, oneshot};
 use yew::UseReducerDispatcher;
@@ -46,6 +46,8 @@ pub enum Command {
     Accept,
     /// `restart()`, then wait for the device.
     Restart,
+    /// Whether the running slots hold these images (kind, length, MD5).
+    CheckInstalled(Vec<(SlotKind, u32, [u8; 16])>),
     /// Close the link.
     Disconnect,
 }
@@ -289,6 +291,13 @@ impl Serving {
         }
     }
 
+    /// Whether the device's running slots hold `images` (kind, length, MD5).
+    async fn runs(&mut self, images: &[(SlotKind, u32, [u8; 16])]) -> Result<bool, HostError> {
+        let (same, record) = crate::installed::running_slots_hold(&mut self.dev, images).await?;
+        self.dispatch.dispatch(Action::Record(record));
+        Ok(same)
+    }
+
     /// Run one command; `Err` means the link is gone.
     async fn run(&mut self, command: Command) -> Result<Next, HostError> {
         match command {
@@ -296,6 +305,20 @@ impl Serving {
                 self.refresh().await?;
             }
             Command::Disconnect => return Ok(Next::Disconnect),
+            Command::CheckInstalled(images) => {
+                let same = match self.runs(&images).await {
+                    Ok(same) => same,
+                    Err(e @ HostError::Link(_)) => return Err(e),
+                    Err(e) => {
+                        self.log(
+                            LogKind::Event,
+                            format!("could not tell whether it is installed already: {e}"),
+                        );
+                        false
+                    }
+                };
+                self.dispatch.dispatch(Action::Installed(same));
+            }
             Command::Update(plan, cancel) => {
                 cancel.reset();
                 self.dev.set_cancel(cancel);

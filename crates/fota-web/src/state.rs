@@ -12,12 +12,14 @@ use crate::transport::OpenError;
 
 mod format;
 mod image;
+mod manifest;
 mod reduce;
 mod settings;
 
 use format::sentence;
 pub use format::{hex, kind_name, resumed_text, size, why_reverted};
 pub use image::ImageFile;
+pub use manifest::{Manifest, ManifestDoc, ManifestLayout, ManifestState, check_image, image_from};
 pub use settings::{BAUD_RATES, NEGOTIATE, Settings, TransportKind, ws_address};
 
 /// Most log lines kept (the oldest go first).
@@ -139,6 +141,23 @@ pub struct Run {
     /// What the device printed since the update restarted it: why the new firmware was
     /// reverted, if it was.
     pub after_restart: Vec<String>,
+    /// When the update restarted the device (its wait for the new firmware's
+    /// confirmation starts then).
+    pub restarted_ms: Option<u64>,
+}
+
+/// How long an update waits after its restart for the new firmware to confirm itself
+/// (fota-host's `Plan::wait_accept`): faulty firmware is restarted by its watchdog after a
+/// few seconds, and the revert must have time to show.
+pub const WAIT_ACCEPT_MS: u64 = 20_000;
+
+/// A configuration on trial, as the record panel shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialClock {
+    /// Since the page first saw it on trial.
+    pub elapsed_ms: u64,
+    /// During an update: how long the update still waits for it to confirm itself.
+    pub left_ms: Option<u64>,
 }
 
 /// Most device lines kept in [`Run::after_restart`].
@@ -248,6 +267,28 @@ pub struct AppState {
     /// Text for the screen-reader live region.
     pub announce: String,
     pub dragging: bool,
+    /// The firmware manifest named by `?manifest=`.
+    pub manifest: Option<ManifestState>,
+    /// The layout whose images were fetched from the manifest (once per layout).
+    pub manifest_for: Option<ManifestLayout>,
+    /// Why the manifest's images were refused (nothing was written).
+    pub manifest_problem: Option<Problem>,
+    /// Whether the device runs the manifest's images already.
+    pub installed: Option<Installed>,
+    /// When the page first read a record whose running configuration is on trial.
+    pub trial_since_ms: Option<u64>,
+}
+
+/// Whether the device already runs the images a manifest offers (the device's MD5 of its
+/// running slots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// Asked; the device is hashing its running slots.
+    Asking,
+    /// The running slots hold the same images.
+    Same,
+    /// They do not (or the device could not tell): the update goes ahead.
+    Different,
 }
 
 /// Everything that changes the state. Effects (connecting, reading files, the update
@@ -287,6 +328,21 @@ pub enum Action {
     Log(LogKind, String),
     ClearLog,
     Dragging(bool),
+    /// `?manifest=URL`: loading it.
+    ManifestLoading(String),
+    ManifestLoaded(Box<Manifest>),
+    ManifestFailed(Problem),
+    /// Fetching the manifest's images for this layout.
+    ManifestFetching(ManifestLayout),
+    /// The manifest's images for the device's layout, fetched and checked against its
+    /// sizes and hashes.
+    ManifestImages(Vec<(SlotKind, ImageFile)>),
+    /// An image did not match the manifest (or could not be fetched): nothing loaded.
+    ManifestRefused(Problem),
+    /// Asking the device whether its running slots hold the manifest's images.
+    InstalledAsked,
+    /// Its answer: `true` when they all do.
+    Installed(bool),
 }
 
 /// An action with the time it happened (ms on the page's clock): the reducer reads no
@@ -437,6 +493,21 @@ impl AppState {
             Some(Finish::Failed { at, .. }) => stopped(*at, Mark::Failed),
             None => plain(self.stage),
         }
+    }
+
+    /// The configuration on trial at `now_ms`, if one is: for how long, and how long the
+    /// running update still waits for it.
+    pub fn trial(&self, now_ms: u64) -> Option<TrialClock> {
+        let since = self.trial_since_ms?;
+        let left_ms = self
+            .run
+            .as_ref()
+            .and_then(|r| r.restarted_ms)
+            .map(|t| (t + WAIT_ACCEPT_MS).saturating_sub(now_ms));
+        Some(TrialClock {
+            elapsed_ms: now_ms.saturating_sub(since),
+            left_ms,
+        })
     }
 
     fn log(&mut self, at_ms: u64, kind: LogKind, text: String) {

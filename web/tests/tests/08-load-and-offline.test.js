@@ -4,7 +4,11 @@
 // the app, and a whole update on the in-page simulated device works with no network.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serve, launch, openApp } from '../helpers.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { serve, launch, openApp, CHROMIUM } from '../helpers.js';
 
 let server, browser;
 before(async () => { server = await serve(); browser = await launch(); });
@@ -75,8 +79,26 @@ test('offline: after one visit the app loads and updates the in-page simulated d
   await page.context().close();
 });
 
-test('installable: the app manifest loads under the page policy and Chromium finds the app installable', async () => {
-  const page = await openApp(browser, server.url);
+test('installable: the app manifest loads under the page policy and Chromium finds the app installable', async (t) => {
+  // A browser profile of its own: Chromium never offers to install from an incognito
+  // context, which is what a plain new context is.
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'fota-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t.after(async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }); });
+  const page = context.pages()[0] ?? await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(m.text()); });
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(`${e.effectiveDirective} ${e.blockedURI}`));
+  });
+  await page.goto(server.url);
+  await page.waitForSelector('html[data-ready]', { timeout: 30000 });
   await page.evaluate(async () => { await navigator.serviceWorker.ready; });
   const cdp = await page.context().newCDPSession(page);
   const manifest = await cdp.send('Page.getAppManifest');
@@ -90,5 +112,4 @@ test('installable: the app manifest loads under the page policy and Chromium fin
   const violations = await page.evaluate(() => window.__violations ?? []);
   assert.deepEqual(violations, []);
   assert.deepEqual(page.errors, []);
-  await page.context().close();
 });

@@ -6,7 +6,8 @@ use fota_host::protocol::{Info, Record, RecordState, SlotDesc, SlotKind};
 use yew::prelude::*;
 
 use super::StyledDiv;
-use crate::state::size;
+use super::progress::duration;
+use crate::state::{TrialClock, size};
 
 #[derive(Properties, PartialEq)]
 pub struct DeviceProps {
@@ -20,6 +21,9 @@ pub struct DeviceProps {
     /// Slots the chosen images will go to.
     pub targets: Vec<SlotDesc>,
     pub busy: bool,
+    /// The configuration on trial: for how long, and how long the update waits for it.
+    #[prop_or_default]
+    pub trial: Option<TrialClock>,
     pub on_refresh: Callback<()>,
     pub on_accept: Callback<()>,
     pub on_restart: Callback<()>,
@@ -79,7 +83,7 @@ pub fn device_panel(props: &DeviceProps) -> Html {
             { match props.record {
                 Some(r) => html! {
                     <>
-                    <TrialBanner record={r} busy={props.busy} {on_accept} {on_restart} />
+                    <TrialBanner record={r} busy={props.busy} trial={props.trial} {on_accept} {on_restart} />
                     <RecordFacts record={r} />
                     <RecordTable record={r} info={info.clone()} />
                     </>
@@ -94,6 +98,7 @@ pub fn device_panel(props: &DeviceProps) -> Html {
 struct TrialProps {
     record: Record,
     busy: bool,
+    trial: Option<TrialClock>,
     on_accept: Callback<MouseEvent>,
     on_restart: Callback<MouseEvent>,
 }
@@ -114,6 +119,17 @@ fn trial_banner(props: &TrialProps) -> Html {
             { match r.state {
                 RecordState::Trial => html! {
                     <>
+                    if let Some(t) = props.trial {
+                        <p class="trial-clock" data-testid="trial-badge">
+                            <span class="badge warn">{"on trial"}</span>
+                            { format!(" for {}", duration(t.elapsed_ms as f64 / 1000.0)) }
+                            { match t.left_ms {
+                                Some(0) => ": the update stops waiting for its confirmation now".to_string(),
+                                Some(left) => format!(": it has {} left to confirm itself before this update stops waiting (a restart without its accept() reverts it)", duration(left as f64 / 1000.0)),
+                                None => ": it has not confirmed itself yet (a restart without its accept() reverts it)".to_string(),
+                            } }
+                        </p>
+                    }
                     <p><strong>{"On trial: "}</strong>{ format!(
                         "bytecode slot {} with VM slot {} runs but has not confirmed itself. A restart brings back bytecode slot {} with VM slot {}.",
                         r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>

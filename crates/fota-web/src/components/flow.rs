@@ -10,7 +10,10 @@ use super::connect::ConnectPanel;
 use super::images::ImageCard;
 use super::progress::{ProgressView, duration};
 use super::{Intent, ProblemBox, images::Sample};
-use crate::state::{Action, AppState, Conn, Finish, Stage, hex, kind_name, resumed_text, size};
+use crate::state::{
+    Action, AppState, Conn, Finish, Installed, ManifestState, Stage, hex, kind_name, resumed_text,
+    size,
+};
 
 #[derive(Properties, PartialEq)]
 pub struct FlowProps {
@@ -50,6 +53,89 @@ fn ask(props: &FlowProps, intent: fn() -> Intent) -> Callback<MouseEvent> {
     props.on.reform(move |_| intent())
 }
 
+/// The firmware a manifest (`?manifest=`) offers, and how its images fared.
+fn offer(state: &AppState) -> Html {
+    let Some(m) = &state.manifest else {
+        return html! {};
+    };
+    let body = match m {
+        ManifestState::Loading(url) => html! {
+            <p class="muted">{ format!("Loading the firmware manifest {url}…") }</p>
+        },
+        ManifestState::Failed(p) => html! {
+            <ProblemBox problem={p.clone()} title="The firmware manifest cannot be used" />
+        },
+        ManifestState::Loaded(m) => {
+            let layout = state.manifest_layout();
+            let mine = layout.map(|l| m.for_layout(l)).unwrap_or_default();
+            let loaded = !mine.is_empty()
+                && mine.iter().all(|e| {
+                    state
+                        .image(e.kind)
+                        .is_some_and(|i| i.manifest_sha256 == Some(e.sha256))
+                });
+            let status = match (&state.manifest_problem, layout, loaded) {
+                (Some(p), _, _) => html! {
+                    <ProblemBox problem={p.clone()} title="The firmware from the manifest was refused" />
+                },
+                (None, None, _) => html! {
+                    <p class="muted small">{ format!("Images for the {} layout{}: the one for the device is fetched and checked once it is connected.",
+                        m.layouts().join(" and "), if m.layouts().len() == 1 { "" } else { "s" }) }</p>
+                },
+                (None, Some(_), true) => html! {
+                    <p class="status good" data-testid="manifest-checked">{"Fetched and checked: the size and SHA-256 of each image match the manifest."}</p>
+                },
+                (None, Some(l), false) => html! {
+                    <p class="muted small">{ format!("Fetching the {} layout's images and checking them against the manifest…", l.name()) }</p>
+                },
+            };
+            html! {
+                <>
+                <p><strong data-testid="manifest-name">{ format!("{} {}", m.name, m.version) }</strong>
+                   <span class="muted small">{ format!(" from {}", m.url) }</span></p>
+                if let Some(d) = &m.description { <p class="muted small">{ d }</p> }
+                <ul class="offer-list">
+                    { for m.images.iter().filter(|e| layout.is_none_or(|l| l == e.layout)).map(|e| html! {
+                        <li>{ format!("{} image for the {} layout: {}, {}", kind_name(e.kind), e.layout.name(), e.file_name(), size(e.size)) }
+                            <code class="md5" title="SHA-256 given by the manifest">{ format!(" SHA-256 {}", hex(&e.sha256)) }</code></li>
+                    }) }
+                </ul>
+                { status }
+                </>
+            }
+        }
+    };
+    html! {
+        <div class="offer" data-testid="manifest">
+            <h3>{"Firmware offered"}</h3>
+            { body }
+        </div>
+    }
+}
+
+/// Whether the device runs the manifest's firmware already, in the record step.
+fn installed(props: &FlowProps) -> Html {
+    let state = &props.state;
+    let name = state
+        .manifest()
+        .map(|m| format!("{} {}", m.name, m.version))
+        .unwrap_or_default();
+    match state.installed {
+        Some(Installed::Asking) => html! {
+            <p class="muted" data-testid="installed-asking">{ format!("Checking whether the device runs {name} already (its MD5 of the running slots)…") }</p>
+        },
+        Some(Installed::Same) => html! {
+            <div class="status good" data-testid="installed-same">
+                <p><strong>{ format!("{name} is installed already.") }</strong>{" The device's running slots hold the same images (the device's MD5 matches the manifest's images): there is nothing to update."}</p>
+                <div class="actions">
+                    <button type="button" class="btn" onclick={goto(props, Stage::Slot)}>{"Install again anyway"}</button>
+                </div>
+            </div>
+        },
+        _ => html! {},
+    }
+}
+
 fn connect(props: &FlowProps) -> Html {
     let state = &props.state;
     let on_change = props.on.reform(|s| Intent::Do(Action::Settings(s)));
@@ -62,6 +148,7 @@ fn connect(props: &FlowProps) -> Html {
         if let Some(p) = &state.problem {
             <ProblemBox problem={p.clone()} title={state.problem_title} />
         }
+        { offer(state) }
         <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
             opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {on_cancel} {sim_parked} {on_factory_reset} />
         </>
@@ -110,6 +197,8 @@ fn record(props: &FlowProps) -> Html {
             info.count(SlotKind::Bytecode), if info.count(SlotKind::Bytecode) == 1 { "" } else { "s" },
             info.count(SlotKind::Vm), if info.count(SlotKind::Vm) == 1 { "" } else { "s" }) }</p>
         { verdict }
+        { offer(state) }
+        { installed(props) }
         if can_resume {
             <div class="notice">
                 <p>{"The last update stopped before it finished. Flashing the same image again sends only what is not on the device yet."}</p>
@@ -150,6 +239,7 @@ fn images(props: &FlowProps) -> Html {
         if let Some(p) = &state.image_problem {
             <ProblemBox problem={p.clone()} title="This image cannot be used" />
         }
+        { offer(state) }
         <div class="image-cards">
             { card(SlotKind::Bytecode) }
             if state.takes_vm() { { card(SlotKind::Vm) } }
@@ -174,6 +264,7 @@ fn slot(props: &FlowProps) -> Html {
     };
     let record = state.record.unwrap_or_default();
     let start = ask(props, || Intent::Start);
+    let from_manifest = state.manifest_images_loaded();
     let check = |action: fn(bool) -> Action| {
         props.on.reform(move |e: Event| {
             Intent::Do(action(
@@ -232,6 +323,9 @@ fn slot(props: &FlowProps) -> Html {
     html! {
         <>
         <h2>{"Check the slot"}</h2>
+        if let (Some(m), true) = (state.manifest(), from_manifest) {
+            <p class="status good" data-testid="manifest-ready">{ format!("{} {}: the record check passed and each image matches its manifest (size and SHA-256). Start the update when ready.", m.name, m.version) }</p>
+        }
         <p>{"The new firmware goes to a free slot; the running and the last working firmware are never touched, so the device always has something to fall back to."}</p>
         <table class="plan">
             <thead><tr><th scope="col">{"Image"}</th><th scope="col">{"Slot"}</th><th scope="col">{"Fits?"}</th></tr></thead>
@@ -248,7 +342,12 @@ fn slot(props: &FlowProps) -> Html {
         <div class="actions">
             <button type="button" class="btn ghost" onclick={goto(props, Stage::Image)}>{"Back"}</button>
             <div class="spacer"></div>
-            <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
+            if from_manifest {
+                // The one decision left: the keyboard focus goes here.
+                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()} data-focus="">{"Start the update"}</button>
+            } else {
+                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
+            }
         </div>
         </>
     }

@@ -34,6 +34,8 @@ pub struct ImageFile {
     /// What looks wrong but does not stop it ("this looks like a picture, not
     /// firmware"), shown before anything is written.
     pub warnings: Vec<String>,
+    /// The SHA-256 a firmware manifest gave for it, which it matched.
+    pub manifest_sha256: Option<[u8; 32]>,
 }
 
 impl ImageFile {
@@ -77,6 +79,7 @@ impl ImageFile {
             placed: None,
             notes: Vec::new(),
             warnings: Vec::new(),
+            manifest_sha256: None,
         }
     }
 

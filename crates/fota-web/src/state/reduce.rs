@@ -1,5 +1,7 @@
 //! The reducer: what each action does to the state. Pure: the time comes with the action.
 
+use fota_host::protocol::RecordState;
+
 use super::*;
 
 impl AppState {
@@ -31,6 +33,12 @@ impl AppState {
                 s.conn = Conn::Open(c);
                 s.problem = None;
                 s.record = None;
+                s.installed = None;
+                // A finished update belongs to the last connection; a stopped one stays,
+                // for its resume.
+                if matches!(s.finish, Some(Finish::Done { .. })) {
+                    s.finish = None;
+                }
                 s.stage = Stage::Record;
                 s.image_problem = None;
                 // Files with addresses loaded before: placed on this device's layout.
@@ -87,9 +95,17 @@ impl AppState {
                 s.conn = Conn::Closed;
                 s.run = None;
                 s.record = None;
+                s.installed = None;
+                s.trial_since_ms = None;
                 s.stage = Stage::Connect;
             }
             Action::Record(r) => {
+                let trial = r.valid != 0 && r.state == RecordState::Trial && r.runs_current();
+                s.trial_since_ms = match (trial, s.trial_since_ms) {
+                    (true, Some(t)) => Some(t),
+                    (true, None) => Some(now_ms),
+                    (false, _) => None,
+                };
                 s.record = Some(r);
                 s.record_stale = false;
             }
@@ -159,6 +175,7 @@ impl AppState {
                     resumed: None,
                     started_ms: now_ms,
                     after_restart: Vec::new(),
+                    restarted_ms: None,
                 });
                 s.announce = "Update started.".into();
             }
@@ -169,6 +186,9 @@ impl AppState {
                     format!("{}: {}", step.label(), detail),
                 );
                 if let Some(run) = &mut s.run {
+                    if step == Step::Restart && run.restarted_ms.is_none() {
+                        run.restarted_ms = Some(now_ms);
+                    }
                     if step != run.step {
                         run.progress = None;
                         s.announce = format!("{}: {}", step.label(), detail);
@@ -294,6 +314,119 @@ impl AppState {
             }
             Action::ClearLog => s.log = Rc::new(Vec::new()),
             Action::Dragging(v) => s.dragging = v,
+            Action::ManifestLoading(url) => {
+                s.log(
+                    now_ms,
+                    LogKind::App,
+                    format!("loading the firmware manifest {url}"),
+                );
+                s.manifest = Some(ManifestState::Loading(url));
+                s.manifest_for = None;
+                s.manifest_problem = None;
+            }
+            Action::ManifestLoaded(m) => {
+                s.log(
+                    now_ms,
+                    LogKind::App,
+                    format!(
+                        "manifest: {} {}, images for the {} layout{}",
+                        m.name,
+                        m.version,
+                        m.layouts().join(" and "),
+                        if m.layouts().len() == 1 { "" } else { "s" }
+                    ),
+                );
+                s.announce = format!("Firmware {} {} offered.", m.name, m.version);
+                s.manifest = Some(ManifestState::Loaded(m));
+            }
+            Action::ManifestFailed(p) => {
+                s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                s.announce = p.message.clone();
+                s.manifest = Some(ManifestState::Failed(p));
+            }
+            Action::ManifestFetching(layout) => {
+                s.manifest_for = Some(layout);
+                s.manifest_problem = None;
+                let Some(m) = s.manifest() else { return };
+                if m.for_layout(layout).is_empty() {
+                    let p = Problem {
+                        message: format!(
+                            "{} {} has no image for this device's layout ({}): it offers the {} layout.",
+                            m.name,
+                            m.version,
+                            layout.name(),
+                            m.layouts().join(" and ")
+                        ),
+                        help: "Connect a device of a layout the manifest offers, or choose an \
+                               image file yourself."
+                            .into(),
+                    };
+                    s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                    s.manifest_problem = Some(p);
+                } else {
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        format!(
+                            "fetching the {} layout's images of the manifest",
+                            layout.name()
+                        ),
+                    );
+                }
+            }
+            Action::ManifestImages(images) => {
+                s.installed = None;
+                for (kind, image) in images {
+                    if !s.take_image(now_ms, kind, image) {
+                        s.manifest_problem = s.image_problem.clone();
+                    }
+                }
+            }
+            Action::InstalledAsked => {
+                if s.manifest_ready() {
+                    s.installed = Some(Installed::Asking);
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        "asking the device whether it runs this firmware already".into(),
+                    );
+                }
+            }
+            Action::Installed(same) => {
+                if s.installed != Some(Installed::Asking) {
+                    return;
+                }
+                let name = s
+                    .manifest()
+                    .map(|m| format!("{} {}", m.name, m.version))
+                    .unwrap_or_default();
+                if same {
+                    s.installed = Some(Installed::Same);
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        format!(
+                            "{name} is installed already: the running slots hold the same images"
+                        ),
+                    );
+                    s.announce = format!("{name} is installed already.");
+                } else {
+                    s.installed = Some(Installed::Different);
+                    // Nothing to decide: on to the slot, where the user confirms the start.
+                    if s.stage == Stage::Record && !s.running() && s.finish.is_none() {
+                        s.stage = Stage::Slot;
+                        s.problem = None;
+                        s.announce = format!(
+                            "The record is valid and {name} matches its manifest: start the update when ready."
+                        );
+                    }
+                }
+            }
+            Action::ManifestRefused(p) => {
+                s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                s.announce = p.message.clone();
+                s.manifest_problem = Some(p);
+            }
         }
     }
 }

@@ -717,3 +717,67 @@ fn the_microbit_micropython_hex_is_read_and_placed() {
     );
     assert!(b.state.bytecode.is_none());
 }
+
+mod manifests;
+
+#[test]
+fn the_record_panel_clocks_a_trial_and_the_updates_wait_for_it() {
+    let mut b = Bench::new(LayoutKind::BytecodeOnly);
+    let confirmed = b.state.record.expect("record");
+    assert_eq!(b.state.trial(b.now), None);
+    let mut trial = confirmed;
+    trial.state = RecordState::Trial;
+    assert!(trial.runs_current());
+    b.apply(Action::Record(trial));
+    let since = b.now;
+    assert_eq!(b.state.trial_since_ms, Some(since));
+    // Read again: the same trial, its clock goes on.
+    b.apply(Action::Record(trial));
+    assert_eq!(b.state.trial_since_ms, Some(since));
+    assert_eq!(
+        b.state.trial(since + 4_000),
+        Some(TrialClock {
+            elapsed_ms: 4_000,
+            left_ms: None
+        })
+    );
+    // During an update: from its restart, the time it still waits for the confirmation.
+    b.apply(Action::ImageLoaded(SlotKind::Bytecode, sample(true)));
+    b.apply(Action::Goto(Stage::Slot));
+    b.apply(Action::UpdateStarted);
+    b.apply(Action::Step(Step::Restart, "restarting".into()));
+    let restarted = b.now;
+    assert_eq!(
+        b.state.run.as_ref().and_then(|r| r.restarted_ms),
+        Some(restarted)
+    );
+    let clock = b.state.trial(restarted + 5_000).expect("on trial");
+    assert_eq!(clock.left_ms, Some(WAIT_ACCEPT_MS - 5_000));
+    assert_eq!(
+        b.state
+            .trial(restarted + WAIT_ACCEPT_MS + 1)
+            .and_then(|c| c.left_ms),
+        Some(0)
+    );
+    // A restarted step again does not move the start of the wait.
+    b.apply(Action::Step(Step::Restart, "again".into()));
+    assert_eq!(
+        b.state.run.as_ref().and_then(|r| r.restarted_ms),
+        Some(restarted)
+    );
+    // Accepted: no trial any more.
+    b.apply(Action::Record(confirmed));
+    assert_eq!(b.state.trial_since_ms, None);
+    assert_eq!(b.state.trial(b.now), None);
+    // A trial that is not what runs (a pending attempt's record) has no clock; nor has a
+    // device that went away.
+    let mut pending = trial;
+    pending.running_bc = trial.bc_last;
+    pending.bc_current = trial.bc_last + 1;
+    b.apply(Action::Record(pending));
+    assert_eq!(b.state.trial_since_ms, None);
+    b.apply(Action::Record(trial));
+    assert!(b.state.trial_since_ms.is_some());
+    b.apply(Action::Disconnected);
+    assert_eq!(b.state.trial_since_ms, None);
+}

@@ -1207,6 +1207,7 @@ fn every_row_of_the_catalogue_names_tests_that_exist() {
     let doc = include_str!("../../../docs/BAD_INPUTS.md");
     let sources = [
         ("bad_inputs.rs", include_str!("bad_inputs.rs")),
+        ("bad_images.rs", include_str!("bad_images.rs")),
         ("cli.rs", include_str!("../../fota-cli/tests/cli.rs")),
         ("qemu.rs", include_str!("../../fota-cli/tests/qemu.rs")),
         (

@@ -42,6 +42,11 @@ fn any_request(data: &'static [u8]) -> impl Strategy<Value = Request<'static>> {
             data: &data[..n]
         }),
     ]
+    // Parsed only by an agent with the decoder (the `codec` feature).
+    .prop_filter("a stream request needs the codec feature", |r| {
+        cfg!(feature = "codec")
+            || !matches!(r, Request::StreamBegin { .. } | Request::StreamData { .. })
+    })
 }
 
 fn any_reply() -> impl Strategy<Value = Reply> {
@@ -138,8 +143,10 @@ fn any_info() -> impl Strategy<Value = Info> {
                     .into_iter()
                     .map(|(addr, size, count)| SectorRun { addr, size, count })
                     .collect(),
+                // Encoded by an agent with the decoder only (the `codec` feature).
                 codecs: codecs
                     .into_iter()
+                    .filter(|_| cfg!(feature = "codec"))
                     .map(|(id, ram)| fota_protocol::CodecDesc { id, ram })
                     .collect(),
             },
@@ -176,10 +183,11 @@ proptest! {
 
     #[test]
     fn every_reply_round_trips(id: u16, reply in any_reply()) {
-        // The largest Info (8 slots, a 32-byte name, every extension) included.
-        let mut out = [0u8; 256];
+        // The largest Info (8 slots, a 32-byte name, every extension: codecs and image
+        // rules too) included.
+        let mut out = [0u8; 512];
         let n = encode_reply(id, &reply, &mut out).expect("fits");
-        let mut reader = FrameReader::<256>::new();
+        let mut reader = FrameReader::<512>::new();
         match reader.feed(&out[..n]).1 {
             Some(Event::Frame(f)) => {
                 prop_assert_eq!(f.id, id);

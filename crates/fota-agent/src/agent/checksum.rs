@@ -1,0 +1,86 @@
+//! checksum_slot: the MD5 of a range of a slot, one unit at a time.
+
+use embedded_storage::nor_flash::NorFlash;
+use fota_protocol::ErrorCode;
+
+use super::{
+    Agent, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, CHUNK, ChecksumOp, Refusal, RequestResult, Unit,
+};
+use crate::md5::Md5;
+
+impl<F: NorFlash> Agent<F> {
+    /// `checksum_slot(addr, size)`: MD5 of `size` bytes from `addr`, inside one slot (any
+    /// slot, in use or not; never the record area). `progress` gets `(bytes done, bytes
+    /// in all)` every [`CHECKSUM_PROGRESS_STEP`] bytes. Reads only (a partial write unit
+    /// held in RAM is programmed first, see [`Agent::write_slot`]).
+    ///
+    /// This hashes everything before it returns; a firmware that must keep running drives
+    /// [`Agent::begin_checksum`] and [`Agent::checksum_unit`] from its main loop instead.
+    pub fn checksum_slot(
+        &mut self,
+        addr: u32,
+        size: u32,
+        progress: &mut dyn FnMut(u32, u32),
+    ) -> RequestResult<[u8; 16]> {
+        let mut op = self.begin_checksum(addr, size)?;
+        let mut reported = 0;
+        loop {
+            match self.checksum_unit(&mut op)? {
+                Unit::More { done, total } => {
+                    if reported / CHECKSUM_PROGRESS_STEP != done / CHECKSUM_PROGRESS_STEP {
+                        progress(done, total);
+                    }
+                    reported = done;
+                }
+                Unit::Done(md5) => return Ok(md5),
+            }
+        }
+    }
+
+    /// Check a `checksum_slot(addr, size)` request and start it; nothing is hashed yet.
+    pub fn begin_checksum(&mut self, addr: u32, size: u32) -> RequestResult<ChecksumOp> {
+        self.supported()?;
+        if size == 0 {
+            return Err(Refusal::new(ErrorCode::BadLength, 0));
+        }
+        let end = u64::from(addr) + u64::from(size);
+        self.slot_range(addr, end, size)?;
+        self.flush_write()?;
+        Ok(ChecksumOp {
+            addr,
+            size,
+            done: 0,
+            md5: Md5::new(),
+        })
+    }
+
+    /// Hash the next [`CHECKSUM_UNIT`] bytes of `op` (fewer at the end): one bounded unit.
+    pub fn checksum_unit(&mut self, op: &mut ChecksumOp) -> RequestResult<Unit<[u8; 16]>> {
+        self.supported()?;
+        let mut buf = [0u8; CHUNK];
+        let stop = op.size.min(op.done.saturating_add(CHECKSUM_UNIT));
+        let mut result = Ok(());
+        while op.done < stop {
+            let n = (stop - op.done).min(CHUNK as u32);
+            let Some(chunk) = buf.get_mut(..n as usize) else {
+                break;
+            };
+            if let Err(r) = self.read(op.addr, op.done as usize, chunk) {
+                result = Err(r);
+                break;
+            }
+            op.md5.update(&*chunk);
+            op.done += n;
+        }
+        self.unit_done();
+        result?;
+        Ok(if op.done < op.size {
+            Unit::More {
+                done: op.done,
+                total: op.size,
+            }
+        } else {
+            Unit::Done(core::mem::replace(&mut op.md5, Md5::new()).finalize())
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! Request dispatch: one request frame checked, run or started.
+
+use embedded_storage::nor_flash::NorFlash;
+use fota_protocol::{DecodeError, ErrorCode, PROTOCOL_VERSION, Request};
+
+use super::baud::BaudState;
+use super::reply::Answer;
+use super::{Action, Work};
+use crate::agent::{Agent, Refusal};
+
+/// How a request is handled. (Not boxed: no allocator; it lives only while a request is
+/// handled, and the work goes straight into the link's state.)
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Handling {
+    /// Answered now: the reply (or refusal) and the action for the platform.
+    Now(Result<Answer, Refusal>, Option<Action>),
+    /// A long request, checked and started.
+    Long(Work),
+}
+
+/// Run one short request, or check and start a long one. `requests`: the request
+/// counter after this one (a `SetBaud` waits for it to move). Not inlined: its frame
+/// (a write's buffers) is gone before the reply is encoded, so the two never add up.
+#[inline(never)]
+pub(super) fn handle<F: NorFlash>(
+    agent: &mut Agent<F>,
+    baud: &mut BaudState,
+    requests: u32,
+    op: u8,
+    body: &[u8],
+) -> Handling {
+    let request = match Request::parse(op, body) {
+        Ok(r) => r,
+        Err(DecodeError::UnknownOp(op)) => {
+            return Handling::Now(Err(refuse(ErrorCode::UnknownCommand, u32::from(op))), None);
+        }
+        Err(_) => {
+            return Handling::Now(Err(refuse(ErrorCode::BadRequest, u32::from(op))), None);
+        }
+    };
+    let supported = agent.config().fota_supported;
+    let result = match request {
+        Request::Hello { version } if version == PROTOCOL_VERSION => Ok(Answer::Info),
+        Request::Hello { .. } => Err(refuse(
+            ErrorCode::VersionMismatch,
+            u32::from(PROTOCOL_VERSION),
+        )),
+        Request::GetRecord => agent.get_record().map(|_| Answer::Record),
+        #[cfg(feature = "images")]
+        Request::SetRecord(u) => match agent.begin_set_record(u) {
+            Ok(c) => return Handling::Long(Work::Check(c)),
+            Err(r) => Err(r),
+        },
+        #[cfg(not(feature = "images"))]
+        Request::SetRecord(u) => agent.set_record(u).map(|()| Answer::RecordSet),
+        Request::FindBytecodeSlot => agent.find_bytecode_slot().map(Answer::BytecodeSlot),
+        Request::FindVmSlot => agent.find_vm_slot().map(Answer::VmSlot),
+        Request::EraseSlot { addr, size } => match agent.begin_erase(addr, size) {
+            Ok(e) => return Handling::Long(Work::Erase(e)),
+            Err(r) => Err(r),
+        },
+        Request::WriteSlot { addr, data } => {
+            agent.write_slot(addr, data).map(|()| Answer::Written {
+                addr,
+                // write_slot refuses anything longer than MAX_WRITE.
+                len: data.len() as u32,
+            })
+        }
+        Request::ChecksumSlot { addr, size } => match agent.begin_checksum(addr, size) {
+            Ok(c) => return Handling::Long(Work::Checksum(c)),
+            Err(r) => Err(r),
+        },
+        Request::Accept => agent.accept().map(Answer::Accepted),
+        #[cfg(feature = "images")]
+        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
+            let downgrade = matches!(request, Request::AttemptDowngrade { .. });
+            match agent.begin_attempt(bc_slot, vm_slot, downgrade) {
+                Ok(c) => return Handling::Long(Work::Check(c)),
+                Err(r) => Err(r),
+            }
+        }
+        // Without image checks there is no minimum version: a downgrade is an attempt.
+        #[cfg(not(feature = "images"))]
+        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
+            agent.attempt(bc_slot, vm_slot).map(|()| Answer::Attempted)
+        }
+        Request::Restart if supported => {
+            // A partial write unit held in RAM would be lost in the reset: program it
+            // (a failure here loses it, as a power cut would; the reset goes ahead).
+            let _ = agent.flush_write();
+            return Handling::Now(Ok(Answer::Restarting), Some(Action::Restart));
+        }
+        Request::SetBaud { baud: rate } if supported => {
+            let offered = agent.config().offered_baud_rates().any(|b| b == rate);
+            return if offered {
+                let old = if baud.current == 0 {
+                    agent.config().base_baud
+                } else {
+                    baud.current
+                };
+                baud.trial_old = old;
+                baud.trial_requests = requests;
+                baud.trial_deadline = None;
+                baud.current = rate;
+                Handling::Now(Ok(Answer::BaudSet(rate)), Some(Action::SetBaud(rate)))
+            } else {
+                let max = agent
+                    .config()
+                    .offered_baud_rates()
+                    .last()
+                    .unwrap_or(fota_protocol::DEFAULT_BAUD);
+                Handling::Now(Err(refuse(ErrorCode::BadBaud, max)), None)
+            };
+        }
+        Request::Restart | Request::SetBaud { .. } => Err(refuse(ErrorCode::Unsupported, 0)),
+        // Handled by the link before this (they need the stream state).
+        Request::StreamBegin { .. } | Request::StreamData { .. } => {
+            Err(refuse(ErrorCode::UnknownCommand, u32::from(op)))
+        }
+        Request::Goodbye => {
+            // Nothing is left half done for the next host: a held unit is programmed.
+            let _ = agent.flush_write();
+            let base = agent.config().base_baud;
+            let switch = baud.current != base && baud.current != 0;
+            baud.current = base;
+            baud.trial_old = 0;
+            return Handling::Now(
+                Ok(Answer::Goodbye(base)),
+                switch.then_some(Action::SetBaud(base)),
+            );
+        }
+    };
+    Handling::Now(result, None)
+}
+
+pub(super) const fn refuse(code: ErrorCode, detail: u32) -> Refusal {
+    Refusal { code, detail }
+}

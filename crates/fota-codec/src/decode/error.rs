@@ -34,7 +34,7 @@ pub enum Error<E> {
     },
     /// A block kind this decoder does not know.
     BlockKind(u8),
-    /// A block that is empty, longer than [`MAX_BLOCK_LEN`], or reaches beyond the image.
+    /// A block that is empty, longer than [`MAX_BLOCK_LEN`](crate::format::MAX_BLOCK_LEN), or reaches beyond the image.
     BlockOutOfRange {
         /// The block's offset.
         offset: u32,

@@ -83,6 +83,7 @@ pub struct AgentConfig {
 
 /// Why a configuration cannot be used with a flash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The name is longer than [`MAX_NAME`] bytes.
@@ -127,6 +128,50 @@ pub enum ConfigError {
     /// numbers of `ERASE_SIZE` units aligned to it.
     BadSectors,
 }
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConfigError::NameTooLong => write!(f, "the name is longer than {MAX_NAME} bytes"),
+            ConfigError::UnsupportedFlash => f.write_str("the flash geometry is not supported"),
+            ConfigError::NoSlot(k) => write!(f, "the layout has no {k} slot"),
+            ConfigError::BadSlotIndexes(k) => {
+                write!(f, "the {k} slots are not numbered 0, 1, 2... once each")
+            }
+            ConfigError::EmptySlot(a) => write!(f, "the slot at {a:#010x} is empty"),
+            ConfigError::SlotMisaligned(a) => {
+                write!(f, "the slot at {a:#010x} is not aligned to sectors")
+            }
+            ConfigError::SlotOutsideFlash(a) => {
+                write!(f, "the slot at {a:#010x} lies outside the flash")
+            }
+            ConfigError::SlotsOverlap(a) => {
+                write!(f, "the slot at {a:#010x} overlaps the one before")
+            }
+            ConfigError::RecordMisaligned => {
+                f.write_str("the record area is not aligned to sectors of one size")
+            }
+            ConfigError::RecordTooSmall => f.write_str("the record area is under two sectors"),
+            ConfigError::RecordOutsideFlash => {
+                f.write_str("the record area lies outside the flash")
+            }
+            ConfigError::RecordOverlapsSlot(a) => {
+                write!(f, "the record area overlaps the slot at {a:#010x}")
+            }
+            ConfigError::NoInFlight => f.write_str("max_in_flight is zero"),
+            ConfigError::FlashBaseMisaligned => {
+                f.write_str("flash_base is not a multiple of the sector size")
+            }
+            ConfigError::BadBootStage(i) => write!(f, "the boot stage {i} is not a VM slot"),
+            ConfigError::BadBaudRates => {
+                f.write_str("the baud rates are not ascending, include zero, or are too many")
+            }
+            ConfigError::BadSectors => f.write_str("the sector runs do not describe the flash"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
 
 /// The geometry of a flash, as the configuration is checked against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

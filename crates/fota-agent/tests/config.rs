@@ -217,3 +217,22 @@ fn a_layout_may_list_slots_in_any_order() {
         slot_addr(&ok, SlotKind::Bytecode, 1)
     );
 }
+
+#[test]
+fn config_errors_name_what_to_fix() {
+    let mut c = bc_only();
+    c.slots[1].addr = c.slots[0].addr;
+    let at = format!("{:#010x}", c.slots[1].addr);
+    let (err, _) = Agent::boot_or_return(blank(), c).unwrap_err();
+    let AgentError::Config(inner) = err else {
+        panic!("{err:?}")
+    };
+    assert!(inner.to_string().contains(&at), "{inner}");
+    assert!(err.to_string().ends_with(&inner.to_string()), "{err}");
+    let source = std::error::Error::source(&err).map(|s| s.to_string());
+    assert_eq!(source, Some(inner.to_string()));
+    assert_eq!(
+        ConfigError::NoSlot(SlotKind::Bytecode).to_string(),
+        "the layout has no bytecode slot"
+    );
+}

@@ -50,6 +50,7 @@ impl<'a> Frame<'a> {
 
 /// Why a chunk of bytes between two zeros was not a frame (nor text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum FrameError {
     /// More bytes than the reader's buffer before a zero: dropped.
     TooLong,
@@ -60,6 +61,19 @@ pub enum FrameError {
     /// The CRC did not match: damaged on the link.
     Crc,
 }
+
+impl core::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            FrameError::TooLong => "a frame longer than the receive buffer was dropped",
+            FrameError::Cobs => "a frame is not valid COBS",
+            FrameError::TooShort => "a frame is shorter than an id, an op code and a CRC",
+            FrameError::Crc => "a frame's CRC does not match: damaged on the link",
+        })
+    }
+}
+
+impl core::error::Error for FrameError {}
 
 /// What [`FrameReader::feed`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,10 +23,10 @@ pub use frame::{
     Event, Frame, FrameError, FrameReader, crc32, encode_reply, encode_request, frame_len, is_text,
 };
 pub use message::{
-    AcceptOutcome, CodecDesc, DecodeError, ErrorCode, ImageRules, Info, Layout, MAX_BAUD_RATES,
-    MAX_CODECS, MAX_KEYS, MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, NO_BASE, Op, Record, RecordState,
-    RecordUpdate, Reply, Request, SectorRun, SlotDesc, SlotKind, codec, info_tag, pack_version,
-    sector_at, sector_runs_valid, unpack_version,
+    AcceptOutcome, CodecDesc, DecodeError, ErrorCode, ImageRules, Info, Layout, LayoutKind,
+    MAX_BAUD_RATES, MAX_CODECS, MAX_KEYS, MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, NO_BASE, Op,
+    Record, RecordState, RecordUpdate, Reply, Request, SectorRun, SlotDesc, SlotKind, codec,
+    info_tag, pack_version, sector_at, sector_runs_valid, unpack_version,
 };
 
 /// Version of this protocol. A `Hello` with another version gets
@@ -50,3 +50,11 @@ pub const MAX_PAYLOAD: usize = 4096 + WRITE_HEADER + FRAME_OVERHEAD;
 
 /// The baud rate every agent answers at after reset; faster rates are negotiated.
 pub const DEFAULT_BAUD: u32 = 115_200;
+
+/// The rates the reference hosts (the web app, the command line) try to raise the link
+/// to, fastest first: the usual rates of USB-serial adapters above [`DEFAULT_BAUD`].
+pub const NEGOTIATE_BAUDS: [u32; 3] = [921_600, 460_800, 230_400];
+
+/// The request id no request carries: an agent answers a frame it could not decode (so
+/// cannot attribute) under this id, and a host never gives it to a request.
+pub const NO_ID: u16 = 0xFFFF;

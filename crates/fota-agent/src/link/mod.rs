@@ -25,7 +25,7 @@ use reply::{Answer, Out, frame_refusal};
 use work::{stream_handling, stream_unit, work_unit};
 
 /// The request id of replies to frames that could not be decoded.
-pub const NO_ID: u16 = 0xFFFF;
+pub use fota_protocol::NO_ID;
 
 /// How long a new baud rate has to prove itself: without a request frame with a good CRC
 /// within this time of a `SetBaud`, the agent goes back to the rate before.

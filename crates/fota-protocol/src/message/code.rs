@@ -3,6 +3,7 @@
 /// Operation codes. A reply to a request carries the request's code with bit 7 set;
 /// [`Op::Progress`] and [`Op::Error`] may answer any request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum Op {
     /// Protocol version check and agent description.
@@ -78,10 +79,41 @@ impl Op {
             _ => return None,
         })
     }
+
+    /// The operation's name as docs/PROTOCOL.md gives it (`WriteSlot`), for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Op::Hello => "Hello",
+            Op::GetRecord => "GetRecord",
+            Op::SetRecord => "SetRecord",
+            Op::FindBytecodeSlot => "FindBytecodeSlot",
+            Op::FindVmSlot => "FindVmSlot",
+            Op::EraseSlot => "EraseSlot",
+            Op::WriteSlot => "WriteSlot",
+            Op::ChecksumSlot => "ChecksumSlot",
+            Op::Restart => "Restart",
+            Op::Accept => "Accept",
+            Op::Attempt => "Attempt",
+            Op::SetBaud => "SetBaud",
+            Op::Goodbye => "Goodbye",
+            Op::StreamBegin => "StreamBegin",
+            Op::StreamData => "StreamData",
+            Op::AttemptDowngrade => "AttemptDowngrade",
+            Op::Progress => "Progress",
+            Op::Error => "Error",
+        }
+    }
+}
+
+impl core::fmt::Display for Op {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Why a frame's body could not be understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DecodeError {
     /// The body ended before a field did.
     Truncated,
@@ -94,10 +126,24 @@ pub enum DecodeError {
     BadValue,
 }
 
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("the frame's body ends inside a field"),
+            DecodeError::TrailingBytes => f.write_str("bytes follow the frame body's last field"),
+            DecodeError::UnknownOp(op) => write!(f, "unknown operation code 0x{op:02X}"),
+            DecodeError::BadValue => f.write_str("a field of the frame's body is out of range"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
 /// What a device may refuse, as sent in an [`Op::Error`] reply.
 ///
 /// Every refusal leaves flash and record exactly as they were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum ErrorCode {
     /// The firmware has no FOTA support (the seed's `UnsupportedError`).
@@ -237,5 +283,12 @@ impl ErrorCode {
             ErrorCode::BadSignature => "a signature by a trusted key does not verify",
             ErrorCode::Downgrade => "the image is older than the device's minimum version",
         }
+    }
+}
+
+impl core::fmt::Display for ErrorCode {
+    /// The one-line message ([`ErrorCode::message`]).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.message())
     }
 }

@@ -24,6 +24,7 @@ pub mod codec {
 
 /// A codec the agent decodes, and the RAM its decoder takes (`Info` tag 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CodecDesc {
     /// Its id ([`codec`]).
     pub id: u8,
@@ -94,6 +95,7 @@ pub const fn unpack_version(v: u32) -> (u16, u16, u32) {
 
 /// The kind of firmware a slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum SlotKind {
     /// A virtual machine (the firmware proper).
@@ -102,8 +104,73 @@ pub enum SlotKind {
     Bytecode = 1,
 }
 
+impl SlotKind {
+    /// Its name inside a sentence: "VM", "bytecode".
+    pub const fn label(self) -> &'static str {
+        match self {
+            SlotKind::Vm => "VM",
+            SlotKind::Bytecode => "bytecode",
+        }
+    }
+
+    /// Its name at the start of a heading or a sentence: "VM", "Bytecode".
+    pub const fn title(self) -> &'static str {
+        match self {
+            SlotKind::Vm => "VM",
+            SlotKind::Bytecode => "Bytecode",
+        }
+    }
+}
+
+impl core::fmt::Display for SlotKind {
+    /// The label ([`SlotKind::label`]).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The seed's two flash layouts, as the simulator builds them and the web app and the
+/// command line name them (`bytecode`, `vm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum LayoutKind {
+    /// `VM | BC0 | BC1 | record`: bytecode updates only.
+    #[cfg_attr(feature = "serde", serde(rename = "bytecode"))]
+    BytecodeOnly,
+    /// `VM0 | BC0 | VM1 | BC1 | record`: VM and bytecode updates.
+    #[cfg_attr(feature = "serde", serde(rename = "vm"))]
+    VmAndBytecode,
+}
+
+impl LayoutKind {
+    /// Both, in the order a user is offered them.
+    pub const ALL: [LayoutKind; 2] = [LayoutKind::BytecodeOnly, LayoutKind::VmAndBytecode];
+
+    /// Its key in settings and on the command line: `bytecode` or `vm`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            LayoutKind::BytecodeOnly => "bytecode",
+            LayoutKind::VmAndBytecode => "vm",
+        }
+    }
+
+    /// The layout of a key ([`LayoutKind::key`]), if it is one.
+    pub fn from_key(key: &str) -> Option<LayoutKind> {
+        LayoutKind::ALL.into_iter().find(|l| l.key() == key)
+    }
+}
+
+impl core::fmt::Display for LayoutKind {
+    /// The key ([`LayoutKind::key`]).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
 /// One slot of the flash layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SlotDesc {
     /// VM or bytecode.
     pub kind: SlotKind,
@@ -126,6 +193,7 @@ impl SlotDesc {
 /// are not all alike (an STM32F4 has 16, 64 and 128 KiB sectors). Elsewhere the sectors
 /// are `sector_size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SectorRun {
     /// First address of the first sector.
     pub addr: u32,

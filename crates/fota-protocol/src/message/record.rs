@@ -3,6 +3,7 @@
 /// Where the update process stands, as the record stores it (and, from protocol 2, as
 /// the `Record` reply says). The byte values are those of the record on flash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum RecordState {
     /// The current configuration is the last working one: nothing to try.
@@ -31,6 +32,7 @@ impl RecordState {
 
 /// What `accept()` did: the `Accept` reply says it, from protocol 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum AcceptOutcome {
     /// The configuration on trial, which runs, became the last working one.
@@ -80,6 +82,7 @@ impl AcceptOutcome {
 /// The FOTA record: the 9 integers of the seed's `get_record()`, and from protocol 2 the
 /// record's state and the slots running now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Record {
     /// fota\[0\]: 0 if the record is not valid.
     pub valid: u32,
@@ -162,6 +165,7 @@ impl Record {
 
 /// The seed's `set_record(newfota)` argument: the four fields a program may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RecordUpdate {
     /// fota\[2\]: the VM slot for the next restart.
     pub vm_current: u32,

@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::collections::VecDeque;
 
 use fota_protocol::{
-    AcceptOutcome, DEFAULT_BAUD, ErrorCode, Event, FrameReader, Info, Layout as _, Op,
+    AcceptOutcome, DEFAULT_BAUD, ErrorCode, Event, FrameReader, Info, Layout as _, NO_ID, Op,
     PROTOCOL_VERSION, Record, RecordUpdate, Reply, Request, SlotKind, encode_request, frame_len,
 };
 
@@ -175,8 +175,8 @@ impl<T: Transport> Device<T> {
 
     fn take_id(&mut self) -> u16 {
         let id = self.next_id;
-        // 0xFFFF is what the agent uses for a damaged frame it cannot attribute.
-        self.next_id = if id >= 0xFFFE { 1 } else { id + 1 };
+        // NO_ID is what the agent uses for a damaged frame it cannot attribute.
+        self.next_id = if id >= NO_ID - 1 { 1 } else { id + 1 };
         id
     }
 
@@ -210,13 +210,13 @@ impl<T: Transport> Device<T> {
                 match event {
                     Some(Event::Frame(frame)) => match frame.reply() {
                         Ok(reply) => return Ok(Some((frame.id, reply))),
-                        Err(e) => self.observer.event(&format!("unreadable reply: {e:?}")),
+                        Err(e) => self.observer.event(&format!("unreadable reply: {e}")),
                     },
                     Some(Event::Text(text)) => crate::text::log_lines(self.observer.as_mut(), text),
                     Some(Event::Error(e)) => {
                         self.stats.bad_frames += 1;
                         self.observer
-                            .event(&format!("damaged frame from device: {e:?}"));
+                            .event(&format!("damaged frame from device: {e}"));
                     }
                     None => {}
                 }
@@ -307,7 +307,7 @@ impl<T: Transport> Device<T> {
             if attempt > 0 {
                 self.stats.resent += 1;
                 self.observer
-                    .event(&format!("no answer to {:?}, sending it again", req.op()));
+                    .event(&format!("no answer to {}, sending it again", req.op()));
             }
             self.send_request(id, req).await?;
             let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
@@ -318,14 +318,14 @@ impl<T: Transport> Device<T> {
                     code: ErrorCode::FrameTooLong,
                     detail,
                 } = reply
-                    && rid == 0xFFFF
+                    && rid == NO_ID
                     && req.payload_len() > detail as usize
                 {
                     // Not damage: our request is longer than the agent takes (`detail`
                     // bytes of payload). Sending it again cannot help.
                     return Err(refusal(req.op(), ErrorCode::FrameTooLong, detail));
                 }
-                if rid == 0xFFFF {
+                if rid == NO_ID {
                     // The device saw a damaged frame: ours, most likely. Send again.
                     self.stats.bad_frames += 1;
                     break;
@@ -615,7 +615,7 @@ impl<T: Transport> Device<T> {
             let mut damaged = false;
             let mut answered = false;
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
-                if rid == 0xFFFF {
+                if rid == NO_ID {
                     self.stats.bad_frames += 1;
                     damaged |= matches!(
                         reply,
@@ -839,7 +839,7 @@ impl<T: Transport> Device<T> {
             let until = *deadline.get_or_insert_with(|| self.link.now() + wait);
             match self.next_reply(until).await? {
                 Some((rid, reply)) => {
-                    if rid == 0xFFFF {
+                    if rid == NO_ID {
                         // A request arrived damaged; the agent could not say which. The
                         // requests after it are still answered, so the gap shows it.
                         self.stats.bad_frames += 1;

@@ -22,7 +22,7 @@ pub enum HostError {
     #[error("no answer from the device")]
     NoAnswer,
     /// The device refused a request; nothing was changed on it.
-    #[error("the device refused {op:?}: {} (detail {detail:#x})", code.message())]
+    #[error("the device refused {op}: {code} (detail {detail:#x})")]
     Refused {
         /// The request.
         op: Op,

@@ -501,22 +501,25 @@ impl<T: Transport> Device<T> {
 
     /// `find_bytecode_slot()`: the address of a free bytecode slot.
     pub async fn find_bytecode_slot(&mut self) -> Result<u32, HostError> {
-        match self.call(&Request::FindBytecodeSlot).await {
-            Ok(Reply::BytecodeSlot(a)) => Ok(a),
-            Err(HostError::Refused {
-                code: ErrorCode::NoFreeSlot,
-                ..
-            }) => Err(HostError::NoFreeSlot),
-            Err(e) => Err(e),
-            Ok(other) => Err(unexpected(&other)),
-        }
+        self.find_slot(SlotKind::Bytecode).await
     }
 
     /// `find_vm_slot()`: the address of a free VM slot (the current VM's address where
     /// the layout has one VM slot).
     pub async fn find_vm_slot(&mut self) -> Result<u32, HostError> {
-        match self.call(&Request::FindVmSlot).await {
-            Ok(Reply::VmSlot(a)) => Ok(a),
+        self.find_slot(SlotKind::Vm).await
+    }
+
+    /// The agent's choice of a free slot of `kind` (`find_bytecode_slot()` or
+    /// `find_vm_slot()`).
+    pub async fn find_slot(&mut self, kind: SlotKind) -> Result<u32, HostError> {
+        let req = match kind {
+            SlotKind::Bytecode => Request::FindBytecodeSlot,
+            SlotKind::Vm => Request::FindVmSlot,
+        };
+        match self.call(&req).await {
+            Ok(Reply::BytecodeSlot(a)) if kind == SlotKind::Bytecode => Ok(a),
+            Ok(Reply::VmSlot(a)) if kind == SlotKind::Vm => Ok(a),
             Err(HostError::Refused {
                 code: ErrorCode::NoFreeSlot,
                 ..

@@ -435,10 +435,7 @@ pub fn free_slot(info: &Info, record: &Record, kind: SlotKind) -> Option<SlotDes
 }
 
 fn kind_name(kind: SlotKind) -> &'static str {
-    match kind {
-        SlotKind::Vm => "VM",
-        SlotKind::Bytecode => "bytecode",
-    }
+    kind.label()
 }
 
 fn image_len(image: &Image) -> Result<u32, HostError> {
@@ -568,10 +565,7 @@ async fn choose_slot<T: Transport>(
 ) -> Result<SlotDesc, HostError> {
     match choice {
         SlotChoice::Auto => {
-            let addr = match kind {
-                SlotKind::Vm => dev.find_vm_slot().await?,
-                SlotKind::Bytecode => dev.find_bytecode_slot().await?,
-            };
+            let addr = dev.find_slot(kind).await?;
             match info.slot_at(addr) {
                 Some(s) if s.kind == kind && s.addr == addr => Ok(*s),
                 _ => Err(HostError::Protocol(format!(

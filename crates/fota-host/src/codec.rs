@@ -204,10 +204,7 @@ async fn find_base<'b, T: Transport>(
                 .checksum_slot(s.addr, base.len() as u32, &mut |_, _, _, _| {})
                 .await?;
             if md5 == md5_of(&base.data) {
-                let kind = match s.kind {
-                    SlotKind::Vm => "VM",
-                    SlotKind::Bytecode => "bytecode",
-                };
+                let kind = s.kind.label();
                 let from = if u32::from(s.index) == running {
                     format!("the running firmware ({})", base.name)
                 } else {

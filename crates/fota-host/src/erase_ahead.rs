@@ -90,10 +90,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             Item::Erase(_) => 0,
         })
         .sum();
-    let kind = match slot.kind {
-        fota_protocol::SlotKind::Vm => "VM",
-        fota_protocol::SlotKind::Bytecode => "bytecode",
-    };
+    let kind = slot.kind.label();
     dev.observer().step(
         Step::Erase,
         &if erase_total == 0 {

@@ -10,7 +10,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 use fota_image::{
-    ImageError, Kind, Policy, Slot, SlotReader, Step, TrustedKey, Verifier, VerifyError, Version,
+    ImageError, Policy, Slot, SlotReader, Step, TrustedKey, Verifier, VerifyError, Version,
 };
 use fota_protocol::{
     ErrorCode, ImageRules, Layout as _, MAX_KEYS, Op, RecordUpdate, SlotDesc, SlotKind,
@@ -157,18 +157,6 @@ impl<F: NorFlash> SlotReader for FlashSlot<'_, F> {
     }
 }
 
-fn image_slot(s: &SlotDesc) -> Slot {
-    Slot {
-        kind: match s.kind {
-            SlotKind::Vm => Kind::Vm,
-            SlotKind::Bytecode => Kind::Bytecode,
-        },
-        index: s.index,
-        addr: s.addr,
-        size: s.size,
-    }
-}
-
 fn unpack(v: u32) -> Version {
     let (major, minor, patch) = unpack_version(v);
     Version::new(major, minor, patch)
@@ -291,7 +279,7 @@ pub(crate) fn check_slot<F: NorFlash>(
     min: u32,
     hook: Option<fn()>,
 ) -> RequestResult<Option<u32>> {
-    let mut verifier = Verifier::new(image_slot(slot));
+    let mut verifier = Verifier::new(Slot::from(slot));
     let mut read = 0;
     loop {
         let r = verify_steps(flash, config, slot, &mut verifier, min, &mut read);
@@ -393,7 +381,7 @@ impl<F: NorFlash> Agent<F> {
             entry,
             todo,
             current: None,
-            verifier: Verifier::new(image_slot(&SlotDesc {
+            verifier: Verifier::new(Slot::from(&SlotDesc {
                 kind: SlotKind::Vm,
                 index: 0,
                 addr: 0,
@@ -429,7 +417,7 @@ impl<F: NorFlash> Agent<F> {
         if op.current.is_none() {
             op.current = Some(i);
             op.in_slot = 0;
-            op.verifier = Verifier::new(image_slot(&slot));
+            op.verifier = Verifier::new(Slot::from(&slot));
         }
         let min = minimum(config, &op.entry, slot.kind, op.downgrade);
         let r = verify_steps(flash, config, &slot, &mut op.verifier, min, &mut op.in_slot);

@@ -10,7 +10,7 @@
 //!   downgrade that needs the user's confirmation.
 
 use fota_image::host::{Layout, ReadOptions, place, read_firmware};
-use fota_image::{ImageError, KeyId, Kind, Slot, Version, find_image};
+use fota_image::{ImageError, KeyId, Slot, Version, find_image};
 use fota_protocol::{ErrorCode, ImageRules, Info, SlotDesc, SlotKind, unpack_version};
 
 use crate::{HostError, Image};
@@ -50,7 +50,7 @@ impl ImageFacts {
             Ok(img) => {
                 let h = img.trailer.header;
                 facts.packed = true;
-                facts.kind = Some(slot_kind(h.kind));
+                facts.kind = Some(h.kind.into());
                 facts.version = Some(h.version);
                 facts.name = h.name().map(str::to_owned);
                 facts.linked_for = (h.slot_addr != fota_image::ANY_SLOT).then_some(h.slot_addr);
@@ -121,7 +121,7 @@ pub struct Prepared {
 
 /// The device's slots as a layout for the file readers.
 pub fn layout_of(info: &Info) -> Layout {
-    Layout::new(info.slots.iter().map(image_slot).collect())
+    Layout::new(info.slots.iter().map(Slot::from).collect())
 }
 
 /// Read the firmware file `name` (its `bytes`, any supported format) for a slot of `kind`
@@ -141,7 +141,7 @@ pub fn prepare(
     let layout = layout_of(info);
     let placed = place(&fw, Some(&layout), None, false).map_err(file_error)?;
     let slot = placed.slot.map(|s| SlotDesc {
-        kind: slot_kind(s.kind),
+        kind: s.kind.into(),
         index: s.index,
         addr: s.addr,
         size: s.size,
@@ -340,30 +340,8 @@ fn key_list(keys: &[[u8; 8]]) -> String {
         .join(", ")
 }
 
-fn slot_kind(k: Kind) -> SlotKind {
-    match k {
-        Kind::Vm => SlotKind::Vm,
-        Kind::Bytecode => SlotKind::Bytecode,
-    }
-}
-
-fn image_slot(s: &SlotDesc) -> Slot {
-    Slot {
-        kind: match s.kind {
-            SlotKind::Vm => Kind::Vm,
-            SlotKind::Bytecode => Kind::Bytecode,
-        },
-        index: s.index,
-        addr: s.addr,
-        size: s.size,
-    }
-}
-
 fn kind_word(k: SlotKind) -> &'static str {
-    match k {
-        SlotKind::Vm => "VM",
-        SlotKind::Bytecode => "bytecode",
-    }
+    k.label()
 }
 
 /// The update's check of its images before anything is written ([`crate::update`]):

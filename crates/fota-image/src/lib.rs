@@ -40,6 +40,9 @@ mod error;
 mod format;
 mod verify;
 
+#[cfg(feature = "protocol")]
+mod protocol;
+
 #[cfg(feature = "std")]
 pub mod host;
 

@@ -62,6 +62,16 @@ enum LayoutArg {
     Vm,
 }
 
+/// clap's names for the protocol's layouts (`bytecode`, `vm`: [`LayoutKind::key`]).
+impl From<LayoutArg> for fota_protocol::LayoutKind {
+    fn from(l: LayoutArg) -> Self {
+        match l {
+            LayoutArg::Bytecode => fota_protocol::LayoutKind::BytecodeOnly,
+            LayoutArg::Vm => fota_protocol::LayoutKind::VmAndBytecode,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FlashArg {
     /// A W25Q128JV SPI NOR flash: 4 KiB sectors, 45 ms to erase one.
@@ -394,10 +404,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             )
             .map_err(|e| failure(e, "Give public key files written by fota image keygen."))?;
             let opts = sim_server::SimOptions {
-                layout: match layout {
-                    LayoutArg::Bytecode => fota_sim::device::LayoutKind::BytecodeOnly,
-                    LayoutArg::Vm => fota_sim::device::LayoutKind::VmAndBytecode,
-                },
+                layout: (*layout).into(),
                 flash: match flash {
                     FlashArg::W25q128jv => fota_sim::device::FlashKind::W25q128jv,
                     FlashArg::Stm32f4 => fota_sim::device::FlashKind::Stm32f4,
@@ -526,7 +533,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The rates `fota` raises the link to, fastest first.
-const NEGOTIATE: [u32; 3] = [921_600, 460_800, 230_400];
+use fota_protocol::NEGOTIATE_BAUDS as NEGOTIATE;
 
 /// What a command does once the device answered.
 async fn session(
@@ -661,7 +668,7 @@ async fn session(
             let md5 = dev
                 .checksum_slot(desc.addr, size, &mut |_, _, _, _| {})
                 .await?;
-            let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = fota_host::hex(&md5);
             let matches = image.as_ref().map(|img| img.md5() == md5);
             if cli.json {
                 json_line(

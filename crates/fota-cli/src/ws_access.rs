@@ -145,7 +145,7 @@ pub fn normalize_origin(url: &str) -> Result<String, String> {
 fn new_token() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| format!("no random numbers for the token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(fota_host::hex(&bytes))
 }
 
 impl Access {

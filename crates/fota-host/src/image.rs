@@ -42,6 +42,4 @@ pub fn md5_of(bytes: &[u8]) -> [u8; 16] {
 }
 
 /// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use fota_image::host::hex;

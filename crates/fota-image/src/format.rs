@@ -192,6 +192,18 @@ impl KeyId {
 impl fmt::Display for KeyId {
     /// 16 lower-case hex digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Hex(&self.0).fmt(f)
+    }
+}
+
+/// Bytes shown as lower-case hex digits (`{}` of it), without an allocator: key ids,
+/// digests. The one hex formatter of the project; [`crate::host::hex`] makes a `String`
+/// of it. (Two digits a byte: not worth a dependency.)
+#[derive(Debug, Clone, Copy)]
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in self.0 {
             write!(f, "{b:02x}")?;
         }

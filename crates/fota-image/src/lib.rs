@@ -48,8 +48,8 @@ pub mod host;
 
 pub use error::{ImageError, VerifyError};
 pub use format::{
-    ANY_SLOT, BadVersion, FIXED_LEN, FORMAT_VERSION, HASHED_HEADER_LEN, Header, ImageRef, KeyId,
-    Kind, MAGIC, MAX_SIGNATURES, MAX_TRAILER_LEN, NAME_LEN, SIGNATURE_ENTRY_LEN, SIGNED_LEN,
+    ANY_SLOT, BadVersion, FIXED_LEN, FORMAT_VERSION, HASHED_HEADER_LEN, Header, Hex, ImageRef,
+    KeyId, Kind, MAGIC, MAX_SIGNATURES, MAX_TRAILER_LEN, NAME_LEN, SIGNATURE_ENTRY_LEN, SIGNED_LEN,
     SignatureEntry, Trailer, Version, encode_fixed, find_image, locate_trailer,
 };
 pub use verify::{

@@ -272,3 +272,13 @@ fn versions_parse_and_order() {
     assert_eq!(Version::from_u64(v.as_u64()), v);
     assert!(Version::new(2, 0, 0).as_u64() > Version::new(1, 65535, u32::MAX).as_u64());
 }
+
+#[test]
+fn hex_is_two_lower_case_digits_a_byte() {
+    let bytes = [0x00, 0x0a, 0xab, 0xff];
+    assert_eq!(fota_image::Hex(&bytes).to_string(), "000aabff");
+    assert_eq!(fota_image::host::hex(&bytes), "000aabff");
+    assert_eq!(fota_image::host::hex(&[]), "");
+    let id = fota_image::KeyId([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+    assert_eq!(id.to_string(), "0123456789abcdef");
+}

@@ -82,14 +82,9 @@ pub const STM32F4_SECTORS: [(SectorRun, u64); 3] = [
     ),
 ];
 
-/// Which of the seed's two layouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayoutKind {
-    /// `VM | BC0 | BC1 | record`: bytecode updates only.
-    BytecodeOnly,
-    /// `VM0 | BC0 | VM1 | BC1 | record`: VM and bytecode updates.
-    VmAndBytecode,
-}
+/// Which of the seed's two layouts (the protocol crate's, shared with the web app and
+/// the command line).
+pub use fota_protocol::LayoutKind;
 
 /// How the simulated device is built.
 #[derive(Debug, Clone, PartialEq)]

@@ -111,7 +111,7 @@ impl PublicKey {
 
     /// 64 lower-case hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        super::hex(&self.0)
     }
 
     /// A public key from text: public key PEM, 64 hex digits, or a private key PEM (its

@@ -260,9 +260,11 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
-/// Lower-case hex.
+/// Lower-case hex ([`crate::Hex`]) as a `String`: digests and key ids in reports, JSON
+/// and the web page. It lives here, where an allocator exists, and every host-side crate
+/// (fota-host, the CLI, the web app) reaches it.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::Hex(bytes).to_string()
 }
 
 impl Inspection {

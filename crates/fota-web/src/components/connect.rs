@@ -69,7 +69,7 @@ pub fn connect_panel(props: &ConnectProps) -> Html {
         }
     };
     let on_layout = {
-        let f = set(|s, v| s.layout = SimLayout::from_key(&v));
+        let f = set(|s, v| s.layout = SimLayout::from_key(&v).unwrap_or(SimLayout::BytecodeOnly));
         Callback::from(move |e: Event| f(e.target_unchecked_into::<HtmlInputElement>().value()))
     };
     let on_baud = {

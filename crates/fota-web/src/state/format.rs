@@ -41,10 +41,7 @@ pub fn why_reverted(lines: &[String]) -> Option<String> {
 }
 
 pub fn kind_name(kind: SlotKind) -> &'static str {
-    match kind {
-        SlotKind::Vm => "VM",
-        SlotKind::Bytecode => "Bytecode",
-    }
+    kind.title()
 }
 
 /// What a resume found on the device.
@@ -73,6 +70,4 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use fota_host::hex;

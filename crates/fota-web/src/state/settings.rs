@@ -6,7 +6,7 @@ use crate::transport::sim::SimLayout;
 /// reset and faster rates are negotiated from there.
 pub const BAUD_RATES: [u32; 6] = [9600, 57600, 115_200, 230_400, 460_800, 921_600];
 /// Rates tried by baud negotiation, fastest first.
-pub const NEGOTIATE: [u32; 3] = [921_600, 460_800, 230_400];
+pub use fota_protocol::NEGOTIATE_BAUDS as NEGOTIATE;
 
 /// How the page reaches the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

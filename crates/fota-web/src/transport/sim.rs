@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 
 use fota_host::sim::{Pacer, SimTransport};
 use fota_host::{LinkError, Transport};
-use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+use fota_sim::device::{DeviceConfig, SimDevice};
 
 /// Real-time pacing: `performance.now()` and `setTimeout`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,26 +24,7 @@ impl Pacer for BrowserPacer {
 }
 
 /// Which flash layout the simulated device has (the seed's two layouts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SimLayout {
-    /// VM | bytecode 0 | bytecode 1 | record.
-    #[serde(rename = "bytecode")]
-    BytecodeOnly,
-    /// VM 0 | bytecode 0 | VM 1 | bytecode 1 | record.
-    #[serde(rename = "vm")]
-    VmAndBytecode,
-}
-
-impl SimLayout {
-    /// From the layout selector's value (`vm` or `bytecode`).
-    pub fn from_key(key: &str) -> SimLayout {
-        if key == "vm" {
-            SimLayout::VmAndBytecode
-        } else {
-            SimLayout::BytecodeOnly
-        }
-    }
-}
+pub use fota_protocol::LayoutKind as SimLayout;
 
 thread_local! {
     /// The device between connections: like a board left on the desk, it keeps its
@@ -82,13 +63,7 @@ impl SimLink {
         let parked = PARKED.with(|p| p.borrow_mut().take());
         let device = match parked {
             Some((l, device)) if l == layout => device,
-            _ => {
-                let kind = match layout {
-                    SimLayout::BytecodeOnly => LayoutKind::BytecodeOnly,
-                    SimLayout::VmAndBytecode => LayoutKind::VmAndBytecode,
-                };
-                SimDevice::new(DeviceConfig::new(kind))
-            }
+            _ => SimDevice::new(DeviceConfig::new(layout)),
         };
         SimLink {
             inner: Some(SimTransport::new(device, BrowserPacer)),

@@ -70,7 +70,7 @@ test('?manifest= offers the firmware, fetches the image for the device and updat
   await page.getByRole('button', { name: 'Connect', exact: true }).click();
   const same = page.locator('[data-testid=installed-same]');
   await same.waitFor({ timeout: 20000 });
-  assert.match(await same.textContent(), /Blink 2\.0\.0 is installed already/);
+  assert.match(await same.textContent(), /Blink 2\.0\.0 is already installed/);
   assert.equal(await page.locator('[data-testid=manifest-ready]').count(), 0);
   await shot(page, '102-manifest-installed-already');
   await page.getByRole('button', { name: 'Install again anyway' }).click();

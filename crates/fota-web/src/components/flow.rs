@@ -116,23 +116,54 @@ fn offer(state: &AppState) -> Html {
 /// Whether the device runs the manifest's firmware already, in the record step.
 fn installed(props: &FlowProps) -> Html {
     let state = &props.state;
-    let name = state
-        .manifest()
-        .map(|m| format!("{} {}", m.name, m.version))
-        .unwrap_or_default();
+    let name = state.installed_name();
+    let reinstall = act(props, Action::Reinstall);
     match state.installed {
         Some(Installed::Asking) => html! {
             <p class="muted" data-testid="installed-asking">{ format!("Checking whether the device runs {name} already (its MD5 of the running slots)…") }</p>
         },
         Some(Installed::Same) => html! {
             <div class="status good" data-testid="installed-same">
-                <p><strong>{ format!("{name} is installed already.") }</strong>{" The device's running slots hold the same images (the device's MD5 matches the manifest's images): there is nothing to update."}</p>
+                <p><strong>{ format!("{name} is already installed.") }</strong>{" The device's running slots hold the same images (the device's MD5 of them matches): there is nothing to update."}</p>
                 <div class="actions">
-                    <button type="button" class="btn" onclick={goto(props, Stage::Slot)}>{"Install again anyway"}</button>
+                    <button type="button" class="btn" onclick={reinstall}>{"Install again anyway"}</button>
                 </div>
             </div>
         },
         _ => html! {},
+    }
+}
+
+/// Images older than the device's minimum version: a confirmation where the device allows
+/// downgrades (fota-host's check says which), what was confirmed once it is.
+fn downgrades(props: &FlowProps, kinds: &[SlotKind]) -> Html {
+    let state = &props.state;
+    let on_confirm = props.on.reform(|e: Event| {
+        Intent::Do(Action::AllowDowngrade(
+            e.target_unchecked_into::<HtmlInputElement>().checked(),
+        ))
+    });
+    let asks: Vec<(SlotKind, String, String)> = kinds
+        .iter()
+        .filter_map(|&k| {
+            state
+                .downgrade_ask(k)
+                .or_else(|| state.downgrade_confirmed(k))
+                .map(|(v, min)| (k, v, min))
+        })
+        .collect();
+    if asks.is_empty() {
+        return html! {};
+    }
+    html! {
+        <div class="status warn" data-testid="downgrade">
+            { for asks.iter().map(|(k, v, min)| html! {
+                <p><strong>{ format!("Downgrade: the {} image is version {v}, older than the {min} this device runs at least.", kind_name(*k).to_lowercase()) }</strong>
+                   {" The device allows it only when you confirm it; the older version then becomes its minimum once it confirms itself."}</p>
+            }) }
+            <label class="check"><input type="checkbox" data-testid="allow-downgrade" checked={state.allow_downgrade} onchange={on_confirm} />
+                {"Install the older version (confirm the downgrade)"}</label>
+        </div>
     }
 }
 
@@ -221,15 +252,27 @@ fn images(props: &FlowProps) -> Html {
         .on
         .reform(|s: Sample| Intent::Do(Action::ImageLoaded(s.kind(), s.image())));
     let on_clear = props.on.reform(|k| Intent::Do(Action::ClearImage(k)));
+    let on_previous = props.on.reform(|(kind, file)| Intent::Previous(kind, file));
+    let on_clear_previous = props.on.reform(|k| Intent::Do(Action::ClearPrevious(k)));
     let card = |kind: SlotKind| {
         let image = state.image(kind).cloned();
         let refusal = image
             .as_ref()
             .and_then(|i| state.refusal(kind, i))
+            .or_else(|| {
+                state
+                    .blocker(kind)
+                    .filter(|_| state.downgrade_ask(kind).is_none())
+            })
             .map(|p| format!("{} {}", p.message, p.help));
+        let delta = state
+            .info()
+            .is_some_and(|i| i.supports(fota_host::protocol::codec::LZMA_DELTA));
         html! {
             <ImageCard {kind} {image} target={state.target(kind)} {refusal}
-                on_file={on_file.clone()} on_sample={on_sample.clone()} on_clear={on_clear.clone()} />
+                on_file={on_file.clone()} on_sample={on_sample.clone()} on_clear={on_clear.clone()}
+                previous={state.previous(kind).cloned()} {delta}
+                on_previous={on_previous.clone()} on_clear_previous={on_clear_previous.clone()} />
         }
     };
     html! {
@@ -247,6 +290,7 @@ fn images(props: &FlowProps) -> Html {
         if !state.takes_vm() && state.connection().is_some() {
             <p class="muted small">{"This device's layout has one VM slot: only the bytecode can be updated."}</p>
         }
+        { installed(props) }
         <div class="actions">
             <button type="button" class="btn ghost" onclick={goto(props, Stage::Record)}>{"Back"}</button>
             <div class="spacer"></div>
@@ -264,6 +308,8 @@ fn slot(props: &FlowProps) -> Html {
     };
     let record = state.record.unwrap_or_default();
     let start = ask(props, || Intent::Start);
+    // Images the device runs already are written again only when asked.
+    let startable = state.ready_to_flash() && state.installed != Some(Installed::Same);
     let from_manifest = state.manifest_images_loaded();
     let check = |action: fn(bool) -> Action| {
         props.on.reform(move |e: Event| {
@@ -286,11 +332,13 @@ fn slot(props: &FlowProps) -> Html {
             Intent::Do(Action::SlotChoice(kind, c))
         });
         let select_id = format!("slot-{}", kind_name(kind).to_lowercase());
-        let refusal = state.refusal(kind, &img);
+        let refusal = state.refusal(kind, &img).or_else(|| state.blocker(kind));
+        let waits = state.downgrade_ask(kind).is_some();
         html! {
             <tr>
                 <th scope="row">{ kind_name(kind) }
                     <span class="plan-file">{ format!("{}, {}", img.name, size(img.data.len() as u64)) }</span>
+                    <span class="plan-file muted small" data-testid={format!("plan-facts-{}", kind_name(kind).to_lowercase())}>{ img.facts.summary() }</span>
                     <code class="md5 plan-md5" title="MD5 of the image">{ hex(&img.md5) }</code></th>
                 <td>
                     <label class="sr-only" for={select_id.clone()}>{ format!("{} slot", kind_name(kind)) }</label>
@@ -315,6 +363,7 @@ fn slot(props: &FlowProps) -> Html {
                 </td>
                 <td>{ match refusal {
                     None => html!{ <span class="badge good">{"fits"}</span> },
+                    Some(_) if waits => html!{ <span class="badge warn">{"downgrade: confirm below"}</span> },
                     Some(p) => html!{ <span class="badge bad" title={p.help}>{ p.message }</span> },
                 } }</td>
             </tr>
@@ -331,6 +380,12 @@ fn slot(props: &FlowProps) -> Html {
             <thead><tr><th scope="col">{"Image"}</th><th scope="col">{"Slot"}</th><th scope="col">{"Fits?"}</th></tr></thead>
             <tbody>{ for rows }</tbody>
         </table>
+        <p class="muted small" data-testid="device-rules"><strong>{"This device takes: "}</strong>{ fota_host::describe_rules(info.images.as_ref()) }{"."}</p>
+        { for kinds.iter().filter(|&&k| state.downgrade_ask(k).is_none()).filter_map(|&k| state.blocker(k)).map(|p| html! {
+            <ProblemBox problem={p} title="The device would refuse this image" />
+        }) }
+        { downgrades(props, &kinds) }
+        { installed(props) }
         <fieldset class="options">
             <legend>{"Options"}</legend>
             <label class="check"><input type="checkbox" checked={state.resume} onchange={check(Action::SetResume)} />
@@ -344,9 +399,9 @@ fn slot(props: &FlowProps) -> Html {
             <div class="spacer"></div>
             if from_manifest {
                 // The one decision left: the keyboard focus goes here.
-                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()} data-focus="">{"Start the update"}</button>
+                <button type="button" class="btn primary" onclick={start} disabled={!startable} data-focus="">{"Start the update"}</button>
             } else {
-                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
+                <button type="button" class="btn primary" onclick={start} disabled={!startable}>{"Start the update"}</button>
             }
         </div>
         </>

@@ -374,7 +374,7 @@ fn already_installed_when_the_running_slots_hold_the_manifests_images() {
     b.apply(Action::Installed(true));
     assert_eq!(b.state.installed, Some(Installed::Same));
     assert_eq!(b.state.stage, Stage::Record, "nothing to update: it stays");
-    assert!(b.state.announce.contains("installed already"));
+    assert!(b.state.announce.contains("already installed"));
     // The user may install it again anyway.
     b.apply(Action::Goto(Stage::Slot));
     assert_eq!(b.state.stage, Stage::Slot);

@@ -17,8 +17,8 @@ use web_sys::File;
 use crate::components::Intent;
 use crate::session::{self, Command, Dispatch};
 use crate::state::{
-    Action, AppState, Conn, ImageFile, LogKind, Manifest, ManifestDoc, Problem, Settings,
-    check_image, image_from, ws_address,
+    Action, AppState, Conn, ImageFile, LogKind, Manifest, ManifestDoc, ManifestState, Problem,
+    Settings, check_image, image_from, ws_address,
 };
 use crate::transport::sim;
 
@@ -66,6 +66,16 @@ impl Effects {
             Intent::Restart => self.send(Command::Restart),
             Intent::File(kind, file) => self.load_file(kind, file),
             Intent::Previous(kind, file) => self.load_previous(kind, file),
+            Intent::FetchAgain => match &state.manifest {
+                Some(ManifestState::Failed(_)) => {
+                    if let Some(url) = manifest_param() {
+                        self.load_manifest(url);
+                    }
+                }
+                // The images: fetched again once the reducer forgets the last try.
+                Some(ManifestState::Loaded(_)) => self.dispatch.dispatch(Action::ManifestRetry),
+                _ => {}
+            },
             Intent::Start => self.start_update(state),
             Intent::Cancel => self.cancel_update(state),
             Intent::FactoryReset => {

@@ -366,6 +366,8 @@ pub enum Action {
     InstalledAsked,
     /// Its answer: `true` when they all do.
     Installed(bool),
+    /// Fetch the manifest's images again (after a refusal or a failed fetch).
+    ManifestRetry,
     /// Write the images although the device runs them already.
     Reinstall,
     /// The user confirmed (or took back) a downgrade.

@@ -54,16 +54,25 @@ fn ask(props: &FlowProps, intent: fn() -> Intent) -> Callback<MouseEvent> {
 }
 
 /// The firmware a manifest (`?manifest=`) offers, and how its images fared.
-fn offer(state: &AppState) -> Html {
+fn offer(props: &FlowProps) -> Html {
+    let state = &props.state;
     let Some(m) = &state.manifest else {
         return html! {};
+    };
+    let again = html! {
+        <div class="actions">
+            <button type="button" class="btn" onclick={ask(props, || Intent::FetchAgain)}>{"Fetch again"}</button>
+        </div>
     };
     let body = match m {
         ManifestState::Loading(url) => html! {
             <p class="muted">{ format!("Loading the firmware manifest {url}…") }</p>
         },
         ManifestState::Failed(p) => html! {
+            <>
             <ProblemBox problem={p.clone()} title="The firmware manifest cannot be used" />
+            { again.clone() }
+            </>
         },
         ManifestState::Loaded(m) => {
             let layout = state.manifest_layout();
@@ -76,7 +85,10 @@ fn offer(state: &AppState) -> Html {
                 });
             let status = match (&state.manifest_problem, layout, loaded) {
                 (Some(p), _, _) => html! {
+                    <>
                     <ProblemBox problem={p.clone()} title="The firmware from the manifest was refused" />
+                    { again.clone() }
+                    </>
                 },
                 (None, None, _) => html! {
                     <p class="muted small">{ format!("Images for the {} layout{}: the one for the device is fetched and checked once it is connected.",
@@ -179,7 +191,7 @@ fn connect(props: &FlowProps) -> Html {
         if let Some(p) = &state.problem {
             <ProblemBox problem={p.clone()} title={state.problem_title} />
         }
-        { offer(state) }
+        { offer(props) }
         <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
             opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {on_cancel} {sim_parked} {on_factory_reset} />
         </>
@@ -228,7 +240,7 @@ fn record(props: &FlowProps) -> Html {
             info.count(SlotKind::Bytecode), if info.count(SlotKind::Bytecode) == 1 { "" } else { "s" },
             info.count(SlotKind::Vm), if info.count(SlotKind::Vm) == 1 { "" } else { "s" }) }</p>
         { verdict }
-        { offer(state) }
+        { offer(props) }
         { installed(props) }
         if can_resume {
             <div class="notice">
@@ -282,7 +294,7 @@ fn images(props: &FlowProps) -> Html {
         if let Some(p) = &state.image_problem {
             <ProblemBox problem={p.clone()} title="This image cannot be used" />
         }
-        { offer(state) }
+        { offer(props) }
         <div class="image-cards">
             { card(SlotKind::Bytecode) }
             if state.takes_vm() { { card(SlotKind::Vm) } }
@@ -520,7 +532,7 @@ fn outcome(props: &FlowProps) -> Html {
                             <div><dt>{"Resumed"}</dt><dd data-testid="skipped" data-bytes={report.skipped_bytes.to_string()} title={format!("{} bytes", report.skipped_bytes)}>{ format!("{} were already on the device and were not sent again", size(report.skipped_bytes)) }</dd></div>
                         }
                         <div><dt>{"Verified"}</dt><dd>{"MD5 on the device matched the image"}</dd></div>
-                        <div><dt>{"Time"}</dt><dd>{ format!("{} (erase {}, stream {}, checksum {})",
+                        <div><dt>{"Time"}</dt><dd data-testid="times" title="The erase before streaming is what the stream waited for: the other sectors are erased while it runs, and count in the stream's time.">{ format!("{} (erase before streaming {}, stream {}, checksum {})",
                             duration(report.total_time.as_secs_f64()), duration(report.erase_time.as_secs_f64()),
                             duration(report.stream_time.as_secs_f64()), duration(report.checksum_time.as_secs_f64())) }</dd></div>
                     </dl>

@@ -429,6 +429,17 @@ impl AppState {
                     }
                 }
             }
+            Action::ManifestRetry => {
+                if s.manifest_problem.is_some() && !s.running() {
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        "fetching the manifest's images again".into(),
+                    );
+                    s.manifest_problem = None;
+                    s.manifest_for = None;
+                }
+            }
             Action::Reinstall => {
                 s.reinstall = true;
                 s.installed = None;

@@ -32,15 +32,19 @@ pub enum SimLayout {
     /// VM 0 | bytecode 0 | VM 1 | bytecode 1 | record.
     #[serde(rename = "vm")]
     VmAndBytecode,
+    /// The VM + bytecode layout with 256 KiB VM slots, large enough for a runtime like
+    /// the BBC micro:bit's MicroPython (a 238 KiB VM linked at address 0).
+    #[serde(rename = "microbit")]
+    MicrobitLike,
 }
 
 impl SimLayout {
     /// From the layout selector's value (`vm` or `bytecode`).
     pub fn from_key(key: &str) -> SimLayout {
-        if key == "vm" {
-            SimLayout::VmAndBytecode
-        } else {
-            SimLayout::BytecodeOnly
+        match key {
+            "vm" => SimLayout::VmAndBytecode,
+            "microbit" => SimLayout::MicrobitLike,
+            _ => SimLayout::BytecodeOnly,
         }
     }
 }
@@ -85,9 +89,13 @@ impl SimLink {
             _ => {
                 let kind = match layout {
                     SimLayout::BytecodeOnly => LayoutKind::BytecodeOnly,
-                    SimLayout::VmAndBytecode => LayoutKind::VmAndBytecode,
+                    SimLayout::VmAndBytecode | SimLayout::MicrobitLike => LayoutKind::VmAndBytecode,
                 };
-                SimDevice::new(DeviceConfig::new(kind))
+                let mut config = DeviceConfig::new(kind);
+                if layout == SimLayout::MicrobitLike {
+                    config.vm_slot_size = 256 * 1024;
+                }
+                SimDevice::new(config)
             }
         };
         SimLink {
@@ -112,6 +120,7 @@ impl SimLink {
         match self.layout {
             SimLayout::BytecodeOnly => "simulated device (bytecode-only layout)".into(),
             SimLayout::VmAndBytecode => "simulated device (VM + bytecode layout)".into(),
+            SimLayout::MicrobitLike => "simulated device (micro:bit-like layout)".into(),
         }
     }
 

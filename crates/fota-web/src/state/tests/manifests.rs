@@ -243,6 +243,22 @@ fn a_refused_manifest_image_loads_nothing() {
             .iter()
             .any(|l| l.kind == LogKind::Error && l.text.contains("refused"))
     );
+    // "Fetch again": the last try is forgotten, so the page fetches them once more, and
+    // the right bytes load.
+    assert_eq!(b.state.manifest_for, Some(ManifestLayout::Bytecode));
+    b.apply(Action::ManifestRetry);
+    assert_eq!(b.state.manifest_problem, None);
+    assert_eq!(b.state.manifest_for, None, "fetched again");
+    b.apply(Action::ManifestFetching(ManifestLayout::Bytecode));
+    check_image(&m, &m.images[0], &bc).expect("right");
+    b.apply(Action::ManifestImages(vec![(
+        SlotKind::Bytecode,
+        image_from(&m, &m.images[0], bc.clone()),
+    )]));
+    assert!(b.state.manifest_images_loaded());
+    // Nothing to fetch again once they loaded.
+    b.apply(Action::ManifestRetry);
+    assert_eq!(b.state.manifest_for, Some(ManifestLayout::Bytecode));
 }
 
 #[test]

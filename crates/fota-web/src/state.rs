@@ -477,15 +477,26 @@ impl AppState {
 
     /// Whether the images chosen can be flashed now.
     pub fn ready_to_flash(&self) -> bool {
+        self.images_ready(false)
+    }
+
+    /// Ready but for a downgrade the user has yet to confirm (in the slot step).
+    pub fn ready_but_for_downgrade(&self) -> bool {
+        self.images_ready(true)
+    }
+
+    fn images_ready(&self, downgrade_pending: bool) -> bool {
+        let ready = |kind: SlotKind, image: &ImageFile| {
+            self.refusal(kind, image).is_none()
+                && (self.blocker(kind).is_none()
+                    || (downgrade_pending && self.downgrade_ask(kind).is_some()))
+        };
         let Some(bc) = &self.bytecode else {
             return false;
         };
         self.connection().is_some()
-            && self.refusal(SlotKind::Bytecode, bc).is_none()
-            && self.blocker(SlotKind::Bytecode).is_none()
-            && self.vm.as_ref().is_none_or(|vm| {
-                self.refusal(SlotKind::Vm, vm).is_none() && self.blocker(SlotKind::Vm).is_none()
-            })
+            && ready(SlotKind::Bytecode, bc)
+            && self.vm.as_ref().is_none_or(|vm| ready(SlotKind::Vm, vm))
     }
 
     /// The firmware the user said the device runs now, for a delta.

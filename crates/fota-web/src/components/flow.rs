@@ -284,6 +284,7 @@ fn images(props: &FlowProps) -> Html {
             <ImageCard {kind} {image} target={state.target(kind)} {refusal}
                 on_file={on_file.clone()} on_sample={on_sample.clone()} on_clear={on_clear.clone()}
                 previous={state.previous(kind).cloned()} {delta}
+                downgrade={state.downgrade_ask(kind).map(|(v, min)| format!("Version {v} is older than the {min} this device runs at least: a downgrade, which the device allows once you confirm it in the next step."))}
                 on_previous={on_previous.clone()} on_clear_previous={on_clear_previous.clone()} />
         }
     };
@@ -307,7 +308,7 @@ fn images(props: &FlowProps) -> Html {
             <button type="button" class="btn ghost" onclick={goto(props, Stage::Record)}>{"Back"}</button>
             <div class="spacer"></div>
             <button type="button" class="btn primary" onclick={goto(props, Stage::Slot)}
-                    disabled={!state.ready_to_flash()}>{"Continue: check the slot"}</button>
+                    disabled={!state.ready_but_for_downgrade()}>{"Continue: check the slot"}</button>
         </div>
         </>
     }

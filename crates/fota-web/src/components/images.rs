@@ -47,6 +47,9 @@ pub struct ImageCardProps {
     pub on_file: Callback<(Option<SlotKind>, File)>,
     pub on_sample: Callback<Sample>,
     pub on_clear: Callback<SlotKind>,
+    /// A downgrade the device allows once the user confirms it.
+    #[prop_or_default]
+    pub downgrade: Option<String>,
     /// The firmware the device runs now, if the user gave it (for a delta).
     #[prop_or_default]
     pub previous: Option<ImageFile>,
@@ -182,6 +185,9 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                         <p><strong>{"Check before writing: "}</strong>{"this file does not look quite right."}</p>
                         <ul>{ for img.warnings.iter().map(|w| html! { <li>{ w }</li> }) }</ul>
                     </div>
+                }
+                if let Some(note) = &props.downgrade {
+                    <p class="status warn" data-testid="image-downgrade">{ note }</p>
                 }
                 if let Some(why) = &props.refusal {
                     <p class="status bad" role="alert">{ why }</p>

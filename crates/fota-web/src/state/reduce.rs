@@ -239,6 +239,10 @@ impl AppState {
             }
             Action::UpdateDone(result) => {
                 let run = s.run.take();
+                // The device holds other images now: asked again, written again only
+                // when asked again.
+                s.installed = None;
+                s.reinstall = false;
                 let at = run.as_ref().map_or(s.stage, |r| Stage::of_step(r.step));
                 match result {
                     Ok(report) => {

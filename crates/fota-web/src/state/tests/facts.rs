@@ -129,6 +129,10 @@ fn a_downgrade_waits_for_the_users_confirmation_where_the_device_allows_it() {
         Some(("1.0.0".into(), "2.0.0".into()))
     );
     assert!(!b.state.ready_to_flash());
+    assert!(
+        b.state.ready_but_for_downgrade(),
+        "the image step goes on to the confirmation"
+    );
     let p = b.state.blocker(SlotKind::Bytecode).expect("blocked");
     assert!(p.message.contains("downgrade"), "{p:?}");
     assert!(!b.state.plan(1).expect("plan").allow_downgrade);
@@ -171,6 +175,7 @@ fn a_downgrade_is_refused_with_the_reason_where_the_device_never_allows_one() {
         "{p:?}"
     );
     assert!(p.help.contains("never takes an older version"), "{p:?}");
+    assert!(!b.state.ready_but_for_downgrade());
     b.apply(Action::AllowDowngrade(true));
     assert!(
         !b.state.ready_to_flash(),
@@ -189,7 +194,10 @@ fn an_image_the_device_runs_is_already_installed_unless_written_again() {
     assert!(b.state.plan(1).expect("plan").check_installed);
     assert_eq!(b.start().expect("update").outcome, Outcome::Accepted);
 
-    // The same file again: the device runs it.
+    // The same file, still chosen: the device runs it now.
+    b.apply(Action::Goto(Stage::Image));
+    b.ask_installed();
+    assert_eq!(b.state.installed, Some(Installed::Same));
     b.choose(sample(true));
     b.ask_installed();
     assert_eq!(b.state.installed, Some(Installed::Same));

@@ -208,6 +208,15 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                     <button type="button" class="btn ghost" onclick={on_clear}>{"Remove"}</button>
                 }
             </div>
+            <div class="samples">
+                <span class="muted">{"Or a built-in sample: "}</span>
+                if kind == SlotKind::Bytecode {
+                    { sample(Sample::Healthy, "Healthy blink v2", "Accepts itself after the restart: the update ends accepted") }
+                    { sample(Sample::Faulty, "Faulty blink v3", "Never accepts itself: the device reverts to the previous firmware") }
+                } else {
+                    { sample(Sample::Vm, "VM zvm 2.0", "A healthy VM image") }
+                }
+            </div>
             if props.delta {
                 <div class="previous" data-testid={format!("previous-{id}")}>
                     <input type="file" ref={prev_input} class="file-input" id={format!("previous-file-{id}")}
@@ -225,15 +234,6 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                     }
                 </div>
             }
-            <div class="samples">
-                <span class="muted">{"Or a built-in sample: "}</span>
-                if kind == SlotKind::Bytecode {
-                    { sample(Sample::Healthy, "Healthy blink v2", "Accepts itself after the restart: the update ends accepted") }
-                    { sample(Sample::Faulty, "Faulty blink v3", "Never accepts itself: the device reverts to the previous firmware") }
-                } else {
-                    { sample(Sample::Vm, "VM zvm 2.0", "A healthy VM image") }
-                }
-            </div>
         </div>
     }
 }

@@ -210,7 +210,7 @@ fn fetch_problem(what: &str, url: &str, why: String) -> Problem {
         .zip(web_sys::Url::new(url).ok().map(|u| u.origin()))
         .is_some_and(|(a, b)| a == b);
     let help = if same {
-        "Check the address and that the server is up, then reload the page.".to_string()
+        "Check the address and that the server is up, then fetch again.".to_string()
     } else {
         "It is on another site: the page's Content-Security-Policy must allow that origin \
          in connect-src (fota serve --connect-src ORIGIN) and the site must allow this one \

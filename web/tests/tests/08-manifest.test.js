@@ -98,7 +98,7 @@ for (const [file, why] of [['bad-hash.json', /does not match the manifest: its S
     await refusal.waitFor({ timeout: 20000 });
     const text = await refusal.textContent();
     assert.match(text, why);
-    assert.match(text, /What to do: Nothing was written to the device\. Reload the page/);
+    assert.match(text, /What to do: Nothing was written to the device\. Fetch it again/);
     await shot(page, `101-manifest-refused-${file}`);
     if (file === 'bad-hash.json') await docShot(page, 'manifest-refused', { fullPage: false });
     // Nothing loaded: the image step has no image, so there is nothing to start.

@@ -34,15 +34,16 @@ let servedOrigin = null;
 
 /**
  * Serve `dir` with `fota serve` (as .ci/serve does: the Content-Security-Policy and the
- * other headers) on 127.0.0.1 at a free port. Resolves to { url, origin, close }.
+ * other headers) on 127.0.0.1 at a free port, with more `args` (`--connect-src ORIGIN`).
+ * Resolves to { url, origin, close }.
  */
-export async function serve(dir = dist) {
+export async function serve(dir = dist, args = []) {
   if (!fs.existsSync(path.join(dir, 'index.html'))) {
     throw new Error(`no web app build in ${dir}: run web/tests/run.sh (it builds it)`);
   }
   const cli = fotaCli();
   if (!cli) throw new Error('the fota CLI is not built: cargo build -p fota-cli');
-  const proc = spawn(cli, ['serve', dir, '--addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cli, ['serve', dir, '--addr', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const [, url] = await waitForLine(proc, /^web app: (\S+)$/m, 'fota serve');
   const origin = new URL(url).origin;
   servedOrigin = origin;

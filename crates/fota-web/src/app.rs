@@ -64,11 +64,12 @@ pub fn app() -> Html {
         );
         use_effect_with(key, move |_| fx.fetch_manifest_images(&st));
     }
-    // With them loaded and nothing to decide in the record: is it installed already?
+    // Images loaded (a manifest's or the user's) and nothing to decide in the record: does
+    // the device run them already?
     {
         let fx = fx.clone();
         let st = state.clone();
-        use_effect_with(state.manifest_ready(), move |ready| {
+        use_effect_with(state.installed_check_due(), move |ready| {
             if *ready {
                 fx.check_installed(&st);
             }

@@ -7,8 +7,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use fota_host::CancelToken;
 use fota_host::protocol::SlotKind;
-use fota_host::{CancelToken, Image, Plan};
 use futures::channel::{mpsc, oneshot};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -17,8 +17,8 @@ use web_sys::File;
 use crate::components::Intent;
 use crate::session::{self, Command, Dispatch};
 use crate::state::{
-    Action, AppState, Conn, ImageFile, LogKind, Manifest, ManifestDoc, Problem, Settings,
-    check_image, image_from, ws_address,
+    Action, AppState, Conn, ImageFile, LogKind, Manifest, ManifestDoc, ManifestState, Problem,
+    Settings, check_image, image_from, ws_address,
 };
 use crate::transport::sim;
 
@@ -65,6 +65,17 @@ impl Effects {
             Intent::Accept => self.send(Command::Accept),
             Intent::Restart => self.send(Command::Restart),
             Intent::File(kind, file) => self.load_file(kind, file),
+            Intent::Previous(kind, file) => self.load_previous(kind, file),
+            Intent::FetchAgain => match &state.manifest {
+                Some(ManifestState::Failed(_)) => {
+                    if let Some(url) = manifest_param() {
+                        self.load_manifest(url);
+                    }
+                }
+                // The images: fetched again once the reducer forgets the last try.
+                Some(ManifestState::Loaded(_)) => self.dispatch.dispatch(Action::ManifestRetry),
+                _ => {}
+            },
             Intent::Start => self.start_update(state),
             Intent::Cancel => self.cancel_update(state),
             Intent::FactoryReset => {
@@ -136,27 +147,37 @@ impl Effects {
         });
     }
 
+    /// Read the firmware the device runs now (for a delta), as any image file.
+    fn load_previous(&self, kind: SlotKind, file: File) {
+        let dispatch = self.dispatch.clone();
+        spawn_local(async move {
+            let name = file.name();
+            let blob = gloo::file::Blob::from(file);
+            let read = gloo::file::futures::read_as_bytes(&blob)
+                .await
+                .map_err(|e| Problem {
+                    message: format!("{name} could not be read: {e}."),
+                    help: "Choose the file again, or leave the firmware on the device out: the \
+                           update then sends the whole image."
+                        .into(),
+                })
+                .and_then(|bytes| ImageFile::read(name, bytes));
+            match read {
+                Ok(image) => dispatch.dispatch(Action::PreviousLoaded(kind, image)),
+                Err(p) => dispatch.dispatch(Action::ImageRefused(p)),
+            }
+        });
+    }
+
     /// Start the update of the chosen images with the chosen options.
     fn start_update(&self, state: &AppState) {
         if !state.ready_to_flash() || state.running() {
             return;
         }
-        let Some(bc) = &state.bytecode else { return };
-        let image = |f: &ImageFile| Image::new(f.name.clone(), f.data.as_ref().clone());
-        let bytecode = match image(bc) {
-            Ok(i) => i,
-            Err(e) => return self.dispatch.dispatch(Action::ImageRefused((&e).into())),
+        let plan = match state.plan(crate::state::WAIT_ACCEPT_MS) {
+            Ok(plan) => plan,
+            Err(p) => return self.dispatch.dispatch(Action::ImageRefused(p)),
         };
-        let mut plan = Plan::new(bytecode);
-        plan.vm = match state.vm.as_ref().map(image).transpose() {
-            Ok(vm) => vm,
-            Err(e) => return self.dispatch.dispatch(Action::ImageRefused((&e).into())),
-        };
-        plan.bytecode_slot = state.bc_slot;
-        plan.vm_slot = state.vm_slot;
-        plan.restart = state.restart;
-        plan.resume = state.resume;
-        plan.wait_accept = core::time::Duration::from_millis(crate::state::WAIT_ACCEPT_MS);
         let cancel = CancelToken::new();
         self.cancel.replace(cancel.clone());
         self.dispatch.dispatch(Action::UpdateStarted);
@@ -189,7 +210,7 @@ fn fetch_problem(what: &str, url: &str, why: String) -> Problem {
         .zip(web_sys::Url::new(url).ok().map(|u| u.origin()))
         .is_some_and(|(a, b)| a == b);
     let help = if same {
-        "Check the address and that the server is up, then reload the page.".to_string()
+        "Check the address and that the server is up, then fetch again.".to_string()
     } else {
         "It is on another site: the page's Content-Security-Policy must allow that origin \
          in connect-src (fota serve --connect-src ORIGIN) and the site must allow this one \
@@ -317,10 +338,11 @@ impl Effects {
 }
 
 impl Effects {
-    /// With a manifest's images loaded and nothing to decide in the record: ask the device
-    /// whether it runs them already (the reducer then goes on to the slot by itself).
+    /// With images loaded and nothing to decide in the record: ask the device whether it
+    /// runs them already (for a manifest's, the reducer then goes on to the slot by
+    /// itself).
     pub fn check_installed(&self, state: &AppState) {
-        if !state.manifest_ready() {
+        if !state.installed_check_due() {
             return;
         }
         let images: Vec<_> = [SlotKind::Bytecode, SlotKind::Vm]

@@ -291,6 +291,17 @@ impl Serving {
         }
     }
 
+    /// Read `Info` again: an accepted update raises the device's minimum versions, which
+    /// the page checks the next images against. `Err` only when the link is gone.
+    async fn reread_info(&mut self) -> Result<(), HostError> {
+        match self.dev.hello().await {
+            Ok(info) => self.dispatch.dispatch(Action::InfoRead(Box::new(info))),
+            Err(e @ HostError::Link(_)) => return Err(e),
+            Err(e) => self.log(LogKind::Event, format!("device facts not read again: {e}")),
+        }
+        Ok(())
+    }
+
     /// Whether the device's running slots hold `images` (kind, length, MD5).
     async fn runs(&mut self, images: &[(SlotKind, u32, [u8; 16])]) -> Result<bool, HostError> {
         let (same, record) = crate::installed::running_slots_hold(&mut self.dev, images).await?;
@@ -337,6 +348,7 @@ impl Serving {
                 if restarted {
                     self.raise_baud().await;
                 }
+                self.reread_info().await?;
                 self.refresh().await?;
             }
             Command::Accept => {
@@ -347,6 +359,7 @@ impl Serving {
                     Err(e @ HostError::Link(_)) => return Err(e),
                     Err(e) => self.log(LogKind::Error, format!("accept failed: {e}. {}", e.help())),
                 }
+                self.reread_info().await?;
                 self.refresh().await?;
             }
             Command::Restart => {

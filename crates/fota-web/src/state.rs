@@ -3,9 +3,9 @@
 use fota_host::protocol::Layout as _;
 use std::rc::Rc;
 
-use fota_host::protocol::{Info, Record, SlotDesc, SlotKind};
+use fota_host::protocol::{ImageRules, Info, Record, RecordState, SlotDesc, SlotKind};
 use fota_host::update::Report;
-use fota_host::{HostError, Outcome, Phase, Progress, SlotChoice, Step};
+use fota_host::{HostError, Image, Outcome, Phase, Plan, Progress, SlotChoice, Step, Vetted};
 use yew::Reducible;
 
 use crate::transport::OpenError;
@@ -277,6 +277,29 @@ pub struct AppState {
     pub installed: Option<Installed>,
     /// When the page first read a record whose running configuration is on trial.
     pub trial_since_ms: Option<u64>,
+    /// The user confirmed installing an image older than the device's minimum version
+    /// (where the device allows downgrades).
+    pub allow_downgrade: bool,
+    /// The user asked to write images the device runs already.
+    pub reinstall: bool,
+    /// The firmware on the device now, as the user gave it (bytecode, VM): the update
+    /// sends a delta from it where the device holds it (checked by its MD5 first).
+    pub prev_bc: Option<ImageFile>,
+    pub prev_vm: Option<ImageFile>,
+    /// fota-host's check of each chosen image (bytecode, VM) against the device's rules,
+    /// kept while what it depends on stays the same.
+    vetted: [Option<Vetting>; 2],
+}
+
+/// What [`fota_host::vet`] was asked, and what it answered.
+#[derive(Debug, Clone, PartialEq)]
+struct Vetting {
+    name: String,
+    md5: [u8; 16],
+    slot: SlotDesc,
+    rules: Option<ImageRules>,
+    allow_downgrade: bool,
+    result: Result<Vetted, HostError>,
 }
 
 /// Whether the device already runs the images a manifest offers (the device's MD5 of its
@@ -339,10 +362,22 @@ pub enum Action {
     ManifestImages(Vec<(SlotKind, ImageFile)>),
     /// An image did not match the manifest (or could not be fetched): nothing loaded.
     ManifestRefused(Problem),
-    /// Asking the device whether its running slots hold the manifest's images.
+    /// Asking the device whether its running slots hold the chosen images.
     InstalledAsked,
     /// Its answer: `true` when they all do.
     Installed(bool),
+    /// Fetch the manifest's images again (after a refusal or a failed fetch).
+    ManifestRetry,
+    /// Write the images although the device runs them already.
+    Reinstall,
+    /// The user confirmed (or took back) a downgrade.
+    AllowDowngrade(bool),
+    /// The firmware on the device now, for a delta, read from a file.
+    PreviousLoaded(SlotKind, ImageFile),
+    ClearPrevious(SlotKind),
+    /// The device's `Info` read again (after an update or an accept: its minimum
+    /// versions change).
+    InfoRead(Box<Info>),
 }
 
 /// An action with the time it happened (ms on the page's clock): the reducer reads no
@@ -442,15 +477,198 @@ impl AppState {
 
     /// Whether the images chosen can be flashed now.
     pub fn ready_to_flash(&self) -> bool {
+        self.images_ready(false)
+    }
+
+    /// Ready but for a downgrade the user has yet to confirm (in the slot step).
+    pub fn ready_but_for_downgrade(&self) -> bool {
+        self.images_ready(true)
+    }
+
+    fn images_ready(&self, downgrade_pending: bool) -> bool {
+        let ready = |kind: SlotKind, image: &ImageFile| {
+            self.refusal(kind, image).is_none()
+                && (self.blocker(kind).is_none()
+                    || (downgrade_pending && self.downgrade_ask(kind).is_some()))
+        };
         let Some(bc) = &self.bytecode else {
             return false;
         };
         self.connection().is_some()
-            && self.refusal(SlotKind::Bytecode, bc).is_none()
-            && self
-                .vm
-                .as_ref()
-                .is_none_or(|vm| self.refusal(SlotKind::Vm, vm).is_none())
+            && ready(SlotKind::Bytecode, bc)
+            && self.vm.as_ref().is_none_or(|vm| ready(SlotKind::Vm, vm))
+    }
+
+    /// The firmware the user said the device runs now, for a delta.
+    pub fn previous(&self, kind: SlotKind) -> Option<&ImageFile> {
+        match kind {
+            SlotKind::Bytecode => self.prev_bc.as_ref(),
+            SlotKind::Vm => self.prev_vm.as_ref(),
+        }
+    }
+
+    /// fota-host's check of the chosen image of `kind` against the device's rules
+    /// (signatures, raw images, minimum version; [`fota_host::vet`]), once the slot it goes
+    /// to is known.
+    pub fn vetting(&self, kind: SlotKind) -> Option<&Result<Vetted, HostError>> {
+        self.vetted[vet_index(kind)].as_ref().map(|v| &v.result)
+    }
+
+    /// Why the chosen image of `kind` cannot be written now, beyond its size: the slot
+    /// its addresses choose is protected, or the device's rules refuse it (a downgrade
+    /// waiting for the user's confirmation among them).
+    pub fn blocker(&self, kind: SlotKind) -> Option<Problem> {
+        let image = self.image(kind)?;
+        if let (Some(info), Some(record), SlotChoice::Index(i)) =
+            (self.info(), self.record, self.choice(kind))
+            && let Some(role) = fota_host::slot_role(info, &record, kind, i)
+        {
+            let help = if image.placed.is_some() {
+                format!(
+                    "Its addresses choose this slot. Update the {} into the other slot first,                      so that this one is free; or build the firmware for another slot.",
+                    kind_name(kind).to_lowercase()
+                )
+            } else {
+                "Choose another slot, or the automatic choice.".to_string()
+            };
+            return Some(Problem {
+                message: format!(
+                    "{} goes to {} slot {i}, which cannot take it: {}.",
+                    image.name,
+                    kind_name(kind),
+                    role.describe(kind)
+                ),
+                help,
+            });
+        }
+        match self.vetting(kind)? {
+            Ok(_) => None,
+            Err(e) => Some(e.into()),
+        }
+    }
+
+    /// A downgrade the device allows, waiting for the user's confirmation: the image's
+    /// version and the device's minimum.
+    pub fn downgrade_ask(&self, kind: SlotKind) -> Option<(String, String)> {
+        match self.vetting(kind)? {
+            Err(HostError::Downgrade {
+                image,
+                minimum,
+                allowed: true,
+                ..
+            }) => Some((image.clone(), minimum.clone())),
+            _ => None,
+        }
+    }
+
+    /// A downgrade the user confirmed: the image's version and the device's minimum.
+    pub fn downgrade_confirmed(&self, kind: SlotKind) -> Option<(String, String)> {
+        match self.vetting(kind)? {
+            Ok(Vetted {
+                downgrade: Some((v, min)),
+            }) => Some((v.to_string(), min.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Check the chosen images against the device's rules again where what the check
+    /// depends on changed (the image, its slot, the rules, the confirmation).
+    pub(crate) fn revet(&mut self) {
+        for kind in [SlotKind::Bytecode, SlotKind::Vm] {
+            let i = vet_index(kind);
+            let asked = self
+                .image(kind)
+                .filter(|img| !img.data.is_empty())
+                .zip(self.target(kind))
+                .map(|(img, slot)| (img, slot, self.info().and_then(|i| i.images.clone())));
+            let Some((img, slot, rules)) = asked else {
+                self.vetted[i] = None;
+                continue;
+            };
+            let same = self.vetted[i].as_ref().is_some_and(|v| {
+                v.name == img.name
+                    && v.md5 == img.md5
+                    && v.slot == slot
+                    && v.rules == rules
+                    && v.allow_downgrade == self.allow_downgrade
+            });
+            if same {
+                continue;
+            }
+            let image = Image {
+                name: img.name.clone(),
+                data: img.data.as_ref().clone(),
+            };
+            let result = fota_host::vet(&image, &slot, rules.as_ref(), self.allow_downgrade);
+            self.vetted[i] = Some(Vetting {
+                name: img.name.clone(),
+                md5: img.md5,
+                slot,
+                rules,
+                allow_downgrade: self.allow_downgrade,
+                result,
+            });
+        }
+    }
+
+    /// The update of the chosen images with the chosen options, as fota-host runs it.
+    pub fn plan(&self, wait_accept_ms: u64) -> Result<Plan, Problem> {
+        let image = |f: &ImageFile| {
+            Image::new(f.name.clone(), f.data.as_ref().clone()).map_err(|e| Problem::from(&e))
+        };
+        let bc = self.bytecode.as_ref().ok_or_else(|| Problem {
+            message: "No bytecode image is chosen.".into(),
+            help: "Choose the bytecode image first.".into(),
+        })?;
+        let mut plan = Plan::new(image(bc)?);
+        plan.vm = self.vm.as_ref().map(image).transpose()?;
+        plan.bytecode_slot = self.bc_slot;
+        plan.vm_slot = self.vm_slot;
+        plan.restart = self.restart;
+        plan.resume = self.resume;
+        plan.wait_accept = core::time::Duration::from_millis(wait_accept_ms);
+        plan.allow_downgrade = self.allow_downgrade;
+        plan.check_installed = !self.reinstall;
+        plan.bases = [&self.prev_bc, &self.prev_vm]
+            .into_iter()
+            .flatten()
+            .map(image)
+            .collect::<Result<_, _>>()?;
+        Ok(plan)
+    }
+
+    /// Whether to ask the device if it runs the chosen images already: loaded, fit,
+    /// and the record leaves nothing to decide (valid, confirmed, the current
+    /// configuration runs). A manifest's images are asked about in the record step, a
+    /// user's files once chosen.
+    pub fn installed_check_due(&self) -> bool {
+        if self.manifest_ready() {
+            return true;
+        }
+        matches!(self.stage, Stage::Image | Stage::Slot)
+            && !self.running()
+            && self.finish.is_none()
+            && self.installed.is_none()
+            && !self.reinstall
+            && self.record.is_some_and(|r| {
+                r.valid != 0 && r.state == RecordState::Confirmed && r.runs_current()
+            })
+            && self.ready_to_flash()
+    }
+
+    /// What the installed check is about: the manifest's firmware, or the files' names.
+    pub fn installed_name(&self) -> String {
+        if self.manifest_images_loaded()
+            && let Some(m) = self.manifest()
+        {
+            return format!("{} {}", m.name, m.version);
+        }
+        [&self.bytecode, &self.vm]
+            .into_iter()
+            .flatten()
+            .map(|i| i.name.clone())
+            .collect::<Vec<_>>()
+            .join(" and ")
     }
 
     pub fn running(&self) -> bool {
@@ -516,6 +734,13 @@ impl AppState {
             log.drain(..LOG_LIMIT / 10);
         }
         log.push(LogLine { at_ms, kind, text });
+    }
+}
+
+fn vet_index(kind: SlotKind) -> usize {
+    match kind {
+        SlotKind::Bytecode => 0,
+        SlotKind::Vm => 1,
     }
 }
 

@@ -81,7 +81,7 @@ test('simulated device: healthy image is accepted, faulty image is reverted', as
 
 test('simulated device, VM + bytecode layout: a new VM and bytecode together are accepted', async () => {
   const page = await openApp(browser, server.url);
-  await page.getByRole('radio', { name: /VM \+ bytecode/ }).check();
+  await page.getByRole('radio', { name: /^VM \+ bytecode/ }).check();
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
   assert.equal(await page.locator('[data-testid=flash-map] .seg-card.vm').count(), 2);

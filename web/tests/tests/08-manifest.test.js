@@ -70,7 +70,7 @@ test('?manifest= offers the firmware, fetches the image for the device and updat
   await page.getByRole('button', { name: 'Connect', exact: true }).click();
   const same = page.locator('[data-testid=installed-same]');
   await same.waitFor({ timeout: 20000 });
-  assert.match(await same.textContent(), /Blink 2\.0\.0 is installed already/);
+  assert.match(await same.textContent(), /Blink 2\.0\.0 is already installed/);
   assert.equal(await page.locator('[data-testid=manifest-ready]').count(), 0);
   await shot(page, '102-manifest-installed-already');
   await page.getByRole('button', { name: 'Install again anyway' }).click();
@@ -98,7 +98,7 @@ for (const [file, why] of [['bad-hash.json', /does not match the manifest: its S
     await refusal.waitFor({ timeout: 20000 });
     const text = await refusal.textContent();
     assert.match(text, why);
-    assert.match(text, /What to do: Nothing was written to the device\. Reload the page/);
+    assert.match(text, /What to do: Nothing was written to the device\. Fetch it again/);
     await shot(page, `101-manifest-refused-${file}`);
     if (file === 'bad-hash.json') await docShot(page, 'manifest-refused', { fullPage: false });
     // Nothing loaded: the image step has no image, so there is nothing to start.

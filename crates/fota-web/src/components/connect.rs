@@ -129,8 +129,11 @@ pub fn connect_panel(props: &ConnectProps) -> Html {
                             checked={s.layout == SimLayout::BytecodeOnly} onchange={on_layout.clone()} />
                             {"Bytecode only (VM | bytecode 0 | bytecode 1 | record)"}</label>
                         <label class="check"><input type="radio" name="layout" value="vm"
-                            checked={s.layout == SimLayout::VmAndBytecode} onchange={on_layout} />
+                            checked={s.layout == SimLayout::VmAndBytecode} onchange={on_layout.clone()} />
                             {"VM + bytecode (VM 0 | bytecode 0 | VM 1 | bytecode 1 | record)"}</label>
+                        <label class="check"><input type="radio" name="layout" value="microbit"
+                            checked={s.layout == SimLayout::MicrobitLike} onchange={on_layout} />
+                            {"micro:bit-like (VM + bytecode, 256 KiB VM slots: takes a MicroPython runtime)"}</label>
                     </fieldset>
                     { negotiate }
                     if props.sim_parked {

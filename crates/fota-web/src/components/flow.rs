@@ -54,16 +54,25 @@ fn ask(props: &FlowProps, intent: fn() -> Intent) -> Callback<MouseEvent> {
 }
 
 /// The firmware a manifest (`?manifest=`) offers, and how its images fared.
-fn offer(state: &AppState) -> Html {
+fn offer(props: &FlowProps) -> Html {
+    let state = &props.state;
     let Some(m) = &state.manifest else {
         return html! {};
+    };
+    let again = html! {
+        <div class="actions">
+            <button type="button" class="btn" onclick={ask(props, || Intent::FetchAgain)}>{"Fetch again"}</button>
+        </div>
     };
     let body = match m {
         ManifestState::Loading(url) => html! {
             <p class="muted">{ format!("Loading the firmware manifest {url}…") }</p>
         },
         ManifestState::Failed(p) => html! {
+            <>
             <ProblemBox problem={p.clone()} title="The firmware manifest cannot be used" />
+            { again.clone() }
+            </>
         },
         ManifestState::Loaded(m) => {
             let layout = state.manifest_layout();
@@ -76,7 +85,10 @@ fn offer(state: &AppState) -> Html {
                 });
             let status = match (&state.manifest_problem, layout, loaded) {
                 (Some(p), _, _) => html! {
+                    <>
                     <ProblemBox problem={p.clone()} title="The firmware from the manifest was refused" />
+                    { again.clone() }
+                    </>
                 },
                 (None, None, _) => html! {
                     <p class="muted small">{ format!("Images for the {} layout{}: the one for the device is fetched and checked once it is connected.",
@@ -116,23 +128,54 @@ fn offer(state: &AppState) -> Html {
 /// Whether the device runs the manifest's firmware already, in the record step.
 fn installed(props: &FlowProps) -> Html {
     let state = &props.state;
-    let name = state
-        .manifest()
-        .map(|m| format!("{} {}", m.name, m.version))
-        .unwrap_or_default();
+    let name = state.installed_name();
+    let reinstall = act(props, Action::Reinstall);
     match state.installed {
         Some(Installed::Asking) => html! {
             <p class="muted" data-testid="installed-asking">{ format!("Checking whether the device runs {name} already (its MD5 of the running slots)…") }</p>
         },
         Some(Installed::Same) => html! {
             <div class="status good" data-testid="installed-same">
-                <p><strong>{ format!("{name} is installed already.") }</strong>{" The device's running slots hold the same images (the device's MD5 matches the manifest's images): there is nothing to update."}</p>
+                <p><strong>{ format!("{name} is already installed.") }</strong>{" The device's running slots hold the same images (the device's MD5 of them matches): there is nothing to update."}</p>
                 <div class="actions">
-                    <button type="button" class="btn" onclick={goto(props, Stage::Slot)}>{"Install again anyway"}</button>
+                    <button type="button" class="btn" onclick={reinstall}>{"Install again anyway"}</button>
                 </div>
             </div>
         },
         _ => html! {},
+    }
+}
+
+/// Images older than the device's minimum version: a confirmation where the device allows
+/// downgrades (fota-host's check says which), what was confirmed once it is.
+fn downgrades(props: &FlowProps, kinds: &[SlotKind]) -> Html {
+    let state = &props.state;
+    let on_confirm = props.on.reform(|e: Event| {
+        Intent::Do(Action::AllowDowngrade(
+            e.target_unchecked_into::<HtmlInputElement>().checked(),
+        ))
+    });
+    let asks: Vec<(SlotKind, String, String)> = kinds
+        .iter()
+        .filter_map(|&k| {
+            state
+                .downgrade_ask(k)
+                .or_else(|| state.downgrade_confirmed(k))
+                .map(|(v, min)| (k, v, min))
+        })
+        .collect();
+    if asks.is_empty() {
+        return html! {};
+    }
+    html! {
+        <div class="status warn" data-testid="downgrade">
+            { for asks.iter().map(|(k, v, min)| html! {
+                <p><strong>{ format!("Downgrade: the {} image is version {v}, older than the {min} this device runs at least.", kind_name(*k).to_lowercase()) }</strong>
+                   {" The device allows it only when you confirm it; the older version then becomes its minimum once it confirms itself."}</p>
+            }) }
+            <label class="check"><input type="checkbox" data-testid="allow-downgrade" checked={state.allow_downgrade} onchange={on_confirm} />
+                {"Install the older version (confirm the downgrade)"}</label>
+        </div>
     }
 }
 
@@ -148,7 +191,7 @@ fn connect(props: &FlowProps) -> Html {
         if let Some(p) = &state.problem {
             <ProblemBox problem={p.clone()} title={state.problem_title} />
         }
-        { offer(state) }
+        { offer(props) }
         <ConnectPanel settings={state.settings.clone()} web_serial={state.web_serial}
             opening={matches!(state.conn, Conn::Opening)} {on_change} {on_connect} {on_cancel} {sim_parked} {on_factory_reset} />
         </>
@@ -197,7 +240,7 @@ fn record(props: &FlowProps) -> Html {
             info.count(SlotKind::Bytecode), if info.count(SlotKind::Bytecode) == 1 { "" } else { "s" },
             info.count(SlotKind::Vm), if info.count(SlotKind::Vm) == 1 { "" } else { "s" }) }</p>
         { verdict }
-        { offer(state) }
+        { offer(props) }
         { installed(props) }
         if can_resume {
             <div class="notice">
@@ -221,15 +264,28 @@ fn images(props: &FlowProps) -> Html {
         .on
         .reform(|s: Sample| Intent::Do(Action::ImageLoaded(s.kind(), s.image())));
     let on_clear = props.on.reform(|k| Intent::Do(Action::ClearImage(k)));
+    let on_previous = props.on.reform(|(kind, file)| Intent::Previous(kind, file));
+    let on_clear_previous = props.on.reform(|k| Intent::Do(Action::ClearPrevious(k)));
     let card = |kind: SlotKind| {
         let image = state.image(kind).cloned();
         let refusal = image
             .as_ref()
             .and_then(|i| state.refusal(kind, i))
+            .or_else(|| {
+                state
+                    .blocker(kind)
+                    .filter(|_| state.downgrade_ask(kind).is_none())
+            })
             .map(|p| format!("{} {}", p.message, p.help));
+        let delta = state
+            .info()
+            .is_some_and(|i| i.supports(fota_host::protocol::codec::LZMA_DELTA));
         html! {
             <ImageCard {kind} {image} target={state.target(kind)} {refusal}
-                on_file={on_file.clone()} on_sample={on_sample.clone()} on_clear={on_clear.clone()} />
+                on_file={on_file.clone()} on_sample={on_sample.clone()} on_clear={on_clear.clone()}
+                previous={state.previous(kind).cloned()} {delta}
+                downgrade={state.downgrade_ask(kind).map(|(v, min)| format!("Version {v} is older than the {min} this device runs at least: a downgrade, which the device allows once you confirm it in the next step."))}
+                on_previous={on_previous.clone()} on_clear_previous={on_clear_previous.clone()} />
         }
     };
     html! {
@@ -239,7 +295,7 @@ fn images(props: &FlowProps) -> Html {
         if let Some(p) = &state.image_problem {
             <ProblemBox problem={p.clone()} title="This image cannot be used" />
         }
-        { offer(state) }
+        { offer(props) }
         <div class="image-cards">
             { card(SlotKind::Bytecode) }
             if state.takes_vm() { { card(SlotKind::Vm) } }
@@ -247,11 +303,12 @@ fn images(props: &FlowProps) -> Html {
         if !state.takes_vm() && state.connection().is_some() {
             <p class="muted small">{"This device's layout has one VM slot: only the bytecode can be updated."}</p>
         }
+        { installed(props) }
         <div class="actions">
             <button type="button" class="btn ghost" onclick={goto(props, Stage::Record)}>{"Back"}</button>
             <div class="spacer"></div>
             <button type="button" class="btn primary" onclick={goto(props, Stage::Slot)}
-                    disabled={!state.ready_to_flash()}>{"Continue: check the slot"}</button>
+                    disabled={!state.ready_but_for_downgrade()}>{"Continue: check the slot"}</button>
         </div>
         </>
     }
@@ -264,6 +321,8 @@ fn slot(props: &FlowProps) -> Html {
     };
     let record = state.record.unwrap_or_default();
     let start = ask(props, || Intent::Start);
+    // Images the device runs already are written again only when asked.
+    let startable = state.ready_to_flash() && state.installed != Some(Installed::Same);
     let from_manifest = state.manifest_images_loaded();
     let check = |action: fn(bool) -> Action| {
         props.on.reform(move |e: Event| {
@@ -286,11 +345,13 @@ fn slot(props: &FlowProps) -> Html {
             Intent::Do(Action::SlotChoice(kind, c))
         });
         let select_id = format!("slot-{}", kind_name(kind).to_lowercase());
-        let refusal = state.refusal(kind, &img);
+        let refusal = state.refusal(kind, &img).or_else(|| state.blocker(kind));
+        let waits = state.downgrade_ask(kind).is_some();
         html! {
             <tr>
                 <th scope="row">{ kind_name(kind) }
                     <span class="plan-file">{ format!("{}, {}", img.name, size(img.data.len() as u64)) }</span>
+                    <span class="plan-file muted small" data-testid={format!("plan-facts-{}", kind_name(kind).to_lowercase())}>{ img.facts.summary() }</span>
                     <code class="md5 plan-md5" title="MD5 of the image">{ hex(&img.md5) }</code></th>
                 <td>
                     <label class="sr-only" for={select_id.clone()}>{ format!("{} slot", kind_name(kind)) }</label>
@@ -315,6 +376,7 @@ fn slot(props: &FlowProps) -> Html {
                 </td>
                 <td>{ match refusal {
                     None => html!{ <span class="badge good">{"fits"}</span> },
+                    Some(_) if waits => html!{ <span class="badge warn">{"downgrade: confirm below"}</span> },
                     Some(p) => html!{ <span class="badge bad" title={p.help}>{ p.message }</span> },
                 } }</td>
             </tr>
@@ -331,6 +393,12 @@ fn slot(props: &FlowProps) -> Html {
             <thead><tr><th scope="col">{"Image"}</th><th scope="col">{"Slot"}</th><th scope="col">{"Fits?"}</th></tr></thead>
             <tbody>{ for rows }</tbody>
         </table>
+        <p class="muted small" data-testid="device-rules"><strong>{"This device takes: "}</strong>{ fota_host::describe_rules(info.images.as_ref()) }{"."}</p>
+        { for kinds.iter().filter(|&&k| state.downgrade_ask(k).is_none()).filter_map(|&k| state.blocker(k)).map(|p| html! {
+            <ProblemBox problem={p} title="The device would refuse this image" />
+        }) }
+        { downgrades(props, &kinds) }
+        { installed(props) }
         <fieldset class="options">
             <legend>{"Options"}</legend>
             <label class="check"><input type="checkbox" checked={state.resume} onchange={check(Action::SetResume)} />
@@ -344,9 +412,9 @@ fn slot(props: &FlowProps) -> Html {
             <div class="spacer"></div>
             if from_manifest {
                 // The one decision left: the keyboard focus goes here.
-                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()} data-focus="">{"Start the update"}</button>
+                <button type="button" class="btn primary" onclick={start} disabled={!startable} data-focus="">{"Start the update"}</button>
             } else {
-                <button type="button" class="btn primary" onclick={start} disabled={!state.ready_to_flash()}>{"Start the update"}</button>
+                <button type="button" class="btn primary" onclick={start} disabled={!startable}>{"Start the update"}</button>
             }
         </div>
         </>
@@ -465,7 +533,7 @@ fn outcome(props: &FlowProps) -> Html {
                             <div><dt>{"Resumed"}</dt><dd data-testid="skipped" data-bytes={report.skipped_bytes.to_string()} title={format!("{} bytes", report.skipped_bytes)}>{ format!("{} were already on the device and were not sent again", size(report.skipped_bytes)) }</dd></div>
                         }
                         <div><dt>{"Verified"}</dt><dd>{"MD5 on the device matched the image"}</dd></div>
-                        <div><dt>{"Time"}</dt><dd>{ format!("{} (erase {}, stream {}, checksum {})",
+                        <div><dt>{"Time"}</dt><dd data-testid="times" title="The erase before streaming is what the stream waited for: the other sectors are erased while it runs, and count in the stream's time.">{ format!("{} (erase before streaming {}, stream {}, checksum {})",
                             duration(report.total_time.as_secs_f64()), duration(report.erase_time.as_secs_f64()),
                             duration(report.stream_time.as_secs_f64()), duration(report.checksum_time.as_secs_f64())) }</dd></div>
                     </dl>

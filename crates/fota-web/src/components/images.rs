@@ -47,6 +47,19 @@ pub struct ImageCardProps {
     pub on_file: Callback<(Option<SlotKind>, File)>,
     pub on_sample: Callback<Sample>,
     pub on_clear: Callback<SlotKind>,
+    /// A downgrade the device allows once the user confirms it.
+    #[prop_or_default]
+    pub downgrade: Option<String>,
+    /// The firmware the device runs now, if the user gave it (for a delta).
+    #[prop_or_default]
+    pub previous: Option<ImageFile>,
+    /// The device decodes deltas: the card offers the previous-firmware input.
+    #[prop_or_default]
+    pub delta: bool,
+    #[prop_or_default]
+    pub on_previous: Callback<(SlotKind, File)>,
+    #[prop_or_default]
+    pub on_clear_previous: Callback<SlotKind>,
 }
 
 fn files(e: &DragEvent) -> Vec<File> {
@@ -111,6 +124,26 @@ pub fn image_card(props: &ImageCardProps) -> Html {
         })
     };
     let on_clear = props.on_clear.reform(move |_: MouseEvent| kind);
+    let prev_input = use_node_ref();
+    let on_pick_previous = {
+        let input = prev_input.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(el) = input.cast::<HtmlInputElement>() {
+                el.click();
+            }
+        })
+    };
+    let on_previous = {
+        let on_previous = props.on_previous.clone();
+        Callback::from(move |e: Event| {
+            let el: HtmlInputElement = e.target_unchecked_into();
+            if let Some(f) = el.files().and_then(|l| l.get(0)) {
+                on_previous.emit((kind, f));
+            }
+            el.set_value("");
+        })
+    };
+    let on_clear_previous = props.on_clear_previous.reform(move |_: MouseEvent| kind);
     let sample = |s: Sample, label: &'static str, hint: &'static str| {
         let cb = props.on_sample.reform(move |_: MouseEvent| s);
         html! { <button type="button" class="btn small" onclick={cb} title={hint}>{ label }</button> }
@@ -126,6 +159,14 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                     <div><dt>{"Size"}</dt><dd>{ format!("{} ({} bytes)", size(img.data.len() as u64), img.data.len()) }</dd></div>
                     <div><dt>{"Format"}</dt><dd data-testid="image-format">{ img.describe() }</dd></div>
                     <div><dt>{"MD5"}</dt><dd><code class="md5">{ hex(&img.md5) }</code></dd></div>
+                    <div><dt>{"Image"}</dt><dd data-testid="image-summary">{ img.facts.summary() }</dd></div>
+                    <div><dt>{"Signature"}</dt><dd data-testid="image-signature">
+                        if img.facts.signed_by.is_empty() {
+                            <span class="badge">{"unsigned"}</span>
+                        } else {
+                            <span class="badge good">{ img.signature() }</span>
+                        }
+                    </dd></div>
                     { for img.notes.iter().map(|n| html! { <div><dt>{"Note"}</dt><dd>{ n }</dd></div> }) }
                     if let Some(h) = &img.header {
                         <div><dt>{"Firmware"}</dt><dd>{ format!("{} {} ", h.name, h.version) }
@@ -144,6 +185,9 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                         <p><strong>{"Check before writing: "}</strong>{"this file does not look quite right."}</p>
                         <ul>{ for img.warnings.iter().map(|w| html! { <li>{ w }</li> }) }</ul>
                     </div>
+                }
+                if let Some(note) = &props.downgrade {
+                    <p class="status warn" data-testid="image-downgrade">{ note }</p>
                 }
                 if let Some(why) = &props.refusal {
                     <p class="status bad" role="alert">{ why }</p>
@@ -173,6 +217,23 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                     { sample(Sample::Vm, "VM zvm 2.0", "A healthy VM image") }
                 }
             </div>
+            if props.delta {
+                <div class="previous" data-testid={format!("previous-{id}")}>
+                    <input type="file" ref={prev_input} class="file-input" id={format!("previous-file-{id}")}
+                           accept=".bin,.hex,.ihex,.ihx,.elf,.axf,.uf2,.img,.vbo,application/octet-stream" onchange={on_previous} tabindex="-1" aria-hidden="true" />
+                    if let Some(p) = &props.previous {
+                        <p class="small"><strong>{"Firmware on the device now: "}</strong><span class="name">{ &p.name }</span>
+                            { format!(" ({}, MD5 {}): the update sends only a delta from it if the device holds it.", size(p.data.len() as u64), hex(&p.md5)) }</p>
+                        <div class="actions wrap">
+                            <button type="button" class="btn small" onclick={on_pick_previous}>{"Choose another…"}</button>
+                            <button type="button" class="btn small ghost" onclick={on_clear_previous}>{"Leave out"}</button>
+                        </div>
+                    } else {
+                        <p class="muted small">{"Optional: the firmware on the device now (the file it was flashed with). The update then sends only what changed (a delta), checked first by the device's MD5."}</p>
+                        <button type="button" class="btn small" onclick={on_pick_previous}>{"Firmware on the device now…"}</button>
+                    }
+                </div>
+            }
         </div>
     }
 }

@@ -35,6 +35,10 @@ pub enum Intent {
     Restart,
     /// A file picked or dropped, for a kind of image or wherever its header says.
     File(Option<SlotKind>, File),
+    /// Load the firmware manifest again, or its images (after a refusal or a failure).
+    FetchAgain,
+    /// The firmware the device runs now, for a delta.
+    Previous(SlotKind, File),
     /// Start the update.
     Start,
     /// Cancel the update at its next safe point.

@@ -3,8 +3,8 @@
 
 use std::rc::Rc;
 
-use fota_host::SlotChoice;
 use fota_host::protocol::{SlotDesc, SlotKind};
+use fota_host::{ImageFacts, SlotChoice};
 use fota_image::host::{Firmware, Format, Layout, ReadOptions, place, read_firmware};
 use fota_sim::images::ImageInfo;
 use md5::Digest;
@@ -36,6 +36,9 @@ pub struct ImageFile {
     pub warnings: Vec<String>,
     /// The SHA-256 a firmware manifest gave for it, which it matched.
     pub manifest_sha256: Option<[u8; 32]>,
+    /// What its image trailer says (name, version, kind, slot, signatures), or that it
+    /// is raw: fota-host's reading, the CLI's.
+    pub facts: ImageFacts,
 }
 
 impl ImageFile {
@@ -69,6 +72,7 @@ impl ImageFile {
     pub fn raw(name: String, data: Vec<u8>) -> ImageFile {
         let md5: [u8; 16] = md5::Md5::digest(&data).into();
         let header = fota_sim::images::parse_image(&data);
+        let facts = ImageFacts::of(&data);
         ImageFile {
             name,
             data: Rc::new(data),
@@ -80,7 +84,21 @@ impl ImageFile {
             notes: Vec::new(),
             warnings: Vec::new(),
             manifest_sha256: None,
+            facts,
         }
+    }
+
+    /// "signed by key 3097e2dee2cb4a34" (each key) or "unsigned".
+    pub fn signature(&self) -> String {
+        if self.facts.signed_by.is_empty() {
+            return "unsigned".into();
+        }
+        let ids: Vec<String> = self.facts.signed_by.iter().map(|k| k.to_string()).collect();
+        format!(
+            "signed by key{} {}",
+            if ids.len() == 1 { "" } else { "s" },
+            ids.join(", ")
+        )
     }
 
     /// The file's format and where its addresses put it, for the image card.
@@ -187,12 +205,13 @@ impl AppState {
             now_ms,
             LogKind::App,
             format!(
-                "{} image {} ({}): {}, MD5 {}",
+                "{} image {} ({}): {}, MD5 {}; {}",
                 kind_name(kind),
                 image.name,
                 image.describe(),
                 size(image.data.len() as u64),
-                hex(&image.md5)
+                hex(&image.md5),
+                image.facts.summary()
             ),
         );
         for w in &image.warnings {
@@ -218,6 +237,14 @@ impl AppState {
             SlotKind::Bytecode => self.bytecode = Some(image),
             SlotKind::Vm => self.vm = Some(image),
         }
+        self.images_changed();
         true
+    }
+
+    /// New images: whether they run already is asked again, a downgrade confirmed again.
+    pub(super) fn images_changed(&mut self) {
+        self.installed = None;
+        self.allow_downgrade = false;
+        self.reinstall = false;
     }
 }

@@ -256,7 +256,7 @@ impl Manifest {
 pub fn check_image(manifest: &Manifest, entry: &Entry, bytes: &[u8]) -> Result<(), Problem> {
     let name = entry.file_name();
     let refetch = format!(
-        "Nothing was written to the device. Reload the page to fetch it again; if this \
+        "Nothing was written to the device. Fetch it again (the button below); if this \
          persists, the file on the server is not the one the manifest describes (a partial \
          upload, a proxy or cache that changed it, or a manifest not updated with a new build): \
          tell the site that offers {} {}.",

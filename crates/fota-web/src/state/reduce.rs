@@ -7,6 +7,12 @@ use super::*;
 impl AppState {
     /// The reducer: `action` happened at `now_ms`.
     pub fn apply(&mut self, now_ms: u64, action: Action) {
+        self.act(now_ms, action);
+        // The device's rules, checked again on what changed (image, slot, rules).
+        self.revet();
+    }
+
+    fn act(&mut self, now_ms: u64, action: Action) {
         let s = self;
         match action {
             Action::Settings(settings) => s.settings = settings,
@@ -134,14 +140,18 @@ impl AppState {
                 s.announce = p.message.clone();
                 s.image_problem = Some(p);
             }
-            Action::ClearImage(kind) => match kind {
-                SlotKind::Bytecode => s.bytecode = None,
-                SlotKind::Vm => s.vm = None,
-            },
+            Action::ClearImage(kind) => {
+                match kind {
+                    SlotKind::Bytecode => s.bytecode = None,
+                    SlotKind::Vm => s.vm = None,
+                }
+                s.images_changed();
+            }
             Action::ChooseOther => {
                 if !s.running() {
                     s.bytecode = None;
                     s.vm = None;
+                    s.images_changed();
                     s.finish = None;
                     s.image_problem = None;
                     s.stage = if s.connection().is_some() {
@@ -229,6 +239,10 @@ impl AppState {
             }
             Action::UpdateDone(result) => {
                 let run = s.run.take();
+                // The device holds other images now: asked again, written again only
+                // when asked again.
+                s.installed = None;
+                s.reinstall = false;
                 let at = run.as_ref().map_or(s.stage, |r| Stage::of_step(r.step));
                 match result {
                     Ok(report) => {
@@ -383,7 +397,7 @@ impl AppState {
                 }
             }
             Action::InstalledAsked => {
-                if s.manifest_ready() {
+                if s.installed_check_due() {
                     s.installed = Some(Installed::Asking);
                     s.log(
                         now_ms,
@@ -396,20 +410,17 @@ impl AppState {
                 if s.installed != Some(Installed::Asking) {
                     return;
                 }
-                let name = s
-                    .manifest()
-                    .map(|m| format!("{} {}", m.name, m.version))
-                    .unwrap_or_default();
+                let name = s.installed_name();
                 if same {
                     s.installed = Some(Installed::Same);
                     s.log(
                         now_ms,
                         LogKind::App,
                         format!(
-                            "{name} is installed already: the running slots hold the same images"
+                            "{name} is already installed: the running slots hold the same images"
                         ),
                     );
-                    s.announce = format!("{name} is installed already.");
+                    s.announce = format!("{name} is already installed.");
                 } else {
                     s.installed = Some(Installed::Different);
                     // Nothing to decide: on to the slot, where the user confirms the start.
@@ -420,6 +431,72 @@ impl AppState {
                             "The record is valid and {name} matches its manifest: start the update when ready."
                         );
                     }
+                }
+            }
+            Action::ManifestRetry => {
+                if s.manifest_problem.is_some() && !s.running() {
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        "fetching the manifest's images again".into(),
+                    );
+                    s.manifest_problem = None;
+                    s.manifest_for = None;
+                }
+            }
+            Action::Reinstall => {
+                s.reinstall = true;
+                s.installed = None;
+                s.log(
+                    now_ms,
+                    LogKind::App,
+                    "writing the images again although the device runs them".into(),
+                );
+                if s.stage == Stage::Record && !s.running() {
+                    s.stage = Stage::Slot;
+                }
+            }
+            Action::AllowDowngrade(allow) => {
+                if !s.running() {
+                    s.allow_downgrade = allow;
+                    if allow {
+                        s.log(now_ms, LogKind::App, "downgrade confirmed".into());
+                    }
+                }
+            }
+            Action::PreviousLoaded(kind, image) => match s.place(kind, image) {
+                Ok((kind, image)) => {
+                    s.log(
+                        now_ms,
+                        LogKind::App,
+                        format!(
+                            "firmware on the device now ({}): {} ({}), {}, MD5 {}: the update \
+                             sends a delta from it if the device holds it",
+                            kind_name(kind).to_lowercase(),
+                            image.name,
+                            image.describe(),
+                            size(image.data.len() as u64),
+                            hex(&image.md5)
+                        ),
+                    );
+                    match kind {
+                        SlotKind::Bytecode => s.prev_bc = Some(image),
+                        SlotKind::Vm => s.prev_vm = Some(image),
+                    }
+                }
+                Err(p) => {
+                    s.log(now_ms, LogKind::Error, format!("{} {}", p.message, p.help));
+                    s.announce = p.message.clone();
+                    s.image_problem = Some(p);
+                }
+            },
+            Action::ClearPrevious(kind) => match kind {
+                SlotKind::Bytecode => s.prev_bc = None,
+                SlotKind::Vm => s.prev_vm = None,
+            },
+            Action::InfoRead(info) => {
+                if let Conn::Open(c) = &mut s.conn {
+                    c.info = *info;
                 }
             }
             Action::ManifestRefused(p) => {

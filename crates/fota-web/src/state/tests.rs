@@ -716,8 +716,13 @@ fn the_microbit_micropython_hex_is_read_and_placed() {
         vm.warnings
     );
     assert!(b.state.bytecode.is_none());
+    // VM slot 0 runs the factory VM: protected, said before anything is written.
+    let p = b.state.blocker(SlotKind::Vm).expect("slot 0 runs");
+    assert!(p.message.contains("VM slot 0"), "{p:?}");
+    assert!(!b.state.ready_to_flash());
 }
 
+mod facts;
 mod manifests;
 
 #[test]

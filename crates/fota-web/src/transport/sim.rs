@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 
 use fota_host::sim::{Pacer, SimTransport};
 use fota_host::{LinkError, Transport};
+use fota_protocol::LayoutKind;
 use fota_sim::device::{DeviceConfig, SimDevice};
 
 /// Real-time pacing: `performance.now()` and `setTimeout`.
@@ -23,8 +24,34 @@ impl Pacer for BrowserPacer {
     }
 }
 
-/// Which flash layout the simulated device has (the seed's two layouts).
-pub use fota_protocol::LayoutKind as SimLayout;
+/// Which board the in-page simulated device is: one of the seed's two layouts
+/// ([`LayoutKind`]), or the VM + bytecode layout with VM slots a real runtime fits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SimLayout {
+    /// VM | bytecode 0 | bytecode 1 | record.
+    #[serde(rename = "bytecode")]
+    BytecodeOnly,
+    /// VM 0 | bytecode 0 | VM 1 | bytecode 1 | record.
+    #[serde(rename = "vm")]
+    VmAndBytecode,
+    /// The VM + bytecode layout with 256 KiB VM slots, large enough for a runtime like
+    /// the BBC micro:bit's MicroPython (a 238 KiB VM linked at address 0).
+    #[serde(rename = "microbit")]
+    MicrobitLike,
+}
+
+impl SimLayout {
+    /// From the layout selector's value (`bytecode`, `vm` or `microbit`), if it is one.
+    pub fn from_key(key: &str) -> Option<SimLayout> {
+        match key {
+            "microbit" => Some(SimLayout::MicrobitLike),
+            _ => match LayoutKind::from_key(key)? {
+                LayoutKind::BytecodeOnly => Some(SimLayout::BytecodeOnly),
+                LayoutKind::VmAndBytecode => Some(SimLayout::VmAndBytecode),
+            },
+        }
+    }
+}
 
 thread_local! {
     /// The device between connections: like a board left on the desk, it keeps its
@@ -63,7 +90,17 @@ impl SimLink {
         let parked = PARKED.with(|p| p.borrow_mut().take());
         let device = match parked {
             Some((l, device)) if l == layout => device,
-            _ => SimDevice::new(DeviceConfig::new(layout)),
+            _ => {
+                let kind = match layout {
+                    SimLayout::BytecodeOnly => LayoutKind::BytecodeOnly,
+                    SimLayout::VmAndBytecode | SimLayout::MicrobitLike => LayoutKind::VmAndBytecode,
+                };
+                let mut config = DeviceConfig::new(kind);
+                if layout == SimLayout::MicrobitLike {
+                    config.vm_slot_size = 256 * 1024;
+                }
+                SimDevice::new(config)
+            }
         };
         SimLink {
             inner: Some(SimTransport::new(device, BrowserPacer)),
@@ -87,6 +124,7 @@ impl SimLink {
         match self.layout {
             SimLayout::BytecodeOnly => "simulated device (bytecode-only layout)".into(),
             SimLayout::VmAndBytecode => "simulated device (VM + bytecode layout)".into(),
+            SimLayout::MicrobitLike => "simulated device (micro:bit-like layout)".into(),
         }
     }
 

@@ -243,6 +243,22 @@ fn a_refused_manifest_image_loads_nothing() {
             .iter()
             .any(|l| l.kind == LogKind::Error && l.text.contains("refused"))
     );
+    // "Fetch again": the last try is forgotten, so the page fetches them once more, and
+    // the right bytes load.
+    assert_eq!(b.state.manifest_for, Some(ManifestLayout::Bytecode));
+    b.apply(Action::ManifestRetry);
+    assert_eq!(b.state.manifest_problem, None);
+    assert_eq!(b.state.manifest_for, None, "fetched again");
+    b.apply(Action::ManifestFetching(ManifestLayout::Bytecode));
+    check_image(&m, &m.images[0], &bc).expect("right");
+    b.apply(Action::ManifestImages(vec![(
+        SlotKind::Bytecode,
+        image_from(&m, &m.images[0], bc.clone()),
+    )]));
+    assert!(b.state.manifest_images_loaded());
+    // Nothing to fetch again once they loaded.
+    b.apply(Action::ManifestRetry);
+    assert_eq!(b.state.manifest_for, Some(ManifestLayout::Bytecode));
 }
 
 #[test]
@@ -374,7 +390,7 @@ fn already_installed_when_the_running_slots_hold_the_manifests_images() {
     b.apply(Action::Installed(true));
     assert_eq!(b.state.installed, Some(Installed::Same));
     assert_eq!(b.state.stage, Stage::Record, "nothing to update: it stays");
-    assert!(b.state.announce.contains("installed already"));
+    assert!(b.state.announce.contains("already installed"));
     // The user may install it again anyway.
     b.apply(Action::Goto(Stage::Slot));
     assert_eq!(b.state.stage, Stage::Slot);

@@ -157,6 +157,8 @@ impl Effects {
         plan.restart = state.restart;
         plan.resume = state.resume;
         plan.wait_accept = core::time::Duration::from_millis(crate::state::WAIT_ACCEPT_MS);
+        // Compressed and delta streams are made in the separately loaded module's worker.
+        plan.encoder = Some(crate::extras::encoder());
         let cancel = CancelToken::new();
         self.cancel.replace(cancel.clone());
         self.dispatch.dispatch(Action::UpdateStarted);

@@ -73,7 +73,10 @@ pub type EncodeFuture = Pin<Box<dyn Future<Output = Result<Stream, String>>>>;
 /// the web app runs the encoder in a separately loaded module, off the page's thread.
 /// Called with the base (a delta) or none (the whole image), and the image.
 #[derive(Clone)]
-pub struct Encoder(Arc<dyn Fn(Option<Vec<u8>>, Vec<u8>) -> EncodeFuture + Send + Sync>);
+pub struct Encoder(Arc<EncodeFn>);
+
+/// What an [`Encoder`] calls: `(base, image)` to the stream.
+type EncodeFn = dyn Fn(Option<Vec<u8>>, Vec<u8>) -> EncodeFuture + Send + Sync;
 
 impl Encoder {
     /// An encoder that runs `f(base, image)`.

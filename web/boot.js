@@ -5,8 +5,91 @@
 //
 // The loading screen counts what has arrived, and the offline copy (sw.js) is set up
 // once the app runs.
+//
+// What the first screen does not need (crates/fota-web-extras: the in-page simulated
+// device, the LZMA encoder) is a module of its own, fetched when first used: the app
+// reaches it through `fotaExtras` below (crates/fota-web/src/extras.rs).
 const me = document.querySelector('script[data-fota-js]');
 const boot = document.getElementById('boot');
+const url = (name) => new URL(me.dataset[name], document.baseURI).href;
+
+/** The loaded module (on this page's thread), once loaded. */
+let extras = null;
+let loading = null;
+function loadExtras() {
+  loading ??= import(url('fotaExtrasJs'))
+    .then(async (m) => {
+      await m.default({ module_or_path: url('fotaExtrasWasm') });
+      extras = m;
+      return m;
+    })
+    .catch((e) => {
+      loading = null; // try again at the next use (back online)
+      throw e;
+    });
+  return loading;
+}
+
+/** The encoder's worker (web/encoder-worker.js), started at the first encode. */
+let worker = null;
+let calls = 0;
+const pending = new Map();
+function encoder() {
+  if (worker) return worker;
+  const w = new Worker(url('fotaWorker'), { type: 'module' });
+  const stop = (why) => {
+    for (const p of pending.values()) p.reject(new Error(why));
+    pending.clear();
+    w.terminate();
+    if (worker === w) worker = null;
+  };
+  w.onmessage = ({ data }) => {
+    const p = pending.get(data.id);
+    if (!p) return;
+    pending.delete(data.id);
+    if (data.error !== undefined) {
+      // A failed encoder (or a module that could not load) is not used again.
+      stop(data.error);
+      p.reject(new Error(data.error));
+      return;
+    }
+    encodes.push({ bytes: p.bytes, out: data.out.byteLength, ms: data.ms });
+    p.resolve(data.out);
+  };
+  w.onerror = (e) => {
+    e.preventDefault();
+    stop(`the encoder could not start (${e.message || 'its script could not be loaded'})`);
+  };
+  worker = w;
+  return w;
+}
+/** What each encode took in the worker: { bytes, out, ms }. */
+const encodes = [];
+
+globalThis.fotaExtras = Object.freeze({
+  /** A new simulated device with `layout` ('vm' or 'bytecode'), the module loaded first. */
+  async sim(layout) {
+    const m = await loadExtras();
+    return new m.SimDevice(layout);
+  },
+  /** Whether a simulated device with `layout` is parked (none before the module loads). */
+  hasParked(layout) {
+    return extras !== null && extras.has_parked(layout);
+  },
+  factoryReset() {
+    extras?.factory_reset();
+  },
+  /** The compressed stream of `image` (a delta from `base` when given), from the worker. */
+  encode(base, image) {
+    return new Promise((resolve, reject) => {
+      const id = ++calls;
+      pending.set(id, { resolve, reject, bytes: image.byteLength });
+      const moved = base ? [image.buffer, base.buffer] : [image.buffer];
+      encoder().postMessage({ id, js: url('fotaExtrasJs'), wasm: url('fotaExtrasWasm'), base, image }, moved);
+    });
+  },
+  encodes,
+});
 
 /** The WebAssembly as a Response whose body reports its progress on the loading screen. */
 async function fetchWithProgress(url) {

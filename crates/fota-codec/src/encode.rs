@@ -12,10 +12,12 @@ use lzma_rust2::{LzmaOptions, LzmaWriter};
 
 use crate::flash::{OutOfRange, SliceFlash};
 use crate::format::{
-    BLOCK_HEADER_LEN, BLOCK_LZMA, BLOCK_STORED, BlockHeader, HEADER_LEN, Header, MAX_BLOCK_LEN,
-    Props, base_crc, base_span,
+    BLOCK_HEADER_LEN, BLOCK_LZMA, BLOCK_STORED, BlockHeader, Header, MAX_BLOCK_LEN, Props,
+    base_crc, base_span,
 };
 use crate::{Decoder, Error};
+
+pub use crate::stream::{Block, Stream};
 
 /// How to encode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,64 +81,6 @@ impl std::fmt::Display for EncodeError {
 }
 
 impl std::error::Error for EncodeError {}
-
-/// One encoded block: its place in the image and its bytes (block header included).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Block {
-    /// Image offset of the block's first byte.
-    pub offset: u32,
-    /// Decoded length.
-    pub len: u32,
-    /// The block header and the coded bytes, as sent.
-    pub bytes: Vec<u8>,
-}
-
-/// An encoded image: a header and blocks in image order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stream {
-    header: Header,
-    blocks: Vec<Block>,
-}
-
-impl Stream {
-    /// The stream header.
-    pub fn header(&self) -> &Header {
-        &self.header
-    }
-
-    /// The blocks, in image order, covering the whole image.
-    pub fn blocks(&self) -> &[Block] {
-        &self.blocks
-    }
-
-    /// Length of the whole stream in bytes.
-    pub fn len(&self) -> usize {
-        HEADER_LEN + self.blocks.iter().map(|b| b.bytes.len()).sum::<usize>()
-    }
-
-    /// Whether the stream is only a header (an empty image).
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
-    }
-
-    /// The whole stream.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        self.select(|_, _| true)
-    }
-
-    /// The header and the blocks for which `keep(offset, len)` holds: what a resumed
-    /// update sends when the slot already holds the other blocks' bytes.
-    pub fn select(&self, mut keep: impl FnMut(u32, u32) -> bool) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len());
-        out.extend_from_slice(&self.header.to_bytes());
-        for b in &self.blocks {
-            if keep(b.offset, b.len) {
-                out.extend_from_slice(&b.bytes);
-            }
-        }
-        out
-    }
-}
 
 /// Compresses a whole image.
 pub fn compress(image: &[u8], options: &Options) -> Result<Stream, EncodeError> {

@@ -12,7 +12,7 @@
 //! resume by sending only the blocks whose sectors differ.
 //!
 //! The format is specified byte for byte in `docs/CODECS.md`.
-#![cfg_attr(not(feature = "encode"), no_std)]
+#![cfg_attr(not(feature = "stream"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -24,6 +24,8 @@ pub mod format;
 pub mod encode;
 #[cfg(feature = "encode")]
 pub mod hex;
+#[cfg(feature = "stream")]
+pub mod stream;
 
 pub use decode::{DECODER_RAM, Decoder, Error, Summary, WRITE_CHUNK};
 pub use flash::{Flash, OutOfRange, SliceFlash};

@@ -11,9 +11,12 @@
 //! detail and as an event line.
 
 use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
 use core::str::FromStr;
+use std::sync::Arc;
 
-use fota_codec::encode::{self, DEFAULT_OPTIONS, Stream};
+pub use fota_codec::stream::{Stream, StreamError};
 use fota_protocol::{
     ErrorCode, Info, NO_BASE, Op, Record, Reply, Request, SlotDesc, SlotKind, codec,
 };
@@ -61,6 +64,61 @@ impl fmt::Display for Codec {
             Codec::Delta => "delta",
         })
     }
+}
+
+/// What an [`Encoder`] returns: the stream, or why it could not be made.
+pub type EncodeFuture = Pin<Box<dyn Future<Output = Result<Stream, String>>>>;
+
+/// Makes compressed and delta streams in place of the built-in encoder (feature `encode`):
+/// the web app runs the encoder in a separately loaded module, off the page's thread.
+/// Called with the base (a delta) or none (the whole image), and the image.
+#[derive(Clone)]
+pub struct Encoder(Arc<EncodeFn>);
+
+/// What an [`Encoder`] calls: `(base, image)` to the stream.
+type EncodeFn = dyn Fn(Option<Vec<u8>>, Vec<u8>) -> EncodeFuture + Send + Sync;
+
+impl Encoder {
+    /// An encoder that runs `f(base, image)`.
+    pub fn new(
+        f: impl Fn(Option<Vec<u8>>, Vec<u8>) -> EncodeFuture + Send + Sync + 'static,
+    ) -> Self {
+        Encoder(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Encoder(..)")
+    }
+}
+
+/// The stream of `image` (a delta from `base` when given): by `encoder` when there is
+/// one, else by the built-in encoder.
+async fn encode(
+    encoder: Option<&Encoder>,
+    base: Option<&[u8]>,
+    image: &[u8],
+) -> Result<Stream, String> {
+    match encoder {
+        Some(e) => (e.0)(base.map(<[u8]>::to_vec), image.to_vec()).await,
+        None => builtin(base, image),
+    }
+}
+
+#[cfg(feature = "encode")]
+fn builtin(base: Option<&[u8]>, image: &[u8]) -> Result<Stream, String> {
+    use fota_codec::encode::{DEFAULT_OPTIONS, compress, delta};
+    let r = match base {
+        Some(base) => delta(base, image, &DEFAULT_OPTIONS),
+        None => compress(image, &DEFAULT_OPTIONS),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "encode"))]
+fn builtin(_base: Option<&[u8]>, _image: &[u8]) -> Result<Stream, String> {
+    Err("this build has no encoder".into())
 }
 
 /// The method picked for one image.
@@ -127,7 +185,8 @@ pub(crate) enum Picked {
 }
 
 /// Pick how `image` goes to `slot`: asks the device's MD5 of candidate base slots for a
-/// delta, encodes.
+/// delta, encodes (with `encoder`, else the built-in one). An encoder that fails (one
+/// loaded from the network while offline) leaves the image raw, the reason said.
 pub(crate) async fn pick<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -135,6 +194,7 @@ pub(crate) async fn pick<T: Transport>(
     image: &Image,
     choice: Codec,
     bases: &[Image],
+    encoder: Option<&Encoder>,
 ) -> Result<Picked, HostError> {
     if choice == Codec::None {
         return Ok(Picked::Raw("--codec none".into()));
@@ -142,12 +202,13 @@ pub(crate) async fn pick<T: Transport>(
     if !info.supports(codec::LZMA) {
         return Ok(Picked::Raw("the device's agent has no decoder".into()));
     }
-    let encoded = |r: Result<Stream, encode::EncodeError>| {
-        r.map_err(|e| HostError::Protocol(format!("compressing {}: {e}", image.name)))
-    };
+    let failed = |e: String| Picked::Raw(format!("the encoder failed: {e}"));
     if choice != Codec::Lzma && info.supports(codec::LZMA_DELTA) && !bases.is_empty() {
         if let Some((base, base_slot, from)) = find_base(dev, info, slot, image, bases).await? {
-            let stream = encoded(encode::delta(&base.data, &image.data, &DEFAULT_OPTIONS))?;
+            let stream = match encode(encoder, Some(&base.data), &image.data).await {
+                Ok(s) => s,
+                Err(e) => return Ok(failed(e)),
+            };
             let method = Method::Delta {
                 slot: base_slot,
                 from,
@@ -162,7 +223,10 @@ pub(crate) async fn pick<T: Transport>(
             );
         }
     }
-    let stream = encoded(encode::compress(&image.data, &DEFAULT_OPTIONS))?;
+    let stream = match encode(encoder, None, &image.data).await {
+        Ok(s) => s,
+        Err(e) => return Ok(failed(e)),
+    };
     if stream.len() >= image.len() && choice == Codec::Auto {
         return Ok(Picked::Raw("it does not compress".into()));
     }
@@ -366,6 +430,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
     image: &Image,
     choice: Codec,
     bases: &[Image],
+    encoder: Option<&Encoder>,
     sectors: &[(usize, usize)],
     done: &[bool],
     erase: core::time::Duration,
@@ -380,7 +445,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
     if kept == image_len {
         return Ok(None); // resumed: the slot holds it all, nothing to send
     }
-    let picked = pick(dev, info, slot, image, choice, bases).await?;
+    let picked = pick(dev, info, slot, image, choice, bases, encoder).await?;
     let (stream, method) = match picked {
         Picked::Raw(why) => {
             let choice = Choice {

@@ -52,6 +52,9 @@ pub struct Plan {
     /// Stop with [`HostError::AlreadyInstalled`] when the device already runs the image
     /// (one checksum of the running slot first; the CLI and the web app ask for it).
     pub check_installed: bool,
+    /// Who makes compressed and delta streams; `None`: the built-in encoder (feature
+    /// `encode`; a build without it sends raw).
+    pub encoder: Option<crate::codec::Encoder>,
 }
 
 impl Plan {
@@ -69,6 +72,7 @@ impl Plan {
             bases: Vec::new(),
             allow_downgrade: false,
             check_installed: false,
+            encoder: None,
         }
     }
 }
@@ -708,6 +712,7 @@ async fn transfer<T: Transport>(
         image,
         plan.codec,
         &plan.bases,
+        plan.encoder.as_ref(),
         &sectors,
         &done,
         erase_each * u32::try_from(dirty).unwrap_or(u32::MAX),

@@ -174,10 +174,12 @@ impl Effects {
         if !state.ready_to_flash() || state.running() {
             return;
         }
-        let plan = match state.plan(crate::state::WAIT_ACCEPT_MS) {
+        let mut plan = match state.plan(crate::state::WAIT_ACCEPT_MS) {
             Ok(plan) => plan,
             Err(p) => return self.dispatch.dispatch(Action::ImageRefused(p)),
         };
+        // Compressed and delta streams are made in the separately loaded module's worker.
+        plan.encoder = Some(crate::extras::encoder());
         let cancel = CancelToken::new();
         self.cancel.replace(cancel.clone());
         self.dispatch.dispatch(Action::UpdateStarted);

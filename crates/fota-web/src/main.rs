@@ -12,11 +12,13 @@
 //! * [`installed`]: whether a device runs given images already (its MD5 of the slots);
 //! * [`session`]: the task that owns the connection and runs fota-host's update;
 //! * [`transport`]: the byte links (Web Serial, WebSocket, in-page simulator);
+//! * [`extras`]: the module loaded when needed (the simulated device, the encoder);
 //! * [`app`]: the root component wiring them together.
 
 mod app;
 mod components;
 mod effects;
+mod extras;
 mod installed;
 mod session;
 mod state;

@@ -114,7 +114,9 @@ pub async fn connect(
     };
     dispatch.dispatch(Action::Connecting);
     let opened = match settings.transport {
-        TransportKind::Sim => Ok(Link::Sim(Box::new(SimLink::new(settings.layout)))),
+        TransportKind::Sim => SimLink::open(settings.layout)
+            .await
+            .map(|l| Link::Sim(Box::new(l))),
         TransportKind::Serial => SerialLink::request(settings.baud).await.map(Link::Serial),
         TransportKind::WebSocket => WsLink::connect(&settings.ws_url, abort).await.map(Link::Ws),
     };

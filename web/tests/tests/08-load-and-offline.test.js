@@ -1,7 +1,11 @@
 // The first load: the bytes on the wire (compressed by `fota serve` from the build's .br
-// files) and the time to a usable screen on a phone profile (slow 4G, 4x slower CPU), with
-// the loading screen counting. Then offline: after one visit the service worker keeps
-// the app, and a whole update on the in-page simulated device works with no network.
+// files) until the first screen is usable, at most 120,000 (the simulated device and the
+// encoder are a module of their own, fetched only when used), and the time to a usable
+// screen on a phone profile (slow 4G, 4x slower CPU), with the loading screen counting.
+// Then offline: after one visit the service worker keeps the app, that module included,
+// and a whole update on the in-page simulated device works with no network; it drops
+// the hashed files of earlier builds. And the encoder in its worker: what a 240 KiB
+// firmware image takes to encode, while the page keeps drawing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,6 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { serve, launch, openApp, CHROMIUM } from '../helpers.js';
+
+/** The first-load target: HTML, JS, CSS and wasm on the wire before the app is usable. */
+const FIRST_LOAD_TARGET = 120000;
+/** What this build stays under (262 KB measured with the simulated device and the
+ *  encoder split off; 308 KB before): a larger first load is a regression. */
+const FIRST_LOAD_MAX = 270000;
+/** The first load's bytes on the wire, measured by the first test. */
+let firstLoad = null;
 
 let server, browser;
 before(async () => { server = await serve(); browser = await launch(); });
@@ -51,8 +63,19 @@ test('first load: bytes on the wire and time to a usable screen on slow 4G with 
   console.log(`first load: ${total} bytes (${(total / 1024).toFixed(0)} KiB) on the wire; usable screen after ${(ready / 1000).toFixed(1)} s on slow 4G with a 4x slower CPU; loading screen counted ${counts[0]} … ${counts.at(-1)} (${counts.length} updates)`);
   const wasm = [...files.values()].find((f) => f.url.endsWith('.wasm'));
   assert.equal(wasm.encoding, 'br', 'the WebAssembly travels compressed');
+  const early = [...files.values()].filter((f) => /fota-web-extras|encoder-worker/.test(f.url)).map((f) => f.url);
+  assert.deepEqual(early, [], 'the module loaded when needed is not part of the first load');
   assert.ok(total > 0);
+  firstLoad = total;
+  assert.ok(total <= FIRST_LOAD_MAX, `first load: ${total} bytes on the wire, over the ${FIRST_LOAD_MAX} bytes of the last build`);
   await context.close();
+});
+
+// Not met yet: the app's own WebAssembly (Yew, the update driver, the image readers) is
+// 242 KB compressed by itself. Reported as a TODO in every run until it is.
+test(`first load: at most ${FIRST_LOAD_TARGET} bytes on the wire`, { todo: 'the main WebAssembly alone is over the target' }, () => {
+  assert.ok(firstLoad !== null, 'measured by the first test');
+  assert.ok(firstLoad <= FIRST_LOAD_TARGET, `first load: ${firstLoad} bytes on the wire, over the ${FIRST_LOAD_TARGET}-byte target`);
 });
 
 test('offline: after one visit the app loads and updates the in-page simulated device with no network', async () => {
@@ -62,7 +85,11 @@ test('offline: after one visit the app loads and updates the in-page simulated d
   await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 20000 });
   const kept = await page.evaluate(async () => (await (await caches.open('fota-web-v1')).keys()).map((r) => new URL(r.url).pathname));
   console.log(`offline copy: ${kept.join(' ')}`);
-  assert.ok(kept.some((p) => p.endsWith('.wasm')), 'the WebAssembly is kept');
+  assert.ok(kept.some((p) => /^\/fota-web-[0-9a-f]{16}_bg\.wasm$/.test(p)), 'the WebAssembly is kept');
+  // Kept before it was ever used: the simulated device and the encoder work offline.
+  assert.ok(kept.some((p) => /^\/fota-web-extras-[0-9a-f]{16}_bg\.wasm$/.test(p)), 'the module loaded when needed is kept');
+  assert.ok(kept.some((p) => /^\/fota-web-extras-[0-9a-f]{16}\.js$/.test(p)), 'its glue is kept');
+  assert.ok(kept.some((p) => /^\/encoder-worker-[0-9a-f]{16}\.js$/.test(p)), 'the encoder\'s worker is kept');
   await page.context().setOffline(true);
   await page.reload();
   await page.waitForSelector('html[data-ready]', { timeout: 30000 });
@@ -75,6 +102,92 @@ test('offline: after one visit the app loads and updates the in-page simulated d
   await page.getByRole('button', { name: 'Start the update' }).click();
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });
   assert.equal(await page.locator('[data-testid=outcome]').getAttribute('data-outcome'), 'accepted');
+  // The simulated device decodes LZMA: the image went compressed, made in the worker.
+  const encodes = await page.evaluate(() => fotaExtras.encodes);
+  assert.ok(encodes.length > 0, 'the encoder ran (offline) in its worker');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('offline copy: a newer page brings its files in and drops the hashed files of earlier builds', async () => {
+  const page = await openApp(browser, server.url);
+  await page.evaluate(async () => { await navigator.serviceWorker.ready; });
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 20000 });
+  // What an earlier build left: its wasm and glue under hashed names this page does not
+  // name, and this build's module dropped from the copy.
+  const stale = ['/fota-web-0123456789abcdef_bg.wasm', '/fota-web-extras-0123456789abcdef.js', '/style-fedcba9876543210.css'];
+  const extras = await page.evaluate(async (stale) => {
+    const cache = await caches.open('fota-web-v1');
+    for (const p of stale) await cache.put(p, new Response('from an earlier build'));
+    const wasm = (await cache.keys()).map((r) => new URL(r.url).pathname).find((p) => /^\/fota-web-extras-[0-9a-f]{16}_bg\.wasm$/.test(p));
+    await cache.delete(wasm);
+    return wasm;
+  }, stale);
+  assert.ok(extras, 'the module loaded when needed was kept');
+  await page.reload();
+  await page.waitForSelector('html[data-ready]', { timeout: 30000 });
+  // The service worker refreshes its copy after handing over the page.
+  const kept = await page.waitForFunction(async ({ stale, extras }) => {
+    const paths = (await (await caches.open('fota-web-v1')).keys()).map((r) => new URL(r.url).pathname);
+    return !stale.some((p) => paths.includes(p)) && paths.includes(extras) ? paths : null;
+  }, { stale, extras }, { timeout: 20000, polling: 200 }).then((h) => h.jsonValue());
+  console.log(`offline copy after a newer page: ${kept.join(' ')}`);
+  assert.ok(kept.some((p) => /^\/fota-web-[0-9a-f]{16}_bg\.wasm$/.test(p)), 'the current WebAssembly stays');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+/** The bytes of an Intel HEX file's data records, from its lowest address on. */
+function hexBytes(text) {
+  const parts = [];
+  let upper = 0;
+  for (const line of text.split(/\r?\n/)) {
+    if (!line.startsWith(':')) continue;
+    const b = Buffer.from(line.slice(1), 'hex');
+    const [len, hi, lo, type] = b;
+    if (type === 0) parts.push([upper + (hi << 8 | lo), b.subarray(4, 4 + len)]);
+    else if (type === 4) upper = b.readUInt16BE(4) * 65536;
+    else if (type === 2) upper = b.readUInt16BE(4) * 16;
+  }
+  parts.sort((a, b) => a[0] - b[0]);
+  const start = parts[0][0];
+  const out = Buffer.alloc(parts.at(-1)[0] + parts.at(-1)[1].length - start, 0xff);
+  for (const [at, data] of parts) data.copy(out, at - start);
+  return out;
+}
+
+test('the encoder runs in its worker: a 240 KiB firmware image encoded while the page keeps drawing', async (t) => {
+  const firmware = '/usr/share/firmware-microbit-micropython/firmware.hex';
+  if (!fs.existsSync(firmware)) return t.skip(`${firmware} is not installed (.ci/tools.sh installs it)`);
+  const image = hexBytes(fs.readFileSync(firmware, 'utf8')).subarray(0, 240 * 1024);
+  const page = await openApp(browser, server.url);
+  const r = await page.evaluate(async (b64) => {
+    const image = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bytes = image.byteLength;
+    // The longest time between two frames while the encoder works.
+    let done = false;
+    let frames = 0;
+    let longest = 0;
+    let last = performance.now();
+    const tick = () => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+      frames += 1;
+      if (!done) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    const t0 = performance.now();
+    const out = await fotaExtras.encode(null, image);
+    const total = performance.now() - t0;
+    done = true;
+    const head = String.fromCharCode(out[0], out[1]);
+    return { bytes, out: out.byteLength, head, total, worker: fotaExtras.encodes.at(-1).ms, frames, longest };
+  }, image.toString('base64'));
+  console.log(`encoder (LZMA, in its worker): ${r.bytes} bytes of micro:bit MicroPython into ${r.out} in ${(r.worker / 1000).toFixed(2)} s (${(r.total / 1000).toFixed(2)} s with loading the module and handing the bytes over); the page drew ${r.frames} frames meanwhile, at most ${r.longest.toFixed(0)} ms apart`);
+  assert.equal(r.head, 'FZ', 'a compressed stream (docs/CODECS.md)');
+  assert.ok(r.out < r.bytes, 'smaller than the image');
+  assert.ok(r.frames > 1, 'the page kept drawing while the encoder worked');
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

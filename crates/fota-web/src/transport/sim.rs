@@ -1,28 +1,17 @@
 //! A simulated device running inside the page, so anyone can try the whole update with
-//! no hardware. It is fota-sim's device (flash, agent, boot decision, serial line at a
-//! modelled baud rate) paced in real time by the browser's clock and timers.
+//! no hardware: fota-sim's device (flash, agent, boot decision, serial line at a modelled
+//! baud rate), which lives in the separately loaded module (crate::extras) and is paced
+//! in real time by the page's clock and timers: it runs up to "now" at each call, and
+//! the page waits between two looks for its bytes.
 
 use core::time::Duration;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
-use fota_host::sim::{Pacer, SimTransport};
-use fota_host::{LinkError, Transport};
+use fota_host::LinkError;
 use fota_protocol::LayoutKind;
-use fota_sim::device::{DeviceConfig, SimDevice};
 
-/// Real-time pacing: `performance.now()` and `setTimeout`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BrowserPacer;
-
-impl Pacer for BrowserPacer {
-    fn wall(&self) -> Duration {
-        super::wall()
-    }
-
-    async fn sleep(&self, d: Duration) {
-        super::sleep(d).await;
-    }
-}
+use super::OpenError;
+use crate::extras::{self, SimHandle};
 
 /// Which board the in-page simulated device is: one of the seed's two layouts
 /// ([`LayoutKind`]), or the VM + bytecode layout with VM slots a real runtime fits in.
@@ -53,10 +42,19 @@ impl SimLayout {
     }
 }
 
+impl SimLayout {
+    /// The layout selector's value (`bytecode`, `vm` or `microbit`), as the module names
+    /// it too.
+    pub fn key(self) -> &'static str {
+        match self {
+            SimLayout::BytecodeOnly => LayoutKind::BytecodeOnly.key(),
+            SimLayout::VmAndBytecode => LayoutKind::VmAndBytecode.key(),
+            SimLayout::MicrobitLike => "microbit",
+        }
+    }
+}
+
 thread_local! {
-    /// The device between connections: like a board left on the desk, it keeps its
-    /// flash when the page disconnects, so an interrupted update can resume.
-    static PARKED: RefCell<Option<(SimLayout, SimDevice)>> = const { RefCell::new(None) };
     /// Set by the page's "pull the cable" button; the link fails at its next use.
     static UNPLUG: Cell<bool> = const { Cell::new(false) };
 }
@@ -68,55 +66,57 @@ pub fn unplug() {
 
 /// Forget the parked device: the next connection gets a factory-fresh one.
 pub fn factory_reset() {
-    PARKED.with(|p| p.borrow_mut().take());
+    extras::factory_reset();
 }
 
 /// Whether a device with `layout` is parked (it keeps what was flashed to it).
 pub fn has_parked(layout: SimLayout) -> bool {
-    PARKED.with(|p| p.borrow().as_ref().is_some_and(|(l, _)| *l == layout))
+    extras::has_parked(layout.key())
+}
+
+/// A failed call of the device, as the link's error.
+fn link_error(e: &wasm_bindgen::JsValue) -> LinkError {
+    let m = extras::message(e);
+    match m.strip_prefix("disconnected: ") {
+        Some(why) => LinkError::Disconnected(why.to_string()),
+        None => LinkError::Io(m),
+    }
 }
 
 /// The link to the in-page device.
 pub struct SimLink {
-    inner: Option<SimTransport<BrowserPacer>>,
+    device: Option<SimHandle>,
     layout: SimLayout,
 }
 
 impl SimLink {
     /// The simulated device with `layout`: the one used last if it has that layout, else
-    /// a factory-fresh one.
-    pub fn new(layout: SimLayout) -> SimLink {
+    /// a factory-fresh one. The first time, its module is fetched (or taken from the
+    /// offline copy).
+    pub async fn open(layout: SimLayout) -> Result<SimLink, OpenError> {
         UNPLUG.with(|u| u.set(false));
-        let parked = PARKED.with(|p| p.borrow_mut().take());
-        let device = match parked {
-            Some((l, device)) if l == layout => device,
-            _ => {
-                let kind = match layout {
-                    SimLayout::BytecodeOnly => LayoutKind::BytecodeOnly,
-                    SimLayout::VmAndBytecode | SimLayout::MicrobitLike => LayoutKind::VmAndBytecode,
-                };
-                let mut config = DeviceConfig::new(kind);
-                if layout == SimLayout::MicrobitLike {
-                    config.vm_slot_size = 256 * 1024;
-                }
-                SimDevice::new(config)
-            }
-        };
-        SimLink {
-            inner: Some(SimTransport::new(device, BrowserPacer)),
+        let device = extras::sim(layout.key()).await.map_err(|e| {
+            OpenError::new(
+                format!("The simulated device could not be loaded: {e}."),
+                "Check the network connection and connect again; after one visit with the \
+                 network, the page keeps it for offline use.",
+            )
+        })?;
+        Ok(SimLink {
+            device: Some(device),
             layout,
-        }
+        })
     }
 
-    fn link(&mut self) -> Result<&mut SimTransport<BrowserPacer>, LinkError> {
-        let link = self
-            .inner
-            .as_mut()
+    fn link(&mut self) -> Result<&SimHandle, LinkError> {
+        let device = self
+            .device
+            .as_ref()
             .ok_or_else(|| LinkError::Disconnected("the simulated device is gone".into()))?;
         if UNPLUG.with(|u| u.replace(false)) {
-            link.disconnect();
+            device.unplug();
         }
-        Ok(link)
+        Ok(device)
     }
 
     /// What the link is, for the status line.
@@ -129,35 +129,56 @@ impl SimLink {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
-        self.link()?.send(bytes).await
+        self.link()?.send(bytes).map_err(|e| link_error(&e))
     }
 
+    /// What the device sends within `timeout`: looks at the line, then waits until the
+    /// device's next event (1 to 8 ms), as fota-host's paced transport does.
     pub async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
-        self.link()?.recv(buf, timeout).await
+        let until = super::wall() + timeout;
+        loop {
+            let device = self.link()?;
+            let got = device.recv(buf.len()).map_err(|e| link_error(&e))?;
+            if !got.is_empty() {
+                let n = got.len().min(buf.len());
+                buf[..n].copy_from_slice(&got[..n]);
+                return Ok(n);
+            }
+            let now = super::wall();
+            if now >= until {
+                return Ok(0);
+            }
+            let next = device.next_event_ms().clamp(1.0, 8.0);
+            let wait = Duration::from_secs_f64(next / 1000.0).min(until - now);
+            super::sleep(wait).await;
+        }
     }
 
     pub fn now(&self) -> Duration {
-        self.inner.as_ref().map_or_else(super::wall, |l| l.now())
+        self.device.as_ref().map_or_else(super::wall, |d| {
+            Duration::from_secs_f64(d.now_ms().max(0.0) / 1000.0)
+        })
     }
 
     pub async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
-        self.link()?.set_baud(baud).await
+        self.link()?.set_baud(baud).map_err(|e| link_error(&e))
     }
 
     pub fn baud(&self) -> Option<u32> {
-        self.inner.as_ref().and_then(|l| l.baud())
+        self.device.as_ref().and_then(|d| d.baud())
     }
 
     pub async fn reconnect(&mut self) -> Result<(), LinkError> {
-        self.link()?.reconnect().await
+        self.link()?.reconnect().map_err(|e| link_error(&e))
     }
 }
 
 impl Drop for SimLink {
     fn drop(&mut self) {
-        if let Some(link) = self.inner.take() {
-            let device = link.into_device();
-            PARKED.with(|p| *p.borrow_mut() = Some((self.layout, device)));
+        // The device stays on the desk, flash and all, for the next connection.
+        if let Some(device) = self.device.take() {
+            device.park();
+            device.free();
         }
     }
 }

@@ -18,7 +18,8 @@ use core::cell::RefCell;
 use fota_protocol::{Op, Reply, Request, SlotDesc};
 
 use crate::device::refused;
-use crate::update::{Report, SectorState, progress64};
+use crate::transfer::{SectorState, progress64};
+use crate::update::Report;
 use crate::{Device, HostError, Phase, Step, Transport};
 
 /// How many sectors the erases run ahead of the stream: the erase of sector k + 1 is

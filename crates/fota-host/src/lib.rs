@@ -19,9 +19,11 @@ mod erase_ahead;
 mod error;
 mod image;
 mod observer;
+mod plan;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod text;
+mod transfer;
 mod transport;
 pub mod update;
 pub mod vet;

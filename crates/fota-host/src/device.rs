@@ -42,6 +42,20 @@ impl Default for Timeouts {
     }
 }
 
+/// When a call sends its request again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// After silence or a damaged-frame report, up to [`Timeouts::attempts`] sends (every
+    /// request the agent may run twice).
+    Always,
+    /// Never: sent once (a switch of rate, which the agent may have made unanswered).
+    Never,
+    /// Only after the device reported a damaged frame and no answer came; silence is a
+    /// lost answer, not an error (restart: a damaged frame never runs, so a restart
+    /// never runs twice, and a device that resets answers nothing).
+    OnDamage,
+}
+
 /// Counters of one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -240,50 +254,60 @@ impl<T: Transport> Device<T> {
         }
     }
 
-    /// Send one request and wait for its reply, sending it again after silence. Progress
-    /// frames keep it waiting and go to `on_progress`. `retry: false` sends once (for
-    /// requests that must not run twice, like restart). A device that stops answering
-    /// at a negotiated rate is looked for at its base rate (it goes back there after
-    /// some idle time), and the request sent there.
+    /// Send one request and wait for its reply, sending it again as `resend` says.
+    /// Progress frames keep it waiting and go to `on_progress`. With [`Resend::Always`],
+    /// a device that stops answering at a negotiated rate is looked for at its base rate
+    /// (it goes back there after some idle time), and the request sent there.
     async fn call_with(
         &mut self,
         req: &Request<'_>,
-        retry: bool,
+        resend: Resend,
         on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
     ) -> Result<Reply, HostError> {
-        match self.call_attempts(req, retry, on_progress).await {
-            Err(HostError::NoAnswer) if retry && self.may_recover() => {
+        let first = self.call_attempts(req, resend, on_progress).await;
+        let answer = match first {
+            Ok(None) if resend == Resend::Always && self.may_recover() => {
                 // Boxed: finding the device again sends requests itself (a recursion).
                 Box::pin(self.back_to_base()).await?;
-                self.call_attempts(req, retry, on_progress).await
+                self.call_attempts(req, resend, on_progress).await?
             }
-            other => other,
-        }
+            other => other?,
+        };
+        answer.ok_or(HostError::NoAnswer)
     }
 
-    async fn call_attempts(
+    /// The one retry loop of every call: send `req`, wait for its answer, send it again
+    /// as `resend` says. `None`: no answer came.
+    pub(super) async fn call_attempts(
         &mut self,
         req: &Request<'_>,
-        retry: bool,
+        resend: Resend,
         on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
-    ) -> Result<Reply, HostError> {
-        let attempts = if retry {
-            self.timeouts.attempts.max(1)
-        } else {
+    ) -> Result<Option<Reply>, HostError> {
+        let attempts = if resend == Resend::Never {
             1
+        } else {
+            self.timeouts.attempts.max(1)
         };
         for attempt in 0..attempts {
             self.check_cancel()?;
             let id = self.take_id();
             if attempt > 0 {
                 self.stats.resent += 1;
-                self.observer
-                    .event(&format!("no answer to {:?}, sending it again", req.op()));
+                self.observer.event(&if resend == Resend::OnDamage {
+                    format!(
+                        "the device received {:?} damaged, sending it again",
+                        req.op()
+                    )
+                } else {
+                    format!("no answer to {:?}, sending it again", req.op())
+                });
             }
             self.send_request(id, req).await?;
             let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
             let cap = deadline + progress_allowance(req);
             let mut last_done = None;
+            let mut damaged = false;
             while let Some((rid, reply)) = self.next_reply(deadline).await? {
                 if let Reply::Error {
                     code: ErrorCode::FrameTooLong,
@@ -297,9 +321,20 @@ impl<T: Transport> Device<T> {
                     return Err(refusal(req.op(), ErrorCode::FrameTooLong, detail));
                 }
                 if rid == 0xFFFF {
-                    // The device saw a damaged frame: ours, most likely. Send again.
+                    // The device saw a damaged frame: ours, most likely.
                     self.stats.bad_frames += 1;
-                    break;
+                    if resend != Resend::OnDamage {
+                        break; // send again
+                    }
+                    // Its answer may still come if the damaged frame was another one.
+                    damaged |= matches!(
+                        reply,
+                        Reply::Error {
+                            code: ErrorCode::BadFrame,
+                            ..
+                        }
+                    );
+                    continue;
                 }
                 if rid != id {
                     continue; // a late answer to an earlier try
@@ -319,15 +354,19 @@ impl<T: Transport> Device<T> {
                     Reply::Error { code, detail } => {
                         return Err(refusal(req.op(), code, detail));
                     }
-                    reply => return Ok(reply),
+                    reply => return Ok(Some(reply)),
                 }
             }
+            if resend == Resend::OnDamage && !damaged {
+                break; // silence: taken as a lost answer
+            }
         }
-        Err(HostError::NoAnswer)
+        Ok(None)
     }
 
     pub(crate) async fn call(&mut self, req: &Request<'_>) -> Result<Reply, HostError> {
-        self.call_with(req, true, &mut |_, _, _, _| {}).await
+        self.call_with(req, Resend::Always, &mut |_, _, _, _| {})
+            .await
     }
 
     /// Read and drop what the device sends for `how_long` (log lines still reach the

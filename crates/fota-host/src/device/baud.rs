@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use fota_protocol::{DEFAULT_BAUD, Info, Reply, Request};
 
-use super::Device;
+use super::{Device, Resend};
 use crate::{HostError, Transport};
 
 impl<T: Transport> Device<T> {
@@ -111,7 +111,11 @@ impl<T: Transport> Device<T> {
                 continue;
             }
             match self
-                .call_with(&Request::SetBaud { baud }, false, &mut |_, _, _, _| {})
+                .call_with(
+                    &Request::SetBaud { baud },
+                    Resend::Never,
+                    &mut |_, _, _, _| {},
+                )
                 .await
             {
                 Ok(Reply::BaudSet(b)) if b == baud => {}

@@ -5,11 +5,11 @@
 use core::time::Duration;
 
 use fota_protocol::{
-    AcceptOutcome, ErrorCode, Info, Layout as _, Op, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
+    AcceptOutcome, ErrorCode, Info, Layout as _, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
     Request, SlotKind,
 };
 
-use super::{Device, refusal, unexpected};
+use super::{Device, Resend, unexpected};
 use crate::{HostError, Observer, Transport};
 
 impl<T: Transport> Device<T> {
@@ -135,7 +135,11 @@ impl<T: Transport> Device<T> {
         on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
     ) -> Result<(u32, u32), HostError> {
         match self
-            .call_with(&Request::EraseSlot { addr, size }, true, on_progress)
+            .call_with(
+                &Request::EraseSlot { addr, size },
+                Resend::Always,
+                on_progress,
+            )
             .await?
         {
             Reply::Erased { addr, size } => Ok((addr, size)),
@@ -159,7 +163,11 @@ impl<T: Transport> Device<T> {
         on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
     ) -> Result<[u8; 16], HostError> {
         match self
-            .call_with(&Request::ChecksumSlot { addr, size }, true, on_progress)
+            .call_with(
+                &Request::ChecksumSlot { addr, size },
+                Resend::Always,
+                on_progress,
+            )
             .await?
         {
             Reply::Checksum(md5) => Ok(md5),
@@ -200,51 +208,14 @@ impl<T: Transport> Device<T> {
     /// count as a failed trial. A lost answer is not an error; the caller reconnects and
     /// reads the record to see what runs.
     pub async fn restart(&mut self) -> Result<(), HostError> {
-        // Sent again only when the device said it received a damaged frame and no
-        // answer to this one came: a damaged frame never runs, so this cannot restart
-        // twice. Silence is taken as a lost answer (the device may be resetting).
-        for attempt in 0..self.timeouts.attempts.max(1) {
-            self.check_cancel()?;
-            let id = self.take_id();
-            if attempt > 0 {
-                self.stats.resent += 1;
-                self.observer
-                    .event("the device received Restart damaged, sending it again");
-            }
-            let sent = self.send_request(id, &Request::Restart).await?;
-            let deadline = self.link.now() + self.reply_timeout() + self.line_time(sent);
-            let mut damaged = false;
-            let mut answered = false;
-            while let Some((rid, reply)) = self.next_reply(deadline).await? {
-                if rid == 0xFFFF {
-                    self.stats.bad_frames += 1;
-                    damaged |= matches!(
-                        reply,
-                        Reply::Error {
-                            code: ErrorCode::BadFrame,
-                            ..
-                        }
-                    );
-                    continue;
-                }
-                if rid != id {
-                    continue;
-                }
-                match reply {
-                    Reply::Restarting => {
-                        answered = true;
-                        break;
-                    }
-                    Reply::Progress { .. } => {}
-                    Reply::Error { code, detail } => {
-                        return Err(refusal(Op::Restart, code, detail));
-                    }
-                    other => return Err(unexpected(&other)),
-                }
-            }
-            if answered || !damaged {
-                break;
-            }
+        let noop = &mut |_: &mut dyn Observer, _, _, _| {};
+        match self
+            .call_attempts(&Request::Restart, Resend::OnDamage, noop)
+            .await?
+        {
+            // No answer: lost, or the device reset before it could send it.
+            Some(Reply::Restarting) | None => {}
+            Some(other) => return Err(unexpected(&other)),
         }
         self.info = None;
         self.reader.reset();

@@ -29,7 +29,9 @@ pub(crate) fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration)
     }
 }
 
-/// Erase and write one image into one slot, skipping sectors that already hold it.
+/// Erase and write one image into one slot, skipping sectors that already hold it:
+/// [`compare`] (resume), then [`stream`], which erases what it must ([`erase_dirty_runs`]
+/// before a compressed stream, or each sector just ahead of a raw one).
 pub(crate) async fn transfer<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -38,7 +40,6 @@ pub(crate) async fn transfer<T: Transport>(
     plan: &Plan,
     report: &mut Report,
 ) -> Result<(), HostError> {
-    let resume = plan.resume;
     // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
     // a write granularity that is a power of two dividing the largest write.
     let gran = usize::from(info.write_granularity);
@@ -47,75 +48,15 @@ pub(crate) async fn transfer<T: Transport>(
     // image's last bytes erased but not the padding after them).
     let mut padded = image.data.clone();
     padded.resize(image.len().next_multiple_of(gran), 0xFF);
-    // The slot's erase sectors the image touches, as offsets in the image: (start, end
-    // of the image's part, end of the sector). Their sizes may differ (an STM32F4).
-    let mut sectors: Vec<(usize, usize)> = Vec::new();
-    let mut sector_ends: Vec<usize> = Vec::new();
-    let mut at = 0usize;
-    while at < image.len() {
-        let addr = slot
-            .addr
-            .saturating_add(u32::try_from(at).unwrap_or(u32::MAX));
-        let (start, size) = info.sector_at(addr);
-        let end = (start as usize - slot.addr as usize) + size as usize;
-        sectors.push((at, end.min(image.len())));
-        sector_ends.push(end);
-        at = end;
-    }
+    let sectors = Sectors::of(info, slot, image.len());
     // Per sector: does it hold the image already, is it erased?
-    let mut state = vec![SectorState::Dirty; sectors.len()];
-    if resume {
-        let t = dev.now();
-        dev.observer().step(
-            Step::Erase,
-            &format!(
-                "Comparing {} sectors of the slot with {}",
-                sectors.len(),
-                image.name
-            ),
-        );
-        let mut ranges = sectors.clone();
-        if let Some(last) = ranges.last_mut() {
-            last.1 = padded.len();
-        }
-        let erased: Vec<[u8; 16]> = ranges
-            .iter()
-            .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
-            .collect();
-        let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| md5_of(&padded[a..b])).collect();
-        let slot_addr = slot.addr;
-        let make = move |i: usize| {
-            let (a, b) = ranges[i];
-            Request::ChecksumSlot {
-                addr: slot_addr + a as u32,
-                size: (b - a) as u32,
-            }
-        };
-        let count = sectors.len();
-        let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
-        let total_len = image.len() as u64;
-        let mut done = 0u64;
-        dev.pipeline(count, &make, &mut |obs, now, i, reply| {
-            state[i] = match reply {
-                Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
-                Reply::Checksum(md5) if md5 == erased[i] => SectorState::Erased,
-                Reply::Checksum(_) => SectorState::Dirty,
-                // A sector the device cannot read (ECC flash: a word a power cut tore):
-                // erasing it makes it readable again.
-                Reply::Error {
-                    code: ErrorCode::FlashFailure,
-                    ..
-                } => SectorState::Dirty,
-                other => return Err(refused(Op::ChecksumSlot, &other)),
-            };
-            done += (ranges_len[i]) as u64;
-            obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
-            Ok(())
-        })
-        .await?;
-        report.compare_time += dev.now() - t;
-    }
+    let state = if plan.resume {
+        compare(dev, slot, image, &padded, &sectors, report).await?
+    } else {
+        vec![SectorState::Dirty; sectors.parts.len()]
+    };
     let skipped: usize = sectors
+        .parts
         .iter()
         .zip(&state)
         .filter(|(_, s)| **s == SectorState::Done)
@@ -126,10 +67,120 @@ pub(crate) async fn transfer<T: Transport>(
         dev.observer()
             .resumed(&image.name, skipped as u64, image.len() as u64);
     }
+    stream(
+        dev, info, slot, image, plan, &padded, &sectors, &state, report,
+    )
+    .await
+}
 
-    // Compressed or delta where the agent decodes it (crate::codec): the dirty sectors are
-    // erased first, then the stream is decoded into them. Raw otherwise, each dirty sector
-    // erased just ahead of its blocks while the others stream (crate::erase_ahead).
+/// The slot's erase sectors an image touches. Their sizes may differ (an STM32F4).
+struct Sectors {
+    /// Per sector, as offsets in the image: (start, end of the image's part).
+    parts: Vec<(usize, usize)>,
+    /// Per sector, where it ends (an offset from the slot's start).
+    ends: Vec<usize>,
+}
+
+impl Sectors {
+    fn of(info: &Info, slot: &SlotDesc, len: usize) -> Sectors {
+        let mut parts: Vec<(usize, usize)> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let mut at = 0usize;
+        while at < len {
+            let addr = slot
+                .addr
+                .saturating_add(u32::try_from(at).unwrap_or(u32::MAX));
+            let (start, size) = info.sector_at(addr);
+            let end = (start as usize - slot.addr as usize) + size as usize;
+            parts.push((at, end.min(len)));
+            ends.push(end);
+            at = end;
+        }
+        Sectors { parts, ends }
+    }
+}
+
+/// Compare each sector of the slot with the image (the device's MD5 of it, pipelined):
+/// which ones hold it already, which are erased, which must be erased.
+async fn compare<T: Transport>(
+    dev: &mut Device<T>,
+    slot: &SlotDesc,
+    image: &Image,
+    padded: &[u8],
+    sectors: &Sectors,
+    report: &mut Report,
+) -> Result<Vec<SectorState>, HostError> {
+    let sectors = &sectors.parts;
+    let mut state = vec![SectorState::Dirty; sectors.len()];
+    let t = dev.now();
+    dev.observer().step(
+        Step::Erase,
+        &format!(
+            "Comparing {} sectors of the slot with {}",
+            sectors.len(),
+            image.name
+        ),
+    );
+    let mut ranges = sectors.clone();
+    if let Some(last) = ranges.last_mut() {
+        last.1 = padded.len();
+    }
+    let erased: Vec<[u8; 16]> = ranges
+        .iter()
+        .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
+        .collect();
+    let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| md5_of(&padded[a..b])).collect();
+    let slot_addr = slot.addr;
+    let make = move |i: usize| {
+        let (a, b) = ranges[i];
+        Request::ChecksumSlot {
+            addr: slot_addr + a as u32,
+            size: (b - a) as u32,
+        }
+    };
+    let count = sectors.len();
+    let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
+    let total_len = image.len() as u64;
+    let mut done = 0u64;
+    dev.pipeline(count, &make, &mut |obs, now, i, reply| {
+        state[i] = match reply {
+            Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
+            Reply::Checksum(md5) if md5 == erased[i] => SectorState::Erased,
+            Reply::Checksum(_) => SectorState::Dirty,
+            // A sector the device cannot read (ECC flash: a word a power cut tore):
+            // erasing it makes it readable again.
+            Reply::Error {
+                code: ErrorCode::FlashFailure,
+                ..
+            } => SectorState::Dirty,
+            other => return Err(refused(Op::ChecksumSlot, &other)),
+        };
+        done += (ranges_len[i]) as u64;
+        obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
+        Ok(())
+    })
+    .await?;
+    report.compare_time += dev.now() - t;
+    Ok(state)
+}
+
+/// Send the sectors not done: compressed or delta where the agent decodes it
+/// (crate::codec), the dirty sectors erased first, then the stream decoded into them;
+/// raw otherwise, each dirty sector erased just ahead of its blocks while the others
+/// stream (crate::erase_ahead).
+#[allow(clippy::too_many_arguments)]
+async fn stream<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    slot: &SlotDesc,
+    image: &Image,
+    plan: &Plan,
+    padded: &[u8],
+    sectors: &Sectors,
+    state: &[SectorState],
+    report: &mut Report,
+) -> Result<(), HostError> {
+    let gran = usize::from(info.write_granularity);
     let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
     // What the erases take, from the device's own figure (its slowest sector's).
     let dirty = state.iter().filter(|s| **s == SectorState::Dirty).count();
@@ -141,7 +192,7 @@ pub(crate) async fn transfer<T: Transport>(
         image,
         plan.codec,
         &plan.bases,
-        &sectors,
+        &sectors.parts,
         &done,
         erase_each * u32::try_from(dirty).unwrap_or(u32::MAX),
     )
@@ -152,18 +203,20 @@ pub(crate) async fn transfer<T: Transport>(
             dev,
             slot,
             &image.name,
-            &padded,
+            padded,
             gran,
-            &sectors,
-            &sector_ends,
-            &state,
+            &sectors.parts,
+            &sectors.ends,
+            state,
             report,
         )
         .await;
     };
-    erase_dirty_runs(dev, slot, &sectors, &sector_ends, &state, report).await?;
+    erase_dirty_runs(dev, slot, &sectors.parts, &sectors.ends, state, report).await?;
     let t = dev.now();
-    let sent = prepared.send(dev, info, slot, &sectors, &done).await?;
+    let sent = prepared
+        .send(dev, info, slot, &sectors.parts, &done)
+        .await?;
     report.stream_time += dev.now() - t;
     report.sent_bytes += sent;
     Ok(())

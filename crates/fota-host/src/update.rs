@@ -5,12 +5,13 @@ use fota_protocol::Layout as _;
 
 use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotDesc, SlotKind};
 
-pub use crate::plan::{Plan, SlotChoice, SlotRole, free_slot, slot_role};
-use crate::plan::{
-    check_fits, check_index, check_plan_after_replacing, check_vm_updatable, image_len, kind_name,
+pub use crate::plan::{
+    Plan, SlotChoice, SlotRole, agent_slot, check_for_layout, check_image, check_plan, free_slot,
+    record_for_update, slot_role, target_slot,
 };
+use crate::plan::{check_fits, check_index, check_vm_updatable, image_len, kind_name};
 use crate::transfer::{progress, transfer};
-use crate::{Device, HostError, Phase, Step, Transport};
+use crate::{Device, HostError, Image, Phase, Step, Transport};
 
 /// How an update ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +130,7 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
             // Never run: nothing is lost by going back to the last working configuration,
             // which frees the attempted slots for this image. Check first that the plan
             // can go ahead then, so that a plan that cannot changes nothing.
-            check_plan_after_replacing(&info, &before, plan)?;
+            check_plan(&info, &before, plan)?;
             dev.observer().step(
                 Step::RecordCheck,
                 &format!(
@@ -202,16 +203,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
             &format!("Checking the MD5 of {} on the device", image.name),
         );
         let expected = image.md5();
-        let len = image_len(image)?;
         let t0 = dev.now();
-        let device = dev
-            .checksum_slot(slot.addr, len, &mut |obs, now, done, total| {
-                obs.progress(&progress(Phase::Checksum, done, total, now - t0))
-            })
-            .await?;
-        if device != expected {
-            return Err(HostError::ChecksumMismatch { expected, device });
-        }
+        verify_slot(dev, slot, image, &mut |obs, now, done, total| {
+            obs.progress(&progress(Phase::Checksum, done, total, now - t0))
+        })
+        .await?;
         dev.observer().step(
             Step::Checksum,
             &format!("MD5 {} matches", crate::image::hex(&expected)),
@@ -375,6 +371,27 @@ async fn choose_slot<T: Transport>(
     }
 }
 
+/// Whether `slot` holds `image`: the device's MD5 of the image's length of the slot
+/// against the image's, the check every attempt passes first (the update's, and the
+/// `fota attempt` command's). `ChecksumMismatch` when they differ, `ImageTooLarge` when
+/// the image cannot be in the slot at all.
+pub async fn verify_slot<T: Transport>(
+    dev: &mut Device<T>,
+    slot: &SlotDesc,
+    image: &Image,
+    on_progress: &mut dyn FnMut(&mut dyn crate::Observer, Duration, u32, u32),
+) -> Result<(), HostError> {
+    check_fits(image, slot)?;
+    let expected = image.md5();
+    let device = dev
+        .checksum_slot(slot.addr, image_len(image)?, on_progress)
+        .await?;
+    if device != expected {
+        return Err(HostError::ChecksumMismatch { expected, device });
+    }
+    Ok(())
+}
+
 /// Whether the record's current slots are a new configuration holding `plan`'s images.
 async fn attempted_holds<T: Transport>(
     dev: &mut Device<T>,
@@ -402,14 +419,12 @@ async fn attempted_holds<T: Transport>(
         let Some(slot) = info.slot(kind, index) else {
             return Ok(false);
         };
-        if image.len() > slot.size as usize {
-            return Ok(false);
-        }
-        let md5 = dev
-            .checksum_slot(slot.addr, image_len(image)?, &mut |_, _, _, _| {})
-            .await?;
-        if md5 != image.md5() {
-            return Ok(false);
+        match verify_slot(dev, slot, image, &mut |_, _, _, _| {}).await {
+            Ok(()) => {}
+            Err(HostError::ChecksumMismatch { .. } | HostError::ImageTooLarge { .. }) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(true)

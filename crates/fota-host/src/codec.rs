@@ -19,7 +19,6 @@ use fota_protocol::{
 };
 
 use crate::device::refused;
-use crate::image::md5_of;
 use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
 
 /// How to send an image: chosen by the user (`--codec`), `Auto` by default.
@@ -147,7 +146,7 @@ pub(crate) async fn pick<T: Transport>(
     };
     if choice != Codec::Lzma && info.supports(codec::LZMA_DELTA) && !bases.is_empty() {
         if let Some((base, base_slot, from)) = find_base(dev, info, slot, image, bases).await? {
-            let stream = encoded(encode::delta(&base.data, &image.data, &DEFAULT_OPTIONS))?;
+            let stream = encoded(encode::delta(base.data(), image.data(), &DEFAULT_OPTIONS))?;
             let method = Method::Delta {
                 slot: base_slot,
                 from,
@@ -162,7 +161,7 @@ pub(crate) async fn pick<T: Transport>(
             );
         }
     }
-    let stream = encoded(encode::compress(&image.data, &DEFAULT_OPTIONS))?;
+    let stream = encoded(encode::compress(image.data(), &DEFAULT_OPTIONS))?;
     if stream.len() >= image.len() && choice == Codec::Auto {
         return Ok(Picked::Raw("it does not compress".into()));
     }
@@ -197,13 +196,13 @@ async fn find_base<'b, T: Transport>(
         for base in bases {
             // A base equal to the image is no delta at all, and a base larger than its
             // slot cannot be there.
-            if base.len() > s.size as usize || base.data == image.data {
+            if base.len() > s.size as usize || base.data() == image.data() {
                 continue;
             }
             let md5 = dev
                 .checksum_slot(s.addr, base.len() as u32, &mut |_, _, _, _| {})
                 .await?;
-            if md5 == md5_of(&base.data) {
+            if md5 == base.md5() {
                 let kind = match s.kind {
                     SlotKind::Vm => "VM",
                     SlotKind::Bytecode => "bytecode",

@@ -46,8 +46,7 @@ pub(crate) async fn transfer<T: Transport>(
     // What the stream writes: the image padded with erased bytes (0xFF) to the write
     // granularity. Resume compares the same bytes (a cut while erasing can leave the
     // image's last bytes erased but not the padding after them).
-    let mut padded = image.data.clone();
-    padded.resize(image.len().next_multiple_of(gran), 0xFF);
+    let padded = Padded::new(image.data(), gran, usize::from(info.max_write).max(1));
     let sectors = Sectors::of(info, slot, image.len());
     // Per sector: does it hold the image already, is it erased?
     let state = if plan.resume {
@@ -71,6 +70,61 @@ pub(crate) async fn transfer<T: Transport>(
         dev, info, slot, image, plan, &padded, &sectors, &state, report,
     )
     .await
+}
+
+/// What the stream writes: the image padded with erased bytes (0xFF) to the write
+/// granularity, without a copy of the image: only its end, from before the last write
+/// block, is copied and padded.
+pub(crate) struct Padded<'a> {
+    image: &'a [u8],
+    /// Where `tail` starts in the image (a multiple of the granularity).
+    tail_at: usize,
+    /// The image from `tail_at`, padded.
+    tail: Vec<u8>,
+}
+
+impl<'a> Padded<'a> {
+    /// `image` padded to `gran`, for writes of at most `block` bytes that start on
+    /// multiples of `gran` (`erase_ahead` writes the largest write, `Info::max_write`).
+    pub(crate) fn new(image: &'a [u8], gran: usize, block: usize) -> Padded<'a> {
+        let gran = gran.max(1);
+        // A block that reaches past the image ends there: it starts after
+        // `len - block - gran`, so at or after `tail_at`.
+        let tail_at = image.len().saturating_sub(block + gran) / gran * gran;
+        let mut tail = image[tail_at..].to_vec();
+        tail.resize(image.len().next_multiple_of(gran) - tail_at, 0xFF);
+        Padded {
+            image,
+            tail_at,
+            tail,
+        }
+    }
+
+    /// Its length: the image's, rounded up to the granularity.
+    pub(crate) fn len(&self) -> usize {
+        self.tail_at + self.tail.len()
+    }
+
+    /// Bytes `a..b`: a write block (see [`Padded::new`]).
+    pub(crate) fn range(&self, a: usize, b: usize) -> &[u8] {
+        if b <= self.image.len() {
+            &self.image[a..b]
+        } else {
+            &self.tail[a - self.tail_at..b - self.tail_at]
+        }
+    }
+
+    /// MD5 of bytes `a..b`, any range (a sector's, for resume).
+    pub(crate) fn md5(&self, a: usize, b: usize) -> [u8; 16] {
+        use md5::{Digest, Md5};
+        let mut h = Md5::new();
+        let split = self.tail_at.clamp(a, b);
+        h.update(&self.image[a..split]);
+        if b > split {
+            h.update(&self.tail[split - self.tail_at..b - self.tail_at]);
+        }
+        h.finalize().into()
+    }
 }
 
 /// The slot's erase sectors an image touches. Their sizes may differ (an STM32F4).
@@ -106,7 +160,7 @@ async fn compare<T: Transport>(
     dev: &mut Device<T>,
     slot: &SlotDesc,
     image: &Image,
-    padded: &[u8],
+    padded: &Padded<'_>,
     sectors: &Sectors,
     report: &mut Report,
 ) -> Result<Vec<SectorState>, HostError> {
@@ -129,7 +183,7 @@ async fn compare<T: Transport>(
         .iter()
         .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
         .collect();
-    let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| md5_of(&padded[a..b])).collect();
+    let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| padded.md5(a, b)).collect();
     let slot_addr = slot.addr;
     let make = move |i: usize| {
         let (a, b) = ranges[i];
@@ -175,7 +229,7 @@ async fn stream<T: Transport>(
     slot: &SlotDesc,
     image: &Image,
     plan: &Plan,
-    padded: &[u8],
+    padded: &Padded<'_>,
     sectors: &Sectors,
     state: &[SectorState],
     report: &mut Report,
@@ -300,4 +354,35 @@ pub(crate) enum SectorState {
     Erased,
     /// Must be erased and written.
     Dirty,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The padded view is the image copied and padded, for every block a stream sends
+    /// and every range resume hashes.
+    #[test]
+    fn padding_without_a_copy_reads_as_the_padded_copy() {
+        for len in [1usize, 3, 4, 5, 255, 256, 257, 1000, 1024, 4097] {
+            for (gran, block) in [(1, 1), (4, 16), (8, 256), (16, 256), (256, 256)] {
+                let image: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                let mut copy = image.clone();
+                copy.resize(len.next_multiple_of(gran), 0xFF);
+                let p = Padded::new(&image, gran, block);
+                assert_eq!(p.len(), copy.len(), "{len} {gran} {block}");
+                let mut a = 0;
+                while a < len {
+                    let b = (a + block).min(len);
+                    let end = b.next_multiple_of(gran);
+                    assert_eq!(p.range(a, end), &copy[a..end], "{len} {gran} {block} {a}");
+                    a = b;
+                }
+                for (a, b) in [(0, copy.len()), (0, len / 2), (len / 2, copy.len())] {
+                    assert_eq!(p.md5(a, b), md5_of(&copy[a..b]), "{len} {gran} {a}..{b}");
+                }
+                assert!(p.tail.len() <= block + 2 * gran, "only the end is copied");
+            }
+        }
+    }
 }

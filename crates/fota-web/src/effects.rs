@@ -142,7 +142,7 @@ impl Effects {
             return;
         }
         let Some(bc) = &state.bytecode else { return };
-        let image = |f: &ImageFile| Image::new(f.name.clone(), f.data.as_ref().clone());
+        let image = |f: &ImageFile| Image::new(f.name.clone(), f.data.clone());
         let bytecode = match image(bc) {
             Ok(i) => i,
             Err(e) => return self.dispatch.dispatch(Action::ImageRefused((&e).into())),

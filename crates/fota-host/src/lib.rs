@@ -36,7 +36,7 @@ pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
 pub use transport::Transport;
 pub use update::{
     Outcome, Plan, Report, SlotChoice, SlotRole, agent_slot, check_for_layout, check_image,
-    check_plan, free_slot, record_for_update, slot_role, target_slot, update, verify_slot,
+    check_plan, free_slot, record_for_update, slot_of, slot_role, target_slot, update, verify_slot,
 };
 pub use vet::{ImageFacts, Prepared, Vetted, describe_rules, prepare, vet};
 

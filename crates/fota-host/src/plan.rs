@@ -295,6 +295,21 @@ pub fn slot_role(info: &Info, record: &Record, kind: SlotKind, index: u32) -> Op
     }
 }
 
+/// Slot `index` of `kind`, unless the layout lacks it.
+pub fn slot_of(info: &Info, kind: SlotKind, index: u32) -> Result<SlotDesc, HostError> {
+    info.slot(kind, index)
+        .copied()
+        .ok_or_else(|| HostError::BadSlot {
+            index,
+            why: format!(
+                "the layout has {} {} slots (0 to {})",
+                info.count(kind),
+                kind_name(kind),
+                info.count(kind).saturating_sub(1)
+            ),
+        })
+}
+
 /// Slot `index` of `kind`, unless the layout lacks it or it may not take an image
 /// ([`slot_role`]).
 pub(crate) fn check_index(
@@ -303,24 +318,14 @@ pub(crate) fn check_index(
     kind: SlotKind,
     index: u32,
 ) -> Result<SlotDesc, HostError> {
-    let Some(slot) = info.slot(kind, index) else {
-        return Err(HostError::BadSlot {
-            index,
-            why: format!(
-                "the layout has {} {} slots (0 to {})",
-                info.count(kind),
-                kind_name(kind),
-                info.count(kind).saturating_sub(1)
-            ),
-        });
-    };
+    let slot = slot_of(info, kind, index)?;
     if let Some(role) = slot_role(info, record, kind, index) {
         return Err(HostError::BadSlot {
             index,
             why: role.describe(kind),
         });
     }
-    Ok(*slot)
+    Ok(slot)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotDesc, SlotKind}
 
 pub use crate::plan::{
     Plan, SlotChoice, SlotRole, agent_slot, check_for_layout, check_image, check_plan, free_slot,
-    record_for_update, slot_role, target_slot,
+    record_for_update, slot_of, slot_role, target_slot,
 };
 use crate::plan::{check_fits, check_index, check_vm_updatable, image_len, kind_name};
 use crate::transfer::{progress, transfer};

@@ -92,7 +92,7 @@ async fn measure(
     latency_ms: u64,
     codec: Codec,
 ) -> Result<(u64, Duration, Duration), String> {
-    let sim = device(old.map(|o| &o.data[..]), slot, latency_ms)?;
+    let sim = device(old.map(|o| o.data()), slot, latency_ms)?;
     let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
     if baud != CONNECT_BAUD {
         let got = dev
@@ -188,7 +188,7 @@ pub async fn run(image_path: &Path, from: Option<&Path>, json_out: bool) -> Resu
             }
         }
     }
-    let zlib = zlib9_len(&image.data);
+    let zlib = zlib9_len(image.data());
     let esptool: Vec<Value> = ESPTOOL_EFFICIENCY
         .iter()
         .map(|&(baud, eff)| {

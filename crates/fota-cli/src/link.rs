@@ -376,14 +376,7 @@ impl WsRefused {
 
 /// `url` with its token hidden, for messages that may end up in a log or a bug report.
 pub fn redact_token(url: &str) -> String {
-    match url.find("token=") {
-        Some(at) => {
-            let start = at + "token=".len();
-            let end = url[start..].find('&').map_or(url.len(), |e| start + e);
-            format!("{}...{}", &url[..start], &url[end..])
-        }
-        None => url.to_string(),
-    }
+    fota_host::text::redact_token(url, "...")
 }
 
 async fn ws_connect(url: &str) -> Result<WsPair, WsRefused> {

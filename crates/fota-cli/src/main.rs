@@ -709,24 +709,22 @@ async fn session(
             ] {
                 let Some(path) = path else { continue };
                 let img = read_image(path)?;
-                let Some(slot) = info.slot(kind, index).copied() else {
-                    return Err(failure(
-                        format!("no {kind:?} slot {index} in this layout"),
-                        "`fota info` lists the slots.",
-                    ));
-                };
-                let len = u32::try_from(img.len()).unwrap_or(u32::MAX).min(slot.size);
-                let md5 = dev
-                    .checksum_slot(slot.addr, len, &mut |_, _, _, _| {})
-                    .await?;
-                if img.len() > slot.size as usize || md5 != img.md5() {
-                    return Err(failure(
-                        format!(
-                            "{kind:?} slot {index} does not hold {}: nothing was attempted",
-                            img.name
-                        ),
-                        "Flash the image (fota flash), which checks and attempts it.",
-                    ));
+                // The host's rules: a slot of this layout that holds the image (the
+                // device's MD5 against the image's, as an update checks before attempt).
+                let slot = fota_host::slot_of(&info, kind, index)
+                    .map_err(|e| failure(e.to_string(), "`fota info` lists the slots."))?;
+                match fota_host::verify_slot(dev, &slot, &img, &mut |_, _, _, _| {}).await {
+                    Ok(()) => {}
+                    Err(HostError::ChecksumMismatch { .. } | HostError::ImageTooLarge { .. }) => {
+                        return Err(failure(
+                            format!(
+                                "{kind:?} slot {index} does not hold {}: nothing was attempted",
+                                img.name
+                            ),
+                            "Flash the image (fota flash), which checks and attempts it.",
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             dev.attempt(*bc, vm).await?;

@@ -22,7 +22,6 @@ use fota_protocol::{
 };
 
 use crate::device::refused;
-use crate::image::md5_of;
 use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
 
 /// How to send an image: chosen by the user (`--codec`), `Auto` by default.
@@ -205,7 +204,7 @@ pub(crate) async fn pick<T: Transport>(
     let failed = |e: String| Picked::Raw(format!("the encoder failed: {e}"));
     if choice != Codec::Lzma && info.supports(codec::LZMA_DELTA) && !bases.is_empty() {
         if let Some((base, base_slot, from)) = find_base(dev, info, slot, image, bases).await? {
-            let stream = match encode(encoder, Some(&base.data), &image.data).await {
+            let stream = match encode(encoder, Some(base.data()), image.data()).await {
                 Ok(s) => s,
                 Err(e) => return Ok(failed(e)),
             };
@@ -223,7 +222,7 @@ pub(crate) async fn pick<T: Transport>(
             );
         }
     }
-    let stream = match encode(encoder, None, &image.data).await {
+    let stream = match encode(encoder, None, image.data()).await {
         Ok(s) => s,
         Err(e) => return Ok(failed(e)),
     };
@@ -261,13 +260,13 @@ async fn find_base<'b, T: Transport>(
         for base in bases {
             // A base equal to the image is no delta at all, and a base larger than its
             // slot cannot be there.
-            if base.len() > s.size as usize || base.data == image.data {
+            if base.len() > s.size as usize || base.data() == image.data() {
                 continue;
             }
             let md5 = dev
                 .checksum_slot(s.addr, base.len() as u32, &mut |_, _, _, _| {})
                 .await?;
-            if md5 == md5_of(&base.data) {
+            if md5 == base.md5() {
                 let kind = s.kind.label();
                 let from = if u32::from(s.index) == running {
                     format!("the running firmware ({})", base.name)

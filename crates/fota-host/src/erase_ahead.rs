@@ -18,7 +18,8 @@ use core::cell::RefCell;
 use fota_protocol::{Op, Reply, Request, SlotDesc};
 
 use crate::device::refused;
-use crate::update::{Report, SectorState, progress64};
+use crate::transfer::{Padded, SectorState, progress64};
+use crate::update::Report;
 use crate::{Device, HostError, Phase, Step, Transport};
 
 /// How many sectors the erases run ahead of the stream: the erase of sector k + 1 is
@@ -70,7 +71,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
     dev: &mut Device<T>,
     slot: &SlotDesc,
     name: &str,
-    padded: &[u8],
+    padded: &Padded<'_>,
     gran: usize,
     sectors: &[(usize, usize)],
     sector_ends: &[usize],
@@ -120,7 +121,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
         },
         Item::Write { a, b, .. } => Request::WriteSlot {
             addr: slot_addr + a as u32,
-            data: &padded[a..b.next_multiple_of(gran)],
+            data: padded.range(a, b.next_multiple_of(gran)),
         },
     };
     // A block waits for its sector's erase to be answered.

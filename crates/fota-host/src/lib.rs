@@ -19,9 +19,11 @@ mod erase_ahead;
 mod error;
 mod image;
 mod observer;
+mod plan;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod text;
+mod transfer;
 mod transport;
 pub mod update;
 pub mod vet;
@@ -32,7 +34,10 @@ pub use error::{HostError, LinkError};
 pub use image::{Image, hex, md5_of};
 pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
 pub use transport::Transport;
-pub use update::{Outcome, Plan, Report, SlotChoice, SlotRole, free_slot, slot_role, update};
+pub use update::{
+    Outcome, Plan, Report, SlotChoice, SlotRole, agent_slot, check_for_layout, check_image,
+    check_plan, free_slot, record_for_update, slot_of, slot_role, target_slot, update, verify_slot,
+};
 pub use vet::{ImageFacts, Prepared, Vetted, describe_rules, prepare, vet};
 
 pub use fota_protocol as protocol;

@@ -1,10 +1,25 @@
 //! Text that comes from a device (its agent name, the lines its firmware prints), made
 //! safe to show: a device must not be able to move a terminal's cursor, clear or recolour
 //! it, reorder the text around its own (bidirectional overrides), or fill a screen or a
-//! memory with one endless line.
+//! memory with one endless line. And addresses shown without the secret they carry
+//! ([`redact_token`]), in the CLI's and the web app's messages alike.
 
 use crate::Observer;
 use fota_protocol::MAX_NAME;
+
+/// `url` with the value of its `token=` replaced by `mark` (`...` in a terminal, `…` on a
+/// page), for messages that may end up in a log, a screenshot or a bug report: the token
+/// lets anyone on this computer drive the device through the bridge.
+pub fn redact_token(url: &str, mark: &str) -> String {
+    match url.find("token=") {
+        Some(at) => {
+            let start = at + "token=".len();
+            let end = url[start..].find('&').map_or(url.len(), |e| start + e);
+            format!("{}{mark}{}", &url[..start], &url[end..])
+        }
+        None => url.to_string(),
+    }
+}
 
 /// The longest device log line shown, in characters; the rest is cut, with a note.
 pub const MAX_LOG_LINE: usize = 512;
@@ -92,6 +107,19 @@ mod tests {
         assert!(shown.starts_with(&"x".repeat(MAX_LOG_LINE)));
         assert!(shown.ends_with("… (9488 more characters)"), "{shown}");
         assert_eq!(printable(&"y".repeat(5), 5), "yyyyy");
+    }
+
+    #[test]
+    fn addresses_hide_the_token() {
+        assert_eq!(
+            redact_token("ws://127.0.0.1:9000/?token=0123abcd", "..."),
+            "ws://127.0.0.1:9000/?token=..."
+        );
+        assert_eq!(
+            redact_token("ws://h:1/?token=abc&x=1", "…"),
+            "ws://h:1/?token=…&x=1"
+        );
+        assert_eq!(redact_token("ws://h:1", "..."), "ws://h:1");
     }
 
     #[test]

@@ -3,79 +3,15 @@
 use core::time::Duration;
 use fota_protocol::Layout as _;
 
-use fota_protocol::{
-    ErrorCode, Info, Op, Record, RecordState, RecordUpdate, Reply, Request, SlotDesc, SlotKind,
+use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotDesc, SlotKind};
+
+pub use crate::plan::{
+    Plan, SlotChoice, SlotRole, agent_slot, check_for_layout, check_image, check_plan, free_slot,
+    record_for_update, slot_of, slot_role, target_slot,
 };
-
-use crate::device::refused;
-use crate::image::md5_of;
-use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
-
-/// Which slot an image goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SlotChoice {
-    /// The agent's choice (find_bytecode_slot / find_vm_slot).
-    #[default]
-    Auto,
-    /// This slot index; refused if it is the current or the last working one.
-    Index(u32),
-}
-
-/// What to flash and how.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// The new bytecode.
-    pub bytecode: Image,
-    /// A new VM too (layouts with two VM slots only).
-    pub vm: Option<Image>,
-    /// Slot for the bytecode.
-    pub bytecode_slot: SlotChoice,
-    /// Slot for the VM.
-    pub vm_slot: SlotChoice,
-    /// Restart into the new configuration after attempt (else it runs at the next
-    /// restart).
-    pub restart: bool,
-    /// After the restart, how long to wait for the new firmware to accept (or for the
-    /// device to revert) before reporting it as still on trial.
-    pub wait_accept: Duration,
-    /// Compare the slot's sectors with the image first and send only those that differ
-    /// (resume after an interruption).
-    pub resume: bool,
-    /// How to send the images: compressed or delta where the device decodes them.
-    pub codec: crate::codec::Codec,
-    /// Images the device may hold (earlier releases): a delta from the one it holds is
-    /// sent, checked first by the device's MD5 of its slot.
-    pub bases: Vec<Image>,
-    /// The user confirmed installing an image older than the device's minimum version
-    /// (where the device allows downgrades).
-    pub allow_downgrade: bool,
-    /// Stop with [`HostError::AlreadyInstalled`] when the device already runs the image
-    /// (one checksum of the running slot first; the CLI and the web app ask for it).
-    pub check_installed: bool,
-    /// Who makes compressed and delta streams; `None`: the built-in encoder (feature
-    /// `encode`; a build without it sends raw).
-    pub encoder: Option<crate::codec::Encoder>,
-}
-
-impl Plan {
-    /// Flash `bytecode` to an automatic slot, restart, wait up to 10 s for the outcome.
-    pub fn new(bytecode: Image) -> Plan {
-        Plan {
-            bytecode,
-            vm: None,
-            bytecode_slot: SlotChoice::Auto,
-            vm_slot: SlotChoice::Auto,
-            restart: true,
-            wait_accept: Duration::from_secs(10),
-            resume: true,
-            codec: crate::codec::Codec::Auto,
-            bases: Vec::new(),
-            allow_downgrade: false,
-            check_installed: false,
-            encoder: None,
-        }
-    }
-}
+use crate::plan::{check_fits, check_index, check_vm_updatable, image_len, kind_name};
+use crate::transfer::{progress, transfer};
+use crate::{Device, HostError, Image, Phase, Step, Transport};
 
 /// How an update ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +130,7 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
             // Never run: nothing is lost by going back to the last working configuration,
             // which frees the attempted slots for this image. Check first that the plan
             // can go ahead then, so that a plan that cannot changes nothing.
-            check_plan_after_replacing(&info, &before, plan)?;
+            check_plan(&info, &before, plan)?;
             dev.observer().step(
                 Step::RecordCheck,
                 &format!(
@@ -267,16 +203,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
             &format!("Checking the MD5 of {} on the device", image.name),
         );
         let expected = image.md5();
-        let len = image_len(image)?;
         let t0 = dev.now();
-        let device = dev
-            .checksum_slot(slot.addr, len, &mut |obs, now, done, total| {
-                obs.progress(&progress(Phase::Checksum, done, total, now - t0))
-            })
-            .await?;
-        if device != expected {
-            return Err(HostError::ChecksumMismatch { expected, device });
-        }
+        verify_slot(dev, slot, image, &mut |obs, now, done, total| {
+            obs.progress(&progress(Phase::Checksum, done, total, now - t0))
+        })
+        .await?;
         dev.observer().step(
             Step::Checksum,
             &format!("MD5 {} matches", crate::image::hex(&expected)),
@@ -415,151 +346,6 @@ pub fn describe(r: &Record) -> String {
     )
 }
 
-/// (current, last working, running) slot of `kind`.
-fn slots_of(record: &Record, kind: SlotKind) -> (u32, u32, u32) {
-    match kind {
-        SlotKind::Vm => (record.vm_current, record.vm_last, record.running_vm),
-        SlotKind::Bytecode => (record.bc_current, record.bc_last, record.running_bc),
-    }
-}
-
-/// The slot an update of `kind` will go to when the agent chooses (`find_bytecode_slot`
-/// / `find_vm_slot`), worked out from `Info` and the record alone, for a preview before
-/// asking: the lowest-index slot of `kind` that may take an image ([`slot_role`]).
-/// `None` if there is none.
-pub fn free_slot(info: &Info, record: &Record, kind: SlotKind) -> Option<SlotDesc> {
-    let mut free: Vec<SlotDesc> = info
-        .slots
-        .iter()
-        .filter(|s| s.kind == kind && slot_role(info, record, kind, u32::from(s.index)).is_none())
-        .copied()
-        .collect();
-    free.sort_by_key(|s| s.index);
-    free.first().copied()
-}
-
-fn kind_name(kind: SlotKind) -> &'static str {
-    kind.label()
-}
-
-fn image_len(image: &Image) -> Result<u32, HostError> {
-    u32::try_from(image.len()).map_err(|_| HostError::ImageTooLarge {
-        name: image.name.clone(),
-        size: image.len(),
-        slot_size: 0,
-    })
-}
-
-fn check_fits(image: &Image, slot: &SlotDesc) -> Result<(), HostError> {
-    if image.len() > slot.size as usize {
-        return Err(HostError::ImageTooLarge {
-            name: image.name.clone(),
-            size: image.len(),
-            slot_size: slot.size,
-        });
-    }
-    Ok(())
-}
-
-fn check_vm_updatable(info: &Info) -> Result<(), HostError> {
-    if info.count(SlotKind::Vm) < 2 {
-        return Err(HostError::BadSlot {
-            index: 1,
-            why: "this device's layout has a single VM slot, so the VM cannot be updated".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Whether `plan` can go ahead once the pending attempt of `record` is replaced (the
-/// record back at its last working configuration), checked before anything changes.
-fn check_plan_after_replacing(info: &Info, record: &Record, plan: &Plan) -> Result<(), HostError> {
-    let mut jobs = vec![(SlotKind::Bytecode, plan.bytecode_slot, &plan.bytecode)];
-    if let Some(vm) = &plan.vm {
-        check_vm_updatable(info)?;
-        jobs.push((SlotKind::Vm, plan.vm_slot, vm));
-    }
-    for (kind, choice, image) in jobs {
-        let slot = match choice {
-            SlotChoice::Index(index) => check_index(info, record, kind, index)?,
-            SlotChoice::Auto => free_slot(info, record, kind).ok_or(HostError::NoFreeSlot)?,
-        };
-        check_fits(image, &slot)?;
-    }
-    Ok(())
-}
-
-/// Why a slot may not take a new image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotRole {
-    /// The VM slot the part always starts: never erased or written.
-    BootStage,
-    /// The record's current slot (confirmed or on trial).
-    Current,
-    /// The last working slot.
-    LastWorking,
-    /// The slot running now.
-    Running,
-}
-
-impl SlotRole {
-    /// In plain words, for "slot N cannot take this image: ...".
-    pub fn describe(self, kind: SlotKind) -> String {
-        match self {
-            SlotRole::BootStage => "it is the boot stage, which is never erased or written".into(),
-            SlotRole::Current => format!("it holds the current {}", kind_name(kind)),
-            SlotRole::LastWorking => format!("it holds the last working {}", kind_name(kind)),
-            SlotRole::Running => format!("it holds the running {}", kind_name(kind)),
-        }
-    }
-}
-
-/// Why slot `index` of `kind` may not take a new image, if it may not: the boot stage, or
-/// a slot that holds the current, the last working or the running firmware. The current
-/// slot of a *pending* attempt is free: it never ran, and an update replaces it.
-pub fn slot_role(info: &Info, record: &Record, kind: SlotKind, index: u32) -> Option<SlotRole> {
-    let (current, last, running) = slots_of(record, kind);
-    if kind == SlotKind::Vm && info.boot_stage.is_some_and(|b| u32::from(b) == index) {
-        Some(SlotRole::BootStage)
-    } else if index == current && record.state != RecordState::Pending {
-        Some(SlotRole::Current)
-    } else if index == last {
-        Some(SlotRole::LastWorking)
-    } else if index == running {
-        Some(SlotRole::Running)
-    } else {
-        None
-    }
-}
-
-/// Slot `index` of `kind`, unless the layout lacks it or it may not take an image
-/// ([`slot_role`]).
-fn check_index(
-    info: &Info,
-    record: &Record,
-    kind: SlotKind,
-    index: u32,
-) -> Result<SlotDesc, HostError> {
-    let Some(slot) = info.slot(kind, index) else {
-        return Err(HostError::BadSlot {
-            index,
-            why: format!(
-                "the layout has {} {} slots (0 to {})",
-                info.count(kind),
-                kind_name(kind),
-                info.count(kind).saturating_sub(1)
-            ),
-        });
-    };
-    if let Some(role) = slot_role(info, record, kind, index) {
-        return Err(HostError::BadSlot {
-            index,
-            why: role.describe(kind),
-        });
-    }
-    Ok(*slot)
-}
-
 async fn choose_slot<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -582,243 +368,25 @@ async fn choose_slot<T: Transport>(
     }
 }
 
-fn progress(phase: Phase, done: u32, total: u32, elapsed: Duration) -> Progress {
-    progress64(phase, u64::from(done), u64::from(total), elapsed)
-}
-
-pub(crate) fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration) -> Progress {
-    let secs = elapsed.as_secs_f64();
-    let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    let eta = (per_second > 0.0)
-        .then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / per_second));
-    Progress {
-        phase,
-        done,
-        total,
-        per_second,
-        eta,
-    }
-}
-
-/// Erase and write one image into one slot, skipping sectors that already hold it.
-async fn transfer<T: Transport>(
+/// Whether `slot` holds `image`: the device's MD5 of the image's length of the slot
+/// against the image's, the check every attempt passes first (the update's, and the
+/// `fota attempt` command's). `ChecksumMismatch` when they differ, `ImageTooLarge` when
+/// the image cannot be in the slot at all.
+pub async fn verify_slot<T: Transport>(
     dev: &mut Device<T>,
-    info: &Info,
     slot: &SlotDesc,
     image: &Image,
-    plan: &Plan,
-    report: &mut Report,
+    on_progress: &mut dyn FnMut(&mut dyn crate::Observer, Duration, u32, u32),
 ) -> Result<(), HostError> {
-    let resume = plan.resume;
-    // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
-    // a write granularity that is a power of two dividing the largest write.
-    let gran = usize::from(info.write_granularity);
-    // What the stream writes: the image padded with erased bytes (0xFF) to the write
-    // granularity. Resume compares the same bytes (a cut while erasing can leave the
-    // image's last bytes erased but not the padding after them).
-    let mut padded = image.data.clone();
-    padded.resize(image.len().next_multiple_of(gran), 0xFF);
-    // The slot's erase sectors the image touches, as offsets in the image: (start, end
-    // of the image's part, end of the sector). Their sizes may differ (an STM32F4).
-    let mut sectors: Vec<(usize, usize)> = Vec::new();
-    let mut sector_ends: Vec<usize> = Vec::new();
-    let mut at = 0usize;
-    while at < image.len() {
-        let addr = slot
-            .addr
-            .saturating_add(u32::try_from(at).unwrap_or(u32::MAX));
-        let (start, size) = info.sector_at(addr);
-        let end = (start as usize - slot.addr as usize) + size as usize;
-        sectors.push((at, end.min(image.len())));
-        sector_ends.push(end);
-        at = end;
-    }
-    // Per sector: does it hold the image already, is it erased?
-    let mut state = vec![SectorState::Dirty; sectors.len()];
-    if resume {
-        let t = dev.now();
-        dev.observer().step(
-            Step::Erase,
-            &format!(
-                "Comparing {} sectors of the slot with {}",
-                sectors.len(),
-                image.name
-            ),
-        );
-        let mut ranges = sectors.clone();
-        if let Some(last) = ranges.last_mut() {
-            last.1 = padded.len();
-        }
-        let erased: Vec<[u8; 16]> = ranges
-            .iter()
-            .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
-            .collect();
-        let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| md5_of(&padded[a..b])).collect();
-        let slot_addr = slot.addr;
-        let make = move |i: usize| {
-            let (a, b) = ranges[i];
-            Request::ChecksumSlot {
-                addr: slot_addr + a as u32,
-                size: (b - a) as u32,
-            }
-        };
-        let count = sectors.len();
-        let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
-        let total_len = image.len() as u64;
-        let mut done = 0u64;
-        dev.pipeline(count, &make, &mut |obs, now, i, reply| {
-            state[i] = match reply {
-                Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
-                Reply::Checksum(md5) if md5 == erased[i] => SectorState::Erased,
-                Reply::Checksum(_) => SectorState::Dirty,
-                // A sector the device cannot read (ECC flash: a word a power cut tore):
-                // erasing it makes it readable again.
-                Reply::Error {
-                    code: ErrorCode::FlashFailure,
-                    ..
-                } => SectorState::Dirty,
-                other => return Err(refused(Op::ChecksumSlot, &other)),
-            };
-            done += (ranges_len[i]) as u64;
-            obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
-            Ok(())
-        })
+    check_fits(image, slot)?;
+    let expected = image.md5();
+    let device = dev
+        .checksum_slot(slot.addr, image_len(image)?, on_progress)
         .await?;
-        report.compare_time += dev.now() - t;
+    if device != expected {
+        return Err(HostError::ChecksumMismatch { expected, device });
     }
-    let skipped: usize = sectors
-        .iter()
-        .zip(&state)
-        .filter(|(_, s)| **s == SectorState::Done)
-        .map(|(&(a, b), _)| b - a)
-        .sum();
-    report.skipped_bytes += skipped as u64;
-    if skipped > 0 {
-        dev.observer()
-            .resumed(&image.name, skipped as u64, image.len() as u64);
-    }
-
-    // Compressed or delta where the agent decodes it (crate::codec): the dirty sectors are
-    // erased first, then the stream is decoded into them. Raw otherwise, each dirty sector
-    // erased just ahead of its blocks while the others stream (crate::erase_ahead).
-    let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
-    // What the erases take, from the device's own figure (its slowest sector's).
-    let dirty = state.iter().filter(|s| **s == SectorState::Dirty).count();
-    let erase_each = Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0)));
-    let prepared = crate::codec::prepare_stream(
-        dev,
-        info,
-        slot,
-        image,
-        plan.codec,
-        &plan.bases,
-        plan.encoder.as_ref(),
-        &sectors,
-        &done,
-        erase_each * u32::try_from(dirty).unwrap_or(u32::MAX),
-    )
-    .await?;
-    let Some(prepared) = prepared else {
-        // Erase the dirty sectors while the others stream.
-        return crate::erase_ahead::erase_and_stream(
-            dev,
-            slot,
-            &image.name,
-            &padded,
-            gran,
-            &sectors,
-            &sector_ends,
-            &state,
-            report,
-        )
-        .await;
-    };
-    erase_dirty_runs(dev, slot, &sectors, &sector_ends, &state, report).await?;
-    let t = dev.now();
-    let sent = prepared.send(dev, info, slot, &sectors, &done).await?;
-    report.stream_time += dev.now() - t;
-    report.sent_bytes += sent;
     Ok(())
-}
-
-/// Erase the runs of dirty sectors, one request a run, before a compressed stream is
-/// decoded into them (the decoder writes where its stream says, so every sector it may
-/// touch is erased first).
-async fn erase_dirty_runs<T: Transport>(
-    dev: &mut Device<T>,
-    slot: &SlotDesc,
-    sectors: &[(usize, usize)],
-    sector_ends: &[usize],
-    state: &[SectorState],
-    report: &mut Report,
-) -> Result<(), HostError> {
-    // Erase runs of dirty sectors, one request a run.
-    let t = dev.now();
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (i, s) in state.iter().enumerate() {
-        if *s == SectorState::Dirty {
-            match runs.last_mut() {
-                Some(run) if run.1 == i => run.1 = i + 1,
-                _ => runs.push((i, i + 1)),
-            }
-        }
-    }
-    // A run erases whole sectors: from its first sector's start to its last one's end.
-    let run_span = |&(a, b): &(usize, usize)| (sectors[a].0, sector_ends[b - 1]);
-    let erase_total: u64 = runs
-        .iter()
-        .map(|r| {
-            let (from, to) = run_span(r);
-            (to - from) as u64
-        })
-        .sum();
-    let what = if erase_total == 0 {
-        format!(
-            "Nothing to erase in {} slot {}: it is ready",
-            kind_name(slot.kind),
-            slot.index
-        )
-    } else {
-        format!(
-            "Erasing {} KiB of {} slot {}",
-            erase_total / 1024,
-            kind_name(slot.kind),
-            slot.index
-        )
-    };
-    dev.observer().step(Step::Erase, &what);
-    let mut erased_before = 0u64;
-    for run in &runs {
-        let (from, to) = run_span(run);
-        let addr = slot.addr + from as u32;
-        let size = (to - from) as u32;
-        let base = erased_before;
-        dev.erase_slot(addr, size, &mut |obs, now, done, _| {
-            obs.progress(&progress64(
-                Phase::Erase,
-                // Within this run, whatever total the device names.
-                base + u64::from(done.min(size)),
-                erase_total,
-                now - t,
-            ))
-        })
-        .await?;
-        erased_before += u64::from(size);
-        let p = progress64(Phase::Erase, erased_before, erase_total, dev.now() - t);
-        dev.observer().progress(&p);
-    }
-    report.erase_time += dev.now() - t;
-    Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SectorState {
-    /// Holds the image's bytes already.
-    Done,
-    /// Erased: only needs writing.
-    Erased,
-    /// Must be erased and written.
-    Dirty,
 }
 
 /// Whether the record's current slots are a new configuration holding `plan`'s images.
@@ -848,14 +416,12 @@ async fn attempted_holds<T: Transport>(
         let Some(slot) = info.slot(kind, index) else {
             return Ok(false);
         };
-        if image.len() > slot.size as usize {
-            return Ok(false);
-        }
-        let md5 = dev
-            .checksum_slot(slot.addr, image_len(image)?, &mut |_, _, _, _| {})
-            .await?;
-        if md5 != image.md5() {
-            return Ok(false);
+        match verify_slot(dev, slot, image, &mut |_, _, _, _| {}).await {
+            Ok(()) => {}
+            Err(HostError::ChecksumMismatch { .. } | HostError::ImageTooLarge { .. }) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(true)
@@ -918,4 +484,52 @@ async fn finish_attempt<T: Transport>(
     report.record = record;
     report.total_time = dev.now() - start;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use core::cell::Cell;
+    use std::sync::Arc;
+
+    use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+    use fota_sim::images;
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::image::MD5_RUNS;
+    use crate::sim::{SimTransport, Virtual};
+
+    /// The images' bytes go from the caller to the device without a copy, and their MD5
+    /// is the one computed when each image was made: the checks of an update (installed
+    /// already, the base of a delta, the written slot, an attempt found written) hash no
+    /// image again.
+    #[test]
+    fn an_update_hashes_no_image_again_and_copies_none() {
+        let sim = SimDevice::new(DeviceConfig::new(LayoutKind::VmAndBytecode));
+        let mut dev = Device::new(
+            SimTransport::new(sim, Virtual),
+            Box::new(crate::NullObserver),
+        );
+        let bc = Image::new("blink-v2.bin", images::blink_v2()).expect("image");
+        let vm = Image::new("vm-v2.bin", images::vm_v2()).expect("image");
+        let base = Image::new("blink-v1.bin", images::blink_v1()).expect("image");
+        let made = MD5_RUNS.with(Cell::get);
+        let mut plan = Plan::new(bc.clone());
+        plan.vm = Some(vm.clone());
+        plan.bases = vec![base];
+        plan.check_installed = true;
+        plan.restart = false;
+        // Resume hashes each sector of the padded image, not the image: off here.
+        plan.resume = false;
+        assert!(Arc::ptr_eq(&plan.bytecode.shared(), &bc.shared()), "shared");
+        let report = block_on(update(&mut dev, &plan)).expect("update");
+        assert_eq!(report.outcome, Outcome::Attempted);
+        // Again: the attempted slots hold the images (the device's MD5 says), so it
+        // restarts into them.
+        plan.restart = true;
+        let report = block_on(update(&mut dev, &plan)).expect("finish");
+        assert_eq!(report.outcome, Outcome::Accepted);
+        assert_eq!(MD5_RUNS.with(Cell::get), made, "no MD5 computed");
+        assert_eq!(Arc::strong_count(&vm.shared()), 3, "vm, plan.vm, this call");
+    }
 }

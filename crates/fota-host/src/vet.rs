@@ -206,7 +206,7 @@ pub fn vet(
         code,
         why,
     };
-    let facts = ImageFacts::of(&image.data);
+    let facts = ImageFacts::of(image.data());
     let mut vetted = Vetted { downgrade: None };
     if facts.packed {
         // Damage, kind and slot: refused by any device that checks images, and never
@@ -359,7 +359,7 @@ pub(crate) async fn vet_jobs<T: crate::Transport>(
     let mut downgrade = false;
     let mut installed = Vec::new();
     for (slot, image) in jobs {
-        let facts = ImageFacts::of(&image.data);
+        let facts = ImageFacts::of(image.data());
         let vetted = vet(image, slot, info.images.as_ref(), plan.allow_downgrade)?;
         dev.observer().step(
             crate::Step::SlotChoice,

@@ -153,9 +153,11 @@ fn image_signed_by_an_unknown_key() {
 fn image_with_a_bad_signature() {
     let k = key(1);
     let mut dev = host_for(config(signed_policy(&[&k])));
-    let mut image = packed("2", (1, 0, 0), any(), &[&k]);
-    let last = image.data.len() - 1;
-    image.data[last] ^= 0x01;
+    let image = packed("2", (1, 0, 0), any(), &[&k]);
+    let mut bytes = image.data().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let image = Image::new(image.name, bytes).expect("image");
     let before = snap(&mut dev);
     let e = block_on(update(&mut dev, &plan(image))).expect_err("refused");
     match &e {
@@ -178,8 +180,10 @@ fn image_with_a_bad_signature() {
 #[test]
 fn damaged_image() {
     let mut dev = host_for(config(ImagePolicy::OPEN));
-    let mut image = packed("2", (1, 0, 0), any(), &[]);
-    image.data[100] ^= 0xFF;
+    let image = packed("2", (1, 0, 0), any(), &[]);
+    let mut bytes = image.data().to_vec();
+    bytes[100] ^= 0xFF;
+    let image = Image::new(image.name, bytes).expect("image");
     let e = refused_before_writing(&mut dev, &plan(image));
     assert!(
         matches!(
@@ -313,7 +317,7 @@ fn image_already_installed() {
 fn image_facts_say_what_a_file_is() {
     let k = key(1);
     let img = packed("2", (1, 2, 3), any(), &[&k]);
-    let f = fota_host::ImageFacts::of(&img.data);
+    let f = fota_host::ImageFacts::of(img.data());
     assert_eq!(
         f.summary(),
         format!(
@@ -368,7 +372,7 @@ fn a_firmware_file_goes_to_the_slot_it_is_linked_for() {
         p.slot.map(|s| (s.kind, s.index)),
         Some((SlotKind::Bytecode, 1))
     );
-    assert_eq!(p.image.data, app, "the slot's bytes from its start");
+    assert_eq!(p.image.data(), app, "the slot's bytes from its start");
     assert_eq!(p.format.to_string(), "Intel HEX");
     let mut plan = plan(p.image);
     plan.bytecode_slot = fota_host::update::SlotChoice::Index(1);

@@ -752,7 +752,7 @@ fn device_restarting_during_the_stream() {
         .addr as usize;
     assert_eq!(
         &sim.flash_bytes()[bc1..bc1 + plan.bytecode.len()],
-        &plan.bytecode.data[..]
+        plan.bytecode.data()
     );
     // Everything but slot 1 and the record is as it was.
     let after = trip_state(&mut dev);

@@ -427,52 +427,35 @@ impl AppState {
     }
 
     /// The slot an image of `kind` will go to, as far as the page can tell before the
-    /// agent is asked: the chosen one, or the one the agent will offer (the host's rule,
-    /// [`fota_host::free_slot`]).
+    /// agent is asked: the host's rule ([`fota_host::target_slot`]): the chosen slot if it
+    /// may take an image, or the one the agent will offer.
     pub fn target(&self, kind: SlotKind) -> Option<SlotDesc> {
         let info = self.info()?;
         let record = self.record?;
-        match self.choice(kind) {
-            SlotChoice::Index(i) => info.slot(kind, i).copied(),
-            SlotChoice::Auto => fota_host::free_slot(info, &record, kind),
-        }
+        fota_host::target_slot(info, &record, kind, self.choice(kind)).ok()
     }
 
-    /// Why `image` cannot go to the device as `kind`, if it cannot.
+    /// Why `image` cannot go to the device as `kind`, if it cannot: the host's rules
+    /// ([`fota_host::check_image`]). With no free slot (a trial runs, or a configuration
+    /// waits for a restart: the page says what to do), or no record yet, only what the
+    /// layout refuses whatever the record says.
     pub fn refusal(&self, kind: SlotKind, image: &ImageFile) -> Option<Problem> {
         if image.data.is_empty() {
             return Some((&HostError::EmptyImage(image.name.clone())).into());
         }
         let info = self.info()?;
-        if kind == SlotKind::Vm && info.count(SlotKind::Vm) < 2 {
-            return Some(Problem {
-                message: format!(
-                    "{} is a VM image, but this device's layout has a single VM slot.",
-                    image.name
-                ),
-                help: "Only the bytecode can be updated on this device: choose a bytecode \
-                       image (.bin) instead."
-                    .into(),
-            });
-        }
-        let size = self.target(kind).map(|s| s.size).or_else(|| {
-            info.slots
-                .iter()
-                .filter(|s| s.kind == kind)
-                .map(|s| s.size)
-                .max()
-        })?;
-        if image.data.len() > size as usize {
-            return Some(
-                (&HostError::ImageTooLarge {
-                    name: image.name.clone(),
-                    size: image.data.len(),
-                    slot_size: size,
-                })
-                    .into(),
-            );
-        }
-        None
+        let (name, len) = (&image.name, image.data.len());
+        let checked = match self.record {
+            Some(record) => {
+                fota_host::check_image(info, &record, kind, self.choice(kind), name, len).map(drop)
+            }
+            None => Err(HostError::NoFreeSlot),
+        };
+        let checked = match checked {
+            Err(HostError::NoFreeSlot) => fota_host::check_for_layout(info, kind, name, len),
+            other => other,
+        };
+        checked.err().map(|e| (&e).into())
     }
 
     /// Whether the images chosen can be flashed now.
@@ -595,11 +578,10 @@ impl AppState {
             if same {
                 continue;
             }
-            let image = Image {
-                name: img.name.clone(),
-                data: img.data.as_ref().clone(),
-            };
-            let result = fota_host::vet(&image, &slot, rules.as_ref(), self.allow_downgrade);
+            // The image's bytes are shared, not copied.
+            let result = Image::new(img.name.clone(), img.data.clone()).and_then(|image| {
+                fota_host::vet(&image, &slot, rules.as_ref(), self.allow_downgrade)
+            });
             self.vetted[i] = Some(Vetting {
                 name: img.name.clone(),
                 md5: img.md5,
@@ -614,7 +596,7 @@ impl AppState {
     /// The update of the chosen images with the chosen options, as fota-host runs it.
     pub fn plan(&self, wait_accept_ms: u64) -> Result<Plan, Problem> {
         let image = |f: &ImageFile| {
-            Image::new(f.name.clone(), f.data.as_ref().clone()).map_err(|e| Problem::from(&e))
+            Image::new(f.name.clone(), f.data.clone()).map_err(|e| Problem::from(&e))
         };
         let bc = self.bytecode.as_ref().ok_or_else(|| Problem {
             message: "No bytecode image is chosen.".into(),

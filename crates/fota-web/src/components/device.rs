@@ -365,7 +365,8 @@ pub fn flash_map(props: &MapProps) -> Html {
             if i == last {
                 m.push(("last", "last working"));
             }
-            if i != cur && i != last && i != run && m.is_empty() {
+            // Free: what may take a new image (the host's rule), with nothing else to say.
+            if fota_host::slot_role(info, &r, s.kind, i).is_none() && m.is_empty() {
                 m.push(("free", "free"));
             }
         }

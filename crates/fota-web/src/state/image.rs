@@ -2,6 +2,7 @@
 //! placed in the slot their addresses select on the connected device's layout.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use fota_host::protocol::{SlotDesc, SlotKind};
 use fota_host::{ImageFacts, SlotChoice};
@@ -17,8 +18,8 @@ use super::{AppState, LogKind, Problem};
 pub struct ImageFile {
     pub name: String,
     /// The bytes that go to the slot (for a file with addresses, from the slot's start,
-    /// gaps filled with 0xFF).
-    pub data: Rc<Vec<u8>>,
+    /// gaps filled with 0xFF), shared with the update's [`fota_host::Image`] (no copy).
+    pub data: Arc<Vec<u8>>,
     pub md5: [u8; 16],
     /// The sample header, for the simulator's images.
     pub header: Option<ImageInfo>,
@@ -75,7 +76,7 @@ impl ImageFile {
         let facts = ImageFacts::of(&data);
         ImageFile {
             name,
-            data: Rc::new(data),
+            data: Arc::new(data),
             md5,
             header,
             format: Format::Raw,

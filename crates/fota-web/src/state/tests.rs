@@ -116,7 +116,7 @@ impl Bench {
         self.apply(Action::UpdateStarted);
         assert!(self.state.running());
         let mut plan = Plan::new(
-            fota_host::Image::new(image.name.clone(), image.data.as_ref().clone()).expect("image"),
+            fota_host::Image::new(image.name.clone(), image.data.clone()).expect("image"),
         );
         plan.wait_accept = core::time::Duration::from_secs(20);
         let token = self

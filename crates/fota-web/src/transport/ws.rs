@@ -19,16 +19,9 @@ use super::{Inbox, OpenError, sleep};
 /// accept these without `--allow-origin`.
 const DEFAULT_ORIGINS: [&str; 2] = ["http://127.0.0.1:8080", "http://localhost:8080"];
 
-/// `url` with the value of its `token=` hidden.
+/// `url` with the value of its `token=` hidden (the host's rule, with the page's ellipsis).
 pub fn redact_token(url: &str) -> String {
-    match url.find("token=") {
-        Some(at) => {
-            let start = at + "token=".len();
-            let end = url[start..].find('&').map_or(url.len(), |e| start + e);
-            format!("{}…{}", &url[..start], &url[end..])
-        }
-        None => url.to_string(),
-    }
+    fota_host::text::redact_token(url, "…")
 }
 
 /// How long a bridge may take to take the socket. `fota bridge` and `fota sim` serve one

@@ -248,7 +248,7 @@ fn the_firmware_on_the_device_now_makes_the_update_a_delta() {
     assert_eq!(b.state.previous(SlotKind::Bytecode), Some(&old));
     let plan = b.state.plan(1).expect("plan");
     assert_eq!(plan.bases.len(), 1);
-    assert_eq!(plan.bases[0].data, *old.data);
+    assert_eq!(plan.bases[0].data(), old.data.as_slice());
     let delta = b.start().expect("1.0.1 as a delta");
     assert_eq!(delta.outcome, Outcome::Accepted);
     assert!(

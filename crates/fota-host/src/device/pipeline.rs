@@ -1,0 +1,177 @@
+//! Windowed pipelines: a run of requests with up to the agent's `max_in_flight` of them
+//! unanswered at once.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use fota_protocol::{NO_ID, Reply, Request};
+
+use super::{Device, advances, progress_allowance};
+use crate::{HostError, Observer, Transport};
+
+/// What [`Device::pipeline`] calls with each answer: the observer, the time, the
+/// request's index and the reply.
+pub(crate) type OnReply<'a> =
+    dyn FnMut(&mut dyn Observer, Duration, usize, Reply) -> Result<(), HostError> + 'a;
+
+impl<T: Transport> Device<T> {
+    /// Send a run of requests with up to the agent's `max_in_flight` of them unanswered
+    /// at once, calling `on_reply(index, reply)` as answers come, error replies included
+    /// (return [`refused`]'s error to stop there). A request whose answer does not come is
+    /// sent again (every request used here is idempotent on the agent).
+    pub(crate) async fn pipeline<'r>(
+        &mut self,
+        count: usize,
+        make: &dyn Fn(usize) -> Request<'r>,
+        on_reply: &mut OnReply<'_>,
+    ) -> Result<(), HostError> {
+        self.pipeline_when(count, make, &|_| true, on_reply).await
+    }
+
+    /// [`Device::pipeline`], sending request `i` only once `ready(i)` (for instance once
+    /// an earlier request it depends on was answered). `ready(i)` must hold whenever every
+    /// request before `i` has been answered.
+    pub(crate) async fn pipeline_when<'r>(
+        &mut self,
+        count: usize,
+        make: &dyn Fn(usize) -> Request<'r>,
+        ready: &dyn Fn(usize) -> bool,
+        on_reply: &mut OnReply<'_>,
+    ) -> Result<(), HostError> {
+        let info = self.ensure_info().await?;
+        let window = usize::from(info.max_in_flight.max(1));
+        let frame = self.line_time(usize::from(info.max_write) + 32);
+        let wait = self.reply_timeout() + frame * u32::try_from(window).unwrap_or(u32::MAX);
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut next = 0usize;
+        let mut silent_rounds = 0u32;
+        // Set when something is sent or answered; frames that answer nothing in flight
+        // (late, duplicated, damaged) do not move it, so a device sending only those
+        // cannot keep the host waiting.
+        let mut deadline: Option<Duration> = None;
+        while next < count || !in_flight.is_empty() {
+            self.check_cancel()?;
+            while in_flight.len() < window && next < count && ready(next) {
+                let id = self.take_id();
+                let req = make(next);
+                self.send_request(id, &req).await?;
+                let cap = self.link.now() + wait + progress_allowance(&req);
+                in_flight.push_back(InFlight::new(next, id, 1, cap));
+                next += 1;
+                deadline = None;
+            }
+            if in_flight.is_empty() && next < count {
+                // Nothing left to wait for, yet the next request is not ready: a bug of
+                // the caller's `ready`, not something more waiting would mend.
+                return Err(HostError::Protocol(format!(
+                    "request {next} of the pipeline can never be sent"
+                )));
+            }
+            let until = *deadline.get_or_insert_with(|| self.link.now() + wait);
+            match self.next_reply(until).await? {
+                Some((rid, reply)) => {
+                    if rid == NO_ID {
+                        // A request arrived damaged; the agent could not say which. The
+                        // requests after it are still answered, so the gap shows it.
+                        self.stats.bad_frames += 1;
+                        continue;
+                    }
+                    let Some(pos) = in_flight.iter().position(|f| f.id == rid) else {
+                        continue; // a duplicate or late answer
+                    };
+                    if let Reply::Progress { done, total } = reply {
+                        // A long request (a checksum of a large sector) is under way: wait
+                        // on while its progress advances, up to what it can take.
+                        let f = &mut in_flight[pos];
+                        if advances(f.last_done, done, total) {
+                            f.last_done = Some(done);
+                            deadline = Some((self.link.now() + wait).min(f.cap));
+                        }
+                        continue;
+                    }
+                    silent_rounds = 0;
+                    deadline = None;
+                    // The agent answers in order: anything older than this answer was lost.
+                    // An error reply goes to `on_reply` too, which decides whether it
+                    // stops the pipeline (see `refused`).
+                    let lost: Vec<InFlight> = in_flight.drain(..pos).collect();
+                    let Some(answered) = in_flight.pop_front() else {
+                        continue;
+                    };
+                    let now = self.link.now();
+                    on_reply(self.observer.as_mut(), now, answered.index, reply)?;
+                    for f in lost {
+                        self.resend(&mut in_flight, f.index, f.sends, make, wait)
+                            .await?;
+                    }
+                }
+                None => {
+                    silent_rounds += 1;
+                    deadline = None;
+                    if silent_rounds >= self.timeouts.attempts.max(1) {
+                        if !self.may_recover() {
+                            return Err(HostError::NoAnswer);
+                        }
+                        // Gone back to its base rate: find it there, then resend all.
+                        Box::pin(self.back_to_base()).await?;
+                        silent_rounds = 0;
+                    }
+                    self.observer
+                        .event("no answer in time, sending the window again");
+                    let all: Vec<InFlight> = in_flight.drain(..).collect();
+                    for f in all {
+                        self.resend(&mut in_flight, f.index, f.sends, make, wait)
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn resend<'r>(
+        &mut self,
+        in_flight: &mut VecDeque<InFlight>,
+        index: usize,
+        sends: u32,
+        make: &dyn Fn(usize) -> Request<'r>,
+        wait: Duration,
+    ) -> Result<(), HostError> {
+        if sends > self.timeouts.attempts.max(1) + 8 {
+            return Err(HostError::NoAnswer);
+        }
+        let id = self.take_id();
+        self.stats.resent += 1;
+        let req = make(index);
+        self.send_request(id, &req).await?;
+        let cap = self.link.now() + wait + progress_allowance(&req);
+        in_flight.push_back(InFlight::new(index, id, sends + 1, cap));
+        Ok(())
+    }
+}
+
+/// A request of a pipeline waiting for its answer.
+struct InFlight {
+    /// Its index in the run.
+    index: usize,
+    /// The id it was sent with.
+    id: u16,
+    /// How many times it was sent.
+    sends: u32,
+    /// The last progress it reported.
+    last_done: Option<u32>,
+    /// How long its progress may keep the pipeline waiting.
+    cap: Duration,
+}
+
+impl InFlight {
+    fn new(index: usize, id: u16, sends: u32, cap: Duration) -> Self {
+        InFlight {
+            index,
+            id,
+            sends,
+            last_done: None,
+            cap,
+        }
+    }
+}

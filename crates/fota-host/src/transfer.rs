@@ -1,0 +1,389 @@
+//! Steps 3 and 4 of an update: the slot's sectors compared with the image, the dirty ones
+//! erased, the image streamed.
+
+use core::time::Duration;
+
+use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
+
+use crate::device::refused;
+use crate::image::md5_of;
+use crate::plan::kind_name;
+use crate::update::Report;
+use crate::{Device, HostError, Image, Phase, Plan, Progress, Step, Transport};
+
+pub(crate) fn progress(phase: Phase, done: u32, total: u32, elapsed: Duration) -> Progress {
+    progress64(phase, u64::from(done), u64::from(total), elapsed)
+}
+
+pub(crate) fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration) -> Progress {
+    let secs = elapsed.as_secs_f64();
+    let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = (per_second > 0.0)
+        .then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / per_second));
+    Progress {
+        phase,
+        done,
+        total,
+        per_second,
+        eta,
+    }
+}
+
+/// Erase and write one image into one slot, skipping sectors that already hold it:
+/// [`compare`] (resume), then [`stream`], which erases what it must ([`erase_dirty_runs`]
+/// before a compressed stream, or each sector just ahead of a raw one).
+pub(crate) async fn transfer<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    slot: &SlotDesc,
+    image: &Image,
+    plan: &Plan,
+    report: &mut Report,
+) -> Result<(), HostError> {
+    // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
+    // a write granularity that is a power of two dividing the largest write.
+    let gran = usize::from(info.write_granularity);
+    // What the stream writes: the image padded with erased bytes (0xFF) to the write
+    // granularity. Resume compares the same bytes (a cut while erasing can leave the
+    // image's last bytes erased but not the padding after them).
+    let padded = Padded::new(image.data(), gran, usize::from(info.max_write).max(1));
+    let sectors = Sectors::of(info, slot, image.len());
+    // Per sector: does it hold the image already, is it erased?
+    let state = if plan.resume {
+        compare(dev, slot, image, &padded, &sectors, report).await?
+    } else {
+        vec![SectorState::Dirty; sectors.parts.len()]
+    };
+    let skipped: usize = sectors
+        .parts
+        .iter()
+        .zip(&state)
+        .filter(|(_, s)| **s == SectorState::Done)
+        .map(|(&(a, b), _)| b - a)
+        .sum();
+    report.skipped_bytes += skipped as u64;
+    if skipped > 0 {
+        dev.observer()
+            .resumed(&image.name, skipped as u64, image.len() as u64);
+    }
+    stream(
+        dev, info, slot, image, plan, &padded, &sectors, &state, report,
+    )
+    .await
+}
+
+/// What the stream writes: the image padded with erased bytes (0xFF) to the write
+/// granularity, without a copy of the image: only its end, from before the last write
+/// block, is copied and padded.
+pub(crate) struct Padded<'a> {
+    image: &'a [u8],
+    /// Where `tail` starts in the image (a multiple of the granularity).
+    tail_at: usize,
+    /// The image from `tail_at`, padded.
+    tail: Vec<u8>,
+}
+
+impl<'a> Padded<'a> {
+    /// `image` padded to `gran`, for writes of at most `block` bytes that start on
+    /// multiples of `gran` (`erase_ahead` writes the largest write, `Info::max_write`).
+    pub(crate) fn new(image: &'a [u8], gran: usize, block: usize) -> Padded<'a> {
+        let gran = gran.max(1);
+        // A block that reaches past the image ends there: it starts after
+        // `len - block - gran`, so at or after `tail_at`.
+        let tail_at = image.len().saturating_sub(block + gran) / gran * gran;
+        let mut tail = image[tail_at..].to_vec();
+        tail.resize(image.len().next_multiple_of(gran) - tail_at, 0xFF);
+        Padded {
+            image,
+            tail_at,
+            tail,
+        }
+    }
+
+    /// Its length: the image's, rounded up to the granularity.
+    pub(crate) fn len(&self) -> usize {
+        self.tail_at + self.tail.len()
+    }
+
+    /// Bytes `a..b`: a write block (see [`Padded::new`]).
+    pub(crate) fn range(&self, a: usize, b: usize) -> &[u8] {
+        if b <= self.image.len() {
+            &self.image[a..b]
+        } else {
+            &self.tail[a - self.tail_at..b - self.tail_at]
+        }
+    }
+
+    /// MD5 of bytes `a..b`, any range (a sector's, for resume).
+    pub(crate) fn md5(&self, a: usize, b: usize) -> [u8; 16] {
+        use md5::{Digest, Md5};
+        let mut h = Md5::new();
+        let split = self.tail_at.clamp(a, b);
+        h.update(&self.image[a..split]);
+        if b > split {
+            h.update(&self.tail[split - self.tail_at..b - self.tail_at]);
+        }
+        h.finalize().into()
+    }
+}
+
+/// The slot's erase sectors an image touches. Their sizes may differ (an STM32F4).
+struct Sectors {
+    /// Per sector, as offsets in the image: (start, end of the image's part).
+    parts: Vec<(usize, usize)>,
+    /// Per sector, where it ends (an offset from the slot's start).
+    ends: Vec<usize>,
+}
+
+impl Sectors {
+    fn of(info: &Info, slot: &SlotDesc, len: usize) -> Sectors {
+        let mut parts: Vec<(usize, usize)> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let mut at = 0usize;
+        while at < len {
+            let addr = slot
+                .addr
+                .saturating_add(u32::try_from(at).unwrap_or(u32::MAX));
+            let (start, size) = info.sector_at(addr);
+            let end = (start as usize - slot.addr as usize) + size as usize;
+            parts.push((at, end.min(len)));
+            ends.push(end);
+            at = end;
+        }
+        Sectors { parts, ends }
+    }
+}
+
+/// Compare each sector of the slot with the image (the device's MD5 of it, pipelined):
+/// which ones hold it already, which are erased, which must be erased.
+async fn compare<T: Transport>(
+    dev: &mut Device<T>,
+    slot: &SlotDesc,
+    image: &Image,
+    padded: &Padded<'_>,
+    sectors: &Sectors,
+    report: &mut Report,
+) -> Result<Vec<SectorState>, HostError> {
+    let sectors = &sectors.parts;
+    let mut state = vec![SectorState::Dirty; sectors.len()];
+    let t = dev.now();
+    dev.observer().step(
+        Step::Erase,
+        &format!(
+            "Comparing {} sectors of the slot with {}",
+            sectors.len(),
+            image.name
+        ),
+    );
+    let mut ranges = sectors.clone();
+    if let Some(last) = ranges.last_mut() {
+        last.1 = padded.len();
+    }
+    let erased: Vec<[u8; 16]> = ranges
+        .iter()
+        .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
+        .collect();
+    let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| padded.md5(a, b)).collect();
+    let slot_addr = slot.addr;
+    let make = move |i: usize| {
+        let (a, b) = ranges[i];
+        Request::ChecksumSlot {
+            addr: slot_addr + a as u32,
+            size: (b - a) as u32,
+        }
+    };
+    let count = sectors.len();
+    let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
+    let total_len = image.len() as u64;
+    let mut done = 0u64;
+    dev.pipeline(count, &make, &mut |obs, now, i, reply| {
+        state[i] = match reply {
+            Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
+            Reply::Checksum(md5) if md5 == erased[i] => SectorState::Erased,
+            Reply::Checksum(_) => SectorState::Dirty,
+            // A sector the device cannot read (ECC flash: a word a power cut tore):
+            // erasing it makes it readable again.
+            Reply::Error {
+                code: ErrorCode::FlashFailure,
+                ..
+            } => SectorState::Dirty,
+            other => return Err(refused(Op::ChecksumSlot, &other)),
+        };
+        done += (ranges_len[i]) as u64;
+        obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
+        Ok(())
+    })
+    .await?;
+    report.compare_time += dev.now() - t;
+    Ok(state)
+}
+
+/// Send the sectors not done: compressed or delta where the agent decodes it
+/// (crate::codec), the dirty sectors erased first, then the stream decoded into them;
+/// raw otherwise, each dirty sector erased just ahead of its blocks while the others
+/// stream (crate::erase_ahead).
+#[allow(clippy::too_many_arguments)]
+async fn stream<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    slot: &SlotDesc,
+    image: &Image,
+    plan: &Plan,
+    padded: &Padded<'_>,
+    sectors: &Sectors,
+    state: &[SectorState],
+    report: &mut Report,
+) -> Result<(), HostError> {
+    let gran = usize::from(info.write_granularity);
+    let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
+    // What the erases take, from the device's own figure (its slowest sector's).
+    let dirty = state.iter().filter(|s| **s == SectorState::Dirty).count();
+    let erase_each = Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0)));
+    let prepared = crate::codec::prepare_stream(
+        dev,
+        info,
+        slot,
+        image,
+        plan.codec,
+        &plan.bases,
+        plan.encoder.as_ref(),
+        &sectors.parts,
+        &done,
+        erase_each * u32::try_from(dirty).unwrap_or(u32::MAX),
+    )
+    .await?;
+    let Some(prepared) = prepared else {
+        // Erase the dirty sectors while the others stream.
+        return crate::erase_ahead::erase_and_stream(
+            dev,
+            slot,
+            &image.name,
+            padded,
+            gran,
+            &sectors.parts,
+            &sectors.ends,
+            state,
+            report,
+        )
+        .await;
+    };
+    erase_dirty_runs(dev, slot, &sectors.parts, &sectors.ends, state, report).await?;
+    let t = dev.now();
+    let sent = prepared
+        .send(dev, info, slot, &sectors.parts, &done)
+        .await?;
+    report.stream_time += dev.now() - t;
+    report.sent_bytes += sent;
+    Ok(())
+}
+
+/// Erase the runs of dirty sectors, one request a run, before a compressed stream is
+/// decoded into them (the decoder writes where its stream says, so every sector it may
+/// touch is erased first).
+async fn erase_dirty_runs<T: Transport>(
+    dev: &mut Device<T>,
+    slot: &SlotDesc,
+    sectors: &[(usize, usize)],
+    sector_ends: &[usize],
+    state: &[SectorState],
+    report: &mut Report,
+) -> Result<(), HostError> {
+    // Erase runs of dirty sectors, one request a run.
+    let t = dev.now();
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, s) in state.iter().enumerate() {
+        if *s == SectorState::Dirty {
+            match runs.last_mut() {
+                Some(run) if run.1 == i => run.1 = i + 1,
+                _ => runs.push((i, i + 1)),
+            }
+        }
+    }
+    // A run erases whole sectors: from its first sector's start to its last one's end.
+    let run_span = |&(a, b): &(usize, usize)| (sectors[a].0, sector_ends[b - 1]);
+    let erase_total: u64 = runs
+        .iter()
+        .map(|r| {
+            let (from, to) = run_span(r);
+            (to - from) as u64
+        })
+        .sum();
+    let what = if erase_total == 0 {
+        format!(
+            "Nothing to erase in {} slot {}: it is ready",
+            kind_name(slot.kind),
+            slot.index
+        )
+    } else {
+        format!(
+            "Erasing {} KiB of {} slot {}",
+            erase_total / 1024,
+            kind_name(slot.kind),
+            slot.index
+        )
+    };
+    dev.observer().step(Step::Erase, &what);
+    let mut erased_before = 0u64;
+    for run in &runs {
+        let (from, to) = run_span(run);
+        let addr = slot.addr + from as u32;
+        let size = (to - from) as u32;
+        let base = erased_before;
+        dev.erase_slot(addr, size, &mut |obs, now, done, _| {
+            obs.progress(&progress64(
+                Phase::Erase,
+                // Within this run, whatever total the device names.
+                base + u64::from(done.min(size)),
+                erase_total,
+                now - t,
+            ))
+        })
+        .await?;
+        erased_before += u64::from(size);
+        let p = progress64(Phase::Erase, erased_before, erase_total, dev.now() - t);
+        dev.observer().progress(&p);
+    }
+    report.erase_time += dev.now() - t;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SectorState {
+    /// Holds the image's bytes already.
+    Done,
+    /// Erased: only needs writing.
+    Erased,
+    /// Must be erased and written.
+    Dirty,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The padded view is the image copied and padded, for every block a stream sends
+    /// and every range resume hashes.
+    #[test]
+    fn padding_without_a_copy_reads_as_the_padded_copy() {
+        for len in [1usize, 3, 4, 5, 255, 256, 257, 1000, 1024, 4097] {
+            for (gran, block) in [(1, 1), (4, 16), (8, 256), (16, 256), (256, 256)] {
+                let image: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                let mut copy = image.clone();
+                copy.resize(len.next_multiple_of(gran), 0xFF);
+                let p = Padded::new(&image, gran, block);
+                assert_eq!(p.len(), copy.len(), "{len} {gran} {block}");
+                let mut a = 0;
+                while a < len {
+                    let b = (a + block).min(len);
+                    let end = b.next_multiple_of(gran);
+                    assert_eq!(p.range(a, end), &copy[a..end], "{len} {gran} {block} {a}");
+                    a = b;
+                }
+                for (a, b) in [(0, copy.len()), (0, len / 2), (len / 2, copy.len())] {
+                    assert_eq!(p.md5(a, b), md5_of(&copy[a..b]), "{len} {gran} {a}..{b}");
+                }
+                assert!(p.tail.len() <= block + 2 * gran, "only the end is copied");
+            }
+        }
+    }
+}

@@ -102,8 +102,6 @@ fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
 mod tests {
     extern crate std;
     use super::Md5;
-    use std::format;
-    use std::string::String;
 
     fn md5(data: &[u8]) -> [u8; 16] {
         let mut h = Md5::new();

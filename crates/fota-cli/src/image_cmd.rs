@@ -171,10 +171,9 @@ fn parse_layout(spec: &str) -> Result<Layout, Failure> {
                 .collect(),
         )
     };
-    match spec {
-        "bytecode" => Ok(sim(fota_sim::device::LayoutKind::BytecodeOnly)),
-        "vm" => Ok(sim(fota_sim::device::LayoutKind::VmAndBytecode)),
-        _ => Ok(Layout::parse(spec)?),
+    match fota_protocol::LayoutKind::from_key(spec) {
+        Some(kind) => Ok(sim(kind)),
+        None => Ok(Layout::parse(spec)?),
     }
 }
 

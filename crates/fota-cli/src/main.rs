@@ -876,10 +876,7 @@ fn print_info(info: &Info, json: bool) {
         println!("baud rates   {}", rates.join(", "));
     }
     for s in &info.slots {
-        let kind = match s.kind {
-            SlotKind::Vm => "VM",
-            SlotKind::Bytecode => "bytecode",
-        };
+        let kind = s.kind.label();
         let boot_stage = if s.kind == SlotKind::Vm && info.boot_stage == Some(s.index) {
             "  boot stage (never erased or written)"
         } else {

@@ -12,8 +12,8 @@ use fota_image::host::{
 use fota_image::{ANY_SLOT, Kind, Policy, Slot, TrustedKey, Version};
 use serde_json::json;
 
+use super::{Failure, failure};
 use crate::render::json_line;
-use crate::{Failure, failure};
 
 #[derive(Args)]
 pub struct ImageArgs {

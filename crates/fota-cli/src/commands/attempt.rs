@@ -1,0 +1,82 @@
+//! `fota attempt`: make a configuration the one tried at the next restart.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use fota_host::protocol::Layout as _;
+use fota_host::protocol::SlotKind;
+
+use super::record::print_record;
+use super::{Failure, Global, Session, failure, read_image};
+
+#[derive(Args)]
+pub struct AttemptArgs {
+    #[arg(long)]
+    bc: u32,
+    /// VM slot (default: the current one).
+    #[arg(long)]
+    vm: Option<u32>,
+    /// The bytecode image the slot must hold.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// The VM image the VM slot must hold.
+    #[arg(long)]
+    vm_image: Option<PathBuf>,
+    /// Attempt without comparing the slots with images.
+    #[arg(long)]
+    force: bool,
+}
+
+pub async fn run(
+    session: &mut Session,
+    args: &AttemptArgs,
+    global: &Global,
+) -> Result<(), Failure> {
+    let AttemptArgs {
+        bc,
+        vm,
+        image,
+        vm_image,
+        force,
+    } = args;
+    let dev = &mut session.dev;
+    let info = &session.info;
+    let record = dev.get_record().await?;
+    let vm = vm.unwrap_or(record.vm_current);
+    if image.is_none() && !force {
+        return Err(failure(
+            "attempt needs the image the slot should hold",
+            "Give --image FILE (and --vm-image FILE for a new VM) so the device's MD5 \
+             of the slot is compared first, or --force to attempt unchecked.",
+        ));
+    }
+    for (kind, index, path) in [
+        (SlotKind::Bytecode, *bc, image),
+        (SlotKind::Vm, vm, vm_image),
+    ] {
+        let Some(path) = path else { continue };
+        let img = read_image(path)?;
+        let Some(slot) = info.slot(kind, index).copied() else {
+            return Err(failure(
+                format!("no {kind:?} slot {index} in this layout"),
+                "`fota info` lists the slots.",
+            ));
+        };
+        let len = u32::try_from(img.len()).unwrap_or(u32::MAX).min(slot.size);
+        let md5 = dev
+            .checksum_slot(slot.addr, len, &mut |_, _, _, _| {})
+            .await?;
+        if img.len() > slot.size as usize || md5 != img.md5() {
+            return Err(failure(
+                format!(
+                    "{kind:?} slot {index} does not hold {}: nothing was attempted",
+                    img.name
+                ),
+                "Flash the image (fota flash), which checks and attempts it.",
+            ));
+        }
+    }
+    dev.attempt(*bc, vm).await?;
+    print_record(&dev.get_record().await?, global.json);
+    Ok(())
+}

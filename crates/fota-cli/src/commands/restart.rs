@@ -1,0 +1,12 @@
+//! `fota restart`: restart the device and show the record it comes back with.
+
+use super::record::print_record;
+use super::{Failure, Global, Session};
+
+pub async fn run(session: &mut Session, global: &Global) -> Result<(), Failure> {
+    let dev = &mut session.dev;
+    dev.restart().await?;
+    dev.wait_for_device().await?;
+    print_record(&dev.get_record().await?, global.json);
+    Ok(())
+}

@@ -1,9 +1,11 @@
 //! How a simulated device is built: its flash part, layout and timings.
 
-use fota_agent::AgentConfig;
-use fota_protocol::{SectorRun, SlotKind};
+use fota_agent::{AgentConfig, ImagePolicy};
+use fota_protocol::Layout as _;
+use fota_protocol::{SectorRun, SlotDesc, SlotKind};
 
-use crate::flash::SimFlash;
+use crate::flash::{FlashTiming, SimFlash};
+use crate::link::Faults;
 
 /// The flash of the simulated device: 4-byte writes, 4 KiB sectors.
 pub type DeviceFlash = SimFlash<4, 4096>;

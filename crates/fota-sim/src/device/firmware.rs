@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use fota_agent::{Action, AgentLink, Boot};
+use fota_protocol::Layout as _;
 use fota_protocol::SlotKind;
 
 use super::{Run, Running, SimDevice, TimedFlash};
@@ -44,7 +45,7 @@ pub struct FirmwareTicks {
 
 impl FirmwareTicks {
     /// The loop ran freely up to `now`.
-    fn run_to(&mut self, now: u64) {
+    pub(super) fn run_to(&mut self, now: u64) {
         if now >= self.last_ns + TICK_NS {
             let n = (now - self.last_ns) / TICK_NS;
             self.count += n;
@@ -53,7 +54,7 @@ impl FirmwareTicks {
     }
 
     /// The agent held the CPU from `from` to `to`; the loop ticks right after.
-    fn held(&mut self, from: u64, to: u64) {
+    pub(super) fn held(&mut self, from: u64, to: u64) {
         self.run_to(from);
         self.longest_gap_ns = self.longest_gap_ns.max(to - self.last_ns);
         self.count += 1;
@@ -61,13 +62,13 @@ impl FirmwareTicks {
     }
 
     /// A new boot: the firmware starts ticking now.
-    fn boot(&mut self, now: u64) {
+    pub(super) fn boot(&mut self, now: u64) {
         self.last_ns = now;
     }
 }
 
 impl SimDevice {
-    fn finish_boot(&mut self) {
+    pub(super) fn finish_boot(&mut self) {
         let Run::Booting { flash, .. } = std::mem::replace(&mut self.run, Run::Gone) else {
             return;
         };
@@ -128,7 +129,7 @@ impl SimDevice {
         }
     }
 
-    fn health(&self, link: &mut AgentLink<TimedFlash>, boot: &Boot) -> ImageHealth {
+    pub(super) fn health(&self, link: &mut AgentLink<TimedFlash>, boot: &Boot) -> ImageHealth {
         let flash = link.agent().flash().sim().as_bytes();
         let region = |addr: u32, kind: SlotKind| {
             let size = self
@@ -151,7 +152,7 @@ impl SimDevice {
         }
     }
 
-    fn firmware_timers(&mut self) -> bool {
+    pub(super) fn firmware_timers(&mut self) -> bool {
         let now = self.now;
         let Run::Up(r) = &mut self.run else {
             return false;
@@ -188,7 +189,7 @@ impl SimDevice {
 
     /// The link's clock, from the main loop every [`LINK_TICK_NS`]: it may go back to
     /// another rate (a `SetBaud` not confirmed, or no request for `BAUD_IDLE_MS`).
-    fn link_tick(&mut self) -> bool {
+    pub(super) fn link_tick(&mut self) -> bool {
         if self.now < self.tick_at || self.baud_switch.is_some() {
             return false;
         }

@@ -1,4 +1,4 @@
-//! A whole simulated device: the agent on a [`SimFlash`], behind a UART with a bounded
+//! A whole simulated device: the agent on a [`SimFlash`](crate::flash::SimFlash), behind a UART with a bounded
 //! receive buffer, booting through the boot decision and running a simulated firmware.
 //!
 //! The firmware looks at the images it booted ([`crate::images`]): a healthy one passes
@@ -16,25 +16,25 @@ mod uart;
 
 pub use config::*;
 pub use firmware::{BootRecord, FirmwareTicks, LINK_TICK_NS, TICK_NS};
+use uart::take_line;
 
-use fota_protocol::Layout as _;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
-use fota_agent::{Action, AgentConfig, AgentLink, Boot, ImagePolicy};
-use fota_protocol::{Record, SectorRun, SlotDesc, SlotKind};
+use fota_agent::{Action, AgentConfig, AgentLink, Boot};
+use fota_protocol::{Record, SlotKind};
 
-use crate::flash::{FlashError, FlashTiming, SimFlash};
-use crate::images::{self, ImageHealth};
-use crate::link::{Faults, Line};
+use crate::flash::FlashError;
+use crate::images;
+use crate::link::Line;
 
 /// Processing time of one frame by the device's CPU, besides flash time.
 const CPU_FRAME_NS: u64 = 20_000;
 
-/// A [`SimFlash`] that reports its busy time to the device as each operation ends, so
-/// that replies sent during a long erase (progress) leave at the right time.
+/// A [`SimFlash`](crate::flash::SimFlash) that reports its busy time to the device as each
+/// operation ends, so that replies sent during a long erase (progress) leave at the right time.
 #[derive(Debug)]
 pub struct TimedFlash {
     inner: DeviceFlash,
@@ -287,7 +287,6 @@ impl SimDevice {
         }
     }
 
-
     /// Cut the power now: RAM is lost, flash keeps what it holds.
     pub fn cut_power(&mut self) {
         let flash = match std::mem::replace(&mut self.run, Run::Gone) {
@@ -430,7 +429,6 @@ impl SimDevice {
             }
         }
     }
-
 
     /// One step of the agent, as the firmware's main loop calls it: one frame handled,
     /// or one unit (a sector erase, a block hashed) of a long request.

@@ -32,7 +32,7 @@ impl SimDevice {
         self.to_device.set_baud(baud);
     }
 
-    fn set_device_baud(&mut self, baud: u32) {
+    pub(super) fn set_device_baud(&mut self, baud: u32) {
         if baud != self.device_baud {
             let last = self.to_host.idle_at() + self.to_host.latency_ns();
             self.epochs_to_host.push_back((last, self.device_baud));
@@ -85,7 +85,7 @@ impl SimDevice {
 
 /// Bytes that reached the far end of `line` by `now`, garbled where they were sent at a
 /// rate other than the receiver's.
-fn take_line(
+pub(super) fn take_line(
     line: &mut Line,
     epochs: &mut VecDeque<(u64, u32)>,
     send_baud: u32,

@@ -1,6 +1,6 @@
 //! The debug console (UART1): the stack high-water mark and the receive ring's counters.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::regs::*;
 use super::uart::*;

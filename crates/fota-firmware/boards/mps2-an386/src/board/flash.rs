@@ -4,8 +4,11 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 
+use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::Ordering;
+
 use super::layout::*;
-use super::regs::*;
+use super::system::MILLIS;
 
 // ---- flash: NOR rules over file-backed RAM ------------------------------------------------
 
@@ -36,7 +39,7 @@ impl NorFlashError for NorError {
 /// where a real part would silently corrupt). With `fota qemu --erase-ms N` each sector
 /// erase takes N ms, the CPU busy (as on a part whose flash stalls it), interrupts
 /// still served.
-pub struct PsramFlash(());
+pub struct PsramFlash(pub(crate) ());
 
 impl PsramFlash {
     fn addr(offset: u32, len: usize) -> Result<usize, NorError> {

@@ -3,7 +3,7 @@
 
 use fota_agent::{AgentConfig, BAUD_RATES, UartClock};
 
-use super::regs::rd;
+use super::regs::{SYSCLK_HZ, rd};
 
 // ---- layout ------------------------------------------------------------------------
 
@@ -39,7 +39,8 @@ pub const UART_CLOCK: UartClock = UartClock {
 };
 
 /// The rates UART0 makes, worked out when the firmware is built.
-pub(crate) const UART_RATES: ([u32; fota_protocol::MAX_BAUD_RATES], usize) = UART_CLOCK.rate_list(&BAUD_RATES);
+pub(crate) const UART_RATES: ([u32; fota_protocol::MAX_BAUD_RATES], usize) =
+    UART_CLOCK.rate_list(&BAUD_RATES);
 
 /// The agent's configuration for a layout. VM slot 1 of the VM layout starts at
 /// 0x2106_0000 (build.rs links `vm-vm-slot1` there).

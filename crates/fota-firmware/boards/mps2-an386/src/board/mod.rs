@@ -20,18 +20,31 @@ mod regs;
 mod system;
 mod uart;
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m::peripheral::{NVIC, SCB, SYST, syst::SystClkSource};
 use fota_agent::LinkState;
 use fota_firmware::{Board, ResetCause, Retained};
 
 use debug::*;
+// Every binary includes the board, and each uses a part of what it exports.
+#[allow(unused_imports)]
 pub use flash::*;
+#[allow(unused_imports)]
 pub use layout::*;
 use regs::*;
 use system::*;
 use uart::*;
+
+// ---- the agent link's state: in .data, built by the startup code ---------------------
+
+struct LinkCell(core::cell::UnsafeCell<LinkState>);
+
+// SAFETY: handed out once, to the main loop (`LINK_TAKEN`); no interrupt touches it.
+unsafe impl Sync for LinkCell {}
+
+static LINK_STATE: LinkCell = LinkCell(core::cell::UnsafeCell::new(LinkState::new()));
+static LINK_TAKEN: AtomicBool = AtomicBool::new(false);
 
 // ---- the board ------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ pub(crate) const WD_INTCLR: usize = WD + 0x0C; // any write: clear and reload (t
 pub(crate) const WD_LOCK: usize = WD + 0xC00;
 
 #[derive(Clone, Copy)]
-struct Irq(u16);
+pub(crate) struct Irq(pub(crate) u16);
 
 // SAFETY: a valid interrupt number of this machine.
 unsafe impl cortex_m::interrupt::InterruptNumber for Irq {

@@ -1,10 +1,9 @@
 //! What runs the machine: retained words, the clock, the watchdog, the fault handlers
 //! and the agent link's state.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m_rt::exception;
-use fota_agent::LinkState;
 use fota_firmware::{ResetCause, Retained};
 
 use super::layout::erase_ms;
@@ -97,18 +96,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     }
 }
 
-
 /// The agent's unit hook: reload the watchdog (a plain function, no board).
 pub(crate) fn kick() {
     wr(WD_INTCLR, 1);
 }
-
-// ---- the agent link's state: in .data, built by the startup code ---------------------
-
-pub(crate) struct LinkCell(core::cell::UnsafeCell<LinkState>);
-
-// SAFETY: handed out once, to the main loop (`LINK_TAKEN`); no interrupt touches it.
-unsafe impl Sync for LinkCell {}
-
-pub(crate) static LINK_STATE: LinkCell = LinkCell(core::cell::UnsafeCell::new(LinkState::new()));
-pub(crate) static LINK_TAKEN: AtomicBool = AtomicBool::new(false);

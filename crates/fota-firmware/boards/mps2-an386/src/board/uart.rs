@@ -3,6 +3,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
+use cortex_m::peripheral::NVIC;
+
 use super::layout::MAX_IN_FLIGHT;
 use super::regs::*;
 

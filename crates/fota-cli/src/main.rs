@@ -6,7 +6,8 @@ mod bench;
 mod bench_image;
 mod bridge;
 mod commands;
-mod link;
+mod connection;
+mod firmware_build;
 mod qemu;
 mod relay;
 mod render;
@@ -19,7 +20,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use commands::{Failure, Global, Session, failure};
+use commands::{Global, Session};
+use fota_host::Problem;
 use render::json_line;
 
 // `bench` reads its durations with the same check as every command.
@@ -92,20 +94,24 @@ fn main() -> ExitCode {
     let json = cli.global.json;
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
+        Err(p) => {
             if json {
-                json_line(json!({"event": "error", "message": f.message, "help": f.help}));
+                json_line(json!({"event": "error", "message": p.message, "help": p.help}));
             }
-            eprintln!("error: {}", f.message);
-            if !f.help.is_empty() {
-                eprintln!("  help: {}", f.help);
+            eprintln!("error: {}", p.message);
+            if !p.help.is_empty() {
+                eprintln!("  help: {}", p.help);
             }
-            ExitCode::from(f.code)
+            if p == commands::flash::reverted() {
+                ExitCode::from(commands::flash::REVERTED_EXIT)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+async fn run(cli: Cli) -> Result<(), Problem> {
     let global = &cli.global;
     let mut session = match &cli.command {
         Command::Sim(args) => return commands::sim::run(args, global).await,
@@ -113,7 +119,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => {
             return bench::run(args, global.json)
                 .await
-                .map_err(|e| failure(e, ""));
+                .map_err(|e| Problem::new(e, ""));
         }
         Command::Qemu(args) => return commands::qemu::run(args, global).await,
         Command::Image(args) => return commands::image::run(args, global.json),

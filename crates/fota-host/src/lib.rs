@@ -19,6 +19,7 @@ mod erase_ahead;
 mod error;
 mod image;
 mod observer;
+mod problem;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod text;
@@ -31,6 +32,7 @@ pub use device::{Device, Stats, Timeouts};
 pub use error::{HostError, LinkError};
 pub use image::{Image, hex, md5_of};
 pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
+pub use problem::Problem;
 pub use transport::Transport;
 pub use update::{Outcome, Plan, Report, SlotChoice, SlotRole, free_slot, slot_role, update};
 pub use vet::{ImageFacts, Prepared, Vetted, describe_rules, prepare, vet};

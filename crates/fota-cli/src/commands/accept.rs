@@ -4,10 +4,11 @@ use fota_host::protocol::AcceptOutcome;
 use serde_json::json;
 
 use super::record::print_record;
-use super::{Failure, Global, Session};
+use super::{Global, Session};
 use crate::render::json_line;
+use fota_host::Problem;
 
-pub async fn run(session: &mut Session, global: &Global) -> Result<(), Failure> {
+pub async fn run(session: &mut Session, global: &Global) -> Result<(), Problem> {
     let dev = &mut session.dev;
     let outcome = dev.accept().await?;
     if global.json {

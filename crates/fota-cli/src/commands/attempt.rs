@@ -7,7 +7,8 @@ use fota_host::protocol::Layout as _;
 use fota_host::protocol::SlotKind;
 
 use super::record::print_record;
-use super::{Failure, Global, Session, failure, read_image};
+use super::{Global, Session, read_image};
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct AttemptArgs {
@@ -31,7 +32,7 @@ pub async fn run(
     session: &mut Session,
     args: &AttemptArgs,
     global: &Global,
-) -> Result<(), Failure> {
+) -> Result<(), Problem> {
     let AttemptArgs {
         bc,
         vm,
@@ -44,7 +45,7 @@ pub async fn run(
     let record = dev.get_record().await?;
     let vm = vm.unwrap_or(record.vm_current);
     if image.is_none() && !force {
-        return Err(failure(
+        return Err(Problem::new(
             "attempt needs the image the slot should hold",
             "Give --image FILE (and --vm-image FILE for a new VM) so the device's MD5 \
              of the slot is compared first, or --force to attempt unchecked.",
@@ -57,7 +58,7 @@ pub async fn run(
         let Some(path) = path else { continue };
         let img = read_image(path)?;
         let Some(slot) = info.slot(kind, index).copied() else {
-            return Err(failure(
+            return Err(Problem::new(
                 format!("no {kind:?} slot {index} in this layout"),
                 "`fota info` lists the slots.",
             ));
@@ -67,7 +68,7 @@ pub async fn run(
             .checksum_slot(slot.addr, len, &mut |_, _, _, _| {})
             .await?;
         if img.len() > slot.size as usize || md5 != img.md5() {
-            return Err(failure(
+            return Err(Problem::new(
                 format!(
                     "{kind:?} slot {index} does not hold {}: nothing was attempted",
                     img.name

@@ -2,8 +2,9 @@
 
 use clap::Args;
 
-use super::{Failure, Global};
+use super::Global;
 use crate::{bridge, ws_access};
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct BridgeArgs {
@@ -14,10 +15,8 @@ pub struct BridgeArgs {
     access: ws_access::AccessArgs,
 }
 
-pub async fn run(args: &BridgeArgs, global: &Global) -> Result<(), Failure> {
+pub async fn run(args: &BridgeArgs, global: &Global) -> Result<(), Problem> {
     let BridgeArgs { ws, access } = args;
     let port = super::port(global)?;
-    bridge::run(&port, global.baud, ws, access)
-        .await
-        .map_err(Failure::from)
+    bridge::run(&port, global.baud, ws, access).await
 }

@@ -7,8 +7,9 @@ use fota_host::protocol::Layout as _;
 use fota_host::protocol::SlotKind;
 use serde_json::json;
 
-use super::{Failure, Global, Session, failure, read_image};
+use super::{Global, Session, read_image};
 use crate::render::json_line;
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct ChecksumArgs {
@@ -30,7 +31,7 @@ pub async fn run(
     session: &mut Session,
     args: &ChecksumArgs,
     global: &Global,
-) -> Result<(), Failure> {
+) -> Result<(), Problem> {
     let ChecksumArgs {
         slot,
         vm,
@@ -51,7 +52,7 @@ pub async fn run(
         record.bc_current
     });
     let Some(desc) = info.slot(kind, index).copied() else {
-        return Err(failure(
+        return Err(Problem::new(
             format!("no {kind:?} slot {index} in this layout"),
             "`fota info` lists the slots.",
         ));
@@ -78,7 +79,7 @@ pub async fn run(
         );
     }
     if matches == Some(false) {
-        return Err(failure(
+        return Err(Problem::new(
             "the slot does not hold this image",
             "Flash the image (fota flash), which sends only what differs.",
         ));

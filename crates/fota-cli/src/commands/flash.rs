@@ -8,8 +8,9 @@ use fota_host::protocol::{Info, SlotKind};
 use fota_host::update::{Outcome, Plan, SlotChoice};
 use serde_json::json;
 
-use super::{Failure, Global, NEGOTIATE, Session, failure, read_image, secs};
+use super::{Global, NEGOTIATE, Session, read_image, secs};
 use crate::render::{human_bytes, json_line};
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct FlashArgs {
@@ -53,7 +54,7 @@ pub struct FlashArgs {
     from: Vec<PathBuf>,
 }
 
-pub async fn run(session: &mut Session, args: &FlashArgs, global: &Global) -> Result<(), Failure> {
+pub async fn run(session: &mut Session, args: &FlashArgs, global: &Global) -> Result<(), Problem> {
     let FlashArgs {
         image,
         vm,
@@ -91,7 +92,7 @@ pub async fn run(session: &mut Session, args: &FlashArgs, global: &Global) -> Re
         .map(|p| read_image(p))
         .collect::<Result<_, _>>()?;
     plan.wait_accept =
-        secs("wait", *wait).map_err(|e| failure(e, "Give the wait in seconds, like 15."))?;
+        secs("wait", *wait).map_err(|e| Problem::new(e, "Give the wait in seconds, like 15."))?;
     if !global.no_negotiate {
         let rate = dev.negotiate_baud(&NEGOTIATE).await?;
         if rate != global.baud {
@@ -127,13 +128,7 @@ pub async fn run(session: &mut Session, args: &FlashArgs, global: &Global) -> Re
         println!("{}", report.outcome.describe());
     }
     if report.outcome == Outcome::Reverted {
-        return Err(Failure {
-            message: "the new firmware did not confirm itself: the device reverted".into(),
-            help: "The previous firmware runs. Check the new firmware calls accept() \
-                   after its self-test."
-                .into(),
-            code: 3,
-        });
+        return Err(reverted());
     }
     Ok(())
 }
@@ -146,9 +141,9 @@ fn read_firmware_for(
     info: &Info,
     kind: SlotKind,
     json: bool,
-) -> Result<(Image, Option<u32>), Failure> {
+) -> Result<(Image, Option<u32>), Problem> {
     let bytes = std::fs::read(path).map_err(|e| {
-        failure(
+        Problem::new(
             format!("cannot read {}: {e}", path.display()),
             "Check the path of the image file.",
         )
@@ -178,9 +173,9 @@ fn read_firmware_for(
 
 /// The slot choice: the one asked for, which must be the one an addressed file is linked
 /// for, else that one, else automatic.
-fn linked_choice(asked: Option<u32>, linked: Option<u32>) -> Result<SlotChoice, Failure> {
+fn linked_choice(asked: Option<u32>, linked: Option<u32>) -> Result<SlotChoice, Problem> {
     match (asked, linked) {
-        (Some(a), Some(l)) if a != l => Err(failure(
+        (Some(a), Some(l)) if a != l => Err(Problem::new(
             format!("the file is linked for slot {l}, not slot {a}"),
             "Leave out the slot (the file's addresses choose it), or build the firmware for \
              the slot you want.",
@@ -189,3 +184,16 @@ fn linked_choice(asked: Option<u32>, linked: Option<u32>) -> Result<SlotChoice, 
         (None, None) => Ok(SlotChoice::Auto),
     }
 }
+
+/// The update ran but the new firmware did not confirm itself: `fota flash` exits with
+/// [`REVERTED_EXIT`] for it, so scripts tell it from a failed update.
+pub fn reverted() -> Problem {
+    Problem::new(
+        "the new firmware did not confirm itself: the device reverted",
+        "The previous firmware runs. Check the new firmware calls accept() after its \
+         self-test.",
+    )
+}
+
+/// The exit code of an update the device reverted.
+pub const REVERTED_EXIT: u8 = 3;

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use fota_host::protocol::Info;
-use fota_host::{CancelToken, Device, HostError, Image};
+use fota_host::{CancelToken, Device, HostError, Image, Problem};
 
 use crate::baud_memo;
-use crate::link;
+use crate::connection;
 use crate::render::{Printer, Style};
 
 /// The options every command takes.
@@ -54,33 +54,6 @@ pub enum LayoutArg {
     Vm,
 }
 
-/// An error for the user: what happened and what to do.
-pub struct Failure {
-    pub message: String,
-    pub help: String,
-    pub code: u8,
-}
-
-impl From<HostError> for Failure {
-    fn from(e: HostError) -> Self {
-        Failure {
-            message: e.to_string(),
-            help: e.help(),
-            code: 1,
-        }
-    }
-}
-
-impl From<link::OpenError> for Failure {
-    fn from(e: link::OpenError) -> Self {
-        Failure {
-            message: e.message,
-            help: e.help,
-            code: 1,
-        }
-    }
-}
-
 /// A number of seconds typed by the user as a `Duration`; a negative, infinite or
 /// not-a-number value is an error, not a crash.
 pub fn secs(flag: &str, seconds: f64) -> Result<Duration, String> {
@@ -88,17 +61,9 @@ pub fn secs(flag: &str, seconds: f64) -> Result<Duration, String> {
         .map_err(|_| format!("--{flag}: {seconds} is not a usable number of seconds"))
 }
 
-pub fn failure(message: impl Into<String>, help: impl Into<String>) -> Failure {
-    Failure {
-        message: message.into(),
-        help: help.into(),
-        code: 1,
-    }
-}
-
-pub fn read_image(path: &std::path::Path) -> Result<Image, Failure> {
+pub fn read_image(path: &std::path::Path) -> Result<Image, Problem> {
     let bytes = std::fs::read(path).map_err(|e| {
-        failure(
+        Problem::new(
             format!("cannot read {}: {e}", path.display()),
             "Check the path of the image file.",
         )
@@ -107,9 +72,9 @@ pub fn read_image(path: &std::path::Path) -> Result<Image, Failure> {
 }
 
 /// The device named with `--port`.
-pub fn port(global: &Global) -> Result<String, Failure> {
+pub fn port(global: &Global) -> Result<String, Problem> {
     let Some(port) = global.port.clone() else {
-        return Err(failure(
+        return Err(Problem::new(
             "no device given",
             "Name the device with --port (a serial port like /dev/ttyUSB0, or ws://HOST:PORT); \
              try `fota sim --pty` for a simulated one.",
@@ -120,7 +85,7 @@ pub fn port(global: &Global) -> Result<String, Failure> {
 
 /// A device connected: what the commands that talk to one work with.
 pub struct Session {
-    pub dev: Device<link::Link>,
+    pub dev: Device<connection::Connection>,
     pub info: Info,
     pub port: String,
     pub memo: baud_memo::Memo,
@@ -129,10 +94,10 @@ pub struct Session {
 impl Session {
     /// Open the port, connect (at the rate the last command negotiated on it too) and read
     /// the device's `Info`; Ctrl-C cancels at the next safe point.
-    pub async fn open(global: &Global) -> Result<Session, Failure> {
+    pub async fn open(global: &Global) -> Result<Session, Problem> {
         let port = port(global)?;
         let style = Style::pick(global.json);
-        let link = link::open(&port, global.baud).await?;
+        let link = connection::open(&port, global.baud).await?;
         let mut dev = Device::new(link, Box::new(Printer::new(style, global.verbose)));
         let cancel = CancelToken::new();
         dev.set_cancel(cancel.clone());
@@ -162,7 +127,7 @@ impl Session {
     }
 
     /// A device without FOTA support can take no command.
-    pub fn supported(&self) -> Result<(), Failure> {
+    pub fn supported(&self) -> Result<(), Problem> {
         if !self.info.fota_supported {
             return Err(HostError::Unsupported.into());
         }

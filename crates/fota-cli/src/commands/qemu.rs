@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Failure, Global, LayoutArg, failure};
+use super::{Global, LayoutArg};
 use crate::{qemu, ws_access};
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct QemuArgs {
@@ -37,7 +38,7 @@ pub struct QemuArgs {
     erase_ms: u32,
 }
 
-pub async fn run(args: &QemuArgs, global: &Global) -> Result<(), Failure> {
+pub async fn run(args: &QemuArgs, global: &Global) -> Result<(), Problem> {
     let QemuArgs {
         layout,
         state,
@@ -60,5 +61,5 @@ pub async fn run(args: &QemuArgs, global: &Global) -> Result<(), Failure> {
     };
     qemu::run(opts)
         .await
-        .map_err(|e| failure(e.message, e.help))
+        .map_err(|e| Problem::new(e.message, e.help))
 }

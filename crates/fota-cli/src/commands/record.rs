@@ -7,9 +7,10 @@ use fota_host::protocol::{Record, RecordState};
 use fota_host::{Device, HostError};
 use serde_json::json;
 
-use super::{Failure, Global, Session, failure, secs};
-use crate::link;
+use super::{Global, Session, secs};
+use crate::connection;
 use crate::render::json_line;
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct RecordArgs {
@@ -21,7 +22,7 @@ pub struct RecordArgs {
     timeout: Option<f64>,
 }
 
-pub async fn run(session: &mut Session, args: &RecordArgs, global: &Global) -> Result<(), Failure> {
+pub async fn run(session: &mut Session, args: &RecordArgs, global: &Global) -> Result<(), Problem> {
     let RecordArgs { watch, timeout } = args;
     let dev = &mut session.dev;
     let record = dev.get_record().await?;
@@ -102,15 +103,16 @@ pub fn print_record(record: &Record, json: bool) {
 }
 
 async fn watch_record(
-    dev: &mut Device<link::Link>,
+    dev: &mut Device<connection::Connection>,
     mut last: Record,
     timeout: Option<f64>,
     json: bool,
-) -> Result<(), Failure> {
+) -> Result<(), Problem> {
     let deadline = match timeout {
         Some(t) => Some(
             dev.now()
-                + secs("timeout", t).map_err(|e| failure(e, "Give the timeout in seconds."))?,
+                + secs("timeout", t)
+                    .map_err(|e| Problem::new(e, "Give the timeout in seconds."))?,
         ),
         None => None,
     };

@@ -1,9 +1,10 @@
 //! `fota restart`: restart the device and show the record it comes back with.
 
 use super::record::print_record;
-use super::{Failure, Global, Session};
+use super::{Global, Session};
+use fota_host::Problem;
 
-pub async fn run(session: &mut Session, global: &Global) -> Result<(), Failure> {
+pub async fn run(session: &mut Session, global: &Global) -> Result<(), Problem> {
     let dev = &mut session.dev;
     dev.restart().await?;
     dev.wait_for_device().await?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{Failure, failure};
+use fota_host::Problem;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum SampleArg {
@@ -33,15 +33,16 @@ pub struct SampleArgs {
     size: Option<usize>,
 }
 
-pub fn run(args: &SampleArgs) -> Result<(), Failure> {
+pub fn run(args: &SampleArgs) -> Result<(), Problem> {
     let SampleArgs { which, out, size } = args;
-    let program = |src: &str| fota_bytecode::assemble(src).map_err(|e| failure(e.to_string(), ""));
+    let program =
+        |src: &str| fota_bytecode::assemble(src).map_err(|e| Problem::new(e.to_string(), ""));
     let bytes = match (which, size) {
         (SampleArg::Healthy, Some(n)) if *n >= 128 => {
             program(&fota_bytecode::samples::healthy_of_size("2", *n))?
         }
         (_, Some(_)) => {
-            return Err(failure(
+            return Err(Problem::new(
                 "--size works for `healthy` only, from 128 bytes",
                 "Write `fota sample healthy --size 65536 -o big.bin`.",
             ));
@@ -52,7 +53,7 @@ pub fn run(args: &SampleArgs) -> Result<(), Failure> {
         (SampleArg::Vm, None) => fota_sim::images::vm_v2(),
     };
     std::fs::write(out, &bytes).map_err(|e| {
-        failure(
+        Problem::new(
             format!("cannot write {}: {e}", out.display()),
             "Check the path.",
         )

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Failure, failure};
 use crate::serve;
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -22,7 +22,7 @@ pub struct ServeArgs {
     connect_src: Vec<String>,
 }
 
-pub async fn run(args: &ServeArgs) -> Result<(), Failure> {
+pub async fn run(args: &ServeArgs) -> Result<(), Problem> {
     let ServeArgs {
         dir,
         addr,
@@ -33,5 +33,5 @@ pub async fn run(args: &ServeArgs) -> Result<(), Failure> {
         addr: *addr,
         connect_src: connect_src.clone(),
     };
-    serve::run(opts).await.map_err(|e| failure(e, ""))
+    serve::run(opts).await.map_err(|e| Problem::new(e, ""))
 }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{Failure, Global, LayoutArg, failure, secs};
+use super::{Global, LayoutArg, secs};
 use crate::{sim_server, ws_access};
+use fota_host::Problem;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FlashArg {
@@ -64,7 +65,7 @@ pub struct SimArgs {
     no_image_checks: bool,
 }
 
-pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Failure> {
+pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Problem> {
     let SimArgs {
         layout,
         flash,
@@ -87,7 +88,7 @@ pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Failure> {
         *no_downgrade,
         *no_image_checks,
     )
-    .map_err(|e| failure(e, "Give public key files written by fota image keygen."))?;
+    .map_err(|e| Problem::new(e, "Give public key files written by fota image keygen."))?;
     let opts = sim_server::SimOptions {
         layout: match layout {
             LayoutArg::Bytecode => fota_sim::device::LayoutKind::BytecodeOnly,
@@ -103,12 +104,12 @@ pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Failure> {
         // `--baud`: the rate the simulated agent starts at.
         baud: global.baud,
         latency: secs("latency-ms", latency_ms / 1000.0)
-            .map_err(|e| failure(e, "Give the latency in milliseconds, like 1 or 16."))?,
+            .map_err(|e| Problem::new(e, "Give the latency in milliseconds, like 1 or 16."))?,
         unsupported: *unsupported,
         images,
         fast: *fast,
         accept_after: Duration::from_millis(*accept_after_ms),
         access: access.clone(),
     };
-    sim_server::run(opts).await.map_err(|e| failure(e, ""))
+    sim_server::run(opts).await.map_err(|e| Problem::new(e, ""))
 }

@@ -5,7 +5,7 @@ use fota_protocol::Layout as _;
 use fota_protocol::{SectorRun, SlotDesc, SlotKind};
 
 use crate::flash::{FlashTiming, SimFlash};
-use crate::link::Faults;
+use crate::line::Faults;
 
 /// The flash of the simulated device: 4-byte writes, 4 KiB sectors.
 pub type DeviceFlash = SimFlash<4, 4096>;

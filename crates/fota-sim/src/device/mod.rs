@@ -28,7 +28,7 @@ use fota_protocol::{Record, SlotKind};
 
 use crate::flash::FlashError;
 use crate::images;
-use crate::link::Line;
+use crate::line::Line;
 
 /// Processing time of one frame by the device's CPU, besides flash time.
 const CPU_FRAME_NS: u64 = 20_000;

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::SimDevice;
-use crate::link::{Faults, Line};
+use crate::line::{Faults, Line};
 
 impl SimDevice {
     /// Bytes lost because the receive buffer was full.

@@ -11,40 +11,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
-const TARGET: &str = "thumbv7em-none-eabihf";
-
-fn boards() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fota-firmware/boards")
-}
+mod support;
 
 /// Build the QEMU board's binaries (cargo does nothing when they are up to date).
 fn build() -> PathBuf {
-    let boards = boards();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--target",
-            TARGET,
-            "-p",
-            "fota-board-mps2-an386",
-            "--target-dir",
-        ])
-        .arg(boards.join("target"))
-        .current_dir(&boards)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building the firmware failed");
-    boards.join("target").join(TARGET).join("release")
+    support::firmware(&[], "target")
 }
 
 /// Which part a source file (and line) belongs to.

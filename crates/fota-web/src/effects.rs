@@ -18,7 +18,7 @@ use crate::components::Intent;
 use crate::session::{self, Command, Dispatch};
 use crate::state::{
     Action, AppState, Conn, ImageFile, LogKind, Manifest, ManifestDoc, Problem, Settings,
-    check_image, image_from, ws_address,
+    check_image, image_from, problem_of, ws_address,
 };
 use crate::transport::sim;
 
@@ -145,12 +145,12 @@ impl Effects {
         let image = |f: &ImageFile| Image::new(f.name.clone(), f.data.as_ref().clone());
         let bytecode = match image(bc) {
             Ok(i) => i,
-            Err(e) => return self.dispatch.dispatch(Action::ImageRefused((&e).into())),
+            Err(e) => return self.dispatch.dispatch(Action::ImageRefused(problem_of(&e))),
         };
         let mut plan = Plan::new(bytecode);
         plan.vm = match state.vm.as_ref().map(image).transpose() {
             Ok(vm) => vm,
-            Err(e) => return self.dispatch.dispatch(Action::ImageRefused((&e).into())),
+            Err(e) => return self.dispatch.dispatch(Action::ImageRefused(problem_of(&e))),
         };
         plan.bytecode_slot = state.bc_slot;
         plan.vm_slot = state.vm_slot;

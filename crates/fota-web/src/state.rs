@@ -8,15 +8,12 @@ use fota_host::update::Report;
 use fota_host::{HostError, Outcome, Phase, Progress, SlotChoice, Step};
 use yew::Reducible;
 
-use crate::transport::OpenError;
-
 mod format;
 mod image;
 mod manifest;
 mod reduce;
 mod settings;
 
-use format::sentence;
 pub use format::{hex, kind_name, resumed_text, size, why_reverted};
 pub use image::ImageFile;
 pub use manifest::{Manifest, ManifestDoc, ManifestLayout, ManifestState, check_image, image_from};
@@ -77,35 +74,14 @@ impl Stage {
     }
 }
 
-/// Something went wrong: what, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub message: String,
-    pub help: String,
-}
+pub use fota_host::Problem;
 
-impl From<&HostError> for Problem {
-    fn from(e: &HostError) -> Self {
-        if *e == HostError::Cancelled {
-            return Problem {
-                message: "The update was cancelled.".into(),
-                help: e.help(),
-            };
-        }
-        Problem {
-            message: sentence(e.to_string()),
-            help: e.help(),
-        }
+/// A host error as the page says it: a sentence, and the cancel as a plain fact.
+pub fn problem_of(e: &HostError) -> Problem {
+    if *e == HostError::Cancelled {
+        return Problem::new("The update was cancelled.", e.help());
     }
-}
-
-impl From<OpenError> for Problem {
-    fn from(e: OpenError) -> Self {
-        Problem {
-            message: e.message,
-            help: e.help,
-        }
-    }
+    Problem::from(e).sentence()
 }
 
 /// The connected device.
@@ -406,7 +382,7 @@ impl AppState {
     /// Why `image` cannot go to the device as `kind`, if it cannot.
     pub fn refusal(&self, kind: SlotKind, image: &ImageFile) -> Option<Problem> {
         if image.data.is_empty() {
-            return Some((&HostError::EmptyImage(image.name.clone())).into());
+            return Some(problem_of(&HostError::EmptyImage(image.name.clone())));
         }
         let info = self.info()?;
         if kind == SlotKind::Vm && info.count(SlotKind::Vm) < 2 {
@@ -428,14 +404,11 @@ impl AppState {
                 .max()
         })?;
         if image.data.len() > size as usize {
-            return Some(
-                (&HostError::ImageTooLarge {
-                    name: image.name.clone(),
-                    size: image.data.len(),
-                    slot_size: size,
-                })
-                    .into(),
-            );
+            return Some(problem_of(&HostError::ImageTooLarge {
+                name: image.name.clone(),
+                size: image.data.len(),
+                slot_size: size,
+            }));
         }
         None
     }

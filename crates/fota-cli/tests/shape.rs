@@ -293,6 +293,43 @@ fn uses(code: &str, with_reexports: bool) -> Vec<Vec<String>> {
     out
 }
 
+/// The code without its `use` statements and `mod` declarations: what the file does with
+/// the names, not how it brings them in.
+fn without_uses(code: &str) -> String {
+    let mut out = String::new();
+    let mut rest = code;
+    while let Some(at) = find_word(rest, "use").or_else(|| find_word(rest, "mod")) {
+        let at = match (find_word(rest, "use"), find_word(rest, "mod")) {
+            (Some(u), Some(m)) => u.min(m),
+            _ => at,
+        };
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        // A `mod name { ... }` block stays: only declarations end at a `;` first.
+        let semi = after.find(';').unwrap_or(after.len());
+        let brace = after.find('{').unwrap_or(after.len());
+        if after.starts_with("mod") && brace < semi {
+            out.push_str("mod");
+            rest = &after[3..];
+            continue;
+        }
+        rest = &after[(semi + 1).min(after.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How many times `word` occurs as a whole word.
+fn word_count(s: &str, word: &str) -> usize {
+    let mut n = 0;
+    let mut rest = s;
+    while let Some(i) = find_word(rest, word) {
+        n += 1;
+        rest = &rest[i + word.len()..];
+    }
+    n
+}
+
 /// Position of `word` as a whole word.
 fn find_word(s: &str, word: &str) -> Option<usize> {
     let b = s.as_bytes();
@@ -377,12 +414,15 @@ fn inline_paths(code: &str) -> Vec<Vec<String>> {
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
-            out.push(
-                path.split("::")
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            );
+            let segments: Vec<String> = path
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            // `crate` or `super` alone names no item.
+            if segments.len() > 1 {
+                out.push(segments);
+            }
         }
     }
     out
@@ -528,9 +568,16 @@ impl Tree {
         let mut out: BTreeMap<PathBuf, BTreeMap<PathBuf, String>> = BTreeMap::new();
         for (file, modules) in &self.modules_of {
             let code = &self.code[file];
+            // A re-export the file also uses itself is an import too.
+            let body = without_uses(code);
+            let used_reexports = use_paths(code).into_iter().filter(|u| {
+                u.last()
+                    .is_some_and(|name| name != "*" && word_count(&body, name) > 0)
+            });
             let paths: Vec<_> = import_paths(code)
                 .into_iter()
-                .chain(inline_paths(code))
+                .chain(used_reexports)
+                .chain(inline_paths(&body))
                 .collect();
             for module in modules {
                 for p in &paths {
@@ -815,7 +862,20 @@ fn the_checker_follows_a_reexport_to_the_file_that_defines_it() {
         ),
     ]);
     assert_eq!(cycle_files(dir.path()), Vec::<Vec<String>>::new());
-    // Nor when the parent only re-exports a child that uses what the parent defines.
+    // Nor when the parent only re-exports a child that uses what the parent defines; but
+    // a re-export the parent uses itself is an import.
+    let dir = made_up(&[
+        ("src/lib.rs", "pub mod dev;\n"),
+        (
+            "src/dev/mod.rs",
+            "mod uart;\npub use uart::Uart;\npub struct Dev(Uart);\n",
+        ),
+        (
+            "src/dev/uart.rs",
+            "use super::Dev;\npub struct Uart;\nfn f(_: &Dev) {}\n",
+        ),
+    ]);
+    assert_eq!(cycle_files(dir.path()).len(), 1);
     let dir = made_up(&[
         ("src/lib.rs", "pub mod dev;\n"),
         (

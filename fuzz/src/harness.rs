@@ -232,21 +232,10 @@ pub fn frame_decoder(data: &[u8]) -> usize {
     }
 }
 
-/// Encode one frame of any op and body with a correct CRC.
-pub fn raw_frame(id: u16, op: u8, body: &[u8]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(body.len() + 7);
-    payload.extend_from_slice(&id.to_le_bytes());
-    payload.push(op);
-    payload.extend_from_slice(body);
-    let crc = CRC32.checksum(&payload);
-    payload.extend_from_slice(&crc.to_le_bytes());
-    let mut out = vec![0u8; cobs::max_encoding_length(payload.len()) + 2];
-    let n = cobs::encode(&payload, &mut out[1..]);
-    out.truncate(n + 2);
-    out[0] = 0;
-    out[n + 1] = 0;
-    out
-}
+/// One frame builder for both harnesses.
+#[path = "frames.rs"]
+mod frames;
+pub use frames::raw_frame;
 
 // ---- agent requests ------------------------------------------------------------------------
 

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use fota_protocol::{Event, FrameReader, Reply};
 
-use crate::link::OpenError;
 use crate::ws_access::Access;
+use fota_host::Problem;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
-fn device_gone(port: &str) -> OpenError {
-    OpenError {
+fn device_gone(port: &str) -> Problem {
+    Problem {
         message: format!("{port}: the device went away"),
         help: "Check the cable, then start the bridge again.".into(),
     }
@@ -41,23 +41,23 @@ pub async fn run(
     baud: u32,
     ws: &str,
     access: &crate::ws_access::AccessArgs,
-) -> Result<(), OpenError> {
-    let plain = |message: String| OpenError {
+) -> Result<(), Problem> {
+    let plain = |message: String| Problem {
         message,
         help: String::new(),
     };
     let addr = loopback_addr(ws).map_err(plain)?;
     let access = Access::new(access).map_err(plain)?;
-    let listener = TcpListener::bind(addr).await.map_err(|e| OpenError {
+    let listener = TcpListener::bind(addr).await.map_err(|e| Problem {
         message: format!("cannot listen on {addr}: {e}"),
         help: "Choose another port: something else listens there.".into(),
     })?;
     // The same opening, errors and help as every other command.
-    let serial = crate::link::open_port(port, baud)?;
-    let gone = |e: serialport::Error| crate::link::open_error(port, &e);
+    let serial = crate::connection::open_port(port, baud)?;
+    let gone = |e: serialport::Error| crate::connection::open_error(port, &e);
     let mut writer = serial.try_clone().map_err(gone)?;
     let mut control = serial.try_clone().map_err(gone)?;
-    let mut from_dev = crate::link::spawn_reader(&*serial).map_err(gone)?;
+    let mut from_dev = crate::connection::spawn_reader(&*serial).map_err(gone)?;
     // Programs connect with this URL (the token in it); browsers need no token.
     println!("ws: {}", access.url(addr));
     let _ = std::io::stdout().flush();

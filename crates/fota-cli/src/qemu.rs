@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::firmware_build;
+
 /// What `fota qemu` was asked for.
 pub struct QemuOptions {
     /// The VM + bytecode layout instead of bytecode only.
@@ -57,8 +59,6 @@ const OPTIONS_OFFSET: usize = TAG_OFFSET + 0x100;
 const OPTIONS_MAGIC: u32 = 0x4F50_5453;
 const FLASH_BASE: u64 = 0x2100_0000;
 
-const TARGET: &str = "thumbv7em-none-eabihf";
-
 /// The firmware's binaries, by role.
 pub struct Firmware {
     dir: PathBuf,
@@ -89,10 +89,6 @@ impl Firmware {
 }
 
 /// Where the firmware's sources are, when this binary was built from a checkout.
-fn boards_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fota-firmware/boards")
-}
-
 /// Build the firmware (cargo does nothing when it is up to date) or take the given
 /// directory of ELF files.
 pub fn firmware(given: Option<&Path>, quiet: bool) -> Result<Firmware, QemuError> {
@@ -112,9 +108,7 @@ pub fn firmware(given: Option<&Path>, quiet: bool) -> Result<Firmware, QemuError
         }
         return Ok(fw);
     }
-    let boards = boards_dir();
-    let dir = boards.join("target").join(TARGET).join("release");
-    if !boards.join("Cargo.toml").is_file() {
+    if !firmware_build::boards_dir().join("Cargo.toml").is_file() {
         return Err(err(
             "the firmware sources are not where this fota was built from",
             "Give the built firmware with --firmware DIR.",
@@ -123,32 +117,16 @@ pub fn firmware(given: Option<&Path>, quiet: bool) -> Result<Firmware, QemuError
     if !quiet {
         eprintln!("building the firmware (the first build takes about a minute)");
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--target",
-            TARGET,
-            "-p",
-            "fota-board-mps2-an386",
-            "--target-dir",
-        ])
-        .arg(boards.join("target"))
-        .current_dir(&boards)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .map_err(|e| err(format!("cannot run cargo: {e}"), "Install Rust (rustup)."))?;
-    if !status.success() {
-        return Err(err(
+    let dir = firmware_build::build(&[], "target").map_err(|e| match e {
+        firmware_build::BuildError::Cargo(e) => {
+            err(format!("cannot run cargo: {e}"), "Install Rust (rustup).")
+        }
+        firmware_build::BuildError::Failed => err(
             "building the firmware failed (see above)",
             "Install the target with `rustup target add thumbv7em-none-eabihf`, or give \
              a built firmware with --firmware DIR.",
-        ));
-    }
+        ),
+    })?;
     Ok(Firmware { dir })
 }
 

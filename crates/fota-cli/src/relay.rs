@@ -34,7 +34,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fota_sim::link::Line;
+use fota_sim::line::Line;
 
 /// One of the two programs.
 #[derive(Debug, Clone)]

@@ -8,57 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const FOTA: &str = env!("CARGO_BIN_EXE_fota");
-
-/// A running `fota sim`, killed when dropped.
-struct Sim {
-    child: Child,
-    pty: Option<String>,
-    ws: Option<String>,
-}
-
-impl Sim {
-    fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new(FOTA)
-            .arg("sim")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start fota sim");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut pty, mut ws) = (None, None);
-        for line in lines.by_ref() {
-            let line = line.expect("line");
-            if let Some(p) = line.strip_prefix("pty: ") {
-                pty = Some(p.to_string());
-            } else if let Some(w) = line.strip_prefix("ws: ") {
-                ws = Some(w.to_string());
-            } else if line.starts_with("simulated device ready") {
-                break;
-            }
-        }
-        // Keep draining stdout so the simulator never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
-        Sim { child, pty, ws }
-    }
-
-    fn port(&self) -> &str {
-        self.pty.as_deref().or(self.ws.as_deref()).expect("a port")
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL: a real power cut for the simulated device
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+mod support;
+use support::{FOTA, Sim, text};
 
 fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -73,21 +24,7 @@ fn state_dir() -> PathBuf {
 }
 
 fn fota(port: &str, args: &[&str]) -> Output {
-    Command::new(FOTA)
-        .env("FOTA_STATE_DIR", state_dir())
-        .arg("--port")
-        .arg(port)
-        .args(args)
-        .output()
-        .expect("run fota")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::fota_on(&state_dir(), port, args)
 }
 
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -1,57 +1,17 @@
 //! `fota flash` picks how to send and says it in one line: a delta from the firmware the
 //! device runs when given it (`--from`), and `--codec` to choose.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-const FOTA: &str = env!("CARGO_BIN_EXE_fota");
-
-struct Sim(Child, String);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod support;
+use support::{FOTA, Sim, text};
 
 fn sim() -> Sim {
-    let mut child = Command::new(FOTA)
-        .args(["sim", "--pty", "--fast"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fota sim");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut pty = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if let Some(p) = line.strip_prefix("pty: ") {
-            pty = p.to_string();
-        } else if line.starts_with("simulated device ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Sim(child, pty)
+    Sim::start(&["--pty", "--fast"])
 }
 
 fn fota(dir: &std::path::Path, port: &str, args: &[&str]) -> Output {
-    Command::new(FOTA)
-        .env("FOTA_STATE_DIR", dir)
-        .arg("--port")
-        .arg(port)
-        .args(args)
-        .output()
-        .expect("run fota")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::fota_on(dir, port, args)
 }
 
 #[test]
@@ -66,7 +26,7 @@ fn flash_says_what_it_sends_and_takes_a_delta_from_the_running_firmware() {
         .expect("fota sample");
     assert!(o.status.success(), "{}", text(&o));
     let a_s = a.to_str().expect("path");
-    let o = fota(dir.path(), &sim.1, &["flash", a_s, "--codec", "none"]);
+    let o = fota(dir.path(), sim.port(), &["flash", a_s, "--codec", "none"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("Sending 40 KiB for 40 KiB: uncompressed (--codec none)"),
@@ -80,7 +40,7 @@ fn flash_says_what_it_sends_and_takes_a_delta_from_the_running_firmware() {
     std::fs::write(&b, &next).expect("write");
     let o = fota(
         dir.path(),
-        &sim.1,
+        sim.port(),
         &[
             "flash",
             b.to_str().expect("path"),

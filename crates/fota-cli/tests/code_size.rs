@@ -7,49 +7,22 @@
 //! goes by symbol (the CRC table, say). The budget is in docs/PORTING.md ("Code size");
 //! the test prints the table and fails above it.
 //!
-//! `FOTA_SIZE_ELF=path` measures another ELF instead (printed only; `FOTA_SIZE_BOARD`
-//! names its board.rs, for the flash driver's lines).
+//! `FOTA_SIZE_ELF=path` measures another ELF instead (printed only).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
-const TARGET: &str = "thumbv7em-none-eabihf";
-
-fn boards() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fota-firmware/boards")
-}
+mod support;
 
 /// Build the QEMU board's binaries (cargo does nothing when they are up to date).
 fn build() -> PathBuf {
-    let boards = boards();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--target",
-            TARGET,
-            "-p",
-            "fota-board-mps2-an386",
-            "--target-dir",
-        ])
-        .arg(boards.join("target"))
-        .current_dir(&boards)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building the firmware failed");
-    boards.join("target").join(TARGET).join("release")
+    support::firmware(&[], "target")
 }
 
 /// Which part a source file (and line) belongs to.
-fn part(path: &str, line: u64, flash_lines: (u64, u64)) -> &'static str {
+fn part(path: &str, line: u64) -> &'static str {
     let has = |s: &str| path.contains(s);
     if has("fota-agent/src/md5.rs") {
         "MD5"
@@ -65,12 +38,12 @@ fn part(path: &str, line: u64, flash_lines: (u64, u64)) -> &'static str {
         "CRC"
     } else if has("/heapless-") {
         "heapless"
-    } else if has("boards/mps2-an386/src/board.rs") {
-        if line >= flash_lines.0 && line < flash_lines.1 {
-            "flash driver"
-        } else {
-            "board: UART, clock, watchdog"
-        }
+    } else if has("boards/mps2-an386/src/board/flash.rs") && line > 0 {
+        // Rows without a source line (line 0) count for the board, as they did when the
+        // board was one file and the flash driver a range of its lines.
+        "flash driver"
+    } else if has("boards/mps2-an386/src/board/") {
+        "board: UART, clock, watchdog"
     } else if has("mps2-an386/src/bin/") || has("fota-firmware/src/link.rs") {
         "main-loop glue"
     } else if has("fota-firmware/") || has("fota-bytecode/") {
@@ -117,25 +90,10 @@ fn symbol_part(name: &str) -> &'static str {
     }
 }
 
-/// Lines of board.rs that are the flash driver: from its section marker to the next.
-fn flash_driver_lines() -> (u64, u64) {
-    let board = std::env::var_os("FOTA_SIZE_BOARD")
-        .map_or_else(|| boards().join("mps2-an386/src/board.rs"), PathBuf::from);
-    let src = std::fs::read_to_string(board).expect("board.rs");
-    let at = |marker: &str| {
-        src.lines()
-            .position(|l| l.starts_with(marker))
-            .map(|i| i as u64 + 1)
-            .unwrap_or_else(|| panic!("board.rs lacks {marker}"))
-    };
-    (at("// ---- flash:"), at("// ---- the board"))
-}
-
 /// Bytes of `.text` by part (line tables) and of `.rodata` by part (symbols).
 fn measure(elf: &Path) -> BTreeMap<&'static str, u64> {
     let bytes = std::fs::read(elf).expect("read the ELF");
     let file = object::File::parse(&*bytes).expect("an ELF");
-    let flash_lines = flash_driver_lines();
     let text = file.section_by_name(".text").expect(".text");
     let (text_start, text_end) = (text.address(), text.address() + text.size());
     let load = |id: gimli::SectionId| -> Result<gimli::EndianSlice<'_, gimli::LittleEndian>, gimli::Error> {
@@ -191,7 +149,7 @@ fn measure(elf: &Path) -> BTreeMap<&'static str, u64> {
                     if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
                         p.push_str(&n.to_string_lossy());
                     }
-                    // Each binary includes the board as `#[path = "../board.rs"]`.
+                    // Each binary includes the board as `#[path = "../board/mod.rs"]`.
                     p.replace("/bin/../", "/")
                 })
                 .unwrap_or_default();
@@ -201,7 +159,7 @@ fn measure(elf: &Path) -> BTreeMap<&'static str, u64> {
             }
             // core's generic code (iterators, integer and slice methods) inlined into a
             // function is that function's code: it goes to the part before it.
-            let mut p = part(&path, line, flash_lines);
+            let mut p = part(&path, line);
             if p == CORE {
                 p = carry.unwrap_or(CORE);
             } else {
@@ -344,7 +302,7 @@ fn the_agent_ram_on_thumbv7em_is_what_the_benchmark_publishes() {
             .find(|s| s.name().is_ok_and(|n| n.contains(part)))
             .unwrap_or_else(|| panic!("no symbol {part} in agent-size"))
     };
-    let ring = sym("5board2RX17h").size();
+    let ring = sym("5board4uart2RX17h").size();
     let link_state = sym("5board10LINK_STATE").size();
     let agent_sym = sym("AGENT_BYTES");
     let agent = elf

@@ -5,7 +5,9 @@ use std::process::{Command, Output};
 
 use fota_image::host::{Segment, uf2};
 
-const FOTA: &str = env!("CARGO_BIN_EXE_fota");
+mod support;
+use support::{FOTA, text};
+
 const MICROBIT_HEX: &str = "/usr/share/firmware-microbit-micropython/firmware.hex";
 const LAYOUT: &str = "vm0@0x0:64K,bc0@0x10000:256K,vm1@0x50000:64K,bc1@0x60000:256K";
 
@@ -15,14 +17,6 @@ fn fota(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .expect("fota runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {

@@ -11,35 +11,13 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod support;
+
 const FOTA: &str = env!("CARGO_BIN_EXE_fota");
-const TARGET: &str = "thumbv7em-none-eabihf";
 
 /// Build the QEMU board with the decoder, in its own target directory.
 fn build() -> PathBuf {
-    let boards = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fota-firmware/boards");
-    let target = boards.join("target-codec");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--target", TARGET])
-        .args([
-            "-p",
-            "fota-board-mps2-an386",
-            "--features",
-            "codec",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .current_dir(&boards)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("run cargo");
-    assert!(
-        status.success(),
-        "building the firmware with the codec feature failed"
-    );
-    target.join(TARGET).join("release")
+    support::firmware(&["codec"], "target-codec")
 }
 
 struct Qemu(Child, String);

@@ -20,6 +20,7 @@ mod error;
 mod image;
 mod observer;
 mod plan;
+mod problem;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod text;
@@ -33,6 +34,7 @@ pub use device::{Device, Stats, Timeouts};
 pub use error::{HostError, LinkError};
 pub use image::{Image, hex, md5_of};
 pub use observer::{CancelToken, NullObserver, Observer, Phase, Progress, Step};
+pub use problem::Problem;
 pub use transport::Transport;
 pub use update::{
     Outcome, Plan, Report, SlotChoice, SlotRole, agent_slot, check_for_layout, check_image,

@@ -3,6 +3,10 @@
 //! `ErrorCode`) and that flash and record are as they were, but for what the request was
 //! allowed to touch.
 
+/// The catalogue check, shared with fota-image's bad_files.rs.
+#[path = "../../fota-image/tests/support/catalogue.rs"]
+mod catalogue;
+
 use fota_host::protocol::Layout as _;
 use std::time::Duration;
 
@@ -1168,35 +1172,16 @@ fn an_erase_inside_a_larger_sector() {
 /// Every test above is a row of `docs/BAD_INPUTS.md`, and every row names a test here.
 #[test]
 fn the_catalogue_names_these_tests() {
-    let doc = include_str!("../../../docs/BAD_INPUTS.md");
-    let source = include_str!("bad_inputs.rs");
-    let tests: Vec<&str> = source
-        .split("#[test]\nfn ")
-        .skip(1)
-        .filter_map(|s| s.split('(').next())
-        .filter(|name| {
-            *name != "the_catalogue_names_these_tests"
-                && *name != "every_row_of_the_catalogue_names_tests_that_exist"
-        })
-        .collect();
+    let tests = catalogue::catalogue_names_tests(
+        "bad_inputs.rs",
+        include_str!("bad_inputs.rs"),
+        include_str!("../../../docs/BAD_INPUTS.md"),
+        &[
+            "the_catalogue_names_these_tests",
+            "every_row_of_the_catalogue_names_tests_that_exist",
+        ],
+    );
     assert!(tests.len() >= 12, "{tests:?}");
-    for name in &tests {
-        assert!(
-            doc.contains(&format!("`bad_inputs.rs::{name}`")),
-            "the catalogue lacks {name}"
-        );
-    }
-    for line in doc.lines().filter(|l| l.contains("bad_inputs.rs::")) {
-        let name = line
-            .split("bad_inputs.rs::")
-            .nth(1)
-            .and_then(|s| s.split('`').next())
-            .unwrap_or_default();
-        assert!(
-            tests.contains(&name),
-            "the catalogue names {name}, which is no test"
-        );
-    }
 }
 
 /// Every row of every table of `docs/BAD_INPUTS.md` names at least one test, and every

@@ -31,7 +31,7 @@ use fota_host::{Device, HostError, Image, LinkError, NullObserver, Transport, up
 use fota_sim::device::{DeviceConfig, DeviceFlash, LayoutKind, SimDevice};
 use fota_sim::flash::FlashTiming;
 use fota_sim::images;
-use fota_sim::link::{FaultCounts, Faults, Line};
+use fota_sim::line::{FaultCounts, Faults, Line};
 use futures::executor::block_on;
 
 // ---- a small reproducible generator --------------------------------------------------------

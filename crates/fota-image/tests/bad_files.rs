@@ -3,6 +3,9 @@
 //! `the_catalogue_names_these_tests`). Messages are `fota_image::host::Error`'s
 //! `Display`, as `fota image` and the host show them after "error: ".
 
+/// The catalogue check, shared with fota-host's bad_inputs.rs.
+#[path = "support/catalogue.rs"]
+mod catalogue;
 mod common;
 
 use fota_image::host::{Error, PackOptions, ReadOptions, Segment, pack, place, read_firmware, uf2};
@@ -429,30 +432,11 @@ fn firmware_holding_a_damaged_trailer() {
 
 #[test]
 fn the_catalogue_names_these_tests() {
-    let doc = include_str!("../../../docs/BAD_INPUTS.md");
-    let source = include_str!("bad_files.rs");
-    let tests: Vec<&str> = source
-        .split("#[test]\nfn ")
-        .skip(1)
-        .filter_map(|s| s.split('(').next())
-        .filter(|name| *name != "the_catalogue_names_these_tests")
-        .collect();
+    let tests = catalogue::catalogue_names_tests(
+        "bad_files.rs",
+        include_str!("bad_files.rs"),
+        include_str!("../../../docs/BAD_INPUTS.md"),
+        &["the_catalogue_names_these_tests"],
+    );
     assert!(tests.len() >= 20, "{tests:?}");
-    for name in &tests {
-        assert!(
-            doc.contains(&format!("`bad_files.rs::{name}`")),
-            "the catalogue lacks {name}"
-        );
-    }
-    for line in doc.lines().filter(|l| l.contains("bad_files.rs::")) {
-        let name = line
-            .split("bad_files.rs::")
-            .nth(1)
-            .and_then(|s| s.split('`').next())
-            .unwrap_or_default();
-        assert!(
-            tests.contains(&name),
-            "the catalogue names {name}, which is no test"
-        );
-    }
 }

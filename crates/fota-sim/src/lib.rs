@@ -7,7 +7,7 @@
 //! * [`flash`]: a NOR flash with the rules of real parts (sector erase, aligned programs
 //!   only over erased bytes, W25Q-series timing) and power cuts at any byte, with torn
 //!   bytes and the cut that lands after an operation completed but before it returned;
-//! * [`link`]: one direction of a UART (8N1 framing, adapter latency, baud changes), a
+//! * [`line`]: one direction of a UART (8N1 framing, adapter latency, baud changes), a
 //!   receive FIFO that overruns, and seeded byte faults;
 //! * [`images`]: sample firmware images whose header says whether the firmware accepts
 //!   itself after an update, so revert-on-faulty-firmware can be tested.
@@ -21,4 +21,4 @@
 pub mod device;
 pub mod flash;
 pub mod images;
-pub mod link;
+pub mod line;

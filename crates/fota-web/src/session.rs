@@ -11,6 +11,7 @@ use yew::UseReducerDispatcher;
 
 use crate::state::{
     Action, AppState, At, Connection, LogKind, NEGOTIATE, Settings, Stopped, TransportKind,
+    problem_of,
 };
 use crate::transport::serial::SerialLink;
 use crate::transport::sim::SimLink;
@@ -116,18 +117,22 @@ pub async fn connect(
     let opened = match settings.transport {
         TransportKind::Sim => SimLink::open(settings.layout)
             .await
-            .map(|l| Link::Sim(Box::new(l))),
-        TransportKind::Serial => SerialLink::request(settings.baud).await.map(Link::Serial),
-        TransportKind::WebSocket => WsLink::connect(&settings.ws_url, abort).await.map(Link::Ws),
+            .map(|l| Some(Link::Sim(Box::new(l)))),
+        TransportKind::Serial => SerialLink::request(settings.baud)
+            .await
+            .map(|l| Some(Link::Serial(l))),
+        TransportKind::WebSocket => WsLink::connect(&settings.ws_url, abort)
+            .await
+            .map(|l| l.map(Link::Ws)),
     };
     let link = match opened {
-        Ok(link) => link,
-        Err(e) if e.cancelled => {
+        Ok(Some(link)) => link,
+        Ok(None) => {
             dispatch.dispatch(Action::ConnectCancelled);
             return;
         }
         Err(e) => {
-            dispatch.dispatch(Action::ConnectFailed(e.into()));
+            dispatch.dispatch(Action::ConnectFailed(e));
             return;
         }
     };
@@ -147,7 +152,7 @@ pub async fn connect(
     let info = match dev.connect(&NEGOTIATE[..1]).await {
         Ok(info) => info,
         Err(e) => {
-            dispatch.dispatch(Action::ConnectFailed((&e).into()));
+            dispatch.dispatch(Action::ConnectFailed(problem_of(&e)));
             dev.link().close().await;
             return;
         }
@@ -271,7 +276,7 @@ impl Serving {
         self.dev.link().close().await;
         match stop {
             Stop::Asked => self.dispatch.dispatch(Action::Disconnected),
-            Stop::Lost(e) => self.dispatch.dispatch(Action::Lost((&e).into())),
+            Stop::Lost(e) => self.dispatch.dispatch(Action::Lost(problem_of(&e))),
             Stop::Reported => {}
         }
     }

@@ -8,15 +8,12 @@ use fota_host::update::Report;
 use fota_host::{HostError, Image, Outcome, Phase, Plan, Progress, SlotChoice, Step, Vetted};
 use yew::Reducible;
 
-use crate::transport::OpenError;
-
 mod format;
 mod image;
 mod manifest;
 mod reduce;
 mod settings;
 
-use format::sentence;
 pub use format::{hex, kind_name, resumed_text, size, why_reverted};
 pub use image::ImageFile;
 pub use manifest::{Manifest, ManifestDoc, ManifestLayout, ManifestState, check_image, image_from};
@@ -77,35 +74,14 @@ impl Stage {
     }
 }
 
-/// Something went wrong: what, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub message: String,
-    pub help: String,
-}
+pub use fota_host::Problem;
 
-impl From<&HostError> for Problem {
-    fn from(e: &HostError) -> Self {
-        if *e == HostError::Cancelled {
-            return Problem {
-                message: "The update was cancelled.".into(),
-                help: e.help(),
-            };
-        }
-        Problem {
-            message: sentence(e.to_string()),
-            help: e.help(),
-        }
+/// A host error as the page says it: a sentence, and the cancel as a plain fact.
+pub fn problem_of(e: &HostError) -> Problem {
+    if *e == HostError::Cancelled {
+        return Problem::new("The update was cancelled.", e.help());
     }
-}
-
-impl From<OpenError> for Problem {
-    fn from(e: OpenError) -> Self {
-        Problem {
-            message: e.message,
-            help: e.help,
-        }
-    }
+    Problem::from(e).sentence()
 }
 
 /// The connected device.
@@ -441,7 +417,7 @@ impl AppState {
     /// layout refuses whatever the record says.
     pub fn refusal(&self, kind: SlotKind, image: &ImageFile) -> Option<Problem> {
         if image.data.is_empty() {
-            return Some((&HostError::EmptyImage(image.name.clone())).into());
+            return Some(problem_of(&HostError::EmptyImage(image.name.clone())));
         }
         let info = self.info()?;
         let (name, len) = (&image.name, image.data.len());
@@ -455,7 +431,7 @@ impl AppState {
             Err(HostError::NoFreeSlot) => fota_host::check_for_layout(info, kind, name, len),
             other => other,
         };
-        checked.err().map(|e| (&e).into())
+        checked.err().map(|e| problem_of(&e))
     }
 
     /// Whether the images chosen can be flashed now.

@@ -233,7 +233,7 @@ fn record(props: &FlowProps) -> Html {
         <>
         <h2>{"Record check"}</h2>
         if !info.fota_supported {
-            <ProblemBox problem={crate::state::Problem::from(&fota_host::HostError::Unsupported)} title="This device cannot be updated" />
+            <ProblemBox problem={crate::state::problem_of(&fota_host::HostError::Unsupported)} title="This device cannot be updated" />
         }
         <p>{ format!("Connected to {} over {}. Its flash has {} bytecode slot{} and {} VM slot{}.",
             info.name, c.link,

@@ -2,17 +2,6 @@
 
 use fota_host::protocol::SlotKind;
 
-/// Capital first letter, full stop at the end.
-pub(super) fn sentence(mut message: String) -> String {
-    if let Some(first) = message.get(..1) {
-        message = first.to_uppercase() + &message[1..];
-    }
-    if !message.ends_with('.') {
-        message.push('.');
-    }
-    message
-}
-
 /// What a reverted firmware printed about its own failure: its first lines (three at
 /// most) that speak of a failure, else its last line.
 pub fn why_reverted(lines: &[String]) -> Option<String> {

@@ -113,35 +113,6 @@ impl Transport for Link {
     }
 }
 
-/// Why a link could not be opened, with what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenError {
-    /// What happened.
-    pub message: String,
-    /// What the user should do.
-    pub help: String,
-    /// The user stopped it: not an error to show.
-    pub cancelled: bool,
-}
-
-impl OpenError {
-    pub fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
-        OpenError {
-            message: message.into(),
-            help: help.into(),
-            cancelled: false,
-        }
-    }
-
-    /// The user cancelled while the link was opening.
-    pub fn cancelled() -> Self {
-        OpenError {
-            cancelled: true,
-            ..OpenError::new("Connecting was cancelled.", "Connect again when ready.")
-        }
-    }
-}
-
 /// The `name` of a DOMException (or any error object), and its message.
 pub fn js_error(e: &wasm_bindgen::JsValue) -> (String, String) {
     let get = |k: &str| {

@@ -16,7 +16,8 @@ use web_sys::{
     ReadableStreamDefaultReader, Serial, SerialOptions, SerialPort, WritableStreamDefaultWriter,
 };
 
-use super::{Inbox, OpenError, js_error, sleep};
+use super::{Inbox, js_error, sleep};
+use fota_host::Problem;
 
 /// Receive buffer asked of the browser: far above Web Serial's 255-byte default, which
 /// overflows at high baud rates while the page is busy.
@@ -45,9 +46,9 @@ pub struct SerialLink {
 
 impl SerialLink {
     /// Ask the user for a port (the browser's chooser) and open it at `baud`.
-    pub async fn request(baud: u32) -> Result<SerialLink, OpenError> {
+    pub async fn request(baud: u32) -> Result<SerialLink, Problem> {
         let serial = web_serial().ok_or_else(|| {
-            OpenError::new(
+            Problem::new(
                 "This browser has no Web Serial.",
                 "Use Chrome, Edge or Opera on a desktop computer, or the WebSocket bridge \
                  (fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0), or the simulated device.",
@@ -58,19 +59,19 @@ impl SerialLink {
             Err(e) => {
                 let (name, message) = js_error(&e);
                 return Err(match name.as_str() {
-                    "NotFoundError" | "AbortError" => OpenError::new(
+                    "NotFoundError" | "AbortError" => Problem::new(
                         "No port was chosen.",
                         "Click Connect again and pick your device in the browser's list. If \
                          it is not listed: check the USB cable (some carry power only), \
                          install the USB-serial driver (CP210x, CH340, FTDI) on Windows, and \
                          on Linux add yourself to the dialout group.",
                     ),
-                    "SecurityError" => OpenError::new(
+                    "SecurityError" => Problem::new(
                         format!("The browser does not allow serial ports here: {message}"),
                         "Open the tool over https or from 127.0.0.1, not inside a frame that \
                          forbids serial access.",
                     ),
-                    _ => OpenError::new(
+                    _ => Problem::new(
                         format!("The port chooser failed: {message}"),
                         "Reload the page and try again.",
                     ),
@@ -81,7 +82,7 @@ impl SerialLink {
     }
 
     /// Open `port` at `baud` and start reading.
-    pub async fn open(port: SerialPort, baud: u32) -> Result<SerialLink, OpenError> {
+    pub async fn open(port: SerialPort, baud: u32) -> Result<SerialLink, Problem> {
         let info = port.get_info();
         let usb_ids = (info.get_usb_vendor_id(), info.get_usb_product_id());
         let mut link = SerialLink {
@@ -95,11 +96,11 @@ impl SerialLink {
         link.start(baud).await.map_err(|e| {
             let (name, message) = js_error(&e);
             match name.as_str() {
-                "InvalidStateError" => OpenError::new(
+                "InvalidStateError" => Problem::new(
                     "The port is already open in this page.",
                     "Disconnect first, or reload the page.",
                 ),
-                _ => OpenError::new(
+                _ => Problem::new(
                     format!("The port could not be opened: it is busy ({message})."),
                     "Another program or browser tab has it open: close serial monitors \
                      (Arduino IDE, screen, minicom, PuTTY), other tabs of this tool, and the \

@@ -10,8 +10,8 @@ use std::cell::Cell;
 use fota_host::LinkError;
 use fota_protocol::LayoutKind;
 
-use super::OpenError;
 use crate::extras::{self, SimHandle};
+use fota_host::Problem;
 
 /// Which board the in-page simulated device is: one of the seed's two layouts
 /// ([`LayoutKind`]), or the VM + bytecode layout with VM slots a real runtime fits in.
@@ -93,10 +93,10 @@ impl SimLink {
     /// The simulated device with `layout`: the one used last if it has that layout, else
     /// a factory-fresh one. The first time, its module is fetched (or taken from the
     /// offline copy).
-    pub async fn open(layout: SimLayout) -> Result<SimLink, OpenError> {
+    pub async fn open(layout: SimLayout) -> Result<SimLink, Problem> {
         UNPLUG.with(|u| u.set(false));
         let device = extras::sim(layout.key()).await.map_err(|e| {
-            OpenError::new(
+            Problem::new(
                 format!("The simulated device could not be loaded: {e}."),
                 "Check the network connection and connect again; after one visit with the \
                  network, the page keeps it for offline use.",

@@ -13,7 +13,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
-use super::{Inbox, OpenError, sleep};
+use super::{Inbox, sleep};
+use fota_host::Problem;
 
 /// The web app's own origins as `.ci/serve` serves it: `fota bridge` and `fota sim`
 /// accept these without `--allow-origin`.
@@ -54,18 +55,19 @@ impl WsLink {
     /// Connect to `url` (ws:// or wss://), as `fota bridge` or `fota sim` printed it (its
     /// `?token=...` is not needed from an allowed page, and does no harm). Gives up after
     /// [`OPEN_TIMEOUT`] (the device is in use), or when `abort` completes (the user
-    /// cancelled); the socket is closed then, so it does not take the device later.
+    /// cancelled: `None`, not an error); the socket is closed then, so it does not take the
+    /// device later.
     pub async fn connect(
         url: &str,
         abort: impl core::future::Future<Output = ()>,
-    ) -> Result<WsLink, OpenError> {
+    ) -> Result<Option<WsLink>, Problem> {
         use futures::future::{Either, select};
         let url = url.trim();
         let give_up = select(Box::pin(sleep(OPEN_TIMEOUT)), Box::pin(abort));
         match select(Box::pin(Self::connect_now(url)), give_up).await {
-            Either::Left((opened, _)) => opened,
-            Either::Right((Either::Right(_), _)) => Err(OpenError::cancelled()),
-            Either::Right((Either::Left(_), _)) => Err(OpenError::new(
+            Either::Left((opened, _)) => opened.map(Some),
+            Either::Right((Either::Right(_), _)) => Ok(None),
+            Either::Right((Either::Left(_), _)) => Err(Problem::new(
                 format!(
                     "The bridge at {} did not take the connection within {} s: the device is \
                      in use by another page or program.",
@@ -79,10 +81,10 @@ impl WsLink {
         }
     }
 
-    async fn connect_now(url: &str) -> Result<WsLink, OpenError> {
+    async fn connect_now(url: &str) -> Result<WsLink, Problem> {
         let url = url.trim();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(OpenError::new(
+            return Err(Problem::new(
                 format!("\"{}\" is not a WebSocket address.", redact_token(url)),
                 "Write it as ws://HOST:PORT, for example ws://127.0.0.1:9000 for \
                  `fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0`.",
@@ -115,7 +117,7 @@ impl WsLink {
                     ),
                 )
             };
-            OpenError::new(
+            Problem::new(
                 message,
                 format!(
                     "Start the bridge on the computer the device is plugged into: \

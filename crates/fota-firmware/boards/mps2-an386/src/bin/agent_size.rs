@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../board.rs"]
+#[path = "../board/mod.rs"]
 mod board;
 
 use fota_firmware::Board;

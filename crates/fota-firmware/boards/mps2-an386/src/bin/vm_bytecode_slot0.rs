@@ -2,7 +2,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../board.rs"]
+#[path = "../board/mod.rs"]
 mod board;
 
 #[cortex_m_rt::entry]

@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-#[path = "../board.rs"]
+#[path = "../board/mod.rs"]
 mod board;
 
 use fota_firmware::Board;

@@ -13,7 +13,7 @@ use fota_image::{ANY_SLOT, Kind, Policy, Slot, TrustedKey, Version};
 use serde_json::json;
 
 use crate::render::json_line;
-use crate::{Failure, failure};
+use fota_host::Problem;
 
 #[derive(Args)]
 pub struct ImageArgs {
@@ -142,18 +142,8 @@ enum ImageCommand {
     },
 }
 
-impl From<host::Error> for Failure {
-    fn from(e: host::Error) -> Self {
-        Failure {
-            message: e.to_string(),
-            help: e.help(),
-            code: 1,
-        }
-    }
-}
-
 /// The layouts of `fota sim`, or a list.
-fn parse_layout(spec: &str) -> Result<Layout, Failure> {
+fn parse_layout(spec: &str) -> Result<Layout, Problem> {
     let sim = |kind| {
         let cfg = fota_sim::device::DeviceConfig::new(kind).agent_config();
         Layout::new(
@@ -177,9 +167,9 @@ fn parse_layout(spec: &str) -> Result<Layout, Failure> {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+fn read_file(path: &Path) -> Result<Vec<u8>, Problem> {
     std::fs::read(path).map_err(|e| {
-        failure(
+        Problem::new(
             format!("cannot read {}: {e}", path.display()),
             "Check the path of the file.",
         )
@@ -187,13 +177,13 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 }
 
 /// Writes `bytes` to `path` through a temporary file, so a failure leaves the old file.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Problem> {
     let tmp = path.with_extension("tmp-fota");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            failure(
+            Problem::new(
                 format!("cannot write {}: {e}", path.display()),
                 "Check the path and that the folder is writable.",
             )
@@ -214,7 +204,7 @@ struct Input {
     layout: Option<Layout>,
 }
 
-fn read_firmware(path: &Path, args: &InputArgs) -> Result<(Firmware, Option<Layout>), Failure> {
+fn read_firmware(path: &Path, args: &InputArgs) -> Result<(Firmware, Option<Layout>), Problem> {
     let bytes = read_file(path)?;
     let layout = args.layout.as_deref().map(parse_layout).transpose()?;
     let opts = ReadOptions {
@@ -226,7 +216,7 @@ fn read_firmware(path: &Path, args: &InputArgs) -> Result<(Firmware, Option<Layo
         },
         uf2_family: match &args.uf2_family {
             Some(s) => Some(host::uf2::parse_family(s).ok_or_else(|| {
-                failure(
+                Problem::new(
                     format!("--uf2-family {s}: not a family id"),
                     "Give a number (0x57755a57) or a name (RP2040, STM32F4, nRF52840, SAMD51...).",
                 )
@@ -237,18 +227,18 @@ fn read_firmware(path: &Path, args: &InputArgs) -> Result<(Firmware, Option<Layo
     Ok((host::read_firmware(&name_of(path), &bytes, &opts)?, layout))
 }
 
-fn read_input(path: &Path, args: &InputArgs, slot: Option<&str>) -> Result<Input, Failure> {
+fn read_input(path: &Path, args: &InputArgs, slot: Option<&str>) -> Result<Input, Problem> {
     let (fw, layout) = read_firmware(path, args)?;
     let want = match (slot, &layout) {
         (None | Some("any"), _) => None,
         (Some(name), Some(l)) => Some(l.find(name).ok_or_else(|| {
-            failure(
+            Problem::new(
                 format!("--slot {name}: the layout has no such slot"),
                 format!("The layout's slots: {l}"),
             )
         })?),
         (Some(name), None) => {
-            return Err(failure(
+            return Err(Problem::new(
                 format!("--slot {name} needs --layout"),
                 "Give the device's layout with --layout (bytecode, vm, or a list).",
             ));
@@ -268,29 +258,29 @@ fn warn_all(input: &Input, json: bool) {
     }
 }
 
-fn parse_addr(s: &str) -> Result<u32, Failure> {
+fn parse_addr(s: &str) -> Result<u32, Problem> {
     host::parse_size(s)
         .and_then(|v| u32::try_from(v).ok())
         .ok_or_else(|| {
-            failure(
+            Problem::new(
                 format!("--slot-addr {s}: not a 32-bit address"),
                 "Give it like 0x10000.",
             )
         })
 }
 
-fn parse_version(flag: &str, s: &str) -> Result<Version, Failure> {
+fn parse_version(flag: &str, s: &str) -> Result<Version, Problem> {
     s.parse::<Version>()
-        .map_err(|e| failure(format!("--{flag} {s}: {e}"), "Give it like 1.4.0."))
+        .map_err(|e| Problem::new(format!("--{flag} {s}: {e}"), "Give it like 1.4.0."))
 }
 
-fn read_public_keys(args: &[String]) -> Result<Vec<PublicKey>, Failure> {
+fn read_public_keys(args: &[String]) -> Result<Vec<PublicKey>, Problem> {
     args.iter()
-        .map(|a| PublicKey::read(a).map_err(Failure::from))
+        .map(|a| PublicKey::read(a).map_err(Problem::from))
         .collect()
 }
 
-pub fn run(args: &ImageArgs, json: bool) -> Result<(), Failure> {
+pub fn run(args: &ImageArgs, json: bool) -> Result<(), Problem> {
     match &args.command {
         ImageCommand::Keygen { out } => keygen(out, json),
         ImageCommand::Pack {
@@ -307,7 +297,7 @@ pub fn run(args: &ImageArgs, json: bool) -> Result<(), Failure> {
             let version = parse_version("version", version)?;
             let keys = key
                 .iter()
-                .map(|k| SigningKey::read(k).map_err(Failure::from))
+                .map(|k| SigningKey::read(k).map_err(Problem::from))
                 .collect::<Result<Vec<_>, _>>()?;
             let inp = read_input(file, input, slot.as_deref())?;
             warn_all(&inp, json);
@@ -319,7 +309,7 @@ pub fn run(args: &ImageArgs, json: bool) -> Result<(), Failure> {
                 (None, None) => Kind::Bytecode,
             };
             if let Some(s) = inp.placed.slot.filter(|s| s.kind != kind) {
-                return Err(failure(
+                return Err(Problem::new(
                     format!("--kind {kind} does not match {s}"),
                     "Leave --kind out: the slot gives the kind.",
                 ));
@@ -368,7 +358,7 @@ pub fn run(args: &ImageArgs, json: bool) -> Result<(), Failure> {
                 .into());
             }
             if same_file(file, out) {
-                return Err(failure(
+                return Err(Problem::new(
                     "the output would replace the firmware file",
                     "Give another --out.",
                 ));
@@ -453,7 +443,7 @@ pub fn run(args: &ImageArgs, json: bool) -> Result<(), Failure> {
         } => {
             let keys = read_public_keys(key)?;
             if *require_signature && keys.is_empty() {
-                return Err(failure(
+                return Err(Problem::new(
                     "--require-signature needs the trusted keys",
                     "Give the public keys the device trusts with --key.",
                 ));
@@ -466,7 +456,7 @@ pub fn run(args: &ImageArgs, json: bool) -> Result<(), Failure> {
             warn_all(&inp, json);
             let name = inp.fw.name.clone();
             let image_error = |error| {
-                Failure::from(host::Error::Image {
+                Problem::from(host::Error::Image {
                     name: name.clone(),
                     error,
                 })
@@ -546,7 +536,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn keygen(out: &Path, json: bool) -> Result<(), Failure> {
+fn keygen(out: &Path, json: bool) -> Result<(), Problem> {
     let key = SigningKey::generate()?;
     let public_path = {
         let mut p = out.as_os_str().to_owned();

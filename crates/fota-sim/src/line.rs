@@ -4,7 +4,7 @@
 //! A [`Line`] is one direction of a UART: bytes go out one after another at `baud / 10`
 //! bytes a second (8N1: start bit, 8 data bits, stop bit) and each arrives a fixed latency
 //! after its stop bit (USB-serial adapters add 1-16 ms). Full duplex is two lines, for
-//! instance a [`SerialLink`]. Nothing here reads a clock: every call takes the simulated
+//! instance a [`DuplexLine`]. Nothing here reads a clock: every call takes the simulated
 //! time `now_ns`, so it runs the same in `cargo test` and in a browser.
 //!
 //! An [`RxFifo`] is the receiver's hardware buffer: a byte that arrives while it is full
@@ -270,17 +270,17 @@ impl Line {
 
 /// A full-duplex serial link: two [`Line`]s of the same baud and latency.
 #[derive(Debug, Clone)]
-pub struct SerialLink {
+pub struct DuplexLine {
     /// Bytes from the host (browser or CLI) to the device.
     pub to_device: Line,
     /// Bytes from the device to the host.
     pub to_host: Line,
 }
 
-impl SerialLink {
+impl DuplexLine {
     /// A clean link.
-    pub fn new(baud: u32, latency_ns: u64) -> SerialLink {
-        SerialLink {
+    pub fn new(baud: u32, latency_ns: u64) -> DuplexLine {
+        DuplexLine {
             to_device: Line::new(baud, latency_ns),
             to_host: Line::new(baud, latency_ns),
         }
@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn serial_link_is_two_independent_lines() {
-        let mut link = SerialLink::new(115_200, MS);
+        let mut link = DuplexLine::new(115_200, MS);
         link.to_device.send(0, b"req");
         link.to_host.send(0, b"reply!");
         assert_eq!(link.next_arrival(), link.to_device.next_arrival());

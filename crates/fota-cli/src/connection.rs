@@ -3,58 +3,45 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use fota_host::{LinkError, Transport};
+use fota_host::{LinkError, Problem, Transport};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Why a port could not be opened, with what to do about it.
-#[derive(Debug)]
-pub struct OpenError {
-    pub message: String,
-    pub help: String,
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)
-    }
-}
-
 /// Open `port`: a `ws://` URL or a serial device path.
-pub async fn open(port: &str, baud: u32) -> Result<Link, OpenError> {
+pub async fn open(port: &str, baud: u32) -> Result<Connection, Problem> {
     if port.starts_with("ws://") || port.starts_with("wss://") {
-        Ok(Link::Ws(WsLink::connect(port).await?))
+        Ok(Connection::Ws(WsConnection::connect(port).await?))
     } else {
-        Ok(Link::Serial(SerialLink::open(port, baud)?))
+        Ok(Connection::Serial(SerialConnection::open(port, baud)?))
     }
 }
 
 /// One of the transports.
-pub enum Link {
-    Serial(SerialLink),
-    Ws(WsLink),
+pub enum Connection {
+    Serial(SerialConnection),
+    Ws(WsConnection),
 }
 
-impl Transport for Link {
+impl Transport for Connection {
     async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
         match self {
-            Link::Serial(l) => l.send(bytes),
-            Link::Ws(l) => l.send(bytes).await,
+            Connection::Serial(l) => l.send(bytes),
+            Connection::Ws(l) => l.send(bytes).await,
         }
     }
 
     async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
         match self {
-            Link::Serial(l) => l.recv(buf, timeout).await,
-            Link::Ws(l) => l.recv(buf, timeout).await,
+            Connection::Serial(l) => l.recv(buf, timeout).await,
+            Connection::Ws(l) => l.recv(buf, timeout).await,
         }
     }
 
     fn now(&self) -> Duration {
         match self {
-            Link::Serial(l) => l.start.elapsed(),
-            Link::Ws(l) => l.start.elapsed(),
+            Connection::Serial(l) => l.start.elapsed(),
+            Connection::Ws(l) => l.start.elapsed(),
         }
     }
 
@@ -64,10 +51,10 @@ impl Transport for Link {
 
     async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
         match self {
-            Link::Serial(l) => l.set_baud(baud),
+            Connection::Serial(l) => l.set_baud(baud),
             // The far end of a WebSocket (the bridge or the simulator) follows the
             // agent's SetBaud by itself.
-            Link::Ws(l) => {
+            Connection::Ws(l) => {
                 l.baud = baud;
                 Ok(())
             }
@@ -76,15 +63,15 @@ impl Transport for Link {
 
     fn baud(&self) -> Option<u32> {
         match self {
-            Link::Serial(l) => Some(l.baud),
-            Link::Ws(l) => Some(l.baud),
+            Connection::Serial(l) => Some(l.baud),
+            Connection::Ws(l) => Some(l.baud),
         }
     }
 
     async fn reconnect(&mut self) -> Result<(), LinkError> {
         match self {
-            Link::Serial(l) => l.reconnect(),
-            Link::Ws(l) => l.reconnect().await,
+            Connection::Serial(l) => l.reconnect(),
+            Connection::Ws(l) => l.reconnect().await,
         }
     }
 }
@@ -130,7 +117,7 @@ impl Inbox {
 }
 
 /// A serial port, read by a thread that hands chunks to the async side.
-pub struct SerialLink {
+pub struct SerialConnection {
     path: String,
     baud: u32,
     port: Box<dyn serialport::SerialPort>,
@@ -139,7 +126,7 @@ pub struct SerialLink {
     broken: bool,
 }
 
-pub(crate) fn open_error(path: &str, e: &serialport::Error) -> OpenError {
+pub(crate) fn open_error(path: &str, e: &serialport::Error) -> Problem {
     use serialport::ErrorKind;
     let (message, help) = match e.kind() {
         ErrorKind::NoDevice if e.description.contains("exclusive") => busy(path),
@@ -167,7 +154,7 @@ pub(crate) fn open_error(path: &str, e: &serialport::Error) -> OpenError {
             "Check that the device is connected and no other program uses the port.".to_string(),
         ),
     };
-    OpenError { message, help }
+    Problem { message, help }
 }
 
 fn busy(path: &str) -> (String, String) {
@@ -181,23 +168,20 @@ fn busy(path: &str) -> (String, String) {
 
 /// Open a serial port for exclusive use, with reads that time out so a reader thread
 /// can notice the other side went away.
-pub(crate) fn open_port(
-    path: &str,
-    baud: u32,
-) -> Result<Box<dyn serialport::SerialPort>, OpenError> {
+pub(crate) fn open_port(path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort>, Problem> {
     serialport::new(path, baud)
         .timeout(Duration::from_millis(20))
         .open()
         .map_err(|e| open_error(path, &e))
 }
 
-impl SerialLink {
-    pub fn open(path: &str, baud: u32) -> Result<SerialLink, OpenError> {
+impl SerialConnection {
+    pub fn open(path: &str, baud: u32) -> Result<SerialConnection, Problem> {
         // serialport opens the port exclusively (TIOCEXCL and an exclusive flock), so a
         // second program gets a clear "busy" instead of a garbled transfer.
         let port = open_port(path, baud)?;
         let rx = spawn_reader(&*port).map_err(|e| open_error(path, &e))?;
-        Ok(SerialLink {
+        Ok(SerialConnection {
             path: path.to_string(),
             baud,
             port,
@@ -280,7 +264,7 @@ pub(crate) fn spawn_reader(
 }
 
 /// A WebSocket carrying raw bytes as binary messages (to `fota sim --ws` or `fota bridge`).
-pub struct WsLink {
+pub struct WsConnection {
     url: String,
     out: mpsc::UnboundedSender<Vec<u8>>,
     inbox: Inbox,
@@ -289,10 +273,10 @@ pub struct WsLink {
     broken: bool,
 }
 
-impl WsLink {
-    pub async fn connect(url: &str) -> Result<WsLink, OpenError> {
+impl WsConnection {
+    pub async fn connect(url: &str) -> Result<WsConnection, Problem> {
         let (out, rx) = ws_connect(url).await.map_err(|e| e.open_error(url))?;
-        Ok(WsLink {
+        Ok(WsConnection {
             url: url.to_string(),
             out,
             inbox: Inbox::new(rx),
@@ -345,10 +329,10 @@ enum WsRefused {
 }
 
 impl WsRefused {
-    fn open_error(&self, url: &str) -> OpenError {
+    fn open_error(&self, url: &str) -> Problem {
         let shown = redact_token(url);
         match self {
-            WsRefused::Token => OpenError {
+            WsRefused::Token => Problem {
                 message: if url.contains("token=") {
                     format!("{shown}: the bridge refused the token")
                 } else {
@@ -358,13 +342,13 @@ impl WsRefused {
                        (ws://127.0.0.1:PORT/?token=...): each run has a new token."
                     .into(),
             },
-            WsRefused::Origin => OpenError {
+            WsRefused::Origin => Problem {
                 message: format!("{shown}: the bridge refused this client's origin"),
                 help: "Connect from a program that sends no Origin header, or start the \
                        bridge with --allow-origin for it."
                     .into(),
             },
-            WsRefused::Other(e) => OpenError {
+            WsRefused::Other(e) => Problem {
                 message: format!("{shown}: cannot connect: {e}"),
                 help: "Start the other end first (fota sim --ws ADDR, or fota bridge --ws ADDR \
                        --port PORT) and check the address."

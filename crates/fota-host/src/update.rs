@@ -132,9 +132,16 @@ pub struct Report {
     pub sent_bytes: u64,
     /// Time spent comparing sectors (resume).
     pub compare_time: Duration,
-    /// Time spent erasing before the stream could start (the first sector's erase: the
-    /// others run while the stream goes on, and count in `stream_time`).
+    /// Time the update waited for erases alone: the first sector's, before the stream
+    /// could start (the others run while the stream goes on, and count in
+    /// `stream_time`).
     pub erase_time: Duration,
+    /// Sectors the device erased (an erase sent again after a lost frame counts again).
+    pub erased_sectors: u32,
+    /// What those erases took the device by its own figure (`Info` tag 2, its slowest
+    /// sector's erase time, times `erased_sectors`): flash time, most of it hidden behind
+    /// the stream. Zero when the device declares no erase time.
+    pub device_erase_time: Duration,
     /// Time spent streaming, the erases that overlap it included.
     pub stream_time: Duration,
     /// Time spent on the final checksum.
@@ -157,6 +164,8 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         sent_bytes: 0,
         compare_time: Duration::ZERO,
         erase_time: Duration::ZERO,
+        erased_sectors: 0,
+        device_erase_time: Duration::ZERO,
         stream_time: Duration::ZERO,
         checksum_time: Duration::ZERO,
         total_time: Duration::ZERO,
@@ -700,13 +709,9 @@ async fn transfer<T: Transport>(
             .resumed(&image.name, skipped as u64, image.len() as u64);
     }
 
-    // Compressed or delta where the agent decodes it (crate::codec): the dirty sectors are
-    // erased first, then the stream is decoded into them. Raw otherwise, each dirty sector
-    // erased just ahead of its blocks while the others stream (crate::erase_ahead).
+    // Compressed or delta where the agent decodes it (crate::codec), raw otherwise; either
+    // way each dirty sector is erased just ahead of the stream (crate::erase_ahead).
     let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
-    // What the erases take, from the device's own figure (its slowest sector's).
-    let dirty = state.iter().filter(|s| **s == SectorState::Dirty).count();
-    let erase_each = Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0)));
     let prepared = crate::codec::prepare_stream(
         dev,
         info,
@@ -716,7 +721,6 @@ async fn transfer<T: Transport>(
         &plan.bases,
         &sectors,
         &done,
-        erase_each * u32::try_from(dirty).unwrap_or(u32::MAX),
     )
     .await?;
     let Some(prepared) = prepared else {
@@ -724,7 +728,6 @@ async fn transfer<T: Transport>(
         return crate::erase_ahead::erase_and_stream(
             dev,
             slot,
-            &image.name,
             &padded,
             gran,
             &sectors,
@@ -734,82 +737,10 @@ async fn transfer<T: Transport>(
         )
         .await;
     };
-    erase_dirty_runs(dev, slot, &sectors, &sector_ends, &state, report).await?;
-    let t = dev.now();
-    let sent = prepared.send(dev, info, slot, &sectors, &done).await?;
-    report.stream_time += dev.now() - t;
-    report.sent_bytes += sent;
-    Ok(())
-}
-
-/// Erase the runs of dirty sectors, one request a run, before a compressed stream is
-/// decoded into them (the decoder writes where its stream says, so every sector it may
-/// touch is erased first).
-async fn erase_dirty_runs<T: Transport>(
-    dev: &mut Device<T>,
-    slot: &SlotDesc,
-    sectors: &[(usize, usize)],
-    sector_ends: &[usize],
-    state: &[SectorState],
-    report: &mut Report,
-) -> Result<(), HostError> {
-    // Erase runs of dirty sectors, one request a run.
-    let t = dev.now();
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (i, s) in state.iter().enumerate() {
-        if *s == SectorState::Dirty {
-            match runs.last_mut() {
-                Some(run) if run.1 == i => run.1 = i + 1,
-                _ => runs.push((i, i + 1)),
-            }
-        }
-    }
-    // A run erases whole sectors: from its first sector's start to its last one's end.
-    let run_span = |&(a, b): &(usize, usize)| (sectors[a].0, sector_ends[b - 1]);
-    let erase_total: u64 = runs
-        .iter()
-        .map(|r| {
-            let (from, to) = run_span(r);
-            (to - from) as u64
-        })
-        .sum();
-    let what = if erase_total == 0 {
-        format!(
-            "Nothing to erase in {} slot {}: it is ready",
-            kind_name(slot.kind),
-            slot.index
-        )
-    } else {
-        format!(
-            "Erasing {} KiB of {} slot {}",
-            erase_total / 1024,
-            kind_name(slot.kind),
-            slot.index
-        )
-    };
-    dev.observer().step(Step::Erase, &what);
-    let mut erased_before = 0u64;
-    for run in &runs {
-        let (from, to) = run_span(run);
-        let addr = slot.addr + from as u32;
-        let size = (to - from) as u32;
-        let base = erased_before;
-        dev.erase_slot(addr, size, &mut |obs, now, done, _| {
-            obs.progress(&progress64(
-                Phase::Erase,
-                // Within this run, whatever total the device names.
-                base + u64::from(done.min(size)),
-                erase_total,
-                now - t,
-            ))
-        })
-        .await?;
-        erased_before += u64::from(size);
-        let p = progress64(Phase::Erase, erased_before, erase_total, dev.now() - t);
-        dev.observer().progress(&p);
-    }
-    report.erase_time += dev.now() - t;
-    Ok(())
+    let erases = crate::erase_ahead::StreamErases::new(slot.addr, &sectors, &sector_ends, &state);
+    prepared
+        .send(dev, info, slot, &sectors, &done, erases, report)
+        .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -184,6 +184,34 @@ impl Round {
     }
 }
 
+impl Report {
+    /// The erases in words, for a result line: how many sectors, what they took the
+    /// device by its own figure, and how much of it the update waited for alone (the
+    /// rest ran while the image streamed). E.g. "erased 64 sectors (2.88 s of flash time
+    /// by the device's figure; 0.05 s before the stream could start, the rest while it
+    /// ran)".
+    pub fn describe_erases(&self) -> String {
+        if self.erased_sectors == 0 {
+            return "nothing erased".into();
+        }
+        let each = if self.device_erase_time.is_zero() {
+            String::new()
+        } else {
+            format!(
+                "{:.2} s of flash time by the device's figure; ",
+                self.device_erase_time.as_secs_f64()
+            )
+        };
+        format!(
+            "erased {} sector{} ({each}{:.2} s before the stream could start, the rest \
+             while it ran)",
+            self.erased_sectors,
+            if self.erased_sectors == 1 { "" } else { "s" },
+            self.erase_time.as_secs_f64()
+        )
+    }
+}
+
 /// What the erases of `sectors` sectors take the device by its own figure (`Info` tag
 /// 2, its slowest sector's), added to the report.
 pub(crate) fn count_erases(report: &mut Report, info: &Info, sectors: u32) {
@@ -325,9 +353,9 @@ pub(crate) enum StreamItem {
 ///
 /// A stream's blocks each decode into their own image range (16 KiB by default), in
 /// image order. The erases of the sectors that block j + 1 is first to write go
-/// just before the first frame that carries bytes of block j, so the flash erases them
-/// while block j streams; a frame is sent only once every sector that a block it
-/// reaches writes first has its erase answered. Since the agent works in order, the
+/// among the first frames of block j, one before each, so the flash erases them while
+/// block j streams; a frame is sent only once every sector that a block it reaches
+/// writes first has its erase answered. Since the agent works in order, the
 /// decoder never writes a sector before its erase ran, and an `EraseSlot` is sent again
 /// (after a lost answer, or a `StreamGap` that restarts the window) only while no frame
 /// that writes into its sector was sent: it never erases what the decoder wrote.
@@ -404,29 +432,31 @@ impl StreamErases {
     }
 
     /// The requests that send body bytes `from..end` in frames of `chunk`, with the
-    /// erases not answered yet (see the type's docs).
+    /// erases not answered yet (see the type's docs): before each frame, every erase of
+    /// the blocks it reaches (those not placed yet), then at most one erase of the next
+    /// block, so that the erases of block j + 1 spread over the first frames of block j
+    /// and the window holds an erase and frames, not erases alone.
     pub(crate) fn schedule(&self, from: usize, end: usize, chunk: usize) -> Vec<StreamItem> {
+        let mut order: Vec<usize> = (0..self.sectors.len())
+            .filter(|&e| !self.answered[e])
+            .collect();
+        order.sort_by_key(|&e| (self.group[e], e));
+        let mut pending = order.into_iter().peekable();
         let mut items = Vec::new();
-        let groups = self.group.iter().max().map_or(0, |g| g + 1);
-        let mut placed = 0usize;
-        let mut place = |items: &mut Vec<StreamItem>, upto: usize| {
-            while placed < upto.min(groups) {
-                for (e, &g) in self.group.iter().enumerate() {
-                    if g == placed && !self.answered[e] {
-                        items.push(StreamItem::Erase(e));
-                    }
-                }
-                placed += 1;
-            }
-        };
         let mut a = from;
         while a < end {
             let b = (a + chunk.max(1)).min(end);
-            place(&mut items, self.last_block(b) + AHEAD + 1);
+            let last = self.last_block(b);
+            while let Some(e) = pending.next_if(|&e| self.group[e] <= last) {
+                items.push(StreamItem::Erase(e));
+            }
+            if let Some(e) = pending.next_if(|&e| self.group[e] <= last + AHEAD) {
+                items.push(StreamItem::Erase(e));
+            }
             items.push(StreamItem::Frame { a, b });
             a = b;
         }
-        place(&mut items, groups);
+        items.extend(pending.map(StreamItem::Erase));
         items
     }
 
@@ -616,8 +646,8 @@ mod tests {
             [
                 X(0),
                 X(1),
-                X(2),
                 F { a: 0, b: 4 },
+                X(2),
                 X(3),
                 F { a: 4, b: 8 },
                 F { a: 8, b: 12 },

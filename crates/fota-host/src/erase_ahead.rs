@@ -352,9 +352,8 @@ pub(crate) enum StreamItem {
 /// The sectors a compressed stream needs erased, and which of them the agent erased.
 ///
 /// A stream's blocks each decode into their own image range (16 KiB by default), in
-/// image order. The erases of the sectors that block j + 1 is first to write go
-/// among the first frames of block j, one before each, so the flash erases them while
-/// block j streams; a frame is sent only once every sector that a block it reaches
+/// image order. The erases of the sectors that block j + 1 is first to write are
+/// spread over the frames of block j, so the flash erases them while block j streams; a frame is sent only once every sector that a block it reaches
 /// writes first has its erase answered. Since the agent works in order, the
 /// decoder never writes a sector before its erase ran, and an `EraseSlot` is sent again
 /// (after a lost answer, or a `StreamGap` that restarts the window) only while no frame
@@ -433,28 +432,39 @@ impl StreamErases {
 
     /// The requests that send body bytes `from..end` in frames of `chunk`, with the
     /// erases not answered yet (see the type's docs): before each frame, every erase of
-    /// the blocks it reaches (those not placed yet), then at most one erase of the next
-    /// block, so that the erases of block j + 1 spread over the first frames of block j
-    /// and the window holds an erase and frames, not erases alone.
+    /// the blocks it reaches (those not placed yet), then the erases of the next block
+    /// spread evenly over the frames left in this block, so that the window holds an
+    /// erase and frames rather than erases alone, and the next block's erases are all
+    /// sent before its first frame needs them.
     pub(crate) fn schedule(&self, from: usize, end: usize, chunk: usize) -> Vec<StreamItem> {
         let mut order: Vec<usize> = (0..self.sectors.len())
             .filter(|&e| !self.answered[e])
             .collect();
         order.sort_by_key(|&e| (self.group[e], e));
         let mut pending = order.into_iter().peekable();
-        let mut items = Vec::new();
+        let mut frames: Vec<(usize, usize, usize)> = Vec::new();
         let mut a = from;
         while a < end {
             let b = (a + chunk.max(1)).min(end);
-            let last = self.last_block(b);
+            frames.push((a, b, self.last_block(b)));
+            a = b;
+        }
+        let mut items = Vec::new();
+        for (i, &(a, b, last)) in frames.iter().enumerate() {
             while let Some(e) = pending.next_if(|&e| self.group[e] <= last) {
                 items.push(StreamItem::Erase(e));
             }
-            if let Some(e) = pending.next_if(|&e| self.group[e] <= last + AHEAD) {
-                items.push(StreamItem::Erase(e));
+            let frames_left = frames[i..].iter().take_while(|f| f.2 == last).count();
+            let ahead = pending
+                .clone()
+                .take_while(|&e| self.group[e] <= last + AHEAD)
+                .count();
+            for _ in 0..ahead.div_ceil(frames_left.max(1)) {
+                if let Some(e) = pending.next() {
+                    items.push(StreamItem::Erase(e));
+                }
             }
             items.push(StreamItem::Frame { a, b });
-            a = b;
         }
         items.extend(pending.map(StreamItem::Erase));
         items
@@ -646,8 +656,8 @@ mod tests {
             [
                 X(0),
                 X(1),
-                F { a: 0, b: 4 },
                 X(2),
+                F { a: 0, b: 4 },
                 X(3),
                 F { a: 4, b: 8 },
                 F { a: 8, b: 12 },
@@ -666,6 +676,34 @@ mod tests {
         assert_eq!(
             e.schedule(8, 15, 4),
             [X(3), F { a: 8, b: 12 }, F { a: 12, b: 15 }]
+        );
+    }
+
+    #[test]
+    fn stream_erases_of_the_next_block_spread_over_the_frames_of_this_one() {
+        // Two blocks of 12 image bytes (3 sectors each), each 12 body bytes: three
+        // frames of 4 per block.
+        let sectors = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24)];
+        let ends = [4, 8, 12, 16, 20, 24];
+        let mut e = StreamErases::new(0, &sectors, &ends, &[D; 6]);
+        e.assign(&[(0, 12, 0), (12, 12, 12)]);
+        use StreamItem::{Erase as X, Frame as F};
+        assert_eq!(
+            e.schedule(0, 24, 4),
+            [
+                X(0),
+                X(1),
+                X(2),
+                X(3),
+                F { a: 0, b: 4 },
+                X(4),
+                F { a: 4, b: 8 },
+                X(5),
+                F { a: 8, b: 12 },
+                F { a: 12, b: 16 },
+                F { a: 16, b: 20 },
+                F { a: 20, b: 24 },
+            ]
         );
     }
 }

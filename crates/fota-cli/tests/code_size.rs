@@ -341,7 +341,11 @@ fn the_decoder_fits_its_code_budget() {
     let growth = codec.values().sum::<u64>() as i64 - plain.values().sum::<u64>() as i64;
     println!("| decoder (fota-codec and stream.rs) | {decoder} |");
     println!("| whole image growth with the codec feature | {growth} |");
-    assert_eq!(plain.get("codec"), None, "decoder code in the build without it");
+    assert_eq!(
+        plain.get("codec"),
+        None,
+        "decoder code in the build without it"
+    );
     // A misattribution would make the budget meaningless: the decoder is most of it.
     assert!(
         decoder > 0 && decoder as i64 * 2 > growth,

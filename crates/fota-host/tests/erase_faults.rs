@@ -178,6 +178,7 @@ fn new_image(len: usize, compressible: bool) -> Vec<u8> {
 }
 
 struct Run {
+    report: fota_host::Report,
     outcome: Outcome,
     holds: bool,
     erases_sent: u32,
@@ -210,6 +211,7 @@ fn run(fault: Fault, codec: Codec, image: &[u8]) -> Run {
         .expect("slot 1");
     let at = slot.addr as usize;
     Run {
+        report: report.clone(),
         outcome: report.outcome,
         holds: sim.flash_bytes()[at..at + image.len()] == image[..],
         erases_sent: link.sent[usize::from(ERASE)],
@@ -225,6 +227,19 @@ fn raw_update_survives_each_erase_or_its_answer_lost() {
     let clean = run(NONE, Codec::None, &image);
     assert!(clean.holds && clean.outcome == Outcome::Attempted);
     assert_eq!(clean.erases_sent, 10);
+    // The report says what the erases took: ten sectors at the 45 ms the device declares,
+    // of which the update waited for the first alone.
+    assert_eq!(clean.report.erased_sectors, 10);
+    assert_eq!(clean.report.device_erase_time, Duration::from_millis(450));
+    assert!(clean.report.erase_time < Duration::from_millis(100));
+    assert!(
+        clean
+            .report
+            .describe_erases()
+            .starts_with("erased 10 sectors (0.45 s of flash time"),
+        "{}",
+        clean.report.describe_erases()
+    );
     let blocks = clean.writes_sent;
     let mut cases = 0;
     let mut resent = Vec::new();
@@ -274,6 +289,7 @@ fn stream_update_survives_each_erase_or_its_answer_lost() {
     let clean = run(NONE, Codec::Lzma, &image);
     assert!(clean.holds && clean.outcome == Outcome::Attempted);
     assert_eq!(clean.erases_sent, 10);
+    assert_eq!(clean.report.erased_sectors, 10);
     assert!(clean.frames_sent > 1 && clean.writes_sent == 0);
     let mut cases = 0;
     for n in 1..=10 {

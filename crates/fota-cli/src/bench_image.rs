@@ -14,14 +14,13 @@
 //!   (header and blocks).
 //! * **stream**: the host's Stream step (`Report::stream_time`): for a stream, from the
 //!   delta's base check (the device's MD5 of its slot) and `StreamBegin` to the reply to
-//!   its end; for the raw image, from the first `WriteSlot` to the last reply (the
-//!   erases of all but the first sector among them).
+//!   its end; for the raw image, from the first `WriteSlot` to the last reply. Both erase
+//!   each sector just ahead of the data, so the erases of all but the first sector run
+//!   inside it: where erasing is slower than the line, the flash sets its pace.
 //! * **x line rate**: image bytes / (stream x baud / 10): how many times faster than
 //!   the line's raw byte rate the image arrives.
 //! * **whole update**: hello to the answer to `attempt` (`Report::total_time`): the
-//!   erases included. A raw image is written while the next sectors erase, so its Stream
-//!   step holds all but the first erase; a stream is decoded into sectors erased before
-//!   it, outside its Stream step.
+//!   erases included.
 //! * **esptool's method**: the image deflated at zlib level 9 (as esptool compresses),
 //!   sent at esptool's published wire efficiency: 98 % of the line rate at 115200 baud
 //!   and 74 % at 921600 (esptool issues 255 and 256); no latency added, so it is its
@@ -236,8 +235,8 @@ pub async fn run(image_path: &Path, from: Option<&Path>, json_out: bool) -> Resu
         print!("{table}");
         println!(
             "\nsent: image data on the wire (raw image, or stream); stream: the Stream step in \
-             the modelled link's time; x line rate: image bytes / (stream x baud/10). \
-             esptool's method: zlib level 9 at its published wire efficiency (esptool \
+             the modelled link's time, the erases that run during it included; x line rate: \
+             image bytes / (stream x baud/10). esptool's method: zlib level 9 at its published wire efficiency (esptool \
              issues 255 and 256)."
         );
     }

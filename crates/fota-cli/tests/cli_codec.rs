@@ -33,6 +33,9 @@ fn flash_says_what_it_sends_and_takes_a_delta_from_the_running_firmware() {
         "{}",
         text(&o)
     );
+    // One line says what is sent, raw or not (no second "Sending ... of a.bin").
+    let sending = text(&o).lines().filter(|l| l.contains("Sending ")).count();
+    assert_eq!(sending, 1, "{}", text(&o));
     // The next release: a few bytes more. The device runs a.bin now.
     let mut next = std::fs::read(&a).expect("read");
     next.extend_from_slice(b"the next release");

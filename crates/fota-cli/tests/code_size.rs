@@ -26,6 +26,8 @@ fn part(path: &str, line: u64) -> &'static str {
     let has = |s: &str| path.contains(s);
     if has("fota-agent/src/md5.rs") {
         "MD5"
+    } else if has("fota-codec/") || has("fota-agent/src/stream.rs") {
+        "codec"
     } else if has("fota-agent/") {
         "agent"
     } else if has("fota-protocol/") {
@@ -76,6 +78,7 @@ fn symbol_part(name: &str) -> &'static str {
         // The CRC table is a static of the protocol crate, MD5's constants the agent's.
         "fota_protocol" if name.contains("CRC32") => "CRC",
         "fota_agent" if name.contains("md5") => "MD5",
+        "fota_codec" => "codec",
         "fota_agent" => "agent",
         "fota_protocol" => "protocol",
         "md5" | "digest" | "block_buffer" => "MD5",
@@ -274,6 +277,43 @@ fn the_agent_fits_its_code_budget() {
     }
     println!("vm-bytecode-slot0 (the whole VM), bytes:");
     print(&measure(&dir.join("vm-bytecode-slot0")));
+}
+
+/// The decoder's code (`fota-codec` and the agent's `stream.rs`) in the agent-size image
+/// built with the `codec` feature, and what the feature adds to the whole image: within
+/// the budget row "| budget: decoder (codec feature) | N |" of docs/PORTING.md.
+#[test]
+fn the_decoder_fits_its_code_budget() {
+    let plain = measure(&build().join("agent-size"));
+    let codec = measure(&support::firmware(&["codec"], "target-codec").join("agent-size"));
+    println!("agent-size with the codec feature, bytes:");
+    print(&codec);
+    let decoder = codec.get("codec").copied().unwrap_or(0);
+    let growth = codec.values().sum::<u64>() as i64 - plain.values().sum::<u64>() as i64;
+    println!("| decoder (fota-codec and stream.rs) | {decoder} |");
+    println!("| whole image growth with the codec feature | {growth} |");
+    assert_eq!(
+        plain.get("codec"),
+        None,
+        "decoder code in the build without it"
+    );
+    // A misattribution would make the budget meaningless: the decoder is most of it.
+    assert!(
+        decoder > 0 && decoder as i64 * 2 > growth,
+        "decoder {decoder} B of a {growth} B growth"
+    );
+    let doc = include_str!("../../../docs/PORTING.md");
+    let limit: i64 = doc
+        .lines()
+        .find_map(|l| {
+            let l = l.strip_prefix("| budget: decoder (codec feature) | ")?;
+            l.trim_end_matches(" |").replace(',', "").parse().ok()
+        })
+        .expect("docs/PORTING.md has a decoder budget row");
+    assert!(
+        growth <= limit,
+        "the codec feature adds {growth} bytes, over the {limit}-byte budget"
+    );
 }
 
 /// A `usize` constant `const NAME: usize = N;` in `fota bench`'s source.

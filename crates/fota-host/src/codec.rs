@@ -281,8 +281,10 @@ async fn find_base<'b, T: Transport>(
 }
 
 /// Send `stream` into `slot`, only the blocks for which `needed(offset, len)` holds
-/// (resume), through `StreamBegin` and a window of `StreamData` frames. Returns the
-/// stream bytes sent.
+/// (resume), through `StreamBegin` and a window of `StreamData` frames, with the
+/// `EraseSlot`s of `erases` interleaved one block ahead
+/// ([`crate::erase_ahead::StreamErases`]). Returns the stream bytes sent.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn send_stream<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -291,9 +293,20 @@ pub(crate) async fn send_stream<T: Transport>(
     method: &Method,
     needed: &dyn Fn(u32, u32) -> bool,
     total_image: u64,
+    erases: &mut crate::erase_ahead::StreamErases,
 ) -> Result<u64, HostError> {
     let bytes = stream.select(needed);
     let (header, body) = bytes.split_at(fota_codec::format::HEADER_LEN.min(bytes.len()));
+    // Where each block sent starts in the body, with its image offset and length.
+    let mut at = 0usize;
+    let mut selected: Vec<(u32, u32, usize)> = Vec::new();
+    for b in stream.blocks() {
+        if needed(b.offset, b.len) {
+            selected.push((b.offset, b.len, at));
+            at += b.bytes.len();
+        }
+    }
+    erases.assign(&selected);
     let base = match method {
         Method::Delta { slot, .. } => slot.addr,
         _ => NO_BASE,
@@ -315,48 +328,64 @@ pub(crate) async fn send_stream<T: Transport>(
     // The image bytes the agent says it wrote, for progress.
     let mut written = 0u64;
     let mut rounds = 0u32;
+    // How long the first erase answered kept the stream waiting.
+    let mut first_erase: Option<core::time::Duration> = None;
     loop {
-        let frames: Vec<(usize, usize)> = (from..body.len())
-            .step_by(chunk)
-            .map(|a| (a, (a + chunk).min(body.len())))
-            .collect();
-        let make = |i: usize| {
-            let (a, b) = frames[i];
-            Request::StreamData {
+        let items = erases.schedule(from, body.len(), chunk);
+        let erases_ref = &*erases;
+        let make = |i: usize| match items[i] {
+            crate::erase_ahead::StreamItem::Erase(e) => erases_ref.request(e),
+            crate::erase_ahead::StreamItem::Frame { a, b, .. } => Request::StreamData {
                 offset: a as u32,
                 data: &body[a..b],
-            }
+            },
         };
+        let answered = core::cell::RefCell::new(erases.answered().to_vec());
+        let ready = |i: usize| erases_ref.ready(items[i], &answered.borrow());
         let mut gap: Option<u32> = None;
         let mut taken = from as u32;
+        let pipeline_start = dev.now();
         let r = dev
-            .pipeline(
-                frames.len(),
-                &make,
-                &mut |obs, now, _i, reply| match reply {
-                    Reply::Streamed {
-                        received,
-                        written: w,
-                    } => {
+            .pipeline_when(items.len(), &make, &ready, &mut |obs, now, i, reply| {
+                match (items[i], reply) {
+                    (crate::erase_ahead::StreamItem::Erase(e), Reply::Erased { .. }) => {
+                        answered.borrow_mut()[e] = true;
+                        first_erase.get_or_insert(now - pipeline_start);
+                        Ok(())
+                    }
+                    (crate::erase_ahead::StreamItem::Erase(_), other) => {
+                        Err(refused(Op::EraseSlot, &other))
+                    }
+                    (
+                        crate::erase_ahead::StreamItem::Frame { .. },
+                        Reply::Streamed {
+                            received,
+                            written: w,
+                        },
+                    ) => {
                         taken = taken.max(received);
                         written = u64::from(w);
                         obs.progress(&progress(written, total_image, now - t));
                         Ok(())
                     }
-                    Reply::Error {
-                        code: ErrorCode::StreamGap,
-                        detail,
-                    } if detail != u32::MAX => {
-                        // A frame before this one was lost: stop, go on from where the agent
-                        // stands.
+                    (
+                        crate::erase_ahead::StreamItem::Frame { .. },
+                        Reply::Error {
+                            code: ErrorCode::StreamGap,
+                            detail,
+                        },
+                    ) if detail != u32::MAX => {
+                        // A frame before this one was lost: stop, go on from where the
+                        // agent stands.
                         gap = Some(detail);
                         Err(HostError::Cancelled)
                     }
-                    other => Err(refused(Op::StreamData, &other)),
-                },
-            )
+                    (_, other) => Err(refused(Op::StreamData, &other)),
+                }
+            })
             .await;
-        sent += frames.iter().map(|&(a, b)| (b - a) as u64).sum::<u64>();
+        erases.take_answers(&answered.into_inner());
+        sent += body.len().saturating_sub(from) as u64;
         match (r, gap) {
             (Ok(()), _) => break,
             (Err(_), Some(at)) if (at as usize) <= body.len() && rounds < 1000 => {
@@ -379,6 +408,7 @@ pub(crate) async fn send_stream<T: Transport>(
     }
     let p = progress(total_image, total_image, dev.now() - t);
     dev.observer().progress(&p);
+    erases.first_wait = first_erase.unwrap_or_default();
     Ok(sent)
 }
 
@@ -419,8 +449,7 @@ fn needed(sectors: &[(usize, usize)], done: &[bool], offset: u32, len: u32) -> b
 /// The Stream step of one image, when the device takes a compressed stream: picks the
 /// method and says it. `done[i]` says whether sector `i` (`sectors[i]`: image offsets)
 /// already holds the image. `None` when the image goes raw (the caller streams it, the
-/// sentence already said) or the slot already holds all of it. `erase` is what the
-/// sectors to erase take on the device (as `Info` tag 2 says, 0 when it does not).
+/// sentence already said) or the slot already holds all of it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn prepare_stream<T: Transport>(
     dev: &mut Device<T>,
@@ -432,7 +461,6 @@ pub(crate) async fn prepare_stream<T: Transport>(
     encoder: Option<&Encoder>,
     sectors: &[(usize, usize)],
     done: &[bool],
-    erase: core::time::Duration,
 ) -> Result<Option<Prepared>, HostError> {
     let kept: u64 = sectors
         .iter()
@@ -461,26 +489,8 @@ pub(crate) async fn prepare_stream<T: Transport>(
     let to_send = stream
         .select(|offset, len| needed(sectors, done, offset, len))
         .len() as u64;
-    // A raw image is written while the next sectors erase, so their erase costs time
-    // only where the flash is slower than the line; a stream is decoded into sectors
-    // erased before it. Where that makes the stream the slower of the two (a fast line,
-    // slow erases), the default sends raw.
-    let raw_time = dev.line_time((image_len - kept) as usize).max(erase);
-    let stream_time = erase + dev.line_time(to_send as usize);
-    if choice == Codec::Auto && method == Method::Compressed && stream_time >= raw_time {
-        let choice = Choice {
-            method: Method::Raw(format!(
-                "the flash sets the pace here: about {:.1} s raw, {:.1} s compressed",
-                raw_time.as_secs_f64(),
-                stream_time.as_secs_f64()
-            )),
-            sent: image_len - kept,
-            image: image_len,
-            kept,
-        };
-        say(dev, &choice);
-        return Ok(None);
-    }
+    // No time comparison with raw: a stream erases ahead as a raw image does, so it
+    // takes the slower of its (shorter) line time and the same flash work.
     let choice = Choice {
         method: method.clone(),
         sent: to_send,
@@ -497,8 +507,10 @@ pub(crate) async fn prepare_stream<T: Transport>(
 }
 
 impl Prepared {
-    /// Send the blocks over the sectors not done (all of them erased by now); returns the
-    /// bytes sent.
+    /// Erase the dirty sectors (`erases`) and send the blocks over the sectors not done,
+    /// each sector erased one block ahead of the frames that write it; the times, bytes
+    /// and erases go to `report`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send<T: Transport>(
         &self,
         dev: &mut Device<T>,
@@ -506,9 +518,29 @@ impl Prepared {
         slot: &SlotDesc,
         sectors: &[(usize, usize)],
         done: &[bool],
-    ) -> Result<u64, HostError> {
+        mut erases: crate::erase_ahead::StreamErases,
+        report: &mut crate::update::Report,
+    ) -> Result<(), HostError> {
+        let kind = match slot.kind {
+            SlotKind::Vm => "VM",
+            SlotKind::Bytecode => "bytecode",
+        };
+        let what = if erases.bytes() == 0 {
+            format!(
+                "Nothing to erase in {kind} slot {}: it is ready",
+                slot.index
+            )
+        } else {
+            format!(
+                "Erasing {} KiB of {kind} slot {}, each sector one block ahead of the stream",
+                erases.bytes() / 1024,
+                slot.index
+            )
+        };
+        dev.observer().step(Step::Erase, &what);
         let needed = |offset: u32, len: u32| needed(sectors, done, offset, len);
-        send_stream(
+        let t = dev.now();
+        let sent = send_stream(
             dev,
             info,
             slot,
@@ -516,8 +548,14 @@ impl Prepared {
             &self.method,
             &needed,
             self.image_len - self.kept,
+            &mut erases,
         )
-        .await
+        .await?;
+        crate::erase_ahead::count_erases(report, info, erases.answers);
+        report.erase_time += erases.first_wait;
+        report.stream_time += (dev.now() - t).saturating_sub(erases.first_wait);
+        report.sent_bytes += sent;
+        Ok(())
     }
 }
 

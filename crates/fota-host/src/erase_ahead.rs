@@ -3,19 +3,29 @@
 //! flash erases sector k+1 while the blocks of sector k cross the line. An update then
 //! takes about the slower of the link and the flash instead of their sum.
 //!
-//! What keeps it safe:
-//! * a block of a sector that needs erasing is sent only once the agent has answered
-//!   that sector's `EraseSlot` (the agent handles requests in order, so a write never
-//!   reaches a sector whose erase has not completed, even when frames are lost and
-//!   resent);
-//! * an `EraseSlot` is resent only while it is unanswered, and then no block of its
-//!   sector has been sent yet: a resend never erases data already written;
+//! The blocks do not wait for their sector's `EraseSlot` answer: the agent handles
+//! requests in order (docs/PROTOCOL.md 6.2), so a block sent after its sector's erase
+//! reaches the flash after it. What keeps it safe when frames are lost:
+//! * the agent refuses a block over a range that is not erased (`NotErased`) before it
+//!   programs a byte, and takes a block over units that already hold its bytes: no
+//!   block ever programs over data, whatever happened to its sector's erase;
+//! * a block counts as written only when its `Written` answer comes after the answer to
+//!   its sector's last `EraseSlot`: a block answered before it (an erase that was lost
+//!   and resent, or ran again) may have been erased and is sent again;
+//! * a block refused with `NotErased` is sent again in a next round, after an erase of
+//!   its sector if no erase of it was answered before the refusal (else the erase that
+//!   is still on its way clears it); an erase refused with `FlashFailure` is tried again
+//!   the same way. At most [`ROUNDS`] rounds, then the last refusal is the error;
 //! * a power cut leaves sectors erased, written or part written, as erase-then-stream
 //!   does; resume compares every sector again and sends what differs.
+//!
+//! Compressed streams erase ahead too ([`StreamErases`]), with the older rule: a
+//! `StreamData` frame that may write into a sector is sent only once that sector's
+//! `EraseSlot` is answered, because a decoder's refusal ends its stream.
 
-use core::cell::RefCell;
+use core::time::Duration;
 
-use fota_protocol::{Op, Reply, Request, SlotDesc};
+use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
 
 use crate::device::refused;
 use crate::transfer::{Padded, SectorState, progress64};
@@ -26,40 +36,189 @@ use crate::{Device, HostError, Phase, Step, Transport};
 /// sent before the first block of sector k, so it runs while sector k's blocks arrive.
 const AHEAD: usize = 1;
 
-/// One request of the interleaved run.
+/// Rounds of a raw transfer: the first sends everything; the others only what was
+/// refused (`NotErased`) or may have been erased after it was written. A round after
+/// the first happens only when frames were lost around an erase.
+const ROUNDS: usize = 4;
+
+/// One `WriteSlot` of the image: the bytes `a..b` (image offsets) in sector `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    s: usize,
+    a: usize,
+    b: usize,
+}
+
+/// One request of a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Item {
     /// Erase sector `s` (an index into the sectors).
     Erase(usize),
-    /// Write the image bytes `a..b` (offsets in the image), in sector `s`.
-    Write { s: usize, a: usize, b: usize },
+    /// Write block `k` (an index into the blocks).
+    Write(usize),
 }
 
-/// The order of the requests: each sector's blocks, with the erase of the sector
-/// [`AHEAD`] further on sent just before them (and the first one before everything).
-fn schedule(sectors: &[(usize, usize)], state: &[SectorState], chunk: usize) -> Vec<Item> {
-    let work: Vec<usize> = (0..sectors.len())
-        .filter(|&s| state[s] != SectorState::Done)
+/// The blocks of every sector not done, at most `chunk` bytes each, never across a
+/// sector.
+fn blocks_of(sectors: &[(usize, usize)], state: &[SectorState], chunk: usize) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for (s, &(start, end)) in sectors.iter().enumerate() {
+        if state[s] == SectorState::Done {
+            continue;
+        }
+        let mut a = start;
+        while a < end {
+            let b = (a + chunk).min(end);
+            blocks.push(Block { s, a, b });
+            a = b;
+        }
+    }
+    blocks
+}
+
+/// The order of one round: the blocks not written yet, sector by sector, with the erase
+/// of the sector [`AHEAD`] further on (among those with work) just before them, and
+/// the first sector's erase before everything. `erase[s]` implies that no block of `s`
+/// is written.
+fn schedule(erase: &[bool], blocks: &[Block], written: &[bool]) -> Vec<Item> {
+    let mut per: Vec<Vec<usize>> = vec![Vec::new(); erase.len()];
+    for (k, block) in blocks.iter().enumerate() {
+        if !written[k] {
+            per[block.s].push(k);
+        }
+    }
+    let work: Vec<usize> = (0..erase.len())
+        .filter(|&s| erase[s] || !per[s].is_empty())
         .collect();
-    let dirty = |s: usize| state[s] == SectorState::Dirty;
     let mut items = Vec::new();
     // The erases sent so far cover work[..erased].
     let mut erased = 0usize;
     for (i, &s) in work.iter().enumerate() {
         while erased < work.len() && erased <= i + AHEAD {
-            if dirty(work[erased]) {
+            if erase[work[erased]] {
                 items.push(Item::Erase(work[erased]));
             }
             erased += 1;
         }
-        let (mut a, end) = sectors[s];
-        while a < end {
-            let b = (a + chunk).min(end);
-            items.push(Item::Write { s, a, b });
-            a = b;
-        }
+        items.extend(per[s].iter().map(|&k| Item::Write(k)));
     }
     items
+}
+
+/// What the answers of one round leave for the next.
+#[derive(Debug)]
+struct Round {
+    /// Sectors whose erase was sent this round.
+    erasing: Vec<bool>,
+    /// Sectors whose erase was answered `Erased` this round.
+    erased: Vec<bool>,
+    /// Sectors to erase in the next round.
+    erase_next: Vec<bool>,
+    /// The last refusal that a next round may mend (for the error if none does).
+    refusal: Option<HostError>,
+    /// Sectors erased (answers `Erased`), for the report.
+    erase_answers: u32,
+}
+
+impl Round {
+    fn new(erase: &[bool]) -> Round {
+        Round {
+            erasing: erase.to_vec(),
+            erased: vec![false; erase.len()],
+            erase_next: vec![false; erase.len()],
+            refusal: None,
+            erase_answers: 0,
+        }
+    }
+
+    /// Take the answer to `item`; `Err` stops the transfer.
+    fn answer(
+        &mut self,
+        item: Item,
+        reply: Reply,
+        blocks: &[Block],
+        written: &mut [bool],
+    ) -> Result<(), HostError> {
+        match (item, reply) {
+            (Item::Erase(s), Reply::Erased { .. }) => {
+                self.erased[s] = true;
+                self.erase_answers += 1;
+                // The agent works in order: a block of `s` answered before this erase ran
+                // before it, and may be gone.
+                for (k, block) in blocks.iter().enumerate() {
+                    if block.s == s {
+                        written[k] = false;
+                    }
+                }
+            }
+            (
+                Item::Erase(s),
+                ref r @ Reply::Error {
+                    code: ErrorCode::FlashFailure,
+                    ..
+                },
+            ) => {
+                self.erase_next[s] = true;
+                self.refusal = Some(refused(Op::EraseSlot, r));
+            }
+            (Item::Erase(_), other) => return Err(refused(Op::EraseSlot, &other)),
+            (Item::Write(k), Reply::Written { .. }) => written[k] = true,
+            (
+                Item::Write(k),
+                ref r @ Reply::Error {
+                    code: ErrorCode::NotErased,
+                    ..
+                },
+            ) => {
+                let s = blocks[k].s;
+                written[k] = false;
+                // Refused after its sector's erase ran (or with none sent): erase again.
+                // Refused before: that erase was lost and is still on its way.
+                if !self.erasing[s] || self.erased[s] {
+                    self.erase_next[s] = true;
+                }
+                self.refusal = Some(refused(Op::WriteSlot, r));
+            }
+            (Item::Write(_), other) => return Err(refused(Op::WriteSlot, &other)),
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// The erases in words, for a result line: how many sectors, what they took the
+    /// device by its own figure, and how much of it the update waited for alone (the
+    /// rest ran while the image streamed). E.g. "erased 64 sectors (2.88 s of flash time
+    /// by the device's figure; 0.05 s before the stream could start, the rest while it
+    /// ran)".
+    pub fn describe_erases(&self) -> String {
+        if self.erased_sectors == 0 {
+            return "nothing erased".into();
+        }
+        let each = if self.device_erase_time.is_zero() {
+            String::new()
+        } else {
+            format!(
+                "{:.2} s of flash time by the device's figure; ",
+                self.device_erase_time.as_secs_f64()
+            )
+        };
+        format!(
+            "erased {} sector{} ({each}{:.2} s before the stream could start, the rest \
+             while it ran)",
+            self.erased_sectors,
+            if self.erased_sectors == 1 { "" } else { "s" },
+            self.erase_time.as_secs_f64()
+        )
+    }
+}
+
+/// What the erases of `sectors` sectors take the device by its own figure (`Info` tag
+/// 2, its slowest sector's), added to the report.
+pub(crate) fn count_erases(report: &mut Report, info: &Info, sectors: u32) {
+    report.erased_sectors += sectors;
+    let each = Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0)));
+    report.device_erase_time += each * sectors;
 }
 
 /// Erase the dirty sectors of `slot` and write every sector not done, interleaved (see
@@ -70,7 +229,6 @@ fn schedule(sectors: &[(usize, usize)], state: &[SectorState], chunk: usize) -> 
 pub(crate) async fn erase_and_stream<T: Transport>(
     dev: &mut Device<T>,
     slot: &SlotDesc,
-    name: &str,
     padded: &Padded<'_>,
     gran: usize,
     sectors: &[(usize, usize)],
@@ -78,19 +236,16 @@ pub(crate) async fn erase_and_stream<T: Transport>(
     state: &[SectorState],
     report: &mut Report,
 ) -> Result<(), HostError> {
-    let chunk = usize::from(dev.ensure_info().await?.max_write).max(1);
-    let items = schedule(sectors, state, chunk);
+    let info = dev.ensure_info().await?;
+    let chunk = usize::from(info.max_write).max(1);
+    let blocks = blocks_of(sectors, state, chunk);
+    let mut written = vec![false; blocks.len()];
+    let mut erase: Vec<bool> = state.iter().map(|s| *s == SectorState::Dirty).collect();
     let erase_total: u64 = (0..sectors.len())
-        .filter(|&s| state[s] == SectorState::Dirty)
+        .filter(|&s| erase[s])
         .map(|s| (sector_ends[s] - sectors[s].0) as u64)
         .sum();
-    let total: u64 = items
-        .iter()
-        .map(|i| match *i {
-            Item::Write { a, b, .. } => (b - a) as u64,
-            Item::Erase(_) => 0,
-        })
-        .sum();
+    let total: u64 = blocks.iter().map(|b| (b.b - b.a) as u64).sum();
     let kind = slot.kind.label();
     dev.observer().step(
         Step::Erase,
@@ -107,54 +262,250 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             )
         },
     );
-    dev.observer().step(
-        Step::Stream,
-        &format!("Sending {} KiB of {name}", total.div_ceil(1024)),
-    );
 
-    let erased = RefCell::new(vec![false; sectors.len()]);
     let slot_addr = slot.addr;
-    let make = |i: usize| match items[i] {
-        Item::Erase(s) => Request::EraseSlot {
-            addr: slot_addr + sectors[s].0 as u32,
-            size: (sector_ends[s] - sectors[s].0) as u32,
-        },
-        Item::Write { a, b, .. } => Request::WriteSlot {
-            addr: slot_addr + a as u32,
-            data: padded.range(a, b.next_multiple_of(gran)),
-        },
-    };
-    // A block waits for its sector's erase to be answered.
-    let ready = |i: usize| match items[i] {
-        Item::Erase(_) => true,
-        Item::Write { s, .. } => state[s] != SectorState::Dirty || erased.borrow()[s],
-    };
     let t = dev.now();
-    let mut first_erase: Option<core::time::Duration> = None;
+    let mut first_erase: Option<Duration> = None;
     let sent_before = dev.stats().write_bytes;
-    let mut done = 0u64;
-    dev.pipeline_when(items.len(), &make, &ready, &mut |obs, now, i, reply| {
-        match (items[i], reply) {
-            (Item::Erase(s), Reply::Erased { .. }) => {
-                erased.borrow_mut()[s] = true;
+    let mut shown = 0u64;
+    let mut erase_answers = 0u32;
+    let mut left: Option<HostError> = None;
+    for _ in 0..ROUNDS {
+        let items = schedule(&erase, &blocks, &written);
+        if items.is_empty() {
+            left = None;
+            break;
+        }
+        let make = |i: usize| match items[i] {
+            Item::Erase(s) => Request::EraseSlot {
+                addr: slot_addr + sectors[s].0 as u32,
+                size: (sector_ends[s] - sectors[s].0) as u32,
+            },
+            Item::Write(k) => Request::WriteSlot {
+                addr: slot_addr + blocks[k].a as u32,
+                data: padded.range(blocks[k].a, blocks[k].b.next_multiple_of(gran)),
+            },
+        };
+        let mut round = Round::new(&erase);
+        dev.pipeline(items.len(), &make, &mut |obs, now, i, reply| {
+            if matches!(items[i], Item::Erase(_)) {
                 first_erase.get_or_insert(now);
             }
-            (Item::Erase(_), other) => return Err(refused(Op::EraseSlot, &other)),
-            (Item::Write { a, b, .. }, Reply::Written { .. }) => {
-                done += (b - a) as u64;
-                obs.progress(&progress64(Phase::Stream, done, total, now - t));
+            round.answer(items[i], reply, &blocks, &mut written)?;
+            let done: u64 = blocks
+                .iter()
+                .zip(written.iter())
+                .filter(|(_, w)| **w)
+                .map(|(b, _)| (b.b - b.a) as u64)
+                .sum();
+            // Progress never goes back, even when a block must be sent again.
+            shown = shown.max(done);
+            obs.progress(&progress64(Phase::Stream, shown, total, now - t));
+            Ok(())
+        })
+        .await?;
+        erase_answers += round.erase_answers;
+        erase = round.erase_next;
+        for (k, block) in blocks.iter().enumerate() {
+            if erase[block.s] {
+                written[k] = false;
             }
-            (Item::Write { .. }, other) => return Err(refused(Op::WriteSlot, &other)),
         }
-        Ok(())
-    })
-    .await?;
+        left = round.refusal;
+        if left.is_some() {
+            dev.observer().event(
+                "a sector was not erased when its blocks arrived (a frame was lost): \
+                 erasing it again and sending its blocks again",
+            );
+        }
+    }
+    if !schedule(&erase, &blocks, &written).is_empty() {
+        return Err(left.unwrap_or_else(|| {
+            HostError::Protocol("the slot's sectors could not be erased and written".into())
+        }));
+    }
+    count_erases(report, &info, erase_answers);
     // The time before the first erase is answered is erase alone; the rest overlaps.
     let streaming_from = first_erase.unwrap_or(t);
     report.erase_time += streaming_from - t;
     report.stream_time += dev.now() - streaming_from;
     report.sent_bytes += dev.stats().write_bytes - sent_before;
     Ok(())
+}
+
+/// One request of a stream's pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamItem {
+    /// Erase sector `e` of the [`StreamErases`].
+    Erase(usize),
+    /// The `StreamData` frame of stream body bytes `a..b`.
+    Frame {
+        /// First body byte.
+        a: usize,
+        /// One past the last.
+        b: usize,
+    },
+}
+
+/// The sectors a compressed stream needs erased, and which of them the agent erased.
+///
+/// A stream's blocks each decode into their own image range (16 KiB by default), in
+/// image order. The erases of the sectors that block j + 1 is first to write are
+/// spread over the frames of block j, so the flash erases them while block j streams; a frame is sent only once every sector that a block it reaches
+/// writes first has its erase answered. Since the agent works in order, the
+/// decoder never writes a sector before its erase ran, and an `EraseSlot` is sent again
+/// (after a lost answer, or a `StreamGap` that restarts the window) only while no frame
+/// that writes into its sector was sent: it never erases what the decoder wrote.
+#[derive(Debug)]
+pub(crate) struct StreamErases {
+    slot_addr: u32,
+    /// The sectors to erase: (image offset of the first byte, bytes).
+    sectors: Vec<(usize, usize)>,
+    /// Whether the agent answered each erase.
+    answered: Vec<bool>,
+    /// For each sector, the block sent (an index among them) that first writes into it.
+    group: Vec<usize>,
+    /// Where each block sent starts in the stream's body.
+    starts: Vec<usize>,
+    /// Erases answered, for the report.
+    pub(crate) answers: u32,
+    /// How long the stream waited for the first erase to be answered.
+    pub(crate) first_wait: Duration,
+}
+
+impl StreamErases {
+    /// The sectors of `state` that are dirty. `sectors` are the image's parts per erase
+    /// sector (image offsets), `sector_ends` where each sector ends.
+    pub(crate) fn new(
+        slot_addr: u32,
+        sectors: &[(usize, usize)],
+        sector_ends: &[usize],
+        state: &[SectorState],
+    ) -> StreamErases {
+        let dirty: Vec<(usize, usize)> = (0..sectors.len())
+            .filter(|&s| state[s] == SectorState::Dirty)
+            .map(|s| (sectors[s].0, sector_ends[s] - sectors[s].0))
+            .collect();
+        StreamErases {
+            slot_addr,
+            answered: vec![false; dirty.len()],
+            group: vec![0; dirty.len()],
+            sectors: dirty,
+            starts: Vec::new(),
+            answers: 0,
+            first_wait: Duration::ZERO,
+        }
+    }
+
+    /// Bytes to erase.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.sectors.iter().map(|&(_, n)| n as u64).sum()
+    }
+
+    /// The blocks the stream sends: (image offset, image length, start in the body).
+    /// A sector no block writes (none: the host sends every block over a dirty sector)
+    /// goes with the first block.
+    pub(crate) fn assign(&mut self, blocks: &[(u32, u32, usize)]) {
+        self.starts = blocks.iter().map(|b| b.2).collect();
+        self.group = self
+            .sectors
+            .iter()
+            .map(|&(start, _)| {
+                blocks
+                    .iter()
+                    .position(|&(o, l, _)| o as usize + l as usize > start)
+                    .unwrap_or(0)
+            })
+            .collect();
+    }
+
+    /// The last block that body bytes before `b` reach.
+    fn last_block(&self, b: usize) -> usize {
+        self.starts
+            .iter()
+            .take_while(|&&s| s < b)
+            .count()
+            .saturating_sub(1)
+    }
+
+    /// The requests that send body bytes `from..end` in frames of `chunk`, with the
+    /// erases not answered yet (see the type's docs): before each frame, every erase of
+    /// the blocks it reaches (those not placed yet), then the erases of the next block
+    /// spread evenly over the frames left in this block, so that the window holds an
+    /// erase and frames rather than erases alone, and the next block's erases are all
+    /// sent before its first frame needs them.
+    pub(crate) fn schedule(&self, from: usize, end: usize, chunk: usize) -> Vec<StreamItem> {
+        let mut order: Vec<usize> = (0..self.sectors.len())
+            .filter(|&e| !self.answered[e])
+            .collect();
+        order.sort_by_key(|&e| (self.group[e], e));
+        let mut pending = order.into_iter().peekable();
+        let mut frames: Vec<(usize, usize, usize)> = Vec::new();
+        let mut a = from;
+        while a < end {
+            let b = (a + chunk.max(1)).min(end);
+            frames.push((a, b, self.last_block(b)));
+            a = b;
+        }
+        let mut items = Vec::new();
+        for (i, &(a, b, last)) in frames.iter().enumerate() {
+            while let Some(e) = pending.next_if(|&e| self.group[e] <= last) {
+                items.push(StreamItem::Erase(e));
+            }
+            let frames_left = frames[i..].iter().take_while(|f| f.2 == last).count();
+            let ahead = pending
+                .clone()
+                .take_while(|&e| self.group[e] <= last + AHEAD)
+                .count();
+            for _ in 0..ahead.div_ceil(frames_left.max(1)) {
+                if let Some(e) = pending.next() {
+                    items.push(StreamItem::Erase(e));
+                }
+            }
+            items.push(StreamItem::Frame { a, b });
+        }
+        items.extend(pending.map(StreamItem::Erase));
+        items
+    }
+
+    /// Whether `item` may be sent, given the erases `answered`: a frame once the
+    /// erases of the sectors first written by the blocks it reaches are answered.
+    pub(crate) fn ready(&self, item: StreamItem, answered: &[bool]) -> bool {
+        match item {
+            StreamItem::Erase(_) => true,
+            StreamItem::Frame { b, .. } => {
+                let last = self.last_block(b);
+                self.group
+                    .iter()
+                    .zip(answered)
+                    .all(|(&g, &done)| g > last || done)
+            }
+        }
+    }
+
+    /// The `EraseSlot` of sector `e`.
+    pub(crate) fn request(&self, e: usize) -> Request<'static> {
+        let (start, size) = self.sectors[e];
+        Request::EraseSlot {
+            addr: self.slot_addr + start as u32,
+            size: size as u32,
+        }
+    }
+
+    /// Which erases were answered.
+    pub(crate) fn answered(&self) -> &[bool] {
+        &self.answered
+    }
+
+    /// Take the answers of a window.
+    pub(crate) fn take_answers(&mut self, answered: &[bool]) {
+        for (mine, &now) in self.answered.iter_mut().zip(answered) {
+            if now && !*mine {
+                *mine = true;
+                self.answers += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,25 +516,32 @@ mod tests {
     const E: SectorState = SectorState::Erased;
     const K: SectorState = SectorState::Done;
 
-    fn w(s: usize, a: usize, b: usize) -> Item {
-        Item::Write { s, a, b }
+    fn plan(sectors: &[(usize, usize)], state: &[SectorState], chunk: usize) -> Vec<(char, usize)> {
+        let blocks = blocks_of(sectors, state, chunk);
+        let erase: Vec<bool> = state.iter().map(|s| *s == D).collect();
+        schedule(&erase, &blocks, &vec![false; blocks.len()])
+            .into_iter()
+            .map(|i| match i {
+                Item::Erase(s) => ('E', s),
+                Item::Write(k) => ('W', blocks[k].a),
+            })
+            .collect()
     }
 
     #[test]
     fn each_erase_goes_one_sector_ahead_of_the_blocks() {
         let sectors = [(0, 8), (8, 16), (16, 20)];
-        let items = schedule(&sectors, &[D, D, D], 4);
         assert_eq!(
-            items,
+            plan(&sectors, &[D, D, D], 4),
             [
-                Item::Erase(0),
-                Item::Erase(1),
-                w(0, 0, 4),
-                w(0, 4, 8),
-                Item::Erase(2),
-                w(1, 8, 12),
-                w(1, 12, 16),
-                w(2, 16, 20),
+                ('E', 0),
+                ('E', 1),
+                ('W', 0),
+                ('W', 4),
+                ('E', 2),
+                ('W', 8),
+                ('W', 12),
+                ('W', 16),
             ]
         );
     }
@@ -191,16 +549,159 @@ mod tests {
     #[test]
     fn done_sectors_are_skipped_and_erased_ones_not_erased_again() {
         let sectors = [(0, 8), (8, 16), (16, 24), (24, 30)];
-        let items = schedule(&sectors, &[K, E, D, K], 8);
         // Sector 2's erase goes ahead of sector 1's block, the first one written.
-        assert_eq!(items, [Item::Erase(2), w(1, 8, 16), w(2, 16, 24)]);
-        // Every block of a dirty sector comes after its erase.
-        for (i, item) in items.iter().enumerate() {
-            if let Item::Write { s, .. } = *item
-                && s == 2
-            {
-                assert!(items[..i].contains(&Item::Erase(2)));
-            }
+        assert_eq!(
+            plan(&sectors, &[K, E, D, K], 8),
+            [('E', 2), ('W', 8), ('W', 16)]
+        );
+    }
+
+    fn reply_written() -> Reply {
+        Reply::Written { addr: 0, len: 0 }
+    }
+
+    fn not_erased() -> Reply {
+        Reply::Error {
+            code: ErrorCode::NotErased,
+            detail: 0,
         }
+    }
+
+    #[test]
+    fn a_block_answered_before_its_sectors_erase_is_sent_again() {
+        // The erase of sector 0 was lost: its blocks were refused or written before the
+        // resent erase ran. Every one of them goes again, after no new erase.
+        let sectors = [(0, 8), (8, 16)];
+        let blocks = blocks_of(&sectors, &[D, D], 4);
+        let mut written = vec![false; blocks.len()];
+        let mut round = Round::new(&[true, true]);
+        round
+            .answer(
+                Item::Erase(1),
+                Reply::Erased { addr: 8, size: 8 },
+                &blocks,
+                &mut written,
+            )
+            .unwrap();
+        round
+            .answer(Item::Write(0), not_erased(), &blocks, &mut written)
+            .unwrap();
+        round
+            .answer(Item::Write(1), reply_written(), &blocks, &mut written)
+            .unwrap();
+        round
+            .answer(
+                Item::Erase(0),
+                Reply::Erased { addr: 0, size: 8 },
+                &blocks,
+                &mut written,
+            )
+            .unwrap();
+        round
+            .answer(Item::Write(2), reply_written(), &blocks, &mut written)
+            .unwrap();
+        round
+            .answer(Item::Write(3), reply_written(), &blocks, &mut written)
+            .unwrap();
+        assert_eq!(written, [false, false, true, true]);
+        assert_eq!(round.erase_next, [false, false]);
+        assert_eq!(
+            schedule(&round.erase_next, &blocks, &written),
+            [Item::Write(0), Item::Write(1)]
+        );
+    }
+
+    #[test]
+    fn a_block_refused_after_its_sectors_erase_erases_it_again() {
+        let sectors = [(0, 8)];
+        let blocks = blocks_of(&sectors, &[E], 4);
+        let mut written = vec![false; blocks.len()];
+        // Taken for erased by resume, no erase sent: a refusal means it must be erased.
+        let mut round = Round::new(&[false]);
+        round
+            .answer(Item::Write(0), reply_written(), &blocks, &mut written)
+            .unwrap();
+        round
+            .answer(Item::Write(1), not_erased(), &blocks, &mut written)
+            .unwrap();
+        assert_eq!(round.erase_next, [true]);
+        assert!(round.refusal.is_some());
+        // Other refusals stop the transfer.
+        let stop = round.answer(
+            Item::Write(0),
+            Reply::Error {
+                code: ErrorCode::OutOfSlot,
+                detail: 0,
+            },
+            &blocks,
+            &mut written,
+        );
+        assert!(stop.is_err());
+    }
+
+    #[test]
+    fn stream_erases_go_one_block_ahead_and_gate_the_frames() {
+        // Sectors of 4 image bytes, blocks of 8 image bytes whose coded bodies are 5
+        // bytes each (body offsets 0, 5, 10); frames of 4 body bytes.
+        let sectors = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24)];
+        let ends = [4, 8, 12, 16, 20, 24];
+        let mut e = StreamErases::new(100, &sectors, &ends, &[D, K, D, D, D, E]);
+        e.assign(&[(0, 8, 0), (8, 8, 5), (16, 8, 10)]);
+        let items = e.schedule(0, 15, 4);
+        use StreamItem::{Erase as X, Frame as F};
+        assert_eq!(
+            items,
+            [
+                X(0),
+                X(1),
+                X(2),
+                F { a: 0, b: 4 },
+                X(3),
+                F { a: 4, b: 8 },
+                F { a: 8, b: 12 },
+                F { a: 12, b: 15 },
+            ]
+        );
+        assert_eq!(e.request(3), Request::EraseSlot { addr: 116, size: 4 });
+        // The second frame reaches block 1, whose sectors are 8..16 (erases 1 and 2).
+        assert!(!e.ready(F { a: 4, b: 8 }, &[true, true, false, false]));
+        assert!(e.ready(F { a: 4, b: 8 }, &[true, true, true, false]));
+        assert!(e.ready(F { a: 0, b: 4 }, &[true, false, false, false]));
+        // Restarted from a gap at body byte 8 with the first three answered: only the
+        // last erase is sent again, before the frame that reaches block 2.
+        e.take_answers(&[true, true, true, false]);
+        assert_eq!(e.answers, 3);
+        assert_eq!(
+            e.schedule(8, 15, 4),
+            [X(3), F { a: 8, b: 12 }, F { a: 12, b: 15 }]
+        );
+    }
+
+    #[test]
+    fn stream_erases_of_the_next_block_spread_over_the_frames_of_this_one() {
+        // Two blocks of 12 image bytes (3 sectors each), each 12 body bytes: three
+        // frames of 4 per block.
+        let sectors = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24)];
+        let ends = [4, 8, 12, 16, 20, 24];
+        let mut e = StreamErases::new(0, &sectors, &ends, &[D; 6]);
+        e.assign(&[(0, 12, 0), (12, 12, 12)]);
+        use StreamItem::{Erase as X, Frame as F};
+        assert_eq!(
+            e.schedule(0, 24, 4),
+            [
+                X(0),
+                X(1),
+                X(2),
+                X(3),
+                F { a: 0, b: 4 },
+                X(4),
+                F { a: 4, b: 8 },
+                X(5),
+                F { a: 8, b: 12 },
+                F { a: 12, b: 16 },
+                F { a: 16, b: 20 },
+                F { a: 20, b: 24 },
+            ]
+        );
     }
 }

@@ -7,7 +7,6 @@ use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
 
 use crate::device::refused;
 use crate::image::md5_of;
-use crate::plan::kind_name;
 use crate::update::Report;
 use crate::{Device, HostError, Image, Phase, Plan, Progress, Step, Transport};
 
@@ -30,8 +29,8 @@ pub(crate) fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration)
 }
 
 /// Erase and write one image into one slot, skipping sectors that already hold it:
-/// [`compare`] (resume), then [`stream`], which erases what it must ([`erase_dirty_runs`]
-/// before a compressed stream, or each sector just ahead of a raw one).
+/// [`compare`] (resume), then [`stream`], which erases each dirty sector just ahead of
+/// the stream.
 pub(crate) async fn transfer<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -219,9 +218,8 @@ async fn compare<T: Transport>(
 }
 
 /// Send the sectors not done: compressed or delta where the agent decodes it
-/// (crate::codec), the dirty sectors erased first, then the stream decoded into them;
-/// raw otherwise, each dirty sector erased just ahead of its blocks while the others
-/// stream (crate::erase_ahead).
+/// (crate::codec), raw otherwise; either way each dirty sector is erased just ahead of
+/// the blocks that write it while the others stream (crate::erase_ahead).
 #[allow(clippy::too_many_arguments)]
 async fn stream<T: Transport>(
     dev: &mut Device<T>,
@@ -236,9 +234,6 @@ async fn stream<T: Transport>(
 ) -> Result<(), HostError> {
     let gran = usize::from(info.write_granularity);
     let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
-    // What the erases take, from the device's own figure (its slowest sector's).
-    let dirty = state.iter().filter(|s| **s == SectorState::Dirty).count();
-    let erase_each = Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0)));
     let prepared = crate::codec::prepare_stream(
         dev,
         info,
@@ -249,15 +244,14 @@ async fn stream<T: Transport>(
         plan.encoder.as_ref(),
         &sectors.parts,
         &done,
-        erase_each * u32::try_from(dirty).unwrap_or(u32::MAX),
     )
     .await?;
+    // Compressed or delta where the agent decodes it (crate::codec), raw otherwise; either
+    // way each dirty sector is erased just ahead of the stream (crate::erase_ahead).
     let Some(prepared) = prepared else {
-        // Erase the dirty sectors while the others stream.
         return crate::erase_ahead::erase_and_stream(
             dev,
             slot,
-            &image.name,
             padded,
             gran,
             &sectors.parts,
@@ -267,84 +261,11 @@ async fn stream<T: Transport>(
         )
         .await;
     };
-    erase_dirty_runs(dev, slot, &sectors.parts, &sectors.ends, state, report).await?;
-    let t = dev.now();
-    let sent = prepared
-        .send(dev, info, slot, &sectors.parts, &done)
-        .await?;
-    report.stream_time += dev.now() - t;
-    report.sent_bytes += sent;
-    Ok(())
-}
-
-/// Erase the runs of dirty sectors, one request a run, before a compressed stream is
-/// decoded into them (the decoder writes where its stream says, so every sector it may
-/// touch is erased first).
-async fn erase_dirty_runs<T: Transport>(
-    dev: &mut Device<T>,
-    slot: &SlotDesc,
-    sectors: &[(usize, usize)],
-    sector_ends: &[usize],
-    state: &[SectorState],
-    report: &mut Report,
-) -> Result<(), HostError> {
-    // Erase runs of dirty sectors, one request a run.
-    let t = dev.now();
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (i, s) in state.iter().enumerate() {
-        if *s == SectorState::Dirty {
-            match runs.last_mut() {
-                Some(run) if run.1 == i => run.1 = i + 1,
-                _ => runs.push((i, i + 1)),
-            }
-        }
-    }
-    // A run erases whole sectors: from its first sector's start to its last one's end.
-    let run_span = |&(a, b): &(usize, usize)| (sectors[a].0, sector_ends[b - 1]);
-    let erase_total: u64 = runs
-        .iter()
-        .map(|r| {
-            let (from, to) = run_span(r);
-            (to - from) as u64
-        })
-        .sum();
-    let what = if erase_total == 0 {
-        format!(
-            "Nothing to erase in {} slot {}: it is ready",
-            kind_name(slot.kind),
-            slot.index
-        )
-    } else {
-        format!(
-            "Erasing {} KiB of {} slot {}",
-            erase_total / 1024,
-            kind_name(slot.kind),
-            slot.index
-        )
-    };
-    dev.observer().step(Step::Erase, &what);
-    let mut erased_before = 0u64;
-    for run in &runs {
-        let (from, to) = run_span(run);
-        let addr = slot.addr + from as u32;
-        let size = (to - from) as u32;
-        let base = erased_before;
-        dev.erase_slot(addr, size, &mut |obs, now, done, _| {
-            obs.progress(&progress64(
-                Phase::Erase,
-                // Within this run, whatever total the device names.
-                base + u64::from(done.min(size)),
-                erase_total,
-                now - t,
-            ))
-        })
-        .await?;
-        erased_before += u64::from(size);
-        let p = progress64(Phase::Erase, erased_before, erase_total, dev.now() - t);
-        dev.observer().progress(&p);
-    }
-    report.erase_time += dev.now() - t;
-    Ok(())
+    let erases =
+        crate::erase_ahead::StreamErases::new(slot.addr, &sectors.parts, &sectors.ends, state);
+    prepared
+        .send(dev, info, slot, &sectors.parts, &done, erases, report)
+        .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,9 +72,16 @@ pub struct Report {
     pub sent_bytes: u64,
     /// Time spent comparing sectors (resume).
     pub compare_time: Duration,
-    /// Time spent erasing before the stream could start (the first sector's erase: the
-    /// others run while the stream goes on, and count in `stream_time`).
+    /// Time the update waited for erases alone: the first sector's, before the stream
+    /// could start (the others run while the stream goes on, and count in
+    /// `stream_time`).
     pub erase_time: Duration,
+    /// Sectors the device erased (an erase sent again after a lost frame counts again).
+    pub erased_sectors: u32,
+    /// What those erases took the device by its own figure (`Info` tag 2, its slowest
+    /// sector's erase time, times `erased_sectors`): flash time, most of it hidden behind
+    /// the stream. Zero when the device declares no erase time.
+    pub device_erase_time: Duration,
     /// Time spent streaming, the erases that overlap it included.
     pub stream_time: Duration,
     /// Time spent on the final checksum.
@@ -97,6 +104,8 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         sent_bytes: 0,
         compare_time: Duration::ZERO,
         erase_time: Duration::ZERO,
+        erased_sectors: 0,
+        device_erase_time: Duration::ZERO,
         stream_time: Duration::ZERO,
         checksum_time: Duration::ZERO,
         total_time: Duration::ZERO,

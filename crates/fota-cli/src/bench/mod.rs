@@ -21,9 +21,11 @@
 //! * **resume off**: the same update without the sector comparison (`--no-resume`).
 //! * **true limit**: what no design can beat on this link and flash: max(link time of
 //!   the image, erase + page programs of its sectors) + the first sector's erase +
-//!   the device's read of the image for its MD5 + one round trip (two latencies).
+//!   the device's read of the image for its MD5 + the device's image check before
+//!   `attempt` (the image has no trailer, so the check reads the slot to its end: only
+//!   that shows no trailer is in it) + one round trip (two latencies).
 //! * **erase-then-stream limit**: the limit of a design that erases the whole slot
-//!   before streaming: erase + max(link, page programs) + read + one round trip.
+//!   before streaming: erase + max(link, page programs) + read + check + one round trip.
 //! * **ZMODEM / YMODEM-1k**: the virtual time of `sz` sending the image to `rz` over the
 //!   modelled link, from the start of both programs to the last byte (handshakes
 //!   included; a file transfer only, no flash).
@@ -146,10 +148,14 @@ struct Limit {
     read: f64,
     /// Two one-way latencies.
     round_trip: f64,
+    /// The device's image check before `attempt`: an image without a trailer (a raw
+    /// image, as here) is read to the end of its slot, since only that shows that no
+    /// trailer is anywhere in it (docs/IMAGE.md); a packed image is read to its trailer.
+    check: f64,
 }
 
 impl Limit {
-    fn of(s: &Setting, timing: &FlashTiming) -> Limit {
+    fn of(s: &Setting, timing: &FlashTiming, slot_size: usize) -> Limit {
         let len = s.image_len;
         let sectors = len.div_ceil(SECTOR as usize) as f64;
         let sector_erase = timing.sector_erase_ns as f64 / 1e9;
@@ -160,16 +166,22 @@ impl Limit {
             program: timing.program_ns(0, len) as f64 / 1e9,
             read: timing.read_ns(len) as f64 / 1e9,
             round_trip: 2.0 * s.latency().as_secs_f64(),
+            check: timing.read_ns(slot_size) as f64 / 1e9,
         }
     }
     /// Erasing overlapped with streaming: the link and the flash work at once, and only
-    /// the first sector's erase, the final read and one round trip add to the slower.
+    /// the first sector's erase, the final read, the image check and one round trip add
+    /// to the slower.
     fn true_limit(&self) -> f64 {
-        self.link.max(self.erase + self.program) + self.first_erase + self.read + self.round_trip
+        self.link.max(self.erase + self.program)
+            + self.first_erase
+            + self.read
+            + self.check
+            + self.round_trip
     }
     /// Erase the slot, then stream.
     fn erase_then_stream(&self) -> f64 {
-        self.erase + self.link.max(self.program) + self.read + self.round_trip
+        self.erase + self.link.max(self.program) + self.read + self.check + self.round_trip
     }
 }
 
@@ -288,9 +300,11 @@ fn counted() -> Value {
         "efficiency": "image bytes / (seconds x baud / 10); update_efficiency uses the \
                        whole update, efficiency the streaming phase",
         "true_limit": "max(link time of the image, erase + page programs) + first sector's \
-                       erase + device read of the image + one round trip",
+                       erase + device read of the image + the device's image check (a raw \
+                       image: a read of its slot to the end) + one round trip",
         "erase_then_stream_limit": "erase (sectors x sector erase) + max(link, page \
-                                    programs) + device read of the image + one round trip",
+                                    programs) + device read of the image + image check + \
+                                    one round trip",
         "lrzsz": "virtual time from the start of sz and rz to the last byte, handshakes \
                   included, over the same modelled link (no flash)",
     })
@@ -326,6 +340,7 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
         Err("lrzsz not installed".to_string())
     };
     let timing = device_config(&settings[0], args.window).timing;
+    let slot_size = device_config(&settings[0], args.window).bc_slot_size as usize;
     let quiet = crate::secs("quiet-ms", args.quiet_ms.clamp(0.2, 100.0) / 1000.0)?;
 
     let mut rows = Vec::new();
@@ -335,7 +350,7 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
         rows.push(Row {
             setting: *s,
             ours,
-            limit: Limit::of(s, &timing),
+            limit: Limit::of(s, &timing, slot_size),
             zmodem: None,
             ymodem: None,
         });

@@ -71,6 +71,7 @@ pub(super) fn row_json(row: &Row) -> Value {
             "program_s": row.limit.program,
             "read_s": row.limit.read,
             "round_trip_s": row.limit.round_trip,
+            "check_s": row.limit.check,
             "true_s": row.limit.true_limit(),
             "erase_then_stream_s": row.limit.erase_then_stream(),
         },
@@ -193,8 +194,9 @@ pub(super) fn meaning(
          runs it, from the first request to the confirmed attempt (baud switch, record, \
          sector comparison, erase, stream, the device's MD5 of the slot, attempt), takes \
          {:.2}-{:.2} times its true limit: the slower of the link and the flash (erase and \
-         page programs), plus the first sector's erase, the device's read of the image and \
-         one round trip. The agent keeps {window} requests in flight, and its receive buffer \
+         page programs), plus the first sector's erase, the device's read of the image, its \
+         check of the image before attempt (this raw image: a read of the slot to its end) \
+         and one round trip. The agent keeps {window} requests in flight, and its receive buffer \
          and link state fit in {ram} bytes of a Cortex-M4's RAM (its .bss and the agent, \
          measured in a thumbv7em build).",
         pct(eff.0),

@@ -114,15 +114,19 @@ pub async fn run(session: &mut Session, args: &FlashArgs, global: &Global) -> Re
             "sent_bytes": report.sent_bytes,
             "skipped_bytes": report.skipped_bytes,
             "stream_seconds": secs,
+            "erased_sectors": report.erased_sectors,
+            "device_erase_seconds": report.device_erase_time.as_secs_f64(),
+            "erase_wait_seconds": report.erase_time.as_secs_f64(),
             "total_seconds": report.total_time.as_secs_f64(),
         }));
     } else {
         eprintln!(
-            "sent {} in {:.2} s ({}/s), {} already on the device; total {:.2} s",
+            "sent {} in {:.2} s ({}/s), {} already on the device; {}; total {:.2} s",
             human_bytes(report.sent_bytes as f64),
             secs,
             human_bytes(rate),
             human_bytes(report.skipped_bytes as f64),
+            report.describe_erases(),
             report.total_time.as_secs_f64()
         );
         println!("{}", report.outcome.describe());

@@ -533,7 +533,7 @@ fn outcome(props: &FlowProps) -> Html {
                             <div><dt>{"Resumed"}</dt><dd data-testid="skipped" data-bytes={report.skipped_bytes.to_string()} title={format!("{} bytes", report.skipped_bytes)}>{ format!("{} were already on the device and were not sent again", size(report.skipped_bytes)) }</dd></div>
                         }
                         <div><dt>{"Verified"}</dt><dd>{"MD5 on the device matched the image"}</dd></div>
-                        <div><dt>{"Time"}</dt><dd data-testid="times" title="The erase before streaming is what the stream waited for: the other sectors are erased while it runs, and count in the stream's time.">{ format!("{} (erase before streaming {}, stream {}, checksum {})",
+                        <div><dt>{"Time"}</dt><dd data-testid="times" title={report.describe_erases()}>{ format!("{} (first erase {}, stream with the other erases {}, checksum {})",
                             duration(report.total_time.as_secs_f64()), duration(report.erase_time.as_secs_f64()),
                             duration(report.stream_time.as_secs_f64()), duration(report.checksum_time.as_secs_f64())) }</dd></div>
                     </dl>

@@ -1,0 +1,313 @@
+//! Erase-ahead when the frames around an erase are lost: the host sends each sector's
+//! blocks right after its `EraseSlot` without waiting for the answer (raw images), or
+//! after it (streams), so a lost or damaged erase, or a lost answer to one, must still
+//! end with the image in the slot and never a block programmed over old data.
+//!
+//! Each case updates a slot that holds an older image (every sector is dirty), with one
+//! `EraseSlot` request dropped or damaged, or one `Erased` answer dropped, for every
+//! erase of the update in turn; the update must end `Accepted` with the slot holding
+//! the image byte for byte, and the recovery must show (blocks sent again, or the erase
+//! sent again).
+
+use std::time::Duration;
+
+use fota_host::protocol::Layout as _;
+use fota_host::protocol::{Event, FrameReader, SlotKind};
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::{Outcome, Plan};
+use fota_host::{Codec, Device, Image, LinkError, NullObserver, Transport, update};
+use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+use fota_sim::images;
+
+const ERASE: u8 = 0x06;
+const WRITE: u8 = 0x07;
+const STREAM_DATA: u8 = 0x0F;
+const ERASED: u8 = 0x86;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The n-th `EraseSlot` request (1-based) never reaches the device.
+    DropErase(u32),
+    /// The n-th `EraseSlot` request arrives with a byte flipped.
+    DamageErase(u32),
+    /// The n-th `Erased` answer never reaches the host.
+    DropErased(u32),
+}
+
+/// No fault (no erase is the 0th).
+const NONE: Fault = Fault::DropErase(0);
+
+/// A `SimTransport` that applies one [`Fault`] and counts what the host sends.
+struct Faulty {
+    inner: SimTransport<Virtual>,
+    fault: Fault,
+    erases: u32,
+    answers: u32,
+    /// Requests sent, per op code.
+    sent: [u32; 256],
+    /// Bytes from the device not yet cut into frames.
+    pending: Vec<u8>,
+    /// Whole frames (and text) for the host.
+    ready: Vec<u8>,
+}
+
+fn op_of(bytes: &[u8]) -> Option<u8> {
+    let mut reader = FrameReader::<4096>::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (used, event) = reader.feed(rest);
+        rest = &rest[used..];
+        if let Some(Event::Frame(f)) = event {
+            return Some(f.op);
+        }
+    }
+    None
+}
+
+impl Transport for Faulty {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        let op = op_of(bytes);
+        if let Some(op) = op {
+            self.sent[usize::from(op)] += 1;
+        }
+        let mut bytes = bytes.to_vec();
+        if op == Some(ERASE) {
+            self.erases += 1;
+            match self.fault {
+                Fault::DropErase(n) if n == self.erases => return Ok(()),
+                Fault::DamageErase(n) if n == self.erases => {
+                    let mid = bytes.len() / 2;
+                    bytes[mid] ^= 0x10;
+                }
+                _ => {}
+            }
+        }
+        self.inner.send(&bytes).await
+    }
+
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        if !matches!(self.fault, Fault::DropErased(_)) {
+            return self.inner.recv(buf, timeout).await;
+        }
+        if self.ready.is_empty() {
+            let mut tmp = [0u8; 4096];
+            let n = self.inner.recv(&mut tmp, timeout).await?;
+            self.pending.extend_from_slice(&tmp[..n]);
+            // Frames end with a zero byte: pass each whole one on, or drop it.
+            while let Some(end) = self.pending.iter().position(|&b| b == 0) {
+                let frame: Vec<u8> = self.pending.drain(..=end).collect();
+                let mut framed = vec![0u8];
+                framed.extend_from_slice(&frame);
+                if op_of(&framed) == Some(ERASED) {
+                    self.answers += 1;
+                    if self.fault == Fault::DropErased(self.answers) {
+                        continue;
+                    }
+                }
+                self.ready.extend_from_slice(&frame);
+            }
+        }
+        let n = self.ready.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.ready[..n]);
+        self.ready.drain(..n);
+        Ok(n)
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    async fn sleep(&mut self, d: Duration) {
+        self.inner.sleep(d).await
+    }
+
+    async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        self.inner.set_baud(baud).await
+    }
+
+    fn baud(&self) -> Option<u32> {
+        self.inner.baud()
+    }
+
+    async fn reconnect(&mut self) -> Result<(), LinkError> {
+        self.inner.reconnect().await
+    }
+}
+
+const SLOT: u32 = 64 * 1024;
+
+/// A device whose bytecode slot 1 holds an older image of `len` bytes.
+fn device(len: usize) -> SimDevice {
+    let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+    cfg.bc_slot_size = SLOT;
+    let payload = len - images::HEADER_LEN;
+    // The firmware that runs (healthy: no watchdog reset during the update).
+    let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
+    let current = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+    let older = images::sample_image(SlotKind::Bytecode, "app", "1.0", true, payload);
+    let bytes = cfg.flash_with(&[
+        (SlotKind::Vm, 0, &vm),
+        (SlotKind::Bytecode, 0, &current),
+        (SlotKind::Bytecode, 1, &older),
+    ]);
+    SimDevice::from_image(cfg, bytes).expect("whole sectors")
+}
+
+/// The new image, `len` bytes: firmware-like bytes that compress (a stream), or the
+/// simulator's random sample (raw).
+fn new_image(len: usize, compressible: bool) -> Vec<u8> {
+    if !compressible {
+        let payload = len - images::HEADER_LEN;
+        return images::sample_image(SlotKind::Bytecode, "app", "2.0", true, payload);
+    }
+    let words = [
+        &b"ldr r0, [r1]; "[..],
+        b"bl memcpy; ",
+        b"push {r4-r7, lr}; ",
+        b"bx lr; ",
+    ];
+    let mut bytes = Vec::new();
+    let mut i = 0usize;
+    while bytes.len() < len {
+        bytes.extend_from_slice(words[(i * 7 + i / 13) % words.len()]);
+        bytes.extend_from_slice(&(i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[..i % 3]);
+        i += 1;
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+struct Run {
+    report: fota_host::Report,
+    outcome: Outcome,
+    holds: bool,
+    erases_sent: u32,
+    writes_sent: u32,
+    frames_sent: u32,
+}
+
+fn run(fault: Fault, codec: Codec, image: &[u8]) -> Run {
+    let sim = device(image.len());
+    let link = Faulty {
+        inner: SimTransport::new(sim, Virtual),
+        fault,
+        erases: 0,
+        answers: 0,
+        sent: [0; 256],
+        pending: Vec::new(),
+        ready: Vec::new(),
+    };
+    let mut dev = Device::new(link, Box::new(NullObserver));
+    let mut plan = Plan::new(Image::new("app.bin", image.to_vec()).expect("image"));
+    plan.codec = codec;
+    plan.restart = false;
+    let report = futures::executor::block_on(update(&mut dev, &plan))
+        .unwrap_or_else(|e| panic!("{fault:?} {codec:?}: {e}"));
+    let link = dev.into_link();
+    let sim = link.inner.device();
+    let slot = sim
+        .agent_config()
+        .slot(SlotKind::Bytecode, 1)
+        .expect("slot 1");
+    let at = slot.addr as usize;
+    Run {
+        report: report.clone(),
+        outcome: report.outcome,
+        holds: sim.flash_bytes()[at..at + image.len()] == image[..],
+        erases_sent: link.sent[usize::from(ERASE)],
+        writes_sent: link.sent[usize::from(WRITE)],
+        frames_sent: link.sent[usize::from(STREAM_DATA)],
+    }
+}
+
+#[test]
+fn raw_update_survives_each_erase_or_its_answer_lost() {
+    let len = 40 * 1024; // 10 sectors, 40 blocks of 1 KiB
+    let image = new_image(len, false);
+    let clean = run(NONE, Codec::None, &image);
+    assert!(clean.holds && clean.outcome == Outcome::Attempted);
+    assert_eq!(clean.erases_sent, 10);
+    // The report says what the erases took: ten sectors at the 45 ms the device declares,
+    // of which the update waited for the first alone.
+    assert_eq!(clean.report.erased_sectors, 10);
+    assert_eq!(clean.report.device_erase_time, Duration::from_millis(450));
+    assert!(clean.report.erase_time < Duration::from_millis(100));
+    assert!(
+        clean
+            .report
+            .describe_erases()
+            .starts_with("erased 10 sectors (0.45 s of flash time"),
+        "{}",
+        clean.report.describe_erases()
+    );
+    let blocks = clean.writes_sent;
+    let mut cases = 0;
+    let mut resent = Vec::new();
+    for n in 1..=10 {
+        for fault in [
+            Fault::DropErase(n),
+            Fault::DamageErase(n),
+            Fault::DropErased(n),
+        ] {
+            let r = run(fault, Codec::None, &image);
+            assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
+            assert!(r.holds, "{fault:?}: the slot does not hold the image");
+            // The erase went again, and its sector's blocks (refused, or written before
+            // the erase ran again) too; a lost answer may cost only the erase again.
+            assert!(
+                r.erases_sent > 10,
+                "{fault:?}: the erase was not sent again"
+            );
+            assert!(r.writes_sent >= blocks, "{fault:?}");
+            if r.writes_sent > blocks {
+                resent.push(fault);
+            }
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 30);
+    // An erase whose loss shows before its sector's blocks are sent is simply sent again
+    // first; the first sector's erase (its copy goes after the first blocks) and the
+    // last ones' make blocks go again, refused or erased after they were written.
+    eprintln!("blocks sent again after {resent:?}");
+    for kind in [
+        Fault::DropErase(1),
+        Fault::DamageErase(1),
+        Fault::DropErased(1),
+    ] {
+        assert!(
+            resent.contains(&kind),
+            "{kind:?} sent no block again: {resent:?}"
+        );
+    }
+}
+
+#[test]
+fn stream_update_survives_each_erase_or_its_answer_lost() {
+    let len = 40 * 1024;
+    let image = new_image(len, true);
+    let clean = run(NONE, Codec::Lzma, &image);
+    assert!(clean.holds && clean.outcome == Outcome::Attempted);
+    assert_eq!(clean.erases_sent, 10);
+    assert_eq!(clean.report.erased_sectors, 10);
+    assert!(clean.frames_sent > 1 && clean.writes_sent == 0);
+    let mut cases = 0;
+    for n in 1..=10 {
+        for fault in [
+            Fault::DropErase(n),
+            Fault::DamageErase(n),
+            Fault::DropErased(n),
+        ] {
+            let r = run(fault, Codec::Lzma, &image);
+            assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
+            assert!(r.holds, "{fault:?}: the slot does not hold the image");
+            assert!(
+                r.erases_sent > 10,
+                "{fault:?}: the erase was not sent again"
+            );
+            assert_eq!(r.writes_sent, 0, "{fault:?}: fell back to raw");
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 30);
+}

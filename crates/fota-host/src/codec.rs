@@ -519,7 +519,7 @@ impl Prepared {
         sectors: &[(usize, usize)],
         done: &[bool],
         mut erases: crate::erase_ahead::StreamErases,
-        report: &mut crate::update::Report,
+        report: &mut crate::report::Report,
     ) -> Result<(), HostError> {
         let kind = match slot.kind {
             SlotKind::Vm => "VM",

@@ -28,8 +28,9 @@ use core::time::Duration;
 use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
 
 use crate::device::refused;
-use crate::transfer::{Padded, SectorState, progress64};
-use crate::update::Report;
+use crate::observer::progress64;
+use crate::padded::{Padded, SectorState};
+use crate::report::Report;
 use crate::{Device, HostError, Phase, Step, Transport};
 
 /// How many sectors the erases run ahead of the stream: the erase of sector k + 1 is

@@ -19,8 +19,10 @@ mod erase_ahead;
 mod error;
 mod image;
 mod observer;
+mod padded;
 mod plan;
 mod problem;
+mod report;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod text;

@@ -153,3 +153,23 @@ impl CancelToken {
         self.0.store(false, Ordering::SeqCst);
     }
 }
+
+/// Progress of `phase`: `done` of `total` after `elapsed`, with the rate and the time
+/// left at that rate.
+pub(crate) fn progress(phase: Phase, done: u32, total: u32, elapsed: Duration) -> Progress {
+    progress64(phase, u64::from(done), u64::from(total), elapsed)
+}
+
+pub(crate) fn progress64(phase: Phase, done: u64, total: u64, elapsed: Duration) -> Progress {
+    let secs = elapsed.as_secs_f64();
+    let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = (per_second > 0.0)
+        .then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / per_second));
+    Progress {
+        phase,
+        done,
+        total,
+        per_second,
+        eta,
+    }
+}

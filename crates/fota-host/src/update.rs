@@ -5,90 +5,15 @@ use fota_protocol::Layout as _;
 
 use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotDesc, SlotKind};
 
+use crate::observer::progress;
 pub use crate::plan::{
     Plan, SlotChoice, SlotRole, agent_slot, check_for_layout, check_image, check_plan, free_slot,
     record_for_update, slot_of, slot_role, target_slot,
 };
 use crate::plan::{check_fits, check_index, check_vm_updatable, image_len, kind_name};
-use crate::transfer::{progress, transfer};
+pub use crate::report::{Outcome, Report, Target};
+use crate::transfer::transfer;
 use crate::{Device, HostError, Image, Phase, Step, Transport};
-
-/// How an update ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Written, verified and attempted, not restarted: it runs from the next restart.
-    Attempted,
-    /// The new configuration runs, on trial: not accepted (yet).
-    OnTrial,
-    /// The new firmware accepted itself: it is now the last working configuration.
-    Accepted,
-    /// The new firmware did not accept and the device went back to the previous one.
-    Reverted,
-}
-
-impl Outcome {
-    /// What the device runs now, in plain words.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Outcome::Attempted => {
-                "The new firmware is written and verified; it will be tried at the next restart."
-            }
-            Outcome::OnTrial => {
-                "The new firmware is running on trial: it has not confirmed itself yet. A \
-                 restart before it does brings back the previous firmware."
-            }
-            Outcome::Accepted => {
-                "The new firmware is running and has confirmed itself: the update is complete."
-            }
-            Outcome::Reverted => {
-                "The new firmware did not confirm itself, so the device went back to the \
-                 previous firmware, which is running now."
-            }
-        }
-    }
-}
-
-/// Where an image went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
-    /// The slot.
-    pub slot: SlotDesc,
-    /// Image size.
-    pub len: u32,
-}
-
-/// What an update did, with timings for the benchmark.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Report {
-    /// How it ended.
-    pub outcome: Outcome,
-    /// The record at the end.
-    pub record: Record,
-    /// Where the images went.
-    pub targets: Vec<Target>,
-    /// Image bytes that were already on the device and were not sent again.
-    pub skipped_bytes: u64,
-    /// Image bytes sent (resends included).
-    pub sent_bytes: u64,
-    /// Time spent comparing sectors (resume).
-    pub compare_time: Duration,
-    /// Time the update waited for erases alone: the first sector's, before the stream
-    /// could start (the others run while the stream goes on, and count in
-    /// `stream_time`).
-    pub erase_time: Duration,
-    /// Sectors the device erased (an erase sent again after a lost frame counts again).
-    pub erased_sectors: u32,
-    /// What those erases took the device by its own figure (`Info` tag 2, its slowest
-    /// sector's erase time, times `erased_sectors`): flash time, most of it hidden behind
-    /// the stream. Zero when the device declares no erase time.
-    pub device_erase_time: Duration,
-    /// Time spent streaming, the erases that overlap it included.
-    pub stream_time: Duration,
-    /// Time spent on the final checksum.
-    pub checksum_time: Duration,
-    /// Time from the first request to the outcome.
-    pub total_time: Duration,
-}
 
 /// Run the whole update of `plan` on `dev`.
 ///

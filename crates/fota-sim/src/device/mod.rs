@@ -12,11 +12,13 @@
 
 mod config;
 mod firmware;
+mod rates;
+mod records;
 mod uart;
 
 pub use config::*;
-pub use firmware::{BootRecord, FirmwareTicks, LINK_TICK_NS, TICK_NS};
-use uart::take_line;
+use rates::take_line;
+pub use records::{BootRecord, FirmwareTicks, LINK_TICK_NS, TICK_NS};
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,10 +1,9 @@
 //! The device's UART seen from both ends: the host's and the device's rates, the lines
 //! between them (latency, faults) and bytes garbled where the two rates differ.
 
-use std::collections::VecDeque;
-
 use super::SimDevice;
-use crate::line::{Faults, Line};
+use super::rates::take_line;
+use crate::line::Faults;
 
 impl SimDevice {
     /// Bytes lost because the receive buffer was full.
@@ -80,42 +79,5 @@ impl SimDevice {
     /// Whether bytes for the host have arrived by now.
     pub fn host_has_data(&self) -> bool {
         self.to_host.next_arrival().is_some_and(|t| t <= self.now)
-    }
-}
-
-/// Bytes that reached the far end of `line` by `now`, garbled where they were sent at a
-/// rate other than the receiver's.
-pub(super) fn take_line(
-    line: &mut Line,
-    epochs: &mut VecDeque<(u64, u32)>,
-    send_baud: u32,
-    recv_baud: u32,
-    now: u64,
-    garble_mismatch: bool,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(&(end, baud)) = epochs.front() {
-        let mut seg = line.deliver(now.min(end));
-        if garble_mismatch && baud != recv_baud {
-            garble(&mut seg);
-        }
-        out.extend(seg);
-        if end > now {
-            return out;
-        }
-        epochs.pop_front();
-    }
-    let mut seg = line.deliver(now);
-    if garble_mismatch && send_baud != recv_baud {
-        garble(&mut seg);
-    }
-    out.extend(seg);
-    out
-}
-
-/// What a byte sent at one baud rate looks like when read at another: noise.
-fn garble(bytes: &mut [u8]) {
-    for b in bytes {
-        *b = b.rotate_left(3) ^ 0x5A;
     }
 }

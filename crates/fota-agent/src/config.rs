@@ -9,14 +9,8 @@ use fota_protocol::{
     SlotKind,
 };
 
+pub use crate::flash::{MAX_READ_UNIT, MAX_WRITE_UNIT};
 use crate::record;
-
-/// The largest flash write unit (`NorFlash::WRITE_SIZE`) the agent supports: its
-/// comparison buffers are this long.
-pub const MAX_WRITE_UNIT: usize = 256;
-
-/// The largest flash read unit (`ReadNorFlash::READ_SIZE`) the agent supports.
-pub const MAX_READ_UNIT: usize = 64;
 
 /// The usual UART rates, the default of [`AgentConfig::baud_rates`].
 pub const BAUD_RATES: [u32; 7] = [
@@ -78,7 +72,7 @@ pub struct AgentConfig {
     /// What the device requires of the images it runs (feature `images`; default
     /// [`crate::ImagePolicy::OPEN`]).
     #[cfg(feature = "images")]
-    pub images: crate::ImagePolicy,
+    pub images: crate::policy::ImagePolicy,
 }
 
 /// Why a configuration cannot be used with a flash.
@@ -298,7 +292,7 @@ impl AgentConfig {
             boot_stage: None,
             sector_erase_ms: 0,
             #[cfg(feature = "images")]
-            images: crate::ImagePolicy::OPEN,
+            images: crate::policy::ImagePolicy::OPEN,
         }
     }
 

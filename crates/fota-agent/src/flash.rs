@@ -2,7 +2,12 @@
 
 use embedded_storage::nor_flash::ReadNorFlash;
 
-use crate::config::MAX_READ_UNIT;
+/// The largest flash write unit (`NorFlash::WRITE_SIZE`) the agent supports: its
+/// comparison buffers are this long.
+pub const MAX_WRITE_UNIT: usize = 256;
+
+/// The largest flash read unit (`ReadNorFlash::READ_SIZE`) the agent supports.
+pub const MAX_READ_UNIT: usize = 64;
 
 /// What an erased byte reads as.
 pub(crate) const ERASED: u8 = 0xFF;

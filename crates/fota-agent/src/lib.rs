@@ -176,12 +176,15 @@
 #![warn(missing_docs)]
 
 mod agent;
+mod codecs;
 mod config;
 mod flash;
 #[cfg(feature = "images")]
 mod images;
 mod link;
 mod md5;
+#[cfg(feature = "images")]
+mod policy;
 pub mod record;
 mod stream;
 
@@ -202,7 +205,9 @@ pub use stream::{STREAM_STEP, StreamState};
 #[cfg(feature = "images")]
 pub use fota_image::{KeyId, TrustedKey};
 #[cfg(feature = "images")]
-pub use images::{CHECK_BUFFER, CHECK_STEPS, CheckOp, ImagePolicy};
+pub use images::{CHECK_BUFFER, CHECK_STEPS, CheckOp};
+#[cfg(feature = "images")]
+pub use policy::ImagePolicy;
 
 /// Most data bytes in one `write_slot`, and the seed's OTA chunk (fota\[8\]).
 pub const MAX_WRITE: usize = 1024;

@@ -6,7 +6,7 @@ use core::num::NonZeroU32;
 
 use embedded_storage::nor_flash::NorFlash;
 
-use crate::config::MAX_WRITE_UNIT;
+use crate::flash::MAX_WRITE_UNIT;
 use crate::flash::{self, ERASED};
 
 /// First four bytes of an entry without minimum versions (format 1): `"FOTA"`.

@@ -13,7 +13,7 @@
 //! a long request, one step per call, and the firmware's main loop and its watchdog run
 //! between steps.
 
-use fota_protocol::{CodecDesc, ErrorCode, MAX_CODECS};
+use fota_protocol::ErrorCode;
 
 use crate::agent::{Agent, Refusal};
 
@@ -58,18 +58,6 @@ pub(crate) enum StreamOutcome {
         /// Image bytes written so far.
         written: u32,
     },
-}
-
-/// The codecs this build of the agent decodes, for `Info` tag 5.
-pub(crate) fn codecs() -> heapless::Vec<CodecDesc, MAX_CODECS> {
-    #[allow(unused_mut)]
-    let mut list = heapless::Vec::new();
-    #[cfg(feature = "codec")]
-    for id in [fota_protocol::codec::LZMA, fota_protocol::codec::LZMA_DELTA] {
-        let ram = fota_codec::DECODER_RAM as u32;
-        let _ = list.push(CodecDesc { id, ram });
-    }
-    list
 }
 
 const fn refuse(code: ErrorCode, detail: u32) -> Refusal {
@@ -397,12 +385,3 @@ mod imp {
 }
 
 pub use imp::StreamState;
-
-// The RAM figures the crate documentation gives for 32-bit Arm (thumbv7em, thumbv6m):
-// the link's state with the decoder, and the decoder's part of it. Checked whenever the
-// agent is built for such a target with the `codec` feature.
-#[cfg(all(feature = "codec", target_arch = "arm"))]
-const _: () = {
-    assert!(core::mem::size_of::<crate::LinkState>() == 7640);
-    assert!(core::mem::size_of::<StreamState>() == 5868);
-};

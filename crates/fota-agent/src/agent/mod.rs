@@ -15,8 +15,6 @@ mod checksum;
 mod record_fns;
 mod write;
 
-use write::overlay_held;
-
 /// Bytes read from flash at a time by `write_slot` and `checksum_slot`.
 const CHUNK: usize = 256;
 
@@ -341,7 +339,7 @@ impl<F: NorFlash> Agent<F> {
             record_size: self.config.record_size,
             slots,
             sectors: self.config.sectors.clone(),
-            codecs: crate::stream::codecs(),
+            codecs: crate::codecs::codecs(),
             #[cfg(feature = "images")]
             images: self.image_rules(),
             #[cfg(not(feature = "images"))]
@@ -575,3 +573,16 @@ fn unsupported_geometry(config: &AgentConfig, g: &FlashGeometry) -> Result<Geome
 const _: () =
     assert!(CHUNK.is_multiple_of(MAX_WRITE_UNIT) && MAX_WRITE.is_multiple_of(MAX_WRITE_UNIT));
 const _: () = assert!(ERASED == 0xFF);
+
+/// Put the held bytes of `h` over `buf`, which holds flash from `at`.
+fn overlay_held(h: &Held, at: u32, buf: &mut [u8]) {
+    for (k, &b) in h.bytes.iter().take(h.len).enumerate() {
+        let p = u64::from(h.addr) + k as u64;
+        if let Some(slot) = p
+            .checked_sub(u64::from(at))
+            .and_then(|i| buf.get_mut(usize::try_from(i).ok()?))
+        {
+            *slot = b;
+        }
+    }
+}

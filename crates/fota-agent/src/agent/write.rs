@@ -4,6 +4,7 @@
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::ErrorCode;
 
+use super::overlay_held;
 use super::{Agent, CHUNK, EraseOp, Held, Refusal, RequestResult, Unit};
 use crate::config::MAX_WRITE_UNIT;
 use crate::flash::ERASED;
@@ -415,17 +416,4 @@ enum PlanHeld {
     Complete(Held),
     /// Still partly written: hold it longer.
     Hold(Held),
-}
-
-/// Put the held bytes of `h` over `buf`, which holds flash from `at`.
-pub(super) fn overlay_held(h: &Held, at: u32, buf: &mut [u8]) {
-    for (k, &b) in h.bytes.iter().take(h.len).enumerate() {
-        let p = u64::from(h.addr) + k as u64;
-        if let Some(slot) = p
-            .checked_sub(u64::from(at))
-            .and_then(|i| buf.get_mut(usize::try_from(i).ok()?))
-        {
-            *slot = b;
-        }
-    }
 }

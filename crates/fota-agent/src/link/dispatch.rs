@@ -3,9 +3,10 @@
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::{DecodeError, ErrorCode, PROTOCOL_VERSION, Request};
 
+use super::Action;
 use super::baud::BaudState;
+use super::job::Work;
 use super::reply::Answer;
-use super::{Action, Work};
 use crate::agent::{Agent, Refusal};
 
 /// How a request is handled. (Not boxed: no allocator; it lives only while a request is

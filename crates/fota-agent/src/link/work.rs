@@ -3,9 +3,10 @@
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::{ErrorCode, Op};
 
+use super::Handled;
 use super::dispatch::{Handling, refuse};
+use super::job::{Job, Work};
 use super::reply::{Answer, Out};
-use super::{Handled, Job, Work};
 use crate::agent::{Agent, CHECKSUM_PROGRESS_STEP, Refusal, Unit};
 use crate::stream::{StreamJob, StreamOutcome};
 

@@ -10,7 +10,9 @@ use yew::Reducible;
 
 mod format;
 mod image;
+mod load;
 mod manifest;
+mod offered;
 mod reduce;
 mod rules;
 mod settings;

@@ -36,8 +36,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod consts;
 mod error;
 mod format;
+mod ids;
 mod verify;
 
 #[cfg(feature = "protocol")]
@@ -46,13 +48,16 @@ mod protocol;
 #[cfg(feature = "std")]
 pub mod host;
 
+pub use consts::{
+    ANY_SLOT, FIXED_LEN, FORMAT_VERSION, HASHED_HEADER_LEN, MAGIC, MAX_SIGNATURES, MAX_TRAILER_LEN,
+    MIN_BUFFER, NAME_LEN, SIGNATURE_ENTRY_LEN, SIGNED_LEN,
+};
 pub use error::{ImageError, VerifyError};
 pub use format::{
-    ANY_SLOT, BadVersion, FIXED_LEN, FORMAT_VERSION, HASHED_HEADER_LEN, Header, Hex, ImageRef,
-    KeyId, Kind, MAGIC, MAX_SIGNATURES, MAX_TRAILER_LEN, NAME_LEN, SIGNATURE_ENTRY_LEN, SIGNED_LEN,
-    SignatureEntry, Trailer, Version, encode_fixed, find_image, locate_trailer,
+    Header, ImageRef, SignatureEntry, Trailer, encode_fixed, find_image, locate_trailer,
 };
+pub use ids::{BadVersion, Hex, KeyId, Kind, Version};
 pub use verify::{
-    MIN_BUFFER, Policy, SliceReader, Slot, SlotReader, Step, TrustedKey, Verified, Verifier,
-    signature_valid, verify_bytes, verify_slot,
+    Policy, SliceReader, Slot, SlotReader, Step, TrustedKey, Verified, Verifier, signature_valid,
+    verify_bytes, verify_slot,
 };

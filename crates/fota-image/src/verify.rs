@@ -11,14 +11,12 @@ use core::convert::Infallible;
 use ed25519_compact::{PublicKey, Signature};
 use sha2::{Digest, Sha256};
 
+use crate::consts::{FIXED_LEN, HASHED_HEADER_LEN, MAGIC, MIN_BUFFER, SIGNATURE_ENTRY_LEN};
 use crate::format::{
-    FIXED_LEN, HASHED_HEADER_LEN, Header, KeyId, Kind, MAGIC, OFF_LEN, SIGNATURE_ENTRY_LEN,
-    SignatureEntry, Version, check_count, find_magic, le32, signature_count,
+    Header, OFF_LEN, SignatureEntry, check_count, find_magic, le32, signature_count,
 };
+use crate::ids::{KeyId, Kind, Version};
 use crate::{ImageError, VerifyError};
-
-/// The smallest read buffer [`Verifier::step`] works with.
-pub const MIN_BUFFER: usize = 64;
 
 /// Random-access reads of one slot.
 pub trait SlotReader {

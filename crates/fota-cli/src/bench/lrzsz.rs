@@ -3,17 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{MIB, Setting};
+use super::model::{MIB, Peer, Setting};
 use crate::relay;
-
-/// One lrzsz transfer over the model.
-#[derive(Debug, Clone)]
-pub(super) struct Peer {
-    pub ok: bool,
-    pub seconds: f64,
-    pub efficiency: f64,
-    pub detail: String,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Proto {

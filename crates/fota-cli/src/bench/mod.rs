@@ -40,22 +40,19 @@ use fota_host::protocol::SlotKind;
 use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::Plan;
 use fota_host::{Device, Image, NullObserver};
-use fota_sim::device::{DeviceConfig, LayoutKind, SECTOR, SimDevice};
-use fota_sim::flash::FlashTiming;
+use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use serde_json::{Value, json};
 
 use crate::relay;
 
 mod lrzsz;
+mod model;
 mod table;
 
-use lrzsz::{Peer, Proto, run_peer};
+use lrzsz::{Proto, run_peer};
+use model::{CONNECT_BAUD, KIB, Limit, MIB, Ours, RAM_BUDGET, Row, Setting};
 use table::{evaluate, label, markdown, meaning, row_json, size_label};
 
-const KIB: usize = 1024;
-const MIB: usize = 1024 * 1024;
-/// RAM the agent's link may take on a small MCU.
-const RAM_BUDGET: usize = 8 * 1024;
 /// The agent's RAM on a Cortex-M4 (thumbv7em), from the QEMU board's `agent-size` build
 /// (release, opt-level "s", LTO): its `.bss` (the UART receive ring of the window, the
 /// link state, the board's counters) and the agent itself, kept in `main`'s frame.
@@ -64,9 +61,6 @@ const RAM_BUDGET: usize = 8 * 1024;
 const THUMBV7EM_BSS: usize = 7000;
 /// See [`THUMBV7EM_BSS`].
 const THUMBV7EM_AGENT: usize = 600;
-/// The rate every agent answers at after reset.
-const CONNECT_BAUD: u32 = 115_200;
-
 /// Options of `fota bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -93,104 +87,6 @@ pub struct BenchArgs {
     /// With --image: the firmware the device runs before the update (the delta's base).
     #[arg(long, value_name = "OLD_FILE", requires = "image")]
     pub from: Option<PathBuf>,
-}
-
-/// One setting of the matrix.
-#[derive(Debug, Clone, Copy)]
-struct Setting {
-    baud: u32,
-    latency_ms: u64,
-    image_len: usize,
-}
-
-impl Setting {
-    fn latency(&self) -> Duration {
-        Duration::from_millis(self.latency_ms)
-    }
-    fn bytes_per_second(&self) -> f64 {
-        f64::from(self.baud) / 10.0
-    }
-    fn negotiated(&self) -> bool {
-        self.baud != CONNECT_BAUD
-    }
-}
-
-/// Our update over the model.
-#[derive(Debug, Clone)]
-struct Ours {
-    stream: Duration,
-    efficiency: f64,
-    update: Duration,
-    /// The same update with resume off.
-    no_resume: Duration,
-    negotiate: Duration,
-    compare: Duration,
-    erase: Duration,
-    checksum: Duration,
-    sent_bytes: u64,
-    overruns: u64,
-    resent: u64,
-    bad_frames: u64,
-}
-
-/// The limits of one setting, in seconds, and their parts.
-#[derive(Debug, Clone, Copy)]
-struct Limit {
-    /// Erase of every sector the image touches.
-    erase: f64,
-    /// Erase of one sector: the first write waits for it.
-    first_erase: f64,
-    /// The image's bytes at baud / 10 bytes a second.
-    link: f64,
-    /// Page programs of the image.
-    program: f64,
-    /// The device reading the image for its MD5.
-    read: f64,
-    /// Two one-way latencies.
-    round_trip: f64,
-    /// The device's image check before `attempt`: an image without a trailer (a raw
-    /// image, as here) is read to the end of its slot, since only that shows that no
-    /// trailer is anywhere in it (docs/IMAGE.md); a packed image is read to its trailer.
-    check: f64,
-}
-
-impl Limit {
-    fn of(s: &Setting, timing: &FlashTiming, slot_size: usize) -> Limit {
-        let len = s.image_len;
-        let sectors = len.div_ceil(SECTOR as usize) as f64;
-        let sector_erase = timing.sector_erase_ns as f64 / 1e9;
-        Limit {
-            erase: sectors * sector_erase,
-            first_erase: sector_erase,
-            link: len as f64 / s.bytes_per_second(),
-            program: timing.program_ns(0, len) as f64 / 1e9,
-            read: timing.read_ns(len) as f64 / 1e9,
-            round_trip: 2.0 * s.latency().as_secs_f64(),
-            check: timing.read_ns(slot_size) as f64 / 1e9,
-        }
-    }
-    /// Erasing overlapped with streaming: the link and the flash work at once, and only
-    /// the first sector's erase, the final read, the image check and one round trip add
-    /// to the slower.
-    fn true_limit(&self) -> f64 {
-        self.link.max(self.erase + self.program)
-            + self.first_erase
-            + self.read
-            + self.check
-            + self.round_trip
-    }
-    /// Erase the slot, then stream.
-    fn erase_then_stream(&self) -> f64 {
-        self.erase + self.link.max(self.program) + self.read + self.check + self.round_trip
-    }
-}
-
-struct Row {
-    setting: Setting,
-    ours: Result<Ours, String>,
-    limit: Limit,
-    zmodem: Option<Peer>,
-    ymodem: Option<Peer>,
 }
 
 fn image_of(len: usize) -> Vec<u8> {

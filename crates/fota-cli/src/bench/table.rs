@@ -2,8 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::lrzsz::Peer;
-use super::{CONNECT_BAUD, KIB, MIB, RAM_BUDGET, Row, Setting};
+use super::model::{CONNECT_BAUD, KIB, MIB, Peer, RAM_BUDGET, Row, Setting};
 
 pub(super) fn size_label(len: usize) -> String {
     if len >= MIB && len.is_multiple_of(MIB) {

@@ -7,7 +7,7 @@ use object::read::elf::{ElfFile, FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
 use super::Error;
-use super::input::{Arch, Firmware, Format, Segment, first_overlap, merge};
+use super::firmware::{Arch, Firmware, Format, Segment, first_overlap, merge};
 
 /// A name for an ELF machine code.
 fn machine_name(m: u16) -> String {

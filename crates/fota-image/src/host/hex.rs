@@ -4,7 +4,7 @@
 use ihex::{ReaderError, Record};
 
 use super::Error;
-use super::input::{Firmware, Format, Segment, first_overlap, merge};
+use super::firmware::{Firmware, Format, Segment, first_overlap, merge};
 
 /// Whether the bytes look like Intel HEX: text whose first line starts a record (even
 /// a damaged one, so that its error is reported rather than the file taken as raw).

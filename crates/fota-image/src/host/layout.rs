@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::Error;
 use super::error::slot_list;
-use super::input::Firmware;
+use super::firmware::Firmware;
 use crate::{Kind, Slot};
 
 /// The most address space a file placed without a layout may span (64 MiB).

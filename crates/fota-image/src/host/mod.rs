@@ -3,6 +3,7 @@
 
 mod elf;
 mod error;
+mod firmware;
 mod hex;
 mod input;
 mod keys;
@@ -12,7 +13,8 @@ mod sniff;
 pub mod uf2;
 
 pub use error::{Error, image_help};
-pub use input::{Arch, Firmware, Format, ReadOptions, Segment, detect, read_firmware};
+pub use firmware::{Arch, Firmware, Format, Segment};
+pub use input::{ReadOptions, detect, read_firmware};
 pub use keys::{PublicKey, SigningKey};
 pub use layout::{Layout, MAX_SPAN, Placed, parse_size, parse_slot_name, place, place_or_describe};
 pub use pack::{

@@ -1,7 +1,7 @@
 //! Packing firmware into an image, signing it, and describing any file.
 
 use super::Error;
-use super::input::{Firmware, Format};
+use super::firmware::{Firmware, Format};
 use super::keys::{PublicKey, SigningKey};
 use super::layout::Placed;
 use crate::{

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::Error;
-use super::input::{Firmware, Format, Segment, first_overlap, merge};
+use super::firmware::{Firmware, Format, Segment, first_overlap, merge};
 
 /// The first magic of every block ("UF2\n").
 pub const MAGIC_START0: u32 = 0x0A32_4655;

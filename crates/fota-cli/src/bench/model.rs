@@ -1,0 +1,122 @@
+//! The benchmark's data: a setting of the matrix, what each transfer measured and the
+//! limits it is compared with, and the sizes the report is given in. Plain data, shared
+//! by the runs (`mod.rs`, `lrzsz.rs`) and the report (`table.rs`).
+
+use std::time::Duration;
+
+use fota_sim::device::SECTOR;
+use fota_sim::flash::FlashTiming;
+
+pub(super) const KIB: usize = 1024;
+pub(super) const MIB: usize = 1024 * 1024;
+/// RAM the agent's link may take on a small MCU.
+pub(super) const RAM_BUDGET: usize = 8 * 1024;
+/// The rate every agent answers at after reset.
+pub(super) const CONNECT_BAUD: u32 = 115_200;
+
+/// One setting of the matrix.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Setting {
+    pub(super) baud: u32,
+    pub(super) latency_ms: u64,
+    pub(super) image_len: usize,
+}
+
+impl Setting {
+    pub(super) fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
+    }
+    pub(super) fn bytes_per_second(&self) -> f64 {
+        f64::from(self.baud) / 10.0
+    }
+    pub(super) fn negotiated(&self) -> bool {
+        self.baud != CONNECT_BAUD
+    }
+}
+
+/// Our update over the model.
+#[derive(Debug, Clone)]
+pub(super) struct Ours {
+    pub(super) stream: Duration,
+    pub(super) efficiency: f64,
+    pub(super) update: Duration,
+    /// The same update with resume off.
+    pub(super) no_resume: Duration,
+    pub(super) negotiate: Duration,
+    pub(super) compare: Duration,
+    pub(super) erase: Duration,
+    pub(super) checksum: Duration,
+    pub(super) sent_bytes: u64,
+    pub(super) overruns: u64,
+    pub(super) resent: u64,
+    pub(super) bad_frames: u64,
+}
+
+/// The limits of one setting, in seconds, and their parts.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limit {
+    /// Erase of every sector the image touches.
+    pub(super) erase: f64,
+    /// Erase of one sector: the first write waits for it.
+    pub(super) first_erase: f64,
+    /// The image's bytes at baud / 10 bytes a second.
+    pub(super) link: f64,
+    /// Page programs of the image.
+    pub(super) program: f64,
+    /// The device reading the image for its MD5.
+    pub(super) read: f64,
+    /// Two one-way latencies.
+    pub(super) round_trip: f64,
+    /// The device's image check before `attempt`: an image without a trailer (a raw
+    /// image, as here) is read to the end of its slot, since only that shows that no
+    /// trailer is anywhere in it (docs/IMAGE.md); a packed image is read to its trailer.
+    pub(super) check: f64,
+}
+
+impl Limit {
+    pub(super) fn of(s: &Setting, timing: &FlashTiming, slot_size: usize) -> Limit {
+        let len = s.image_len;
+        let sectors = len.div_ceil(SECTOR as usize) as f64;
+        let sector_erase = timing.sector_erase_ns as f64 / 1e9;
+        Limit {
+            erase: sectors * sector_erase,
+            first_erase: sector_erase,
+            link: len as f64 / s.bytes_per_second(),
+            program: timing.program_ns(0, len) as f64 / 1e9,
+            read: timing.read_ns(len) as f64 / 1e9,
+            round_trip: 2.0 * s.latency().as_secs_f64(),
+            check: timing.read_ns(slot_size) as f64 / 1e9,
+        }
+    }
+    /// Erasing overlapped with streaming: the link and the flash work at once, and only
+    /// the first sector's erase, the final read, the image check and one round trip add
+    /// to the slower.
+    pub(super) fn true_limit(&self) -> f64 {
+        self.link.max(self.erase + self.program)
+            + self.first_erase
+            + self.read
+            + self.check
+            + self.round_trip
+    }
+    /// Erase the slot, then stream.
+    pub(super) fn erase_then_stream(&self) -> f64 {
+        self.erase + self.link.max(self.program) + self.read + self.check + self.round_trip
+    }
+}
+
+pub(super) struct Row {
+    pub(super) setting: Setting,
+    pub(super) ours: Result<Ours, String>,
+    pub(super) limit: Limit,
+    pub(super) zmodem: Option<Peer>,
+    pub(super) ymodem: Option<Peer>,
+}
+
+/// One lrzsz transfer over the model.
+#[derive(Debug, Clone)]
+pub(super) struct Peer {
+    pub ok: bool,
+    pub seconds: f64,
+    pub efficiency: f64,
+    pub detail: String,
+}

@@ -790,59 +790,24 @@ fn no_source_file_is_over_600_lines() {
     );
 }
 
-/// Cycles that are known and not untangled yet, each as the crate's directory and the
-/// files that take part, relative to it. A cycle found must lie within one of them
-/// (it may have fewer files: untangling is on its way); one that does not is a new
-/// cycle and fails. An entry that no longer matches any cycle fails too, so that the
-/// list only ever shrinks.
-const KNOWN_CYCLES: &[(&str, &[&str])] = &[];
-
-/// Whether `cycle` lies within a known one; which known entry.
-fn known_entry(cycle: &Cycle) -> Option<usize> {
-    KNOWN_CYCLES.iter().position(|(dir, files)| {
-        cycle.files.iter().all(|f| {
-            f.strip_prefix(dir)
-                .and_then(|rest| rest.strip_prefix('/'))
-                .is_some_and(|rest| files.contains(&rest))
-        })
-    })
-}
-
 #[test]
 fn no_import_cycle_between_source_files() {
     let found = all_cycles(&workspace());
-    let mut new = Vec::new();
-    let mut matched = vec![false; KNOWN_CYCLES.len()];
     for c in &found {
-        match known_entry(c) {
-            Some(i) => matched[i] = true,
-            None => new.push(c),
-        }
-    }
-    for c in &new {
         eprintln!("import cycle: {}", c.files.join(" <-> "));
         for b in &c.because {
             eprintln!("  {b}");
         }
     }
     assert!(
-        new.is_empty(),
-        "{} new import cycles between source files: {}",
-        new.len(),
-        new.iter()
+        found.is_empty(),
+        "{} import cycles between source files: {}",
+        found.len(),
+        found
+            .iter()
             .map(|c| c.files.join(" <-> "))
             .collect::<Vec<_>>()
             .join("; ")
-    );
-    let stale: Vec<&str> = KNOWN_CYCLES
-        .iter()
-        .zip(&matched)
-        .filter(|(_, m)| !**m)
-        .map(|((dir, _), _)| *dir)
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "known cycles that are gone (remove them from KNOWN_CYCLES): {stale:?}"
     );
 }
 

@@ -11,10 +11,7 @@
 //! detail and as an event line.
 
 use core::fmt;
-use core::future::Future;
-use core::pin::Pin;
 use core::str::FromStr;
-use std::sync::Arc;
 
 pub use fota_codec::stream::{Stream, StreamError};
 use fota_protocol::{
@@ -22,6 +19,8 @@ use fota_protocol::{
 };
 
 use crate::device::refused;
+use crate::encoder::encode;
+pub use crate::encoder::{EncodeFuture, Encoder};
 use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
 
 /// How to send an image: chosen by the user (`--codec`), `Auto` by default.
@@ -63,61 +62,6 @@ impl fmt::Display for Codec {
             Codec::Delta => "delta",
         })
     }
-}
-
-/// What an [`Encoder`] returns: the stream, or why it could not be made.
-pub type EncodeFuture = Pin<Box<dyn Future<Output = Result<Stream, String>>>>;
-
-/// Makes compressed and delta streams in place of the built-in encoder (feature `encode`):
-/// the web app runs the encoder in a separately loaded module, off the page's thread.
-/// Called with the base (a delta) or none (the whole image), and the image.
-#[derive(Clone)]
-pub struct Encoder(Arc<EncodeFn>);
-
-/// What an [`Encoder`] calls: `(base, image)` to the stream.
-type EncodeFn = dyn Fn(Option<Vec<u8>>, Vec<u8>) -> EncodeFuture + Send + Sync;
-
-impl Encoder {
-    /// An encoder that runs `f(base, image)`.
-    pub fn new(
-        f: impl Fn(Option<Vec<u8>>, Vec<u8>) -> EncodeFuture + Send + Sync + 'static,
-    ) -> Self {
-        Encoder(Arc::new(f))
-    }
-}
-
-impl fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Encoder(..)")
-    }
-}
-
-/// The stream of `image` (a delta from `base` when given): by `encoder` when there is
-/// one, else by the built-in encoder.
-async fn encode(
-    encoder: Option<&Encoder>,
-    base: Option<&[u8]>,
-    image: &[u8],
-) -> Result<Stream, String> {
-    match encoder {
-        Some(e) => (e.0)(base.map(<[u8]>::to_vec), image.to_vec()).await,
-        None => builtin(base, image),
-    }
-}
-
-#[cfg(feature = "encode")]
-fn builtin(base: Option<&[u8]>, image: &[u8]) -> Result<Stream, String> {
-    use fota_codec::encode::{DEFAULT_OPTIONS, compress, delta};
-    let r = match base {
-        Some(base) => delta(base, image, &DEFAULT_OPTIONS),
-        None => compress(image, &DEFAULT_OPTIONS),
-    };
-    r.map_err(|e| e.to_string())
-}
-
-#[cfg(not(feature = "encode"))]
-fn builtin(_base: Option<&[u8]>, _image: &[u8]) -> Result<Stream, String> {
-    Err("this build has no encoder".into())
 }
 
 /// The method picked for one image.
@@ -283,7 +227,7 @@ async fn find_base<'b, T: Transport>(
 /// Send `stream` into `slot`, only the blocks for which `needed(offset, len)` holds
 /// (resume), through `StreamBegin` and a window of `StreamData` frames, with the
 /// `EraseSlot`s of `erases` interleaved one block ahead
-/// ([`crate::erase_ahead::StreamErases`]). Returns the stream bytes sent.
+/// ([`crate::stream_erases::StreamErases`]). Returns the stream bytes sent.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn send_stream<T: Transport>(
     dev: &mut Device<T>,
@@ -293,7 +237,7 @@ pub(crate) async fn send_stream<T: Transport>(
     method: &Method,
     needed: &dyn Fn(u32, u32) -> bool,
     total_image: u64,
-    erases: &mut crate::erase_ahead::StreamErases,
+    erases: &mut crate::stream_erases::StreamErases,
 ) -> Result<u64, HostError> {
     let bytes = stream.select(needed);
     let (header, body) = bytes.split_at(fota_codec::format::HEADER_LEN.min(bytes.len()));
@@ -334,8 +278,8 @@ pub(crate) async fn send_stream<T: Transport>(
         let items = erases.schedule(from, body.len(), chunk);
         let erases_ref = &*erases;
         let make = |i: usize| match items[i] {
-            crate::erase_ahead::StreamItem::Erase(e) => erases_ref.request(e),
-            crate::erase_ahead::StreamItem::Frame { a, b, .. } => Request::StreamData {
+            crate::stream_erases::StreamItem::Erase(e) => erases_ref.request(e),
+            crate::stream_erases::StreamItem::Frame { a, b, .. } => Request::StreamData {
                 offset: a as u32,
                 data: &body[a..b],
             },
@@ -348,16 +292,16 @@ pub(crate) async fn send_stream<T: Transport>(
         let r = dev
             .pipeline_when(items.len(), &make, &ready, &mut |obs, now, i, reply| {
                 match (items[i], reply) {
-                    (crate::erase_ahead::StreamItem::Erase(e), Reply::Erased { .. }) => {
+                    (crate::stream_erases::StreamItem::Erase(e), Reply::Erased { .. }) => {
                         answered.borrow_mut()[e] = true;
                         first_erase.get_or_insert(now - pipeline_start);
                         Ok(())
                     }
-                    (crate::erase_ahead::StreamItem::Erase(_), other) => {
+                    (crate::stream_erases::StreamItem::Erase(_), other) => {
                         Err(refused(Op::EraseSlot, &other))
                     }
                     (
-                        crate::erase_ahead::StreamItem::Frame { .. },
+                        crate::stream_erases::StreamItem::Frame { .. },
                         Reply::Streamed {
                             received,
                             written: w,
@@ -369,7 +313,7 @@ pub(crate) async fn send_stream<T: Transport>(
                         Ok(())
                     }
                     (
-                        crate::erase_ahead::StreamItem::Frame { .. },
+                        crate::stream_erases::StreamItem::Frame { .. },
                         Reply::Error {
                             code: ErrorCode::StreamGap,
                             detail,
@@ -518,7 +462,7 @@ impl Prepared {
         slot: &SlotDesc,
         sectors: &[(usize, usize)],
         done: &[bool],
-        mut erases: crate::erase_ahead::StreamErases,
+        mut erases: crate::stream_erases::StreamErases,
         report: &mut crate::report::Report,
     ) -> Result<(), HostError> {
         let kind = match slot.kind {
@@ -551,7 +495,7 @@ impl Prepared {
             &mut erases,
         )
         .await?;
-        crate::erase_ahead::count_erases(report, info, erases.answers);
+        crate::report::count_erases(report, info, erases.answers);
         report.erase_time += erases.first_wait;
         report.stream_time += (dev.now() - t).saturating_sub(erases.first_wait);
         report.sent_bytes += sent;

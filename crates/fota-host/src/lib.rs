@@ -15,6 +15,7 @@
 
 pub mod codec;
 mod device;
+mod encoder;
 mod erase_ahead;
 mod error;
 mod image;
@@ -25,6 +26,7 @@ mod problem;
 mod report;
 #[cfg(feature = "sim")]
 pub mod sim;
+mod stream_erases;
 pub mod text;
 mod transfer;
 mod transport;

@@ -189,7 +189,7 @@ async fn stream<T: Transport>(
         .await;
     };
     let erases =
-        crate::erase_ahead::StreamErases::new(slot.addr, &sectors.parts, &sectors.ends, state);
+        crate::stream_erases::StreamErases::new(slot.addr, &sectors.parts, &sectors.ends, state);
     prepared
         .send(dev, info, slot, &sectors.parts, &done, erases, report)
         .await

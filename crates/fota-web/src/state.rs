@@ -3,7 +3,9 @@
 use fota_host::protocol::Layout as _;
 use std::rc::Rc;
 
-use fota_host::protocol::{ImageRules, Info, Record, RecordState, SlotDesc, SlotKind};
+use fota_host::protocol::{
+    ImageRules, Info, LayoutKind, Record, RecordState, SlotDesc, SlotKind,
+};
 use fota_host::update::Report;
 use fota_host::{HostError, Image, Outcome, Phase, Plan, Progress, SlotChoice, Step, Vetted};
 use yew::Reducible;
@@ -19,7 +21,7 @@ mod settings;
 
 pub use format::{hex, kind_name, resumed_text, size, why_reverted};
 pub use image::ImageFile;
-pub use manifest::{Manifest, ManifestDoc, ManifestLayout, ManifestState, check_image, image_from};
+pub use manifest::{Manifest, ManifestDoc, ManifestState, check_image, image_from};
 pub use settings::{BAUD_RATES, NEGOTIATE, Settings, TransportKind, ws_address};
 
 /// Most log lines kept (the oldest go first).
@@ -249,7 +251,7 @@ pub struct AppState {
     /// The firmware manifest named by `?manifest=`.
     pub manifest: Option<ManifestState>,
     /// The layout whose images were fetched from the manifest (once per layout).
-    pub manifest_for: Option<ManifestLayout>,
+    pub manifest_for: Option<LayoutKind>,
     /// Why the manifest's images were refused (nothing was written).
     pub manifest_problem: Option<Problem>,
     /// Whether the device runs the manifest's images already.
@@ -335,7 +337,7 @@ pub enum Action {
     ManifestLoaded(Box<Manifest>),
     ManifestFailed(Problem),
     /// Fetching the manifest's images for this layout.
-    ManifestFetching(ManifestLayout),
+    ManifestFetching(LayoutKind),
     /// The manifest's images for the device's layout, fetched and checked against its
     /// sizes and hashes.
     ManifestImages(Vec<(SlotKind, ImageFile)>),

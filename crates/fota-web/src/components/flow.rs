@@ -98,7 +98,7 @@ fn offer(props: &FlowProps) -> Html {
                     <p class="status good" data-testid="manifest-checked">{"Fetched and checked: the size and SHA-256 of each image match the manifest."}</p>
                 },
                 (None, Some(l), false) => html! {
-                    <p class="muted small">{ format!("Fetching the {} layout's images and checking them against the manifest…", l.name()) }</p>
+                    <p class="muted small">{ format!("Fetching the {} layout's images and checking them against the manifest…", l.key()) }</p>
                 },
             };
             html! {
@@ -108,7 +108,7 @@ fn offer(props: &FlowProps) -> Html {
                 if let Some(d) = &m.description { <p class="muted small">{ d }</p> }
                 <ul class="offer-list">
                     { for m.images.iter().filter(|e| layout.is_none_or(|l| l == e.layout)).map(|e| html! {
-                        <li>{ format!("{} image for the {} layout: {}, {}", kind_name(e.kind), e.layout.name(), e.file_name(), size(e.size)) }
+                        <li>{ format!("{} image for the {} layout: {}, {}", kind_name(e.kind), e.layout.key(), e.file_name(), size(e.size)) }
                             <code class="md5" title="SHA-256 given by the manifest">{ format!(" SHA-256 {}", hex(&e.sha256)) }</code></li>
                     }) }
                 </ul>

@@ -3,7 +3,7 @@
 //! is pure (parsing and checks); fetching is in the effects.
 
 use fota_host::Problem;
-use fota_host::protocol::SlotKind;
+use fota_host::protocol::{LayoutKind, SlotKind};
 use serde::Deserialize;
 use sha2::Digest;
 
@@ -44,28 +44,10 @@ pub struct SignatureDoc {
     pub signature: String,
 }
 
-/// A device's layout as a manifest names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ManifestLayout {
-    /// One VM slot (never written) and bytecode slots.
-    Bytecode,
-    /// Two VM slots or more, and bytecode slots.
-    Vm,
-}
-
-impl ManifestLayout {
-    pub fn name(self) -> &'static str {
-        match self {
-            ManifestLayout::Bytecode => "bytecode",
-            ManifestLayout::Vm => "vm",
-        }
-    }
-}
-
 /// One image a manifest offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub layout: ManifestLayout,
+    pub layout: LayoutKind,
     pub kind: SlotKind,
     /// As written: relative to the manifest's URL.
     pub url: String,
@@ -152,10 +134,10 @@ impl Manifest {
         let mut images: Vec<Entry> = Vec::new();
         for (i, e) in doc.images.into_iter().enumerate() {
             let at = format!("image {} ({})", i + 1, e.url);
-            let layout = match e.layout.as_str() {
-                "bytecode" => ManifestLayout::Bytecode,
-                "vm" => ManifestLayout::Vm,
-                other => {
+            let layout = match LayoutKind::from_key(&e.layout) {
+                Some(layout) => layout,
+                None => {
+                    let other = &e.layout;
                     return Err(bad(
                         url,
                         format!("{at} has layout \"{other}\" (\"bytecode\" or \"vm\")"),
@@ -172,7 +154,7 @@ impl Manifest {
                     ));
                 }
             };
-            if kind == SlotKind::Vm && layout == ManifestLayout::Bytecode {
+            if kind == SlotKind::Vm && layout == LayoutKind::BytecodeOnly {
                 return Err(bad(
                     url,
                     format!(
@@ -210,7 +192,7 @@ impl Manifest {
                     format!(
                         "{at} is the second {} image for the {} layout",
                         kind_name(kind).to_lowercase(),
-                        layout.name()
+                        layout.key()
                     ),
                 ));
             }
@@ -233,7 +215,7 @@ impl Manifest {
     }
 
     /// The images for a device of `layout`, bytecode first.
-    pub fn for_layout(&self, layout: ManifestLayout) -> Vec<&Entry> {
+    pub fn for_layout(&self, layout: LayoutKind) -> Vec<&Entry> {
         let mut v: Vec<&Entry> = self.images.iter().filter(|e| e.layout == layout).collect();
         v.sort_by_key(|e| e.kind != SlotKind::Bytecode);
         v
@@ -243,8 +225,8 @@ impl Manifest {
     pub fn layouts(&self) -> Vec<&'static str> {
         let mut v: Vec<&'static str> = Vec::new();
         for e in &self.images {
-            if !v.contains(&e.layout.name()) {
-                v.push(e.layout.name());
+            if !v.contains(&e.layout.key()) {
+                v.push(e.layout.key());
             }
         }
         v

@@ -4,17 +4,19 @@
 use fota_host::Problem;
 
 use super::format::{kind_name, size};
-use super::manifest::{Entry, Manifest, ManifestLayout, ManifestState};
+use fota_host::protocol::LayoutKind;
+
+use super::manifest::{Entry, Manifest, ManifestState};
 use super::{AppState, Stage};
 
 impl AppState {
     /// The connected device's layout, as a manifest names it.
-    pub fn manifest_layout(&self) -> Option<ManifestLayout> {
+    pub fn manifest_layout(&self) -> Option<LayoutKind> {
         self.info()?;
         Some(if self.takes_vm() {
-            ManifestLayout::Vm
+            LayoutKind::VmAndBytecode
         } else {
-            ManifestLayout::Bytecode
+            LayoutKind::BytecodeOnly
         })
     }
 

@@ -368,7 +368,7 @@ impl AppState {
                             "{} {} has no image for this device's layout ({}): it offers the {} layout.",
                             m.name,
                             m.version,
-                            layout.name(),
+                            layout.key(),
                             m.layouts().join(" and ")
                         ),
                         help: "Connect a device of a layout the manifest offers, or choose an \
@@ -383,7 +383,7 @@ impl AppState {
                         LogKind::App,
                         format!(
                             "fetching the {} layout's images of the manifest",
-                            layout.name()
+                            layout.key()
                         ),
                     );
                 }

@@ -190,12 +190,12 @@ fn the_manifest_actions_load_the_images_for_the_devices_layout() {
     assert!(b.state.manifest().is_none());
     b.apply(Action::ManifestLoaded(Box::new(m.clone())));
     assert_eq!(b.state.manifest(), Some(&m));
-    assert_eq!(b.state.manifest_layout(), Some(ManifestLayout::Vm));
-    b.apply(Action::ManifestFetching(ManifestLayout::Vm));
-    assert_eq!(b.state.manifest_for, Some(ManifestLayout::Vm));
+    assert_eq!(b.state.manifest_layout(), Some(LayoutKind::VmAndBytecode));
+    b.apply(Action::ManifestFetching(LayoutKind::VmAndBytecode));
+    assert_eq!(b.state.manifest_for, Some(LayoutKind::VmAndBytecode));
     assert!(b.state.manifest_problem.is_none());
     let images: Vec<_> = m
-        .for_layout(ManifestLayout::Vm)
+        .for_layout(LayoutKind::VmAndBytecode)
         .into_iter()
         .map(|e| {
             let bytes = if e.kind == SlotKind::Vm {
@@ -229,7 +229,7 @@ fn a_refused_manifest_image_loads_nothing() {
     let m = manifest_for(&[("bytecode", "bytecode", "blink-v2.bin", &bc)]);
     let mut b = Bench::new(LayoutKind::BytecodeOnly);
     b.apply(Action::ManifestLoaded(Box::new(m.clone())));
-    b.apply(Action::ManifestFetching(ManifestLayout::Bytecode));
+    b.apply(Action::ManifestFetching(LayoutKind::BytecodeOnly));
     let mut wrong = bc.clone();
     wrong[0] ^= 0xFF;
     let p = check_image(&m, &m.images[0], &wrong).expect_err("wrong");
@@ -245,11 +245,11 @@ fn a_refused_manifest_image_loads_nothing() {
     );
     // "Fetch again": the last try is forgotten, so the page fetches them once more, and
     // the right bytes load.
-    assert_eq!(b.state.manifest_for, Some(ManifestLayout::Bytecode));
+    assert_eq!(b.state.manifest_for, Some(LayoutKind::BytecodeOnly));
     b.apply(Action::ManifestRetry);
     assert_eq!(b.state.manifest_problem, None);
     assert_eq!(b.state.manifest_for, None, "fetched again");
-    b.apply(Action::ManifestFetching(ManifestLayout::Bytecode));
+    b.apply(Action::ManifestFetching(LayoutKind::BytecodeOnly));
     check_image(&m, &m.images[0], &bc).expect("right");
     b.apply(Action::ManifestImages(vec![(
         SlotKind::Bytecode,
@@ -258,7 +258,7 @@ fn a_refused_manifest_image_loads_nothing() {
     assert!(b.state.manifest_images_loaded());
     // Nothing to fetch again once they loaded.
     b.apply(Action::ManifestRetry);
-    assert_eq!(b.state.manifest_for, Some(ManifestLayout::Bytecode));
+    assert_eq!(b.state.manifest_for, Some(LayoutKind::BytecodeOnly));
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn a_manifest_without_the_devices_layout_says_so() {
     let m = manifest_for(&[("bytecode", "bytecode", "blink-v2.bin", &bc)]);
     let mut b = Bench::new(LayoutKind::VmAndBytecode);
     b.apply(Action::ManifestLoaded(Box::new(m)));
-    b.apply(Action::ManifestFetching(ManifestLayout::Vm));
+    b.apply(Action::ManifestFetching(LayoutKind::VmAndBytecode));
     let p = b.state.manifest_problem.clone().expect("a problem");
     assert!(
         p.message.contains("no image for this device's layout (vm)"),

@@ -123,11 +123,7 @@ fn trial_banner(props: &TrialProps) -> Html {
                         <p class="trial-clock" data-testid="trial-badge">
                             <span class="badge warn">{"on trial"}</span>
                             { format!(" for {}", duration(t.elapsed_ms as f64 / 1000.0)) }
-                            { match t.left_ms {
-                                Some(0) => ": the update stops waiting for its confirmation now".to_string(),
-                                Some(left) => format!(": it has {} left to confirm itself before this update stops waiting (a restart without its accept() reverts it)", duration(left as f64 / 1000.0)),
-                                None => ": it has not confirmed itself yet (a restart without its accept() reverts it)".to_string(),
-                            } }
+                            { t.deadline() }
                         </p>
                     }
                     <p><strong>{"On trial: "}</strong>{ format!(

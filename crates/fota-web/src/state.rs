@@ -177,7 +177,7 @@ impl TrialClock {
 pub fn seconds(ms: u64) -> String {
     if ms < 10_000 {
         let tenths = ms.div_ceil(100);
-        if tenths % 10 == 0 {
+        if tenths.is_multiple_of(10) {
             format!("{} s", tenths / 10)
         } else {
             format!("{}.{} s", tenths / 10, tenths % 10)

@@ -403,6 +403,6 @@ pub use imp::StreamState;
 // agent is built for such a target with the `codec` feature.
 #[cfg(all(feature = "codec", target_arch = "arm"))]
 const _: () = {
-    assert!(core::mem::size_of::<crate::LinkState>() == 7640);
+    assert!(core::mem::size_of::<crate::LinkState>() == 7648);
     assert!(core::mem::size_of::<StreamState>() == 5868);
 };

@@ -72,6 +72,9 @@ pub fn device_panel(props: &DeviceProps) -> Html {
                 if let Some(ms) = info.sector_erase_ms {
                     <div><dt>{"Erase"}</dt><dd>{ format!("a sector in {ms} ms at worst") }</dd></div>
                 }
+                if let Some(ms) = info.confirm_ms {
+                    <div><dt>{"Trial"}</dt><dd>{ format!("new firmware must confirm within {}", crate::state::seconds(u64::from(ms))) }</dd></div>
+                }
                 if let Some(vm) = info.boot_stage {
                     <div><dt>{"Boot stage"}</dt><dd>{ format!("VM slot {vm}: the part always starts it; it is never erased or written") }</dd></div>
                 }

@@ -69,6 +69,10 @@ pub struct AgentConfig {
     /// sector sizes), in milliseconds, from the part's data sheet; hosts size their
     /// timeouts from it. 0: not declared (left out of `Info`).
     pub sector_erase_ms: u32,
+    /// How long a new firmware on trial has to call `accept`, in milliseconds from its
+    /// start, before the device reverts it (its watchdog's or trial timer's deadline);
+    /// hosts show it and wait for it. 0: not declared (left out of `Info`).
+    pub confirm_ms: u32,
     /// What the device requires of the images it runs (feature `images`; default
     /// [`crate::ImagePolicy::OPEN`]).
     #[cfg(feature = "images")]
@@ -291,6 +295,7 @@ impl AgentConfig {
             sectors: heapless::Vec::new(),
             boot_stage: None,
             sector_erase_ms: 0,
+            confirm_ms: 0,
             #[cfg(feature = "images")]
             images: crate::policy::ImagePolicy::OPEN,
         }

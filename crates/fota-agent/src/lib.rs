@@ -150,11 +150,11 @@
 //! # RAM
 //!
 //! [`LinkState`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 288 bytes), the counters, the long request in progress (an MD5 state;
+//! ([`TX_FRAME`] = 294 bytes), the counters, the long request in progress (an MD5 state;
 //! with the `images` feature an image check, 216 bytes more), the cache of replies and
 //! the baud timers: about 1,750 bytes on `thumbv7em` without `images`; the [`Agent`]
 //! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)
-//! 592 bytes with a zero-sized flash driver (`size_of`, measured with a
+//! 596 bytes with a zero-sized flash driver (`size_of`, measured with a
 //! `thumbv7em-none-eabihf` build). Serving a request takes about 2 KiB of stack below the
 //! main loop (docs/PORTING.md has the firmware's figures). The platform's receive queue
 //! (`max_in_flight` frames of [`RX_FRAME`] bytes at most) comes on top: with the default
@@ -165,9 +165,9 @@
 //! With the `codec` feature (compressed and delta streams, docs/PROTOCOL.md 5.7) the
 //! [`LinkState`] also holds the stream decoder ([`StreamState`]: 5,868 bytes, the probability
 //! model, one 256-byte write chunk and a 48-byte input stash; its dictionary is the flash)
-//! and `Info` may list codecs: 7,640 bytes on `thumbv7em` (a `const` assertion checks both
-//! figures in every build for 32-bit Arm). With the agent (600 bytes) and a receive queue
-//! of 5 frames (5,210 bytes), the agent, its decoder and its receive buffer take 13,450
+//! and `Info` may list codecs: 7,648 bytes on `thumbv7em` (a `const` assertion checks both
+//! figures in every build for 32-bit Arm). With the agent (604 bytes) and a receive queue
+//! of 5 frames (5,210 bytes), the agent, its decoder and its receive buffer take 13,462
 //! bytes, and about 2 KiB of stack while serving: within 16 KiB. A stream step writes at
 //! most [`STREAM_STEP`] bytes of flash (plus one LZMA symbol and one write chunk): a
 //! `StreamData` frame is a long request, run one step per call of [`AgentLink::step`].

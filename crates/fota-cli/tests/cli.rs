@@ -557,6 +557,28 @@ fn power_cut_while_the_trial_runs_before_accept() {
     );
 }
 
+/// The trial deadline the device declares (`Info` tag 7): the simulator's watchdog resets
+/// a firmware that has not accepted within 1.5 s.
+#[test]
+fn info_shows_the_time_a_trial_has_to_confirm() {
+    let sim = Sim::start(&["--pty"]);
+    let o = fota(sim.port(), &["info"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("trial        firmware must confirm within 1.5 s"),
+        "{}",
+        text(&o)
+    );
+    let o = fota(sim.port(), &["--json", "info"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let result = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "result")
+        .expect("a result line");
+    assert_eq!(result["confirm_ms"], 1500, "{result}");
+}
+
 /// `fota sim --flash stm32f4`: 16, 64 and 128 KiB sectors, 2 s to erase a bytecode
 /// sector. `fota info` shows them, and a 200 KiB program (two 128 KiB sectors, erased
 /// in real time) goes in without a request sent twice.

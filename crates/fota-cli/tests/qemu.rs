@@ -548,6 +548,11 @@ fn slow_sector_erases_are_waited_on_and_the_watchdog_holds() {
         info.contains("erase        a sector in 1600 ms at worst"),
         "{info}"
     );
+    // The trial deadline is the watchdog's reset: (1 s + the erase time, rounded up) twice.
+    assert!(
+        info.contains("trial        firmware must confirm within 6 s"),
+        "{info}"
+    );
     // A program that is reverted leaves bytecode slot 1 to erase before the next update.
     let faulty = sample(dir.path(), "faulty");
     let out = flash(&dev, &[faulty.to_str().unwrap()]);
@@ -770,6 +775,8 @@ fn a_pending_erased_slot_is_never_started_by_a_firmware_with_image_checks() {
         .expect("info");
     let record_addr = info["record_addr"].as_u64().expect("record_addr") as usize;
     let unit = info["write_granularity"].as_u64().expect("write unit") as usize;
+    // The watchdog's reset, the NMI after 1 s and as much again: the trial deadline.
+    assert_eq!(info["confirm_ms"], 2000, "{info}");
     dev.power_cut();
 
     // Append `Pending (vm 0/0, bytecode 1/0)` after the newest entry.

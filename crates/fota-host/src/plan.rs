@@ -370,6 +370,7 @@ mod tests {
             sectors: heapless::Vec::new(),
             codecs: heapless::Vec::new(),
             images: None,
+            confirm_ms: None,
         }
     }
 

@@ -156,6 +156,7 @@ fn sample_info() -> Info {
         sectors: heapless::Vec::new(),
         codecs: heapless::Vec::new(),
         images: None,
+        confirm_ms: None,
     }
 }
 
@@ -414,6 +415,21 @@ fn info_extensions_unknown_tags_are_skipped() {
         !bare.supports(fota_protocol::codec::LZMA),
         "no tag 5: uncompressed only"
     );
+    // The trial deadline is tag 7, a u32: 1.5 s is DC 05 00 00; it is encoded last.
+    let mut deadline = sample_info();
+    deadline.confirm_ms = Some(1500);
+    let n = encode_reply(1, &Reply::Info(deadline.clone()), &mut out).expect("fits");
+    let (_, _, with_deadline) = read_one(&out[..n]);
+    assert_eq!(with_deadline[..body.len()], body[..]);
+    assert_eq!(with_deadline[body.len()..], [7, 4, 0xDC, 0x05, 0, 0]);
+    assert_eq!(
+        Reply::parse(op, &with_deadline).expect("trial deadline"),
+        Reply::Info(deadline)
+    );
+    assert_eq!(bare.confirm_ms, None, "no tag 7: not declared");
+    let mut short = body.clone();
+    short.extend_from_slice(&[7, 2, 0xDC, 0x05]);
+    assert!(Reply::parse(op, &short).is_err(), "a deadline is 4 bytes");
     let mut odd = body.clone();
     odd.extend_from_slice(&[4, 8, 0, 0, 0, 0, 0, 0x40, 0, 0]);
     assert!(Reply::parse(op, &odd).is_err(), "a run is 12 bytes");

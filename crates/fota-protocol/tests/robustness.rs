@@ -102,9 +102,11 @@ fn any_info() -> impl Strategy<Value = Info> {
             any::<(bool, bool, bool, u32, u32)>(),
             proptest::collection::vec(any::<[u8; 8]>(), 0..=fota_protocol::MAX_KEYS),
         )),
+        proptest::option::of(any::<u32>()),
     )
         .prop_map(
-            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images)| Info {
+            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images, confirm_ms)| Info {
+                confirm_ms,
                 // Encoded by an agent with image checks only (the `images` feature).
                 images: images
                     .filter(|_| cfg!(feature = "images"))

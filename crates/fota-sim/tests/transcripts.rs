@@ -98,7 +98,8 @@ fn describe_reply(r: &Reply) -> String {
     match r {
         Reply::Info(i) => format!(
             "Info {{ protocol {}, agent {:?} {:?}, sector {}, write unit {}, max_write {}, in flight {}, \
-             {} slots, record {:#x}+{:#x}, boot stage {:?}, sector erase {:?} ms, baud rates {:?} }}",
+             {} slots, record {:#x}+{:#x}, boot stage {:?}, sector erase {:?} ms, baud rates {:?}, \
+             confirm within {:?} ms }}",
             i.protocol_version,
             i.name.as_str(),
             i.agent_version,
@@ -111,7 +112,8 @@ fn describe_reply(r: &Reply) -> String {
             i.record_size,
             i.boot_stage,
             i.sector_erase_ms,
-            i.baud_rates.as_slice()
+            i.baud_rates.as_slice(),
+            i.confirm_ms
         ),
         Reply::Record(r) => format!(
             "Record {{ fota {:?}, state {:?}, running VM {} bytecode {} }}",

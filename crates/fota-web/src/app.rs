@@ -99,13 +99,13 @@ pub fn app() -> Html {
         });
     }
 
-    // While a configuration runs on trial, the record panel's clock moves every second.
+    // While a configuration runs on trial, the record panel's clock moves: five times a
+    // second, as a device's deadline (1.5 s in the simulator) counts down in tenths.
     let redraw = use_force_update();
     {
         use_effect_with(state.trial_since_ms.is_some(), move |on_trial| {
-            let interval = on_trial.then(|| {
-                gloo::timers::callback::Interval::new(1000, move || redraw.force_update())
-            });
+            let interval = on_trial
+                .then(|| gloo::timers::callback::Interval::new(200, move || redraw.force_update()));
             move || drop(interval)
         });
     }

@@ -25,6 +25,7 @@ fn print_info(info: &Info, json: bool) {
             "max_baud": info.max_baud, "record_addr": info.record_addr,
             "record_size": info.record_size, "slots": slots,
             "boot_stage": info.boot_stage, "sector_erase_ms": info.sector_erase_ms,
+            "confirm_ms": info.confirm_ms,
             "baud_rates": info.baud_rates.as_slice(),
             "codecs": info.codecs.iter().map(|c| json!({"id": c.id, "ram": c.ram})).collect::<Vec<_>>(),
             "sectors": info.sectors.iter().map(|r| json!({"addr": r.addr, "size": r.size, "count": r.count})).collect::<Vec<_>>(),
@@ -50,6 +51,9 @@ fn print_info(info: &Info, json: bool) {
     }
     if let Some(ms) = info.sector_erase_ms {
         println!("erase        a sector in {ms} ms at worst");
+    }
+    if let Some(ms) = info.confirm_ms {
+        println!("trial        firmware must confirm within {}", seconds(ms));
     }
     println!(
         "images       {}",
@@ -82,4 +86,10 @@ fn print_info(info: &Info, json: bool) {
         info.record_addr,
         human_bytes(f64::from(info.record_size))
     );
+}
+
+/// Milliseconds as seconds, without trailing zeros: "1.5 s", "2 s", "0.25 s".
+fn seconds(ms: u32) -> String {
+    let s = format!("{:.3}", f64::from(ms) / 1000.0);
+    format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
 }

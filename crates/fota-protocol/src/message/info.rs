@@ -49,6 +49,9 @@ pub mod info_tag {
     /// What the device requires of firmware images ([`crate::ImageRules`]): `flags:u8,
     /// vm_minimum:u32, bc_minimum:u32`, then 8-byte ids of the keys it trusts.
     pub const IMAGES: u8 = 6;
+    /// `u32`: how long, in milliseconds from its start, a firmware on trial has to call
+    /// `accept` before the device reverts it (its trial deadline, a watchdog's reset).
+    pub const CONFIRM_MS: u8 = 7;
 }
 
 /// Most trusted keys an agent lists in [`ImageRules::keys`].
@@ -289,6 +292,9 @@ pub struct Info {
     pub codecs: heapless::Vec<CodecDesc, MAX_CODECS>,
     /// What the device requires of images (`None`: an agent that checks none).
     pub images: Option<ImageRules>,
+    /// How long a firmware on trial has to call `accept`, in milliseconds from its start,
+    /// before the device reverts it (`None`: not declared).
+    pub confirm_ms: Option<u32>,
 }
 
 impl Info {

@@ -176,6 +176,11 @@ impl Reply {
                         s.put(k);
                     }
                 }
+                if let Some(ms) = i.confirm_ms {
+                    s.u8(info_tag::CONFIRM_MS);
+                    s.u8(4);
+                    s.u32(ms);
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -318,6 +323,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut sectors = heapless::Vec::new();
     let mut codecs = heapless::Vec::new();
     let mut images = None;
+    let mut confirm_ms = None;
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -368,6 +374,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
                 }
                 images = Some(rules);
             }
+            info_tag::CONFIRM_MS => confirm_ms = Some(v.u32()?),
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
@@ -375,6 +382,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     })?;
     Ok(Info {
         images,
+        confirm_ms,
         boot_stage,
         sector_erase_ms,
         baud_rates,

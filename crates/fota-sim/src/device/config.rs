@@ -214,6 +214,9 @@ impl DeviceConfig {
         if self.announce_erase_time {
             cfg.sector_erase_ms = u32::try_from(slowest.div_ceil(1_000_000)).unwrap_or(u32::MAX);
         }
+        // A firmware on trial that hangs before its accept() is reset by the watchdog,
+        // which reverts it: the trial's deadline.
+        cfg.confirm_ms = u32::try_from(self.watchdog_ns.div_ceil(1_000_000)).unwrap_or(u32::MAX);
         if !self.fota_supported {
             cfg = cfg.unsupported();
         }

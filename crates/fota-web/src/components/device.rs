@@ -72,6 +72,9 @@ pub fn device_panel(props: &DeviceProps) -> Html {
                 if let Some(ms) = info.sector_erase_ms {
                     <div><dt>{"Erase"}</dt><dd>{ format!("a sector in {ms} ms at worst") }</dd></div>
                 }
+                if let Some(ms) = info.confirm_ms {
+                    <div><dt>{"Trial"}</dt><dd>{ format!("new firmware must confirm within {}", crate::state::seconds(u64::from(ms))) }</dd></div>
+                }
                 if let Some(vm) = info.boot_stage {
                     <div><dt>{"Boot stage"}</dt><dd>{ format!("VM slot {vm}: the part always starts it; it is never erased or written") }</dd></div>
                 }
@@ -123,11 +126,7 @@ fn trial_banner(props: &TrialProps) -> Html {
                         <p class="trial-clock" data-testid="trial-badge">
                             <span class="badge warn">{"on trial"}</span>
                             { format!(" for {}", duration(t.elapsed_ms as f64 / 1000.0)) }
-                            { match t.left_ms {
-                                Some(0) => ": the update stops waiting for its confirmation now".to_string(),
-                                Some(left) => format!(": it has {} left to confirm itself before this update stops waiting (a restart without its accept() reverts it)", duration(left as f64 / 1000.0)),
-                                None => ": it has not confirmed itself yet (a restart without its accept() reverts it)".to_string(),
-                            } }
+                            { t.deadline() }
                         </p>
                     }
                     <p><strong>{"On trial: "}</strong>{ format!(

@@ -739,11 +739,13 @@ fn the_record_panel_clocks_a_trial_and_the_updates_wait_for_it() {
     // Read again: the same trial, its clock goes on.
     b.apply(Action::Record(trial));
     assert_eq!(b.state.trial_since_ms, Some(since));
+    // The simulated device declares its deadline (Info tag 7): its watchdog's 1.5 s.
     assert_eq!(
         b.state.trial(since + 4_000),
         Some(TrialClock {
             elapsed_ms: 4_000,
-            left_ms: None
+            left_ms: None,
+            confirm_ms: Some(1_500),
         })
     );
     // During an update: from its restart, the time it still waits for the confirmation.
@@ -756,8 +758,31 @@ fn the_record_panel_clocks_a_trial_and_the_updates_wait_for_it() {
         b.state.run.as_ref().and_then(|r| r.restarted_ms),
         Some(restarted)
     );
+    // The device's deadline counts down from the restart.
+    let clock = b.state.trial(restarted + 300).expect("on trial");
+    assert_eq!(clock.left_ms, Some(1_200));
+    assert_eq!(
+        clock.deadline(),
+        ": it must confirm within 1.5 s, 1.2 s left (without its accept() the device reverts it)"
+    );
+    let over = b.state.trial(restarted + 1_501).expect("on trial");
+    assert_eq!(over.left_ms, Some(0));
+    assert!(
+        over.deadline().contains("had to confirm within 1.5 s"),
+        "{over:?}"
+    );
+    // A device that declares no deadline: the update's own wait instead.
+    let Conn::Open(c) = &mut b.state.conn else {
+        panic!("connected");
+    };
+    c.info.confirm_ms = None;
     let clock = b.state.trial(restarted + 5_000).expect("on trial");
+    assert_eq!(clock.confirm_ms, None);
     assert_eq!(clock.left_ms, Some(WAIT_ACCEPT_MS - 5_000));
+    assert_eq!(
+        clock.deadline(),
+        ": it has 15 s left to confirm itself before this update stops waiting (a restart without its accept() reverts it)"
+    );
     assert_eq!(
         b.state
             .trial(restarted + WAIT_ACCEPT_MS + 1)

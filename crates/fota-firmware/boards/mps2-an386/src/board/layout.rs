@@ -56,6 +56,9 @@ pub fn config(layout: Layout) -> AgentConfig {
     c.max_baud = 2_000_000;
     // PSRAM erases at once unless a slow sector is modelled; say 1 ms then.
     c.sector_erase_ms = erase_ms().max(1);
+    // A firmware that hangs before its accept() is reset by the watchdog: the NMI after
+    // its period, the reset after as much again; the trial ends there.
+    c.confirm_ms = super::system::watchdog_secs().saturating_mul(2_000);
     c
 }
 

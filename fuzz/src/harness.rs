@@ -16,7 +16,7 @@
 #![allow(dead_code)]
 
 use fota_agent::record::LogEntry;
-use fota_agent::{Action, AgentConfig, AgentLink, Handled, RX_FRAME, RX_PAYLOAD, RecordState};
+use fota_agent::{AgentConfig, AgentLink, Handled, LinkAction, RX_FRAME, RX_PAYLOAD, RecordState};
 use fota_protocol::Layout as _; // the slot look-ups of `AgentConfig`
 use fota_protocol::{
     Event, FrameError, FrameReader, Reply, Request, SlotKind, encode_reply, encode_request,
@@ -588,7 +588,7 @@ impl World {
                 self.reboot("power-on after a cut");
                 continue;
             }
-            if let Some(Action::Restart) = step.action {
+            if let Some(LinkAction::Restart) = step.action {
                 self.reboot("restart()");
             }
         }

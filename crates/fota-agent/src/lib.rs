@@ -5,7 +5,7 @@
 //! - [`AgentConfig`]: the flash layout (VM and bytecode slots, record area) and limits.
 //! - [`Agent`]: boot decision plus `get_record`, `set_record`, `find_bytecode_slot`,
 //!   `find_vm_slot`, `erase_slot`, `write_slot`, `checksum_slot`, `accept`, `attempt`
-//!   (`restart` is the platform's: the link returns [`Action::Restart`]).
+//!   (`restart` is the platform's: the link returns [`LinkAction::Restart`]).
 //! - [`AgentLink`]: bytes in, reply frames out, in bounded steps that the firmware's main
 //!   loop drives (see below).
 //!
@@ -34,8 +34,8 @@
 //!     let step = link.step(uart.received(), &mut |frame| uart.send(frame));
 //!     uart.consume(step.consumed);         // 0 while a long request runs: keep the bytes
 //!     match step.action.or(link.tick(clock.now_ms())) {
-//!         Some(Action::Restart) => { uart.drain(); reset() }
-//!         Some(Action::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader() }
+//!         Some(LinkAction::Restart) => { uart.drain(); reset() }
+//!         Some(LinkAction::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader() }
 //!         None => {}
 //!     }
 //!     if boot.trial && app.self_test_passed() { link.agent_mut().accept()?; }
@@ -196,8 +196,8 @@ pub use config::{
     AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT, UartClock,
 };
 pub use link::{
-    Action, AgentLink, BAUD_CONFIRM_MS, BAUD_IDLE_MS, Handled, LinkState, LinkStats, NO_ID,
-    REPLY_CACHE, Received, Step, TX_FRAME,
+    AgentLink, BAUD_CONFIRM_MS, BAUD_IDLE_MS, Handled, LinkAction, LinkState, LinkStats, LinkStep,
+    NO_ID, REPLY_CACHE, Received, TX_FRAME,
 };
 pub use record::RecordState;
 pub use stream::{STREAM_STEP, StreamState};

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use fota_agent::{
-    Action, AgentLink, BAUD_CONFIRM_MS, BAUD_IDLE_MS, BAUD_RATES, ConfigError, UartClock,
+    AgentLink, BAUD_CONFIRM_MS, BAUD_IDLE_MS, BAUD_RATES, ConfigError, LinkAction, UartClock,
 };
 use fota_protocol::{
     ErrorCode, Event, FrameReader, MAX_PAYLOAD, PROTOCOL_VERSION, Reply, Request, encode_request,
@@ -19,7 +19,7 @@ fn link() -> Link {
     AgentLink::boot(blank(), bc_only()).unwrap().0
 }
 
-fn send(l: &mut Link, id: u16, r: &Request<'_>) -> (Reply, Option<Action>) {
+fn send(l: &mut Link, id: u16, r: &Request<'_>) -> (Reply, Option<LinkAction>) {
     let mut buf = vec![0u8; frame_len(MAX_PAYLOAD)];
     let n = encode_request(id, r, &mut buf).unwrap();
     let mut sent = Vec::new();
@@ -38,7 +38,7 @@ fn a_switch_confirmed_by_a_request_stays() {
     assert_eq!(l.baud(), 115_200);
     let (reply, action) = send(&mut l, 1, &Request::SetBaud { baud: 921_600 });
     assert_eq!(reply, Reply::BaudSet(921_600));
-    assert_eq!(action, Some(Action::SetBaud(921_600)));
+    assert_eq!(action, Some(LinkAction::SetBaud(921_600)));
     assert_eq!(l.tick(5000), None);
     send(&mut l, 2, &Request::GetRecord);
     assert_eq!(l.tick(5000 + BAUD_CONFIRM_MS + 10), None, "confirmed");
@@ -55,7 +55,7 @@ fn a_switch_nobody_confirms_falls_back_after_a_second() {
     assert_eq!(l.tick(t0.wrapping_add(BAUD_CONFIRM_MS - 1)), None);
     assert_eq!(
         l.tick(t0.wrapping_add(BAUD_CONFIRM_MS)),
-        Some(Action::SetBaud(115_200))
+        Some(LinkAction::SetBaud(115_200))
     );
     assert_eq!(l.baud(), 115_200);
     assert_eq!(
@@ -80,7 +80,10 @@ fn an_idle_link_goes_back_to_the_base_rate() {
     let last = 4 * (BAUD_IDLE_MS - 100);
     // ...silence does not.
     assert_eq!(l.tick(last + BAUD_IDLE_MS - 1), None);
-    assert_eq!(l.tick(last + BAUD_IDLE_MS), Some(Action::SetBaud(115_200)));
+    assert_eq!(
+        l.tick(last + BAUD_IDLE_MS),
+        Some(LinkAction::SetBaud(115_200))
+    );
 }
 
 #[test]
@@ -105,7 +108,7 @@ fn goodbye_goes_back_at_once_and_says_where() {
     send(&mut l, 2, &Request::GetRecord);
     let (reply, action) = send(&mut l, 3, &Request::Goodbye);
     assert_eq!(reply, Reply::Goodbye(115_200));
-    assert_eq!(action, Some(Action::SetBaud(115_200)));
+    assert_eq!(action, Some(LinkAction::SetBaud(115_200)));
     assert_eq!(l.baud(), 115_200);
     // At the base rate already: a reply, no switch.
     let (reply, action) = send(&mut l, 4, &Request::Goodbye);

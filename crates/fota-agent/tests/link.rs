@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use fota_agent::{Action, AgentLink, Handled, MAX_WRITE, NO_ID, RX_FRAME, RX_PAYLOAD, TX_FRAME};
+use fota_agent::{
+    AgentLink, Handled, LinkAction, MAX_WRITE, NO_ID, RX_FRAME, RX_PAYLOAD, TX_FRAME,
+};
 use fota_protocol::{
     ErrorCode, Event, FrameReader, Info, MAX_NAME, MAX_PAYLOAD, MAX_SLOTS, PROTOCOL_VERSION, Reply,
     Request, SlotDesc, SlotKind, encode_reply, encode_request, frame_len,
@@ -60,7 +62,7 @@ fn decode(bytes: &[u8]) -> Vec<(u16, Reply)> {
 }
 
 /// Feed `bytes`, return the replies and the action.
-fn exchange(link: &mut Link, bytes: &[u8]) -> (Vec<(u16, Reply)>, Option<Action>) {
+fn exchange(link: &mut Link, bytes: &[u8]) -> (Vec<(u16, Reply)>, Option<LinkAction>) {
     let mut sent = Vec::new();
     let r = link.receive(bytes, &mut |f| sent.extend_from_slice(f));
     (decode(&sent), r.action)
@@ -192,7 +194,7 @@ fn the_whole_update_over_the_link() {
         );
         let (replies, action) = exchange(&mut l, &req(22, &Request::Restart));
         assert_eq!(replies, [(22, Reply::Restarting)]);
-        assert_eq!(action, Some(Action::Restart));
+        assert_eq!(action, Some(LinkAction::Restart));
 
         // The platform resets: boot again on the same flash.
         let (mut l, boot) = AgentLink::boot(l.into_flash(), config.clone()).unwrap();
@@ -514,7 +516,7 @@ fn set_baud() {
     let mut l = link(&config);
     let (replies, action) = exchange(&mut l, &req(1, &Request::SetBaud { baud: 460_800 }));
     assert_eq!(replies, [(1, Reply::BaudSet(460_800))]);
-    assert_eq!(action, Some(Action::SetBaud(460_800)));
+    assert_eq!(action, Some(LinkAction::SetBaud(460_800)));
     for baud in [1_000_000, 2_000_000, 9600, 0, 115_201] {
         let (replies, action) = exchange(&mut l, &req(2, &Request::SetBaud { baud }));
         assert_eq!(replies, [(2, error(ErrorCode::BadBaud, 921_600))], "{baud}");
@@ -529,7 +531,7 @@ fn an_action_stops_receive_and_leaves_the_rest() {
     let stream = [a.clone(), req(2, &Request::GetRecord)].concat();
     let mut sent = Vec::new();
     let r = l.receive(&stream, &mut |f| sent.extend_from_slice(f));
-    assert_eq!(r.action, Some(Action::Restart));
+    assert_eq!(r.action, Some(LinkAction::Restart));
     assert_eq!(r.consumed, a.len());
     assert_eq!(decode(&sent), [(1, Reply::Restarting)]);
 }

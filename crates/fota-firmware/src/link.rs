@@ -4,7 +4,7 @@
 //! 4 KiB hashed), so the program runs between them.
 
 use embedded_storage::nor_flash::NorFlash;
-use fota_agent::{Action, Agent, AgentLink, Handled, LinkState};
+use fota_agent::{Agent, AgentLink, Handled, LinkAction, LinkState};
 
 use crate::board::{Board, ResetCause};
 
@@ -84,13 +84,13 @@ impl<F: NorFlash> Link<F> {
         did || self.link.is_busy()
     }
 
-    fn act<B: Board>(&mut self, board: &mut B, action: Action) {
+    fn act<B: Board>(&mut self, board: &mut B, action: LinkAction) {
         match action {
-            Action::Restart => {
+            LinkAction::Restart => {
                 board.flush();
                 board.reset(ResetCause::Restart);
             }
-            Action::SetBaud(b) => {
+            LinkAction::SetBaud(b) => {
                 // The reply went out at the old rate: let it leave first.
                 board.flush();
                 board.set_baud(b);

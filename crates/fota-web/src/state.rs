@@ -3,9 +3,7 @@
 use fota_host::protocol::Layout as _;
 use std::rc::Rc;
 
-use fota_host::protocol::{
-    ImageRules, Info, LayoutKind, Record, RecordState, SlotDesc, SlotKind,
-};
+use fota_host::protocol::{ImageRules, Info, LayoutKind, Record, RecordState, SlotDesc, SlotKind};
 use fota_host::update::Report;
 use fota_host::{HostError, Image, Outcome, Phase, Plan, Progress, SlotChoice, Step, Vetted};
 use yew::Reducible;

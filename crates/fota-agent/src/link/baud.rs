@@ -1,7 +1,7 @@
 //! The baud rate as the agent sees it: a new rate on trial, and the way back to the base
 //! rate.
 
-use super::{Action, BAUD_CONFIRM_MS, BAUD_IDLE_MS};
+use super::{BAUD_CONFIRM_MS, BAUD_IDLE_MS, LinkAction};
 
 /// The baud rate as the agent sees it, and its two timers.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +34,7 @@ impl BaudState {
         base: u32,
         requests: u32,
         busy: bool,
-    ) -> Option<Action> {
+    ) -> Option<LinkAction> {
         let due = |deadline: u32| (now.wrapping_sub(deadline) as i32) >= 0;
         if requests != self.requests_seen || busy || self.active_at.is_none() {
             self.requests_seen = requests;
@@ -54,13 +54,13 @@ impl BaudState {
                 self.trial_old = 0;
                 self.current = old;
                 self.active_at = Some(now);
-                return Some(Action::SetBaud(old));
+                return Some(LinkAction::SetBaud(old));
             }
         }
         let since = self.active_at.unwrap_or(now);
         if self.current != base && self.current != 0 && due(since.wrapping_add(BAUD_IDLE_MS)) {
             self.current = base;
-            return Some(Action::SetBaud(base));
+            return Some(LinkAction::SetBaud(base));
         }
         None
     }

@@ -3,7 +3,7 @@
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::{DecodeError, ErrorCode, PROTOCOL_VERSION, Request};
 
-use super::Action;
+use super::LinkAction;
 use super::baud::BaudState;
 use super::job::Work;
 use super::reply::Answer;
@@ -14,7 +14,7 @@ use crate::agent::{Agent, Refusal};
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Handling {
     /// Answered now: the reply (or refusal) and the action for the platform.
-    Now(Result<Answer, Refusal>, Option<Action>),
+    Now(Result<Answer, Refusal>, Option<LinkAction>),
     /// A long request, checked and started.
     Long(Work),
 }
@@ -89,7 +89,7 @@ pub(super) fn handle<F: NorFlash>(
             // A partial write unit held in RAM would be lost in the reset: program it
             // (a failure here loses it, as a power cut would; the reset goes ahead).
             let _ = agent.flush_write();
-            return Handling::Now(Ok(Answer::Restarting), Some(Action::Restart));
+            return Handling::Now(Ok(Answer::Restarting), Some(LinkAction::Restart));
         }
         Request::SetBaud { baud: rate } if supported => {
             let offered = agent.config().offered_baud_rates().any(|b| b == rate);
@@ -103,7 +103,7 @@ pub(super) fn handle<F: NorFlash>(
                 baud.trial_requests = requests;
                 baud.trial_deadline = None;
                 baud.current = rate;
-                Handling::Now(Ok(Answer::BaudSet(rate)), Some(Action::SetBaud(rate)))
+                Handling::Now(Ok(Answer::BaudSet(rate)), Some(LinkAction::SetBaud(rate)))
             } else {
                 let max = agent
                     .config()
@@ -127,7 +127,7 @@ pub(super) fn handle<F: NorFlash>(
             baud.trial_old = 0;
             return Handling::Now(
                 Ok(Answer::Goodbye(base)),
-                switch.then_some(Action::SetBaud(base)),
+                switch.then_some(LinkAction::SetBaud(base)),
             );
         }
     };

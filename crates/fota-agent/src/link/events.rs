@@ -18,7 +18,7 @@ pub const REPLY_CACHE: usize = 6;
 
 /// What the platform must do after a frame was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum LinkAction {
     /// `restart()`: the `Restarting` reply has been handed to `tx`. Let it drain, then reset
     /// the device (and boot the agent again).
     Restart,
@@ -71,14 +71,14 @@ pub enum Handled {
 
 /// The result of [`AgentLink::step`](crate::AgentLink::step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
+pub struct LinkStep {
     /// Input bytes consumed. Zero while a long request is in progress: the bytes wait
     /// (keep them and pass them again).
     pub consumed: usize,
     /// What was handled.
     pub handled: Handled,
     /// What the platform must do now.
-    pub action: Option<Action>,
+    pub action: Option<LinkAction>,
 }
 
 /// The result of [`AgentLink::receive`](crate::AgentLink::receive).
@@ -87,7 +87,7 @@ pub struct Received {
     /// Input bytes consumed: all of them unless an action stopped the loop.
     pub consumed: usize,
     /// The action that stopped the loop, if any.
-    pub action: Option<Action>,
+    pub action: Option<LinkAction>,
 }
 
 /// Counters for a simulator or a debug console (they wrap around).

@@ -118,8 +118,8 @@ impl LinkState {
 ///     uart.consume(step.consumed);         // unconsumed bytes stay queued
 ///     let action = step.action.or(link.tick(clock.now_ms()));
 ///     match action {
-///         Some(Action::Restart) => { uart.drain(); reset(); }
-///         Some(Action::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader(); }
+///         Some(LinkAction::Restart) => { uart.drain(); reset(); }
+///         Some(LinkAction::SetBaud(b)) => { uart.drain(); uart.set_baud(b); link.reset_reader(); }
 ///         None => {}
 ///     }
 /// }
@@ -191,7 +191,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     /// Never inlined: a request's temporaries (an `Info`, a reply, the checksum state)
     /// then live in this call's frame while it runs, not for ever in the main loop's.
     #[inline(never)]
-    pub fn step(&mut self, bytes: &[u8], tx: &mut dyn FnMut(&[u8])) -> Step {
+    pub fn step(&mut self, bytes: &[u8], tx: &mut dyn FnMut(&[u8])) -> LinkStep {
         let agent = &mut self.agent;
         let LinkState {
             reader,
@@ -230,7 +230,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             if matches!(handled, Handled::Request { .. }) {
                 *busy = false;
             }
-            return Step {
+            return LinkStep {
                 consumed: 0,
                 handled,
                 action: None,
@@ -272,7 +272,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                         op: f.op,
                         refused: None,
                     };
-                    return Step {
+                    return LinkStep {
                         consumed,
                         handled,
                         action: None,
@@ -326,7 +326,7 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                 }
             }
         };
-        Step {
+        LinkStep {
             consumed,
             handled,
             action,
@@ -334,12 +334,12 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     }
 
     /// The baud-rate timers, from the firmware's main loop with a millisecond clock
-    /// (it may wrap). Returns [`Action::SetBaud`] when the link must go back to another
+    /// (it may wrap). Returns [`LinkAction::SetBaud`] when the link must go back to another
     /// rate: the previous one when a `SetBaud` was not confirmed by a request with a good
     /// CRC within [`BAUD_CONFIRM_MS`], the base rate after [`BAUD_IDLE_MS`] without a
     /// request (a long request in progress counts as activity). Call it every pass; a
     /// coarse clock (10 ms) is enough.
-    pub fn tick(&mut self, now_ms: u32) -> Option<Action> {
+    pub fn tick(&mut self, now_ms: u32) -> Option<LinkAction> {
         let base = self.agent.config().base_baud;
         let LinkState {
             stats, busy, baud, ..

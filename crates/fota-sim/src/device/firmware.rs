@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use fota_agent::{Action, AgentLink, Boot};
+use fota_agent::{AgentLink, Boot, LinkAction};
 use fota_protocol::Layout as _;
 use fota_protocol::SlotKind;
 
@@ -144,7 +144,7 @@ impl SimDevice {
         // The agent's millisecond clock (it wraps, as a firmware's does).
         let ms = (self.now / 1_000_000) as u32;
         match r.link.tick(ms) {
-            Some(Action::SetBaud(b)) => {
+            Some(LinkAction::SetBaud(b)) => {
                 self.baud_switch = Some((self.to_host.idle_at().max(self.busy_until), b));
                 true
             }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
-use fota_agent::{Action, AgentConfig, AgentLink, Boot};
+use fota_agent::{AgentConfig, AgentLink, Boot, LinkAction};
 use fota_protocol::{Record, SlotKind};
 
 use crate::flash::FlashError;
@@ -470,11 +470,11 @@ impl SimDevice {
             return true;
         }
         match step.action {
-            Some(Action::Restart) => {
+            Some(LinkAction::Restart) => {
                 self.rx.clear();
                 self.reset_at = Some(self.to_host.idle_at().max(self.busy_until));
             }
-            Some(Action::SetBaud(b)) => {
+            Some(LinkAction::SetBaud(b)) => {
                 self.baud_switch = Some((self.to_host.idle_at().max(self.busy_until), b));
             }
             None => {}

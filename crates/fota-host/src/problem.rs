@@ -29,7 +29,7 @@ impl Problem {
     /// The message as a page shows it: a capital first letter and a full stop.
     pub fn sentence(mut self) -> Problem {
         if let Some(first) = self.message.get(..1) {
-            self.message = first.to_uppercase() + &self.message[1..];
+            self.message = first.to_ascii_uppercase() + &self.message[1..];
         }
         if !self.message.ends_with('.') {
             self.message.push('.');

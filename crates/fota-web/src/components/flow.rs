@@ -170,7 +170,7 @@ fn downgrades(props: &FlowProps, kinds: &[SlotKind]) -> Html {
     html! {
         <div class="status warn" data-testid="downgrade">
             { for asks.iter().map(|(k, v, min)| html! {
-                <p><strong>{ format!("Downgrade: the {} image is version {v}, older than the {min} this device runs at least.", kind_name(*k).to_lowercase()) }</strong>
+                <p><strong>{ format!("Downgrade: the {} image is version {v}, older than the {min} this device runs at least.", kind_name(*k).to_ascii_lowercase()) }</strong>
                    {" The device allows it only when you confirm it; the older version then becomes its minimum once it confirms itself."}</p>
             }) }
             <label class="check"><input type="checkbox" data-testid="allow-downgrade" checked={state.allow_downgrade} onchange={on_confirm} />
@@ -344,14 +344,14 @@ fn slot(props: &FlowProps) -> Html {
             let c = v.parse().map(SlotChoice::Index).unwrap_or(SlotChoice::Auto);
             Intent::Do(Action::SlotChoice(kind, c))
         });
-        let select_id = format!("slot-{}", kind_name(kind).to_lowercase());
+        let select_id = format!("slot-{}", kind_name(kind).to_ascii_lowercase());
         let refusal = state.refusal(kind, &img).or_else(|| state.blocker(kind));
         let waits = state.downgrade_ask(kind).is_some();
         html! {
             <tr>
                 <th scope="row">{ kind_name(kind) }
                     <span class="plan-file">{ format!("{}, {}", img.name, size(img.data.len() as u64)) }</span>
-                    <span class="plan-file muted small" data-testid={format!("plan-facts-{}", kind_name(kind).to_lowercase())}>{ img.facts.summary() }</span>
+                    <span class="plan-file muted small" data-testid={format!("plan-facts-{}", kind_name(kind).to_ascii_lowercase())}>{ img.facts.summary() }</span>
                     <code class="md5 plan-md5" title="MD5 of the image">{ hex(&img.md5) }</code></th>
                 <td>
                     <label class="sr-only" for={select_id.clone()}>{ format!("{} slot", kind_name(kind)) }</label>
@@ -500,7 +500,7 @@ fn outcome(props: &FlowProps) -> Html {
             };
             let reverted = report.outcome == Outcome::Reverted;
             html! {
-                <div class={classes!("outcome", class)} data-testid="outcome" data-outcome={format!("{:?}", report.outcome).to_lowercase()}>
+                <div class={classes!("outcome", class)} data-testid="outcome" data-outcome={format!("{:?}", report.outcome).to_ascii_lowercase()}>
                     <div class="outcome-head">
                         <span class="outcome-icon" aria-hidden="true">{ icon }</span>
                         <h2 tabindex="-1" data-focus="">{ title }</h2>

@@ -195,7 +195,7 @@ pub fn image_card(props: &ImageCardProps) -> Html {
             } else {
                 <div class="drop-hint">
                     <span class="drop-icon" aria-hidden="true">{"⇩"}</span>
-                    <p>{ format!("Drop the {} image (.bin, .hex, .elf or .uf2) here or anywhere on the page", kind_name(kind).to_lowercase()) }</p>
+                    <p>{ format!("Drop the {} image (.bin, .hex, .elf or .uf2) here or anywhere on the page", kind_name(kind).to_ascii_lowercase()) }</p>
                 </div>
             }
             <div class="actions wrap">

@@ -191,7 +191,7 @@ impl Manifest {
                     url,
                     format!(
                         "{at} is the second {} image for the {} layout",
-                        kind_name(kind).to_lowercase(),
+                        kind_name(kind).to_ascii_lowercase(),
                         layout.key()
                     ),
                 ));

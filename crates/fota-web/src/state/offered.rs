@@ -65,10 +65,10 @@ impl AppState {
         (entry.size > largest).then(|| Problem {
             message: format!(
                 "The manifest's {} image {} is {}, larger than this device's {} slots ({}): not fetched.",
-                kind_name(entry.kind).to_lowercase(),
+                kind_name(entry.kind).to_ascii_lowercase(),
                 entry.file_name(),
                 size(entry.size),
-                kind_name(entry.kind).to_lowercase(),
+                kind_name(entry.kind).to_ascii_lowercase(),
                 size(largest)
             ),
             help: "This firmware is not for this device, or its manifest is wrong: check with \

@@ -472,7 +472,7 @@ impl AppState {
                         format!(
                             "firmware on the device now ({}): {} ({}), {}, MD5 {}: the update \
                              sends a delta from it if the device holds it",
-                            kind_name(kind).to_lowercase(),
+                            kind_name(kind).to_ascii_lowercase(),
                             image.name,
                             image.describe(),
                             size(image.data.len() as u64),

@@ -85,7 +85,7 @@ impl AppState {
             let help = if image.placed.is_some() {
                 format!(
                     "Its addresses choose this slot. Update the {} into the other slot first,                      so that this one is free; or build the firmware for another slot.",
-                    kind_name(kind).to_lowercase()
+                    kind_name(kind).to_ascii_lowercase()
                 )
             } else {
                 "Choose another slot, or the automatic choice.".to_string()

@@ -347,15 +347,8 @@ impl Effects {
         if !state.installed_check_due() {
             return;
         }
-        let images: Vec<_> = [SlotKind::Bytecode, SlotKind::Vm]
-            .into_iter()
-            .filter_map(|k| {
-                let i = state.image(k)?;
-                Some((k, u32::try_from(i.data.len()).ok()?, i.md5))
-            })
-            .collect();
         self.dispatch.dispatch(Action::InstalledAsked);
-        self.send(Command::CheckInstalled(images));
+        self.send(Command::CheckInstalled(state.installed_query()));
     }
 }
 

@@ -335,7 +335,10 @@ impl Serving {
                         false
                     }
                 };
-                self.dispatch.dispatch(Action::Installed(same));
+                self.dispatch.dispatch(Action::Installed {
+                    asked: images,
+                    same,
+                });
             }
             Command::Update(plan, cancel) => {
                 cancel.reset();

@@ -337,8 +337,12 @@ pub enum Action {
     ManifestRefused(Problem),
     /// Asking the device whether its running slots hold the chosen images.
     InstalledAsked,
-    /// Its answer: `true` when they all do.
-    Installed(bool),
+    /// Its answer about `asked` (kind, length, MD5 of each image): `same` when the running
+    /// slots hold them all. An answer about images since replaced is dropped.
+    Installed {
+        asked: Vec<(SlotKind, u32, [u8; 16])>,
+        same: bool,
+    },
     /// Fetch the manifest's images again (after a refusal or a failed fetch).
     ManifestRetry,
     /// Write the images although the device runs them already.

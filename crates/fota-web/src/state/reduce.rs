@@ -406,8 +406,8 @@ impl AppState {
                     );
                 }
             }
-            Action::Installed(same) => {
-                if s.installed != Some(Installed::Asking) {
+            Action::Installed { asked, same } => {
+                if s.installed != Some(Installed::Asking) || asked != s.installed_query() {
                     return;
                 }
                 let name = s.installed_name();

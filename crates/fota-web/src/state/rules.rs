@@ -10,6 +10,18 @@ use super::image::ImageFile;
 use super::{AppState, Vetting, problem_of};
 
 impl AppState {
+    /// What asking the device "do you run these already?" is about: each chosen image's
+    /// kind, length and MD5. An answer counts only while it still describes the images.
+    pub fn installed_query(&self) -> Vec<(SlotKind, u32, [u8; 16])> {
+        [SlotKind::Bytecode, SlotKind::Vm]
+            .into_iter()
+            .filter_map(|k| {
+                let i = self.image(k)?;
+                Some((k, u32::try_from(i.data.len()).ok()?, i.md5))
+            })
+            .collect()
+    }
+
     /// The slot an image of `kind` will go to, as far as the page can tell before the
     /// agent is asked: the host's rule ([`fota_host::target_slot`]): the chosen slot if it
     /// may take an image, or the one the agent will offer.

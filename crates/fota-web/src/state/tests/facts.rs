@@ -54,18 +54,15 @@ impl Bench {
     fn ask_installed(&mut self) {
         assert!(self.state.installed_check_due(), "the check is due");
         self.apply(Action::InstalledAsked);
-        let images: Vec<_> = [SlotKind::Bytecode, SlotKind::Vm]
-            .into_iter()
-            .filter_map(|k| {
-                let i = self.state.image(k)?;
-                Some((k, i.data.len() as u32, i.md5))
-            })
-            .collect();
+        let images = self.state.installed_query();
         let (same, record) =
             block_on(crate::installed::running_slots_hold(&mut self.dev, &images)).expect("md5");
         self.drain();
         self.apply(Action::Record(record));
-        self.apply(Action::Installed(same));
+        self.apply(Action::Installed {
+            asked: images,
+            same,
+        });
     }
 }
 
@@ -225,6 +222,31 @@ fn an_image_the_device_runs_is_already_installed_unless_written_again() {
     b.choose(sample(false));
     assert!(!b.state.reinstall);
     assert!(b.state.installed_check_due());
+}
+
+#[test]
+fn an_answer_about_images_since_replaced_is_not_taken_for_the_new_ones() {
+    let mut b = Bench::new(LayoutKind::BytecodeOnly);
+    b.choose(sample(true));
+    assert_eq!(b.start().expect("update").outcome, Outcome::Accepted);
+    // The page asks about the running image, then the user picks another before the
+    // answer comes ("Update again", then a different file).
+    b.apply(Action::Goto(Stage::Image));
+    b.apply(Action::InstalledAsked);
+    let asked = b.state.installed_query();
+    b.choose(sample(false));
+    b.apply(Action::InstalledAsked);
+    assert_eq!(b.state.installed, Some(Installed::Asking));
+    b.apply(Action::Installed { asked, same: true });
+    assert_eq!(
+        b.state.installed,
+        Some(Installed::Asking),
+        "the old image's answer is dropped"
+    );
+    // The answer about the new image counts.
+    let asked = b.state.installed_query();
+    b.apply(Action::Installed { asked, same: false });
+    assert_eq!(b.state.installed, Some(Installed::Different));
 }
 
 #[test]

@@ -320,13 +320,6 @@ fn with_manifest(layout: LayoutKind) -> (Bench, Manifest) {
     (b, m)
 }
 
-fn installed_query(state: &AppState) -> Vec<(SlotKind, u32, [u8; 16])> {
-    [SlotKind::Bytecode, SlotKind::Vm]
-        .into_iter()
-        .filter_map(|k| state.image(k).map(|i| (k, i.data.len() as u32, i.md5)))
-        .collect()
-}
-
 #[test]
 fn with_a_manifest_and_nothing_to_decide_the_record_check_goes_on_to_the_start() {
     for layout in [LayoutKind::BytecodeOnly, LayoutKind::VmAndBytecode] {
@@ -343,11 +336,14 @@ fn with_a_manifest_and_nothing_to_decide_the_record_check_goes_on_to_the_start()
         // The device's factory firmware is another program.
         let (same, _) = block_on(crate::installed::running_slots_hold(
             &mut b.dev,
-            &installed_query(&b.state),
+            &b.state.installed_query(),
         ))
         .expect("asked");
         assert!(!same);
-        b.apply(Action::Installed(same));
+        b.apply(Action::Installed {
+            asked: b.state.installed_query(),
+            same,
+        });
         assert_eq!(b.state.installed, Some(Installed::Different));
         assert_eq!(
             b.state.stage,
@@ -358,7 +354,10 @@ fn with_a_manifest_and_nothing_to_decide_the_record_check_goes_on_to_the_start()
         // Back to the record: it does not move on by itself again.
         b.apply(Action::Goto(Stage::Record));
         assert!(!b.state.manifest_ready());
-        b.apply(Action::Installed(false));
+        b.apply(Action::Installed {
+            asked: b.state.installed_query(),
+            same: false,
+        });
         assert_eq!(b.state.stage, Stage::Record);
     }
 }
@@ -383,11 +382,14 @@ fn already_installed_when_the_running_slots_hold_the_manifests_images() {
     b.apply(Action::InstalledAsked);
     let (same, _) = block_on(crate::installed::running_slots_hold(
         &mut b.dev,
-        &installed_query(&b.state),
+        &b.state.installed_query(),
     ))
     .expect("asked");
     assert!(same, "the running slot holds the image just installed");
-    b.apply(Action::Installed(true));
+    b.apply(Action::Installed {
+        asked: b.state.installed_query(),
+        same: true,
+    });
     assert_eq!(b.state.installed, Some(Installed::Same));
     assert_eq!(b.state.stage, Stage::Record, "nothing to update: it stays");
     assert!(b.state.announce.contains("already installed"));
@@ -405,7 +407,10 @@ fn a_record_with_something_to_decide_waits_for_the_user() {
     assert!(!b.state.manifest_ready(), "a trial: the user decides");
     b.apply(Action::InstalledAsked);
     assert_eq!(b.state.installed, None, "not asked");
-    b.apply(Action::Installed(false));
+    b.apply(Action::Installed {
+        asked: b.state.installed_query(),
+        same: false,
+    });
     assert_eq!(
         b.state.stage,
         Stage::Record,

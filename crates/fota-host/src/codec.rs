@@ -5,13 +5,17 @@
 //! bytes already written and, for a delta, an image the device already holds. The host
 //! compresses by default; given images the device may hold ([`crate::Plan::bases`]) it
 //! first asks the device's MD5 of its slots to find one of them, and sends a delta from
-//! it, or a full compressed stream when none is there. Resume is kept: only the blocks
+//! it, or a full compressed stream when none is there. By default (`Codec::Auto`) the
+//! stream is then weighed against the raw image by a model of the link and the flash
+//! ([`Pace`]): where the flash, not the line, sets the pace, the raw image is faster and
+//! goes instead. Resume is kept: only the blocks
 //! that cover sectors the slot does not already hold are sent. What was picked is said
 //! in one sentence ([`Choice::sentence`]) through the observer, as the Stream step's
 //! detail and as an event line.
 
 use core::fmt;
 use core::str::FromStr;
+use core::time::Duration;
 
 pub use fota_codec::stream::{Stream, StreamError};
 use fota_protocol::{
@@ -26,8 +30,10 @@ use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
 /// How to send an image: chosen by the user (`--codec`), `Auto` by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Codec {
-    /// The smallest the device can take: a delta from an image it holds, else the image
-    /// compressed, else the raw image (an agent without codecs).
+    /// The fastest the device can take, by a model of the link and the flash
+    /// ([`Pace`]): a delta from an image it holds, else the image compressed, unless
+    /// the raw image is modelled faster (the flash, not the line, sets the pace); the
+    /// raw image for an agent without codecs.
     #[default]
     Auto,
     /// The raw image, as `WriteSlot`s.
@@ -93,6 +99,9 @@ pub struct Choice {
     pub image: u64,
     /// Image bytes already on the device (resume), not sent again.
     pub kept: u64,
+    /// Why, when the model chose (`--codec auto`): the modelled times, e.g. "about
+    /// 13.1 s against 21.5 s raw at 115200 baud"; empty otherwise.
+    pub why: String,
 }
 
 impl Choice {
@@ -103,6 +112,10 @@ impl Choice {
             Method::Raw(why) => format!("uncompressed ({why})"),
             Method::Compressed => "compressed".to_string(),
             Method::Delta { from, .. } => format!("delta from {from}"),
+        };
+        let how = match (&self.method, self.why.is_empty()) {
+            (Method::Raw(_), _) | (_, true) => how,
+            (_, false) => format!("{how} ({})", self.why),
         };
         let kept = if self.kept > 0 {
             format!(", {} KiB already on the device", kib(self.kept))
@@ -119,6 +132,104 @@ impl Choice {
 
 fn kib(bytes: u64) -> u64 {
     bytes.div_ceil(1024)
+}
+
+/// A typical SPI NOR flash's programming time, for a device whose `Info` does not say
+/// it: 0.7 ms a 256-byte page (the W25Q128JV's typical page program), 2.7 µs a byte.
+pub const DEFAULT_PROGRAM_NS_PER_BYTE: u64 = 700_000 / 256;
+
+/// Bytes a request frame adds to the data it carries: the frame's header and CRC
+/// (`FRAME_OVERHEAD`), the write's offset, COBS's code bytes (one per 254) and the
+/// delimiter, rounded up.
+const FRAME_EXTRA: u64 = 18;
+
+/// What the host knows of the link and the flash when it chooses between the raw image
+/// and a stream: the line's rate, the round trip it measured, and the flash as `Info`
+/// declares it.
+///
+/// The choice is a model, not a rule: an update takes the longer of the line's time for
+/// the bytes sent and the flash's time for the work (each sector erased, every byte
+/// programmed, erase ahead overlapping the two), plus the time the flash idles waiting
+/// for the line after each erase (the round trip, less what the agent already holds):
+///
+/// * raw: after each sector's erase the agent has the sector's writes queued; it idles
+///   for the round trip beyond their programming time, once a sector, in proportion to
+///   the frames that carry it;
+/// * stream: the frames of a block are sent only once the erases of its sectors are
+///   answered, so at each block's start the agent idles for a round trip and the first
+///   frame's time on the line.
+///
+/// Where the line is slower than the flash, fewer bytes win; where the flash sets the
+/// pace (921600 baud and a short round trip), the raw image, which never waits on an
+/// erase answer, is ahead.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// The line's baud rate (8N1); `None` when the link has none (a network link).
+    pub baud: Option<u32>,
+    /// A request's round trip as the host measured it (a small request).
+    pub round_trip: Duration,
+    /// One sector's erase (`Info` tag 2; zero when not declared).
+    pub sector_erase: Duration,
+    /// Programming time per byte, in nanoseconds.
+    pub program_ns_per_byte: u64,
+    /// Most data bytes in one frame (`Info::max_write`).
+    pub max_write: u32,
+}
+
+/// The flash work of one update: what the model needs besides the bytes sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    /// Image bytes to write.
+    pub image: u64,
+    /// Sectors to erase.
+    pub sectors: u64,
+    /// Bytes of an erase sector.
+    pub sector_size: u32,
+}
+
+impl Pace {
+    /// The line's time for `bytes` of data in frames of `max_write` bytes.
+    fn line(&self, bytes: u64) -> Option<f64> {
+        let baud = self.baud?;
+        let frames = bytes.div_ceil(u64::from(self.max_write.max(1)));
+        Some((bytes + frames * FRAME_EXTRA) as f64 * 10.0 / f64::from(baud.max(1)))
+    }
+
+    fn flash(&self, work: &Work) -> f64 {
+        work.sectors as f64 * self.sector_erase.as_secs_f64()
+            + work.image as f64 * self.program_ns_per_byte as f64 * 1e-9
+    }
+
+    /// The modelled time of sending `work` raw; `None` when the link's rate is unknown.
+    pub fn raw(&self, work: &Work) -> Option<Duration> {
+        let line = self.line(work.image)?;
+        let program_sector = f64::from(work.sector_size) * self.program_ns_per_byte as f64 * 1e-9;
+        let idle = (self.round_trip.as_secs_f64() - program_sector).max(0.0);
+        let flash = self.flash(work) + work.sectors as f64 * idle;
+        Some(Duration::from_secs_f64(line.max(flash)))
+    }
+
+    /// The modelled time of sending `work` as a stream of `sent` bytes in `blocks`
+    /// blocks; `None` when the link's rate is unknown.
+    pub fn stream(&self, work: &Work, sent: u64, blocks: u64) -> Option<Duration> {
+        let line = self.line(sent)?;
+        let first = sent
+            .div_ceil(blocks.max(1))
+            .min(u64::from(self.max_write.max(1)));
+        let idle = self.round_trip.as_secs_f64() + self.line(first)?;
+        let flash = self.flash(work) + blocks as f64 * idle;
+        Some(Duration::from_secs_f64(line.max(flash)))
+    }
+
+    /// Whether the flash, not the line, sets the pace of the raw image.
+    fn flash_bound(&self, work: &Work) -> bool {
+        self.line(work.image)
+            .is_some_and(|line| line < self.flash(work))
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
 }
 
 /// The stream picked, or why the image goes raw.
@@ -424,6 +535,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
                 sent: image_len - kept,
                 image: image_len,
                 kept,
+                why: String::new(),
             };
             say(dev, &choice);
             return Ok(None);
@@ -433,13 +545,39 @@ pub(crate) async fn prepare_stream<T: Transport>(
     let to_send = stream
         .select(|offset, len| needed(sectors, done, offset, len))
         .len() as u64;
-    // No time comparison with raw: a stream erases ahead as a raw image does, so it
-    // takes the slower of its (shorter) line time and the same flash work.
+    let mut why = String::new();
+    if choice == Codec::Auto {
+        let blocks = stream
+            .blocks()
+            .iter()
+            .filter(|b| needed(sectors, done, b.offset, b.len))
+            .count() as u64;
+        let work = Work {
+            image: image_len - kept,
+            sectors: done.iter().filter(|d| !**d).count() as u64,
+            sector_size: info.sector_size,
+        };
+        match judge(dev, info, &work, to_send, blocks, &method).await? {
+            Verdict::Raw(reason) => {
+                let choice = Choice {
+                    method: Method::Raw(reason),
+                    sent: image_len - kept,
+                    image: image_len,
+                    kept,
+                    why: String::new(),
+                };
+                say(dev, &choice);
+                return Ok(None);
+            }
+            Verdict::Stream(reason) => why = reason,
+        }
+    }
     let choice = Choice {
         method: method.clone(),
         sent: to_send,
         image: image_len,
         kept,
+        why,
     };
     say(dev, &choice);
     Ok(Some(Prepared {
@@ -503,6 +641,74 @@ impl Prepared {
     }
 }
 
+/// What the model says of a stream against the raw image.
+enum Verdict {
+    /// Send the raw image, for this reason.
+    Raw(String),
+    /// Send the stream; the modelled times in words (empty when there is no model).
+    Stream(String),
+}
+
+/// Raw or the stream (`sent` bytes in `blocks` blocks), by the model ([`Pace`]) of the
+/// link and the flash as `info` and the link say, with a round trip measured on one
+/// small request (`GetRecord`).
+async fn judge<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    work: &Work,
+    sent: u64,
+    blocks: u64,
+    method: &Method,
+) -> Result<Verdict, HostError> {
+    let Some(baud) = dev.link().baud() else {
+        return Ok(Verdict::Stream(
+            "the link's rate is unknown: fewer bytes".into(),
+        ));
+    };
+    let t = dev.now();
+    dev.get_record().await?;
+    let pace = Pace {
+        baud: Some(baud),
+        round_trip: dev.now() - t,
+        sector_erase: Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0))),
+        program_ns_per_byte: DEFAULT_PROGRAM_NS_PER_BYTE,
+        max_write: u32::from(info.max_write),
+    };
+    Ok(pace.verdict(work, sent, blocks, method))
+}
+
+impl Pace {
+    /// Raw or the stream, and why, in words.
+    fn verdict(&self, work: &Work, sent: u64, blocks: u64, method: &Method) -> Verdict {
+        let (Some(raw), Some(stream)) = (self.raw(work), self.stream(work, sent, blocks)) else {
+            return Verdict::Stream("the link's rate is unknown: fewer bytes".into());
+        };
+        let baud = self.baud.unwrap_or(0);
+        let what = match method {
+            Method::Delta { .. } => "the delta",
+            _ => "compressed",
+        };
+        if raw <= stream {
+            let pace = if self.flash_bound(work) {
+                format!("the flash, not the link, sets the pace at {baud} baud")
+            } else {
+                format!("the raw image is as fast at {baud} baud")
+            };
+            Verdict::Raw(format!(
+                "{pace}: about {} raw, {} {what}, by the model",
+                secs(raw),
+                secs(stream)
+            ))
+        } else {
+            Verdict::Stream(format!(
+                "about {} against {} raw at {baud} baud",
+                secs(stream),
+                secs(raw)
+            ))
+        }
+    }
+}
+
 fn say<T: Transport>(dev: &mut Device<T>, choice: &Choice) {
     let s = choice.sentence();
     // The step's detail is what the CLI prints and the web app's stepper shows; the
@@ -542,5 +748,146 @@ impl<T: Transport> Device<T> {
             Reply::Streamed { received, written } => Ok((received, written)),
             other => Err(refused(Op::StreamData, &other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The W25Q128JV as the simulated device declares it, 1 KiB frames, at `baud` with a
+    /// round trip of `rtt_ms`.
+    fn pace(baud: u32, rtt_ms: u64) -> Pace {
+        Pace {
+            baud: Some(baud),
+            round_trip: Duration::from_millis(rtt_ms),
+            sector_erase: Duration::from_millis(45),
+            program_ns_per_byte: DEFAULT_PROGRAM_NS_PER_BYTE,
+            max_write: 1024,
+        }
+    }
+
+    /// MicroPython for the micro:bit: 243,852 bytes, 60 sectors of 4 KiB, compressed to
+    /// 145,315 bytes in 15 blocks (docs/CODECS.md).
+    const MICROBIT: Work = Work {
+        image: 243_852,
+        sectors: 60,
+        sector_size: 4096,
+    };
+
+    fn picks_raw(p: &Pace, sent: u64) -> Option<String> {
+        match p.verdict(&MICROBIT, sent, 15, &Method::Compressed) {
+            Verdict::Raw(why) => Some(why),
+            Verdict::Stream(_) => None,
+        }
+    }
+
+    #[test]
+    fn the_model_matches_the_measured_updates() {
+        // Measured by `fota bench --image` (the README's table, Stream column): raw
+        // 21.51 / 3.46 / 4.60 s, compressed 13.05 / 3.59 / 4.02 s at 115200 / 921600 with
+        // 1 ms / 921600 with 16 ms one way. The model is within 5 % of each.
+        let cases = [
+            (115_200, 2, 21.51, 13.05),
+            (921_600, 2, 3.46, 3.59),
+            (921_600, 32, 4.60, 4.02),
+        ];
+        for (baud, rtt, raw, stream) in cases {
+            let p = pace(baud, rtt);
+            let r = p.raw(&MICROBIT).expect("a baud").as_secs_f64();
+            let s = p
+                .stream(&MICROBIT, 145_315, 15)
+                .expect("a baud")
+                .as_secs_f64();
+            assert!(
+                (r / raw - 1.0).abs() < 0.05,
+                "raw at {baud}/{rtt}: {r} vs {raw}"
+            );
+            assert!(
+                (s / stream - 1.0).abs() < 0.05,
+                "compressed at {baud}/{rtt}: {s} vs {stream}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_where_the_flash_sets_the_pace_and_a_short_round_trip() {
+        let why = picks_raw(&pace(921_600, 2), 145_315).expect("raw at 921600, 1 ms");
+        assert_eq!(
+            why,
+            "the flash, not the link, sets the pace at 921600 baud: about 3.4 s raw, 3.6 s \
+             compressed, by the model"
+        );
+        // The same flash with 16 ms each way: the agent idles after each erase for the
+        // round trip, once a sector raw, once a block for the stream.
+        assert_eq!(picks_raw(&pace(921_600, 32), 145_315), None);
+        // The line sets the pace: fewer bytes win.
+        assert_eq!(picks_raw(&pace(115_200, 2), 145_315), None);
+        // A stream no smaller than the image goes raw even where the line is slow.
+        assert!(picks_raw(&pace(115_200, 2), 243_900).is_some());
+    }
+
+    #[test]
+    fn a_stream_says_its_modelled_time() {
+        let v = pace(115_200, 2).verdict(&MICROBIT, 145_315, 15, &Method::Compressed);
+        let Verdict::Stream(why) = v else {
+            panic!("compressed at 115200")
+        };
+        assert_eq!(why, "about 12.8 s against 21.5 s raw at 115200 baud");
+        let choice = Choice {
+            method: Method::Compressed,
+            sent: 145_315,
+            image: 243_852,
+            kept: 0,
+            why,
+        };
+        assert_eq!(
+            choice.sentence(),
+            "sending 142 KiB for 239 KiB: compressed (about 12.8 s against 21.5 s raw at \
+             115200 baud)"
+        );
+    }
+
+    #[test]
+    fn a_delta_against_raw() {
+        // MicroPython 1.0.0 -> 1.0.1: 231,608 bytes, a delta of 12,330 in 15 blocks.
+        // Measured: raw 3.28 s, delta 3.38 s at 921600/1 ms; 4.36 against 3.47 at 16 ms.
+        let work = Work {
+            image: 231_608,
+            sectors: 57,
+            sector_size: 4096,
+        };
+        let delta = Method::Delta {
+            slot: SlotDesc {
+                kind: SlotKind::Bytecode,
+                index: 0,
+                addr: 0,
+                size: 256 * 1024,
+            },
+            from: "the running firmware".into(),
+            base_len: 231_544,
+        };
+        assert!(matches!(
+            pace(921_600, 2).verdict(&work, 12_330, 15, &delta),
+            Verdict::Raw(why) if why.ends_with("3.4 s the delta, by the model")
+        ));
+        assert!(matches!(
+            pace(921_600, 32).verdict(&work, 12_330, 15, &delta),
+            Verdict::Stream(_)
+        ));
+        assert!(matches!(
+            pace(115_200, 2).verdict(&work, 12_330, 15, &delta),
+            Verdict::Stream(_)
+        ));
+    }
+
+    #[test]
+    fn no_baud_no_model() {
+        let mut p = pace(921_600, 2);
+        p.baud = None;
+        assert!(matches!(
+            p.verdict(&MICROBIT, 145_315, 15, &Method::Compressed),
+            Verdict::Stream(why) if why.contains("unknown")
+        ));
     }
 }

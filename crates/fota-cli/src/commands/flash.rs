@@ -41,8 +41,10 @@ pub struct FlashArgs {
     /// Seconds to wait for the new firmware to confirm itself.
     #[arg(long, default_value_t = 15.0)]
     wait: f64,
-    /// How to send the image: auto (the smallest the device takes: a delta from an
-    /// image it holds, else compressed, else raw), none (raw), lzma (compressed), or
+    /// How to send the image: auto (the fastest by a model of the link and the flash: a
+    /// delta from an image the device holds, else compressed, unless raw is faster
+    /// where the flash sets the pace; it says which and why), none (raw), lzma
+    /// (compressed), or
     /// delta (from a --from image the device holds, else compressed). Devices whose
     /// agent has no decoder always get the raw image.
     #[arg(long, default_value = "auto", value_parser = clap::value_parser!(fota_host::Codec))]

@@ -58,8 +58,57 @@ fn row<'a>(doc: &'a Value, baud: u64, latency: u64, method: &str) -> &'a Value {
         .as_array()
         .expect("rows")
         .iter()
-        .find(|r| r["baud"] == baud && r["latency_ms"] == latency && r["method"] == method)
+        .find(|r| {
+            r["baud"] == baud
+                && r["latency_ms"] == latency
+                && r["method"].as_str().is_some_and(|m| m.starts_with(method))
+        })
         .unwrap_or_else(|| panic!("no row {baud} {latency} {method}"))
+}
+
+/// At every setting, the default (`auto`) picked the method this run measured fastest
+/// (the least Stream time) among `methods`, and took its time.
+fn auto_picked_the_fastest(doc: &Value, methods: &[&str]) {
+    for baud in [115_200, 921_600] {
+        for latency in [1, 16] {
+            let secs = |m: &str| {
+                row(doc, baud, latency, m)["stream_s"]
+                    .as_f64()
+                    .expect("secs")
+            };
+            let fastest = methods
+                .iter()
+                .copied()
+                .min_by(|a, b| secs(a).total_cmp(&secs(b)))
+                .expect("methods");
+            let auto = row(doc, baud, latency, "auto");
+            assert_eq!(
+                auto["method"].as_str(),
+                Some(format!("auto: {fastest}").as_str()),
+                "{baud}/{latency} ms: {doc}"
+            );
+            assert_eq!(
+                auto["sent_bytes"],
+                row(doc, baud, latency, fastest)["sent_bytes"]
+            );
+        }
+    }
+}
+
+/// esptool's method on this model costs at least its published wire-only time, and at
+/// least the flash work: it is never faster than the published figure.
+fn esptool_rows_hold(doc: &Value) {
+    let published = doc["esptool"].as_array().expect("published");
+    let modelled = doc["esptool_modelled"].as_array().expect("modelled");
+    assert_eq!(modelled.len(), 4);
+    for m in modelled {
+        let p = published
+            .iter()
+            .find(|p| p["baud"] == m["baud"])
+            .expect("a published row per baud");
+        assert!(m["stream_s"].as_f64() >= p["stream_s"].as_f64(), "{m} {p}");
+        assert_eq!(m["sent_bytes"], doc["zlib9_bytes"]);
+    }
 }
 
 #[test]
@@ -69,7 +118,7 @@ fn the_readme_figures_of_a_compressed_update_of_micropython() {
     }
     let doc = bench(&["--image", DEBIAN_HEX]);
     assert_eq!(doc["image_bytes"], 243_852);
-    assert_eq!(doc["rows"].as_array().map(Vec::len), Some(8));
+    assert_eq!(doc["rows"].as_array().map(Vec::len), Some(12));
     for baud in [115_200, 921_600] {
         for latency in [1, 16] {
             let raw = row(&doc, baud, latency, "raw");
@@ -78,6 +127,8 @@ fn the_readme_figures_of_a_compressed_update_of_micropython() {
             assert!(lzma["sent_bytes"].as_u64() < raw["sent_bytes"].as_u64());
         }
     }
+    auto_picked_the_fastest(&doc, &["raw", "compressed"]);
+    esptool_rows_hold(&doc);
     readme_has(&doc);
 }
 
@@ -96,9 +147,11 @@ fn the_readme_figures_of_a_delta_between_two_releases() {
         "--from",
         old.to_str().expect("utf-8 path"),
     ]);
-    assert_eq!(doc["rows"].as_array().map(Vec::len), Some(12));
+    assert_eq!(doc["rows"].as_array().map(Vec::len), Some(16));
     let delta = row(&doc, 115_200, 1, "delta");
     assert!(delta["sent_bytes"].as_u64() < Some(20_000), "{delta}");
+    auto_picked_the_fastest(&doc, &["raw", "compressed", "delta"]);
+    esptool_rows_hold(&doc);
     // The README names the files by their release, not by this run's temporary paths.
     readme_has(&doc);
 }

@@ -104,6 +104,41 @@ struct Scenario {
 
 /// A healthy sample image whose payload is firmware-like (it compresses, as code does),
 /// `changes` bytes of it varied by `seed`.
+/// An image the simulated firmware runs (header, payload MD5) whose payload is `payload`.
+fn with_payload(kind: SlotKind, name: &str, version: &str, payload: &[u8]) -> Vec<u8> {
+    let mut image = images::sample_image(kind, name, version, true, payload.len());
+    let h = images::HEADER_LEN;
+    image[h - 16..h].copy_from_slice(&fota_host::md5_of(payload));
+    image[h..].copy_from_slice(payload);
+    image
+}
+
+/// `len` bytes at the same offset of two consecutive MicroPython releases for the BBC
+/// micro:bit (1.0.0 and 1.0.1: the runtimes uflash 1.2.3 and 1.2.4 embed, fetched by
+/// crates/fota-codec/testdata/fetch.sh): real code, and the next release of it. `None`
+/// (with a message; a failure in CI) when they were not fetched.
+fn micropython_slices(offset: usize, len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+    let dir = std::env::var_os("FOTA_TESTDATA").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/testdata"),
+        std::path::PathBuf::from,
+    );
+    let runtime = |version: &str| -> Option<Vec<u8>> {
+        let src = std::fs::read_to_string(dir.join(format!("uflash-{version}.py"))).ok()?;
+        let start = src.find("_RUNTIME = \"\"\"")? + 14;
+        let end = start + src[start..].find("\"\"\"")?;
+        let (_, image) = fota_codec::hex::main_image(&src[start..end], 64 * 1024).ok()?;
+        Some(image.get(offset..offset + len)?.to_vec())
+    };
+    let found = runtime("1.2.3").zip(runtime("1.2.4"));
+    if found.is_none() {
+        let msg = "uflash 1.2.3 and 1.2.4 (MicroPython 1.0.0 and 1.0.1): not found; run \
+                   crates/fota-codec/testdata/fetch.sh";
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+    }
+    found
+}
+
 fn compressible_image(kind: SlotKind, name: &str, version: &str, size: usize, seed: u8) -> Vec<u8> {
     let mut image = images::sample_image(kind, name, version, true, size);
     let words: [&[u8]; 4] = [
@@ -141,6 +176,30 @@ impl Scenario {
     }
 
     fn build(layout: LayoutKind, ring: bool, ecc: bool, codec: Option<bool>) -> Scenario {
+        Scenario::build_with(layout, ring, ecc, codec, None)
+    }
+
+    /// A compressed (`delta` false) or delta update of real firmware: the payloads of the
+    /// running image and of the new one are `real` (old, new).
+    fn real(delta: bool, real: (&[u8], &[u8])) -> Scenario {
+        let mut sc = Scenario::build_with(
+            LayoutKind::BytecodeOnly,
+            false,
+            false,
+            Some(delta),
+            Some(real),
+        );
+        sc.name = sc.name.replace("fresh/", "real/");
+        sc
+    }
+
+    fn build_with(
+        layout: LayoutKind,
+        ring: bool,
+        ecc: bool,
+        codec: Option<bool>,
+        real: Option<(&[u8], &[u8])>,
+    ) -> Scenario {
         let mut dev_cfg = DeviceConfig::new(layout);
         dev_cfg.vm_slot_size = SLOT;
         dev_cfg.bc_slot_size = SLOT;
@@ -157,6 +216,10 @@ impl Scenario {
         if let Some(delta) = codec {
             old_bc = compressible_image(SlotKind::Bytecode, "blink", "1", 4000, 1);
             new_bc = compressible_image(SlotKind::Bytecode, "blink", "2", 4617, 2);
+            if let Some((old, new)) = real {
+                old_bc = with_payload(SlotKind::Bytecode, "blink", "1", old);
+                new_bc = with_payload(SlotKind::Bytecode, "blink", "2", new);
+            }
             if delta {
                 bases.push(old_bc.clone());
             }
@@ -178,7 +241,13 @@ impl Scenario {
         };
         put(&mut flash, SlotKind::Vm, 0, &old_vm);
         put(&mut flash, SlotKind::Bytecode, 0, &old_bc);
-        put(&mut flash, SlotKind::Bytecode, 1, &stale_bc);
+        // A real-firmware scenario's target slot is empty (a device as it leaves the
+        // factory): its update is the stream and the record alone, every byte of which
+        // its sweep cuts within the suite's time (an erase is 4096 steps; the scenarios
+        // above cut erases).
+        if real.is_none() {
+            put(&mut flash, SlotKind::Bytecode, 1, &stale_bc);
+        }
         if two_vms {
             put(&mut flash, SlotKind::Vm, 1, &stale_vm);
         }
@@ -844,6 +913,13 @@ fn host_plan(sc: &Scenario) -> Plan {
         .iter()
         .filter_map(|b| Image::new("old.bin", b.clone()).ok())
         .collect();
+    // The codec scenarios are about streams: not the default's choice, which may send a
+    // small image raw.
+    if sc.name.ends_with("/compressed") {
+        plan.codec = fota_host::Codec::Lzma;
+    } else if sc.name.ends_with("/delta") {
+        plan.codec = fota_host::Codec::Delta;
+    }
     plan
 }
 
@@ -1248,4 +1324,72 @@ fn power_cuts_during_a_compressed_and_a_delta_update_then_the_host_finishes() {
         tally.failures.join("\n")
     );
     assert!(tally.points >= 500, "only {} points", tally.points);
+}
+
+/// Power cuts at every flash step (every byte erased or programmed, torn, and just after
+/// the last) across a compressed and a delta update of real firmware, driven by the real
+/// host: 1 KiB of MicroPython 1.0.1 for the micro:bit, sent compressed, and as a delta
+/// from the same 1 KiB of 1.0.0 that the device runs. After each cut the device boots
+/// the old configuration (or, past the attempt, the new one), every slot it runs holding
+/// its image byte for byte, with a valid record; then the host flashes again and the
+/// update ends `Accepted` with the new image in the slot byte for byte. A second cut hits
+/// the recovery boot at every seventh point. The device's free slot is empty, as on a
+/// device fresh from the factory, so the update erases nothing: the 4.6 KB sweep above
+/// cuts the erases, two sectors and the erase ahead between them (every step with
+/// `FOTA_LONG_SWEEP=1`).
+#[test]
+fn power_cuts_at_every_byte_of_a_compressed_and_a_delta_update_of_real_firmware() {
+    // 64 KiB into the runtime: code (MicroPython's compiler), not the vector table.
+    let Some((old, new)) = micropython_slices(64 * 1024, 1024) else {
+        return;
+    };
+    let t = Instant::now();
+    let mut tally = HostTally::default();
+    for sc in [
+        Scenario::real(false, (&old, &new)),
+        Scenario::real(true, (&old, &new)),
+    ] {
+        let sim = sim_device(&sc);
+        let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+        let report = block_on(update(&mut host, &host_plan(&sc))).expect("update");
+        assert_eq!(report.outcome, Outcome::Accepted, "{}", sc.name);
+        let image_len = sc.jobs[0].1.len() as u64;
+        assert!(
+            report.sent_bytes < image_len,
+            "{}: {} bytes sent for {image_len}",
+            sc.name,
+            report.sent_bytes
+        );
+        let total = host.link().device().flash().step_count();
+        for k in 0..=total {
+            let second = (k % 7 == 3).then(|| SECOND[((k / 7) as usize) % SECOND.len()]);
+            match host_point(&sc, k, second, &mut tally.first) {
+                Ok(again) => tally.second_cuts += u64::from(again),
+                Err(e) => tally.failures.push(format!(
+                    "{} cut step {k}{}: {e}",
+                    sc.name,
+                    second.map_or(String::new(), |s| format!(", second cut {s}"))
+                )),
+            }
+        }
+        tally.points += total + 1;
+        println!(
+            "{:<28} {} bytes sent for {image_len}: {total} steps, every one cut",
+            sc.name, report.sent_bytes
+        );
+    }
+    println!(
+        "real firmware, every byte: {} points, {} cut again during recovery, {:.1?}; the \
+         interrupted update ended: {:?}",
+        tally.points,
+        tally.second_cuts,
+        t.elapsed(),
+        tally.first
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} failing points:\n{}",
+        tally.failures.len(),
+        tally.failures.join("\n")
+    );
 }

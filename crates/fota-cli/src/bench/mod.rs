@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// With --image: the firmware the device runs before the update (the delta's base).
     #[arg(long, value_name = "OLD_FILE", requires = "image")]
     pub from: Option<PathBuf>,
+    /// Measure the delta between two builds of the QEMU firmware that differ in one
+    /// function (built here; see crate::bench_image), like --image with --from.
+    #[arg(long, conflicts_with = "image")]
+    pub one_function: bool,
 }
 
 fn image_of(len: usize) -> Vec<u8> {
@@ -208,6 +212,9 @@ fn counted() -> Value {
 
 /// Run the benchmark and print it.
 pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
+    if args.one_function {
+        return crate::bench_image::run_one_function(json).await;
+    }
     if let Some(image) = &args.image {
         return crate::bench_image::run(image, args.from.as_deref(), json).await;
     }

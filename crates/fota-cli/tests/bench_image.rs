@@ -155,3 +155,21 @@ fn the_readme_figures_of_a_delta_between_two_releases() {
     // The README names the files by their release, not by this run's temporary paths.
     readme_has(&doc);
 }
+
+#[test]
+fn the_readme_figures_of_a_one_function_change_of_the_qemu_firmware() {
+    // Builds the QEMU firmware twice (the first build takes a minute or two).
+    let doc = bench(&["--one-function"]);
+    assert_eq!(doc["rows"].as_array().map(Vec::len), Some(16));
+    let raw = row(&doc, 115_200, 1, "raw");
+    let delta = row(&doc, 115_200, 1, "delta");
+    let (raw_sent, delta_sent) = (
+        raw["sent_bytes"].as_u64().expect("bytes"),
+        delta["sent_bytes"].as_u64().expect("bytes"),
+    );
+    // One function changed: the patch is a small part of the image.
+    assert!(delta_sent * 10 < raw_sent, "{delta_sent} for {raw_sent}");
+    auto_picked_the_fastest(&doc, &["raw", "compressed", "delta"]);
+    esptool_rows_hold(&doc);
+    readme_has(&doc);
+}

@@ -22,44 +22,32 @@ use fota_sim::flash::FlashTiming;
 use fota_sim::images;
 use futures::executor::block_on;
 
-const VM_SLOT: u32 = 8 * 1024;
-const BC_SLOT: u32 = 12 * 1024;
+mod support;
+
 /// The agent's longest request payload (`fota_agent::RX_PAYLOAD`): 1 024 data bytes of a
 /// write, its address, and the id, op and CRC.
 const RX_PAYLOAD: u32 = 1035;
 
 fn config(layout: LayoutKind) -> DeviceConfig {
-    let mut cfg = DeviceConfig::new(layout);
-    cfg.vm_slot_size = VM_SLOT;
-    cfg.bc_slot_size = BC_SLOT;
-    cfg
+    support::small_config(layout)
 }
 
 /// A device with small slots: VM "zvm" 1.0 and bytecode "blink" 1 in slot 0, a stale
 /// image over the first 6 KiB of bytecode slot 1 (so an update must erase), booted.
 fn sim(cfg: DeviceConfig) -> SimDevice {
     let stale = images::sample_image(SlotKind::Bytecode, "blink", "0", true, 6000);
-    let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
-    let bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
-    let bytes = cfg.flash_with(&[
-        (SlotKind::Vm, 0, &vm),
-        (SlotKind::Bytecode, 0, &bc),
-        (SlotKind::Bytecode, 1, &stale),
-    ]);
-    let flash = DeviceFlash::from_image(bytes)
-        .expect("whole sectors")
-        .with_timing(FlashTiming::INSTANT);
+    let flash = support::instant_flash(&cfg, &[(SlotKind::Bytecode, 1, &stale)]);
     SimDevice::from_flash(cfg, flash)
 }
 
-type Host = Device<SimTransport<Virtual>>;
+use support::{BC_SLOT, Host, VM_SLOT};
 
 fn host() -> Host {
     host_for(config(LayoutKind::BytecodeOnly))
 }
 
 fn host_for(cfg: DeviceConfig) -> Host {
-    Device::new(SimTransport::new(sim(cfg), Virtual), Box::new(NullObserver))
+    support::host(sim(cfg))
 }
 
 fn new_image() -> Image {

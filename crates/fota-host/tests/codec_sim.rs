@@ -1,65 +1,25 @@
 //! Compressed and delta updates against the simulated device: the host picks the method,
 //! says it in one sentence, sends fewer bytes, and the device's MD5 gate still decides.
 
-use std::sync::{Arc, Mutex};
-
 use fota_host::codec::Codec;
 use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::{Outcome, Plan};
-use fota_host::{Device, Image, Observer, Step, update};
+use fota_host::{Device, Image, update};
 use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use futures::executor::block_on;
 
-/// Keeps the Stream step's details and the event lines.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
+mod support;
 
-impl Observer for Lines {
-    fn step(&mut self, step: Step, detail: &str) {
-        if step == Step::Stream {
-            self.0.lock().unwrap().push(format!("step: {detail}"));
-        }
-    }
-    fn event(&mut self, line: &str) {
-        self.0.lock().unwrap().push(format!("event: {line}"));
-    }
-}
-
-impl Lines {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
+use support::{Lines, firmware};
 
 fn device(lines: &Lines) -> Device<SimTransport<Virtual>> {
     let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
-    Device::new(SimTransport::new(sim, Virtual), Box::new(lines.clone()))
+    support::host_with(sim, Box::new(lines.clone()))
 }
 
 /// A healthy program of `size` bytes (it checks its own image and accepts itself).
 fn program(version: &str, size: usize) -> Image {
-    let src = fota_bytecode::samples::healthy_of_size(version, size);
-    let bytes = fota_bytecode::assemble(&src).expect("the sample assembles");
-    Image::new(format!("big-{version}.bin"), bytes).expect("not empty")
-}
-
-/// Firmware-like bytes (they compress as code does, not to nothing).
-fn firmware(len: usize) -> Image {
-    let words = [
-        &b"ldr r0, [r1]; "[..],
-        b"bl memcpy; ",
-        b"push {r4-r7, lr}; ",
-        b"bx lr; ",
-    ];
-    let mut bytes = Vec::new();
-    let mut i = 0usize;
-    while bytes.len() < len {
-        bytes.extend_from_slice(words[(i * 7 + i / 13) % words.len()]);
-        bytes.extend_from_slice(&(i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[..i % 3]);
-        i += 1;
-    }
-    bytes.truncate(len);
-    Image::new("app.bin", bytes).expect("not empty")
+    support::program(format!("big-{version}.bin"), version, size)
 }
 
 #[test]
@@ -164,7 +124,7 @@ fn whole_update(
     let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     cfg.latency_ns = latency_ms * 1_000_000;
     let sim = SimDevice::new(cfg);
-    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(lines.clone()));
+    let mut dev = support::host_with(sim, Box::new(lines.clone()));
     let got = block_on(dev.negotiate_baud(&[baud])).expect("baud");
     assert_eq!(got, baud);
     let mut plan = Plan::new(image.clone());

@@ -3,49 +3,22 @@
 //! device, a delta included; and an encoder that fails leaves the image raw, saying why,
 //! and the update still completes.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use fota_codec::encode::{DEFAULT_OPTIONS, compress, delta};
 use fota_host::codec::{Codec, Encoder, Stream};
-use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::{Outcome, Plan};
-use fota_host::{Device, Image, Observer, update};
+use fota_host::{Image, update};
 use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use futures::executor::block_on;
 
-#[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<String>>>);
+mod support;
 
-impl Observer for Events {
-    fn event(&mut self, line: &str) {
-        self.0.lock().unwrap().push(line.to_string());
-    }
-}
-
-/// Firmware-like bytes (they compress as code does).
-fn firmware(len: usize) -> Image {
-    let words = [
-        &b"ldr r0, [r1]; "[..],
-        b"bl memcpy; ",
-        b"push {r4-r7, lr}; ",
-        b"bx lr; ",
-    ];
-    let mut bytes = Vec::new();
-    let mut i = 0usize;
-    while bytes.len() < len {
-        bytes.extend_from_slice(words[(i * 7 + i / 13) % words.len()]);
-        bytes.extend_from_slice(&(i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[..i % 3]);
-        i += 1;
-    }
-    bytes.truncate(len);
-    Image::new("app.bin", bytes).expect("not empty")
-}
+use support::{Lines, firmware};
 
 fn program(version: &str) -> Image {
-    let src = fota_bytecode::samples::healthy_of_size(version, 60_000);
-    let bytes = fota_bytecode::assemble(&src).expect("the sample assembles");
-    Image::new(format!("v{version}.bin"), bytes).expect("not empty")
+    support::program(format!("v{version}.bin"), version, 60_000)
 }
 
 /// An encoder that goes through the stream's bytes (as the web app's does) and counts
@@ -72,9 +45,9 @@ fn through_bytes(calls: Arc<(AtomicUsize, AtomicUsize)>) -> Encoder {
 
 #[test]
 fn the_plans_encoder_makes_the_compressed_and_the_delta_stream() {
-    let events = Events::default();
+    let events = Lines::default();
     let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
-    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(events.clone()));
+    let mut dev = support::host_with(sim, Box::new(events.clone()));
     let calls = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
 
     // Code-like bytes that compress; sent compressed (the flash does not set the pace
@@ -120,9 +93,9 @@ fn the_plans_encoder_makes_the_compressed_and_the_delta_stream() {
 
 #[test]
 fn an_encoder_that_fails_leaves_the_image_raw_and_says_why() {
-    let events = Events::default();
+    let events = Lines::default();
     let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
-    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(events.clone()));
+    let mut dev = support::host_with(sim, Box::new(events.clone()));
     let image = program("2");
     let mut plan = Plan::new(image.clone());
     plan.encoder = Some(Encoder::new(|_, _| {
@@ -131,7 +104,7 @@ fn an_encoder_that_fails_leaves_the_image_raw_and_says_why() {
     let report = block_on(update(&mut dev, &plan)).expect("update");
     assert_eq!(report.outcome, Outcome::Accepted);
     assert!(report.sent_bytes >= image.len() as u64);
-    let said = events.0.lock().unwrap().clone();
+    let said = events.events();
     assert!(
         said.iter().any(
             |l| l.contains("uncompressed (the encoder failed: its module could not be loaded)")

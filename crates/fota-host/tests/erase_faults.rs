@@ -19,6 +19,8 @@ use fota_host::{Codec, Device, Image, LinkError, NullObserver, Transport, update
 use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use fota_sim::images;
 
+mod support;
+
 const ERASE: u8 = 0x06;
 const WRITE: u8 = 0x07;
 const STREAM_DATA: u8 = 0x0F;
@@ -141,15 +143,9 @@ fn device(len: usize) -> SimDevice {
     let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     cfg.bc_slot_size = SLOT;
     let payload = len - images::HEADER_LEN;
-    // The firmware that runs (healthy: no watchdog reset during the update).
-    let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
-    let current = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+    // The factory images run (healthy: no watchdog reset during the update).
     let older = images::sample_image(SlotKind::Bytecode, "app", "1.0", true, payload);
-    let bytes = cfg.flash_with(&[
-        (SlotKind::Vm, 0, &vm),
-        (SlotKind::Bytecode, 0, &current),
-        (SlotKind::Bytecode, 1, &older),
-    ]);
+    let bytes = support::factory_bytes(&cfg, &[(SlotKind::Bytecode, 1, &older)]);
     SimDevice::from_image(cfg, bytes).expect("whole sectors")
 }
 
@@ -160,21 +156,7 @@ fn new_image(len: usize, compressible: bool) -> Vec<u8> {
         let payload = len - images::HEADER_LEN;
         return images::sample_image(SlotKind::Bytecode, "app", "2.0", true, payload);
     }
-    let words = [
-        &b"ldr r0, [r1]; "[..],
-        b"bl memcpy; ",
-        b"push {r4-r7, lr}; ",
-        b"bx lr; ",
-    ];
-    let mut bytes = Vec::new();
-    let mut i = 0usize;
-    while bytes.len() < len {
-        bytes.extend_from_slice(words[(i * 7 + i / 13) % words.len()]);
-        bytes.extend_from_slice(&(i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[..i % 3]);
-        i += 1;
-    }
-    bytes.truncate(len);
-    bytes
+    support::firmware_bytes(len)
 }
 
 struct Run {

@@ -28,11 +28,12 @@ use fota_host::protocol::{Event, FrameReader, Request, SlotKind};
 use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::{Outcome, Plan, Report};
 use fota_host::{Device, HostError, Image, LinkError, NullObserver, Transport, update};
-use fota_sim::device::{DeviceConfig, DeviceFlash, LayoutKind, SimDevice};
-use fota_sim::flash::FlashTiming;
+use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use fota_sim::images;
 use fota_sim::line::{FaultCounts, Faults, Line};
 use futures::executor::block_on;
+
+mod support;
 
 // ---- a small reproducible generator --------------------------------------------------------
 
@@ -54,28 +55,16 @@ impl Rng {
 
 // ---- the device --------------------------------------------------------------------------
 
-const VM_SLOT: u32 = 8 * 1024;
-const BC_SLOT: u32 = 12 * 1024;
-
 fn config(layout: LayoutKind) -> DeviceConfig {
-    let mut cfg = DeviceConfig::new(layout);
-    cfg.vm_slot_size = VM_SLOT;
-    cfg.bc_slot_size = BC_SLOT;
-    cfg
+    support::small_config(layout)
 }
 
 /// A factory flash for the small layout: VM "zvm" 1.0 and bytecode "blink" 1 in slot 0
 /// of each kind (the sample images of `SimDevice::new` do not fit these small slots).
 fn factory(layout: LayoutKind) -> Vec<u8> {
     let cfg = config(layout);
-    let vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
-    let bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
-    let bytes = cfg.flash_with(&[(SlotKind::Vm, 0, &vm), (SlotKind::Bytecode, 0, &bc)]);
     // Boot once so the factory record is on flash, then keep the bytes.
-    let flash = DeviceFlash::from_image(bytes)
-        .expect("whole sectors")
-        .with_timing(FlashTiming::INSTANT);
-    let sim = SimDevice::from_flash(cfg, flash);
+    let sim = SimDevice::from_flash(cfg.clone(), support::instant_flash(&cfg, &[]));
     assert!(sim.boots()[0].boot.factory);
     sim.flash_bytes().to_vec()
 }

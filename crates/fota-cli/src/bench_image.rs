@@ -105,10 +105,10 @@ struct Said(Arc<Mutex<Option<String>>>);
 
 impl Observer for Said {
     fn event(&mut self, line: &str) {
-        if line.starts_with("sending ") {
-            if let Ok(mut said) = self.0.lock() {
-                *said = Some(line.to_string());
-            }
+        if line.starts_with("sending ")
+            && let Ok(mut said) = self.0.lock()
+        {
+            *said = Some(line.to_string());
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::components::flow::Flow;
 use crate::components::log::LogPanel;
 use crate::components::stepper::Stepper;
 use crate::effects::{self, Effects};
+use crate::handoff;
 use crate::session::Dispatch;
 use crate::state::{Action, AppState, Conn, Stage, TransportKind};
 use crate::transport::serial::web_serial;
@@ -19,7 +20,8 @@ use crate::transport::{now_ms, sim};
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(|| {
-        let mut settings = effects::load_settings();
+        // The form as the user left it on the first screen (else as the last visit did).
+        let mut settings = handoff::settings().unwrap_or_else(effects::load_settings);
         let serial = web_serial().is_some();
         if settings.transport == TransportKind::Serial && !serial {
             settings.transport = TransportKind::Sim;
@@ -30,19 +32,28 @@ pub fn app() -> Html {
         let dispatcher = state.dispatcher();
         use_memo((), move |_| Effects::new(Dispatch::new(dispatcher)))
     };
-    use_effect_with((), |_| {
-        // Marks the first usable screen (the tests measure it).
-        if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
-            let _ = p.mark("fota-ready");
-        }
-        let doc = gloo::utils::document();
-        if let Some(boot) = doc.get_element_by_id("boot") {
-            boot.remove();
-        }
-        if let Some(root) = doc.document_element() {
-            let _ = root.set_attribute("data-ready", "1");
-        }
-    });
+    {
+        let fx = fx.clone();
+        let state = state.clone();
+        use_effect_with((), move |_| {
+            // Drawn: the first screen goes (the focus moves to the same control here),
+            // and a Connect clicked there is carried out now, with the port the user
+            // picked there for Web Serial. Before any paint: no visual jump.
+            let handed = handoff::hand_over();
+            if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+                let _ = p.mark("fota-app");
+            }
+            if let Some(root) = gloo::utils::document().document_element() {
+                let _ = root.set_attribute("data-app", "1");
+            }
+            if handed.connect {
+                if let Some(port) = handed.port {
+                    crate::transport::serial::hand_over_port(port);
+                }
+                fx.handle(&state, Intent::Connect);
+            }
+        });
+    }
     use_effect_with(state.settings.clone(), effects::save_settings);
     // `?manifest=URL`: the firmware a site offers.
     {

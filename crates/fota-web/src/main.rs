@@ -13,12 +13,14 @@
 //! * [`session`]: the task that owns the connection and runs fota-host's update;
 //! * [`transport`]: the byte links (Web Serial, WebSocket, in-page simulator);
 //! * [`extras`]: the module loaded when needed (the simulated device, the encoder);
+//! * [`handoff`]: taking over from the page's light first screen (web/boot.js);
 //! * [`app`]: the root component wiring them together.
 
 mod app;
 mod components;
 mod effects;
 mod extras;
+mod handoff;
 mod installed;
 mod session;
 mod state;

@@ -27,5 +27,16 @@ mod state;
 mod transport;
 
 fn main() {
-    yew::Renderer::<app::App>::new().render();
+    // A root of its own, after the page's first screen: Yew empties the element it mounts
+    // in, and the first screen stays until the app has drawn and taken over from it
+    // (handoff.rs), with the keyboard focus where the user left it.
+    let doc = gloo::utils::document();
+    match (doc.create_element("div"), doc.body()) {
+        (Ok(root), Some(body)) if body.append_child(&root).is_ok() => {
+            yew::Renderer::<app::App>::with_root(root).render();
+        }
+        _ => {
+            yew::Renderer::<app::App>::new().render();
+        }
+    }
 }

@@ -9,6 +9,9 @@
 // streams, and the app carries it out when it takes over (`fotaFirst` below,
 // crates/fota-web/src/handoff.rs): for Web Serial the browser's port chooser opens in
 // the click itself, as it must, and the app gets the chosen port.
+// A script rather than a small WebAssembly module of its own: drawing a form and keeping
+// its state takes a few KB of script, one file that also starts the app, where a module
+// (even without Yew) would bring its own glue and runtime, one more request on a slow line.
 // A file of its own rather than an inline script, so that the page's
 // Content-Security-Policy allows scripts from the page's own files only.
 //

@@ -20,12 +20,16 @@ use crate::transport::{now_ms, sim};
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(|| {
-        // The form as the user left it on the first screen (else as the last visit did).
-        let mut settings = handoff::settings().unwrap_or_else(effects::load_settings);
         let serial = web_serial().is_some();
-        if settings.transport == TransportKind::Serial && !serial {
-            settings.transport = TransportKind::Sim;
-        }
+        // The form as the user left it on the first screen (Web Serial picked there in a
+        // browser without it shows what to do instead), else as the last visit left it.
+        let settings = handoff::settings().unwrap_or_else(|| {
+            let mut saved = effects::load_settings();
+            if saved.transport == TransportKind::Serial && !serial {
+                saved.transport = TransportKind::Sim;
+            }
+            saved
+        });
         AppState::new(settings, serial)
     });
     let fx = {

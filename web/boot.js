@@ -179,7 +179,7 @@ let loadError = null;
 /** The line under Connect while the app loads after a click: the WebAssembly's bytes. */
 const note = document.createElement('p');
 note.className = 'first-load';
-note.setAttribute('role', 'status');
+// Not a live region: it changes with every piece of the download (announced once, below).
 const bar = document.createElement('progress');
 bar.setAttribute('aria-label', 'Loading the updater');
 const noteText = document.createElement('span');
@@ -287,6 +287,10 @@ form.addEventListener('submit', (e) => {
   }
   loadError = null;
   draw();
+  // The focus was on Connect, now disabled: on Cancel, the one thing to do meanwhile.
+  if (!first.contains(document.activeElement) || document.activeElement === connect) cancel.focus();
+  const announce = first.querySelector('[data-testid=announce]');
+  if (announce) announce.textContent = 'Connecting as soon as the updater has loaded.';
   loadApp();
 });
 
@@ -388,7 +392,9 @@ globalThis.fotaFirst = Object.freeze({
     handed = true;
     const FOCUSABLE = 'a[href], button, input, select, textarea, [tabindex]';
     const focused = document.activeElement;
-    const at = [...first.querySelectorAll(FOCUSABLE)].indexOf(focused);
+    // Cancel and the download's line are the first screen's own: the app puts the focus
+    // on its next step itself.
+    const at = focused === cancel ? -1 : [...first.querySelectorAll(FOCUSABLE)].indexOf(focused);
     const caret = focused?.id === 'ws-url' ? [focused.selectionStart, focused.selectionEnd] : null;
     const scroll = [window.scrollX, window.scrollY];
     first.remove();

@@ -204,6 +204,24 @@ test('a Connect clicked before the app is ready: the WebAssembly\'s download is 
   await context.close();
 });
 
+test('a Connect clicked before the app is ready can be cancelled: the focus goes to Cancel, and the app does not connect', async () => {
+  const { page, release, context } = await firstScreenOnly(server.url);
+  await page.getByRole('button', { name: 'Connect' }).focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Cancel');
+  assert.match(await page.locator('[data-testid=announce]').textContent(), /Connecting as soon as the updater has loaded/);
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Connect');
+  assert.equal(await page.locator('.first-load').count(), 0);
+  release();
+  await page.waitForSelector('html[data-app]');
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator('[data-testid=conn-status]').textContent(), 'Not connected');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Connect', 'the focus stays on Connect, in the app');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test('a Connect clicked before the app is ready: a bridge address without ws://, and a Web Serial port chosen in the click', async () => {
   const sim = await startSimServer(['--layout', 'bytecode']);
   try {

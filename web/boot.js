@@ -398,6 +398,9 @@ globalThis.fotaFirst = Object.freeze({
     const caret = focused?.id === 'ws-url' ? [focused.selectionStart, focused.selectionEnd] : null;
     const scroll = [window.scrollX, window.scrollY];
     first.remove();
+    // The app's root, hidden until now: never both screens at once.
+    const root = document.getElementById('app-root');
+    if (root) root.hidden = false;
     const app = document.querySelector('.app');
     if (at >= 0 && app) {
       const same = app.querySelectorAll(FOCUSABLE)[at];
@@ -405,7 +408,7 @@ globalThis.fotaFirst = Object.freeze({
       if (caret && same?.setSelectionRange) same.setSelectionRange(...caret);
     }
     window.scrollTo(...scroll);
-    const out = asked ?? { connect: false, port: null };
+    const out = { ...(asked ?? { connect: false, port: null }), settings: { ...settings } };
     asked = null;
     return out;
   },

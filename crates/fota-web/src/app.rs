@@ -50,11 +50,19 @@ pub fn app() -> Html {
             if let Some(root) = gloo::utils::document().document_element() {
                 let _ = root.set_attribute("data-app", "1");
             }
+            // The form as it is now (the user may have changed it while the app drew).
+            let mut now = (*state).clone();
+            if let Some(settings) = handed.settings
+                && settings != now.settings
+            {
+                now.settings = settings.clone();
+                fx.handle(&now, Intent::Do(Action::Settings(settings)));
+            }
             if handed.connect {
                 if let Some(port) = handed.port {
                     crate::transport::serial::hand_over_port(port);
                 }
-                fx.handle(&state, Intent::Connect);
+                fx.handle(&now, Intent::Connect);
             }
         });
     }

@@ -39,9 +39,14 @@ pub fn settings() -> Option<Settings> {
     serde_wasm_bindgen::from_value(value).ok()
 }
 
+/// The id of the element the app is drawn in (hidden until [`hand_over`]).
+pub const ROOT: &str = "app-root";
+
 /// What the user asked of the first screen before the app was ready.
 #[derive(Default)]
 pub struct Handed {
+    /// The connection form as the user left it, if it changed since [`settings`].
+    pub settings: Option<Settings>,
     /// Connect was clicked (with the settings of [`settings`]).
     pub connect: bool,
     /// For Web Serial: the browser chooser's answer (resolves to the port, or rejects as
@@ -52,15 +57,18 @@ pub struct Handed {
 /// Take over from the first screen: it is removed, the keyboard focus moves to the same
 /// control in the app, and what the user asked there comes back.
 pub fn hand_over() -> Handed {
-    let Ok(value) = hand_over_js() else {
-        return Handed::default();
-    };
+    let value = hand_over_js().unwrap_or(JsValue::UNDEFINED);
+    // Shown now (the first screen did it already, unless there was none).
+    if let Some(root) = gloo::utils::document().get_element_by_id(ROOT) {
+        let _ = root.remove_attribute("hidden");
+    }
     if !value.is_object() {
         return Handed::default();
     }
     let get = |k: &str| Reflect::get(&value, &k.into()).unwrap_or(JsValue::UNDEFINED);
     let port = get("port");
     Handed {
+        settings: serde_wasm_bindgen::from_value(get("settings")).ok(),
         connect: get("connect").as_bool().unwrap_or(false),
         port: port.dyn_into::<Promise>().ok(),
     }

@@ -29,10 +29,13 @@ mod transport;
 fn main() {
     // A root of its own, after the page's first screen: Yew empties the element it mounts
     // in, and the first screen stays until the app has drawn and taken over from it
-    // (handoff.rs), with the keyboard focus where the user left it.
+    // (handoff.rs), with the keyboard focus where the user left it. Hidden until then, so
+    // that the page never shows (nor offers to a click) both at once.
     let doc = gloo::utils::document();
     match (doc.create_element("div"), doc.body()) {
         (Ok(root), Some(body)) if body.append_child(&root).is_ok() => {
+            root.set_id(handoff::ROOT);
+            let _ = root.set_attribute("hidden", "");
             yew::Renderer::<app::App>::with_root(root).render();
         }
         _ => {

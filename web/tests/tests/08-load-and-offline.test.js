@@ -110,13 +110,14 @@ async function firstScreenOnly(url, { colorScheme = 'light', viewport = { width:
 /** Whether the first screen is still the one shown (the app not there). */
 const onFirstScreen = (page) => page.evaluate(() => document.getElementById('first') !== null && document.documentElement.dataset.app === undefined);
 
-test('the app takes over from the first screen pixel for pixel (desktop light, phone dark, a manifest, a saved bridge address, no Web Serial), and both pass axe-core', async () => {
+test('the app takes over from the first screen pixel for pixel (desktop light, phone dark, a manifest, a saved bridge address, Web Serial with and without the API), and both pass axe-core', async () => {
   const cases = [
     { what: 'desktop, light', url: server.url, opts: {} },
     { what: 'phone, dark', url: server.url, opts: { colorScheme: 'dark', viewport: { width: 390, height: 844 }, mobile: true } },
     // The app logs the manifest it read: the same screen down to the log.
     { what: 'desktop, a manifest', url: `${server.url}?manifest=example/manifest.json`, opts: {}, upTo: '.columns' },
     { what: 'phone, WebSocket chosen last time', url: server.url, opts: { viewport: { width: 360, height: 740 }, mobile: true, init: { script: () => localStorage.setItem('fota-web.settings', JSON.stringify({ transport: 'ws', ws_url: '127.0.0.1:9321' })) } } },
+    { what: 'Web Serial picked, 921600 baud, no negotiation', url: server.url, opts: { init: { script: () => { if (!navigator.serial) Object.defineProperty(Navigator.prototype, 'serial', { value: new EventTarget(), configurable: true }); localStorage.setItem('fota-web.settings', JSON.stringify({ transport: 'serial', baud: 921600, negotiate: false })); } } }, shows: '#baud' },
     // A browser without Web Serial, whose user picks it anyway: what to do instead.
     { what: 'no Web Serial, picked', url: server.url, opts: { init: { script: () => { delete Navigator.prototype.serial; } } }, pick: /USB serial \(Web Serial\)/ },
   ];
@@ -129,6 +130,7 @@ test('the app takes over from the first screen pixel for pixel (desktop light, p
       await page.locator('body').click({ position: { x: 1, y: 1 } }); // no focus ring
     }
     assert.ok(await onFirstScreen(page), c.what);
+    if (c.shows) assert.equal(await page.locator(c.shows).inputValue(), '921600', `${c.what}: the saved rate`);
     const violations = await axeViolations(page);
     assert.deepEqual(violations, [], `${c.what}, first screen: ${JSON.stringify(violations, null, 1)}`);
     const snap = async () => {

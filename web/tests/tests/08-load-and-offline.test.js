@@ -224,6 +224,25 @@ test('a Connect clicked before the app is ready can be cancelled: the focus goes
   await context.close();
 });
 
+test('the app cannot be loaded (the line dropped): the first screen says so, and Connect tries again', async () => {
+  const context = await browser.newContext({ serviceWorkers: 'block' });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  let fail = true;
+  await page.route(/\/fota-web-[0-9a-f]{16}\.js$/, (route) => (fail ? route.abort('internetdisconnected') : route.continue()));
+  await page.goto(server.url);
+  await page.waitForSelector('html[data-ready]');
+  const note = page.locator('.first-load');
+  await note.waitFor();
+  assert.match(await note.textContent(), /The updater could not be loaded \(.+\)\. Check the network, then click Connect again\./);
+  fail = false;
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('[data-testid=record-ok]').waitFor({ timeout: 30000 });
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test('a Connect clicked before the app is ready: a bridge address without ws://, and a Web Serial port chosen in the click', async () => {
   const sim = await startSimServer(['--layout', 'bytecode']);
   try {

@@ -1,7 +1,7 @@
 // Gives the separately loaded module (crates/fota-web-extras, which Trunk builds as a
 // "worker" under fixed names) and the encoder's worker script names with a hash of their
 // content, as Trunk names the app's own files, and writes the new names into index.html
-// (web/boot.js's data attributes). The service worker keeps hashed files as they are
+// (web/boot.js's data attributes), and the size of the app's WebAssembly. The service worker keeps hashed files as they are
 // and drops those a new build no longer names. Run by Trunk after each build
 // (Trunk.toml, hooks), before web/precompress.mjs.
 //
@@ -41,4 +41,12 @@ for (const [name, tail] of FILES) {
   index = index.replace(named, hashed);
   console.log(`${name} -> ${hashed}`);
 }
+// The app's WebAssembly's size as built, for the first screen's download progress
+// (web/boot.js): the browser's stream gives decoded bytes, Content-Length compressed ones.
+const wasm = /data-fota-wasm="?\/?([^"\s>]+\.wasm)/.exec(index);
+if (!wasm || !fs.existsSync(path.join(dir, wasm[1]))) {
+  console.error('web/extras.mjs: index.html does not name the app\'s WebAssembly (data-fota-wasm)');
+  process.exit(1);
+}
+index = index.replace(/(?=data-fota-wasm=)/, `data-wasm-size=${fs.statSync(path.join(dir, wasm[1])).size} `);
 fs.writeFileSync(indexPath, index);

@@ -19,7 +19,8 @@ function named(html) {
   // Trunk's minified page leaves simple attribute values unquoted.
   for (const m of html.matchAll(/(?:href|src|data-fota-[a-z-]+)=(?:"([^"]+)"|([^\s>"]+))/g)) {
     const file = m[1] || m[2];
-    if (!/^[a-z]+:/i.test(file)) files.add(`./${file.replace(/^\.?\//, '')}`);
+    // Not other sites' files, nor the page's own anchors (the first screen's skip link).
+    if (!/^[a-z]+:/i.test(file) && !file.startsWith('#')) files.add(`./${file.replace(/^\.?\//, '')}`);
   }
   return [...files].map((f) => new URL(f, self.registration.scope).href);
 }

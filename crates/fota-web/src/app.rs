@@ -11,6 +11,7 @@ use crate::components::flow::Flow;
 use crate::components::log::LogPanel;
 use crate::components::stepper::Stepper;
 use crate::effects::{self, Effects};
+use crate::handoff;
 use crate::session::Dispatch;
 use crate::state::{Action, AppState, Conn, Stage, TransportKind};
 use crate::transport::serial::web_serial;
@@ -19,30 +20,52 @@ use crate::transport::{now_ms, sim};
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(|| {
-        let mut settings = effects::load_settings();
         let serial = web_serial().is_some();
-        if settings.transport == TransportKind::Serial && !serial {
-            settings.transport = TransportKind::Sim;
-        }
+        // The form as the user left it on the first screen (Web Serial picked there in a
+        // browser without it shows what to do instead), else as the last visit left it.
+        let settings = handoff::settings().unwrap_or_else(|| {
+            let mut saved = effects::load_settings();
+            if saved.transport == TransportKind::Serial && !serial {
+                saved.transport = TransportKind::Sim;
+            }
+            saved
+        });
         AppState::new(settings, serial)
     });
     let fx = {
         let dispatcher = state.dispatcher();
         use_memo((), move |_| Effects::new(Dispatch::new(dispatcher)))
     };
-    use_effect_with((), |_| {
-        // Marks the first usable screen (the tests measure it).
-        if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
-            let _ = p.mark("fota-ready");
-        }
-        let doc = gloo::utils::document();
-        if let Some(boot) = doc.get_element_by_id("boot") {
-            boot.remove();
-        }
-        if let Some(root) = doc.document_element() {
-            let _ = root.set_attribute("data-ready", "1");
-        }
-    });
+    {
+        let fx = fx.clone();
+        let state = state.clone();
+        use_effect_with((), move |_| {
+            // Drawn: the first screen goes (the focus moves to the same control here),
+            // and a Connect clicked there is carried out now, with the port the user
+            // picked there for Web Serial. Before any paint: no visual jump.
+            let handed = handoff::hand_over();
+            if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+                let _ = p.mark("fota-app");
+            }
+            if let Some(root) = gloo::utils::document().document_element() {
+                let _ = root.set_attribute("data-app", "1");
+            }
+            // The form as it is now (the user may have changed it while the app drew).
+            let mut now = (*state).clone();
+            if let Some(settings) = handed.settings
+                && settings != now.settings
+            {
+                now.settings = settings.clone();
+                fx.handle(&now, Intent::Do(Action::Settings(settings)));
+            }
+            if handed.connect {
+                if let Some(port) = handed.port {
+                    crate::transport::serial::hand_over_port(port);
+                }
+                fx.handle(&now, Intent::Connect);
+            }
+        });
+    }
     use_effect_with(state.settings.clone(), effects::save_settings);
     // `?manifest=URL`: the firmware a site offers.
     {

@@ -15,6 +15,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::File;
 
 use crate::components::Intent;
+use crate::handoff::HandedManifest;
 use crate::session::{self, Command, Dispatch};
 use crate::state::{
     Action, AppState, Conn, ImageFile, LogKind, Manifest, ManifestDoc, ManifestState, Problem,
@@ -227,6 +228,16 @@ fn fetch_problem(what: &str, url: &str, why: String) -> Problem {
 
 /// GET `url`: its bytes, or why not.
 async fn fetch_bytes(what: &str, url: &str) -> Result<Vec<u8>, Problem> {
+    fetch_bytes_from(what, url, None).await
+}
+
+/// The bytes of `url` from `started` (a fetch under way, from the first screen) or a new
+/// GET, or why not.
+async fn fetch_bytes_from(
+    what: &str,
+    url: &str,
+    started: Option<js_sys::Promise>,
+) -> Result<Vec<u8>, Problem> {
     use wasm_bindgen_futures::JsFuture;
     let fail = |why: String| fetch_problem(what, url, why);
     let js_text = |e: wasm_bindgen::JsValue| {
@@ -239,7 +250,9 @@ async fn fetch_bytes(what: &str, url: &str) -> Result<Vec<u8>, Problem> {
     // with each release, and the images are checked against it.
     let init = web_sys::RequestInit::new();
     init.set_cache(web_sys::RequestCache::NoStore);
-    let response = JsFuture::from(gloo::utils::window().fetch_with_str_and_init(url, &init))
+    let request =
+        started.unwrap_or_else(|| gloo::utils::window().fetch_with_str_and_init(url, &init));
+    let response = JsFuture::from(request)
         .await
         .map_err(|e| fail(js_text(e)))?;
     let response: web_sys::Response = response
@@ -257,28 +270,42 @@ async fn fetch_bytes(what: &str, url: &str) -> Result<Vec<u8>, Problem> {
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
+/// The manifest fetched from `url`, read and checked.
+fn manifest_from(url: &str, bytes: Vec<u8>) -> Result<Manifest, Problem> {
+    let invalid = |why: String| Problem {
+        message: format!("The firmware manifest {url} is not valid: {why}."),
+        help: "Tell the site that offers this firmware; its manifest must follow the format in \
+               docs/MANIFEST.md. Meanwhile, choose an image file yourself."
+            .into(),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8 text".into()))?;
+    let value = js_sys::JSON::parse(&text).map_err(|_| invalid("not JSON".into()))?;
+    let doc: ManifestDoc =
+        serde_wasm_bindgen::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    Manifest::check(url, doc)
+}
+
 impl Effects {
     /// Load the firmware manifest at `url` (`?manifest=`).
     pub fn load_manifest(&self, url: String) {
         let dispatch = self.dispatch.clone();
+        let started = match crate::handoff::manifest(&url) {
+            // The first screen read it already: checked and drawn at once, as it was there.
+            Some(HandedManifest::Bytes(bytes)) => {
+                dispatch.dispatch(match manifest_from(&url, bytes) {
+                    Ok(m) => Action::ManifestLoaded(Box::new(m)),
+                    Err(p) => Action::ManifestFailed(p),
+                });
+                return;
+            }
+            Some(HandedManifest::Response(p)) => Some(p),
+            None => None,
+        };
         dispatch.dispatch(Action::ManifestLoading(url.clone()));
         spawn_local(async move {
             let loaded = async {
-                let bytes = fetch_bytes("firmware manifest", &url).await?;
-                let invalid = |why: String| {
-                    Problem {
-                    message: format!("The firmware manifest {url} is not valid: {why}."),
-                    help: "Tell the site that offers this firmware; its manifest must follow \
-                           the format in docs/MANIFEST.md. Meanwhile, choose an image file yourself."
-                        .into(),
-                }
-                };
-                let text =
-                    String::from_utf8(bytes).map_err(|_| invalid("not UTF-8 text".into()))?;
-                let value = js_sys::JSON::parse(&text).map_err(|_| invalid("not JSON".into()))?;
-                let doc: ManifestDoc =
-                    serde_wasm_bindgen::from_value(value).map_err(|e| invalid(e.to_string()))?;
-                Manifest::check(&url, doc)
+                let bytes = fetch_bytes_from("firmware manifest", &url, started).await?;
+                manifest_from(&url, bytes)
             };
             match loaded.await {
                 Ok(m) => dispatch.dispatch(Action::ManifestLoaded(Box::new(m))),

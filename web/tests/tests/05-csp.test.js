@@ -51,7 +51,7 @@ test('csp: the served page carries the policy and the usual headers, and no inli
   assert.doesNotMatch(html, /\son[a-z]+\s*=/i, 'no inline event handler');
   assert.doesNotMatch(html, /\sstyle\s*=/i, 'no inline style');
   // The wasm and the scripts carry the headers too.
-  const wasm = /href="?([^"\s>]+\.wasm)/.exec(html);
+  const wasm = /data-fota-wasm="?([^"\s>]+\.wasm)/.exec(html);
   assert.ok(wasm, html);
   const w = await fetch(new URL(wasm[1], server.url));
   assert.equal(w.headers.get('content-type'), 'application/wasm');

@@ -34,6 +34,18 @@ pub fn web_serial() -> Option<Serial> {
     }
 }
 
+thread_local! {
+    /// The browser chooser's answer from the page's first screen (web/boot.js), which
+    /// opened it in the user's click before this app was ready: taken by the next
+    /// [`SerialLink::request`] instead of opening the chooser again.
+    static CHOSEN: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
+}
+
+/// A port already chosen (the `requestPort()` promise): the next connect uses it.
+pub fn hand_over_port(chosen: js_sys::Promise) {
+    CHOSEN.with(|c| c.replace(Some(chosen)));
+}
+
 /// An open serial port.
 pub struct SerialLink {
     port: SerialPort,
@@ -45,7 +57,8 @@ pub struct SerialLink {
 }
 
 impl SerialLink {
-    /// Ask the user for a port (the browser's chooser) and open it at `baud`.
+    /// Ask the user for a port (the browser's chooser, or the answer it gave the first
+    /// screen: [`hand_over_port`]) and open it at `baud`.
     pub async fn request(baud: u32) -> Result<SerialLink, Problem> {
         let serial = web_serial().ok_or_else(|| {
             Problem::new(
@@ -54,8 +67,10 @@ impl SerialLink {
                  (fota bridge --ws 127.0.0.1:9000 --port /dev/ttyUSB0), or the simulated device.",
             )
         })?;
-        let port = match serial.request_port().await {
-            Ok(port) => JsValue::from(port).unchecked_into::<SerialPort>(),
+        let chosen = CHOSEN.with(|c| c.borrow_mut().take());
+        let asked = chosen.unwrap_or_else(|| JsValue::from(serial.request_port()).unchecked_into());
+        let port = match wasm_bindgen_futures::JsFuture::from(asked).await {
+            Ok(port) => port.unchecked_into::<SerialPort>(),
             Err(e) => {
                 let (name, message) = js_error(&e);
                 return Err(match name.as_str() {

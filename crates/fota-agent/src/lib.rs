@@ -197,7 +197,7 @@ pub use config::{
 };
 pub use link::{
     AgentLink, BAUD_CONFIRM_MS, BAUD_IDLE_MS, Handled, LinkAction, LinkState, LinkStats, LinkStep,
-    NO_ID, REPLY_CACHE, Received, TX_FRAME,
+    NO_ID, REPLY_CACHE, RX_SHORT_ROOM, Received, TX_FRAME, rx_queue_bytes,
 };
 pub use record::RecordState;
 pub use stream::{STREAM_STEP, StreamState};

@@ -624,6 +624,7 @@ fn the_largest_reply_fits_the_tx_buffer() {
             keys: std::iter::repeat_n([0xFF; 8], fota_protocol::MAX_KEYS).collect(),
         }),
         confirm_ms: Some(u32::MAX),
+        rx_window: Some(u32::MAX),
     };
     let mut buf = [0u8; TX_FRAME];
     assert!(encode_reply(u16::MAX, &Reply::Info(info), &mut buf).is_some());

@@ -96,6 +96,15 @@ pub struct Device<T: Transport> {
     /// Switching rates (negotiation, reconnection): a silent device must not start
     /// another switch.
     switching: bool,
+    /// Send a `GetRecord` right behind the next call's request (a `Hello`, an
+    /// `Attempt`): its answer then comes with the call's, a round trip saved.
+    record_after: bool,
+    /// The id of a `GetRecord` sent right behind the last call's request, nothing sent
+    /// since: [`Device::get_record`] takes its answer instead of asking again.
+    record_ahead: Option<u16>,
+    /// When the last `Hello` was answered, nothing sent since: a `Hello` now would find
+    /// the agent as it is (a new session already), so its `Info` stands.
+    fresh_info_at: Option<Duration>,
 }
 
 impl<T: Transport> Device<T> {
@@ -116,6 +125,9 @@ impl<T: Transport> Device<T> {
             base_baud: None,
             candidates: Vec::new(),
             switching: false,
+            record_after: false,
+            record_ahead: None,
+            fresh_info_at: None,
         }
     }
 
@@ -197,6 +209,9 @@ impl<T: Transport> Device<T> {
     async fn send_request(&mut self, id: u16, req: &Request<'_>) -> Result<usize, HostError> {
         let n = encode_request(id, req, &mut self.out)
             .ok_or_else(|| HostError::Protocol("request too large to encode".into()))?;
+        // Anything sent may change what a record read ahead or a hello said.
+        self.record_ahead = None;
+        self.fresh_info_at = None;
         self.link.send(&self.out[..n]).await?;
         self.stats.bytes_sent += n as u64;
         self.stats.frames_sent += 1;
@@ -301,6 +316,13 @@ impl<T: Transport> Device<T> {
                 });
             }
             self.send_request(id, req).await?;
+            if attempt == 0 && core::mem::take(&mut self.record_after) {
+                // Read only and 10 bytes: any agent's queue holds it behind the request
+                // (docs/PROTOCOL.md 6.6), and the agent answers it right after.
+                let rid = self.take_id();
+                self.send_request(rid, &Request::GetRecord).await?;
+                self.record_ahead = Some(rid);
+            }
             let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
             let cap = deadline + progress_allowance(req);
             let mut last_done = None;

@@ -10,16 +10,30 @@ use fota_protocol::{
 };
 
 use super::{Device, Resend, unexpected};
+
+/// How long a hello's `Info` stands while nothing is sent (well within the agent's 10 s
+/// idle return to its base rate, 7.1).
+const FRESH_HELLO: Duration = Duration::from_secs(2);
 use crate::{HostError, Observer, Transport};
 
 impl<T: Transport> Device<T> {
     /// Check the protocol version and read the agent's description.
     pub async fn hello(&mut self) -> Result<Info, HostError> {
+        // Said a moment ago, nothing sent since: the agent is where that hello left it
+        // (a negotiation's hello at the new rate, then the update's).
+        if let (Some(at), Some(info)) = (self.fresh_info_at, &self.info)
+            && self.link.now() < at + FRESH_HELLO
+        {
+            return Ok(info.clone());
+        }
+        // The record comes right behind the Info: what every session reads next.
+        self.record_after = true;
         let reply = self
             .call(&Request::Hello {
                 version: PROTOCOL_VERSION,
             })
             .await;
+        self.record_after = false;
         let info = match reply {
             Ok(Reply::Info(info)) => info,
             Err(HostError::Refused {
@@ -40,6 +54,7 @@ impl<T: Transport> Device<T> {
         let mut info = info;
         info.name = crate::text::printable_name(&info.name);
         self.info = Some(info.clone());
+        self.fresh_info_at = Some(self.link.now());
         Ok(info)
     }
 
@@ -83,6 +98,21 @@ impl<T: Transport> Device<T> {
 
     /// `get_record()`. The observer hears every record read ([`Observer::record`]).
     pub async fn get_record(&mut self) -> Result<Record, HostError> {
+        if let Some(id) = self.record_ahead.take() {
+            // Sent right behind the last request and answered right after it: its
+            // answer is here or a reply's line time away.
+            let deadline = self.link.now() + Duration::from_millis(300) + self.line_time(128);
+            while let Some((rid, reply)) = self.next_reply(deadline).await? {
+                if rid != id {
+                    continue;
+                }
+                if let Reply::Record(r) = reply {
+                    self.observer.record(&r);
+                    return Ok(r);
+                }
+                break;
+            }
+        }
         match self.call(&Request::GetRecord).await? {
             Reply::Record(r) => {
                 self.observer.record(&r);
@@ -180,7 +210,11 @@ impl<T: Transport> Device<T> {
 
     /// `attempt(bcslot, vmslot)`.
     pub async fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
-        match self.call(&Request::Attempt { bc_slot, vm_slot }).await? {
+        // An update reads the record back next: it comes with the answer.
+        self.record_after = true;
+        let reply = self.call(&Request::Attempt { bc_slot, vm_slot }).await;
+        self.record_after = false;
+        match reply? {
             Reply::Attempted => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -190,10 +224,12 @@ impl<T: Transport> Device<T> {
     /// (`AttemptDowngrade`): only where the device allows downgrades and the user
     /// confirmed it.
     pub async fn attempt_downgrade(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
-        match self
+        self.record_after = true;
+        let reply = self
             .call(&Request::AttemptDowngrade { bc_slot, vm_slot })
-            .await?
-        {
+            .await;
+        self.record_after = false;
+        match reply? {
             Reply::Attempted => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -313,6 +349,12 @@ fn check_info(i: &Info) -> Result<(), HostError> {
     }
     if i.max_in_flight == 0 {
         return bad("requests in flight");
+    }
+    // A receive queue (tag 8) must hold the largest request the agent takes: a
+    // `WriteSlot` of `max_write` bytes.
+    let largest = fota_protocol::frame_len(usize::from(i.max_write) + 11);
+    if i.rx_window.is_some_and(|b| (b as usize) < largest) {
+        return bad("receive window");
     }
     // Slots start and end on sector boundaries (of whatever size the sector there is).
     let boundary = |addr: u64| u32::try_from(addr).is_ok_and(|a| i.sector_at(a).0 == a);

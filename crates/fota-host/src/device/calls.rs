@@ -5,15 +5,12 @@
 use core::time::Duration;
 
 use fota_protocol::{
-    AcceptOutcome, ErrorCode, Info, Layout as _, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
+    AcceptOutcome, ErrorCode, Info, Layout as _, Op, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
     Request, SlotKind,
 };
 
 use super::{Device, Resend, unexpected};
 
-/// How long a hello's `Info` stands while nothing is sent (well within the agent's 10 s
-/// idle return to its base rate, 7.1).
-const FRESH_HELLO: Duration = Duration::from_secs(2);
 use crate::{HostError, Observer, Transport};
 
 impl<T: Transport> Device<T> {
@@ -22,18 +19,19 @@ impl<T: Transport> Device<T> {
         // Said a moment ago, nothing sent since: the agent is where that hello left it
         // (a negotiation's hello at the new rate, then the update's).
         if let (Some(at), Some(info)) = (self.fresh_info_at, &self.info)
-            && self.link.now() < at + FRESH_HELLO
+            && self.link.now() < at + super::FRESH
         {
             return Ok(info.clone());
         }
-        // The record comes right behind the Info: what every session reads next.
-        self.record_after = true;
+        // The record and a free bytecode slot come right behind the Info: what an update
+        // reads next.
+        self.send_after = &[Request::GetRecord, Request::FindBytecodeSlot];
         let reply = self
             .call(&Request::Hello {
                 version: PROTOCOL_VERSION,
             })
             .await;
-        self.record_after = false;
+        self.send_after = &[];
         let info = match reply {
             Ok(Reply::Info(info)) => info,
             Err(HostError::Refused {
@@ -98,20 +96,9 @@ impl<T: Transport> Device<T> {
 
     /// `get_record()`. The observer hears every record read ([`Observer::record`]).
     pub async fn get_record(&mut self) -> Result<Record, HostError> {
-        if let Some(id) = self.record_ahead.take() {
-            // Sent right behind the last request and answered right after it: its
-            // answer is here or a reply's line time away.
-            let deadline = self.link.now() + Duration::from_millis(300) + self.line_time(128);
-            while let Some((rid, reply)) = self.next_reply(deadline).await? {
-                if rid != id {
-                    continue;
-                }
-                if let Reply::Record(r) = reply {
-                    self.observer.record(&r);
-                    return Ok(r);
-                }
-                break;
-            }
+        if let Some(Reply::Record(r)) = self.answer_ahead(Op::GetRecord).await? {
+            self.observer.record(&r);
+            return Ok(r);
         }
         match self.call(&Request::GetRecord).await? {
             Reply::Record(r) => {
@@ -148,7 +135,12 @@ impl<T: Transport> Device<T> {
             SlotKind::Bytecode => Request::FindBytecodeSlot,
             SlotKind::Vm => Request::FindVmSlot,
         };
-        match self.call(&req).await {
+        // Asked right behind the last hello, nothing sent since: its answer stands.
+        let reply = match self.answer_ahead(req.op()).await? {
+            Some(r) => Ok(r),
+            None => self.call(&req).await,
+        };
+        match reply {
             Ok(Reply::BytecodeSlot(a)) if kind == SlotKind::Bytecode => Ok(a),
             Ok(Reply::VmSlot(a)) if kind == SlotKind::Vm => Ok(a),
             Err(HostError::Refused {
@@ -211,9 +203,9 @@ impl<T: Transport> Device<T> {
     /// `attempt(bcslot, vmslot)`.
     pub async fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
         // An update reads the record back next: it comes with the answer.
-        self.record_after = true;
+        self.send_after = &[Request::GetRecord];
         let reply = self.call(&Request::Attempt { bc_slot, vm_slot }).await;
-        self.record_after = false;
+        self.send_after = &[];
         match reply? {
             Reply::Attempted => Ok(()),
             other => Err(unexpected(&other)),
@@ -224,11 +216,11 @@ impl<T: Transport> Device<T> {
     /// (`AttemptDowngrade`): only where the device allows downgrades and the user
     /// confirmed it.
     pub async fn attempt_downgrade(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
-        self.record_after = true;
+        self.send_after = &[Request::GetRecord];
         let reply = self
             .call(&Request::AttemptDowngrade { bc_slot, vm_slot })
             .await;
-        self.record_after = false;
+        self.send_after = &[];
         match reply? {
             Reply::Attempted => Ok(()),
             other => Err(unexpected(&other)),

@@ -115,6 +115,10 @@ pub struct Device<T: Transport> {
     /// When the last `Hello` was answered, nothing sent since: a `Hello` now would find
     /// the agent as it is (a new session already), so its `Info` stands.
     fresh_info_at: Option<Duration>,
+    /// The hello that confirms a new rate: what a session does next follows it, so it
+    /// sends the record read ahead like a session's first hello (other hellos while
+    /// switching rates or waiting for a reset device are probes and send nothing more).
+    confirming: bool,
 }
 
 impl<T: Transport> Device<T> {
@@ -139,6 +143,7 @@ impl<T: Transport> Device<T> {
             ahead: Vec::new(),
             ahead_at: Duration::ZERO,
             fresh_info_at: None,
+            confirming: false,
         }
     }
 

@@ -25,7 +25,9 @@ impl<T: Transport> Device<T> {
         }
         // The record and a free bytecode slot come right behind the Info: what an update
         // reads next.
-        self.send_after = &[Request::GetRecord, Request::FindBytecodeSlot];
+        if !self.switching || self.confirming {
+            self.send_after = &[Request::GetRecord, Request::FindBytecodeSlot];
+        }
         let reply = self
             .call(&Request::Hello {
                 version: PROTOCOL_VERSION,

@@ -73,6 +73,12 @@ pub struct AgentConfig {
     /// start, before the device reverts it (its watchdog's or trial timer's deadline);
     /// hosts show it and wait for it. 0: not declared (left out of `Info`).
     pub confirm_ms: u32,
+    /// Bytes of request frames (whole frames on the wire, delimiters included) the
+    /// platform's receive queue holds while the agent is busy: `Info` tag 8, the host's
+    /// window in bytes, in which an erase (18 bytes) does not take a whole frame's room.
+    /// At least [`crate::RX_FRAME`] where declared. 0: not declared (the host keeps to
+    /// `max_in_flight` requests; the queue must then hold that many full frames).
+    pub rx_window: u32,
     /// What the device requires of the images it runs (feature `images`; default
     /// [`crate::ImagePolicy::OPEN`]).
     #[cfg(feature = "images")]
@@ -296,6 +302,7 @@ impl AgentConfig {
             boot_stage: None,
             sector_erase_ms: 0,
             confirm_ms: 0,
+            rx_window: 0,
             #[cfg(feature = "images")]
             images: crate::policy::ImagePolicy::OPEN,
         }

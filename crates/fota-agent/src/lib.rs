@@ -150,25 +150,28 @@
 //! # RAM
 //!
 //! [`LinkState`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 294 bytes), the counters, the long request in progress (an MD5 state;
+//! ([`TX_FRAME`] = 300 bytes), the counters, the long request in progress (an MD5 state;
 //! with the `images` feature an image check, 216 bytes more), the cache of replies and
 //! the baud timers: about 1,750 bytes on `thumbv7em` without `images`; the [`Agent`]
 //! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)
 //! 596 bytes with a zero-sized flash driver (`size_of`, measured with a
 //! `thumbv7em-none-eabihf` build). Serving a request takes about 2 KiB of stack below the
 //! main loop (docs/PORTING.md has the firmware's figures). The platform's receive queue
-//! (`max_in_flight` frames of [`RX_FRAME`] bytes at most) comes on top: with the default
-//! of 5 the whole link needs about 7.5 KiB. Five requests in flight keep a 921600-baud
-//! line busy with 16 ms of adapter latency each way (a window must cover one frame, two
-//! latencies, the page programs and the reply).
+//! comes on top: [`rx_queue_bytes`]`(max_in_flight)`, that many frames of [`RX_FRAME`]
+//! bytes and [`RX_SHORT_ROOM`] for the erases between them, which the platform announces
+//! in bytes ([`AgentConfig::rx_window`], `Info` tag 8) so that a host counts its window
+//! in bytes: with the default of 5, 5,354 bytes, and the whole link about 7.6 KiB. That
+//! keeps a 921600-baud line and the flash busy with 16 ms of adapter latency each way
+//! (five blocks and the erase between them in flight; a window must cover a sector's
+//! erase, two latencies, the page programs and the reply).
 //!
 //! With the `codec` feature (compressed and delta streams, docs/PROTOCOL.md 5.7) the
 //! [`LinkState`] also holds the stream decoder ([`StreamState`]: 5,868 bytes, the probability
 //! model, one 256-byte write chunk and a 48-byte input stash; its dictionary is the flash)
 //! and `Info` may list codecs: 7,648 bytes on `thumbv7em` (a `const` assertion checks both
 //! figures in every build for 32-bit Arm). With the agent (604 bytes) and a receive queue
-//! of 5 frames (5,210 bytes), the agent, its decoder and its receive buffer take 13,462
-//! bytes, and about 2 KiB of stack while serving: within 16 KiB. A stream step writes at
+//! of 5 frames and the erases between them (5,354 bytes), the agent, its decoder and its
+//! receive buffer take 13,606 bytes, and about 2 KiB of stack while serving: within 16 KiB. A stream step writes at
 //! most [`STREAM_STEP`] bytes of flash (plus one LZMA symbol and one write chunk): a
 //! `StreamData` frame is a long request, run one step per call of [`AgentLink::step`].
 #![no_std]
@@ -197,7 +200,7 @@ pub use config::{
 };
 pub use link::{
     AgentLink, BAUD_CONFIRM_MS, BAUD_IDLE_MS, Handled, LinkAction, LinkState, LinkStats, LinkStep,
-    NO_ID, REPLY_CACHE, Received, TX_FRAME,
+    NO_ID, REPLY_CACHE, RX_SHORT_ROOM, Received, TX_FRAME, rx_queue_bytes,
 };
 pub use record::RecordState;
 pub use stream::{STREAM_STEP, StreamState};

@@ -365,8 +365,8 @@ fn the_agent_ram_on_thumbv7em_is_what_the_benchmark_publishes() {
     );
     assert_eq!(
         ring,
-        5 * fota_agent::RX_FRAME as u64,
-        "the ring holds the window"
+        fota_agent::rx_queue_bytes(5) as u64,
+        "the ring holds the window (Info tag 8)"
     );
     assert!(link_state > 0 && agent > 0);
     assert_eq!(

@@ -15,6 +15,11 @@ use fota_protocol::{
 
 use crate::{CancelToken, HostError, Observer, Transport};
 
+/// How long an answer sent ahead, or a hello's `Info`, stands while nothing is sent: well
+/// within the agent's 10 s idle return to its base rate (docs/PROTOCOL.md 7.1), and
+/// long enough for the host's own steps between two requests.
+pub(crate) const FRESH: Duration = Duration::from_secs(2);
+
 /// Largest frame the host reads: any agent reply, and long log lines in pieces.
 const READER_LEN: usize = 8 * 1024;
 
@@ -96,6 +101,24 @@ pub struct Device<T: Transport> {
     /// Switching rates (negotiation, reconnection): a silent device must not start
     /// another switch.
     switching: bool,
+    /// Read-only requests to send right behind the next call's request (a `GetRecord`
+    /// behind a `Hello` or an `Attempt`): their answers then come with the call's, a
+    /// round trip saved each.
+    send_after: &'static [Request<'static>],
+    /// The ids of read-only requests sent right behind the last call's request, in
+    /// order, nothing sent since: [`Device::get_record`] and [`Device::find_slot`] take
+    /// their answers instead of asking again.
+    ahead: Vec<(u16, Op)>,
+    /// When they were sent: used for [`FRESH`] only (a host that paused may find the
+    /// agent gone back to its base rate, which only a request shows).
+    ahead_at: Duration,
+    /// When the last `Hello` was answered, nothing sent since: a `Hello` now would find
+    /// the agent as it is (a new session already), so its `Info` stands.
+    fresh_info_at: Option<Duration>,
+    /// The hello that confirms a new rate: what a session does next follows it, so it
+    /// sends the record read ahead like a session's first hello (other hellos while
+    /// switching rates or waiting for a reset device are probes and send nothing more).
+    confirming: bool,
 }
 
 impl<T: Transport> Device<T> {
@@ -116,6 +139,11 @@ impl<T: Transport> Device<T> {
             base_baud: None,
             candidates: Vec::new(),
             switching: false,
+            send_after: &[],
+            ahead: Vec::new(),
+            ahead_at: Duration::ZERO,
+            fresh_info_at: None,
+            confirming: false,
         }
     }
 
@@ -197,6 +225,9 @@ impl<T: Transport> Device<T> {
     async fn send_request(&mut self, id: u16, req: &Request<'_>) -> Result<usize, HostError> {
         let n = encode_request(id, req, &mut self.out)
             .ok_or_else(|| HostError::Protocol("request too large to encode".into()))?;
+        // Anything sent may change what a record read ahead or a hello said.
+        self.ahead.clear();
+        self.fresh_info_at = None;
         self.link.send(&self.out[..n]).await?;
         self.stats.bytes_sent += n as u64;
         self.stats.frames_sent += 1;
@@ -301,6 +332,21 @@ impl<T: Transport> Device<T> {
                 });
             }
             self.send_request(id, req).await?;
+            let after = if attempt == 0 {
+                core::mem::take(&mut self.send_after)
+            } else {
+                &[]
+            };
+            let mut ahead = Vec::new();
+            for extra in after {
+                // Read only and 10 bytes each: any agent's queue holds them behind the
+                // request (docs/PROTOCOL.md 6.6), and the agent answers them right after.
+                let rid = self.take_id();
+                self.send_request(rid, extra).await?;
+                ahead.push((rid, extra.op()));
+            }
+            self.ahead = ahead;
+            self.ahead_at = self.link.now();
             let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
             let cap = deadline + progress_allowance(req);
             let mut last_done = None;
@@ -364,6 +410,30 @@ impl<T: Transport> Device<T> {
     pub(crate) async fn call(&mut self, req: &Request<'_>) -> Result<Reply, HostError> {
         self.call_with(req, Resend::Always, &mut |_, _, _, _| {})
             .await
+    }
+
+    /// The answer to `op` sent ahead (see `ahead`), if it was and nothing was sent since:
+    /// it is here, or a few replies' line time away. `None`: ask again.
+    pub(crate) async fn answer_ahead(&mut self, op: Op) -> Result<Option<Reply>, HostError> {
+        if self.link.now() >= self.ahead_at + FRESH {
+            self.ahead.clear();
+        }
+        let Some(pos) = self.ahead.iter().position(|a| a.1 == op) else {
+            return Ok(None);
+        };
+        let id = self.ahead[pos].0;
+        // The answers before it are no longer wanted.
+        self.ahead.drain(..=pos);
+        let deadline = self.link.now() + Duration::from_millis(300) + self.line_time(256);
+        while let Some((rid, reply)) = self.next_reply(deadline).await? {
+            if rid == id {
+                return Ok(match reply {
+                    Reply::Progress { .. } | Reply::Error { .. } => None,
+                    r => Some(r),
+                });
+            }
+        }
+        Ok(None)
     }
 
     /// Read and drop what the device sends for `how_long` (log lines still reach the

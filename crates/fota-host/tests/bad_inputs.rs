@@ -1181,6 +1181,7 @@ fn every_row_of_the_catalogue_names_tests_that_exist() {
     let sources = [
         ("bad_inputs.rs", include_str!("bad_inputs.rs")),
         ("bad_images.rs", include_str!("bad_images.rs")),
+        ("rx_window.rs", include_str!("rx_window.rs")),
         ("cli.rs", include_str!("../../fota-cli/tests/cli.rs")),
         ("qemu.rs", include_str!("../../fota-cli/tests/qemu.rs")),
         (

@@ -157,6 +157,7 @@ fn sample_info() -> Info {
         codecs: heapless::Vec::new(),
         images: None,
         confirm_ms: None,
+        rx_window: None,
     }
 }
 

@@ -103,10 +103,24 @@ fn any_info() -> impl Strategy<Value = Info> {
             proptest::collection::vec(any::<[u8; 8]>(), 0..=fota_protocol::MAX_KEYS),
         )),
         proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u32>()),
     )
         .prop_map(
-            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images, confirm_ms)| Info {
+            |(
+                f,
+                slots,
+                name,
+                boot_stage,
+                erase,
+                bauds,
+                runs,
+                codecs,
+                images,
                 confirm_ms,
+                rx_window,
+            )| Info {
+                confirm_ms,
+                rx_window,
                 // Encoded by an agent with image checks only (the `images` feature).
                 images: images
                     .filter(|_| cfg!(feature = "images"))

@@ -327,6 +327,7 @@ impl<F: NorFlash> Agent<F> {
             sector_erase_ms: (self.config.sector_erase_ms != 0)
                 .then_some(self.config.sector_erase_ms),
             confirm_ms: (self.config.confirm_ms != 0).then_some(self.config.confirm_ms),
+            rx_window: (self.config.rx_window != 0).then_some(self.config.rx_window),
             protocol_version: PROTOCOL_VERSION,
             agent_version: self.config.version,
             // Validation keeps the name within MAX_NAME; an empty name otherwise.

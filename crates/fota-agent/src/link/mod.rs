@@ -28,6 +28,21 @@ use job::{Job, Work};
 use reply::{Answer, Out, frame_refusal};
 use work::{stream_handling, stream_unit, work_unit};
 
+/// Room a platform's receive queue keeps, besides its full frames, for the short
+/// requests a host interleaves with `WriteSlot`s: eight frames of 18 bytes (an
+/// `EraseSlot` or a `ChecksumSlot`). With `Info` tag 8 a host counts its window in bytes,
+/// and a sector's erase (18 bytes) then no longer takes a 1 042-byte frame's room: five
+/// blocks and the erases between them fit in [`rx_queue_bytes`]`(5)`.
+pub const RX_SHORT_ROOM: usize = 8 * fota_protocol::frame_len(FRAME_OVERHEAD + 8);
+
+/// The bytes of a receive queue for `frames` full request frames ([`RX_FRAME`] each) and
+/// the short requests between them ([`RX_SHORT_ROOM`]): what a platform announces as
+/// [`AgentConfig::rx_window`] (`Info` tag 8) and gives its UART ring.
+pub const fn rx_queue_bytes(frames: u8) -> usize {
+    let frames = if frames == 0 { 1 } else { frames as usize };
+    frames * RX_FRAME + RX_SHORT_ROOM
+}
+
 /// The request id of replies to frames that could not be decoded.
 pub use fota_protocol::NO_ID;
 
@@ -387,6 +402,14 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     /// [`AgentLink::step`] works on it, whatever the input.
     pub fn is_busy(&self) -> bool {
         self.state.borrow().busy
+    }
+
+    /// Whether the long request in progress is a `ChecksumSlot`: the next step reads and
+    /// hashes up to [`crate::CHECKSUM_UNIT`] bytes (a simulator charges the CPU's MD5
+    /// time for them).
+    pub fn is_hashing(&self) -> bool {
+        let s = self.state.borrow();
+        s.busy && matches!(s.job.work, Work::Checksum(_))
     }
 
     /// Call `hook` after every unit of a long request and every record entry written

@@ -21,7 +21,9 @@
 //! * **resume off**: the same update without the sector comparison (`--no-resume`).
 //! * **true limit**: what no design can beat on this link and flash: max(link time of
 //!   the image, erase + page programs of its sectors) + the first sector's erase +
-//!   the device's read of the image for its MD5 + the device's image check before
+//!   the device's read of the image and its MD5 (the time a Cortex-M4 takes,
+//!   `fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE`, which the simulated device charges
+//!   too) + the device's image check before
 //!   `attempt` (the image has no trailer, so the check reads the slot to its end: only
 //!   that shows no trailer is in it) + one round trip (two latencies).
 //! * **erase-then-stream limit**: the limit of a design that erases the whole slot
@@ -58,9 +60,9 @@ use table::{evaluate, label, markdown, meaning, row_json, size_label};
 /// link state, the board's counters) and the agent itself, kept in `main`'s frame.
 /// `crates/fota-cli/tests/code_size.rs` reads both from the ELF and fails when they
 /// differ from these. (`size_of` here would measure this 64-bit build machine instead.)
-const THUMBV7EM_BSS: usize = 7000;
+const THUMBV7EM_BSS: usize = 7152;
 /// See [`THUMBV7EM_BSS`].
-const THUMBV7EM_AGENT: usize = 604;
+const THUMBV7EM_AGENT: usize = 608;
 /// Options of `fota bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -70,10 +72,14 @@ pub struct BenchArgs {
     /// Do not run lrzsz (sz/rz) for comparison.
     #[arg(long)]
     pub no_lrzsz: bool,
-    /// Requests the simulated agent takes in flight (its receive buffer holds this many
-    /// frames); default: the device's default.
+    /// Full request frames the simulated agent's receive queue holds (it announces that
+    /// many requests, and the queue's bytes, Info tag 8); default: the device's default.
     #[arg(long)]
     pub window: Option<u8>,
+    /// The simulated agent does not announce its receive queue in bytes (no Info tag 8):
+    /// the host keeps to `max_in_flight` requests, as with an older agent.
+    #[arg(long)]
+    pub no_byte_window: bool,
     /// Real-time quiet period (ms) after which the lrzsz relay counts both programs idle.
     #[arg(long, default_value_t = 2.0)]
     pub quiet_ms: f64,
@@ -93,26 +99,45 @@ pub struct BenchArgs {
     pub one_function: bool,
 }
 
+/// The simulated agent's receive queue, as the options set it.
+#[derive(Debug, Clone, Copy)]
+struct Queue {
+    /// Full frames it holds (`--window`); `None`: the device's default.
+    frames: Option<u8>,
+    /// Whether it announces its bytes (Info tag 8).
+    bytes: bool,
+}
+
+impl Queue {
+    fn of(args: &BenchArgs) -> Queue {
+        Queue {
+            frames: args.window,
+            bytes: !args.no_byte_window,
+        }
+    }
+}
+
 fn image_of(len: usize) -> Vec<u8> {
     let payload = len - fota_sim::images::HEADER_LEN;
     fota_sim::images::sample_image(SlotKind::Bytecode, "bench", "2.0", true, payload)
 }
 
-fn device_config(s: &Setting, window: Option<u8>) -> DeviceConfig {
+fn device_config(s: &Setting, window: Queue) -> DeviceConfig {
     let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     cfg.bc_slot_size = (MIB + 64 * KIB) as u32;
     cfg.baud = CONNECT_BAUD;
     cfg.max_baud = 921_600;
     cfg.latency_ns = s.latency_ms * 1_000_000;
-    if let Some(w) = window {
+    if let Some(w) = window.frames {
         cfg.max_in_flight = w.max(1);
     }
+    cfg.announce_rx_window = window.bytes;
     cfg
 }
 
 /// The device a user updates: the factory images in VM slot 0 and bytecode slot 0, and
 /// an older image of `len` bytes in bytecode slot 1, the slot the update goes to.
-fn bench_device(s: &Setting, window: Option<u8>) -> Result<SimDevice, String> {
+fn bench_device(s: &Setting, window: Queue) -> Result<SimDevice, String> {
     let cfg = device_config(s, window);
     let payload = s.image_len - fota_sim::images::HEADER_LEN;
     let vm = fota_sim::images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 16 * KIB);
@@ -130,7 +155,7 @@ fn bench_device(s: &Setting, window: Option<u8>) -> Result<SimDevice, String> {
 async fn one_update(
     s: &Setting,
     image: &[u8],
-    window: Option<u8>,
+    window: Queue,
     resume: bool,
 ) -> Result<(fota_host::update::Report, Duration, u64, fota_host::Stats), String> {
     let device = bench_device(s, window)?;
@@ -159,7 +184,7 @@ async fn one_update(
     Ok((report, negotiate, overruns, dev.stats()))
 }
 
-async fn run_ours(s: &Setting, image: &[u8], window: Option<u8>) -> Result<Ours, String> {
+async fn run_ours(s: &Setting, image: &[u8], window: Queue) -> Result<Ours, String> {
     let (report, negotiate, overruns, stats) = one_update(s, image, window, true).await?;
     let (off, off_negotiate, _, _) = one_update(s, image, window, false)
         .await
@@ -200,11 +225,12 @@ fn counted() -> Value {
         "efficiency": "image bytes / (seconds x baud / 10); update_efficiency uses the \
                        whole update, efficiency the streaming phase",
         "true_limit": "max(link time of the image, erase + page programs) + first sector's \
-                       erase + device read of the image + the device's image check (a raw \
-                       image: a read of its slot to the end) + one round trip",
+                       erase + device read of the image and its MD5 (a Cortex-M4's time a \
+                       byte) + the device's image check (a raw image: a read of its slot to \
+                       the end) + one round trip",
         "erase_then_stream_limit": "erase (sectors x sector erase) + max(link, page \
-                                    programs) + device read of the image + image check + \
-                                    one round trip",
+                                    programs) + device read and MD5 of the image + image \
+                                    check + one round trip",
         "lrzsz": "virtual time from the start of sz and rz to the last byte, handshakes \
                   included, over the same modelled link (no flash)",
     })
@@ -242,14 +268,14 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
     } else {
         Err("lrzsz not installed".to_string())
     };
-    let timing = device_config(&settings[0], args.window).timing;
-    let slot_size = device_config(&settings[0], args.window).bc_slot_size as usize;
+    let timing = device_config(&settings[0], Queue::of(args)).timing;
+    let slot_size = device_config(&settings[0], Queue::of(args)).bc_slot_size as usize;
     let quiet = crate::secs("quiet-ms", args.quiet_ms.clamp(0.2, 100.0) / 1000.0)?;
 
     let mut rows = Vec::new();
     for s in &settings {
         let image = image_of(s.image_len);
-        let ours = run_ours(s, &image, args.window).await;
+        let ours = run_ours(s, &image, Queue::of(args)).await;
         rows.push(Row {
             setting: *s,
             ours,
@@ -281,14 +307,14 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
         }
     }
 
-    let cfg = device_config(&settings[0], args.window);
+    let cfg = device_config(&settings[0], Queue::of(args));
     let window = usize::from(cfg.max_in_flight);
-    let rx_buffer = window * fota_agent::RX_FRAME;
+    let rx_buffer = cfg.rx_window();
     let ram = THUMBV7EM_BSS + THUMBV7EM_AGENT;
 
     let targets = evaluate(&rows, ram, args.quick);
     let table = markdown(&rows, lrzsz.as_ref().err());
-    let meaning = meaning(&rows, ram, window, lrzsz.as_ref().err());
+    let meaning = meaning(&rows, ram, rx_buffer, lrzsz.as_ref().err());
 
     if args.markdown {
         print!("{table}");
@@ -305,6 +331,7 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
                 "max_in_flight": window,
                 "rx_frame": fota_agent::RX_FRAME,
                 "rx_buffer": rx_buffer,
+                "rx_window_announced": cfg.announce_rx_window,
                 "thumbv7em_bss": THUMBV7EM_BSS,
                 "thumbv7em_agent": THUMBV7EM_AGENT,
                 "total": ram,
@@ -321,10 +348,12 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
         println!("{table}");
         println!(
             "Agent RAM on a Cortex-M4 (thumbv7em, release build of the QEMU board's agent): \
-             .bss {THUMBV7EM_BSS} B (of which the receive ring, {window} x {} B = {rx_buffer} B) \
+             .bss {THUMBV7EM_BSS} B (of which the receive ring, {window} x {} B and {} B for \
+             the erases between them = {rx_buffer} B, announced by Info tag 8) \
              + the agent {THUMBV7EM_AGENT} B = {ram} B of the {RAM_BUDGET} B budget, stack \
              aside (docs/PORTING.md).",
             fota_agent::RX_FRAME,
+            fota_agent::RX_SHORT_ROOM,
         );
         println!();
         println!("{meaning}");

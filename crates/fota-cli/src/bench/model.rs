@@ -65,6 +65,10 @@ pub(super) struct Limit {
     pub(super) program: f64,
     /// The device reading the image for its MD5.
     pub(super) read: f64,
+    /// The device's CPU computing that MD5 (a Cortex-M4's time per byte,
+    /// [`fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE`]; the simulated device charges the
+    /// same).
+    pub(super) md5: f64,
     /// Two one-way latencies.
     pub(super) round_trip: f64,
     /// The device's image check before `attempt`: an image without a trailer (a raw
@@ -84,23 +88,30 @@ impl Limit {
             link: len as f64 / s.bytes_per_second(),
             program: timing.program_ns(0, len) as f64 / 1e9,
             read: timing.read_ns(len) as f64 / 1e9,
+            md5: (len as u64 * fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE) as f64 / 1e9,
             round_trip: 2.0 * s.latency().as_secs_f64(),
             check: timing.read_ns(slot_size) as f64 / 1e9,
         }
     }
     /// Erasing overlapped with streaming: the link and the flash work at once, and only
-    /// the first sector's erase, the final read, the image check and one round trip add
-    /// to the slower.
+    /// the first sector's erase, the final read and MD5, the image check and one round
+    /// trip add to the slower.
     pub(super) fn true_limit(&self) -> f64 {
         self.link.max(self.erase + self.program)
             + self.first_erase
             + self.read
+            + self.md5
             + self.check
             + self.round_trip
     }
     /// Erase the slot, then stream.
     pub(super) fn erase_then_stream(&self) -> f64 {
-        self.erase + self.link.max(self.program) + self.read + self.check + self.round_trip
+        self.erase
+            + self.link.max(self.program)
+            + self.read
+            + self.md5
+            + self.check
+            + self.round_trip
     }
 }
 

@@ -154,6 +154,7 @@ pub(super) fn meaning(
     window: usize,
     lrzsz_missing: Option<&String>,
 ) -> String {
+    let md5_ns = fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE;
     let ours = rows.iter().filter_map(|r| r.ours.as_ref().ok());
     let eff = range(ours.clone().map(|o| o.efficiency)).unwrap_or((0.0, 0.0));
     let ratio = range(rows.iter().filter_map(|r| {
@@ -193,10 +194,12 @@ pub(super) fn meaning(
          runs it, from the first request to the confirmed attempt (baud switch, record, \
          sector comparison, erase, stream, the device's MD5 of the slot, attempt), takes \
          {:.2}-{:.2} times its true limit: the slower of the link and the flash (erase and \
-         page programs), plus the first sector's erase, the device's read of the image, its \
-         check of the image before attempt (this raw image: a read of the slot to its end) \
-         and one round trip. The agent keeps {window} requests in flight, and its receive buffer \
-         and link state fit in {ram} bytes of a Cortex-M4's RAM (its .bss and the agent, \
+         page programs), plus the first sector's erase, the device's read of the image and \
+         its MD5 (a Cortex-M4's {md5_ns} ns a byte), its check of the image before attempt \
+         (this raw image: a read of the slot to its end) and one round trip. The agent's \
+         receive queue holds {window} bytes of requests (Info tag 8: the host counts its \
+         window in bytes, so an erase takes 18 bytes of it, not a frame's room), and its \
+         receive buffer and link state fit in {ram} bytes of a Cortex-M4's RAM (its .bss and the agent, \
          measured in a thumbv7em build).",
         pct(eff.0),
         pct(eff.1),

@@ -139,7 +139,9 @@ impl<T: Transport> Device<T> {
             let saved = self.timeouts;
             self.timeouts.reply = Duration::from_millis(300);
             self.timeouts.attempts = 2;
+            self.confirming = true;
             let confirmed = self.hello().await;
+            self.confirming = false;
             self.timeouts = saved;
             match confirmed {
                 Ok(_) => {

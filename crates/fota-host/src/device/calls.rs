@@ -5,21 +5,35 @@
 use core::time::Duration;
 
 use fota_protocol::{
-    AcceptOutcome, ErrorCode, Info, Layout as _, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
+    AcceptOutcome, ErrorCode, Info, Layout as _, Op, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
     Request, SlotKind,
 };
 
 use super::{Device, Resend, unexpected};
+
 use crate::{HostError, Observer, Transport};
 
 impl<T: Transport> Device<T> {
     /// Check the protocol version and read the agent's description.
     pub async fn hello(&mut self) -> Result<Info, HostError> {
+        // Said a moment ago, nothing sent since: the agent is where that hello left it
+        // (a negotiation's hello at the new rate, then the update's).
+        if let (Some(at), Some(info)) = (self.fresh_info_at, &self.info)
+            && self.link.now() < at + super::FRESH
+        {
+            return Ok(info.clone());
+        }
+        // The record and a free bytecode slot come right behind the Info: what an update
+        // reads next.
+        if !self.switching || self.confirming {
+            self.send_after = &[Request::GetRecord, Request::FindBytecodeSlot];
+        }
         let reply = self
             .call(&Request::Hello {
                 version: PROTOCOL_VERSION,
             })
             .await;
+        self.send_after = &[];
         let info = match reply {
             Ok(Reply::Info(info)) => info,
             Err(HostError::Refused {
@@ -40,6 +54,7 @@ impl<T: Transport> Device<T> {
         let mut info = info;
         info.name = crate::text::printable_name(&info.name);
         self.info = Some(info.clone());
+        self.fresh_info_at = Some(self.link.now());
         Ok(info)
     }
 
@@ -83,6 +98,10 @@ impl<T: Transport> Device<T> {
 
     /// `get_record()`. The observer hears every record read ([`Observer::record`]).
     pub async fn get_record(&mut self) -> Result<Record, HostError> {
+        if let Some(Reply::Record(r)) = self.answer_ahead(Op::GetRecord).await? {
+            self.observer.record(&r);
+            return Ok(r);
+        }
         match self.call(&Request::GetRecord).await? {
             Reply::Record(r) => {
                 self.observer.record(&r);
@@ -118,7 +137,12 @@ impl<T: Transport> Device<T> {
             SlotKind::Bytecode => Request::FindBytecodeSlot,
             SlotKind::Vm => Request::FindVmSlot,
         };
-        match self.call(&req).await {
+        // Asked right behind the last hello, nothing sent since: its answer stands.
+        let reply = match self.answer_ahead(req.op()).await? {
+            Some(r) => Ok(r),
+            None => self.call(&req).await,
+        };
+        match reply {
             Ok(Reply::BytecodeSlot(a)) if kind == SlotKind::Bytecode => Ok(a),
             Ok(Reply::VmSlot(a)) if kind == SlotKind::Vm => Ok(a),
             Err(HostError::Refused {
@@ -180,7 +204,11 @@ impl<T: Transport> Device<T> {
 
     /// `attempt(bcslot, vmslot)`.
     pub async fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
-        match self.call(&Request::Attempt { bc_slot, vm_slot }).await? {
+        // An update reads the record back next: it comes with the answer.
+        self.send_after = &[Request::GetRecord];
+        let reply = self.call(&Request::Attempt { bc_slot, vm_slot }).await;
+        self.send_after = &[];
+        match reply? {
             Reply::Attempted => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -190,10 +218,12 @@ impl<T: Transport> Device<T> {
     /// (`AttemptDowngrade`): only where the device allows downgrades and the user
     /// confirmed it.
     pub async fn attempt_downgrade(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
-        match self
+        self.send_after = &[Request::GetRecord];
+        let reply = self
             .call(&Request::AttemptDowngrade { bc_slot, vm_slot })
-            .await?
-        {
+            .await;
+        self.send_after = &[];
+        match reply? {
             Reply::Attempted => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -313,6 +343,12 @@ fn check_info(i: &Info) -> Result<(), HostError> {
     }
     if i.max_in_flight == 0 {
         return bad("requests in flight");
+    }
+    // A receive queue (tag 8) must hold the largest request the agent takes: a
+    // `WriteSlot` of `max_write` bytes.
+    let largest = fota_protocol::frame_len(usize::from(i.max_write) + 11);
+    if i.rx_window.is_some_and(|b| (b as usize) < largest) {
+        return bad("receive window");
     }
     // Slots start and end on sector boundaries (of whatever size the sector there is).
     let boundary = |addr: u64| u32::try_from(addr).is_ok_and(|a| i.sector_at(a).0 == a);

@@ -1,5 +1,6 @@
-//! Windowed pipelines: a run of requests with up to the agent's `max_in_flight` of them
-//! unanswered at once.
+//! Windowed pipelines: a run of requests with as many of them unanswered at once as the
+//! agent's receive queue holds: the bytes of `Info` tag 8 where the agent declares it,
+//! else `max_in_flight` requests.
 
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -39,9 +40,15 @@ impl<T: Transport> Device<T> {
         on_reply: &mut OnReply<'_>,
     ) -> Result<(), HostError> {
         let info = self.ensure_info().await?;
-        let window = usize::from(info.max_in_flight.max(1));
-        let frame = self.line_time(usize::from(info.max_write) + 32);
-        let wait = self.reply_timeout() + frame * u32::try_from(window).unwrap_or(u32::MAX);
+        let window = Window::of(&info);
+        let queued = match window.bytes {
+            Some(bytes) => self.line_time(bytes),
+            None => {
+                let frame = self.line_time(usize::from(info.max_write) + 32);
+                frame * u32::try_from(window.requests).unwrap_or(u32::MAX)
+            }
+        };
+        let wait = self.reply_timeout() + queued;
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut next = 0usize;
         let mut silent_rounds = 0u32;
@@ -51,12 +58,16 @@ impl<T: Transport> Device<T> {
         let mut deadline: Option<Duration> = None;
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
-            while in_flight.len() < window && next < count && ready(next) {
-                let id = self.take_id();
+            while next < count && ready(next) {
                 let req = make(next);
+                let wire = wire_len(&req);
+                if !window.admits(&in_flight, wire) {
+                    break;
+                }
+                let id = self.take_id();
                 self.send_request(id, &req).await?;
                 let cap = self.link.now() + wait + progress_allowance(&req);
-                in_flight.push_back(InFlight::new(next, id, 1, cap));
+                in_flight.push_back(InFlight::new(next, id, 1, cap, wire));
                 next += 1;
                 deadline = None;
             }
@@ -145,7 +156,8 @@ impl<T: Transport> Device<T> {
         let req = make(index);
         self.send_request(id, &req).await?;
         let cap = self.link.now() + wait + progress_allowance(&req);
-        in_flight.push_back(InFlight::new(index, id, sends + 1, cap));
+        let wire = wire_len(&req);
+        in_flight.push_back(InFlight::new(index, id, sends + 1, cap, wire));
         Ok(())
     }
 }
@@ -162,16 +174,61 @@ struct InFlight {
     last_done: Option<u32>,
     /// How long its progress may keep the pipeline waiting.
     cap: Duration,
+    /// Its frame's bytes on the wire (at most), delimiters included.
+    wire: usize,
 }
 
 impl InFlight {
-    fn new(index: usize, id: u16, sends: u32, cap: Duration) -> Self {
+    fn new(index: usize, id: u16, sends: u32, cap: Duration, wire: usize) -> Self {
         InFlight {
             index,
             id,
             sends,
             last_done: None,
             cap,
+            wire,
+        }
+    }
+}
+
+/// The most a request's frame takes on the wire, both delimiters included.
+pub(crate) fn wire_len(req: &Request<'_>) -> usize {
+    fota_protocol::frame_len(req.payload_len())
+}
+
+/// How much a pipeline keeps unanswered (docs/PROTOCOL.md 6.2): where the agent declares
+/// its receive queue in bytes (`Info` tag 8), as many requests as their frames fit in
+/// it, so that an 18-byte erase or checksum does not take a 1 KiB block's room;
+/// otherwise `max_in_flight` requests. One request may always be in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// The bytes of `Info` tag 8, if declared.
+    pub(crate) bytes: Option<usize>,
+    /// `max_in_flight` (at least 1).
+    pub(crate) requests: usize,
+}
+
+impl Window {
+    pub(crate) fn of(info: &fota_protocol::Info) -> Window {
+        Window {
+            bytes: info
+                .rx_window
+                .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+            requests: usize::from(info.max_in_flight.max(1)),
+        }
+    }
+
+    /// Whether a request of `wire` bytes may join those in flight.
+    fn admits(&self, in_flight: &VecDeque<InFlight>, wire: usize) -> bool {
+        if in_flight.is_empty() {
+            return true;
+        }
+        match self.bytes {
+            Some(budget) => {
+                let used: usize = in_flight.iter().map(|f| f.wire).sum();
+                used.saturating_add(wire) <= budget
+            }
+            None => in_flight.len() < self.requests,
         }
     }
 }

@@ -52,6 +52,11 @@ pub mod info_tag {
     /// `u32`: how long, in milliseconds from its start, a firmware on trial has to call
     /// `accept` before the device reverts it (its trial deadline, a watchdog's reset).
     pub const CONFIRM_MS: u8 = 7;
+    /// `u32`: the bytes of request frames (whole frames on the wire, both delimiters
+    /// included) the host may have sent and not yet seen answered: the agent's receive
+    /// queue counted in bytes, so that short requests (an erase) do not take a whole
+    /// frame's room of `max_in_flight`.
+    pub const RX_WINDOW: u8 = 8;
 }
 
 /// Most trusted keys an agent lists in [`ImageRules::keys`].
@@ -295,6 +300,9 @@ pub struct Info {
     /// How long a firmware on trial has to call `accept`, in milliseconds from its start,
     /// before the device reverts it (`None`: not declared).
     pub confirm_ms: Option<u32>,
+    /// The bytes of request frames the host may have in flight, whole frames on the wire
+    /// counted (tag 8; `None`: not declared, `max_in_flight` requests at most).
+    pub rx_window: Option<u32>,
 }
 
 impl Info {

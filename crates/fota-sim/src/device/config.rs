@@ -59,6 +59,15 @@ pub const STM32F4_SECTORS: [(SectorRun, u64); 3] = [
 /// the command line).
 pub use fota_protocol::LayoutKind;
 
+/// The agent's MD5 on a Cortex-M4 at 64 MHz (a micro:bit v2's nRF52833), per byte hashed:
+/// 43 cycles a byte, i.e. 672 ns (1.5 MB/s). Derived, not measured: the agent's own MD5
+/// (`fota-agent/src/md5.rs`, its 64 steps in a loop to save flash) built for
+/// thumbv7em-none-eabihf (release) runs 41-44 cycles a step by the Cortex-M4 Technical
+/// Reference Manual's timings (one cycle an ALU instruction, two a load, three a taken
+/// branch), 64 steps and about 60 cycles of copying a 64-byte block. (QEMU's emulated
+/// Cortex-M4 keeps no real time, so it cannot measure this.)
+pub const CORTEX_M4_MD5_NS_PER_BYTE: u64 = 672;
+
 /// How the simulated device is built.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceConfig {
@@ -103,6 +112,13 @@ pub struct DeviceConfig {
     /// Whether `Info` declares the worst-case sector erase time (tag 2). False models an
     /// agent that does not, whose host cannot size its timeouts from it.
     pub announce_erase_time: bool,
+    /// Whether `Info` declares the receive buffer in bytes (tag 8), so that a host keeps
+    /// as many requests in flight as their frames fit in it. False models an agent that
+    /// does not: its host keeps to `max_in_flight` requests.
+    pub announce_rx_window: bool,
+    /// CPU time of the agent's MD5, per byte hashed (`ChecksumSlot`), on top of reading
+    /// the flash: [`CORTEX_M4_MD5_NS_PER_BYTE`] by default.
+    pub md5_ns_per_byte: u64,
     /// What the device requires of images (default: [`ImagePolicy::OPEN`], raw images
     /// taken; [`ImagePolicy::signed`] models a device that runs only signed images).
     pub images: ImagePolicy,
@@ -132,6 +148,8 @@ impl DeviceConfig {
             flash: FlashKind::W25q128jv,
             rx_buffer_bytes: None,
             announce_erase_time: true,
+            announce_rx_window: true,
+            md5_ns_per_byte: CORTEX_M4_MD5_NS_PER_BYTE,
             images: ImagePolicy::OPEN,
         }
     }
@@ -211,6 +229,9 @@ impl DeviceConfig {
             .iter()
             .map(|r| r.1)
             .fold(self.timing.sector_erase_ns, u64::max);
+        if self.announce_rx_window {
+            cfg.rx_window = u32::try_from(self.rx_window()).unwrap_or(u32::MAX);
+        }
         if self.announce_erase_time {
             cfg.sector_erase_ms = u32::try_from(slowest.div_ceil(1_000_000)).unwrap_or(u32::MAX);
         }
@@ -265,7 +286,14 @@ impl DeviceConfig {
     /// (`max_in_flight` frames of `RX_FRAME` bytes) unless [`DeviceConfig::rx_buffer_bytes`]
     /// says otherwise.
     pub fn rx_buffer(&self) -> usize {
-        self.rx_buffer_bytes
-            .unwrap_or(usize::from(self.max_in_flight.max(1)) * fota_agent::RX_FRAME)
+        self.rx_buffer_bytes.unwrap_or(self.rx_window())
+    }
+
+    /// The receive queue of the device's platform: `max_in_flight` frames of `RX_FRAME`
+    /// bytes and room for the short requests between them
+    /// ([`fota_agent::rx_queue_bytes`]), announced in bytes by `Info` tag 8 (where
+    /// [`DeviceConfig::announce_rx_window`]).
+    pub fn rx_window(&self) -> usize {
+        fota_agent::rx_queue_bytes(self.max_in_flight)
     }
 }

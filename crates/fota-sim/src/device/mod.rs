@@ -41,6 +41,9 @@ const CPU_FRAME_NS: u64 = 20_000;
 pub struct TimedFlash {
     inner: DeviceFlash,
     busy: Arc<AtomicU64>,
+    /// CPU time per byte read while the agent hashes (`ChecksumSlot`): its MD5 of the
+    /// bytes, charged as they are read. 0 otherwise.
+    hash_ns: Arc<AtomicU64>,
 }
 
 impl TimedFlash {
@@ -69,6 +72,8 @@ impl ReadNorFlash for TimedFlash {
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
         let r = self.inner.read(offset, bytes);
         self.account();
+        let md5 = self.hash_ns.load(Ordering::Relaxed) * bytes.len() as u64;
+        self.busy.fetch_add(md5, Ordering::Relaxed);
         r
     }
     fn capacity(&self) -> usize {
@@ -122,6 +127,8 @@ pub struct SimDevice {
     overruns: u64,
     busy_until: u64,
     busy: Arc<AtomicU64>,
+    /// See [`TimedFlash`]: set for the steps in which the agent hashes.
+    hash_ns: Arc<AtomicU64>,
     run: Run,
     host_baud: u32,
     device_baud: u32,
@@ -159,6 +166,7 @@ impl SimDevice {
         }
         flash.set_sectors(cfg.sector_runs());
         let busy = Arc::new(AtomicU64::new(0));
+        let hash_ns = Arc::new(AtomicU64::new(0));
         let agent_cfg = cfg.agent_config();
         let mut dev = SimDevice {
             now: 0,
@@ -169,9 +177,14 @@ impl SimDevice {
             overruns: 0,
             busy_until: 0,
             busy: busy.clone(),
+            hash_ns: hash_ns.clone(),
             run: Run::Booting {
                 until: 0,
-                flash: TimedFlash { inner: flash, busy },
+                flash: TimedFlash {
+                    inner: flash,
+                    busy,
+                    hash_ns,
+                },
             },
             host_baud: cfg.baud,
             device_baud: cfg.baud,
@@ -451,6 +464,12 @@ impl SimDevice {
             return false;
         }
         self.busy.store(0, Ordering::Relaxed);
+        let md5 = if r.link.is_hashing() {
+            self.cfg.md5_ns_per_byte
+        } else {
+            0
+        };
+        self.hash_ns.store(md5, Ordering::Relaxed);
         let busy = self.busy.clone();
         let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
         let bytes = self.rx.make_contiguous();

@@ -746,6 +746,7 @@ fn the_record_panel_clocks_a_trial_and_the_updates_wait_for_it() {
             elapsed_ms: 4_000,
             left_ms: None,
             confirm_ms: Some(1_500),
+            rx_window: None,
         })
     );
     // During an update: from its restart, the time it still waits for the confirmation.

@@ -69,6 +69,8 @@ pub fn config() -> AgentConfig {
     // CDC-ACM has no line rate: nothing to negotiate.
     c.max_baud = fota_protocol::DEFAULT_BAUD;
     c.max_in_flight = MAX_IN_FLIGHT;
+    // The pipe's bytes (Info tag 8): the host counts its window in bytes.
+    c.rx_window = RX_WINDOW as u32;
     c
 }
 
@@ -79,7 +81,7 @@ pub const MAX_IN_FLIGHT: u8 = 5;
 
 /// The window Info announces (max_in_flight frames of the largest request). When it is
 /// full the USB task stops reading packets and USB itself holds the host back.
-const RX_WINDOW: usize = MAX_IN_FLIGHT as usize * fota_agent::RX_FRAME;
+const RX_WINDOW: usize = fota_agent::rx_queue_bytes(MAX_IN_FLIGHT);
 static RX: Pipe<CriticalSectionRawMutex, RX_WINDOW> = Pipe::new();
 static TX: Pipe<CriticalSectionRawMutex, 512> = Pipe::new();
 /// A host has the port open (DTR): otherwise output is dropped, as a UART with nobody

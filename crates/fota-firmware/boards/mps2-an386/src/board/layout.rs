@@ -51,6 +51,9 @@ pub fn config(layout: Layout) -> AgentConfig {
     };
     let mut c = c.named("qemu-mps2-an386");
     c.max_in_flight = MAX_IN_FLIGHT;
+    // The ring's bytes (Info tag 8): the host counts its window in bytes, so short
+    // requests (erases, checksums) do not take a whole frame's room.
+    c.rx_window = super::uart::RX_RING as u32;
     // Only the rates the divider makes within 1.5 %: 1.5 and 2 Mbaud are not among them.
     c.baud_rates = heapless::Vec::from_slice(&UART_RATES.0[..UART_RATES.1]).unwrap_or_default();
     c.max_baud = 2_000_000;

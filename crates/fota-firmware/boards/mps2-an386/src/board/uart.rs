@@ -10,11 +10,12 @@ use super::regs::*;
 
 // ---- UART0 receive ring: the interrupt fills it, the main loop drains it ----------------
 
-/// The window Info announces (max_in_flight frames of the largest request) fits: a UART
-/// without flow control loses nothing while the agent is busy with one request. QEMU
-/// also pushes back (it takes the next byte from the host only once DATA was read), so
-/// here a full ring pauses the line instead of losing bytes.
-pub const RX_RING: usize = MAX_IN_FLIGHT as usize * fota_agent::RX_FRAME;
+/// The window Info announces in bytes (tag 8: max_in_flight frames of the largest
+/// request and room for the erases between them) fits: a UART without flow control loses
+/// nothing while the agent is busy with one request. QEMU also pushes back (it takes the
+/// next byte from the host only once DATA was read), so here a full ring pauses the line
+/// instead of losing bytes.
+pub const RX_RING: usize = fota_agent::rx_queue_bytes(MAX_IN_FLIGHT);
 
 pub(crate) struct Ring {
     buf: core::cell::UnsafeCell<[u8; RX_RING]>,

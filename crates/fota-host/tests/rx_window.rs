@@ -1,0 +1,346 @@
+//! The window counted in bytes (`Info` tag 8, docs/PROTOCOL.md 6.2): a host that reads
+//! it keeps more requests in flight than `max_in_flight` (short ones count by their
+//! bytes) and never more bytes than announced; a device that does not announce it still
+//! gets at most `max_in_flight` requests; a device that announces too small a window is
+//! refused; and a sender that ignores the window loses time, never data.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::Plan;
+use fota_host::{Device, HostError, Image, LinkError, NullObserver, Transport, update};
+use fota_protocol::{
+    Event, FrameReader, NO_ID, Op, Reply, Request, SlotKind, encode_request, frame_len,
+};
+use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+use futures::executor::block_on;
+
+/// What a transport saw go out and come back: the most requests and request bytes
+/// unanswered at once.
+#[derive(Debug, Default)]
+struct Peak {
+    requests: usize,
+    bytes: usize,
+    sent: usize,
+}
+
+/// A transport that decodes the frames both ways and counts the host's requests in
+/// flight: sent, and no final answer (a reply or an error under their id) received yet.
+struct Counting {
+    inner: SimTransport<Virtual>,
+    out: FrameReader<8192>,
+    back: FrameReader<8192>,
+    in_flight: HashMap<u16, usize>,
+    peak: Peak,
+}
+
+impl Counting {
+    fn new(device: SimDevice) -> Self {
+        Counting {
+            inner: SimTransport::new(device, Virtual),
+            out: FrameReader::new(),
+            back: FrameReader::new(),
+            in_flight: HashMap::new(),
+            peak: Peak::default(),
+        }
+    }
+}
+
+impl Transport for Counting {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, event) = self.out.feed(rest);
+            if let Some(Event::Frame(f)) = event {
+                let len = frame_len(f.body.len() + fota_protocol::FRAME_OVERHEAD);
+                self.in_flight.insert(f.id, len);
+                self.peak.sent += 1;
+            }
+            rest = &rest[used..];
+        }
+        self.peak.requests = self.peak.requests.max(self.in_flight.len());
+        self.peak.bytes = self.peak.bytes.max(self.in_flight.values().sum());
+        self.inner.send(bytes).await
+    }
+
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        let n = self.inner.recv(buf, timeout).await?;
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let (used, event) = self.back.feed(rest);
+            if let Some(Event::Frame(f)) = event
+                && f.op != Op::Progress.reply()
+                && f.id != NO_ID
+            {
+                self.in_flight.remove(&f.id);
+            }
+            rest = &rest[used..];
+        }
+        Ok(n)
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    async fn sleep(&mut self, d: Duration) {
+        self.inner.sleep(d).await
+    }
+
+    async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
+        self.inner.set_baud(baud).await
+    }
+
+    fn baud(&self) -> Option<u32> {
+        self.inner.baud()
+    }
+}
+
+fn config(tag_8: bool) -> DeviceConfig {
+    let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+    cfg.latency_ns = 16_000_000;
+    cfg.announce_rx_window = tag_8;
+    cfg
+}
+
+/// A whole update of a 96 KiB program at 921600 baud (negotiated), 16 ms each way.
+fn update_with(cfg: DeviceConfig) -> (Result<fota_host::update::Report, HostError>, Peak, u64) {
+    let mut dev = Device::new(Counting::new(SimDevice::new(cfg)), Box::new(NullObserver));
+    let src = fota_bytecode::samples::healthy_of_size("2", 96 * 1024);
+    let image = Image::new("p.bin", fota_bytecode::assemble(&src).expect("sample")).expect("image");
+    let mut plan = Plan::new(image);
+    plan.restart = false;
+    let result = block_on(async {
+        dev.hello().await?;
+        dev.negotiate_baud(&[921_600]).await?;
+        update(&mut dev, &plan).await
+    });
+    let overruns = dev.link().inner.device().overruns();
+    let peak = std::mem::take(&mut dev.link().peak);
+    (result, peak, overruns)
+}
+
+#[test]
+fn with_tag_8_the_host_keeps_more_requests_in_flight_within_the_announced_bytes() {
+    let cfg = config(true);
+    let window = cfg.rx_window();
+    assert_eq!(window, fota_agent::rx_queue_bytes(5));
+    assert!(
+        window < 6 * fota_agent::RX_FRAME,
+        "no room for a sixth block"
+    );
+    let (result, peak, overruns) = update_with(cfg);
+    let report = result.expect("the update with tag 8");
+    assert!(report.sent_bytes > 0, "{report:?}");
+    assert!(
+        peak.requests > 5,
+        "only {} requests in flight with a window of {window} bytes",
+        peak.requests
+    );
+    assert!(
+        peak.bytes <= window,
+        "{} bytes in flight, {window} announced",
+        peak.bytes
+    );
+    assert_eq!(overruns, 0, "the device lost bytes");
+}
+
+#[test]
+fn without_tag_8_the_host_keeps_to_max_in_flight_and_the_update_works() {
+    let (result, peak, overruns) = update_with(config(false));
+    let report = result.expect("the update without tag 8");
+    assert!(report.sent_bytes > 0, "{report:?}");
+    assert!(peak.sent > 100, "{} requests sent", peak.sent);
+    assert_eq!(peak.requests, 5, "max_in_flight is 5: {peak:?}");
+    assert_eq!(overruns, 0, "the device lost bytes");
+}
+
+/// A device that answers every `Hello` with `info`, and nothing else.
+struct Scripted {
+    info: fota_protocol::Info,
+    reader: FrameReader<8192>,
+    pending: Vec<u8>,
+    now: Duration,
+}
+
+impl Transport for Scripted {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, event) = self.reader.feed(rest);
+            if let Some(Event::Frame(f)) = event
+                && f.op == Op::Hello as u8
+            {
+                let mut out = [0u8; 1024];
+                let n =
+                    fota_protocol::encode_reply(f.id, &Reply::Info(self.info.clone()), &mut out)
+                        .expect("fits");
+                self.pending.extend_from_slice(&out[..n]);
+            }
+            rest = &rest[used..];
+        }
+        Ok(())
+    }
+
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        if self.pending.is_empty() {
+            self.now += timeout;
+            return Ok(0);
+        }
+        let n = self.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+
+    fn now(&self) -> Duration {
+        self.now
+    }
+
+    async fn sleep(&mut self, d: Duration) {
+        self.now += d;
+    }
+}
+
+#[test]
+fn a_window_smaller_than_the_largest_request_is_refused() {
+    // The simulated device's own Info, with tag 8 set to `bytes`.
+    let info_with = |bytes: u32| {
+        let mut dev = Device::new(
+            Counting::new(SimDevice::new(config(true))),
+            Box::new(NullObserver),
+        );
+        let mut info = block_on(dev.hello()).expect("hello");
+        info.rx_window = Some(bytes);
+        Device::new(
+            Scripted {
+                info,
+                reader: FrameReader::new(),
+                pending: Vec::new(),
+                now: Duration::ZERO,
+            },
+            Box::new(NullObserver),
+        )
+    };
+    // One full WriteSlot frame is the least a queue must hold: 1 042 bytes.
+    let mut fits = info_with(fota_agent::RX_FRAME as u32);
+    let info = block_on(fits.hello()).expect("a window of one frame is fine");
+    assert_eq!(info.rx_window, Some(fota_agent::RX_FRAME as u32));
+    let mut short = info_with(fota_agent::RX_FRAME as u32 - 1);
+    let err = block_on(short.hello()).expect_err("too small a window");
+    assert!(
+        matches!(&err, HostError::Protocol(m) if m.contains("receive window")),
+        "the error names the field: {err}"
+    );
+}
+
+/// A sender that ignores the window: while the agent erases 32 sectors (1.4 s), it sends
+/// three times the announced bytes of writes. The device drops what does not fit, its
+/// agent answers what arrives damaged (`BadFrame`, id 0xFFFF) or not at all, nothing is
+/// programmed from a damaged frame, and it answers the next request as before.
+#[test]
+fn more_bytes_than_announced_are_dropped_without_harm() {
+    let cfg = config(true);
+    let window = cfg.rx_window();
+    let mut sim = SimDevice::new(cfg);
+    let slot = *sim
+        .agent_config()
+        .slots
+        .iter()
+        .find(|s| s.kind == SlotKind::Bytecode && s.index == 1)
+        .expect("bytecode slot 1");
+    let mut wire = Vec::new();
+    let mut frame = [0u8; 2048];
+    let mut push = |id: u16, req: &Request<'_>, wire: &mut Vec<u8>| {
+        let n = encode_request(id, req, &mut frame).expect("fits");
+        wire.extend_from_slice(&frame[..n]);
+    };
+    push(
+        1,
+        &Request::EraseSlot {
+            addr: slot.addr,
+            size: 128 * 1024,
+        },
+        &mut wire,
+    );
+    let data = [0x5Au8; 1024];
+    let blocks = 3 * window / fota_agent::RX_FRAME;
+    for k in 0..blocks {
+        // Blocks within the first two of the sectors erased.
+        let addr = slot.addr + (k as u32 % 8) * 1024;
+        push(
+            2 + k as u16,
+            &Request::WriteSlot { addr, data: &data },
+            &mut wire,
+        );
+    }
+    assert!(wire.len() > 3 * window - fota_agent::RX_FRAME);
+    sim.host_send(&wire);
+    let until = sim.now() + 6_000_000_000;
+    sim.run_until(until, false);
+    assert!(
+        sim.overruns() > 0,
+        "the flood must overflow the device's queue"
+    );
+    let replies = sim.host_take();
+    let mut reader = FrameReader::<8192>::new();
+    let mut rest = &replies[..];
+    let mut answered = Vec::new();
+    while !rest.is_empty() {
+        let (used, event) = reader.feed(rest);
+        if let Some(Event::Frame(f)) = event {
+            let reply = Reply::parse(f.op, f.body).expect("a well-formed reply");
+            if !matches!(reply, Reply::Progress { .. }) {
+                answered.push((f.id, reply));
+            }
+        }
+        rest = &rest[used..];
+    }
+    assert!(
+        matches!(answered.first(), Some((1, Reply::Erased { .. }))),
+        "the erase is answered first: {answered:?}"
+    );
+    assert!(
+        answered.len() < blocks + 1,
+        "some requests were lost: {} answers for {} requests",
+        answered.len(),
+        blocks + 1
+    );
+    // Whatever was programmed is a block's data at a block's place, within the sector
+    // erased; the rest of the slot holds what it held.
+    let flash = sim.flash_bytes();
+    let sector = &flash[slot.addr as usize..slot.addr as usize + 8192];
+    for block in sector.chunks(1024) {
+        assert!(
+            block.iter().all(|&b| b == 0x5A) || block.iter().all(|&b| b == 0xFF),
+            "a block is whole or untouched"
+        );
+    }
+    // The device still answers.
+    let mut hello = Vec::new();
+    push(
+        0x100,
+        &Request::Hello {
+            version: fota_protocol::PROTOCOL_VERSION,
+        },
+        &mut hello,
+    );
+    sim.host_send(&hello);
+    let until = sim.now() + 200_000_000;
+    sim.run_until(until, false);
+    let back = sim.host_take();
+    let mut reader = FrameReader::<8192>::new();
+    let mut rest = &back[..];
+    let mut info = None;
+    while !rest.is_empty() {
+        let (used, event) = reader.feed(rest);
+        if let Some(Event::Frame(f)) = event
+            && f.id == 0x100
+        {
+            info = Some(Reply::parse(f.op, f.body).expect("Info"));
+        }
+        rest = &rest[used..];
+    }
+    assert!(matches!(info, Some(Reply::Info(_))), "{info:?}");
+}

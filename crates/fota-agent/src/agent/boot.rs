@@ -121,16 +121,7 @@ impl<F: NorFlash> Agent<F> {
             changes: Changes::default(),
             #[cfg(feature = "images")]
             trial_versions: [0; 2],
-            boot: Boot {
-                vm_slot: 0,
-                vm_addr: 0,
-                bc_slot: 0,
-                bc_addr: 0,
-                trial: false,
-                reverted: false,
-                factory: false,
-                record_write_failed: false,
-            },
+            boot: Boot::NONE,
             config,
         };
         if !agent.config.fota_supported {
@@ -152,25 +143,10 @@ impl<F: NorFlash> Agent<F> {
     /// [`Agent::boot`], which a boot stage can take without building an agent.
     pub fn plan(flash: &mut F, config: &AgentConfig) -> Result<BootPlan, AgentError> {
         let g = FlashGeometry::of(flash)?;
-        let slots = |vm: u8, bc: u8, boot: &mut Boot| {
-            boot.vm_slot = vm;
-            boot.bc_slot = bc;
-            boot.vm_addr = slot_addr(config, SlotKind::Vm, vm);
-            boot.bc_addr = slot_addr(config, SlotKind::Bytecode, bc);
-        };
-        let mut boot = Boot {
-            vm_slot: 0,
-            vm_addr: 0,
-            bc_slot: 0,
-            bc_addr: 0,
-            trial: false,
-            reverted: false,
-            factory: false,
-            record_write_failed: false,
-        };
+        let mut boot = Boot::NONE;
         if !config.fota_supported {
             unsupported_geometry(config, &g)?;
-            slots(0, 0, &mut boot);
+            boot.run(config, 0, 0);
             return Ok(BootPlan {
                 boot,
                 record: LogEntry::factory(),
@@ -181,7 +157,7 @@ impl<F: NorFlash> Agent<F> {
         let mut log = record_log(config, &geo);
         let found = scan_log(&mut log, flash, config).map_err(AgentError::Flash)?;
         let d = decision(found, pending_images(flash, config, found, None).is_some());
-        slots(d.run.0, d.run.1, &mut boot);
+        boot.run(config, d.run.0, d.run.1);
         boot.trial = d.trial;
         boot.reverted = d.reverted;
         boot.factory = d.factory;
@@ -217,10 +193,29 @@ impl<F: NorFlash> Agent<F> {
     }
 
     fn set_running(&mut self, vm: u8, bc: u8) {
-        self.boot.vm_slot = vm;
-        self.boot.bc_slot = bc;
-        self.boot.vm_addr = self.slot_addr(SlotKind::Vm, vm);
-        self.boot.bc_addr = self.slot_addr(SlotKind::Bytecode, bc);
+        self.boot.run(&self.config, vm, bc);
+    }
+}
+
+impl Boot {
+    /// Nothing decided yet: slot 0 of each kind, no flag.
+    const NONE: Boot = Boot {
+        vm_slot: 0,
+        vm_addr: 0,
+        bc_slot: 0,
+        bc_addr: 0,
+        trial: false,
+        reverted: false,
+        factory: false,
+        record_write_failed: false,
+    };
+
+    /// Run VM slot `vm` and bytecode slot `bc` of `config`.
+    fn run(&mut self, config: &AgentConfig, vm: u8, bc: u8) {
+        self.vm_slot = vm;
+        self.bc_slot = bc;
+        self.vm_addr = slot_addr(config, SlotKind::Vm, vm);
+        self.bc_addr = slot_addr(config, SlotKind::Bytecode, bc);
     }
 }
 

@@ -371,6 +371,7 @@ mod tests {
             codecs: heapless::Vec::new(),
             images: None,
             confirm_ms: None,
+            trial_left_ms: None,
         }
     }
 

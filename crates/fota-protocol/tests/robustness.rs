@@ -102,11 +102,12 @@ fn any_info() -> impl Strategy<Value = Info> {
             any::<(bool, bool, bool, u32, u32)>(),
             proptest::collection::vec(any::<[u8; 8]>(), 0..=fota_protocol::MAX_KEYS),
         )),
-        proptest::option::of(any::<u32>()),
+        proptest::option::of((any::<u32>(), proptest::option::of(any::<u32>()))),
     )
         .prop_map(
-            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images, confirm_ms)| Info {
-                confirm_ms,
+            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images, trial)| Info {
+                confirm_ms: trial.map(|t| t.0),
+                trial_left_ms: trial.and_then(|t| t.1),
                 // Encoded by an agent with image checks only (the `images` feature).
                 images: images
                     .filter(|_| cfg!(feature = "images"))

@@ -122,6 +122,7 @@ impl<F: NorFlash> Agent<F> {
             #[cfg(feature = "images")]
             trial_versions: [0; 2],
             boot: Boot::NONE,
+            uptime_ms: None,
             config,
         };
         if !agent.config.fota_supported {

@@ -152,6 +152,9 @@ pub struct Agent<F> {
     /// or not checked): `accept()` makes them the minimums.
     #[cfg(feature = "images")]
     trial_versions: [u32; 2],
+    /// The platform's clock, milliseconds since this boot started
+    /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
+    uptime_ms: Option<u32>,
 }
 
 /// Counters of what changed the flash: a cached reply is valid only while they stand
@@ -297,6 +300,27 @@ impl<F: NorFlash> Agent<F> {
 
     // ---- other accessors -----------------------------------------------------------
 
+    /// The platform's clock: milliseconds since this boot started, the start of its trial
+    /// deadline ([`AgentConfig::confirm_ms`]). A platform that gives it from its main loop
+    /// (before it serves requests) lets `Info` say how long a firmware on trial still has
+    /// to call `accept` (tag 9), by the device's own clock rather than a host's guess.
+    pub fn set_uptime_ms(&mut self, ms: u32) {
+        self.uptime_ms = Some(ms);
+    }
+
+    /// How long the firmware on trial still has to call `accept`, in milliseconds by the
+    /// platform's clock (0: its deadline passed and it still runs, unconfirmed). `None`
+    /// when nothing runs on trial (confirmed, or a trial cancelled while it runs), when
+    /// the platform declares no deadline or has not given its clock.
+    pub fn trial_left_ms(&self) -> Option<u32> {
+        let up = self.uptime_ms?;
+        let e = &self.entry;
+        let on_trial = self.boot.trial
+            && e.state == RecordState::Trial
+            && (e.vm_current, e.bc_current) == (self.boot.vm_slot, self.boot.bc_slot);
+        (on_trial && self.config.confirm_ms != 0).then(|| self.config.confirm_ms.saturating_sub(up))
+    }
+
     /// The agent's description for `Hello`.
     pub fn info(&self) -> Info {
         // In address order: at most eight slots with distinct addresses, picked one by
@@ -327,6 +351,7 @@ impl<F: NorFlash> Agent<F> {
             sector_erase_ms: (self.config.sector_erase_ms != 0)
                 .then_some(self.config.sector_erase_ms),
             confirm_ms: (self.config.confirm_ms != 0).then_some(self.config.confirm_ms),
+            trial_left_ms: self.trial_left_ms(),
             protocol_version: PROTOCOL_VERSION,
             agent_version: self.config.version,
             // Validation keeps the name within MAX_NAME; an empty name otherwise.

@@ -52,6 +52,10 @@ pub mod info_tag {
     /// `u32`: how long, in milliseconds from its start, a firmware on trial has to call
     /// `accept` before the device reverts it (its trial deadline, a watchdog's reset).
     pub const CONFIRM_MS: u8 = 7;
+    /// `u32`: how long the firmware on trial still has to call `accept`, in milliseconds
+    /// by the device's own clock when it answered (0: its deadline has passed); sent only
+    /// while a firmware runs on trial.
+    pub const TRIAL_LEFT_MS: u8 = 9;
 }
 
 /// Most trusted keys an agent lists in [`ImageRules::keys`].
@@ -295,6 +299,10 @@ pub struct Info {
     /// How long a firmware on trial has to call `accept`, in milliseconds from its start,
     /// before the device reverts it (`None`: not declared).
     pub confirm_ms: Option<u32>,
+    /// While a firmware runs on trial: how long it still has to call `accept`, in
+    /// milliseconds by the device's clock when it answered (0: the deadline passed and it
+    /// still runs, unconfirmed). `None`: nothing on trial, or not reported.
+    pub trial_left_ms: Option<u32>,
 }
 
 impl Info {

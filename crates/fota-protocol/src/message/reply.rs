@@ -181,6 +181,11 @@ impl Reply {
                     s.u8(4);
                     s.u32(ms);
                 }
+                if let Some(ms) = i.trial_left_ms {
+                    s.u8(info_tag::TRIAL_LEFT_MS);
+                    s.u8(4);
+                    s.u32(ms);
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -324,6 +329,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut codecs = heapless::Vec::new();
     let mut images = None;
     let mut confirm_ms = None;
+    let mut trial_left_ms = None;
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -375,6 +381,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
                 images = Some(rules);
             }
             info_tag::CONFIRM_MS => confirm_ms = Some(v.u32()?),
+            info_tag::TRIAL_LEFT_MS => trial_left_ms = Some(v.u32()?),
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
@@ -383,6 +390,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     Ok(Info {
         images,
         confirm_ms,
+        trial_left_ms,
         boot_stage,
         sector_erase_ms,
         baud_rates,

@@ -106,6 +106,8 @@ enum Run {
 struct Running {
     link: AgentLink<TimedFlash>,
     boot: Boot,
+    /// When this boot started: the agent's clock counts from it (its trial deadline).
+    booted_at: u64,
     accept_at: Option<u64>,
     watchdog_at: Option<u64>,
 }
@@ -450,6 +452,12 @@ impl SimDevice {
             // as the reply has left, and what arrived meanwhile is lost.
             return false;
         }
+        // The firmware gives the agent its clock before each step (the time left on
+        // trial that `Info` reports).
+        let uptime = (now - r.booted_at) / 1_000_000;
+        r.link
+            .agent_mut()
+            .set_uptime_ms(u32::try_from(uptime).unwrap_or(u32::MAX));
         self.busy.store(0, Ordering::Relaxed);
         let busy = self.busy.clone();
         let mut out: Vec<(u64, Vec<u8>)> = Vec::new();

@@ -201,7 +201,8 @@ pub const CONFIRM_MARGIN: Duration = Duration::from_secs(1);
 /// How long after `now` the outcome is waited for, and why, in words: the time the
 /// device's own clock leaves the firmware on trial (`Info` tag 9), else its deadline
 /// (tag 7) from the restart request at `restarted`, plus [`CONFIRM_MARGIN`]; the plan's
-/// own wait where the device declares no deadline.
+/// own wait where the device declares no deadline, or where the plan asks for it
+/// ([`Plan::wait_accept_always`]).
 pub fn outcome_wait(
     info: &Info,
     restarted: Option<Duration>,
@@ -210,6 +211,9 @@ pub fn outcome_wait(
 ) -> (Duration, String) {
     let ms = |ms: u32| Duration::from_millis(u64::from(ms));
     let margin = format!("plus {} for the restart and the link", secs(CONFIRM_MARGIN));
+    if plan.wait_accept_always {
+        return (plan.wait_accept, "the wait asked for".to_string());
+    }
     match (info.trial_left_ms, info.confirm_ms) {
         (Some(left), Some(within)) => (
             ms(left) + CONFIRM_MARGIN,

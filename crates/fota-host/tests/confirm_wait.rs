@@ -195,4 +195,11 @@ fn the_wait_follows_the_devices_clock_then_its_deadline_then_the_plan() {
     info.trial_left_ms = Some(0);
     let (wait, _) = outcome_wait(&info, None, now, &plan);
     assert_eq!(wait, CONFIRM_MARGIN);
+    // The user's own wait, asked for: whatever the device declares.
+    let mut plan = plan;
+    plan.wait_accept = Duration::from_secs(20);
+    plan.wait_accept_always = true;
+    let (wait, why) = outcome_wait(&info, None, now, &plan);
+    assert_eq!(wait, Duration::from_secs(20));
+    assert!(why.contains("the wait asked for"), "{why}");
 }

@@ -104,6 +104,8 @@ fn main() -> ExitCode {
             }
             if p == commands::flash::reverted() {
                 ExitCode::from(commands::flash::REVERTED_EXIT)
+            } else if p.message == commands::flash::ON_TRIAL {
+                ExitCode::from(commands::flash::ON_TRIAL_EXIT)
             } else {
                 ExitCode::from(1)
             }

@@ -400,8 +400,10 @@ fn power_cut_after_attempt_and_during_the_trial() {
     // The trial boot ended without accept: reverted to slow 1.
     let dev = Device::start("bytecode", &state);
     assert_eq!(dev.slots(), (0, 0, 1, 1, false), "reverted");
-    // The next flash finds the image on the device and only attempts it again.
-    let out = dev.fota(&["--json", "flash", slow2.to_str().unwrap()]);
+    // The next flash finds the image on the device and only attempts it again. It
+    // confirms itself after 3 s, past the board's 2 s deadline (it keeps the watchdog
+    // fed): waited for with a wait of its own.
+    let out = dev.fota(&["--json", "flash", "--wait", "20", slow2.to_str().unwrap()]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(

@@ -51,6 +51,9 @@ impl<F: NorFlash> Link<F> {
     /// backpressure (or its size) keeps them.
     pub fn poll<B: Board>(&mut self, board: &mut B) -> bool {
         let mut did = false;
+        // The agent's clock: `Info` reports the time left on trial from it (tag 9).
+        let now = board.now_ms();
+        self.link.agent_mut().set_uptime_ms(now);
         loop {
             let busy = self.link.is_busy();
             if self.start == self.end && !busy {

@@ -116,6 +116,12 @@ pub trait Observer {
     fn record(&mut self, record: &fota_protocol::Record) {
         let _ = record;
     }
+    /// The device's `Info` as read again after its restart (or on a trial found
+    /// running): its trial deadline and the time it has left by its own clock (tags 7
+    /// and 9), for a countdown.
+    fn info(&mut self, info: &fota_protocol::Info) {
+        let _ = info;
+    }
     /// A line of text the firmware printed.
     fn device_log(&mut self, line: &str) {
         let _ = line;

@@ -33,8 +33,13 @@ pub struct Plan {
     /// restart).
     pub restart: bool,
     /// After the restart, how long to wait for the new firmware to accept (or for the
-    /// device to revert) before reporting it as still on trial.
+    /// device to revert) before reporting it as still on trial, where the device declares
+    /// no trial deadline (`Info` tag 7); a device that does is waited for by its deadline
+    /// (`crate::update::outcome_wait`).
     pub wait_accept: Duration,
+    /// Wait [`Plan::wait_accept`] even where the device declares its deadline: for a
+    /// firmware known to confirm itself later than that (the user asked for this wait).
+    pub wait_accept_always: bool,
     /// Compare the slot's sectors with the image first and send only those that differ
     /// (resume after an interruption).
     pub resume: bool,
@@ -64,6 +69,7 @@ impl Plan {
             vm_slot: SlotChoice::Auto,
             restart: true,
             wait_accept: Duration::from_secs(10),
+            wait_accept_always: false,
             resume: true,
             codec: crate::codec::Codec::Auto,
             bases: Vec::new(),
@@ -372,6 +378,7 @@ mod tests {
             images: None,
             confirm_ms: None,
             rx_window: None,
+            trial_left_ms: None,
         }
     }
 

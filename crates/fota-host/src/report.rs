@@ -25,8 +25,11 @@ impl Outcome {
                 "The new firmware is written and verified; it will be tried at the next restart."
             }
             Outcome::OnTrial => {
-                "The new firmware is running on trial: it has not confirmed itself yet. A \
-                 restart before it does brings back the previous firmware."
+                "The new firmware is running on trial and has not confirmed itself: it never \
+                 called accept() while the update waited. It keeps running; the next restart, \
+                 whatever causes it, brings back the previous firmware. Restart the device now \
+                 to go back to it, or wait for it to confirm itself (or confirm it from here \
+                 if you know it works)."
             }
             Outcome::Accepted => {
                 "The new firmware is running and has confirmed itself: the update is complete."
@@ -36,6 +39,24 @@ impl Outcome {
                  previous firmware, which is running now."
             }
         }
+    }
+}
+
+impl Outcome {
+    /// [`Outcome::describe`], naming the firmware the next restart brings back from the
+    /// record at the end (`record`) where the new one is still on trial.
+    pub fn describe_with(self, record: &Record) -> String {
+        if self != Outcome::OnTrial {
+            return self.describe().to_string();
+        }
+        format!(
+            "The new firmware is running on trial and has not confirmed itself: it never \
+             called accept() while the update waited. It keeps running; the next restart, \
+             whatever causes it, brings back the previous firmware (bytecode slot {} with VM \
+             slot {}). Restart the device now to go back to it, or wait for it to confirm \
+             itself (or confirm it from here if you know it works).",
+            record.bc_last, record.vm_last
+        )
     }
 }
 

@@ -173,21 +173,102 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     }
     dev.observer()
         .step(Step::Restart, "Restarting the device into the new firmware");
+    let restarted = dev.now();
     dev.restart().await?;
-    dev.wait_for_device().await?;
+    let after = dev.wait_for_device().await?;
 
     // 7. Outcome.
-    dev.observer().step(
-        Step::Outcome,
-        "Waiting for the new firmware to confirm itself",
-    );
-    let (outcome, record) =
-        watch_outcome(dev, &before, bc_index, vm_index, plan.wait_accept).await?;
-    dev.observer().step(Step::Outcome, outcome.describe());
+    let (outcome, record) = outcome_after(
+        dev,
+        &before,
+        (bc_index, vm_index),
+        &after,
+        Some(restarted),
+        plan,
+    )
+    .await?;
     report.outcome = outcome;
     report.record = record;
     report.total_time = dev.now() - start;
     Ok(report)
+}
+
+/// What the host adds to the device's trial deadline (`Info` tag 7, or what is left of
+/// it, tag 9) before it reports a trial that has not confirmed itself: the restart and
+/// the boot, the link opened again at its base rate, and one more read of the record.
+pub const CONFIRM_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long after `now` the outcome is waited for, and why, in words: the time the
+/// device's own clock leaves the firmware on trial (`Info` tag 9), else its deadline
+/// (tag 7) from the restart request at `restarted`, plus [`CONFIRM_MARGIN`]; the plan's
+/// own wait where the device declares no deadline, or where the plan asks for it
+/// ([`Plan::wait_accept_always`]).
+pub fn outcome_wait(
+    info: &Info,
+    restarted: Option<Duration>,
+    now: Duration,
+    plan: &Plan,
+) -> (Duration, String) {
+    let ms = |ms: u32| Duration::from_millis(u64::from(ms));
+    let margin = format!("plus {} for the restart and the link", secs(CONFIRM_MARGIN));
+    if plan.wait_accept_always {
+        return (plan.wait_accept, "the wait asked for".to_string());
+    }
+    match (info.trial_left_ms, info.confirm_ms) {
+        (Some(left), Some(within)) => (
+            ms(left) + CONFIRM_MARGIN,
+            format!(
+                "it must confirm within {} of its start and has {} left by the device's clock, {margin}",
+                secs(ms(within)),
+                secs(ms(left))
+            ),
+        ),
+        (Some(left), None) => (
+            ms(left) + CONFIRM_MARGIN,
+            format!("{} left by the device's clock, {margin}", secs(ms(left))),
+        ),
+        (None, Some(within)) => {
+            let end = restarted.unwrap_or(now) + ms(within) + CONFIRM_MARGIN;
+            (
+                end.saturating_sub(now),
+                format!("the device's deadline of {}, {margin}", secs(ms(within))),
+            )
+        }
+        (None, None) => (
+            plan.wait_accept,
+            "the device declares no deadline".to_string(),
+        ),
+    }
+}
+
+/// A duration as "2.5 s".
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// After the restart (or on a trial already running): say how long the outcome is
+/// waited for, wait for it and say it.
+async fn outcome_after<T: Transport>(
+    dev: &mut Device<T>,
+    before: &Record,
+    (bc_index, vm_index): (u32, u32),
+    info: &Info,
+    restarted: Option<Duration>,
+    plan: &Plan,
+) -> Result<(Outcome, Record), HostError> {
+    let (wait, why) = outcome_wait(info, restarted, dev.now(), plan);
+    dev.observer().info(info);
+    dev.observer().step(
+        Step::Outcome,
+        &format!(
+            "Waiting up to {} for the new firmware to confirm itself ({why})",
+            secs(wait)
+        ),
+    );
+    let (outcome, record) = watch_outcome(dev, before, bc_index, vm_index, wait).await?;
+    dev.observer()
+        .step(Step::Outcome, &outcome.describe_with(&record));
+    Ok((outcome, record))
 }
 
 /// Put the record back as it was before an attempt the user cancelled.
@@ -395,25 +476,25 @@ async fn finish_attempt<T: Transport>(
     }
     // Pending: it has never run, restart into it. On trial: it runs; a restart now would
     // revert it, so only wait for it to confirm itself.
-    if before.state == RecordState::Pending {
+    let (after, restarted) = if before.state == RecordState::Pending {
         dev.observer()
             .step(Step::Restart, "Restarting the device into the new firmware");
+        let restarted = dev.now();
         dev.restart().await?;
-        dev.wait_for_device().await?;
-    }
-    dev.observer().step(
-        Step::Outcome,
-        "Waiting for the new firmware to confirm itself",
-    );
-    let (outcome, record) = watch_outcome(
+        (dev.wait_for_device().await?, Some(restarted))
+    } else {
+        // On trial: its Info (read just now) says how long it has left.
+        (info.clone(), None)
+    };
+    let (outcome, record) = outcome_after(
         dev,
         before,
-        before.bc_current,
-        before.vm_current,
-        plan.wait_accept,
+        (before.bc_current, before.vm_current),
+        &after,
+        restarted,
+        plan,
     )
     .await?;
-    dev.observer().step(Step::Outcome, outcome.describe());
     report.outcome = outcome;
     report.record = record;
     report.total_time = dev.now() - start;

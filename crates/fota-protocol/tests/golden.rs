@@ -158,6 +158,7 @@ fn sample_info() -> Info {
         images: None,
         confirm_ms: None,
         rx_window: None,
+        trial_left_ms: None,
     }
 }
 
@@ -431,6 +432,32 @@ fn info_extensions_unknown_tags_are_skipped() {
     let mut short = body.clone();
     short.extend_from_slice(&[7, 2, 0xDC, 0x05]);
     assert!(Reply::parse(op, &short).is_err(), "a deadline is 4 bytes");
+    // The time left on trial is tag 9, a u32 after tag 7: 826 ms is 3A 03 00 00.
+    let mut on_trial = sample_info();
+    on_trial.confirm_ms = Some(1500);
+    on_trial.trial_left_ms = Some(826);
+    let n = encode_reply(1, &Reply::Info(on_trial.clone()), &mut out).expect("fits");
+    let (_, _, with_left) = read_one(&out[..n]);
+    assert_eq!(with_left[..body.len()], body[..]);
+    assert_eq!(
+        with_left[body.len()..],
+        [7, 4, 0xDC, 0x05, 0, 0, 9, 4, 0x3A, 0x03, 0, 0]
+    );
+    assert_eq!(
+        Reply::parse(op, &with_left).expect("time left on trial"),
+        Reply::Info(on_trial)
+    );
+    assert_eq!(bare.trial_left_ms, None, "no tag 9: nothing on trial");
+    // Its deadline passed and it still runs: 0.
+    let mut passed = body.clone();
+    passed.extend_from_slice(&[9, 4, 0, 0, 0, 0]);
+    let Reply::Info(i) = Reply::parse(op, &passed).expect("deadline passed") else {
+        panic!("not an Info");
+    };
+    assert_eq!(i.trial_left_ms, Some(0));
+    let mut short = body.clone();
+    short.extend_from_slice(&[9, 3, 0x3A, 0x03, 0]);
+    assert!(Reply::parse(op, &short).is_err(), "a time left is 4 bytes");
     let mut odd = body.clone();
     odd.extend_from_slice(&[4, 8, 0, 0, 0, 0, 0, 0x40, 0, 0]);
     assert!(Reply::parse(op, &odd).is_err(), "a run is 12 bytes");

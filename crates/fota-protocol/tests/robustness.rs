@@ -102,7 +102,7 @@ fn any_info() -> impl Strategy<Value = Info> {
             any::<(bool, bool, bool, u32, u32)>(),
             proptest::collection::vec(any::<[u8; 8]>(), 0..=fota_protocol::MAX_KEYS),
         )),
-        proptest::option::of(any::<u32>()),
+        proptest::option::of((any::<u32>(), proptest::option::of(any::<u32>()))),
         proptest::option::of(any::<u32>()),
     )
         .prop_map(
@@ -116,10 +116,11 @@ fn any_info() -> impl Strategy<Value = Info> {
                 runs,
                 codecs,
                 images,
-                confirm_ms,
+                trial,
                 rx_window,
             )| Info {
-                confirm_ms,
+                confirm_ms: trial.map(|t| t.0),
+                trial_left_ms: trial.and_then(|t| t.1),
                 rx_window,
                 // Encoded by an agent with image checks only (the `images` feature).
                 images: images

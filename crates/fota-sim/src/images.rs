@@ -1,16 +1,18 @@
 //! Sample firmware images for the simulated device.
 //!
 //! The simulated firmware decides from the image it booted whether it is healthy (it
-//! calls `accept`) or faulty (it never does, so the watchdog restarts it and the boot
-//! falls back to the last working configuration). That decision is written in a small
-//! header at the start of every sample image:
+//! calls `accept`), faulty (it hangs before it does, so the watchdog restarts it and the
+//! boot falls back to the last working configuration) or healthy but never accepting (it
+//! runs on, so it stays on trial until the next restart, which brings back the last
+//! working one). That decision is written in a small header at the start of every sample
+//! image:
 //!
 //! | offset | size | field                                                          |
 //! |-------:|-----:|----------------------------------------------------------------|
 //! |      0 |    9 | magic `b"ZFOTA-SIM"`                                           |
 //! |      9 |    1 | header format version, `1`                                     |
 //! |     10 |    1 | kind: `0` VM, `1` bytecode (the protocol's [`SlotKind`] codes) |
-//! |     11 |    1 | health: `b'H'` healthy, `b'F'` faulty; anything else is invalid |
+//! |     11 |    1 | health: `b'H'` healthy, `b'F'` faulty, `b'U'` healthy but never accepts (unconfirmed); anything else is invalid |
 //! |     12 |   16 | version, UTF-8, NUL-padded                                     |
 //! |     28 |   32 | name, UTF-8, NUL-padded                                        |
 //! |     60 |    4 | payload length, u32 little-endian                              |
@@ -50,6 +52,8 @@ pub const MAX_NAME: usize = 32;
 
 const HEALTHY: u8 = b'H';
 const FAULTY: u8 = b'F';
+// Two bits or more from either other letter, as they are from each other.
+const NEVER_ACCEPTS: u8 = b'U';
 
 const OFF_HEADER_VERSION: usize = 9;
 const OFF_KIND: usize = 10;
@@ -64,8 +68,12 @@ const OFF_MD5: usize = OFF_LEN + 4;
 pub enum ImageHealth {
     /// A valid image that calls `accept` once it runs.
     Healthy,
-    /// A valid image that never calls `accept`.
+    /// A valid image that hangs before it calls `accept`: the watchdog resets it.
     Faulty,
+    /// A valid image that runs well but never calls `accept`: nothing resets it (a
+    /// watchdog resets only a firmware that hangs), so it stays on trial until the next
+    /// restart brings back the last working one.
+    NeverAccepts,
     /// Not a valid image (garbage, erased, damaged): behaves as faulty.
     NotAnImage,
 }
@@ -87,8 +95,10 @@ pub struct ImageInfo {
     pub header_len: usize,
     /// VM or bytecode.
     pub kind: SlotKind,
-    /// Whether the firmware accepts itself once booted.
+    /// Whether the firmware runs without hanging (it passes its self-test).
     pub healthy: bool,
+    /// Whether it calls `accept` once it runs (a healthy image may not).
+    pub accepts: bool,
     /// Version string, e.g. `"2"` or `"3-broken"`.
     pub version: String,
     /// Firmware name, e.g. `"blink"`.
@@ -105,12 +115,12 @@ impl ImageInfo {
         self.header_len + self.payload_len as usize
     }
 
-    /// [`ImageHealth::Healthy`] or [`ImageHealth::Faulty`].
+    /// [`ImageHealth::Healthy`], [`ImageHealth::NeverAccepts`] or [`ImageHealth::Faulty`].
     pub fn health(&self) -> ImageHealth {
-        if self.healthy {
-            ImageHealth::Healthy
-        } else {
-            ImageHealth::Faulty
+        match (self.healthy, self.accepts) {
+            (true, true) => ImageHealth::Healthy,
+            (true, false) => ImageHealth::NeverAccepts,
+            (false, _) => ImageHealth::Faulty,
         }
     }
 }
@@ -129,6 +139,22 @@ pub fn sample_image(
     healthy: bool,
     size: usize,
 ) -> Vec<u8> {
+    build(
+        kind,
+        name,
+        version,
+        if healthy { HEALTHY } else { FAULTY },
+        size,
+    )
+}
+
+/// Builds an image like [`sample_image`] whose firmware runs well but never calls
+/// `accept` ([`ImageHealth::NeverAccepts`]).
+pub fn never_accepting_image(kind: SlotKind, name: &str, version: &str, size: usize) -> Vec<u8> {
+    build(kind, name, version, NEVER_ACCEPTS, size)
+}
+
+fn build(kind: SlotKind, name: &str, version: &str, health: u8, size: usize) -> Vec<u8> {
     let name = truncate(name, MAX_NAME);
     let version = truncate(version, MAX_VERSION);
     let len = u32::try_from(size).expect("sample payload larger than 4 GiB");
@@ -141,7 +167,7 @@ pub fn sample_image(
     image.extend_from_slice(MAGIC);
     image.push(HEADER_VERSION);
     image.push(kind as u8);
-    image.push(if healthy { HEALTHY } else { FAULTY });
+    image.push(health);
     push_padded(&mut image, version.as_bytes(), MAX_VERSION);
     push_padded(&mut image, name.as_bytes(), MAX_NAME);
     image.extend_from_slice(&len.to_le_bytes());
@@ -167,9 +193,10 @@ pub fn parse_image(bytes: &[u8]) -> Option<ImageInfo> {
         1 => SlotKind::Bytecode,
         _ => return None,
     };
-    let healthy = match header[OFF_HEALTH] {
-        HEALTHY => true,
-        FAULTY => false,
+    let (healthy, accepts) = match header[OFF_HEALTH] {
+        HEALTHY => (true, true),
+        FAULTY => (false, false),
+        NEVER_ACCEPTS => (true, false),
         _ => return None,
     };
     let version = padded_str(&header[OFF_VERSION..OFF_NAME])?;
@@ -186,6 +213,7 @@ pub fn parse_image(bytes: &[u8]) -> Option<ImageInfo> {
         header_len: HEADER_LEN,
         kind,
         healthy,
+        accepts,
         version,
         name,
         payload_len,
@@ -201,10 +229,12 @@ fn parse_program(bytes: &[u8]) -> Option<ImageInfo> {
     let len = usize::try_from(header.image_len()).ok()?;
     let image = bytes.get(..len)?;
     let code = image.get(fota_bytecode::image::HEADER_LEN..)?;
+    let accepts = fota_bytecode::dry_run(image, PROGRAM_ACCEPT_LIMIT_MS).accepts();
     Some(ImageInfo {
         header_len: fota_bytecode::image::HEADER_LEN,
         kind: SlotKind::Bytecode,
-        healthy: fota_bytecode::dry_run(image, PROGRAM_ACCEPT_LIMIT_MS).accepts(),
+        healthy: accepts,
+        accepts,
         version: header.version().to_owned(),
         name: header.name().to_owned(),
         payload_len: header.code_len,
@@ -235,6 +265,12 @@ pub fn blink_v2() -> Vec<u8> {
 /// Faulty bytecode "blink" v3-broken: it boots but never accepts, so the device reverts.
 pub fn blink_v3_broken() -> Vec<u8> {
     sample_image(SlotKind::Bytecode, "blink", "3-broken", false, BLINK_SIZE)
+}
+
+/// Bytecode "blink" v4-no-accept: it runs well but never calls `accept`, so it stays on
+/// trial (nothing resets it) until the next restart brings back the last working one.
+pub fn blink_v4_never_accepts() -> Vec<u8> {
+    never_accepting_image(SlotKind::Bytecode, "blink", "4-no-accept", BLINK_SIZE)
 }
 
 /// Healthy VM image "zvm" 2.0, for the VM+bytecode layout.
@@ -388,6 +424,18 @@ mod tests {
         let mut noise = vec![0u8; 4096];
         ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut noise);
         assert_eq!(image_health(&noise), ImageHealth::NotAnImage);
+    }
+
+    #[test]
+    fn a_never_accepting_image_is_healthy_but_does_not_accept() {
+        let info = parse_image(&blink_v4_never_accepts()).expect("valid");
+        assert!(info.healthy && !info.accepts);
+        assert_eq!(info.health(), ImageHealth::NeverAccepts);
+        assert!(!ImageHealth::NeverAccepts.accepts());
+        assert_eq!(info.version, "4-no-accept");
+        let healthy = parse_image(&blink_v2()).expect("valid");
+        assert_eq!(healthy.health(), ImageHealth::Healthy);
+        assert_eq!(image_health(&blink_v3_broken()), ImageHealth::Faulty);
     }
 
     #[test]

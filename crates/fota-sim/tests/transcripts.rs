@@ -99,7 +99,7 @@ fn describe_reply(r: &Reply) -> String {
         Reply::Info(i) => format!(
             "Info {{ protocol {}, agent {:?} {:?}, sector {}, write unit {}, max_write {}, in flight {}, \
              {} slots, record {:#x}+{:#x}, boot stage {:?}, sector erase {:?} ms, baud rates {:?}, \
-             confirm within {:?} ms }}",
+             confirm within {:?} ms{} }}",
             i.protocol_version,
             i.name.as_str(),
             i.agent_version,
@@ -113,7 +113,10 @@ fn describe_reply(r: &Reply) -> String {
             i.boot_stage,
             i.sector_erase_ms,
             i.baud_rates.as_slice(),
-            i.confirm_ms
+            i.confirm_ms,
+            i.trial_left_ms
+                .map(|l| format!(", on trial with {l} ms left"))
+                .unwrap_or_default()
         ),
         Reply::Record(r) => format!(
             "Record {{ fota {:?}, state {:?}, running VM {} bytecode {} }}",
@@ -506,6 +509,16 @@ fn replay(lines: &[Line], exchange: &mut Exchange<'_>, reset: &mut dyn FnMut()) 
     frames_checked
 }
 
+/// The time left on trial that the transcript's Info after the reset gives, in ms.
+fn left_on_trial(text: &str) -> u32 {
+    let at = text.find(", on trial with ").expect("an Info on trial") + ", on trial with ".len();
+    text[at..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number of ms")
+}
+
 #[test]
 fn a_client_replaying_the_transcripts_gets_every_reply() {
     for layout in LAYOUTS {
@@ -540,9 +553,14 @@ fn a_client_replaying_the_transcripts_gets_every_reply() {
             },
             &mut || {
                 let l = link.borrow_mut().take().expect("booted");
-                let (again, boot) =
+                let (mut again, boot) =
                     AgentLink::boot(l.into_flash(), cfg.agent_config()).expect("boot");
                 assert!(boot.trial);
+                // The device's clock when it answered the Hello after the reset, from the
+                // time left on trial its Info gave (tag 9).
+                again
+                    .agent_mut()
+                    .set_uptime_ms(cfg.agent_config().confirm_ms - left_on_trial(&text));
                 *link.borrow_mut() = Some(again);
             },
         );

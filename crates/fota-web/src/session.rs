@@ -88,6 +88,12 @@ impl Observer for UiObserver {
         self.dispatch.dispatch(Action::Record(*record));
     }
 
+    fn info(&mut self, info: &fota_host::protocol::Info) {
+        // After the restart: the device's trial deadline and its own clock (tag 9).
+        self.dispatch
+            .dispatch(Action::InfoRead(Box::new(info.clone())));
+    }
+
     fn device_log(&mut self, line: &str) {
         self.dispatch
             .dispatch(Action::Log(LogKind::Device, line.to_string()));

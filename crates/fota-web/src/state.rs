@@ -250,6 +250,9 @@ pub struct AppState {
     pub installed: Option<Installed>,
     /// When the page first read a record whose running configuration is on trial.
     pub trial_since_ms: Option<u64>,
+    /// The device's own trial clock (`Info` tag 9): when the page read it, and the
+    /// milliseconds it then said were left to confirm.
+    pub trial_left_at: Option<(u64, u32)>,
     /// The user confirmed installing an image older than the device's minimum version
     /// (where the device allows downgrades).
     pub allow_downgrade: bool,
@@ -514,21 +517,27 @@ impl AppState {
     }
 
     /// The configuration on trial at `now_ms`, if one is: for how long, and how long it
-    /// still has to confirm itself (the device's deadline) or the running update still
-    /// waits for it (a device that declares none).
+    /// still has to confirm itself: by the device's own clock where it reported it
+    /// (`Info` tag 9), else counted from the update's restart against the device's
+    /// deadline, or the update's own wait where the device declares none.
     pub fn trial(&self, now_ms: u64) -> Option<TrialClock> {
         let since = self.trial_since_ms?;
         let confirm_ms = self.info().and_then(|i| i.confirm_ms);
         let window = confirm_ms.map_or(WAIT_ACCEPT_MS, u64::from);
-        let left_ms = self
-            .run
-            .as_ref()
-            .and_then(|r| r.restarted_ms)
-            .map(|t| (t + window).saturating_sub(now_ms));
+        let by_device = self
+            .trial_left_at
+            .map(|(at, left)| (at + u64::from(left)).saturating_sub(now_ms));
+        let left_ms = by_device.or_else(|| {
+            self.run
+                .as_ref()
+                .and_then(|r| r.restarted_ms)
+                .map(|t| (t + window).saturating_sub(now_ms))
+        });
         Some(TrialClock {
             elapsed_ms: now_ms.saturating_sub(since),
             left_ms,
             confirm_ms,
+            by_device: by_device.is_some(),
         })
     }
 

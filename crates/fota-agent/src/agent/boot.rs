@@ -121,16 +121,8 @@ impl<F: NorFlash> Agent<F> {
             changes: Changes::default(),
             #[cfg(feature = "images")]
             trial_versions: [0; 2],
-            boot: Boot {
-                vm_slot: 0,
-                vm_addr: 0,
-                bc_slot: 0,
-                bc_addr: 0,
-                trial: false,
-                reverted: false,
-                factory: false,
-                record_write_failed: false,
-            },
+            boot: Boot::NONE,
+            uptime_ms: None,
             config,
         };
         if !agent.config.fota_supported {
@@ -152,25 +144,10 @@ impl<F: NorFlash> Agent<F> {
     /// [`Agent::boot`], which a boot stage can take without building an agent.
     pub fn plan(flash: &mut F, config: &AgentConfig) -> Result<BootPlan, AgentError> {
         let g = FlashGeometry::of(flash)?;
-        let slots = |vm: u8, bc: u8, boot: &mut Boot| {
-            boot.vm_slot = vm;
-            boot.bc_slot = bc;
-            boot.vm_addr = slot_addr(config, SlotKind::Vm, vm);
-            boot.bc_addr = slot_addr(config, SlotKind::Bytecode, bc);
-        };
-        let mut boot = Boot {
-            vm_slot: 0,
-            vm_addr: 0,
-            bc_slot: 0,
-            bc_addr: 0,
-            trial: false,
-            reverted: false,
-            factory: false,
-            record_write_failed: false,
-        };
+        let mut boot = Boot::NONE;
         if !config.fota_supported {
             unsupported_geometry(config, &g)?;
-            slots(0, 0, &mut boot);
+            boot.run(config, 0, 0);
             return Ok(BootPlan {
                 boot,
                 record: LogEntry::factory(),
@@ -181,7 +158,7 @@ impl<F: NorFlash> Agent<F> {
         let mut log = record_log(config, &geo);
         let found = scan_log(&mut log, flash, config).map_err(AgentError::Flash)?;
         let d = decision(found, pending_images(flash, config, found, None).is_some());
-        slots(d.run.0, d.run.1, &mut boot);
+        boot.run(config, d.run.0, d.run.1);
         boot.trial = d.trial;
         boot.reverted = d.reverted;
         boot.factory = d.factory;
@@ -217,10 +194,50 @@ impl<F: NorFlash> Agent<F> {
     }
 
     fn set_running(&mut self, vm: u8, bc: u8) {
-        self.boot.vm_slot = vm;
-        self.boot.bc_slot = bc;
-        self.boot.vm_addr = self.slot_addr(SlotKind::Vm, vm);
-        self.boot.bc_addr = self.slot_addr(SlotKind::Bytecode, bc);
+        self.boot.run(&self.config, vm, bc);
+    }
+
+    /// The platform's clock: milliseconds since this boot started, the start of its trial
+    /// deadline ([`AgentConfig::confirm_ms`]). A platform that gives it from its main loop
+    /// (before it serves requests) lets `Info` say how long a firmware on trial still has
+    /// to call `accept` (tag 9), by the device's own clock rather than a host's guess.
+    pub fn set_uptime_ms(&mut self, ms: u32) {
+        self.uptime_ms = Some(ms);
+    }
+
+    /// How long the firmware on trial still has to call `accept`, in milliseconds by the
+    /// platform's clock (0: its deadline passed and it still runs, unconfirmed). `None`
+    /// when nothing runs on trial (confirmed, or a trial cancelled while it runs), when
+    /// the platform declares no deadline or has not given its clock.
+    pub fn trial_left_ms(&self) -> Option<u32> {
+        let up = self.uptime_ms?;
+        let e = &self.entry;
+        let on_trial = self.boot.trial
+            && e.state == RecordState::Trial
+            && (e.vm_current, e.bc_current) == (self.boot.vm_slot, self.boot.bc_slot);
+        (on_trial && self.config.confirm_ms != 0).then(|| self.config.confirm_ms.saturating_sub(up))
+    }
+}
+
+impl Boot {
+    /// Nothing decided yet: slot 0 of each kind, no flag.
+    const NONE: Boot = Boot {
+        vm_slot: 0,
+        vm_addr: 0,
+        bc_slot: 0,
+        bc_addr: 0,
+        trial: false,
+        reverted: false,
+        factory: false,
+        record_write_failed: false,
+    };
+
+    /// Run VM slot `vm` and bytecode slot `bc` of `config`.
+    fn run(&mut self, config: &AgentConfig, vm: u8, bc: u8) {
+        self.vm_slot = vm;
+        self.bc_slot = bc;
+        self.vm_addr = slot_addr(config, SlotKind::Vm, vm);
+        self.bc_addr = slot_addr(config, SlotKind::Bytecode, bc);
     }
 }
 

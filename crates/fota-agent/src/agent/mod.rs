@@ -152,6 +152,9 @@ pub struct Agent<F> {
     /// or not checked): `accept()` makes them the minimums.
     #[cfg(feature = "images")]
     trial_versions: [u32; 2],
+    /// The platform's clock, milliseconds since this boot started
+    /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
+    uptime_ms: Option<u32>,
 }
 
 /// Counters of what changed the flash: a cached reply is valid only while they stand
@@ -328,6 +331,7 @@ impl<F: NorFlash> Agent<F> {
                 .then_some(self.config.sector_erase_ms),
             confirm_ms: (self.config.confirm_ms != 0).then_some(self.config.confirm_ms),
             rx_window: (self.config.rx_window != 0).then_some(self.config.rx_window),
+            trial_left_ms: self.trial_left_ms(),
             protocol_version: PROTOCOL_VERSION,
             agent_version: self.config.version,
             // Validation keeps the name within MAX_NAME; an empty name otherwise.

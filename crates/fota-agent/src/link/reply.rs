@@ -14,8 +14,8 @@ use crate::agent::{Agent, Refusal};
 /// Body bytes of the largest `Info` reply: the fixed fields, [`MAX_SLOTS`] slots of 10
 /// bytes, a [`MAX_NAME`]-byte name, and the extensions (boot stage 3 bytes, sector erase
 /// time 6, [`MAX_BAUD_RATES`] rates 2 + 4 each, [`MAX_SECTOR_RUNS`] sector runs 2 + 12
-/// each, image rules 2 + 9 + 8 per key, trial deadline 6, receive window 6, and with the
-/// `codec` feature the codecs).
+/// each, image rules 2 + 9 + 8 per key, trial deadline 6, receive window 6, time left on
+/// trial 6, and with the `codec` feature the codecs).
 const INFO_BODY_MAX: usize = 2
     + 3
     + 1
@@ -40,7 +40,8 @@ const INFO_BODY_MAX: usize = 2
     + 9
     + fota_protocol::MAX_KEYS * 8
     + 6
-    + 6
+    + 6 // tag 8: the receive window
+    + 6 // tag 9: the time left on trial
     + CODECS_FIELD;
 
 /// The codecs field of `Info` (tag 5): only an agent built with its decoder sends it.

@@ -38,9 +38,11 @@ pub struct FlashArgs {
     /// Send every sector even if the slot already holds part of the image.
     #[arg(long)]
     no_resume: bool,
-    /// Seconds to wait for the new firmware to confirm itself.
-    #[arg(long, default_value_t = 15.0)]
-    wait: f64,
+    /// Seconds to wait for the new firmware to confirm itself, for a firmware known to
+    /// take longer. Without it: the device's own deadline (`fota info`'s "must confirm
+    /// within", counted by its clock) plus 1 s, or 15 s where it declares none.
+    #[arg(long)]
+    wait: Option<f64>,
     /// How to send the image: auto (the fastest by a model of the link and the flash: a
     /// delta from an image the device holds, else compressed, unless raw is faster
     /// where the flash sets the pace; it says which and why), none (raw), lzma
@@ -93,8 +95,9 @@ pub async fn run(session: &mut Session, args: &FlashArgs, global: &Global) -> Re
         .iter()
         .map(|p| read_image(p))
         .collect::<Result<_, _>>()?;
-    plan.wait_accept =
-        secs("wait", *wait).map_err(|e| Problem::new(e, "Give the wait in seconds, like 15."))?;
+    plan.wait_accept = secs("wait", wait.unwrap_or(DEFAULT_WAIT_S))
+        .map_err(|e| Problem::new(e, "Give the wait in seconds, like 15."))?;
+    plan.wait_accept_always = wait.is_some();
     if !global.no_negotiate {
         let rate = dev.negotiate_baud(&NEGOTIATE).await?;
         if rate != global.baud {
@@ -131,12 +134,13 @@ pub async fn run(session: &mut Session, args: &FlashArgs, global: &Global) -> Re
             report.describe_erases(),
             report.total_time.as_secs_f64()
         );
-        println!("{}", report.outcome.describe());
+        println!("{}", report.outcome.describe_with(&report.record));
     }
-    if report.outcome == Outcome::Reverted {
-        return Err(reverted());
+    match report.outcome {
+        Outcome::Reverted => Err(reverted()),
+        Outcome::OnTrial => Err(on_trial(&report.record)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Read a firmware file of any format for a slot of `kind` of the device, and say what
@@ -201,5 +205,28 @@ pub fn reverted() -> Problem {
     )
 }
 
+/// Seconds `fota flash` waits for the confirmation where the device declares no deadline.
+const DEFAULT_WAIT_S: f64 = 15.0;
+
 /// The exit code of an update the device reverted.
 pub const REVERTED_EXIT: u8 = 3;
+
+/// The message of [`on_trial`], by which `main` gives it [`ON_TRIAL_EXIT`].
+pub const ON_TRIAL: &str = "the new firmware runs on trial and has not confirmed itself";
+
+/// The new firmware runs but never called accept() while the update waited: not an
+/// error, not done either. It has its own exit code, [`ON_TRIAL_EXIT`].
+pub fn on_trial(record: &fota_host::protocol::Record) -> Problem {
+    Problem::new(
+        ON_TRIAL,
+        format!(
+            "It keeps running; the next restart brings back bytecode slot {} with VM slot {}. \
+             Run fota restart to go back to it now, fota accept to keep the new one if you \
+             know it works, or wait for it to call accept() itself.",
+            record.bc_last, record.vm_last
+        ),
+    )
+}
+
+/// The exit code of an update whose new firmware runs on trial, unconfirmed.
+pub const ON_TRIAL_EXIT: u8 = 4;

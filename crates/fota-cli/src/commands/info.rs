@@ -26,6 +26,7 @@ fn print_info(info: &Info, json: bool) {
             "record_size": info.record_size, "slots": slots,
             "boot_stage": info.boot_stage, "sector_erase_ms": info.sector_erase_ms,
             "confirm_ms": info.confirm_ms,
+            "trial_left_ms": info.trial_left_ms,
             "baud_rates": info.baud_rates.as_slice(),
             "codecs": info.codecs.iter().map(|c| json!({"id": c.id, "ram": c.ram})).collect::<Vec<_>>(),
             "sectors": info.sectors.iter().map(|r| json!({"addr": r.addr, "size": r.size, "count": r.count})).collect::<Vec<_>>(),
@@ -54,6 +55,18 @@ fn print_info(info: &Info, json: bool) {
     }
     if let Some(ms) = info.confirm_ms {
         println!("trial        firmware must confirm within {}", seconds(ms));
+    }
+    // The device's own clock (tag 9): only while a firmware runs on trial.
+    match info.trial_left_ms {
+        Some(0) => println!(
+            "on trial     now, past its deadline and not confirmed: it keeps running, and the \
+             next restart brings back the last working firmware"
+        ),
+        Some(ms) => println!(
+            "on trial     now: {} left to confirm itself, by the device's clock",
+            seconds(ms)
+        ),
+        None => {}
     }
     println!(
         "images       {}",

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::sim::ServeArgs;
 use super::{Global, LayoutArg};
-use crate::{qemu, ws_access};
+use crate::qemu;
 use fota_host::Problem;
 
 #[derive(Args)]
@@ -16,15 +17,8 @@ pub struct QemuArgs {
     /// cut, and the next start boots from what the file holds.
     #[arg(long)]
     state: Option<PathBuf>,
-    /// Serve on a pseudo-terminal and print its path (the default).
-    #[arg(long)]
-    pty: bool,
-    /// Serve on a WebSocket at this loopback address too (as `fota bridge` does, with
-    /// its origin check and token).
-    #[arg(long)]
-    ws: Option<String>,
     #[command(flatten)]
-    access: ws_access::AccessArgs,
+    serve: ServeArgs,
     /// A directory with the built firmware, instead of building it.
     #[arg(long)]
     firmware: Option<PathBuf>,
@@ -42,9 +36,7 @@ pub async fn run(args: &QemuArgs, global: &Global) -> Result<(), Problem> {
     let QemuArgs {
         layout,
         state,
-        pty: _,
-        ws,
-        access,
+        serve: ServeArgs { pty: _, ws, access },
         firmware,
         debug_log,
         erase_ms,

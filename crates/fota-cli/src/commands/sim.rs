@@ -17,6 +17,22 @@ enum FlashArg {
     Stm32f4,
 }
 
+/// Where `fota sim` and `fota qemu` serve their device: a pseudo-terminal and/or a
+/// WebSocket with `fota bridge`'s access rules.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Serve on a pseudo-terminal and print its path (`fota qemu` always does).
+    #[arg(long)]
+    pub pty: bool,
+    /// Serve on a WebSocket at this loopback address (127.0.0.1:9000), as `fota bridge`
+    /// does: programs connect with the printed URL (it carries this run's token); web
+    /// pages only from the allowed origins.
+    #[arg(long)]
+    pub ws: Option<String>,
+    #[command(flatten)]
+    pub access: ws_access::AccessArgs,
+}
+
 #[derive(Args)]
 pub struct SimArgs {
     #[arg(long, value_enum, default_value = "bytecode")]
@@ -24,16 +40,8 @@ pub struct SimArgs {
     /// The flash part: its sector sizes and erase times.
     #[arg(long, value_enum, default_value = "w25q128jv")]
     flash: FlashArg,
-    /// Serve on a pseudo-terminal and print its path.
-    #[arg(long)]
-    pty: bool,
-    /// Serve on a WebSocket at this loopback address (127.0.0.1:9000). Programs connect
-    /// with the printed URL (it carries this run's token); web pages only from the
-    /// allowed origins.
-    #[arg(long)]
-    ws: Option<String>,
     #[command(flatten)]
-    access: ws_access::AccessArgs,
+    serve: ServeArgs,
     /// Keep the flash in this file: a killed simulator comes back as it was.
     #[arg(long)]
     state: Option<PathBuf>,
@@ -69,14 +77,12 @@ pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Problem> {
     let SimArgs {
         layout,
         flash,
-        pty,
-        ws,
+        serve: ServeArgs { pty, ws, access },
         state,
         latency_ms,
         unsupported,
         fast,
         accept_after_ms,
-        access,
         require_signatures,
         packed_only,
         no_downgrade,

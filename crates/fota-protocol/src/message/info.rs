@@ -57,6 +57,10 @@ pub mod info_tag {
     /// queue counted in bytes, so that short requests (an erase) do not take a whole
     /// frame's room of `max_in_flight`.
     pub const RX_WINDOW: u8 = 8;
+    /// `u32`: how long the firmware on trial still has to call `accept`, in milliseconds
+    /// by the device's own clock when it answered (0: its deadline has passed); sent only
+    /// while a firmware runs on trial.
+    pub const TRIAL_LEFT_MS: u8 = 9;
 }
 
 /// Most trusted keys an agent lists in [`ImageRules::keys`].
@@ -303,6 +307,10 @@ pub struct Info {
     /// The bytes of request frames the host may have in flight, whole frames on the wire
     /// counted (tag 8; `None`: not declared, `max_in_flight` requests at most).
     pub rx_window: Option<u32>,
+    /// While a firmware runs on trial: how long it still has to call `accept`, in
+    /// milliseconds by the device's clock when it answered (0: the deadline passed and it
+    /// still runs, unconfirmed). `None`: nothing on trial, or not reported.
+    pub trial_left_ms: Option<u32>,
 }
 
 impl Info {

@@ -186,6 +186,11 @@ impl Reply {
                     s.u8(4);
                     s.u32(bytes);
                 }
+                if let Some(ms) = i.trial_left_ms {
+                    s.u8(info_tag::TRIAL_LEFT_MS);
+                    s.u8(4);
+                    s.u32(ms);
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -330,6 +335,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut images = None;
     let mut confirm_ms = None;
     let mut rx_window = None;
+    let mut trial_left_ms = None;
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -382,6 +388,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
             }
             info_tag::CONFIRM_MS => confirm_ms = Some(v.u32()?),
             info_tag::RX_WINDOW => rx_window = Some(v.u32()?),
+            info_tag::TRIAL_LEFT_MS => trial_left_ms = Some(v.u32()?),
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
@@ -391,6 +398,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
         images,
         confirm_ms,
         rx_window,
+        trial_left_ms,
         boot_stage,
         sector_erase_ms,
         baud_rates,

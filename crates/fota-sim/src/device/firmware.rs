@@ -37,6 +37,8 @@ impl SimDevice {
                         boot.trial.then_some(self.now + self.cfg.accept_after_ns),
                         None,
                     ),
+                    // It keeps the watchdog fed: nothing resets it.
+                    ImageHealth::NeverAccepts => (None, None),
                     _ => (None, Some(self.now + self.cfg.watchdog_ns)),
                 };
                 let mut log = format!(
@@ -55,6 +57,10 @@ impl SimDevice {
                 log.push_str(match health {
                     ImageHealth::Healthy if boot.trial => "app: running, self-test in progress\r\n",
                     ImageHealth::Healthy => "app: running\r\n",
+                    ImageHealth::NeverAccepts if boot.trial => {
+                        "app: running, it never calls accept(): on trial until the next restart\r\n"
+                    }
+                    ImageHealth::NeverAccepts => "app: running\r\n",
                     ImageHealth::Faulty => "app: self-test failed, hanging\r\n",
                     ImageHealth::NotAnImage => "app: no valid firmware in the slot, hanging\r\n",
                 });
@@ -63,6 +69,7 @@ impl SimDevice {
                 self.run = Run::Up(Box::new(Running {
                     link,
                     boot,
+                    booted_at: self.now,
                     accept_at,
                     watchdog_at,
                 }));
@@ -92,7 +99,8 @@ impl SimDevice {
         match (vm, bc) {
             (ImageHealth::Healthy, ImageHealth::Healthy) => ImageHealth::Healthy,
             (ImageHealth::NotAnImage, _) | (_, ImageHealth::NotAnImage) => ImageHealth::NotAnImage,
-            _ => ImageHealth::Faulty,
+            (ImageHealth::Faulty, _) | (_, ImageHealth::Faulty) => ImageHealth::Faulty,
+            _ => ImageHealth::NeverAccepts,
         }
     }
 

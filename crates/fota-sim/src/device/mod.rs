@@ -111,6 +111,8 @@ enum Run {
 struct Running {
     link: AgentLink<TimedFlash>,
     boot: Boot,
+    /// When this boot started: the agent's clock counts from it (its trial deadline).
+    booted_at: u64,
     accept_at: Option<u64>,
     watchdog_at: Option<u64>,
 }
@@ -463,6 +465,12 @@ impl SimDevice {
             // as the reply has left, and what arrived meanwhile is lost.
             return false;
         }
+        // The firmware gives the agent its clock before each step (the time left on
+        // trial that `Info` reports).
+        let uptime = (now - r.booted_at) / 1_000_000;
+        r.link
+            .agent_mut()
+            .set_uptime_ms(u32::try_from(uptime).unwrap_or(u32::MAX));
         self.busy.store(0, Ordering::Relaxed);
         let md5 = if r.link.is_hashing() {
             self.cfg.md5_ns_per_byte

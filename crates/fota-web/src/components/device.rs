@@ -86,7 +86,7 @@ pub fn device_panel(props: &DeviceProps) -> Html {
             { match props.record {
                 Some(r) => html! {
                     <>
-                    <TrialBanner record={r} busy={props.busy} trial={props.trial} {on_accept} {on_restart} />
+                    <TrialBanner record={r} busy={props.busy} stale={props.stale} trial={props.trial} {on_accept} {on_restart} />
                     <RecordFacts record={r} />
                     <RecordTable record={r} info={info.clone()} />
                     </>
@@ -101,6 +101,8 @@ pub fn device_panel(props: &DeviceProps) -> Html {
 struct TrialProps {
     record: Record,
     busy: bool,
+    /// The device does not answer now: nothing is said of what it runs.
+    stale: bool,
     trial: Option<TrialClock>,
     on_accept: Callback<MouseEvent>,
     on_restart: Callback<MouseEvent>,
@@ -120,23 +122,37 @@ fn trial_banner(props: &TrialProps) -> Html {
     html! {
         <div class={classes!("status", class)} data-testid="record-status" data-state={state_name(r.state)}>
             { match r.state {
-                RecordState::Trial => html! {
+                RecordState::Trial => {
+                    // Past its deadline and still answering: a firmware that runs on
+                    // without accept() is not reverted by anything but the next restart.
+                    let overdue = props.trial.is_some_and(|t| t.overdue())
+                        && !props.stale
+                        && r.runs_current();
+                    html! {
                     <>
                     if let Some(t) = props.trial {
-                        <p class="trial-clock" data-testid="trial-badge">
-                            <span class="badge warn">{"on trial"}</span>
+                        <p class="trial-clock" data-testid="trial-badge" data-overdue={overdue.to_string()}>
+                            <span class="badge warn">{ if overdue { "on trial, not confirmed" } else { "on trial" } }</span>
                             { format!(" for {}", duration(t.elapsed_ms as f64 / 1000.0)) }
                             { t.deadline() }
                         </p>
                     }
-                    <p><strong>{"On trial: "}</strong>{ format!(
-                        "bytecode slot {} with VM slot {} runs but has not confirmed itself. A restart brings back bytecode slot {} with VM slot {}.",
-                        r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>
+                    if overdue {
+                        <p data-testid="trial-overdue"><strong>{"Running on trial, not confirmed: "}</strong>{ format!(
+                            "bytecode slot {} with VM slot {} still runs and has not called accept(). Its watchdog resets only a firmware that hangs, so nothing reverts it now: the next restart, whatever causes it, brings back bytecode slot {} with VM slot {}. Restart now to go back to it, or wait: it may still confirm itself (or accept it here if you know it works).",
+                            r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>
+                    } else {
+                        <p><strong>{"On trial: "}</strong>{ format!(
+                            "bytecode slot {} with VM slot {} runs but has not confirmed itself. A restart brings back bytecode slot {} with VM slot {}.",
+                            r.bc_current, r.vm_current, r.bc_last, r.vm_last) }</p>
+                    }
                     <div class="actions">
+                        <button type="button" class="btn small" onclick={props.on_restart.clone()} disabled={props.busy}
+                            data-testid="trial-restart">{ if overdue { format!("Restart now (brings back bytecode slot {})", r.bc_last) } else { "Restart (reverts)".to_string() } }</button>
                         <button type="button" class="btn small" onclick={props.on_accept.clone()} disabled={props.busy || !r.runs_current()}>{"Accept it (accept())"}</button>
-                        <button type="button" class="btn small" onclick={props.on_restart.clone()} disabled={props.busy}>{"Restart (reverts)"}</button>
                     </div>
                     </>
+                    }
                 },
                 RecordState::Pending => html! {
                     <>

@@ -486,7 +486,7 @@ fn outcome(props: &FlowProps) -> Html {
             let (class, title, icon) = match report.outcome {
                 Outcome::Accepted => ("good", "Accepted", "✓"),
                 Outcome::Reverted => ("warn", "Reverted", "↺"),
-                Outcome::OnTrial => ("warn", "Running on trial", "…"),
+                Outcome::OnTrial => ("warn", "Running on trial, not confirmed", "…"),
                 Outcome::Attempted => ("info", "Written and verified", "✓"),
             };
             let total: u64 = report.targets.iter().map(|t| u64::from(t.len)).sum();
@@ -505,7 +505,7 @@ fn outcome(props: &FlowProps) -> Html {
                         <span class="outcome-icon" aria-hidden="true">{ icon }</span>
                         <h2 tabindex="-1" data-focus="">{ title }</h2>
                     </div>
-                    <p class="describe">{ report.outcome.describe() }</p>
+                    <p class="describe">{ report.outcome.describe_with(&report.record) }</p>
                     if reverted {
                         <div class="why" data-testid="revert-why">
                             <p><strong>{"Why: "}</strong>{ match why {

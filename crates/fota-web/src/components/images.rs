@@ -11,8 +11,12 @@ use crate::state::{ImageFile, hex, kind_name, size};
 pub enum Sample {
     /// "blink" v2: accepts itself once it runs.
     Healthy,
-    /// "blink" v3-broken: never accepts, so the device reverts.
+    /// "blink" v3-broken: hangs before it accepts, so the watchdog resets it and the
+    /// device reverts.
     Faulty,
+    /// "blink" v4-no-accept: runs well but never accepts, so it stays on trial until the
+    /// next restart.
+    NeverAccepts,
     /// "zvm" 2.0, a VM for the VM + bytecode layout.
     Vm,
 }
@@ -31,6 +35,7 @@ impl Sample {
         let (name, data) = match self {
             Sample::Healthy => ("blink-v2.bin", images::blink_v2()),
             Sample::Faulty => ("blink-v3-broken.bin", images::blink_v3_broken()),
+            Sample::NeverAccepts => ("blink-v4-no-accept.bin", images::blink_v4_never_accepts()),
             Sample::Vm => ("zvm-2.0.bin", images::vm_v2()),
         };
         ImageFile::raw(name.into(), data)
@@ -170,8 +175,9 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                     { for img.notes.iter().map(|n| html! { <div><dt>{"Note"}</dt><dd>{ n }</dd></div> }) }
                     if let Some(h) = &img.header {
                         <div><dt>{"Firmware"}</dt><dd>{ format!("{} {} ", h.name, h.version) }
-                            if h.healthy { <span class="badge good">{"confirms itself"}</span> }
-                            else { <span class="badge warn">{"never confirms: will be reverted"}</span> }
+                            if h.accepts { <span class="badge good">{"confirms itself"}</span> }
+                            else if h.healthy { <span class="badge warn">{"never confirms: stays on trial until the next restart"}</span> }
+                            else { <span class="badge warn">{"hangs: will be reverted"}</span> }
                         </dd></div>
                     }
                     <div><dt>{"Goes to"}</dt><dd>{ match &props.target {
@@ -212,7 +218,8 @@ pub fn image_card(props: &ImageCardProps) -> Html {
                 <span class="muted">{"Or a built-in sample: "}</span>
                 if kind == SlotKind::Bytecode {
                     { sample(Sample::Healthy, "Healthy blink v2", "Accepts itself after the restart: the update ends accepted") }
-                    { sample(Sample::Faulty, "Faulty blink v3", "Never accepts itself: the device reverts to the previous firmware") }
+                    { sample(Sample::Faulty, "Faulty blink v3", "Hangs before it accepts itself: its watchdog resets it and the device reverts to the previous firmware") }
+                    { sample(Sample::NeverAccepts, "Unconfirmed blink v4", "Runs but never calls accept(): it stays on trial until the next restart brings back the previous firmware") }
                 } else {
                     { sample(Sample::Vm, "VM zvm 2.0", "A healthy VM image") }
                 }

@@ -36,6 +36,7 @@ impl AppState {
                     ),
                 );
                 s.announce = format!("Connected to {}.", c.info.name);
+                s.trial_left_at = c.info.trial_left_ms.map(|ms| (now_ms, ms));
                 s.conn = Conn::Open(c);
                 s.problem = None;
                 s.record = None;
@@ -103,6 +104,7 @@ impl AppState {
                 s.record = None;
                 s.installed = None;
                 s.trial_since_ms = None;
+                s.trial_left_at = None;
                 s.stage = Stage::Connect;
             }
             Action::Record(r) => {
@@ -112,6 +114,9 @@ impl AppState {
                     (true, None) => Some(now_ms),
                     (false, _) => None,
                 };
+                if !trial {
+                    s.trial_left_at = None;
+                }
                 s.record = Some(r);
                 s.record_stale = false;
             }
@@ -496,6 +501,8 @@ impl AppState {
             },
             Action::InfoRead(info) => {
                 if let Conn::Open(c) = &mut s.conn {
+                    // The device's own trial clock, as it stood now.
+                    s.trial_left_at = info.trial_left_ms.map(|ms| (now_ms, ms));
                     c.info = *info;
                 }
             }

@@ -50,6 +50,11 @@ impl Observer for Recorder {
     fn record(&mut self, record: &Record) {
         self.actions.borrow_mut().push(Action::Record(*record));
     }
+    fn info(&mut self, info: &Info) {
+        self.actions
+            .borrow_mut()
+            .push(Action::InfoRead(Box::new(info.clone())));
+    }
     fn device_log(&mut self, line: &str) {
         self.actions
             .borrow_mut()
@@ -724,6 +729,7 @@ fn the_microbit_micropython_hex_is_read_and_placed() {
 
 mod facts;
 mod manifests;
+mod trial;
 
 #[test]
 fn the_record_panel_clocks_a_trial_and_the_updates_wait_for_it() {
@@ -746,7 +752,7 @@ fn the_record_panel_clocks_a_trial_and_the_updates_wait_for_it() {
             elapsed_ms: 4_000,
             left_ms: None,
             confirm_ms: Some(1_500),
-            rx_window: None,
+            by_device: false,
         })
     );
     // During an update: from its restart, the time it still waits for the confirmation.
@@ -764,7 +770,7 @@ fn the_record_panel_clocks_a_trial_and_the_updates_wait_for_it() {
     assert_eq!(clock.left_ms, Some(1_200));
     assert_eq!(
         clock.deadline(),
-        ": it must confirm within 1.5 s, 1.2 s left (without its accept() the device reverts it)"
+        ": it must confirm within 1.5 s, 1.2 s left (a firmware that hangs before it does is reset by the watchdog and reverted)"
     );
     let over = b.state.trial(restarted + 1_501).expect("on trial");
     assert_eq!(over.left_ms, Some(0));

@@ -150,7 +150,7 @@
 //! # RAM
 //!
 //! [`LinkState`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 300 bytes), the counters, the long request in progress (an MD5 state;
+//! ([`TX_FRAME`] = 306 bytes), the counters, the long request in progress (an MD5 state;
 //! with the `images` feature an image check, 216 bytes more), the cache of replies and
 //! the baud timers: about 1,750 bytes on `thumbv7em` without `images`; the [`Agent`]
 //! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)

@@ -25,6 +25,7 @@ fn info(rx_window: Option<u32>) -> Info {
         images: None,
         confirm_ms: None,
         rx_window,
+        trial_left_ms: None,
     }
 }
 

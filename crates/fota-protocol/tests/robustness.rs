@@ -106,66 +106,56 @@ fn any_info() -> impl Strategy<Value = Info> {
         proptest::option::of(any::<u32>()),
     )
         .prop_map(
-            |(
-                f,
-                slots,
-                name,
-                boot_stage,
-                erase,
-                bauds,
-                runs,
-                codecs,
-                images,
-                trial,
-                rx_window,
-            )| Info {
-                confirm_ms: trial.map(|t| t.0),
-                trial_left_ms: trial.and_then(|t| t.1),
-                rx_window,
-                // Encoded by an agent with image checks only (the `images` feature).
-                images: images
-                    .filter(|_| cfg!(feature = "images"))
-                    .map(|(g, keys)| fota_protocol::ImageRules {
-                        require_signatures: g.0,
-                        allow_raw: g.1,
-                        allow_downgrade: g.2,
-                        vm_minimum: g.3,
-                        bc_minimum: g.4,
-                        keys: keys.into_iter().collect(),
-                    }),
-                protocol_version: f.0,
-                agent_version: f.1,
-                fota_supported: f.2,
-                sector_size: f.3,
-                write_granularity: f.4,
-                max_write: f.5,
-                max_in_flight: f.6,
-                max_baud: f.7,
-                record_addr: f.8,
-                record_size: f.9,
-                name: heapless::String::try_from(name.as_str()).expect("32 bytes at most"),
-                slots: slots
-                    .into_iter()
-                    .map(|(vm, index, (addr, size))| SlotDesc {
-                        kind: if vm { SlotKind::Vm } else { SlotKind::Bytecode },
-                        index,
-                        addr,
-                        size,
-                    })
-                    .collect(),
-                boot_stage,
-                sector_erase_ms: erase,
-                baud_rates: bauds.into_iter().collect(),
-                sectors: runs
-                    .into_iter()
-                    .map(|(addr, size, count)| SectorRun { addr, size, count })
-                    .collect(),
-                // Encoded by an agent with the decoder only (the `codec` feature).
-                codecs: codecs
-                    .into_iter()
-                    .filter(|_| cfg!(feature = "codec"))
-                    .map(|(id, ram)| fota_protocol::CodecDesc { id, ram })
-                    .collect(),
+            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images, trial, rx_window)| {
+                Info {
+                    confirm_ms: trial.map(|t| t.0),
+                    trial_left_ms: trial.and_then(|t| t.1),
+                    rx_window,
+                    // Encoded by an agent with image checks only (the `images` feature).
+                    images: images
+                        .filter(|_| cfg!(feature = "images"))
+                        .map(|(g, keys)| fota_protocol::ImageRules {
+                            require_signatures: g.0,
+                            allow_raw: g.1,
+                            allow_downgrade: g.2,
+                            vm_minimum: g.3,
+                            bc_minimum: g.4,
+                            keys: keys.into_iter().collect(),
+                        }),
+                    protocol_version: f.0,
+                    agent_version: f.1,
+                    fota_supported: f.2,
+                    sector_size: f.3,
+                    write_granularity: f.4,
+                    max_write: f.5,
+                    max_in_flight: f.6,
+                    max_baud: f.7,
+                    record_addr: f.8,
+                    record_size: f.9,
+                    name: heapless::String::try_from(name.as_str()).expect("32 bytes at most"),
+                    slots: slots
+                        .into_iter()
+                        .map(|(vm, index, (addr, size))| SlotDesc {
+                            kind: if vm { SlotKind::Vm } else { SlotKind::Bytecode },
+                            index,
+                            addr,
+                            size,
+                        })
+                        .collect(),
+                    boot_stage,
+                    sector_erase_ms: erase,
+                    baud_rates: bauds.into_iter().collect(),
+                    sectors: runs
+                        .into_iter()
+                        .map(|(addr, size, count)| SectorRun { addr, size, count })
+                        .collect(),
+                    // Encoded by an agent with the decoder only (the `codec` feature).
+                    codecs: codecs
+                        .into_iter()
+                        .filter(|_| cfg!(feature = "codec"))
+                        .map(|(id, ram)| fota_protocol::CodecDesc { id, ram })
+                        .collect(),
+                }
             },
         )
 }

@@ -175,7 +175,7 @@ test('web serial: the device re-enumerates when it restarts, the same port is fo
   assert.ok(restartAt >= 0, log);
   // After the restart: the device answered again (the outcome step), and its output came
   // through the new port object (the old one died before the firmware booted).
-  assert.match(log.slice(restartAt), /step +Outcome: Waiting for the new firmware to confirm itself[^]*device +app: self-test passed, accept\(\)[^]*step +Outcome: The new firmware is running and has confirmed itself/);
+  assert.match(log.slice(restartAt), /step +Outcome: Waiting up to [\d.]+ s for the new firmware to confirm itself[^]*device +app: self-test passed, accept\(\)[^]*step +Outcome: The new firmware is running and has confirmed itself/);
   console.log(log.slice(log.lastIndexOf('\n', restartAt) + 1).trimEnd());
 
   // Still usable afterwards: the record, read through the new port, has the new firmware

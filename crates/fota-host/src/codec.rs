@@ -119,6 +119,17 @@ pub struct Choice {
 }
 
 impl Choice {
+    /// The raw image of `image` bytes, `kept` of them already in the slot, sent for `why`.
+    fn raw(why: String, image: u64, kept: u64) -> Self {
+        Choice {
+            method: Method::Raw(why),
+            sent: image - kept,
+            image,
+            kept,
+            why: String::new(),
+        }
+    }
+
     /// One sentence for the user, e.g. "sending 12 KiB for 238 KiB: delta from the
     /// running firmware".
     pub fn sentence(&self) -> String {
@@ -446,14 +457,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
     let picked = pick(dev, info, slot, image, choice, bases, encoder).await?;
     let (stream, method) = match picked {
         Picked::Raw(why) => {
-            let choice = Choice {
-                method: Method::Raw(why),
-                sent: image_len - kept,
-                image: image_len,
-                kept,
-                why: String::new(),
-            };
-            say(dev, &choice);
+            say(dev, &Choice::raw(why, image_len, kept));
             return Ok(None);
         }
         Picked::Stream { stream, method } => (stream, method),
@@ -475,14 +479,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
         };
         match judge(dev, info, &work, to_send, blocks, method.stream_word()).await? {
             Verdict::Raw(reason) => {
-                let choice = Choice {
-                    method: Method::Raw(reason),
-                    sent: image_len - kept,
-                    image: image_len,
-                    kept,
-                    why: String::new(),
-                };
-                say(dev, &choice);
+                say(dev, &Choice::raw(reason, image_len, kept));
                 return Ok(None);
             }
             Verdict::Stream(reason) => why = reason,

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::Plan;
-use fota_host::{Device, HostError, Image, LinkError, NullObserver, Transport, update};
+use fota_host::{Device, HostError, LinkError, NullObserver, Transport, update};
 use fota_protocol::{
     Event, FrameReader, NO_ID, Op, Reply, Request, SlotKind, encode_request, frame_len,
 };
 use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use futures::executor::block_on;
+
+mod support;
 
 /// What a transport saw go out and come back: the most requests and request bytes
 /// unanswered at once.
@@ -107,9 +109,7 @@ fn config(tag_8: bool) -> DeviceConfig {
 /// A whole update of a 96 KiB program at 921600 baud (negotiated), 16 ms each way.
 fn update_with(cfg: DeviceConfig) -> (Result<fota_host::update::Report, HostError>, Peak, u64) {
     let mut dev = Device::new(Counting::new(SimDevice::new(cfg)), Box::new(NullObserver));
-    let src = fota_bytecode::samples::healthy_of_size("2", 96 * 1024);
-    let image = Image::new("p.bin", fota_bytecode::assemble(&src).expect("sample")).expect("image");
-    let mut plan = Plan::new(image);
+    let mut plan = Plan::new(support::program("p.bin", "2", 96 * 1024));
     plan.restart = false;
     let result = block_on(async {
         dev.hello().await?;
@@ -156,72 +156,14 @@ fn without_tag_8_the_host_keeps_to_max_in_flight_and_the_update_works() {
     assert_eq!(overruns, 0, "the device lost bytes");
 }
 
-/// A device that answers every `Hello` with `info`, and nothing else.
-struct Scripted {
-    info: fota_protocol::Info,
-    reader: FrameReader<8192>,
-    pending: Vec<u8>,
-    now: Duration,
-}
-
-impl Transport for Scripted {
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let (used, event) = self.reader.feed(rest);
-            if let Some(Event::Frame(f)) = event
-                && f.op == Op::Hello as u8
-            {
-                let mut out = [0u8; 1024];
-                let n =
-                    fota_protocol::encode_reply(f.id, &Reply::Info(self.info.clone()), &mut out)
-                        .expect("fits");
-                self.pending.extend_from_slice(&out[..n]);
-            }
-            rest = &rest[used..];
-        }
-        Ok(())
-    }
-
-    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
-        if self.pending.is_empty() {
-            self.now += timeout;
-            return Ok(0);
-        }
-        let n = self.pending.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.pending[..n]);
-        self.pending.drain(..n);
-        Ok(n)
-    }
-
-    fn now(&self) -> Duration {
-        self.now
-    }
-
-    async fn sleep(&mut self, d: Duration) {
-        self.now += d;
-    }
-}
-
 #[test]
 fn a_window_smaller_than_the_largest_request_is_refused() {
     // The simulated device's own Info, with tag 8 set to `bytes`.
     let info_with = |bytes: u32| {
-        let mut dev = Device::new(
-            Counting::new(SimDevice::new(config(true))),
-            Box::new(NullObserver),
-        );
+        let mut dev = support::host(SimDevice::new(config(true)));
         let mut info = block_on(dev.hello()).expect("hello");
         info.rx_window = Some(bytes);
-        Device::new(
-            Scripted {
-                info,
-                reader: FrameReader::new(),
-                pending: Vec::new(),
-                now: Duration::ZERO,
-            },
-            Box::new(NullObserver),
-        )
+        support::info_only(info)
     };
     // One full WriteSlot frame is the least a queue must hold: 1 042 bytes.
     let mut fits = info_with(fota_agent::RX_FRAME as u32);

@@ -5,10 +5,11 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use fota_host::protocol::SlotKind;
+use fota_host::protocol::{Event, FrameReader, Info, Op, Reply, SlotKind};
 use fota_host::sim::{SimTransport, Virtual};
-use fota_host::{Device, Image, NullObserver, Observer, Step};
+use fota_host::{Device, Image, LinkError, NullObserver, Observer, Step, Transport};
 use fota_sim::device::{DeviceConfig, DeviceFlash, LayoutKind, SimDevice};
 use fota_sim::flash::FlashTiming;
 use fota_sim::images;
@@ -63,6 +64,64 @@ pub fn host(sim: SimDevice) -> Host {
 /// The host over `sim`, telling `observer`.
 pub fn host_with(sim: SimDevice, observer: Box<dyn Observer>) -> Host {
     Device::new(SimTransport::new(sim, Virtual), observer)
+}
+
+/// A device that answers every `Hello` with `info` and nothing else: a device that
+/// describes itself as the test says, in virtual time.
+pub struct InfoOnly {
+    info: Info,
+    reader: FrameReader<2048>,
+    pending: Vec<u8>,
+    now: Duration,
+}
+
+/// The host over an [`InfoOnly`] device, saying nothing.
+pub fn info_only(info: Info) -> Device<InfoOnly> {
+    let device = InfoOnly {
+        info,
+        reader: FrameReader::new(),
+        pending: Vec::new(),
+        now: Duration::ZERO,
+    };
+    Device::new(device, Box::new(NullObserver))
+}
+
+impl Transport for InfoOnly {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, event) = self.reader.feed(rest);
+            if let Some(Event::Frame(f)) = event
+                && f.op == Op::Hello as u8
+            {
+                let mut out = [0u8; 1024];
+                let reply = Reply::Info(self.info.clone());
+                let n = fota_host::protocol::encode_reply(f.id, &reply, &mut out).expect("fits");
+                self.pending.extend_from_slice(&out[..n]);
+            }
+            rest = &rest[used..];
+        }
+        Ok(())
+    }
+
+    async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
+        if self.pending.is_empty() {
+            self.now += timeout;
+            return Ok(0);
+        }
+        let n = self.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+
+    fn now(&self) -> Duration {
+        self.now
+    }
+
+    async fn sleep(&mut self, d: Duration) {
+        self.now += d;
+    }
 }
 
 /// Firmware-like bytes (they compress as code does, not to nothing).

@@ -3,29 +3,14 @@
 
 use fota_protocol::{Event, FrameReader, Info, Op, Reply, encode_reply, info_tag};
 
+mod support;
+
+/// The golden frames' `Info` (docs/PROTOCOL.md section 10), with tag 8 as given: its
+/// other extensions (tags 2 and 3) come before tag 8.
 fn info(rx_window: Option<u32>) -> Info {
     Info {
-        protocol_version: 2,
-        agent_version: [0, 1, 0],
-        name: heapless::String::try_from("sim").expect("short name"),
-        fota_supported: true,
-        sector_size: 4096,
-        write_granularity: 4,
-        max_write: 1024,
-        max_in_flight: 5,
-        max_baud: 921_600,
-        record_addr: 0x18000,
-        record_size: 0x2000,
-        slots: heapless::Vec::new(),
-        boot_stage: None,
-        sector_erase_ms: None,
-        baud_rates: heapless::Vec::new(),
-        sectors: heapless::Vec::new(),
-        codecs: heapless::Vec::new(),
-        images: None,
-        confirm_ms: None,
         rx_window,
-        trial_left_ms: None,
+        ..support::sample_info()
     }
 }
 

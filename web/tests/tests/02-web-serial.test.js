@@ -23,12 +23,55 @@ async function openWithFake(device = sim, options = {}) {
   return page;
 }
 
+/**
+ * From now on, the page remembers in window.__seen[key] the first moment `selector` shows
+ * (its text and data-bytes), however briefly: a view the app shows for a few seconds can
+ * be gone before a wait from here looks for it on a loaded machine. Returns a function
+ * that waits for it (failing with what the page shows instead) and resolves to it.
+ */
+async function remember(page, key, selector) {
+  await page.evaluate(({ key, selector }) => {
+    const seen = (window.__seen ??= {});
+    delete seen[key];
+    const look = () => {
+      const el = document.querySelector(selector);
+      if (el) seen[key] = { text: el.textContent, bytes: el.getAttribute('data-bytes') };
+      return !!el;
+    };
+    if (look()) return;
+    const watch = new MutationObserver(() => { if (look()) watch.disconnect(); });
+    watch.observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+  }, { key, selector });
+  return async (timeout) => {
+    try {
+      await page.waitForFunction((key) => window.__seen[key], key, { timeout });
+    } catch (e) {
+      throw new Error(`${selector} never showed; the page shows: ${await showing(page)}\n${e.message}`);
+    }
+    return page.evaluate((key) => window.__seen[key], key);
+  };
+}
+
+/** What the page shows now, for a failure's message: the step's heading, a problem, the log's end. */
+function showing(page) {
+  return page.evaluate(() => JSON.stringify({
+    heading: document.querySelector('h2')?.textContent,
+    problem: document.querySelector('.problem')?.textContent,
+    outcome: document.querySelector('[data-testid=outcome]')?.getAttribute('data-outcome'),
+    log: [...document.querySelectorAll('.log-lines .line')].slice(-8)
+      .map((l) => [...l.children].map((c) => c.textContent.trim()).join(' ')),
+  }));
+}
+
 async function flash(page, sample) {
   await page.getByRole('button', { name: 'Continue: choose the image' }).click();
   await page.getByRole('button', { name: sample }).click();
   await page.getByRole('button', { name: 'Continue: check the slot' }).click();
+  // Watched from before the click: the running view lasts as long as the update, which
+  // may be over before a wait from here would first look.
+  const running = await remember(page, 'running', '[data-testid=running]');
   await page.getByRole('button', { name: 'Start the update' }).click();
-  await page.locator('[data-testid=running]').waitFor();
+  await running(30000);
 }
 
 test('web serial: clear messages when no port is chosen and when the port is busy', async () => {
@@ -90,13 +133,31 @@ test('web serial: cable pulled mid-stream, then flashing again resumes', async (
   await page.getByRole('checkbox', { name: /Raise the baud rate/ }).uncheck();
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
+  // The cable is pulled by the page itself, the moment its progress bar shows 40 % of the
+  // image sent: from here, waiting for that and then pulling the cable took two round
+  // trips, during which a loaded machine could let the stream end.
+  await page.evaluate(() => {
+    const watch = new MutationObserver(() => {
+      const bar = document.querySelector('[role=progressbar][aria-valuenow]');
+      const sent = bar && Number(bar.getAttribute('aria-valuenow'));
+      if (bar?.getAttribute('aria-label') !== 'Sending' || !(sent >= 40)) return;
+      watch.disconnect();
+      window.__unplugged = { sent, written: window.__fakeSerial.written };
+      window.__fakeSerial.unplug();
+    });
+    watch.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow', 'aria-label'] });
+  });
   await flash(page, 'Healthy blink v2');
-  await page.waitForFunction(() => {
-    const bar = document.querySelector('[role=progressbar][aria-valuenow]');
-    return bar && bar.getAttribute('aria-label') === 'Sending' && Number(bar.getAttribute('aria-valuenow')) >= 40;
-  }, null, { timeout: 30000, polling: 20 });
   await shot(page, '15-serial-before-unplug');
-  await page.evaluate(() => window.__fakeSerial.unplug());
+  try {
+    await page.waitForFunction(() => window.__unplugged, null, { timeout: 30000 });
+  } catch (e) {
+    throw new Error(`the stream never showed 40 % sent; the page shows: ${await showing(page)}\n${e.message}`);
+  }
+  const unplugged = await page.evaluate(() => window.__unplugged);
+  console.log(`cable pulled at ${unplugged.sent} % sent (${unplugged.written} bytes written to the port)`);
+  // Mid-stream: the bar said Sending, and not yet all of it.
+  assert.ok(unplugged.sent < 100, `pulled at ${unplugged.sent} %`);
   await page.locator('.problem', { hasText: 'The update stopped' }).waitFor({ timeout: 15000 });
   const problem = await page.locator('.problem').textContent();
   assert.match(problem, /connection to the device was lost/);
@@ -104,12 +165,14 @@ test('web serial: cable pulled mid-stream, then flashing again resumes', async (
   await shot(page, '16-serial-lost');
 
   await page.getByRole('button', { name: 'Connect' }).click();
+  // The resume's note shows while the update runs, which may end before a wait from here
+  // would look: the page remembers it.
+  const resumedNote = await remember(page, 'resumed', '[data-testid=resumed]');
   await page.getByRole('button', { name: 'Resume the update' }).click();
-  await page.locator('[data-testid=resumed]').waitFor({ timeout: 30000 });
-  const resumed = await page.locator('[data-testid=resumed]').textContent();
+  const { text: resumed, bytes } = await resumedNote(30000);
   // Sizes read in KiB; the exact count rides along in data-bytes.
   assert.match(resumed, /[\d.]+ KiB of [\d.]+ KiB are already on the device/);
-  const already = Number(await page.locator('[data-testid=resumed]').getAttribute('data-bytes'));
+  const already = Number(bytes);
   assert.ok(already > 0, resumed);
   console.log(`resumed: ${resumed}`);
   await page.locator('[data-testid=outcome]').waitFor({ timeout: 60000 });

@@ -46,8 +46,9 @@ use std::time::Instant;
 use embedded_storage::nor_flash::NorFlash;
 use fota_agent::{Agent, AgentConfig, Boot, RecordState};
 use fota_host::sim::{SimTransport, Virtual};
+use fota_host::update::Report;
 use fota_host::update::{Outcome, Plan};
-use fota_host::{Device, Image, NullObserver, update};
+use fota_host::{Device, HostError, Image, NullObserver, update};
 use fota_protocol::{RecordUpdate, SlotKind};
 use fota_sim::device::{DeviceConfig, DeviceFlash, LayoutKind, SimDevice};
 use fota_sim::flash::FlashTiming;
@@ -953,6 +954,45 @@ struct HostTally {
     failures: Vec<String>,
 }
 
+impl HostTally {
+    /// Runs the host-driven points `pts` of `sc`, with a second cut during the recovery
+    /// boot at every seventh of them (the fourth, the eleventh, ...). `spans`, the
+    /// agent-level cycle's operations, name where a failing point lands.
+    fn run(&mut self, sc: &Scenario, pts: &[u64], spans: Option<&[Span]>) {
+        for (i, &k) in pts.iter().enumerate() {
+            let second = (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()]);
+            match host_point(sc, k, second, &mut self.first) {
+                Ok(again) => self.second_cuts += u64::from(again),
+                Err(e) => self.failures.push(format!(
+                    "{} host-driven cut step {k}{}{}: {e}",
+                    sc.name,
+                    second.map_or(String::new(), |s| format!(", second cut {s}")),
+                    spans.map_or(String::new(), |spans| format!(" ({})", locate(spans, k)))
+                )),
+            }
+        }
+        self.points += pts.len() as u64;
+    }
+
+    /// Prints the counts of the sweep `what` (begun at `t`); fails if a point failed.
+    fn finish(&self, what: &str, t: Instant) {
+        println!(
+            "{what}: {} cut points, {} cut again during recovery, {:.1?}; the interrupted \
+             update ended: {:?}",
+            self.points,
+            self.second_cuts,
+            t.elapsed(),
+            self.first
+        );
+        assert!(
+            self.failures.is_empty(),
+            "{} failing points:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
 fn ended(r: &Result<fota_host::update::Report, fota_host::HostError>) -> String {
     match r {
         Ok(report) => format!("Ok({:?})", report.outcome),
@@ -964,6 +1004,22 @@ fn ended(r: &Result<fota_host::update::Report, fota_host::HostError>) -> String 
                 .to_owned()
         }
     }
+}
+
+/// `update` with `plan` by a new host connection over `sim`: how it ended, and the device.
+fn update_on(sim: SimDevice, plan: &Plan) -> (Result<Report, HostError>, SimDevice) {
+    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    let result = block_on(update(&mut host, plan));
+    (result, host.into_link().into_device())
+}
+
+/// The update of `sc` with `plan` and no cut, which must end `outcome`: its report, and
+/// the device after it.
+fn uncut(sc: &Scenario, plan: &Plan, outcome: Outcome) -> (Report, SimDevice) {
+    let (result, sim) = update_on(sim_device(sc), plan);
+    let report = result.expect("update");
+    assert_eq!(report.outcome, outcome, "{}", sc.name);
+    (report, sim)
 }
 
 /// One host-driven point: `update` with a cut after `k` steps, power on (a second cut
@@ -978,10 +1034,8 @@ fn host_point(
     let mut sim = sim_device(sc);
     sim.flash_mut().set_seed(k);
     sim.flash_mut().arm_power_cut(k);
-    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
-    let first = block_on(update(&mut host, &host_plan(sc)));
+    let (first, mut sim) = update_on(sim, &host_plan(sc));
     *first_ends.entry(ended(&first)).or_default() += 1;
-    let mut sim = host.into_link().into_device();
     if sim.flash().power_cut_armed().is_some() {
         // The cut never came: the update must have gone through.
         sim.flash_mut().disarm_power_cut();
@@ -1027,9 +1081,7 @@ fn host_point(
         return Err(format!("record {rec:?}"));
     }
     // Reconnect: a new host connection over the same device.
-    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
-    let again = block_on(update(&mut host, &host_plan(sc)));
-    let sim = host.into_link().into_device();
+    let (again, sim) = update_on(sim, &host_plan(sc));
     let report = match again {
         Ok(r) if r.outcome == Outcome::Accepted => r,
         other => return Err(format!("the second update ended {other:?}")),
@@ -1063,11 +1115,8 @@ fn host_point(
 
 /// The host-driven run without a cut: its step count.
 fn host_probe(sc: &Scenario) -> u64 {
-    let sim = sim_device(sc);
-    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
-    let report = block_on(update(&mut host, &host_plan(sc))).expect("update");
-    assert_eq!(report.outcome, Outcome::Accepted);
-    host.link().device().flash().step_count()
+    let (_, sim) = uncut(sc, &host_plan(sc), Outcome::Accepted);
+    sim.flash().step_count()
 }
 
 /// Where each erase of the cycle passes the end of the image it makes room for: the
@@ -1165,19 +1214,7 @@ fn power_cuts_during_a_host_driven_update_then_the_host_finishes() {
         assert_eq!(host_probe(&sc), total, "{}", sc.name);
         let pts = host_points(&sc, &spans, total);
         let t0 = Instant::now();
-        for (i, &k) in pts.iter().enumerate() {
-            let second = (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()]);
-            match host_point(&sc, k, second, &mut tally.first) {
-                Ok(again) => tally.second_cuts += u64::from(again),
-                Err(e) => tally.failures.push(format!(
-                    "{} host-driven cut step {k}{} ({}): {e}",
-                    sc.name,
-                    second.map_or(String::new(), |s| format!(", second cut {s}")),
-                    locate(&spans, k)
-                )),
-            }
-        }
-        tally.points += pts.len() as u64;
+        tally.run(&sc, &pts, Some(&spans));
         println!(
             "{:<20} host-driven: {total} steps, {} cut points, {:.1?}",
             sc.name,
@@ -1185,20 +1222,7 @@ fn power_cuts_during_a_host_driven_update_then_the_host_finishes() {
             t0.elapsed()
         );
     }
-    println!(
-        "host-driven power cuts: {} cut points, {} cut again during recovery, {:.1?}; \
-         the interrupted update ended: {:?}",
-        tally.points,
-        tally.second_cuts,
-        t.elapsed(),
-        tally.first
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} failing points:\n{}",
-        tally.failures.len(),
-        tally.failures.join("\n")
-    );
+    tally.finish("host-driven power cuts", t);
     assert!(
         tally.points >= 3_000,
         "only {} host-driven cut points",
@@ -1215,13 +1239,9 @@ fn power_cuts_during_a_host_driven_update_then_the_host_finishes() {
 
 /// Runs `update` up to its attempt (no restart), so the next boot writes `Trial`.
 fn attempted_device(sc: &Scenario) -> SimDevice {
-    let sim = sim_device(sc);
-    let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
     let mut plan = host_plan(sc);
     plan.restart = false;
-    let report = block_on(update(&mut host, &plan)).expect("update");
-    assert_eq!(report.outcome, Outcome::Attempted);
-    host.into_link().into_device()
+    uncut(sc, &plan, Outcome::Attempted).1
 }
 
 /// A cut during the boot decision's record write must leave the device off, as a cut
@@ -1261,6 +1281,32 @@ fn sim_device_turns_off_when_a_cut_hits_the_firmware_accept() {
     );
 }
 
+/// The host-driven sweep of a compressed or delta scenario: the update without a cut,
+/// which must end `Accepted` and send less than `1 / divisor` of the image's bytes; then
+/// a cut at every `stride`th flash step of its cycle and at the last steps.
+fn streamed_sweep(sc: &Scenario, stride: u64, divisor: u64, tally: &mut HostTally) {
+    let (report, sim) = uncut(sc, &host_plan(sc), Outcome::Accepted);
+    let image_len = sc.jobs[0].1.len() as u64;
+    assert!(
+        report.sent_bytes * divisor < image_len,
+        "{}: {} bytes sent for {image_len}",
+        sc.name,
+        report.sent_bytes
+    );
+    let total = sim.flash().step_count();
+    let pts: Vec<u64> = (0..=total)
+        .filter(|&k| k % stride == 0 || k + 3 >= total)
+        .collect();
+    tally.run(sc, &pts, None);
+    println!(
+        "{:<28} {} bytes sent for {image_len}: {total} steps, {} cut points{}",
+        sc.name,
+        report.sent_bytes,
+        pts.len(),
+        if stride == 1 { " (every one)" } else { "" }
+    );
+}
+
 /// Power cuts across a compressed and a delta update driven by the real host: at every
 /// 11th flash step of the whole cycle (every step with `FOTA_LONG_SWEEP=1`; every byte
 /// erased or programmed is a step, the decoder's writes included) and the last steps, a
@@ -1274,55 +1320,10 @@ fn power_cuts_during_a_compressed_and_a_delta_update_then_the_host_finishes() {
     let t = Instant::now();
     let mut tally = HostTally::default();
     for sc in [Scenario::streamed(false), Scenario::streamed(true)] {
-        // The update without a cut: it streams, and sends fewer bytes than the image.
-        let sim = sim_device(&sc);
-        let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
-        let report = block_on(update(&mut host, &host_plan(&sc))).expect("update");
-        assert_eq!(report.outcome, Outcome::Accepted, "{}", sc.name);
-        let image_len = sc.jobs[0].1.len() as u64;
-        assert!(
-            report.sent_bytes * 2 < image_len,
-            "{}: {} bytes sent for {image_len}",
-            sc.name,
-            report.sent_bytes
-        );
-        let total = host.link().device().flash().step_count();
-        let pts: Vec<u64> = (0..=total)
-            .filter(|&k| k % stride == 0 || k + 3 >= total)
-            .collect();
-        for (i, &k) in pts.iter().enumerate() {
-            let second = (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()]);
-            match host_point(&sc, k, second, &mut tally.first) {
-                Ok(again) => tally.second_cuts += u64::from(again),
-                Err(e) => tally.failures.push(format!(
-                    "{} cut step {k}{}: {e}",
-                    sc.name,
-                    second.map_or(String::new(), |s| format!(", second cut {s}"))
-                )),
-            }
-        }
-        tally.points += pts.len() as u64;
-        println!(
-            "{:<28} {} bytes sent for {image_len}: {total} steps, {} cut points",
-            sc.name,
-            report.sent_bytes,
-            pts.len()
-        );
+        // It streams: it sends fewer than half the image's bytes.
+        streamed_sweep(&sc, stride, 2, &mut tally);
     }
-    println!(
-        "compressed and delta power cuts: {} points, {} cut again during recovery, {:.1?}; \
-         the interrupted update ended: {:?}",
-        tally.points,
-        tally.second_cuts,
-        t.elapsed(),
-        tally.first
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} failing points:\n{}",
-        tally.failures.len(),
-        tally.failures.join("\n")
-    );
+    tally.finish("compressed and delta power cuts", t);
     assert!(tally.points >= 500, "only {} points", tally.points);
 }
 
@@ -1349,47 +1350,8 @@ fn power_cuts_at_every_byte_of_a_compressed_and_a_delta_update_of_real_firmware(
         Scenario::real(false, (&old, &new)),
         Scenario::real(true, (&old, &new)),
     ] {
-        let sim = sim_device(&sc);
-        let mut host: Host = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
-        let report = block_on(update(&mut host, &host_plan(&sc))).expect("update");
-        assert_eq!(report.outcome, Outcome::Accepted, "{}", sc.name);
-        let image_len = sc.jobs[0].1.len() as u64;
-        assert!(
-            report.sent_bytes < image_len,
-            "{}: {} bytes sent for {image_len}",
-            sc.name,
-            report.sent_bytes
-        );
-        let total = host.link().device().flash().step_count();
-        for k in 0..=total {
-            let second = (k % 7 == 3).then(|| SECOND[((k / 7) as usize) % SECOND.len()]);
-            match host_point(&sc, k, second, &mut tally.first) {
-                Ok(again) => tally.second_cuts += u64::from(again),
-                Err(e) => tally.failures.push(format!(
-                    "{} cut step {k}{}: {e}",
-                    sc.name,
-                    second.map_or(String::new(), |s| format!(", second cut {s}"))
-                )),
-            }
-        }
-        tally.points += total + 1;
-        println!(
-            "{:<28} {} bytes sent for {image_len}: {total} steps, every one cut",
-            sc.name, report.sent_bytes
-        );
+        // Every step.
+        streamed_sweep(&sc, 1, 1, &mut tally);
     }
-    println!(
-        "real firmware, every byte: {} points, {} cut again during recovery, {:.1?}; the \
-         interrupted update ended: {:?}",
-        tally.points,
-        tally.second_cuts,
-        t.elapsed(),
-        tally.first
-    );
-    assert!(
-        tally.failures.is_empty(),
-        "{} failing points:\n{}",
-        tally.failures.len(),
-        tally.failures.join("\n")
-    );
+    tally.finish("real firmware, every byte", t);
 }

@@ -12,6 +12,8 @@ use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use fota_sim::images;
 use futures::executor::block_on;
 
+mod support;
+
 fn device(layout: LayoutKind) -> Device<SimTransport<Virtual>> {
     let sim = SimDevice::new(DeviceConfig::new(layout));
     Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver))
@@ -367,51 +369,6 @@ fn the_observer_hears_verified_before_attempt_and_resumed_on_a_resume() {
     );
 }
 
-/// A device that answers every Hello with the given Info.
-struct Liar {
-    info: fota_host::protocol::Info,
-    out: Vec<u8>,
-    now: Duration,
-}
-
-impl fota_host::Transport for Liar {
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), fota_host::LinkError> {
-        let mut reader = fota_host::protocol::FrameReader::<256>::new();
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let (used, ev) = reader.feed(rest);
-            if let Some(fota_host::protocol::Event::Frame(f)) = ev {
-                let mut buf = [0u8; 256];
-                let reply = fota_host::protocol::Reply::Info(self.info.clone());
-                let n = fota_host::protocol::encode_reply(f.id, &reply, &mut buf).expect("fits");
-                self.out.extend_from_slice(&buf[..n]);
-            }
-            rest = &rest[used..];
-        }
-        Ok(())
-    }
-    async fn recv(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, fota_host::LinkError> {
-        if self.out.is_empty() {
-            self.now += timeout;
-            return Ok(0);
-        }
-        let n = self.out.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.out[..n]);
-        self.out.drain(..n);
-        Ok(n)
-    }
-    fn now(&self) -> Duration {
-        self.now
-    }
-    async fn sleep(&mut self, d: Duration) {
-        self.now += d;
-    }
-}
-
 #[test]
 fn a_device_that_describes_itself_wrongly_is_refused_before_anything_is_sent() {
     let good = {
@@ -431,14 +388,7 @@ fn a_device_that_describes_itself_wrongly_is_refused_before_anything_is_sent() {
     for (what, lie) in lies {
         let mut info = good.clone();
         lie(&mut info);
-        let mut dev = Device::new(
-            Liar {
-                info,
-                out: Vec::new(),
-                now: Duration::ZERO,
-            },
-            Box::new(NullObserver),
-        );
+        let mut dev = support::info_only(info);
         let err =
             block_on(update(&mut dev, &Plan::new(image(images::blink_v2())))).expect_err(what);
         assert!(

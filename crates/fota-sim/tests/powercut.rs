@@ -959,8 +959,22 @@ impl HostTally {
     /// boot at every seventh of them (the fourth, the eleventh, ...). `spans`, the
     /// agent-level cycle's operations, name where a failing point lands.
     fn run(&mut self, sc: &Scenario, pts: &[u64], spans: Option<&[Span]>) {
+        self.run_cutting_again(sc, pts, spans, |i| {
+            (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()])
+        });
+    }
+
+    /// As [`HostTally::run`], with a second cut during the recovery boot after each point
+    /// `i` where `second(i)` says so.
+    fn run_cutting_again(
+        &mut self,
+        sc: &Scenario,
+        pts: &[u64],
+        spans: Option<&[Span]>,
+        second: impl Fn(usize) -> Option<u64>,
+    ) {
         for (i, &k) in pts.iter().enumerate() {
-            let second = (i % 7 == 3).then(|| SECOND[(i / 7) % SECOND.len()]);
+            let second = second(i);
             match host_point(sc, k, second, &mut self.first) {
                 Ok(again) => self.second_cuts += u64::from(again),
                 Err(e) => self.failures.push(format!(
@@ -1283,7 +1297,8 @@ fn sim_device_turns_off_when_a_cut_hits_the_firmware_accept() {
 
 /// The host-driven sweep of a compressed or delta scenario: the update without a cut,
 /// which must end `Accepted` and send less than `1 / divisor` of the image's bytes; then
-/// a cut at every `stride`th flash step of its cycle and at the last steps.
+/// a cut at every `stride`th flash step of its cycle and at each of its last
+/// [`TAIL_STEPS`], where a second cut hits the recovery boot.
 fn streamed_sweep(sc: &Scenario, stride: u64, divisor: u64, tally: &mut HostTally) {
     let (report, sim) = uncut(sc, &host_plan(sc), Outcome::Accepted);
     let image_len = sc.jobs[0].1.len() as u64;
@@ -1294,23 +1309,43 @@ fn streamed_sweep(sc: &Scenario, stride: u64, divisor: u64, tally: &mut HostTall
         report.sent_bytes
     );
     let total = sim.flash().step_count();
-    let pts: Vec<u64> = (0..=total)
-        .filter(|&k| k % stride == 0 || k + 3 >= total)
-        .collect();
+    // The recovery boot writes the flash only after a cut past the attempt (a cut in the
+    // stream leaves a record with nothing to decide), so a second cut armed at every
+    // seventh point of the stream would never fire: the record writes at the end of the
+    // cycle (attempt, the trial boot, accept) are cut at every step, each with a second
+    // cut armed in the recovery boot that follows.
+    let tail_from = total.saturating_sub(TAIL_STEPS);
+    let pts: Vec<u64> = (0..tail_from).filter(|&k| k % stride == 0).collect();
+    let tail: Vec<u64> = (tail_from..=total).collect();
+    let before = tally.second_cuts;
     tally.run(sc, &pts, None);
+    tally.run_cutting_again(sc, &tail, None, |i| Some(SECOND[i % SECOND.len()]));
+    let cut_again = tally.second_cuts - before;
     println!(
-        "{:<28} {} bytes sent for {image_len}: {total} steps, {} cut points{}",
+        "{:<28} {} bytes sent for {image_len}: {total} steps, {} cut points{}, {cut_again} \
+         cut again during recovery",
         sc.name,
         report.sent_bytes,
-        pts.len(),
+        pts.len() + tail.len(),
         if stride == 1 { " (every one)" } else { "" }
+    );
+    assert!(
+        cut_again >= 4,
+        "{}: only {cut_again} second cuts during recovery",
+        sc.name
     );
 }
 
+/// The steps at the end of a streamed cycle cut at every step, a second cut armed in
+/// each recovery: the attempt's, the trial boot's and accept's record entries (20 bytes
+/// each, `fota-agent`'s record.rs) and what follows them.
+const TAIL_STEPS: u64 = 80;
+
 /// Power cuts across a compressed and a delta update driven by the real host: at every
 /// 11th flash step of the whole cycle (every step with `FOTA_LONG_SWEEP=1`; every byte
-/// erased or programmed is a step, the decoder's writes included) and the last steps, a
-/// second cut during the recovery boot at every seventh point. After each, the device boots the old configuration or the new one, complete,
+/// erased or programmed is a step, the decoder's writes included) and at every one of the
+/// last steps (the record's writes), each with a second cut during the recovery boot
+/// that follows. After each, the device boots the old configuration or the new one, complete,
 /// with a valid record; then the host runs the update again (compressed or delta again,
 /// resuming over the sectors that already hold the image) and it ends `Accepted`.
 #[test]

@@ -12,13 +12,14 @@ use crate::{Device, HostError, Image, Phase, Plan, Step, Transport};
 
 /// Erase and write one image into one slot, skipping sectors that already hold it:
 /// [`compare`] (resume), then [`stream`], which erases each dirty sector just ahead of
-/// the stream.
+/// the stream. `checksum_after`: the device's MD5 of the slot comes next (step 5).
 pub(crate) async fn transfer<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
     slot: &SlotDesc,
     image: &Image,
     plan: &Plan,
+    checksum_after: bool,
     report: &mut Report,
 ) -> Result<(), HostError> {
     // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
@@ -48,7 +49,16 @@ pub(crate) async fn transfer<T: Transport>(
             .resumed(&image.name, skipped as u64, image.len() as u64);
     }
     stream(
-        dev, info, slot, image, plan, &padded, &sectors, &state, report,
+        dev,
+        info,
+        slot,
+        image,
+        plan,
+        &padded,
+        &sectors,
+        &state,
+        checksum_after,
+        report,
     )
     .await
 }
@@ -80,8 +90,32 @@ impl Sectors {
     }
 }
 
-/// Compare each sector of the slot with the image (the device's MD5 of it, pipelined):
-/// which ones hold it already, which are erased, which must be erased.
+/// The bytes at the end of each sector that the first pass of [`compare`] hashes.
+const PROBE: usize = 256;
+
+/// Compare each sector of the slot with the image: which ones hold it already, which are
+/// erased, which must be erased. Every verdict is exact, as exact as comparing MD5s of
+/// whole sectors: a sector is `Done` only when the device's MD5 of all of it equals the
+/// image's, `Erased` only when it equals that of `0xFF`s.
+///
+/// It costs little where the slot holds something else (an older image: the common
+/// case), in three pipelined passes (docs/PROTOCOL.md 6.7, step 3):
+///
+/// 1. The MD5 of the last [`PROBE`] bytes of each sector. A probe that differs from both
+///    the image's bytes there and erased bytes proves the sector neither holds the image
+///    nor is erased (different MD5s mean different bytes): `Dirty`, for certain, at a
+///    sixteenth of a 4 KiB sector's read and hash. The probe is at the sector's end
+///    because the stream fills a sector from its start: a sector an interrupted update
+///    left part written shows erased bytes there, not the image's.
+/// 2. Every other sector still needs its whole MD5. Consecutive ones whose probe says
+///    the same (the image, or erased) are checked as one run, one `ChecksumSlot` for the
+///    run: equal to the image's MD5 (or the erased one) of the run, every sector of it
+///    is done (or erased), since equal MD5s of the run mean equal bytes in each of its
+///    sectors. So a resume (a prefix of sectors done) and an erased slot cost about one
+///    read and hash of what they hold, as before, in a reply or two instead of one a
+///    sector.
+/// 3. A run whose MD5 differs (a sector torn in it) gets each of its sectors hashed
+///    whole, as one sector a request.
 async fn compare<T: Transport>(
     dev: &mut Device<T>,
     slot: &SlotDesc,
@@ -90,58 +124,172 @@ async fn compare<T: Transport>(
     sectors: &Sectors,
     report: &mut Report,
 ) -> Result<Vec<SectorState>, HostError> {
-    let sectors = &sectors.parts;
-    let mut state = vec![SectorState::Dirty; sectors.len()];
     let t = dev.now();
     dev.observer().step(
         Step::Erase,
         &format!(
             "Comparing {} sectors of the slot with {}",
-            sectors.len(),
+            sectors.parts.len(),
             image.name
         ),
     );
-    let mut ranges = sectors.clone();
+    // What the stream writes into each sector: the image's part, the padding after the
+    // image's end included.
+    let mut ranges = sectors.parts.clone();
     if let Some(last) = ranges.last_mut() {
         last.1 = padded.len();
     }
-    let erased: Vec<[u8; 16]> = ranges
+    let count = ranges.len();
+    let total = image.len() as u64;
+    let mut progress = Progress {
+        start: t,
+        total,
+        done: 0,
+    };
+    let mut state: Vec<Option<SectorState>> = vec![None; count];
+
+    // 1. Probes.
+    let probes: Vec<(usize, usize)> = ranges
         .iter()
-        .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
+        .map(|&(a, b)| (b.saturating_sub(PROBE).max(a), b))
         .collect();
-    let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| padded.md5(a, b)).collect();
+    let sums = checksums(dev, slot, &probes).await?;
+    let mut guess: Vec<Option<SectorState>> = vec![None; count];
+    for i in 0..count {
+        let (a, b) = probes[i];
+        let whole = (a, b) == ranges[i];
+        guess[i] = match sums[i] {
+            // Unreadable (ECC flash: a word a power cut tore): erasing makes it readable.
+            None => Some(SectorState::Dirty),
+            Some(md5) if md5 == padded.md5(a, b) => Some(SectorState::Done),
+            Some(md5) if md5 == md5_of(&vec![0xFF; b - a]) => Some(SectorState::Erased),
+            Some(_) => Some(SectorState::Dirty),
+        };
+        // A probe that covers the whole sector is its verdict; so is a dirty one.
+        if whole || guess[i] == Some(SectorState::Dirty) {
+            state[i] = guess[i];
+        }
+    }
+    progress.settled(dev, &ranges, &state);
+
+    // 2. Runs of consecutive sectors not settled whose probe says the same.
+    let mut runs: Vec<(usize, usize, SectorState)> = Vec::new();
+    for i in 0..count {
+        let (None, Some(g)) = (state[i], guess[i]) else {
+            continue;
+        };
+        match runs.last_mut() {
+            Some((_, end, kind)) if *end == i && *kind == g => *end = i + 1,
+            _ => runs.push((i, i + 1, g)),
+        }
+    }
+    let run_ranges: Vec<(usize, usize)> = runs
+        .iter()
+        .map(|&(s, e, _)| (ranges[s].0, ranges[e - 1].1))
+        .collect();
+    let sums = checksums(dev, slot, &run_ranges).await?;
+    for (k, &(s, e, kind)) in runs.iter().enumerate() {
+        let (a, b) = run_ranges[k];
+        if sums[k].is_some_and(|md5| md5 == expected(padded, kind, a, b)) {
+            state[s..e].fill(Some(kind));
+        }
+    }
+    progress.settled(dev, &ranges, &state);
+
+    // 3. Each sector of a run that differed, whole.
+    let rest: Vec<usize> = (0..count).filter(|&i| state[i].is_none()).collect();
+    let rest_ranges: Vec<(usize, usize)> = rest.iter().map(|&i| ranges[i]).collect();
+    let sums = checksums(dev, slot, &rest_ranges).await?;
+    for (k, &i) in rest.iter().enumerate() {
+        let (a, b) = ranges[i];
+        state[i] = Some(match sums[k] {
+            Some(md5) if md5 == padded.md5(a, b) => SectorState::Done,
+            Some(md5) if md5 == md5_of(&vec![0xFF; b - a]) => SectorState::Erased,
+            _ => SectorState::Dirty,
+        });
+    }
+    progress.settled(dev, &ranges, &state);
+    report.compare_time += dev.now() - t;
+    Ok(state
+        .into_iter()
+        .map(|s| s.unwrap_or(SectorState::Dirty))
+        .collect())
+}
+
+/// The MD5 a range `a..b` of the slot has when it is in state `kind`.
+fn expected(padded: &Padded<'_>, kind: SectorState, a: usize, b: usize) -> [u8; 16] {
+    match kind {
+        SectorState::Erased => md5_of(&vec![0xFF; b - a]),
+        _ => padded.md5(a, b),
+    }
+}
+
+/// The compare's progress: the bytes of the sectors it has settled.
+struct Progress {
+    start: core::time::Duration,
+    total: u64,
+    done: u64,
+}
+
+impl Progress {
+    fn settled<T: Transport>(
+        &mut self,
+        dev: &mut Device<T>,
+        ranges: &[(usize, usize)],
+        state: &[Option<SectorState>],
+    ) {
+        let done: u64 = ranges
+            .iter()
+            .zip(state)
+            .filter(|(_, s)| s.is_some())
+            .map(|(&(a, b), _)| (b - a) as u64)
+            .sum::<u64>()
+            .min(self.total);
+        if done > self.done || done == self.total {
+            self.done = done;
+            let now = dev.now();
+            dev.observer().progress(&progress64(
+                Phase::Compare,
+                done,
+                self.total,
+                now - self.start,
+            ));
+        }
+    }
+}
+
+/// The device's MD5 of each range (offsets in the slot), pipelined; `None` where the
+/// device cannot read the range (`FlashFailure`: an ECC word a power cut tore).
+async fn checksums<T: Transport>(
+    dev: &mut Device<T>,
+    slot: &SlotDesc,
+    ranges: &[(usize, usize)],
+) -> Result<Vec<Option<[u8; 16]>>, HostError> {
+    let mut sums = vec![None; ranges.len()];
+    if ranges.is_empty() {
+        return Ok(sums);
+    }
     let slot_addr = slot.addr;
-    let make = move |i: usize| {
+    let make = |i: usize| {
         let (a, b) = ranges[i];
         Request::ChecksumSlot {
             addr: slot_addr + a as u32,
             size: (b - a) as u32,
         }
     };
-    let count = sectors.len();
-    let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
-    let total_len = image.len() as u64;
-    let mut done = 0u64;
-    dev.pipeline(count, &make, &mut |obs, now, i, reply| {
-        state[i] = match reply {
-            Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
-            Reply::Checksum(md5) if md5 == erased[i] => SectorState::Erased,
-            Reply::Checksum(_) => SectorState::Dirty,
-            // A sector the device cannot read (ECC flash: a word a power cut tore):
-            // erasing it makes it readable again.
+    dev.pipeline(ranges.len(), &make, &mut |_, _, i, reply| {
+        sums[i] = match reply {
+            Reply::Checksum(md5) => Some(md5),
             Reply::Error {
                 code: ErrorCode::FlashFailure,
                 ..
-            } => SectorState::Dirty,
+            } => None,
             other => return Err(refused(Op::ChecksumSlot, &other)),
         };
-        done += (ranges_len[i]) as u64;
-        obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
         Ok(())
     })
     .await?;
-    report.compare_time += dev.now() - t;
-    Ok(state)
+    Ok(sums)
 }
 
 /// Send the sectors not done: compressed or delta where the agent decodes it
@@ -157,6 +305,7 @@ async fn stream<T: Transport>(
     padded: &Padded<'_>,
     sectors: &Sectors,
     state: &[SectorState],
+    checksum_after: bool,
     report: &mut Report,
 ) -> Result<(), HostError> {
     let gran = usize::from(info.write_granularity);
@@ -176,7 +325,17 @@ async fn stream<T: Transport>(
     // Compressed or delta where the agent decodes it (crate::codec), raw otherwise; either
     // way each dirty sector is erased just ahead of the stream (crate::erase_ahead).
     let Some(prepared) = prepared else {
-        return crate::erase_ahead::erase_and_stream(
+        // The device's MD5 of the slot (step 5) rides behind the last block when it comes
+        // next: a round trip saved, and the same check (the agent runs it after every
+        // block; a block sent again after it makes the host ask again).
+        if checksum_after {
+            let size = crate::plan::image_len(image)?;
+            dev.send_after_pipeline(Some(Request::ChecksumSlot {
+                addr: slot.addr,
+                size,
+            }));
+        }
+        let streamed = crate::erase_ahead::erase_and_stream(
             dev,
             slot,
             padded,
@@ -187,6 +346,8 @@ async fn stream<T: Transport>(
             report,
         )
         .await;
+        dev.send_after_pipeline(None);
+        return streamed;
     };
     let erases =
         crate::stream_erases::StreamErases::new(slot.addr, &sectors.parts, &sectors.ends, state);

@@ -71,6 +71,18 @@ impl<T: Transport> Device<T> {
                 next += 1;
                 deadline = None;
             }
+            if next == count
+                && let Some(req) = self.after_pipeline
+                && window.admits(&in_flight, wire_len(&req))
+            {
+                // Behind the last request, once the agent's queue has room for it (as
+                // for any request of the window): the agent runs it after all the others.
+                self.after_pipeline = None;
+                let id = self.take_id();
+                self.send_request(id, &req).await?;
+                self.ahead = vec![(id, req.op())];
+                self.sent_after_pipeline = Some(req);
+            }
             if in_flight.is_empty() && next < count {
                 // Nothing left to wait for, yet the next request is not ready: a bug of
                 // the caller's `ready`, not something more waiting would mend.
@@ -137,6 +149,8 @@ impl<T: Transport> Device<T> {
                 }
             }
         }
+        // Its answer follows the pipeline's last: fresh from here.
+        self.ahead_at = self.link.now();
         Ok(())
     }
 

@@ -6,6 +6,8 @@ use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
 use crate::device::refused;
 use crate::image::md5_of;
 use crate::observer::progress64;
+use std::cell::RefCell;
+
 use crate::padded::{Padded, SectorState};
 use crate::report::Report;
 use crate::{Device, HostError, Image, Phase, Plan, Step, Transport};
@@ -93,13 +95,18 @@ impl Sectors {
 /// The bytes at the end of each sector that the first pass of [`compare`] hashes.
 const PROBE: usize = 256;
 
+/// The most sectors one `ChecksumSlot` of [`compare`]'s second pass hashes: a run is sent
+/// once the probes of its chunk of this many sectors are answered, so that the device
+/// hashes it while the next chunk's answers cross the line.
+const RUN: usize = 8;
+
 /// Compare each sector of the slot with the image: which ones hold it already, which are
 /// erased, which must be erased. Every verdict is exact, as exact as comparing MD5s of
 /// whole sectors: a sector is `Done` only when the device's MD5 of all of it equals the
 /// image's, `Erased` only when it equals that of `0xFF`s.
 ///
 /// It costs little where the slot holds something else (an older image: the common
-/// case), in three pipelined passes (docs/PROTOCOL.md 6.7, step 3):
+/// case), in two pipelines (docs/PROTOCOL.md 6.7, step 3):
 ///
 /// 1. The MD5 of the last [`PROBE`] bytes of each sector. A probe that differs from both
 ///    the image's bytes there and erased bytes proves the sector neither holds the image
@@ -109,13 +116,14 @@ const PROBE: usize = 256;
 ///    left part written shows erased bytes there, not the image's.
 /// 2. Every other sector still needs its whole MD5. Consecutive ones whose probe says
 ///    the same (the image, or erased) are checked as one run, one `ChecksumSlot` for the
-///    run: equal to the image's MD5 (or the erased one) of the run, every sector of it
-///    is done (or erased), since equal MD5s of the run mean equal bytes in each of its
-///    sectors. So a resume (a prefix of sectors done) and an erased slot cost about one
-///    read and hash of what they hold, as before, in a reply or two instead of one a
-///    sector.
+///    run, up to [`RUN`] sectors, in the same pipeline as the probes as soon as their
+///    probes are answered: equal to the image's MD5 (or the erased one) of the run, every
+///    sector of it is done (or erased), since equal MD5s of the run mean equal bytes in
+///    each of its sectors. So a resume (a prefix of sectors done) and an erased slot cost
+///    about one read and hash of what they hold, as before, plus the probes' answers on
+///    the line (which the device's hashing of the runs mostly hides).
 /// 3. A run whose MD5 differs (a sector torn in it) gets each of its sectors hashed
-///    whole, as one sector a request.
+///    whole, one sector a request, in a second pipeline.
 async fn compare<T: Transport>(
     dev: &mut Device<T>,
     slot: &SlotDesc,
@@ -148,53 +156,98 @@ async fn compare<T: Transport>(
     };
     let mut state: Vec<Option<SectorState>> = vec![None; count];
 
-    // 1. Probes.
+    // 1 and 2 in one pipeline: the probes (requests 0..count), then a run's MD5 (request
+    // count + j for the run that starts at sector j), sent as soon as the probes of its
+    // chunk of sectors are answered, so that the device hashes runs while the other
+    // probes' answers are still on the line.
     let probes: Vec<(usize, usize)> = ranges
         .iter()
         .map(|&(a, b)| (b.saturating_sub(PROBE).max(a), b))
         .collect();
-    let sums = checksums(dev, slot, &probes).await?;
-    let mut guess: Vec<Option<SectorState>> = vec![None; count];
-    for i in 0..count {
-        let (a, b) = probes[i];
-        let whole = (a, b) == ranges[i];
-        guess[i] = match sums[i] {
+    let erased_md5 = |a: usize, b: usize| md5_of(&vec![0xFF; b - a]);
+    // Per sector, what its probe says: `Some(Done)` the image, `Some(Erased)` erased
+    // (both to be confirmed by a run, unless the probe is the whole sector), `Some(Dirty)`
+    // neither, or unreadable.
+    let guess: RefCell<Vec<Option<SectorState>>> = RefCell::new(vec![None; count]);
+    // The runs: consecutive sectors whose probe says the same, not across a chunk of
+    // [`RUN`] sectors (a run is sent once its chunk's probes are answered). `None`: no
+    // run starts at `j`.
+    let run_at = |guess: &[Option<SectorState>], j: usize| -> Option<(usize, SectorState)> {
+        let g = guess[j].filter(|g| *g != SectorState::Dirty)?;
+        if probes[j] == ranges[j] {
+            return None; // the probe was the whole sector
+        }
+        let starts =
+            j.is_multiple_of(RUN) || guess[j - 1] != Some(g) || probes[j - 1] == ranges[j - 1];
+        if !starts {
+            return None;
+        }
+        let chunk_end = (j / RUN + 1) * RUN;
+        let mut end = j + 1;
+        while end < count.min(chunk_end) && guess[end] == Some(g) && probes[end] != ranges[end] {
+            end += 1;
+        }
+        Some((end, g))
+    };
+    let ready = |i: usize| {
+        if i < count {
+            return true;
+        }
+        let j = i - count;
+        let chunk = (j / RUN * RUN)..((j / RUN + 1) * RUN).min(count);
+        let guess = guess.borrow();
+        guess[chunk].iter().all(Option::is_some)
+    };
+    let slot_addr = slot.addr;
+    let make = |i: usize| {
+        let (a, b) = if i < count {
+            probes[i]
+        } else {
+            let j = i - count;
+            let (end, _) = run_at(&guess.borrow(), j)?;
+            (ranges[j].0, ranges[end - 1].1)
+        };
+        Some(Request::ChecksumSlot {
+            addr: slot_addr + a as u32,
+            size: (b - a) as u32,
+        })
+    };
+    dev.pipeline_some(2 * count, &make, &ready, &mut |obs, now, i, reply| {
+        let md5 = match reply {
+            Reply::Checksum(md5) => Some(md5),
             // Unreadable (ECC flash: a word a power cut tore): erasing makes it readable.
-            None => Some(SectorState::Dirty),
-            Some(md5) if md5 == padded.md5(a, b) => Some(SectorState::Done),
-            Some(md5) if md5 == md5_of(&vec![0xFF; b - a]) => Some(SectorState::Erased),
-            Some(_) => Some(SectorState::Dirty),
+            Reply::Error {
+                code: ErrorCode::FlashFailure,
+                ..
+            } => None,
+            other => return Err(refused(Op::ChecksumSlot, &other)),
         };
-        // A probe that covers the whole sector is its verdict; so is a dirty one.
-        if whole || guess[i] == Some(SectorState::Dirty) {
-            state[i] = guess[i];
+        if i < count {
+            let (a, b) = probes[i];
+            let g = match md5 {
+                Some(md5) if md5 == padded.md5(a, b) => SectorState::Done,
+                Some(md5) if md5 == erased_md5(a, b) => SectorState::Erased,
+                _ => SectorState::Dirty,
+            };
+            guess.borrow_mut()[i] = Some(g);
+            // A probe that covers the whole sector is its verdict; so is a dirty one.
+            if probes[i] == ranges[i] || g == SectorState::Dirty {
+                state[i] = Some(g);
+            }
+        } else {
+            let j = i - count;
+            let Some((end, kind)) = run_at(&guess.borrow(), j) else {
+                return Ok(());
+            };
+            let (a, b) = (ranges[j].0, ranges[end - 1].1);
+            if md5.is_some_and(|md5| md5 == expected(padded, kind, a, b)) {
+                state[j..end].fill(Some(kind));
+            }
         }
-    }
-    progress.settled(dev, &ranges, &state);
-
-    // 2. Runs of consecutive sectors not settled whose probe says the same.
-    let mut runs: Vec<(usize, usize, SectorState)> = Vec::new();
-    for i in 0..count {
-        let (None, Some(g)) = (state[i], guess[i]) else {
-            continue;
-        };
-        match runs.last_mut() {
-            Some((_, end, kind)) if *end == i && *kind == g => *end = i + 1,
-            _ => runs.push((i, i + 1, g)),
-        }
-    }
-    let run_ranges: Vec<(usize, usize)> = runs
-        .iter()
-        .map(|&(s, e, _)| (ranges[s].0, ranges[e - 1].1))
-        .collect();
-    let sums = checksums(dev, slot, &run_ranges).await?;
-    for (k, &(s, e, kind)) in runs.iter().enumerate() {
-        let (a, b) = run_ranges[k];
-        if sums[k].is_some_and(|md5| md5 == expected(padded, kind, a, b)) {
-            state[s..e].fill(Some(kind));
-        }
-    }
-    progress.settled(dev, &ranges, &state);
+        progress.settled(obs, now, &ranges, &state);
+        Ok(())
+    })
+    .await?;
 
     // 3. Each sector of a run that differed, whole.
     let rest: Vec<usize> = (0..count).filter(|&i| state[i].is_none()).collect();
@@ -208,7 +261,8 @@ async fn compare<T: Transport>(
             _ => SectorState::Dirty,
         });
     }
-    progress.settled(dev, &ranges, &state);
+    let now = dev.now();
+    progress.settled(dev.observer(), now, &ranges, &state);
     report.compare_time += dev.now() - t;
     Ok(state
         .into_iter()
@@ -232,9 +286,10 @@ struct Progress {
 }
 
 impl Progress {
-    fn settled<T: Transport>(
+    fn settled(
         &mut self,
-        dev: &mut Device<T>,
+        obs: &mut dyn crate::Observer,
+        now: core::time::Duration,
         ranges: &[(usize, usize)],
         state: &[Option<SectorState>],
     ) {
@@ -247,8 +302,7 @@ impl Progress {
             .min(self.total);
         if done > self.done || done == self.total {
             self.done = done;
-            let now = dev.now();
-            dev.observer().progress(&progress64(
+            obs.progress(&progress64(
                 Phase::Compare,
                 done,
                 self.total,

@@ -39,6 +39,21 @@ impl<T: Transport> Device<T> {
         ready: &dyn Fn(usize) -> bool,
         on_reply: &mut OnReply<'_>,
     ) -> Result<(), HostError> {
+        self.pipeline_some(count, &|i| Some(make(i)), ready, on_reply)
+            .await
+    }
+
+    /// [`Device::pipeline_when`], where `make(i)` may say that request `i` is not needed
+    /// (`None`: nothing is sent for it, and `on_reply` hears nothing of it). What
+    /// `make(i)` says must not change once `ready(i)` held (a request is made again to be
+    /// sent again).
+    pub(crate) async fn pipeline_some<'r>(
+        &mut self,
+        count: usize,
+        make: &dyn Fn(usize) -> Option<Request<'r>>,
+        ready: &dyn Fn(usize) -> bool,
+        on_reply: &mut OnReply<'_>,
+    ) -> Result<(), HostError> {
         let info = self.ensure_info().await?;
         let window = Window::of(&info);
         let queued = match window.bytes {
@@ -59,7 +74,10 @@ impl<T: Transport> Device<T> {
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
             while next < count && ready(next) {
-                let req = make(next);
+                let Some(req) = make(next) else {
+                    next += 1;
+                    continue;
+                };
                 let wire = wire_len(&req);
                 if !window.admits(&in_flight, wire) {
                     break;
@@ -82,6 +100,9 @@ impl<T: Transport> Device<T> {
                 self.send_request(id, &req).await?;
                 self.ahead = vec![(id, req.op())];
                 self.sent_after_pipeline = Some(req);
+            }
+            if in_flight.is_empty() && next == count {
+                break; // the last requests were not needed (`pipeline_some`)
             }
             if in_flight.is_empty() && next < count {
                 // Nothing left to wait for, yet the next request is not ready: a bug of
@@ -159,15 +180,18 @@ impl<T: Transport> Device<T> {
         in_flight: &mut VecDeque<InFlight>,
         index: usize,
         sends: u32,
-        make: &dyn Fn(usize) -> Request<'r>,
+        make: &dyn Fn(usize) -> Option<Request<'r>>,
         wait: Duration,
     ) -> Result<(), HostError> {
         if sends > self.timeouts.attempts.max(1) + 8 {
             return Err(HostError::NoAnswer);
         }
+        // Only requests sent are resent, and what `make` says of them does not change.
+        let Some(req) = make(index) else {
+            return Ok(());
+        };
         let id = self.take_id();
         self.stats.resent += 1;
-        let req = make(index);
         self.send_request(id, &req).await?;
         let cap = self.link.now() + wait + progress_allowance(&req);
         let wire = wire_len(&req);

@@ -71,6 +71,7 @@ impl<T: Transport> Device<T> {
         // (late, duplicated, damaged) do not move it, so a device sending only those
         // cannot keep the host waiting.
         let mut deadline: Option<Duration> = None;
+        let mut tail_sent = false;
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
             while next < count && ready(next) {
@@ -100,6 +101,7 @@ impl<T: Transport> Device<T> {
                 self.send_request(id, &req).await?;
                 self.ahead = vec![(id, req.op())];
                 self.sent_after_pipeline = Some(req);
+                tail_sent = true;
             }
             if in_flight.is_empty() && next == count {
                 break; // the last requests were not needed (`pipeline_some`)
@@ -170,8 +172,10 @@ impl<T: Transport> Device<T> {
                 }
             }
         }
-        // Its answer follows the pipeline's last: fresh from here.
-        self.ahead_at = self.link.now();
+        if tail_sent {
+            // Its answer follows the pipeline's last: fresh from here.
+            self.ahead_at = self.link.now();
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fota_host::protocol::SlotKind;
 use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::{Plan, Report};
-use fota_host::{Device, Image, LinkError, Step, Transport, update};
+use fota_host::{Device, HostError, Image, LinkError, Step, Transport, update};
 use fota_sim::device::{DeviceConfig, LayoutKind, SECTOR, SimDevice};
 use fota_sim::images;
 use futures::executor::block_on;
@@ -17,14 +17,28 @@ use futures::executor::block_on;
 const S: usize = SECTOR as usize;
 
 /// The link, counting the frames the host sends (one `send` a frame).
+/// It can also damage one `WriteSlot` frame on its way (the `n`th frame longer than 100
+/// bytes), and keeps the length of every frame sent.
 struct Counting {
     link: SimTransport<Virtual>,
     sent: Rc<Cell<u64>>,
+    damage_write: Option<u64>,
+    writes: u64,
+    lens: Rc<RefCell<Vec<usize>>>,
 }
 
 impl Transport for Counting {
     async fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
         self.sent.set(self.sent.get() + 1);
+        self.lens.borrow_mut().push(bytes.len());
+        if bytes.len() > 100 {
+            self.writes += 1;
+            if Some(self.writes) == self.damage_write {
+                let mut bad = bytes.to_vec();
+                bad[bytes.len() / 2] ^= 0x10;
+                return self.link.send(&bad).await;
+            }
+        }
         self.link.send(bytes).await
     }
     async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
@@ -82,6 +96,18 @@ fn new_image() -> Vec<u8> {
 /// An update of `image` into bytecode slot 1, which holds `slot` beforehand: its report,
 /// the events it gave, and the requests the comparison sent.
 fn update_over(slot: &[u8], image: &[u8]) -> (Report, Vec<String>, u64) {
+    let (report, events, compare, _, _) = run_update(slot, image, None);
+    (report.expect("update"), events, compare)
+}
+
+/// What [`update_over`] gives, the update's result as it is, with the `damage_write`th
+/// block damaged on the line; also the lengths of the frames sent, and the frames sent
+/// again.
+fn run_update(
+    slot: &[u8],
+    image: &[u8],
+    damage_write: Option<u64>,
+) -> (Result<Report, HostError>, Vec<String>, u64, Vec<usize>, u64) {
     let cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     let current = images::blink_v1();
     // A device that runs: a VM in its VM slot, a program in bytecode slot 0.
@@ -99,20 +125,54 @@ fn update_over(slot: &[u8], image: &[u8]) -> (Report, Vec<String>, u64) {
         compare: Rc::default(),
     };
     let (events, compare) = (heard.events.clone(), heard.compare.clone());
+    let lens = Rc::new(RefCell::new(Vec::new()));
     let link = Counting {
         link: SimTransport::new(sim, Virtual),
         sent,
+        damage_write,
+        writes: 0,
+        lens: lens.clone(),
     };
     let mut dev = Device::new(link, Box::new(heard));
     let mut plan = Plan::new(Image::new("new.bin", image.to_vec()).expect("image"));
     plan.restart = false;
     plan.codec = fota_host::Codec::None;
-    let report = block_on(update(&mut dev, &plan)).expect("update");
+    let report = block_on(update(&mut dev, &plan));
     let (Some(from), Some(to)) = compare.get() else {
         panic!("no comparison seen");
     };
     let events = events.borrow().clone();
-    (report, events, to - from)
+    let lens = lens.borrow().clone();
+    (report, events, to - from, lens, dev.stats().resent)
+}
+
+/// The device's MD5 of the slot rides behind the last block; a block sent again after
+/// it (here the last but one, damaged on the line) makes that answer stale, and the
+/// host asks again instead of taking it: the update goes through (a stale MD5 would
+/// stop it before `attempt`), with one more checksum than a clean run.
+#[test]
+fn the_md5_sent_behind_the_last_block_is_asked_again_after_a_block_sent_again() {
+    let image = new_image();
+    let older = images::sample_image(SlotKind::Bytecode, "old", "1", true, 9 * S);
+    let blocks = (8 * S / 1024 + 1) as u64;
+    // The short frames after the first block: erases, the checksum(s), attempt, record.
+    let short_after_blocks = |lens: &[usize]| {
+        let first = lens.iter().position(|&l| l > 100).expect("blocks");
+        lens[first..].iter().filter(|&&l| l <= 100).count()
+    };
+    let (clean, _, _, lens, resent) = run_update(&older, &image, None);
+    clean.expect("clean update");
+    assert_eq!(resent, 0);
+    let clean_short = short_after_blocks(&lens);
+    let (damaged, events, _, lens, resent) = run_update(&older, &image, Some(blocks - 1));
+    let report = damaged.expect("the update goes through");
+    assert!(resent >= 1, "the damaged block was sent again: {events:?}");
+    assert_eq!(report.erased_sectors, 9);
+    assert_eq!(
+        short_after_blocks(&lens),
+        clean_short + 1,
+        "the checksum asked again, nothing else"
+    );
 }
 
 /// Sectors whose last bytes (what the first pass hashes) say "the image" or "erased"

@@ -109,6 +109,12 @@ pub struct Device<T: Transport> {
     /// order, nothing sent since: [`Device::get_record`] and [`Device::find_slot`] take
     /// their answers instead of asking again.
     ahead: Vec<(u16, Op)>,
+    /// A read-only request to send right behind the last request of the next pipeline
+    /// (the MD5 of a slot behind the last block streamed into it): its answer then
+    /// waits in `ahead`, a round trip saved.
+    after_pipeline: Option<Request<'static>>,
+    /// That request once sent (its id is in `ahead` while nothing was sent since).
+    sent_after_pipeline: Option<Request<'static>>,
     /// When they were sent: used for [`FRESH`] only (a host that paused may find the
     /// agent gone back to its base rate, which only a request shows).
     ahead_at: Duration,
@@ -141,6 +147,8 @@ impl<T: Transport> Device<T> {
             switching: false,
             send_after: &[],
             ahead: Vec::new(),
+            after_pipeline: None,
+            sent_after_pipeline: None,
             ahead_at: Duration::ZERO,
             fresh_info_at: None,
             confirming: false,
@@ -431,6 +439,54 @@ impl<T: Transport> Device<T> {
                     Reply::Progress { .. } | Reply::Error { .. } => None,
                     r => Some(r),
                 });
+            }
+        }
+        Ok(None)
+    }
+
+    /// Send `req` right behind the last request of the next pipeline (`None`: nothing),
+    /// where [`Device::checksum_slot`] finds its answer. Only a read-only request: the
+    /// agent runs it after every request of the pipeline (6.2), and anything sent after
+    /// it (a request resent) makes the host ask again.
+    pub(crate) fn send_after_pipeline(&mut self, req: Option<Request<'static>>) {
+        self.after_pipeline = req;
+    }
+
+    /// The answer to `req` if it was sent behind a pipeline (see
+    /// [`Device::send_after_pipeline`]) and nothing was sent since, its progress going to
+    /// `on_progress` as [`Device::call`]'s does. `None`: it was not sent, something was
+    /// sent since, it was refused or it did not come: ask again.
+    pub(crate) async fn long_answer_ahead(
+        &mut self,
+        req: &Request<'_>,
+        on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
+    ) -> Result<Option<Reply>, HostError> {
+        if self.sent_after_pipeline.take().as_ref() != Some(req) {
+            return Ok(None);
+        }
+        let Some(pos) = self.ahead.iter().position(|a| a.1 == req.op()) else {
+            return Ok(None);
+        };
+        let id = self.ahead[pos].0;
+        self.ahead.drain(..=pos);
+        let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
+        let mut last_done = None;
+        while let Some((rid, reply)) = self.next_reply(deadline).await? {
+            if rid != id {
+                continue;
+            }
+            match reply {
+                Reply::Progress { done, total } => {
+                    // As in `call_attempts`: only progress that advances keeps it alive.
+                    if advances(last_done, done, total) {
+                        last_done = Some(done);
+                        let now = self.link.now();
+                        on_progress(self.observer.as_mut(), now, done, total);
+                        deadline = now + self.reply_timeout();
+                    }
+                }
+                Reply::Error { .. } => return Ok(None),
+                r => return Ok(Some(r)),
             }
         }
         Ok(None)

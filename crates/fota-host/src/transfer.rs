@@ -6,19 +6,22 @@ use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
 use crate::device::refused;
 use crate::image::md5_of;
 use crate::observer::progress64;
+use std::cell::RefCell;
+
 use crate::padded::{Padded, SectorState};
 use crate::report::Report;
 use crate::{Device, HostError, Image, Phase, Plan, Step, Transport};
 
 /// Erase and write one image into one slot, skipping sectors that already hold it:
 /// [`compare`] (resume), then [`stream`], which erases each dirty sector just ahead of
-/// the stream.
+/// the stream. `checksum_after`: the device's MD5 of the slot comes next (step 5).
 pub(crate) async fn transfer<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
     slot: &SlotDesc,
     image: &Image,
     plan: &Plan,
+    checksum_after: bool,
     report: &mut Report,
 ) -> Result<(), HostError> {
     // `Device::hello` checked the geometry: sector runs that tile the slot from its start,
@@ -48,7 +51,16 @@ pub(crate) async fn transfer<T: Transport>(
             .resumed(&image.name, skipped as u64, image.len() as u64);
     }
     stream(
-        dev, info, slot, image, plan, &padded, &sectors, &state, report,
+        dev,
+        info,
+        slot,
+        image,
+        plan,
+        &padded,
+        &sectors,
+        &state,
+        checksum_after,
+        report,
     )
     .await
 }
@@ -80,8 +92,38 @@ impl Sectors {
     }
 }
 
-/// Compare each sector of the slot with the image (the device's MD5 of it, pipelined):
-/// which ones hold it already, which are erased, which must be erased.
+/// The bytes at the end of each sector that the first pass of [`compare`] hashes.
+const PROBE: usize = 256;
+
+/// The most sectors one `ChecksumSlot` of [`compare`]'s second pass hashes: a run is sent
+/// once the probes of its chunk of this many sectors are answered, so that the device
+/// hashes it while the next chunk's answers cross the line.
+const RUN: usize = 8;
+
+/// Compare each sector of the slot with the image: which ones hold it already, which are
+/// erased, which must be erased. Every verdict is exact, as exact as comparing MD5s of
+/// whole sectors: a sector is `Done` only when the device's MD5 of all of it equals the
+/// image's, `Erased` only when it equals that of `0xFF`s.
+///
+/// It costs little where the slot holds something else (an older image: the common
+/// case), in two pipelines (docs/PROTOCOL.md 6.7, step 3):
+///
+/// 1. The MD5 of the last [`PROBE`] bytes of each sector. A probe that differs from both
+///    the image's bytes there and erased bytes proves the sector neither holds the image
+///    nor is erased (different MD5s mean different bytes): `Dirty`, for certain, at a
+///    sixteenth of a 4 KiB sector's read and hash. The probe is at the sector's end
+///    because the stream fills a sector from its start: a sector an interrupted update
+///    left part written shows erased bytes there, not the image's.
+/// 2. Every other sector still needs its whole MD5. Consecutive ones whose probe says
+///    the same (the image, or erased) are checked as one run, one `ChecksumSlot` for the
+///    run, up to [`RUN`] sectors, in the same pipeline as the probes as soon as their
+///    probes are answered: equal to the image's MD5 (or the erased one) of the run, every
+///    sector of it is done (or erased), since equal MD5s of the run mean equal bytes in
+///    each of its sectors. So a resume (a prefix of sectors done) and an erased slot cost
+///    about one read and hash of what they hold, as before, plus the probes' answers on
+///    the line (which the device's hashing of the runs mostly hides).
+/// 3. A run whose MD5 differs (a sector torn in it) gets each of its sectors hashed
+///    whole, one sector a request, in a second pipeline.
 async fn compare<T: Transport>(
     dev: &mut Device<T>,
     slot: &SlotDesc,
@@ -90,58 +132,218 @@ async fn compare<T: Transport>(
     sectors: &Sectors,
     report: &mut Report,
 ) -> Result<Vec<SectorState>, HostError> {
-    let sectors = &sectors.parts;
-    let mut state = vec![SectorState::Dirty; sectors.len()];
     let t = dev.now();
     dev.observer().step(
         Step::Erase,
         &format!(
             "Comparing {} sectors of the slot with {}",
-            sectors.len(),
+            sectors.parts.len(),
             image.name
         ),
     );
-    let mut ranges = sectors.clone();
+    // What the stream writes into each sector: the image's part, the padding after the
+    // image's end included.
+    let mut ranges = sectors.parts.clone();
     if let Some(last) = ranges.last_mut() {
         last.1 = padded.len();
     }
-    let erased: Vec<[u8; 16]> = ranges
+    let count = ranges.len();
+    let total = image.len() as u64;
+    let mut progress = Progress {
+        start: t,
+        total,
+        done: 0,
+    };
+    let mut state: Vec<Option<SectorState>> = vec![None; count];
+
+    // 1 and 2 in one pipeline: the probes (requests 0..count), then a run's MD5 (request
+    // count + j for the run that starts at sector j), sent as soon as the probes of its
+    // chunk of sectors are answered, so that the device hashes runs while the other
+    // probes' answers are still on the line.
+    let probes: Vec<(usize, usize)> = ranges
         .iter()
-        .map(|&(a, b)| md5_of(&vec![0xFF; b - a]))
+        .map(|&(a, b)| (b.saturating_sub(PROBE).max(a), b))
         .collect();
-    let wanted: Vec<[u8; 16]> = ranges.iter().map(|&(a, b)| padded.md5(a, b)).collect();
+    let erased_md5 = |a: usize, b: usize| md5_of(&vec![0xFF; b - a]);
+    // Per sector, what its probe says: `Some(Done)` the image, `Some(Erased)` erased
+    // (both to be confirmed by a run, unless the probe is the whole sector), `Some(Dirty)`
+    // neither, or unreadable.
+    let guess: RefCell<Vec<Option<SectorState>>> = RefCell::new(vec![None; count]);
+    // The runs: consecutive sectors whose probe says the same, not across a chunk of
+    // [`RUN`] sectors (a run is sent once its chunk's probes are answered). `None`: no
+    // run starts at `j`.
+    let run_at = |guess: &[Option<SectorState>], j: usize| -> Option<(usize, SectorState)> {
+        let g = guess[j].filter(|g| *g != SectorState::Dirty)?;
+        if probes[j] == ranges[j] {
+            return None; // the probe was the whole sector
+        }
+        let starts =
+            j.is_multiple_of(RUN) || guess[j - 1] != Some(g) || probes[j - 1] == ranges[j - 1];
+        if !starts {
+            return None;
+        }
+        let chunk_end = (j / RUN + 1) * RUN;
+        let mut end = j + 1;
+        while end < count.min(chunk_end) && guess[end] == Some(g) && probes[end] != ranges[end] {
+            end += 1;
+        }
+        Some((end, g))
+    };
+    let ready = |i: usize| {
+        if i < count {
+            return true;
+        }
+        let j = i - count;
+        let chunk = (j / RUN * RUN)..((j / RUN + 1) * RUN).min(count);
+        let guess = guess.borrow();
+        guess[chunk].iter().all(Option::is_some)
+    };
     let slot_addr = slot.addr;
-    let make = move |i: usize| {
+    let make = |i: usize| {
+        let (a, b) = if i < count {
+            probes[i]
+        } else {
+            let j = i - count;
+            let (end, _) = run_at(&guess.borrow(), j)?;
+            (ranges[j].0, ranges[end - 1].1)
+        };
+        Some(Request::ChecksumSlot {
+            addr: slot_addr + a as u32,
+            size: (b - a) as u32,
+        })
+    };
+    dev.pipeline_some(2 * count, &make, &ready, &mut |obs, now, i, reply| {
+        let md5 = match reply {
+            Reply::Checksum(md5) => Some(md5),
+            // Unreadable (ECC flash: a word a power cut tore): erasing makes it readable.
+            Reply::Error {
+                code: ErrorCode::FlashFailure,
+                ..
+            } => None,
+            other => return Err(refused(Op::ChecksumSlot, &other)),
+        };
+        if i < count {
+            let (a, b) = probes[i];
+            let g = match md5 {
+                Some(md5) if md5 == padded.md5(a, b) => SectorState::Done,
+                Some(md5) if md5 == erased_md5(a, b) => SectorState::Erased,
+                _ => SectorState::Dirty,
+            };
+            guess.borrow_mut()[i] = Some(g);
+            // A probe that covers the whole sector is its verdict; so is a dirty one.
+            if probes[i] == ranges[i] || g == SectorState::Dirty {
+                state[i] = Some(g);
+            }
+        } else {
+            let j = i - count;
+            let Some((end, kind)) = run_at(&guess.borrow(), j) else {
+                return Ok(());
+            };
+            let (a, b) = (ranges[j].0, ranges[end - 1].1);
+            if md5.is_some_and(|md5| md5 == expected(padded, kind, a, b)) {
+                state[j..end].fill(Some(kind));
+            }
+        }
+        progress.settled(obs, now, &ranges, &state);
+        Ok(())
+    })
+    .await?;
+
+    // 3. Each sector of a run that differed, whole.
+    let rest: Vec<usize> = (0..count).filter(|&i| state[i].is_none()).collect();
+    let rest_ranges: Vec<(usize, usize)> = rest.iter().map(|&i| ranges[i]).collect();
+    let sums = checksums(dev, slot, &rest_ranges).await?;
+    for (k, &i) in rest.iter().enumerate() {
+        let (a, b) = ranges[i];
+        state[i] = Some(match sums[k] {
+            Some(md5) if md5 == padded.md5(a, b) => SectorState::Done,
+            Some(md5) if md5 == md5_of(&vec![0xFF; b - a]) => SectorState::Erased,
+            _ => SectorState::Dirty,
+        });
+    }
+    let now = dev.now();
+    progress.settled(dev.observer(), now, &ranges, &state);
+    report.compare_time += dev.now() - t;
+    Ok(state
+        .into_iter()
+        .map(|s| s.unwrap_or(SectorState::Dirty))
+        .collect())
+}
+
+/// The MD5 a range `a..b` of the slot has when it is in state `kind`.
+fn expected(padded: &Padded<'_>, kind: SectorState, a: usize, b: usize) -> [u8; 16] {
+    match kind {
+        SectorState::Erased => md5_of(&vec![0xFF; b - a]),
+        _ => padded.md5(a, b),
+    }
+}
+
+/// The compare's progress: the bytes of the sectors it has settled.
+struct Progress {
+    start: core::time::Duration,
+    total: u64,
+    done: u64,
+}
+
+impl Progress {
+    fn settled(
+        &mut self,
+        obs: &mut dyn crate::Observer,
+        now: core::time::Duration,
+        ranges: &[(usize, usize)],
+        state: &[Option<SectorState>],
+    ) {
+        let done: u64 = ranges
+            .iter()
+            .zip(state)
+            .filter(|(_, s)| s.is_some())
+            .map(|(&(a, b), _)| (b - a) as u64)
+            .sum::<u64>()
+            .min(self.total);
+        if done > self.done || done == self.total {
+            self.done = done;
+            obs.progress(&progress64(
+                Phase::Compare,
+                done,
+                self.total,
+                now - self.start,
+            ));
+        }
+    }
+}
+
+/// The device's MD5 of each range (offsets in the slot), pipelined; `None` where the
+/// device cannot read the range (`FlashFailure`: an ECC word a power cut tore).
+async fn checksums<T: Transport>(
+    dev: &mut Device<T>,
+    slot: &SlotDesc,
+    ranges: &[(usize, usize)],
+) -> Result<Vec<Option<[u8; 16]>>, HostError> {
+    let mut sums = vec![None; ranges.len()];
+    if ranges.is_empty() {
+        return Ok(sums);
+    }
+    let slot_addr = slot.addr;
+    let make = |i: usize| {
         let (a, b) = ranges[i];
         Request::ChecksumSlot {
             addr: slot_addr + a as u32,
             size: (b - a) as u32,
         }
     };
-    let count = sectors.len();
-    let ranges_len: Vec<usize> = sectors.iter().map(|&(a, b)| b - a).collect();
-    let total_len = image.len() as u64;
-    let mut done = 0u64;
-    dev.pipeline(count, &make, &mut |obs, now, i, reply| {
-        state[i] = match reply {
-            Reply::Checksum(md5) if md5 == wanted[i] => SectorState::Done,
-            Reply::Checksum(md5) if md5 == erased[i] => SectorState::Erased,
-            Reply::Checksum(_) => SectorState::Dirty,
-            // A sector the device cannot read (ECC flash: a word a power cut tore):
-            // erasing it makes it readable again.
+    dev.pipeline(ranges.len(), &make, &mut |_, _, i, reply| {
+        sums[i] = match reply {
+            Reply::Checksum(md5) => Some(md5),
             Reply::Error {
                 code: ErrorCode::FlashFailure,
                 ..
-            } => SectorState::Dirty,
+            } => None,
             other => return Err(refused(Op::ChecksumSlot, &other)),
         };
-        done += (ranges_len[i]) as u64;
-        obs.progress(&progress64(Phase::Compare, done, total_len, now - t));
         Ok(())
     })
     .await?;
-    report.compare_time += dev.now() - t;
-    Ok(state)
+    Ok(sums)
 }
 
 /// Send the sectors not done: compressed or delta where the agent decodes it
@@ -157,6 +359,7 @@ async fn stream<T: Transport>(
     padded: &Padded<'_>,
     sectors: &Sectors,
     state: &[SectorState],
+    checksum_after: bool,
     report: &mut Report,
 ) -> Result<(), HostError> {
     let gran = usize::from(info.write_granularity);
@@ -176,7 +379,17 @@ async fn stream<T: Transport>(
     // Compressed or delta where the agent decodes it (crate::codec), raw otherwise; either
     // way each dirty sector is erased just ahead of the stream (crate::erase_ahead).
     let Some(prepared) = prepared else {
-        return crate::erase_ahead::erase_and_stream(
+        // The device's MD5 of the slot (step 5) rides behind the last block when it comes
+        // next: a round trip saved, and the same check (the agent runs it after every
+        // block; a block sent again after it makes the host ask again).
+        if checksum_after {
+            let size = crate::plan::image_len(image)?;
+            dev.send_after_pipeline(Some(Request::ChecksumSlot {
+                addr: slot.addr,
+                size,
+            }));
+        }
+        let streamed = crate::erase_ahead::erase_and_stream(
             dev,
             slot,
             padded,
@@ -187,6 +400,8 @@ async fn stream<T: Transport>(
             report,
         )
         .await;
+        dev.send_after_pipeline(None);
+        return streamed;
     };
     let erases =
         crate::stream_erases::StreamErases::new(slot.addr, &sectors.parts, &sectors.ends, state);

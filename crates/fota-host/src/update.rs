@@ -125,13 +125,15 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     }
 
     // 3 and 4. Erase and stream, sending only what differs.
-    for (slot, image) in &jobs {
-        transfer(dev, &info, slot, image, plan, &mut report).await?;
+    for (k, (slot, image)) in jobs.iter().enumerate() {
+        let last = k + 1 == jobs.len();
+        transfer(dev, &info, slot, image, plan, last, &mut report).await?;
     }
 
-    // 5. Checksum: a mismatch never reaches attempt.
+    // 5. Checksum: a mismatch never reaches attempt. The image streamed last first: its
+    // MD5 was asked for behind its last block (transfer).
     let t = dev.now();
-    for (slot, image) in &jobs {
+    for (slot, image) in jobs.iter().rev() {
         dev.observer().step(
             Step::Checksum,
             &format!("Checking the MD5 of {} on the device", image.name),

@@ -189,6 +189,14 @@ impl<T: Transport> Device<T> {
         size: u32,
         on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
     ) -> Result<[u8; 16], HostError> {
+        // Sent ahead behind the stream's last block (`send_after_pipeline`), for this
+        // very range: its answer is on its way.
+        if let Some(Reply::Checksum(md5)) = self
+            .long_answer_ahead(&Request::ChecksumSlot { addr, size }, on_progress)
+            .await?
+        {
+            return Ok(md5);
+        }
         match self
             .call_with(
                 &Request::ChecksumSlot { addr, size },

@@ -39,6 +39,21 @@ impl<T: Transport> Device<T> {
         ready: &dyn Fn(usize) -> bool,
         on_reply: &mut OnReply<'_>,
     ) -> Result<(), HostError> {
+        self.pipeline_some(count, &|i| Some(make(i)), ready, on_reply)
+            .await
+    }
+
+    /// [`Device::pipeline_when`], where `make(i)` may say that request `i` is not needed
+    /// (`None`: nothing is sent for it, and `on_reply` hears nothing of it). What
+    /// `make(i)` says must not change once `ready(i)` held (a request is made again to be
+    /// sent again).
+    pub(crate) async fn pipeline_some<'r>(
+        &mut self,
+        count: usize,
+        make: &dyn Fn(usize) -> Option<Request<'r>>,
+        ready: &dyn Fn(usize) -> bool,
+        on_reply: &mut OnReply<'_>,
+    ) -> Result<(), HostError> {
         let info = self.ensure_info().await?;
         let window = Window::of(&info);
         let queued = match window.bytes {
@@ -56,10 +71,14 @@ impl<T: Transport> Device<T> {
         // (late, duplicated, damaged) do not move it, so a device sending only those
         // cannot keep the host waiting.
         let mut deadline: Option<Duration> = None;
+        let mut tail_sent = false;
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
             while next < count && ready(next) {
-                let req = make(next);
+                let Some(req) = make(next) else {
+                    next += 1;
+                    continue;
+                };
                 let wire = wire_len(&req);
                 if !window.admits(&in_flight, wire) {
                     break;
@@ -70,6 +89,22 @@ impl<T: Transport> Device<T> {
                 in_flight.push_back(InFlight::new(next, id, 1, cap, wire));
                 next += 1;
                 deadline = None;
+            }
+            if next == count
+                && let Some(req) = self.after_pipeline
+                && window.admits(&in_flight, wire_len(&req))
+            {
+                // Behind the last request, once the agent's queue has room for it (as
+                // for any request of the window): the agent runs it after all the others.
+                self.after_pipeline = None;
+                let id = self.take_id();
+                self.send_request(id, &req).await?;
+                self.ahead = vec![(id, req.op())];
+                self.sent_after_pipeline = Some(req);
+                tail_sent = true;
+            }
+            if in_flight.is_empty() && next == count {
+                break; // the last requests were not needed (`pipeline_some`)
             }
             if in_flight.is_empty() && next < count {
                 // Nothing left to wait for, yet the next request is not ready: a bug of
@@ -137,6 +172,10 @@ impl<T: Transport> Device<T> {
                 }
             }
         }
+        if tail_sent {
+            // Its answer follows the pipeline's last: fresh from here.
+            self.ahead_at = self.link.now();
+        }
         Ok(())
     }
 
@@ -145,15 +184,18 @@ impl<T: Transport> Device<T> {
         in_flight: &mut VecDeque<InFlight>,
         index: usize,
         sends: u32,
-        make: &dyn Fn(usize) -> Request<'r>,
+        make: &dyn Fn(usize) -> Option<Request<'r>>,
         wait: Duration,
     ) -> Result<(), HostError> {
         if sends > self.timeouts.attempts.max(1) + 8 {
             return Err(HostError::NoAnswer);
         }
+        // Only requests sent are resent, and what `make` says of them does not change.
+        let Some(req) = make(index) else {
+            return Ok(());
+        };
         let id = self.take_id();
         self.stats.resent += 1;
-        let req = make(index);
         self.send_request(id, &req).await?;
         let cap = self.link.now() + wait + progress_allowance(&req);
         let wire = wire_len(&req);

@@ -525,34 +525,44 @@ impl<F: NorFlash> Agent<F> {
             .ok_or(Refusal::new(ErrorCode::OutOfSlot, addr))
     }
 
-    /// Whether the flash offsets `off..off + len` are known erased (see `erased_run`).
-    fn known_erased(&self, off: u32, len: usize) -> bool {
-        let (start, end) = self.erased_run;
-        u64::from(off) >= u64::from(start) && u64::from(off) + len as u64 <= u64::from(end)
-    }
-
-    /// An erase of the flash offsets `from..to` completed: they join the known-erased
-    /// run when they touch it, or replace it.
-    fn note_erased(&mut self, from: u32, to: u32) {
-        let (start, end) = self.erased_run;
-        self.erased_run = if start < end && from <= end && to >= start {
-            (start.min(from), end.max(to))
-        } else {
-            (from, to)
-        };
-    }
-
-    /// The flash offsets `from..to` are being programmed: they leave the known-erased
-    /// run (its part after them too, when they fall inside it).
-    fn note_programmed(&mut self, from: u32, to: u32) {
-        let (start, end) = self.erased_run;
-        if to <= start || from >= end {
-            return;
+    /// Fill `out` with the bytes at `addr + pos`: the erased value where `erased` (the
+    /// range is known erased, see `erased_run`), else read from flash.
+    #[inline(never)]
+    fn read_unless_erased(
+        &mut self,
+        erased: bool,
+        addr: u32,
+        pos: usize,
+        out: &mut [u8],
+    ) -> RequestResult<()> {
+        if erased {
+            out.fill(crate::flash::ERASED);
+            return Ok(());
         }
-        self.erased_run = if from <= start {
-            (to.min(end), end)
-        } else {
-            (start, from)
+        self.read(addr, pos, out)
+    }
+
+    /// Whether the `len` bytes at `addr` (checked inside a slot) are known erased.
+    #[inline(never)]
+    fn known_erased(&self, addr: u32, len: usize) -> bool {
+        let (start, end) = self.erased_run;
+        let off = addr.wrapping_sub(self.config.flash_base);
+        off >= start && off.checked_add(len as u32).is_some_and(|e| e <= end)
+    }
+
+    /// The flash offsets `from..to` were erased (`erased`: they join the known-erased
+    /// run when they touch it, or replace it) or are being programmed or erased (they
+    /// leave it, with its part after them when they fall inside it).
+    #[inline(never)]
+    fn note(&mut self, from: u32, to: u32, erased: bool) {
+        let (start, end) = self.erased_run;
+        let touch = start < end && from <= end && to >= start;
+        self.erased_run = match (erased, touch) {
+            (true, true) => (start.min(from), end.max(to)),
+            (true, false) => (from, to),
+            (false, true) if from <= start => (to, end),
+            (false, true) => (start, from.min(end)),
+            (false, false) => (start, end),
         };
     }
 

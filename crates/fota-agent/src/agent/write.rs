@@ -89,12 +89,12 @@ impl<F: NorFlash> Agent<F> {
             .checked_add(sector)
             .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
         // Not known erased while it runs: a cut or a failure leaves it anything.
-        self.note_programmed(off, to);
+        self.note(off, to, false);
         let erased = self.flash.erase(off, to);
         self.changes.erased = self.changes.erased.wrapping_add(1);
         self.unit_done();
         erased.map_err(|_| Refusal::new(ErrorCode::FlashFailure, at))?;
-        self.note_erased(off, to);
+        self.note(off, to, true);
         op.done = op.done.saturating_add(sector);
         Ok(if op.done < op.total {
             Unit::More {
@@ -321,19 +321,14 @@ impl<F: NorFlash> Agent<F> {
     /// bytes), else nothing is programmed.
     fn check_body(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
         let unit = self.geo.write.get() as usize;
-        let known = self.known_erased(self.offset(addr)?, data.len());
+        let known = self.known_erased(addr, data.len());
         let mut buf = [0u8; CHUNK];
         for (i, want) in data.chunks(CHUNK).enumerate() {
             let pos = i * CHUNK;
             let have = buf
                 .get_mut(..want.len())
                 .ok_or(Refusal::new(ErrorCode::FlashFailure, addr))?;
-            let chunk_read = if known {
-                have.fill(flash::ERASED);
-                true
-            } else {
-                self.read(addr, pos, have).is_ok()
-            };
+            let chunk_read = self.read_unless_erased(known, addr, pos, have).is_ok();
             for (j, w) in want.chunks(unit).enumerate() {
                 let at = addr.saturating_add((pos + j * unit) as u32);
                 let h = have
@@ -363,16 +358,12 @@ impl<F: NorFlash> Agent<F> {
         let unit = self.geo.write.get() as usize;
         let flash_failure =
             |at: usize| Refusal::new(ErrorCode::FlashFailure, addr.saturating_add(at as u32));
-        let known = self.known_erased(self.offset(addr)?, data.len());
+        let known = self.known_erased(addr, data.len());
         let mut buf = [0u8; CHUNK];
         for (i, want) in data.chunks(CHUNK).enumerate() {
             let pos = i * CHUNK;
             let have = buf.get_mut(..want.len()).ok_or(flash_failure(pos))?;
-            if known {
-                have.fill(flash::ERASED);
-            } else {
-                self.read(addr, pos, have)?;
-            }
+            self.read_unless_erased(known, addr, pos, have)?;
             let mut j = 0;
             while j < want.len() {
                 let differs = |k: usize| want.get(k..k + unit) != have.get(k..k + unit);
@@ -387,7 +378,7 @@ impl<F: NorFlash> Agent<F> {
                 let run = want.get(start..j).ok_or(flash_failure(pos + start))?;
                 let off = self.offset(addr.saturating_add((pos + start) as u32))?;
                 self.changes.programmed = self.changes.programmed.wrapping_add(1);
-                self.note_programmed(off, off.saturating_add(run.len() as u32));
+                self.note(off, off.saturating_add(run.len() as u32), false);
                 self.flash
                     .write(off, run)
                     .map_err(|_| flash_failure(pos + start))?;
@@ -413,7 +404,7 @@ impl<F: NorFlash> Agent<F> {
         }
         let off = self.offset(addr)?;
         self.changes.programmed = self.changes.programmed.wrapping_add(1);
-        self.note_programmed(off, off.saturating_add(bytes.len() as u32));
+        self.note(off, off.saturating_add(bytes.len() as u32), false);
         self.flash.write(off, bytes).map_err(|_| fail)?;
         let mut back = [0u8; MAX_WRITE_UNIT];
         let back = back.get_mut(..bytes.len()).ok_or(fail)?;

@@ -17,6 +17,11 @@
 //!   its end; for the raw image, from the first `WriteSlot` to the last reply. Both erase
 //!   each sector just ahead of the data, so the erases of all but the first sector run
 //!   inside it: where erasing is slower than the line, the flash sets its pace.
+//! * **flash idle**: how long the flash waited, in the same virtual time, between the end
+//!   of the first sector's erase (for a delta, of the first step of the base's check)
+//!   and the image's last program: the gaps between the agent's flash steps, its CPU
+//!   time per frame included (`fota_sim::device::flash_idle`). esptool's method on this
+//!   model gives the flash none.
 //! * **x line rate**: image bytes / (stream x baud / 10): how many times faster than
 //!   the line's raw byte rate the image arrives.
 //! * **whole update**: hello to the answer to `attempt` (`Report::total_time`): the
@@ -65,6 +70,7 @@ struct Row {
     sent: u64,
     stream: Duration,
     update: Duration,
+    flash_idle: Duration,
 }
 
 /// Reads a firmware file: Intel HEX (its main flash image) or raw bytes.
@@ -138,6 +144,8 @@ struct Measured {
     stream: Duration,
     update: Duration,
     method: &'static str,
+    /// How long the flash waited while it wrote the image ([`fota_sim::device::flash_idle`]).
+    flash_idle: Duration,
 }
 
 async fn measure(
@@ -148,7 +156,8 @@ async fn measure(
     latency_ms: u64,
     codec: Codec,
 ) -> Result<Measured, String> {
-    let sim = device(old.map(|o| o.data()), slot, latency_ms)?;
+    let mut sim = device(old.map(|o| o.data()), slot, latency_ms)?;
+    sim.record_flash_busy();
     let said = Said::default();
     let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(said.clone()));
     if baud != CONNECT_BAUD {
@@ -168,11 +177,14 @@ async fn measure(
     let report = fota_host::update(&mut dev, &plan)
         .await
         .map_err(|e| format!("update ({codec}): {e}"))?;
+    let (idle_ns, _) = fota_sim::device::flash_idle(dev.link().device().flash_spans())
+        .ok_or("the flash did no work before the checksum")?;
     Ok(Measured {
         sent: report.sent_bytes,
         stream: report.stream_time,
         update: report.total_time,
         method: said.method(),
+        flash_idle: Duration::from_nanos(idle_ns),
     })
 }
 
@@ -205,18 +217,19 @@ fn x_line_rate(image_len: usize, secs: f64, baud: u32) -> f64 {
 /// The table the README shows, from the JSON document.
 pub fn markdown(doc: &Value) -> String {
     let mut out = String::from(
-        "| Link (baud) | Latency | Method | Sent | Stream | x line rate | Whole update |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| Link (baud) | Latency | Method | Sent | Stream | Flash idle | x line rate | Whole update |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     let rows = doc["rows"].as_array().cloned().unwrap_or_default();
     for r in &rows {
         out.push_str(&format!(
-            "| {} | {} ms | {} | {} B | {:.2} s | {:.2} | {:.2} s |\n",
+            "| {} | {} ms | {} | {} B | {:.2} s | {:.3} s | {:.2} | {:.2} s |\n",
             r["baud"],
             r["latency_ms"],
             r["method"].as_str().unwrap_or("?"),
             r["sent_bytes"],
             r["stream_s"].as_f64().unwrap_or(0.0),
+            r["flash_idle_s"].as_f64().unwrap_or(0.0),
             r["x_line_rate"].as_f64().unwrap_or(0.0),
             r["update_s"].as_f64().unwrap_or(0.0)
         ));
@@ -227,7 +240,7 @@ pub fn markdown(doc: &Value) -> String {
         .unwrap_or_default()
     {
         out.push_str(&format!(
-            "| {} | {} ms | esptool's method on this model: zlib 9 at {:.0} %, a round trip a 16 KiB block, the same flash | {} B | {:.2} s | {:.2} | |\n",
+            "| {} | {} ms | esptool's method on this model: zlib 9 at {:.0} %, a round trip a 16 KiB block, the same flash | {} B | {:.2} s | 0 s | {:.2} | |\n",
             e["baud"],
             e["latency_ms"],
             e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
@@ -238,7 +251,7 @@ pub fn markdown(doc: &Value) -> String {
     }
     for e in doc["esptool"].as_array().cloned().unwrap_or_default() {
         out.push_str(&format!(
-            "| {} | (published) | esptool's method, published: zlib 9 at {:.0} % of the line, the wire only | {} B | {:.2} s | {:.2} | |\n",
+            "| {} | (published) | esptool's method, published: zlib 9 at {:.0} % of the line, the wire only | {} B | {:.2} s | | {:.2} | |\n",
             e["baud"],
             e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
             e["sent_bytes"],
@@ -337,6 +350,7 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
                     sent: m.sent,
                     stream: m.stream,
                     update: m.update,
+                    flash_idle: m.flash_idle,
                 });
             }
         }
@@ -372,6 +386,7 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
                 "sent_bytes": r.sent, "stream_s": secs,
                 "x_line_rate": x_line_rate(image.len(), secs, r.baud),
                 "update_s": r.update.as_secs_f64(),
+                "flash_idle_s": r.flash_idle.as_secs_f64(),
             })
         })
         .collect();
@@ -402,7 +417,9 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
         println!(
             "\nsent: image data on the wire (raw image, or stream); stream: the Stream step in \
              the modelled link's time, the erases that run during it included; x line rate: \
-             image bytes / (stream x baud/10); auto: the default, named by what it picked. \
+             image bytes / (stream x baud/10); flash idle: how long the flash waited \
+             between the first sector's erase (for a delta, the base's check) and the \
+             image's last program, in the same virtual time; auto: the default, named by what it picked. \
              esptool's method on this model: zlib level 9 at its published wire efficiency \
              (esptool issues 255 and 256), a round trip per 16 KiB block, against the same \
              flash erase and program work as our Stream column; published: the wire only."

@@ -264,7 +264,7 @@ async fn find_base<'b, T: Transport>(
 
 /// Send `stream` into `slot`, only the blocks for which `needed(offset, len)` holds
 /// (resume), through `StreamBegin` and a window of `StreamData` frames, with the
-/// `EraseSlot`s of `erases` interleaved one block ahead
+/// `EraseSlot`s of `erases` interleaved ahead of their blocks
 /// ([`crate::stream_erases::StreamErases`]). Returns the stream bytes sent.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn send_stream<T: Transport>(
@@ -503,7 +503,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
 
 impl Prepared {
     /// Erase the dirty sectors (`erases`) and send the blocks over the sectors not done,
-    /// each sector erased one block ahead of the frames that write it; the times, bytes
+    /// each sector erased ahead of the frames that write it; the times, bytes
     /// and erases go to `report`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send<T: Transport>(
@@ -527,7 +527,7 @@ impl Prepared {
             )
         } else {
             format!(
-                "Erasing {} KiB of {kind} slot {}, each sector one block ahead of the stream",
+                "Erasing {} KiB of {kind} slot {}, each sector ahead of the stream",
                 erases.bytes() / 1024,
                 slot.index
             )

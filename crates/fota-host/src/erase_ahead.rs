@@ -431,9 +431,10 @@ mod tests {
     }
 
     #[test]
-    fn stream_erases_go_one_block_ahead_and_gate_the_frames() {
+    fn stream_erases_precede_their_blocks_and_gate_the_frames() {
         // Sectors of 4 image bytes, blocks of 8 image bytes whose coded bodies are 5
-        // bytes each (body offsets 0, 5, 10); frames of 4 body bytes.
+        // bytes each (body offsets 0, 5, 10); frames of 4 body bytes. Four frames: every
+        // erase is due within LEAD_FRAMES of the start, so all go first.
         let sectors = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24)];
         let ends = [4, 8, 12, 16, 20, 24];
         let mut e = StreamErases::new(100, &sectors, &ends, &[D, K, D, D, D, E]);
@@ -446,8 +447,8 @@ mod tests {
                 X(0),
                 X(1),
                 X(2),
-                F { a: 0, b: 4 },
                 X(3),
+                F { a: 0, b: 4 },
                 F { a: 4, b: 8 },
                 F { a: 8, b: 12 },
                 F { a: 12, b: 15 },
@@ -469,30 +470,65 @@ mod tests {
     }
 
     #[test]
-    fn stream_erases_of_the_next_block_spread_over_the_frames_of_this_one() {
-        // Two blocks of 12 image bytes (3 sectors each), each 12 body bytes: three
-        // frames of 4 per block.
-        let sectors = [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24)];
-        let ends = [4, 8, 12, 16, 20, 24];
-        let mut e = StreamErases::new(0, &sectors, &ends, &[D; 6]);
-        e.assign(&[(0, 12, 0), (12, 12, 12)]);
-        use StreamItem::{Erase as X, Frame as F};
+    fn stream_erases_spread_evenly_ahead_of_their_blocks() {
+        use crate::stream_erases::LEAD_FRAMES;
+        // 64 sectors of 4 image bytes; blocks of two sectors whose bodies are 12 bytes:
+        // three frames of 4 per block, 96 frames and 64 erases.
+        let sectors: Vec<(usize, usize)> = (0..64).map(|s| (s * 4, s * 4 + 4)).collect();
+        let ends: Vec<usize> = sectors.iter().map(|s| s.1).collect();
+        let mut e = StreamErases::new(0, &sectors, &ends, &[D; 64]);
+        let blocks: Vec<(u32, u32, usize)> = (0..32).map(|j| (j * 8, 8, j as usize * 12)).collect();
+        e.assign(&blocks);
+        let items = e.schedule(0, 32 * 12, 4);
+        let frame_of = |i: usize| {
+            items[..i]
+                .iter()
+                .filter(|x| matches!(x, StreamItem::Frame { .. }))
+                .count()
+        };
+        let erases: Vec<(usize, usize)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, x)| match x {
+                StreamItem::Erase(s) => Some((*s, frame_of(i))),
+                StreamItem::Frame { .. } => None,
+            })
+            .collect();
+        // Every erase once, in order.
         assert_eq!(
-            e.schedule(0, 24, 4),
-            [
-                X(0),
-                X(1),
-                X(2),
-                X(3),
-                F { a: 0, b: 4 },
-                X(4),
-                F { a: 4, b: 8 },
-                X(5),
-                F { a: 8, b: 12 },
-                F { a: 12, b: 16 },
-                F { a: 16, b: 20 },
-                F { a: 20, b: 24 },
-            ]
+            erases.iter().map(|x| x.0).collect::<Vec<_>>(),
+            (0..64).collect::<Vec<_>>()
         );
+        for &(s, before) in &erases {
+            // Sector s is block s / 2, whose first frame is 3 * (s / 2): the erase goes
+            // LEAD_FRAMES frames before it, or first of all.
+            let due = 3 * (s / 2);
+            assert!(
+                before == 0 || before + LEAD_FRAMES <= due,
+                "erase {s} before frame {before}"
+            );
+        }
+        // Past the start, never more than two erases between two frames (64 over 96).
+        let mut run = 0;
+        for x in items
+            .iter()
+            .skip_while(|x| matches!(x, StreamItem::Erase(_)))
+        {
+            run = if matches!(x, StreamItem::Erase(_)) {
+                run + 1
+            } else {
+                0
+            };
+            assert!(run <= 2, "{items:?}");
+        }
+        // And the frames wait for their block's erases only: each frame is ready once
+        // the erases before it are answered.
+        let mut answered = vec![false; 64];
+        for x in &items {
+            match *x {
+                StreamItem::Erase(s) => answered[s] = true,
+                f @ StreamItem::Frame { .. } => assert!(e.ready(f, &answered)),
+            }
+        }
     }
 }

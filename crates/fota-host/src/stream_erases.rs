@@ -5,8 +5,17 @@ use core::time::Duration;
 
 use fota_protocol::Request;
 
-use crate::erase_ahead::AHEAD;
 use crate::padded::SectorState;
+
+/// How many frames before the first frame of its block an erase goes, at least: a
+/// frame waits for the answers to its block's erases, the host sends a frame about a
+/// window (five frames) before the agent decodes it, and the erase's answer must cross
+/// the line back (a round trip at 16 ms is about three frames at 921600 baud); erases
+/// placed later come back while the agent has the previous block's last frames alone
+/// to decode, and the flash idles for about a round trip at every block's start. 14
+/// (two windows and a round trip) idled the flash least on the micro:bit runtime at
+/// 921600 baud, 1 and 16 ms (5, 8, 11, 14, 18 measured).
+pub(crate) const LEAD_FRAMES: usize = 14;
 
 /// One request of a stream's pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +34,10 @@ pub(crate) enum StreamItem {
 /// The sectors a compressed stream needs erased, and which of them the agent erased.
 ///
 /// A stream's blocks each decode into their own image range (16 KiB by default), in
-/// image order. The erases of the sectors that block j + 1 is first to write are
-/// spread over the frames of block j, so the flash erases them while block j streams; a frame is sent only once every sector that a block it reaches
-/// writes first has its erase answered. Since the agent works in order, the
+/// image order. The erases of the sectors that each block is first to write are spread
+/// over the frames before it ([`StreamErases::schedule`]), so the flash erases them
+/// while earlier blocks stream; a frame is sent only once every sector that a block it
+/// reaches writes first has its erase answered. Since the agent works in order, the
 /// decoder never writes a sector before its erase ran, and an `EraseSlot` is sent again
 /// (after a lost answer, or a `StreamGap` that restarts the window) only while no frame
 /// that writes into its sector was sent: it never erases what the decoder wrote.
@@ -104,17 +114,18 @@ impl StreamErases {
     }
 
     /// The requests that send body bytes `from..end` in frames of `chunk`, with the
-    /// erases not answered yet (see the type's docs): before each frame, every erase of
-    /// the blocks it reaches (those not placed yet), then the erases of the next block
-    /// spread evenly over the frames left in this block, so that the window holds an
-    /// erase and frames rather than erases alone, and the next block's erases are all
-    /// sent before its first frame needs them.
+    /// erases not answered yet (see the type's docs) spread evenly over the frames, one
+    /// every few frames, so that each erase hides the line's time for the frames queued
+    /// behind it and the window never holds erases alone nor a long run of frames with no
+    /// erase (the agent decodes a frame faster than the line brings it: after such a run
+    /// the flash waits for the line). Each erase goes at least [`LEAD_FRAMES`] frames
+    /// before the first frame of its block (the erases of the first blocks before the
+    /// first frame), so that its answer is back before that frame is due.
     pub(crate) fn schedule(&self, from: usize, end: usize, chunk: usize) -> Vec<StreamItem> {
         let mut order: Vec<usize> = (0..self.sectors.len())
             .filter(|&e| !self.answered[e])
             .collect();
         order.sort_by_key(|&e| (self.group[e], e));
-        let mut pending = order.into_iter().peekable();
         let mut frames: Vec<(usize, usize, usize)> = Vec::new();
         let mut a = from;
         while a < end {
@@ -122,24 +133,34 @@ impl StreamErases {
             frames.push((a, b, self.last_block(b)));
             a = b;
         }
-        let mut items = Vec::new();
-        for (i, &(a, b, last)) in frames.iter().enumerate() {
-            while let Some(e) = pending.next_if(|&e| self.group[e] <= last) {
-                items.push(StreamItem::Erase(e));
-            }
-            let frames_left = frames[i..].iter().take_while(|f| f.2 == last).count();
-            let ahead = pending
-                .clone()
-                .take_while(|&e| self.group[e] <= last + AHEAD)
-                .count();
-            for _ in 0..ahead.div_ceil(frames_left.max(1)) {
-                if let Some(e) = pending.next() {
-                    items.push(StreamItem::Erase(e));
-                }
+        let n = frames.len();
+        // The first frame that reaches block `g` (n when none does).
+        let need = |g: usize| frames.iter().position(|f| f.2 >= g).unwrap_or(n);
+        // Before which frame each erase goes: evenly spaced, LEAD_FRAMES earlier, and
+        // never after its deadline; in the erases' order (a suffix minimum keeps the
+        // positions non-decreasing and every deadline met).
+        let k = order.len();
+        let mut at: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .map(|(m, &e)| {
+                let even = (m * n / k.max(1)).saturating_sub(LEAD_FRAMES);
+                even.min(need(self.group[e]).saturating_sub(LEAD_FRAMES))
+            })
+            .collect();
+        for m in (0..at.len().saturating_sub(1)).rev() {
+            at[m] = at[m].min(at[m + 1]);
+        }
+        let mut items = Vec::with_capacity(n + k);
+        let mut next = 0usize;
+        for (i, &(a, b, _)) in frames.iter().enumerate() {
+            while next < k && at[next] <= i {
+                items.push(StreamItem::Erase(order[next]));
+                next += 1;
             }
             items.push(StreamItem::Frame { a, b });
         }
-        items.extend(pending.map(StreamItem::Erase));
+        items.extend(order[next..].iter().map(|&e| StreamItem::Erase(e)));
         items
     }
 

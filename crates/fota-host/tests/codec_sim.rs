@@ -139,17 +139,21 @@ fn whole_update(
 #[test]
 fn the_default_picks_what_is_measured_fastest_and_says_why() {
     // 200 KB to erase (45 ms a 4 KiB sector) take longer than sending them at 921600
-    // baud: the flash sets the pace, and the raw image, which never waits for an erase's
-    // answer and keeps an erase and five blocks queued at the agent (Info tag 8), is
-    // faster than the stream, which waits a round trip once a block, with 1 ms each way
-    // and with 16 ms. At 115200 the line sets the pace and fewer bytes win. Each setting is measured raw and compressed, and the default must take
-    // the faster (its own update costs one more round trip, to measure it).
+    // baud: the flash sets the pace. With 1 ms each way the raw image, which never waits
+    // for an erase's answer and keeps an erase and five blocks queued at the agent (Info
+    // tag 8), is faster than the stream, which waits for its first block's erases and
+    // whose last frames cross the line after the last erase. With 16 ms the raw image's
+    // window empties a little behind every other erase and the stream, whose erases run
+    // well ahead of its blocks, comes within 1 % of it: either is right there, within 1 %.
+    // At 115200 the line sets the pace and fewer bytes win. Each setting is measured raw
+    // and compressed, and the default must take the faster (its own update costs one
+    // more round trip, to measure it).
     let image = firmware(200_000);
     let lines = Lines::default();
     let settings = [
-        (921_600, 1, "raw"),
-        (921_600, 16, "raw"),
-        (115_200, 1, "compressed"),
+        (921_600, 1, Some("raw")),
+        (921_600, 16, None),
+        (115_200, 1, Some("compressed")),
     ];
     for (baud, latency, expected) in settings {
         let raw = whole_update(&image, baud, latency, Codec::None, &lines);
@@ -161,11 +165,28 @@ fn the_default_picks_what_is_measured_fastest_and_says_why() {
             .iter()
             .find(|l| l.starts_with("event: sending"))
             .unwrap_or_else(|| panic!("no sentence: {said:?}"));
-        let fastest = if raw <= lzma { "raw" } else { "compressed" };
-        assert_eq!(
-            fastest, expected,
-            "{baud}/{latency} ms: raw {raw:?}, compressed {lzma:?}"
-        );
+        let best = raw.min(lzma);
+        let fastest = match expected {
+            Some(expected) => {
+                let fastest = if raw <= lzma { "raw" } else { "compressed" };
+                assert_eq!(
+                    fastest, expected,
+                    "{baud}/{latency} ms: raw {raw:?}, compressed {lzma:?}"
+                );
+                fastest
+            }
+            None => {
+                assert!(
+                    raw.max(lzma) <= best + best / 100,
+                    "{baud}/{latency} ms: raw {raw:?}, compressed {lzma:?}: not within 1 %"
+                );
+                if sentence.contains("uncompressed") {
+                    "raw"
+                } else {
+                    "compressed"
+                }
+            }
+        };
         if fastest == "raw" {
             assert!(
                 sentence.contains(&format!(
@@ -180,10 +201,15 @@ fn the_default_picks_what_is_measured_fastest_and_says_why() {
                 "{sentence}"
             );
         }
-        // One GetRecord more: a round trip and its answer's ~80 bytes on the line.
-        let best = raw.min(lzma);
+        // One GetRecord more: a round trip and its answer's ~80 bytes on the line (and
+        // the 1 % of a near tie).
+        let tie = if expected.is_none() {
+            best / 100
+        } else {
+            Default::default()
+        };
         assert!(
-            auto <= best + std::time::Duration::from_millis(2 * latency + 10),
+            auto <= best + tie + std::time::Duration::from_millis(2 * latency + 10),
             "{baud}/{latency} ms: auto {auto:?}, raw {raw:?}, compressed {lzma:?}"
         );
     }

@@ -119,6 +119,7 @@ impl<F: NorFlash> Agent<F> {
             held: None,
             hook: None,
             changes: Changes::default(),
+            erased_run: (0, 0),
             #[cfg(feature = "images")]
             trial_versions: [0; 2],
             boot: Boot::NONE,

@@ -88,10 +88,13 @@ impl<F: NorFlash> Agent<F> {
         let to = off
             .checked_add(sector)
             .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
+        // Not known erased while it runs: a cut or a failure leaves it anything.
+        self.note(off, to, false);
         let erased = self.flash.erase(off, to);
         self.changes.erased = self.changes.erased.wrapping_add(1);
         self.unit_done();
         erased.map_err(|_| Refusal::new(ErrorCode::FlashFailure, at))?;
+        self.note(off, to, true);
         op.done = op.done.saturating_add(sector);
         Ok(if op.done < op.total {
             Unit::More {
@@ -318,13 +321,14 @@ impl<F: NorFlash> Agent<F> {
     /// bytes), else nothing is programmed.
     fn check_body(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
         let unit = self.geo.write.get() as usize;
+        let known = self.known_erased(addr, data.len());
         let mut buf = [0u8; CHUNK];
         for (i, want) in data.chunks(CHUNK).enumerate() {
             let pos = i * CHUNK;
             let have = buf
                 .get_mut(..want.len())
                 .ok_or(Refusal::new(ErrorCode::FlashFailure, addr))?;
-            let chunk_read = self.read(addr, pos, have).is_ok();
+            let chunk_read = self.read_unless_erased(known, addr, pos, have).is_ok();
             for (j, w) in want.chunks(unit).enumerate() {
                 let at = addr.saturating_add((pos + j * unit) as u32);
                 let h = have
@@ -354,11 +358,12 @@ impl<F: NorFlash> Agent<F> {
         let unit = self.geo.write.get() as usize;
         let flash_failure =
             |at: usize| Refusal::new(ErrorCode::FlashFailure, addr.saturating_add(at as u32));
+        let known = self.known_erased(addr, data.len());
         let mut buf = [0u8; CHUNK];
         for (i, want) in data.chunks(CHUNK).enumerate() {
             let pos = i * CHUNK;
             let have = buf.get_mut(..want.len()).ok_or(flash_failure(pos))?;
-            self.read(addr, pos, have)?;
+            self.read_unless_erased(known, addr, pos, have)?;
             let mut j = 0;
             while j < want.len() {
                 let differs = |k: usize| want.get(k..k + unit) != have.get(k..k + unit);
@@ -373,6 +378,7 @@ impl<F: NorFlash> Agent<F> {
                 let run = want.get(start..j).ok_or(flash_failure(pos + start))?;
                 let off = self.offset(addr.saturating_add((pos + start) as u32))?;
                 self.changes.programmed = self.changes.programmed.wrapping_add(1);
+                self.note(off, off.saturating_add(run.len() as u32), false);
                 self.flash
                     .write(off, run)
                     .map_err(|_| flash_failure(pos + start))?;
@@ -398,6 +404,7 @@ impl<F: NorFlash> Agent<F> {
         }
         let off = self.offset(addr)?;
         self.changes.programmed = self.changes.programmed.wrapping_add(1);
+        self.note(off, off.saturating_add(bytes.len() as u32), false);
         self.flash.write(off, bytes).map_err(|_| fail)?;
         let mut back = [0u8; MAX_WRITE_UNIT];
         let back = back.get_mut(..bytes.len()).ok_or(fail)?;

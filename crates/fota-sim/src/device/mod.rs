@@ -96,6 +96,38 @@ impl NorFlash for TimedFlash {
     }
 }
 
+/// One step of the agent in which the flash worked ([`SimDevice::record_flash_busy`]):
+/// simulated nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlashSpan {
+    /// When the step began.
+    pub start: u64,
+    /// When the flash work of the step ended (its CPU time after it excluded).
+    pub end: u64,
+    /// Whether the step hashed for a `ChecksumSlot` (its MD5 time counts as busy).
+    pub hashing: bool,
+}
+
+/// How long the flash idled while it wrote an image, from `spans` recorded over an
+/// update: (idle, busy) in nanoseconds, between the end of the first step after any
+/// leading checksum (the first sector's erase, which precedes any data; for a delta,
+/// the first step of the base's check) and the end of the last step before the next
+/// checksum (the image's last program). A gap between two steps is idle; the agent's
+/// CPU time per frame (`CPU_FRAME_NS`) counts as idle too, since the flash does nothing
+/// meanwhile. `None` when no step precedes a checksum.
+pub fn flash_idle(spans: &[FlashSpan]) -> Option<(u64, u64)> {
+    let spans = &spans[spans.iter().position(|s| !s.hashing)?..];
+    let first = spans.first()?;
+    let last = spans.iter().position(|s| s.hashing).unwrap_or(spans.len());
+    let written = spans.get(1..last)?;
+    if written.is_empty() {
+        return None;
+    }
+    let busy: u64 = written.iter().map(|s| s.end - s.start).sum();
+    let span = written.last()?.end - first.end;
+    Some((span - busy, busy))
+}
+
 /// What the device is doing.
 enum Run {
     /// Running the agent and the firmware.
@@ -144,6 +176,8 @@ pub struct SimDevice {
     epochs_to_host: VecDeque<(u64, u32)>,
     garble_mismatch: bool,
     ticks: FirmwareTicks,
+    /// The flash's busy spans, when recorded ([`SimDevice::record_flash_busy`]).
+    flash_spans: Option<Vec<FlashSpan>>,
 }
 
 impl SimDevice {
@@ -198,6 +232,7 @@ impl SimDevice {
             epochs_to_host: VecDeque::new(),
             garble_mismatch: true,
             ticks: FirmwareTicks::default(),
+            flash_spans: None,
             agent_cfg,
             cfg,
         };
@@ -302,6 +337,18 @@ impl SimDevice {
             Run::Up(r) => Some(r.link.stats()),
             _ => None,
         }
+    }
+
+    /// Record from now on when the flash works (each step of the agent that erased,
+    /// programmed or read it), so that a benchmark or a test can tell how long it idled
+    /// during a transfer ([`SimDevice::flash_spans`], [`flash_idle`]). Off by default.
+    pub fn record_flash_busy(&mut self) {
+        self.flash_spans.get_or_insert_with(Vec::new);
+    }
+
+    /// The flash's busy spans recorded so far, in order and not overlapping.
+    pub fn flash_spans(&self) -> &[FlashSpan] {
+        self.flash_spans.as_deref().unwrap_or(&[])
     }
 
     /// Cut the power now: RAM is lost, flash keeps what it holds.
@@ -485,7 +532,17 @@ impl SimDevice {
             out.push((busy.load(Ordering::Relaxed), frame.to_vec()))
         });
         self.rx.drain(..step.consumed.min(self.rx.len()));
-        let spent = self.busy.load(Ordering::Relaxed) + CPU_FRAME_NS;
+        let flash_ns = self.busy.load(Ordering::Relaxed);
+        if flash_ns > 0
+            && let Some(spans) = &mut self.flash_spans
+        {
+            spans.push(FlashSpan {
+                start: now,
+                end: now + flash_ns,
+                hashing: md5 > 0,
+            });
+        }
+        let spent = flash_ns + CPU_FRAME_NS;
         for (at, frame) in out {
             self.to_host.send(now + at + CPU_FRAME_NS, &frame);
         }

@@ -242,6 +242,14 @@ pub(crate) fn wire_len(req: &Request<'_>) -> usize {
 /// its receive queue in bytes (`Info` tag 8), as many requests as their frames fit in
 /// it, so that an 18-byte erase or checksum does not take a 1 KiB block's room;
 /// otherwise `max_in_flight` requests. One request may always be in flight.
+///
+/// With tag 8 the oldest request in flight is not counted: every request sent before it
+/// has been answered, so it is the one the agent handles (in its frame buffer, out of
+/// the queue: the agent takes the next frame out of its queue when it sends a reply,
+/// before that reply can reach the host), or it is still on the line, or its answer is
+/// on its way back. Only the requests behind it can be in the queue. It is excluded by
+/// its own bytes, never by a whole frame's: an 18-byte erase being handled frees 18
+/// bytes, not the room of a 1 KiB block that would then overflow the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
     /// The bytes of `Info` tag 8, if declared.
@@ -267,10 +275,55 @@ impl Window {
         }
         match self.bytes {
             Some(budget) => {
-                let used: usize = in_flight.iter().map(|f| f.wire).sum();
+                let used: usize = in_flight.iter().skip(1).map(|f| f.wire).sum();
                 used.saturating_add(wire) <= budget
             }
             None => in_flight.len() < self.requests,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flight(wires: &[usize]) -> VecDeque<InFlight> {
+        wires
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| InFlight::new(i, i as u16 + 1, 1, Duration::ZERO, w))
+            .collect()
+    }
+
+    const BYTES: Window = Window {
+        bytes: Some(5354),
+        requests: 5,
+    };
+
+    #[test]
+    fn the_oldest_request_is_left_out_by_its_own_bytes() {
+        // An erase being handled, five blocks behind it: 5 210 bytes counted, 144 left.
+        let f = flight(&[18, 1042, 1042, 1042, 1042, 1042]);
+        assert!(BYTES.admits(&f, 144));
+        assert!(!BYTES.admits(&f, 145), "one byte more than the queue holds");
+        // Not a whole frame's room for the erase: no sixth block behind it.
+        assert!(!BYTES.admits(&f, 1042));
+        // A block being handled, four behind it: a fifth fits, with 144 bytes to spare.
+        let f = flight(&[1042, 1042, 1042, 1042, 1042]);
+        assert!(BYTES.admits(&f, 1042 + 144));
+        assert!(!BYTES.admits(&f, 1042 + 145));
+    }
+
+    #[test]
+    fn one_request_may_always_go_and_without_tag_8_requests_are_counted() {
+        assert!(BYTES.admits(&flight(&[]), 100_000));
+        assert!(BYTES.admits(&flight(&[1042]), 5354));
+        assert!(!BYTES.admits(&flight(&[1042]), 5355));
+        let requests = Window {
+            bytes: None,
+            requests: 5,
+        };
+        assert!(requests.admits(&flight(&[1042; 4]), 1042));
+        assert!(!requests.admits(&flight(&[18; 5]), 18));
     }
 }

@@ -74,10 +74,16 @@ pub struct AgentConfig {
     /// hosts show it and wait for it. 0: not declared (left out of `Info`).
     pub confirm_ms: u32,
     /// Bytes of request frames (whole frames on the wire, delimiters included) the
-    /// platform's receive queue holds while the agent is busy: `Info` tag 8, the host's
-    /// window in bytes, in which an erase (18 bytes) does not take a whole frame's room.
-    /// At least [`crate::RX_FRAME`] where declared. 0: not declared (the host keeps to
-    /// `max_in_flight` requests; the queue must then hold that many full frames).
+    /// platform's receive queue holds behind the request the agent is busy with (that one
+    /// is in the link's reader, not in the queue): `Info` tag 8, the host's window in
+    /// bytes, in which an erase (18 bytes) does not take a whole frame's room, and which
+    /// leaves the oldest request in flight out. So the next request must be out of the
+    /// queue by the time the host sees a reply (docs/PROTOCOL.md 6.2): the platform calls
+    /// [`crate::AgentLink::step`] again right after a step that answered a request, or
+    /// its receive path pushes back when the queue is full (USB, a UART with RTS/CTS),
+    /// or it declares its queue less [`crate::RX_FRAME`]. At least [`crate::RX_FRAME`]
+    /// where declared. 0: not declared (the host keeps to `max_in_flight` requests; the
+    /// queue must then hold that many full frames).
     pub rx_window: u32,
     /// What the device requires of the images it runs (feature `images`; default
     /// [`crate::ImagePolicy::OPEN`]).

@@ -1,10 +1,13 @@
 //! The window counted in bytes (`Info` tag 8, docs/PROTOCOL.md 6.2): a host that reads
 //! it keeps more requests in flight than `max_in_flight` (short ones count by their
-//! bytes) and never more bytes than announced; a device that does not announce it still
-//! gets at most `max_in_flight` requests; a device that announces too small a window is
-//! refused; and a sender that ignores the window loses time, never data.
+//! bytes) and, the oldest request in flight aside (the one the agent handles, out of its
+//! queue), never more bytes than announced; the device's queue holds exactly that behind
+//! the request it handles, and takes the next frame out when it replies; a device that
+//! does not announce it still gets at most `max_in_flight` requests; a device that
+//! announces too small a window is refused; and a sender that ignores the window loses
+//! time, never data.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use fota_host::sim::{SimTransport, Virtual};
@@ -18,8 +21,8 @@ use futures::executor::block_on;
 
 mod support;
 
-/// What a transport saw go out and come back: the most requests and request bytes
-/// unanswered at once.
+/// What a transport saw go out and come back: the most requests unanswered at once, and
+/// the most bytes of them the window counts (all but the oldest's).
 #[derive(Debug, Default)]
 struct Peak {
     requests: usize,
@@ -28,13 +31,20 @@ struct Peak {
 }
 
 /// A transport that decodes the frames both ways and counts the host's requests in
-/// flight: sent, and no final answer (a reply or an error under their id) received yet.
+/// flight: sent, and no final answer (a reply or an error under their id, or under a
+/// later request's id: the agent answers in order) received yet, in the order sent.
 struct Counting {
     inner: SimTransport<Virtual>,
     out: FrameReader<8192>,
     back: FrameReader<8192>,
-    in_flight: HashMap<u16, usize>,
+    in_flight: VecDeque<(u16, usize)>,
     peak: Peak,
+}
+
+/// The bytes the window counts (docs/PROTOCOL.md 6.2): every request in flight but the
+/// oldest, each frame whole.
+fn counted(in_flight: &VecDeque<(u16, usize)>) -> usize {
+    in_flight.iter().skip(1).map(|&(_, len)| len).sum()
 }
 
 impl Counting {
@@ -43,7 +53,7 @@ impl Counting {
             inner: SimTransport::new(device, Virtual),
             out: FrameReader::new(),
             back: FrameReader::new(),
-            in_flight: HashMap::new(),
+            in_flight: VecDeque::new(),
             peak: Peak::default(),
         }
     }
@@ -56,13 +66,15 @@ impl Transport for Counting {
             let (used, event) = self.out.feed(rest);
             if let Some(Event::Frame(f)) = event {
                 let len = frame_len(f.body.len() + fota_protocol::FRAME_OVERHEAD);
-                self.in_flight.insert(f.id, len);
+                self.in_flight.push_back((f.id, len));
                 self.peak.sent += 1;
+                // Checked as each frame goes out, whole: the host sends its requests one
+                // by one.
+                self.peak.requests = self.peak.requests.max(self.in_flight.len());
+                self.peak.bytes = self.peak.bytes.max(counted(&self.in_flight));
             }
             rest = &rest[used..];
         }
-        self.peak.requests = self.peak.requests.max(self.in_flight.len());
-        self.peak.bytes = self.peak.bytes.max(self.in_flight.values().sum());
         self.inner.send(bytes).await
     }
 
@@ -74,8 +86,10 @@ impl Transport for Counting {
             if let Some(Event::Frame(f)) = event
                 && f.op != Op::Progress.reply()
                 && f.id != NO_ID
+                && let Some(pos) = self.in_flight.iter().position(|&(id, _)| id == f.id)
             {
-                self.in_flight.remove(&f.id);
+                // This one and every one sent before it are done (or lost).
+                self.in_flight.drain(..=pos);
             }
             rest = &rest[used..];
         }
@@ -123,9 +137,16 @@ fn update_with(cfg: DeviceConfig) -> (Result<fota_host::update::Report, HostErro
 
 #[test]
 fn with_tag_8_the_host_keeps_more_requests_in_flight_within_the_announced_bytes() {
-    let cfg = config(true);
+    within_the_window(config(true));
+    // A queue one byte short of five blocks and an erase: a host that counted one byte
+    // more than the rule lets in would send a run of them, and fail here.
+    let mut cfg = config(true);
+    cfg.rx_queue_bytes = Some(5 * fota_agent::RX_FRAME + 18 - 1);
+    within_the_window(cfg);
+}
+
+fn within_the_window(cfg: DeviceConfig) {
     let window = cfg.rx_window();
-    assert_eq!(window, fota_agent::rx_queue_bytes(5));
     assert!(
         window < 6 * fota_agent::RX_FRAME,
         "no room for a sixth block"
@@ -140,10 +161,32 @@ fn with_tag_8_the_host_keeps_more_requests_in_flight_within_the_announced_bytes(
     );
     assert!(
         peak.bytes <= window,
-        "{} bytes in flight, {window} announced",
+        "{} bytes in flight behind the oldest, {window} announced",
+        peak.bytes
+    );
+    // The window is used to its last bytes behind the request being handled: more than
+    // a host that also counted that one would send.
+    assert!(
+        peak.bytes > window - fota_agent::RX_FRAME,
+        "only {} bytes counted at most",
         peak.bytes
     );
     assert_eq!(overruns, 0, "the device lost bytes");
+}
+
+#[test]
+fn the_count_leaves_out_the_oldest_request_by_its_own_bytes_only() {
+    let q = |lens: &[usize]| -> VecDeque<(u16, usize)> {
+        lens.iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u16, l))
+            .collect()
+    };
+    // An erase being handled and the blocks behind it: the blocks count whole.
+    assert_eq!(counted(&q(&[18, 1042, 1042, 1042, 1042, 1042, 144])), 5354);
+    assert_eq!(counted(&q(&[18, 1042, 1042, 1042, 1042, 1042, 145])), 5355);
+    assert_eq!(counted(&q(&[1042])), 0);
+    assert_eq!(counted(&q(&[])), 0);
 }
 
 #[test]
@@ -285,4 +328,128 @@ fn more_bytes_than_announced_are_dropped_without_harm() {
         rest = &rest[used..];
     }
     assert!(matches!(info, Some(Reply::Info(_))), "{info:?}");
+}
+
+/// Replies decoded from what reached the host: (id, reply), Progress left out.
+fn answers(bytes: &[u8]) -> Vec<(u16, Reply)> {
+    let mut reader = FrameReader::<8192>::new();
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (used, event) = reader.feed(rest);
+        if let Some(Event::Frame(f)) = event {
+            let reply = Reply::parse(f.op, f.body).expect("a well-formed reply");
+            if !matches!(reply, Reply::Progress { .. }) {
+                out.push((f.id, reply));
+            }
+        }
+        rest = &rest[used..];
+    }
+    out
+}
+
+/// A `WriteSlot` frame of `data` at `addr` as it goes on the wire.
+fn write_frame(id: u16, addr: u32, data: &[u8]) -> Vec<u8> {
+    let mut frame = [0u8; 2048];
+    let n = encode_request(id, &Request::WriteSlot { addr, data }, &mut frame).expect("fits");
+    frame[..n].to_vec()
+}
+
+/// An `EraseSlot` of 32 sectors (1.4 s: the agent is busy with it while the blocks
+/// behind it arrive), then `WriteSlot` frames of `behind` bytes on the wire in all, no
+/// latency: returns the device, the erase's first address and the ids of the writes.
+fn erase_then_fill(behind: usize) -> (SimDevice, u32, u16) {
+    let mut cfg = config(true);
+    cfg.latency_ns = 0;
+    let mut sim = SimDevice::new(cfg);
+    let slot = *sim
+        .agent_config()
+        .slots
+        .iter()
+        .find(|s| s.kind == SlotKind::Bytecode && s.index == 1)
+        .expect("bytecode slot 1");
+    let mut wire = [0u8; 64];
+    let n = encode_request(
+        1,
+        &Request::EraseSlot {
+            addr: slot.addr,
+            size: 128 * 1024,
+        },
+        &mut wire,
+    )
+    .expect("fits");
+    sim.host_send(&wire[..n]);
+    let data = [0x5Au8; 1024];
+    let mut left = behind;
+    let mut id = 2u16;
+    while left > 0 {
+        // Whole blocks, then one short write whose frame takes exactly what is left.
+        let full = write_frame(id, slot.addr + 1024 * u32::from(id - 2), &data);
+        let frame = if full.len() <= left {
+            full
+        } else {
+            (1..1024)
+                .map(|len| write_frame(id, slot.addr + 1024 * u32::from(id - 2), &data[..len]))
+                .find(|f| f.len() == left)
+                .expect("a write of that many bytes on the wire")
+        };
+        left -= frame.len();
+        sim.host_send(&frame);
+        id += 1;
+    }
+    (sim, slot.addr, id)
+}
+
+/// The bound is exact: behind the request the agent handles, its queue holds the bytes
+/// `Info` announces, and loses what comes beyond them.
+#[test]
+fn the_queue_holds_the_announced_bytes_behind_the_request_being_handled() {
+    let window = config(true).rx_window();
+    let (mut sim, _, next) = erase_then_fill(window);
+    let until = sim.now() + 3_000_000_000;
+    sim.run_until(until, false);
+    assert_eq!(sim.overruns(), 0, "the window's bytes fit");
+    let got = answers(&sim.host_take());
+    assert_eq!(got.len(), usize::from(next - 1), "{got:?}");
+    assert!(
+        got.iter().all(|(_, r)| !matches!(r, Reply::Error { .. })),
+        "{got:?}"
+    );
+
+    let (mut sim, _, _) = erase_then_fill(window + 1);
+    let until = sim.now() + 3_000_000_000;
+    sim.run_until(until, false);
+    assert_eq!(sim.overruns(), 1, "one byte more than announced is lost");
+}
+
+/// The agent's side of the rule: once it has sent a reply, the next request is out of its
+/// queue before the host can have seen that reply. With the queue full behind an erase
+/// and no latency, the host sends a full block the moment the erase's answer has arrived
+/// (the oldest request in flight is then the first block, which it no longer counts):
+/// nothing is lost, and every request is answered.
+#[test]
+fn the_agent_takes_the_next_frame_out_of_its_queue_when_it_replies() {
+    let window = config(true).rx_window();
+    let (mut sim, addr, next) = erase_then_fill(window);
+    let mut back = Vec::new();
+    let end = sim.now() + 3_000_000_000;
+    let erased = loop {
+        let now = sim.run_until(end, true);
+        back.extend(sim.host_take());
+        if let Some((id, reply)) = answers(&back).first() {
+            break (*id, reply.clone());
+        }
+        assert!(now < end, "no answer to the erase");
+    };
+    assert!(matches!(erased, (1, Reply::Erased { .. })), "{erased:?}");
+    // Behind the first block: four blocks and the short write, 1 042 bytes below the window.
+    let block = write_frame(next, addr + 1024 * 6, &[0x5A; 1024]);
+    assert_eq!(block.len(), fota_agent::RX_FRAME);
+    sim.host_send(&block);
+    let until = sim.now() + 1_000_000_000;
+    sim.run_until(until, false);
+    back.extend(sim.host_take());
+    assert_eq!(sim.overruns(), 0, "the device lost bytes");
+    let got = answers(&back);
+    assert_eq!(got.len(), usize::from(next), "{got:?}");
 }

@@ -37,7 +37,9 @@ pub const RX_SHORT_ROOM: usize = 8 * fota_protocol::frame_len(FRAME_OVERHEAD + 8
 
 /// The bytes of a receive queue for `frames` full request frames ([`RX_FRAME`] each) and
 /// the short requests between them ([`RX_SHORT_ROOM`]): what a platform announces as
-/// [`AgentConfig::rx_window`] (`Info` tag 8) and gives its UART ring.
+/// [`AgentConfig::rx_window`] (`Info` tag 8) and gives its UART ring, behind the request
+/// the link's reader holds (see [`AgentConfig::rx_window`] for what the platform must
+/// then do when a reply goes out).
 pub const fn rx_queue_bytes(frames: u8) -> usize {
     let frames = if frames == 0 { 1 } else { frames as usize };
     frames * RX_FRAME + RX_SHORT_ROOM
@@ -144,8 +146,12 @@ impl LinkState {
 /// erased, each block hashed, each record entry written), where a platform kicks its
 /// watchdog: the main loop's own kick then only has to cover one unit. Requests are
 /// still handled strictly one at a time in arrival order: bytes of the next request wait
-/// in the platform's receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes) while a
-/// long one runs.
+/// in the platform's receive queue (`max_in_flight` frames of [`RX_FRAME`] bytes, or
+/// [`AgentConfig::rx_window`] bytes) while a long one runs. With `rx_window` a host does
+/// not count the request the link handles, so in a loop like the one above, which runs
+/// `app.tick()` between a reply and the next step, the receive path must push back when
+/// its queue is full, or `rx_window` be the queue less [`RX_FRAME`] (docs/PROTOCOL.md
+/// 6.2).
 ///
 /// # Resent requests
 ///

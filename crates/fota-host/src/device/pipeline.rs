@@ -72,6 +72,11 @@ impl<T: Transport> Device<T> {
         // cannot keep the host waiting.
         let mut deadline: Option<Duration> = None;
         let mut tail_sent = false;
+        // Whether every request sent before the oldest in flight is known answered: not
+        // at first (a request sent ahead of the pipeline may still be in the agent's
+        // queue), and from the first answer to one of the pipeline's own on (the agent
+        // answers in order). Only then may the window leave the oldest out.
+        let mut settled = false;
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
             while next < count && ready(next) {
@@ -80,7 +85,7 @@ impl<T: Transport> Device<T> {
                     continue;
                 };
                 let wire = wire_len(&req);
-                if !window.admits(&in_flight, wire) {
+                if !window.admits(&in_flight, wire, settled) {
                     break;
                 }
                 let id = self.take_id();
@@ -92,7 +97,7 @@ impl<T: Transport> Device<T> {
             }
             if next == count
                 && let Some(req) = self.after_pipeline
-                && window.admits(&in_flight, wire_len(&req))
+                && window.admits(&in_flight, wire_len(&req), settled)
             {
                 // Behind the last request, once the agent's queue has room for it (as
                 // for any request of the window): the agent runs it after all the others.
@@ -137,6 +142,7 @@ impl<T: Transport> Device<T> {
                     }
                     silent_rounds = 0;
                     deadline = None;
+                    settled = true;
                     // The agent answers in order: anything older than this answer was lost.
                     // An error reply goes to `on_reply` too, which decides whether it
                     // stops the pipeline (see `refused`).
@@ -154,6 +160,9 @@ impl<T: Transport> Device<T> {
                 None => {
                     silent_rounds += 1;
                     deadline = None;
+                    // The copies sent before may still be queued at a slow agent: the
+                    // first one sent again is not known to be the oldest there.
+                    settled = false;
                     if silent_rounds >= self.timeouts.attempts.max(1) {
                         if !self.may_recover() {
                             return Err(HostError::NoAnswer);
@@ -242,6 +251,14 @@ pub(crate) fn wire_len(req: &Request<'_>) -> usize {
 /// its receive queue in bytes (`Info` tag 8), as many requests as their frames fit in
 /// it, so that an 18-byte erase or checksum does not take a 1 KiB block's room;
 /// otherwise `max_in_flight` requests. One request may always be in flight.
+///
+/// With tag 8 the oldest request in flight is not counted once every request sent before
+/// it is known answered (`settled`), so it is the one the agent handles (in its frame buffer, out of
+/// the queue: the agent takes the next frame out of its queue when it sends a reply,
+/// before that reply can reach the host), or it is still on the line, or its answer is
+/// on its way back. Only the requests behind it can be in the queue. It is excluded by
+/// its own bytes, never by a whole frame's: an 18-byte erase being handled frees 18
+/// bytes, not the room of a 1 KiB block that would then overflow the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
     /// The bytes of `Info` tag 8, if declared.
@@ -260,17 +277,74 @@ impl Window {
         }
     }
 
-    /// Whether a request of `wire` bytes may join those in flight.
-    fn admits(&self, in_flight: &VecDeque<InFlight>, wire: usize) -> bool {
+    /// Whether a request of `wire` bytes may join those in flight; `settled`: every request
+    /// sent before the oldest in flight is known answered, so that one is left out.
+    fn admits(&self, in_flight: &VecDeque<InFlight>, wire: usize, settled: bool) -> bool {
         if in_flight.is_empty() {
             return true;
         }
         match self.bytes {
             Some(budget) => {
-                let used: usize = in_flight.iter().map(|f| f.wire).sum();
+                let oldest = usize::from(settled);
+                let used: usize = in_flight.iter().skip(oldest).map(|f| f.wire).sum();
                 used.saturating_add(wire) <= budget
             }
             None => in_flight.len() < self.requests,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flight(wires: &[usize]) -> VecDeque<InFlight> {
+        wires
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| InFlight::new(i, i as u16 + 1, 1, Duration::ZERO, w))
+            .collect()
+    }
+
+    const BYTES: Window = Window {
+        bytes: Some(5354),
+        requests: 5,
+    };
+
+    #[test]
+    fn the_oldest_request_is_left_out_by_its_own_bytes() {
+        // An erase being handled, five blocks behind it: 5 210 bytes counted, 144 left.
+        let f = flight(&[18, 1042, 1042, 1042, 1042, 1042]);
+        assert!(BYTES.admits(&f, 144, true));
+        assert!(
+            !BYTES.admits(&f, 145, true),
+            "one byte more than the queue holds"
+        );
+        // Not a whole frame's room for the erase: no sixth block behind it.
+        assert!(!BYTES.admits(&f, 1042, true));
+        // A block being handled, four behind it: a fifth fits, with 144 bytes to spare.
+        let f = flight(&[1042, 1042, 1042, 1042, 1042]);
+        assert!(BYTES.admits(&f, 1042 + 144, true));
+        assert!(!BYTES.admits(&f, 1042 + 145, true));
+        // Before any answer to the pipeline's own requests, a request sent ahead of it may
+        // be the one the agent handles: every request in flight counts.
+        assert!(BYTES.admits(&f, 144, false));
+        assert!(!BYTES.admits(&f, 145, false));
+        let f = flight(&[18, 1042, 1042, 1042, 1042, 1042]);
+        assert!(BYTES.admits(&f, 126, false));
+        assert!(!BYTES.admits(&f, 127, false));
+    }
+
+    #[test]
+    fn one_request_may_always_go_and_without_tag_8_requests_are_counted() {
+        assert!(BYTES.admits(&flight(&[]), 100_000, true));
+        assert!(BYTES.admits(&flight(&[1042]), 5354, true));
+        assert!(!BYTES.admits(&flight(&[1042]), 5355, true));
+        let requests = Window {
+            bytes: None,
+            requests: 5,
+        };
+        assert!(requests.admits(&flight(&[1042; 4]), 1042, true));
+        assert!(!requests.admits(&flight(&[18; 5]), 18, true));
     }
 }

@@ -109,6 +109,10 @@ pub struct DeviceConfig {
     /// Bytes of the UART receive buffer, if not the window the agent announces
     /// (`max_in_flight` x `RX_FRAME`): to see what a smaller one loses.
     pub rx_buffer_bytes: Option<usize>,
+    /// Bytes of the receive queue, announced by `Info` tag 8 (at least
+    /// [`fota_agent::RX_FRAME`]), if not [`fota_agent::rx_queue_bytes`]`(max_in_flight)`:
+    /// a queue of any size, to put the host's window to the byte.
+    pub rx_queue_bytes: Option<usize>,
     /// Whether `Info` declares the worst-case sector erase time (tag 2). False models an
     /// agent that does not, whose host cannot size its timeouts from it.
     pub announce_erase_time: bool,
@@ -147,6 +151,7 @@ impl DeviceConfig {
             ecc: false,
             flash: FlashKind::W25q128jv,
             rx_buffer_bytes: None,
+            rx_queue_bytes: None,
             announce_erase_time: true,
             announce_rx_window: true,
             md5_ns_per_byte: CORTEX_M4_MD5_NS_PER_BYTE,
@@ -291,9 +296,11 @@ impl DeviceConfig {
 
     /// The receive queue of the device's platform: `max_in_flight` frames of `RX_FRAME`
     /// bytes and room for the short requests between them
-    /// ([`fota_agent::rx_queue_bytes`]), announced in bytes by `Info` tag 8 (where
+    /// ([`fota_agent::rx_queue_bytes`]) unless [`DeviceConfig::rx_queue_bytes`] says
+    /// otherwise, announced in bytes by `Info` tag 8 (where
     /// [`DeviceConfig::announce_rx_window`]).
     pub fn rx_window(&self) -> usize {
-        fota_agent::rx_queue_bytes(self.max_in_flight)
+        self.rx_queue_bytes
+            .unwrap_or(fota_agent::rx_queue_bytes(self.max_in_flight))
     }
 }

@@ -11,10 +11,12 @@ use super::regs::*;
 // ---- UART0 receive ring: the interrupt fills it, the main loop drains it ----------------
 
 /// The window Info announces in bytes (tag 8: max_in_flight frames of the largest
-/// request and room for the erases between them) fits: a UART without flow control loses
-/// nothing while the agent is busy with one request. QEMU also pushes back (it takes the
-/// next byte from the host only once DATA was read), so here a full ring pauses the line
-/// instead of losing bytes.
+/// request and room for the erases between them, behind the request the agent handles)
+/// fits. The host does not count that request, and the main loop runs the program
+/// between a reply and the next poll, so the next request may still be here when the
+/// host sends more: QEMU pushes back (it takes the next byte from the host only once
+/// DATA was read), so a full ring pauses the line instead of losing bytes. A UART without
+/// flow control would announce this ring less RX_FRAME (docs/PROTOCOL.md 6.2).
 pub const RX_RING: usize = fota_agent::rx_queue_bytes(MAX_IN_FLIGHT);
 
 pub(crate) struct Ring {

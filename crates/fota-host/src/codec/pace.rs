@@ -110,11 +110,14 @@ impl Pace {
         let first = sent.div_ceil(blocks.max(1)).min(max_write);
         let start = 3.0 * self.round_trip.as_secs_f64() + self.line(first)?;
         // The frames after the last erase: the line's time for them beyond what the
-        // flash does meanwhile (that erase, and programming what they decode into).
-        let last = sent.min(crate::stream_erases::LEAD_FRAMES as u64 * max_write);
+        // flash does meanwhile (that erase, and programming what they decode into). A
+        // stream of no more frames than that has all its erases before its first frame.
+        let lead = crate::stream_erases::LEAD_FRAMES as u64 * max_write;
+        let last = sent.min(lead);
+        let erases = if sent <= lead { work.sectors } else { 1 };
         let decoded = (last as f64 * work.image as f64 / sent.max(1) as f64).min(work.image as f64);
-        let busy =
-            self.sector_erase.as_secs_f64() + decoded * self.program_ns_per_byte as f64 * 1e-9;
+        let busy = erases.min(work.sectors) as f64 * self.sector_erase.as_secs_f64()
+            + decoded * self.program_ns_per_byte as f64 * 1e-9;
         let end = (self.line(last)? - busy).max(0.0);
         let flash = self.flash(work) + start + end;
         // Where the line sets the pace, it waits at the start for the round trips and

@@ -1,6 +1,6 @@
 //! The sector comparison an update runs first (resume): its verdicts are exact whatever
-//! the slot holds, and it costs one short request a sector where the slot holds
-//! something else.
+//! the slot holds, it costs one request a sector where the slot holds something else,
+//! and fewer where the slot is erased.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

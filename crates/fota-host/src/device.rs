@@ -125,7 +125,7 @@ pub struct Device<T: Transport> {
     /// sends the record read ahead like a session's first hello (other hellos while
     /// switching rates or waiting for a reset device are probes and send nothing more).
     confirming: bool,
-    /// The last call's round trip less its frames' time on the line: the link's own
+    /// The last quick call's round trip less its frames' time on the line: the link's own
     /// latency there and back (see [`Device::latency`]).
     latency: Option<Duration>,
 }
@@ -159,9 +159,9 @@ impl<T: Transport> Device<T> {
         }
     }
 
-    /// The link's latency there and back as the last call measured it: its round trip
-    /// less the time its request and its answer took on the line. `None` before the
-    /// first call was answered.
+    /// The link's latency there and back as the last quick call measured it (`Hello`,
+    /// `GetRecord`, `Find*Slot`): its round trip less the time its request and its
+    /// answer took on the line. `None` before the first was answered.
     pub(crate) fn latency(&self) -> Option<Duration> {
         self.latency
     }
@@ -418,11 +418,22 @@ impl<T: Transport> Device<T> {
                         return Err(refusal(req.op(), code, detail));
                     }
                     reply => {
-                        // The answer's frame, as the agent encodes it.
-                        let back = fota_protocol::encode_reply(id, &reply, &mut self.out);
-                        let line = sent + back.unwrap_or(0);
-                        let took = self.link.now() - sent_at;
-                        self.latency = Some(took.saturating_sub(self.line_time(line)));
+                        // Only requests the agent answers at once measure the link (not
+                        // an erase, a checksum or a record written).
+                        let quick = matches!(
+                            req,
+                            Request::Hello { .. }
+                                | Request::GetRecord
+                                | Request::FindBytecodeSlot
+                                | Request::FindVmSlot
+                        );
+                        if quick {
+                            // The answer's frame, as the agent encodes it.
+                            let back = fota_protocol::encode_reply(id, &reply, &mut self.out);
+                            let line = sent + back.unwrap_or(0);
+                            let took = self.link.now() - sent_at;
+                            self.latency = Some(took.saturating_sub(self.line_time(line)));
+                        }
                         return Ok(Some(reply));
                     }
                 }

@@ -125,6 +125,9 @@ pub struct Device<T: Transport> {
     /// sends the record read ahead like a session's first hello (other hellos while
     /// switching rates or waiting for a reset device are probes and send nothing more).
     confirming: bool,
+    /// The last quick call's round trip less its frames' time on the line: the link's own
+    /// latency there and back (see [`Device::latency`]).
+    latency: Option<Duration>,
 }
 
 impl<T: Transport> Device<T> {
@@ -152,7 +155,15 @@ impl<T: Transport> Device<T> {
             ahead_at: Duration::ZERO,
             fresh_info_at: None,
             confirming: false,
+            latency: None,
         }
+    }
+
+    /// The link's latency there and back as the last quick call measured it (`Hello`,
+    /// `GetRecord`, `Find*Slot`): its round trip less the time its request and its
+    /// answer took on the line. `None` before the first was answered.
+    pub(crate) fn latency(&self) -> Option<Duration> {
+        self.latency
     }
 
     /// The silence after which a request is sent again: [`Timeouts::reply`] plus the
@@ -339,7 +350,8 @@ impl<T: Transport> Device<T> {
                     format!("no answer to {}, sending it again", req.op())
                 });
             }
-            self.send_request(id, req).await?;
+            let sent_at = self.link.now();
+            let sent = self.send_request(id, req).await?;
             let after = if attempt == 0 {
                 core::mem::take(&mut self.send_after)
             } else {
@@ -405,7 +417,25 @@ impl<T: Transport> Device<T> {
                     Reply::Error { code, detail } => {
                         return Err(refusal(req.op(), code, detail));
                     }
-                    reply => return Ok(Some(reply)),
+                    reply => {
+                        // Only requests the agent answers at once measure the link (not
+                        // an erase, a checksum or a record written).
+                        let quick = matches!(
+                            req,
+                            Request::Hello { .. }
+                                | Request::GetRecord
+                                | Request::FindBytecodeSlot
+                                | Request::FindVmSlot
+                        );
+                        if quick {
+                            // The answer's frame, as the agent encodes it.
+                            let back = fota_protocol::encode_reply(id, &reply, &mut self.out);
+                            let line = sent + back.unwrap_or(0);
+                            let took = self.link.now() - sent_at;
+                            self.latency = Some(took.saturating_sub(self.line_time(line)));
+                        }
+                        return Ok(Some(reply));
+                    }
                 }
             }
             if resend == Resend::OnDamage && !damaged {

@@ -23,6 +23,12 @@ pub(crate) const FRESH: Duration = Duration::from_secs(2);
 /// Largest frame the host reads: any agent reply, and long log lines in pieces.
 const READER_LEN: usize = 8 * 1024;
 
+/// The longest sector erase the host waits for, whatever the device declares (`Info`
+/// tag 2 is a u32 of milliseconds): the slowest NOR sectors erase in a few seconds
+/// (an STM32F4's 128 KiB sector: 2 s typical, 4 s at most), so a device declaring more
+/// than a minute is wrong or hostile, and waiting out its figure would hang the host.
+pub const MAX_SECTOR_ERASE: Duration = Duration::from_secs(60);
+
 /// How long to wait for what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -170,13 +176,14 @@ impl<T: Transport> Device<T> {
     /// device's worst-case sector erase time (`Info` tag 2), since one step of the agent
     /// may take that long before it can send anything (one sector of an erase, a record
     /// entry written into a sector it first erases).
+    /// A sector erase the device declares beyond [`MAX_SECTOR_ERASE`] counts as that much.
     pub fn reply_timeout(&self) -> Duration {
         let erase = self
             .info
             .as_ref()
             .and_then(|i| i.sector_erase_ms)
             .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::from(ms)));
-        self.timeouts.reply + erase
+        self.timeouts.reply + erase.min(MAX_SECTOR_ERASE)
     }
 
     /// The rate the device comes back at after a reset, when the link was switched to

@@ -200,6 +200,12 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
 /// the boot, the link opened again at its base rate, and one more read of the record.
 pub const CONFIRM_MARGIN: Duration = Duration::from_secs(1);
 
+/// The longest trial deadline the host waits for, whatever the device declares (`Info`
+/// tags 7 and 9 are u32s of milliseconds, up to 49 days): a firmware's self-test takes
+/// seconds, and a device declaring more than ten minutes is wrong or hostile; `--wait`
+/// (the plan's own wait) still waits as long as the user asks.
+pub const MAX_CONFIRM_DEADLINE: Duration = Duration::from_secs(600);
+
 /// How long after `now` the outcome is waited for, and why, in words: the time the
 /// device's own clock leaves the firmware on trial (`Info` tag 9), else its deadline
 /// (tag 7) from the restart request at `restarted`, plus [`CONFIRM_MARGIN`]; the plan's
@@ -211,7 +217,8 @@ pub fn outcome_wait(
     now: Duration,
     plan: &Plan,
 ) -> (Duration, String) {
-    let ms = |ms: u32| Duration::from_millis(u64::from(ms));
+    // A deadline beyond MAX_CONFIRM_DEADLINE counts as that much.
+    let ms = |ms: u32| Duration::from_millis(u64::from(ms)).min(MAX_CONFIRM_DEADLINE);
     let margin = format!("plus {} for the restart and the link", secs(CONFIRM_MARGIN));
     if plan.wait_accept_always {
         return (plan.wait_accept, "the wait asked for".to_string());

@@ -1182,6 +1182,8 @@ fn every_row_of_the_catalogue_names_tests_that_exist() {
         ("bad_inputs.rs", include_str!("bad_inputs.rs")),
         ("bad_images.rs", include_str!("bad_images.rs")),
         ("rx_window.rs", include_str!("rx_window.rs")),
+        ("hostile_device.rs", include_str!("hostile_device.rs")),
+        ("confirm_wait.rs", include_str!("confirm_wait.rs")),
         ("cli.rs", include_str!("../../fota-cli/tests/cli.rs")),
         ("qemu.rs", include_str!("../../fota-cli/tests/qemu.rs")),
         (

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fota_host::protocol::{Info, RecordState};
 use fota_host::sim::{SimTransport, Virtual};
-use fota_host::update::{CONFIRM_MARGIN, Outcome, Plan, outcome_wait};
+use fota_host::update::{CONFIRM_MARGIN, MAX_CONFIRM_DEADLINE, Outcome, Plan, outcome_wait};
 use fota_host::{Device, Image, Observer, Step, update};
 use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use fota_sim::images;
@@ -195,6 +195,16 @@ fn the_wait_follows_the_devices_clock_then_its_deadline_then_the_plan() {
     info.trial_left_ms = Some(0);
     let (wait, _) = outcome_wait(&info, None, now, &plan);
     assert_eq!(wait, CONFIRM_MARGIN);
+    // A deadline of weeks (wrong or hostile): ten minutes at most, by either tag.
+    info.trial_left_ms = Some(u32::MAX);
+    let (wait, _) = outcome_wait(&info, None, now, &plan);
+    assert_eq!(wait, MAX_CONFIRM_DEADLINE + CONFIRM_MARGIN);
+    info.trial_left_ms = None;
+    info.confirm_ms = Some(u32::MAX);
+    let (wait, _) = outcome_wait(&info, Some(restarted), now, &plan);
+    assert!(wait <= MAX_CONFIRM_DEADLINE + CONFIRM_MARGIN, "{wait:?}");
+    assert!(wait > MAX_CONFIRM_DEADLINE, "{wait:?}");
+    info.trial_left_ms = Some(0);
     // The user's own wait, asked for: whatever the device declares.
     let mut plan = plan;
     plan.wait_accept = Duration::from_secs(20);

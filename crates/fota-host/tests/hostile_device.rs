@@ -83,3 +83,13 @@ fn an_empty_script_is_an_honest_device() {
     // The VM + bytecode layout, the bytecode and a VM.
     assert_eq!(run(&[0x01, 0, 0, 1]), Some(Ok(Outcome::Accepted)));
 }
+
+/// Found by the property above: a device whose `Info` (altered by the script) declares a
+/// sector erase of weeks made the host wait that long for the answer to `SetBaud`; the
+/// host now waits at most `MAX_SECTOR_ERASE` for a declared erase.
+#[test]
+fn a_device_declaring_an_endless_sector_erase_does_not_hang_the_host() {
+    let _ = run(&[
+        43, 0, 0, 1, 0, 0, 12, 0, 0, 0, 51, 14, 0, 229, 0, 0, 115, 81, 55, 83, 0,
+    ]);
+}

@@ -103,6 +103,24 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of an update that has done nothing yet.
+    pub(crate) fn start() -> Report {
+        Report {
+            outcome: Outcome::Attempted,
+            record: Record::default(),
+            targets: Vec::new(),
+            skipped_bytes: 0,
+            sent_bytes: 0,
+            compare_time: Duration::ZERO,
+            erase_time: Duration::ZERO,
+            erased_sectors: 0,
+            device_erase_time: Duration::ZERO,
+            stream_time: Duration::ZERO,
+            checksum_time: Duration::ZERO,
+            total_time: Duration::ZERO,
+        }
+    }
+
     /// The erases in words, for a result line: how many sectors, what they took the
     /// device by its own figure, and how much of it the update waited for alone (the
     /// rest ran while the image streamed). E.g. "erased 64 sectors (2.88 s of flash time

@@ -504,13 +504,12 @@ async fn stream<T: Transport>(
 mod tests {
     use core::time::Duration;
 
-    use fota_protocol::{Record, SlotKind};
+    use fota_protocol::SlotKind;
     use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
     use fota_sim::images;
     use futures::executor::block_on;
 
     use super::*;
-    use crate::report::Outcome;
     use crate::sim::{SimTransport, Virtual};
 
     /// On an erased slot at 16 ms each way, [`compare`] against what it replaced, one
@@ -536,20 +535,7 @@ mod tests {
         let gran = usize::from(info.write_granularity);
         let padded = Padded::new(image.data(), gran, usize::from(info.max_write));
         let sectors = Sectors::of(&info, &slot, image.len());
-        let mut report = Report {
-            outcome: Outcome::Attempted,
-            record: Record::default(),
-            targets: Vec::new(),
-            skipped_bytes: 0,
-            sent_bytes: 0,
-            compare_time: Duration::ZERO,
-            erase_time: Duration::ZERO,
-            erased_sectors: 0,
-            device_erase_time: Duration::ZERO,
-            stream_time: Duration::ZERO,
-            checksum_time: Duration::ZERO,
-            total_time: Duration::ZERO,
-        };
+        let mut report = Report::start();
         let (frames, t) = (dev.stats().frames_sent, dev.now());
         let state = if old {
             let mut ranges = sectors.parts.clone();

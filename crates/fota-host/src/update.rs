@@ -21,20 +21,7 @@ use crate::{Device, HostError, Image, Phase, Step, Transport};
 /// record is untouched. A cancel after attempt and before restart undoes the attempt.
 pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Report, HostError> {
     let start = dev.now();
-    let mut report = Report {
-        outcome: Outcome::Attempted,
-        record: Record::default(),
-        targets: Vec::new(),
-        skipped_bytes: 0,
-        sent_bytes: 0,
-        compare_time: Duration::ZERO,
-        erase_time: Duration::ZERO,
-        erased_sectors: 0,
-        device_erase_time: Duration::ZERO,
-        stream_time: Duration::ZERO,
-        checksum_time: Duration::ZERO,
-        total_time: Duration::ZERO,
-    };
+    let mut report = Report::start();
 
     // 1. Record check.
     dev.observer()

@@ -268,20 +268,7 @@ fn more_bytes_than_announced_are_dropped_without_harm() {
         sim.overruns() > 0,
         "the flood must overflow the device's queue"
     );
-    let replies = sim.host_take();
-    let mut reader = FrameReader::<8192>::new();
-    let mut rest = &replies[..];
-    let mut answered = Vec::new();
-    while !rest.is_empty() {
-        let (used, event) = reader.feed(rest);
-        if let Some(Event::Frame(f)) = event {
-            let reply = Reply::parse(f.op, f.body).expect("a well-formed reply");
-            if !matches!(reply, Reply::Progress { .. }) {
-                answered.push((f.id, reply));
-            }
-        }
-        rest = &rest[used..];
-    }
+    let answered = answers(&sim.host_take());
     assert!(
         matches!(answered.first(), Some((1, Reply::Erased { .. }))),
         "the erase is answered first: {answered:?}"

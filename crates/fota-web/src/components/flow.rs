@@ -125,15 +125,12 @@ fn offer(props: &FlowProps) -> Html {
     }
 }
 
-/// Whether the device runs the manifest's firmware already, in the record step.
+/// The device runs the chosen firmware already: said above the step's buttons.
 fn installed(props: &FlowProps) -> Html {
     let state = &props.state;
     let name = state.installed_name();
     let reinstall = act(props, Action::Reinstall);
     match state.installed {
-        Some(Installed::Asking) => html! {
-            <p class="muted" data-testid="installed-asking">{ format!("Checking whether the device runs {name} already (its MD5 of the running slots)…") }</p>
-        },
         Some(Installed::Same) => html! {
             <div class="status good" data-testid="installed-same">
                 <p><strong>{ format!("{name} is already installed.") }</strong>{" The device's running slots hold the same images (the device's MD5 of them matches): there is nothing to update."}</p>
@@ -143,6 +140,20 @@ fn installed(props: &FlowProps) -> Html {
             </div>
         },
         _ => html! {},
+    }
+}
+
+/// While the device is asked whether it runs the chosen firmware already: a line BELOW
+/// the step's buttons. The answer usually comes within tens of milliseconds; above them,
+/// the line would move the buttons down and back up under a pointer about to click.
+fn checking(props: &FlowProps) -> Html {
+    let state = &props.state;
+    if state.installed != Some(Installed::Asking) {
+        return html! {};
+    }
+    let name = state.installed_name();
+    html! {
+        <p class="muted small" data-testid="installed-asking">{ format!("Checking whether the device runs {name} already (its MD5 of the running slots)…") }</p>
     }
 }
 
@@ -253,6 +264,7 @@ fn record(props: &FlowProps) -> Html {
             <button type="button" class="btn primary" onclick={goto(props, Stage::Image)}
                     disabled={record.is_none_or(|r| r.valid == 0) || !info.fota_supported}>{"Continue: choose the image"}</button>
         </div>
+        { checking(props) }
         </>
     }
 }
@@ -310,6 +322,7 @@ fn images(props: &FlowProps) -> Html {
             <button type="button" class="btn primary" onclick={goto(props, Stage::Slot)}
                     disabled={!state.ready_but_for_downgrade()}>{"Continue: check the slot"}</button>
         </div>
+        { checking(props) }
         </>
     }
 }
@@ -417,6 +430,7 @@ fn slot(props: &FlowProps) -> Html {
                 <button type="button" class="btn primary" onclick={start} disabled={!startable}>{"Start the update"}</button>
             }
         </div>
+        { checking(props) }
         </>
     }
 }

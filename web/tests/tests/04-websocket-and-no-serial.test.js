@@ -163,7 +163,11 @@ test('the connection settings are remembered across visits', async () => {
   await page.locator('input[name=layout][value=vm]').check();
   await page.getByRole('radio', { name: /WebSocket/ }).check();
   await page.locator('#ws-url').fill('ws://127.0.0.1:9321');
-  const saved = await page.evaluate(() => JSON.parse(localStorage.getItem('fota-web.settings')));
+  // The page saves its settings after it renders the change: wait for the last one.
+  const stored = () => page.evaluate(() => JSON.parse(localStorage.getItem('fota-web.settings') || 'null'));
+  await page.waitForFunction(() => JSON.parse(localStorage.getItem('fota-web.settings') || 'null')?.ws_url === 'ws://127.0.0.1:9321', null, { timeout: 5000 })
+    .catch(async () => assert.fail(`settings not saved: ${JSON.stringify(await stored())}`));
+  const saved = await stored();
   assert.equal(saved.layout, 'vm');
   assert.equal(saved.transport, 'ws');
   assert.equal(saved.ws_url, 'ws://127.0.0.1:9321');

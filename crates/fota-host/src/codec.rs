@@ -166,11 +166,14 @@ pub(crate) enum Picked {
 }
 
 /// Pick how `image` goes to `slot`: asks the device's MD5 of candidate base slots for a
-/// delta, encodes (with `encoder`, else the built-in one). An encoder that fails (one
-/// loaded from the network while offline) leaves the image raw, the reason said.
+/// delta (the running one first, from `record`), encodes (with `encoder`, else the
+/// built-in one). An encoder that fails (one loaded from the network while offline)
+/// leaves the image raw, the reason said.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn pick<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     slot: &SlotDesc,
     image: &Image,
     choice: Codec,
@@ -185,7 +188,9 @@ pub(crate) async fn pick<T: Transport>(
     }
     let failed = |e: String| Picked::Raw(format!("the encoder failed: {e}"));
     if choice != Codec::Lzma && info.supports(codec::LZMA_DELTA) && !bases.is_empty() {
-        if let Some((base, base_slot, from)) = find_base(dev, info, slot, image, bases).await? {
+        if let Some((base, base_slot, from)) =
+            find_base(dev, info, record, slot, image, bases).await?
+        {
             let stream = match encode(encoder, Some(base.data()), image.data()).await {
                 Ok(s) => s,
                 Err(e) => return Ok(failed(e)),
@@ -218,15 +223,16 @@ pub(crate) async fn pick<T: Transport>(
 }
 
 /// The first of `bases` that a slot of the target's kind holds (other than the target),
-/// the running slot first, checked by the device's MD5.
+/// the running slot first (`record`: the update read it at its start; what runs does
+/// not change before the restart), checked by the device's MD5.
 async fn find_base<'b, T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     target: &SlotDesc,
     image: &Image,
     bases: &'b [Image],
 ) -> Result<Option<(&'b Image, SlotDesc, String)>, HostError> {
-    let record: Record = dev.get_record().await?;
     let running = match target.kind {
         SlotKind::Vm => record.running_vm,
         SlotKind::Bytecode => record.running_bc,
@@ -312,24 +318,55 @@ pub(crate) async fn send_stream<T: Transport>(
     let mut rounds = 0u32;
     // How long the first erase answered kept the stream waiting.
     let mut first_erase: Option<core::time::Duration> = None;
+    let end = Request::StreamData {
+        offset: body.len() as u32,
+        data: &[],
+    };
+    // Whether the agent answered the end.
+    let mut ended = false;
     loop {
         let items = erases.schedule(from, body.len(), chunk);
         let erases_ref = &*erases;
-        let make = |i: usize| match items[i] {
-            crate::stream_erases::StreamItem::Erase(e) => erases_ref.request(e),
-            crate::stream_erases::StreamItem::Frame { a, b, .. } => Request::StreamData {
-                offset: a as u32,
-                data: &body[a..b],
+        // Behind the last frame, the stream's end (request `items.len()`): sent at once,
+        // not a round trip after the last frame's answer; the agent runs it after that
+        // frame, and answers it with a gap if a frame before it was lost.
+        let make = |i: usize| match items.get(i) {
+            Some(crate::stream_erases::StreamItem::Erase(e)) => erases_ref.request(*e),
+            Some(crate::stream_erases::StreamItem::Frame { a, b, .. }) => Request::StreamData {
+                offset: *a as u32,
+                data: &body[*a..*b],
             },
+            None => end,
         };
         let answered = core::cell::RefCell::new(erases.answered().to_vec());
-        let ready = |i: usize| erases_ref.ready(items[i], &answered.borrow());
+        let ready = |i: usize| {
+            items
+                .get(i)
+                .is_none_or(|item| erases_ref.ready(*item, &answered.borrow()))
+        };
         let mut gap: Option<u32> = None;
         let mut taken = from as u32;
         let pipeline_start = dev.now();
         let r = dev
-            .pipeline_when(items.len(), &make, &ready, &mut |obs, now, i, reply| {
-                match (items[i], reply) {
+            .pipeline_when(items.len() + 1, &make, &ready, &mut |obs, now, i, reply| {
+                let Some(&item) = items.get(i) else {
+                    // The end's answer.
+                    return match reply {
+                        Reply::Streamed { .. } => {
+                            ended = true;
+                            Ok(())
+                        }
+                        Reply::Error {
+                            code: ErrorCode::StreamGap,
+                            detail,
+                        } if detail != u32::MAX => {
+                            gap = gap.or(Some(detail));
+                            Err(HostError::Cancelled)
+                        }
+                        other => Err(refused(Op::StreamData, &other)),
+                    };
+                };
+                match (item, reply) {
                     (crate::stream_erases::StreamItem::Erase(e), Reply::Erased { .. }) => {
                         answered.borrow_mut()[e] = true;
                         first_erase.get_or_insert(now - pipeline_start);
@@ -359,7 +396,7 @@ pub(crate) async fn send_stream<T: Transport>(
                     ) if detail != u32::MAX => {
                         // A frame before this one was lost: stop, go on from where the
                         // agent stands.
-                        gap = Some(detail);
+                        gap = gap.or(Some(detail));
                         Err(HostError::Cancelled)
                     }
                     (_, other) => Err(refused(Op::StreamData, &other)),
@@ -379,14 +416,12 @@ pub(crate) async fn send_stream<T: Transport>(
             (Err(e), _) => return Err(e),
         }
     }
-    let end = Request::StreamData {
-        offset: body.len() as u32,
-        data: &[],
-    };
-    match dev.call(&end).await {
-        Ok(Reply::Streamed { .. }) => {}
-        Ok(other) => return Err(refused(Op::StreamData, &other)),
-        Err(e) => return Err(e),
+    if !ended {
+        match dev.call(&end).await {
+            Ok(Reply::Streamed { .. }) => {}
+            Ok(other) => return Err(refused(Op::StreamData, &other)),
+            Err(e) => return Err(e),
+        }
     }
     let p = progress(total_image, total_image, dev.now() - t);
     dev.observer().progress(&p);
@@ -436,6 +471,7 @@ fn needed(sectors: &[(usize, usize)], done: &[bool], offset: u32, len: u32) -> b
 pub(crate) async fn prepare_stream<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     slot: &SlotDesc,
     image: &Image,
     choice: Codec,
@@ -454,7 +490,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
     if kept == image_len {
         return Ok(None); // resumed: the slot holds it all, nothing to send
     }
-    let picked = pick(dev, info, slot, image, choice, bases, encoder).await?;
+    let picked = pick(dev, info, record, slot, image, choice, bases, encoder).await?;
     let (stream, method) = match picked {
         Picked::Raw(why) => {
             say(dev, &Choice::raw(why, image_len, kept));

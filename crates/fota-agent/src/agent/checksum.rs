@@ -51,6 +51,7 @@ impl<F: NorFlash> Agent<F> {
             size,
             done: 0,
             md5: Md5::new(),
+            since: self.changes,
         })
     }
 
@@ -74,6 +75,13 @@ impl<F: NorFlash> Agent<F> {
         }
         self.unit_done();
         result?;
+        #[cfg(feature = "images")]
+        if op.done >= op.size
+            && op.since == self.changes
+            && self.slot_starting_at(op.addr).is_some()
+        {
+            self.checked = Some((op.addr, op.size, op.since));
+        }
         Ok(if op.done < op.size {
             Unit::More {
                 done: op.done,
@@ -82,5 +90,19 @@ impl<F: NorFlash> Agent<F> {
         } else {
             Unit::Done(core::mem::replace(&mut op.md5, Md5::new()).finalize())
         })
+    }
+
+    /// How many bytes from `slot`'s first byte the last `checksum_slot` hashed, if it
+    /// began there and nothing erased or programmed the flash since it began: what the
+    /// host has just compared with its image (the check before every attempt), so an
+    /// image it sent without a trailer ends there.
+    #[cfg(feature = "images")]
+    pub(crate) fn checked_len(&self, slot: &fota_protocol::SlotDesc) -> Option<u32> {
+        match self.checked {
+            Some((addr, size, since)) if addr == slot.addr && since == self.changes => {
+                Some(size.min(slot.size))
+            }
+            _ => None,
+        }
     }
 }

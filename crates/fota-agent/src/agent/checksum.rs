@@ -46,12 +46,16 @@ impl<F: NorFlash> Agent<F> {
         let end = u64::from(addr) + u64::from(size);
         self.slot_range(addr, end, size)?;
         self.flush_write()?;
+        #[cfg(feature = "images")]
+        {
+            let first = self.slot_starting_at(addr).is_some();
+            self.checked = first.then_some((addr, size, self.changes, false));
+        }
         Ok(ChecksumOp {
             addr,
             size,
             done: 0,
             md5: Md5::new(),
-            since: self.changes,
         })
     }
 
@@ -75,12 +79,12 @@ impl<F: NorFlash> Agent<F> {
         }
         self.unit_done();
         result?;
+        // The whole range hashed with nothing changed since it began: see `checked_len`.
         #[cfg(feature = "images")]
         if op.done >= op.size
-            && op.since == self.changes
-            && self.slot_starting_at(op.addr).is_some()
+            && let Some((addr, size, since, done)) = &mut self.checked
         {
-            self.checked = Some((op.addr, op.size, op.since));
+            *done = (*addr, *size, *since) == (op.addr, op.size, self.changes);
         }
         Ok(if op.done < op.size {
             Unit::More {
@@ -99,7 +103,7 @@ impl<F: NorFlash> Agent<F> {
     #[cfg(feature = "images")]
     pub(crate) fn checked_len(&self, slot: &fota_protocol::SlotDesc) -> Option<u32> {
         match self.checked {
-            Some((addr, size, since)) if addr == slot.addr && since == self.changes => {
+            Some((addr, size, since, true)) if addr == slot.addr && since == self.changes => {
                 Some(size.min(slot.size))
             }
             _ => None,

@@ -87,10 +87,10 @@ pub struct Agent<F> {
     /// or not checked): `accept()` makes them the minimums.
     #[cfg(feature = "images")]
     trial_versions: [u32; 2],
-    /// The last `checksum_slot` of a slot from its first byte: (address, size, `changes`
-    /// while it ran); see `Agent::checked_len`.
+    /// The last `checksum_slot` begun at a slot's first byte: (address, size, `changes`
+    /// when it began, whether it ended with nothing changed); see `Agent::checked_len`.
     #[cfg(feature = "images")]
-    checked: Option<(u32, u32, Changes)>,
+    checked: Option<(u32, u32, Changes, bool)>,
     /// The platform's clock, milliseconds since this boot started
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,
@@ -187,8 +187,6 @@ pub struct ChecksumOp {
     size: u32,
     done: u32,
     md5: Md5,
-    /// What had changed the flash when it began (see `Agent::checked_len`).
-    since: Changes,
 }
 
 impl ChecksumOp {

@@ -5,7 +5,10 @@
 //! trailer's SHA-256, the signatures by trusted keys, the slot and kind it is linked
 //! for, and the minimum version kept in the record (docs/IMAGE.md). A raw image (no
 //! trailer) is taken where the device's [`ImagePolicy`] allows raw images and its first
-//! bytes are not erased. The work is split in bounded units ([`Agent::check_unit`]):
+//! bytes are not erased. Where raw images are taken, `attempt` and `set_record` read a
+//! slot whose first bytes the last `checksum_slot` hashed, nothing changed since, only
+//! that far (the host's check of what it wrote); the boot decision reads the whole slot.
+//! The work is split in bounded units ([`Agent::check_unit`]):
 //! at most [`CHECK_STEPS`] reads of [`CHECK_BUFFER`] bytes, or one Ed25519 verification.
 
 use embedded_storage::nor_flash::NorFlash;

@@ -5,7 +5,10 @@
 //! trailer's SHA-256, the signatures by trusted keys, the slot and kind it is linked
 //! for, and the minimum version kept in the record (docs/IMAGE.md). A raw image (no
 //! trailer) is taken where the device's [`ImagePolicy`] allows raw images and its first
-//! bytes are not erased. The work is split in bounded units ([`Agent::check_unit`]):
+//! bytes are not erased. Where raw images are taken, `attempt` and `set_record` read a
+//! slot whose first bytes the last `checksum_slot` hashed, nothing changed since, only
+//! that far (the host's check of what it wrote); the boot decision reads the whole slot.
+//! The work is split in bounded units ([`Agent::check_unit`]):
 //! at most [`CHECK_STEPS`] reads of [`CHECK_BUFFER`] bytes, or one Ed25519 verification.
 
 use embedded_storage::nor_flash::NorFlash;
@@ -48,6 +51,9 @@ pub struct CheckOp {
     base: u32,
     /// Bytes of the slot in progress read so far.
     in_slot: u32,
+    /// A slot read only up to the image the host has just verified (index into
+    /// `config.slots`, bytes), or `u8::MAX` (see [`Agent::check_op`]).
+    short: (u8, u32),
     total: u32,
     /// The request it answers (`Attempt`, `AttemptDowngrade` or `SetRecord`).
     op: Op,
@@ -288,6 +294,7 @@ impl<F: NorFlash> Agent<F> {
         let boot = self.booted();
         let mut todo = 0u8;
         let mut total = 0u32;
+        let mut short = (u8::MAX, 0);
         if config.images.check && !entry.same_slots(&named) {
             for (i, s) in config.slots.iter().enumerate() {
                 let (new, old) = match s.kind {
@@ -302,7 +309,23 @@ impl<F: NorFlash> Agent<F> {
                 };
                 if new.contains(&s.index) && !old.contains(&s.index) {
                     todo |= 1 << i;
-                    total = total.saturating_add(s.size);
+                    // Where a raw image is taken, one the host has just verified (its
+                    // MD5 of the slot's first bytes, the check before every attempt)
+                    // is read only that far: an image it sent with a trailer has the
+                    // trailer inside, one without ends there, and the bytes after a
+                    // raw image are not part of it. Anything else: the whole slot.
+                    let policy = &config.images;
+                    let raw_taken = policy.allow_raw
+                        && !policy.require_signatures
+                        && minimum(config, &entry, s.kind, downgrade) == 0;
+                    let size = match self.checked_len(s) {
+                        Some(n) if raw_taken => {
+                            short = (i as u8, n);
+                            n
+                        }
+                        _ => s.size,
+                    };
+                    total = total.saturating_add(size);
                 }
             }
         }
@@ -319,6 +342,7 @@ impl<F: NorFlash> Agent<F> {
             downgrade,
             base: 0,
             in_slot: 0,
+            short,
             total,
             op,
         }
@@ -339,10 +363,13 @@ impl<F: NorFlash> Agent<F> {
             self.update_entry(op.entry)?;
             return Ok(Unit::Done(()));
         };
-        let slot = *config
+        let mut slot = *config
             .slots
             .get(usize::from(i))
             .ok_or(Refusal::new(ErrorCode::BadSlotIndex, u32::from(i)))?;
+        if op.short.0 == i {
+            slot.size = op.short.1;
+        }
         if op.current.is_none() {
             op.current = Some(i);
             op.in_slot = 0;

@@ -154,7 +154,8 @@
 //! with the `images` feature an image check, 216 bytes more), the cache of replies and
 //! the baud timers: about 1,750 bytes on `thumbv7em` without `images`; the [`Agent`]
 //! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)
-//! 624 bytes with a zero-sized flash driver (`size_of`, measured with a
+//! 624 bytes with a zero-sized flash driver (20 more with `images`: the range of the
+//! last checksum from a slot's first byte) (`size_of`, measured with a
 //! `thumbv7em-none-eabihf` build). Serving a request takes about 2 KiB of stack below the
 //! main loop (docs/PORTING.md has the firmware's figures). The platform's receive queue
 //! comes on top: [`rx_queue_bytes`]`(max_in_flight)`, that many frames of [`RX_FRAME`]

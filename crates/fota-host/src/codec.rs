@@ -17,17 +17,15 @@ use core::fmt;
 use core::str::FromStr;
 
 pub use fota_codec::stream::{Stream, StreamError};
-use fota_protocol::{
-    ErrorCode, Info, NO_BASE, Op, Record, Reply, Request, SlotDesc, SlotKind, codec,
-};
+use fota_protocol::{Info, NO_BASE, Record, SlotDesc, SlotKind, codec};
 
-use crate::device::refused;
 use crate::encoder::encode;
 pub use crate::encoder::{EncodeFuture, Encoder};
-use crate::{Device, HostError, Image, Phase, Progress, Step, Transport};
+use crate::{Device, HostError, Image, Step, Transport};
 
 mod pace;
 mod requests;
+mod send;
 pub use pace::{DEFAULT_PROGRAM_NS_PER_BYTE, Pace, Work};
 use pace::{Verdict, judge};
 
@@ -166,11 +164,14 @@ pub(crate) enum Picked {
 }
 
 /// Pick how `image` goes to `slot`: asks the device's MD5 of candidate base slots for a
-/// delta, encodes (with `encoder`, else the built-in one). An encoder that fails (one
-/// loaded from the network while offline) leaves the image raw, the reason said.
+/// delta (the running one first, from `record`), encodes (with `encoder`, else the
+/// built-in one). An encoder that fails (one loaded from the network while offline)
+/// leaves the image raw, the reason said.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn pick<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     slot: &SlotDesc,
     image: &Image,
     choice: Codec,
@@ -185,7 +186,9 @@ pub(crate) async fn pick<T: Transport>(
     }
     let failed = |e: String| Picked::Raw(format!("the encoder failed: {e}"));
     if choice != Codec::Lzma && info.supports(codec::LZMA_DELTA) && !bases.is_empty() {
-        if let Some((base, base_slot, from)) = find_base(dev, info, slot, image, bases).await? {
+        if let Some((base, base_slot, from)) =
+            find_base(dev, info, record, slot, image, bases).await?
+        {
             let stream = match encode(encoder, Some(base.data()), image.data()).await {
                 Ok(s) => s,
                 Err(e) => return Ok(failed(e)),
@@ -218,15 +221,16 @@ pub(crate) async fn pick<T: Transport>(
 }
 
 /// The first of `bases` that a slot of the target's kind holds (other than the target),
-/// the running slot first, checked by the device's MD5.
+/// the running slot first (`record`: the update read it at its start; what runs does
+/// not change before the restart), checked by the device's MD5.
 async fn find_base<'b, T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     target: &SlotDesc,
     image: &Image,
     bases: &'b [Image],
 ) -> Result<Option<(&'b Image, SlotDesc, String)>, HostError> {
-    let record: Record = dev.get_record().await?;
     let running = match target.kind {
         SlotKind::Vm => record.running_vm,
         SlotKind::Bytecode => record.running_bc,
@@ -262,153 +266,6 @@ async fn find_base<'b, T: Transport>(
     Ok(None)
 }
 
-/// Send `stream` into `slot`, only the blocks for which `needed(offset, len)` holds
-/// (resume), through `StreamBegin` and a window of `StreamData` frames, with the
-/// `EraseSlot`s of `erases` interleaved ahead of their blocks
-/// ([`crate::stream_erases::StreamErases`]). Returns the stream bytes sent.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn send_stream<T: Transport>(
-    dev: &mut Device<T>,
-    info: &Info,
-    slot: &SlotDesc,
-    stream: &Stream,
-    method: &Method,
-    needed: &dyn Fn(u32, u32) -> bool,
-    total_image: u64,
-    erases: &mut crate::stream_erases::StreamErases,
-) -> Result<u64, HostError> {
-    let bytes = stream.select(needed);
-    let (header, body) = bytes.split_at(fota_codec::format::HEADER_LEN.min(bytes.len()));
-    // Where each block sent starts in the body, with its image offset and length.
-    let mut at = 0usize;
-    let mut selected: Vec<(u32, u32, usize)> = Vec::new();
-    for b in stream.blocks() {
-        if needed(b.offset, b.len) {
-            selected.push((b.offset, b.len, at));
-            at += b.bytes.len();
-        }
-    }
-    erases.assign(&selected);
-    let base = match method {
-        Method::Delta { slot, .. } => slot.addr,
-        _ => NO_BASE,
-    };
-    let begin = Request::StreamBegin {
-        addr: slot.addr,
-        base,
-        header,
-    };
-    match dev.call(&begin).await {
-        Ok(Reply::StreamBegun { .. }) => {}
-        Ok(other) => return Err(refused(Op::StreamBegin, &other)),
-        Err(e) => return Err(e),
-    }
-    let chunk = usize::from(info.max_write).max(1);
-    let t = dev.now();
-    let mut from = 0usize;
-    let mut sent = header.len() as u64;
-    // The image bytes the agent says it wrote, for progress.
-    let mut written = 0u64;
-    let mut rounds = 0u32;
-    // How long the first erase answered kept the stream waiting.
-    let mut first_erase: Option<core::time::Duration> = None;
-    loop {
-        let items = erases.schedule(from, body.len(), chunk);
-        let erases_ref = &*erases;
-        let make = |i: usize| match items[i] {
-            crate::stream_erases::StreamItem::Erase(e) => erases_ref.request(e),
-            crate::stream_erases::StreamItem::Frame { a, b, .. } => Request::StreamData {
-                offset: a as u32,
-                data: &body[a..b],
-            },
-        };
-        let answered = core::cell::RefCell::new(erases.answered().to_vec());
-        let ready = |i: usize| erases_ref.ready(items[i], &answered.borrow());
-        let mut gap: Option<u32> = None;
-        let mut taken = from as u32;
-        let pipeline_start = dev.now();
-        let r = dev
-            .pipeline_when(items.len(), &make, &ready, &mut |obs, now, i, reply| {
-                match (items[i], reply) {
-                    (crate::stream_erases::StreamItem::Erase(e), Reply::Erased { .. }) => {
-                        answered.borrow_mut()[e] = true;
-                        first_erase.get_or_insert(now - pipeline_start);
-                        Ok(())
-                    }
-                    (crate::stream_erases::StreamItem::Erase(_), other) => {
-                        Err(refused(Op::EraseSlot, &other))
-                    }
-                    (
-                        crate::stream_erases::StreamItem::Frame { .. },
-                        Reply::Streamed {
-                            received,
-                            written: w,
-                        },
-                    ) => {
-                        taken = taken.max(received);
-                        written = u64::from(w);
-                        obs.progress(&progress(written, total_image, now - t));
-                        Ok(())
-                    }
-                    (
-                        crate::stream_erases::StreamItem::Frame { .. },
-                        Reply::Error {
-                            code: ErrorCode::StreamGap,
-                            detail,
-                        },
-                    ) if detail != u32::MAX => {
-                        // A frame before this one was lost: stop, go on from where the
-                        // agent stands.
-                        gap = Some(detail);
-                        Err(HostError::Cancelled)
-                    }
-                    (_, other) => Err(refused(Op::StreamData, &other)),
-                }
-            })
-            .await;
-        erases.take_answers(&answered.into_inner());
-        sent += body.len().saturating_sub(from) as u64;
-        match (r, gap) {
-            (Ok(()), _) => break,
-            (Err(_), Some(at)) if (at as usize) <= body.len() && rounds < 1000 => {
-                rounds += 1;
-                from = at as usize;
-                dev.observer()
-                    .event(&format!("stream frame lost: sending again from byte {at}"));
-            }
-            (Err(e), _) => return Err(e),
-        }
-    }
-    let end = Request::StreamData {
-        offset: body.len() as u32,
-        data: &[],
-    };
-    match dev.call(&end).await {
-        Ok(Reply::Streamed { .. }) => {}
-        Ok(other) => return Err(refused(Op::StreamData, &other)),
-        Err(e) => return Err(e),
-    }
-    let p = progress(total_image, total_image, dev.now() - t);
-    dev.observer().progress(&p);
-    erases.first_wait = first_erase.unwrap_or_default();
-    Ok(sent)
-}
-
-fn progress(done: u64, total: u64, elapsed: core::time::Duration) -> Progress {
-    let secs = elapsed.as_secs_f64();
-    let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    let eta = (per_second > 0.0).then(|| {
-        core::time::Duration::from_secs_f64(total.saturating_sub(done) as f64 / per_second)
-    });
-    Progress {
-        phase: Phase::Stream,
-        done: done.min(total),
-        total,
-        per_second,
-        eta,
-    }
-}
-
 /// A compressed or delta stream picked for one image, said, ready to send.
 pub(crate) struct Prepared {
     stream: Stream,
@@ -436,6 +293,7 @@ fn needed(sectors: &[(usize, usize)], done: &[bool], offset: u32, len: u32) -> b
 pub(crate) async fn prepare_stream<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     slot: &SlotDesc,
     image: &Image,
     choice: Codec,
@@ -454,7 +312,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
     if kept == image_len {
         return Ok(None); // resumed: the slot holds it all, nothing to send
     }
-    let picked = pick(dev, info, slot, image, choice, bases, encoder).await?;
+    let picked = pick(dev, info, record, slot, image, choice, bases, encoder).await?;
     let (stream, method) = match picked {
         Picked::Raw(why) => {
             say(dev, &Choice::raw(why, image_len, kept));
@@ -535,12 +393,16 @@ impl Prepared {
         dev.observer().step(Step::Erase, &what);
         let needed = |offset: u32, len: u32| needed(sectors, done, offset, len);
         let t = dev.now();
-        let sent = send_stream(
+        let base = match &self.method {
+            Method::Delta { slot, .. } => slot.addr,
+            _ => NO_BASE,
+        };
+        let sent = send::send_stream(
             dev,
             info,
             slot,
             &self.stream,
-            &self.method,
+            base,
             &needed,
             self.image_len - self.kept,
             &mut erases,

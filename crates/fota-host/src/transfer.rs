@@ -1,7 +1,7 @@
 //! Steps 3 and 4 of an update: the slot's sectors compared with the image, the dirty ones
 //! erased, the image streamed.
 
-use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
+use fota_protocol::{ErrorCode, Info, Op, Record, Reply, Request, SlotDesc};
 
 use crate::device::refused;
 use crate::image::md5_of;
@@ -14,10 +14,13 @@ use crate::{Device, HostError, Image, Phase, Plan, Step, Transport};
 
 /// Erase and write one image into one slot, skipping sectors that already hold it:
 /// [`compare`] (resume), then [`stream`], which erases each dirty sector just ahead of
-/// the stream. `checksum_after`: the device's MD5 of the slot comes next (step 5).
+/// the stream. `record`: the device's record, read at the update's start (what runs).
+/// `checksum_after`: the device's MD5 of the slot comes next (step 5).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn transfer<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     slot: &SlotDesc,
     image: &Image,
     plan: &Plan,
@@ -53,6 +56,7 @@ pub(crate) async fn transfer<T: Transport>(
     stream(
         dev,
         info,
+        record,
         slot,
         image,
         plan,
@@ -443,6 +447,7 @@ async fn checksums<T: Transport>(
 async fn stream<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
+    record: &Record,
     slot: &SlotDesc,
     image: &Image,
     plan: &Plan,
@@ -457,6 +462,7 @@ async fn stream<T: Transport>(
     let prepared = crate::codec::prepare_stream(
         dev,
         info,
+        record,
         slot,
         image,
         plan.codec,
@@ -495,9 +501,19 @@ async fn stream<T: Transport>(
     };
     let erases =
         crate::stream_erases::StreamErases::new(slot.addr, &sectors.parts, &sectors.ends, state);
-    prepared
+    // As for the raw image: the device's MD5 of the slot rides behind the stream's end.
+    if checksum_after {
+        let size = crate::plan::image_len(image)?;
+        dev.send_after_pipeline(Some(Request::ChecksumSlot {
+            addr: slot.addr,
+            size,
+        }));
+    }
+    let sent = prepared
         .send(dev, info, slot, &sectors.parts, &done, erases, report)
-        .await
+        .await;
+    dev.send_after_pipeline(None);
+    sent
 }
 
 #[cfg(test)]

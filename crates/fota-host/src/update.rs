@@ -114,7 +114,7 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     // 3 and 4. Erase and stream, sending only what differs.
     for (k, (slot, image)) in jobs.iter().enumerate() {
         let last = k + 1 == jobs.len();
-        transfer(dev, &info, slot, image, plan, last, &mut report).await?;
+        transfer(dev, &info, &before, slot, image, plan, last, &mut report).await?;
     }
 
     // 5. Checksum: a mismatch never reaches attempt. The image streamed last first: its

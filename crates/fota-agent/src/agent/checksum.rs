@@ -46,6 +46,11 @@ impl<F: NorFlash> Agent<F> {
         let end = u64::from(addr) + u64::from(size);
         self.slot_range(addr, end, size)?;
         self.flush_write()?;
+        #[cfg(feature = "images")]
+        {
+            let first = self.slot_starting_at(addr).is_some();
+            self.checked = first.then_some((addr, size, self.changes, false));
+        }
         Ok(ChecksumOp {
             addr,
             size,
@@ -74,6 +79,13 @@ impl<F: NorFlash> Agent<F> {
         }
         self.unit_done();
         result?;
+        // The whole range hashed with nothing changed since it began: see `checked_len`.
+        #[cfg(feature = "images")]
+        if op.done >= op.size
+            && let Some((addr, size, since, done)) = &mut self.checked
+        {
+            *done = (*addr, *size, *since) == (op.addr, op.size, self.changes);
+        }
         Ok(if op.done < op.size {
             Unit::More {
                 done: op.done,
@@ -82,5 +94,19 @@ impl<F: NorFlash> Agent<F> {
         } else {
             Unit::Done(core::mem::replace(&mut op.md5, Md5::new()).finalize())
         })
+    }
+
+    /// How many bytes from `slot`'s first byte the last `checksum_slot` hashed, if it
+    /// began there and nothing erased or programmed the flash since it began: what the
+    /// host has just compared with its image (the check before every attempt), so an
+    /// image it sent without a trailer ends there.
+    #[cfg(feature = "images")]
+    pub(crate) fn checked_len(&self, slot: &fota_protocol::SlotDesc) -> Option<u32> {
+        match self.checked {
+            Some((addr, size, since, true)) if addr == slot.addr && since == self.changes => {
+                Some(size.min(slot.size))
+            }
+            _ => None,
+        }
     }
 }

@@ -87,6 +87,10 @@ pub struct Agent<F> {
     /// or not checked): `accept()` makes them the minimums.
     #[cfg(feature = "images")]
     trial_versions: [u32; 2],
+    /// The last `checksum_slot` begun at a slot's first byte: (address, size, `changes`
+    /// when it began, whether it ended with nothing changed); see `Agent::checked_len`.
+    #[cfg(feature = "images")]
+    checked: Option<(u32, u32, Changes, bool)>,
     /// The platform's clock, milliseconds since this boot started
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,

@@ -269,7 +269,6 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
         Err("lrzsz not installed".to_string())
     };
     let timing = device_config(&settings[0], Queue::of(args)).timing;
-    let slot_size = device_config(&settings[0], Queue::of(args)).bc_slot_size as usize;
     let quiet = crate::secs("quiet-ms", args.quiet_ms.clamp(0.2, 100.0) / 1000.0)?;
 
     let mut rows = Vec::new();
@@ -279,7 +278,7 @@ pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
         rows.push(Row {
             setting: *s,
             ours,
-            limit: Limit::of(s, &timing, slot_size),
+            limit: Limit::of(s, &timing),
             zmodem: None,
             ymodem: None,
         });

@@ -71,14 +71,14 @@ pub(super) struct Limit {
     pub(super) md5: f64,
     /// Two one-way latencies.
     pub(super) round_trip: f64,
-    /// The device's image check before `attempt`: an image without a trailer (a raw
-    /// image, as here) is read to the end of its slot, since only that shows that no
-    /// trailer is anywhere in it (docs/IMAGE.md); a packed image is read to its trailer.
+    /// The device's image check before `attempt`: the image read to its end (a raw
+    /// image, as here, as far as the host's MD5 of the slot just before covered;
+    /// docs/PROTOCOL.md 5.8), a packed image to its trailer.
     pub(super) check: f64,
 }
 
 impl Limit {
-    pub(super) fn of(s: &Setting, timing: &FlashTiming, slot_size: usize) -> Limit {
+    pub(super) fn of(s: &Setting, timing: &FlashTiming) -> Limit {
         let len = s.image_len;
         let sectors = len.div_ceil(SECTOR as usize) as f64;
         let sector_erase = timing.sector_erase_ns as f64 / 1e9;
@@ -90,7 +90,7 @@ impl Limit {
             read: timing.read_ns(len) as f64 / 1e9,
             md5: (len as u64 * fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE) as f64 / 1e9,
             round_trip: 2.0 * s.latency().as_secs_f64(),
-            check: timing.read_ns(slot_size) as f64 / 1e9,
+            check: timing.read_ns(len) as f64 / 1e9,
         }
     }
     /// Erasing overlapped with streaming: the link and the flash work at once, and only

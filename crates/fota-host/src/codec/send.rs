@@ -1,0 +1,181 @@
+//! Sending a compressed or delta stream: `StreamBegin`, then its frames in a window with
+//! the erases they need interleaved, then its end.
+
+use fota_codec::stream::Stream;
+use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
+
+use crate::device::refused;
+use crate::{Device, HostError, Phase, Progress, Transport};
+
+/// Send `stream` into `slot`, only the blocks for which `needed(offset, len)` holds
+/// (resume), through `StreamBegin` and a window of `StreamData` frames, with the
+/// `EraseSlot`s of `erases` interleaved ahead of their blocks, the base in the slot at
+/// `base` (`NO_BASE`: none)
+/// ([`crate::stream_erases::StreamErases`]). Returns the stream bytes sent.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn send_stream<T: Transport>(
+    dev: &mut Device<T>,
+    info: &Info,
+    slot: &SlotDesc,
+    stream: &Stream,
+    base: u32,
+    needed: &dyn Fn(u32, u32) -> bool,
+    total_image: u64,
+    erases: &mut crate::stream_erases::StreamErases,
+) -> Result<u64, HostError> {
+    let bytes = stream.select(needed);
+    let (header, body) = bytes.split_at(fota_codec::format::HEADER_LEN.min(bytes.len()));
+    // Where each block sent starts in the body, with its image offset and length.
+    let mut at = 0usize;
+    let mut selected: Vec<(u32, u32, usize)> = Vec::new();
+    for b in stream.blocks() {
+        if needed(b.offset, b.len) {
+            selected.push((b.offset, b.len, at));
+            at += b.bytes.len();
+        }
+    }
+    erases.assign(&selected);
+    let begin = Request::StreamBegin {
+        addr: slot.addr,
+        base,
+        header,
+    };
+    match dev.call(&begin).await {
+        Ok(Reply::StreamBegun { .. }) => {}
+        Ok(other) => return Err(refused(Op::StreamBegin, &other)),
+        Err(e) => return Err(e),
+    }
+    let chunk = usize::from(info.max_write).max(1);
+    let t = dev.now();
+    let mut from = 0usize;
+    let mut sent = header.len() as u64;
+    // The image bytes the agent says it wrote, for progress.
+    let mut written = 0u64;
+    let mut rounds = 0u32;
+    // How long the first erase answered kept the stream waiting.
+    let mut first_erase: Option<core::time::Duration> = None;
+    let end = Request::StreamData {
+        offset: body.len() as u32,
+        data: &[],
+    };
+    // Whether the agent answered the end.
+    let mut ended = false;
+    loop {
+        let items = erases.schedule(from, body.len(), chunk);
+        let erases_ref = &*erases;
+        // Behind the last frame, the stream's end (request `items.len()`): sent at once,
+        // not a round trip after the last frame's answer; the agent runs it after that
+        // frame, and answers it with a gap if a frame before it was lost.
+        let make = |i: usize| match items.get(i) {
+            Some(crate::stream_erases::StreamItem::Erase(e)) => erases_ref.request(*e),
+            Some(crate::stream_erases::StreamItem::Frame { a, b, .. }) => Request::StreamData {
+                offset: *a as u32,
+                data: &body[*a..*b],
+            },
+            None => end,
+        };
+        let answered = core::cell::RefCell::new(erases.answered().to_vec());
+        let ready = |i: usize| {
+            items
+                .get(i)
+                .is_none_or(|item| erases_ref.ready(*item, &answered.borrow()))
+        };
+        let mut gap: Option<u32> = None;
+        let mut taken = from as u32;
+        let pipeline_start = dev.now();
+        let r = dev
+            .pipeline_when(items.len() + 1, &make, &ready, &mut |obs, now, i, reply| {
+                let Some(&item) = items.get(i) else {
+                    // The end's answer.
+                    return match reply {
+                        Reply::Streamed { .. } => {
+                            ended = true;
+                            Ok(())
+                        }
+                        Reply::Error {
+                            code: ErrorCode::StreamGap,
+                            detail,
+                        } if detail != u32::MAX => {
+                            gap = gap.or(Some(detail));
+                            Err(HostError::Cancelled)
+                        }
+                        other => Err(refused(Op::StreamData, &other)),
+                    };
+                };
+                match (item, reply) {
+                    (crate::stream_erases::StreamItem::Erase(e), Reply::Erased { .. }) => {
+                        answered.borrow_mut()[e] = true;
+                        first_erase.get_or_insert(now - pipeline_start);
+                        Ok(())
+                    }
+                    (crate::stream_erases::StreamItem::Erase(_), other) => {
+                        Err(refused(Op::EraseSlot, &other))
+                    }
+                    (
+                        crate::stream_erases::StreamItem::Frame { .. },
+                        Reply::Streamed {
+                            received,
+                            written: w,
+                        },
+                    ) => {
+                        taken = taken.max(received);
+                        written = u64::from(w);
+                        obs.progress(&progress(written, total_image, now - t));
+                        Ok(())
+                    }
+                    (
+                        crate::stream_erases::StreamItem::Frame { .. },
+                        Reply::Error {
+                            code: ErrorCode::StreamGap,
+                            detail,
+                        },
+                    ) if detail != u32::MAX => {
+                        // A frame before this one was lost: stop, go on from where the
+                        // agent stands.
+                        gap = gap.or(Some(detail));
+                        Err(HostError::Cancelled)
+                    }
+                    (_, other) => Err(refused(Op::StreamData, &other)),
+                }
+            })
+            .await;
+        erases.take_answers(&answered.into_inner());
+        sent += body.len().saturating_sub(from) as u64;
+        match (r, gap) {
+            (Ok(()), _) => break,
+            (Err(_), Some(at)) if (at as usize) <= body.len() && rounds < 1000 => {
+                rounds += 1;
+                from = at as usize;
+                dev.observer()
+                    .event(&format!("stream frame lost: sending again from byte {at}"));
+            }
+            (Err(e), _) => return Err(e),
+        }
+    }
+    if !ended {
+        match dev.call(&end).await {
+            Ok(Reply::Streamed { .. }) => {}
+            Ok(other) => return Err(refused(Op::StreamData, &other)),
+            Err(e) => return Err(e),
+        }
+    }
+    let p = progress(total_image, total_image, dev.now() - t);
+    dev.observer().progress(&p);
+    erases.first_wait = first_erase.unwrap_or_default();
+    Ok(sent)
+}
+
+fn progress(done: u64, total: u64, elapsed: core::time::Duration) -> Progress {
+    let secs = elapsed.as_secs_f64();
+    let per_second = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = (per_second > 0.0).then(|| {
+        core::time::Duration::from_secs_f64(total.saturating_sub(done) as f64 / per_second)
+    });
+    Progress {
+        phase: Phase::Stream,
+        done: done.min(total),
+        total,
+        per_second,
+        eta,
+    }
+}

@@ -69,6 +69,12 @@ pub struct AgentConfig {
     /// sector sizes), in milliseconds, from the part's data sheet; hosts size their
     /// timeouts from it. 0: not declared (left out of `Info`).
     pub sector_erase_ms: u32,
+    /// The block erases the flash driver does in one command, ascending by size (`Info`
+    /// tag 10; empty: sector erases only, as before). Declare one only where the
+    /// driver's `erase(from, to)` of an aligned block of that size is that one command:
+    /// the agent then erases a whole block of a range in one unit of work (the sectors of
+    /// other sizes of [`AgentConfig::sectors`] are never part of one).
+    pub block_erases: heapless::Vec<fota_protocol::BlockErase, { fota_protocol::MAX_BLOCK_ERASES }>,
     /// How long a new firmware on trial has to call `accept`, in milliseconds from its
     /// start, before the device reverts it (its watchdog's or trial timer's deadline);
     /// hosts show it and wait for it. 0: not declared (left out of `Info`).
@@ -307,6 +313,7 @@ impl AgentConfig {
             sectors: heapless::Vec::new(),
             boot_stage: None,
             sector_erase_ms: 0,
+            block_erases: heapless::Vec::new(),
             confirm_ms: 0,
             rx_window: 0,
             #[cfg(feature = "images")]
@@ -399,6 +406,12 @@ impl AgentConfig {
                 .sectors
                 .iter()
                 .any(|r| r.addr < self.flash_base || r.end() > flash_end)
+            // Block erases: ascending, each a multiple of the sector above it.
+            || self.block_erases.iter().enumerate().any(|(i, b)| {
+                b.size <= sector.get()
+                    || b.size % sector != 0
+                    || i > 0 && b.size <= self.block_erases[i - 1].size
+            })
         {
             return Err(E::BadSectors);
         }

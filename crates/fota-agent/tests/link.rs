@@ -626,6 +626,14 @@ fn the_largest_reply_fits_the_tx_buffer() {
         confirm_ms: Some(u32::MAX),
         rx_window: Some(u32::MAX),
         trial_left_ms: Some(u32::MAX),
+        block_erases: std::iter::repeat_n(
+            fota_protocol::BlockErase {
+                size: u32::MAX,
+                ms: u32::MAX,
+            },
+            fota_protocol::MAX_BLOCK_ERASES,
+        )
+        .collect(),
     };
     let mut buf = [0u8; TX_FRAME];
     assert!(encode_reply(u16::MAX, &Reply::Info(info), &mut buf).is_some());

@@ -534,6 +534,16 @@ impl Prepared {
         };
         dev.observer().step(Step::Erase, &what);
         let needed = |offset: u32, len: u32| needed(sectors, done, offset, len);
+        // Block erases where they pay for this stream's bytes (crate::erase_plan).
+        let sent = self.stream.select(needed).len() as u64;
+        let max_write = u64::from(info.max_write.max(1));
+        let load = crate::erase_plan::Load {
+            baud: dev.link().baud(),
+            round_trip: dev.latency().unwrap_or_default(),
+            line_bytes: sent + sent.div_ceil(max_write) * 18,
+            program_bytes: self.image_len - self.kept,
+        };
+        erases.use_blocks(info, &load);
         let t = dev.now();
         let sent = send_stream(
             dev,

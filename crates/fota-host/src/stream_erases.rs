@@ -82,6 +82,34 @@ impl StreamErases {
         }
     }
 
+    /// Erase whole blocks where crate::erase_plan picks them for this `load`: the
+    /// sectors of each become one erase. Before [`StreamErases::assign`].
+    pub(crate) fn use_blocks(
+        &mut self,
+        info: &fota_protocol::Info,
+        load: &crate::erase_plan::Load,
+    ) {
+        if info.block_erases.is_empty() {
+            return;
+        }
+        let dirty: Vec<(u32, u32)> = self
+            .sectors
+            .iter()
+            .map(|&(start, n)| (self.slot_addr + start as u32, n as u32))
+            .collect();
+        let units = crate::erase_plan::units(info, &dirty, load);
+        self.sectors = units
+            .iter()
+            .map(|&(a, b)| {
+                let start = self.sectors[a].0;
+                let end = self.sectors[b - 1].0 + self.sectors[b - 1].1;
+                (start, end - start)
+            })
+            .collect();
+        self.answered = vec![false; self.sectors.len()];
+        self.group = vec![0; self.sectors.len()];
+    }
+
     /// Bytes to erase.
     pub(crate) fn bytes(&self) -> u64 {
         self.sectors.iter().map(|&(_, n)| n as u64).sum()

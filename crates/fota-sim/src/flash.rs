@@ -160,14 +160,22 @@ pub struct FlashTiming {
     pub read_setup_ns: u64,
     /// Each byte read.
     pub read_ns_per_byte: u64,
+    /// Block erases the part offers besides its sector erase, `(bytes, nanoseconds)`,
+    /// ascending by size: an erase whose range covers a whole aligned block of
+    /// `SECTOR`-byte sectors erases it in one command, in that time (see
+    /// [`SimFlash::erase`](NorFlash::erase)). Empty: sector erases only.
+    pub block_erases: &'static [(u32, u64)],
 }
 
 impl FlashTiming {
     /// Typical figures of a Winbond W25Q128JV SPI NOR flash: 4 KiB sector erase 45 ms
-    /// (tSE), 256-byte page program 0.7 ms (tPP), and Fast Read on a 50 MHz single-bit
-    /// SPI bus (160 ns a byte, plus 5 bytes of command, address and dummy cycles).
+    /// (tSE), 32 KiB block erase 120 ms (tBE1, command 0x52), 64 KiB block erase 150 ms
+    /// (tBE2, command 0xD8), 256-byte page program 0.7 ms (tPP), and Fast Read on a
+    /// 50 MHz single-bit SPI bus (160 ns a byte, plus 5 bytes of command, address and
+    /// dummy cycles).
     pub const W25Q128JV: FlashTiming = FlashTiming {
         sector_erase_ns: 45_000_000,
+        block_erases: &[(32 * 1024, 120_000_000), (64 * 1024, 150_000_000)],
         page_size: 256,
         page_program_ns: 700_000,
         read_setup_ns: 800,
@@ -184,6 +192,7 @@ impl FlashTiming {
         page_program_ns: 16_000,
         read_setup_ns: 0,
         read_ns_per_byte: 5,
+        block_erases: &[],
     };
 
     /// Everything takes no time (for tests about contents only).
@@ -193,6 +202,7 @@ impl FlashTiming {
         page_program_ns: 0,
         read_setup_ns: 0,
         read_ns_per_byte: 0,
+        block_erases: &[],
     };
 
     /// Time to program `len` bytes from `offset`, split at page boundaries as a driver
@@ -265,8 +275,10 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     worn: Vec<core::ops::Range<usize>>,
     /// Runs of sectors larger than `SECTOR`, each with its erase time in nanoseconds.
     big: Vec<(SectorRun, u64)>,
-    /// Sector erases begun (a sector of a run counts once).
+    /// Sector erases begun (a sector of a run counts once, a block erase once).
     erases: u64,
+    /// Block erases begun.
+    block_erases: u64,
     /// Where changes go as they are made, if anywhere.
     write_through: Option<WriteThrough>,
     /// The last cut tore the first byte of an operation that followed a completed one.
@@ -340,6 +352,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             worn: Vec::new(),
             big: Vec::new(),
             erases: 0,
+            block_erases: 0,
         }
     }
 
@@ -377,6 +390,31 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             .find(|(r, _)| r.size == size && u64::from(offset) < r.end() && offset >= r.addr)
             .map_or(self.timing.sector_erase_ns, |r| r.1);
         (start, size, ns)
+    }
+
+    /// The largest block erase of the timing that starts at `at`, ends by `to` and holds
+    /// only `SECTOR`-byte sectors: `(bytes, nanoseconds)`.
+    fn block_at(&self, at: u32, to: u32) -> Option<(u32, u64)> {
+        self.timing
+            .block_erases
+            .iter()
+            .rev()
+            .copied()
+            .find(|&(size, _)| {
+                let end = u64::from(at) + u64::from(size);
+                size > 0
+                    && at.is_multiple_of(size)
+                    && end <= u64::from(to)
+                    && !self
+                        .big
+                        .iter()
+                        .any(|(r, _)| u64::from(r.addr) < end && r.end() > u64::from(at))
+            })
+    }
+
+    /// Erases done as one block erase (a cut one counts).
+    pub fn block_erases_done(&self) -> u64 {
+        self.block_erases
     }
 
     /// The same flash in ECC mode (builder style): see the [module docs](self).
@@ -594,7 +632,8 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             .unwrap_or(0)
     }
 
-    /// Sector erases in total (a larger sector counts once; a cut one counts).
+    /// Erases in total (a larger sector counts once, a block erase once; a cut one
+    /// counts).
     pub fn total_erases(&self) -> u64 {
         self.erases
     }
@@ -715,6 +754,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             if start != at || u64::from(at) + u64::from(size) > u64::from(to) {
                 return Err(FlashError::NotAligned);
             }
+            let (size, ns) = self.block_at(at, to).unwrap_or((size, ns));
             sectors.push((at as usize, size as usize, ns));
             at += size;
         }
@@ -723,6 +763,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         }
         for (start, size, ns) in sectors {
             self.erases += 1;
+            if size > SECTOR && self.sector_at(start as u32).1 as usize != size {
+                self.block_erases += 1;
+            }
             for c in &mut self.erase_counts[start / SECTOR..(start + size) / SECTOR] {
                 *c += 1;
             }

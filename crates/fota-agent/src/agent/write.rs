@@ -72,7 +72,9 @@ impl<F: NorFlash> Agent<F> {
         })
     }
 
-    /// Erase the next sector of `op`: one bounded unit of work (one sector erase time).
+    /// Erase the next sector of `op`, or the next whole block where the flash declares
+    /// block erases ([`crate::AgentConfig::block_erases`]) and one fits in what is left
+    /// of the range: one bounded unit of work (one sector's or one block's erase time).
     /// The range is checked again first, so a record change between units (a local
     /// `attempt()`) can never let it erase a slot in use.
     pub fn erase_unit(&mut self, op: &mut EraseOp) -> RequestResult<Unit<(u32, u32)>> {
@@ -85,6 +87,7 @@ impl<F: NorFlash> Agent<F> {
         let at = op.addr.saturating_add(op.done);
         let (_, sector) = self.sector_at(at);
         let off = self.offset(at)?;
+        let sector = self.erase_size(at, off, sector, op.total - op.done);
         let to = off
             .checked_add(sector)
             .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
@@ -104,6 +107,32 @@ impl<F: NorFlash> Agent<F> {
         } else {
             Unit::Done((op.addr, op.total))
         })
+    }
+
+    /// Bytes of one erase unit at `at` (flash offset `off`), `left` bytes of the range
+    /// to go: the largest declared block that starts at `off`, fits in `left` (so it
+    /// never leaves the range, which lies in one slot) and holds only sectors of the
+    /// driver's erase size; otherwise the sector there (`sector` bytes).
+    fn erase_size(&self, at: u32, off: u32, sector: u32, left: u32) -> u32 {
+        if sector != self.geo.sector.get() {
+            return sector;
+        }
+        let end = |size: u32| u64::from(at) + u64::from(size);
+        let plain = |size: u32| {
+            let end = end(size);
+            !self
+                .config
+                .sectors
+                .iter()
+                .any(|r| u64::from(r.addr) < end && r.end() > u64::from(at))
+        };
+        self.config
+            .block_erases
+            .iter()
+            .rev()
+            .map(|b| b.size)
+            .find(|&size| off % size == 0 && size <= left && plain(size))
+            .unwrap_or(sector)
     }
 
     /// `write_slot(addr, block)`: program 1..=[`MAX_WRITE`] bytes at `addr`, inside one

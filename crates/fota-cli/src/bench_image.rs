@@ -51,11 +51,14 @@ use fota_host::protocol::SlotKind;
 use fota_host::sim::{SimTransport, Virtual};
 use fota_host::update::Plan;
 use fota_host::{Device, Image, Observer};
-use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+use fota_sim::device::{DeviceConfig, LayoutKind, SECTOR, SimDevice};
 use fota_sim::flash::FlashTiming;
 use serde_json::{Value, json};
 
 const CONNECT_BAUD: u32 = 115_200;
+/// The block esptool's flasher stub erases in one command where aligned (the SPI
+/// flash's 64 KiB block erase, 0xD8), sectors for the rest.
+const ESPTOOL_ERASE_BLOCK: u32 = 64 * 1024;
 /// esptool's published wire efficiency (bytes on the wire / line rate) by baud rate.
 pub const ESPTOOL_EFFICIENCY: [(u32, f64); 2] = [(115_200, 0.98), (921_600, 0.74)];
 
@@ -200,8 +203,13 @@ pub fn esptool_modelled(
     let blocks = zlib.div_ceil(ESPTOOL_BLOCK) as f64;
     let wire =
         zlib as f64 / (f64::from(baud) / 10.0 * eff) + blocks * 2.0 * latency_ms as f64 / 1e3;
-    let sectors = image_len.div_ceil(4096) as u64;
-    let flash_ns = sectors.saturating_sub(1) * t.sector_erase_ns + t.program_ns(0, image_len);
+    // Its stub erases 64 KiB blocks where aligned and sectors for the rest; the slot
+    // starts on a 64 KiB boundary. The first erase precedes the stream, as ours does.
+    let blocks: Vec<(u32, u64)> = (t.block_erases.iter().copied())
+        .filter(|b| b.0 == ESPTOOL_ERASE_BLOCK)
+        .collect();
+    let (erase_ns, _, first_ns) = t.erase_plan_ns(SECTOR, 0, image_len, &blocks);
+    let flash_ns = erase_ns - first_ns + t.program_ns(0, image_len);
     wire.max(flash_ns as f64 / 1e9)
 }
 

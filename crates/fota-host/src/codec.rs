@@ -542,6 +542,7 @@ impl Prepared {
             round_trip: dev.latency().unwrap_or_default(),
             line_bytes: sent + sent.div_ceil(max_write) * 18,
             program_bytes: self.image_len - self.kept,
+            spread: true,
         };
         erases.use_blocks(info, &load);
         let t = dev.now();

@@ -350,6 +350,7 @@ fn block_spans<T: Transport>(
         round_trip: dev.latency().unwrap_or_default(),
         line_bytes: total + total.div_ceil(max_write) * 18,
         program_bytes: total,
+        spread: false,
     };
     for (a, b) in crate::erase_plan::units(info, &dirty, &load) {
         spans[index[a]] = index[b - 1] + 1;

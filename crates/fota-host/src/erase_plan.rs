@@ -27,6 +27,10 @@ pub(crate) struct Load {
     pub(crate) line_bytes: u64,
     /// Bytes it programs.
     pub(crate) program_bytes: u64,
+    /// The erases are spread over the whole transfer (a stream's,
+    /// crate::stream_erases), not each just ahead of the sector before its own (raw,
+    /// crate::erase_ahead).
+    pub(crate) spread: bool,
 }
 
 /// The erase units of `dirty` sectors, given as `(flash address, bytes)` in address
@@ -85,23 +89,52 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
     let stall = |erase_ns: u64| (erase_ns as f64 + rtt - queue_ns).max(0.0);
     let program = load.program_bytes as f64 * crate::codec::DEFAULT_PROGRAM_NS_PER_BYTE as f64;
     let line = load.line_bytes as f64 * byte_ns;
+    let bytes: f64 = dirty.iter().map(|d| f64::from(d.1)).sum::<f64>().max(1.0);
+    // The units of a choice of blocks, in order: (bytes, erase time).
+    let layout = |chosen: &[usize]| {
+        let mut out: Vec<(f64, u64)> = Vec::with_capacity(dirty.len());
+        let mut i = 0;
+        while i < dirty.len() {
+            match chosen.iter().map(|&c| candidates[c]).find(|c| c.0 == i) {
+                Some((a, b, ns)) => {
+                    out.push((dirty[a..b].iter().map(|d| f64::from(d.1)).sum(), ns));
+                    i = b;
+                }
+                None => {
+                    out.push((f64::from(dirty[i].1), sector_ns));
+                    i += 1;
+                }
+            }
+        }
+        out
+    };
     // The modelled time with the chosen blocks `chosen` (indexes into candidates).
     let time = |chosen: &[usize]| {
-        let mut flash = program + dirty.len() as f64 * sector_ns as f64;
-        let mut stalls = dirty.len() as f64 * stall(sector_ns);
-        for &c in chosen {
-            let (a, b, ns) = candidates[c];
-            let n = (b - a) as f64;
-            flash += ns as f64 - n * sector_ns as f64;
-            stalls += stall(ns) - n * stall(sector_ns);
+        let units = layout(chosen);
+        if load.spread {
+            // Erases spread over the whole stream: the flash's work overlaps the line's
+            // anywhere; each erase stalls the line for what the queue does not hold.
+            let erases: f64 = units.iter().map(|u| u.1 as f64).sum();
+            let stalls: f64 = units.iter().map(|u| stall(u.1)).sum();
+            return (program + erases).max(line + stalls);
         }
-        flash.max(line + stalls)
+        // Each unit's erase just ahead of the unit before it: its bytes' line time
+        // overlaps the next unit's erase and its own programs, no more.
+        // The first erase runs while the queue fills: the line waits for what it does
+        // not hold.
+        let mut t = units.first().map_or(0.0, |u| stall(u.1));
+        for (k, u) in units.iter().enumerate() {
+            let next = units.get(k + 1).map_or(0, |n| n.1);
+            let share = u.0 / bytes;
+            t += (share * line + stall(next)).max(next as f64 + share * program);
+        }
+        t
     };
     let overlaps = |x: (usize, usize, u64), y: (usize, usize, u64)| x.0 < y.1 && y.0 < x.1;
     let mut chosen: Vec<usize> = Vec::new();
     let mut best = time(&chosen);
     loop {
-        let mut pick: Option<(usize, f64)> = None;
+        let mut pick: Option<(usize, f64, f64)> = None;
         for c in 0..candidates.len() {
             if chosen
                 .iter()
@@ -112,11 +145,18 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
             chosen.push(c);
             let t = time(&chosen);
             chosen.pop();
-            if t < best && pick.is_none_or(|p| t < p.1) {
-                pick = Some((c, t));
+            // A tie takes the block too (the same time, less of the flash's work), and
+            // among equal times the block that saves the flash most.
+            let (a, b, ns) = candidates[c];
+            let saves = (b - a) as f64 * sector_ns as f64 - ns as f64;
+            // Times within 0.1 ms are equal (sums in another order).
+            const TIE: f64 = 1e5;
+            let better = pick.is_none_or(|p| t < p.1 - TIE || (t <= p.1 + TIE && saves > p.2));
+            if t <= best + TIE && saves > 0.0 && better {
+                pick = Some((c, t, saves));
             }
         }
-        let Some((c, t)) = pick else { break };
+        let Some((c, t, _)) = pick else { break };
         chosen.push(c);
         best = t;
     }
@@ -170,6 +210,7 @@ mod tests {
             round_trip: Duration::from_millis(2),
             line_bytes: bytes,
             program_bytes: 256 * 1024,
+            spread: true,
         }
     }
 

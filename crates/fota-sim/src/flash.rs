@@ -220,6 +220,36 @@ impl FlashTiming {
         total
     }
 
+    /// The erases of `len` bytes from `offset` (a boundary of `sector`-byte sectors),
+    /// rounded up to whole sectors, when each is the largest of `blocks` (`(bytes, ns)`, ascending: the
+    /// part's own [`FlashTiming::block_erases`] for its fastest) that starts there and
+    /// fits, else a sector: `(erase time, number of erases, the first one's time)`.
+    pub fn erase_plan_ns(
+        &self,
+        sector: u32,
+        offset: u32,
+        len: usize,
+        blocks: &[(u32, u64)],
+    ) -> (u64, u64, u64) {
+        let sector = u64::from(sector.max(1));
+        let mut at = u64::from(offset);
+        let end = at + (len as u64).div_ceil(sector) * sector;
+        let (mut total, mut count, mut first) = (0u64, 0u64, None);
+        while at < end {
+            let (size, ns) = blocks
+                .iter()
+                .rev()
+                .map(|&(size, ns)| (u64::from(size), ns))
+                .find(|&(size, _)| size > 0 && at % size == 0 && at + size <= end)
+                .unwrap_or((sector, self.sector_erase_ns));
+            total += ns;
+            count += 1;
+            first.get_or_insert(ns);
+            at += size;
+        }
+        (total, count, first.unwrap_or(0))
+    }
+
     /// Time to read `len` bytes in one command.
     pub fn read_ns(&self, len: usize) -> u64 {
         self.read_setup_ns + self.read_ns_per_byte * len as u64

@@ -55,6 +55,10 @@ pub struct Pace {
     /// The bytes of request frames the agent queues (`Info` tag 8), when it declares them:
     /// the host then keeps that much in flight, an erase and the blocks after it.
     pub rx_window: Option<u32>,
+    /// The largest block erase the device declares (`Info` tag 10): its bytes and its
+    /// time. The host erases whole blocks where they pay (crate::erase_plan), and the
+    /// model takes the better of all sectors and as many blocks as pay.
+    pub block_erase: Option<(u32, Duration)>,
 }
 
 /// The flash work of one update: what the model needs besides the bytes sent.
@@ -81,8 +85,39 @@ impl Pace {
             + work.image as f64 * self.program_ns_per_byte as f64 * 1e-9
     }
 
+    /// How long a block erase stalls the line beyond what the agent's queue holds, with
+    /// `k` sectors a block, and `k`; `None` without block erases.
+    fn block(&self, work: &Work) -> Option<(f64, u64, f64)> {
+        let (size, erase) = self.block_erase?;
+        let k = u64::from(size / work.sector_size.max(1));
+        let baud = f64::from(self.baud?.max(1));
+        let queue = f64::from(self.rx_window.unwrap_or(0)) * 10.0 / baud;
+        let e = erase.as_secs_f64();
+        (k > 1).then_some((e, k, (e + self.round_trip.as_secs_f64() - queue).max(0.0)))
+    }
+
     /// The modelled time of sending `work` raw; `None` when the link's rate is unknown.
+    /// With block erases, the better of sectors alone and every whole block erased
+    /// (each just ahead of the one before it, crate::erase_ahead): a block's bytes take
+    /// the longer of their line time with the block's stall and the next block's erase
+    /// with their programs.
     pub fn raw(&self, work: &Work) -> Option<Duration> {
+        let sectors = self.raw_sectors(work)?;
+        let Some((e, k, stall)) = self.block(work) else {
+            return Some(sectors);
+        };
+        let n = work.sectors / k;
+        let rest = work.sectors - n * k;
+        let per_sector = self.line(work.image)? / work.sectors.max(1) as f64;
+        let program = self.program_ns_per_byte as f64 * 1e-9 * f64::from(work.sector_size);
+        let s = self.sector_erase.as_secs_f64();
+        let blocks = e
+            + n as f64 * (k as f64 * per_sector + stall).max(e + k as f64 * program)
+            + rest as f64 * per_sector.max(s + program);
+        Some(sectors.min(Duration::from_secs_f64(blocks)))
+    }
+
+    fn raw_sectors(&self, work: &Work) -> Option<Duration> {
         let line = self.line(work.image)?;
         let program_ns = self.program_ns_per_byte as f64 * 1e-9;
         // The flash idles after each sector for what of the round trip the work waiting
@@ -103,8 +138,28 @@ impl Pace {
     }
 
     /// The modelled time of sending `work` as a stream of `sent` bytes in `blocks`
-    /// blocks; `None` when the link's rate is unknown.
+    /// blocks; `None` when the link's rate is unknown. With block erases, the best of
+    /// 0, 1, ... whole blocks erased: each does a block's sectors' work in its own time
+    /// and stalls the line for what the queue does not hold.
     pub fn stream(&self, work: &Work, sent: u64, blocks: u64) -> Option<Duration> {
+        let mut best = self.stream_with(work, sent, blocks, 0)?;
+        if let Some((_, k, _)) = self.block(work) {
+            for n in 1..=work.sectors / k {
+                best = best.min(self.stream_with(work, sent, blocks, n)?);
+            }
+        }
+        Some(best)
+    }
+
+    /// [`Pace::stream`] with `n` whole blocks erased.
+    fn stream_with(&self, work: &Work, sent: u64, blocks: u64, n: u64) -> Option<Duration> {
+        let (gain, stalls) = match self.block(work) {
+            Some((e, k, stall)) if n > 0 => (
+                n as f64 * (k as f64 * self.sector_erase.as_secs_f64() - e),
+                n as f64 * stall,
+            ),
+            _ => (0.0, 0.0),
+        };
         let line = self.line(sent)?;
         let max_write = u64::from(self.max_write.max(1));
         let first = sent.div_ceil(blocks.max(1)).min(max_write);
@@ -119,7 +174,7 @@ impl Pace {
         let busy = erases.min(work.sectors) as f64 * self.sector_erase.as_secs_f64()
             + decoded * self.program_ns_per_byte as f64 * 1e-9;
         let end = (self.line(last)? - busy).max(0.0);
-        let flash = self.flash(work) + start + end;
+        let flash = self.flash(work) - gain + start + end;
         // Where the line sets the pace, it waits at the start for the round trips and
         // the first block's erases (but the first sector's, which comes before the
         // Stream step).
@@ -127,6 +182,7 @@ impl Pace {
             .div_ceil(u64::from(work.sector_size.max(1)))
             .clamp(1, work.sectors.max(1));
         let line = line
+            + stalls
             + 3.0 * self.round_trip.as_secs_f64()
             + (per_block - 1) as f64 * self.sector_erase.as_secs_f64();
         Some(Duration::from_secs_f64(line.max(flash)))
@@ -176,6 +232,12 @@ pub(crate) async fn judge<T: Transport>(
         program_ns_per_byte: DEFAULT_PROGRAM_NS_PER_BYTE,
         max_write: u32::from(info.max_write),
         rx_window: info.rx_window,
+        block_erase: info
+            .block_erases
+            .iter()
+            .filter(|b| b.size > info.sector_size)
+            .max_by_key(|b| b.size)
+            .map(|b| (b.size, Duration::from_millis(u64::from(b.ms)))),
     };
     Ok(pace.verdict(work, sent, blocks, what))
 }
@@ -223,6 +285,7 @@ mod tests {
             program_ns_per_byte: DEFAULT_PROGRAM_NS_PER_BYTE,
             max_write: 1024,
             rx_window: Some(5354),
+            block_erase: None,
         }
     }
 

@@ -60,6 +60,16 @@
 //! `SECTOR` is then the smallest erase unit (`NorFlash::ERASE_SIZE`); an erase must start
 //! and end on the boundaries of the real sectors, and erases them whole.
 //!
+//! # Block erases
+//!
+//! Where the timing lists block erases ([`FlashTiming::block_erases`]: a W25Q128JV's
+//! 32 KiB in 120 ms and 64 KiB in 150 ms), an erase range that covers a whole aligned
+//! block of `SECTOR`-byte sectors erases it with one block erase, the largest that fits,
+//! timed as such; the rest of the range goes by sectors. A block erase is one operation
+//! of as many steps as its bytes, cut like a sector's: the bytes before the cut erased,
+//! the byte at the cut torn, the rest of the block as it was (so any sector of it may be
+//! erased, torn or untouched), and every sector of it counts as erased once.
+//!
 //! # Worn flash
 //!
 //! [`SimFlash::wear_out`] makes a range fail every program and erase that touches it
@@ -1440,5 +1450,112 @@ mod tests {
         f.arm_power_cut(10);
         assert_eq!(f.write(64, &data), Err(FlashError::PowerLoss));
         assert_eq!(&copy.lock().unwrap()[..], f.as_bytes());
+    }
+
+    #[test]
+    fn aligned_whole_blocks_are_erased_as_blocks_in_their_time() {
+        let mut f = flash(64);
+        f.write(0, &pattern(64 * 4096)).unwrap();
+        f.take_busy_ns();
+        // One 64 KiB block: 150 ms, one erase, every sector of it counted once.
+        f.erase(0, 0x1_0000).unwrap();
+        assert_eq!(f.take_busy_ns(), 150_000_000);
+        assert_eq!((f.total_erases(), f.block_erases_done()), (1, 1));
+        assert!(f.erase_counts()[..16].iter().all(|&c| c == 1));
+        assert!(f.as_bytes()[..0x1_0000].iter().all(|&b| b == 0xFF));
+        assert_eq!(f.as_bytes()[0x1_0000], pattern(0x1_0001)[0x1_0000]);
+        // Off a 64 KiB boundary: sectors up to a 32 KiB boundary, a 32 KiB block, then
+        // a sector: 7 x 45 + 120 + 45 ms.
+        f.erase(0x1_1000, 0x2_1000).unwrap();
+        assert_eq!(f.take_busy_ns(), 7 * 45_000_000 + 120_000_000 + 45_000_000);
+        assert_eq!((f.total_erases(), f.block_erases_done()), (10, 2));
+        assert_eq!(f.erase_count_at(0x1_0000), 0);
+        assert_eq!(f.erase_count_at(0x2_0000), 1);
+        // A range that covers no whole block: sectors, as before.
+        f.erase(0x3_0000, 0x3_7000).unwrap();
+        assert_eq!(f.take_busy_ns(), 7 * 45_000_000);
+        assert_eq!(f.block_erases_done(), 2);
+        // A part without block erases erases sectors only.
+        let mut plain = flash(16).with_timing(FlashTiming::STM32F4);
+        plain.erase(0, 0x1_0000).unwrap();
+        assert_eq!((plain.total_erases(), plain.block_erases_done()), (16, 0));
+        assert!(FlashTiming::INSTANT.block_erases.is_empty());
+    }
+
+    #[test]
+    fn a_cut_inside_a_block_erase_tears_it_as_one_erase() {
+        type Small = SimFlash<4, 64>;
+        const BLOCKS: &[(u32, u64)] = &[(256, 1_000)];
+        let timing = FlashTiming {
+            block_erases: BLOCKS,
+            ..FlashTiming::W25Q128JV
+        };
+        let data = pattern(512);
+        // A whole block erase is one operation of 256 steps (not 4 x 64 + 3).
+        let mut f = Small::new(512).with_timing(timing);
+        f.write(0, &data).unwrap();
+        f.reset_steps();
+        f.erase(0, 256).unwrap();
+        assert_eq!(f.step_count(), 256);
+        for cut in [0usize, 1, 63, 64, 65, 200, 255] {
+            let mut f = Small::new(512).with_timing(timing);
+            f.write(0, &data).unwrap();
+            f.reset_steps();
+            f.take_busy_ns();
+            f.arm_power_cut(cut as u64);
+            assert_eq!(f.erase(0, 256), Err(FlashError::PowerLoss), "cut {cut}");
+            let mem = f.as_bytes();
+            assert!(
+                mem[..cut].iter().all(|&b| b == 0xFF),
+                "prefix erased, cut {cut}"
+            );
+            // The byte at the cut is torn toward 0xFF: its set bits stay set.
+            assert_eq!(
+                mem[cut] & data[cut],
+                data[cut],
+                "torn toward 0xFF, cut {cut}"
+            );
+            assert_eq!(
+                &mem[cut + 1..256],
+                &data[cut + 1..256],
+                "rest intact, cut {cut}"
+            );
+            assert_eq!(&mem[256..], &data[256..], "the next block untouched");
+            // Every sector of the block wore, as a block erase wears them all.
+            assert_eq!(f.erase_counts(), &[1, 1, 1, 1, 0, 0, 0, 0]);
+            assert_eq!(f.block_erases_done(), 1);
+            // Its time: the share done.
+            assert_eq!(f.busy_ns(), (1_000 * cut as u64).div_ceil(256));
+        }
+    }
+
+    #[test]
+    fn the_fastest_erase_plan_of_a_range() {
+        let t = FlashTiming::W25Q128JV;
+        // 256 KiB from a 64 KiB boundary: four 64 KiB blocks.
+        assert_eq!(
+            t.erase_plan_ns(4096, 0, 256 * 1024, t.block_erases),
+            (600_000_000, 4, 150_000_000)
+        );
+        // 238 KiB (the micro:bit runtime): three blocks of 64, one of 32, 4 sectors (the
+        // last one partly used).
+        assert_eq!(
+            t.erase_plan_ns(4096, 0, 243_852, t.block_erases),
+            (
+                3 * 150_000_000 + 120_000_000 + 4 * 45_000_000,
+                8,
+                150_000_000
+            )
+        );
+        // 64 KiB blocks only (esptool's stub), and sectors only.
+        let only64 = &t.block_erases[1..];
+        assert_eq!(
+            t.erase_plan_ns(4096, 0, 243_852, only64),
+            (3 * 150_000_000 + 12 * 45_000_000, 15, 150_000_000)
+        );
+        assert_eq!(
+            t.erase_plan_ns(4096, 4096, 65_536, &[]),
+            (16 * 45_000_000, 16, 45_000_000)
+        );
     }
 }

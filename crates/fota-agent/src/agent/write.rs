@@ -131,7 +131,7 @@ impl<F: NorFlash> Agent<F> {
             .iter()
             .rev()
             .map(|b| b.size)
-            .find(|&size| off % size == 0 && size <= left && plain(size))
+            .find(|&size| off.is_multiple_of(size) && size <= left && plain(size))
             .unwrap_or(sector)
     }
 

@@ -557,7 +557,7 @@ impl Prepared {
             &mut erases,
         )
         .await?;
-        crate::report::count_erases(report, info, erases.answers);
+        erases.count(report, info);
         report.erase_time += erases.first_wait;
         report.stream_time += (dev.now() - t).saturating_sub(erases.first_wait);
         report.sent_bytes += sent;

@@ -30,7 +30,7 @@ use fota_protocol::{ErrorCode, Op, Reply, Request, SlotDesc};
 use crate::device::refused;
 use crate::observer::progress64;
 use crate::padded::{Padded, SectorState};
-use crate::report::{Report, count_erases};
+use crate::report::Report;
 use crate::{Device, HostError, Phase, Step, Transport};
 
 /// How many sectors the erases run ahead of the stream: the erase of sector k + 1 is
@@ -136,7 +136,8 @@ struct Round {
     /// The last refusal that a next round may mend (for the error if none does).
     refusal: Option<HostError>,
     /// Sectors erased (answers `Erased`), for the report.
-    erase_answers: u32,
+    /// Erases answered `Erased`, for the report: the sectors of each unit.
+    erase_answers: Vec<u32>,
 }
 
 impl Round {
@@ -147,7 +148,7 @@ impl Round {
             erased: vec![false; erase.len()],
             erase_next: vec![false; erase.len()],
             refusal: None,
-            erase_answers: 0,
+            erase_answers: Vec::new(),
         }
     }
 
@@ -163,7 +164,7 @@ impl Round {
             (Item::Erase(s), Reply::Erased { .. }) => {
                 let end = unit_end(&self.erasing, &self.spans, s);
                 self.erased[s..end].fill(true);
-                self.erase_answers += 1;
+                self.erase_answers.push((end - s) as u32);
                 // The agent works in order: a block of `s..end` answered before this
                 // erase ran before it, and may be gone.
                 for (k, block) in blocks.iter().enumerate() {
@@ -255,7 +256,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
     let mut first_erase: Option<Duration> = None;
     let sent_before = dev.stats().write_bytes;
     let mut shown = 0u64;
-    let mut erase_answers = 0u32;
+    let mut erase_answers: Vec<u32> = Vec::new();
     let mut left: Option<HostError> = None;
     for _ in 0..ROUNDS {
         let items = schedule(&erase, &spans, &blocks, &written);
@@ -291,7 +292,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             Ok(())
         })
         .await?;
-        erase_answers += round.erase_answers;
+        erase_answers.extend(round.erase_answers);
         erase = round.erase_next;
         for (k, block) in blocks.iter().enumerate() {
             if erase[block.s] {
@@ -311,7 +312,9 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             HostError::Protocol("the slot's sectors could not be erased and written".into())
         }));
     }
-    count_erases(report, &info, erase_answers);
+    for n in erase_answers {
+        crate::erase_plan::count_unit(report, &info, n);
+    }
     // The time before the first erase is answered is erase alone; the rest overlaps.
     let streaming_from = first_erase.unwrap_or(t);
     report.erase_time += streaming_from - t;

@@ -23,6 +23,23 @@ use fota_protocol::Info;
 /// stream, with 1.2 within 2 %.
 pub(crate) const STALL_ROUND_TRIPS: f64 = 1.2;
 
+/// Add the erase of one unit of `sectors` sectors to `report`: by the declared time of
+/// the block it is (`Info` tag 10), else by each sector's (tag 2).
+pub(crate) fn count_unit(report: &mut crate::report::Report, info: &Info, sectors: u32) {
+    let size = sectors.saturating_mul(info.sector_size);
+    match info
+        .block_erases
+        .iter()
+        .find(|b| sectors > 1 && b.size == size)
+    {
+        Some(b) => {
+            report.erased_sectors += sectors;
+            report.device_erase_time += Duration::from_millis(u64::from(b.ms));
+        }
+        None => crate::report::count_erases(report, info, sectors),
+    }
+}
+
 /// What the model needs of the link and the transfer besides `Info`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Load {

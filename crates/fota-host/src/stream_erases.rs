@@ -54,6 +54,10 @@ pub(crate) struct StreamErases {
     starts: Vec<usize>,
     /// Erases answered, for the report.
     pub(crate) answers: u32,
+    /// The sectors of each erase (more than one: a block).
+    counts: Vec<u32>,
+    /// The sectors of each erase answered, for the report.
+    answered_units: Vec<u32>,
     /// How long the stream waited for the first erase to be answered.
     pub(crate) first_wait: Duration,
 }
@@ -71,6 +75,7 @@ impl StreamErases {
             .filter(|&s| state[s] == SectorState::Dirty)
             .map(|s| (sectors[s].0, sector_ends[s] - sectors[s].0))
             .collect();
+        let dirty_len = dirty.len();
         StreamErases {
             slot_addr,
             answered: vec![false; dirty.len()],
@@ -78,6 +83,8 @@ impl StreamErases {
             sectors: dirty,
             starts: Vec::new(),
             answers: 0,
+            counts: vec![1; dirty_len],
+            answered_units: Vec::new(),
             first_wait: Duration::ZERO,
         }
     }
@@ -106,6 +113,7 @@ impl StreamErases {
                 (start, end - start)
             })
             .collect();
+        self.counts = units.iter().map(|&(a, b)| (b - a) as u32).collect();
         self.answered = vec![false; self.sectors.len()];
         self.group = vec![0; self.sectors.len()];
     }
@@ -223,11 +231,21 @@ impl StreamErases {
 
     /// Take the answers of a window.
     pub(crate) fn take_answers(&mut self, answered: &[bool]) {
-        for (mine, &now) in self.answered.iter_mut().zip(answered) {
+        for (e, (mine, &now)) in self.answered.iter_mut().zip(answered).enumerate() {
             if now && !*mine {
                 *mine = true;
                 self.answers += 1;
+                self.answered_units
+                    .push(self.counts.get(e).copied().unwrap_or(1));
             }
+        }
+    }
+
+    /// Add the erases answered to `report`: sectors, and the device's time by its own
+    /// figures (crate::erase_plan::count_unit).
+    pub(crate) fn count(&self, report: &mut crate::report::Report, info: &fota_protocol::Info) {
+        for &n in &self.answered_units {
+            crate::erase_plan::count_unit(report, info, n);
         }
     }
 }

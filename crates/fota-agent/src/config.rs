@@ -72,8 +72,8 @@ pub struct AgentConfig {
     /// The block erases the flash driver does in one command, ascending by size (`Info`
     /// tag 10; empty: sector erases only, as before). Declare one only where the
     /// driver's `erase(from, to)` of an aligned block of that size is that one command:
-    /// the agent then erases a whole block of a range in one unit of work (the sectors of
-    /// other sizes of [`AgentConfig::sectors`] are never part of one).
+    /// the agent then erases a whole block of a range in one unit of work. Only on a flash
+    /// whose sectors are alike ([`AgentConfig::sectors`] empty): validation refuses both.
     pub block_erases: heapless::Vec<fota_protocol::BlockErase, { fota_protocol::MAX_BLOCK_ERASES }>,
     /// How long a new firmware on trial has to call `accept`, in milliseconds from its
     /// start, before the device reverts it (its watchdog's or trial timer's deadline);
@@ -353,6 +353,19 @@ impl AgentConfig {
         u64::from(addr) < rec_end && end > rec
     }
 
+    /// Block erases ascending, each a multiple of the sector above it, and only on a
+    /// flash whose sectors are alike.
+    fn block_erases_valid(&self, sector: u32) -> bool {
+        let mut prev = sector;
+        for b in &self.block_erases {
+            if b.size <= prev || !b.size.is_multiple_of(sector) {
+                return false;
+            }
+            prev = b.size;
+        }
+        self.block_erases.is_empty() || self.sectors.is_empty()
+    }
+
     /// Check the configuration against `flash`.
     pub fn validate<F: NorFlash>(&self, flash: &F) -> Result<(), ConfigError> {
         self.validate_geometry(&FlashGeometry::of(flash)?)
@@ -406,12 +419,7 @@ impl AgentConfig {
                 .sectors
                 .iter()
                 .any(|r| r.addr < self.flash_base || r.end() > flash_end)
-            // Block erases: ascending, each a multiple of the sector above it.
-            || self.block_erases.iter().enumerate().any(|(i, b)| {
-                b.size <= sector.get()
-                    || b.size % sector != 0
-                    || i > 0 && b.size <= self.block_erases[i - 1].size
-            })
+            || !self.block_erases_valid(sector.get())
         {
             return Err(E::BadSectors);
         }

@@ -178,4 +178,12 @@ fn block_erases_are_checked_against_the_sector() {
             "{bad:?}"
         );
     }
+    // Not on a flash with sectors of several sizes (an STM32F4 has no block erase).
+    let stm32 =
+        SimFlash::<4, 4096>::new(1024 * 1024).with_sectors(&fota_sim::device::STM32F4_SECTORS);
+    let g = fota_agent::FlashGeometry::of(&stm32).unwrap();
+    let mut c = DeviceConfig::stm32f4(LayoutKind::BytecodeOnly).agent_config();
+    assert_eq!(c.validate_geometry(&g), Ok(()));
+    c.block_erases = good.block_erases.clone();
+    assert_eq!(c.validate_geometry(&g), Err(ConfigError::BadSectors));
 }

@@ -87,7 +87,7 @@ impl<F: NorFlash> Agent<F> {
         let at = op.addr.saturating_add(op.done);
         let (_, sector) = self.sector_at(at);
         let off = self.offset(at)?;
-        let sector = self.erase_size(at, off, sector, op.total - op.done);
+        let sector = self.erase_size(off, sector, op.total - op.done);
         let to = off
             .checked_add(sector)
             .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
@@ -109,30 +109,19 @@ impl<F: NorFlash> Agent<F> {
         })
     }
 
-    /// Bytes of one erase unit at `at` (flash offset `off`), `left` bytes of the range
-    /// to go: the largest declared block that starts at `off`, fits in `left` (so it
-    /// never leaves the range, which lies in one slot) and holds only sectors of the
-    /// driver's erase size; otherwise the sector there (`sector` bytes).
-    fn erase_size(&self, at: u32, off: u32, sector: u32, left: u32) -> u32 {
-        if sector != self.geo.sector.get() {
-            return sector;
+    /// Bytes of one erase unit at flash offset `off`, `left` bytes of the range to go:
+    /// the largest declared block that starts at `off` and fits in `left` (so it never
+    /// leaves the range, which lies in one slot); otherwise the sector there (`sector`
+    /// bytes). A configuration with block erases has sectors of one size (validation).
+    fn erase_size(&self, off: u32, sector: u32, left: u32) -> u32 {
+        let mut size = sector;
+        // Ascending: the last that fits is the largest.
+        for b in &self.config.block_erases {
+            if off.is_multiple_of(b.size) && b.size <= left {
+                size = b.size;
+            }
         }
-        let end = |size: u32| u64::from(at) + u64::from(size);
-        let plain = |size: u32| {
-            let end = end(size);
-            !self
-                .config
-                .sectors
-                .iter()
-                .any(|r| u64::from(r.addr) < end && r.end() > u64::from(at))
-        };
-        self.config
-            .block_erases
-            .iter()
-            .rev()
-            .map(|b| b.size)
-            .find(|&size| off.is_multiple_of(size) && size <= left && plain(size))
-            .unwrap_or(sector)
+        size
     }
 
     /// `write_slot(addr, block)`: program 1..=[`MAX_WRITE`] bytes at `addr`, inside one

@@ -150,11 +150,11 @@
 //! # RAM
 //!
 //! [`LinkState`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 306 bytes), the counters, the long request in progress (an MD5 state;
+//! ([`TX_FRAME`] = 324 bytes), the counters, the long request in progress (an MD5 state;
 //! with the `images` feature an image check, 216 bytes more), the cache of replies and
 //! the baud timers: about 1,750 bytes on `thumbv7em` without `images`; the [`Agent`]
 //! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)
-//! 624 bytes with a zero-sized flash driver (`size_of`, measured with a
+//! 644 bytes with a zero-sized flash driver (`size_of`, measured with a
 //! `thumbv7em-none-eabihf` build). Serving a request takes about 2 KiB of stack below the
 //! main loop (docs/PORTING.md has the firmware's figures). The platform's receive queue
 //! comes on top: [`rx_queue_bytes`]`(max_in_flight)`, that many frames of [`RX_FRAME`]

@@ -15,6 +15,10 @@ use core::time::Duration;
 
 use fota_protocol::Info;
 
+/// A typical SPI NOR flash's programming time, for a device whose `Info` does not say
+/// it: 0.7 ms a 256-byte page (the W25Q128JV's typical page program), 2.7 µs a byte.
+pub const DEFAULT_PROGRAM_NS_PER_BYTE: u64 = 700_000 / 256;
+
 /// Round trips the line waits after an erase that outlasts the queue, for the answers
 /// that let the host send again: 1.2, calibrated on the micro:bit runtime's streams at
 /// 921600 baud (`fota bench --image`): with 1.0 the plan took too few blocks at 16 ms
@@ -115,7 +119,7 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
     let rtt = load.round_trip.as_nanos() as f64 * STALL_ROUND_TRIPS;
     let held = (f64::from(info.max_write) + 18.0) * byte_ns;
     let stall = |erase_ns: u64| (erase_ns as f64 + rtt - queue_ns - held).max(0.0);
-    let program = load.program_bytes as f64 * crate::codec::DEFAULT_PROGRAM_NS_PER_BYTE as f64;
+    let program = load.program_bytes as f64 * DEFAULT_PROGRAM_NS_PER_BYTE as f64;
     let line = load.line_bytes as f64 * byte_ns;
     let bytes: f64 = dirty.iter().map(|d| f64::from(d.1)).sum::<f64>().max(1.0);
     // The units of a choice of blocks, in order: (bytes, erase time).

@@ -8,9 +8,7 @@ use fota_protocol::Info;
 
 use crate::{Device, HostError, Transport};
 
-/// A typical SPI NOR flash's programming time, for a device whose `Info` does not say
-/// it: 0.7 ms a 256-byte page (the W25Q128JV's typical page program), 2.7 µs a byte.
-pub const DEFAULT_PROGRAM_NS_PER_BYTE: u64 = 700_000 / 256;
+pub use crate::erase_plan::DEFAULT_PROGRAM_NS_PER_BYTE;
 
 /// Bytes a request frame adds to the data it carries: the frame's header and CRC
 /// (`FRAME_OVERHEAD`), the write's offset, COBS's code bytes (one per 254) and the

@@ -6,10 +6,15 @@
 //! line stalls for the rest of the erase. A 45 ms sector erase hides under a 5 KiB queue
 //! at 921600 baud (58 ms of the line); a 150 ms block erase stalls it about 90 ms. So a
 //! block erase pays where the flash sets the pace and costs where the line does. The
-//! plan weighs it by a model: the update takes the longer of the flash's work (each
-//! erase, every byte programmed) and the line's time for the bytes sent plus the stalls
-//! of the erases that outlast the queue; blocks are taken one at a time, the one that
-//! shortens that most first, while one does.
+//! plan weighs it by a model. A stream spreads its erases over all its frames: the
+//! update takes the longer of the flash's work (each erase, every byte programmed) and
+//! the line's time for the bytes sent plus the stalls of the erases that outlast the
+//! queue. The raw image erases each unit just ahead of the unit before it: each unit's
+//! bytes take the longer of their line time (with the next erase's stall) and the next
+//! unit's erase with their programs. Blocks are taken one at a time, the one that
+//! shortens that most first, while one does (a tie takes the block: the same time, less
+//! flash work). A device that declares no sector erase time (tag 2) gets no block: there
+//! is nothing to weigh it against.
 
 use core::time::Duration;
 
@@ -72,8 +77,8 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
     // Each candidate block: (first, end, erase time in ns).
     let mut candidates: Vec<(usize, usize, u64)> = Vec::new();
     for b in &info.block_erases {
-        // A device's figures are data: a block of no size, not a multiple of two
-        // sectors or not aligned to itself is ignored, never trusted.
+        // A device's figures are data: a block no larger than a sector is ignored, and
+        // one of another size than whole sectors matches no run of them.
         if b.size <= info.sector_size || info.sector_size == 0 {
             continue;
         }

@@ -5,8 +5,8 @@ use fota_protocol::Layout as _;
 
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::{
-    DEFAULT_BAUD, MAX_BAUD_RATES, MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, SectorRun, SlotDesc,
-    SlotKind,
+    BlockErase, DEFAULT_BAUD, MAX_BAUD_RATES, MAX_BLOCK_ERASES, MAX_NAME, MAX_SECTOR_RUNS,
+    MAX_SLOTS, SectorRun, SlotDesc, SlotKind,
 };
 
 pub use crate::flash::{MAX_READ_UNIT, MAX_WRITE_UNIT};
@@ -56,10 +56,9 @@ pub struct AgentConfig {
     /// The rate the UART runs at after reset, and goes back to after a `Goodbye` or
     /// [`crate::BAUD_IDLE_MS`] without a request at another rate.
     pub base_baud: u32,
-    /// Runs of erase sectors that are not `NorFlash::ERASE_SIZE` bytes, ascending (a flash
-    /// with mixed sector sizes, like an STM32F4's 16, 64 and 128 KiB). Empty: every sector
-    /// is `ERASE_SIZE` bytes. The flash driver erases a range of whole sectors of either
-    /// kind; the agent erases one sector per unit.
+    /// Runs of erase sectors that are not `NorFlash::ERASE_SIZE` bytes, ascending (mixed
+    /// sizes: an STM32F4's 16, 64, 128 KiB; empty: all alike). The driver erases whole
+    /// sectors of either kind, the agent one per unit; no block erases with them.
     pub sectors: heapless::Vec<SectorRun, MAX_SECTOR_RUNS>,
     /// The VM slot the part always starts (no remap), if any: the boot stage, which passes
     /// control to the VM the record names. It is never offered by `find_vm_slot`, erased
@@ -69,6 +68,8 @@ pub struct AgentConfig {
     /// sector sizes), in milliseconds, from the part's data sheet; hosts size their
     /// timeouts from it. 0: not declared (left out of `Info`).
     pub sector_erase_ms: u32,
+    /// Block erases its driver does in one command, ascending (`Info` tag 10, PORTING.md).
+    pub block_erases: heapless::Vec<BlockErase, MAX_BLOCK_ERASES>,
     /// How long a new firmware on trial has to call `accept`, in milliseconds from its
     /// start, before the device reverts it (its watchdog's or trial timer's deadline);
     /// hosts show it and wait for it. 0: not declared (left out of `Info`).
@@ -307,6 +308,7 @@ impl AgentConfig {
             sectors: heapless::Vec::new(),
             boot_stage: None,
             sector_erase_ms: 0,
+            block_erases: heapless::Vec::new(),
             confirm_ms: 0,
             rx_window: 0,
             #[cfg(feature = "images")]
@@ -399,6 +401,7 @@ impl AgentConfig {
                 .sectors
                 .iter()
                 .any(|r| r.addr < self.flash_base || r.end() > flash_end)
+            || !crate::flash::blocks_valid(&self.block_erases, sector.get(), &self.sectors)
         {
             return Err(E::BadSectors);
         }

@@ -9,6 +9,23 @@ pub const MAX_WRITE_UNIT: usize = 256;
 /// The largest flash read unit (`ReadNorFlash::READ_SIZE`) the agent supports.
 pub const MAX_READ_UNIT: usize = 64;
 
+/// Block erases (`AgentConfig::block_erases`) ascending, each a multiple of the
+/// `sector` above it, and only on a flash whose sectors are alike (no `runs`).
+pub(crate) fn blocks_valid(
+    blocks: &[fota_protocol::BlockErase],
+    sector: u32,
+    runs: &[fota_protocol::SectorRun],
+) -> bool {
+    let mut prev = sector;
+    for b in blocks {
+        if b.size <= prev || !b.size.is_multiple_of(sector) {
+            return false;
+        }
+        prev = b.size;
+    }
+    blocks.is_empty() || runs.is_empty()
+}
+
 /// What an erased byte reads as.
 pub(crate) const ERASED: u8 = 0xFF;
 

@@ -150,11 +150,11 @@
 //! # RAM
 //!
 //! [`LinkState`] holds the receive buffer ([`RX_FRAME`] = 1042 bytes), one reply buffer
-//! ([`TX_FRAME`] = 306 bytes), the counters, the long request in progress (an MD5 state;
+//! ([`TX_FRAME`] = 324 bytes), the counters, the long request in progress (an MD5 state;
 //! with the `images` feature an image check, 216 bytes more), the cache of replies and
 //! the baud timers: about 1,750 bytes on `thumbv7em` without `images`; the [`Agent`]
 //! (configuration, record, a held partial write unit of up to [`MAX_WRITE_UNIT`] bytes)
-//! 624 bytes with a zero-sized flash driver (20 more with `images`: the range of the
+//! 644 bytes with a zero-sized flash driver (20 more with `images`: the range of the
 //! last checksum from a slot's first byte) (`size_of`, measured with a
 //! `thumbv7em-none-eabihf` build). Serving a request takes about 2 KiB of stack below the
 //! main loop (docs/PORTING.md has the firmware's figures). The platform's receive queue
@@ -169,7 +169,7 @@
 //! With the `codec` feature (compressed and delta streams, docs/PROTOCOL.md 5.7) the
 //! [`LinkState`] also holds the stream decoder ([`StreamState`]: 5,868 bytes, the probability
 //! model, one 256-byte write chunk and a 48-byte input stash; its dictionary is the flash)
-//! and `Info` may list codecs: 7,656 bytes on `thumbv7em` (a `const` assertion checks both
+//! and `Info` may list codecs: 7,672 bytes on `thumbv7em` (a `const` assertion checks both
 //! figures in every build for 32-bit Arm). With the agent (624 bytes) and a receive queue
 //! of 5 frames and the erases between them (5,354 bytes), the agent, its decoder and its
 //! receive buffer take 13,634 bytes, and about 2 KiB of stack while serving: within 16 KiB. A stream step writes at

@@ -577,6 +577,15 @@ fn info_shows_the_time_a_trial_has_to_confirm() {
         .find(|v| v["event"] == "result")
         .expect("a result line");
     assert_eq!(result["confirm_ms"], 1500, "{result}");
+    // The block erases the simulated W25Q128JV offers (tag 10), both ways.
+    assert_eq!(result["block_erases"][1]["size"], 65536, "{result}");
+    assert_eq!(result["block_erases"][1]["ms"], 150, "{result}");
+    let o = fota(sim.port(), &["info"]);
+    assert!(
+        text(&o).contains("block erase  64.0 KiB in 150 ms"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// `fota sim --flash stm32f4`: 16, 64 and 128 KiB sectors, 2 s to erase a bytecode

@@ -392,6 +392,17 @@ impl Prepared {
         };
         dev.observer().step(Step::Erase, &what);
         let needed = |offset: u32, len: u32| needed(sectors, done, offset, len);
+        // Block erases where they pay for this stream's bytes (crate::erase_plan).
+        let sent = self.stream.select(needed).len() as u64;
+        let max_write = u64::from(info.max_write.max(1));
+        let load = crate::erase_plan::Load {
+            baud: dev.link().baud(),
+            round_trip: dev.latency().unwrap_or_default(),
+            line_bytes: sent + sent.div_ceil(max_write) * 18,
+            program_bytes: self.image_len - self.kept,
+            spread: true,
+        };
+        erases.use_blocks(info, &load);
         let t = dev.now();
         let base = match &self.method {
             Method::Delta { slot, .. } => slot.addr,
@@ -408,7 +419,7 @@ impl Prepared {
             &mut erases,
         )
         .await?;
-        crate::report::count_erases(report, info, erases.answers);
+        erases.count(report, info);
         report.erase_time += erases.first_wait;
         report.stream_time += (dev.now() - t).saturating_sub(erases.first_wait);
         report.sent_bytes += sent;

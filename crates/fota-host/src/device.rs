@@ -175,14 +175,15 @@ impl<T: Transport> Device<T> {
     /// The silence after which a request is sent again: [`Timeouts::reply`] plus the
     /// device's worst-case sector erase time (`Info` tag 2), since one step of the agent
     /// may take that long before it can send anything (one sector of an erase, a record
-    /// entry written into a sector it first erases).
-    /// A sector erase the device declares beyond [`MAX_SECTOR_ERASE`] counts as that much.
+    /// entry written into a sector it first erases), or its slowest block erase (`Info`
+    /// tag 10) where it declares block erases: an erase covering a block is one step.
+    /// An erase the device declares beyond [`MAX_SECTOR_ERASE`] counts as that much.
     pub fn reply_timeout(&self) -> Duration {
-        let erase = self
-            .info
-            .as_ref()
-            .and_then(|i| i.sector_erase_ms)
-            .map_or(Duration::ZERO, |ms| Duration::from_millis(u64::from(ms)));
+        let ms = self.info.as_ref().map_or(0, |i| {
+            let blocks = i.block_erases.iter().map(|b| b.ms);
+            blocks.fold(i.sector_erase_ms.unwrap_or(0), u32::max)
+        });
+        let erase = Duration::from_millis(u64::from(ms));
         self.timeouts.reply + erase.min(MAX_SECTOR_ERASE)
     }
 

@@ -30,7 +30,7 @@ use fota_protocol::{ErrorCode, Op, Reply, Request, SlotDesc};
 use crate::device::refused;
 use crate::observer::progress64;
 use crate::padded::{Padded, SectorState};
-use crate::report::{Report, count_erases};
+use crate::report::Report;
 use crate::{Device, HostError, Phase, Step, Transport};
 
 /// How many sectors the erases run ahead of the stream: the erase of sector k + 1 is
@@ -77,11 +77,24 @@ fn blocks_of(sectors: &[(usize, usize)], state: &[SectorState], chunk: usize) ->
     blocks
 }
 
+/// Where the erase unit starting at sector `s` ends (one past its last sector): the
+/// block of `spans[s]` (crate::erase_plan) when every sector of it is to be erased,
+/// else `s` alone.
+fn unit_end(erase: &[bool], spans: &[usize], s: usize) -> usize {
+    let e = spans.get(s).copied().unwrap_or(s + 1);
+    if e > s + 1 && erase.get(s..e).is_some_and(|r| r.iter().all(|&x| x)) {
+        e
+    } else {
+        s + 1
+    }
+}
+
 /// The order of one round: the blocks not written yet, sector by sector, with the erase
 /// of the sector [`AHEAD`] further on (among those with work) just before them, and
-/// the first sector's erase before everything. `erase[s]` implies that no block of `s`
-/// is written.
-fn schedule(erase: &[bool], blocks: &[Block], written: &[bool]) -> Vec<Item> {
+/// the first sector's erase before everything; a block erase (`spans`) goes where its
+/// first sector's would and stands for its sectors'. `erase[s]` implies that no block
+/// of `s` is written.
+fn schedule(erase: &[bool], spans: &[usize], blocks: &[Block], written: &[bool]) -> Vec<Item> {
     let mut per: Vec<Vec<usize>> = vec![Vec::new(); erase.len()];
     for (k, block) in blocks.iter().enumerate() {
         if !written[k] {
@@ -92,12 +105,15 @@ fn schedule(erase: &[bool], blocks: &[Block], written: &[bool]) -> Vec<Item> {
         .filter(|&s| erase[s] || !per[s].is_empty())
         .collect();
     let mut items = Vec::new();
-    // The erases sent so far cover work[..erased].
+    // The erases sent so far cover work[..erased], and every sector below `covered`.
     let mut erased = 0usize;
+    let mut covered = 0usize;
     for (i, &s) in work.iter().enumerate() {
         while erased < work.len() && erased <= i + AHEAD {
-            if erase[work[erased]] {
-                items.push(Item::Erase(work[erased]));
+            let x = work[erased];
+            if erase[x] && x >= covered {
+                items.push(Item::Erase(x));
+                covered = unit_end(erase, spans, x);
             }
             erased += 1;
         }
@@ -111,6 +127,8 @@ fn schedule(erase: &[bool], blocks: &[Block], written: &[bool]) -> Vec<Item> {
 struct Round {
     /// Sectors whose erase was sent this round.
     erasing: Vec<bool>,
+    /// The block erases planned (see [`unit_end`]).
+    spans: Vec<usize>,
     /// Sectors whose erase was answered `Erased` this round.
     erased: Vec<bool>,
     /// Sectors to erase in the next round.
@@ -118,17 +136,19 @@ struct Round {
     /// The last refusal that a next round may mend (for the error if none does).
     refusal: Option<HostError>,
     /// Sectors erased (answers `Erased`), for the report.
-    erase_answers: u32,
+    /// Erases answered `Erased`, for the report: the sectors of each unit.
+    erase_answers: Vec<u32>,
 }
 
 impl Round {
-    fn new(erase: &[bool]) -> Round {
+    fn new(erase: &[bool], spans: &[usize]) -> Round {
         Round {
             erasing: erase.to_vec(),
+            spans: spans.to_vec(),
             erased: vec![false; erase.len()],
             erase_next: vec![false; erase.len()],
             refusal: None,
-            erase_answers: 0,
+            erase_answers: Vec::new(),
         }
     }
 
@@ -142,12 +162,13 @@ impl Round {
     ) -> Result<(), HostError> {
         match (item, reply) {
             (Item::Erase(s), Reply::Erased { .. }) => {
-                self.erased[s] = true;
-                self.erase_answers += 1;
-                // The agent works in order: a block of `s` answered before this erase ran
-                // before it, and may be gone.
+                let end = unit_end(&self.erasing, &self.spans, s);
+                self.erased[s..end].fill(true);
+                self.erase_answers.push((end - s) as u32);
+                // The agent works in order: a block of `s..end` answered before this
+                // erase ran before it, and may be gone.
                 for (k, block) in blocks.iter().enumerate() {
-                    if block.s == s {
+                    if (s..end).contains(&block.s) {
                         written[k] = false;
                     }
                 }
@@ -159,7 +180,8 @@ impl Round {
                     ..
                 },
             ) => {
-                self.erase_next[s] = true;
+                let end = unit_end(&self.erasing, &self.spans, s);
+                self.erase_next[s..end].fill(true);
                 self.refusal = Some(refused(Op::EraseSlot, r));
             }
             (Item::Erase(_), other) => return Err(refused(Op::EraseSlot, &other)),
@@ -228,15 +250,16 @@ pub(crate) async fn erase_and_stream<T: Transport>(
         },
     );
 
+    let spans = block_spans(dev, &info, slot.addr, sectors, sector_ends, &erase, total);
     let slot_addr = slot.addr;
     let t = dev.now();
     let mut first_erase: Option<Duration> = None;
     let sent_before = dev.stats().write_bytes;
     let mut shown = 0u64;
-    let mut erase_answers = 0u32;
+    let mut erase_answers: Vec<u32> = Vec::new();
     let mut left: Option<HostError> = None;
     for _ in 0..ROUNDS {
-        let items = schedule(&erase, &blocks, &written);
+        let items = schedule(&erase, &spans, &blocks, &written);
         if items.is_empty() {
             left = None;
             break;
@@ -244,14 +267,14 @@ pub(crate) async fn erase_and_stream<T: Transport>(
         let make = |i: usize| match items[i] {
             Item::Erase(s) => Request::EraseSlot {
                 addr: slot_addr + sectors[s].0 as u32,
-                size: (sector_ends[s] - sectors[s].0) as u32,
+                size: (sector_ends[unit_end(&erase, &spans, s) - 1] - sectors[s].0) as u32,
             },
             Item::Write(k) => Request::WriteSlot {
                 addr: slot_addr + blocks[k].a as u32,
                 data: padded.range(blocks[k].a, blocks[k].b.next_multiple_of(gran)),
             },
         };
-        let mut round = Round::new(&erase);
+        let mut round = Round::new(&erase, &spans);
         dev.pipeline(items.len(), &make, &mut |obs, now, i, reply| {
             if matches!(items[i], Item::Erase(_)) {
                 first_erase.get_or_insert(now);
@@ -269,7 +292,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             Ok(())
         })
         .await?;
-        erase_answers += round.erase_answers;
+        erase_answers.extend(round.erase_answers);
         erase = round.erase_next;
         for (k, block) in blocks.iter().enumerate() {
             if erase[block.s] {
@@ -284,18 +307,58 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             );
         }
     }
-    if !schedule(&erase, &blocks, &written).is_empty() {
+    if !schedule(&erase, &spans, &blocks, &written).is_empty() {
         return Err(left.unwrap_or_else(|| {
             HostError::Protocol("the slot's sectors could not be erased and written".into())
         }));
     }
-    count_erases(report, &info, erase_answers);
+    for n in erase_answers {
+        crate::erase_plan::count_unit(report, &info, n);
+    }
     // The time before the first erase is answered is erase alone; the rest overlaps.
     let streaming_from = first_erase.unwrap_or(t);
     report.erase_time += streaming_from - t;
     report.stream_time += dev.now() - streaming_from;
     report.sent_bytes += dev.stats().write_bytes - sent_before;
     Ok(())
+}
+
+/// For each sector, where the erase unit starting there ends (`s + 1`: the sector
+/// alone): the blocks crate::erase_plan picks among the sectors to `erase`, for `total`
+/// image bytes sent raw.
+fn block_spans<T: Transport>(
+    dev: &mut Device<T>,
+    info: &fota_protocol::Info,
+    slot_addr: u32,
+    sectors: &[(usize, usize)],
+    sector_ends: &[usize],
+    erase: &[bool],
+    total: u64,
+) -> Vec<usize> {
+    let mut spans: Vec<usize> = (1..=sectors.len()).collect();
+    if info.block_erases.is_empty() {
+        return spans;
+    }
+    let index: Vec<usize> = (0..sectors.len()).filter(|&s| erase[s]).collect();
+    let dirty: Vec<(u32, u32)> = index
+        .iter()
+        .map(|&s| {
+            let size = (sector_ends[s] - sectors[s].0) as u32;
+            (slot_addr + sectors[s].0 as u32, size)
+        })
+        .collect();
+    let max_write = u64::from(info.max_write.max(1));
+    let load = crate::erase_plan::Load {
+        baud: dev.link().baud(),
+        round_trip: dev.latency().unwrap_or_default(),
+        line_bytes: total + total.div_ceil(max_write) * 18,
+        program_bytes: total,
+        spread: false,
+    };
+    for (a, b) in crate::erase_plan::units(info, &dirty, &load) {
+        spans[index[a]] = index[b - 1] + 1;
+    }
+    spans
 }
 
 #[cfg(test)]
@@ -310,7 +373,8 @@ mod tests {
     fn plan(sectors: &[(usize, usize)], state: &[SectorState], chunk: usize) -> Vec<(char, usize)> {
         let blocks = blocks_of(sectors, state, chunk);
         let erase: Vec<bool> = state.iter().map(|s| *s == D).collect();
-        schedule(&erase, &blocks, &vec![false; blocks.len()])
+        let spans: Vec<usize> = (1..=sectors.len()).collect();
+        schedule(&erase, &spans, &blocks, &vec![false; blocks.len()])
             .into_iter()
             .map(|i| match i {
                 Item::Erase(s) => ('E', s),
@@ -365,7 +429,7 @@ mod tests {
         let sectors = [(0, 8), (8, 16)];
         let blocks = blocks_of(&sectors, &[D, D], 4);
         let mut written = vec![false; blocks.len()];
-        let mut round = Round::new(&[true, true]);
+        let mut round = Round::new(&[true, true], &[1, 2]);
         round
             .answer(
                 Item::Erase(1),
@@ -397,7 +461,7 @@ mod tests {
         assert_eq!(written, [false, false, true, true]);
         assert_eq!(round.erase_next, [false, false]);
         assert_eq!(
-            schedule(&round.erase_next, &blocks, &written),
+            schedule(&round.erase_next, &[1, 2], &blocks, &written),
             [Item::Write(0), Item::Write(1)]
         );
     }
@@ -408,7 +472,7 @@ mod tests {
         let blocks = blocks_of(&sectors, &[E], 4);
         let mut written = vec![false; blocks.len()];
         // Taken for erased by resume, no erase sent: a refusal means it must be erased.
-        let mut round = Round::new(&[false]);
+        let mut round = Round::new(&[false], &[1]);
         round
             .answer(Item::Write(0), reply_written(), &blocks, &mut written)
             .unwrap();

@@ -17,6 +17,7 @@ pub mod codec;
 mod device;
 mod encoder;
 mod erase_ahead;
+mod erase_plan;
 mod error;
 mod image;
 mod observer;

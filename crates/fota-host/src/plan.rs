@@ -336,13 +336,13 @@ pub(crate) fn check_index(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const SLOT: u32 = 0x1_0000;
 
     /// A layout of `vm` VM slots then `bc` bytecode slots, each 64 KiB.
-    fn layout(vm: u8, bc: u8, boot_stage: Option<u8>) -> Info {
+    pub(crate) fn layout(vm: u8, bc: u8, boot_stage: Option<u8>) -> Info {
         let mut slots = heapless::Vec::new();
         let mut addr = 0;
         for (kind, count) in [(SlotKind::Vm, vm), (SlotKind::Bytecode, bc)] {
@@ -379,6 +379,7 @@ mod tests {
             confirm_ms: None,
             rx_window: None,
             trial_left_ms: None,
+            block_erases: heapless::Vec::new(),
         }
     }
 

@@ -54,6 +54,10 @@ pub(crate) struct StreamErases {
     starts: Vec<usize>,
     /// Erases answered, for the report.
     pub(crate) answers: u32,
+    /// The sectors of each erase (more than one: a block).
+    counts: Vec<u32>,
+    /// The sectors of each erase answered, for the report.
+    answered_units: Vec<u32>,
     /// How long the stream waited for the first erase to be answered.
     pub(crate) first_wait: Duration,
 }
@@ -71,6 +75,7 @@ impl StreamErases {
             .filter(|&s| state[s] == SectorState::Dirty)
             .map(|s| (sectors[s].0, sector_ends[s] - sectors[s].0))
             .collect();
+        let dirty_len = dirty.len();
         StreamErases {
             slot_addr,
             answered: vec![false; dirty.len()],
@@ -78,8 +83,39 @@ impl StreamErases {
             sectors: dirty,
             starts: Vec::new(),
             answers: 0,
+            counts: vec![1; dirty_len],
+            answered_units: Vec::new(),
             first_wait: Duration::ZERO,
         }
+    }
+
+    /// Erase whole blocks where crate::erase_plan picks them for this `load`: the
+    /// sectors of each become one erase. Before [`StreamErases::assign`].
+    pub(crate) fn use_blocks(
+        &mut self,
+        info: &fota_protocol::Info,
+        load: &crate::erase_plan::Load,
+    ) {
+        if info.block_erases.is_empty() {
+            return;
+        }
+        let dirty: Vec<(u32, u32)> = self
+            .sectors
+            .iter()
+            .map(|&(start, n)| (self.slot_addr + start as u32, n as u32))
+            .collect();
+        let units = crate::erase_plan::units(info, &dirty, load);
+        self.sectors = units
+            .iter()
+            .map(|&(a, b)| {
+                let start = self.sectors[a].0;
+                let end = self.sectors[b - 1].0 + self.sectors[b - 1].1;
+                (start, end - start)
+            })
+            .collect();
+        self.counts = units.iter().map(|&(a, b)| (b - a) as u32).collect();
+        self.answered = vec![false; self.sectors.len()];
+        self.group = vec![0; self.sectors.len()];
     }
 
     /// Bytes to erase.
@@ -195,11 +231,21 @@ impl StreamErases {
 
     /// Take the answers of a window.
     pub(crate) fn take_answers(&mut self, answered: &[bool]) {
-        for (mine, &now) in self.answered.iter_mut().zip(answered) {
+        for (e, (mine, &now)) in self.answered.iter_mut().zip(answered).enumerate() {
             if now && !*mine {
                 *mine = true;
                 self.answers += 1;
+                self.answered_units
+                    .push(self.counts.get(e).copied().unwrap_or(1));
             }
+        }
+    }
+
+    /// Add the erases answered to `report`: sectors, and the device's time by its own
+    /// figures (crate::erase_plan::count_unit).
+    pub(crate) fn count(&self, report: &mut crate::report::Report, info: &fota_protocol::Info) {
+        for &n in &self.answered_units {
+            crate::erase_plan::count_unit(report, info, n);
         }
     }
 }

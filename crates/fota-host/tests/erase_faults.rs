@@ -139,9 +139,12 @@ impl Transport for Faulty {
 const SLOT: u32 = 64 * 1024;
 
 /// A device whose bytecode slot 1 holds an older image of `len` bytes.
-fn device(len: usize) -> SimDevice {
+/// The device; `blocks`: its agent erases whole 32 and 64 KiB blocks (`Info` tag 10),
+/// else sector by sector.
+fn device(len: usize, blocks: bool) -> SimDevice {
     let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     cfg.bc_slot_size = SLOT;
+    cfg.use_block_erases = blocks;
     let payload = len - images::HEADER_LEN;
     // The factory images run (healthy: no watchdog reset during the update).
     let older = images::sample_image(SlotKind::Bytecode, "app", "1.0", true, payload);
@@ -169,7 +172,11 @@ struct Run {
 }
 
 fn run(fault: Fault, codec: Codec, image: &[u8]) -> Run {
-    let sim = device(image.len());
+    run_on(fault, codec, image, false)
+}
+
+fn run_on(fault: Fault, codec: Codec, image: &[u8], blocks: bool) -> Run {
+    let sim = device(image.len(), blocks);
     let link = Faulty {
         inner: SimTransport::new(sim, Virtual),
         fault,
@@ -292,4 +299,40 @@ fn stream_update_survives_each_erase_or_its_answer_lost() {
         }
     }
     assert_eq!(cases, 30);
+}
+
+/// The same faults where the erases are block erases: 40 KiB from a 64 KiB boundary is
+/// one 32 KiB block and two sectors (three erases). Losing a block's erase, its
+/// request damaged or its answer, costs the block again and the blocks written into it,
+/// raw or streamed, and the slot still ends holding the image.
+#[test]
+fn an_update_survives_each_block_erase_or_its_answer_lost() {
+    let len = 40 * 1024;
+    for (codec, compressible) in [(Codec::None, false), (Codec::Lzma, true)] {
+        let image = new_image(len, compressible);
+        let clean = run_on(NONE, codec, &image, true);
+        assert!(clean.holds && clean.outcome == Outcome::Attempted);
+        assert_eq!(clean.erases_sent, 3, "{codec:?}: a block and two sectors");
+        assert_eq!(clean.report.erased_sectors, 10);
+        // One 32 KiB block at its declared 120 ms and two sectors of 45 ms.
+        assert_eq!(clean.report.device_erase_time, Duration::from_millis(210));
+        let mut cases = 0;
+        for n in 1..=3 {
+            for fault in [
+                Fault::DropErase(n),
+                Fault::DamageErase(n),
+                Fault::DropErased(n),
+            ] {
+                let r = run_on(fault, codec, &image, true);
+                assert_eq!(r.outcome, Outcome::Attempted, "{codec:?} {fault:?}");
+                assert!(
+                    r.holds,
+                    "{codec:?} {fault:?}: the slot does not hold the image"
+                );
+                assert!(r.erases_sent > 3, "{codec:?} {fault:?}: not sent again");
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 9);
+    }
 }

@@ -93,3 +93,57 @@ fn a_device_declaring_an_endless_sector_erase_does_not_hang_the_host() {
         43, 0, 0, 1, 0, 0, 12, 0, 0, 0, 51, 14, 0, 229, 0, 0, 115, 81, 55, 83, 0,
     ]);
 }
+
+/// A device declaring absurd block erases (`Info` tag 10, u32s of bytes and
+/// milliseconds): a "block" of nearly 4 GiB that fits nowhere, and a 64 KiB block that
+/// takes weeks. The host never asks for either (the first fits in no slot, the second is
+/// slower than its sectors), waits at most `MAX_SECTOR_ERASE` beyond its reply timeout
+/// for any answer, and the update goes through with sector erases in the flash's own
+/// time.
+#[test]
+fn a_device_declaring_absurd_block_erases_is_updated_with_sector_erases() {
+    use fota_host::protocol::{BlockErase, SlotKind};
+    use fota_host::sim::{SimTransport, Virtual};
+    use fota_host::update::{Plan, update};
+    use fota_host::{Device, Image, NullObserver};
+    use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
+    use futures::executor::block_on;
+
+    static ABSURD: [BlockErase; 2] = [
+        BlockErase {
+            size: 64 * 1024,
+            ms: u32::MAX,
+        },
+        BlockErase {
+            size: 0xFFFF_F000,
+            ms: 1,
+        },
+    ];
+    let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+    cfg.declared_block_erases = Some(&ABSURD);
+    let sim = SimDevice::new(cfg);
+    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
+    let baud = block_on(dev.negotiate_baud(&[921_600])).expect("baud");
+    assert_eq!(baud, 921_600);
+    let info = block_on(dev.hello()).expect("hello");
+    assert_eq!(info.block_erases.as_slice(), ABSURD, "declared as given");
+    // MAX_SECTOR_ERASE: 60 s.
+    let most = dev.timeouts.reply + std::time::Duration::from_secs(60);
+    assert!(dev.reply_timeout() <= most, "{:?}", dev.reply_timeout());
+    // A whole 256 KiB slot: four aligned 64 KiB blocks the plan could take.
+    let body = 256 * 1024 - fota_sim::images::HEADER_LEN - 64;
+    let bytes = fota_sim::images::sample_image(SlotKind::Bytecode, "big", "2", true, body);
+    let mut plan = Plan::new(Image::new("big.bin", bytes).expect("image"));
+    plan.codec = fota_host::Codec::None;
+    plan.restart = false;
+    // No comparison first: every sector is erased.
+    plan.resume = false;
+    let t = dev.now();
+    let report = block_on(update(&mut dev, &plan)).expect("the update goes through");
+    assert_eq!(report.outcome, Outcome::Attempted);
+    let flash = dev.link().device().flash();
+    assert_eq!(flash.block_erases_done(), 0, "no block erase asked");
+    assert!(flash.total_erases() >= 64, "every sector erased");
+    // 64 sectors of 45 ms and the line: seconds, not weeks.
+    assert!(dev.now() - t < std::time::Duration::from_secs(10));
+}

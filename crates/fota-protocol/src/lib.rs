@@ -23,10 +23,10 @@ pub use frame::{
     Event, Frame, FrameError, FrameReader, crc32, encode_reply, encode_request, frame_len, is_text,
 };
 pub use message::{
-    AcceptOutcome, CodecDesc, DecodeError, ErrorCode, ImageRules, Info, Layout, LayoutKind,
-    MAX_BAUD_RATES, MAX_CODECS, MAX_KEYS, MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, NO_BASE, Op,
-    Record, RecordState, RecordUpdate, Reply, Request, SectorRun, SlotDesc, SlotKind, codec,
-    info_tag, pack_version, sector_at, sector_runs_valid, unpack_version,
+    AcceptOutcome, BlockErase, CodecDesc, DecodeError, ErrorCode, ImageRules, Info, Layout,
+    LayoutKind, MAX_BAUD_RATES, MAX_BLOCK_ERASES, MAX_CODECS, MAX_KEYS, MAX_NAME, MAX_SECTOR_RUNS,
+    MAX_SLOTS, NO_BASE, Op, Record, RecordState, RecordUpdate, Reply, Request, SectorRun, SlotDesc,
+    SlotKind, codec, info_tag, pack_version, sector_at, sector_runs_valid, unpack_version,
 };
 
 /// Version of this protocol. A `Hello` with another version gets

@@ -103,11 +103,30 @@ fn any_info() -> impl Strategy<Value = Info> {
             proptest::collection::vec(any::<[u8; 8]>(), 0..=fota_protocol::MAX_KEYS),
         )),
         proptest::option::of((any::<u32>(), proptest::option::of(any::<u32>()))),
-        proptest::option::of(any::<u32>()),
+        (
+            proptest::option::of(any::<u32>()),
+            proptest::collection::vec(any::<(u32, u32)>(), 0..=fota_protocol::MAX_BLOCK_ERASES),
+        ),
     )
         .prop_map(
-            |(f, slots, name, boot_stage, erase, bauds, runs, codecs, images, trial, rx_window)| {
+            |(
+                f,
+                slots,
+                name,
+                boot_stage,
+                erase,
+                bauds,
+                runs,
+                codecs,
+                images,
+                trial,
+                (rx_window, blocks),
+            )| {
                 Info {
+                    block_erases: blocks
+                        .into_iter()
+                        .map(|(size, ms)| fota_protocol::BlockErase { size, ms })
+                        .collect(),
                     confirm_ms: trial.map(|t| t.0),
                     trial_left_ms: trial.and_then(|t| t.1),
                     rx_window,

@@ -60,6 +60,16 @@
 //! `SECTOR` is then the smallest erase unit (`NorFlash::ERASE_SIZE`); an erase must start
 //! and end on the boundaries of the real sectors, and erases them whole.
 //!
+//! # Block erases
+//!
+//! Where the timing lists block erases ([`FlashTiming::block_erases`]: a W25Q128JV's
+//! 32 KiB in 120 ms and 64 KiB in 150 ms), an erase range that covers a whole aligned
+//! block of `SECTOR`-byte sectors erases it with one block erase, the largest that fits,
+//! timed as such; the rest of the range goes by sectors. A block erase is one operation
+//! of as many steps as its bytes, cut like a sector's: the bytes before the cut erased,
+//! the byte at the cut torn, the rest of the block as it was (so any sector of it may be
+//! erased, torn or untouched), and every sector of it counts as erased once.
+//!
 //! # Worn flash
 //!
 //! [`SimFlash::wear_out`] makes a range fail every program and erase that touches it
@@ -160,14 +170,22 @@ pub struct FlashTiming {
     pub read_setup_ns: u64,
     /// Each byte read.
     pub read_ns_per_byte: u64,
+    /// Block erases the part offers besides its sector erase, `(bytes, nanoseconds)`,
+    /// ascending by size: an erase whose range covers a whole aligned block of
+    /// `SECTOR`-byte sectors erases it in one command, in that time (see
+    /// [`SimFlash::erase`](NorFlash::erase)). Empty: sector erases only.
+    pub block_erases: &'static [(u32, u64)],
 }
 
 impl FlashTiming {
     /// Typical figures of a Winbond W25Q128JV SPI NOR flash: 4 KiB sector erase 45 ms
-    /// (tSE), 256-byte page program 0.7 ms (tPP), and Fast Read on a 50 MHz single-bit
-    /// SPI bus (160 ns a byte, plus 5 bytes of command, address and dummy cycles).
+    /// (tSE), 32 KiB block erase 120 ms (tBE1, command 0x52), 64 KiB block erase 150 ms
+    /// (tBE2, command 0xD8), 256-byte page program 0.7 ms (tPP), and Fast Read on a
+    /// 50 MHz single-bit SPI bus (160 ns a byte, plus 5 bytes of command, address and
+    /// dummy cycles).
     pub const W25Q128JV: FlashTiming = FlashTiming {
         sector_erase_ns: 45_000_000,
+        block_erases: &[(32 * 1024, 120_000_000), (64 * 1024, 150_000_000)],
         page_size: 256,
         page_program_ns: 700_000,
         read_setup_ns: 800,
@@ -184,6 +202,7 @@ impl FlashTiming {
         page_program_ns: 16_000,
         read_setup_ns: 0,
         read_ns_per_byte: 5,
+        block_erases: &[],
     };
 
     /// Everything takes no time (for tests about contents only).
@@ -193,6 +212,7 @@ impl FlashTiming {
         page_program_ns: 0,
         read_setup_ns: 0,
         read_ns_per_byte: 0,
+        block_erases: &[],
     };
 
     /// Time to program `len` bytes from `offset`, split at page boundaries as a driver
@@ -208,6 +228,36 @@ impl FlashTiming {
             at += chunk;
         }
         total
+    }
+
+    /// The erases of `len` bytes from `offset` (a boundary of `sector`-byte sectors),
+    /// rounded up to whole sectors, when each is the largest of `blocks` (`(bytes, ns)`, ascending: the
+    /// part's own [`FlashTiming::block_erases`] for its fastest) that starts there and
+    /// fits, else a sector: `(erase time, number of erases, the first one's time)`.
+    pub fn erase_plan_ns(
+        &self,
+        sector: u32,
+        offset: u32,
+        len: usize,
+        blocks: &[(u32, u64)],
+    ) -> (u64, u64, u64) {
+        let sector = u64::from(sector.max(1));
+        let mut at = u64::from(offset);
+        let end = at + (len as u64).div_ceil(sector) * sector;
+        let (mut total, mut count, mut first) = (0u64, 0u64, None);
+        while at < end {
+            let (size, ns) = blocks
+                .iter()
+                .rev()
+                .map(|&(size, ns)| (u64::from(size), ns))
+                .find(|&(size, _)| size > 0 && at % size == 0 && at + size <= end)
+                .unwrap_or((sector, self.sector_erase_ns));
+            total += ns;
+            count += 1;
+            first.get_or_insert(ns);
+            at += size;
+        }
+        (total, count, first.unwrap_or(0))
     }
 
     /// Time to read `len` bytes in one command.
@@ -265,8 +315,10 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     worn: Vec<core::ops::Range<usize>>,
     /// Runs of sectors larger than `SECTOR`, each with its erase time in nanoseconds.
     big: Vec<(SectorRun, u64)>,
-    /// Sector erases begun (a sector of a run counts once).
+    /// Sector erases begun (a sector of a run counts once, a block erase once).
     erases: u64,
+    /// Block erases begun.
+    block_erases: u64,
     /// Where changes go as they are made, if anywhere.
     write_through: Option<WriteThrough>,
     /// The last cut tore the first byte of an operation that followed a completed one.
@@ -340,6 +392,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             worn: Vec::new(),
             big: Vec::new(),
             erases: 0,
+            block_erases: 0,
         }
     }
 
@@ -377,6 +430,31 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             .find(|(r, _)| r.size == size && u64::from(offset) < r.end() && offset >= r.addr)
             .map_or(self.timing.sector_erase_ns, |r| r.1);
         (start, size, ns)
+    }
+
+    /// The largest block erase of the timing that starts at `at`, ends by `to` and holds
+    /// only `SECTOR`-byte sectors: `(bytes, nanoseconds)`.
+    fn block_at(&self, at: u32, to: u32) -> Option<(u32, u64)> {
+        self.timing
+            .block_erases
+            .iter()
+            .rev()
+            .copied()
+            .find(|&(size, _)| {
+                let end = u64::from(at) + u64::from(size);
+                size > 0
+                    && at.is_multiple_of(size)
+                    && end <= u64::from(to)
+                    && !self
+                        .big
+                        .iter()
+                        .any(|(r, _)| u64::from(r.addr) < end && r.end() > u64::from(at))
+            })
+    }
+
+    /// Erases done as one block erase (a cut one counts).
+    pub fn block_erases_done(&self) -> u64 {
+        self.block_erases
     }
 
     /// The same flash in ECC mode (builder style): see the [module docs](self).
@@ -594,7 +672,8 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             .unwrap_or(0)
     }
 
-    /// Sector erases in total (a larger sector counts once; a cut one counts).
+    /// Erases in total (a larger sector counts once, a block erase once; a cut one
+    /// counts).
     pub fn total_erases(&self) -> u64 {
         self.erases
     }
@@ -715,6 +794,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             if start != at || u64::from(at) + u64::from(size) > u64::from(to) {
                 return Err(FlashError::NotAligned);
             }
+            let (size, ns) = self.block_at(at, to).unwrap_or((size, ns));
             sectors.push((at as usize, size as usize, ns));
             at += size;
         }
@@ -723,6 +803,9 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         }
         for (start, size, ns) in sectors {
             self.erases += 1;
+            if size > SECTOR && self.sector_at(start as u32).1 as usize != size {
+                self.block_erases += 1;
+            }
             for c in &mut self.erase_counts[start / SECTOR..(start + size) / SECTOR] {
                 *c += 1;
             }
@@ -1367,5 +1450,112 @@ mod tests {
         f.arm_power_cut(10);
         assert_eq!(f.write(64, &data), Err(FlashError::PowerLoss));
         assert_eq!(&copy.lock().unwrap()[..], f.as_bytes());
+    }
+
+    #[test]
+    fn aligned_whole_blocks_are_erased_as_blocks_in_their_time() {
+        let mut f = flash(64);
+        f.write(0, &pattern(64 * 4096)).unwrap();
+        f.take_busy_ns();
+        // One 64 KiB block: 150 ms, one erase, every sector of it counted once.
+        f.erase(0, 0x1_0000).unwrap();
+        assert_eq!(f.take_busy_ns(), 150_000_000);
+        assert_eq!((f.total_erases(), f.block_erases_done()), (1, 1));
+        assert!(f.erase_counts()[..16].iter().all(|&c| c == 1));
+        assert!(f.as_bytes()[..0x1_0000].iter().all(|&b| b == 0xFF));
+        assert_eq!(f.as_bytes()[0x1_0000], pattern(0x1_0001)[0x1_0000]);
+        // Off a 64 KiB boundary: sectors up to a 32 KiB boundary, a 32 KiB block, then
+        // a sector: 7 x 45 + 120 + 45 ms.
+        f.erase(0x1_1000, 0x2_1000).unwrap();
+        assert_eq!(f.take_busy_ns(), 7 * 45_000_000 + 120_000_000 + 45_000_000);
+        assert_eq!((f.total_erases(), f.block_erases_done()), (10, 2));
+        assert_eq!(f.erase_count_at(0x1_0000), 0);
+        assert_eq!(f.erase_count_at(0x2_0000), 1);
+        // A range that covers no whole block: sectors, as before.
+        f.erase(0x3_0000, 0x3_7000).unwrap();
+        assert_eq!(f.take_busy_ns(), 7 * 45_000_000);
+        assert_eq!(f.block_erases_done(), 2);
+        // A part without block erases erases sectors only.
+        let mut plain = flash(16).with_timing(FlashTiming::STM32F4);
+        plain.erase(0, 0x1_0000).unwrap();
+        assert_eq!((plain.total_erases(), plain.block_erases_done()), (16, 0));
+        assert!(FlashTiming::INSTANT.block_erases.is_empty());
+    }
+
+    #[test]
+    fn a_cut_inside_a_block_erase_tears_it_as_one_erase() {
+        type Small = SimFlash<4, 64>;
+        const BLOCKS: &[(u32, u64)] = &[(256, 1_000)];
+        let timing = FlashTiming {
+            block_erases: BLOCKS,
+            ..FlashTiming::W25Q128JV
+        };
+        let data = pattern(512);
+        // A whole block erase is one operation of 256 steps (not 4 x 64 + 3).
+        let mut f = Small::new(512).with_timing(timing);
+        f.write(0, &data).unwrap();
+        f.reset_steps();
+        f.erase(0, 256).unwrap();
+        assert_eq!(f.step_count(), 256);
+        for cut in [0usize, 1, 63, 64, 65, 200, 255] {
+            let mut f = Small::new(512).with_timing(timing);
+            f.write(0, &data).unwrap();
+            f.reset_steps();
+            f.take_busy_ns();
+            f.arm_power_cut(cut as u64);
+            assert_eq!(f.erase(0, 256), Err(FlashError::PowerLoss), "cut {cut}");
+            let mem = f.as_bytes();
+            assert!(
+                mem[..cut].iter().all(|&b| b == 0xFF),
+                "prefix erased, cut {cut}"
+            );
+            // The byte at the cut is torn toward 0xFF: its set bits stay set.
+            assert_eq!(
+                mem[cut] & data[cut],
+                data[cut],
+                "torn toward 0xFF, cut {cut}"
+            );
+            assert_eq!(
+                &mem[cut + 1..256],
+                &data[cut + 1..256],
+                "rest intact, cut {cut}"
+            );
+            assert_eq!(&mem[256..], &data[256..], "the next block untouched");
+            // Every sector of the block wore, as a block erase wears them all.
+            assert_eq!(f.erase_counts(), &[1, 1, 1, 1, 0, 0, 0, 0]);
+            assert_eq!(f.block_erases_done(), 1);
+            // Its time: the share done.
+            assert_eq!(f.busy_ns(), (1_000 * cut as u64).div_ceil(256));
+        }
+    }
+
+    #[test]
+    fn the_fastest_erase_plan_of_a_range() {
+        let t = FlashTiming::W25Q128JV;
+        // 256 KiB from a 64 KiB boundary: four 64 KiB blocks.
+        assert_eq!(
+            t.erase_plan_ns(4096, 0, 256 * 1024, t.block_erases),
+            (600_000_000, 4, 150_000_000)
+        );
+        // 238 KiB (the micro:bit runtime): three blocks of 64, one of 32, 4 sectors (the
+        // last one partly used).
+        assert_eq!(
+            t.erase_plan_ns(4096, 0, 243_852, t.block_erases),
+            (
+                3 * 150_000_000 + 120_000_000 + 4 * 45_000_000,
+                8,
+                150_000_000
+            )
+        );
+        // 64 KiB blocks only (esptool's stub), and sectors only.
+        let only64 = &t.block_erases[1..];
+        assert_eq!(
+            t.erase_plan_ns(4096, 0, 243_852, only64),
+            (3 * 150_000_000 + 12 * 45_000_000, 15, 150_000_000)
+        );
+        assert_eq!(
+            t.erase_plan_ns(4096, 4096, 65_536, &[]),
+            (16 * 45_000_000, 16, 45_000_000)
+        );
     }
 }

@@ -1390,3 +1390,133 @@ fn power_cuts_at_every_byte_of_a_compressed_and_a_delta_update_of_real_firmware(
     }
     tally.finish("real firmware, every byte", t);
 }
+
+/// An update whose slot erase is one block erase: bytecode slots of 32 KiB on the
+/// W25Q128JV's timing, whose agent declares its 32 and 64 KiB block erases, so erasing
+/// the target slot is a single 32 KiB block erase (32 768 steps). Cuts at every step of
+/// the block erase's first and last 600 and every 37th step between, and at every 101st
+/// step of the writes, the checksum and the attempt that follow: after each, the device
+/// boots the old configuration byte for byte (the block erase touches nothing outside
+/// the target slot), its record valid, and the whole update redone without a cut ends
+/// with the new image in the slot and the new configuration on trial.
+#[test]
+fn power_cut_inside_a_block_erase() {
+    let mut dev_cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+    dev_cfg.vm_slot_size = 0x8000;
+    dev_cfg.bc_slot_size = 0x8000;
+    let mut cfg = dev_cfg.agent_config();
+    cfg.images = fota_agent::ImagePolicy::NONE;
+    assert_eq!(cfg.block_erases.len(), 2, "the agent declares block erases");
+    let old_vm = images::sample_image(SlotKind::Vm, "zvm", "1.0", true, 3000);
+    let old_bc = images::sample_image(SlotKind::Bytecode, "blink", "1", true, 2500);
+    let stale = images::sample_image(SlotKind::Bytecode, "blink", "0", true, 30_000);
+    let new_bc = images::sample_image(SlotKind::Bytecode, "blink", "2", true, 30_500);
+    // The timing with block erases (the other sweeps use INSTANT, which has none).
+    let mut flash = Flash::new(dev_cfg.flash_size()).with_timing(FlashTiming::W25Q128JV);
+    for (kind, index, image) in [
+        (SlotKind::Vm, 0, &old_vm),
+        (SlotKind::Bytecode, 0, &old_bc),
+        (SlotKind::Bytecode, 1, &stale),
+    ] {
+        let slot = cfg.slot(kind, index).expect("slot");
+        let mut data = image.to_vec();
+        data.resize(image.len().div_ceil(4) * 4, 0xFF);
+        flash.write(slot.addr, &data).expect("factory write");
+    }
+    let (agent, boot) = Agent::boot(flash, cfg.clone()).expect("first boot");
+    assert!(boot.factory);
+    let start = agent.into_flash().snapshot();
+    let bc1 = *cfg.slot(SlotKind::Bytecode, 1).expect("bytecode 1");
+    assert_eq!(bc1.addr % 0x8000, 0, "the slot is one aligned 32 KiB block");
+
+    // The host's steps, as one function: erase (one block), write, checksum, attempt.
+    let run = |flash: Flash| -> Result<Agent<Flash>, Box<Flash>> {
+        let (mut agent, boot) = Agent::boot(flash, cfg.clone()).expect("boot");
+        assert_eq!(
+            (boot.vm_slot, boot.bc_slot),
+            (0, 0),
+            "the old configuration"
+        );
+        let ok = (|| {
+            agent
+                .erase_slot(bc1.addr, new_bc.len() as u32, &mut |_, _| {})
+                .ok()?;
+            for (i, chunk) in new_bc.chunks(1024).enumerate() {
+                let mut data = chunk.to_vec();
+                data.resize(chunk.len().div_ceil(4) * 4, 0xFF);
+                agent.write_slot(bc1.addr + i as u32 * 1024, &data).ok()?;
+            }
+            let md5 = agent
+                .checksum_slot(bc1.addr, new_bc.len() as u32, &mut |_, _| {})
+                .ok()?;
+            (md5 == fota_sim_md5(&new_bc)).then_some(())?;
+            agent.attempt(1, 0).ok()
+        })();
+        match ok {
+            Some(()) => Ok(agent),
+            None => Err(Box::new(agent.into_flash())),
+        }
+    };
+    let mut clean = Flash::from_image(start.clone()).expect("image");
+    clean.set_timing(FlashTiming::W25Q128JV);
+    clean.reset_steps();
+    let done = run(clean).unwrap_or_else(|_| panic!("the uncut update"));
+    assert_eq!(done.flash().block_erases_done(), 1, "one block erase");
+    let total = done.flash().step_count();
+    let block = 0x8000u64; // the first operation: its bytes are steps 0..32768
+    let mut points: Vec<u64> = (0..600).chain(block - 600..block + 600).collect();
+    points.extend((600..block - 600).step_by(37));
+    points.extend((block + 600..=total).step_by(101));
+    let bc0 = cfg.slot(SlotKind::Bytecode, 0).expect("bytecode 0").addr as usize;
+    let vm0 = cfg.slot(SlotKind::Vm, 0).expect("vm 0").addr as usize;
+    for &k in &points {
+        let mut flash = Flash::from_image(start.clone()).expect("image");
+        flash.set_timing(FlashTiming::W25Q128JV);
+        flash.reset_steps();
+        flash.arm_power_cut(k);
+        let mut flash = match run(flash) {
+            Ok(agent) => agent.into_flash(),
+            Err(flash) => *flash,
+        };
+        flash.power_on();
+        let (agent, boot) = Agent::boot(flash, cfg.clone()).expect("boot after the cut");
+        assert!(!boot.factory, "cut {k}: the record was lost");
+        let bytes = agent.flash().as_bytes();
+        assert_eq!(
+            &bytes[vm0..vm0 + old_vm.len()],
+            &old_vm[..],
+            "cut {k}: VM 0"
+        );
+        assert_eq!(
+            &bytes[bc0..bc0 + old_bc.len()],
+            &old_bc[..],
+            "cut {k}: bytecode 0"
+        );
+        assert_eq!(agent.get_record().expect("record").valid, 1, "cut {k}");
+        if boot.bc_slot == 1 {
+            // The cut came after the attempt: the new image runs on trial.
+            assert!(boot.trial, "cut {k}");
+            assert_eq!(&bytes[bc1.addr as usize..][..new_bc.len()], &new_bc[..]);
+            continue;
+        }
+        assert_eq!(boot.bc_slot, 0, "cut {k}");
+        // Redo the whole update from this state, without a cut.
+        let flash = agent.into_flash();
+        let mut again = Flash::from_image(flash.snapshot()).expect("image");
+        again.set_timing(FlashTiming::W25Q128JV);
+        let agent = run(again).unwrap_or_else(|_| panic!("cut {k}: the redone update"));
+        let (agent, boot) = Agent::boot(agent.into_flash(), cfg.clone()).expect("restart");
+        assert!((boot.bc_slot, boot.trial) == (1, true), "cut {k}: {boot:?}");
+        let bytes = agent.flash().as_bytes();
+        assert_eq!(
+            &bytes[bc1.addr as usize..][..new_bc.len()],
+            &new_bc[..],
+            "cut {k}"
+        );
+    }
+    println!(
+        "block erase sweep: {} cut points of {total} steps",
+        points.len()
+    );
+    assert!(points.len() > 2500, "{} points", points.len());
+}

@@ -99,7 +99,7 @@ fn describe_reply(r: &Reply) -> String {
         Reply::Info(i) => format!(
             "Info {{ protocol {}, agent {:?} {:?}, sector {}, write unit {}, max_write {}, in flight {}, \
              {} slots, record {:#x}+{:#x}, boot stage {:?}, sector erase {:?} ms, baud rates {:?}, \
-             confirm within {:?} ms{} }}",
+             confirm within {:?} ms, block erases {:?}{} }}",
             i.protocol_version,
             i.name.as_str(),
             i.agent_version,
@@ -114,6 +114,10 @@ fn describe_reply(r: &Reply) -> String {
             i.sector_erase_ms,
             i.baud_rates.as_slice(),
             i.confirm_ms,
+            i.block_erases
+                .iter()
+                .map(|b| format!("{} KiB in {} ms", b.size / 1024, b.ms))
+                .collect::<Vec<_>>(),
             i.trial_left_ms
                 .map(|l| format!(", on trial with {l} ms left"))
                 .unwrap_or_default()

@@ -284,6 +284,7 @@ impl<F: NorFlash> Agent<F> {
             record_size: self.config.record_size,
             slots,
             sectors: self.config.sectors.clone(),
+            block_erases: self.config.block_erases.clone(),
             codecs: crate::codecs::codecs(),
             #[cfg(feature = "images")]
             images: self.image_rules(),

@@ -72,7 +72,9 @@ impl<F: NorFlash> Agent<F> {
         })
     }
 
-    /// Erase the next sector of `op`: one bounded unit of work (one sector erase time).
+    /// Erase the next sector of `op`, or the next whole block where the flash declares
+    /// block erases ([`crate::AgentConfig::block_erases`]) and one fits in what is left
+    /// of the range: one bounded unit of work (one sector's or one block's erase time).
     /// The range is checked again first, so a record change between units (a local
     /// `attempt()`) can never let it erase a slot in use.
     pub fn erase_unit(&mut self, op: &mut EraseOp) -> RequestResult<Unit<(u32, u32)>> {
@@ -85,6 +87,7 @@ impl<F: NorFlash> Agent<F> {
         let at = op.addr.saturating_add(op.done);
         let (_, sector) = self.sector_at(at);
         let off = self.offset(at)?;
+        let sector = self.erase_size(off, sector, op.total - op.done);
         let to = off
             .checked_add(sector)
             .ok_or(Refusal::new(ErrorCode::FlashFailure, at))?;
@@ -104,6 +107,21 @@ impl<F: NorFlash> Agent<F> {
         } else {
             Unit::Done((op.addr, op.total))
         })
+    }
+
+    /// Bytes of one erase unit at flash offset `off`, `left` bytes of the range to go:
+    /// the largest declared block that starts at `off` and fits in `left` (so it never
+    /// leaves the range, which lies in one slot); otherwise the sector there (`sector`
+    /// bytes). A configuration with block erases has sectors of one size (validation).
+    fn erase_size(&self, off: u32, sector: u32, left: u32) -> u32 {
+        let mut size = sector;
+        // Ascending: the last that fits is the largest.
+        for b in &self.config.block_erases {
+            if off.is_multiple_of(b.size) && b.size <= left {
+                size = b.size;
+            }
+        }
+        size
     }
 
     /// `write_slot(addr, block)`: program 1..=[`MAX_WRITE`] bytes at `addr`, inside one

@@ -466,6 +466,6 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
 // agent is built for such a target with the `codec` feature.
 #[cfg(all(feature = "codec", target_arch = "arm"))]
 const _: () = {
-    assert!(core::mem::size_of::<LinkState>() == 7656);
+    assert!(core::mem::size_of::<LinkState>() == 7672);
     assert!(core::mem::size_of::<StreamState>() == 5868);
 };

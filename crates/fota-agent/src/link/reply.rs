@@ -42,6 +42,7 @@ const INFO_BODY_MAX: usize = 2
     + 6
     + 6 // tag 8: the receive window
     + 6 // tag 9: the time left on trial
+    + 2 + fota_protocol::MAX_BLOCK_ERASES * 8 // tag 10: the block erases
     + CODECS_FIELD;
 
 /// The codecs field of `Info` (tag 5): only an agent built with its decoder sends it.

@@ -60,9 +60,9 @@ use table::{evaluate, label, markdown, meaning, row_json, size_label};
 /// link state, the board's counters) and the agent itself, kept in `main`'s frame.
 /// `crates/fota-cli/tests/code_size.rs` reads both from the ELF and fails when they
 /// differ from these. (`size_of` here would measure this 64-bit build machine instead.)
-const THUMBV7EM_BSS: usize = 7160;
+const THUMBV7EM_BSS: usize = 7176;
 /// See [`THUMBV7EM_BSS`].
-const THUMBV7EM_AGENT: usize = 624;
+const THUMBV7EM_AGENT: usize = 644;
 /// Options of `fota bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {

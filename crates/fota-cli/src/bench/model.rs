@@ -55,9 +55,11 @@ pub(super) struct Ours {
 /// The limits of one setting, in seconds, and their parts.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limit {
-    /// Erase of every sector the image touches.
+    /// The fastest erase of every sector the image touches: whole 64 and 32 KiB blocks
+    /// where aligned (the W25Q128JV's block erases), sectors for the rest.
     pub(super) erase: f64,
-    /// Erase of one sector: the first write waits for it.
+    /// Erase of one sector, the part's smallest and quickest erase: the first write
+    /// waits for it.
     pub(super) first_erase: f64,
     /// The image's bytes at baud / 10 bytes a second.
     pub(super) link: f64,
@@ -80,10 +82,11 @@ pub(super) struct Limit {
 impl Limit {
     pub(super) fn of(s: &Setting, timing: &FlashTiming) -> Limit {
         let len = s.image_len;
-        let sectors = len.div_ceil(SECTOR as usize) as f64;
         let sector_erase = timing.sector_erase_ns as f64 / 1e9;
+        // The slots start on 64 KiB boundaries; the image at the start of one.
+        let (erase_ns, _, _) = timing.erase_plan_ns(SECTOR, 0, len, timing.block_erases);
         Limit {
-            erase: sectors * sector_erase,
+            erase: erase_ns as f64 / 1e9,
             first_erase: sector_erase,
             link: len as f64 / s.bytes_per_second(),
             program: timing.program_ns(0, len) as f64 / 1e9,

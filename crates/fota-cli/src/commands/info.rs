@@ -30,6 +30,7 @@ fn print_info(info: &Info, json: bool) {
             "baud_rates": info.baud_rates.as_slice(),
             "codecs": info.codecs.iter().map(|c| json!({"id": c.id, "ram": c.ram})).collect::<Vec<_>>(),
             "sectors": info.sectors.iter().map(|r| json!({"addr": r.addr, "size": r.size, "count": r.count})).collect::<Vec<_>>(),
+            "block_erases": info.block_erases.iter().map(|b| json!({"size": b.size, "ms": b.ms})).collect::<Vec<_>>(),
         }));
         return;
     }
@@ -52,6 +53,13 @@ fn print_info(info: &Info, json: bool) {
     }
     if let Some(ms) = info.sector_erase_ms {
         println!("erase        a sector in {ms} ms at worst");
+    }
+    for b in &info.block_erases {
+        println!(
+            "block erase  {} in {} ms",
+            human_bytes(f64::from(b.size)),
+            b.ms
+        );
     }
     if let Some(ms) = info.confirm_ms {
         println!("trial        firmware must confirm within {}", seconds(ms));

@@ -11,6 +11,21 @@ pub const MAX_BAUD_RATES: usize = 8;
 pub const MAX_SECTOR_RUNS: usize = 4;
 /// Most codecs an agent lists in [`Info::codecs`].
 pub const MAX_CODECS: usize = 4;
+/// Most block erases an agent lists in [`Info::block_erases`] (a W25Q-series part has
+/// two: 32 and 64 KiB).
+pub const MAX_BLOCK_ERASES: usize = 2;
+
+/// A block erase the flash offers besides its sector erase (`Info` tag 10): one command
+/// that erases `size` aligned bytes, every sector of them, in `ms` milliseconds (the
+/// worst case the agent declares, as for its sector erase, tag 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BlockErase {
+    /// Bytes of a block: a multiple of the sector size, blocks start on multiples of it.
+    pub size: u32,
+    /// Milliseconds to erase one block.
+    pub ms: u32,
+}
 
 /// Codecs a compressed stream may use (`Info` tag 5, `StreamBegin`): the stream format of
 /// docs/CODECS.md.
@@ -61,6 +76,10 @@ pub mod info_tag {
     /// by the device's own clock when it answered (0: its deadline has passed); sent only
     /// while a firmware runs on trial.
     pub const TRIAL_LEFT_MS: u8 = 9;
+    /// `size:u32, ms:u32` each, ascending by size: the block erases the flash offers
+    /// ([`super::BlockErase`]); the agent erases a whole aligned block of a range in one
+    /// command, and an `EraseSlot` covering blocks takes their time, not their sectors'.
+    pub const BLOCK_ERASES: u8 = 10;
 }
 
 /// Most trusted keys an agent lists in [`ImageRules::keys`].
@@ -311,6 +330,9 @@ pub struct Info {
     /// milliseconds by the device's clock when it answered (0: the deadline passed and it
     /// still runs, unconfirmed). `None`: nothing on trial, or not reported.
     pub trial_left_ms: Option<u32>,
+    /// The block erases the flash offers, ascending by size (tag 10; empty: sector
+    /// erases only).
+    pub block_erases: heapless::Vec<BlockErase, MAX_BLOCK_ERASES>,
 }
 
 impl Info {

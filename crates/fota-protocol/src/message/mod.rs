@@ -8,9 +8,9 @@ mod request;
 
 pub use code::{DecodeError, ErrorCode, Op};
 pub use info::{
-    CodecDesc, ImageRules, Info, Layout, LayoutKind, MAX_BAUD_RATES, MAX_CODECS, MAX_KEYS,
-    MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, SectorRun, SlotDesc, SlotKind, codec, info_tag,
-    pack_version, sector_at, sector_runs_valid, unpack_version,
+    BlockErase, CodecDesc, ImageRules, Info, Layout, LayoutKind, MAX_BAUD_RATES, MAX_BLOCK_ERASES,
+    MAX_CODECS, MAX_KEYS, MAX_NAME, MAX_SECTOR_RUNS, MAX_SLOTS, SectorRun, SlotDesc, SlotKind,
+    codec, info_tag, pack_version, sector_at, sector_runs_valid, unpack_version,
 };
 pub use record::{AcceptOutcome, Record, RecordState, RecordUpdate};
 pub use reply::Reply;

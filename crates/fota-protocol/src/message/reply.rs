@@ -3,8 +3,8 @@
 use crate::wire::{Reader, Sink};
 
 use super::{
-    AcceptOutcome, CodecDesc, DecodeError, ErrorCode, ImageRules, Info, Op, Record, RecordState,
-    SectorRun, SlotDesc, SlotKind, info_tag,
+    AcceptOutcome, BlockErase, CodecDesc, DecodeError, ErrorCode, ImageRules, Info, Op, Record,
+    RecordState, SectorRun, SlotDesc, SlotKind, info_tag,
 };
 
 /// A reply from agent to host.
@@ -191,6 +191,15 @@ impl Reply {
                     s.u8(4);
                     s.u32(ms);
                 }
+                if !i.block_erases.is_empty() {
+                    s.u8(info_tag::BLOCK_ERASES);
+                    // At most MAX_BLOCK_ERASES (2) blocks: 16 bytes.
+                    s.u8((i.block_erases.len() * 8) as u8);
+                    for b in &i.block_erases {
+                        s.u32(b.size);
+                        s.u32(b.ms);
+                    }
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -336,6 +345,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut confirm_ms = None;
     let mut rx_window = None;
     let mut trial_left_ms = None;
+    let mut block_erases = heapless::Vec::new();
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -389,6 +399,16 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
             info_tag::CONFIRM_MS => confirm_ms = Some(v.u32()?),
             info_tag::RX_WINDOW => rx_window = Some(v.u32()?),
             info_tag::TRIAL_LEFT_MS => trial_left_ms = Some(v.u32()?),
+            info_tag::BLOCK_ERASES => {
+                block_erases.clear();
+                while !v.is_empty() {
+                    let b = BlockErase {
+                        size: v.u32()?,
+                        ms: v.u32()?,
+                    };
+                    block_erases.push(b).map_err(|_| DecodeError::BadValue)?;
+                }
+            }
             _ => return Ok(()), // a later protocol's field: skipped
         }
         // A known field of the wrong length is malformed.
@@ -399,6 +419,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
         confirm_ms,
         rx_window,
         trial_left_ms,
+        block_erases,
         boot_stage,
         sector_erase_ms,
         baud_rates,

@@ -45,5 +45,6 @@ pub fn sample_info() -> Info {
         confirm_ms: None,
         rx_window: None,
         trial_left_ms: None,
+        block_erases: heapless::Vec::new(),
     }
 }

@@ -120,6 +120,14 @@ pub struct DeviceConfig {
     /// as many requests in flight as their frames fit in it. False models an agent that
     /// does not: its host keeps to `max_in_flight` requests.
     pub announce_rx_window: bool,
+    /// Whether the agent erases whole blocks where the part offers block erases
+    /// ([`FlashTiming::block_erases`]) and declares them (`Info` tag 10). False models an
+    /// agent whose flash driver erases sectors only (the flash itself is the same).
+    pub use_block_erases: bool,
+    /// What `Info` declares of the block erases (tag 10) and the agent uses, if not the
+    /// part's own: a wrong or hostile declaration, to see what a host makes of it (the
+    /// flash erases in its own time whatever is declared).
+    pub declared_block_erases: Option<&'static [fota_protocol::BlockErase]>,
     /// CPU time of the agent's MD5, per byte hashed (`ChecksumSlot`), on top of reading
     /// the flash: [`CORTEX_M4_MD5_NS_PER_BYTE`] by default.
     pub md5_ns_per_byte: u64,
@@ -154,6 +162,8 @@ impl DeviceConfig {
             rx_queue_bytes: None,
             announce_erase_time: true,
             announce_rx_window: true,
+            use_block_erases: true,
+            declared_block_erases: None,
             md5_ns_per_byte: CORTEX_M4_MD5_NS_PER_BYTE,
             images: ImagePolicy::OPEN,
         }
@@ -239,6 +249,17 @@ impl DeviceConfig {
         }
         if self.announce_erase_time {
             cfg.sector_erase_ms = u32::try_from(slowest.div_ceil(1_000_000)).unwrap_or(u32::MAX);
+        }
+        if let Some(declared) = self.declared_block_erases {
+            cfg.block_erases = declared.iter().copied().take(2).collect();
+        } else if self.use_block_erases {
+            for &(size, ns) in self.timing.block_erases {
+                let ms = u32::try_from(ns.div_ceil(1_000_000)).unwrap_or(u32::MAX);
+                // Two at most on the modelled parts (MAX_BLOCK_ERASES).
+                let _ = cfg
+                    .block_erases
+                    .push(fota_protocol::BlockErase { size, ms });
+            }
         }
         // A firmware on trial that hangs before its accept() is reset by the watchdog,
         // which reverts it: the trial's deadline.

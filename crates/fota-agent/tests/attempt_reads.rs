@@ -59,13 +59,20 @@ fn attempt(a: &mut Agent<Flash>) -> (u32, Result<(), ErrorCode>) {
     }
 }
 
+/// An agent booted on `c` with the raw image in bytecode slot 1, hashed from the slot's
+/// first byte to the image's end, as the host checks it before `attempt`.
+fn written_and_checked(c: &AgentConfig) -> Agent<Flash> {
+    let mut a = boot(c);
+    put(&mut a, bc1(c), &raw_image());
+    a.checksum_slot(bc1(c), LEN as u32, &mut |_, _| {})
+        .expect("hashes");
+    a
+}
+
 #[test]
 fn a_raw_image_the_host_verified_is_read_only_as_far_as_its_end() {
     let c = config(ImagePolicy::OPEN);
-    let mut a = boot(&c);
-    put(&mut a, bc1(&c), &raw_image());
-    a.checksum_slot(bc1(&c), LEN as u32, &mut |_, _| {})
-        .expect("hashes");
+    let mut a = written_and_checked(&c);
     assert_eq!(attempt(&mut a), (LEN as u32, Ok(())));
     assert_eq!(a.record_entry().state, RecordState::Pending);
     assert_eq!(a.record_entry().bc_current, 1);
@@ -85,10 +92,7 @@ fn without_that_check_or_after_a_change_the_whole_slot_is_read() {
         .expect("hashes");
     assert_eq!(attempt(&mut a).0, BC);
     // Flash written after the checksum: it no longer describes the slot.
-    let mut a = boot(&c);
-    put(&mut a, bc1(&c), &raw_image());
-    a.checksum_slot(bc1(&c), LEN as u32, &mut |_, _| {})
-        .expect("hashes");
+    let mut a = written_and_checked(&c);
     a.write_slot(bc1(&c) + 8192, &[0x55; 16]).expect("writes");
     assert_eq!(attempt(&mut a).0, BC);
     // Another slot checked last.
@@ -99,10 +103,7 @@ fn without_that_check_or_after_a_change_the_whole_slot_is_read() {
         .expect("hashes");
     assert_eq!(attempt(&mut a).0, BC);
     // The power went: RAM forgot it.
-    let mut a = boot(&c);
-    put(&mut a, bc1(&c), &raw_image());
-    a.checksum_slot(bc1(&c), LEN as u32, &mut |_, _| {})
-        .expect("hashes");
+    let a = written_and_checked(&c);
     let mut a = Agent::boot(a.into_flash(), c.clone()).expect("boots").0;
     assert_eq!(attempt(&mut a).0, BC);
 }
@@ -140,10 +141,7 @@ fn a_device_that_takes_no_raw_image_reads_the_whole_slot() {
     let trusted: &'static [fota_agent::TrustedKey] =
         Box::leak(vec![key.public().trusted()].into_boxed_slice());
     let c = config(ImagePolicy::signed(trusted));
-    let mut a = boot(&c);
-    put(&mut a, bc1(&c), &raw_image());
-    a.checksum_slot(bc1(&c), LEN as u32, &mut |_, _| {})
-        .expect("hashes");
+    let mut a = written_and_checked(&c);
     assert_eq!(attempt(&mut a), (BC, Err(ErrorCode::Unsigned)));
 }
 

@@ -2,9 +2,10 @@
 //! what a reader does with a damaged one, and how a reader that predates it (or any
 //! reader, for a tag it does not know) skips it.
 
-use fota_protocol::{BlockErase, Event, FrameReader, Info, Op, Reply, encode_reply, info_tag};
+use fota_protocol::{BlockErase, Info, info_tag};
 
 mod support;
+use support::{body_of, parse};
 
 fn info(blocks: &[(u32, u32)]) -> Info {
     Info {
@@ -13,30 +14,6 @@ fn info(blocks: &[(u32, u32)]) -> Info {
             .map(|&(size, ms)| BlockErase { size, ms })
             .collect(),
         ..support::sample_info()
-    }
-}
-
-/// The body of `info` as the agent sends it, read back from its frame.
-fn body_of(info: Info) -> Vec<u8> {
-    let mut out = [0u8; 512];
-    let n = encode_reply(1, &Reply::Info(info), &mut out).expect("fits");
-    let mut reader = FrameReader::<512>::new();
-    let mut rest = &out[..n];
-    loop {
-        let (used, event) = reader.feed(rest);
-        if let Some(Event::Frame(f)) = event {
-            assert_eq!(f.op, Op::Hello.reply());
-            return f.body.to_vec();
-        }
-        rest = &rest[used..];
-        assert!(!rest.is_empty(), "the frame ends");
-    }
-}
-
-fn parse(body: &[u8]) -> Result<Info, fota_protocol::DecodeError> {
-    match Reply::parse(Op::Hello.reply(), body)? {
-        Reply::Info(i) => Ok(i),
-        other => panic!("not an Info: {other:?}"),
     }
 }
 

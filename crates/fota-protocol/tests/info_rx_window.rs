@@ -1,9 +1,10 @@
 //! `Info` tag 8, the receive window in bytes (docs/PROTOCOL.md 3.3): its bytes on the
 //! wire, both ways, and what a reader does with a damaged or missing one.
 
-use fota_protocol::{Event, FrameReader, Info, Op, Reply, encode_reply, info_tag};
+use fota_protocol::{Info, info_tag};
 
 mod support;
+use support::{body_of, parse};
 
 /// The golden frames' `Info` (docs/PROTOCOL.md section 10), with tag 8 as given: its
 /// other extensions (tags 2 and 3) come before tag 8.
@@ -11,34 +12,6 @@ fn info(rx_window: Option<u32>) -> Info {
     Info {
         rx_window,
         ..support::sample_info()
-    }
-}
-
-/// The body of `info` as the agent sends it, read back from its frame.
-fn body_of(info: Info) -> Vec<u8> {
-    let mut out = [0u8; 512];
-    let n = encode_reply(1, &Reply::Info(info), &mut out).expect("fits");
-    let mut reader = FrameReader::<512>::new();
-    let mut rest = &out[..n];
-    loop {
-        let (used, event) = reader.feed(rest);
-        match event {
-            Some(Event::Frame(f)) => {
-                assert_eq!(f.op, Op::Hello.reply());
-                return f.body.to_vec();
-            }
-            None => {}
-            Some(other) => panic!("not a frame: {other:?}"),
-        }
-        rest = &rest[used..];
-        assert!(!rest.is_empty(), "the frame ends");
-    }
-}
-
-fn parse(body: &[u8]) -> Result<Info, fota_protocol::DecodeError> {
-    match Reply::parse(Op::Hello.reply(), body)? {
-        Reply::Info(i) => Ok(i),
-        other => panic!("not an Info: {other:?}"),
     }
 }
 

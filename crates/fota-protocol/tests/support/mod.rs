@@ -1,7 +1,7 @@
 //! What the protocol's tests share: the `Info` of the golden frames (docs/PROTOCOL.md
 //! section 10), which the other tests change a field of rather than write out again.
 
-use fota_protocol::{Info, SlotDesc, SlotKind};
+use fota_protocol::{Event, FrameReader, Info, Op, Reply, SlotDesc, SlotKind, encode_reply};
 
 /// The golden `Info` (docs/PROTOCOL.md section 10, frame 11): three 32 KiB slots, name
 /// `sim`, and two extensions: sector erase 45 ms (tag 2), baud rates 115200 to 921600
@@ -46,5 +46,36 @@ pub fn sample_info() -> Info {
         rx_window: None,
         trial_left_ms: None,
         block_erases: heapless::Vec::new(),
+    }
+}
+
+/// The body of `info` as the agent sends it, read back from its frame.
+#[allow(dead_code)] // not every test file reads Info bodies
+pub fn body_of(info: Info) -> Vec<u8> {
+    let mut out = [0u8; 512];
+    let n = encode_reply(1, &Reply::Info(info), &mut out).expect("fits");
+    let mut reader = FrameReader::<512>::new();
+    let mut rest = &out[..n];
+    loop {
+        let (used, event) = reader.feed(rest);
+        match event {
+            Some(Event::Frame(f)) => {
+                assert_eq!(f.op, Op::Hello.reply());
+                return f.body.to_vec();
+            }
+            None => {}
+            Some(other) => panic!("not a frame: {other:?}"),
+        }
+        rest = &rest[used..];
+        assert!(!rest.is_empty(), "the frame ends");
+    }
+}
+
+/// An `Info` body parsed as the host parses `Hello`'s answer.
+#[allow(dead_code)]
+pub fn parse(body: &[u8]) -> Result<Info, fota_protocol::DecodeError> {
+    match Reply::parse(Op::Hello.reply(), body)? {
+        Reply::Info(i) => Ok(i),
+        other => panic!("not an Info: {other:?}"),
     }
 }

@@ -53,6 +53,69 @@ fn readme_has(doc: &Value) {
     }
 }
 
+/// The README's table of the one-function change holds every row `doc` computed, within a
+/// build's difference: the two firmware builds are compiled on the machine that runs this
+/// test, and a build elsewhere (another checkout, another machine with the same compiler)
+/// was seen to differ from this one by a few bytes of code, 4 bytes of 27,630 once the
+/// image is compressed. So rows are matched by their setting and method, and each figure
+/// must agree to 1 % (bytes and rates; at least 16 bytes) or 0.02 s, whichever is wider;
+/// the model's own figures for a given image stay exact (the other two cases).
+fn readme_has_within_a_build(doc: &Value) {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("A one-function change of the project's own QEMU firmware")
+        .expect("README.md has the one-function section");
+    let section: Vec<&str> = readme[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let cells = |row: &str| -> Vec<String> {
+        row.trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let number = |cell: &str| -> Option<f64> {
+        cell.trim_end_matches(" B")
+            .trim_end_matches(" s")
+            .parse::<f64>()
+            .ok()
+    };
+    let table = doc["table_markdown"].as_str().expect("table");
+    for row in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Link"))
+    {
+        let ours = cells(row);
+        let theirs = section
+            .iter()
+            .map(|l| cells(l))
+            .find(|c| c.len() == ours.len() && c[..3] == ours[..3])
+            .unwrap_or_else(|| {
+                panic!("README.md's one-function table lacks the row: {row}\nthis run: {doc}")
+            });
+        for (a, b) in ours.iter().zip(&theirs).skip(3) {
+            match (number(a), number(b)) {
+                (Some(x), Some(y)) => {
+                    let bound = if a.ends_with(" B") {
+                        (x * 0.01).max(16.0)
+                    } else if a.ends_with(" s") {
+                        (x * 0.01).max(0.02)
+                    } else {
+                        (x * 0.01).max(0.01)
+                    };
+                    assert!(
+                        (x - y).abs() <= bound + 1e-9,
+                        "README.md's row {b:?} differs from this run's {row}"
+                    );
+                }
+                _ => assert_eq!(a, b, "README.md's row differs from this run's {row}"),
+            }
+        }
+    }
+}
+
 fn row<'a>(doc: &'a Value, baud: u64, latency: u64, method: &str) -> &'a Value {
     doc["rows"]
         .as_array()
@@ -171,5 +234,5 @@ fn the_readme_figures_of_a_one_function_change_of_the_qemu_firmware() {
     assert!(delta_sent * 10 < raw_sent, "{delta_sent} for {raw_sent}");
     auto_picked_the_fastest(&doc, &["raw", "compressed", "delta"]);
     esptool_rows_hold(&doc);
-    readme_has(&doc);
+    readme_has_within_a_build(&doc);
 }

@@ -94,7 +94,16 @@ fn unit_end(erase: &[bool], spans: &[usize], s: usize) -> usize {
 /// the first sector's erase before everything; a block erase (`spans`) goes where its
 /// first sector's would and stands for its sectors'. `erase[s]` implies that no block
 /// of `s` is written.
-fn schedule(erase: &[bool], spans: &[usize], blocks: &[Block], written: &[bool]) -> Vec<Item> {
+fn schedule(
+    erase: &[bool],
+    spans: &[usize],
+    blocks: &[Block],
+    written: &[bool],
+    lead: Option<&[usize]>,
+) -> Vec<Item> {
+    if let Some(lead) = lead {
+        return placed(erase, spans, blocks, written, lead);
+    }
     let mut per: Vec<Vec<usize>> = vec![Vec::new(); erase.len()];
     for (k, block) in blocks.iter().enumerate() {
         if !written[k] {
@@ -119,6 +128,45 @@ fn schedule(erase: &[bool], spans: &[usize], blocks: &[Block], written: &[bool])
         }
         items.extend(per[s].iter().map(|&k| Item::Write(k)));
     }
+    items
+}
+
+/// The order of a round whose erases the plan placed (crate::erase_plan::raw_plan): the
+/// erase of each unit just before the block `lead[s]` of its first sector `s`, or before
+/// the first block of its own sectors if that comes first, then the blocks in order.
+fn placed(
+    erase: &[bool],
+    spans: &[usize],
+    blocks: &[Block],
+    written: &[bool],
+    lead: &[usize],
+) -> Vec<Item> {
+    let mut units = Vec::new();
+    let mut s = 0;
+    while s < erase.len() {
+        if erase[s] {
+            units.push(s);
+            s = unit_end(erase, spans, s);
+        } else {
+            s += 1;
+        }
+    }
+    let mut items = Vec::new();
+    let mut u = 0;
+    for (k, block) in blocks.iter().enumerate() {
+        if written[k] {
+            continue;
+        }
+        while let Some(&x) = units.get(u) {
+            if x > block.s && lead.get(x).is_none_or(|&l| l > k) {
+                break;
+            }
+            items.push(Item::Erase(x));
+            u += 1;
+        }
+        items.push(Item::Write(k));
+    }
+    items.extend(units[u..].iter().map(|&x| Item::Erase(x)));
     items
 }
 
@@ -250,7 +298,16 @@ pub(crate) async fn erase_and_stream<T: Transport>(
         },
     );
 
-    let spans = block_spans(dev, &info, slot.addr, sectors, sector_ends, &erase, total);
+    let (spans, lead) = block_spans(
+        dev,
+        &info,
+        slot.addr,
+        sectors,
+        sector_ends,
+        &erase,
+        &blocks,
+        total,
+    );
     let slot_addr = slot.addr;
     let t = dev.now();
     let mut first_erase: Option<Duration> = None;
@@ -258,8 +315,11 @@ pub(crate) async fn erase_and_stream<T: Transport>(
     let mut shown = 0u64;
     let mut erase_answers: Vec<u32> = Vec::new();
     let mut left: Option<HostError> = None;
-    for _ in 0..ROUNDS {
-        let items = schedule(&erase, &spans, &blocks, &written);
+    for round in 0..ROUNDS {
+        // The plan places the first round's erases; a later one (frames were lost) erases
+        // one sector ahead.
+        let placed = if round == 0 { lead.as_deref() } else { None };
+        let items = schedule(&erase, &spans, &blocks, &written, placed);
         if items.is_empty() {
             left = None;
             break;
@@ -307,7 +367,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             );
         }
     }
-    if !schedule(&erase, &spans, &blocks, &written).is_empty() {
+    if !schedule(&erase, &spans, &blocks, &written, None).is_empty() {
         return Err(left.unwrap_or_else(|| {
             HostError::Protocol("the slot's sectors could not be erased and written".into())
         }));
@@ -324,8 +384,10 @@ pub(crate) async fn erase_and_stream<T: Transport>(
 }
 
 /// For each sector, where the erase unit starting there ends (`s + 1`: the sector
-/// alone): the blocks crate::erase_plan picks among the sectors to `erase`, for `total`
-/// image bytes sent raw.
+/// alone), and where the plan sends each unit's erase (see [`placed`]; `None`: one
+/// sector ahead): the plan of crate::erase_plan for the sectors to `erase` written by
+/// `blocks`, `total` image bytes sent raw.
+#[allow(clippy::too_many_arguments)]
 fn block_spans<T: Transport>(
     dev: &mut Device<T>,
     info: &fota_protocol::Info,
@@ -333,24 +395,33 @@ fn block_spans<T: Transport>(
     sectors: &[(usize, usize)],
     sector_ends: &[usize],
     erase: &[bool],
+    blocks: &[Block],
     total: u64,
-) -> Vec<usize> {
+) -> (Vec<usize>, Option<Vec<usize>>) {
     let mut spans: Vec<usize> = (1..=sectors.len()).collect();
-    if info.block_erases.is_empty() {
-        return spans;
-    }
-    let index: Vec<usize> = (0..sectors.len()).filter(|&s| erase[s]).collect();
-    let dirty: Vec<(u32, u32)> = index
-        .iter()
-        .map(|&s| {
+    let whole: Vec<(u32, u32)> = (0..sectors.len())
+        .map(|s| {
             let size = (sector_ends[s] - sectors[s].0) as u32;
             (slot_addr + sectors[s].0 as u32, size)
         })
         .collect();
+    let round_trip = dev.latency().unwrap_or_default();
+    if let Some(baud) = dev.link().baud() {
+        let writes: Vec<(usize, u32)> = blocks.iter().map(|b| (b.s, (b.b - b.a) as u32)).collect();
+        let link = crate::erase_plan::RawLink { baud, round_trip };
+        if let Some(plan) = crate::erase_plan::raw_plan(info, &whole, erase, &writes, link) {
+            return (plan.spans, Some(plan.lead));
+        }
+    }
+    if info.block_erases.is_empty() {
+        return (spans, None);
+    }
+    let index: Vec<usize> = (0..sectors.len()).filter(|&s| erase[s]).collect();
+    let dirty: Vec<(u32, u32)> = index.iter().map(|&s| whole[s]).collect();
     let max_write = u64::from(info.max_write.max(1));
     let load = crate::erase_plan::Load {
         baud: dev.link().baud(),
-        round_trip: dev.latency().unwrap_or_default(),
+        round_trip,
         line_bytes: total + total.div_ceil(max_write) * 18,
         program_bytes: total,
         spread: false,
@@ -358,7 +429,7 @@ fn block_spans<T: Transport>(
     for (a, b) in crate::erase_plan::units(info, &dirty, &load) {
         spans[index[a]] = index[b - 1] + 1;
     }
-    spans
+    (spans, None)
 }
 
 #[cfg(test)]
@@ -374,7 +445,7 @@ mod tests {
         let blocks = blocks_of(sectors, state, chunk);
         let erase: Vec<bool> = state.iter().map(|s| *s == D).collect();
         let spans: Vec<usize> = (1..=sectors.len()).collect();
-        schedule(&erase, &spans, &blocks, &vec![false; blocks.len()])
+        schedule(&erase, &spans, &blocks, &vec![false; blocks.len()], None)
             .into_iter()
             .map(|i| match i {
                 Item::Erase(s) => ('E', s),
@@ -461,7 +532,7 @@ mod tests {
         assert_eq!(written, [false, false, true, true]);
         assert_eq!(round.erase_next, [false, false]);
         assert_eq!(
-            schedule(&round.erase_next, &[1, 2], &blocks, &written),
+            schedule(&round.erase_next, &[1, 2], &blocks, &written, None),
             [Item::Write(0), Item::Write(1)]
         );
     }

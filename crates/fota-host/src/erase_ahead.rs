@@ -1,7 +1,10 @@
-//! Erasing while streaming: the slot's sectors are erased one request each, interleaved
-//! with the `WriteSlot` blocks in the same pipeline, a sector ahead of the stream, so the
-//! flash erases sector k+1 while the blocks of sector k cross the line. An update then
-//! takes about the slower of the link and the flash instead of their sum.
+//! Erasing while streaming: the slot's sectors are erased one request each (or a block
+//! of them), interleaved with the `WriteSlot` blocks in the same pipeline ahead of the
+//! stream, so the flash erases sector k+1 (or one further on) while the blocks of sector
+//! k cross the line. An update then takes about the slower of the link and the flash
+//! instead of their sum. Where each erase goes, and which are blocks, is the plan of
+//! crate::erase_plan::raw_plan; without the figures it needs (a line rate, a sector's
+//! erase time) each erase goes one sector ahead.
 //!
 //! The blocks do not wait for their sector's `EraseSlot` answer: the agent handles
 //! requests in order (docs/PROTOCOL.md 6.2), so a block sent after its sector's erase
@@ -291,7 +294,7 @@ pub(crate) async fn erase_and_stream<T: Transport>(
             )
         } else {
             format!(
-                "Erasing {} KiB of {kind} slot {}, each sector just ahead of the stream",
+                "Erasing {} KiB of {kind} slot {}, each erase ahead of its writes",
                 erase_total / 1024,
                 slot.index
             )
@@ -479,6 +482,64 @@ mod tests {
         assert_eq!(
             plan(&sectors, &[K, E, D, K], 8),
             [('E', 2), ('W', 8), ('W', 16)]
+        );
+    }
+
+    #[test]
+    fn placed_erases_go_where_the_plan_says_and_never_after_their_blocks() {
+        // Four sectors of 8 bytes, blocks of 4; sectors 0-1 one block erase, 2 and 3 alone.
+        let sectors = [(0, 8), (8, 16), (16, 24), (24, 32)];
+        let blocks = blocks_of(&sectors, &[D, D, D, D], 4);
+        let erase = [true; 4];
+        let spans = [2, 2, 3, 4];
+        let names = |items: Vec<Item>| -> Vec<(char, usize)> {
+            items
+                .into_iter()
+                .map(|i| match i {
+                    Item::Erase(s) => ('E', s),
+                    Item::Write(k) => ('W', k),
+                })
+                .collect()
+        };
+        // Sector 2's erase placed late (block 6, past its own blocks 4 and 5: it goes
+        // before block 4 all the same), sector 3's early (before block 5, not its own 6).
+        let lead = [0, 8, 6, 5];
+        let written = vec![false; blocks.len()];
+        assert_eq!(
+            names(schedule(&erase, &spans, &blocks, &written, Some(&lead))),
+            [
+                ('E', 0),
+                ('W', 0),
+                ('W', 1),
+                ('W', 2),
+                ('W', 3),
+                ('E', 2),
+                ('W', 4),
+                ('E', 3),
+                ('W', 5),
+                ('W', 6),
+                ('W', 7),
+            ]
+        );
+        // Units go in order: sector 3's early lead waits for sector 2's erase.
+        let lead = [0, 8, 1, 1];
+        assert_eq!(
+            names(schedule(&erase, &spans, &blocks, &written, Some(&lead)))[..4],
+            [('E', 0), ('W', 0), ('E', 2), ('E', 3)]
+        );
+        // Blocks already written are skipped; an erase of a sector with none left still
+        // goes, at the end.
+        let mut written = vec![true; blocks.len()];
+        written[1] = false;
+        assert_eq!(
+            names(schedule(
+                &erase,
+                &spans,
+                &blocks,
+                &written,
+                Some(&[0, 8, 9, 9])
+            )),
+            [('E', 0), ('W', 1), ('E', 2), ('E', 3)]
         );
     }
 

@@ -412,7 +412,10 @@ fn block_spans<T: Transport>(
     if let Some(baud) = dev.link().baud() {
         let writes: Vec<(usize, u32)> = blocks.iter().map(|b| (b.s, (b.b - b.a) as u32)).collect();
         let link = crate::erase_plan::RawLink { baud, round_trip };
-        if let Some(plan) = crate::erase_plan::raw_plan(info, &whole, erase, &writes, link) {
+        let flash = crate::erase_plan::RawFlash::of(info);
+        if let Some(plan) =
+            flash.and_then(|f| crate::erase_plan::raw_plan(&f, &whole, erase, &writes, link))
+        {
             return (plan.spans, Some(plan.lead));
         }
     }

@@ -80,17 +80,31 @@ pub(crate) struct Load {
 /// The blocks that may replace runs of `dirty` sectors (see [`units`]): `(first, end,
 /// erase time in ns)`, index ranges into `dirty`, of every declared size (they overlap).
 fn candidates(info: &Info, dirty: &[(u32, u32)]) -> Vec<(usize, usize, u64)> {
+    let blocks: Vec<(u32, u64)> = info
+        .block_erases
+        .iter()
+        .map(|b| (b.size, u64::from(b.ms) * 1_000_000))
+        .collect();
+    candidates_of(info.sector_size, &blocks, dirty)
+}
+
+/// [`candidates`] for sectors of `sector_size` and `blocks` of (bytes, erase time in ns).
+fn candidates_of(
+    sector_size: u32,
+    blocks: &[(u32, u64)],
+    dirty: &[(u32, u32)],
+) -> Vec<(usize, usize, u64)> {
     let mut candidates: Vec<(usize, usize, u64)> = Vec::new();
-    for b in &info.block_erases {
+    for &(size, ns) in blocks {
         // A device's figures are data: a block no larger than a sector is ignored, and
         // one of another size than whole sectors matches no run of them.
-        if b.size <= info.sector_size || info.sector_size == 0 {
+        if size <= sector_size || sector_size == 0 {
             continue;
         }
         let mut i = 0;
         while i < dirty.len() {
             let (addr, _) = dirty[i];
-            if !addr.is_multiple_of(b.size) {
+            if !addr.is_multiple_of(size) {
                 i += 1;
                 continue;
             }
@@ -98,13 +112,13 @@ fn candidates(info: &Info, dirty: &[(u32, u32)]) -> Vec<(usize, usize, u64)> {
             let mut j = i;
             while j < dirty.len()
                 && u64::from(dirty[j].0) == end
-                && end < u64::from(addr) + u64::from(b.size)
+                && end < u64::from(addr) + u64::from(size)
             {
                 end += u64::from(dirty[j].1);
                 j += 1;
             }
-            if end == u64::from(addr) + u64::from(b.size) {
-                candidates.push((i, j, u64::from(b.ms) * 1_000_000));
+            if end == u64::from(addr) + u64::from(size) {
+                candidates.push((i, j, ns));
                 i = j;
             } else {
                 i += 1;
@@ -233,6 +247,40 @@ pub(crate) struct RawLink {
     pub(crate) round_trip: Duration,
 }
 
+/// The flash and the agent's queue, as [`raw_plan`] models them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawFlash {
+    /// Bytes of an erase sector.
+    pub(crate) sector_size: u32,
+    /// One sector's erase.
+    pub(crate) sector_erase: Duration,
+    /// The block erases: bytes and time of each.
+    pub(crate) blocks: Vec<(u32, Duration)>,
+    /// The bytes of requests the host keeps in flight (`Info` tag 8, else
+    /// `max_in_flight` full frames).
+    pub(crate) window: u32,
+    /// Programming time per byte, in nanoseconds.
+    pub(crate) program_ns_per_byte: u64,
+}
+
+impl RawFlash {
+    /// The flash as `info` declares it; `None` without a sector erase time (tag 2).
+    pub(crate) fn of(info: &Info) -> Option<RawFlash> {
+        let frame = u32::from(info.max_write).saturating_add(FRAME_EXTRA as u32);
+        Some(RawFlash {
+            sector_size: info.sector_size,
+            sector_erase: Duration::from_millis(u64::from(info.sector_erase_ms?)),
+            blocks: (info.block_erases.iter())
+                .map(|b| (b.size, Duration::from_millis(u64::from(b.ms))))
+                .collect(),
+            window: info
+                .rx_window
+                .unwrap_or_else(|| u32::from(info.max_in_flight).saturating_mul(frame)),
+            program_ns_per_byte: DEFAULT_PROGRAM_NS_PER_BYTE,
+        })
+    }
+}
+
 /// The erases of a raw transfer (crate::erase_ahead): the units, and where each goes
 /// among the writes.
 #[derive(Debug, Clone, PartialEq)]
@@ -335,26 +383,26 @@ const FRAME_EXTRA: f64 = 18.0;
 /// ahead as before, or as early as the agent's backlog allows within several bounds) is
 /// tried with blocks taken one at a time, the one that shortens the transfer most first.
 pub(crate) fn raw_plan(
-    info: &Info,
+    flash: &RawFlash,
     sectors: &[(u32, u32)],
     erase: &[bool],
     writes: &[(usize, u32)],
     link: RawLink,
 ) -> Option<RawPlan> {
-    let sector_ns = f64::from(info.sector_erase_ms?) * 1e6;
-    if link.baud == 0 {
+    let sector_ns = flash.sector_erase.as_nanos() as f64;
+    if link.baud == 0 || sector_ns == 0.0 {
         return None;
     }
     let index: Vec<usize> = (0..sectors.len()).filter(|&s| erase[s]).collect();
     let dirty: Vec<(u32, u32)> = index.iter().map(|&s| sectors[s]).collect();
-    let candidates = candidates(info, &dirty);
+    let blocks: Vec<(u32, u64)> = (flash.blocks.iter())
+        .map(|&(size, t)| (size, u64::try_from(t.as_nanos()).unwrap_or(u64::MAX)))
+        .collect();
+    let candidates = candidates_of(flash.sector_size, &blocks, &dirty);
     let byte_ns = 10e9 / f64::from(link.baud);
     let latency_ns = link.round_trip.as_nanos() as f64 / 2.0;
-    let window = info.rx_window.map_or_else(
-        || f64::from(info.max_in_flight) * (f64::from(info.max_write) + FRAME_EXTRA),
-        f64::from,
-    );
-    let program = DEFAULT_PROGRAM_NS_PER_BYTE as f64;
+    let window = f64::from(flash.window);
+    let program = flash.program_ns_per_byte as f64;
     // The units of a choice of blocks (indexes into candidates): (first sector, end,
     // erase time in ns).
     let layout = |chosen: &[usize]| {
@@ -608,7 +656,8 @@ mod tests {
             round_trip: Duration::from_millis(2 * latency_ms),
         };
         let erase = vec![true; sectors.len()];
-        let plan = raw_plan(&info(true), &sectors, &erase, &writes, link).expect("figures known");
+        let flash = RawFlash::of(&info(true)).expect("figures known");
+        let plan = raw_plan(&flash, &sectors, &erase, &writes, link).expect("a baud");
         (plan, writes)
     }
 
@@ -693,18 +742,23 @@ mod tests {
     fn the_raw_plan_needs_a_sector_erase_time() {
         let mut i = info(true);
         i.sector_erase_ms = None;
-        let sectors = [(0x1_0000, 4096)];
+        assert_eq!(RawFlash::of(&i), None);
         let link = RawLink {
             baud: 921_600,
             round_trip: Duration::from_millis(2),
         };
-        assert_eq!(raw_plan(&i, &sectors, &[true], &[(0, 1024)], link), None);
+        // No line rate (a network link): no plan either.
+        let flash = RawFlash::of(&info(true)).expect("known");
+        let one = [(0x1_0000, 4096)];
+        let none = RawLink { baud: 0, ..link };
+        assert_eq!(raw_plan(&flash, &one, &[true], &[(0, 1024)], none), None);
         // Without blocks, one unit a sector, each erased before its writes.
         let (plan, writes) = {
             let i = info(false);
             let sectors: Vec<(u32, u32)> = (0..8).map(|s| (s * 4096, 4096)).collect();
             let writes: Vec<(usize, u32)> = (0..8).map(|s| (s, 4096)).collect();
-            let plan = raw_plan(&i, &sectors, &[true; 8], &writes, link).expect("known");
+            let flash = RawFlash::of(&i).expect("known");
+            let plan = raw_plan(&flash, &sectors, &[true; 8], &writes, link).expect("known");
             (plan, writes)
         };
         assert_eq!(plan.spans, (1..=8).collect::<Vec<_>>());

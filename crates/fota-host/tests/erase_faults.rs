@@ -47,6 +47,8 @@ struct Faulty {
     answers: u32,
     /// Requests sent, per op code.
     sent: [u32; 256],
+    /// `WriteSlot` requests sent before the last `EraseSlot`.
+    writes_before_last_erase: u32,
     /// Bytes from the device not yet cut into frames.
     pending: Vec<u8>,
     /// Whole frames (and text) for the host.
@@ -74,6 +76,7 @@ impl Transport for Faulty {
         }
         let mut bytes = bytes.to_vec();
         if op == Some(ERASE) {
+            self.writes_before_last_erase = self.sent[usize::from(WRITE)];
             self.erases += 1;
             match self.fault {
                 Fault::DropErase(n) if n == self.erases => return Ok(()),
@@ -145,6 +148,11 @@ fn device(len: usize, blocks: bool) -> SimDevice {
     let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     cfg.bc_slot_size = SLOT;
     cfg.use_block_erases = blocks;
+    device_with(cfg, len)
+}
+
+/// [`device`] from a configuration.
+fn device_with(cfg: DeviceConfig, len: usize) -> SimDevice {
     let payload = len - images::HEADER_LEN;
     // The factory images run (healthy: no watchdog reset during the update).
     let older = images::sample_image(SlotKind::Bytecode, "app", "1.0", true, payload);
@@ -169,6 +177,7 @@ struct Run {
     erases_sent: u32,
     writes_sent: u32,
     frames_sent: u32,
+    writes_before_last_erase: u32,
 }
 
 fn run(fault: Fault, codec: Codec, image: &[u8]) -> Run {
@@ -176,13 +185,17 @@ fn run(fault: Fault, codec: Codec, image: &[u8]) -> Run {
 }
 
 fn run_on(fault: Fault, codec: Codec, image: &[u8], blocks: bool) -> Run {
-    let sim = device(image.len(), blocks);
+    run_sim(fault, codec, image, device(image.len(), blocks))
+}
+
+fn run_sim(fault: Fault, codec: Codec, image: &[u8], sim: SimDevice) -> Run {
     let link = Faulty {
         inner: SimTransport::new(sim, Virtual),
         fault,
         erases: 0,
         answers: 0,
         sent: [0; 256],
+        writes_before_last_erase: 0,
         pending: Vec::new(),
         ready: Vec::new(),
     };
@@ -206,6 +219,7 @@ fn run_on(fault: Fault, codec: Codec, image: &[u8], blocks: bool) -> Run {
         erases_sent: link.sent[usize::from(ERASE)],
         writes_sent: link.sent[usize::from(WRITE)],
         frames_sent: link.sent[usize::from(STREAM_DATA)],
+        writes_before_last_erase: link.writes_before_last_erase,
     }
 }
 
@@ -335,4 +349,53 @@ fn an_update_survives_each_block_erase_or_its_answer_lost() {
         }
         assert_eq!(cases, 9);
     }
+}
+
+/// The same faults where the host's plan sends sector erases well ahead of their blocks
+/// (crates/fota-host/src/erase_plan/raw.rs): a raw image of 128 KiB at 921600 baud with
+/// 1 ms of latency, whose plan takes its first 64 KiB as a block and erases the other
+/// sectors early, behind the block's writes. A lost erase far ahead of its blocks, or
+/// its answer, still ends with the image in the slot.
+#[test]
+fn a_raw_update_whose_erases_go_far_ahead_survives_each_one_lost() {
+    let len = 128 * 1024;
+    let image = new_image(len, false);
+    let sim = || {
+        let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
+        cfg.bc_slot_size = 256 * 1024;
+        cfg.baud = 921_600;
+        cfg.max_baud = 921_600;
+        device_with(cfg, len)
+    };
+    let clean = run_sim(NONE, Codec::None, &image, sim());
+    assert!(clean.holds && clean.outcome == Outcome::Attempted);
+    eprintln!(
+        "{} erases, {} of {} writes before the last",
+        clean.erases_sent, clean.writes_before_last_erase, clean.writes_sent
+    );
+    // Some blocks and some sectors.
+    let erases = clean.erases_sent;
+    assert!(erases > 2 && erases < 32, "{erases} erases");
+    // The last erase goes more than a sector (four writes) ahead of the last sector's.
+    assert!(
+        clean.writes_before_last_erase + 8 < clean.writes_sent,
+        "the last erase after {} of {} writes",
+        clean.writes_before_last_erase,
+        clean.writes_sent
+    );
+    let mut cases = 0;
+    for n in 1..=erases {
+        for fault in [
+            Fault::DropErase(n),
+            Fault::DamageErase(n),
+            Fault::DropErased(n),
+        ] {
+            let r = run_sim(fault, Codec::None, &image, sim());
+            assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
+            assert!(r.holds, "{fault:?}: the slot does not hold the image");
+            assert!(r.erases_sent > erases, "{fault:?}: not sent again");
+            cases += 1;
+        }
+    }
+    assert!(cases >= 9, "{cases} cases");
 }

@@ -447,6 +447,20 @@ mod tests {
     }
 
     #[test]
+    fn a_large_slot_is_planned_by_spread_blocks_within_the_budget() {
+        // 4 MiB: 1,024 sectors, 64 blocks of 64 KiB and 128 of 32 KiB, 4,096 writes: the
+        // greedy search would run the model some 500 million steps; the evenly spread
+        // choices alone still find a mix.
+        let (plan, writes) = raw(4096, 921_600, 1);
+        let blocks = raw_units(&plan).iter().filter(|u| u.1 > 1).count();
+        assert!(blocks > 0 && blocks < 64, "{blocks} of 64 blocks");
+        check_order(&plan, &writes);
+        let line = f64::from(4096 * 1024 + 4096 * 18) * 10.0 / 921_600.0;
+        let t = plan.time.as_secs_f64();
+        assert!(t < line * 1.07, "{t} s, line {line} s");
+    }
+
+    #[test]
     fn the_raw_plan_keeps_every_block_where_each_pays() {
         // At 115200 baud every erase hides under the queue (465 ms of the line): every
         // block only shortens the flash's work. At 921600 with 16 ms of latency the round

@@ -149,8 +149,10 @@ const FRAME_EXTRA: f64 = 18.0;
 /// use the time the flash has to spare where the line sets the pace (behind a block,
 /// whose programs leave the agent mostly idle), so the mix of a few blocks and sectors
 /// erased early wins where each extreme loses. Every placement (each erase one sector
-/// ahead as before, or as early as the agent's backlog allows within several bounds) is
-/// tried with blocks taken one at a time, the one that shortens the transfer most first.
+/// ahead, or as early as the agent's backlog allows within several bounds) is tried
+/// with evenly spread choices of the largest blocks, then (within a budget of the
+/// model's steps) with blocks taken one at a time, the one that shortens the transfer
+/// most first.
 pub(crate) fn raw_plan(
     flash: &RawFlash,
     sectors: &[(u32, u32)],

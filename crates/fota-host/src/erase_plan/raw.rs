@@ -79,7 +79,8 @@ enum Placement {
 /// The agent and the line of a raw transfer, request by request: the host sends in
 /// order as its window allows (docs/PROTOCOL.md 6.2: the bytes in flight, the oldest
 /// left out), the line carries each frame at its rate, the agent handles each in turn
-/// (an erase or a write's programs) and answers it a latency later.
+/// (an erase or a write's programs) and answers it a latency later. Written here: it
+/// models this protocol's own flow control, which no queueing crate knows.
 #[derive(Debug, Clone)]
 struct Sim {
     byte_ns: f64,
@@ -91,6 +92,7 @@ struct Sim {
     agent: f64,
     /// Requests in flight: (answer's arrival, bytes).
     flight: std::collections::VecDeque<(f64, f64)>,
+    /// Their bytes.
     used: f64,
 }
 

@@ -159,11 +159,19 @@ async fn measure(
     baud: u32,
     latency_ms: u64,
     codec: Codec,
+    breakdown: bool,
 ) -> Result<Measured, String> {
     let mut sim = device(old.map(|o| o.data()), slot, latency_ms)?;
     sim.record_flash_busy();
     let said = Said::default();
-    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(said.clone()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let traced = Traced {
+        inner: SimTransport::new(sim, Virtual),
+        out: fota_protocol::FrameReader::new(),
+        back: fota_protocol::FrameReader::new(),
+        log: log.clone(),
+    };
+    let mut dev = Device::new(traced, Box::new(said.clone()));
     if baud != CONNECT_BAUD {
         let got = dev
             .negotiate_baud(&[baud])
@@ -178,11 +186,19 @@ async fn measure(
     plan.restart = false;
     plan.codec = codec;
     plan.bases = old.into_iter().cloned().collect();
+    let t0 = dev.now();
+    if let Ok(mut log) = log.lock() {
+        log.clear();
+    }
     let report = fota_host::update(&mut dev, &plan)
         .await
         .map_err(|e| format!("update ({codec}): {e}"))?;
-    let (idle_ns, _) = fota_sim::device::flash_idle(dev.link().device().flash_spans())
-        .ok_or("the flash did no work before the checksum")?;
+    let spans = dev.link().inner.device().flash_spans();
+    let (idle_ns, _) =
+        fota_sim::device::flash_idle(spans).ok_or("the flash did no work before the checksum")?;
+    if breakdown {
+        print_breakdown(t0, &log, spans, baud, latency_ms, codec);
+    }
     Ok(Measured {
         sent: report.sent_bytes,
         stream: report.stream_time,
@@ -272,7 +288,12 @@ pub fn markdown(doc: &Value) -> String {
 }
 
 /// Runs the matrix and prints it (a table, or one JSON document).
-pub async fn run(image_path: &Path, from: Option<&Path>, json_out: bool) -> Result<(), String> {
+pub async fn run(
+    image_path: &Path,
+    from: Option<&Path>,
+    json_out: bool,
+    breakdown: bool,
+) -> Result<(), String> {
     let image = Image::new(image_path.display().to_string(), read_firmware(image_path)?)
         .map_err(|e| e.to_string())?;
     let old = match from {
@@ -281,7 +302,7 @@ pub async fn run(image_path: &Path, from: Option<&Path>, json_out: bool) -> Resu
         ),
         None => None,
     };
-    run_images(image, old, json_out).await
+    run_images(image, old, json_out, breakdown).await
 }
 
 /// The QEMU board's VM (`vm-vm-slot1`, the firmware a user updates in VM slot 1, with the
@@ -329,12 +350,17 @@ pub fn one_function_builds(quiet: bool) -> Result<(Image, Image), String> {
 
 /// `fota bench --one-function`: the delta between the two builds of
 /// [`one_function_builds`], the device running the first.
-pub async fn run_one_function(json_out: bool) -> Result<(), String> {
+pub async fn run_one_function(json_out: bool, breakdown: bool) -> Result<(), String> {
     let (old, new) = one_function_builds(json_out)?;
-    run_images(new, Some(old), json_out).await
+    run_images(new, Some(old), json_out, breakdown).await
 }
 
-async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<(), String> {
+async fn run_images(
+    image: Image,
+    old: Option<Image>,
+    json_out: bool,
+    breakdown: bool,
+) -> Result<(), String> {
     let biggest = image.len().max(old.as_ref().map_or(0, Image::len));
     let slot = (biggest as u32).next_multiple_of(64 * 1024).max(256 * 1024);
     let mut methods = vec![("raw", Codec::None), ("compressed", Codec::Lzma)];
@@ -346,7 +372,10 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
     for baud in [115_200, 921_600] {
         for latency_ms in [1, 16] {
             for &(method, codec) in &methods {
-                let m = measure(&image, old.as_ref(), slot, baud, latency_ms, codec).await?;
+                // The timeline of the delta rows (all rows without a base).
+                let traced = breakdown && (codec == Codec::Delta || old.is_none());
+                let m =
+                    measure(&image, old.as_ref(), slot, baud, latency_ms, codec, traced).await?;
                 let method = if codec == Codec::Auto {
                     format!("auto: {}", m.method)
                 } else {
@@ -435,4 +464,158 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
         );
     }
     Ok(())
+}
+
+/// A transport that notes, in the link's time, each request the host sends and each
+/// reply it receives: the timeline `--breakdown` prints.
+struct Traced<T> {
+    inner: T,
+    out: fota_protocol::FrameReader<2048>,
+    back: fota_protocol::FrameReader<2048>,
+    log: Arc<Mutex<Vec<(Duration, String)>>>,
+}
+
+fn short(what: String) -> String {
+    let mut s: String = what.chars().take(70).collect();
+    if s.len() < what.len() {
+        s.push_str("...");
+    }
+    s
+}
+
+impl<T: fota_host::Transport> Traced<T> {
+    fn note(&self, line: String) {
+        if let Ok(mut log) = self.log.lock() {
+            log.push((self.inner.now(), line));
+        }
+    }
+}
+
+impl<T: fota_host::Transport> fota_host::Transport for Traced<T> {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), fota_host::LinkError> {
+        let mut rest = bytes;
+        let mut lines = Vec::new();
+        while !rest.is_empty() {
+            let (used, ev) = self.out.feed(rest);
+            if let Some(fota_protocol::Event::Frame(f)) = ev {
+                let what = match f.request() {
+                    Ok(fota_protocol::Request::StreamData { offset, data }) => {
+                        format!("StreamData {{ offset: {offset}, {} bytes }}", data.len())
+                    }
+                    Ok(r) => format!("{r:?}"),
+                    Err(_) => format!("op {:#x}", f.op),
+                };
+                lines.push(format!("-> #{} {}", f.id, short(what)));
+            }
+            rest = &rest[used..];
+        }
+        for l in lines {
+            self.note(l);
+        }
+        self.inner.send(bytes).await
+    }
+
+    async fn recv(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, fota_host::LinkError> {
+        let n = self.inner.recv(buf, timeout).await?;
+        let mut rest = &buf[..n];
+        let mut lines = Vec::new();
+        while !rest.is_empty() {
+            let (used, ev) = self.back.feed(rest);
+            if let Some(fota_protocol::Event::Frame(f)) = ev {
+                let what = match f.reply() {
+                    Ok(r) => format!("{r:?}"),
+                    Err(_) => format!("op {:#x}", f.op),
+                };
+                lines.push(format!("<- #{} {}", f.id, short(what)));
+            }
+            rest = &rest[used..];
+        }
+        for l in lines {
+            self.note(l);
+        }
+        Ok(n)
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    async fn sleep(&mut self, d: Duration) {
+        self.inner.sleep(d).await;
+    }
+
+    async fn set_baud(&mut self, baud: u32) -> Result<(), fota_host::LinkError> {
+        self.inner.set_baud(baud).await
+    }
+
+    fn baud(&self) -> Option<u32> {
+        self.inner.baud()
+    }
+
+    async fn reconnect(&mut self) -> Result<(), fota_host::LinkError> {
+        self.inner.reconnect().await
+    }
+}
+
+/// `--breakdown`: the requests and replies of one update with the flash's busy spans
+/// (runs of agent steps less than 1 ms apart), in ms from the update's start, on
+/// standard error.
+fn print_breakdown(
+    t0: Duration,
+    log: &Mutex<Vec<(Duration, String)>>,
+    spans: &[fota_sim::device::FlashSpan],
+    baud: u32,
+    latency_ms: u64,
+    codec: Codec,
+) {
+    let origin = t0.as_nanos() as u64;
+    let ms = |ns: u64| ns.saturating_sub(origin) as f64 / 1e6;
+    let mut lines: Vec<(u64, String)> = log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .map(|(t, s)| (t.as_nanos() as u64, s.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut run: Option<(u64, u64, bool)> = None;
+    let flush = |r: (u64, u64, bool), lines: &mut Vec<(u64, String)>| {
+        if r.1 > origin {
+            lines.push((
+                r.0,
+                format!(
+                    "   flash {} until {:.1} ms ({:.1} ms)",
+                    if r.2 {
+                        "hashing"
+                    } else {
+                        "erasing/programming"
+                    },
+                    ms(r.1),
+                    (r.1 - r.0) as f64 / 1e6
+                ),
+            ));
+        }
+    };
+    for s in spans {
+        run = match run {
+            Some(r) if r.2 == s.hashing && s.start < r.1 + 1_000_000 => Some((r.0, s.end, r.2)),
+            Some(r) => {
+                flush(r, &mut lines);
+                Some((s.start, s.end, s.hashing))
+            }
+            None => Some((s.start, s.end, s.hashing)),
+        };
+    }
+    if let Some(r) = run {
+        flush(r, &mut lines);
+    }
+    lines.sort_by_key(|l| l.0);
+    eprintln!("--- {baud} baud, {latency_ms} ms, {codec}:");
+    for (t, l) in lines {
+        eprintln!("{:9.1} {l}", ms(t));
+    }
 }

@@ -403,6 +403,7 @@ impl Prepared {
             spread: true,
         };
         erases.use_blocks(info, &load);
+        erases.cover_past_end(info, slot.size);
         let t = dev.now();
         let base = match &self.method {
             Method::Delta { slot, .. } => slot.addr,

@@ -25,6 +25,10 @@ const ERASE: u8 = 0x06;
 const WRITE: u8 = 0x07;
 const STREAM_DATA: u8 = 0x0F;
 const ERASED: u8 = 0x86;
+const ERROR: u8 = 0xFF;
+/// Error codes (docs/PROTOCOL.md 4).
+const NOT_ERASED: usize = 12;
+const FLASH_FAILURE: usize = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -51,16 +55,23 @@ struct Faulty {
     pending: Vec<u8>,
     /// Whole frames (and text) for the host.
     ready: Vec<u8>,
+    /// Error replies received, per error code.
+    errors: [u32; 256],
 }
 
 fn op_of(bytes: &[u8]) -> Option<u8> {
+    frame_of(bytes).map(|f| f.0)
+}
+
+/// The op of the first frame in `bytes`, and the first byte of its body (an error's code).
+fn frame_of(bytes: &[u8]) -> Option<(u8, Option<u8>)> {
     let mut reader = FrameReader::<4096>::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let (used, event) = reader.feed(rest);
         rest = &rest[used..];
         if let Some(Event::Frame(f)) = event {
-            return Some(f.op);
+            return Some((f.op, f.body.first().copied()));
         }
     }
     None
@@ -88,9 +99,6 @@ impl Transport for Faulty {
     }
 
     async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
-        if !matches!(self.fault, Fault::DropErased(_)) {
-            return self.inner.recv(buf, timeout).await;
-        }
         if self.ready.is_empty() {
             let mut tmp = [0u8; 4096];
             let n = self.inner.recv(&mut tmp, timeout).await?;
@@ -100,7 +108,11 @@ impl Transport for Faulty {
                 let frame: Vec<u8> = self.pending.drain(..=end).collect();
                 let mut framed = vec![0u8];
                 framed.extend_from_slice(&frame);
-                if op_of(&framed) == Some(ERASED) {
+                let got = frame_of(&framed);
+                if let Some((ERROR, Some(code))) = got {
+                    self.errors[usize::from(code)] += 1;
+                }
+                if got.map(|f| f.0) == Some(ERASED) {
                     self.answers += 1;
                     if self.fault == Fault::DropErased(self.answers) {
                         continue;
@@ -169,6 +181,10 @@ struct Run {
     erases_sent: u32,
     writes_sent: u32,
     frames_sent: u32,
+    /// `NotErased` refusals received (a block or a frame that met bytes not erased).
+    not_erased: u32,
+    /// `FlashFailure` answers received (the flash refused a program: never here).
+    flash_failures: u32,
 }
 
 fn run(fault: Fault, codec: Codec, image: &[u8]) -> Run {
@@ -185,6 +201,7 @@ fn run_on(fault: Fault, codec: Codec, image: &[u8], blocks: bool) -> Run {
         sent: [0; 256],
         pending: Vec::new(),
         ready: Vec::new(),
+        errors: [0; 256],
     };
     let mut dev = Device::new(link, Box::new(NullObserver));
     let mut plan = Plan::new(Image::new("app.bin", image.to_vec()).expect("image"));
@@ -206,6 +223,8 @@ fn run_on(fault: Fault, codec: Codec, image: &[u8], blocks: bool) -> Run {
         erases_sent: link.sent[usize::from(ERASE)],
         writes_sent: link.sent[usize::from(WRITE)],
         frames_sent: link.sent[usize::from(STREAM_DATA)],
+        not_erased: link.errors[NOT_ERASED],
+        flash_failures: link.errors[FLASH_FAILURE],
     }
 }
 
@@ -271,6 +290,11 @@ fn raw_update_survives_each_erase_or_its_answer_lost() {
     }
 }
 
+/// A stream's frames go right behind the erases of their sectors, without waiting for
+/// the answers. A lost or damaged erase: the decoder meets the old image's bytes, the
+/// agent refuses them (`NotErased`) before programming any, and the stream begins again
+/// with its erases. A lost answer: the frames behind the erase show that it ran, and it
+/// is never sent again (it would erase what the decoder wrote).
 #[test]
 fn stream_update_survives_each_erase_or_its_answer_lost() {
     let len = 40 * 1024;
@@ -280,6 +304,7 @@ fn stream_update_survives_each_erase_or_its_answer_lost() {
     assert_eq!(clean.erases_sent, 10);
     assert_eq!(clean.report.erased_sectors, 10);
     assert!(clean.frames_sent > 1 && clean.writes_sent == 0);
+    assert_eq!(clean.not_erased, 0);
     let mut cases = 0;
     for n in 1..=10 {
         for fault in [
@@ -290,11 +315,23 @@ fn stream_update_survives_each_erase_or_its_answer_lost() {
             let r = run(fault, Codec::Lzma, &image);
             assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
             assert!(r.holds, "{fault:?}: the slot does not hold the image");
-            assert!(
-                r.erases_sent > 10,
-                "{fault:?}: the erase was not sent again"
-            );
             assert_eq!(r.writes_sent, 0, "{fault:?}: fell back to raw");
+            assert_eq!(
+                r.flash_failures, 0,
+                "{fault:?}: the flash was asked to program over old data"
+            );
+            if let Fault::DropErased(_) = fault {
+                assert_eq!(r.erases_sent, 10, "{fault:?}: the erase went again");
+                assert_eq!(r.not_erased, 0, "{fault:?}");
+            } else {
+                // Frames were queued behind the lost erase: refused, not programmed.
+                assert!(r.not_erased > 0, "{fault:?}: no frame met the old bytes");
+                assert!(
+                    r.erases_sent > 10,
+                    "{fault:?}: the erase was not sent again"
+                );
+                assert!(r.frames_sent > clean.frames_sent, "{fault:?}");
+            }
             cases += 1;
         }
     }
@@ -312,12 +349,22 @@ fn an_update_survives_each_block_erase_or_its_answer_lost() {
         let image = new_image(len, compressible);
         let clean = run_on(NONE, codec, &image, true);
         assert!(clean.holds && clean.outcome == Outcome::Attempted);
-        assert_eq!(clean.erases_sent, 3, "{codec:?}: a block and two sectors");
-        assert_eq!(clean.report.erased_sectors, 10);
-        // One 32 KiB block at its declared 120 ms and two sectors of 45 ms.
-        assert_eq!(clean.report.device_erase_time, Duration::from_millis(210));
+        let erases = if codec == Codec::None {
+            assert_eq!(clean.erases_sent, 3, "{codec:?}: a block and two sectors");
+            assert_eq!(clean.report.erased_sectors, 10);
+            // One 32 KiB block at its declared 120 ms and two sectors of 45 ms.
+            assert_eq!(clean.report.device_erase_time, Duration::from_millis(210));
+            3
+        } else {
+            // The stream erases the whole free 64 KiB slot in one block: 150 ms against
+            // the 210 ms of a 32 KiB block and two sectors.
+            assert_eq!(clean.erases_sent, 1, "{codec:?}: one 64 KiB block");
+            assert_eq!(clean.report.erased_sectors, 16);
+            assert_eq!(clean.report.device_erase_time, Duration::from_millis(150));
+            1
+        };
         let mut cases = 0;
-        for n in 1..=3 {
+        for n in 1..=erases {
             for fault in [
                 Fault::DropErase(n),
                 Fault::DamageErase(n),
@@ -329,10 +376,17 @@ fn an_update_survives_each_block_erase_or_its_answer_lost() {
                     r.holds,
                     "{codec:?} {fault:?}: the slot does not hold the image"
                 );
-                assert!(r.erases_sent > 3, "{codec:?} {fault:?}: not sent again");
+                assert_eq!(r.flash_failures, 0, "{codec:?} {fault:?}");
+                let again = r.erases_sent > erases;
+                if codec == Codec::Lzma && matches!(fault, Fault::DropErased(_)) {
+                    // The frames behind it show it ran: never erased again.
+                    assert!(!again, "{codec:?} {fault:?}: erased again");
+                } else {
+                    assert!(again, "{codec:?} {fault:?}: not sent again");
+                }
                 cases += 1;
             }
         }
-        assert_eq!(cases, 9);
+        assert_eq!(cases, 3 * erases);
     }
 }

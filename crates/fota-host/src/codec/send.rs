@@ -40,130 +40,198 @@ pub(super) async fn send_stream<T: Transport>(
         base,
         header,
     };
-    match dev.call(&begin).await {
-        Ok(Reply::StreamBegun { .. }) => {}
-        Ok(other) => return Err(refused(Op::StreamBegin, &other)),
-        Err(e) => return Err(e),
-    }
     let chunk = usize::from(info.max_write).max(1);
     let t = dev.now();
-    let mut from = 0usize;
-    let mut sent = header.len() as u64;
+    let mut sent = 0u64;
     // The image bytes the agent says it wrote, for progress.
     let mut written = 0u64;
     let mut rounds = 0u32;
+    let mut restarts = 0u32;
     // How long the first erase answered kept the stream waiting.
     let mut first_erase: Option<core::time::Duration> = None;
     let end = Request::StreamData {
         offset: body.len() as u32,
         data: &[],
     };
-    // Whether the agent answered the end.
-    let mut ended = false;
-    loop {
-        let items = erases.schedule(from, body.len(), chunk);
-        let erases_ref = &*erases;
-        // Behind the last frame, the stream's end (request `items.len()`): sent at once,
-        // not a round trip after the last frame's answer; the agent runs it after that
-        // frame, and answers it with a gap if a frame before it was lost.
-        let make = |i: usize| match items.get(i) {
-            Some(crate::stream_erases::StreamItem::Erase(e)) => erases_ref.request(*e),
-            Some(crate::stream_erases::StreamItem::Frame { a, b, .. }) => Request::StreamData {
-                offset: *a as u32,
-                data: &body[*a..*b],
-            },
-            None => end,
-        };
-        let answered = core::cell::RefCell::new(erases.answered().to_vec());
-        let ready = |i: usize| {
-            items
-                .get(i)
-                .is_none_or(|item| erases_ref.ready(*item, &answered.borrow()))
-        };
-        let mut gap: Option<u32> = None;
-        let mut taken = from as u32;
-        let pipeline_start = dev.now();
-        let r = dev
-            .pipeline_when(items.len() + 1, &make, &ready, &mut |obs, now, i, reply| {
-                let Some(&item) = items.get(i) else {
-                    // The end's answer.
-                    return match reply {
-                        Reply::Streamed { .. } => {
-                            ended = true;
-                            Ok(())
-                        }
-                        Reply::Error {
-                            code: ErrorCode::StreamGap,
-                            detail,
-                        } if detail != u32::MAX => {
-                            gap = gap.or(Some(detail));
-                            Err(HostError::Cancelled)
-                        }
-                        other => Err(refused(Op::StreamData, &other)),
-                    };
-                };
-                match (item, reply) {
-                    (crate::stream_erases::StreamItem::Erase(e), Reply::Erased { .. }) => {
-                        answered.borrow_mut()[e] = true;
-                        first_erase.get_or_insert(now - pipeline_start);
-                        Ok(())
-                    }
-                    (crate::stream_erases::StreamItem::Erase(_), other) => {
-                        Err(refused(Op::EraseSlot, &other))
-                    }
-                    (
-                        crate::stream_erases::StreamItem::Frame { .. },
-                        Reply::Streamed {
-                            received,
-                            written: w,
-                        },
-                    ) => {
-                        taken = taken.max(received);
-                        written = u64::from(w);
-                        obs.progress(&progress(written, total_image, now - t));
-                        Ok(())
-                    }
-                    (
-                        crate::stream_erases::StreamItem::Frame { .. },
-                        Reply::Error {
-                            code: ErrorCode::StreamGap,
-                            detail,
-                        },
-                    ) if detail != u32::MAX => {
-                        // A frame before this one was lost: stop, go on from where the
-                        // agent stands.
-                        gap = gap.or(Some(detail));
-                        Err(HostError::Cancelled)
-                    }
-                    (_, other) => Err(refused(Op::StreamData, &other)),
-                }
-            })
-            .await;
-        erases.take_answers(&answered.into_inner());
-        sent += body.len().saturating_sub(from) as u64;
-        match (r, gap) {
-            (Ok(()), _) => break,
-            (Err(_), Some(at)) if (at as usize) <= body.len() && rounds < 1000 => {
-                rounds += 1;
-                from = at as usize;
-                dev.observer()
-                    .event(&format!("stream frame lost: sending again from byte {at}"));
-            }
-            (Err(e), _) => return Err(e),
-        }
-    }
-    if !ended {
-        match dev.call(&end).await {
-            Ok(Reply::Streamed { .. }) => {}
-            Ok(other) => return Err(refused(Op::StreamData, &other)),
+    'stream: loop {
+        match dev.call(&begin).await {
+            Ok(Reply::StreamBegun { .. }) => {}
+            Ok(other) => return Err(refused(Op::StreamBegin, &other)),
             Err(e) => return Err(e),
         }
+        sent += header.len() as u64;
+        let mut from = 0usize;
+        // Whether the agent answered the end.
+        let mut ended = false;
+        loop {
+            let items = erases.schedule(from, body.len(), chunk);
+            let erases_ref = &*erases;
+            // The last frame sent of this window (its index in `items`): an erase before
+            // it is never sent again (crate::stream_erases::StreamErases::take_passed).
+            let last_frame: core::cell::Cell<Option<usize>> = core::cell::Cell::new(None);
+            // Behind the last frame, the stream's end (request `items.len()`): sent at
+            // once, not a round trip after the last frame's answer; the agent runs it
+            // after that frame, and answers it with a gap if a frame before it was lost.
+            // Frames do not wait for the erases ahead of them (the agent runs them in
+            // order), and an erase goes again only while no frame went behind it.
+            let make = |i: usize| match items.get(i) {
+                Some(crate::stream_erases::StreamItem::Erase(e)) => {
+                    if last_frame.get().is_some_and(|f| f > i) {
+                        None
+                    } else {
+                        Some(erases_ref.request(*e))
+                    }
+                }
+                Some(crate::stream_erases::StreamItem::Frame { a, b, .. }) => {
+                    last_frame.set(Some(last_frame.get().map_or(i, |f| f.max(i))));
+                    Some(Request::StreamData {
+                        offset: *a as u32,
+                        data: &body[*a..*b],
+                    })
+                }
+                None => Some(end),
+            };
+            let answered = core::cell::RefCell::new(erases.answered().to_vec());
+            let mut gap: Option<u32> = None;
+            // The agent ended the stream (an erase it lost: a frame met bytes not erased).
+            let mut gone = false;
+            let mut taken = from as u32;
+            let pipeline_start = dev.now();
+            let r = dev
+                .pipeline_some(
+                    items.len() + 1,
+                    &make,
+                    &|_| true,
+                    &mut |obs, now, i, reply| {
+                        let Some(&item) = items.get(i) else {
+                            // The end's answer.
+                            return match reply {
+                                Reply::Streamed { .. } => {
+                                    ended = true;
+                                    Ok(())
+                                }
+                                Reply::Error {
+                                    code: ErrorCode::StreamGap,
+                                    detail,
+                                } => {
+                                    if detail == u32::MAX {
+                                        gone = true;
+                                    } else {
+                                        gap = gap.or(Some(detail));
+                                    }
+                                    Err(HostError::Cancelled)
+                                }
+                                other => Err(refused(Op::StreamData, &other)),
+                            };
+                        };
+                        match (item, reply) {
+                            (crate::stream_erases::StreamItem::Erase(e), Reply::Erased { .. }) => {
+                                answered.borrow_mut()[e] = true;
+                                first_erase.get_or_insert(now - pipeline_start);
+                                Ok(())
+                            }
+                            (crate::stream_erases::StreamItem::Erase(_), other) => {
+                                Err(refused(Op::EraseSlot, &other))
+                            }
+                            (
+                                crate::stream_erases::StreamItem::Frame { .. },
+                                Reply::Streamed {
+                                    received,
+                                    written: w,
+                                },
+                            ) => {
+                                taken = taken.max(received);
+                                written = u64::from(w);
+                                obs.progress(&progress(written, total_image, now - t));
+                                Ok(())
+                            }
+                            (
+                                crate::stream_erases::StreamItem::Frame { .. },
+                                Reply::Error {
+                                    code: ErrorCode::StreamGap,
+                                    detail,
+                                },
+                            ) => {
+                                // A frame before this one was lost: stop, go on from where
+                                // the agent stands; or the agent ended the stream.
+                                if detail == u32::MAX {
+                                    gone = true;
+                                } else {
+                                    gap = gap.or(Some(detail));
+                                }
+                                Err(HostError::Cancelled)
+                            }
+                            (
+                                crate::stream_erases::StreamItem::Frame { .. },
+                                Reply::Error {
+                                    code: ErrorCode::NotErased,
+                                    ..
+                                },
+                            ) => {
+                                // An erase ahead of it was lost: the decoder met bytes not
+                                // erased and the agent programmed none of them.
+                                gone = true;
+                                Err(HostError::Cancelled)
+                            }
+                            (_, other) => Err(refused(Op::StreamData, &other)),
+                        }
+                    },
+                )
+                .await;
+            erases.take_answers(&answered.into_inner());
+            if let Some(f) = last_frame.get() {
+                let passed: Vec<bool> = (0..erases.answered().len())
+                    .map(|e| items[..f].contains(&crate::stream_erases::StreamItem::Erase(e)))
+                    .collect();
+                erases.take_passed(&passed);
+            }
+            sent += body.len().saturating_sub(from) as u64;
+            match (r, gap) {
+                (Ok(()), _) => break,
+                (Err(_), _) if gone && restarts < MAX_RESTARTS => {
+                    restarts += 1;
+                    erases.restart();
+                    dev.observer().event(
+                        "the device ended the stream (an erase was lost): erasing and \
+                         sending it again from its start",
+                    );
+                    continue 'stream;
+                }
+                (Err(_), Some(at)) if (at as usize) <= body.len() && rounds < 1000 => {
+                    rounds += 1;
+                    from = at as usize;
+                    dev.observer()
+                        .event(&format!("stream frame lost: sending again from byte {at}"));
+                }
+                (Err(e), _) => return Err(e),
+            }
+        }
+        if !ended {
+            match dev.call(&end).await {
+                Ok(Reply::Streamed { .. }) => {}
+                Ok(Reply::Error {
+                    code: ErrorCode::StreamGap,
+                    detail: u32::MAX,
+                }) if restarts < MAX_RESTARTS => {
+                    restarts += 1;
+                    erases.restart();
+                    continue 'stream;
+                }
+                Ok(other) => return Err(refused(Op::StreamData, &other)),
+                Err(e) => return Err(e),
+            }
+        }
+        break;
     }
     let p = progress(total_image, total_image, dev.now() - t);
     dev.observer().progress(&p);
     erases.first_wait = first_erase.unwrap_or_default();
     Ok(sent)
 }
+
+/// How many times a stream begins again after the agent ended it (an erase lost each
+/// time) before the update gives up.
+const MAX_RESTARTS: u32 = 3;
 
 fn progress(done: u64, total: u64, elapsed: core::time::Duration) -> Progress {
     let secs = elapsed.as_secs_f64();

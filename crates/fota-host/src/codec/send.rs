@@ -7,11 +7,26 @@ use fota_protocol::{ErrorCode, Info, Op, Reply, Request, SlotDesc};
 use crate::device::refused;
 use crate::{Device, HostError, Phase, Progress, Transport};
 
+/// One request of a stream's pipeline before its erases and frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    /// The device's MD5 of a delta's base not checked yet.
+    Check,
+    /// `StreamBegin`.
+    Begin,
+}
+
 /// Send `stream` into `slot`, only the blocks for which `needed(offset, len)` holds
 /// (resume), through `StreamBegin` and a window of `StreamData` frames, with the
-/// `EraseSlot`s of `erases` interleaved ahead of their blocks, the base in the slot at
-/// `base` (`NO_BASE`: none)
-/// ([`crate::stream_erases::StreamErases`]). Returns the stream bytes sent.
+/// `EraseSlot`s of `erases` interleaved ahead of their blocks
+/// ([`crate::stream_erases::StreamErases`]), the base in the slot at `base` (`NO_BASE`:
+/// none). `check`: a delta's base not checked yet, `(its length, the MD5 it must have)`:
+/// its `ChecksumSlot` goes first in the same pipeline, `StreamBegin` right behind it and
+/// the erases and frames behind that, none waiting for an answer (the agent runs them in
+/// order; a base that is not the one the delta was made from is refused by `StreamBegin`
+/// itself, and the device's MD5 says so first). Returns the stream bytes sent, or `None`
+/// when the device's MD5 of the base is not `check`'s (or `StreamBegin` finds another
+/// base): the stream is not in the slot.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn send_stream<T: Transport>(
     dev: &mut Device<T>,
@@ -19,10 +34,11 @@ pub(super) async fn send_stream<T: Transport>(
     slot: &SlotDesc,
     stream: &Stream,
     base: u32,
+    check: Option<(u32, [u8; 16])>,
     needed: &dyn Fn(u32, u32) -> bool,
     total_image: u64,
     erases: &mut crate::stream_erases::StreamErases,
-) -> Result<u64, HostError> {
+) -> Result<Option<u64>, HostError> {
     let bytes = stream.select(needed);
     let (header, body) = bytes.split_at(fota_codec::format::HEADER_LEN.min(bytes.len()));
     // Where each block sent starts in the body, with its image offset and length.
@@ -53,57 +69,106 @@ pub(super) async fn send_stream<T: Transport>(
         offset: body.len() as u32,
         data: &[],
     };
+    // The base's MD5 is asked for once: its answer settles it.
+    let mut check = check;
     'stream: loop {
-        match dev.call(&begin).await {
-            Ok(Reply::StreamBegun { .. }) => {}
-            Ok(other) => return Err(refused(Op::StreamBegin, &other)),
-            Err(e) => return Err(e),
-        }
-        sent += header.len() as u64;
         let mut from = 0usize;
         // Whether the agent answered the end.
         let mut ended = false;
+        // Each round begins the stream, ahead of its erases and frames.
+        let mut lead: Vec<Lead> = Vec::new();
+        if check.is_some() {
+            lead.push(Lead::Check);
+        }
+        lead.push(Lead::Begin);
+        sent += header.len() as u64;
         loop {
             let items = erases.schedule(from, body.len(), chunk);
             let erases_ref = &*erases;
+            let p = lead.len();
             // The last frame sent of this window (its index in `items`): an erase before
             // it is never sent again (crate::stream_erases::StreamErases::take_passed).
             let last_frame: core::cell::Cell<Option<usize>> = core::cell::Cell::new(None);
-            // Behind the last frame, the stream's end (request `items.len()`): sent at
-            // once, not a round trip after the last frame's answer; the agent runs it
+            let begun = core::cell::Cell::new(false);
+            // Behind the last frame, the stream's end (request `p + items.len()`): sent
+            // at once, not a round trip after the last frame's answer; the agent runs it
             // after that frame, and answers it with a gap if a frame before it was lost.
             // Frames do not wait for the erases ahead of them (the agent runs them in
             // order), and an erase goes again only while no frame went behind it.
-            let make = |i: usize| match items.get(i) {
-                Some(crate::stream_erases::StreamItem::Erase(e)) => {
-                    if last_frame.get().is_some_and(|f| f > i) {
-                        None
-                    } else {
-                        Some(erases_ref.request(*e))
+            // `StreamBegin` is never sent again within a window: sent again behind frames
+            // it would begin the stream anew under them; lost, the frames behind it
+            // meet no stream (`StreamGap` 0xFFFFFFFF) and the stream begins again.
+            let make = |i: usize| {
+                if let Some(l) = lead.get(i) {
+                    return match l {
+                        Lead::Check => check.map(|(len, _)| Request::ChecksumSlot {
+                            addr: base,
+                            size: len,
+                        }),
+                        Lead::Begin => (!begun.replace(true)).then_some(begin),
+                    };
+                }
+                let i = i - p;
+                match items.get(i) {
+                    Some(crate::stream_erases::StreamItem::Erase(e)) => {
+                        if last_frame.get().is_some_and(|f| f > i) {
+                            None
+                        } else {
+                            Some(erases_ref.request(*e))
+                        }
                     }
+                    Some(crate::stream_erases::StreamItem::Frame { a, b, .. }) => {
+                        last_frame.set(Some(last_frame.get().map_or(i, |f| f.max(i))));
+                        Some(Request::StreamData {
+                            offset: *a as u32,
+                            data: &body[*a..*b],
+                        })
+                    }
+                    None => Some(end),
                 }
-                Some(crate::stream_erases::StreamItem::Frame { a, b, .. }) => {
-                    last_frame.set(Some(last_frame.get().map_or(i, |f| f.max(i))));
-                    Some(Request::StreamData {
-                        offset: *a as u32,
-                        data: &body[*a..*b],
-                    })
-                }
-                None => Some(end),
             };
             let answered = core::cell::RefCell::new(erases.answered().to_vec());
             let mut gap: Option<u32> = None;
             // The agent ended the stream (an erase it lost: a frame met bytes not erased).
             let mut gone = false;
+            // The base is not the one the delta was made from.
+            let mut other_base = false;
+            let mut checked = false;
             let mut taken = from as u32;
             let pipeline_start = dev.now();
             let r = dev
                 .pipeline_some(
-                    items.len() + 1,
+                    p + items.len() + 1,
                     &make,
                     &|_| true,
                     &mut |obs, now, i, reply| {
-                        let Some(&item) = items.get(i) else {
+                        if let Some(l) = lead.get(i) {
+                            return match (l, reply) {
+                                (Lead::Check, Reply::Checksum(md5)) => {
+                                    checked = true;
+                                    if check.is_some_and(|(_, want)| want == md5) {
+                                        Ok(())
+                                    } else {
+                                        other_base = true;
+                                        Err(HostError::Cancelled)
+                                    }
+                                }
+                                (Lead::Check, other) => Err(refused(Op::ChecksumSlot, &other)),
+                                (Lead::Begin, Reply::StreamBegun { .. }) => Ok(()),
+                                (
+                                    Lead::Begin,
+                                    Reply::Error {
+                                        code: ErrorCode::BaseMismatch,
+                                        ..
+                                    },
+                                ) if check.is_some() => {
+                                    other_base = true;
+                                    Err(HostError::Cancelled)
+                                }
+                                (Lead::Begin, other) => Err(refused(Op::StreamBegin, &other)),
+                            };
+                        }
+                        let Some(&item) = items.get(i - p) else {
                             // The end's answer.
                             return match reply {
                                 Reply::Streamed { .. } => {
@@ -178,6 +243,10 @@ pub(super) async fn send_stream<T: Transport>(
                     },
                 )
                 .await;
+            if checked {
+                check = None;
+            }
+            lead.clear();
             erases.take_answers(&answered.into_inner());
             if let Some(f) = last_frame.get() {
                 let passed: Vec<bool> = (0..erases.answered().len())
@@ -186,6 +255,9 @@ pub(super) async fn send_stream<T: Transport>(
                 erases.take_passed(&passed);
             }
             sent += body.len().saturating_sub(from) as u64;
+            if other_base {
+                return Ok(None);
+            }
             match (r, gap) {
                 (Ok(()), _) => break,
                 (Err(_), _) if gone && restarts < MAX_RESTARTS => {
@@ -205,6 +277,15 @@ pub(super) async fn send_stream<T: Transport>(
                 }
                 (Err(e), _) => return Err(e),
             }
+        }
+        if let Some((len, want)) = check {
+            // The base's MD5 went unanswered in the window: ask for it now; the stream
+            // is used only if it is the base the delta was made from.
+            let md5 = dev.checksum_slot(base, len, &mut |_, _, _, _| {}).await?;
+            if md5 != want {
+                return Ok(None);
+            }
+            check = None;
         }
         if !ended {
             match dev.call(&end).await {
@@ -226,7 +307,7 @@ pub(super) async fn send_stream<T: Transport>(
     let p = progress(total_image, total_image, dev.now() - t);
     dev.observer().progress(&p);
     erases.first_wait = first_erase.unwrap_or_default();
-    Ok(sent)
+    Ok(Some(sent))
 }
 
 /// How many times a stream begins again after the agent ended it (an erase lost each

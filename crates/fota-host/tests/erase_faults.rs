@@ -38,6 +38,11 @@ enum Fault {
     DamageErase(u32),
     /// The n-th `Erased` answer never reaches the host.
     DropErased(u32),
+    /// The n-th request of this op never reaches the device.
+    DropRequest(u8, u32),
+    /// The n-th reply of this op (the request's op with bit 7 set) never reaches the
+    /// host.
+    DropReply(u8, u32),
 }
 
 /// No fault (no erase is the 0th).
@@ -51,6 +56,8 @@ struct Faulty {
     answers: u32,
     /// Requests sent, per op code.
     sent: [u32; 256],
+    /// Replies received, per op code (dropped ones included).
+    got: [u32; 256],
     /// Bytes from the device not yet cut into frames.
     pending: Vec<u8>,
     /// Whole frames (and text) for the host.
@@ -84,6 +91,12 @@ impl Transport for Faulty {
             self.sent[usize::from(op)] += 1;
         }
         let mut bytes = bytes.to_vec();
+        if let (Fault::DropRequest(o, n), Some(op)) = (self.fault, op)
+            && o == op
+            && self.sent[usize::from(op)] == n
+        {
+            return Ok(());
+        }
         if op == Some(ERASE) {
             self.erases += 1;
             match self.fault {
@@ -111,6 +124,12 @@ impl Transport for Faulty {
                 let got = frame_of(&framed);
                 if let Some((ERROR, Some(code))) = got {
                     self.errors[usize::from(code)] += 1;
+                }
+                if let Some((op, _)) = got {
+                    self.got[usize::from(op)] += 1;
+                    if self.fault == Fault::DropReply(op, self.got[usize::from(op)]) {
+                        continue;
+                    }
                 }
                 if got.map(|f| f.0) == Some(ERASED) {
                     self.answers += 1;
@@ -199,6 +218,7 @@ fn run_on(fault: Fault, codec: Codec, image: &[u8], blocks: bool) -> Run {
         erases: 0,
         answers: 0,
         sent: [0; 256],
+        got: [0; 256],
         pending: Vec::new(),
         ready: Vec::new(),
         errors: [0; 256],
@@ -388,5 +408,85 @@ fn an_update_survives_each_block_erase_or_its_answer_lost() {
             }
         }
         assert_eq!(cases, 3 * erases);
+    }
+}
+
+/// A delta's base MD5 goes ahead of its stream, `StreamBegin` right behind it, neither
+/// waited for: losing either, or its answer, still ends with the image in the slot, sent
+/// as the delta (the MD5 asked again; a `StreamBegin` never sent again behind frames, the
+/// stream begun again where the agent had none).
+#[test]
+fn a_delta_survives_its_base_md5_or_its_stream_begin_lost() {
+    const CHECKSUM: u8 = 0x08;
+    const STREAM_BEGIN: u8 = 0x0E;
+    let v2 = support::program("big-2.bin", "2", 60_000);
+    let v3 = support::program("big-3.bin", "3", 60_000);
+    let faults = [
+        NONE,
+        Fault::DropRequest(CHECKSUM, 1),
+        Fault::DropReply(CHECKSUM | 0x80, 1),
+        Fault::DropRequest(STREAM_BEGIN, 1),
+        Fault::DropReply(STREAM_BEGIN | 0x80, 1),
+    ];
+    for fault in faults {
+        // The device runs v2 (its first update, accepted).
+        let mut first = support::host_with(
+            SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly)),
+            Box::new(NullObserver),
+        );
+        futures::executor::block_on(update(&mut first, &Plan::new(v2.clone())))
+            .expect("first update");
+        let link = Faulty {
+            inner: SimTransport::new(first.into_link().into_device(), Virtual),
+            fault,
+            erases: 0,
+            answers: 0,
+            sent: [0; 256],
+            got: [0; 256],
+            pending: Vec::new(),
+            ready: Vec::new(),
+            errors: [0; 256],
+        };
+        let mut dev = Device::new(link, Box::new(NullObserver));
+        let mut plan = Plan::new(v3.clone());
+        plan.bases = vec![v2.clone()];
+        plan.codec = Codec::Delta;
+        plan.restart = false;
+        // Every sector erased: the base's MD5 is the first `ChecksumSlot`.
+        plan.resume = false;
+        let report = futures::executor::block_on(update(&mut dev, &plan))
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(report.outcome, Outcome::Attempted, "{fault:?}");
+        let link = dev.into_link();
+        let slot = report.targets[0].slot;
+        let at = slot.addr as usize;
+        assert_eq!(
+            &link.inner.device().flash_bytes()[at..at + v3.len()],
+            v3.data(),
+            "{fault:?}: the slot does not hold the image"
+        );
+        assert!(
+            report.sent_bytes < 4000,
+            "{fault:?}: {} bytes: no delta",
+            report.sent_bytes
+        );
+        assert_eq!(link.errors[FLASH_FAILURE], 0, "{fault:?}");
+        let checks = link.sent[usize::from(CHECKSUM)];
+        if matches!(
+            fault,
+            Fault::DropRequest(CHECKSUM, _) | Fault::DropReply(0x88, _)
+        ) {
+            // The base's MD5 asked again, and the slot's at the end (again, where the
+            // base's went after it).
+            assert!(checks >= 3, "{fault:?}: {checks}");
+        } else {
+            assert_eq!(checks, 2, "{fault:?}");
+        }
+        if fault == Fault::DropRequest(STREAM_BEGIN, 1) {
+            // The frames met no stream: it began again.
+            assert_eq!(link.sent[usize::from(STREAM_BEGIN)], 2, "{fault:?}");
+        } else {
+            assert_eq!(link.sent[usize::from(STREAM_BEGIN)], 1, "{fault:?}");
+        }
     }
 }

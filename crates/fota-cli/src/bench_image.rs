@@ -26,6 +26,10 @@
 //!   the line's raw byte rate the image arrives.
 //! * **whole update**: hello to the answer to `attempt` (`Report::total_time`): the
 //!   erases included.
+//! * **x raw**: the raw whole update's time at the same setting / this row's.
+//! * **device bound** (delta rows): [`device_bound`], the device's own work that no
+//!   protocol avoids (erase, programs, the MD5s of base and result, a round trip), and
+//!   the raw whole update's time / it: the most a delta can gain on this device.
 //! * **auto**: the default (`--codec auto`), measured like the others; the row names
 //!   what it picked (`auto: raw`), so the table shows whether the model chose the
 //!   faster.
@@ -66,6 +70,35 @@ pub const ESPTOOL_EFFICIENCY: [(u32, f64); 2] = [(115_200, 0.98), (921_600, 0.74
 /// esptool's block of compressed data: it sends one and waits for the answer.
 pub const ESPTOOL_BLOCK: usize = 16 * 1024;
 
+/// The device's physical bound for a delta of `image_len` bytes from a base of
+/// `base_len` bytes into a free slot of `slot` bytes (the image at its start, on a 64 KiB
+/// boundary), at `latency_ms` each way, in seconds: the fastest erase of the written
+/// range that stays in the slot (the W25Q128JV's blocks and sectors, past the image's
+/// end where that is faster), the page programs of the image, the device's MD5 of the
+/// base (the check before the delta) and of the result (the check before `attempt`),
+/// each a read of the flash and a Cortex-M4's hashing, and one round trip. The line is
+/// left out (a delta's bytes cross it while the flash erases), and so is the agent's own
+/// work besides (its check of the base in `StreamBegin`, decoding, the image check of
+/// `attempt`) and the exchanges before the first flash work (`Hello`).
+pub fn device_bound(image_len: usize, base_len: usize, slot: u32, latency_ms: u64) -> f64 {
+    let t = FlashTiming::W25Q128JV;
+    let sectors = image_len.next_multiple_of(SECTOR as usize);
+    let erase_ns = std::iter::once(sectors)
+        .chain(
+            t.block_erases
+                .iter()
+                .map(|&(size, _)| image_len.next_multiple_of(size as usize))
+                .filter(|&l| l <= slot as usize),
+        )
+        .map(|l| t.erase_plan_ns(SECTOR, 0, l, t.block_erases).0)
+        .min()
+        .unwrap_or(0);
+    let md5 =
+        |len: usize| t.read_ns(len) + len as u64 * fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE;
+    let ns = erase_ns + t.program_ns(0, image_len) + md5(base_len) + md5(image_len);
+    ns as f64 / 1e9 + 2.0 * latency_ms as f64 / 1e3
+}
+
 /// One measured update.
 struct Row {
     baud: u32,
@@ -75,6 +108,8 @@ struct Row {
     stream: Duration,
     update: Duration,
     flash_idle: Duration,
+    /// A delta's [`device_bound`], seconds.
+    bound: Option<f64>,
 }
 
 /// Reads a firmware file: Intel HEX (its main flash image) or raw bytes.
@@ -242,13 +277,21 @@ fn x_line_rate(image_len: usize, secs: f64, baud: u32) -> f64 {
 /// The table the README shows, from the JSON document.
 pub fn markdown(doc: &Value) -> String {
     let mut out = String::from(
-        "| Link (baud) | Latency | Method | Sent | Stream | Flash idle | x line rate | Whole update |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| Link (baud) | Latency | Method | Sent | Stream | Flash idle | x line rate | Whole update | x raw | Device bound (x raw) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let rows = doc["rows"].as_array().cloned().unwrap_or_default();
     for r in &rows {
+        let x_raw = match r["x_raw"].as_f64() {
+            Some(x) if r["method"] != "raw" => format!("{x:.1}"),
+            _ => String::new(),
+        };
+        let bound = match (r["device_bound_s"].as_f64(), r["bound_x_raw"].as_f64()) {
+            (Some(b), Some(x)) => format!("{b:.2} s ({x:.1})"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "| {} | {} ms | {} | {} B | {:.2} s | {:.3} s | {:.2} | {:.2} s |\n",
+            "| {} | {} ms | {} | {} B | {:.2} s | {:.3} s | {:.2} | {:.2} s | {x_raw} | {bound} |\n",
             r["baud"],
             r["latency_ms"],
             r["method"].as_str().unwrap_or("?"),
@@ -265,7 +308,7 @@ pub fn markdown(doc: &Value) -> String {
         .unwrap_or_default()
     {
         out.push_str(&format!(
-            "| {} | {} ms | esptool's method on this model: zlib 9 at {:.0} %, a round trip a 16 KiB block, the same flash, its stub's 64 KiB block erases | {} B | {:.2} s | 0 s | {:.2} | |\n",
+            "| {} | {} ms | esptool's method on this model: zlib 9 at {:.0} %, a round trip a 16 KiB block, the same flash, its stub's 64 KiB block erases | {} B | {:.2} s | 0 s | {:.2} | | | |\n",
             e["baud"],
             e["latency_ms"],
             e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
@@ -276,7 +319,7 @@ pub fn markdown(doc: &Value) -> String {
     }
     for e in doc["esptool"].as_array().cloned().unwrap_or_default() {
         out.push_str(&format!(
-            "| {} | (published) | esptool's method, published: zlib 9 at {:.0} % of the line, the wire only | {} B | {:.2} s | | {:.2} | |\n",
+            "| {} | (published) | esptool's method, published: zlib 9 at {:.0} % of the line, the wire only | {} B | {:.2} s | | {:.2} | | | |\n",
             e["baud"],
             e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
             e["sent_bytes"],
@@ -381,6 +424,12 @@ async fn run_images(
                 } else {
                     method.to_string()
                 };
+                let bound = match &old {
+                    Some(o) if m.method == "delta" => {
+                        Some(device_bound(image.len(), o.len(), slot, latency_ms))
+                    }
+                    _ => None,
+                };
                 rows.push(Row {
                     baud,
                     latency_ms,
@@ -389,6 +438,7 @@ async fn run_images(
                     stream: m.stream,
                     update: m.update,
                     flash_idle: m.flash_idle,
+                    bound,
                 });
             }
         }
@@ -415,16 +465,26 @@ async fn run_images(
             })
         })
         .collect();
+    // The raw whole update at each setting: what the others are faster than.
+    let raw_update = |baud: u32, latency_ms: u64| {
+        rows.iter()
+            .find(|r| r.baud == baud && r.latency_ms == latency_ms && r.method == "raw")
+            .map(|r| r.update.as_secs_f64())
+    };
     let rows_json: Vec<Value> = rows
         .iter()
         .map(|r| {
             let secs = r.stream.as_secs_f64();
+            let raw = raw_update(r.baud, r.latency_ms);
             json!({
                 "baud": r.baud, "latency_ms": r.latency_ms, "method": r.method,
                 "sent_bytes": r.sent, "stream_s": secs,
                 "x_line_rate": x_line_rate(image.len(), secs, r.baud),
                 "update_s": r.update.as_secs_f64(),
                 "flash_idle_s": r.flash_idle.as_secs_f64(),
+                "x_raw": raw.map(|raw| raw / r.update.as_secs_f64()),
+                "device_bound_s": r.bound,
+                "bound_x_raw": r.bound.and_then(|b| raw.map(|raw| raw / b)),
             })
         })
         .collect();
@@ -457,7 +517,11 @@ async fn run_images(
              the modelled link's time, the erases that run during it included; x line rate: \
              image bytes / (stream x baud/10); flash idle: how long the flash waited \
              between the first sector's erase (for a delta, the base's check) and the \
-             image's last program, in the same virtual time; auto: the default, named by what it picked. \
+             image's last program, in the same virtual time; auto: the default, named by what it picked; \
+             x raw: the raw whole update's time / this one's; device bound (delta rows): the \
+             fastest erase of the written range in the free slot + the image's page programs \
+             + the device's MD5 of the base and of the result + one round trip, and the raw \
+             whole update's time / it (the most a delta could gain on this device). \
              esptool's method on this model: zlib level 9 at its published wire efficiency \
              (esptool issues 255 and 256), a round trip per 16 KiB block, against the same \
              flash erase and program work as our Stream column; published: the wire only."

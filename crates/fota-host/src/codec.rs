@@ -455,7 +455,7 @@ impl Prepared {
             spread: true,
         };
         erases.use_blocks(info, &load);
-        erases.cover_past_end(info, slot.size);
+        erases.cover_past_end(info, slot.size, &load);
         let t = dev.now();
         let (base, check) = match &self.method {
             Method::Delta {

@@ -136,8 +136,17 @@ impl StreamErases {
     /// ms). What lies past the image in the slot is nobody's (the agent erases only a slot
     /// no configuration uses), so erasing it loses nothing. Only a run of units that ends
     /// at the image's end and leaves no sector of the block in it undone (a resume keeps
-    /// sectors that hold the image) is replaced. After [`StreamErases::use_blocks`].
-    pub(crate) fn cover_past_end(&mut self, info: &fota_protocol::Info, slot_size: u32) {
+    /// sectors that hold the image) is replaced. Where the line sets the pace even after
+    /// it (`load`: the stream's bytes take longer on the line than the flash's erases and
+    /// programs), the block must not stall the line more than the units it replaces: the
+    /// agent reads nothing while it erases, and the receive queue (`Info` tag 8) absorbs
+    /// only its line time of that. After [`StreamErases::use_blocks`].
+    pub(crate) fn cover_past_end(
+        &mut self,
+        info: &fota_protocol::Info,
+        slot_size: u32,
+        load: &crate::erase_plan::Load,
+    ) {
         let Some(sector_ms) = info.sector_erase_ms else {
             return; // nothing to weigh a block against
         };
@@ -193,6 +202,25 @@ impl StreamErases {
         let Some((first, w, size, _)) = best else {
             return;
         };
+        if let Some(baud) = load.baud.filter(|&b| b > 0) {
+            let ms_of_bytes = |bytes: u64| bytes * 10_000 / u64::from(baud);
+            let line_ms = ms_of_bytes(load.line_bytes);
+            let queue_ms = ms_of_bytes(u64::from(info.rx_window.unwrap_or(0)));
+            let block_ms = info
+                .block_erases
+                .iter()
+                .find(|b| b.size == size)
+                .map_or(0, |b| u64::from(b.ms));
+            let kept: u64 = (0..first).map(ms).sum();
+            let program_ms =
+                load.program_bytes * crate::erase_plan::DEFAULT_PROGRAM_NS_PER_BYTE / 1_000_000;
+            let flash_ms = kept + block_ms + program_ms;
+            let stall = |ms: u64| ms.saturating_sub(queue_ms);
+            let before: u64 = (first..self.sectors.len()).map(|e| stall(ms(e))).sum();
+            if line_ms >= flash_ms && stall(block_ms) > before {
+                return;
+            }
+        }
         self.sectors.truncate(first);
         self.sectors.push((w, size as usize));
         self.counts.truncate(first);
@@ -364,6 +392,23 @@ mod tests {
     const D: SectorState = SectorState::Dirty;
     const K: SectorState = SectorState::Done;
 
+    /// A link without a baud rate: the flash's work alone decides.
+    const NO_LINE: crate::erase_plan::Load = crate::erase_plan::Load {
+        baud: None,
+        round_trip: core::time::Duration::ZERO,
+        line_bytes: 0,
+        program_bytes: 42_592,
+        spread: true,
+    };
+
+    fn load(baud: u32, line_bytes: u64) -> crate::erase_plan::Load {
+        crate::erase_plan::Load {
+            baud: Some(baud),
+            line_bytes,
+            ..NO_LINE
+        }
+    }
+
     fn info() -> fota_protocol::Info {
         let mut i = crate::plan::tests::layout(1, 2, None);
         i.sector_erase_ms = Some(45);
@@ -406,7 +451,7 @@ mod tests {
     #[test]
     fn a_short_image_in_a_free_slot_is_one_block_past_its_end() {
         let mut e = erases(&[D; 11]);
-        e.cover_past_end(&info(), 256 * 1024);
+        e.cover_past_end(&info(), 256 * 1024, &NO_LINE);
         assert_eq!(e.sectors, [(0, 64 * 1024)]);
         assert_eq!(e.counts, [16]);
         assert_eq!(
@@ -418,7 +463,7 @@ mod tests {
         );
         // The slot ends before the block would: the plan stands.
         let mut e = erases(&[D; 11]);
-        e.cover_past_end(&info(), 48 * 1024);
+        e.cover_past_end(&info(), 48 * 1024, &NO_LINE);
         assert_eq!(e.sectors.len(), 4);
     }
 
@@ -433,7 +478,7 @@ mod tests {
         e.answered = vec![false; 3];
         e.passed = vec![false; 3];
         e.group = vec![0; 3];
-        e.cover_past_end(&info(), 256 * 1024);
+        e.cover_past_end(&info(), 256 * 1024, &NO_LINE);
         assert_eq!(e.sectors.len(), 3);
         // The last sector kept: the units end before the image does.
         let mut state = [D; 11];
@@ -441,7 +486,7 @@ mod tests {
         let mut e = erases(&state);
         e.sectors.pop();
         e.counts.pop();
-        e.cover_past_end(&info(), 256 * 1024);
+        e.cover_past_end(&info(), 256 * 1024, &NO_LINE);
         assert_eq!(e.sectors.len(), 3);
     }
 
@@ -452,12 +497,32 @@ mod tests {
         let mut i = info();
         i.sector_erase_ms = Some(10);
         let mut e = erases(&[D; 11]);
-        e.cover_past_end(&i, 256 * 1024);
+        e.cover_past_end(&i, 256 * 1024, &NO_LINE);
         assert_eq!(e.sectors.len(), 4);
         // A device that declares no sector erase time: nothing to weigh.
         i.sector_erase_ms = None;
         let mut e = erases(&[D; 11]);
-        e.cover_past_end(&i, 256 * 1024);
+        e.cover_past_end(&i, 256 * 1024, &NO_LINE);
         assert_eq!(e.sectors.len(), 4);
+    }
+
+    #[test]
+    fn where_the_line_sets_the_pace_a_block_that_stalls_it_more_is_not_taken() {
+        let mut i = info();
+        i.rx_window = Some(5354);
+        // A 968-byte patch at 115200 baud: the flash sets the pace, the block is taken.
+        let mut e = erases(&[D; 11]);
+        e.cover_past_end(&i, 256 * 1024, &load(115_200, 1_000));
+        assert_eq!(e.sectors, [(0, 64 * 1024)]);
+        // 140 KB at 921600 baud (1.5 s of line against 0.27 s of flash): the 64 KiB
+        // block's 150 ms outlast the queue's 58 ms, the 32 KiB block's 120 ms too, by
+        // less, the sectors not at all.
+        let mut e = erases(&[D; 11]);
+        e.cover_past_end(&i, 256 * 1024, &load(921_600, 140_000));
+        assert_eq!(e.sectors.len(), 4);
+        // At 115200 baud the queue (465 ms) absorbs either: the block is taken.
+        let mut e = erases(&[D; 11]);
+        e.cover_past_end(&i, 256 * 1024, &load(115_200, 140_000));
+        assert_eq!(e.sectors, [(0, 64 * 1024)]);
     }
 }

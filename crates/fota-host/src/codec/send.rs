@@ -63,7 +63,9 @@ pub(super) async fn send_stream<T: Transport>(
     let mut written = 0u64;
     let mut rounds = 0u32;
     let mut restarts = 0u32;
-    // How long the first erase answered kept the stream waiting.
+    // How long the first erase answered held the agent: from the answer before it (or
+    // the window's start) to its own, the flash erasing alone (what the report counts
+    // as erase time, as for the raw image; the base's check before it is the stream's).
     let mut first_erase: Option<core::time::Duration> = None;
     let end = Request::StreamData {
         offset: body.len() as u32,
@@ -135,13 +137,14 @@ pub(super) async fn send_stream<T: Transport>(
             let mut other_base = false;
             let mut checked = false;
             let mut taken = from as u32;
-            let pipeline_start = dev.now();
+            let mut last_answer = dev.now();
             let r = dev
                 .pipeline_some(
                     p + items.len() + 1,
                     &make,
                     &|_| true,
                     &mut |obs, now, i, reply| {
+                        let since = now - core::mem::replace(&mut last_answer, now);
                         if let Some(l) = lead.get(i) {
                             return match (l, reply) {
                                 (Lead::Check, Reply::Checksum(md5)) => {
@@ -192,7 +195,7 @@ pub(super) async fn send_stream<T: Transport>(
                         match (item, reply) {
                             (crate::stream_erases::StreamItem::Erase(e), Reply::Erased { .. }) => {
                                 answered.borrow_mut()[e] = true;
-                                first_erase.get_or_insert(now - pipeline_start);
+                                first_erase.get_or_insert(since);
                                 Ok(())
                             }
                             (crate::stream_erases::StreamItem::Erase(_), other) => {

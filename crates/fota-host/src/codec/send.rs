@@ -92,6 +92,10 @@ pub(super) async fn send_stream<T: Transport>(
             // it is never sent again (crate::stream_erases::StreamErases::take_passed).
             let last_frame: core::cell::Cell<Option<usize>> = core::cell::Cell::new(None);
             let begun = core::cell::Cell::new(false);
+            // Set when the base is not the delta's: nothing more is sent (resent either),
+            // and the answers to what was are awaited, so that the agent's queue is empty
+            // before the host goes on without this stream.
+            let abandon = core::cell::Cell::new(false);
             // Behind the last frame, the stream's end (request `p + items.len()`): sent
             // at once, not a round trip after the last frame's answer; the agent runs it
             // after that frame, and answers it with a gap if a frame before it was lost.
@@ -101,6 +105,9 @@ pub(super) async fn send_stream<T: Transport>(
             // it would begin the stream anew under them; lost, the frames behind it
             // meet no stream (`StreamGap` 0xFFFFFFFF) and the stream begins again.
             let make = |i: usize| {
+                if abandon.get() {
+                    return None;
+                }
                 if let Some(l) = lead.get(i) {
                     return match l {
                         Lead::Check => check.map(|(len, _)| Request::ChecksumSlot {
@@ -145,16 +152,18 @@ pub(super) async fn send_stream<T: Transport>(
                     &|_| true,
                     &mut |obs, now, i, reply| {
                         let since = now - core::mem::replace(&mut last_answer, now);
+                        if abandon.get() {
+                            return Ok(());
+                        }
                         if let Some(l) = lead.get(i) {
                             return match (l, reply) {
                                 (Lead::Check, Reply::Checksum(md5)) => {
                                     checked = true;
-                                    if check.is_some_and(|(_, want)| want == md5) {
-                                        Ok(())
-                                    } else {
+                                    if check.is_none_or(|(_, want)| want != md5) {
                                         other_base = true;
-                                        Err(HostError::Cancelled)
+                                        abandon.set(true);
                                     }
+                                    Ok(())
                                 }
                                 (Lead::Check, other) => Err(refused(Op::ChecksumSlot, &other)),
                                 (Lead::Begin, Reply::StreamBegun { .. }) => Ok(()),
@@ -166,7 +175,8 @@ pub(super) async fn send_stream<T: Transport>(
                                     },
                                 ) if check.is_some() => {
                                     other_base = true;
-                                    Err(HostError::Cancelled)
+                                    abandon.set(true);
+                                    Ok(())
                                 }
                                 (Lead::Begin, other) => Err(refused(Op::StreamBegin, &other)),
                             };

@@ -7,14 +7,13 @@ use fota_protocol::Request;
 
 use crate::padded::SectorState;
 
-/// How many frames before the first frame of its block an erase goes, at least: a
-/// frame waits for the answers to its block's erases, the host sends a frame about a
-/// window (five frames) before the agent decodes it, and the erase's answer must cross
-/// the line back (a round trip at 16 ms is about three frames at 921600 baud); erases
-/// placed later come back while the agent has the previous block's last frames alone
-/// to decode, and the flash idles for about a round trip at every block's start. 14
-/// (two windows and a round trip) idled the flash least on the micro:bit runtime at
-/// 921600 baud, 1 and 16 ms (5, 8, 11, 14, 18 measured).
+/// How many frames before the first frame of its block an erase goes, at least. It was
+/// chosen when a frame waited for the answers to its block's erases (two windows and a
+/// round trip: 14 idled the flash least on the micro:bit runtime at 921600 baud, 1 and
+/// 16 ms; 5, 8, 11, 14, 18 measured). Frames no longer wait, the agent running its queue
+/// in order; the lead still spreads the erases among the frames so that the agent's
+/// queue holds frames to decode behind each erase, and the figures measured since with
+/// it (README, the image tables) kept it.
 pub(crate) const LEAD_FRAMES: usize = 14;
 
 /// One request of a stream's pipeline.

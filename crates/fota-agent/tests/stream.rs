@@ -418,3 +418,63 @@ fn ram_of_the_link_with_the_decoder() {
     );
     assert!((fota_codec::DECODER_RAM..=fota_codec::DECODER_RAM + 32).contains(&stream));
 }
+
+/// A host sends a stream's frames right behind the erases of their sectors without
+/// waiting for the answers; where an erase was lost, the decoder meets the slot's old
+/// bytes. The agent refuses them (`NotErased`) before programming any, the stream is over
+/// (the next frame finds none), and once the slot is erased the stream begun again
+/// writes the image.
+#[test]
+fn a_stream_over_bytes_not_erased_is_refused_and_begins_again() {
+    let (mut l, _, bc1) = link();
+    let older = firmware(7, 12_000);
+    l.agent_mut().flash_mut().poke(bc1, &older);
+    let image = firmware(1, 12_000);
+    let stream = encode::compress(&image, &DEFAULT_OPTIONS)
+        .unwrap()
+        .to_bytes();
+    let (r, _) = send_stream(&mut l, bc1, NO_BASE, &stream);
+    assert!(
+        matches!(
+            r,
+            Reply::Error {
+                code: ErrorCode::NotErased,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    // Nothing programmed over the old bytes: each byte is still the older image's (a
+    // unit programmed over it would hold neither image's byte).
+    let slot = l.agent().flash().at(bc1, older.len()).to_vec();
+    assert_eq!(slot, older);
+    // The stream is over.
+    let (r, _, _) = call(
+        &mut l,
+        500,
+        &Request::StreamData {
+            offset: 0,
+            data: &stream[20..40],
+        },
+    );
+    assert_eq!(
+        r,
+        Reply::Error {
+            code: ErrorCode::StreamGap,
+            detail: u32::MAX
+        }
+    );
+    // Erased, then begun again: the image.
+    let (r, _, _) = call(
+        &mut l,
+        501,
+        &Request::EraseSlot {
+            addr: bc1,
+            size: 16 * 1024,
+        },
+    );
+    assert!(matches!(r, Reply::Erased { .. }), "{r:?}");
+    let (r, _) = send_stream(&mut l, bc1, NO_BASE, &stream);
+    assert!(matches!(r, Reply::Streamed { .. }), "{r:?}");
+    assert_eq!(l.agent().flash().at(bc1, image.len()), &image[..]);
+}

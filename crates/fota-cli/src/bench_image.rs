@@ -26,6 +26,10 @@
 //!   the line's raw byte rate the image arrives.
 //! * **whole update**: hello to the answer to `attempt` (`Report::total_time`): the
 //!   erases included.
+//! * **x raw**: the raw whole update's time at the same setting / this row's.
+//! * **device bound** (delta rows): [`device_bound`], the device's own work that no
+//!   protocol avoids (erase, programs, the MD5s of base and result, a round trip), and
+//!   the raw whole update's time / it: the most a delta can gain on this device.
 //! * **auto**: the default (`--codec auto`), measured like the others; the row names
 //!   what it picked (`auto: raw`), so the table shows whether the model chose the
 //!   faster.
@@ -66,6 +70,35 @@ pub const ESPTOOL_EFFICIENCY: [(u32, f64); 2] = [(115_200, 0.98), (921_600, 0.74
 /// esptool's block of compressed data: it sends one and waits for the answer.
 pub const ESPTOOL_BLOCK: usize = 16 * 1024;
 
+/// The device's physical bound for a delta of `image_len` bytes from a base of
+/// `base_len` bytes into a free slot of `slot` bytes (the image at its start, on a 64 KiB
+/// boundary), at `latency_ms` each way, in seconds: the fastest erase of the written
+/// range that stays in the slot (the W25Q128JV's blocks and sectors, past the image's
+/// end where that is faster), the page programs of the image, the device's MD5 of the
+/// base (the check before the delta) and of the result (the check before `attempt`),
+/// each a read of the flash and a Cortex-M4's hashing, and one round trip. The line is
+/// left out (a delta's bytes cross it while the flash erases), and so is the agent's own
+/// work besides (its check of the base in `StreamBegin`, decoding, the image check of
+/// `attempt`) and the exchanges before the first flash work (`Hello`).
+pub fn device_bound(image_len: usize, base_len: usize, slot: u32, latency_ms: u64) -> f64 {
+    let t = FlashTiming::W25Q128JV;
+    let sectors = image_len.next_multiple_of(SECTOR as usize);
+    let erase_ns = std::iter::once(sectors)
+        .chain(
+            t.block_erases
+                .iter()
+                .map(|&(size, _)| image_len.next_multiple_of(size as usize))
+                .filter(|&l| l <= slot as usize),
+        )
+        .map(|l| t.erase_plan_ns(SECTOR, 0, l, t.block_erases).0)
+        .min()
+        .unwrap_or(0);
+    let md5 =
+        |len: usize| t.read_ns(len) + len as u64 * fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE;
+    let ns = erase_ns + t.program_ns(0, image_len) + md5(base_len) + md5(image_len);
+    ns as f64 / 1e9 + 2.0 * latency_ms as f64 / 1e3
+}
+
 /// One measured update.
 struct Row {
     baud: u32,
@@ -75,6 +108,8 @@ struct Row {
     stream: Duration,
     update: Duration,
     flash_idle: Duration,
+    /// A delta's [`device_bound`], seconds.
+    bound: Option<f64>,
 }
 
 /// Reads a firmware file: Intel HEX (its main flash image) or raw bytes.
@@ -159,11 +194,19 @@ async fn measure(
     baud: u32,
     latency_ms: u64,
     codec: Codec,
+    breakdown: bool,
 ) -> Result<Measured, String> {
     let mut sim = device(old.map(|o| o.data()), slot, latency_ms)?;
     sim.record_flash_busy();
     let said = Said::default();
-    let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(said.clone()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let traced = Traced {
+        inner: SimTransport::new(sim, Virtual),
+        out: fota_protocol::FrameReader::new(),
+        back: fota_protocol::FrameReader::new(),
+        log: log.clone(),
+    };
+    let mut dev = Device::new(traced, Box::new(said.clone()));
     if baud != CONNECT_BAUD {
         let got = dev
             .negotiate_baud(&[baud])
@@ -178,11 +221,19 @@ async fn measure(
     plan.restart = false;
     plan.codec = codec;
     plan.bases = old.into_iter().cloned().collect();
+    let t0 = dev.now();
+    if let Ok(mut log) = log.lock() {
+        log.clear();
+    }
     let report = fota_host::update(&mut dev, &plan)
         .await
         .map_err(|e| format!("update ({codec}): {e}"))?;
-    let (idle_ns, _) = fota_sim::device::flash_idle(dev.link().device().flash_spans())
-        .ok_or("the flash did no work before the checksum")?;
+    let spans = dev.link().inner.device().flash_spans();
+    let (idle_ns, _) =
+        fota_sim::device::flash_idle(spans).ok_or("the flash did no work before the checksum")?;
+    if breakdown {
+        print_breakdown(t0, &log, spans, baud, latency_ms, codec);
+    }
     Ok(Measured {
         sent: report.sent_bytes,
         stream: report.stream_time,
@@ -226,13 +277,21 @@ fn x_line_rate(image_len: usize, secs: f64, baud: u32) -> f64 {
 /// The table the README shows, from the JSON document.
 pub fn markdown(doc: &Value) -> String {
     let mut out = String::from(
-        "| Link (baud) | Latency | Method | Sent | Stream | Flash idle | x line rate | Whole update |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| Link (baud) | Latency | Method | Sent | Stream | Flash idle | x line rate | Whole update | x raw | Device bound (x raw) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let rows = doc["rows"].as_array().cloned().unwrap_or_default();
     for r in &rows {
+        let x_raw = match r["x_raw"].as_f64() {
+            Some(x) if r["method"] != "raw" => format!("{x:.1}"),
+            _ => String::new(),
+        };
+        let bound = match (r["device_bound_s"].as_f64(), r["bound_x_raw"].as_f64()) {
+            (Some(b), Some(x)) => format!("{b:.2} s ({x:.1})"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "| {} | {} ms | {} | {} B | {:.2} s | {:.3} s | {:.2} | {:.2} s |\n",
+            "| {} | {} ms | {} | {} B | {:.2} s | {:.3} s | {:.2} | {:.2} s | {x_raw} | {bound} |\n",
             r["baud"],
             r["latency_ms"],
             r["method"].as_str().unwrap_or("?"),
@@ -249,7 +308,7 @@ pub fn markdown(doc: &Value) -> String {
         .unwrap_or_default()
     {
         out.push_str(&format!(
-            "| {} | {} ms | esptool's method on this model: zlib 9 at {:.0} %, a round trip a 16 KiB block, the same flash, its stub's 64 KiB block erases | {} B | {:.2} s | 0 s | {:.2} | |\n",
+            "| {} | {} ms | esptool's method on this model: zlib 9 at {:.0} %, a round trip a 16 KiB block, the same flash, its stub's 64 KiB block erases | {} B | {:.2} s | 0 s | {:.2} | | | |\n",
             e["baud"],
             e["latency_ms"],
             e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
@@ -260,7 +319,7 @@ pub fn markdown(doc: &Value) -> String {
     }
     for e in doc["esptool"].as_array().cloned().unwrap_or_default() {
         out.push_str(&format!(
-            "| {} | (published) | esptool's method, published: zlib 9 at {:.0} % of the line, the wire only | {} B | {:.2} s | | {:.2} | |\n",
+            "| {} | (published) | esptool's method, published: zlib 9 at {:.0} % of the line, the wire only | {} B | {:.2} s | | {:.2} | | | |\n",
             e["baud"],
             e["wire_efficiency"].as_f64().unwrap_or(0.0) * 100.0,
             e["sent_bytes"],
@@ -272,7 +331,12 @@ pub fn markdown(doc: &Value) -> String {
 }
 
 /// Runs the matrix and prints it (a table, or one JSON document).
-pub async fn run(image_path: &Path, from: Option<&Path>, json_out: bool) -> Result<(), String> {
+pub async fn run(
+    image_path: &Path,
+    from: Option<&Path>,
+    json_out: bool,
+    breakdown: bool,
+) -> Result<(), String> {
     let image = Image::new(image_path.display().to_string(), read_firmware(image_path)?)
         .map_err(|e| e.to_string())?;
     let old = match from {
@@ -281,7 +345,7 @@ pub async fn run(image_path: &Path, from: Option<&Path>, json_out: bool) -> Resu
         ),
         None => None,
     };
-    run_images(image, old, json_out).await
+    run_images(image, old, json_out, breakdown).await
 }
 
 /// The QEMU board's VM (`vm-vm-slot1`, the firmware a user updates in VM slot 1, with the
@@ -329,12 +393,17 @@ pub fn one_function_builds(quiet: bool) -> Result<(Image, Image), String> {
 
 /// `fota bench --one-function`: the delta between the two builds of
 /// [`one_function_builds`], the device running the first.
-pub async fn run_one_function(json_out: bool) -> Result<(), String> {
+pub async fn run_one_function(json_out: bool, breakdown: bool) -> Result<(), String> {
     let (old, new) = one_function_builds(json_out)?;
-    run_images(new, Some(old), json_out).await
+    run_images(new, Some(old), json_out, breakdown).await
 }
 
-async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<(), String> {
+async fn run_images(
+    image: Image,
+    old: Option<Image>,
+    json_out: bool,
+    breakdown: bool,
+) -> Result<(), String> {
     let biggest = image.len().max(old.as_ref().map_or(0, Image::len));
     let slot = (biggest as u32).next_multiple_of(64 * 1024).max(256 * 1024);
     let mut methods = vec![("raw", Codec::None), ("compressed", Codec::Lzma)];
@@ -346,11 +415,20 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
     for baud in [115_200, 921_600] {
         for latency_ms in [1, 16] {
             for &(method, codec) in &methods {
-                let m = measure(&image, old.as_ref(), slot, baud, latency_ms, codec).await?;
+                // The timeline of the delta rows (all rows without a base).
+                let traced = breakdown && (codec == Codec::Delta || old.is_none());
+                let m =
+                    measure(&image, old.as_ref(), slot, baud, latency_ms, codec, traced).await?;
                 let method = if codec == Codec::Auto {
                     format!("auto: {}", m.method)
                 } else {
                     method.to_string()
+                };
+                let bound = match &old {
+                    Some(o) if m.method == "delta" => {
+                        Some(device_bound(image.len(), o.len(), slot, latency_ms))
+                    }
+                    _ => None,
                 };
                 rows.push(Row {
                     baud,
@@ -360,6 +438,7 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
                     stream: m.stream,
                     update: m.update,
                     flash_idle: m.flash_idle,
+                    bound,
                 });
             }
         }
@@ -386,16 +465,26 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
             })
         })
         .collect();
+    // The raw whole update at each setting: what the others are faster than.
+    let raw_update = |baud: u32, latency_ms: u64| {
+        rows.iter()
+            .find(|r| r.baud == baud && r.latency_ms == latency_ms && r.method == "raw")
+            .map(|r| r.update.as_secs_f64())
+    };
     let rows_json: Vec<Value> = rows
         .iter()
         .map(|r| {
             let secs = r.stream.as_secs_f64();
+            let raw = raw_update(r.baud, r.latency_ms);
             json!({
                 "baud": r.baud, "latency_ms": r.latency_ms, "method": r.method,
                 "sent_bytes": r.sent, "stream_s": secs,
                 "x_line_rate": x_line_rate(image.len(), secs, r.baud),
                 "update_s": r.update.as_secs_f64(),
                 "flash_idle_s": r.flash_idle.as_secs_f64(),
+                "x_raw": raw.map(|raw| raw / r.update.as_secs_f64()),
+                "device_bound_s": r.bound,
+                "bound_x_raw": r.bound.and_then(|b| raw.map(|raw| raw / b)),
             })
         })
         .collect();
@@ -428,11 +517,169 @@ async fn run_images(image: Image, old: Option<Image>, json_out: bool) -> Result<
              the modelled link's time, the erases that run during it included; x line rate: \
              image bytes / (stream x baud/10); flash idle: how long the flash waited \
              between the first sector's erase (for a delta, the base's check) and the \
-             image's last program, in the same virtual time; auto: the default, named by what it picked. \
+             image's last program, in the same virtual time; auto: the default, named by what it picked; \
+             x raw: the raw whole update's time / this one's; device bound (delta rows): the \
+             fastest erase of the written range in the free slot + the image's page programs \
+             + the device's MD5 of the base and of the result + one round trip, and the raw \
+             whole update's time / it (the most a delta could gain on this device). \
              esptool's method on this model: zlib level 9 at its published wire efficiency \
              (esptool issues 255 and 256), a round trip per 16 KiB block, against the same \
              flash erase and program work as our Stream column; published: the wire only."
         );
     }
     Ok(())
+}
+
+/// A transport that notes, in the link's time, each request the host sends and each
+/// reply it receives: the timeline `--breakdown` prints.
+struct Traced<T> {
+    inner: T,
+    out: fota_protocol::FrameReader<2048>,
+    back: fota_protocol::FrameReader<2048>,
+    log: Arc<Mutex<Vec<(Duration, String)>>>,
+}
+
+fn short(what: String) -> String {
+    let mut s: String = what.chars().take(70).collect();
+    if s.len() < what.len() {
+        s.push_str("...");
+    }
+    s
+}
+
+impl<T: fota_host::Transport> Traced<T> {
+    fn note(&self, line: String) {
+        if let Ok(mut log) = self.log.lock() {
+            log.push((self.inner.now(), line));
+        }
+    }
+}
+
+impl<T: fota_host::Transport> fota_host::Transport for Traced<T> {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), fota_host::LinkError> {
+        let mut rest = bytes;
+        let mut lines = Vec::new();
+        while !rest.is_empty() {
+            let (used, ev) = self.out.feed(rest);
+            if let Some(fota_protocol::Event::Frame(f)) = ev {
+                let what = match f.request() {
+                    Ok(fota_protocol::Request::StreamData { offset, data }) => {
+                        format!("StreamData {{ offset: {offset}, {} bytes }}", data.len())
+                    }
+                    Ok(r) => format!("{r:?}"),
+                    Err(_) => format!("op {:#x}", f.op),
+                };
+                lines.push(format!("-> #{} {}", f.id, short(what)));
+            }
+            rest = &rest[used..];
+        }
+        for l in lines {
+            self.note(l);
+        }
+        self.inner.send(bytes).await
+    }
+
+    async fn recv(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, fota_host::LinkError> {
+        let n = self.inner.recv(buf, timeout).await?;
+        let mut rest = &buf[..n];
+        let mut lines = Vec::new();
+        while !rest.is_empty() {
+            let (used, ev) = self.back.feed(rest);
+            if let Some(fota_protocol::Event::Frame(f)) = ev {
+                let what = match f.reply() {
+                    Ok(r) => format!("{r:?}"),
+                    Err(_) => format!("op {:#x}", f.op),
+                };
+                lines.push(format!("<- #{} {}", f.id, short(what)));
+            }
+            rest = &rest[used..];
+        }
+        for l in lines {
+            self.note(l);
+        }
+        Ok(n)
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    async fn sleep(&mut self, d: Duration) {
+        self.inner.sleep(d).await;
+    }
+
+    async fn set_baud(&mut self, baud: u32) -> Result<(), fota_host::LinkError> {
+        self.inner.set_baud(baud).await
+    }
+
+    fn baud(&self) -> Option<u32> {
+        self.inner.baud()
+    }
+
+    async fn reconnect(&mut self) -> Result<(), fota_host::LinkError> {
+        self.inner.reconnect().await
+    }
+}
+
+/// `--breakdown`: the requests and replies of one update with the flash's busy spans
+/// (runs of agent steps less than 1 ms apart), in ms from the update's start, on
+/// standard error.
+fn print_breakdown(
+    t0: Duration,
+    log: &Mutex<Vec<(Duration, String)>>,
+    spans: &[fota_sim::device::FlashSpan],
+    baud: u32,
+    latency_ms: u64,
+    codec: Codec,
+) {
+    let origin = t0.as_nanos() as u64;
+    let ms = |ns: u64| ns.saturating_sub(origin) as f64 / 1e6;
+    let mut lines: Vec<(u64, String)> = log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .map(|(t, s)| (t.as_nanos() as u64, s.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut run: Option<(u64, u64, bool)> = None;
+    let flush = |r: (u64, u64, bool), lines: &mut Vec<(u64, String)>| {
+        if r.1 > origin {
+            lines.push((
+                r.0,
+                format!(
+                    "   flash {} until {:.1} ms ({:.1} ms)",
+                    if r.2 {
+                        "hashing"
+                    } else {
+                        "erasing/programming"
+                    },
+                    ms(r.1),
+                    (r.1 - r.0) as f64 / 1e6
+                ),
+            ));
+        }
+    };
+    for s in spans {
+        run = match run {
+            Some(r) if r.2 == s.hashing && s.start < r.1 + 1_000_000 => Some((r.0, s.end, r.2)),
+            Some(r) => {
+                flush(r, &mut lines);
+                Some((s.start, s.end, s.hashing))
+            }
+            None => Some((s.start, s.end, s.hashing)),
+        };
+    }
+    if let Some(r) = run {
+        flush(r, &mut lines);
+    }
+    lines.sort_by_key(|l| l.0);
+    eprintln!("--- {baud} baud, {latency_ms} ms, {codec}:");
+    for (t, l) in lines {
+        eprintln!("{:9.1} {l}", ms(t));
+    }
 }

@@ -174,6 +174,38 @@ fn esptool_rows_hold(doc: &Value) {
     }
 }
 
+/// Every delta row carries the device's bound, below its measured whole update (a bound
+/// the update beat would be no bound), with the raw update's time over it; other rows
+/// carry none.
+fn bounds_hold(doc: &Value) {
+    let rows = doc["rows"].as_array().expect("rows");
+    let mut deltas = 0;
+    for r in rows {
+        let method = r["method"].as_str().expect("method");
+        let bound = r["device_bound_s"].as_f64();
+        if !method.ends_with("delta") {
+            assert!(bound.is_none(), "{r}");
+            continue;
+        }
+        deltas += 1;
+        let bound = bound.expect("a delta row's bound");
+        let update = r["update_s"].as_f64().expect("update");
+        assert!(bound > 0.0 && bound < update, "{r}");
+        let raw = row(
+            doc,
+            r["baud"].as_u64().expect("baud"),
+            r["latency_ms"].as_u64().expect("latency"),
+            "raw",
+        )["update_s"]
+            .as_f64()
+            .expect("raw");
+        let x = r["bound_x_raw"].as_f64().expect("x raw");
+        assert!((x - raw / bound).abs() < 1e-9, "{r}");
+        assert!((r["x_raw"].as_f64().expect("x") - raw / update).abs() < 1e-9);
+    }
+    assert_eq!(deltas, 8);
+}
+
 #[test]
 fn the_readme_figures_of_a_compressed_update_of_micropython() {
     if !Path::new(DEBIAN_HEX).exists() {
@@ -213,6 +245,7 @@ fn the_readme_figures_of_a_delta_between_two_releases() {
     assert_eq!(doc["rows"].as_array().map(Vec::len), Some(16));
     let delta = row(&doc, 115_200, 1, "delta");
     assert!(delta["sent_bytes"].as_u64() < Some(20_000), "{delta}");
+    bounds_hold(&doc);
     auto_picked_the_fastest(&doc, &["raw", "compressed", "delta"]);
     esptool_rows_hold(&doc);
     // The README names the files by their release, not by this run's temporary paths.
@@ -232,6 +265,13 @@ fn the_readme_figures_of_a_one_function_change_of_the_qemu_firmware() {
     );
     // One function changed: the patch is a small part of the image.
     assert!(delta_sent * 10 < raw_sent, "{delta_sent} for {raw_sent}");
+    bounds_hold(&doc);
+    // The bound at 1 ms: one 64 KiB block (0.15 s), 167 page programs of 0.7 ms, the
+    // MD5s of 42,600 and 42,592 bytes at 0.832 us a byte (a read and a Cortex-M4's
+    // hashing), a 2 ms round trip.
+    let bound = delta["device_bound_s"].as_f64().expect("bound");
+    let want = 0.150 + 0.7e-3 * 42_592.0 / 256.0 + 0.832e-6 * (42_600.0 + 42_592.0) + 0.002;
+    assert!((bound - want).abs() < 1e-3, "{bound} against {want}");
     auto_picked_the_fastest(&doc, &["raw", "compressed", "delta"]);
     esptool_rows_hold(&doc);
     readme_has_within_a_build(&doc);

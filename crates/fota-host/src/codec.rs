@@ -160,7 +160,22 @@ fn kib(bytes: u64) -> u64 {
 /// The stream picked, or why the image goes raw.
 pub(crate) enum Picked {
     Raw(String),
-    Stream { stream: Stream, method: Method },
+    Stream {
+        stream: Stream,
+        method: Method,
+        /// A delta's base whose MD5 the device has not given yet: the MD5 it must have.
+        unchecked: Option<[u8; 16]>,
+    },
+}
+
+/// How [`pick`] looks for a delta's base: `skip` candidates (slot and base image, the
+/// running slot first) already found absent; `speculate`: take the first one without
+/// waiting for the device's MD5 of it, which then goes ahead of the stream in the same
+/// pipeline ([`send::send_stream`]): a round trip saved, the check the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BaseSearch {
+    pub(crate) skip: usize,
+    pub(crate) speculate: bool,
 }
 
 /// Pick how `image` goes to `slot`: asks the device's MD5 of candidate base slots for a
@@ -177,6 +192,7 @@ pub(crate) async fn pick<T: Transport>(
     choice: Codec,
     bases: &[Image],
     encoder: Option<&Encoder>,
+    search: BaseSearch,
 ) -> Result<Picked, HostError> {
     if choice == Codec::None {
         return Ok(Picked::Raw("--codec none".into()));
@@ -186,8 +202,8 @@ pub(crate) async fn pick<T: Transport>(
     }
     let failed = |e: String| Picked::Raw(format!("the encoder failed: {e}"));
     if choice != Codec::Lzma && info.supports(codec::LZMA_DELTA) && !bases.is_empty() {
-        if let Some((base, base_slot, from)) =
-            find_base(dev, info, record, slot, image, bases).await?
+        if let Some((base, base_slot, from, unchecked)) =
+            find_base(dev, info, record, slot, image, bases, search).await?
         {
             let stream = match encode(encoder, Some(base.data()), image.data()).await {
                 Ok(s) => s,
@@ -198,7 +214,11 @@ pub(crate) async fn pick<T: Transport>(
                 from,
                 base_len: base.len() as u32,
             };
-            return Ok(Picked::Stream { stream, method });
+            return Ok(Picked::Stream {
+                stream,
+                method,
+                unchecked: unchecked.then(|| base.md5()),
+            });
         }
         if choice == Codec::Delta {
             dev.observer().event(
@@ -217,12 +237,16 @@ pub(crate) async fn pick<T: Transport>(
     Ok(Picked::Stream {
         stream,
         method: Method::Compressed,
+        unchecked: None,
     })
 }
 
 /// The first of `bases` that a slot of the target's kind holds (other than the target),
 /// the running slot first (`record`: the update read it at its start; what runs does
-/// not change before the restart), checked by the device's MD5.
+/// not change before the restart), checked by the device's MD5; after the first
+/// `search.skip` candidates. With `search.speculate`, where one base image fits the
+/// running slot, that one unchecked (the last field `true`): its MD5 is asked for ahead
+/// of the stream.
 async fn find_base<'b, T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -230,7 +254,8 @@ async fn find_base<'b, T: Transport>(
     target: &SlotDesc,
     image: &Image,
     bases: &'b [Image],
-) -> Result<Option<(&'b Image, SlotDesc, String)>, HostError> {
+    search: BaseSearch,
+) -> Result<Option<(&'b Image, SlotDesc, String, bool)>, HostError> {
     let running = match target.kind {
         SlotKind::Vm => record.running_vm,
         SlotKind::Bytecode => record.running_bc,
@@ -242,25 +267,39 @@ async fn find_base<'b, T: Transport>(
         .copied()
         .collect();
     slots.sort_by_key(|s| (u32::from(s.index) != running, s.index));
-    for s in slots {
-        for base in bases {
-            // A base equal to the image is no delta at all, and a base larger than its
-            // slot cannot be there.
-            if base.len() > s.size as usize || base.data() == image.data() {
-                continue;
-            }
-            let md5 = dev
-                .checksum_slot(s.addr, base.len() as u32, &mut |_, _, _, _| {})
-                .await?;
-            if md5 == base.md5() {
-                let kind = s.kind.label();
-                let from = if u32::from(s.index) == running {
-                    format!("the running firmware ({})", base.name)
-                } else {
-                    format!("{} in {kind} slot {}", base.name, s.index)
-                };
-                return Ok(Some((base, s, from)));
-            }
+    // A base equal to the image is no delta at all, and a base larger than its slot
+    // cannot be there.
+    let candidates: Vec<(SlotDesc, &Image)> = slots
+        .iter()
+        .flat_map(|s| {
+            bases
+                .iter()
+                .filter(|b| b.len() <= s.size as usize && b.data() != image.data())
+                .map(move |b| (*s, b))
+        })
+        .collect();
+    // A guess worth making: one base image for the running slot (the firmware the user
+    // says the device runs). With several, the first may well be another release.
+    let in_running = candidates
+        .iter()
+        .filter(|(s, _)| u32::from(s.index) == running)
+        .count();
+    let speculate = search.speculate && in_running == 1;
+    for (k, &(s, base)) in candidates.iter().enumerate().skip(search.skip) {
+        let kind = s.kind.label();
+        let from = if u32::from(s.index) == running {
+            format!("the running firmware ({})", base.name)
+        } else {
+            format!("{} in {kind} slot {}", base.name, s.index)
+        };
+        if speculate && k == search.skip && u32::from(s.index) == running {
+            return Ok(Some((base, s, from, true)));
+        }
+        let md5 = dev
+            .checksum_slot(s.addr, base.len() as u32, &mut |_, _, _, _| {})
+            .await?;
+        if md5 == base.md5() {
+            return Ok(Some((base, s, from, false)));
         }
     }
     Ok(None)
@@ -272,6 +311,8 @@ pub(crate) struct Prepared {
     method: Method,
     image_len: u64,
     kept: u64,
+    /// A delta's base not checked yet: the MD5 the device must give of it.
+    unchecked: Option<[u8; 16]>,
 }
 
 /// Whether the block at `offset` of `len` image bytes is needed: unless every sector it
@@ -301,6 +342,7 @@ pub(crate) async fn prepare_stream<T: Transport>(
     encoder: Option<&Encoder>,
     sectors: &[(usize, usize)],
     done: &[bool],
+    search: BaseSearch,
 ) -> Result<Option<Prepared>, HostError> {
     let kept: u64 = sectors
         .iter()
@@ -312,13 +354,20 @@ pub(crate) async fn prepare_stream<T: Transport>(
     if kept == image_len {
         return Ok(None); // resumed: the slot holds it all, nothing to send
     }
-    let picked = pick(dev, info, record, slot, image, choice, bases, encoder).await?;
-    let (stream, method) = match picked {
+    let picked = pick(
+        dev, info, record, slot, image, choice, bases, encoder, search,
+    )
+    .await?;
+    let (stream, method, unchecked) = match picked {
         Picked::Raw(why) => {
             say(dev, &Choice::raw(why, image_len, kept));
             return Ok(None);
         }
-        Picked::Stream { stream, method } => (stream, method),
+        Picked::Stream {
+            stream,
+            method,
+            unchecked,
+        } => (stream, method, unchecked),
     };
     let to_send = stream
         .select(|offset, len| needed(sectors, done, offset, len))
@@ -356,13 +405,16 @@ pub(crate) async fn prepare_stream<T: Transport>(
         method,
         image_len,
         kept,
+        unchecked,
     }))
 }
 
 impl Prepared {
     /// Erase the dirty sectors (`erases`) and send the blocks over the sectors not done,
     /// each sector erased ahead of the frames that write it; the times, bytes
-    /// and erases go to `report`.
+    /// and erases go to `report`. `false`: a delta's base, asked for ahead of the stream
+    /// ([`BaseSearch::speculate`]), is not on the device (by its MD5): nothing was
+    /// written that counts, pick again past it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send<T: Transport>(
         &self,
@@ -373,7 +425,7 @@ impl Prepared {
         done: &[bool],
         mut erases: crate::stream_erases::StreamErases,
         report: &mut crate::report::Report,
-    ) -> Result<(), HostError> {
+    ) -> Result<bool, HostError> {
         let kind = match slot.kind {
             SlotKind::Vm => "VM",
             SlotKind::Bytecode => "bytecode",
@@ -403,10 +455,13 @@ impl Prepared {
             spread: true,
         };
         erases.use_blocks(info, &load);
+        erases.cover_past_end(info, slot.size, &load);
         let t = dev.now();
-        let base = match &self.method {
-            Method::Delta { slot, .. } => slot.addr,
-            _ => NO_BASE,
+        let (base, check) = match &self.method {
+            Method::Delta {
+                slot: b, base_len, ..
+            } => (b.addr, self.unchecked.map(|md5| (*base_len, md5))),
+            _ => (NO_BASE, None),
         };
         let sent = send::send_stream(
             dev,
@@ -414,6 +469,7 @@ impl Prepared {
             slot,
             &self.stream,
             base,
+            check,
             &needed,
             self.image_len - self.kept,
             &mut erases,
@@ -422,8 +478,8 @@ impl Prepared {
         erases.count(report, info);
         report.erase_time += erases.first_wait;
         report.stream_time += (dev.now() - t).saturating_sub(erases.first_wait);
-        report.sent_bytes += sent;
-        Ok(())
+        report.sent_bytes += sent.unwrap_or(0);
+        Ok(sent.is_some())
     }
 }
 

@@ -22,9 +22,10 @@
 //! * a power cut leaves sectors erased, written or part written, as erase-then-stream
 //!   does; resume compares every sector again and sends what differs.
 //!
-//! Compressed streams erase ahead too ([`StreamErases`]), with the older rule: a
-//! `StreamData` frame that may write into a sector is sent only once that sector's
-//! `EraseSlot` is answered, because a decoder's refusal ends its stream.
+//! Compressed streams erase ahead too ([`StreamErases`]), their frames not waiting
+//! either; but a decoder's refusal ends its stream, so a frame refused with `NotErased`
+//! (an erase ahead of it lost) begins the stream again with all its erases, and an
+//! erase with frames behind it is never sent again.
 
 use core::time::Duration;
 

@@ -459,25 +459,32 @@ async fn stream<T: Transport>(
 ) -> Result<(), HostError> {
     let gran = usize::from(info.write_granularity);
     let done: Vec<bool> = state.iter().map(|s| *s == SectorState::Done).collect();
-    let prepared = crate::codec::prepare_stream(
-        dev,
-        info,
-        record,
-        slot,
-        image,
-        plan.codec,
-        &plan.bases,
-        plan.encoder.as_ref(),
-        &sectors.parts,
-        &done,
-    )
-    .await?;
-    // Compressed or delta where the agent decodes it (crate::codec), raw otherwise; either
-    // way each dirty sector is erased just ahead of the stream (crate::erase_ahead).
-    let Some(prepared) = prepared else {
-        // The device's MD5 of the slot (step 5) rides behind the last block when it comes
-        // next: a round trip saved, and the same check (the agent runs it after every
-        // block; a block sent again after it makes the host ask again).
+    // A delta's first base is taken before the device's MD5 of it is back: that MD5 is
+    // asked for ahead of the stream, in its pipeline (crate::codec::BaseSearch). If it is
+    // not the base, the next candidates are checked as before.
+    let mut search = crate::codec::BaseSearch {
+        skip: 0,
+        speculate: true,
+    };
+    loop {
+        let prepared = crate::codec::prepare_stream(
+            dev,
+            info,
+            record,
+            slot,
+            image,
+            plan.codec,
+            &plan.bases,
+            plan.encoder.as_ref(),
+            &sectors.parts,
+            &done,
+            search,
+        )
+        .await?;
+        // The device's MD5 of the slot (step 5) rides behind the stream's or the raw
+        // image's last request when it comes next: a round trip saved, and the same check
+        // (the agent runs it after every request before it; one sent again after it makes
+        // the host ask again).
         if checksum_after {
             let size = crate::plan::image_len(image)?;
             dev.send_after_pipeline(Some(Request::ChecksumSlot {
@@ -485,35 +492,54 @@ async fn stream<T: Transport>(
                 size,
             }));
         }
-        let streamed = crate::erase_ahead::erase_and_stream(
-            dev,
-            slot,
-            padded,
-            gran,
+        // Compressed or delta where the agent decodes it (crate::codec), raw otherwise;
+        // either way each dirty sector is erased just ahead of the stream
+        // (crate::erase_ahead).
+        let Some(prepared) = prepared else {
+            let streamed = crate::erase_ahead::erase_and_stream(
+                dev,
+                slot,
+                padded,
+                gran,
+                &sectors.parts,
+                &sectors.ends,
+                state,
+                report,
+            )
+            .await;
+            dev.send_after_pipeline(None);
+            return streamed;
+        };
+        let erases = crate::stream_erases::StreamErases::new(
+            slot.addr,
             &sectors.parts,
             &sectors.ends,
             state,
-            report,
-        )
-        .await;
+        );
+        let sent = prepared
+            .send(dev, info, slot, &sectors.parts, &done, erases, report)
+            .await;
         dev.send_after_pipeline(None);
-        return streamed;
-    };
-    let erases =
-        crate::stream_erases::StreamErases::new(slot.addr, &sectors.parts, &sectors.ends, state);
-    // As for the raw image: the device's MD5 of the slot rides behind the stream's end.
-    if checksum_after {
-        let size = crate::plan::image_len(image)?;
-        dev.send_after_pipeline(Some(Request::ChecksumSlot {
-            addr: slot.addr,
-            size,
-        }));
+        match sent {
+            Ok(true) => return Ok(()),
+            Ok(false) if search.speculate && search.skip == 0 => {
+                dev.observer().event(
+                    "the delta's base is not on the device (checked by its MD5): looking \
+                     for another",
+                );
+                search = crate::codec::BaseSearch {
+                    skip: 1,
+                    speculate: false,
+                };
+            }
+            Ok(false) => {
+                return Err(HostError::Protocol(
+                    "the delta's base was checked, yet the device's MD5 of it changed".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let sent = prepared
-        .send(dev, info, slot, &sectors.parts, &done, erases, report)
-        .await;
-    dev.send_after_pipeline(None);
-    sent
 }
 
 #[cfg(test)]

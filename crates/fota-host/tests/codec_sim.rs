@@ -80,11 +80,14 @@ fn a_delta_from_the_running_firmware() {
 fn a_base_the_device_does_not_hold_falls_back_to_compressed() {
     let lines = Lines::default();
     let mut dev = device(&lines);
-    let mut plan = Plan::new(program("3", 60_000));
+    // 200 KB: the erases queued behind the wrong base's `StreamBegin` (0.6 s of flash)
+    // outlast a reply timeout; the host waits for their answers before it goes on.
+    let mut plan = Plan::new(program("3", 200_000));
     plan.codec = Codec::Delta;
-    plan.bases = vec![program("9", 60_000)];
+    plan.bases = vec![program("9", 200_000)];
     let report = block_on(update(&mut dev, &plan)).expect("update");
     assert_eq!(report.outcome, Outcome::Accepted);
+    assert_eq!(dev.stats().resent, 0, "a request went unanswered in time");
     let said = lines.take();
     assert!(
         said.iter()
@@ -92,6 +95,13 @@ fn a_base_the_device_does_not_hold_falls_back_to_compressed() {
         "{said:?}"
     );
     assert!(said.iter().any(|l| l.ends_with(": compressed")), "{said:?}");
+    // The one base for the running slot went ahead of its stream unchecked; the
+    // device's MD5 of the slot, asked for in the same pipeline, said it is not there.
+    assert!(
+        said.iter()
+            .any(|l| l.contains("the delta's base is not on the device (checked by its MD5)")),
+        "{said:?}"
+    );
 }
 
 #[test]
@@ -143,11 +153,10 @@ fn the_default_picks_what_is_measured_fastest_and_says_why() {
     // An agent that erases sectors only: 200 KB to erase (45 ms a 4 KiB sector) take
     // longer than sending them at 921600 baud: the flash sets the pace. With 1 ms each
     // way the raw image, which never waits for an erase's answer and keeps an erase and
-    // five blocks queued at the agent (Info tag 8), is faster than the stream, which
-    // waits for its first block's erases and whose last frames cross the line after the
-    // last erase; with 16 ms too (3 % ahead), its window not counting the block the
-    // agent handles, so that it does not empty behind the erases (when it did, the
-    // stream came within 1 % of it). With the W25Q128JV's block erases (Info tag 10) the
+    // five blocks queued at the agent (Info tag 8), is faster than the stream, whose
+    // last frames cross the line after the last erase; with 16 ms the two are within
+    // 1 % (the stream's frames do not wait for the erases' answers either, and its
+    // `StreamBegin` goes in the same pipeline), and the default may take either. With the W25Q128JV's block erases (Info tag 10) the
     // flash does the same erases in a fifth of the time, and fewer bytes win at 921600
     // too. At 115200 the line sets the pace and fewer bytes win. Each setting is
     // measured raw and compressed, and the default must take the faster (its own update
@@ -156,7 +165,7 @@ fn the_default_picks_what_is_measured_fastest_and_says_why() {
     let lines = Lines::default();
     let settings = [
         (921_600, 1, false, Some("raw")),
-        (921_600, 16, false, Some("raw")),
+        (921_600, 16, false, None),
         (921_600, 1, true, Some("compressed")),
         (921_600, 16, true, Some("compressed")),
         (115_200, 1, true, Some("compressed")),

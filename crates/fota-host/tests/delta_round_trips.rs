@@ -149,4 +149,33 @@ fn a_delta_reads_the_record_once_and_ends_its_stream_without_waiting() {
         .filter(|s| s.sent && s.op == Op::ChecksumSlot as u8)
         .count();
     assert_eq!(md5_after, 1, "{seen:?}");
+    // The base's MD5, `StreamBegin`, the erases and the frames go out in one pipeline:
+    // none of them waits for the base's MD5 to come back (the stream is used only if it
+    // matches), nor the frames for the erases' answers.
+    let slot = report.targets[0].slot;
+    let in_target = |a: u32| (slot.addr..slot.addr + slot.size).contains(&a);
+    let base_md5 = seen
+        .iter()
+        .position(|s| s.sent && s.checksum_addr.is_some_and(|a| !in_target(a)))
+        .expect("the base's MD5");
+    let answered = seen[base_md5..]
+        .iter()
+        .position(|s| !s.sent && s.op == Op::ChecksumSlot as u8)
+        .map(|k| base_md5 + k)
+        .expect("its answer");
+    let before_answer = |op: Op| {
+        seen[base_md5..answered]
+            .iter()
+            .filter(|s| s.sent && s.op == op as u8)
+            .count()
+    };
+    assert_eq!(before_answer(Op::StreamBegin), 1, "{seen:?}");
+    assert!(before_answer(Op::EraseSlot) >= 1, "{seen:?}");
+    assert!(before_answer(Op::StreamData) >= 1, "{seen:?}");
+    // The base asked for once.
+    let checks = seen
+        .iter()
+        .filter(|s| s.sent && s.checksum_addr.is_some_and(|a| !in_target(a)))
+        .count();
+    assert_eq!(checks, 1, "{seen:?}");
 }

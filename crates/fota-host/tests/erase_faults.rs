@@ -25,6 +25,10 @@ const ERASE: u8 = 0x06;
 const WRITE: u8 = 0x07;
 const STREAM_DATA: u8 = 0x0F;
 const ERASED: u8 = 0x86;
+const ERROR: u8 = 0xFF;
+/// Error codes (docs/PROTOCOL.md 4).
+const NOT_ERASED: usize = 12;
+const FLASH_FAILURE: usize = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -34,6 +38,11 @@ enum Fault {
     DamageErase(u32),
     /// The n-th `Erased` answer never reaches the host.
     DropErased(u32),
+    /// The n-th request of this op never reaches the device.
+    DropRequest(u8, u32),
+    /// The n-th reply of this op (the request's op with bit 7 set) never reaches the
+    /// host.
+    DropReply(u8, u32),
 }
 
 /// No fault (no erase is the 0th).
@@ -49,20 +58,46 @@ struct Faulty {
     sent: [u32; 256],
     /// `WriteSlot` requests sent before the last `EraseSlot`.
     writes_before_last_erase: u32,
+    /// Replies received, per op code (dropped ones included).
+    got: [u32; 256],
     /// Bytes from the device not yet cut into frames.
     pending: Vec<u8>,
     /// Whole frames (and text) for the host.
     ready: Vec<u8>,
+    /// Error replies received, per error code.
+    errors: [u32; 256],
+}
+
+impl Faulty {
+    fn new(inner: SimTransport<Virtual>, fault: Fault) -> Self {
+        Faulty {
+            inner,
+            fault,
+            erases: 0,
+            answers: 0,
+            sent: [0; 256],
+            writes_before_last_erase: 0,
+            got: [0; 256],
+            pending: Vec::new(),
+            ready: Vec::new(),
+            errors: [0; 256],
+        }
+    }
 }
 
 fn op_of(bytes: &[u8]) -> Option<u8> {
+    frame_of(bytes).map(|f| f.0)
+}
+
+/// The op of the first frame in `bytes`, and the first byte of its body (an error's code).
+fn frame_of(bytes: &[u8]) -> Option<(u8, Option<u8>)> {
     let mut reader = FrameReader::<4096>::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let (used, event) = reader.feed(rest);
         rest = &rest[used..];
         if let Some(Event::Frame(f)) = event {
-            return Some(f.op);
+            return Some((f.op, f.body.first().copied()));
         }
     }
     None
@@ -75,6 +110,12 @@ impl Transport for Faulty {
             self.sent[usize::from(op)] += 1;
         }
         let mut bytes = bytes.to_vec();
+        if let (Fault::DropRequest(o, n), Some(op)) = (self.fault, op)
+            && o == op
+            && self.sent[usize::from(op)] == n
+        {
+            return Ok(());
+        }
         if op == Some(ERASE) {
             self.writes_before_last_erase = self.sent[usize::from(WRITE)];
             self.erases += 1;
@@ -91,9 +132,6 @@ impl Transport for Faulty {
     }
 
     async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
-        if !matches!(self.fault, Fault::DropErased(_)) {
-            return self.inner.recv(buf, timeout).await;
-        }
         if self.ready.is_empty() {
             let mut tmp = [0u8; 4096];
             let n = self.inner.recv(&mut tmp, timeout).await?;
@@ -103,7 +141,17 @@ impl Transport for Faulty {
                 let frame: Vec<u8> = self.pending.drain(..=end).collect();
                 let mut framed = vec![0u8];
                 framed.extend_from_slice(&frame);
-                if op_of(&framed) == Some(ERASED) {
+                let got = frame_of(&framed);
+                if let Some((ERROR, Some(code))) = got {
+                    self.errors[usize::from(code)] += 1;
+                }
+                if let Some((op, _)) = got {
+                    self.got[usize::from(op)] += 1;
+                    if self.fault == Fault::DropReply(op, self.got[usize::from(op)]) {
+                        continue;
+                    }
+                }
+                if got.map(|f| f.0) == Some(ERASED) {
                     self.answers += 1;
                     if self.fault == Fault::DropErased(self.answers) {
                         continue;
@@ -178,6 +226,10 @@ struct Run {
     writes_sent: u32,
     frames_sent: u32,
     writes_before_last_erase: u32,
+    /// `NotErased` refusals received (a block or a frame that met bytes not erased).
+    not_erased: u32,
+    /// `FlashFailure` answers received (the flash refused a program: never here).
+    flash_failures: u32,
 }
 
 fn run(fault: Fault, codec: Codec, image: &[u8]) -> Run {
@@ -189,16 +241,7 @@ fn run_on(fault: Fault, codec: Codec, image: &[u8], blocks: bool) -> Run {
 }
 
 fn run_sim(fault: Fault, codec: Codec, image: &[u8], sim: SimDevice) -> Run {
-    let link = Faulty {
-        inner: SimTransport::new(sim, Virtual),
-        fault,
-        erases: 0,
-        answers: 0,
-        sent: [0; 256],
-        writes_before_last_erase: 0,
-        pending: Vec::new(),
-        ready: Vec::new(),
-    };
+    let link = Faulty::new(SimTransport::new(sim, Virtual), fault);
     let mut dev = Device::new(link, Box::new(NullObserver));
     let mut plan = Plan::new(Image::new("app.bin", image.to_vec()).expect("image"));
     plan.codec = codec;
@@ -220,6 +263,8 @@ fn run_sim(fault: Fault, codec: Codec, image: &[u8], sim: SimDevice) -> Run {
         writes_sent: link.sent[usize::from(WRITE)],
         frames_sent: link.sent[usize::from(STREAM_DATA)],
         writes_before_last_erase: link.writes_before_last_erase,
+        not_erased: link.errors[NOT_ERASED],
+        flash_failures: link.errors[FLASH_FAILURE],
     }
 }
 
@@ -285,6 +330,11 @@ fn raw_update_survives_each_erase_or_its_answer_lost() {
     }
 }
 
+/// A stream's frames go right behind the erases of their sectors, without waiting for
+/// the answers. A lost or damaged erase: the decoder meets the old image's bytes, the
+/// agent refuses them (`NotErased`) before programming any, and the stream begins again
+/// with its erases. A lost answer: the frames behind the erase show that it ran, and it
+/// is never sent again (it would erase what the decoder wrote).
 #[test]
 fn stream_update_survives_each_erase_or_its_answer_lost() {
     let len = 40 * 1024;
@@ -294,6 +344,7 @@ fn stream_update_survives_each_erase_or_its_answer_lost() {
     assert_eq!(clean.erases_sent, 10);
     assert_eq!(clean.report.erased_sectors, 10);
     assert!(clean.frames_sent > 1 && clean.writes_sent == 0);
+    assert_eq!(clean.not_erased, 0);
     let mut cases = 0;
     for n in 1..=10 {
         for fault in [
@@ -304,11 +355,23 @@ fn stream_update_survives_each_erase_or_its_answer_lost() {
             let r = run(fault, Codec::Lzma, &image);
             assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
             assert!(r.holds, "{fault:?}: the slot does not hold the image");
-            assert!(
-                r.erases_sent > 10,
-                "{fault:?}: the erase was not sent again"
-            );
             assert_eq!(r.writes_sent, 0, "{fault:?}: fell back to raw");
+            assert_eq!(
+                r.flash_failures, 0,
+                "{fault:?}: the flash was asked to program over old data"
+            );
+            if let Fault::DropErased(_) = fault {
+                assert_eq!(r.erases_sent, 10, "{fault:?}: the erase went again");
+                assert_eq!(r.not_erased, 0, "{fault:?}");
+            } else {
+                // Frames were queued behind the lost erase: refused, not programmed.
+                assert!(r.not_erased > 0, "{fault:?}: no frame met the old bytes");
+                assert!(
+                    r.erases_sent > 10,
+                    "{fault:?}: the erase was not sent again"
+                );
+                assert!(r.frames_sent > clean.frames_sent, "{fault:?}");
+            }
             cases += 1;
         }
     }
@@ -326,12 +389,22 @@ fn an_update_survives_each_block_erase_or_its_answer_lost() {
         let image = new_image(len, compressible);
         let clean = run_on(NONE, codec, &image, true);
         assert!(clean.holds && clean.outcome == Outcome::Attempted);
-        assert_eq!(clean.erases_sent, 3, "{codec:?}: a block and two sectors");
-        assert_eq!(clean.report.erased_sectors, 10);
-        // One 32 KiB block at its declared 120 ms and two sectors of 45 ms.
-        assert_eq!(clean.report.device_erase_time, Duration::from_millis(210));
+        let erases = if codec == Codec::None {
+            assert_eq!(clean.erases_sent, 3, "{codec:?}: a block and two sectors");
+            assert_eq!(clean.report.erased_sectors, 10);
+            // One 32 KiB block at its declared 120 ms and two sectors of 45 ms.
+            assert_eq!(clean.report.device_erase_time, Duration::from_millis(210));
+            3
+        } else {
+            // The stream erases the whole free 64 KiB slot in one block: 150 ms against
+            // the 210 ms of a 32 KiB block and two sectors.
+            assert_eq!(clean.erases_sent, 1, "{codec:?}: one 64 KiB block");
+            assert_eq!(clean.report.erased_sectors, 16);
+            assert_eq!(clean.report.device_erase_time, Duration::from_millis(150));
+            1
+        };
         let mut cases = 0;
-        for n in 1..=3 {
+        for n in 1..=erases {
             for fault in [
                 Fault::DropErase(n),
                 Fault::DamageErase(n),
@@ -343,11 +416,94 @@ fn an_update_survives_each_block_erase_or_its_answer_lost() {
                     r.holds,
                     "{codec:?} {fault:?}: the slot does not hold the image"
                 );
-                assert!(r.erases_sent > 3, "{codec:?} {fault:?}: not sent again");
+                assert_eq!(r.flash_failures, 0, "{codec:?} {fault:?}");
+                let again = r.erases_sent > erases;
+                if codec == Codec::Lzma && matches!(fault, Fault::DropErased(_)) {
+                    // The frames behind it show it ran: never erased again.
+                    assert!(!again, "{codec:?} {fault:?}: erased again");
+                } else {
+                    assert!(again, "{codec:?} {fault:?}: not sent again");
+                }
                 cases += 1;
             }
         }
-        assert_eq!(cases, 9);
+        assert_eq!(cases, 3 * erases);
+    }
+}
+
+/// A delta's base MD5 goes ahead of its stream, `StreamBegin` right behind it, neither
+/// waited for: losing either, or its answer, still ends with the image in the slot, sent
+/// as the delta (the MD5 asked again; a `StreamBegin` never sent again behind frames, the
+/// stream begun again where the agent had none).
+#[test]
+fn a_delta_survives_its_base_md5_or_its_stream_begin_lost() {
+    const CHECKSUM: u8 = 0x08;
+    const STREAM_BEGIN: u8 = 0x0E;
+    let v2 = support::program("big-2.bin", "2", 60_000);
+    let v3 = support::program("big-3.bin", "3", 60_000);
+    let faults = [
+        NONE,
+        Fault::DropRequest(CHECKSUM, 1),
+        Fault::DropReply(CHECKSUM | 0x80, 1),
+        Fault::DropRequest(STREAM_BEGIN, 1),
+        Fault::DropReply(STREAM_BEGIN | 0x80, 1),
+    ];
+    for fault in faults {
+        // The device runs v2 (its first update, accepted).
+        let mut first = support::host_with(
+            SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly)),
+            Box::new(NullObserver),
+        );
+        futures::executor::block_on(update(&mut first, &Plan::new(v2.clone())))
+            .expect("first update");
+        let link = Faulty::new(
+            SimTransport::new(first.into_link().into_device(), Virtual),
+            fault,
+        );
+        let mut dev = Device::new(link, Box::new(NullObserver));
+        let mut plan = Plan::new(v3.clone());
+        plan.bases = vec![v2.clone()];
+        plan.codec = Codec::Delta;
+        plan.restart = false;
+        // Every sector erased: the base's MD5 is the first `ChecksumSlot`.
+        plan.resume = false;
+        let report = futures::executor::block_on(update(&mut dev, &plan))
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(report.outcome, Outcome::Attempted, "{fault:?}");
+        let link = dev.into_link();
+        let slot = report.targets[0].slot;
+        let at = slot.addr as usize;
+        assert_eq!(
+            &link.inner.device().flash_bytes()[at..at + v3.len()],
+            v3.data(),
+            "{fault:?}: the slot does not hold the image"
+        );
+        assert!(
+            report.sent_bytes < 4000,
+            "{fault:?}: {} bytes: no delta",
+            report.sent_bytes
+        );
+        assert_eq!(link.errors[FLASH_FAILURE], 0, "{fault:?}");
+        let checks = link.sent[usize::from(CHECKSUM)];
+        if matches!(
+            fault,
+            Fault::DropRequest(CHECKSUM, _) | Fault::DropReply(0x88, _)
+        ) {
+            // The base's MD5 asked again, and the slot's at the end (again, where the
+            // base's went after it).
+            assert!(checks >= 3, "{fault:?}: {checks}");
+        } else if fault == NONE {
+            // The base's and the slot's, once each.
+            assert_eq!(checks, 2, "{fault:?}");
+        } else {
+            assert!(checks >= 2, "{fault:?}: {checks}");
+        }
+        if fault == Fault::DropRequest(STREAM_BEGIN, 1) {
+            // The frames met no stream: it began again.
+            assert_eq!(link.sent[usize::from(STREAM_BEGIN)], 2, "{fault:?}");
+        } else {
+            assert_eq!(link.sent[usize::from(STREAM_BEGIN)], 1, "{fault:?}");
+        }
     }
 }
 

@@ -97,6 +97,10 @@ pub struct BenchArgs {
     /// function (built here; see crate::bench_image), like --image with --from.
     #[arg(long, conflicts_with = "image")]
     pub one_function: bool,
+    /// With --image or --one-function: print, on standard error, each delta update's
+    /// requests, replies and flash work in the link's time (every update without --from).
+    #[arg(long)]
+    pub breakdown: bool,
 }
 
 /// The simulated agent's receive queue, as the options set it.
@@ -239,10 +243,10 @@ fn counted() -> Value {
 /// Run the benchmark and print it.
 pub async fn run(args: &BenchArgs, json: bool) -> Result<(), String> {
     if args.one_function {
-        return crate::bench_image::run_one_function(json).await;
+        return crate::bench_image::run_one_function(json, args.breakdown).await;
     }
     if let Some(image) = &args.image {
-        return crate::bench_image::run(image, args.from.as_deref(), json).await;
+        return crate::bench_image::run(image, args.from.as_deref(), json, args.breakdown).await;
     }
     let sizes: &[usize] = if args.quick {
         &[256 * KIB]

@@ -197,7 +197,37 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
         }
         t
     };
-    let overlaps = |x: (usize, usize, u64), y: (usize, usize, u64)| x.0 < y.1 && y.0 < x.1;
+    let (chosen, _) = take_blocks(&candidates, sector_ns as f64, time);
+    let mut out = Vec::with_capacity(dirty.len());
+    let mut i = 0;
+    while i < dirty.len() {
+        let block = chosen.iter().map(|&c| candidates[c]).find(|c| c.0 == i);
+        let end = block.map_or(i + 1, |c| c.1);
+        out.push((i, end));
+        i = end;
+    }
+    out
+}
+
+mod raw;
+pub(crate) use raw::{RawFlash, RawLink, raw_plan};
+
+/// Whether two candidate blocks (first sector, end, erase time) share a sector.
+pub(crate) fn overlaps(x: (usize, usize, u64), y: (usize, usize, u64)) -> bool {
+    x.0 < y.1 && y.0 < x.1
+}
+
+/// Blocks taken one at a time from `candidates` (first sector, end, erase time), the one
+/// whose choice `time` models fastest first, while one still shortens the modelled time
+/// (or keeps it and saves the flash's work: `sector_ns` a sector erased alone). Returns
+/// the indexes chosen and their modelled time.
+pub(crate) fn take_blocks(
+    candidates: &[(usize, usize, u64)],
+    sector_ns: f64,
+    mut time: impl FnMut(&[usize]) -> f64,
+) -> (Vec<usize>, f64) {
+    // Times within 0.1 ms are equal (sums in another order).
+    const TIE: f64 = 1e5;
     let mut chosen: Vec<usize> = Vec::new();
     let mut best = time(&chosen);
     loop {
@@ -215,9 +245,7 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
             // A tie takes the block too (the same time, less of the flash's work), and
             // among equal times the block that saves the flash most.
             let (a, b, ns) = candidates[c];
-            let saves = (b - a) as f64 * sector_ns as f64 - ns as f64;
-            // Times within 0.1 ms are equal (sums in another order).
-            const TIE: f64 = 1e5;
+            let saves = (b - a) as f64 * sector_ns - ns as f64;
             let better = pick.is_none_or(|p| t < p.1 - TIE || (t <= p.1 + TIE && saves > p.2));
             if t <= best + TIE && saves > 0.0 && better {
                 pick = Some((c, t, saves));
@@ -227,29 +255,18 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
         chosen.push(c);
         best = t;
     }
-    let mut out = Vec::with_capacity(dirty.len());
-    let mut i = 0;
-    while i < dirty.len() {
-        let block = chosen.iter().map(|&c| candidates[c]).find(|c| c.0 == i);
-        let end = block.map_or(i + 1, |c| c.1);
-        out.push((i, end));
-        i = end;
-    }
-    out
+    (chosen, best)
 }
 
-mod raw;
-pub(crate) use raw::{RawFlash, RawLink, raw_plan};
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::raw::RawPlan;
     use super::*;
     use fota_protocol::BlockErase;
 
     /// The simulated W25Q128JV device's Info: 4 KiB sectors of 45 ms, 32 and 64 KiB
     /// blocks of 120 and 150 ms, a 5,354-byte queue, 1 KiB writes.
-    fn info(blocks: bool) -> Info {
+    pub(crate) fn info(blocks: bool) -> Info {
         let mut i = crate::plan::tests::layout(1, 2, None);
         i.sector_erase_ms = Some(45);
         i.rx_window = Some(5354);

@@ -386,7 +386,6 @@ impl StreamErases {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fota_protocol::BlockErase;
 
     const D: SectorState = SectorState::Dirty;
     const K: SectorState = SectorState::Done;
@@ -408,21 +407,9 @@ mod tests {
         }
     }
 
+    /// The simulated W25Q128JV's Info, with its blocks.
     fn info() -> fota_protocol::Info {
-        let mut i = crate::plan::tests::layout(1, 2, None);
-        i.sector_erase_ms = Some(45);
-        i.block_erases = heapless::Vec::from_slice(&[
-            BlockErase {
-                size: 32 * 1024,
-                ms: 120,
-            },
-            BlockErase {
-                size: 64 * 1024,
-                ms: 150,
-            },
-        ])
-        .expect("two blocks");
-        i
+        crate::erase_plan::tests::info(true)
     }
 
     /// 11 sectors of 4 KiB (a 42,592-byte image) at the start of a slot at 0x50000:

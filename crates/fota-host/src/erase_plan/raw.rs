@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use fota_protocol::Info;
 
-use super::{DEFAULT_PROGRAM_NS_PER_BYTE, candidates_of};
+use super::{DEFAULT_PROGRAM_NS_PER_BYTE, candidates_of, overlaps};
 
 /// The link of a raw transfer, as [`raw_plan`] models it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -240,7 +240,6 @@ pub(crate) fn raw_plan(
     for f in [0.5, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.25] {
         places.push(Placement::Backlog(f * queue));
     }
-    let overlaps = |x: (usize, usize, u64), y: (usize, usize, u64)| x.0 < y.1 && y.0 < x.1;
     // The flash time a choice saves against sectors alone.
     let saving = |chosen: &[usize]| -> f64 {
         (chosen.iter().map(|&c| candidates[c]))
@@ -291,32 +290,9 @@ pub(crate) fn raw_plan(
         .saturating_mul(candidates.len())
         .saturating_mul(writes.len());
     for &place in places.iter().filter(|_| cost <= BUDGET) {
-        let mut chosen: Vec<usize> = Vec::new();
-        let mut time = run(&layout(&chosen), place).0;
-        loop {
-            let mut pick: Option<(usize, f64, f64)> = None;
-            for c in 0..candidates.len() {
-                if chosen
-                    .iter()
-                    .any(|&k| overlaps(candidates[k], candidates[c]))
-                {
-                    continue;
-                }
-                chosen.push(c);
-                let t = run(&layout(&chosen), place).0;
-                chosen.pop();
-                let (a, b, ns) = candidates[c];
-                let saves = (b - a) as f64 * sector_ns - ns as f64;
-                // Among equal times, the block that saves the flash most.
-                let better = pick.is_none_or(|p| t < p.1 - TIE || (t <= p.1 + TIE && saves > p.2));
-                if t <= time + TIE && saves > 0.0 && better {
-                    pick = Some((c, t, saves));
-                }
-            }
-            let Some((c, t, _)) = pick else { break };
-            chosen.push(c);
-            time = t;
-        }
+        let (chosen, time) = super::take_blocks(&candidates, sector_ns, |chosen| {
+            run(&layout(chosen), place).0
+        });
         consider(time, chosen, place);
     }
     let (time, chosen, place, _) = best?;

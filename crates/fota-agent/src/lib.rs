@@ -186,7 +186,6 @@ mod flash;
 #[cfg(feature = "images")]
 mod images;
 mod link;
-mod md5;
 #[cfg(feature = "images")]
 mod policy;
 pub mod record;

@@ -24,9 +24,7 @@ fn build() -> PathBuf {
 /// Which part a source file (and line) belongs to.
 fn part(path: &str, line: u64) -> &'static str {
     let has = |s: &str| path.contains(s);
-    if has("fota-agent/src/md5.rs") {
-        "MD5"
-    } else if has("fota-codec/") || has("fota-agent/src/stream.rs") {
+    if has("fota-codec/") || has("fota-agent/src/stream.rs") {
         "codec"
     } else if has("fota-agent/") {
         "agent"
@@ -75,9 +73,8 @@ fn symbol_part(name: &str) -> &'static str {
     let first = first.trim_start_matches("_$LT$");
     let krate = first.split("..").next().unwrap_or(first);
     match krate {
-        // The CRC table is a static of the protocol crate, MD5's constants the agent's.
+        // The CRC table is a static of the protocol crate.
         "fota_protocol" if name.contains("CRC32") => "CRC",
-        "fota_agent" if name.contains("md5") => "MD5",
         "fota_codec" => "codec",
         "fota_agent" => "agent",
         "fota_protocol" => "protocol",

@@ -6,7 +6,7 @@ use fota_protocol::ErrorCode;
 use super::{
     Agent, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, CHUNK, ChecksumOp, Refusal, RequestResult, Unit,
 };
-use crate::md5::Md5;
+use md5::{Digest, Md5};
 
 impl<F: NorFlash> Agent<F> {
     /// `checksum_slot(addr, size)`: MD5 of `size` bytes from `addr`, inside one slot (any
@@ -92,7 +92,7 @@ impl<F: NorFlash> Agent<F> {
                 total: op.size,
             }
         } else {
-            Unit::Done(core::mem::replace(&mut op.md5, Md5::new()).finalize())
+            Unit::Done(op.md5.finalize_reset().into())
         })
     }
 

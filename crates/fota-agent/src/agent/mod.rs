@@ -7,8 +7,8 @@ use fota_protocol::{DEFAULT_BAUD, ErrorCode, Info, PROTOCOL_VERSION, SlotDesc, S
 use crate::MAX_WRITE;
 use crate::config::{AgentConfig, ConfigError, FlashGeometry, Geometry, MAX_WRITE_UNIT};
 use crate::flash::{self, ERASED};
-use crate::md5::Md5;
 use crate::record::{Log, LogEntry, RecordState};
+use md5::Md5;
 
 mod boot;
 mod checksum;

@@ -45,6 +45,17 @@ enum Fault {
     DropReply(u8, u32),
 }
 
+impl Fault {
+    /// The three faults of the n-th erase: its request lost or damaged, its answer lost.
+    fn each_on_erase(n: u32) -> [Fault; 3] {
+        [
+            Fault::DropErase(n),
+            Fault::DamageErase(n),
+            Fault::DropErased(n),
+        ]
+    }
+}
+
 /// No fault (no erase is the 0th).
 const NONE: Fault = Fault::DropErase(0);
 
@@ -292,11 +303,7 @@ fn raw_update_survives_each_erase_or_its_answer_lost() {
     let mut cases = 0;
     let mut resent = Vec::new();
     for n in 1..=10 {
-        for fault in [
-            Fault::DropErase(n),
-            Fault::DamageErase(n),
-            Fault::DropErased(n),
-        ] {
+        for fault in Fault::each_on_erase(n) {
             let r = run(fault, Codec::None, &image);
             assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
             assert!(r.holds, "{fault:?}: the slot does not hold the image");
@@ -347,11 +354,7 @@ fn stream_update_survives_each_erase_or_its_answer_lost() {
     assert_eq!(clean.not_erased, 0);
     let mut cases = 0;
     for n in 1..=10 {
-        for fault in [
-            Fault::DropErase(n),
-            Fault::DamageErase(n),
-            Fault::DropErased(n),
-        ] {
+        for fault in Fault::each_on_erase(n) {
             let r = run(fault, Codec::Lzma, &image);
             assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
             assert!(r.holds, "{fault:?}: the slot does not hold the image");
@@ -405,11 +408,7 @@ fn an_update_survives_each_block_erase_or_its_answer_lost() {
         };
         let mut cases = 0;
         for n in 1..=erases {
-            for fault in [
-                Fault::DropErase(n),
-                Fault::DamageErase(n),
-                Fault::DropErased(n),
-            ] {
+            for fault in Fault::each_on_erase(n) {
                 let r = run_on(fault, codec, &image, true);
                 assert_eq!(r.outcome, Outcome::Attempted, "{codec:?} {fault:?}");
                 assert!(
@@ -541,11 +540,7 @@ fn a_raw_update_whose_erases_go_far_ahead_survives_each_one_lost() {
     );
     let mut cases = 0;
     for n in 1..=erases {
-        for fault in [
-            Fault::DropErase(n),
-            Fault::DamageErase(n),
-            Fault::DropErased(n),
-        ] {
+        for fault in Fault::each_on_erase(n) {
             let r = run_sim(fault, Codec::None, &image, sim());
             assert_eq!(r.outcome, Outcome::Attempted, "{fault:?}");
             assert!(r.holds, "{fault:?}: the slot does not hold the image");

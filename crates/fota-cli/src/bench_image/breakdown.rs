@@ -23,6 +23,26 @@ fn short(what: String) -> String {
     s
 }
 
+/// The frames `bytes` completes in `reader`, one line each: `arrow`, the frame's id and
+/// `describe`'s words for it, shortened.
+fn frames(
+    reader: &mut fota_protocol::FrameReader<2048>,
+    bytes: &[u8],
+    arrow: &str,
+    describe: impl Fn(&fota_protocol::Frame<'_>) -> String,
+) -> Vec<String> {
+    let mut rest = bytes;
+    let mut lines = Vec::new();
+    while !rest.is_empty() {
+        let (used, ev) = reader.feed(rest);
+        if let Some(fota_protocol::Event::Frame(f)) = ev {
+            lines.push(format!("{arrow} #{} {}", f.id, short(describe(&f))));
+        }
+        rest = &rest[used..];
+    }
+    lines
+}
+
 impl<T: fota_host::Transport> Traced<T> {
     fn note(&self, line: String) {
         if let Ok(mut log) = self.log.lock() {
@@ -33,23 +53,13 @@ impl<T: fota_host::Transport> Traced<T> {
 
 impl<T: fota_host::Transport> fota_host::Transport for Traced<T> {
     async fn send(&mut self, bytes: &[u8]) -> Result<(), fota_host::LinkError> {
-        let mut rest = bytes;
-        let mut lines = Vec::new();
-        while !rest.is_empty() {
-            let (used, ev) = self.out.feed(rest);
-            if let Some(fota_protocol::Event::Frame(f)) = ev {
-                let what = match f.request() {
-                    Ok(fota_protocol::Request::StreamData { offset, data }) => {
-                        format!("StreamData {{ offset: {offset}, {} bytes }}", data.len())
-                    }
-                    Ok(r) => format!("{r:?}"),
-                    Err(_) => format!("op {:#x}", f.op),
-                };
-                lines.push(format!("-> #{} {}", f.id, short(what)));
+        for l in frames(&mut self.out, bytes, "->", |f| match f.request() {
+            Ok(fota_protocol::Request::StreamData { offset, data }) => {
+                format!("StreamData {{ offset: {offset}, {} bytes }}", data.len())
             }
-            rest = &rest[used..];
-        }
-        for l in lines {
+            Ok(r) => format!("{r:?}"),
+            Err(_) => format!("op {:#x}", f.op),
+        }) {
             self.note(l);
         }
         self.inner.send(bytes).await
@@ -61,20 +71,10 @@ impl<T: fota_host::Transport> fota_host::Transport for Traced<T> {
         timeout: Duration,
     ) -> Result<usize, fota_host::LinkError> {
         let n = self.inner.recv(buf, timeout).await?;
-        let mut rest = &buf[..n];
-        let mut lines = Vec::new();
-        while !rest.is_empty() {
-            let (used, ev) = self.back.feed(rest);
-            if let Some(fota_protocol::Event::Frame(f)) = ev {
-                let what = match f.reply() {
-                    Ok(r) => format!("{r:?}"),
-                    Err(_) => format!("op {:#x}", f.op),
-                };
-                lines.push(format!("<- #{} {}", f.id, short(what)));
-            }
-            rest = &rest[used..];
-        }
-        for l in lines {
+        for l in frames(&mut self.back, &buf[..n], "<-", |f| match f.reply() {
+            Ok(r) => format!("{r:?}"),
+            Err(_) => format!("op {:#x}", f.op),
+        }) {
             self.note(l);
         }
         Ok(n)

@@ -160,9 +160,9 @@ test('the whole update works from the keyboard alone', async () => {
 
 test('the connection settings are remembered across visits', async () => {
   const page = await openApp(browser, server.url);
-  await page.locator('input[name=layout][value=vm]').check();
+  await page.locator('input[name=layout][value=vm]:visible').check();
   await page.getByRole('radio', { name: /WebSocket/ }).check();
-  await page.locator('#ws-url').fill('ws://127.0.0.1:9321');
+  await page.getByLabel('Bridge address').fill('ws://127.0.0.1:9321');
   // The page saves its settings after it renders the change: wait for the last one.
   const stored = () => page.evaluate(() => JSON.parse(localStorage.getItem('fota-web.settings') || 'null'));
   await page.waitForFunction(() => JSON.parse(localStorage.getItem('fota-web.settings') || 'null')?.ws_url === 'ws://127.0.0.1:9321', null, { timeout: 5000 })
@@ -174,15 +174,15 @@ test('the connection settings are remembered across visits', async () => {
   await page.reload();
   await page.waitForSelector('html[data-ready]');
   assert.ok(await page.getByRole('radio', { name: /WebSocket/ }).isChecked());
-  assert.equal(await page.locator('#ws-url').inputValue(), 'ws://127.0.0.1:9321');
+  assert.equal(await page.getByLabel('Bridge address').inputValue(), 'ws://127.0.0.1:9321');
   await page.getByRole('radio', { name: /Simulated device/ }).check();
-  assert.ok(await page.locator('input[name=layout][value=vm]').isChecked());
+  assert.ok(await page.locator('input[name=layout][value=vm]:visible').isChecked());
   // A damaged entry falls back to the defaults instead of breaking the page.
   await page.evaluate(() => localStorage.setItem('fota-web.settings', '{"layout": 42'));
   await page.reload();
   await page.waitForSelector('html[data-ready]');
   assert.ok(await page.getByRole('radio', { name: /Simulated device/ }).isChecked());
-  assert.ok(await page.locator('input[name=layout][value=bytecode]').isChecked());
+  assert.ok(await page.locator('input[name=layout][value=bytecode]:visible').isChecked());
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });

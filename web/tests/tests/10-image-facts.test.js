@@ -125,7 +125,7 @@ test('the micro:bit MicroPython HEX goes to the 256 KiB VM slot of the micro:bit
   const hex = Buffer.from(src.slice(start, src.indexOf('"""', start)));
 
   const page = await openApp(browser, server.url, { viewport: { width: 1366, height: 1100 } });
-  await page.locator('input[name=layout][value=microbit]').check();
+  await page.locator('input[name=layout][value=microbit]:visible').check();
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.locator('[data-testid=record-ok]').waitFor({ timeout: 20000 });
   await page.getByRole('button', { name: 'Continue: choose the image' }).click();

@@ -169,8 +169,9 @@
 //! With the `codec` feature (compressed and delta streams, docs/PROTOCOL.md 5.7) the
 //! [`LinkState`] also holds the stream decoder ([`StreamState`]: 5,868 bytes, the probability
 //! model, one 256-byte write chunk and a 48-byte input stash; its dictionary is the flash)
-//! and `Info` may list codecs: 7,672 bytes on `thumbv7em` (a `const` assertion checks both
-//! figures in every build for 32-bit Arm). With the agent (624 bytes) and a receive queue
+//! and `Info` may list codecs: 7,672 bytes on `thumbv7em`, 7,840 with the `images`
+//! feature's image check (a `const` assertion checks these figures in every build for
+//! 32-bit Arm). With the agent (624 bytes) and a receive queue
 //! of 5 frames and the erases between them (5,354 bytes), the agent, its decoder and its
 //! receive buffer take 13,634 bytes, and about 2 KiB of stack while serving: within 16 KiB. A stream step writes at
 //! most [`STREAM_STEP`] bytes of flash (plus one LZMA symbol and one write chunk): a

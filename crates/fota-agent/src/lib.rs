@@ -180,6 +180,7 @@
 #![warn(missing_docs)]
 
 mod agent;
+pub mod background;
 mod codecs;
 mod config;
 mod flash;
@@ -195,6 +196,7 @@ pub use agent::{
     Agent, AgentError, Boot, BootPlan, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp,
     Refusal, RequestResult, Unit,
 };
+pub use background::BackgroundErase;
 pub use config::{
     AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT, UartClock,
 };

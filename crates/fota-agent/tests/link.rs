@@ -578,6 +578,7 @@ fn the_largest_reply_fits_the_tx_buffer() {
         size: u32::MAX,
     };
     let info = Info {
+        background_erase: false,
         protocol_version: u16::MAX,
         agent_version: [255; 3],
         name: heapless::String::try_from("x".repeat(MAX_NAME).as_str()).unwrap(),

@@ -126,6 +126,8 @@ impl<F: NorFlash> Agent<F> {
             checked: None,
             boot: Boot::NONE,
             uptime_ms: None,
+            bg: None,
+            sched: crate::background::Schedule::NONE,
             config,
         };
         if !agent.config.fota_supported {

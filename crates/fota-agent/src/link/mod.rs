@@ -229,6 +229,8 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             tx,
             stats,
         };
+        // Background erases: the next unit starts once the last is done.
+        agent.pump_erases();
         if *busy {
             // (`cfg!`: an agent without the decoder carries none of this code.)
             let stream_job = match &mut job.work {
@@ -313,7 +315,14 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                 } else {
                     None
                 };
+                // A stream reads and writes where its decoder goes: it waits for every
+                // scheduled erase first (crate::background).
+                let settled = match parsed {
+                    Some(_) => agent.settle_erases(),
+                    None => Ok(()),
+                };
                 let handling = match parsed {
+                    _ if let Err(refusal) = settled => Handling::Now(Err(refusal), None),
                     Some(Request::StreamBegin { addr, base, header }) => {
                         stream_handling(stream.begin(agent, addr, base, header))
                     }
@@ -408,6 +417,13 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     /// [`AgentLink::step`] works on it, whatever the input.
     pub fn is_busy(&self) -> bool {
         self.state.borrow().busy
+    }
+
+    /// Whether erases scheduled in the background are left to run or start
+    /// ([`Agent::erases_pending`]): call [`AgentLink::step`] (even with no input) when
+    /// the flash may have finished one, so that the next starts.
+    pub fn erases_pending(&self) -> bool {
+        self.agent.erases_pending()
     }
 
     /// Whether the long request in progress is a `ChecksumSlot`: the next step reads and

@@ -44,9 +44,26 @@ pub struct TimedFlash {
     /// CPU time per byte read while the agent hashes (`ChecksumSlot`): its MD5 of the
     /// bytes, charged as they are read. 0 otherwise.
     hash_ns: Arc<AtomicU64>,
+    /// Time that passed outside the flash's operations since the last one, which a
+    /// background erase progresses by: given to the model before the next operation.
+    elapsed: Arc<AtomicU64>,
 }
 
 impl TimedFlash {
+    /// Give a background erase the time that passed since the last operation.
+    fn catch_up(&mut self) {
+        let ns = self.elapsed.swap(0, Ordering::Relaxed);
+        self.inner.advance(ns);
+    }
+
+    /// Wait for a background erase (a driver's start-up polls the part's BUSY: a reset
+    /// of the MCU does not stop the part's erase).
+    pub(super) fn settle(&mut self) {
+        self.catch_up();
+        let _ = self.inner.wait_erase();
+        self.account();
+    }
+
     fn account(&mut self) {
         let ns = self.inner.take_busy_ns();
         self.busy.fetch_add(ns, Ordering::Relaxed);
@@ -70,6 +87,7 @@ impl ErrorType for TimedFlash {
 impl ReadNorFlash for TimedFlash {
     const READ_SIZE: usize = DeviceFlash::READ_SIZE;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        self.catch_up();
         let r = self.inner.read(offset, bytes);
         self.account();
         let md5 = self.hash_ns.load(Ordering::Relaxed) * bytes.len() as u64;
@@ -81,15 +99,46 @@ impl ReadNorFlash for TimedFlash {
     }
 }
 
+impl fota_agent::BackgroundErase for TimedFlash {
+    fn start_erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        self.catch_up();
+        let r = self.inner.start_erase(from, to);
+        self.account();
+        r
+    }
+    fn erase_running(&mut self) -> Result<bool, FlashError> {
+        self.catch_up();
+        self.inner.poll_erase()
+    }
+    fn suspend_erase(&mut self) -> Result<(), FlashError> {
+        self.catch_up();
+        let r = self.inner.suspend_erase();
+        self.account();
+        r
+    }
+    fn resume_erase(&mut self) -> Result<(), FlashError> {
+        self.catch_up();
+        self.inner.resume_erase()
+    }
+    fn wait_erase(&mut self) -> Result<(), FlashError> {
+        self.catch_up();
+        let r = self.inner.wait_erase();
+        self.account();
+        r
+    }
+}
+
 impl NorFlash for TimedFlash {
     const WRITE_SIZE: usize = DeviceFlash::WRITE_SIZE;
     const ERASE_SIZE: usize = DeviceFlash::ERASE_SIZE;
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        self.catch_up();
         let r = self.inner.erase(from, to);
         self.account();
         r
     }
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        self.catch_up();
         let r = self.inner.write(offset, bytes);
         self.account();
         r
@@ -178,6 +227,11 @@ pub struct SimDevice {
     ticks: FirmwareTicks,
     /// The flash's busy spans, when recorded ([`SimDevice::record_flash_busy`]).
     flash_spans: Option<Vec<FlashSpan>>,
+    /// The time up to which a background erase has been given its progress
+    /// ([`crate::flash::SimFlash::advance`]), some of it perhaps still in `elapsed`.
+    flash_clock: u64,
+    /// See [`TimedFlash`]: time handed to the flash and not yet applied.
+    elapsed: Arc<AtomicU64>,
 }
 
 impl SimDevice {
@@ -203,6 +257,7 @@ impl SimDevice {
         flash.set_sectors(cfg.sector_runs());
         let busy = Arc::new(AtomicU64::new(0));
         let hash_ns = Arc::new(AtomicU64::new(0));
+        let elapsed = Arc::new(AtomicU64::new(0));
         let agent_cfg = cfg.agent_config();
         let mut dev = SimDevice {
             now: 0,
@@ -220,6 +275,7 @@ impl SimDevice {
                     inner: flash,
                     busy,
                     hash_ns,
+                    elapsed: elapsed.clone(),
                 },
             },
             host_baud: cfg.baud,
@@ -233,6 +289,8 @@ impl SimDevice {
             garble_mismatch: true,
             ticks: FirmwareTicks::default(),
             flash_spans: None,
+            flash_clock: 0,
+            elapsed,
             agent_cfg,
             cfg,
         };
@@ -404,6 +462,13 @@ impl SimDevice {
             Run::Up(r) => {
                 if !self.rx.is_empty() || r.link.is_busy() {
                     consider(Some(self.busy_until.max(self.now)));
+                } else if r.link.erases_pending() {
+                    // The main loop looks again when the erase running is done.
+                    let left = r.link.agent().flash().sim().background_erase();
+                    let unapplied = self.elapsed.load(Ordering::Relaxed);
+                    let done =
+                        (self.flash_clock + left.map_or(0, |e| e.2)).saturating_sub(unapplied);
+                    consider(Some(done.max(self.busy_until).max(self.now)));
                 }
                 consider(r.accept_at.map(|t| t.max(self.busy_until)));
                 consider(r.watchdog_at);
@@ -504,7 +569,14 @@ impl SimDevice {
         let Run::Up(r) = &mut self.run else {
             return false;
         };
-        if self.rx.is_empty() && !r.link.is_busy() {
+        // The time since the flash last worked: a background erase ran meanwhile.
+        self.elapsed
+            .fetch_add(now.saturating_sub(self.flash_clock), Ordering::Relaxed);
+        self.flash_clock = self.flash_clock.max(now);
+        let unapplied = self.elapsed.load(Ordering::Relaxed);
+        let erase_done =
+            (r.link.agent().flash().sim().background_erase()).is_none_or(|e| e.2 <= unapplied);
+        if self.rx.is_empty() && !r.link.is_busy() && !(r.link.erases_pending() && erase_done) {
             return false;
         }
         if self.reset_at.is_some() {
@@ -542,6 +614,9 @@ impl SimDevice {
                 hashing: md5 > 0,
             });
         }
+        // The flash's own operations of the step (a suspended erase does not progress
+        // in them; one waited for was charged whole).
+        self.flash_clock = now + flash_ns;
         let spent = flash_ns + CPU_FRAME_NS;
         for (at, frame) in out {
             self.to_host.send(now + at + CPU_FRAME_NS, &frame);

@@ -1,0 +1,174 @@
+//! Background erases (crate::background): the schedule, suspending around writes, and
+//! waiting before anything else reads or changes flash.
+
+use embedded_storage::nor_flash::NorFlash;
+use fota_protocol::ErrorCode;
+
+use super::{Agent, Refusal, RequestResult};
+use crate::background::{BackgroundErase, Cmd, Schedule, driver};
+
+impl<F: BackgroundErase> Agent<F> {
+    /// Erase in the background from now on (see [`crate::background`]): `EraseSlot` is
+    /// scheduled and answered at once, and `Info` says so. Call it once after boot, on a
+    /// board whose flash driver implements [`BackgroundErase`].
+    pub fn enable_background_erase(&mut self) {
+        self.bg = Some(driver::<F>);
+    }
+}
+
+impl<F: NorFlash> Agent<F> {
+    /// Whether erases run in the background ([`Agent::enable_background_erase`]).
+    pub fn background_erase(&self) -> bool {
+        self.bg.is_some()
+    }
+
+    /// Whether scheduled erases are left to run or to start: the main loop keeps calling
+    /// the link's step (or [`Agent::pump_erases`]) while this holds.
+    pub fn erases_pending(&self) -> bool {
+        self.sched.running() || self.sched.pending()
+    }
+
+    /// Schedule the erase of whole sectors from `addr` covering `size` bytes (the checks
+    /// and refusals of [`Agent::erase_slot`]) and return the range at once: it is erased
+    /// before any later request touches it. Without background erases, erases it now.
+    pub fn schedule_erase(&mut self, addr: u32, size: u32) -> RequestResult<(u32, u32)> {
+        if self.bg.is_none() {
+            return self.erase_slot(addr, size, &mut |_, _| {});
+        }
+        // The checks, and a held unit elsewhere completed (in a range already erased,
+        // so the erase running is suspended around it).
+        let suspended = self.suspend_erase()?;
+        let op = self.begin_erase(addr, size);
+        self.resume_erase(suspended);
+        let op = op?;
+        let end = addr.saturating_add(op.total());
+        if self.sched.tail() != Some(addr) && self.erases_pending() {
+            // Not the continuation of the schedule: the earlier erases first.
+            self.wait_erases(0, u32::MAX)?;
+        }
+        if !self.sched.pending() {
+            self.sched.next = addr;
+        }
+        self.sched.end = end;
+        if let (Ok(from), Ok(to)) = (self.offset(addr), self.offset(end)) {
+            self.note(from, to, false);
+        }
+        self.changes.erased = self.changes.erased.wrapping_add(1);
+        self.pump_erases();
+        Ok((addr, op.total()))
+    }
+
+    /// Look at the erase running and start the next unit of the schedule when it is
+    /// done: a bounded step (a status read, maybe one erase command).
+    pub fn pump_erases(&mut self) {
+        let Some(drive) = self.bg else {
+            return;
+        };
+        if self.sched.running() {
+            let (a, b) = self.sched.run;
+            match drive(&mut self.flash, Cmd::Poll) {
+                Ok(true) => return,
+                Ok(false) => {
+                    self.sched.run = (0, 0);
+                    if let (Ok(from), Ok(to)) = (self.offset(a), self.offset(b)) {
+                        self.note(from, to, true);
+                    }
+                    self.unit_done();
+                }
+                Err(()) => return self.erase_failed(a),
+            }
+        }
+        if !self.sched.pending() {
+            return;
+        }
+        let at = self.sched.next;
+        let end = self.sched.end;
+        // Checked again before each unit, as a blocking erase does: a record change
+        // since (a local attempt()) never lets it erase a slot in use.
+        if self.free_range(at, u64::from(end), end - at).is_err() {
+            return self.erase_failed(at);
+        }
+        let Ok(off) = self.offset(at) else {
+            return self.erase_failed(at);
+        };
+        let (_, sector) = self.sector_at(at);
+        let size = self.erase_size(off, sector, end - at);
+        match drive(&mut self.flash, Cmd::Start(off, off.saturating_add(size))) {
+            Ok(_) => {
+                self.sched.run = (at, at.saturating_add(size));
+                self.sched.next = at.saturating_add(size);
+                self.changes.erased = self.changes.erased.wrapping_add(1);
+            }
+            Err(()) => self.erase_failed(at),
+        }
+    }
+
+    /// The erase of the unit at `at` failed: the rest of the schedule is dropped, and the
+    /// next request that needs the range hears of it.
+    fn erase_failed(&mut self, at: u32) {
+        let end = self.sched.end.max(self.sched.run.1).max(at);
+        self.sched = Schedule {
+            failed: (at, end),
+            ..Schedule::NONE
+        };
+    }
+
+    /// Wait until no scheduled erase touches `addr..end` (starting the units before it
+    /// in order); then report a failed erase in that range (or anywhere, for the whole
+    /// flash) once.
+    pub(crate) fn wait_erases(&mut self, addr: u32, end: u32) -> RequestResult<()> {
+        let Some(drive) = self.bg else {
+            return Ok(());
+        };
+        loop {
+            self.pump_erases();
+            if !self.sched.touches(addr, end) {
+                break;
+            }
+            if self.sched.running() {
+                let at = self.sched.run.0;
+                if drive(&mut self.flash, Cmd::Wait).is_err() {
+                    self.erase_failed(at);
+                }
+            }
+        }
+        let (a, b) = self.sched.failed;
+        if a < b && a < end && addr < b {
+            self.sched.failed = (0, 0);
+            return Err(Refusal::new(ErrorCode::FlashFailure, a));
+        }
+        Ok(())
+    }
+
+    /// Wait for every scheduled erase: before a request that reads or changes flash
+    /// otherwise than a write elsewhere.
+    pub(crate) fn settle_erases(&mut self) -> RequestResult<()> {
+        self.wait_erases(0, u32::MAX)
+    }
+
+    /// Suspend the erase running, if any: `true` if it must be resumed.
+    pub(crate) fn suspend_erase(&mut self) -> RequestResult<bool> {
+        let Some(drive) = self.bg else {
+            return Ok(false);
+        };
+        if !self.sched.running() {
+            return Ok(false);
+        }
+        let at = self.sched.run.0;
+        if drive(&mut self.flash, Cmd::Suspend).is_err() {
+            self.erase_failed(at);
+            return Err(Refusal::new(ErrorCode::FlashFailure, at));
+        }
+        Ok(true)
+    }
+
+    /// Resume the erase [`Agent::suspend_erase`] suspended.
+    pub(crate) fn resume_erase(&mut self, suspended: bool) {
+        if let (true, Some(drive)) = (suspended, self.bg) {
+            let at = self.sched.run.0;
+            if drive(&mut self.flash, Cmd::Resume).is_err() {
+                self.erase_failed(at);
+            }
+        }
+    }
+}

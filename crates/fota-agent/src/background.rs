@@ -86,6 +86,9 @@ pub(crate) struct Schedule {
     pub(crate) end: u32,
     /// An erase that failed: its range `failed.0..failed.1` (empty: none).
     pub(crate) failed: (u32, u32),
+    /// The agent is in a section that reads or programs the flash (the unit running, if
+    /// any, suspended): no unit starts until it ends, unless the section waits for it.
+    pub(crate) quiet: bool,
 }
 
 impl Schedule {
@@ -94,6 +97,7 @@ impl Schedule {
         next: 0,
         end: 0,
         failed: (0, 0),
+        quiet: false,
     };
 
     pub(crate) fn running(&self) -> bool {

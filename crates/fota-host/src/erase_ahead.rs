@@ -254,6 +254,19 @@ impl Round {
                 }
                 self.refusal = Some(refused(Op::WriteSlot, r));
             }
+            (
+                Item::Write(k),
+                ref r @ Reply::Error {
+                    code: ErrorCode::FlashFailure,
+                    ..
+                },
+            ) => {
+                // An agent that erases in the background (Info tag 11) reports an erase
+                // that failed on the next write that needs it: erase again, write again.
+                written[k] = false;
+                self.erase_next[blocks[k].s] = true;
+                self.refusal = Some(refused(Op::WriteSlot, r));
+            }
             (Item::Write(_), other) => return Err(refused(Op::WriteSlot, &other)),
         }
         Ok(())

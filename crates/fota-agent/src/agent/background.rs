@@ -37,7 +37,11 @@ impl<F: NorFlash> Agent<F> {
         }
         // The checks, and a held unit elsewhere completed (in a range already erased,
         // so the erase running is suspended around it).
-        let suspended = self.suspend_erase()?;
+        let suspended = if self.held.is_some() {
+            self.suspend_erase()?
+        } else {
+            false
+        };
         let op = self.begin_erase(addr, size);
         self.resume_erase(suspended);
         let op = op?;
@@ -61,6 +65,11 @@ impl<F: NorFlash> Agent<F> {
     /// Look at the erase running and start the next unit of the schedule when it is
     /// done: a bounded step (a status read, maybe one erase command).
     pub fn pump_erases(&mut self) {
+        self.pump(!self.sched.quiet);
+    }
+
+    /// [`Agent::pump_erases`]; the next unit starts only if `start`.
+    fn pump(&mut self, start: bool) {
         let Some(drive) = self.bg else {
             return;
         };
@@ -78,7 +87,7 @@ impl<F: NorFlash> Agent<F> {
                 Err(()) => return self.erase_failed(a),
             }
         }
-        if !self.sched.pending() {
+        if !self.sched.pending() || !start {
             return;
         }
         let at = self.sched.next;
@@ -109,6 +118,7 @@ impl<F: NorFlash> Agent<F> {
         let end = self.sched.end.max(self.sched.run.1).max(at);
         self.sched = Schedule {
             failed: (at, end),
+            quiet: self.sched.quiet,
             ..Schedule::NONE
         };
     }
@@ -121,7 +131,10 @@ impl<F: NorFlash> Agent<F> {
             return Ok(());
         };
         loop {
-            self.pump_erases();
+            // In a quiet section only a unit this range needs may start (it is waited
+            // for at once).
+            let needed = self.sched.pending() && self.sched.next < end;
+            self.pump(!self.sched.quiet || needed);
             if !self.sched.touches(addr, end) {
                 break;
             }
@@ -146,29 +159,52 @@ impl<F: NorFlash> Agent<F> {
         self.wait_erases(0, u32::MAX)
     }
 
-    /// Suspend the erase running, if any: `true` if it must be resumed.
+    /// Begin a quiet section (the flash read or programmed outside the erasing range):
+    /// the erase running, if any, is suspended and no unit starts until
+    /// [`Agent::resume_erase`]. `true` if this call began it (not already in one) and its
+    /// caller must end it.
     pub(crate) fn suspend_erase(&mut self) -> RequestResult<bool> {
         let Some(drive) = self.bg else {
             return Ok(false);
         };
-        if !self.sched.running() {
+        if self.sched.quiet {
             return Ok(false);
         }
-        let at = self.sched.run.0;
-        if drive(&mut self.flash, Cmd::Suspend).is_err() {
-            self.erase_failed(at);
-            return Err(Refusal::new(ErrorCode::FlashFailure, at));
+        if self.sched.running() {
+            let at = self.sched.run.0;
+            if drive(&mut self.flash, Cmd::Suspend).is_err() {
+                self.erase_failed(at);
+                return Err(Refusal::new(ErrorCode::FlashFailure, at));
+            }
         }
+        self.sched.quiet = true;
         Ok(true)
     }
 
-    /// Resume the erase [`Agent::suspend_erase`] suspended.
-    pub(crate) fn resume_erase(&mut self, suspended: bool) {
-        if let (true, Some(drive)) = (suspended, self.bg) {
-            let at = self.sched.run.0;
-            if drive(&mut self.flash, Cmd::Resume).is_err() {
-                self.erase_failed(at);
+    /// End the quiet section [`Agent::suspend_erase`] began: the erase resumes (the part
+    /// ignores a resume when none is suspended: one waited for meanwhile is done).
+    pub(crate) fn resume_erase(&mut self, began: bool) {
+        if let (true, Some(drive)) = (began, self.bg) {
+            self.sched.quiet = false;
+            if self.sched.running() {
+                let at = self.sched.run.0;
+                if drive(&mut self.flash, Cmd::Resume).is_err() {
+                    self.erase_failed(at);
+                }
             }
         }
+    }
+
+    /// Before work that writes `writes` (if any) and reads only what is written
+    /// already (a stream's step): wait for the erases of that range, then suspend the
+    /// erase running. `Ok(true)`: resume it afterwards ([`Agent::resume_erase`]).
+    pub(crate) fn erase_guard(&mut self, writes: Option<(u32, u32)>) -> RequestResult<bool> {
+        if self.bg.is_none() {
+            return Ok(false);
+        }
+        if let Some((from, to)) = writes {
+            self.wait_erases(from, to)?;
+        }
+        self.suspend_erase()
     }
 }

@@ -226,6 +226,7 @@ impl<F: NorFlash> Agent<F> {
     #[allow(clippy::type_complexity)]
     pub(crate) fn check_parts(&mut self) -> RequestResult<(&AgentConfig, &mut F, Option<fn()>)> {
         self.supported()?;
+        self.settle_erases()?;
         Ok((&self.config, &mut self.flash, self.hook))
     }
 

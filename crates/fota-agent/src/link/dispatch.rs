@@ -52,6 +52,9 @@ pub(super) fn handle<F: NorFlash>(
             | Request::EraseSlot { .. }
             | Request::WriteSlot { .. }
             | Request::SetBaud { .. }
+            // Streams wait for the range each step writes (the link's guard).
+            | Request::StreamBegin { .. }
+            | Request::StreamData { .. }
     );
     if settles && let Err(refusal) = agent.settle_erases() {
         return Handling::Now(Err(refusal), None);

@@ -242,7 +242,15 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                     StreamJob::Data { len, .. } => reader.last_body(usize::from(*len)),
                     StreamJob::Begin { .. } => None,
                 };
-                let r = stream.step(agent, s, body.unwrap_or(&[]));
+                // Background erases: the range this step writes is erased first, and
+                // the erase running is suspended while the decoder reads and writes.
+                let r = agent
+                    .erase_guard(stream.writes_next())
+                    .and_then(|suspended| {
+                        let r = stream.step(agent, s, body.unwrap_or(&[]));
+                        agent.resume_erase(suspended);
+                        r
+                    });
                 stream_unit(agent, &mut out, job.id, r)
             } else {
                 work_unit(agent, &mut out, job)
@@ -315,19 +323,23 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                 } else {
                     None
                 };
-                // A stream reads and writes where its decoder goes: it waits for every
-                // scheduled erase first (crate::background).
-                let settled = match parsed {
-                    Some(_) => agent.settle_erases(),
-                    None => Ok(()),
+                // A stream's request (the end of a stream programs its last unit) runs
+                // with the erase running suspended (crate::background).
+                let guard = match parsed {
+                    Some(_) => agent.erase_guard(stream.writes_next()),
+                    None => Ok(false),
                 };
-                let handling = match parsed {
-                    _ if let Err(refusal) = settled => Handling::Now(Err(refusal), None),
-                    Some(Request::StreamBegin { addr, base, header }) => {
-                        stream_handling(stream.begin(agent, addr, base, header))
+                let handling = match (guard, parsed) {
+                    (Err(refusal), _) => Handling::Now(Err(refusal), None),
+                    (Ok(suspended), Some(Request::StreamBegin { addr, base, header })) => {
+                        let r = stream.begin(agent, addr, base, header);
+                        agent.resume_erase(suspended);
+                        stream_handling(r)
                     }
-                    Some(Request::StreamData { offset, data }) => {
-                        stream_handling(stream.data(agent, offset, f.body.len(), data))
+                    (Ok(suspended), Some(Request::StreamData { offset, data })) => {
+                        let r = stream.data(agent, offset, f.body.len(), data);
+                        agent.resume_erase(suspended);
+                        stream_handling(r)
                     }
                     _ => handle(agent, baud, out.stats.requests, f.op, f.body),
                 };

@@ -58,6 +58,10 @@ pub struct Pace {
     /// stream's model takes the best of all sectors and as many blocks of each size as
     /// pay, the raw image's is the host's raw plan itself where `rx_window` is declared.
     pub block_erases: [Option<(u32, Duration)>; 2],
+    /// The agent erases in the background (`Info` tag 11): its erases run while the
+    /// blocks stream, and only the first one holds the line up
+    /// (crate::erase_plan::background).
+    pub background_erase: bool,
 }
 
 /// The flash work of one update: what the model needs besides the bytes sent.
@@ -119,6 +123,9 @@ impl Pace {
     /// the blocks and the erases' places that make it shortest), from the first erase's
     /// answer on; otherwise sectors alone.
     pub fn raw(&self, work: &Work) -> Option<Duration> {
+        if self.background_erase {
+            return self.raw_background(work);
+        }
         let sectors = self.raw_sectors(work)?;
         match self.raw_planned(work) {
             Some(planned) => Some(sectors.min(planned)),
@@ -180,6 +187,53 @@ impl Pace {
             self.sector_erase
         };
         Some(plan.time.saturating_sub(first + self.round_trip))
+    }
+
+    /// [`Pace::raw`] for an agent that erases in the background: the host's units
+    /// (crate::erase_plan::background, for a slot from a 64 KiB boundary), the first
+    /// one's wait beyond the queue, then the longer of the line and the flash's other
+    /// work; from the first erase's answer on, as [`Pace::raw`].
+    fn raw_background(&self, work: &Work) -> Option<Duration> {
+        let baud = self.baud?;
+        let size = work.sector_size.max(1);
+        let n = usize::try_from(work.sectors).ok()?;
+        let blocks: Vec<(u32, Duration)> = self.block_erases.iter().flatten().copied().collect();
+        let sectors: Vec<(u32, u32)> = (0..n)
+            .map(|s| {
+                (
+                    u32::try_from(s).unwrap_or(u32::MAX).saturating_mul(size),
+                    size,
+                )
+            })
+            .collect();
+        let spans =
+            crate::erase_plan::background::spans_of(size, &blocks, &sectors, &vec![true; n]);
+        let unit = |s: usize| {
+            let k = spans[s] - s;
+            (blocks.iter())
+                .find(|b| k > 1 && b.0 == size.saturating_mul(k as u32))
+                .map_or(self.sector_erase, |b| b.1)
+        };
+        let mut units = Vec::new();
+        let mut s = 0;
+        while s < n {
+            units.push(unit(s));
+            s = spans[s];
+        }
+        let first = units.first().copied().unwrap_or_default();
+        let frames = work.image.div_ceil(u64::from(self.max_write.max(1)));
+        let held = u64::from(self.max_write) + FRAME_EXTRA;
+        let queue_bytes = u64::from(self.rx_window.unwrap_or(0)) + held;
+        let t = crate::erase_plan::background::Transfer {
+            first,
+            rest: units.iter().skip(1).sum(),
+            line: Duration::from_secs_f64(self.line(work.image)?),
+            program: Duration::from_nanos(work.image.saturating_mul(self.program_ns_per_byte)),
+            frames,
+            queue: Duration::from_secs_f64(queue_bytes as f64 * 10.0 / f64::from(baud.max(1))),
+            round_trip: self.round_trip,
+        };
+        Some(t.time().saturating_sub(first + self.round_trip))
     }
 
     fn raw_sectors(&self, work: &Work) -> Option<Duration> {
@@ -327,6 +381,7 @@ pub(crate) async fn judge<T: Transport>(
                 .map(|b| Some((b.size, Duration::from_millis(u64::from(b.ms)))));
             [b.next().flatten(), b.next().flatten()]
         },
+        background_erase: info.background_erase,
     };
     Ok(pace.verdict(work, sent, blocks, what))
 }
@@ -375,6 +430,7 @@ mod tests {
             max_write: 1024,
             rx_window: Some(5354),
             block_erases: [None; 2],
+            background_erase: false,
         }
     }
 

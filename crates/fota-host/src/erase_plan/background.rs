@@ -20,8 +20,20 @@ use fota_protocol::Info;
 /// 1`: the sector alone): the units described in the module docs, over `sectors`
 /// (`(flash address, bytes)`, in order) of which those marked in `erase` are erased.
 pub(crate) fn spans(info: &Info, sectors: &[(u32, u32)], erase: &[bool]) -> Vec<usize> {
+    let blocks: Vec<(u32, Duration)> = (info.block_erases.iter())
+        .map(|b| (b.size, Duration::from_millis(u64::from(b.ms))))
+        .collect();
+    spans_of(info.sector_size, &blocks, sectors, erase)
+}
+
+/// [`spans`] for sectors of `sector` bytes and `blocks` (bytes, erase time).
+pub(crate) fn spans_of(
+    sector: u32,
+    blocks: &[(u32, Duration)],
+    sectors: &[(u32, u32)],
+    erase: &[bool],
+) -> Vec<usize> {
     let mut spans: Vec<usize> = (1..=sectors.len()).collect();
-    let sector = info.sector_size;
     // The sectors from `s` that one block of `size` would cover, if they are all to be
     // erased, contiguous and of `sector` bytes.
     let fits = |s: usize, size: u32| -> Option<usize> {
@@ -43,7 +55,7 @@ pub(crate) fn spans(info: &Info, sectors: &[(u32, u32)], erase: &[bool]) -> Vec<
             s += 1;
             continue;
         }
-        let mut sizes: Vec<u32> = info.block_erases.iter().map(|b| b.size).collect();
+        let mut sizes: Vec<u32> = blocks.iter().map(|b| b.0).collect();
         sizes.sort_unstable();
         if !first {
             sizes.reverse();

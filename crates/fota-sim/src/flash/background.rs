@@ -273,3 +273,6 @@ impl<const WRITE: usize, const SECTOR: usize> fota_agent::BackgroundErase
         SimFlash::wait_erase(self)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -107,6 +107,10 @@ impl Pace {
     /// queue holds (the model crate::erase_plan uses); `None` without a line rate.
     fn stall(&self, erase: f64) -> Option<f64> {
         let baud = self.baud?;
+        if self.background_erase {
+            // Its erases run while the frames arrive (crate::erase_plan::background).
+            return Some(0.0);
+        }
         // The queue, and the frame the agent holds besides.
         let held = u64::from(self.max_write) + FRAME_EXTRA;
         let queue =
@@ -206,8 +210,13 @@ impl Pace {
                 )
             })
             .collect();
-        let spans =
-            crate::erase_plan::background::spans_of(size, &blocks, &sectors, &vec![true; n]);
+        let spans = crate::erase_plan::background::spans_of(
+            size,
+            self.sector_erase,
+            &blocks,
+            &sectors,
+            &vec![true; n],
+        );
         let unit = |s: usize| {
             let k = spans[s] - s;
             (blocks.iter())

@@ -23,16 +23,27 @@ pub(crate) fn spans(info: &Info, sectors: &[(u32, u32)], erase: &[bool]) -> Vec<
     let blocks: Vec<(u32, Duration)> = (info.block_erases.iter())
         .map(|b| (b.size, Duration::from_millis(u64::from(b.ms))))
         .collect();
-    spans_of(info.sector_size, &blocks, sectors, erase)
+    let sector_erase = Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0)));
+    spans_of(info.sector_size, sector_erase, &blocks, sectors, erase)
 }
 
-/// [`spans`] for sectors of `sector` bytes and `blocks` (bytes, erase time).
+/// [`spans`] for sectors of `sector` bytes erased in `sector_erase` and `blocks`
+/// (bytes, erase time). A block is taken only where its declared time is below its
+/// sectors' (a device's figures are data: a block declared slower, or a device that
+/// declares no sector time, gets sectors).
 pub(crate) fn spans_of(
     sector: u32,
+    sector_erase: Duration,
     blocks: &[(u32, Duration)],
     sectors: &[(u32, u32)],
     erase: &[bool],
 ) -> Vec<usize> {
+    let blocks: Vec<(u32, Duration)> = (blocks.iter().copied())
+        .filter(|&(size, t)| {
+            let n = if sector == 0 { 0 } else { size / sector };
+            t < sector_erase.saturating_mul(n)
+        })
+        .collect();
     let mut spans: Vec<usize> = (1..=sectors.len()).collect();
     // The sectors from `s` that one block of `size` would cover, if they are all to be
     // erased, contiguous and of `sector` bytes.
@@ -108,5 +119,125 @@ impl Transfer {
         let stall = (self.first + wait).saturating_sub(self.queue);
         let flash = self.rest + self.program + Duration::from_nanos(SUSPEND_NS * self.frames);
         stall + self.line.max(flash) + self.round_trip
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The simulated W25Q128JV's Info (crate::erase_plan::tests::info), with tag 11.
+    fn info() -> Info {
+        let mut i = crate::erase_plan::tests::info(true);
+        i.background_erase = true;
+        i
+    }
+
+    /// `n` sectors of 4 KiB from `from`.
+    fn sectors(from: u32, n: u32) -> Vec<(u32, u32)> {
+        (0..n).map(|s| (from + s * 4096, 4096)).collect()
+    }
+
+    /// The units of `spans`: (first sector, sectors).
+    fn units(spans: &[usize], erase: &[bool]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut s = 0;
+        while s < spans.len() {
+            if erase[s] {
+                out.push((s, spans[s] - s));
+                s = spans[s];
+            } else {
+                s += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_first_unit_is_the_smallest_block_and_the_rest_the_largest() {
+        // 256 KiB from a 64 KiB boundary: a 32 KiB block first (the first frames wait
+        // 120 ms for it, not 150), then a 32 KiB block to the next 64 KiB boundary, then
+        // 64 KiB blocks.
+        let erase = vec![true; 64];
+        let planned = spans(&info(), &sectors(0x50000, 64), &erase);
+        assert_eq!(
+            units(&planned, &erase),
+            [(0, 8), (8, 8), (16, 16), (32, 16), (48, 16)]
+        );
+    }
+
+    #[test]
+    fn sectors_only_where_no_block_fits() {
+        // A sector already there (not erased) in the first block, and a range that ends
+        // 12 KiB past a 64 KiB boundary: blocks where every sector is to erase.
+        let mut erase = vec![true; 19];
+        erase[3] = false;
+        let planned = spans(&info(), &sectors(0x50000, 19), &erase);
+        assert_eq!(
+            units(&planned, &erase),
+            [
+                (0, 1),
+                (1, 1),
+                (2, 1),
+                (4, 1),
+                (5, 1),
+                (6, 1),
+                (7, 1),
+                (8, 8),
+                (16, 1),
+                (17, 1),
+                (18, 1)
+            ]
+        );
+        // Unaligned: the range starts 4 KiB into a block.
+        let erase = vec![true; 20];
+        let planned = spans(&info(), &sectors(0x51000, 20), &erase);
+        let mut want: Vec<(usize, usize)> = (0..7).map(|s| (s, 1)).collect();
+        // The 32 KiB block at 0x58000; no block fits from 0x60000 to the end.
+        want.push((7, 8));
+        want.extend((15..20).map(|s| (s, 1)));
+        assert_eq!(units(&planned, &erase), want);
+    }
+
+    #[test]
+    fn a_block_declared_slower_than_its_sectors_is_not_taken() {
+        let mut i = info();
+        i.block_erases[0].ms = 45 * 8;
+        i.block_erases[1].ms = u32::MAX;
+        let erase = vec![true; 16];
+        let planned = spans(&i, &sectors(0x50000, 16), &erase);
+        assert_eq!(
+            units(&planned, &erase),
+            (0..16).map(|s| (s, 1)).collect::<Vec<_>>()
+        );
+        // No sector time declared: nothing to weigh a block against.
+        i.sector_erase_ms = None;
+        i.block_erases[0].ms = 1;
+        let planned = spans(&i, &sectors(0x50000, 16), &erase);
+        assert_eq!(units(&planned, &erase).len(), 16);
+    }
+
+    #[test]
+    fn only_the_first_erase_holds_the_line_up() {
+        // 256 KiB at 921600 baud, 16 ms each way, a 5,354-byte queue: the line's 2.89 s,
+        // and the first 32 KiB block's 120 ms less the 70 ms the queue and the frame
+        // being handled hold, plus the round trip the line waits after it.
+        let t = Transfer {
+            first: Duration::from_millis(120),
+            rest: Duration::from_millis(570),
+            line: Duration::from_millis(2894),
+            program: Duration::from_millis(717),
+            frames: 256,
+            queue: Duration::from_millis(69),
+            round_trip: Duration::from_millis(32),
+        };
+        let stall = 120 + 38 - 69;
+        assert_eq!(t.time().as_millis(), 2894 + stall + 32);
+        // Where the flash's work is longer than the line, it sets the pace.
+        let slow = Transfer {
+            line: Duration::from_millis(500),
+            ..t
+        };
+        assert_eq!(slow.time().as_millis(), stall + 570 + 717 + 10 + 32);
     }
 }

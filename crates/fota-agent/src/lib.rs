@@ -180,6 +180,7 @@
 #![warn(missing_docs)]
 
 mod agent;
+#[cfg(feature = "background")]
 pub mod background;
 mod codecs;
 mod config;
@@ -196,6 +197,7 @@ pub use agent::{
     Agent, AgentError, Boot, BootPlan, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp,
     Refusal, RequestResult, Unit,
 };
+#[cfg(feature = "background")]
 pub use background::BackgroundErase;
 pub use config::{
     AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT, UartClock,

@@ -2,11 +2,17 @@
 //! waiting before anything else reads or changes flash.
 
 use embedded_storage::nor_flash::NorFlash;
+
+use super::{Agent, RequestResult};
+
+#[cfg(feature = "background")]
+use super::Refusal;
+#[cfg(feature = "background")]
+use crate::background::{BackgroundErase, Cmd, Schedule, driver};
+#[cfg(feature = "background")]
 use fota_protocol::ErrorCode;
 
-use super::{Agent, Refusal, RequestResult};
-use crate::background::{BackgroundErase, Cmd, Schedule, driver};
-
+#[cfg(feature = "background")]
 impl<F: BackgroundErase> Agent<F> {
     /// Erase in the background from now on (see [`crate::background`]): `EraseSlot` is
     /// scheduled and answered at once, and `Info` says so. Call it once after boot, on a
@@ -16,6 +22,7 @@ impl<F: BackgroundErase> Agent<F> {
     }
 }
 
+#[cfg(feature = "background")]
 impl<F: NorFlash> Agent<F> {
     /// Whether erases run in the background ([`Agent::enable_background_erase`]).
     pub fn background_erase(&self) -> bool {
@@ -159,6 +166,17 @@ impl<F: NorFlash> Agent<F> {
         self.wait_erases(0, u32::MAX)
     }
 
+    /// [`Agent::settle_erases`], a failure kept for the request that needs its range
+    /// (before a record entry: the record is not the erasing range, but the part takes
+    /// no command while an erase runs).
+    pub(crate) fn settle_erases_keeping_failure(&mut self) {
+        if self.erases_pending() {
+            let failed = self.sched.failed;
+            let _ = self.settle_erases();
+            self.sched.failed = failed;
+        }
+    }
+
     /// Begin a quiet section (the flash read or programmed outside the erasing range):
     /// the erase running, if any, is suspended and no unit starts until
     /// [`Agent::resume_erase`]. `true` if this call began it (not already in one) and its
@@ -206,5 +224,57 @@ impl<F: NorFlash> Agent<F> {
             self.wait_erases(from, to)?;
         }
         self.suspend_erase()
+    }
+}
+
+/// Without the `background` feature: erases are waited for, and all of this is nothing
+/// (no code, no RAM in a firmware that does not use it).
+#[cfg(not(feature = "background"))]
+impl<F: NorFlash> Agent<F> {
+    /// Whether erases run in the background: never in this build.
+    #[inline(always)]
+    pub fn background_erase(&self) -> bool {
+        false
+    }
+
+    /// Whether scheduled erases are left: never in this build.
+    #[inline(always)]
+    pub fn erases_pending(&self) -> bool {
+        false
+    }
+
+    /// Erase now ([`Agent::erase_slot`]): this build has no background erases.
+    pub fn schedule_erase(&mut self, addr: u32, size: u32) -> RequestResult<(u32, u32)> {
+        self.erase_slot(addr, size, &mut |_, _| {})
+    }
+
+    /// Nothing to do in this build.
+    #[inline(always)]
+    pub fn pump_erases(&mut self) {}
+
+    #[inline(always)]
+    pub(crate) fn wait_erases(&mut self, _addr: u32, _end: u32) -> RequestResult<()> {
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub(crate) fn settle_erases(&mut self) -> RequestResult<()> {
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub(crate) fn settle_erases_keeping_failure(&mut self) {}
+
+    #[inline(always)]
+    pub(crate) fn suspend_erase(&mut self) -> RequestResult<bool> {
+        Ok(false)
+    }
+
+    #[inline(always)]
+    pub(crate) fn resume_erase(&mut self, _began: bool) {}
+
+    #[inline(always)]
+    pub(crate) fn erase_guard(&mut self, _writes: Option<(u32, u32)>) -> RequestResult<bool> {
+        Ok(false)
     }
 }

@@ -126,7 +126,9 @@ impl<F: NorFlash> Agent<F> {
             checked: None,
             boot: Boot::NONE,
             uptime_ms: None,
+            #[cfg(feature = "background")]
             bg: None,
+            #[cfg(feature = "background")]
             sched: crate::background::Schedule::NONE,
             config,
         };

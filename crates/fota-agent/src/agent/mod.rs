@@ -96,8 +96,10 @@ pub struct Agent<F> {
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,
     /// The flash driver's background erase ([`Agent::enable_background_erase`]).
+    #[cfg(feature = "background")]
     bg: Option<crate::background::Driver<F>>,
     /// The erases scheduled in the background.
+    #[cfg(feature = "background")]
     sched: crate::background::Schedule,
 }
 
@@ -291,7 +293,7 @@ impl<F: NorFlash> Agent<F> {
             slots,
             sectors: self.config.sectors.clone(),
             block_erases: self.config.block_erases.clone(),
-            background_erase: self.bg.is_some(),
+            background_erase: self.background_erase(),
             codecs: crate::codecs::codecs(),
             #[cfg(feature = "images")]
             images: self.image_rules(),

@@ -29,11 +29,7 @@ impl<F: NorFlash> Agent<F> {
         // The record's flash is not the erasing range, but the part takes no command
         // while an erase runs: the scheduled erases end first (a failure among them is
         // kept for the request that needs that range).
-        if self.erases_pending() {
-            let failed = self.sched.failed;
-            let _ = self.settle_erases();
-            self.sched.failed = failed;
-        }
+        self.settle_erases_keeping_failure();
         let appended = self.log.append(&mut self.flash, entry);
         self.changes.erased = self.changes.erased.wrapping_add(1);
         // An append may erase a record sector: as long as a slot's, on some parts.

@@ -148,7 +148,7 @@ impl<F: NorFlash> Agent<F> {
     /// erase waits for the erases up to it; elsewhere the erase running is suspended
     /// while the block is programmed and read back.
     pub fn write_slot(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
-        if self.bg.is_none() {
+        if !self.background_erase() {
             return self.write_now(addr, data);
         }
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);

@@ -196,7 +196,8 @@ impl Pace {
     /// [`Pace::raw`] for an agent that erases in the background: the host's units
     /// (crate::erase_plan::background, for a slot from a 64 KiB boundary), the first
     /// one's wait beyond the queue, then the longer of the line and the flash's other
-    /// work; from the first erase's answer on, as [`Pace::raw`].
+    /// work; from the first erase's answer on, as [`Pace::raw`] (which comes at once
+    /// here, so the first unit's wait is in it).
     fn raw_background(&self, work: &Work) -> Option<Duration> {
         let baud = self.baud?;
         let size = work.sector_size.max(1);
@@ -242,7 +243,8 @@ impl Pace {
             queue: Duration::from_secs_f64(queue_bytes as f64 * 10.0 / f64::from(baud.max(1))),
             round_trip: self.round_trip,
         };
-        Some(t.time().saturating_sub(first + self.round_trip))
+        // The first unit's wait is the stream's here (its erase is answered at once).
+        Some(t.time().saturating_sub(self.round_trip))
     }
 
     fn raw_sectors(&self, work: &Work) -> Option<Duration> {

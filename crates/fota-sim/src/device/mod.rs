@@ -145,8 +145,8 @@ impl NorFlash for TimedFlash {
     }
 }
 
-/// One step of the agent in which the flash worked ([`SimDevice::record_flash_busy`]):
-/// simulated nanoseconds.
+/// One step of the agent in which the flash worked, or a stretch between steps in which a
+/// background erase ran ([`SimDevice::record_flash_busy`]): simulated nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlashSpan {
     /// When the step began.
@@ -569,9 +569,24 @@ impl SimDevice {
         let Run::Up(r) = &mut self.run else {
             return false;
         };
-        // The time since the flash last worked: a background erase ran meanwhile.
-        self.elapsed
-            .fetch_add(now.saturating_sub(self.flash_clock), Ordering::Relaxed);
+        // The time since the flash last worked: a background erase ran meanwhile (a busy
+        // span of the flash's when recorded).
+        let since = now.saturating_sub(self.flash_clock);
+        if let Some(spans) = &mut self.flash_spans
+            && let Some((_, _, left, false)) = r.link.agent().flash().sim().background_erase()
+        {
+            let run = left
+                .saturating_sub(self.elapsed.load(Ordering::Relaxed))
+                .min(since);
+            if run > 0 {
+                spans.push(FlashSpan {
+                    start: self.flash_clock,
+                    end: self.flash_clock + run,
+                    hashing: false,
+                });
+            }
+        }
+        self.elapsed.fetch_add(since, Ordering::Relaxed);
         self.flash_clock = self.flash_clock.max(now);
         let unapplied = self.elapsed.load(Ordering::Relaxed);
         let erase_done =

@@ -40,7 +40,7 @@ pub(crate) fn spans_of(
 ) -> Vec<usize> {
     let blocks: Vec<(u32, Duration)> = (blocks.iter().copied())
         .filter(|&(size, t)| {
-            let n = if sector == 0 { 0 } else { size / sector };
+            let n = size.checked_div(sector).unwrap_or(0);
             t < sector_erase.saturating_mul(n)
         })
         .collect();

@@ -77,6 +77,17 @@
 //! the next block continues it, or programs it with the erased value before any request
 //! that reads or changes flash otherwise ([`Agent::write_slot`], [`Agent::flush_write`]).
 //!
+//! # Erases in the background
+//!
+//! With the `background` feature, a board whose flash driver implements
+//! `BackgroundErase` (a SPI NOR's erase suspend) calls
+//! `Agent::enable_background_erase`: an `EraseSlot` is then scheduled and answered at
+//! once, the flash erases while the agent programs elsewhere (suspending the erase), and
+//! every request waits for the erases of what it touches (module `background`). The main loop
+//! keeps stepping the link while [`AgentLink::erases_pending`]. Without the feature the
+//! agent waits for each erase and carries none of it (32 bytes of RAM and about 1.7 KB of
+//! code on `thumbv7em` with it).
+//!
 //! # The boot decision
 //!
 //! "The previous VM behaves as a bootloader passing control to the new VM": whatever runs
@@ -181,6 +192,8 @@
 #![warn(missing_docs)]
 
 mod agent;
+#[cfg(feature = "background")]
+pub mod background;
 mod codecs;
 mod config;
 mod flash;
@@ -196,6 +209,8 @@ pub use agent::{
     Agent, AgentError, Boot, BootPlan, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, ChecksumOp, EraseOp,
     Refusal, RequestResult, Unit,
 };
+#[cfg(feature = "background")]
+pub use background::BackgroundErase;
 pub use config::{
     AgentConfig, BAUD_RATES, ConfigError, FlashGeometry, MAX_READ_UNIT, MAX_WRITE_UNIT, UartClock,
 };

@@ -83,6 +83,10 @@ mod imp {
 
         pub(crate) fn end(&mut self) {}
 
+        pub(crate) fn writes_next(&self) -> Option<(u32, u32)> {
+            None
+        }
+
         pub(crate) fn begin<F>(
             &mut self,
             _agent: &mut Agent<F>,
@@ -228,6 +232,15 @@ mod imp {
         /// Forget the stream in progress.
         pub(crate) fn end(&mut self) {
             self.active = false;
+        }
+
+        /// The addresses the next step may write (from the decoder's position: one step
+        /// of [`STREAM_STEP`] bytes, an LZMA match and a write chunk past it, rounded
+        /// up), if a stream is in progress: what background erases must have done first.
+        pub(crate) fn writes_next(&self) -> Option<(u32, u32)> {
+            let from = self.target.checked_add(self.decoder.written())?;
+            self.active
+                .then(|| (from, from.saturating_add(STREAM_STEP + 1024)))
         }
 
         /// `StreamBegin`: check the target and the header, start the decoder; a delta's

@@ -32,6 +32,9 @@ pub struct SimOptions {
     pub accept_after: Duration,
     /// Who may open the WebSocket.
     pub access: crate::ws_access::AccessArgs,
+    /// Whether the flash driver erases in the background (the part permitting: not on
+    /// the STM32F4's internal flash).
+    pub erase_suspend: bool,
 }
 
 /// The flash file, written through: every word the flash programs and every piece of an
@@ -128,6 +131,7 @@ pub async fn run(opts: SimOptions) -> Result<(), String> {
     // Flags checked before anything is served.
     let access = Access::new(&opts.access)?;
     let mut cfg = DeviceConfig::new(opts.layout).with_flash(opts.flash);
+    cfg.erase_suspend &= opts.erase_suspend;
     cfg.baud = opts.baud;
     cfg.latency_ns = u64::try_from(opts.latency.as_nanos()).unwrap_or(u64::MAX);
     cfg.fota_supported = !opts.unsupported;

@@ -588,6 +588,33 @@ fn info_shows_the_time_a_trial_has_to_confirm() {
     );
 }
 
+/// `fota sim` erases in the background (the W25Q128JV's erase suspend, `Info` tag 11)
+/// and `fota info` says so; `--no-erase-suspend` models a driver that waits for each
+/// erase, and an update goes through on both.
+#[test]
+fn info_says_whether_erases_run_in_the_background() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let image = sample(dir.path(), "healthy");
+    for (args, background) in [
+        (&["--pty"][..], true),
+        (&["--pty", "--no-erase-suspend"][..], false),
+    ] {
+        let sim = Sim::start(args);
+        let port = sim.port();
+        let t = text(&fota(port, &["info"]));
+        assert_eq!(
+            t.contains("erase        in the background"),
+            background,
+            "{t}"
+        );
+        let o = fota(port, &["--json", "info"]);
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(doc["background_erase"], background, "{doc}");
+        let o = fota(port, &["flash", image.to_str().expect("utf-8")]);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
+}
+
 /// `fota sim --flash stm32f4`: 16, 64 and 128 KiB sectors, 2 s to erase a bytecode
 /// sector. `fota info` shows them, and a 200 KiB program (two 128 KiB sectors, erased
 /// in real time) goes in without a request sent twice.
@@ -604,6 +631,10 @@ fn an_update_on_stm32f4_sectors_from_the_command_line() {
     assert!(
         t.contains("erase        a sector in 2000 ms at worst"),
         "{t}"
+    );
+    assert!(
+        !t.contains("in the background"),
+        "no erase suspend on it: {t}"
     );
     let image = dir.path().join("big.bin");
     let o = Command::new(FOTA)

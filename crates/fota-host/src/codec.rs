@@ -448,7 +448,9 @@ impl Prepared {
         let sent = self.stream.select(needed).len() as u64;
         let max_write = u64::from(info.max_write.max(1));
         let load = crate::erase_plan::Load {
-            baud: dev.link().baud(),
+            // An agent that erases in the background (Info tag 11) never stalls the line
+            // for an erase: every block that fits is taken, as on a link without a rate.
+            baud: dev.link().baud().filter(|_| !info.background_erase),
             round_trip: dev.latency().unwrap_or_default(),
             line_bytes: sent + sent.div_ceil(max_write) * 18,
             program_bytes: self.image_len - self.kept,

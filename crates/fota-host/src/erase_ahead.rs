@@ -254,6 +254,19 @@ impl Round {
                 }
                 self.refusal = Some(refused(Op::WriteSlot, r));
             }
+            (
+                Item::Write(k),
+                ref r @ Reply::Error {
+                    code: ErrorCode::FlashFailure,
+                    ..
+                },
+            ) => {
+                // An agent that erases in the background (Info tag 11) reports an erase
+                // that failed on the next write that needs it: erase again, write again.
+                written[k] = false;
+                self.erase_next[blocks[k].s] = true;
+                self.refusal = Some(refused(Op::WriteSlot, r));
+            }
             (Item::Write(_), other) => return Err(refused(Op::WriteSlot, &other)),
         }
         Ok(())
@@ -409,6 +422,12 @@ fn block_spans<T: Transport>(
             (slot_addr + sectors[s].0 as u32, size)
         })
         .collect();
+    if info.background_erase {
+        // Every erase first, the largest blocks: the agent runs them while the blocks
+        // stream (crate::erase_plan::background).
+        let spans = crate::erase_plan::background::spans(info, &whole, erase);
+        return (spans, Some(vec![0; sectors.len()]));
+    }
     let round_trip = dev.latency().unwrap_or_default();
     if let Some(baud) = dev.link().baud() {
         let writes: Vec<(usize, u32)> = blocks.iter().map(|b| (b.s, (b.b - b.a) as u32)).collect();

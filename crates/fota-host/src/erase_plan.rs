@@ -209,6 +209,7 @@ pub(crate) fn units(info: &Info, dirty: &[(u32, u32)], load: &Load) -> Vec<(usiz
     out
 }
 
+pub(crate) mod background;
 mod raw;
 pub(crate) use raw::{RawFlash, RawLink, raw_plan};
 

@@ -173,6 +173,11 @@ impl HostError {
                 }
                 ErrorCode::NoFreeSlot => HostError::NoFreeSlot.help(),
                 ErrorCode::NotErased => "Erase the slot first (flashing does this).".into(),
+                ErrorCode::FlashFailure => "The device's flash failed to erase or program \
+                     there (the detail is the address), and trying again did not help: the \
+                     region may be worn or write-protected. Flash again; if it fails at the \
+                     same address, that part of the flash is damaged."
+                    .into(),
                 ErrorCode::BadFrame => {
                     "The link damaged data; a lower baud rate or a better cable helps.".into()
                 }

@@ -358,6 +358,7 @@ pub(crate) mod tests {
             }
         }
         Info {
+            background_erase: false,
             protocol_version: fota_protocol::PROTOCOL_VERSION,
             agent_version: [0, 1, 0],
             name: heapless::String::new(),

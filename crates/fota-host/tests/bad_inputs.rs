@@ -1185,6 +1185,7 @@ fn every_row_of_the_catalogue_names_tests_that_exist() {
         ("hostile_device.rs", include_str!("hostile_device.rs")),
         ("confirm_wait.rs", include_str!("confirm_wait.rs")),
         ("erase_faults.rs", include_str!("erase_faults.rs")),
+        ("background_erase.rs", include_str!("background_erase.rs")),
         ("cli.rs", include_str!("../../fota-cli/tests/cli.rs")),
         ("qemu.rs", include_str!("../../fota-cli/tests/qemu.rs")),
         (

@@ -121,6 +121,10 @@ fn a_device_declaring_absurd_block_erases_is_updated_with_sector_erases() {
     ];
     let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     cfg.declared_block_erases = Some(&ABSURD);
+    // The host's plan is under test: an agent that erases in the background (Info tag
+    // 11) erases whole declared blocks of the ranges it is given back to back, whatever
+    // the host's units (crate fota_agent::background); this one waits for each erase.
+    cfg.erase_suspend = false;
     let sim = SimDevice::new(cfg);
     let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
     let baud = block_on(dev.negotiate_baud(&[921_600])).expect("baud");

@@ -120,6 +120,8 @@ fn config(tag_8: bool) -> DeviceConfig {
     // The long request the queue fills behind: an erase by sectors (1.44 s for 128 KiB;
     // by blocks it would end before the line brings a window at 115200 baud).
     cfg.use_block_erases = false;
+    // ...that the agent waits for (an erase in the background would not hold it up).
+    cfg.erase_suspend = false;
     cfg
 }
 

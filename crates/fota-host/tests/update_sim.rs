@@ -286,9 +286,11 @@ fn cancel_after_attempt_undoes_the_attempt() {
 
 #[test]
 fn a_long_erase_is_slow_not_dead_and_a_dead_device_is_reported() {
-    // An agent that erases by sectors: 64 units, each answered with progress.
+    // An agent that erases by sectors and waits for them (no background erases): 64
+    // units, each answered with progress.
     let mut cfg = DeviceConfig::new(LayoutKind::BytecodeOnly);
     cfg.use_block_erases = false;
+    cfg.erase_suspend = false;
     let sim = SimDevice::new(cfg);
     let mut dev = Device::new(SimTransport::new(sim, Virtual), Box::new(NullObserver));
     block_on(dev.hello()).expect("hello");

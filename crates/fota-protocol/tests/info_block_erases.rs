@@ -9,6 +9,7 @@ use support::{body_of, parse};
 
 fn info(blocks: &[(u32, u32)]) -> Info {
     Info {
+        background_erase: false,
         block_erases: blocks
             .iter()
             .map(|&(size, ms)| BlockErase { size, ms })

@@ -10,6 +10,7 @@ use support::{body_of, parse};
 /// other extensions (tags 2 and 3) come before tag 8.
 fn info(rx_window: Option<u32>) -> Info {
     Info {
+        background_erase: false,
         rx_window,
         ..support::sample_info()
     }

@@ -123,6 +123,7 @@ fn any_info() -> impl Strategy<Value = Info> {
                 (rx_window, blocks),
             )| {
                 Info {
+                    background_erase: false,
                     block_erases: blocks
                         .into_iter()
                         .map(|(size, ms)| fota_protocol::BlockErase { size, ms })

@@ -70,10 +70,21 @@
 //! the byte at the cut torn, the rest of the block as it was (so any sector of it may be
 //! erased, torn or untouched), and every sector of it counts as erased once.
 //!
+//! # Background erases
+//!
+//! [`SimFlash::start_erase`] begins an erase that runs while the device does other work,
+//! with a SPI NOR's erase suspend and resume around programs and reads elsewhere: see
+//! the [`background`] module (its timing, its refusals and how the power-cut model
+//! covers it). Nothing changes for code that does not call it.
+//!
 //! # Worn flash
 //!
 //! [`SimFlash::wear_out`] makes a range fail every program and erase that touches it
 //! (the call fails and changes nothing), as a worn-out or write-protected region does.
+
+pub mod background;
+
+pub use background::EraseSuspend;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -115,6 +126,15 @@ pub enum FlashError {
         /// Address of the first worn byte of the range.
         offset: u32,
     },
+    /// A background erase runs and is not suspended ([`background`]): the part takes no
+    /// other program, read or erase; nothing was changed.
+    Busy,
+    /// A background erase of this range is suspended: the part does not program or read
+    /// the range being erased; nothing was changed.
+    Erasing {
+        /// Address of the first byte of the range that is being erased.
+        offset: u32,
+    },
     /// [`SimFlash::from_image`] got a length that is not a whole number of sectors.
     BadImageLength {
         /// The length given.
@@ -135,6 +155,10 @@ impl fmt::Display for FlashError {
                 write!(f, "uncorrectable ECC error (torn word) at {offset:#x}")
             }
             FlashError::Worn { offset } => write!(f, "worn flash at {offset:#x}"),
+            FlashError::Busy => f.write_str("flash busy with an erase that is not suspended"),
+            FlashError::Erasing { offset } => {
+                write!(f, "flash range at {offset:#x} is being erased (suspended)")
+            }
             FlashError::BadImageLength { len } => {
                 write!(
                     f,
@@ -323,6 +347,8 @@ pub struct SimFlash<const WRITE: usize = 4, const SECTOR: usize = 4096> {
     write_through: Option<WriteThrough>,
     /// The last cut tore the first byte of an operation that followed a completed one.
     first_byte_cut: bool,
+    /// The erase running in the background, if any, and the part's suspend figures.
+    bg: background::Background,
 }
 
 /// What an armed cut allows of an operation of `n` steps.
@@ -393,6 +419,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             big: Vec::new(),
             erases: 0,
             block_erases: 0,
+            bg: background::Background::default(),
         }
     }
 
@@ -591,12 +618,14 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
     /// Cuts the power now, between operations (nothing is torn).
     pub fn cut_power(&mut self) {
         self.powered = false;
+        self.drop_erase();
         self.cut_after = None;
     }
 
     /// Restores power after a cut. The contents stay as the cut left them.
     pub fn power_on(&mut self) {
         self.powered = true;
+        self.drop_erase();
     }
 
     /// Whether operations can run.
@@ -741,6 +770,7 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         if !(offset as usize).is_multiple_of(WRITE) || !data.len().is_multiple_of(WRITE) {
             return Err(FlashError::NotAligned);
         }
+        self.bg.check(range.start, range.end)?;
         if let Some(i) = self.mem[range.clone()].iter().position(|&b| b != 0xFF) {
             // i < data.len() and the range is in bounds, so this fits in u32.
             return Err(FlashError::NotErased {
@@ -783,6 +813,17 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
 
     fn erase_range(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         self.check_power()?;
+        if self.bg.running.is_some() {
+            return Err(FlashError::Busy);
+        }
+        let units = self.plan_erase(from, to)?;
+        self.apply_erase(&units, true).map(|_| ())
+    }
+
+    /// The erase units of `from..to` (`(start, bytes, ns)`): each real sector whole, or
+    /// the largest block erase that fits. Fails, changing nothing, on a range that
+    /// leaves the flash, cuts a sector or touches worn flash.
+    fn plan_erase(&self, from: u32, to: u32) -> Result<Vec<(usize, usize, u64)>, FlashError> {
         if from > to || to as usize > self.mem.len() {
             return Err(FlashError::OutOfBounds);
         }
@@ -801,7 +842,19 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
         if let Some(at) = self.worn_in(&(from as usize..to as usize)) {
             return Err(FlashError::Worn { offset: at });
         }
-        for (start, size, ns) in sectors {
+        Ok(sectors)
+    }
+
+    /// Erase the bytes of `units` (from [`Self::plan_erase`]), one step a byte, a cut
+    /// tearing one; returns their erase time, also charged as busy time if `charge`
+    /// (a blocking erase; a background one's time runs as it progresses).
+    fn apply_erase(
+        &mut self,
+        units: &[(usize, usize, u64)],
+        charge: bool,
+    ) -> Result<u64, FlashError> {
+        let mut time = 0u64;
+        for &(start, size, ns) in units {
             self.erases += 1;
             if size > SECTOR && self.sector_at(start as u32).1 as usize != size {
                 self.block_erases += 1;
@@ -830,15 +883,20 @@ impl<const WRITE: usize, const SECTOR: usize> SimFlash<WRITE, SECTOR> {
             self.pass_through(start..(start + done + 1).min(start + size), ERASE_PIECE);
             self.steps += done as u64;
             self.closed = done == size;
-            self.busy_ns += (ns * done as u64).div_ceil(size as u64);
+            let t = (ns * done as u64).div_ceil(size as u64);
+            time += t;
+            if charge {
+                self.busy_ns += t;
+            }
             self.check_power()?;
         }
-        Ok(())
+        Ok(time)
     }
 
     fn read_into(&mut self, offset: u32, out: &mut [u8]) -> Result<(), FlashError> {
         self.check_power()?;
         let range = self.range(offset, out.len())?;
+        self.bg.check(range.start, range.end)?;
         if let Some(at) = self.torn_in(&range) {
             return Err(FlashError::Ecc { offset: at });
         }

@@ -542,9 +542,14 @@ fn a_client_replaying_the_transcripts_gets_every_reply() {
         let cfg = device_config(layout);
         let factory = SimDevice::new(cfg.clone()).flash_bytes().to_vec();
         let flash = DeviceFlash::from_image(factory).expect("flash");
-        let link = std::cell::RefCell::new(Some(
-            AgentLink::boot(flash, cfg.agent_config()).expect("boot").0,
-        ));
+        // Its flash driver erases in the background, as the device's does (Info tag 11).
+        let boot = |flash: DeviceFlash| {
+            let (mut agent, boot) =
+                fota_agent::Agent::boot(flash, cfg.agent_config()).expect("boot");
+            agent.enable_background_erase();
+            (AgentLink::new(agent), boot)
+        };
+        let link = std::cell::RefCell::new(Some(boot(flash).0));
         let m = replay(
             &lines,
             &mut |f, _| {
@@ -557,8 +562,7 @@ fn a_client_replaying_the_transcripts_gets_every_reply() {
             },
             &mut || {
                 let l = link.borrow_mut().take().expect("booted");
-                let (mut again, boot) =
-                    AgentLink::boot(l.into_flash(), cfg.agent_config()).expect("boot");
+                let (mut again, boot) = boot(l.into_flash());
                 assert!(boot.trial);
                 // The device's clock when it answered the Hello after the reset, from the
                 // time left on trial its Info gave (tag 9).

@@ -126,6 +126,10 @@ impl<F: NorFlash> Agent<F> {
             checked: None,
             boot: Boot::NONE,
             uptime_ms: None,
+            #[cfg(feature = "background")]
+            bg: None,
+            #[cfg(feature = "background")]
+            sched: crate::background::Schedule::NONE,
             config,
         };
         if !agent.config.fota_supported {

@@ -45,6 +45,8 @@ impl<F: NorFlash> Agent<F> {
         }
         let end = u64::from(addr) + u64::from(size);
         self.slot_range(addr, end, size)?;
+        // Background erases: every scheduled one is done before a byte is read.
+        self.settle_erases()?;
         self.flush_write()?;
         #[cfg(feature = "images")]
         {

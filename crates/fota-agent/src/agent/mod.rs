@@ -10,6 +10,7 @@ use crate::flash::{self, ERASED};
 use crate::record::{Log, LogEntry, RecordState};
 use md5::Md5;
 
+mod background;
 mod boot;
 mod checksum;
 mod record_fns;
@@ -94,6 +95,12 @@ pub struct Agent<F> {
     /// The platform's clock, milliseconds since this boot started
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,
+    /// The flash driver's background erase ([`Agent::enable_background_erase`]).
+    #[cfg(feature = "background")]
+    bg: Option<crate::background::Driver<F>>,
+    /// The erases scheduled in the background.
+    #[cfg(feature = "background")]
+    sched: crate::background::Schedule,
 }
 
 /// Counters of what changed the flash: a cached reply is valid only while they stand
@@ -221,6 +228,7 @@ impl<F: NorFlash> Agent<F> {
     #[allow(clippy::type_complexity)]
     pub(crate) fn check_parts(&mut self) -> RequestResult<(&AgentConfig, &mut F, Option<fn()>)> {
         self.supported()?;
+        self.settle_erases()?;
         Ok((&self.config, &mut self.flash, self.hook))
     }
 
@@ -285,6 +293,7 @@ impl<F: NorFlash> Agent<F> {
             slots,
             sectors: self.config.sectors.clone(),
             block_erases: self.config.block_erases.clone(),
+            background_erase: self.background_erase(),
             codecs: crate::codecs::codecs(),
             #[cfg(feature = "images")]
             images: self.image_rules(),

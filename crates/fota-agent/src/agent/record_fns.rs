@@ -26,6 +26,10 @@ impl<F: NorFlash> Agent<F> {
     /// finds no record either, the one in RAM is not on flash: fota\[0\] becomes 0.
     pub(super) fn append(&mut self, entry: LogEntry) -> Result<(), u32> {
         let base = self.config.flash_base;
+        // The record's flash is not the erasing range, but the part takes no command
+        // while an erase runs: the scheduled erases end first (a failure among them is
+        // kept for the request that needs that range).
+        self.settle_erases_keeping_failure();
         let appended = self.log.append(&mut self.flash, entry);
         self.changes.erased = self.changes.erased.wrapping_add(1);
         // An append may erase a record sector: as long as a slot's, on some parts.

@@ -113,7 +113,7 @@ impl<F: NorFlash> Agent<F> {
     /// the largest declared block that starts at `off` and fits in `left` (so it never
     /// leaves the range, which lies in one slot); otherwise the sector there (`sector`
     /// bytes). A configuration with block erases has sectors of one size (validation).
-    fn erase_size(&self, off: u32, sector: u32, left: u32) -> u32 {
+    pub(super) fn erase_size(&self, off: u32, sector: u32, left: u32) -> u32 {
         let mut size = sector;
         // Ascending: the last that fits is the largest.
         for b in &self.config.block_erases {
@@ -143,7 +143,26 @@ impl<F: NorFlash> Agent<F> {
     ///
     /// Power loss: the units programmed so far stay, held bytes are lost; resending the
     /// blocks from the last unit boundary completes the image.
+    ///
+    /// With background erases ([`crate::background`]) a block into a range still to
+    /// erase waits for the erases up to it; elsewhere the erase running is suspended
+    /// while the block is programmed and read back.
     pub fn write_slot(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
+        if !self.background_erase() {
+            return self.write_now(addr, data);
+        }
+        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        // From the held unit's start: a block that continues it programs it whole.
+        let from = self.held.map_or(addr, |h| h.addr.min(addr));
+        self.wait_erases(from, addr.saturating_add(len))?;
+        let suspended = self.suspend_erase()?;
+        let written = self.write_now(addr, data);
+        self.resume_erase(suspended);
+        written
+    }
+
+    /// [`Agent::write_slot`] with no erase running in its range.
+    fn write_now(&mut self, addr: u32, data: &[u8]) -> RequestResult<()> {
         self.supported()?;
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         if data.is_empty() || data.len() > MAX_WRITE {

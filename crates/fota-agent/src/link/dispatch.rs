@@ -40,6 +40,25 @@ pub(super) fn handle<F: NorFlash>(
         }
     };
     let supported = agent.config().fota_supported;
+    // With background erases, a request that reads or changes flash otherwise than a
+    // write (which waits for its own range) waits for every scheduled erase; a failed
+    // one is its answer (crate::background).
+    let settles = !matches!(
+        request,
+        Request::Hello { .. }
+            | Request::GetRecord
+            | Request::FindBytecodeSlot
+            | Request::FindVmSlot
+            | Request::EraseSlot { .. }
+            | Request::WriteSlot { .. }
+            | Request::SetBaud { .. }
+            // Streams wait for the range each step writes (the link's guard).
+            | Request::StreamBegin { .. }
+            | Request::StreamData { .. }
+    );
+    if settles && let Err(refusal) = agent.settle_erases() {
+        return Handling::Now(Err(refusal), None);
+    }
     let result = match request {
         Request::Hello { version } if version == PROTOCOL_VERSION => Ok(Answer::Info),
         Request::Hello { .. } => Err(refuse(
@@ -56,6 +75,9 @@ pub(super) fn handle<F: NorFlash>(
         Request::SetRecord(u) => agent.set_record(u).map(|()| Answer::RecordSet),
         Request::FindBytecodeSlot => agent.find_bytecode_slot().map(Answer::BytecodeSlot),
         Request::FindVmSlot => agent.find_vm_slot().map(Answer::VmSlot),
+        Request::EraseSlot { addr, size } if agent.background_erase() => agent
+            .schedule_erase(addr, size)
+            .map(|(addr, size)| Answer::Erased { addr, size }),
         Request::EraseSlot { addr, size } => match agent.begin_erase(addr, size) {
             Ok(e) => return Handling::Long(Work::Erase(e)),
             Err(r) => Err(r),

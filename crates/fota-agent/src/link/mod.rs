@@ -229,6 +229,8 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
             tx,
             stats,
         };
+        // Background erases: the next unit starts once the last is done.
+        agent.pump_erases();
         if *busy {
             // (`cfg!`: an agent without the decoder carries none of this code.)
             let stream_job = match &mut job.work {
@@ -240,7 +242,15 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                     StreamJob::Data { len, .. } => reader.last_body(usize::from(*len)),
                     StreamJob::Begin { .. } => None,
                 };
-                let r = stream.step(agent, s, body.unwrap_or(&[]));
+                // Background erases: the range this step writes is erased first, and
+                // the erase running is suspended while the decoder reads and writes.
+                let r = agent
+                    .erase_guard(stream.writes_next())
+                    .and_then(|suspended| {
+                        let r = stream.step(agent, s, body.unwrap_or(&[]));
+                        agent.resume_erase(suspended);
+                        r
+                    });
                 stream_unit(agent, &mut out, job.id, r)
             } else {
                 work_unit(agent, &mut out, job)
@@ -313,12 +323,23 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
                 } else {
                     None
                 };
-                let handling = match parsed {
-                    Some(Request::StreamBegin { addr, base, header }) => {
-                        stream_handling(stream.begin(agent, addr, base, header))
+                // A stream's request (the end of a stream programs its last unit) runs
+                // with the erase running suspended (crate::background).
+                let guard = match parsed {
+                    Some(_) => agent.erase_guard(stream.writes_next()),
+                    None => Ok(false),
+                };
+                let handling = match (guard, parsed) {
+                    (Err(refusal), _) => Handling::Now(Err(refusal), None),
+                    (Ok(suspended), Some(Request::StreamBegin { addr, base, header })) => {
+                        let r = stream.begin(agent, addr, base, header);
+                        agent.resume_erase(suspended);
+                        stream_handling(r)
                     }
-                    Some(Request::StreamData { offset, data }) => {
-                        stream_handling(stream.data(agent, offset, f.body.len(), data))
+                    (Ok(suspended), Some(Request::StreamData { offset, data })) => {
+                        let r = stream.data(agent, offset, f.body.len(), data);
+                        agent.resume_erase(suspended);
+                        stream_handling(r)
                     }
                     _ => handle(agent, baud, out.stats.requests, f.op, f.body),
                 };
@@ -408,6 +429,13 @@ impl<F: NorFlash, S: BorrowMut<LinkState>> AgentLink<F, S> {
     /// [`AgentLink::step`] works on it, whatever the input.
     pub fn is_busy(&self) -> bool {
         self.state.borrow().busy
+    }
+
+    /// Whether erases scheduled in the background are left to run or start
+    /// ([`Agent::erases_pending`]): call [`AgentLink::step`] (even with no input) when
+    /// the flash may have finished one, so that the next starts.
+    pub fn erases_pending(&self) -> bool {
+        self.agent.erases_pending()
     }
 
     /// Whether the long request in progress is a `ChecksumSlot`: the next step reads and

@@ -31,6 +31,7 @@ fn print_info(info: &Info, json: bool) {
             "codecs": info.codecs.iter().map(|c| json!({"id": c.id, "ram": c.ram})).collect::<Vec<_>>(),
             "sectors": info.sectors.iter().map(|r| json!({"addr": r.addr, "size": r.size, "count": r.count})).collect::<Vec<_>>(),
             "block_erases": info.block_erases.iter().map(|b| json!({"size": b.size, "ms": b.ms})).collect::<Vec<_>>(),
+            "background_erase": info.background_erase,
         }));
         return;
     }
@@ -60,6 +61,9 @@ fn print_info(info: &Info, json: bool) {
             human_bytes(f64::from(b.size)),
             b.ms
         );
+    }
+    if info.background_erase {
+        println!("erase        in the background (erase suspend): writes elsewhere go on");
     }
     if let Some(ms) = info.confirm_ms {
         println!("trial        firmware must confirm within {}", seconds(ms));

@@ -71,6 +71,10 @@ pub struct SimArgs {
     /// Model an agent without image checks (any slot content can be made current).
     #[arg(long)]
     no_image_checks: bool,
+    /// Model a flash driver that waits for each erase (no erase suspend: `Info` tag 11
+    /// absent), as most boards' drivers do.
+    #[arg(long)]
+    no_erase_suspend: bool,
 }
 
 pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Problem> {
@@ -87,6 +91,7 @@ pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Problem> {
         packed_only,
         no_downgrade,
         no_image_checks,
+        no_erase_suspend,
     } = args;
     let images = sim_server::image_policy(
         require_signatures,
@@ -113,6 +118,7 @@ pub async fn run(args: &SimArgs, global: &Global) -> Result<(), Problem> {
         fast: *fast,
         accept_after: Duration::from_millis(*accept_after_ms),
         access: access.clone(),
+        erase_suspend: !*no_erase_suspend,
     };
     sim_server::run(opts).await.map_err(|e| Problem::new(e, ""))
 }

@@ -58,6 +58,10 @@ pub struct Pace {
     /// stream's model takes the best of all sectors and as many blocks of each size as
     /// pay, the raw image's is the host's raw plan itself where `rx_window` is declared.
     pub block_erases: [Option<(u32, Duration)>; 2],
+    /// The agent erases in the background (`Info` tag 11): its erases run while the
+    /// blocks stream, and only the first one holds the line up
+    /// (crate::erase_plan::background).
+    pub background_erase: bool,
 }
 
 /// The flash work of one update: what the model needs besides the bytes sent.
@@ -103,6 +107,10 @@ impl Pace {
     /// queue holds (the model crate::erase_plan uses); `None` without a line rate.
     fn stall(&self, erase: f64) -> Option<f64> {
         let baud = self.baud?;
+        if self.background_erase {
+            // Its erases run while the frames arrive (crate::erase_plan::background).
+            return Some(0.0);
+        }
         // The queue, and the frame the agent holds besides.
         let held = u64::from(self.max_write) + FRAME_EXTRA;
         let queue =
@@ -119,6 +127,9 @@ impl Pace {
     /// the blocks and the erases' places that make it shortest), from the first erase's
     /// answer on; otherwise sectors alone.
     pub fn raw(&self, work: &Work) -> Option<Duration> {
+        if self.background_erase {
+            return self.raw_background(work);
+        }
         let sectors = self.raw_sectors(work)?;
         match self.raw_planned(work) {
             Some(planned) => Some(sectors.min(planned)),
@@ -180,6 +191,60 @@ impl Pace {
             self.sector_erase
         };
         Some(plan.time.saturating_sub(first + self.round_trip))
+    }
+
+    /// [`Pace::raw`] for an agent that erases in the background: the host's units
+    /// (crate::erase_plan::background, for a slot from a 64 KiB boundary), the first
+    /// one's wait beyond the queue, then the longer of the line and the flash's other
+    /// work; from the first erase's answer on, as [`Pace::raw`] (which comes at once
+    /// here, so the first unit's wait is in it).
+    fn raw_background(&self, work: &Work) -> Option<Duration> {
+        let baud = self.baud?;
+        let size = work.sector_size.max(1);
+        let n = usize::try_from(work.sectors).ok()?;
+        let blocks: Vec<(u32, Duration)> = self.block_erases.iter().flatten().copied().collect();
+        let sectors: Vec<(u32, u32)> = (0..n)
+            .map(|s| {
+                (
+                    u32::try_from(s).unwrap_or(u32::MAX).saturating_mul(size),
+                    size,
+                )
+            })
+            .collect();
+        let spans = crate::erase_plan::background::spans_of(
+            size,
+            self.sector_erase,
+            &blocks,
+            &sectors,
+            &vec![true; n],
+        );
+        let unit = |s: usize| {
+            let k = spans[s] - s;
+            (blocks.iter())
+                .find(|b| k > 1 && b.0 == size.saturating_mul(k as u32))
+                .map_or(self.sector_erase, |b| b.1)
+        };
+        let mut units = Vec::new();
+        let mut s = 0;
+        while s < n {
+            units.push(unit(s));
+            s = spans[s];
+        }
+        let first = units.first().copied().unwrap_or_default();
+        let frames = work.image.div_ceil(u64::from(self.max_write.max(1)));
+        let held = u64::from(self.max_write) + FRAME_EXTRA;
+        let queue_bytes = u64::from(self.rx_window.unwrap_or(0)) + held;
+        let t = crate::erase_plan::background::Transfer {
+            first,
+            rest: units.iter().skip(1).sum(),
+            line: Duration::from_secs_f64(self.line(work.image)?),
+            program: Duration::from_nanos(work.image.saturating_mul(self.program_ns_per_byte)),
+            frames,
+            queue: Duration::from_secs_f64(queue_bytes as f64 * 10.0 / f64::from(baud.max(1))),
+            round_trip: self.round_trip,
+        };
+        // The first unit's wait is the stream's here (its erase is answered at once).
+        Some(t.time().saturating_sub(self.round_trip))
     }
 
     fn raw_sectors(&self, work: &Work) -> Option<Duration> {
@@ -327,6 +392,7 @@ pub(crate) async fn judge<T: Transport>(
                 .map(|b| Some((b.size, Duration::from_millis(u64::from(b.ms)))));
             [b.next().flatten(), b.next().flatten()]
         },
+        background_erase: info.background_erase,
     };
     Ok(pace.verdict(work, sent, blocks, what))
 }
@@ -361,193 +427,4 @@ impl Pace {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The W25Q128JV as the simulated device declares it, 1 KiB frames, at `baud` with a
-    /// round trip of `rtt_ms`.
-    fn pace(baud: u32, rtt_ms: u64) -> Pace {
-        Pace {
-            baud: Some(baud),
-            round_trip: Duration::from_millis(rtt_ms),
-            sector_erase: Duration::from_millis(45),
-            program_ns_per_byte: DEFAULT_PROGRAM_NS_PER_BYTE,
-            max_write: 1024,
-            rx_window: Some(5354),
-            block_erases: [None; 2],
-        }
-    }
-
-    /// MicroPython for the micro:bit: 243,852 bytes, 60 sectors of 4 KiB, compressed to
-    /// 145,315 bytes in 15 blocks (docs/CODECS.md).
-    const MICROBIT: Work = Work {
-        image: 243_852,
-        sectors: 60,
-        sector_size: 4096,
-    };
-
-    fn picks_raw(p: &Pace, sent: u64) -> Option<String> {
-        match p.verdict(&MICROBIT, sent, 15, "compressed") {
-            Verdict::Raw(why) => Some(why),
-            Verdict::Stream(_) => None,
-        }
-    }
-
-    /// Each case (baud, round trip in ms, raw and compressed stream times measured by
-    /// `fota bench --image`, the README's Stream column) against the model `pace` of
-    /// the device: the raw image within `raw_within`, the stream within `stream_within`.
-    fn matches(
-        pace: fn(u32, u64) -> Pace,
-        cases: &[(u32, u64, f64, f64)],
-        raw_within: f64,
-        stream_within: f64,
-    ) {
-        for &(baud, rtt, raw, stream) in cases {
-            let p = pace(baud, rtt);
-            let r = p.raw(&MICROBIT).expect("a baud").as_secs_f64();
-            let s = p
-                .stream(&MICROBIT, 145_315, 15)
-                .expect("a baud")
-                .as_secs_f64();
-            assert!(
-                (r / raw - 1.0).abs() < raw_within,
-                "raw at {baud}/{rtt}: {r} vs {raw}"
-            );
-            assert!(
-                (s / stream - 1.0).abs() < stream_within,
-                "compressed at {baud}/{rtt}: {s} vs {stream}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_model_matches_the_measured_updates() {
-        // Raw 21.51 / 21.51 / 3.37 / 3.49 s, compressed 13.05 / 13.14 / 3.48 / 3.59 s at
-        // 115200 with 1 and 16 ms one way, then 921600 with 1 and 16 ms, measured on a
-        // device that declared no block erases. The model is within 4 % of each (the raw
-        // image at 921600 with 16 ms, whose flash idles a little behind every other
-        // erase, 3.5 % under), the stream within 2 %.
-        let cases = [
-            (115_200, 2, 21.51, 13.05),
-            (115_200, 32, 21.51, 13.14),
-            (921_600, 2, 3.37, 3.48),
-            (921_600, 32, 3.49, 3.59),
-        ];
-        matches(pace, &cases, 0.04, 0.02);
-    }
-
-    /// The same device with its block erases declared (Info tag 10): the host erases
-    /// whole 64 KiB blocks where they pay.
-    fn blocks(baud: u32, rtt_ms: u64) -> Pace {
-        Pace {
-            block_erases: [
-                Some((32 * 1024, Duration::from_millis(120))),
-                Some((64 * 1024, Duration::from_millis(150))),
-            ],
-            ..pace(baud, rtt_ms)
-        }
-    }
-
-    #[test]
-    fn the_model_matches_the_measured_updates_with_block_erases() {
-        // With the W25Q128JV's block erases, in the same order as above: raw 21.32 /
-        // 21.32 / 2.70 / 3.07 s (the host's raw plan: at 921600 baud and 1 ms one block and
-        // sectors erased early), compressed 12.84 / 12.90 / 1.83 / 2.14 s. The raw image
-        // within 4 %, the stream within 3 % (2.20 s modelled at 921600 and 16 ms).
-        let cases = [
-            (115_200, 2, 21.32, 12.84),
-            (115_200, 32, 21.32, 12.90),
-            (921_600, 2, 2.70, 1.83),
-            (921_600, 32, 3.07, 2.14),
-        ];
-        matches(blocks, &cases, 0.04, 0.03);
-        // So the default sends it compressed at every setting, as measured fastest.
-        for (baud, rtt) in [(115_200, 2), (115_200, 32), (921_600, 2), (921_600, 32)] {
-            assert!(
-                picks_raw(&blocks(baud, rtt), 145_315).is_none(),
-                "{baud}/{rtt}"
-            );
-        }
-    }
-
-    #[test]
-    fn raw_where_the_flash_sets_the_pace_and_a_short_round_trip() {
-        let why = picks_raw(&pace(921_600, 2), 145_315).expect("raw at 921600, 1 ms");
-        assert_eq!(
-            why,
-            "the flash, not the link, sets the pace at 921600 baud: about 3.4 s raw, 3.4 s \
-             compressed, by the model"
-        );
-        // The same flash with 16 ms each way: the model charges the stream three round
-        // trips at its start; the raw image keeps an erase and five blocks queued at the
-        // agent (Info tag 8), more work than a round trip, and the flash never waits.
-        assert!(picks_raw(&pace(921_600, 32), 145_315).is_some());
-        // Without tag 8 (a window of requests) the raw image idles after each erase for
-        // the round trip less a sector's programming, and the stream is faster.
-        let requests = Pace {
-            rx_window: None,
-            ..pace(921_600, 32)
-        };
-        assert_eq!(picks_raw(&requests, 145_315), None);
-        // The line sets the pace: fewer bytes win.
-        assert_eq!(picks_raw(&pace(115_200, 2), 145_315), None);
-        // A stream no smaller than the image goes raw even where the line is slow.
-        assert!(picks_raw(&pace(115_200, 2), 243_900).is_some());
-    }
-
-    #[test]
-    fn a_stream_says_its_modelled_time() {
-        let v = pace(115_200, 2).verdict(&MICROBIT, 145_315, 15, "compressed");
-        let Verdict::Stream(why) = v else {
-            panic!("compressed at 115200")
-        };
-        assert_eq!(why, "about 13.0 s against 21.5 s raw at 115200 baud");
-    }
-
-    #[test]
-    fn a_delta_against_raw() {
-        // MicroPython 1.0.0 -> 1.0.1: 231,608 bytes, a delta of 12,330 in 15 blocks.
-        // Measured: raw 3.20 s, delta 3.30 s at 921600/1 ms; 3.31 against 3.36 at 16 ms
-        // (the delta's with its base check, which the model leaves out: the host asks
-        // for it before choosing).
-        let work = Work {
-            image: 231_608,
-            sectors: 57,
-            sector_size: 4096,
-        };
-        let delta = "the delta";
-        assert!(matches!(
-            pace(921_600, 2).verdict(&work, 12_330, 15, delta),
-            Verdict::Raw(why) if why.ends_with("3.2 s raw, 3.2 s the delta, by the model")
-        ));
-        // With 16 ms each way as well (measured: raw 3.31 s, the delta 3.36 s); with a
-        // window of requests (no tag 8) the raw image waits after its erases and the
-        // delta wins.
-        assert!(matches!(
-            pace(921_600, 32).verdict(&work, 12_330, 15, delta),
-            Verdict::Raw(_)
-        ));
-        let requests = Pace {
-            rx_window: None,
-            ..pace(921_600, 32)
-        };
-        assert!(matches!(
-            requests.verdict(&work, 12_330, 15, delta),
-            Verdict::Stream(_)
-        ));
-        assert!(matches!(
-            pace(115_200, 2).verdict(&work, 12_330, 15, delta),
-            Verdict::Stream(_)
-        ));
-    }
-
-    #[test]
-    fn no_baud_no_model() {
-        let mut p = pace(921_600, 2);
-        p.baud = None;
-        assert!(matches!(
-            p.verdict(&MICROBIT, 145_315, 15, "compressed"),
-            Verdict::Stream(why) if why.contains("unknown")
-        ));
-    }
-}
+mod tests;

@@ -80,6 +80,10 @@ pub mod info_tag {
     /// ([`super::BlockErase`]); the agent erases a whole aligned block of a range in one
     /// command, and an `EraseSlot` covering blocks takes their time, not their sectors'.
     pub const BLOCK_ERASES: u8 = 10;
+    /// No value (length 0): the agent erases in the background. An `EraseSlot` is
+    /// answered once scheduled, and its range is erased before any later request touches
+    /// it (docs/PROTOCOL.md 3.3, 6.2).
+    pub const BACKGROUND_ERASE: u8 = 11;
 }
 
 /// Most trusted keys an agent lists in [`ImageRules::keys`].
@@ -333,6 +337,10 @@ pub struct Info {
     /// The block erases the flash offers, ascending by size (tag 10; empty: sector
     /// erases only).
     pub block_erases: heapless::Vec<BlockErase, MAX_BLOCK_ERASES>,
+    /// The agent erases in the background (tag 11): an `EraseSlot` is answered once
+    /// scheduled, and erased before any later request touches its range, while later
+    /// writes elsewhere go on.
+    pub background_erase: bool,
 }
 
 impl Info {

@@ -200,6 +200,10 @@ impl Reply {
                         s.u32(b.ms);
                     }
                 }
+                if i.background_erase {
+                    s.u8(info_tag::BACKGROUND_ERASE);
+                    s.u8(0);
+                }
             }
             Reply::Record(rec) => {
                 for v in rec.to_array() {
@@ -346,6 +350,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
     let mut rx_window = None;
     let mut trial_left_ms = None;
     let mut block_erases = heapless::Vec::new();
+    let mut background_erase = false;
     r.extensions(|tag, value| {
         let mut v = Reader::new(value);
         match tag {
@@ -399,6 +404,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
             info_tag::CONFIRM_MS => confirm_ms = Some(v.u32()?),
             info_tag::RX_WINDOW => rx_window = Some(v.u32()?),
             info_tag::TRIAL_LEFT_MS => trial_left_ms = Some(v.u32()?),
+            info_tag::BACKGROUND_ERASE => background_erase = true,
             info_tag::BLOCK_ERASES => {
                 block_erases.clear();
                 while !v.is_empty() {
@@ -415,6 +421,7 @@ fn parse_info(r: &mut Reader<'_>) -> Result<Info, DecodeError> {
         v.end().map_err(|_| DecodeError::BadValue)
     })?;
     Ok(Info {
+        background_erase,
         images,
         confirm_ms,
         rx_window,

@@ -23,6 +23,7 @@ pub fn sample_info() -> Info {
             .expect("three slots fit");
     }
     Info {
+        background_erase: false,
         protocol_version: 2,
         agent_version: [0, 1, 0],
         name: heapless::String::try_from("sim").expect("short name"),

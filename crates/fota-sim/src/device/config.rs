@@ -142,6 +142,11 @@ pub struct DeviceConfig {
     /// What the device requires of images (default: [`ImagePolicy::OPEN`], raw images
     /// taken; [`ImagePolicy::signed`] models a device that runs only signed images).
     pub images: ImagePolicy,
+    /// Whether the flash driver erases in the background with the part's erase suspend
+    /// (the W25Q128JV's 0x75/0x7A, [`crate::flash::background`]) and the agent says so
+    /// (`Info` tag 11). On by default for the W25Q128JV; off models a driver that waits
+    /// for each erase (and the STM32F4's internal flash, which has no suspend).
+    pub erase_suspend: bool,
 }
 
 impl DeviceConfig {
@@ -174,6 +179,7 @@ impl DeviceConfig {
             declared_block_erases: None,
             md5_ns_per_byte: CORTEX_M4_MD5_NS_PER_BYTE,
             images: ImagePolicy::OPEN,
+            erase_suspend: true,
         }
     }
 
@@ -192,11 +198,13 @@ impl DeviceConfig {
             FlashKind::W25q128jv => DeviceConfig {
                 flash,
                 timing: FlashTiming::W25Q128JV,
+                erase_suspend: true,
                 ..self
             },
             FlashKind::Stm32f4 => DeviceConfig {
                 flash,
                 timing: FlashTiming::STM32F4,
+                erase_suspend: false,
                 ..self
             },
         }

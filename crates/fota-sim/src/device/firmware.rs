@@ -13,12 +13,19 @@ use crate::images::{self, ImageHealth};
 
 impl SimDevice {
     pub(super) fn finish_boot(&mut self) {
-        let Run::Booting { flash, .. } = std::mem::replace(&mut self.run, Run::Gone) else {
+        let Run::Booting { mut flash, .. } = std::mem::replace(&mut self.run, Run::Gone) else {
             return;
         };
-        match fota_agent::Agent::boot_or_return(flash, self.agent_cfg.clone())
-            .map(|(agent, boot)| (AgentLink::new(agent), boot))
-        {
+        flash.settle();
+        let background = self.cfg.erase_suspend;
+        match fota_agent::Agent::boot_or_return(flash, self.agent_cfg.clone()).map(
+            |(mut agent, boot)| {
+                if background {
+                    agent.enable_background_erase();
+                }
+                (AgentLink::new(agent), boot)
+            },
+        ) {
             Ok((link, _)) if !link.agent().flash().sim().is_powered() => {
                 // Power failed during the boot decision's record write: the device is off.
                 self.run = Run::Off {

@@ -14,17 +14,18 @@ mod config;
 mod firmware;
 mod rates;
 mod records;
+mod timed;
 mod uart;
 
 pub use config::*;
 use rates::take_line;
 pub use records::{BootRecord, FirmwareTicks, LINK_TICK_NS, TICK_NS};
+pub use timed::TimedFlash;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use fota_agent::{AgentConfig, AgentLink, Boot, LinkAction};
 use fota_protocol::{Record, SlotKind};
 
@@ -35,69 +36,8 @@ use crate::line::Line;
 /// Processing time of one frame by the device's CPU, besides flash time.
 const CPU_FRAME_NS: u64 = 20_000;
 
-/// A [`SimFlash`](crate::flash::SimFlash) that reports its busy time to the device as each
-/// operation ends, so that replies sent during a long erase (progress) leave at the right time.
-#[derive(Debug)]
-pub struct TimedFlash {
-    inner: DeviceFlash,
-    busy: Arc<AtomicU64>,
-    /// CPU time per byte read while the agent hashes (`ChecksumSlot`): its MD5 of the
-    /// bytes, charged as they are read. 0 otherwise.
-    hash_ns: Arc<AtomicU64>,
-}
-
-impl TimedFlash {
-    fn account(&mut self) {
-        let ns = self.inner.take_busy_ns();
-        self.busy.fetch_add(ns, Ordering::Relaxed);
-    }
-
-    /// The flash model.
-    pub fn sim(&self) -> &DeviceFlash {
-        &self.inner
-    }
-
-    /// The flash model, to arm a power cut.
-    pub fn sim_mut(&mut self) -> &mut DeviceFlash {
-        &mut self.inner
-    }
-}
-
-impl ErrorType for TimedFlash {
-    type Error = FlashError;
-}
-
-impl ReadNorFlash for TimedFlash {
-    const READ_SIZE: usize = DeviceFlash::READ_SIZE;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
-        let r = self.inner.read(offset, bytes);
-        self.account();
-        let md5 = self.hash_ns.load(Ordering::Relaxed) * bytes.len() as u64;
-        self.busy.fetch_add(md5, Ordering::Relaxed);
-        r
-    }
-    fn capacity(&self) -> usize {
-        self.inner.capacity()
-    }
-}
-
-impl NorFlash for TimedFlash {
-    const WRITE_SIZE: usize = DeviceFlash::WRITE_SIZE;
-    const ERASE_SIZE: usize = DeviceFlash::ERASE_SIZE;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
-        let r = self.inner.erase(from, to);
-        self.account();
-        r
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
-        let r = self.inner.write(offset, bytes);
-        self.account();
-        r
-    }
-}
-
-/// One step of the agent in which the flash worked ([`SimDevice::record_flash_busy`]):
-/// simulated nanoseconds.
+/// One step of the agent in which the flash worked, or a stretch between steps in which a
+/// background erase ran ([`SimDevice::record_flash_busy`]): simulated nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlashSpan {
     /// When the step began.
@@ -178,6 +118,11 @@ pub struct SimDevice {
     ticks: FirmwareTicks,
     /// The flash's busy spans, when recorded ([`SimDevice::record_flash_busy`]).
     flash_spans: Option<Vec<FlashSpan>>,
+    /// The time up to which a background erase has been given its progress
+    /// ([`crate::flash::SimFlash::advance`]), some of it perhaps still in `elapsed`.
+    flash_clock: u64,
+    /// See [`TimedFlash`]: time handed to the flash and not yet applied.
+    elapsed: Arc<AtomicU64>,
 }
 
 impl SimDevice {
@@ -203,6 +148,7 @@ impl SimDevice {
         flash.set_sectors(cfg.sector_runs());
         let busy = Arc::new(AtomicU64::new(0));
         let hash_ns = Arc::new(AtomicU64::new(0));
+        let elapsed = Arc::new(AtomicU64::new(0));
         let agent_cfg = cfg.agent_config();
         let mut dev = SimDevice {
             now: 0,
@@ -220,6 +166,7 @@ impl SimDevice {
                     inner: flash,
                     busy,
                     hash_ns,
+                    elapsed: elapsed.clone(),
                 },
             },
             host_baud: cfg.baud,
@@ -233,6 +180,8 @@ impl SimDevice {
             garble_mismatch: true,
             ticks: FirmwareTicks::default(),
             flash_spans: None,
+            flash_clock: 0,
+            elapsed,
             agent_cfg,
             cfg,
         };
@@ -404,6 +353,13 @@ impl SimDevice {
             Run::Up(r) => {
                 if !self.rx.is_empty() || r.link.is_busy() {
                     consider(Some(self.busy_until.max(self.now)));
+                } else if r.link.erases_pending() {
+                    // The main loop looks again when the erase running is done.
+                    let left = r.link.agent().flash().sim().background_erase();
+                    let unapplied = self.elapsed.load(Ordering::Relaxed);
+                    let done =
+                        (self.flash_clock + left.map_or(0, |e| e.2)).saturating_sub(unapplied);
+                    consider(Some(done.max(self.busy_until).max(self.now)));
                 }
                 consider(r.accept_at.map(|t| t.max(self.busy_until)));
                 consider(r.watchdog_at);
@@ -504,7 +460,29 @@ impl SimDevice {
         let Run::Up(r) = &mut self.run else {
             return false;
         };
-        if self.rx.is_empty() && !r.link.is_busy() {
+        // The time since the flash last worked: a background erase ran meanwhile (a busy
+        // span of the flash's when recorded).
+        let since = now.saturating_sub(self.flash_clock);
+        if let Some(spans) = &mut self.flash_spans
+            && let Some((_, _, left, false)) = r.link.agent().flash().sim().background_erase()
+        {
+            let run = left
+                .saturating_sub(self.elapsed.load(Ordering::Relaxed))
+                .min(since);
+            if run > 0 {
+                spans.push(FlashSpan {
+                    start: self.flash_clock,
+                    end: self.flash_clock + run,
+                    hashing: false,
+                });
+            }
+        }
+        self.elapsed.fetch_add(since, Ordering::Relaxed);
+        self.flash_clock = self.flash_clock.max(now);
+        let unapplied = self.elapsed.load(Ordering::Relaxed);
+        let erase_done =
+            (r.link.agent().flash().sim().background_erase()).is_none_or(|e| e.2 <= unapplied);
+        if self.rx.is_empty() && !r.link.is_busy() && !(r.link.erases_pending() && erase_done) {
             return false;
         }
         if self.reset_at.is_some() {
@@ -542,6 +520,9 @@ impl SimDevice {
                 hashing: md5 > 0,
             });
         }
+        // The flash's own operations of the step (a suspended erase does not progress
+        // in them; one waited for was charged whole).
+        self.flash_clock = now + flash_ns;
         let spent = flash_ns + CPU_FRAME_NS;
         for (at, frame) in out {
             self.to_host.send(now + at + CPU_FRAME_NS, &frame);

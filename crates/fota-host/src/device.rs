@@ -4,6 +4,7 @@
 
 mod baud;
 mod calls;
+pub(crate) use calls::attempt_request;
 mod pipeline;
 
 use core::time::Duration;
@@ -121,6 +122,16 @@ pub struct Device<T: Transport> {
     after_pipeline: Option<Request<'static>>,
     /// That request once sent (its id is in `ahead` while nothing was sent since).
     sent_after_pipeline: Option<Request<'static>>,
+    /// An `Attempt` carrying the MD5 of that request's range (protocol 3), to send
+    /// right behind it, the record read behind both: the agent writes the record only if
+    /// the slot's MD5 is the one it carries, and the host checks the MD5's answer itself
+    /// as before (see [`Device::attempt_behind_checksum`]).
+    attempt_after: Option<Request<'static>>,
+    /// Whether that `Attempt` went (the agent may have run it, whatever came back).
+    attempt_sent: bool,
+    /// The protocol version the last `Hello` was answered in ([`PROTOCOL_VERSION`] or
+    /// an older one the agent speaks).
+    version: u16,
     /// When they were sent: used for [`FRESH`] only (a host that paused may find the
     /// agent gone back to its base rate, which only a request shows).
     ahead_at: Duration,
@@ -158,6 +169,9 @@ impl<T: Transport> Device<T> {
             ahead: Vec::new(),
             after_pipeline: None,
             sent_after_pipeline: None,
+            attempt_after: None,
+            attempt_sent: false,
+            version: fota_protocol::PROTOCOL_VERSION,
             ahead_at: Duration::ZERO,
             fresh_info_at: None,
             confirming: false,
@@ -482,6 +496,62 @@ impl<T: Transport> Device<T> {
         Ok(None)
     }
 
+    /// The protocol version the last `Hello` was answered in.
+    pub fn protocol_version(&self) -> u16 {
+        self.version
+    }
+
+    /// Send `attempt` (an `Attempt` or `AttemptDowngrade` carrying a [`SlotCheck`]) right
+    /// behind the `ChecksumSlot` the next pipeline ends with
+    /// ([`Device::send_after_pipeline`]), and a `GetRecord` behind it; `None`: not. Only
+    /// for an agent of protocol 3 (the caller checks [`Device::protocol_version`]): it
+    /// writes the record only if the slot's MD5 is the one `attempt` carries, so the
+    /// gate is the same as the host's own check of that MD5, without the round trip
+    /// between the two.
+    ///
+    /// [`SlotCheck`]: fota_protocol::SlotCheck
+    pub(crate) fn attempt_behind_checksum(&mut self, attempt: Option<Request<'static>>) {
+        self.attempt_after = attempt;
+        self.attempt_sent = false;
+    }
+
+    /// Whether the `Attempt` of [`Device::attempt_behind_checksum`] was sent: the agent
+    /// may have written the record, whatever the host heard since.
+    pub(crate) fn attempt_went_ahead(&self) -> bool {
+        self.attempt_sent
+    }
+
+    /// The reply to the request of `op` sent ahead (see `ahead`), whatever it is (an
+    /// error included), its progress keeping the host waiting as [`Device::call`]'s
+    /// does; `None`: not sent ahead, something sent since, or no answer.
+    pub(crate) async fn reply_ahead(&mut self, op: Op) -> Result<Option<Reply>, HostError> {
+        if self.link.now() >= self.ahead_at + FRESH {
+            self.ahead.clear();
+        }
+        let Some(pos) = self.ahead.iter().position(|a| a.1 == op) else {
+            return Ok(None);
+        };
+        let id = self.ahead[pos].0;
+        self.ahead.drain(..=pos);
+        let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
+        let mut last_done = None;
+        while let Some((rid, reply)) = self.next_reply(deadline).await? {
+            if rid != id {
+                continue;
+            }
+            match reply {
+                Reply::Progress { done, total } => {
+                    if advances(last_done, done, total) {
+                        last_done = Some(done);
+                        deadline = self.link.now() + self.reply_timeout();
+                    }
+                }
+                r => return Ok(Some(r)),
+            }
+        }
+        Ok(None)
+    }
+
     /// Send `req` right behind the last request of the next pipeline (`None`: nothing),
     /// where [`Device::checksum_slot`] finds its answer. Only a read-only request: the
     /// agent runs it after every request of the pipeline (6.2), and anything sent after
@@ -506,6 +576,7 @@ impl<T: Transport> Device<T> {
             return Ok(None);
         };
         let id = self.ahead[pos].0;
+        // Only the answers before it: an `Attempt` and a `GetRecord` may follow it.
         self.ahead.drain(..=pos);
         let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
         let mut last_done = None;

@@ -3,7 +3,9 @@
 use core::time::Duration;
 use fota_protocol::Layout as _;
 
-use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotDesc, SlotKind};
+use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotCheck, SlotDesc, SlotKind};
+
+use crate::device::attempt_request;
 
 use crate::observer::progress;
 pub use crate::plan::{
@@ -111,11 +113,40 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         );
     }
 
+    // 6 ahead of 3 to 5: with one image and an agent of protocol 3, the `Attempt` rides
+    // right behind the `ChecksumSlot` that follows the stream, carrying the image's MD5:
+    // the agent writes the record only if the slot's MD5 is that one (the gate of step
+    // 5, kept: the host still compares the MD5's answer itself below), and the round
+    // trip between the two is saved. Two images: each is checked first, as before.
+    let bc_index = u32::from(bc_slot.index);
+    let check = match jobs.as_slice() {
+        [(slot, image)] => Some(SlotCheck {
+            kind: slot.kind,
+            len: image_len(image)?,
+            md5: image.md5(),
+        }),
+        _ => None,
+    };
+    let ahead = check
+        .filter(|_| dev.protocol_version() >= 3)
+        .map(|c| attempt_request(bc_index, vm_index, downgrade, Some(c)));
+    dev.attempt_behind_checksum(ahead);
+
     // 3 and 4. Erase and stream, sending only what differs.
     for (k, (slot, image)) in jobs.iter().enumerate() {
         let last = k + 1 == jobs.len();
-        transfer(dev, &info, &before, slot, image, plan, last, &mut report).await?;
+        let sent = transfer(dev, &info, &before, slot, image, plan, last, &mut report).await;
+        if let Err(e) = sent {
+            let ahead = dev.attempt_went_ahead();
+            dev.attempt_behind_checksum(None);
+            if ahead {
+                attempted_anyway(dev, &before, (bc_index, vm_index), e).await?;
+            } else {
+                return Err(e);
+            }
+        }
     }
+    dev.attempt_behind_checksum(None);
 
     // 5. Checksum: a mismatch never reaches attempt. The image streamed last first: its
     // MD5 was asked for behind its last block (transfer).
@@ -139,17 +170,13 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     }
     report.checksum_time = dev.now() - t;
 
-    // 6. Attempt and restart.
-    let bc_index = u32::from(bc_slot.index);
+    // 6. Attempt and restart (its answer is on its way if it went behind the MD5).
     dev.observer().step(
         Step::Attempt,
         &format!("Trying bytecode slot {bc_index} with VM slot {vm_index} at the next restart"),
     );
-    if downgrade {
-        dev.attempt_downgrade(bc_index, vm_index).await?;
-    } else {
-        dev.attempt(bc_index, vm_index).await?;
-    }
+    dev.attempt_checked(bc_index, vm_index, downgrade, check)
+        .await?;
     // Read back: the record is Pending now (and an observer shows it before the restart).
     report.record = dev.get_record().await?;
     if !plan.restart {
@@ -180,6 +207,46 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     report.record = record;
     report.total_time = dev.now() - start;
     Ok(report)
+}
+
+/// After `error` in the transfer, once the `Attempt` went behind the stream's MD5: the
+/// agent ran it after everything before it, and it may have written the record (the
+/// slot's MD5 was the image's: the last answers were lost, say, and a request sent again
+/// behind them found the stream over or the slot in use). `Ok` when the record now names
+/// the attempted slots (the update goes on with its checks, which then ask again);
+/// otherwise `error`. A cancel puts the record back as it was.
+async fn attempted_anyway<T: Transport>(
+    dev: &mut Device<T>,
+    before: &Record,
+    (bc_index, vm_index): (u32, u32),
+    error: HostError,
+) -> Result<(), HostError> {
+    if matches!(error, HostError::Link(_) | HostError::NoAnswer) {
+        return Err(error);
+    }
+    let cancelled = matches!(error, HostError::Cancelled);
+    if cancelled {
+        dev.cancel_token().reset();
+    }
+    let record = dev.get_record().await;
+    let took = record.is_ok_and(|r| {
+        (r.bc_current, r.vm_current) == (bc_index, vm_index)
+            && (before.bc_current, before.vm_current) != (bc_index, vm_index)
+    });
+    if cancelled {
+        if took {
+            undo_attempt(dev, before).await;
+        }
+        dev.cancel_token().cancel();
+        return Err(error);
+    }
+    if !took {
+        return Err(error);
+    }
+    dev.observer().event(&format!(
+        "the device checked the slot's MD5 and recorded the attempt before this: {error}"
+    ));
+    Ok(())
 }
 
 /// What the host adds to the device's trial deadline (`Info` tag 7, or what is left of

@@ -760,11 +760,7 @@ fn finish(input: &mut Input<'_>, id: u16, request: &Request<'_>) -> Vec<u8> {
 }
 
 fn request_len(request: &Request<'_>) -> usize {
-    let body = match request {
-        Request::WriteSlot { data, .. } => 4 + data.len(),
-        _ => 16,
-    };
-    body + fota_protocol::FRAME_OVERHEAD
+    request.payload_len()
 }
 
 /// What one run did, for the suite's counters.

@@ -1,7 +1,7 @@
 //! Protocol 3's `Attempt` check over the link: the record is written only when the
 //! `ChecksumSlot` just before hashed exactly the range the check names and found its MD5;
 //! a wrong MD5, or none at all, leaves the record as it was. And the `Hello` versions the
-//! agent answers.
+//! agent answers, and the `ChecksumSlot` of the running slot a host asks behind `Hello`.
 
 mod common;
 
@@ -246,4 +246,51 @@ fn an_attempt_without_a_fresh_checksum_of_that_range_writes_nothing() {
     );
     assert_eq!(call(&mut l, 42, &attempt(right)), Reply::Attempted);
     assert_eq!(record(&mut l).bc_current, 1);
+}
+
+/// Protocol 3: `ChecksumSlot` of `RUNNING_BYTECODE` (or `RUNNING_VM`) hashes the slot of
+/// that kind this boot runs, as its own address does.
+#[test]
+fn a_checksum_of_the_running_slot() {
+    for (name, config) in layouts() {
+        let mut l = AgentLink::boot(blank(), config.clone()).expect("boot").0;
+        let r = record(&mut l);
+        for (kind, running, sentinel) in [
+            (
+                SlotKind::Bytecode,
+                r.running_bc,
+                fota_protocol::RUNNING_BYTECODE,
+            ),
+            (SlotKind::Vm, r.running_vm, fota_protocol::RUNNING_VM),
+        ] {
+            let addr = slot_addr(&config, kind, running);
+            let by_addr = call(&mut l, 1, &Request::ChecksumSlot { addr, size: 3000 });
+            assert!(matches!(by_addr, Reply::Checksum(_)), "{name}: {by_addr:?}");
+            let by_running = call(
+                &mut l,
+                2,
+                &Request::ChecksumSlot {
+                    addr: sentinel,
+                    size: 3000,
+                },
+            );
+            assert_eq!(by_running, by_addr, "{name} {kind:?}");
+            // Past the slot's end: refused as for its address.
+            assert_eq!(
+                call(
+                    &mut l,
+                    3,
+                    &Request::ChecksumSlot {
+                        addr: sentinel,
+                        size: SLOT + 1
+                    }
+                ),
+                Reply::Error {
+                    code: ErrorCode::BadLength,
+                    detail: SLOT + 1
+                },
+                "{name} {kind:?}"
+            );
+        }
+    }
 }

@@ -111,7 +111,17 @@ pub struct Device<T: Transport> {
     /// Read-only requests to send right behind the next call's request (a `GetRecord`
     /// behind a `Hello` or an `Attempt`): their answers then come with the call's, a
     /// round trip saved each.
-    send_after: &'static [Request<'static>],
+    send_after: Vec<Request<'static>>,
+    /// A read-only request for the next session's first `Hello` to carry behind the
+    /// record and the free slot (the MD5 of the running slot a delta's base should be
+    /// in): see [`Device::check_in_opening`].
+    opening_check: Option<Request<'static>>,
+    /// That request once sent behind a `Hello` (its answer is in `ahead` while nothing
+    /// was sent since).
+    opening_sent: Option<Request<'static>>,
+    /// Its answer once taken: (bytes hashed, MD5). What runs does not change before a
+    /// restart, and its slot takes no write, so it stands for the session.
+    running_md5: Option<(u32, [u8; 16])>,
     /// The ids of read-only requests sent right behind the last call's request, in
     /// order, nothing sent since: [`Device::get_record`] and [`Device::find_slot`] take
     /// their answers instead of asking again.
@@ -165,7 +175,10 @@ impl<T: Transport> Device<T> {
             base_baud: None,
             candidates: Vec::new(),
             switching: false,
-            send_after: &[],
+            send_after: Vec::new(),
+            opening_check: None,
+            opening_sent: None,
+            running_md5: None,
             ahead: Vec::new(),
             after_pipeline: None,
             sent_after_pipeline: None,
@@ -377,12 +390,13 @@ impl<T: Transport> Device<T> {
             let after = if attempt == 0 {
                 core::mem::take(&mut self.send_after)
             } else {
-                &[]
+                Vec::new()
             };
             let mut ahead = Vec::new();
-            for extra in after {
-                // Read only and 10 bytes each: any agent's queue holds them behind the
-                // request (docs/PROTOCOL.md 6.6), and the agent answers them right after.
+            for extra in &after {
+                // Read only and 10 to 18 bytes each: any agent's queue holds them behind
+                // the request (docs/PROTOCOL.md 6.6), and the agent answers them right
+                // after.
                 let rid = self.take_id();
                 self.send_request(rid, extra).await?;
                 ahead.push((rid, extra.op()));
@@ -494,6 +508,40 @@ impl<T: Transport> Device<T> {
             }
         }
         Ok(None)
+    }
+
+    /// Send `req` (a `ChecksumSlot` of [`fota_protocol::RUNNING_BYTECODE`]: the slot the
+    /// device runs, protocol 3) behind the record and the free slot that ride behind the
+    /// next session's `Hello`, so that the device hashes a delta's base while the
+    /// opening's answers cross the line; its answer waits with theirs
+    /// ([`Device::reply_ahead`]). An agent of version 2 refuses it, which changes
+    /// nothing.
+    pub(crate) fn check_in_opening(&mut self, req: Option<Request<'static>>) {
+        self.opening_check = req;
+    }
+
+    /// The device's MD5 of the first `size` bytes of the bytecode slot it runs, if
+    /// [`Device::check_in_opening`] asked for exactly that and its answer came (nothing
+    /// sent since); `None`: ask otherwise.
+    pub(crate) async fn running_md5(&mut self, size: u32) -> Result<Option<[u8; 16]>, HostError> {
+        if let Some((n, md5)) = self.running_md5
+            && n == size
+        {
+            return Ok(Some(md5));
+        }
+        let asked = Request::ChecksumSlot {
+            addr: fota_protocol::RUNNING_BYTECODE,
+            size,
+        };
+        if self.opening_sent.take() != Some(asked) {
+            return Ok(None);
+        }
+        let md5 = match self.reply_ahead(Op::ChecksumSlot).await? {
+            Some(Reply::Checksum(md5)) => Some(md5),
+            _ => None,
+        };
+        self.running_md5 = md5.map(|m| (size, m));
+        Ok(md5)
     }
 
     /// The protocol version the last `Hello` was answered in.

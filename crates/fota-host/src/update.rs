@@ -3,7 +3,9 @@
 use core::time::Duration;
 use fota_protocol::Layout as _;
 
-use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotCheck, SlotDesc, SlotKind};
+use fota_protocol::{
+    Info, Record, RecordState, RecordUpdate, Request, SlotCheck, SlotDesc, SlotKind,
+};
 
 use crate::device::attempt_request;
 
@@ -28,7 +30,24 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     // 1. Record check.
     dev.observer()
         .step(Step::RecordCheck, "Reading the device's FOTA record");
-    let info = dev.hello().await?;
+    // A delta from the one base given, for the bytecode slot: the device's MD5 of the
+    // bytecode slot it runs (where that base should be) rides behind the opening
+    // (protocol 3), hashed while the opening's answers cross the line; the delta's base
+    // check takes its answer (crate::codec::find_base).
+    let base = match plan.bases.as_slice() {
+        [base] if plan.vm.is_none() && base.data() != plan.bytecode.data() => {
+            u32::try_from(base.len()).ok()
+        }
+        _ => None,
+    };
+    let delta = matches!(plan.codec, crate::Codec::Auto | crate::Codec::Delta);
+    dev.check_in_opening(base.filter(|_| delta).map(|size| Request::ChecksumSlot {
+        addr: fota_protocol::RUNNING_BYTECODE,
+        size,
+    }));
+    let info = dev.hello().await;
+    dev.check_in_opening(None);
+    let info = info?;
     if !info.fota_supported {
         return Err(HostError::Unsupported);
     }
@@ -92,6 +111,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         check_fits(vm, &vm_slot)?;
         vm_index = u32::from(vm_slot.index);
         jobs.push((vm_slot, vm));
+    }
+    // The running slot's MD5 asked behind the `Hello`: taken now, before anything else is
+    // sent (a sector comparison, say), for the delta's base check.
+    if let Some(size) = base.filter(|_| delta) {
+        dev.running_md5(size).await?;
     }
     // Before anything is written: what each image is, and whether the device takes it.
     let downgrade = crate::vet::vet_jobs(dev, &info, &before, &jobs, plan).await?;

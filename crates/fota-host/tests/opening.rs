@@ -3,7 +3,8 @@
 //! `GetRecord` right behind the slot's `ChecksumSlot`). An agent of version 2 refuses
 //! the host's `Hello` and is greeted again in its version, the answers behind the refused
 //! one never taken for the new ones; answers lost in either pipeline are asked again;
-//! and no update ever attempts a slot that does not hold its image.
+//! a delta's base is hashed behind the `Hello`; and no update ever attempts a slot that
+//! does not hold its image.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -103,6 +104,11 @@ impl Transport for Meddler {
                     Request::Hello { version } if version != 2 => {
                         forward = false;
                         refuse(&mut self.made, f.id, ErrorCode::VersionMismatch, 2);
+                    }
+                    // Nor does it know the running slot's address (`OutOfSlot`).
+                    Request::ChecksumSlot { addr, .. } if addr >= 0xFFFF_FFF0 => {
+                        forward = false;
+                        refuse(&mut self.made, f.id, ErrorCode::OutOfSlot, addr);
                     }
                     // A version-2 agent takes no 29-byte attempt body.
                     Request::Attempt { check: Some(_), .. } => {
@@ -206,12 +212,25 @@ fn run(
     version_2: bool,
     drop: &[(Op, usize)],
 ) -> (Result<Outcome, String>, Rc<RefCell<Seen>>, bool) {
+    run_with(version_2, drop, false)
+}
+
+/// [`run`], as a delta from the image the device runs where `delta`.
+fn run_with(
+    version_2: bool,
+    drop: &[(Op, usize)],
+    delta: bool,
+) -> (Result<Outcome, String>, Rc<RefCell<Seen>>, bool) {
     let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
     let (m, seen) = Meddler::new(sim, version_2, drop);
     let mut dev = Device::new(m, Box::new(NullObserver));
     let image = images::blink_v2();
     let mut plan = Plan::new(Image::new("blink-v2.bin", image.clone()).expect("image"));
     plan.restart = false;
+    if delta {
+        plan.codec = fota_host::Codec::Delta;
+        plan.bases = vec![Image::new("blink-v1.bin", images::blink_v1()).expect("image")];
+    }
     // Nothing to compare: the slot's MD5 is the update's only checksum.
     plan.resume = false;
     let report = block_on(update(&mut dev, &plan));
@@ -330,4 +349,43 @@ fn a_lost_answer_at_the_pipelined_end_is_asked_again() {
             "every attempt carries the MD5"
         );
     }
+}
+
+/// For a delta from the running image, the device's MD5 of the slot it runs rides behind
+/// the `Hello` (protocol 3) and settles the base: no other checksum of the base. An agent
+/// of version 2 refuses it and the base is checked in the stream's pipeline, as before.
+#[test]
+fn a_deltas_base_is_hashed_behind_the_hello() {
+    let (outcome, seen, holds) = run_with(false, &[], true);
+    assert_eq!(outcome, Ok(Outcome::Attempted));
+    assert!(holds);
+    let seen = seen.borrow();
+    let sums: Vec<&String> = seen
+        .requests
+        .iter()
+        .filter(|(_, r)| r.starts_with("ChecksumSlot"))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        sums.len(),
+        2,
+        "the base behind the hello, the result: {sums:?}"
+    );
+    assert!(sums[0].contains(&format!("addr: {}", fota_host::protocol::RUNNING_BYTECODE)));
+    assert!(seen.requests[3].1.starts_with("ChecksumSlot"), "{seen:?}");
+    assert!(seen.requests.iter().any(|r| r.1.starts_with("StreamBegin")));
+
+    let (outcome, seen, holds) = run_with(true, &[], true);
+    assert_eq!(outcome, Ok(Outcome::Attempted));
+    assert!(holds);
+    let seen = seen.borrow();
+    let sums: Vec<&String> = seen
+        .requests
+        .iter()
+        .filter(|(_, r)| r.starts_with("ChecksumSlot"))
+        .map(|(_, r)| r)
+        .collect();
+    // Refused behind the hello of version 3; the base's own, the result's.
+    assert_eq!(sums.len(), 3, "{sums:?}");
+    assert!(seen.requests.iter().any(|r| r.1.starts_with("StreamBegin")));
 }

@@ -25,9 +25,9 @@ pub use frame::{
 pub use message::{
     ATTEMPT_CHECKED_LEN, AcceptOutcome, BlockErase, CodecDesc, DecodeError, ErrorCode, ImageRules,
     Info, Layout, LayoutKind, MAX_BAUD_RATES, MAX_BLOCK_ERASES, MAX_CODECS, MAX_KEYS, MAX_NAME,
-    MAX_SECTOR_RUNS, MAX_SLOTS, NO_BASE, Op, Record, RecordState, RecordUpdate, Reply, Request,
-    SectorRun, SlotCheck, SlotDesc, SlotKind, codec, info_tag, pack_version, sector_at,
-    sector_runs_valid, unpack_version,
+    MAX_SECTOR_RUNS, MAX_SLOTS, NO_BASE, Op, RUNNING_BYTECODE, RUNNING_VM, Record, RecordState,
+    RecordUpdate, Reply, Request, SectorRun, SlotCheck, SlotDesc, SlotKind, codec, info_tag,
+    pack_version, sector_at, sector_runs_valid, unpack_version,
 };
 
 /// Version of this protocol: what a host sends in `Hello` and an agent reports in

@@ -39,8 +39,15 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// Check a `checksum_slot(addr, size)` request and start it; nothing is hashed yet.
+    /// `addr` may be [`fota_protocol::RUNNING_VM`] or [`fota_protocol::RUNNING_BYTECODE`]
+    /// (protocol 3): the first address of the slot of that kind this boot runs.
     pub fn begin_checksum(&mut self, addr: u32, size: u32) -> RequestResult<ChecksumOp> {
         self.supported()?;
+        let addr = match addr {
+            fota_protocol::RUNNING_VM => self.boot.vm_addr,
+            fota_protocol::RUNNING_BYTECODE => self.boot.bc_addr,
+            a => a,
+        };
         if size == 0 {
             return Err(Refusal::new(ErrorCode::BadLength, 0));
         }

@@ -31,10 +31,17 @@ impl<T: Transport> Device<T> {
             // update reads next. Behind a refused hello their answers are dropped (the
             // next hello sends them again under new ids).
             if !self.switching || self.confirming {
-                self.send_after = &[Request::GetRecord, Request::FindBytecodeSlot];
+                self.send_after = vec![Request::GetRecord, Request::FindBytecodeSlot];
+                // Of version 3: not behind a hello of version 2.
+                self.opening_sent = None;
+                self.running_md5 = None;
+                if version == PROTOCOL_VERSION {
+                    self.opening_sent = self.opening_check.take();
+                    self.send_after.extend(self.opening_sent);
+                }
             }
             let reply = self.call(&Request::Hello { version }).await;
-            self.send_after = &[];
+            self.send_after = Vec::new();
             match reply {
                 Ok(Reply::Info(info)) => break info,
                 Err(HostError::Refused {
@@ -257,9 +264,9 @@ impl<T: Transport> Device<T> {
             // answered from its cache, or writes nothing: the record names it already).
             _ => {
                 // An update reads the record back next: it comes with the answer.
-                self.send_after = &[Request::GetRecord];
+                self.send_after = vec![Request::GetRecord];
                 let reply = self.call(&req).await;
-                self.send_after = &[];
+                self.send_after = Vec::new();
                 reply
             }
         };

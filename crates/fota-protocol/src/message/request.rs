@@ -113,6 +113,15 @@ pub struct SlotCheck {
 /// The body of an `Attempt` with a [`SlotCheck`]: 8 + 1 + 4 + 16 bytes.
 pub const ATTEMPT_CHECKED_LEN: usize = 29;
 
+/// `ChecksumSlot`'s `addr` for the first address of the VM slot the device runs
+/// (protocol 3): a host asks for it before it knows the device's slots (behind `Hello`).
+/// An agent of version 2 refuses it (`OutOfSlot`).
+pub const RUNNING_VM: u32 = 0xFFFF_FFF0;
+
+/// `ChecksumSlot`'s `addr` for the first address of the bytecode slot the device runs
+/// (protocol 3), as [`RUNNING_VM`].
+pub const RUNNING_BYTECODE: u32 = 0xFFFF_FFF1;
+
 /// `StreamBegin`'s `base` when the stream has no base.
 pub const NO_BASE: u32 = 0xFFFF_FFFF;
 

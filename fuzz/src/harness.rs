@@ -701,6 +701,21 @@ fn command(input: &mut Input<'_>, cfg: &AgentConfig, id: u16, data: &mut Vec<u8>
         13 => Request::Attempt {
             bc_slot: index(input),
             vm_slot: index(input),
+            // Protocol 3's check, right or wrong, after a checksum or not.
+            check: (input.u8() & 1 == 1).then(|| fota_protocol::SlotCheck {
+                kind: if input.u8() & 1 == 0 {
+                    fota_protocol::SlotKind::Vm
+                } else {
+                    fota_protocol::SlotKind::Bytecode
+                },
+                len: size(input),
+                md5: {
+                    let mut md5 = [0u8; 16];
+                    let got = input.bytes(16);
+                    md5[..got.len()].copy_from_slice(got);
+                    md5
+                },
+            }),
         },
         14 => Request::SetBaud {
             baud: [115_200, 921_600, 2_000_000, input.u32()][usize::from(input.u8() % 4)],
@@ -745,11 +760,7 @@ fn finish(input: &mut Input<'_>, id: u16, request: &Request<'_>) -> Vec<u8> {
 }
 
 fn request_len(request: &Request<'_>) -> usize {
-    let body = match request {
-        Request::WriteSlot { data, .. } => 4 + data.len(),
-        _ => 16,
-    };
-    body + fota_protocol::FRAME_OVERHEAD
+    request.payload_len()
 }
 
 /// What one run did, for the suite's counters.

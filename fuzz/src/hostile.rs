@@ -15,7 +15,8 @@
 //! - it finishes within [`TIME_LIMIT`] of device time and [`CALL_LIMIT`] link calls
 //!   (memory: [`Meter`] measures the allocation peak; the callers bound it);
 //! - it reports an image verified only after the device answered a checksum of the
-//!   image's length with the image's MD5, and sends `Attempt` only after that;
+//!   image's length with the image's MD5, and sends `Attempt` only after that, or
+//!   carrying that MD5 and length (protocol 3: the agent then checks it);
 //! - an update that succeeds has verified its images, and reports the outcome
 //!   (accepted, reverted, on trial) with a record the device sent that says so, or
 //!   `Attempted` only after the device answered the attempt (or the attempt was already
@@ -197,13 +198,16 @@ impl Evidence {
             other => Asked::Other(other.op()),
         };
         self.requests.insert(id, asked);
-        if let Request::Attempt { .. } = req {
+        if let Request::Attempt { check, .. } = req {
             self.attempts_sent += 1;
             for (len, md5) in &self.guard {
+                // Or it carries that MD5 (protocol 3): the agent then writes the record
+                // only if the slot holds it.
+                let carried = check.is_some_and(|c| c.len == *len && c.md5 == *md5);
                 assert!(
-                    self.verified(*len, md5),
+                    carried || self.verified(*len, md5),
                     "the host sent Attempt before the device confirmed the MD5 of the \
-                     {len}-byte image"
+                     {len}-byte image, and without it"
                 );
             }
         }

@@ -526,6 +526,7 @@ fn the_link_verifies_in_bounded_steps() {
         &Request::Attempt {
             bc_slot: 1,
             vm_slot: 0,
+            check: None,
         },
         &mut buf,
     )

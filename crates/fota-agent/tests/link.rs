@@ -187,7 +187,8 @@ fn the_whole_update_over_the_link() {
                 21,
                 &Request::Attempt {
                     bc_slot: 1,
-                    vm_slot: 0
+                    vm_slot: 0,
+                    check: None,
                 }
             ),
             Reply::Attempted
@@ -501,7 +502,8 @@ fn refusals_travel_as_error_replies() {
             9,
             &Request::Attempt {
                 bc_slot: 4,
-                vm_slot: 0
+                vm_slot: 0,
+                check: None,
             }
         ),
         error(ErrorCode::BadSlotIndex, 4)
@@ -560,6 +562,7 @@ fn unsupported_firmware_answers_hello_only() {
         Request::Attempt {
             bc_slot: 0,
             vm_slot: 0,
+            check: None,
         },
     ] {
         let (replies, action) = exchange(&mut l, &req(2, &r));
@@ -653,11 +656,12 @@ fn the_link_fits_the_ram_budget() {
     // The decoder of compressed streams, when the `codec` feature builds it in; with the
     // `images` feature the long request may be an image check (a SHA-256 state and the
     // verifier's place: 216 bytes more), and the agent keeps the range of the last
-    // checksum from a slot's first byte (how far `attempt` reads a raw image: 20 more).
+    // checksum from a slot's first byte (how far `attempt` reads a raw image: 20 more),
+    // and its MD5 (what an `Attempt`'s check compares, protocol 3: 16 more).
     // The schedule of background erases and its driver: 40 more here (32 on thumbv7em).
     let codec = std::mem::size_of::<fota_agent::StreamState>();
     assert!(
-        size <= 2772 + codec,
+        size <= 2788 + codec,
         "{size} bytes, {} without the decoder",
         size - codec
     );

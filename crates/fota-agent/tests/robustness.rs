@@ -116,6 +116,7 @@ fn random_bytes_and_frames_into_the_link_never_panic() {
                     3 => Request::Attempt {
                         bc_slot: a % 3,
                         vm_slot: b % 3,
+                        check: None,
                     },
                     4 => Request::SetBaud { baud: b },
                     _ => Request::Hello {

@@ -293,6 +293,17 @@ async fn find_base<'b, T: Transport>(
             format!("{} in {kind} slot {}", base.name, s.index)
         };
         if speculate && k == search.skip && u32::from(s.index) == running {
+            // Asked behind the opening's `Hello` (protocol 3: `RUNNING_BYTECODE`, the
+            // slot `running` names), nothing sent since: its answer settles it.
+            let size = u32::try_from(base.len()).unwrap_or(u32::MAX);
+            if s.kind == SlotKind::Bytecode
+                && let Some(md5) = dev.running_md5(size).await?
+            {
+                if md5 == base.md5() {
+                    return Ok(Some((base, s, from, false)));
+                }
+                continue; // not on the device: the others, each checked
+            }
             return Ok(Some((base, s, from, true)));
         }
         let md5 = dev

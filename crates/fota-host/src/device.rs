@@ -1,9 +1,11 @@
 //! A connection to one device: requests with ids, replies matched to them, timeouts
 //! that tell a dead device from a slow one. The seed's calls are in [`calls`], windowed
-//! pipelines in [`pipeline`], baud rates in [`baud`].
+//! pipelines in [`pipeline`], baud rates in [`baud`], answers sent ahead in [`ahead`].
 
+mod ahead;
 mod baud;
 mod calls;
+pub(crate) use calls::attempt_request;
 mod pipeline;
 
 use core::time::Duration;
@@ -110,7 +112,17 @@ pub struct Device<T: Transport> {
     /// Read-only requests to send right behind the next call's request (a `GetRecord`
     /// behind a `Hello` or an `Attempt`): their answers then come with the call's, a
     /// round trip saved each.
-    send_after: &'static [Request<'static>],
+    send_after: Vec<Request<'static>>,
+    /// A read-only request for the next session's first `Hello` to carry behind the
+    /// record and the free slot (the MD5 of the running slot a delta's base should be
+    /// in): see [`Device::check_in_opening`].
+    opening_check: Option<Request<'static>>,
+    /// That request once sent behind a `Hello` (its answer is in `ahead` while nothing
+    /// was sent since).
+    opening_sent: Option<Request<'static>>,
+    /// Its answer once taken: (bytes hashed, MD5). What runs does not change before a
+    /// restart, and its slot takes no write, so it stands for the session.
+    running_md5: Option<(u32, [u8; 16])>,
     /// The ids of read-only requests sent right behind the last call's request, in
     /// order, nothing sent since: [`Device::get_record`] and [`Device::find_slot`] take
     /// their answers instead of asking again.
@@ -121,6 +133,16 @@ pub struct Device<T: Transport> {
     after_pipeline: Option<Request<'static>>,
     /// That request once sent (its id is in `ahead` while nothing was sent since).
     sent_after_pipeline: Option<Request<'static>>,
+    /// An `Attempt` carrying the MD5 of that request's range (protocol 3), to send
+    /// right behind it, the record read behind both: the agent writes the record only if
+    /// the slot's MD5 is the one it carries, and the host checks the MD5's answer itself
+    /// as before (see [`Device::attempt_behind_checksum`]).
+    attempt_after: Option<Request<'static>>,
+    /// Whether that `Attempt` went (the agent may have run it, whatever came back).
+    attempt_sent: bool,
+    /// The protocol version the last `Hello` was answered in ([`PROTOCOL_VERSION`] or
+    /// an older one the agent speaks).
+    version: u16,
     /// When they were sent: used for [`FRESH`] only (a host that paused may find the
     /// agent gone back to its base rate, which only a request shows).
     ahead_at: Duration,
@@ -154,10 +176,16 @@ impl<T: Transport> Device<T> {
             base_baud: None,
             candidates: Vec::new(),
             switching: false,
-            send_after: &[],
+            send_after: Vec::new(),
+            opening_check: None,
+            opening_sent: None,
+            running_md5: None,
             ahead: Vec::new(),
             after_pipeline: None,
             sent_after_pipeline: None,
+            attempt_after: None,
+            attempt_sent: false,
+            version: fota_protocol::PROTOCOL_VERSION,
             ahead_at: Duration::ZERO,
             fresh_info_at: None,
             confirming: false,
@@ -363,12 +391,13 @@ impl<T: Transport> Device<T> {
             let after = if attempt == 0 {
                 core::mem::take(&mut self.send_after)
             } else {
-                &[]
+                Vec::new()
             };
             let mut ahead = Vec::new();
-            for extra in after {
-                // Read only and 10 bytes each: any agent's queue holds them behind the
-                // request (docs/PROTOCOL.md 6.6), and the agent answers them right after.
+            for extra in &after {
+                // Read only and 10 to 18 bytes each: any agent's queue holds them behind
+                // the request (docs/PROTOCOL.md 6.6), and the agent answers them right
+                // after.
                 let rid = self.take_id();
                 self.send_request(rid, extra).await?;
                 ahead.push((rid, extra.op()));
@@ -456,78 +485,6 @@ impl<T: Transport> Device<T> {
     pub(crate) async fn call(&mut self, req: &Request<'_>) -> Result<Reply, HostError> {
         self.call_with(req, Resend::Always, &mut |_, _, _, _| {})
             .await
-    }
-
-    /// The answer to `op` sent ahead (see `ahead`), if it was and nothing was sent since:
-    /// it is here, or a few replies' line time away. `None`: ask again.
-    pub(crate) async fn answer_ahead(&mut self, op: Op) -> Result<Option<Reply>, HostError> {
-        if self.link.now() >= self.ahead_at + FRESH {
-            self.ahead.clear();
-        }
-        let Some(pos) = self.ahead.iter().position(|a| a.1 == op) else {
-            return Ok(None);
-        };
-        let id = self.ahead[pos].0;
-        // The answers before it are no longer wanted.
-        self.ahead.drain(..=pos);
-        let deadline = self.link.now() + Duration::from_millis(300) + self.line_time(256);
-        while let Some((rid, reply)) = self.next_reply(deadline).await? {
-            if rid == id {
-                return Ok(match reply {
-                    Reply::Progress { .. } | Reply::Error { .. } => None,
-                    r => Some(r),
-                });
-            }
-        }
-        Ok(None)
-    }
-
-    /// Send `req` right behind the last request of the next pipeline (`None`: nothing),
-    /// where [`Device::checksum_slot`] finds its answer. Only a read-only request: the
-    /// agent runs it after every request of the pipeline (6.2), and anything sent after
-    /// it (a request resent) makes the host ask again.
-    pub(crate) fn send_after_pipeline(&mut self, req: Option<Request<'static>>) {
-        self.after_pipeline = req;
-    }
-
-    /// The answer to `req` if it was sent behind a pipeline (see
-    /// [`Device::send_after_pipeline`]) and nothing was sent since, its progress going to
-    /// `on_progress` as [`Device::call`]'s does. `None`: it was not sent, something was
-    /// sent since, it was refused or it did not come: ask again.
-    pub(crate) async fn long_answer_ahead(
-        &mut self,
-        req: &Request<'_>,
-        on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
-    ) -> Result<Option<Reply>, HostError> {
-        if self.sent_after_pipeline.take().as_ref() != Some(req) {
-            return Ok(None);
-        }
-        let Some(pos) = self.ahead.iter().position(|a| a.1 == req.op()) else {
-            return Ok(None);
-        };
-        let id = self.ahead[pos].0;
-        self.ahead.drain(..=pos);
-        let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
-        let mut last_done = None;
-        while let Some((rid, reply)) = self.next_reply(deadline).await? {
-            if rid != id {
-                continue;
-            }
-            match reply {
-                Reply::Progress { done, total } => {
-                    // As in `call_attempts`: only progress that advances keeps it alive.
-                    if advances(last_done, done, total) {
-                        last_done = Some(done);
-                        let now = self.link.now();
-                        on_progress(self.observer.as_mut(), now, done, total);
-                        deadline = now + self.reply_timeout();
-                    }
-                }
-                Reply::Error { .. } => return Ok(None),
-                r => return Ok(Some(r)),
-            }
-        }
-        Ok(None)
     }
 
     /// Read and drop what the device sends for `how_long` (log lines still reach the

@@ -194,6 +194,10 @@ impl HostError {
                 ErrorCode::StreamCorrupt | ErrorCode::StreamGap => "Nothing was switched: the \
                      device still runs its current firmware. Flash again: the transfer resumes."
                     .into(),
+                ErrorCode::ChecksumMismatch => "Nothing was switched: the device still runs \
+                     its current firmware, and the slot does not hold the image (by its MD5). \
+                     Flash again: the transfer resumes and the slot is checked again."
+                    .into(),
                 code @ (ErrorCode::BadImage
                 | ErrorCode::Unsigned
                 | ErrorCode::UnknownKey

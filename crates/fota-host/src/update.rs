@@ -3,7 +3,15 @@
 use core::time::Duration;
 use fota_protocol::Layout as _;
 
-use fota_protocol::{Info, Record, RecordState, RecordUpdate, SlotDesc, SlotKind};
+use fota_protocol::{
+    Info, Record, RecordState, RecordUpdate, Request, SlotCheck, SlotDesc, SlotKind,
+};
+
+use crate::device::attempt_request;
+
+mod outcome;
+use outcome::outcome_after;
+pub use outcome::{CONFIRM_MARGIN, MAX_CONFIRM_DEADLINE, outcome_wait, watch_outcome};
 
 use crate::observer::progress;
 pub use crate::plan::{
@@ -26,7 +34,24 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     // 1. Record check.
     dev.observer()
         .step(Step::RecordCheck, "Reading the device's FOTA record");
-    let info = dev.hello().await?;
+    // A delta from the one base given, for the bytecode slot: the device's MD5 of the
+    // bytecode slot it runs (where that base should be) rides behind the opening
+    // (protocol 3), hashed while the opening's answers cross the line; the delta's base
+    // check takes its answer (crate::codec::find_base).
+    let base = match plan.bases.as_slice() {
+        [base] if plan.vm.is_none() && base.data() != plan.bytecode.data() => {
+            u32::try_from(base.len()).ok()
+        }
+        _ => None,
+    };
+    let delta = matches!(plan.codec, crate::Codec::Auto | crate::Codec::Delta);
+    dev.check_in_opening(base.filter(|_| delta).map(|size| Request::ChecksumSlot {
+        addr: fota_protocol::RUNNING_BYTECODE,
+        size,
+    }));
+    let info = dev.hello().await;
+    dev.check_in_opening(None);
+    let info = info?;
     if !info.fota_supported {
         return Err(HostError::Unsupported);
     }
@@ -91,6 +116,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         vm_index = u32::from(vm_slot.index);
         jobs.push((vm_slot, vm));
     }
+    // The running slot's MD5 asked behind the `Hello`: taken now, before anything else is
+    // sent (a sector comparison, say), for the delta's base check.
+    if let Some(size) = base.filter(|_| delta) {
+        dev.running_md5(size).await?;
+    }
     // Before anything is written: what each image is, and whether the device takes it.
     let downgrade = crate::vet::vet_jobs(dev, &info, &before, &jobs, plan).await?;
     for (slot, image) in &jobs {
@@ -111,11 +141,40 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         );
     }
 
+    // 6 ahead of 3 to 5: with one image and an agent of protocol 3, the `Attempt` rides
+    // right behind the `ChecksumSlot` that follows the stream, carrying the image's MD5:
+    // the agent writes the record only if the slot's MD5 is that one (the gate of step
+    // 5, kept: the host still compares the MD5's answer itself below), and the round
+    // trip between the two is saved. Two images: each is checked first, as before.
+    let bc_index = u32::from(bc_slot.index);
+    let check = match jobs.as_slice() {
+        [(slot, image)] => Some(SlotCheck {
+            kind: slot.kind,
+            len: image_len(image)?,
+            md5: image.md5(),
+        }),
+        _ => None,
+    };
+    let ahead = check
+        .filter(|_| dev.protocol_version() >= 3)
+        .map(|c| attempt_request(bc_index, vm_index, downgrade, Some(c)));
+    dev.attempt_behind_checksum(ahead);
+
     // 3 and 4. Erase and stream, sending only what differs.
     for (k, (slot, image)) in jobs.iter().enumerate() {
         let last = k + 1 == jobs.len();
-        transfer(dev, &info, &before, slot, image, plan, last, &mut report).await?;
+        let sent = transfer(dev, &info, &before, slot, image, plan, last, &mut report).await;
+        if let Err(e) = sent {
+            let ahead = dev.attempt_went_ahead();
+            dev.attempt_behind_checksum(None);
+            if ahead {
+                attempted_anyway(dev, &before, (bc_index, vm_index), e).await?;
+            } else {
+                return Err(e);
+            }
+        }
     }
+    dev.attempt_behind_checksum(None);
 
     // 5. Checksum: a mismatch never reaches attempt. The image streamed last first: its
     // MD5 was asked for behind its last block (transfer).
@@ -139,17 +198,13 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     }
     report.checksum_time = dev.now() - t;
 
-    // 6. Attempt and restart.
-    let bc_index = u32::from(bc_slot.index);
+    // 6. Attempt and restart (its answer is on its way if it went behind the MD5).
     dev.observer().step(
         Step::Attempt,
         &format!("Trying bytecode slot {bc_index} with VM slot {vm_index} at the next restart"),
     );
-    if downgrade {
-        dev.attempt_downgrade(bc_index, vm_index).await?;
-    } else {
-        dev.attempt(bc_index, vm_index).await?;
-    }
+    dev.attempt_checked(bc_index, vm_index, downgrade, check)
+        .await?;
     // Read back: the record is Pending now (and an observer shows it before the restart).
     report.record = dev.get_record().await?;
     if !plan.restart {
@@ -182,89 +237,44 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     Ok(report)
 }
 
-/// What the host adds to the device's trial deadline (`Info` tag 7, or what is left of
-/// it, tag 9) before it reports a trial that has not confirmed itself: the restart and
-/// the boot, the link opened again at its base rate, and one more read of the record.
-pub const CONFIRM_MARGIN: Duration = Duration::from_secs(1);
-
-/// The longest trial deadline the host waits for, whatever the device declares (`Info`
-/// tags 7 and 9 are u32s of milliseconds, up to 49 days): a firmware's self-test takes
-/// seconds, and a device declaring more than ten minutes is wrong or hostile; `--wait`
-/// (the plan's own wait) still waits as long as the user asks.
-pub const MAX_CONFIRM_DEADLINE: Duration = Duration::from_secs(600);
-
-/// How long after `now` the outcome is waited for, and why, in words: the time the
-/// device's own clock leaves the firmware on trial (`Info` tag 9), else its deadline
-/// (tag 7) from the restart request at `restarted`, plus [`CONFIRM_MARGIN`]; the plan's
-/// own wait where the device declares no deadline, or where the plan asks for it
-/// ([`Plan::wait_accept_always`]).
-pub fn outcome_wait(
-    info: &Info,
-    restarted: Option<Duration>,
-    now: Duration,
-    plan: &Plan,
-) -> (Duration, String) {
-    // A deadline beyond MAX_CONFIRM_DEADLINE counts as that much.
-    let ms = |ms: u32| Duration::from_millis(u64::from(ms)).min(MAX_CONFIRM_DEADLINE);
-    let margin = format!("plus {} for the restart and the link", secs(CONFIRM_MARGIN));
-    if plan.wait_accept_always {
-        return (plan.wait_accept, "the wait asked for".to_string());
-    }
-    match (info.trial_left_ms, info.confirm_ms) {
-        (Some(left), Some(within)) => (
-            ms(left) + CONFIRM_MARGIN,
-            format!(
-                "it must confirm within {} of its start and has {} left by the device's clock, {margin}",
-                secs(ms(within)),
-                secs(ms(left))
-            ),
-        ),
-        (Some(left), None) => (
-            ms(left) + CONFIRM_MARGIN,
-            format!("{} left by the device's clock, {margin}", secs(ms(left))),
-        ),
-        (None, Some(within)) => {
-            let end = restarted.unwrap_or(now) + ms(within) + CONFIRM_MARGIN;
-            (
-                end.saturating_sub(now),
-                format!("the device's deadline of {}, {margin}", secs(ms(within))),
-            )
-        }
-        (None, None) => (
-            plan.wait_accept,
-            "the device declares no deadline".to_string(),
-        ),
-    }
-}
-
-/// A duration as "2.5 s".
-fn secs(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
-}
-
-/// After the restart (or on a trial already running): say how long the outcome is
-/// waited for, wait for it and say it.
-async fn outcome_after<T: Transport>(
+/// After `error` in the transfer, once the `Attempt` went behind the stream's MD5: the
+/// agent ran it after everything before it, and it may have written the record (the
+/// slot's MD5 was the image's: the last answers were lost, say, and a request sent again
+/// behind them found the stream over or the slot in use). `Ok` when the record now names
+/// the attempted slots (the update goes on with its checks, which then ask again);
+/// otherwise `error`. A cancel puts the record back as it was.
+async fn attempted_anyway<T: Transport>(
     dev: &mut Device<T>,
     before: &Record,
     (bc_index, vm_index): (u32, u32),
-    info: &Info,
-    restarted: Option<Duration>,
-    plan: &Plan,
-) -> Result<(Outcome, Record), HostError> {
-    let (wait, why) = outcome_wait(info, restarted, dev.now(), plan);
-    dev.observer().info(info);
-    dev.observer().step(
-        Step::Outcome,
-        &format!(
-            "Waiting up to {} for the new firmware to confirm itself ({why})",
-            secs(wait)
-        ),
-    );
-    let (outcome, record) = watch_outcome(dev, before, bc_index, vm_index, wait).await?;
-    dev.observer()
-        .step(Step::Outcome, &outcome.describe_with(&record));
-    Ok((outcome, record))
+    error: HostError,
+) -> Result<(), HostError> {
+    if matches!(error, HostError::Link(_) | HostError::NoAnswer) {
+        return Err(error);
+    }
+    let cancelled = matches!(error, HostError::Cancelled);
+    if cancelled {
+        dev.cancel_token().reset();
+    }
+    let record = dev.get_record().await;
+    let took = record.is_ok_and(|r| {
+        (r.bc_current, r.vm_current) == (bc_index, vm_index)
+            && (before.bc_current, before.vm_current) != (bc_index, vm_index)
+    });
+    if cancelled {
+        if took {
+            undo_attempt(dev, before).await;
+        }
+        dev.cancel_token().cancel();
+        return Err(error);
+    }
+    if !took {
+        return Err(error);
+    }
+    dev.observer().event(&format!(
+        "the device checked the slot's MD5 and recorded the attempt before this: {error}"
+    ));
+    Ok(())
 }
 
 /// Put the record back as it was before an attempt the user cancelled.
@@ -283,50 +293,6 @@ async fn undo_attempt<T: Transport>(dev: &mut Device<T>, before: &Record) {
         ));
     }
     cancel.cancel();
-}
-
-/// Read the record until the new configuration is accepted or reverted, or `wait` passes.
-/// A device that restarts meanwhile (a watchdog reset of faulty firmware) is waited for.
-pub async fn watch_outcome<T: Transport>(
-    dev: &mut Device<T>,
-    before: &Record,
-    bc_index: u32,
-    vm_index: u32,
-    wait: Duration,
-) -> Result<(Outcome, Record), HostError> {
-    let deadline = dev.now() + wait;
-    loop {
-        let lost = match dev.get_record().await {
-            Ok(record) => {
-                let runs_new = record.bc_current == bc_index && record.vm_current == vm_index;
-                let was_trial = bc_index != before.bc_last || vm_index != before.vm_last;
-                if runs_new && !record.on_trial() {
-                    return Ok((Outcome::Accepted, record));
-                }
-                if !runs_new && !record.on_trial() && was_trial {
-                    return Ok((Outcome::Reverted, record));
-                }
-                if dev.now() >= deadline {
-                    return Ok((Outcome::OnTrial, record));
-                }
-                // The device may reset between two reads too (a watchdog): the same as
-                // a read that fails.
-                match dev.idle(Duration::from_millis(250)).await {
-                    Ok(()) => continue,
-                    Err(e @ (HostError::NoAnswer | HostError::Link(_))) => e,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e @ (HostError::NoAnswer | HostError::Link(_))) => e,
-            Err(e) => return Err(e),
-        };
-        // A device that says hello but never gives its record must not keep the host
-        // here for ever: past the wait and a reboot's time, say so.
-        if dev.now() >= deadline + dev.timeouts.reboot {
-            return Err(lost);
-        }
-        dev.wait_for_device().await?;
-    }
 }
 
 /// The record in a line: the configuration, its state, what runs.

@@ -1022,6 +1022,56 @@ fn a_slot_sector_the_flash_cannot_read() {
 }
 
 #[test]
+fn an_attempt_whose_md5_is_not_the_slots() {
+    let mut dev = host();
+    let bc1 = addr(&mut dev, SlotKind::Bytecode, 1);
+    let image = new_image();
+    // The slot holds the image but for its last bytes (a stream cut short, say).
+    let mut short = image.data().to_vec();
+    short.truncate(image.len() - 100);
+    block_on(dev.erase_slot(bc1, BC_SLOT, &mut |_, _, _, _| {})).expect("erase");
+    for (i, block) in short.chunks(1024).enumerate() {
+        block_on(dev.write_slot(bc1 + (i * 1024) as u32, block)).expect("write");
+    }
+    let before = snap(&mut dev);
+    let size = image.len() as u32;
+    let check = fota_host::protocol::SlotCheck {
+        kind: SlotKind::Bytecode,
+        len: size,
+        md5: image.md5(),
+    };
+    let attempt = Request::Attempt {
+        bc_slot: 1,
+        vm_slot: 0,
+        check: Some(check),
+    };
+    let mismatch = |detail| Reply::Error {
+        code: ErrorCode::ChecksumMismatch,
+        detail,
+    };
+    // Without a checksum of that range since the slot was written: detail 0.
+    let replies = raw(
+        &mut dev,
+        &frame(0x7101, &attempt),
+        Duration::from_millis(300),
+    );
+    assert_eq!(replies, [(0x7101, mismatch(0))]);
+    // Right behind the slot's checksum, as the host sends it: another MD5, detail 1.
+    let mut both = frame(0x7102, &Request::ChecksumSlot { addr: bc1, size });
+    both.extend(frame(0x7103, &attempt));
+    let replies = raw(&mut dev, &both, Duration::from_millis(500));
+    assert!(matches!(replies[0], (0x7102, Reply::Checksum(md5)) if md5 != image.md5()));
+    assert_eq!(replies[1], (0x7103, mismatch(1)));
+    assert_eq!(snap(&mut dev), before, "nothing written");
+    // What the host says if it meets one.
+    let e = block_on(dev.attempt_checked(1, 0, false, Some(check))).expect_err("refused");
+    let (msg, help) = texts(&e);
+    assert!(msg.contains("not the one the attempt carries"), "{msg}");
+    assert!(help.contains("Nothing was switched"), "{help}");
+    assert_eq!(snap(&mut dev), before, "nothing written");
+}
+
+#[test]
 fn protocol_version_mismatch() {
     let mut dev = host();
     let before = snap(&mut dev);
@@ -1186,6 +1236,11 @@ fn every_row_of_the_catalogue_names_tests_that_exist() {
         ("confirm_wait.rs", include_str!("confirm_wait.rs")),
         ("erase_faults.rs", include_str!("erase_faults.rs")),
         ("background_erase.rs", include_str!("background_erase.rs")),
+        ("opening.rs", include_str!("opening.rs")),
+        (
+            "attempt_check.rs",
+            include_str!("../../fota-agent/tests/attempt_check.rs"),
+        ),
         ("cli.rs", include_str!("../../fota-cli/tests/cli.rs")),
         ("qemu.rs", include_str!("../../fota-cli/tests/qemu.rs")),
         (

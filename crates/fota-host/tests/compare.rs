@@ -151,10 +151,12 @@ fn run_update(
     (report, events, to - from, lens, dev.stats().resent)
 }
 
-/// The device's MD5 of the slot rides behind the last block; a block sent again after
-/// it (here the last but one, damaged on the line) makes that answer stale, and the
-/// host asks again instead of taking it: the update goes through (a stale MD5 would
-/// stop it before `attempt`), with one more checksum than a clean run.
+/// The device's MD5 of the slot rides behind the last block, the `Attempt` carrying the
+/// image's MD5 and the record behind it; a block sent again after them (here the last
+/// but one, damaged on the line) makes their answers stale (the agent refused that
+/// attempt: the slot's MD5 was another), and the host asks again instead of taking
+/// them: the update goes through (a stale MD5 would stop it before `attempt`), with one
+/// more checksum, attempt and record than a clean run.
 #[test]
 fn the_md5_sent_behind_the_last_block_is_asked_again_after_a_block_sent_again() {
     let image = new_image();
@@ -175,8 +177,8 @@ fn the_md5_sent_behind_the_last_block_is_asked_again_after_a_block_sent_again() 
     assert_eq!(report.erased_sectors, 9);
     assert_eq!(
         short_after_blocks(&lens),
-        clean_short + 1,
-        "the checksum asked again, nothing else"
+        clean_short + 3,
+        "the checksum, the attempt and the record asked again, nothing else"
     );
 }
 

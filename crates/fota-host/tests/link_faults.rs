@@ -9,7 +9,10 @@
 //! Properties checked on every transfer:
 //!
 //! - zero corrupted images attempted: whenever the host sends `Attempt`, the slots it
-//!   names hold the image byte for byte (checked on the device's flash at that moment),
+//!   names hold the image byte for byte (checked on the device's flash at that moment);
+//!   an `Attempt` that carries the MD5 the slot must hold (protocol 3, sent right behind
+//!   the slot's `ChecksumSlot`) carries the image's, and the slots hold the image when
+//!   the device answers it `Attempted`;
 //!   every trial boot ran a healthy image, and any record that names the new slot as
 //!   current names a slot that holds the image;
 //! - every transfer ends with the device's checksum matching (an `Outcome`, the slot's
@@ -87,6 +90,10 @@ struct Watched {
     /// What the device must hold when an attempt is sent: (kind, image).
     images: Vec<(SlotKind, Vec<u8>)>,
     reader: Box<FrameReader<4096>>,
+    /// The device's replies, to see which checked attempts it answered `Attempted`.
+    replies: Box<FrameReader<4096>>,
+    /// The ids of `Attempt`s sent carrying an MD5, with their slots.
+    checked: Vec<(u16, u32, u32)>,
     attempts: u64,
     violations: Vec<String>,
     /// Bytes handed to the device's line, and received from it, in the faulty phase.
@@ -106,6 +113,8 @@ impl Watched {
             unplugs: 0,
             images,
             reader: Box::new(FrameReader::new()),
+            replies: Box::new(FrameReader::new()),
+            checked: Vec::new(),
             attempts: 0,
             violations: Vec::new(),
             sent_bytes: Vec::new(),
@@ -127,10 +136,55 @@ impl Watched {
             let Some(Event::Frame(frame)) = event else {
                 continue;
             };
-            let Ok(Request::Attempt { bc_slot, vm_slot }) = frame.request() else {
+            let Ok(Request::Attempt {
+                bc_slot,
+                vm_slot,
+                check,
+            }) = frame.request()
+            else {
                 continue;
             };
             self.attempts += 1;
+            if let Some(c) = check {
+                // The agent writes the record only if the slot holds this MD5: it must be
+                // the image's; the flash is checked when the device says `Attempted`.
+                let image = self.images.iter().find(|(k, _)| *k == c.kind);
+                if image
+                    .is_none_or(|(_, i)| c.len as usize != i.len() || c.md5 != fota_host::md5_of(i))
+                {
+                    self.violations.push(format!(
+                        "attempt carries another MD5 than the image's: {c:?}"
+                    ));
+                }
+                self.checked.push((frame.id, bc_slot, vm_slot));
+                continue;
+            }
+            self.check_slots(bc_slot, vm_slot);
+        }
+    }
+
+    /// The device answered `Attempted` under `id`: a checked attempt's slots hold the
+    /// images.
+    fn check_replies(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (used, event) = self.replies.feed(rest);
+            rest = &rest[used..];
+            let Some(Event::Frame(frame)) = event else {
+                continue;
+            };
+            if frame.reply() != Ok(fota_host::protocol::Reply::Attempted) {
+                continue;
+            }
+            if let Some(&(_, bc, vm)) = self.checked.iter().find(|c| c.0 == frame.id) {
+                self.check_slots(bc, vm);
+            }
+        }
+    }
+
+    /// The slots an attempt names hold the images.
+    fn check_slots(&mut self, bc_slot: u32, vm_slot: u32) {
+        {
             let dev = self.inner.device();
             let cfg = dev.agent_config();
             let flash = dev.flash_bytes();
@@ -185,6 +239,7 @@ impl Transport for Watched {
 
     async fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, LinkError> {
         let n = self.inner.recv(buf, timeout).await?;
+        self.check_replies(&buf[..n]);
         if self.recording {
             self.received += n as u64;
         }

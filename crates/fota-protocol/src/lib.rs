@@ -23,20 +23,29 @@ pub use frame::{
     Event, Frame, FrameError, FrameReader, crc32, encode_reply, encode_request, frame_len, is_text,
 };
 pub use message::{
-    AcceptOutcome, BlockErase, CodecDesc, DecodeError, ErrorCode, ImageRules, Info, Layout,
-    LayoutKind, MAX_BAUD_RATES, MAX_BLOCK_ERASES, MAX_CODECS, MAX_KEYS, MAX_NAME, MAX_SECTOR_RUNS,
-    MAX_SLOTS, NO_BASE, Op, Record, RecordState, RecordUpdate, Reply, Request, SectorRun, SlotDesc,
-    SlotKind, codec, info_tag, pack_version, sector_at, sector_runs_valid, unpack_version,
+    ATTEMPT_CHECKED_LEN, AcceptOutcome, BlockErase, CodecDesc, DecodeError, ErrorCode, ImageRules,
+    Info, Layout, LayoutKind, MAX_BAUD_RATES, MAX_BLOCK_ERASES, MAX_CODECS, MAX_KEYS, MAX_NAME,
+    MAX_SECTOR_RUNS, MAX_SLOTS, NO_BASE, Op, RUNNING_BYTECODE, RUNNING_VM, Record, RecordState,
+    RecordUpdate, Reply, Request, SectorRun, SlotCheck, SlotDesc, SlotKind, codec, info_tag,
+    pack_version, sector_at, sector_runs_valid, unpack_version,
 };
 
-/// Version of this protocol. A `Hello` with another version gets
-/// [`ErrorCode::VersionMismatch`].
+/// Version of this protocol: what a host sends in `Hello` and an agent reports in
+/// `Info`. An agent answers a `Hello` of any version from [`OLDEST_VERSION`] to this
+/// one; another gets [`ErrorCode::VersionMismatch`] with the agent's version.
 ///
 /// Version 2 added the record's state and the running slots to the `Record` reply, the
 /// outcome to the `Accept` reply, the `BootStage` error, and extension fields to `Info`
 /// (boot stage, sector erase time, baud rates); later fields are added as extensions,
-/// which a reader skips when it does not know them, without a new version.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// which a reader skips when it does not know them, without a new version. Version 3
+/// added the MD5 check an `Attempt` may carry ([`SlotCheck`], `ChecksumMismatch`), so
+/// that a host sends it right behind the slot's `ChecksumSlot`.
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// The oldest version an agent of this crate answers, and a host speaks: a host of
+/// version 3 that meets an agent of version 2 says `Hello` again with 2 and sends no
+/// request of version 3.
+pub const OLDEST_VERSION: u16 = 2;
 
 /// Bytes of a frame's payload besides the body: id (2), op (1) and CRC-32 (4).
 pub const FRAME_OVERHEAD: usize = 7;

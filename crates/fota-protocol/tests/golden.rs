@@ -5,7 +5,7 @@
 
 use fota_protocol::{
     AcceptOutcome, DecodeError, ErrorCode, Event, FrameReader, Record, RecordState, Reply, Request,
-    encode_reply, encode_request,
+    SlotCheck, SlotKind, encode_reply, encode_request,
 };
 
 mod support;
@@ -63,6 +63,7 @@ fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
             Request::Attempt {
                 bc_slot: 1,
                 vm_slot: 0,
+                check: None,
             },
             &[
                 0x00, 0x02, 0x05, 0x03, 0x0B, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x05, 0xED,
@@ -118,6 +119,35 @@ fn request_golden() -> Vec<(u16, Request<'static>, &'static [u8])> {
             },
             &[
                 0x00, 0x02, 0x16, 0x04, 0x0F, 0x05, 0x04, 0x01, 0x05, 0xB5, 0xB9, 0xE5, 0x2B, 0x00,
+            ],
+        ),
+        (
+            24,
+            // Protocol 3: the attempt checks the MD5 of bytecode slot 1's first 0x3000
+            // bytes (here the empty string's MD5, as in the Checksum frame below).
+            Request::Attempt {
+                bc_slot: 1,
+                vm_slot: 0,
+                check: Some(SlotCheck {
+                    kind: SlotKind::Bytecode,
+                    len: 0x3000,
+                    md5: [
+                        0xD4, 0x1D, 0x8C, 0xD9, 0x8F, 0x00, 0xB2, 0x04, 0xE9, 0x80, 0x09, 0x98,
+                        0xEC, 0xF8, 0x42, 0x7E,
+                    ],
+                }),
+            },
+            &[
+                0x00, 0x02, 0x18, 0x03, 0x0B, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x01,
+                0x02, 0x30, 0x01, 0x06, 0xD4, 0x1D, 0x8C, 0xD9, 0x8F, 0x0F, 0xB2, 0x04, 0xE9, 0x80,
+                0x09, 0x98, 0xEC, 0xF8, 0x42, 0x7E, 0xD4, 0x7F, 0x41, 0x68, 0x00,
+            ],
+        ),
+        (
+            1,
+            Request::Hello { version: 3 },
+            &[
+                0x00, 0x02, 0x01, 0x03, 0x01, 0x03, 0x05, 0x59, 0xE7, 0xAD, 0xD1, 0x00,
             ],
         ),
     ]
@@ -254,6 +284,17 @@ fn reply_golden() -> Vec<(u16, Reply, &'static [u8])> {
             },
             &[
                 0x00, 0x02, 0x17, 0x03, 0xFF, 0x16, 0x02, 0x04, 0x01, 0x05, 0x69, 0x86, 0x31, 0x1F,
+                0x00,
+            ],
+        ),
+        (
+            24,
+            Reply::Error {
+                code: ErrorCode::ChecksumMismatch,
+                detail: 1,
+            },
+            &[
+                0x00, 0x02, 0x18, 0x04, 0xFF, 0x1C, 0x01, 0x01, 0x01, 0x05, 0xDD, 0x43, 0x14, 0x33,
                 0x00,
             ],
         ),
@@ -478,4 +519,44 @@ fn the_protocol_page_shows_these_frames() {
         rows += 1;
     }
     assert_eq!(rows, golden.len(), "one row per golden frame");
+}
+
+/// An `Attempt` body is 8 bytes (version 2) or 29 (version 3, with its check): any other
+/// length, or a check naming no slot kind, is malformed.
+#[test]
+fn an_attempt_body_is_8_or_29_bytes() {
+    let op = fota_protocol::Op::Attempt as u8;
+    let mut body = vec![1, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(
+        Request::parse(op, &body),
+        Ok(Request::Attempt {
+            bc_slot: 1,
+            vm_slot: 0,
+            check: None
+        })
+    );
+    body.extend_from_slice(&[1, 0, 0x30, 0, 0]);
+    body.extend_from_slice(&[0xAB; 16]);
+    assert_eq!(body.len(), fota_protocol::ATTEMPT_CHECKED_LEN);
+    let Ok(Request::Attempt {
+        check: Some(check), ..
+    }) = Request::parse(op, &body)
+    else {
+        panic!("a checked attempt");
+    };
+    assert_eq!(
+        check,
+        SlotCheck {
+            kind: SlotKind::Bytecode,
+            len: 0x3000,
+            md5: [0xAB; 16]
+        }
+    );
+    for cut in [9, 12, 28, 30] {
+        let mut b = body.clone();
+        b.resize(cut, 0);
+        assert!(Request::parse(op, &b).is_err(), "{cut} bytes");
+    }
+    body[8] = 2;
+    assert_eq!(Request::parse(op, &body), Err(DecodeError::BadValue));
 }

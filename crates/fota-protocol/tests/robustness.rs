@@ -27,7 +27,11 @@ fn any_request(data: &'static [u8]) -> impl Strategy<Value = Request<'static>> {
         any::<(u32, u32)>().prop_map(|(addr, size)| Request::ChecksumSlot { addr, size }),
         Just(Request::Restart),
         Just(Request::Accept),
-        any::<(u32, u32)>().prop_map(|(bc_slot, vm_slot)| Request::Attempt { bc_slot, vm_slot }),
+        any::<(u32, u32)>().prop_map(|(bc_slot, vm_slot)| Request::Attempt {
+            bc_slot,
+            vm_slot,
+            check: None
+        }),
         any::<u32>().prop_map(|baud| Request::SetBaud { baud }),
         Just(Request::Goodbye),
         (any::<(u32, u32)>(), 0..=20usize).prop_map(move |((addr, base), n)| {

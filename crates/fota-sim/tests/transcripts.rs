@@ -323,6 +323,7 @@ fn record_session(layout: LayoutKind) -> Vec<Line> {
         Request::Attempt {
             bc_slot: 1,
             vm_slot: u32::from(two_vms),
+            check: None,
         },
     );
     send(&mut client, &mut lines, Request::GetRecord);

@@ -122,8 +122,8 @@ impl<F: NorFlash> Agent<F> {
             erased_run: (0, 0),
             #[cfg(feature = "images")]
             trial_versions: [0; 2],
-            #[cfg(feature = "images")]
             checked: None,
+            checked_md5: [0; 16],
             boot: Boot::NONE,
             uptime_ms: None,
             #[cfg(feature = "background")]

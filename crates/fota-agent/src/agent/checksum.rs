@@ -2,6 +2,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 use fota_protocol::ErrorCode;
+use fota_protocol::Layout as _;
 
 use super::{
     Agent, CHECKSUM_PROGRESS_STEP, CHECKSUM_UNIT, CHUNK, ChecksumOp, Refusal, RequestResult, Unit,
@@ -38,8 +39,15 @@ impl<F: NorFlash> Agent<F> {
     }
 
     /// Check a `checksum_slot(addr, size)` request and start it; nothing is hashed yet.
+    /// `addr` may be [`fota_protocol::RUNNING_VM`] or [`fota_protocol::RUNNING_BYTECODE`]
+    /// (protocol 3): the first address of the slot of that kind this boot runs.
     pub fn begin_checksum(&mut self, addr: u32, size: u32) -> RequestResult<ChecksumOp> {
         self.supported()?;
+        let addr = match addr {
+            fota_protocol::RUNNING_VM => self.boot.vm_addr,
+            fota_protocol::RUNNING_BYTECODE => self.boot.bc_addr,
+            a => a,
+        };
         if size == 0 {
             return Err(Refusal::new(ErrorCode::BadLength, 0));
         }
@@ -48,11 +56,8 @@ impl<F: NorFlash> Agent<F> {
         // Background erases: every scheduled one is done before a byte is read.
         self.settle_erases()?;
         self.flush_write()?;
-        #[cfg(feature = "images")]
-        {
-            let first = self.slot_starting_at(addr).is_some();
-            self.checked = first.then_some((addr, size, self.changes, false));
-        }
+        let first = self.slot_starting_at(addr).is_some();
+        self.checked = first.then_some((addr, size, self.changes, false));
         Ok(ChecksumOp {
             addr,
             size,
@@ -81,21 +86,61 @@ impl<F: NorFlash> Agent<F> {
         }
         self.unit_done();
         result?;
-        // The whole range hashed with nothing changed since it began: see `checked_len`.
-        #[cfg(feature = "images")]
-        if op.done >= op.size
-            && let Some((addr, size, since, done)) = &mut self.checked
-        {
-            *done = (*addr, *size, *since) == (op.addr, op.size, self.changes);
-        }
-        Ok(if op.done < op.size {
-            Unit::More {
+        if op.done < op.size {
+            return Ok(Unit::More {
                 done: op.done,
                 total: op.size,
+            });
+        }
+        let md5: [u8; 16] = op.md5.finalize_reset().into();
+        // The whole range hashed with nothing changed since it began: see `checked_len`
+        // and `check_attempted`.
+        if let Some((addr, size, since, done)) = &mut self.checked {
+            *done = (*addr, *size, *since) == (op.addr, op.size, self.changes);
+            if *done {
+                self.checked_md5 = md5;
             }
-        } else {
-            Unit::Done(op.md5.finalize_reset().into())
-        })
+        }
+        Ok(Unit::Done(md5))
+    }
+
+    /// An `Attempt`'s check (protocol 3): the slot of `check.kind` it attempts
+    /// (`bc_slot` or `vm_slot`) holds `check.md5` over its first `check.len` bytes, by
+    /// the MD5 of the last `checksum_slot` if that one hashed exactly this range, began
+    /// at the slot's first byte and nothing was erased or programmed (or a record entry
+    /// written) since it began. The agent hashes nothing here: a host sends the
+    /// `ChecksumSlot` first (the check it makes itself), the `Attempt` right behind it.
+    /// `ChecksumMismatch` (detail 1: another MD5; 0: no such checksum) changes nothing.
+    pub fn check_attempted(
+        &mut self,
+        bc_slot: u32,
+        vm_slot: u32,
+        check: &fota_protocol::SlotCheck,
+    ) -> RequestResult<()> {
+        self.supported()?;
+        // The indexes first, in `attempt`'s order: the same refusal as without a check.
+        self.index(fota_protocol::SlotKind::Bytecode, bc_slot)?;
+        self.index(fota_protocol::SlotKind::Vm, vm_slot)?;
+        let index = match check.kind {
+            fota_protocol::SlotKind::Vm => vm_slot,
+            fota_protocol::SlotKind::Bytecode => bc_slot,
+        };
+        let slot = *self
+            .config
+            .slot(check.kind, index)
+            .ok_or(Refusal::new(ErrorCode::BadSlotIndex, index))?;
+        match self.checked {
+            Some((addr, size, since, true))
+                if addr == slot.addr && size == check.len && since == self.changes =>
+            {
+                if self.checked_md5 == check.md5 {
+                    Ok(())
+                } else {
+                    Err(Refusal::new(ErrorCode::ChecksumMismatch, 1))
+                }
+            }
+            _ => Err(Refusal::new(ErrorCode::ChecksumMismatch, 0)),
+        }
     }
 
     /// How many bytes from `slot`'s first byte the last `checksum_slot` hashed, if it

@@ -89,9 +89,11 @@ pub struct Agent<F> {
     #[cfg(feature = "images")]
     trial_versions: [u32; 2],
     /// The last `checksum_slot` begun at a slot's first byte: (address, size, `changes`
-    /// when it began, whether it ended with nothing changed); see `Agent::checked_len`.
-    #[cfg(feature = "images")]
+    /// when it began, whether it ended with nothing changed); see `Agent::checked_len`
+    /// and `Agent::check_attempted`.
     checked: Option<(u32, u32, Changes, bool)>,
+    /// Its MD5, once it ended.
+    checked_md5: [u8; 16],
     /// The platform's clock, milliseconds since this boot started
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,

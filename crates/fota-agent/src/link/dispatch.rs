@@ -1,7 +1,7 @@
 //! Request dispatch: one request frame checked, run or started.
 
 use embedded_storage::nor_flash::NorFlash;
-use fota_protocol::{DecodeError, ErrorCode, PROTOCOL_VERSION, Request};
+use fota_protocol::{DecodeError, ErrorCode, OLDEST_VERSION, PROTOCOL_VERSION, Request};
 
 use super::LinkAction;
 use super::baud::BaudState;
@@ -60,7 +60,11 @@ pub(super) fn handle<F: NorFlash>(
         return Handling::Now(Err(refusal), None);
     }
     let result = match request {
-        Request::Hello { version } if version == PROTOCOL_VERSION => Ok(Answer::Info),
+        // Version 3 only adds a request form (`Attempt`'s check): a host of version 2,
+        // which never sends it, is answered too.
+        Request::Hello { version } if (OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) => {
+            Ok(Answer::Info)
+        }
         Request::Hello { .. } => Err(refuse(
             ErrorCode::VersionMismatch,
             u32::from(PROTOCOL_VERSION),
@@ -94,18 +98,34 @@ pub(super) fn handle<F: NorFlash>(
             Err(r) => Err(r),
         },
         Request::Accept => agent.accept().map(Answer::Accepted),
-        #[cfg(feature = "images")]
-        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
-            let downgrade = matches!(request, Request::AttemptDowngrade { .. });
-            match agent.begin_attempt(bc_slot, vm_slot, downgrade) {
-                Ok(c) => return Handling::Long(Work::Check(c)),
-                Err(r) => Err(r),
-            }
+        Request::Attempt {
+            bc_slot,
+            vm_slot,
+            check,
         }
-        // Without image checks there is no minimum version: a downgrade is an attempt.
-        #[cfg(not(feature = "images"))]
-        Request::Attempt { bc_slot, vm_slot } | Request::AttemptDowngrade { bc_slot, vm_slot } => {
-            agent.attempt(bc_slot, vm_slot).map(|()| Answer::Attempted)
+        | Request::AttemptDowngrade {
+            bc_slot,
+            vm_slot,
+            check,
+        } => {
+            // The check comes first: a slot whose MD5 differs is never attempted.
+            let checked = match check {
+                Some(c) => agent.check_attempted(bc_slot, vm_slot, &c),
+                None => Ok(()),
+            };
+            #[cfg(feature = "images")]
+            {
+                let downgrade = matches!(request, Request::AttemptDowngrade { .. });
+                match checked.and_then(|()| agent.begin_attempt(bc_slot, vm_slot, downgrade)) {
+                    Ok(c) => return Handling::Long(Work::Check(c)),
+                    Err(r) => Err(r),
+                }
+            }
+            // Without image checks there is no minimum version: a downgrade is an attempt.
+            #[cfg(not(feature = "images"))]
+            checked
+                .and_then(|()| agent.attempt(bc_slot, vm_slot))
+                .map(|()| Answer::Attempted)
         }
         Request::Restart if supported => {
             // A partial write unit held in RAM would be lost in the reset: program it

@@ -4,7 +4,7 @@
 
 use core::time::Duration;
 
-use fota_protocol::Info;
+use fota_protocol::{Info, Request};
 
 use crate::{Device, HostError, Transport};
 
@@ -360,9 +360,12 @@ pub(crate) enum Verdict {
     Stream(String),
 }
 
+/// A `Record` reply's body without extensions (docs/PROTOCOL.md 3.4).
+const RECORD_BODY: usize = 45;
+
 /// Raw or the stream (`sent` bytes in `blocks` blocks), by the model ([`Pace`]) of the
-/// link and the flash as `info` and the link say, with a round trip measured on one
-/// small request (`GetRecord`).
+/// link and the flash as `info` and the link say, with the round trip of one small
+/// request (`GetRecord`): the latency the opening measured and its frames' line time.
 pub(crate) async fn judge<T: Transport>(
     dev: &mut Device<T>,
     info: &Info,
@@ -376,11 +379,25 @@ pub(crate) async fn judge<T: Transport>(
             "the link's rate is unknown: fewer bytes".into(),
         ));
     };
-    let t = dev.now();
-    dev.get_record().await?;
+    // The link's latency as the opening's `Hello` measured it, plus a `GetRecord`'s
+    // frames on the line: the round trip of one small request, without asking one (a
+    // round trip the update would wait for). Measured on a `GetRecord` where no quick
+    // call measured it yet.
+    let round_trip = match dev.latency() {
+        Some(latency) => {
+            let ask = fota_protocol::frame_len(Request::GetRecord.payload_len());
+            let answer = fota_protocol::frame_len(fota_protocol::FRAME_OVERHEAD + RECORD_BODY);
+            latency + dev.line_time(ask + answer)
+        }
+        None => {
+            let t = dev.now();
+            dev.get_record().await?;
+            dev.now() - t
+        }
+    };
     let pace = Pace {
         baud: Some(baud),
-        round_trip: dev.now() - t,
+        round_trip,
         sector_erase: Duration::from_millis(u64::from(info.sector_erase_ms.unwrap_or(0))),
         program_ns_per_byte: DEFAULT_PROGRAM_NS_PER_BYTE,
         max_write: u32::from(info.max_write),

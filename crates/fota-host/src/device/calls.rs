@@ -5,8 +5,8 @@
 use core::time::Duration;
 
 use fota_protocol::{
-    AcceptOutcome, ErrorCode, Info, Layout as _, Op, PROTOCOL_VERSION, Record, RecordUpdate, Reply,
-    Request, SlotKind,
+    AcceptOutcome, ErrorCode, Info, Layout as _, OLDEST_VERSION, Op, PROTOCOL_VERSION, Record,
+    RecordUpdate, Reply, Request, SlotCheck, SlotKind,
 };
 
 use super::{Device, Resend, unexpected};
@@ -23,32 +23,47 @@ impl<T: Transport> Device<T> {
         {
             return Ok(info.clone());
         }
-        // The record and a free bytecode slot come right behind the Info: what an update
-        // reads next.
-        if !self.switching || self.confirming {
-            self.send_after = &[Request::GetRecord, Request::FindBytecodeSlot];
-        }
-        let reply = self
-            .call(&Request::Hello {
-                version: PROTOCOL_VERSION,
-            })
-            .await;
-        self.send_after = &[];
-        let info = match reply {
-            Ok(Reply::Info(info)) => info,
-            Err(HostError::Refused {
-                code: ErrorCode::VersionMismatch,
-                detail,
-                ..
-            }) => {
-                return Err(HostError::VersionMismatch {
-                    device: u16::try_from(detail).unwrap_or(u16::MAX),
-                    host: PROTOCOL_VERSION,
-                });
+        // This host's version first; an agent of an older version it still speaks
+        // (`OLDEST_VERSION`) refuses it with its own, and is greeted again in that one.
+        let mut version = PROTOCOL_VERSION;
+        let info = loop {
+            // The record and a free bytecode slot come right behind the Info: what an
+            // update reads next. Behind a refused hello their answers are dropped (the
+            // next hello sends them again under new ids).
+            if !self.switching || self.confirming {
+                self.send_after = vec![Request::GetRecord, Request::FindBytecodeSlot];
+                // Of version 3: not behind a hello of version 2.
+                self.opening_sent = None;
+                self.running_md5 = None;
+                if version == PROTOCOL_VERSION {
+                    self.opening_sent = self.opening_check.take();
+                    self.send_after.extend(self.opening_sent);
+                }
             }
-            Err(e) => return Err(e),
-            Ok(other) => return Err(unexpected(&other)),
+            let reply = self.call(&Request::Hello { version }).await;
+            self.send_after = Vec::new();
+            match reply {
+                Ok(Reply::Info(info)) => break info,
+                Err(HostError::Refused {
+                    code: ErrorCode::VersionMismatch,
+                    detail,
+                    ..
+                }) => {
+                    let device = u16::try_from(detail).unwrap_or(u16::MAX);
+                    if (OLDEST_VERSION..version).contains(&device) {
+                        version = device;
+                        continue;
+                    }
+                    return Err(HostError::VersionMismatch {
+                        device,
+                        host: PROTOCOL_VERSION,
+                    });
+                }
+                Err(e) => return Err(e),
+                Ok(other) => return Err(unexpected(&other)),
+            }
         };
+        self.version = version;
         check_info(&info)?;
         // The name is shown in terminals and pages: printable only.
         let mut info = info;
@@ -212,25 +227,49 @@ impl<T: Transport> Device<T> {
 
     /// `attempt(bcslot, vmslot)`.
     pub async fn attempt(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
-        // An update reads the record back next: it comes with the answer.
-        self.send_after = &[Request::GetRecord];
-        let reply = self.call(&Request::Attempt { bc_slot, vm_slot }).await;
-        self.send_after = &[];
-        match reply? {
-            Reply::Attempted => Ok(()),
-            other => Err(unexpected(&other)),
-        }
+        self.attempt_checked(bc_slot, vm_slot, false, None).await
     }
 
     /// `attempt(bcslot, vmslot)` of an image older than the device's minimum version
     /// (`AttemptDowngrade`): only where the device allows downgrades and the user
     /// confirmed it.
     pub async fn attempt_downgrade(&mut self, bc_slot: u32, vm_slot: u32) -> Result<(), HostError> {
-        self.send_after = &[Request::GetRecord];
-        let reply = self
-            .call(&Request::AttemptDowngrade { bc_slot, vm_slot })
-            .await;
-        self.send_after = &[];
+        self.attempt_checked(bc_slot, vm_slot, true, None).await
+    }
+
+    /// `attempt(bcslot, vmslot)` (`AttemptDowngrade` with `downgrade`), carrying `check`
+    /// where the agent speaks protocol 3 (dropped otherwise: the caller has checked the
+    /// slot's MD5 itself): the agent writes the record only if the slot holds that MD5
+    /// by the `ChecksumSlot` just before. Sent ahead behind that `ChecksumSlot`
+    /// ([`Device::attempt_behind_checksum`]), its answer is taken from there.
+    pub async fn attempt_checked(
+        &mut self,
+        bc_slot: u32,
+        vm_slot: u32,
+        downgrade: bool,
+        check: Option<SlotCheck>,
+    ) -> Result<(), HostError> {
+        let check = check.filter(|_| self.version >= 3);
+        let req = attempt_request(bc_slot, vm_slot, downgrade, check);
+        let op = req.op();
+        let ahead = if check.is_some() {
+            self.reply_ahead(op).await?
+        } else {
+            None
+        };
+        let reply = match ahead {
+            Some(Reply::Attempted) => Ok(Reply::Attempted),
+            Some(Reply::Error { code, detail }) => Err(super::refusal(op, code, detail)),
+            // Not sent ahead, or its answer lost: ask (a copy of one the agent ran is
+            // answered from its cache, or writes nothing: the record names it already).
+            _ => {
+                // An update reads the record back next: it comes with the answer.
+                self.send_after = vec![Request::GetRecord];
+                let reply = self.call(&req).await;
+                self.send_after = Vec::new();
+                reply
+            }
+        };
         match reply? {
             Reply::Attempted => Ok(()),
             other => Err(unexpected(&other)),
@@ -372,4 +411,26 @@ fn check_info(i: &Info) -> Result<(), HostError> {
         return bad("the boot stage");
     }
     Ok(())
+}
+
+/// The `Attempt` (or `AttemptDowngrade`) request for these slots.
+pub(crate) fn attempt_request(
+    bc_slot: u32,
+    vm_slot: u32,
+    downgrade: bool,
+    check: Option<SlotCheck>,
+) -> Request<'static> {
+    if downgrade {
+        Request::AttemptDowngrade {
+            bc_slot,
+            vm_slot,
+            check,
+        }
+    } else {
+        Request::Attempt {
+            bc_slot,
+            vm_slot,
+            check,
+        }
+    }
 }

@@ -97,14 +97,25 @@ impl<T: Transport> Device<T> {
             }
             if next == count
                 && let Some(req) = self.after_pipeline
-                && window.admits(&in_flight, wire_len(&req), settled)
+                && window.admits_all(&in_flight, &tail(req, self.attempt_after), settled)
             {
                 // Behind the last request, once the agent's queue has room for it (as
                 // for any request of the window): the agent runs it after all the others.
+                // An `Attempt` carrying its MD5 right behind it, and the record behind
+                // that (`attempt_behind_checksum`).
                 self.after_pipeline = None;
                 let id = self.take_id();
                 self.send_request(id, &req).await?;
-                self.ahead = vec![(id, req.op())];
+                let mut ahead = vec![(id, req.op())];
+                if let Some(attempt) = self.attempt_after.take() {
+                    for extra in [attempt, Request::GetRecord] {
+                        let id = self.take_id();
+                        self.send_request(id, &extra).await?;
+                        ahead.push((id, extra.op()));
+                    }
+                    self.attempt_sent = true;
+                }
+                self.ahead = ahead;
                 self.sent_after_pipeline = Some(req);
                 tail_sent = true;
             }
@@ -292,6 +303,27 @@ impl Window {
             None => in_flight.len() < self.requests,
         }
     }
+
+    /// Whether requests of `wires` bytes may all join those in flight at once.
+    fn admits_all(&self, in_flight: &VecDeque<InFlight>, wires: &[usize], settled: bool) -> bool {
+        if in_flight.is_empty() {
+            return true;
+        }
+        match self.bytes {
+            Some(_) => self.admits(in_flight, wires.iter().sum(), settled),
+            None => in_flight.len() + wires.len() <= self.requests,
+        }
+    }
+}
+
+/// The wire lengths of the requests sent behind a pipeline: `req`, and `attempt` with
+/// the `GetRecord` behind it where there is one.
+fn tail(req: Request<'_>, attempt: Option<Request<'_>>) -> Vec<usize> {
+    let mut t = vec![wire_len(&req)];
+    if let Some(a) = attempt {
+        t.extend([wire_len(&a), wire_len(&Request::GetRecord)]);
+    }
+    t
 }
 
 #[cfg(test)]

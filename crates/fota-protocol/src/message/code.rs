@@ -211,11 +211,16 @@ pub enum ErrorCode {
     /// device has one), and downgrades were not asked for or are not allowed. Detail: the
     /// slot address.
     Downgrade = 27,
+    /// An `Attempt`'s check (protocol 3) failed: nothing written. Detail: 1 when the
+    /// slot's MD5 differs from the one the request carries; 0 when the agent has no MD5
+    /// of exactly that range (no `ChecksumSlot` of it from the slot's first byte, or a
+    /// slot erased or programmed since).
+    ChecksumMismatch = 28,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::Unsupported,
         ErrorCode::OutOfSlot,
         ErrorCode::SlotInUse,
@@ -243,6 +248,7 @@ impl ErrorCode {
         ErrorCode::UnknownKey,
         ErrorCode::BadSignature,
         ErrorCode::Downgrade,
+        ErrorCode::ChecksumMismatch,
     ];
 
     /// The code for a byte, if it is one.
@@ -282,6 +288,9 @@ impl ErrorCode {
             ErrorCode::UnknownKey => "the image is signed by no key the device trusts",
             ErrorCode::BadSignature => "a signature by a trusted key does not verify",
             ErrorCode::Downgrade => "the image is older than the device's minimum version",
+            ErrorCode::ChecksumMismatch => {
+                "the slot's MD5 is not the one the attempt carries (or was not just checked)"
+            }
         }
     }
 }

@@ -14,4 +14,4 @@ pub use info::{
 };
 pub use record::{AcceptOutcome, Record, RecordState, RecordUpdate};
 pub use reply::Reply;
-pub use request::{NO_BASE, Request};
+pub use request::{ATTEMPT_CHECKED_LEN, NO_BASE, RUNNING_BYTECODE, RUNNING_VM, Request, SlotCheck};

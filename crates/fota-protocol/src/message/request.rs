@@ -2,7 +2,7 @@
 
 use crate::wire::{Reader, Sink};
 
-use super::{DecodeError, Op, RecordUpdate};
+use super::{DecodeError, Op, RecordUpdate, SlotKind};
 
 /// A request from host to agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,9 @@ pub enum Request<'a> {
         bc_slot: u32,
         /// VM slot index to try at the next restart.
         vm_slot: u32,
+        /// Protocol 3: the MD5 one of the two slots must hold, or nothing is written
+        /// (`ChecksumMismatch`); `None` encodes the 8-byte body of version 2.
+        check: Option<SlotCheck>,
     },
     /// `attempt(bcslot, vmslot)` that allows images older than the device's minimum
     /// version, where the device's rules allow downgrades (the user confirmed it).
@@ -59,6 +62,8 @@ pub enum Request<'a> {
         bc_slot: u32,
         /// VM slot index to try at the next restart.
         vm_slot: u32,
+        /// As `Attempt`'s.
+        check: Option<SlotCheck>,
     },
     /// Switch baud rate: the agent replies at the old rate, then switches. It goes back to
     /// the old rate unless a valid frame arrives at the new one within one second.
@@ -88,6 +93,34 @@ pub enum Request<'a> {
         data: &'a [u8],
     },
 }
+
+/// What an `Attempt` (protocol 3) asks the agent to check before it writes the record:
+/// the MD5 of the first `len` bytes of the attempted slot of kind `kind` (the slot
+/// `bc_slot` or `vm_slot` names). The agent compares it with the MD5 of the last
+/// `ChecksumSlot` if that one covered exactly this range from the slot's first byte
+/// and nothing was erased or programmed since; it hashes nothing itself (so a host
+/// sends the `ChecksumSlot` right before, the check the host makes anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotCheck {
+    /// Which of the attempted slots.
+    pub kind: SlotKind,
+    /// Bytes from the slot's first byte.
+    pub len: u32,
+    /// Their MD5.
+    pub md5: [u8; 16],
+}
+
+/// The body of an `Attempt` with a [`SlotCheck`]: 8 + 1 + 4 + 16 bytes.
+pub const ATTEMPT_CHECKED_LEN: usize = 29;
+
+/// `ChecksumSlot`'s `addr` for the first address of the VM slot the device runs
+/// (protocol 3): a host asks for it before it knows the device's slots (behind `Hello`).
+/// An agent of version 2 refuses it (`OutOfSlot`).
+pub const RUNNING_VM: u32 = 0xFFFF_FFF0;
+
+/// `ChecksumSlot`'s `addr` for the first address of the bytecode slot the device runs
+/// (protocol 3), as [`RUNNING_VM`].
+pub const RUNNING_BYTECODE: u32 = 0xFFFF_FFF1;
 
 /// `StreamBegin`'s `base` when the stream has no base.
 pub const NO_BASE: u32 = 0xFFFF_FFFF;
@@ -145,10 +178,23 @@ impl Request<'_> {
                 s.u32(addr);
                 s.put(data);
             }
-            Request::Attempt { bc_slot, vm_slot }
-            | Request::AttemptDowngrade { bc_slot, vm_slot } => {
+            Request::Attempt {
+                bc_slot,
+                vm_slot,
+                check,
+            }
+            | Request::AttemptDowngrade {
+                bc_slot,
+                vm_slot,
+                check,
+            } => {
                 s.u32(bc_slot);
                 s.u32(vm_slot);
+                if let Some(c) = check {
+                    s.u8(c.kind as u8);
+                    s.u32(c.len);
+                    s.put(&c.md5);
+                }
             }
             Request::SetBaud { baud } => s.u32(baud),
             Request::StreamBegin { addr, base, header } => {
@@ -200,10 +246,12 @@ impl Request<'_> {
             Op::Attempt => Request::Attempt {
                 bc_slot: r.u32()?,
                 vm_slot: r.u32()?,
+                check: slot_check(&mut r, body.len())?,
             },
             Op::AttemptDowngrade => Request::AttemptDowngrade {
                 bc_slot: r.u32()?,
                 vm_slot: r.u32()?,
+                check: slot_check(&mut r, body.len())?,
             },
             Op::SetBaud => Request::SetBaud { baud: r.u32()? },
             Op::Goodbye => Request::Goodbye,
@@ -225,4 +273,20 @@ impl Request<'_> {
         r.end()?;
         Ok(req)
     }
+}
+
+/// An `Attempt` body's [`SlotCheck`]: none in an 8-byte body (version 2), one in a body
+/// of [`ATTEMPT_CHECKED_LEN`] bytes; any other length is malformed (`r.end()` says so).
+fn slot_check(r: &mut Reader<'_>, body_len: usize) -> Result<Option<SlotCheck>, DecodeError> {
+    if body_len != ATTEMPT_CHECKED_LEN {
+        return Ok(None);
+    }
+    let kind = match r.u8()? {
+        0 => SlotKind::Vm,
+        1 => SlotKind::Bytecode,
+        _ => return Err(DecodeError::BadValue),
+    };
+    let len = r.u32()?;
+    let md5 = r.array::<16>()?;
+    Ok(Some(SlotCheck { kind, len, md5 }))
 }

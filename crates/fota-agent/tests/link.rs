@@ -665,8 +665,9 @@ fn the_link_fits_the_ram_budget() {
         "{size} bytes, {} without the decoder",
         size - codec
     );
-    // With its state in a static, the link itself is the agent and a pointer.
-    assert!(borrowed <= 800, "{borrowed} bytes");
+    // With its state in a static, the link itself is the agent and a pointer (the
+    // `Attempt` check's MD5 and range, and the background erases' schedule, included).
+    assert!(borrowed <= 808, "{borrowed} bytes");
     // The numbers the crate documentation gives.
     let tx = if cfg!(feature = "codec") { 346 } else { 324 };
     assert_eq!((RX_FRAME, TX_FRAME), (1042, tx));

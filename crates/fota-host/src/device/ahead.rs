@@ -13,15 +13,9 @@ impl<T: Transport> Device<T> {
     /// The answer to `op` sent ahead (see `ahead`), if it was and nothing was sent since:
     /// it is here, or a few replies' line time away. `None`: ask again.
     pub(crate) async fn answer_ahead(&mut self, op: Op) -> Result<Option<Reply>, HostError> {
-        if self.link.now() >= self.ahead_at + FRESH {
-            self.ahead.clear();
-        }
-        let Some(pos) = self.ahead.iter().position(|a| a.1 == op) else {
+        let Some(id) = self.take_fresh_ahead(op) else {
             return Ok(None);
         };
-        let id = self.ahead[pos].0;
-        // The answers before it are no longer wanted.
-        self.ahead.drain(..=pos);
         let deadline = self.link.now() + Duration::from_millis(300) + self.line_time(256);
         while let Some((rid, reply)) = self.next_reply(deadline).await? {
             if rid == id {
@@ -97,14 +91,37 @@ impl<T: Transport> Device<T> {
     /// error included), its progress keeping the host waiting as [`Device::call`]'s
     /// does; `None`: not sent ahead, something sent since, or no answer.
     pub(crate) async fn reply_ahead(&mut self, op: Op) -> Result<Option<Reply>, HostError> {
+        match self.take_fresh_ahead(op) {
+            Some(id) => self.wait_ahead(id, &mut |_, _, _, _| {}).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the request of `op` sent ahead, if it was and is fresh, taken out of
+    /// those sent ahead with the ones before it (their answers are no longer wanted).
+    fn take_fresh_ahead(&mut self, op: Op) -> Option<u16> {
         if self.link.now() >= self.ahead_at + FRESH {
             self.ahead.clear();
         }
-        let Some(pos) = self.ahead.iter().position(|a| a.1 == op) else {
-            return Ok(None);
-        };
+        self.take_ahead(op)
+    }
+
+    /// [`Device::take_fresh_ahead`] however long ago it was sent.
+    fn take_ahead(&mut self, op: Op) -> Option<u16> {
+        let pos = self.ahead.iter().position(|a| a.1 == op)?;
         let id = self.ahead[pos].0;
         self.ahead.drain(..=pos);
+        Some(id)
+    }
+
+    /// The reply to request `id` sent ahead, whatever it is (an error included); its
+    /// progress goes to `on_progress` and keeps the host waiting only while it advances,
+    /// as in `call_attempts`. `None`: no answer.
+    async fn wait_ahead(
+        &mut self,
+        id: u16,
+        on_progress: &mut dyn FnMut(&mut dyn Observer, Duration, u32, u32),
+    ) -> Result<Option<Reply>, HostError> {
         let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
         let mut last_done = None;
         while let Some((rid, reply)) = self.next_reply(deadline).await? {
@@ -115,7 +132,9 @@ impl<T: Transport> Device<T> {
                 Reply::Progress { done, total } => {
                     if advances(last_done, done, total) {
                         last_done = Some(done);
-                        deadline = self.link.now() + self.reply_timeout();
+                        let now = self.link.now();
+                        on_progress(self.observer.as_mut(), now, done, total);
+                        deadline = now + self.reply_timeout();
                     }
                 }
                 r => return Ok(Some(r)),
@@ -144,32 +163,13 @@ impl<T: Transport> Device<T> {
         if self.sent_after_pipeline.take().as_ref() != Some(req) {
             return Ok(None);
         }
-        let Some(pos) = self.ahead.iter().position(|a| a.1 == req.op()) else {
+        let Some(id) = self.take_ahead(req.op()) else {
             return Ok(None);
         };
-        let id = self.ahead[pos].0;
         // Only the answers before it: an `Attempt` and a `GetRecord` may follow it.
-        self.ahead.drain(..=pos);
-        let mut deadline = self.link.now() + self.reply_timeout() + self.line_time(1100);
-        let mut last_done = None;
-        while let Some((rid, reply)) = self.next_reply(deadline).await? {
-            if rid != id {
-                continue;
-            }
-            match reply {
-                Reply::Progress { done, total } => {
-                    // As in `call_attempts`: only progress that advances keeps it alive.
-                    if advances(last_done, done, total) {
-                        last_done = Some(done);
-                        let now = self.link.now();
-                        on_progress(self.observer.as_mut(), now, done, total);
-                        deadline = now + self.reply_timeout();
-                    }
-                }
-                Reply::Error { .. } => return Ok(None),
-                r => return Ok(Some(r)),
-            }
-        }
-        Ok(None)
+        Ok(match self.wait_ahead(id, on_progress).await? {
+            Some(Reply::Error { .. }) => None,
+            r => r,
+        })
     }
 }

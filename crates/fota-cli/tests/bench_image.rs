@@ -54,12 +54,15 @@ fn readme_has(doc: &Value) {
 }
 
 /// The README's table of the one-function change holds every row `doc` computed, within a
-/// build's difference: the two firmware builds are compiled on the machine that runs this
-/// test, and a build elsewhere (another checkout, another machine with the same compiler)
-/// was seen to differ from this one by a few bytes of code, 4 bytes of 27,630 once the
-/// image is compressed. So rows are matched by their setting and method, and each figure
-/// must agree to 1 % (bytes and rates; at least 16 bytes) or 0.02 s, whichever is wider;
-/// the model's own figures for a given image stay exact (the other two cases).
+/// build's difference. The two firmware builds are compiled where this test runs, and they
+/// depend on where the checkout lies: the boards' workspace uses the agent's crates by path
+/// from outside itself, so cargo hashes their absolute paths into `-C metadata`, the
+/// symbols' hashes follow and the linker lays the code out differently. Five checkouts on
+/// one machine gave the same image sizes and patches of 998 or 980 bytes, with equal times
+/// (the patch's line time lies under the 64 KiB erase). So rows are matched by their
+/// setting and method; bytes must agree to 5 % (at least 16 bytes), times to 1 % or
+/// 0.02 s and rates to 1 % or 0.01, whichever is wider; the model's own figures for a
+/// given image stay exact (the other two cases).
 fn readme_has_within_a_build(doc: &Value) {
     let readme = include_str!("../../../README.md");
     let start = readme
@@ -99,7 +102,7 @@ fn readme_has_within_a_build(doc: &Value) {
             match (number(a), number(b)) {
                 (Some(x), Some(y)) => {
                     let bound = if a.ends_with(" B") {
-                        (x * 0.01).max(16.0)
+                        (x * 0.05).max(16.0)
                     } else if a.ends_with(" s") {
                         (x * 0.01).max(0.02)
                     } else {

@@ -205,8 +205,17 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     );
     dev.attempt_checked(bc_index, vm_index, downgrade, check)
         .await?;
-    // Read back: the record is Pending now (and an observer shows it before the restart).
-    report.record = dev.get_record().await?;
+    // The record is Pending now (and an observer shows it before the restart): read
+    // back, or, where the `Attempt` carried the slot's MD5 (protocol 3), the record the
+    // attempt wrote by the protocol's rules (outcome::attempted_record), no answer
+    // waited for.
+    report.record = if check.is_some() && dev.protocol_version() >= 3 {
+        let record = outcome::attempted_record(&before, &info, (bc_index, vm_index));
+        dev.observer().record(&record);
+        record
+    } else {
+        dev.get_record().await?
+    };
     if !plan.restart {
         report.total_time = dev.now() - start;
         return Ok(report);

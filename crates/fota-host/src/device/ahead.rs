@@ -69,7 +69,7 @@ impl<T: Transport> Device<T> {
 
     /// Send `attempt` (an `Attempt` or `AttemptDowngrade` carrying a [`SlotCheck`]) right
     /// behind the `ChecksumSlot` the next pipeline ends with
-    /// ([`Device::send_after_pipeline`]), and a `GetRecord` behind it; `None`: not. Only
+    /// ([`Device::send_after_pipeline`]); `None`: not. Only
     /// for an agent of protocol 3 (the caller checks [`Device::protocol_version`]): it
     /// writes the record only if the slot's MD5 is the one `attempt` carries, so the
     /// gate is the same as the host's own check of that MD5, without the round trip
@@ -166,7 +166,7 @@ impl<T: Transport> Device<T> {
         let Some(id) = self.take_ahead(req.op()) else {
             return Ok(None);
         };
-        // Only the answers before it: an `Attempt` and a `GetRecord` may follow it.
+        // Only the answers before it: an `Attempt` may follow it.
         Ok(match self.wait_ahead(id, on_progress).await? {
             Some(Reply::Error { .. }) => None,
             r => r,

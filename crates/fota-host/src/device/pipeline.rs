@@ -108,11 +108,9 @@ impl<T: Transport> Device<T> {
                 self.send_request(id, &req).await?;
                 let mut ahead = vec![(id, req.op())];
                 if let Some(attempt) = self.attempt_after.take() {
-                    for extra in [attempt, Request::GetRecord] {
-                        let id = self.take_id();
-                        self.send_request(id, &extra).await?;
-                        ahead.push((id, extra.op()));
-                    }
+                    let id = self.take_id();
+                    self.send_request(id, &attempt).await?;
+                    ahead.push((id, attempt.op()));
                     self.attempt_sent = true;
                 }
                 self.ahead = ahead;
@@ -316,12 +314,12 @@ impl Window {
     }
 }
 
-/// The wire lengths of the requests sent behind a pipeline: `req`, and `attempt` with
-/// the `GetRecord` behind it where there is one.
+/// The wire lengths of the requests sent behind a pipeline: `req`, and `attempt` where
+/// there is one.
 fn tail(req: Request<'_>, attempt: Option<Request<'_>>) -> Vec<usize> {
     let mut t = vec![wire_len(&req)];
     if let Some(a) = attempt {
-        t.extend([wire_len(&a), wire_len(&Request::GetRecord)]);
+        t.push(wire_len(&a));
     }
     t
 }

@@ -116,10 +116,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         vm_index = u32::from(vm_slot.index);
         jobs.push((vm_slot, vm));
     }
-    // The running slot's MD5 asked behind the `Hello`: taken now, before anything else is
-    // sent (a sector comparison, say), for the delta's base check.
+    // The running slot's MD5 asked behind the `Hello`, for the delta's base check: its
+    // answer is left to come, the stream's first requests sent meanwhile (the stream
+    // takes it as its base check); anything else sent first waits for it.
     if let Some(size) = base.filter(|_| delta) {
-        dev.running_md5(size).await?;
+        dev.defer_running_md5(size);
     }
     // Before anything is written: what each image is, and whether the device takes it.
     let downgrade = crate::vet::vet_jobs(dev, &info, &before, &jobs, plan).await?;

@@ -124,6 +124,8 @@ impl<F: NorFlash> Agent<F> {
             trial_versions: [0; 2],
             checked: None,
             checked_md5: [0; 16],
+            #[cfg(feature = "images")]
+            checked_raw: false,
             boot: Boot::NONE,
             uptime_ms: None,
             #[cfg(feature = "background")]

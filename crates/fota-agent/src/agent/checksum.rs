@@ -63,6 +63,8 @@ impl<F: NorFlash> Agent<F> {
             size,
             done: 0,
             md5: Md5::new(),
+            #[cfg(feature = "images")]
+            magic: 0,
         })
     }
 
@@ -82,6 +84,8 @@ impl<F: NorFlash> Agent<F> {
                 break;
             }
             op.md5.update(&*chunk);
+            #[cfg(feature = "images")]
+            scan_magic(&mut op.magic, chunk);
             op.done += n;
         }
         self.unit_done();
@@ -99,6 +103,10 @@ impl<F: NorFlash> Agent<F> {
             *done = (*addr, *size, *since) == (op.addr, op.size, self.changes);
             if *done {
                 self.checked_md5 = md5;
+                #[cfg(feature = "images")]
+                {
+                    self.checked_raw = usize::from(op.magic) < fota_image::MAGIC.len();
+                }
             }
         }
         Ok(Unit::Done(md5))
@@ -143,6 +151,13 @@ impl<F: NorFlash> Agent<F> {
         }
     }
 
+    /// Whether the range [`Agent::checked_len`] gives for `slot` holds no image trailer's
+    /// magic: no trailer can start there (an image that has one has it inside).
+    #[cfg(feature = "images")]
+    pub(crate) fn checked_raw(&self, slot: &fota_protocol::SlotDesc) -> Option<u32> {
+        self.checked_len(slot).filter(|_| self.checked_raw)
+    }
+
     /// How many bytes from `slot`'s first byte the last `checksum_slot` hashed, if it
     /// began there and nothing erased or programmed the flash since it began: what the
     /// host has just compared with its image (the check before every attempt), so an
@@ -155,5 +170,23 @@ impl<F: NorFlash> Agent<F> {
             }
             _ => None,
         }
+    }
+}
+
+/// Follow the image trailer's magic through `bytes` hashed after those `matched` counts
+/// (how many of the magic's bytes end them; 8 once it was met whole). The magic's eight
+/// bytes all differ, so a byte that breaks a partial match can only start a new one.
+#[cfg(feature = "images")]
+fn scan_magic(matched: &mut u8, bytes: &[u8]) {
+    let magic = fota_image::MAGIC;
+    for &b in bytes {
+        let Some(&want) = magic.get(usize::from(*matched)) else {
+            return;
+        };
+        *matched = if b == want {
+            *matched + 1
+        } else {
+            u8::from(b == magic[0])
+        };
     }
 }

@@ -94,6 +94,11 @@ pub struct Agent<F> {
     checked: Option<(u32, u32, Changes, bool)>,
     /// Its MD5, once it ended.
     checked_md5: [u8; 16],
+    /// Whether the range it hashed holds no image trailer's magic (docs/IMAGE.md): an
+    /// `attempt` that would read that range of the slot for a trailer finds none
+    /// without reading it again (`Agent::check_unit`). Only while `checked` stands.
+    #[cfg(feature = "images")]
+    checked_raw: bool,
     /// The platform's clock, milliseconds since this boot started
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,
@@ -196,6 +201,10 @@ pub struct ChecksumOp {
     size: u32,
     done: u32,
     md5: Md5,
+    /// How many bytes of an image trailer's magic end the bytes hashed so far; 8 once
+    /// the whole magic was met (`Agent::checked_raw`).
+    #[cfg(feature = "images")]
+    magic: u8,
 }
 
 impl ChecksumOp {

@@ -77,6 +77,17 @@ impl<T: Transport> Device<T> {
         // queue), and from the first answer to one of the pipeline's own on (the agent
         // answers in order). Only then may the window leave the oldest out.
         let mut settled = false;
+        // The answer to a request sent earlier, taken for the first one's
+        // (`adopt_running_check`): that one is not sent.
+        if let Some((id, req)) = self.adopt.take()
+            && count > 0
+            && ready(0)
+            && make(0) == Some(req)
+        {
+            let cap = self.link.now() + wait + progress_allowance(&req);
+            in_flight.push_back(InFlight::new(0, id, 1, cap, wire_len(&req)));
+            next = 1;
+        }
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
             while next < count && ready(next) {

@@ -365,8 +365,7 @@ impl<F: NorFlash> Agent<F> {
         let known_raw = op.current.is_none()
             && next.is_some_and(|i| {
                 op.short.0 == i
-                    && (self.config().slots.get(usize::from(i)))
-                        .and_then(|s| self.checked_raw(s))
+                    && (self.config().slots.get(usize::from(i))).and_then(|s| self.checked_raw(s))
                         == Some(op.short.1)
             });
         let (config, flash, hook) = self.check_parts()?;

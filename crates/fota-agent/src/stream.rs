@@ -282,6 +282,17 @@ mod imp {
             self.decoder
                 .feed_bounded(&mut flash, header, 0)
                 .map_err(|e| refusal(e, 0))?;
+            // A base the device has just hashed (the host's check of it, asked behind its
+            // `Hello`), nothing changed since: its CRC was kept, the base is not read again.
+            if let Some(crc) = h
+                .delta
+                .then(|| agent.checked_base_crc(base, h.base_len))
+                .flatten()
+            {
+                self.decoder
+                    .base_read_elsewhere(h.base_len, crc)
+                    .map_err(|e| refusal(e, 0))?;
+            }
             self.active = true;
             let image_len = h.image_len;
             if self.decoder.has_work() {

@@ -193,7 +193,10 @@ fn a_raw_image_hashed_without_a_magic_is_not_read_again() {
     let whole = a.flash().timing().read_ns(LEN);
     let (ns, r) = attempt_time(&mut a);
     assert_eq!(r, Ok(()));
-    assert!(ns < whole / 10, "{ns} ns of flash, a read of the image {whole} ns");
+    assert!(
+        ns < whole / 10,
+        "{ns} ns of flash, a read of the image {whole} ns"
+    );
     assert_eq!(a.record_entry().bc_current, 1);
     for (at, verdict) in [
         (1000usize, Ok(())),

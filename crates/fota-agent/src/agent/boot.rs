@@ -126,6 +126,8 @@ impl<F: NorFlash> Agent<F> {
             checked_md5: [0; 16],
             #[cfg(feature = "images")]
             checked_raw: false,
+            #[cfg(feature = "codec")]
+            checked_crc: None,
             boot: Boot::NONE,
             uptime_ms: None,
             #[cfg(feature = "background")]

@@ -43,6 +43,11 @@ impl<F: NorFlash> Agent<F> {
     /// (protocol 3): the first address of the slot of that kind this boot runs.
     pub fn begin_checksum(&mut self, addr: u32, size: u32) -> RequestResult<ChecksumOp> {
         self.supported()?;
+        #[cfg(feature = "codec")]
+        let keep_crc = matches!(
+            addr,
+            fota_protocol::RUNNING_VM | fota_protocol::RUNNING_BYTECODE
+        );
         let addr = match addr {
             fota_protocol::RUNNING_VM => self.boot.vm_addr,
             fota_protocol::RUNNING_BYTECODE => self.boot.bc_addr,
@@ -58,6 +63,10 @@ impl<F: NorFlash> Agent<F> {
         self.flush_write()?;
         let first = self.slot_starting_at(addr).is_some();
         self.checked = first.then_some((addr, size, self.changes, false));
+        #[cfg(feature = "codec")]
+        {
+            self.checked_crc = (first && keep_crc).then_some(0);
+        }
         Ok(ChecksumOp {
             addr,
             size,
@@ -86,6 +95,10 @@ impl<F: NorFlash> Agent<F> {
             op.md5.update(&*chunk);
             #[cfg(feature = "images")]
             scan_magic(&mut op.magic, chunk);
+            #[cfg(feature = "codec")]
+            if let Some(crc) = &mut self.checked_crc {
+                *crc = fota_codec::format::base_crc_more(*crc, chunk);
+            }
             op.done += n;
         }
         self.unit_done();
@@ -148,6 +161,19 @@ impl<F: NorFlash> Agent<F> {
                 }
             }
             _ => Err(Refusal::new(ErrorCode::ChecksumMismatch, 0)),
+        }
+    }
+
+    /// The CRC-32 (a delta header's, fota-codec) of the first `len` bytes of the slot at
+    /// `base`, if the last `checksum_slot` hashed exactly them, asked of the running
+    /// slot, with nothing erased or programmed since it began.
+    #[cfg(feature = "codec")]
+    pub(crate) fn checked_base_crc(&self, base: u32, len: u32) -> Option<u32> {
+        match self.checked {
+            Some((addr, size, since, true)) if (addr, size, since) == (base, len, self.changes) => {
+                self.checked_crc
+            }
+            _ => None,
         }
     }
 

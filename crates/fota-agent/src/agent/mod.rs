@@ -99,6 +99,14 @@ pub struct Agent<F> {
     /// without reading it again (`Agent::check_unit`). Only while `checked` stands.
     #[cfg(feature = "images")]
     checked_raw: bool,
+    /// The CRC-32 a delta's header gives its base (fota-codec), of the range it hashes
+    /// or hashed, where it was asked of the running slot (`RUNNING_VM`,
+    /// `RUNNING_BYTECODE`: a delta's base): a `StreamBegin` from that base takes it
+    /// instead of reading the base again (`Agent::checked_base_crc`). Only while
+    /// `checked` stands and its range was hashed whole. (Kept here, not in the
+    /// `ChecksumOp`, which the link's state holds: that stays as it was.)
+    #[cfg(feature = "codec")]
+    checked_crc: Option<u32>,
     /// The platform's clock, milliseconds since this boot started
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,

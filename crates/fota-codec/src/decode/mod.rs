@@ -12,8 +12,8 @@
 
 use crate::flash::Flash;
 use crate::format::{
-    BLOCK_HEADER_LEN, BLOCK_LZMA, BLOCK_STORED, BlockHeader, CRC32, HEADER_LEN, Header,
-    HeaderError, MAX_BLOCK_LEN, MAX_LC_PLUS_LP, MAX_PB, Props, base_span,
+    BLOCK_HEADER_LEN, BLOCK_LZMA, BLOCK_STORED, BlockHeader, HEADER_LEN, Header, HeaderError,
+    MAX_BLOCK_LEN, MAX_LC_PLUS_LP, MAX_PB, Props, base_span,
 };
 
 mod error;
@@ -280,6 +280,31 @@ impl Decoder {
         r
     }
 
+    /// A delta's base check done elsewhere: `crc` is the CRC-32 (as the header's) of the
+    /// first `len` bytes of the base, read from the flash with nothing written since (the
+    /// device hashed them for another request). Where the header names that length and
+    /// the base's check is under way (begun with the header: its first piece read), the
+    /// rest of the base is not read: it is taken, or refused (its CRC another);
+    /// otherwise this changes nothing.
+    pub fn base_read_elsewhere<E>(&mut self, len: u32, crc: u32) -> Res<(), E> {
+        match (self.stage, self.header_opt()) {
+            (Stage::Base, Some(h)) if h.base_len == len => {
+                if crc != h.base_crc {
+                    self.stage = Stage::Failed;
+                    return Err(Error::BaseMismatch {
+                        expected: h.base_crc,
+                        found: crc,
+                    });
+                }
+                self.base_crc = crc;
+                self.base_at = len;
+                self.stage = Stage::BlockHeader;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the decoder has work to do without more input: a delta's base check, or
     /// the symbols of a block whose coded bytes have all arrived.
     pub fn has_work(&self) -> bool {
@@ -364,10 +389,7 @@ impl Decoder {
             let n = (h.base_len - self.base_at).min(WRITE_CHUNK);
             let buf = self.core.out.get_mut(..n as usize).ok_or(Error::Failed)?;
             flash.read_base(self.base_at, buf).map_err(Error::Flash)?;
-            // The CRC resumed from its finalized value (ISO-HDLC: reflected, final XOR).
-            let mut digest = CRC32.digest_with_initial((self.base_crc ^ u32::MAX).reverse_bits());
-            digest.update(buf);
-            self.base_crc = digest.finalize();
+            self.base_crc = crate::format::base_crc_more(self.base_crc, buf);
             self.base_at += n;
             read += n;
         }

@@ -94,17 +94,13 @@ pub struct Agent<F> {
     checked: Option<(u32, u32, Changes, bool)>,
     /// Its MD5, once it ended.
     checked_md5: [u8; 16],
-    /// Whether the range it hashed holds no image trailer's magic (docs/IMAGE.md): an
-    /// `attempt` that would read that range of the slot for a trailer finds none
-    /// without reading it again (`Agent::check_unit`). Only while `checked` stands.
+    /// Whether its range holds no image trailer's magic: `attempt` then reads none of it
+    /// (`Agent::check_unit`). Only while `checked` stands.
     #[cfg(feature = "images")]
     checked_raw: bool,
-    /// The CRC-32 a delta's header gives its base (fota-codec), of the range it hashes
-    /// or hashed, where it was asked of the running slot (`RUNNING_VM`,
-    /// `RUNNING_BYTECODE`: a delta's base): a `StreamBegin` from that base takes it
-    /// instead of reading the base again (`Agent::checked_base_crc`). Only while
-    /// `checked` stands and its range was hashed whole. (Kept here, not in the
-    /// `ChecksumOp`, which the link's state holds: that stays as it was.)
+    /// Its range's CRC-32 (a delta header's) where it was asked of `RUNNING_*`: a
+    /// `StreamBegin` from that base takes it (`Agent::checked_base_crc`). Here, not in
+    /// the `ChecksumOp` of the link's state, whose size and zero start stay as they were.
     #[cfg(feature = "codec")]
     checked_crc: Option<u32>,
     /// The platform's clock, milliseconds since this boot started
@@ -209,8 +205,7 @@ pub struct ChecksumOp {
     size: u32,
     done: u32,
     md5: Md5,
-    /// How many bytes of an image trailer's magic end the bytes hashed so far; 8 once
-    /// the whole magic was met (`Agent::checked_raw`).
+    /// How many bytes of a trailer's magic end the bytes hashed; 8 once met whole.
     #[cfg(feature = "images")]
     magic: u8,
 }

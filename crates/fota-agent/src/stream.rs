@@ -185,6 +185,12 @@ mod imp {
             let addr = at(self.target, offset)?;
             self.agent.write_slot(addr, data)
         }
+
+        /// A base the device has just hashed as its running slot (the host's check of
+        /// it, asked behind its `Hello`), nothing changed since: its CRC was kept.
+        fn known_base_crc(&mut self, len: u32) -> Option<u32> {
+            self.agent.checked_base_crc(self.base, len)
+        }
     }
 
     /// The refusal a decoding error is answered with.
@@ -282,17 +288,6 @@ mod imp {
             self.decoder
                 .feed_bounded(&mut flash, header, 0)
                 .map_err(|e| refusal(e, 0))?;
-            // A base the device has just hashed (the host's check of it, asked behind its
-            // `Hello`), nothing changed since: its CRC was kept, the base is not read again.
-            if let Some(crc) = h
-                .delta
-                .then(|| agent.checked_base_crc(base, h.base_len))
-                .flatten()
-            {
-                self.decoder
-                    .base_read_elsewhere(h.base_len, crc)
-                    .map_err(|e| refusal(e, 0))?;
-            }
             self.active = true;
             let image_len = h.image_len;
             if self.decoder.has_work() {

@@ -280,31 +280,6 @@ impl Decoder {
         r
     }
 
-    /// A delta's base check done elsewhere: `crc` is the CRC-32 (as the header's) of the
-    /// first `len` bytes of the base, read from the flash with nothing written since (the
-    /// device hashed them for another request). Where the header names that length and
-    /// the base's check is under way (begun with the header: its first piece read), the
-    /// rest of the base is not read: it is taken, or refused (its CRC another);
-    /// otherwise this changes nothing.
-    pub fn base_read_elsewhere<E>(&mut self, len: u32, crc: u32) -> Res<(), E> {
-        match (self.stage, self.header_opt()) {
-            (Stage::Base, Some(h)) if h.base_len == len => {
-                if crc != h.base_crc {
-                    self.stage = Stage::Failed;
-                    return Err(Error::BaseMismatch {
-                        expected: h.base_crc,
-                        found: crc,
-                    });
-                }
-                self.base_crc = crc;
-                self.base_at = len;
-                self.stage = Stage::BlockHeader;
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Whether the decoder has work to do without more input: a delta's base check, or
     /// the symbols of a block whose coded bytes have all arrived.
     pub fn has_work(&self) -> bool {
@@ -385,6 +360,13 @@ impl Decoder {
             return Err(Error::Failed);
         };
         let mut read = 0u32;
+        if self.base_at == 0
+            && let Some(crc) = flash.known_base_crc(h.base_len)
+        {
+            // Known without a read (`Flash::known_base_crc`): compared below as read.
+            self.base_crc = crc;
+            self.base_at = h.base_len;
+        }
         while self.base_at < h.base_len && read < budget {
             let n = (h.base_len - self.base_at).min(WRITE_CHUNK);
             let buf = self.core.out.get_mut(..n as usize).ok_or(Error::Failed)?;

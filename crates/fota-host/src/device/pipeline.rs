@@ -112,8 +112,8 @@ impl<T: Transport> Device<T> {
             {
                 // Behind the last request, once the agent's queue has room for it (as
                 // for any request of the window): the agent runs it after all the others.
-                // An `Attempt` carrying its MD5 right behind it, and the record behind
-                // that (`attempt_behind_checksum`).
+                // An `Attempt` carrying its MD5 right behind it
+                // (`attempt_behind_checksum`).
                 self.after_pipeline = None;
                 let id = self.take_id();
                 self.send_request(id, &req).await?;

@@ -7,7 +7,9 @@
 //! trailer) is taken where the device's [`ImagePolicy`] allows raw images and its first
 //! bytes are not erased. Where raw images are taken, `attempt` and `set_record` read a
 //! slot whose first bytes the last `checksum_slot` hashed, nothing changed since, only
-//! that far (the host's check of what it wrote); the boot decision reads the whole slot.
+//! that far (the host's check of what it wrote), and not at all where that
+//! `checksum_slot` met no trailer's magic as it hashed the range (nothing in it can be a
+//! trailer: the image is raw); the boot decision reads the whole slot.
 //! The work is split in bounded units ([`Agent::check_unit`]):
 //! at most [`CHECK_STEPS`] reads of [`CHECK_BUFFER`] bytes, or one Ed25519 verification.
 
@@ -353,11 +355,20 @@ impl<F: NorFlash> Agent<F> {
     /// record entry is written. A slot that does not verify ends it with the refusal
     /// (nothing written).
     pub fn check_unit(&mut self, op: &mut CheckOp) -> RequestResult<Unit<()>> {
-        let (config, flash, hook) = self.check_parts()?;
         let next = match op.current {
             Some(i) => Some(i),
             None => (0..8u8).find(|i| op.todo & (1 << i) != 0),
         };
+        // A slot read only as far as the last `checksum_slot` hashed, nothing changed
+        // since, that range holding no trailer's magic (seen as it was hashed): the
+        // verifier would read it all and find no trailer, so it is not read again.
+        let known_raw = op.current.is_none()
+            && next.is_some_and(|i| {
+                op.short.0 == i
+                    && (self.config().slots.get(usize::from(i))).and_then(|s| self.checked_raw(s))
+                        == Some(op.short.1)
+            });
+        let (config, flash, hook) = self.check_parts()?;
         let Some(i) = next else {
             // Every slot verified (or none to check): write the record.
             self.update_entry(op.entry)?;
@@ -376,7 +387,12 @@ impl<F: NorFlash> Agent<F> {
             op.verifier = Verifier::new(Slot::from(&slot));
         }
         let min = minimum(config, &op.entry, slot.kind, op.downgrade);
-        let r = verify_steps(flash, config, &slot, &mut op.verifier, min, &mut op.in_slot);
+        let r = if known_raw {
+            let none = Err(VerifyError::Image(ImageError::NoTrailer));
+            Some(outcome(flash, config, &slot, min, none))
+        } else {
+            verify_steps(flash, config, &slot, &mut op.verifier, min, &mut op.in_slot)
+        };
         if let Some(h) = hook {
             h();
         }

@@ -185,6 +185,12 @@ mod imp {
             let addr = at(self.target, offset)?;
             self.agent.write_slot(addr, data)
         }
+
+        /// A base the device has just hashed as its running slot (the host's check of
+        /// it, asked behind its `Hello`), nothing changed since: its CRC was kept.
+        fn known_base_crc(&mut self, len: u32) -> Option<u32> {
+            self.agent.checked_base_crc(self.base, len)
+        }
     }
 
     /// The refusal a decoding error is answered with.

@@ -172,3 +172,60 @@ fn the_boot_decision_still_reads_the_whole_slot() {
     assert_eq!(a.record_entry().state, RecordState::Confirmed);
     assert_eq!(a.record_entry().bc_current, 0);
 }
+
+/// The flash time `attempt` of bytecode slot 1 takes, and how it ended.
+fn attempt_time(a: &mut Agent<Flash>) -> (u64, Result<(), ErrorCode>) {
+    a.flash_mut().take_busy_ns();
+    let (_, r) = attempt(a);
+    (a.flash_mut().take_busy_ns(), r)
+}
+
+/// A raw image whose `checksum_slot` (from the slot's first byte, nothing changed since)
+/// met no trailer's magic is not read again by `attempt`: no trailer can be in it. One
+/// holding the magic (inside a 256-byte read, across two) is read as far as its end as
+/// before, and taken (no trailer's length field names it); one whose magic ends it is
+/// refused as before (a trailer cut short); a magic cut by the range's end is no magic
+/// in it.
+#[test]
+fn a_raw_image_hashed_without_a_magic_is_not_read_again() {
+    let c = config(ImagePolicy::OPEN);
+    let mut a = written_and_checked(&c);
+    let whole = a.flash().timing().read_ns(LEN);
+    let (ns, r) = attempt_time(&mut a);
+    assert_eq!(r, Ok(()));
+    assert!(
+        ns < whole / 10,
+        "{ns} ns of flash, a read of the image {whole} ns"
+    );
+    assert_eq!(a.record_entry().bc_current, 1);
+    for (at, verdict) in [
+        (1000usize, Ok(())),
+        (252, Ok(())),
+        (255, Ok(())),
+        (256, Ok(())),
+        (LEN - 8, Err(ErrorCode::BadImage)),
+    ] {
+        let mut image = raw_image();
+        image[at..at + 8].copy_from_slice(&fota_image::MAGIC);
+        let mut a = boot(&c);
+        put(&mut a, bc1(&c), &image);
+        a.checksum_slot(bc1(&c), LEN as u32, &mut |_, _| {})
+            .expect("hashes");
+        let (ns, r) = attempt_time(&mut a);
+        assert_eq!(r, verdict, "magic at {at}");
+        assert!(ns >= whole, "magic at {at}: {ns} ns, the image {whole} ns");
+    }
+    let mut image = raw_image();
+    image[LEN - 4..].copy_from_slice(&fota_image::MAGIC[..4]);
+    let mut a = boot(&c);
+    put(&mut a, bc1(&c), &image);
+    a.checksum_slot(bc1(&c), LEN as u32, &mut |_, _| {})
+        .expect("hashes");
+    let (ns, r) = attempt_time(&mut a);
+    assert_eq!(r, Ok(()));
+    assert!(ns < whole / 10, "a cut magic: {ns} ns");
+    // Changed since: read again, as before.
+    let mut a = written_and_checked(&c);
+    a.write_slot(bc1(&c) + 8192, &[0x55; 16]).expect("writes");
+    assert!(attempt_time(&mut a).0 >= whole);
+}

@@ -478,3 +478,122 @@ fn a_stream_over_bytes_not_erased_is_refused_and_begins_again() {
     assert!(matches!(r, Reply::Streamed { .. }), "{r:?}");
     assert_eq!(l.agent().flash().at(bc1, image.len()), &image[..]);
 }
+
+/// The steps `StreamBegin` of `stream` (a delta from the base at `bc0`) takes, and its
+/// answer.
+fn begin_steps(l: &mut Link, bc1: u32, bc0: u32, stream: &[u8]) -> (Reply, usize) {
+    let (r, steps, _) = call(
+        l,
+        50,
+        &Request::StreamBegin {
+            addr: bc1,
+            base: bc0,
+            header: &stream[..20],
+        },
+    );
+    (r, steps)
+}
+
+/// A delta's base the device has just hashed as its running slot (the host's check of
+/// it, asked behind `Hello`), nothing changed since: `StreamBegin` takes the base's
+/// CRC-32 kept from that checksum instead of reading the base again, and refuses a base
+/// whose CRC is another just as it would after reading it. A checksum asked by the
+/// slot's address, or anything erased since, leaves the base to be read.
+#[test]
+fn a_delta_whose_base_was_just_hashed_does_not_read_it_again() {
+    let old = firmware(5, 12_000);
+    let mut new = old.clone();
+    new[300..306].copy_from_slice(b"edited");
+    let stream = encode::delta(&old, &new, &DEFAULT_OPTIONS)
+        .unwrap()
+        .to_bytes();
+    let running = |l: &mut Link, len: usize| {
+        let r = call(
+            l,
+            40,
+            &Request::ChecksumSlot {
+                addr: fota_protocol::RUNNING_BYTECODE,
+                size: len as u32,
+            },
+        );
+        assert!(matches!(r.0, Reply::Checksum(_)), "{:?}", r.0);
+    };
+    // Read: no checksum before it.
+    let (mut l, bc0, bc1) = link();
+    l.agent_mut().flash_mut().poke(bc0, &old);
+    let (r, read) = begin_steps(&mut l, bc1, bc0, &stream);
+    assert!(matches!(r, Reply::StreamBegun { .. }), "{r:?}");
+    assert!(read > 1, "{read} steps");
+    // Kept: the running slot's checksum of exactly the base.
+    let (mut l, bc0, bc1) = link();
+    l.agent_mut().flash_mut().poke(bc0, &old);
+    running(&mut l, old.len());
+    let (r, kept) = begin_steps(&mut l, bc1, bc0, &stream);
+    assert!(matches!(r, Reply::StreamBegun { .. }), "{r:?}");
+    assert!(kept < read, "{kept} steps, {read} reading the base");
+    // And the stream goes on from there to the image.
+    let mut offset = 0;
+    for chunk in stream[20..].chunks(MAX_WRITE) {
+        let (r, _, _) = call(
+            &mut l,
+            60,
+            &Request::StreamData {
+                offset,
+                data: chunk,
+            },
+        );
+        assert!(matches!(r, Reply::Streamed { .. }), "{r:?}");
+        offset += chunk.len() as u32;
+    }
+    let (r, _, _) = call(&mut l, 61, &Request::StreamData { offset, data: &[] });
+    assert!(matches!(r, Reply::Streamed { .. }), "{r:?}");
+    assert_eq!(l.agent().flash().at(bc1, new.len()), &new[..]);
+    // Another base in the slot: refused at once, with the CRC it has.
+    let (mut l, bc0, bc1) = link();
+    let mut other = old.clone();
+    other[7] ^= 0x10;
+    l.agent_mut().flash_mut().poke(bc0, &other);
+    running(&mut l, old.len());
+    let before = l.agent().flash().data.clone();
+    let (r, steps) = begin_steps(&mut l, bc1, bc0, &stream);
+    let found = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&other);
+    assert_eq!(
+        r,
+        Reply::Error {
+            code: ErrorCode::BaseMismatch,
+            detail: found
+        }
+    );
+    assert!(steps < read);
+    assert_eq!(l.agent().flash().data, before);
+    // The slot's own address, another length, or an erase since: read again.
+    let (mut l, bc0, bc1) = link();
+    l.agent_mut().flash_mut().poke(bc0, &old);
+    let r = call(
+        &mut l,
+        40,
+        &Request::ChecksumSlot {
+            addr: bc0,
+            size: old.len() as u32,
+        },
+    );
+    assert!(matches!(r.0, Reply::Checksum(_)));
+    assert_eq!(begin_steps(&mut l, bc1, bc0, &stream).1, read);
+    let (mut l, bc0, bc1) = link();
+    l.agent_mut().flash_mut().poke(bc0, &old);
+    running(&mut l, old.len() - 1);
+    assert_eq!(begin_steps(&mut l, bc1, bc0, &stream).1, read);
+    let (mut l, bc0, bc1) = link();
+    l.agent_mut().flash_mut().poke(bc0, &old);
+    running(&mut l, old.len());
+    let r = call(
+        &mut l,
+        41,
+        &Request::EraseSlot {
+            addr: bc1,
+            size: 4096,
+        },
+    );
+    assert!(matches!(r.0, Reply::Erased { .. }), "{:?}", r.0);
+    assert_eq!(begin_steps(&mut l, bc1, bc0, &stream).1, read);
+}

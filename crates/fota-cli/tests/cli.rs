@@ -509,12 +509,17 @@ fn power_cut_case(
             "20",
         ],
     );
-    assert!(
-        o.status.success(),
-        "{case}: the update could not be finished: {}",
-        text(&o)
-    );
-    assert_eq!(result(&o)["outcome"], "Accepted", "{case}");
+    // Cut after the attempt was recorded, the new firmware may have passed its trial and
+    // accepted itself once the power came back: then it is installed, nothing to do.
+    let installed = runs == Runs::New && text(&o).contains("already installed");
+    if !installed {
+        assert!(
+            o.status.success(),
+            "{case}: the update could not be finished: {}",
+            text(&o)
+        );
+        assert_eq!(result(&o)["outcome"], "Accepted", "{case}");
+    }
     assert_eq!(
         running_image(sim.port(), &old, &image, case).0,
         Runs::New,

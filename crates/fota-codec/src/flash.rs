@@ -21,6 +21,15 @@ pub trait Flash {
     /// cross a multiple of [`crate::WRITE_CHUNK`]; they start and end on such multiples
     /// except at the start and the end of a block.
     fn write_target(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error>;
+
+    /// The CRC-32 of the base's first `len` bytes (as a delta header gives it), if the
+    /// implementation knows it without reading them (a device that has just hashed them
+    /// for another request, nothing written since): a delta's base check then reads
+    /// nothing. `None` (the default): the base is read.
+    fn known_base_crc(&mut self, len: u32) -> Option<u32> {
+        let _ = len;
+        None
+    }
 }
 
 /// A [`Flash`] over memory: the base and the target slot as slices (host-side decoding,

@@ -205,3 +205,12 @@ pub(crate) static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_H
 pub fn base_crc(base: &[u8]) -> u32 {
     CRC32.checksum(base)
 }
+
+/// The CRC-32 of a base's bytes so far (`crc`, 0 for none) continued over `more`: the
+/// CRC resumed from its finalized value (ISO-HDLC: reflected, final XOR).
+#[inline(never)]
+pub fn base_crc_more(crc: u32, more: &[u8]) -> u32 {
+    let mut digest = CRC32.digest_with_initial((crc ^ u32::MAX).reverse_bits());
+    digest.update(more);
+    digest.finalize()
+}

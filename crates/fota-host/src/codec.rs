@@ -296,6 +296,11 @@ async fn find_base<'b, T: Transport>(
             // Asked behind the opening's `Hello` (protocol 3: `RUNNING_BYTECODE`, the
             // slot `running` names), nothing sent since: its answer settles it.
             let size = u32::try_from(base.len()).unwrap_or(u32::MAX);
+            // Its answer still on its way: the stream's pipeline takes it as its base
+            // check (crate::codec::send), its requests not waiting for it.
+            if s.kind == SlotKind::Bytecode && dev.adopt_running_check(s.addr, size) {
+                return Ok(Some((base, s, from, true)));
+            }
             if s.kind == SlotKind::Bytecode
                 && let Some(md5) = dev.running_md5(size).await?
             {

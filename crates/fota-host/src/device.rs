@@ -123,6 +123,13 @@ pub struct Device<T: Transport> {
     /// Its answer once taken: (bytes hashed, MD5). What runs does not change before a
     /// restart, and its slot takes no write, so it stands for the session.
     running_md5: Option<(u32, [u8; 16])>,
+    /// That request's id and size once its answer is left to come later
+    /// ([`Device::defer_running_md5`]): the stream's pipeline takes it as its base check,
+    /// or anything else sent first waits for it.
+    deferred: Option<(u16, u32)>,
+    /// A request sent earlier whose answer the next pipeline takes as the answer to its
+    /// first request when that is this request ([`Device::adopt_running_check`]).
+    adopt: Option<(u16, Request<'static>)>,
     /// The ids of read-only requests sent right behind the last call's request, in
     /// order, nothing sent since: [`Device::get_record`] and [`Device::find_slot`] take
     /// their answers instead of asking again.
@@ -180,6 +187,8 @@ impl<T: Transport> Device<T> {
             opening_check: None,
             opening_sent: None,
             running_md5: None,
+            deferred: None,
+            adopt: None,
             ahead: Vec::new(),
             after_pipeline: None,
             sent_after_pipeline: None,
@@ -278,6 +287,11 @@ impl<T: Transport> Device<T> {
 
     /// Encode and send one request; returns the frame's length on the wire.
     async fn send_request(&mut self, id: u16, req: &Request<'_>) -> Result<usize, HostError> {
+        // The running slot's MD5 left to come: taken first (nothing sent must make its
+        // answer look late), and a check left for a pipeline that sends otherwise is
+        // asked again there.
+        self.settle_deferred().await?;
+        self.adopt = None;
         let n = encode_request(id, req, &mut self.out)
             .ok_or_else(|| HostError::Protocol("request too large to encode".into()))?;
         // Anything sent may change what a record read ahead or a hello said.

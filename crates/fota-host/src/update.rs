@@ -116,10 +116,11 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
         vm_index = u32::from(vm_slot.index);
         jobs.push((vm_slot, vm));
     }
-    // The running slot's MD5 asked behind the `Hello`: taken now, before anything else is
-    // sent (a sector comparison, say), for the delta's base check.
+    // The running slot's MD5 asked behind the `Hello`, for the delta's base check: its
+    // answer is left to come, the stream's first requests sent meanwhile (the stream
+    // takes it as its base check); anything else sent first waits for it.
     if let Some(size) = base.filter(|_| delta) {
-        dev.running_md5(size).await?;
+        dev.defer_running_md5(size);
     }
     // Before anything is written: what each image is, and whether the device takes it.
     let downgrade = crate::vet::vet_jobs(dev, &info, &before, &jobs, plan).await?;
@@ -205,8 +206,17 @@ pub async fn update<T: Transport>(dev: &mut Device<T>, plan: &Plan) -> Result<Re
     );
     dev.attempt_checked(bc_index, vm_index, downgrade, check)
         .await?;
-    // Read back: the record is Pending now (and an observer shows it before the restart).
-    report.record = dev.get_record().await?;
+    // The record is Pending now (and an observer shows it before the restart): read
+    // back, or, where the `Attempt` carried the slot's MD5 (protocol 3), the record the
+    // attempt wrote by the protocol's rules (outcome::attempted_record), no answer
+    // waited for.
+    report.record = if check.is_some() && dev.protocol_version() >= 3 {
+        let record = outcome::attempted_record(&before, &info, (bc_index, vm_index));
+        dev.observer().record(&record);
+        record
+    } else {
+        dev.get_record().await?
+    };
     if !plan.restart {
         report.total_time = dev.now() - start;
         return Ok(report);

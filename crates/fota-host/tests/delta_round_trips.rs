@@ -118,9 +118,15 @@ fn a_delta_reads_the_record_once_and_ends_its_stream_without_waiting() {
     let target = report.targets[0].slot.addr;
     let seen = seen.lock().expect("log").clone();
     let sent = |op: Op| seen.iter().filter(|s| s.sent && s.op == op as u8).count();
-    // The record at the start (behind Hello) and after the attempt: the base's slot is
-    // found from the first (what runs does not change before the restart).
-    assert_eq!(sent(Op::GetRecord), 2, "{seen:?}");
+    // The record at the start (behind Hello) only: the base's slot is found from it
+    // (what runs does not change before the restart), and the checked attempt's record
+    // follows from it.
+    assert_eq!(sent(Op::GetRecord), 1, "{seen:?}");
+    assert_eq!(
+        report.record.bc_current,
+        u32::from(report.targets[0].slot.index),
+        "the attempted slot is current"
+    );
     // The stream's end and the target's MD5 go out before the last frame is answered.
     let end = seen
         .iter()

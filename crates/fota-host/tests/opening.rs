@@ -221,21 +221,35 @@ fn run_with(
     drop: &[(Op, usize)],
     delta: bool,
 ) -> (Result<Outcome, String>, Rc<RefCell<Seen>>, bool) {
+    run_base(version_2, drop, delta.then(images::blink_v1))
+}
+
+/// [`run_with`], a delta from `base` where one is given (the device runs blink v1).
+fn run_base(
+    version_2: bool,
+    drop: &[(Op, usize)],
+    base: Option<Vec<u8>>,
+) -> (Result<Outcome, String>, Rc<RefCell<Seen>>, bool) {
     let sim = SimDevice::new(DeviceConfig::new(LayoutKind::BytecodeOnly));
     let (m, seen) = Meddler::new(sim, version_2, drop);
     let mut dev = Device::new(m, Box::new(NullObserver));
     let image = images::blink_v2();
     let mut plan = Plan::new(Image::new("blink-v2.bin", image.clone()).expect("image"));
     plan.restart = false;
-    if delta {
+    if let Some(base) = base {
         plan.codec = fota_host::Codec::Delta;
-        plan.bases = vec![Image::new("blink-v1.bin", images::blink_v1()).expect("image")];
+        plan.bases = vec![Image::new("blink-v1.bin", base).expect("image")];
     }
     // Nothing to compare: the slot's MD5 is the update's only checksum.
     plan.resume = false;
     let report = block_on(update(&mut dev, &plan));
     let link = dev.into_link();
     let device = link.inner.device();
+    // The record the report gives is the device's, whether read or worked out from the
+    // attempt (protocol 3).
+    if let Ok(r) = &report {
+        assert_eq!(Some(r.record), device.record(), "the report's record");
+    }
     let holds = device.record().is_some_and(|r| {
         let slot = device
             .agent_config()
@@ -266,7 +280,8 @@ fn an_agent_of_version_3_gets_the_attempt_behind_the_checksum() {
     assert!(holds, "the attempted slot holds the image");
     let seen = seen.borrow();
     assert_eq!(seen.attempts, [true], "one attempt, carrying the MD5");
-    // The attempt went right behind the slot's checksum, the record behind it.
+    // The attempt went right behind the slot's checksum, nothing behind it (the record
+    // it wrote follows from the one read at the start).
     let names: Vec<&str> = seen
         .requests
         .iter()
@@ -276,11 +291,9 @@ fn an_agent_of_version_3_gets_the_attempt_behind_the_checksum() {
         .iter()
         .position(|n| *n == "Attempt")
         .expect("an attempt");
-    assert_eq!(
-        &names[at - 1..=at + 1],
-        ["ChecksumSlot", "Attempt", "GetRecord"]
-    );
-    assert_eq!(at + 2, names.len(), "nothing after: {names:?}");
+    assert_eq!(&names[at - 1..=at], ["ChecksumSlot", "Attempt"]);
+    assert_eq!(at + 1, names.len(), "nothing after: {names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "GetRecord").count(), 1);
     assert!(
         seen.requests[0]
             .1
@@ -336,10 +349,9 @@ fn a_lost_answer_in_the_pipelined_opening_is_asked_again() {
 
 #[test]
 fn a_lost_answer_at_the_pipelined_end_is_asked_again() {
-    // The MD5's answer, the attempt's, the record's: each lost once. The copy of the
-    // attempt the agent ran is answered from its cache; the record read again.
-    // (The opening's record passes: the one behind the attempt is lost.)
-    for (lost, pass) in [(Op::ChecksumSlot, 0), (Op::Attempt, 0), (Op::GetRecord, 1)] {
+    // The MD5's answer, the attempt's: each lost once. The copy of the attempt the agent
+    // ran is answered from its cache.
+    for (lost, pass) in [(Op::ChecksumSlot, 0), (Op::Attempt, 0)] {
         let (outcome, seen, holds) = run(false, &[(lost, pass)]);
         assert_eq!(seen.borrow().dropped.len(), 1, "{:?}", seen.borrow());
         assert_eq!(outcome, Ok(Outcome::Attempted), "{lost:?} lost: {:?}", seen);
@@ -388,4 +400,38 @@ fn a_deltas_base_is_hashed_behind_the_hello() {
     // Refused behind the hello of version 3; the base's own, the result's.
     assert_eq!(sums.len(), 3, "{sums:?}");
     assert!(seen.requests.iter().any(|r| r.1.starts_with("StreamBegin")));
+}
+
+/// The base's MD5 asked behind the `Hello` is not waited for: the stream's first requests
+/// go before its answer, which the stream's pipeline takes as its base check. A base
+/// that is not on the device (its MD5 another) is found so, late: the stream is
+/// abandoned (the agent refuses its `StreamBegin` too) and the image goes compressed,
+/// whole, into the same slot, attempted as ever.
+#[test]
+fn a_wrong_base_found_after_the_stream_began_falls_back() {
+    let mut wrong = images::blink_v1();
+    wrong[100] ^= 0x55;
+    let (outcome, seen, holds) = run_base(false, &[], Some(wrong));
+    assert_eq!(outcome, Ok(Outcome::Attempted));
+    assert!(holds, "the attempted slot holds the image");
+    let seen = seen.borrow();
+    let names: Vec<&str> = seen
+        .requests
+        .iter()
+        .map(|(_, r)| r.split([' ', '{']).next().unwrap_or(""))
+        .collect();
+    // The base's MD5 once (behind the hello, not asked again in the stream), two
+    // streams begun: the delta's, abandoned, and the compressed image's. The delta's
+    // frames all went before the base's answer came, the slot's MD5 and the checked
+    // `Attempt` behind them: the agent refused that attempt (the slot's MD5 another),
+    // and the slot's MD5 is asked again behind the second stream, the attempt after it.
+    let sums = names.iter().filter(|n| **n == "ChecksumSlot").count();
+    assert_eq!(sums, 3, "the base's and the result's twice: {names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "Attempt").count(), 2);
+    let begun = names.iter().filter(|n| **n == "StreamBegin").count();
+    assert_eq!(begun, 2, "{names:?}");
+    // The delta's stream went before the base's MD5 was back: its first request right
+    // behind the opening's four.
+    assert_eq!(names[4], "StreamBegin", "{names:?}");
+    assert!(seen.attempts.iter().all(|c| *c));
 }

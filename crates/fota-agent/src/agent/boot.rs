@@ -124,6 +124,10 @@ impl<F: NorFlash> Agent<F> {
             trial_versions: [0; 2],
             checked: None,
             checked_md5: [0; 16],
+            #[cfg(feature = "images")]
+            checked_raw: false,
+            #[cfg(feature = "codec")]
+            checked_crc: None,
             boot: Boot::NONE,
             uptime_ms: None,
             #[cfg(feature = "background")]

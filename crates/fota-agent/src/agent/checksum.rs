@@ -43,6 +43,11 @@ impl<F: NorFlash> Agent<F> {
     /// (protocol 3): the first address of the slot of that kind this boot runs.
     pub fn begin_checksum(&mut self, addr: u32, size: u32) -> RequestResult<ChecksumOp> {
         self.supported()?;
+        #[cfg(feature = "codec")]
+        let keep_crc = matches!(
+            addr,
+            fota_protocol::RUNNING_VM | fota_protocol::RUNNING_BYTECODE
+        );
         let addr = match addr {
             fota_protocol::RUNNING_VM => self.boot.vm_addr,
             fota_protocol::RUNNING_BYTECODE => self.boot.bc_addr,
@@ -58,11 +63,17 @@ impl<F: NorFlash> Agent<F> {
         self.flush_write()?;
         let first = self.slot_starting_at(addr).is_some();
         self.checked = first.then_some((addr, size, self.changes, false));
+        #[cfg(feature = "codec")]
+        {
+            self.checked_crc = (first && keep_crc).then_some(0);
+        }
         Ok(ChecksumOp {
             addr,
             size,
             done: 0,
             md5: Md5::new(),
+            #[cfg(feature = "images")]
+            magic: 0,
         })
     }
 
@@ -82,6 +93,12 @@ impl<F: NorFlash> Agent<F> {
                 break;
             }
             op.md5.update(&*chunk);
+            #[cfg(feature = "images")]
+            scan_magic(&mut op.magic, chunk);
+            #[cfg(feature = "codec")]
+            if let Some(crc) = &mut self.checked_crc {
+                *crc = fota_codec::format::base_crc_more(*crc, chunk);
+            }
             op.done += n;
         }
         self.unit_done();
@@ -99,6 +116,10 @@ impl<F: NorFlash> Agent<F> {
             *done = (*addr, *size, *since) == (op.addr, op.size, self.changes);
             if *done {
                 self.checked_md5 = md5;
+                #[cfg(feature = "images")]
+                {
+                    self.checked_raw = usize::from(op.magic) < fota_image::MAGIC.len();
+                }
             }
         }
         Ok(Unit::Done(md5))
@@ -143,6 +164,26 @@ impl<F: NorFlash> Agent<F> {
         }
     }
 
+    /// The CRC-32 (a delta header's, fota-codec) of the first `len` bytes of the slot at
+    /// `base`, if the last `checksum_slot` hashed exactly them, asked of the running
+    /// slot, with nothing erased or programmed since it began.
+    #[cfg(feature = "codec")]
+    pub(crate) fn checked_base_crc(&self, base: u32, len: u32) -> Option<u32> {
+        match self.checked {
+            Some((addr, size, since, true)) if (addr, size, since) == (base, len, self.changes) => {
+                self.checked_crc
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the range [`Agent::checked_len`] gives for `slot` holds no image trailer's
+    /// magic: no trailer can start there (an image that has one has it inside).
+    #[cfg(feature = "images")]
+    pub(crate) fn checked_raw(&self, slot: &fota_protocol::SlotDesc) -> Option<u32> {
+        self.checked_len(slot).filter(|_| self.checked_raw)
+    }
+
     /// How many bytes from `slot`'s first byte the last `checksum_slot` hashed, if it
     /// began there and nothing erased or programmed the flash since it began: what the
     /// host has just compared with its image (the check before every attempt), so an
@@ -155,5 +196,23 @@ impl<F: NorFlash> Agent<F> {
             }
             _ => None,
         }
+    }
+}
+
+/// Follow the image trailer's magic through `bytes` hashed after those `matched` counts
+/// (how many of the magic's bytes end them; 8 once it was met whole). The magic's eight
+/// bytes all differ, so a byte that breaks a partial match can only start a new one.
+#[cfg(feature = "images")]
+fn scan_magic(matched: &mut u8, bytes: &[u8]) {
+    let magic = fota_image::MAGIC;
+    for &b in bytes {
+        let Some(&want) = magic.get(usize::from(*matched)) else {
+            return;
+        };
+        *matched = if b == want {
+            *matched + 1
+        } else {
+            u8::from(b == magic[0])
+        };
     }
 }

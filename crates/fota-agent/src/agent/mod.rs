@@ -94,6 +94,15 @@ pub struct Agent<F> {
     checked: Option<(u32, u32, Changes, bool)>,
     /// Its MD5, once it ended.
     checked_md5: [u8; 16],
+    /// Whether its range holds no image trailer's magic: `attempt` then reads none of it
+    /// (`Agent::check_unit`). Only while `checked` stands.
+    #[cfg(feature = "images")]
+    checked_raw: bool,
+    /// Its range's CRC-32 (a delta header's) where it was asked of `RUNNING_*`: a
+    /// `StreamBegin` from that base takes it (`Agent::checked_base_crc`). Here, not in
+    /// the `ChecksumOp` of the link's state, whose size and zero start stay as they were.
+    #[cfg(feature = "codec")]
+    checked_crc: Option<u32>,
     /// The platform's clock, milliseconds since this boot started
     /// ([`Agent::set_uptime_ms`]); `None` until it gives it.
     uptime_ms: Option<u32>,
@@ -196,6 +205,9 @@ pub struct ChecksumOp {
     size: u32,
     done: u32,
     md5: Md5,
+    /// How many bytes of a trailer's magic end the bytes hashed; 8 once met whole.
+    #[cfg(feature = "images")]
+    magic: u8,
 }
 
 impl ChecksumOp {

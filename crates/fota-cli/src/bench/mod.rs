@@ -16,16 +16,17 @@
 //!   first), from the first request to the answer that confirms the attempt: (baud
 //!   switch on negotiated rows: `SetBaud` and a hello at the new rate), hello, record,
 //!   `find_bytecode_slot`, the sector comparison, erase, stream, the device's MD5 of the
-//!   slot, `attempt`, and the record read after it. Not counted: the restart and the
+//!   slot, and `attempt` (its record follows from the one read first: protocol 3).
+//!   Not counted: the restart and the
 //!   wait for the new firmware to confirm itself.
 //! * **resume off**: the same update without the sector comparison (`--no-resume`).
 //! * **true limit**: what no design can beat on this link and flash: max(link time of
 //!   the image, erase + page programs of its sectors) + the first sector's erase +
 //!   the device's read of the image and its MD5 (the time a Cortex-M4 takes,
 //!   `fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE`, which the simulated device charges
-//!   too) + the device's image check before
-//!   `attempt` (the image has no trailer, so the check reads the slot to its end: only
-//!   that shows no trailer is in it) + one round trip (two latencies).
+//!   too) + one round trip (two latencies). The image has no trailer: the device's
+//!   check of it before `attempt` needs no read of its own (its MD5 met no trailer's
+//!   magic as it hashed: docs/PROTOCOL.md 5.8).
 //! * **erase-then-stream limit**: the limit of a design that erases the whole slot
 //!   before streaming: erase + max(link, page programs) + read + check + one round trip.
 //! * **ZMODEM / YMODEM-1k**: the virtual time of `sz` sending the image to `rz` over the
@@ -221,9 +222,9 @@ async fn run_ours(s: &Setting, image: &[u8], window: Queue) -> Result<Ours, Stri
 fn counted() -> Value {
     json!({
         "update": "fota flash as a user runs it (resume on: sectors compared first), first \
-                   request to the answer to the record read after attempt: baud switch \
+                   request to the answer to attempt: baud switch \
                    (negotiated rows), hello, record, find slot, sector comparison, erase, \
-                   stream, checksum, attempt, record; restart and outcome wait excluded",
+                   stream, checksum, attempt; restart and outcome wait excluded",
         "no_resume": "the same update with resume off (no sector comparison)",
         "stream": "first write_slot request to the answer to the last one",
         "efficiency": "image bytes / (seconds x baud / 10); update_efficiency uses the \

@@ -73,9 +73,10 @@ pub(super) struct Limit {
     pub(super) md5: f64,
     /// Two one-way latencies.
     pub(super) round_trip: f64,
-    /// The device's image check before `attempt`: the image read to its end (a raw
-    /// image, as here, as far as the host's MD5 of the slot just before covered;
-    /// docs/PROTOCOL.md 5.8), a packed image to its trailer.
+    /// The device's image check before `attempt`: none for a raw image, as here (the
+    /// device's MD5 of the slot just before met no trailer's magic as it hashed, so no
+    /// trailer can be there: docs/PROTOCOL.md 5.8); a packed image is read to its
+    /// trailer. Kept as a term, 0 here.
     pub(super) check: f64,
 }
 
@@ -93,7 +94,7 @@ impl Limit {
             read: timing.read_ns(len) as f64 / 1e9,
             md5: (len as u64 * fota_sim::device::CORTEX_M4_MD5_NS_PER_BYTE) as f64 / 1e9,
             round_trip: 2.0 * s.latency().as_secs_f64(),
-            check: timing.read_ns(len) as f64 / 1e9,
+            check: 0.0,
         }
     }
     /// Erasing overlapped with streaming: the link and the flash work at once, and only

@@ -195,8 +195,9 @@ pub(super) fn meaning(
          sector comparison, erase, stream, the device's MD5 of the slot, attempt), takes \
          {:.2}-{:.2} times its true limit: the slower of the link and the flash (erase and \
          page programs), plus the first sector's erase, the device's read of the image and \
-         its MD5 (a Cortex-M4's {md5_ns} ns a byte), its check of the image before attempt \
-         (this raw image: a read of the slot to its end) and one round trip. The agent's \
+         its MD5 (a Cortex-M4's {md5_ns} ns a byte) and one round trip (its check of this \
+         raw image before attempt reads nothing more: its MD5 met no trailer's magic). The \
+         agent's \
          receive queue holds {window} bytes of requests (Info tag 8: the host counts its \
          window in bytes, so an erase takes 18 bytes of it, not a frame's room), and its \
          receive buffer and link state fit in {ram} bytes of a Cortex-M4's RAM (its .bss and the agent, \

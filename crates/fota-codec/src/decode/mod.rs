@@ -12,8 +12,8 @@
 
 use crate::flash::Flash;
 use crate::format::{
-    BLOCK_HEADER_LEN, BLOCK_LZMA, BLOCK_STORED, BlockHeader, CRC32, HEADER_LEN, Header,
-    HeaderError, MAX_BLOCK_LEN, MAX_LC_PLUS_LP, MAX_PB, Props, base_span,
+    BLOCK_HEADER_LEN, BLOCK_LZMA, BLOCK_STORED, BlockHeader, HEADER_LEN, Header, HeaderError,
+    MAX_BLOCK_LEN, MAX_LC_PLUS_LP, MAX_PB, Props, base_span,
 };
 
 mod error;
@@ -360,14 +360,18 @@ impl Decoder {
             return Err(Error::Failed);
         };
         let mut read = 0u32;
+        if self.base_at == 0
+            && let Some(crc) = flash.known_base_crc(h.base_len)
+        {
+            // Known without a read (`Flash::known_base_crc`): compared below as read.
+            self.base_crc = crc;
+            self.base_at = h.base_len;
+        }
         while self.base_at < h.base_len && read < budget {
             let n = (h.base_len - self.base_at).min(WRITE_CHUNK);
             let buf = self.core.out.get_mut(..n as usize).ok_or(Error::Failed)?;
             flash.read_base(self.base_at, buf).map_err(Error::Flash)?;
-            // The CRC resumed from its finalized value (ISO-HDLC: reflected, final XOR).
-            let mut digest = CRC32.digest_with_initial((self.base_crc ^ u32::MAX).reverse_bits());
-            digest.update(buf);
-            self.base_crc = digest.finalize();
+            self.base_crc = crate::format::base_crc_more(self.base_crc, buf);
             self.base_at += n;
             read += n;
         }

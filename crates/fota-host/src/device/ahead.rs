@@ -62,6 +62,52 @@ impl<T: Transport> Device<T> {
         Ok(md5)
     }
 
+    /// Leave the answer to the opening's `ChecksumSlot` of the running bytecode slot
+    /// (`size` bytes, [`Device::check_in_opening`]) to come later instead of waiting for
+    /// it now (protocol 3): a delta's stream takes it as its base check
+    /// ([`Device::adopt_running_check`]), its first requests sent meanwhile; anything
+    /// else sent first waits for it, as [`Device::running_md5`] would have.
+    pub(crate) fn defer_running_md5(&mut self, size: u32) {
+        let asked = Request::ChecksumSlot {
+            addr: fota_protocol::RUNNING_BYTECODE,
+            size,
+        };
+        if self.version < 3 || self.running_md5.is_some() || self.opening_sent != Some(asked) {
+            return;
+        }
+        if let Some(id) = self.take_fresh_ahead(Op::ChecksumSlot) {
+            self.opening_sent = None;
+            self.deferred = Some((id, size));
+        }
+    }
+
+    /// Whether the answer left to come by [`Device::defer_running_md5`] is the MD5 of
+    /// `size` bytes of the running bytecode slot, at `addr`: then the next pipeline whose
+    /// first request is `ChecksumSlot(addr, size)` takes that answer as its own (sent
+    /// again as that request if lost), and `true`.
+    pub(crate) fn adopt_running_check(&mut self, addr: u32, size: u32) -> bool {
+        match self.deferred {
+            Some((id, n)) if n == size => {
+                self.deferred = None;
+                self.adopt = Some((id, Request::ChecksumSlot { addr, size }));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Wait for the answer [`Device::defer_running_md5`] left to come, if any: the
+    /// running slot's MD5 then stands as if taken at once.
+    pub(super) async fn settle_deferred(&mut self) -> Result<(), HostError> {
+        let Some((id, size)) = self.deferred.take() else {
+            return Ok(());
+        };
+        if let Some(Reply::Checksum(md5)) = self.wait_ahead(id, &mut |_, _, _, _| {}).await? {
+            self.running_md5 = Some((size, md5));
+        }
+        Ok(())
+    }
+
     /// The protocol version the last `Hello` was answered in.
     pub fn protocol_version(&self) -> u16 {
         self.version
@@ -69,7 +115,7 @@ impl<T: Transport> Device<T> {
 
     /// Send `attempt` (an `Attempt` or `AttemptDowngrade` carrying a [`SlotCheck`]) right
     /// behind the `ChecksumSlot` the next pipeline ends with
-    /// ([`Device::send_after_pipeline`]), and a `GetRecord` behind it; `None`: not. Only
+    /// ([`Device::send_after_pipeline`]); `None`: not. Only
     /// for an agent of protocol 3 (the caller checks [`Device::protocol_version`]): it
     /// writes the record only if the slot's MD5 is the one `attempt` carries, so the
     /// gate is the same as the host's own check of that MD5, without the round trip
@@ -166,7 +212,7 @@ impl<T: Transport> Device<T> {
         let Some(id) = self.take_ahead(req.op()) else {
             return Ok(None);
         };
-        // Only the answers before it: an `Attempt` and a `GetRecord` may follow it.
+        // Only the answers before it: an `Attempt` may follow it.
         Ok(match self.wait_ahead(id, on_progress).await? {
             Some(Reply::Error { .. }) => None,
             r => r,

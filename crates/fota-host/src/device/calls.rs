@@ -263,8 +263,11 @@ impl<T: Transport> Device<T> {
             // Not sent ahead, or its answer lost: ask (a copy of one the agent ran is
             // answered from its cache, or writes nothing: the record names it already).
             _ => {
-                // An update reads the record back next: it comes with the answer.
-                self.send_after = vec![Request::GetRecord];
+                // An update reads the record back next (unless the `Attempt` carried
+                // the slot's MD5): it comes with the answer.
+                if check.is_none() {
+                    self.send_after = vec![Request::GetRecord];
+                }
                 let reply = self.call(&req).await;
                 self.send_after = Vec::new();
                 reply

@@ -77,6 +77,17 @@ impl<T: Transport> Device<T> {
         // queue), and from the first answer to one of the pipeline's own on (the agent
         // answers in order). Only then may the window leave the oldest out.
         let mut settled = false;
+        // The answer to a request sent earlier, taken for the first one's
+        // (`adopt_running_check`): that one is not sent.
+        if let Some((id, req)) = self.adopt.take()
+            && count > 0
+            && ready(0)
+            && make(0) == Some(req)
+        {
+            let cap = self.link.now() + wait + progress_allowance(&req);
+            in_flight.push_back(InFlight::new(0, id, 1, cap, wire_len(&req)));
+            next = 1;
+        }
         while next < count || !in_flight.is_empty() {
             self.check_cancel()?;
             while next < count && ready(next) {
@@ -101,18 +112,16 @@ impl<T: Transport> Device<T> {
             {
                 // Behind the last request, once the agent's queue has room for it (as
                 // for any request of the window): the agent runs it after all the others.
-                // An `Attempt` carrying its MD5 right behind it, and the record behind
-                // that (`attempt_behind_checksum`).
+                // An `Attempt` carrying its MD5 right behind it
+                // (`attempt_behind_checksum`).
                 self.after_pipeline = None;
                 let id = self.take_id();
                 self.send_request(id, &req).await?;
                 let mut ahead = vec![(id, req.op())];
                 if let Some(attempt) = self.attempt_after.take() {
-                    for extra in [attempt, Request::GetRecord] {
-                        let id = self.take_id();
-                        self.send_request(id, &extra).await?;
-                        ahead.push((id, extra.op()));
-                    }
+                    let id = self.take_id();
+                    self.send_request(id, &attempt).await?;
+                    ahead.push((id, attempt.op()));
                     self.attempt_sent = true;
                 }
                 self.ahead = ahead;
@@ -316,12 +325,12 @@ impl Window {
     }
 }
 
-/// The wire lengths of the requests sent behind a pipeline: `req`, and `attempt` with
-/// the `GetRecord` behind it where there is one.
+/// The wire lengths of the requests sent behind a pipeline: `req`, and `attempt` where
+/// there is one.
 fn tail(req: Request<'_>, attempt: Option<Request<'_>>) -> Vec<usize> {
     let mut t = vec![wire_len(&req)];
     if let Some(a) = attempt {
-        t.extend([wire_len(&a), wire_len(&Request::GetRecord)]);
+        t.push(wire_len(&a));
     }
     t
 }

@@ -137,3 +137,36 @@ pub async fn watch_outcome<T: Transport>(
         dev.wait_for_device().await?;
     }
 }
+
+/// The record after an `Attempt` of `(bc_index, vm_index)` the device answered
+/// `Attempted`, from the record `before` it (read at the update's start, nothing written
+/// since) and the slots of `info`, as docs/PROTOCOL.md 6.7 defines the attempt: the
+/// attempted slots become current, the last working ones stay, the state is `Pending`
+/// where current and last working differ; an attempt of the slots the record already
+/// names writes nothing. What the device runs does not change before a restart. The
+/// update takes it instead of reading the record again where its `Attempt` carried the
+/// slot's MD5 (protocol 3): a round trip's answer less to wait for.
+pub(crate) fn attempted_record(
+    before: &Record,
+    info: &Info,
+    (bc_index, vm_index): (u32, u32),
+) -> Record {
+    use fota_protocol::{Layout as _, RecordState, SlotKind};
+    if (bc_index, vm_index) == (before.bc_current, before.vm_current) {
+        return *before;
+    }
+    let addr = |kind, index| info.slot(kind, index).map_or(0, |s| s.addr);
+    let state = if (bc_index, vm_index) != (before.bc_last, before.vm_last) {
+        RecordState::Pending
+    } else {
+        RecordState::Confirmed
+    };
+    Record {
+        vm_current: vm_index,
+        bc_current: bc_index,
+        bc_addr: addr(SlotKind::Bytecode, bc_index),
+        vm_addr: addr(SlotKind::Vm, vm_index),
+        state,
+        ..*before
+    }
+}

@@ -128,7 +128,8 @@ pub struct Device<T: Transport> {
     /// or anything else sent first waits for it.
     deferred: Option<(u16, u32)>,
     /// A request sent earlier whose answer the next pipeline takes as the answer to its
-    /// first request when that is this request ([`Device::adopt_running_check`]).
+    /// first request when that is this request ([`Device::adopt_running_check`]);
+    /// otherwise waited for, as `deferred`, before anything else is sent.
     adopt: Option<(u16, Request<'static>)>,
     /// The ids of read-only requests sent right behind the last call's request, in
     /// order, nothing sent since: [`Device::get_record`] and [`Device::find_slot`] take
@@ -288,10 +289,9 @@ impl<T: Transport> Device<T> {
     /// Encode and send one request; returns the frame's length on the wire.
     async fn send_request(&mut self, id: u16, req: &Request<'_>) -> Result<usize, HostError> {
         // The running slot's MD5 left to come: taken first (nothing sent must make its
-        // answer look late), and a check left for a pipeline that sends otherwise is
-        // asked again there.
+        // answer look late), whether left for later or for a pipeline that sends
+        // something else first (its stream not sent after all: the image goes raw).
         self.settle_deferred().await?;
-        self.adopt = None;
         let n = encode_request(id, req, &mut self.out)
             .ok_or_else(|| HostError::Protocol("request too large to encode".into()))?;
         // Anything sent may change what a record read ahead or a hello said.

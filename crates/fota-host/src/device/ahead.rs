@@ -84,7 +84,8 @@ impl<T: Transport> Device<T> {
     /// Whether the answer left to come by [`Device::defer_running_md5`] is the MD5 of
     /// `size` bytes of the running bytecode slot, at `addr`: then the next pipeline whose
     /// first request is `ChecksumSlot(addr, size)` takes that answer as its own (sent
-    /// again as that request if lost), and `true`.
+    /// again as that request if lost), and `true`. Anything else sent first (the image
+    /// goes raw after all) waits for that answer, as for one left to come.
     pub(crate) fn adopt_running_check(&mut self, addr: u32, size: u32) -> bool {
         match self.deferred {
             Some((id, n)) if n == size => {
@@ -98,7 +99,13 @@ impl<T: Transport> Device<T> {
 
     /// Wait for the answer [`Device::defer_running_md5`] left to come, if any: the
     /// running slot's MD5 then stands as if taken at once.
+    ///
+    /// An answer left to the next pipeline ([`Device::adopt_running_check`]) that is not
+    /// taken there is waited for here too.
     pub(super) async fn settle_deferred(&mut self) -> Result<(), HostError> {
+        if let Some((id, Request::ChecksumSlot { size, .. })) = self.adopt.take() {
+            self.deferred = Some((id, size));
+        }
         let Some((id, size)) = self.deferred.take() else {
             return Ok(());
         };

@@ -78,12 +78,13 @@ impl<T: Transport> Device<T> {
         // answers in order). Only then may the window leave the oldest out.
         let mut settled = false;
         // The answer to a request sent earlier, taken for the first one's
-        // (`adopt_running_check`): that one is not sent.
-        if let Some((id, req)) = self.adopt.take()
-            && count > 0
-            && ready(0)
-            && make(0) == Some(req)
-        {
+        // (`adopt_running_check`): that one is not sent. A pipeline that begins with
+        // another request leaves it to be waited for when it sends (`settle_deferred`).
+        let adopted = self
+            .adopt
+            .filter(|(_, req)| count > 0 && ready(0) && make(0).as_ref() == Some(req));
+        if let Some((id, req)) = adopted {
+            self.adopt = None;
             let cap = self.link.now() + wait + progress_allowance(&req);
             in_flight.push_back(InFlight::new(0, id, 1, cap, wire_len(&req)));
             next = 1;

@@ -170,3 +170,6 @@ pub(crate) fn attempted_record(
         ..*before
     }
 }
+
+#[cfg(test)]
+mod tests;

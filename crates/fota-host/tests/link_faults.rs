@@ -246,25 +246,7 @@ impl Transport for Watched {
         Ok(n)
     }
 
-    fn now(&self) -> Duration {
-        self.inner.now()
-    }
-
-    async fn sleep(&mut self, d: Duration) {
-        self.inner.sleep(d).await;
-    }
-
-    async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
-        self.inner.set_baud(baud).await
-    }
-
-    fn baud(&self) -> Option<u32> {
-        self.inner.baud()
-    }
-
-    async fn reconnect(&mut self) -> Result<(), LinkError> {
-        self.inner.reconnect().await
-    }
+    pass_through_to_inner!();
 }
 
 /// The op code of the request frame in `bytes`, if they hold one.

@@ -20,6 +20,8 @@ use fota_sim::device::{DeviceConfig, LayoutKind, SimDevice};
 use fota_sim::images;
 use futures::executor::block_on;
 
+mod support;
+
 /// What the meddler saw and did.
 #[derive(Default)]
 struct Seen {
@@ -29,6 +31,17 @@ struct Seen {
     attempts: Vec<bool>,
     /// Replies dropped.
     dropped: Vec<String>,
+}
+
+impl Seen {
+    /// The requests sent whose name starts with `name`, in order.
+    fn named(&self, name: &str) -> Vec<&String> {
+        self.requests
+            .iter()
+            .filter(|(_, r)| r.starts_with(name))
+            .map(|(_, r)| r)
+            .collect()
+    }
 }
 
 /// The host end of a simulated device, with a man in the middle: as an agent of
@@ -185,25 +198,7 @@ impl Transport for Meddler {
         Ok(n)
     }
 
-    fn now(&self) -> Duration {
-        self.inner.now()
-    }
-
-    async fn sleep(&mut self, d: Duration) {
-        self.inner.sleep(d).await;
-    }
-
-    async fn set_baud(&mut self, baud: u32) -> Result<(), LinkError> {
-        self.inner.set_baud(baud).await
-    }
-
-    fn baud(&self) -> Option<u32> {
-        self.inner.baud()
-    }
-
-    async fn reconnect(&mut self) -> Result<(), LinkError> {
-        self.inner.reconnect().await
-    }
+    pass_through_to_inner!();
 }
 
 /// An update of a new bytecode image (raw) on a fresh bytecode-only device through a
@@ -309,12 +304,7 @@ fn an_agent_of_version_2_is_greeted_again_and_attempted_in_the_old_order() {
     let seen = seen.borrow();
     // Hello 3 refused (the record and the slot behind it answered by the agent), Hello 2
     // answered with them behind it again: each answer matched to its own request.
-    let hellos: Vec<&String> = seen
-        .requests
-        .iter()
-        .filter(|(_, r)| r.starts_with("Hello"))
-        .map(|(_, r)| r)
-        .collect();
+    let hellos = seen.named("Hello");
     assert_eq!(hellos.len(), 2, "{hellos:?}");
     assert!(hellos[0].contains("version: 3") && hellos[1].contains("version: 2"));
     assert_eq!(seen.attempts, [false], "no request of version 3: {seen:?}");
@@ -372,12 +362,7 @@ fn a_deltas_base_is_hashed_behind_the_hello() {
     assert_eq!(outcome, Ok(Outcome::Attempted));
     assert!(holds);
     let seen = seen.borrow();
-    let sums: Vec<&String> = seen
-        .requests
-        .iter()
-        .filter(|(_, r)| r.starts_with("ChecksumSlot"))
-        .map(|(_, r)| r)
-        .collect();
+    let sums = seen.named("ChecksumSlot");
     assert_eq!(
         sums.len(),
         2,
@@ -391,12 +376,7 @@ fn a_deltas_base_is_hashed_behind_the_hello() {
     assert_eq!(outcome, Ok(Outcome::Attempted));
     assert!(holds);
     let seen = seen.borrow();
-    let sums: Vec<&String> = seen
-        .requests
-        .iter()
-        .filter(|(_, r)| r.starts_with("ChecksumSlot"))
-        .map(|(_, r)| r)
-        .collect();
+    let sums = seen.named("ChecksumSlot");
     // Refused behind the hello of version 3; the base's own, the result's.
     assert_eq!(sums.len(), 3, "{sums:?}");
     assert!(seen.requests.iter().any(|r| r.1.starts_with("StreamBegin")));

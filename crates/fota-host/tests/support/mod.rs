@@ -187,3 +187,31 @@ impl Lines {
             .collect()
     }
 }
+
+/// The `Transport` methods a wrapper around the simulated link (its field `inner`) passes
+/// through unchanged: its clock, sleep, baud rate and reconnect. Used inside the wrapper's
+/// `impl Transport`, beside its own `send` and `recv`.
+#[macro_export]
+macro_rules! pass_through_to_inner {
+    () => {
+        fn now(&self) -> std::time::Duration {
+            self.inner.now()
+        }
+
+        async fn sleep(&mut self, d: std::time::Duration) {
+            self.inner.sleep(d).await;
+        }
+
+        async fn set_baud(&mut self, baud: u32) -> Result<(), fota_host::LinkError> {
+            self.inner.set_baud(baud).await
+        }
+
+        fn baud(&self) -> Option<u32> {
+            self.inner.baud()
+        }
+
+        async fn reconnect(&mut self) -> Result<(), fota_host::LinkError> {
+            self.inner.reconnect().await
+        }
+    };
+}
